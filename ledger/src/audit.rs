@@ -1,0 +1,304 @@
+//! The audit: recompute every balance, lot and hold from the journal alone, check the ledger's
+//! invariants on the way, and compare the result with the stored derived state.
+//!
+//! Invariants checked, per transaction: ids increase; postings sum to zero per asset; the
+//! recorded member balances match the recomputation; a member goes below zero only by a
+//! policy-allowed clawback; a member's lots sum to `max(posted, 0)`; lot changes consume only
+//! points a lot has; idempotency keys are unique. Then every stored member record, account
+//! balance, open hold, reversal record, contract and idempotency entry must equal its
+//! recomputed value, with nothing missing and nothing extra.
+
+use crate::codec::{self, IdemRecord};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::model::{IdemKey, Transaction, TxKind};
+use crate::state::{Balance, HoldState, MemberState, Reversed, State};
+use crate::store::Snapshot;
+use crate::types::{AccountId, Contract, MemberId, PartnerId, TxId};
+use std::collections::HashMap;
+
+/// What an audit that passed looked at.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReport {
+    /// Journal batches read.
+    pub batches: u64,
+    /// Transactions read and checked.
+    pub transactions: u64,
+    /// Posting legs checked for balance.
+    pub postings: u64,
+    /// Member records compared.
+    pub members: usize,
+    /// Non-member account balances compared.
+    pub accounts: usize,
+    /// Open holds compared.
+    pub open_holds: usize,
+    /// Idempotency index entries compared.
+    pub idempotency_keys: usize,
+    /// Points owed to members (sum of member balances).
+    pub points_outstanding: i64,
+}
+
+/// The first broken invariant the audit found.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditFailure {
+    /// A transaction's postings do not sum to zero for some asset.
+    #[error("transaction {tx} does not balance: {detail}")]
+    Unbalanced {
+        /// The transaction.
+        tx: TxId,
+        /// Which asset is off, by how much.
+        detail: String,
+    },
+    /// A transaction id is not above its predecessor's.
+    #[error("transaction {tx} is out of order after {previous}")]
+    OutOfOrder {
+        /// The transaction.
+        tx: TxId,
+        /// Its predecessor.
+        previous: TxId,
+    },
+    /// Two transactions share an idempotency key.
+    #[error("idempotency key {key} used by transactions {first} and {second}")]
+    DuplicateKey {
+        /// The key.
+        key: String,
+        /// First use.
+        first: TxId,
+        /// Second use.
+        second: TxId,
+    },
+    /// A member went below zero other than by a clawback.
+    #[error("account member/{} went to {points} in transaction {tx} without a clawback", .member.0)]
+    NegativeMember {
+        /// The member.
+        member: MemberId,
+        /// The balance.
+        points: i64,
+        /// The transaction.
+        tx: TxId,
+    },
+    /// A transaction's recorded member balance disagrees with the recomputation.
+    #[error("account member/{} recorded {recorded} after transaction {tx}, recomputed {recomputed}", .member.0)]
+    RecordedBalance {
+        /// The member.
+        member: MemberId,
+        /// The transaction.
+        tx: TxId,
+        /// What the transaction says.
+        recorded: i64,
+        /// What the journal adds up to.
+        recomputed: i64,
+    },
+    /// A member's lots do not sum to its positive balance, or a lot went negative.
+    #[error("account member/{} lots are inconsistent after transaction {tx}: {detail}", .member.0)]
+    Lots {
+        /// The member.
+        member: MemberId,
+        /// The transaction.
+        tx: TxId,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A stored record differs from the journal's recomputation.
+    #[error("account {account}: stored {what} {stored} but the journal gives {recomputed}")]
+    Stored {
+        /// The account or record name.
+        account: String,
+        /// Which record.
+        what: &'static str,
+        /// The stored value.
+        stored: String,
+        /// The recomputed value.
+        recomputed: String,
+    },
+    /// The derived state does not cover the whole journal.
+    #[error("derived state covers the journal through version {projected}, but the journal ends at {journal}")]
+    Behind {
+        /// Watermark.
+        projected: u64,
+        /// Last journal version.
+        journal: u64,
+    },
+    /// The store could not be read or decoded.
+    #[error(transparent)]
+    Read(#[from] LedgerError),
+}
+
+impl From<crate::store::StoreError> for AuditFailure {
+    fn from(e: crate::store::StoreError) -> Self {
+        AuditFailure::Read(e.into())
+    }
+}
+
+/// Audits the ledger in `snap`. The snapshot must be quiescent or taken after the projector
+/// caught up (see [`crate::Ledger::read_snapshot`]).
+pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
+    let mut state = State::default();
+    let mut report = AuditReport::default();
+    let mut keys_seen: HashMap<IdemKey, IdemRecord> = HashMap::new();
+    let mut previous = TxId(0);
+    let mut last_version = 0u64;
+    let mut failure: Option<AuditFailure> = None;
+    crate::journal::for_each_batch(snap, 0, &mut |version, txs| {
+        report.batches += 1;
+        last_version = version;
+        for tx in &txs {
+            if let Err(f) = check_transaction(&mut state, tx, previous, &mut keys_seen) {
+                failure = Some(f);
+                return Err(LedgerError::Corrupt("audit stopped".into()));
+            }
+            previous = tx.id;
+            report.transactions += 1;
+            report.postings += tx.postings.len() as u64;
+        }
+        Ok(())
+    })
+    .or_else(|e| match failure.take() {
+        Some(f) => Err(f),
+        None => Err(AuditFailure::Read(e)),
+    })?;
+    let projected = match snap.get(&keys::projected_through())? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
+        None => 0,
+    };
+    if projected < last_version {
+        return Err(AuditFailure::Behind { projected, journal: last_version });
+    }
+    compare_stored(snap, &state, &keys_seen, &mut report)?;
+    report.points_outstanding = state.members.values().map(|m| m.posted.0).sum();
+    Ok(report)
+}
+
+fn check_transaction(
+    state: &mut State,
+    tx: &Transaction,
+    previous: TxId,
+    keys_seen: &mut HashMap<IdemKey, IdemRecord>,
+) -> Result<(), AuditFailure> {
+    if tx.id <= previous && previous != TxId(0) {
+        return Err(AuditFailure::OutOfOrder { tx: tx.id, previous });
+    }
+    let (points, money) = tx.imbalance();
+    if points != 0 || !money.is_empty() {
+        return Err(AuditFailure::Unbalanced { tx: tx.id, detail: format!("points off by {points}, money off by {money:?}") });
+    }
+    if let Some(first) = keys_seen.insert(tx.key.clone(), IdemRecord { tx: tx.id, digest: tx.digest }) {
+        return Err(AuditFailure::DuplicateKey { key: tx.key.to_string(), first: first.tx, second: tx.id });
+    }
+    for c in tx.lots.iter().filter(|c| c.delta.0 < 0) {
+        let has = state.members.get(&c.member).and_then(|m| m.lots.iter().find(|l| l.id == c.lot)).map(|l| l.remaining.0).unwrap_or(0);
+        if has < -c.delta.0 {
+            return Err(AuditFailure::Lots { member: c.member, tx: tx.id, detail: format!("consumes {} from lot {:?} holding {has}", -c.delta.0, c.lot) });
+        }
+    }
+    let before: Vec<(MemberId, i64)> = tx.members().map(|m| (m, state.members.get(&m).map(|s| s.posted.0).unwrap_or(0))).collect();
+    state.apply(tx);
+    let clawback = matches!(tx.kind, TxKind::Reversal { clawback, .. } if clawback.0 > 0);
+    for (&(m, recorded), (_, was)) in tx.member_balances.iter().zip(before) {
+        let s = &state.members[&m];
+        if s.posted != recorded {
+            return Err(AuditFailure::RecordedBalance { member: m, tx: tx.id, recorded: recorded.0, recomputed: s.posted.0 });
+        }
+        if s.posted.0 < 0 && s.posted.0 < was && !clawback {
+            return Err(AuditFailure::NegativeMember { member: m, points: s.posted.0, tx: tx.id });
+        }
+        let lots: i64 = s.lots.iter().map(|l| l.remaining.0).sum();
+        if lots != s.posted.0.max(0) {
+            return Err(AuditFailure::Lots { member: m, tx: tx.id, detail: format!("lots sum to {lots}, posted is {}", s.posted.0) });
+        }
+    }
+    Ok(())
+}
+
+fn stored<T: PartialEq + std::fmt::Debug>(account: String, what: &'static str, stored: Option<&T>, recomputed: Option<&T>) -> Result<(), AuditFailure> {
+    if stored == recomputed {
+        return Ok(());
+    }
+    Err(AuditFailure::Stored { account, what, stored: format!("{stored:?}"), recomputed: format!("{recomputed:?}") })
+}
+
+/// Scans one key family, decoding each value; returns id -> value.
+fn scan_family<Snap: Snapshot, K: std::hash::Hash + Eq, V: serde::de::DeserializeOwned>(
+    snap: &Snap,
+    tag: u8,
+    what: &str,
+    parse: impl Fn(&[u8]) -> Option<K>,
+) -> Result<HashMap<K, V>, AuditFailure> {
+    let mut out = HashMap::new();
+    let mut failure = None;
+    snap.scan(&[tag], &[tag + 1], &mut |k, v| {
+        match parse(k).ok_or_else(|| LedgerError::Corrupt(format!("{what} key {k:?}"))).and_then(|id| Ok((id, codec::decode::<V>(what, v)?))) {
+            Ok((id, val)) => {
+                out.insert(id, val);
+                true
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
+    })?;
+    match failure {
+        Some(e) => Err(AuditFailure::Read(e)),
+        None => Ok(out),
+    }
+}
+
+fn compare_stored<Snap: Snapshot>(snap: &Snap, state: &State, keys_seen: &HashMap<IdemKey, IdemRecord>, report: &mut AuditReport) -> Result<(), AuditFailure> {
+    let members: HashMap<MemberId, MemberState> = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+    compare_maps(&members, &state.members, |m| format!("member/{}", m.0), "member record")?;
+    report.members = members.len();
+
+    let accounts: HashMap<AccountId, Balance> = scan_family(snap, keys::BALANCE, "balance record", |k| keys::parse_account(&k[1..]).map(|(a, _)| a))?;
+    compare_maps(&accounts, &state.accounts, |a| a.to_string(), "balance")?;
+    report.accounts = accounts.len();
+
+    let holds: HashMap<TxId, HoldState> = scan_family(snap, keys::HOLD, "hold", keys::parse_tail_tx)?;
+    compare_maps(&holds, &state.holds, |h| format!("hold {h}"), "open hold")?;
+    report.open_holds = holds.len();
+
+    let reversed: HashMap<TxId, Reversed> = scan_family(snap, keys::REVERSED, "reversed record", keys::parse_tail_tx)?;
+    compare_maps(&reversed, &state.reversed, |t| format!("reversals of {t}"), "reversed amount")?;
+
+    let contracts: HashMap<PartnerId, Contract> = scan_family(snap, keys::CONTRACT, "contract", |k| k.get(1..5).map(|b| PartnerId(u32::from_be_bytes(b.try_into().expect("4 bytes")))))?;
+    compare_maps(&contracts, &state.contracts, |p| format!("partner/{}", p.0), "contract")?;
+
+    let mut count = 0usize;
+    let mut failure: Option<AuditFailure> = None;
+    let mut by_key: HashMap<Vec<u8>, &IdemRecord> = HashMap::with_capacity(keys_seen.len());
+    for (k, r) in keys_seen {
+        by_key.insert(keys::idempotency(k), r);
+    }
+    snap.scan(&[keys::IDEMPOTENCY], &[keys::IDEMPOTENCY + 1], &mut |k, v| {
+        count += 1;
+        let rec = codec::decode::<IdemRecord>("idempotency record", v);
+        let ok = matches!((&rec, by_key.get(k)), (Ok(r), Some(e)) if r == *e);
+        if !ok {
+            failure = Some(AuditFailure::Stored { account: String::from_utf8_lossy(k).into_owned(), what: "idempotency entry", stored: format!("{rec:?}"), recomputed: format!("{:?}", by_key.get(k)) });
+        }
+        ok
+    })?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if count != keys_seen.len() {
+        return Err(AuditFailure::Stored { account: "idempotency index".into(), what: "entry count", stored: count.to_string(), recomputed: keys_seen.len().to_string() });
+    }
+    report.idempotency_keys = count;
+    Ok(())
+}
+
+fn compare_maps<K: std::hash::Hash + Eq + Ord + Copy, V: PartialEq + std::fmt::Debug>(
+    stored_map: &HashMap<K, V>,
+    recomputed: &HashMap<K, V>,
+    name: impl Fn(&K) -> String,
+    what: &'static str,
+) -> Result<(), AuditFailure> {
+    let mut ids: Vec<K> = stored_map.keys().chain(recomputed.keys()).copied().collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        stored(name(&id), what, stored_map.get(&id), recomputed.get(&id))?;
+    }
+    Ok(())
+}

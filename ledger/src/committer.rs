@@ -1,0 +1,289 @@
+//! The committer: the single writer.
+//!
+//! It takes commands from a bounded queue, decides a batch of them against its in-memory
+//! [`State`], writes the batch's transactions as journal blocks in one storage commit, waits for
+//! that commit to be durable, then answers every caller and hands the batch to the projector.
+//! A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
+//! memory may then be ahead of disk, so the only safe continuation is a restart from disk.
+
+use crate::codec::{self, BlockWriter, IdemRecord};
+use crate::error::{LedgerError, Rejection};
+use crate::keys;
+use crate::model::{Command, IdemKey, Receipt, Transaction};
+use crate::state::{DecideError, History, State};
+use crate::store::{Durability, Snapshot, Store, WriteSet};
+use crate::types::{Timestamp, TxId};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A command waiting for the writer, with the channel its answer goes to.
+pub(crate) struct Job {
+    pub cmd: Command,
+    pub reply: tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>,
+}
+
+/// A committed batch, as handed to the projector.
+pub(crate) struct Batch {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub txs: Vec<Transaction>,
+}
+
+/// Committer tuning. Every limit has a default sized for a small machine.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitterConfig {
+    /// Most commands in one storage commit (at most 60,000: ids hold the slot in 16 bits).
+    pub batch_size_max: usize,
+    /// How long the writer waits for more commands after the first before committing.
+    pub linger: Duration,
+    /// Commands that may wait in the queue; beyond that, submission fails with `Overloaded`.
+    pub queue_capacity: usize,
+    /// Hold timeouts processed per batch.
+    pub hold_expiries_per_batch_max: usize,
+}
+
+impl Default for CommitterConfig {
+    fn default() -> Self {
+        CommitterConfig {
+            batch_size_max: 8192,
+            linger: Duration::ZERO,
+            queue_capacity: 65_536,
+            hold_expiries_per_batch_max: 1024,
+        }
+    }
+}
+
+pub(crate) struct Writer<S: Store> {
+    pub store: S,
+    pub state: State,
+    /// Idempotency keys committed since the projector's watermark.
+    pub recent: HashMap<IdemKey, IdemRecord>,
+    pub config: CommitterConfig,
+    pub shared: Arc<crate::ledger::Shared>,
+    pub to_projector: Sender<Arc<Batch>>,
+    pub last_at: Timestamp,
+    pub trimmed_through: u64,
+}
+
+enum Outcome {
+    New(usize),
+    Replay(Box<Transaction>),
+    Failed(LedgerError),
+}
+
+impl<S: Store> Writer<S> {
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let mut batch: Vec<Job> = Vec::with_capacity(self.config.batch_size_max);
+        loop {
+            let first = match self.next_job(&jobs) {
+                Some(j) => j,
+                None => return,
+            };
+            batch.push(first);
+            self.gather(&jobs, &mut batch);
+            if let Err(e) = self.commit_batch(&mut batch) {
+                tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
+                self.shared.fail(format!("writer stopped after a storage failure: {e}"));
+                for j in batch.drain(..) {
+                    let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
+                }
+                for j in jobs.try_iter() {
+                    let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
+                }
+                return;
+            }
+        }
+    }
+
+    /// Blocks for the next command, waking to expire holds while idle.
+    fn next_job(&mut self, jobs: &Receiver<Job>) -> Option<Job> {
+        loop {
+            match jobs.recv_timeout(Duration::from_millis(100)) {
+                Ok(j) => return Some(j),
+                Err(RecvTimeoutError::Disconnected) => return None,
+                Err(RecvTimeoutError::Timeout) => {
+                    if !self.state.expired_holds(self.clock(), 1).is_empty() {
+                        if let Err(e) = self.commit_batch(&mut Vec::new()) {
+                            self.shared.fail(format!("writer stopped after a storage failure: {e}"));
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn gather(&self, jobs: &Receiver<Job>, batch: &mut Vec<Job>) {
+        let max = self.config.batch_size_max;
+        batch.extend(jobs.try_iter().take(max - batch.len()));
+        if self.config.linger.is_zero() {
+            return;
+        }
+        let deadline = Instant::now() + self.config.linger;
+        while batch.len() < max {
+            match jobs.recv_deadline(deadline) {
+                Ok(j) => batch.push(j),
+                Err(_) => return,
+            }
+            batch.extend(jobs.try_iter().take(max - batch.len()));
+        }
+    }
+
+    fn clock(&self) -> Timestamp {
+        Timestamp::now().max(self.last_at)
+    }
+
+    fn commit_batch(&mut self, batch: &mut Vec<Job>) -> Result<(), LedgerError> {
+        let started = Instant::now();
+        let seq = self.store.next_version();
+        let at = self.clock();
+        self.trim_recent();
+        let snapshot = self.store.snapshot()?;
+        let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
+        let mut in_batch: HashMap<IdemKey, usize> = HashMap::new();
+
+        for hold in self.state.expired_holds(at, self.config.hold_expiries_per_batch_max) {
+            let cmd = Command::Void { key: IdemKey { scope: crate::model::Scope::System, reference: format!("hold-timeout/{hold}") }, hold };
+            match self.process(&cmd, seq, at, &snapshot, &mut txs, &mut in_batch) {
+                Outcome::New(_) | Outcome::Replay(_) => {}
+                Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
+            }
+        }
+        let outcomes: Vec<Outcome> = batch
+            .iter()
+            .map(|j| self.process(&j.cmd, seq, at, &snapshot, &mut txs, &mut in_batch))
+            .collect();
+        drop(snapshot);
+
+        if !txs.is_empty() {
+            let mut blocks = BlockWriter::default();
+            for tx in &txs {
+                blocks.push(tx);
+            }
+            let mut writes = WriteSet::default();
+            for (order, block) in blocks.finish().into_iter().enumerate() {
+                writes.set_versionstamped_key(&keys::journal_prefix(), order as u16, block);
+            }
+            let version = self.store.commit(writes, Durability::Sync)?;
+            assert_eq!(version, seq, "the committer is the store's only writer");
+            self.last_at = at;
+            self.remember(&txs);
+        }
+        let txs = Arc::new(Batch { seq, at, txs });
+        for (job, outcome) in batch.drain(..).zip(outcomes) {
+            let answer = match outcome {
+                Outcome::New(i) => Ok(Receipt { tx: txs.txs[i].clone(), replayed: false }),
+                Outcome::Replay(tx) => Ok(Receipt { tx: *tx, replayed: true }),
+                Outcome::Failed(e) => Err(e),
+            };
+            let _ = job.reply.send(answer);
+        }
+        if !txs.txs.is_empty() {
+            self.shared.committed(seq, txs.txs.len(), started.elapsed());
+            // Blocks when the projector is far behind: back-pressure instead of unbounded memory.
+            if self.to_projector.send(txs).is_err() {
+                return Err(LedgerError::Unavailable("projector stopped".into()));
+            }
+        }
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        cmd: &Command,
+        seq: u64,
+        at: Timestamp,
+        snapshot: &S::Snapshot,
+        txs: &mut Vec<Transaction>,
+        in_batch: &mut HashMap<IdemKey, usize>,
+    ) -> Outcome {
+        let key = cmd.key();
+        if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
+            return Outcome::Failed(Rejection::Invalid(format!("reference must be 1..={} bytes", IdemKey::REFERENCE_LEN_MAX)).into());
+        }
+        let digest = cmd.digest();
+        match self.find_key(key, snapshot, txs, in_batch) {
+            Ok(Some((rec, tx))) => {
+                return if rec.digest == digest {
+                    match tx {
+                        Some(tx) => Outcome::Replay(Box::new(tx)),
+                        None => Outcome::Failed(LedgerError::Corrupt(format!("idempotency key {key} names missing transaction {}", rec.tx))),
+                    }
+                } else {
+                    Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into())
+                };
+            }
+            Ok(None) => {}
+            Err(e) => return Outcome::Failed(e),
+        }
+        let id = TxId::new(seq, txs.len() as u16);
+        let history = BatchHistory { snapshot, txs, seq };
+        match self.state.decide(cmd, digest, id, at, &history) {
+            Ok(tx) => {
+                self.state.apply(&tx);
+                in_batch.insert(key.clone(), txs.len());
+                txs.push(tx);
+                Outcome::New(txs.len() - 1)
+            }
+            Err(DecideError::Rejected(r)) => Outcome::Failed(r.into()),
+            Err(DecideError::Failed(e)) => Outcome::Failed(e),
+        }
+    }
+
+    /// Looks an idempotency key up: this batch, then recent commits, then the store's index.
+    #[allow(clippy::type_complexity)]
+    fn find_key(
+        &self,
+        key: &IdemKey,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        in_batch: &HashMap<IdemKey, usize>,
+    ) -> Result<Option<(IdemRecord, Option<Transaction>)>, LedgerError> {
+        if let Some(&i) = in_batch.get(key) {
+            let tx = txs[i].clone();
+            return Ok(Some((IdemRecord { tx: tx.id, digest: tx.digest }, Some(tx))));
+        }
+        let rec = match self.recent.get(key) {
+            Some(r) => *r,
+            None => match snapshot.get(&keys::idempotency(key))? {
+                Some(v) => codec::decode::<IdemRecord>("idempotency record", &v)?,
+                None => return Ok(None),
+            },
+        };
+        let tx = crate::journal::find_transaction(snapshot, rec.tx)?;
+        Ok(Some((rec, tx)))
+    }
+
+    /// Forgets recent keys the projector has written to the store's index.
+    fn trim_recent(&mut self) {
+        let projected = self.shared.projected();
+        if projected > self.trimmed_through && self.recent.len() > 4096 {
+            self.recent.retain(|_, r| r.tx.seq() > projected);
+            self.trimmed_through = projected;
+        }
+    }
+
+    pub fn remember(&mut self, txs: &[Transaction]) {
+        for tx in txs {
+            self.recent.insert(tx.key.clone(), IdemRecord { tx: tx.id, digest: tx.digest });
+        }
+    }
+}
+
+/// Lookups of committed transactions for `decide`: the batch being built, then the journal.
+struct BatchHistory<'a, Snap: Snapshot> {
+    snapshot: &'a Snap,
+    txs: &'a [Transaction],
+    seq: u64,
+}
+
+impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
+    fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
+        if id.seq() == self.seq {
+            return Ok(self.txs.get(usize::from(id.slot())).cloned());
+        }
+        crate::journal::find_transaction(self.snapshot, id)
+    }
+}

@@ -1,0 +1,235 @@
+//! The one key encoding every engine shares. `docs/keyspace.md` describes it.
+//!
+//! Every key starts with a one-byte tag naming its family; integers are big-endian so byte order
+//! is numeric order.
+//!
+//! ```
+//! use ledger::keys;
+//! use ledger::{MemberId, TxId};
+//! let a = keys::statement(MemberId(1), TxId::new(1, 0));
+//! let b = keys::statement(MemberId(1), TxId::new(2, 0));
+//! assert!(a < b);
+//! assert!(a.starts_with(&keys::statement_prefix(MemberId(1))));
+//! ```
+
+use crate::model::{IdemKey, Scope};
+use crate::types::{AccountId, MemberId, PartnerId, TxId};
+
+/// Journal blocks: `J ++ versionstamp` (commit version, block order).
+pub const JOURNAL: u8 = b'J';
+/// Member working state: `M ++ member`.
+pub const MEMBER: u8 = b'M';
+/// Balances of non-member accounts: `B ++ account`.
+pub const BALANCE: u8 = b'B';
+/// Balance history of non-member accounts: `b ++ account ++ seq`.
+pub const BALANCE_HISTORY: u8 = b'b';
+/// Contracts: `C ++ partner`.
+pub const CONTRACT: u8 = b'C';
+/// Open holds: `H ++ tx id`.
+pub const HOLD: u8 = b'H';
+/// Idempotency index: `I ++ scope ++ reference`.
+pub const IDEMPOTENCY: u8 = b'I';
+/// Amounts reversed per original: `R ++ tx id`.
+pub const REVERSED: u8 = b'R';
+/// Member statements: `S ++ member ++ tx id`.
+pub const STATEMENT: u8 = b'S';
+/// Projector metadata: `P ++ name`.
+pub const META: u8 = b'P';
+
+/// The prefix of journal keys; a full key appends a 10-byte versionstamp.
+pub fn journal_prefix() -> [u8; 1] {
+    [JOURNAL]
+}
+
+/// The journal key of block `order` in the commit at `version`.
+pub fn journal(version: u64, order: u16) -> Vec<u8> {
+    let mut k = Vec::with_capacity(11);
+    k.push(JOURNAL);
+    k.extend_from_slice(&version.to_be_bytes());
+    k.extend_from_slice(&order.to_be_bytes());
+    k
+}
+
+/// The commit version and block order of a journal key.
+pub fn parse_journal(key: &[u8]) -> Option<(u64, u16)> {
+    if key.len() != 11 || key[0] != JOURNAL {
+        return None;
+    }
+    let v = u64::from_be_bytes(key[1..9].try_into().ok()?);
+    let o = u16::from_be_bytes(key[9..11].try_into().ok()?);
+    Some((v, o))
+}
+
+/// A member's working-state key.
+pub fn member(m: MemberId) -> Vec<u8> {
+    let mut k = vec![MEMBER];
+    k.extend_from_slice(&m.0.to_be_bytes());
+    k
+}
+
+/// The member id in a member key.
+pub fn parse_member(key: &[u8]) -> Option<MemberId> {
+    (key.len() == 9 && key[0] == MEMBER).then(|| MemberId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
+}
+
+/// Appends an account's encoding: a kind byte and its id.
+pub fn push_account(k: &mut Vec<u8>, a: AccountId) {
+    match a {
+        AccountId::Member(m) => {
+            k.push(1);
+            k.extend_from_slice(&m.0.to_be_bytes());
+        }
+        AccountId::PartnerIssuance(p) => {
+            k.push(2);
+            k.extend_from_slice(&p.0.to_be_bytes());
+        }
+        AccountId::PartnerRedemption(p) => {
+            k.push(3);
+            k.extend_from_slice(&p.0.to_be_bytes());
+        }
+        AccountId::Promotions => k.push(4),
+        AccountId::Breakage => k.push(5),
+        AccountId::Adjustments => k.push(6),
+        AccountId::Float => k.push(7),
+    }
+}
+
+/// Decodes an account encoded by [`push_account`]; returns it and the bytes it used.
+pub fn parse_account(b: &[u8]) -> Option<(AccountId, usize)> {
+    let u32_at = |b: &[u8]| b.get(1..5).map(|x| u32::from_be_bytes(x.try_into().expect("4 bytes")));
+    Some(match *b.first()? {
+        1 => (AccountId::Member(MemberId(u64::from_be_bytes(b.get(1..9)?.try_into().ok()?))), 9),
+        2 => (AccountId::PartnerIssuance(PartnerId(u32_at(b)?)), 5),
+        3 => (AccountId::PartnerRedemption(PartnerId(u32_at(b)?)), 5),
+        4 => (AccountId::Promotions, 1),
+        5 => (AccountId::Breakage, 1),
+        6 => (AccountId::Adjustments, 1),
+        7 => (AccountId::Float, 1),
+        _ => return None,
+    })
+}
+
+/// A non-member account's balance key.
+pub fn balance(a: AccountId) -> Vec<u8> {
+    let mut k = vec![BALANCE];
+    push_account(&mut k, a);
+    k
+}
+
+/// The prefix of a non-member account's balance history.
+pub fn balance_history_prefix(a: AccountId) -> Vec<u8> {
+    let mut k = vec![BALANCE_HISTORY];
+    push_account(&mut k, a);
+    k
+}
+
+/// The balance-history entry of account `a` as of commit `seq`.
+pub fn balance_history(a: AccountId, seq: u64) -> Vec<u8> {
+    let mut k = balance_history_prefix(a);
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+/// A contract's key.
+pub fn contract(p: PartnerId) -> Vec<u8> {
+    let mut k = vec![CONTRACT];
+    k.extend_from_slice(&p.0.to_be_bytes());
+    k
+}
+
+/// An open hold's key.
+pub fn hold(id: TxId) -> Vec<u8> {
+    let mut k = vec![HOLD];
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
+/// An idempotency key's index key.
+pub fn idempotency(key: &IdemKey) -> Vec<u8> {
+    let mut k = Vec::with_capacity(8 + key.reference.len());
+    k.push(IDEMPOTENCY);
+    match key.scope {
+        Scope::Partner(p) => {
+            k.push(1);
+            k.extend_from_slice(&p.0.to_be_bytes());
+        }
+        Scope::Operator => k.push(2),
+        Scope::System => k.push(3),
+    }
+    k.extend_from_slice(key.reference.as_bytes());
+    k
+}
+
+/// The reversed-so-far record of an original earn or burn.
+pub fn reversed(id: TxId) -> Vec<u8> {
+    let mut k = vec![REVERSED];
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
+/// The prefix of a member's statement entries.
+pub fn statement_prefix(m: MemberId) -> Vec<u8> {
+    let mut k = vec![STATEMENT];
+    k.extend_from_slice(&m.0.to_be_bytes());
+    k
+}
+
+/// A member's statement entry for transaction `id`.
+pub fn statement(m: MemberId, id: TxId) -> Vec<u8> {
+    let mut k = statement_prefix(m);
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
+/// The transaction id at the end of a statement key.
+pub fn parse_statement_tx(key: &[u8]) -> Option<TxId> {
+    (key.len() == 17).then(|| TxId(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"))))
+}
+
+/// The projector's watermark: the last commit version whose effects are in the derived state.
+pub fn projected_through() -> Vec<u8> {
+    vec![META, b'w']
+}
+
+/// A key holding a u64 tx id at its end (holds, reversed records).
+pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
+    (key.len() == 9).then(|| TxId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_encoding_round_trips_and_sorts_members_by_id() {
+        for a in [
+            AccountId::Member(MemberId(u64::MAX)),
+            AccountId::PartnerIssuance(PartnerId(9)),
+            AccountId::PartnerRedemption(PartnerId(9)),
+            AccountId::Promotions,
+            AccountId::Breakage,
+            AccountId::Adjustments,
+            AccountId::Float,
+        ] {
+            let mut k = Vec::new();
+            push_account(&mut k, a);
+            assert_eq!(parse_account(&k), Some((a, k.len())));
+        }
+        assert!(member(MemberId(255)) < member(MemberId(256)));
+    }
+
+    #[test]
+    fn journal_keys_sort_by_version_then_order() {
+        assert!(journal(1, 65535) < journal(2, 0));
+        assert_eq!(parse_journal(&journal(7, 3)), Some((7, 3)));
+        assert_eq!(parse_journal(b"Jshort"), None);
+    }
+
+    #[test]
+    fn idempotency_keys_of_different_scopes_never_collide() {
+        let a = idempotency(&IdemKey::partner(PartnerId(1), "x"));
+        let b = idempotency(&IdemKey::operator("x"));
+        let c = idempotency(&IdemKey::partner(PartnerId(2), "x"));
+        assert!(a != b && a != c && b != c);
+    }
+}

@@ -1,0 +1,458 @@
+//! The ledger handle: open (with recovery), submit commands, read balances and history.
+//!
+//! ```
+//! use ledger::*;
+//! use rust_decimal::Decimal;
+//! let dir = tempfile::tempdir().unwrap();
+//! let ledger = Ledger::open(store::EmbeddedStore::open(dir.path()).unwrap(), LedgerConfig::default()).unwrap();
+//! let airline = PartnerId(1);
+//! ledger.execute_blocking(Command::SetContract {
+//!     key: IdemKey::operator("contract-1"),
+//!     contract: Contract {
+//!         partner: airline,
+//!         currency: "EUR".parse().unwrap(),
+//!         issuance_price_per_point: Decimal::new(1, 2),
+//!         redemption_price_per_point: Decimal::new(8, 3),
+//!         points_validity_days: Some(730),
+//!     },
+//! }).unwrap();
+//! ledger.execute_blocking(Command::Enrol { key: IdemKey::operator("enrol-7"), member: MemberId(7) }).unwrap();
+//! let r = ledger.execute_blocking(Command::Earn {
+//!     key: IdemKey::partner(airline, "flight-LH123"),
+//!     member: MemberId(7), partner: airline, points: Points(1200), bonus: Points(0),
+//! }).unwrap();
+//! assert!(!r.replayed);
+//! assert_eq!(ledger.balance(MemberId(7)).unwrap().unwrap().available, Points(1200));
+//! ledger.shutdown();
+//! ```
+
+use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
+use crate::committer::{Batch, CommitterConfig, Job, Writer};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::model::{Command, IdemKey, Policy, Receipt, Transaction};
+use crate::projector::Projector;
+use crate::state::{Balance, HoldState, MemberState, Reversed, State};
+use crate::store::{prefix_end, Snapshot, Store};
+use crate::types::{AccountId, Contract, MemberId, Points, Timestamp, TxId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Ledger settings.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LedgerConfig {
+    /// Committer tuning.
+    pub committer: CommitterConfig,
+    /// Programme policy.
+    pub policy: Policy,
+}
+
+/// A member's points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberBalance {
+    /// Sum of postings.
+    pub posted: Points,
+    /// Reserved by open holds.
+    pub pending: Points,
+    /// Posted minus pending.
+    pub available: Points,
+}
+
+/// One page of a member's statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementPage {
+    /// Entries in commit order.
+    pub entries: Vec<StatementEntry>,
+    /// Pass as `after` to get the next page; `None` at the end.
+    pub next: Option<TxId>,
+}
+
+/// Counters the ledger keeps about itself.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    /// Storage commits by the committer.
+    pub batches: AtomicU64,
+    /// Transactions committed.
+    pub transactions: AtomicU64,
+    /// Sum of batch commit durations, microseconds.
+    pub commit_us_total: AtomicU64,
+}
+
+/// State shared by the handle, the writer and the projector.
+pub(crate) struct Shared {
+    projected: Mutex<u64>,
+    projected_cv: Condvar,
+    committed: AtomicU64,
+    failure: Mutex<Option<String>>,
+    pub stats: LedgerStats,
+}
+
+impl Shared {
+    pub fn projected(&self) -> u64 {
+        *self.projected.lock().expect("projected lock")
+    }
+
+    pub fn projected_to(&self, seq: u64) {
+        *self.projected.lock().expect("projected lock") = seq;
+        self.projected_cv.notify_all();
+    }
+
+    pub fn committed(&self, seq: u64, txs: usize, took: Duration) {
+        self.committed.store(seq, Ordering::Release);
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats.transactions.fetch_add(txs as u64, Ordering::Relaxed);
+        self.stats.commit_us_total.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn fail(&self, why: String) {
+        self.failure.lock().expect("failure lock").get_or_insert(why);
+        self.projected_cv.notify_all();
+    }
+
+    fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
+    }
+}
+
+/// How long a read waits for the projector to catch up with commits made before it.
+const READ_WAIT_MAX: Duration = Duration::from_secs(10);
+
+/// A waiting command's answer.
+pub type Pending = tokio::sync::oneshot::Receiver<Result<Receipt, LedgerError>>;
+
+/// The ledger: a running committer and projector over a store.
+pub struct Ledger<S: Store> {
+    store: S,
+    shared: Arc<Shared>,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    writer: Option<JoinHandle<()>>,
+    projector: Option<JoinHandle<()>>,
+}
+
+impl<S: Store + Clone> Ledger<S> {
+    /// Opens the ledger on `store`: loads derived state, replays the journal after it, and
+    /// starts the committer and projector threads.
+    pub fn open(store: S, config: LedgerConfig) -> Result<Ledger<S>, LedgerError> {
+        let batch_max = config.committer.batch_size_max.clamp(1, 60_000);
+        let committer = CommitterConfig { batch_size_max: batch_max, ..config.committer };
+        let snapshot = store.snapshot()?;
+        let (mut state, through) = load_state(&snapshot, config.policy)?;
+        let mirror = state.clone();
+        let shared = Arc::new(Shared {
+            projected: Mutex::new(through),
+            projected_cv: Condvar::new(),
+            committed: AtomicU64::new(through),
+            failure: Mutex::new(None),
+            stats: LedgerStats::default(),
+        });
+        // Replay what the projector had not yet covered; hand it the same batches.
+        let mut tail: Vec<Arc<Batch>> = Vec::new();
+        crate::journal::for_each_batch(&snapshot, through, &mut |seq, txs| {
+            for tx in &txs {
+                state.apply(tx);
+            }
+            let at = txs.last().map(|t| t.at).unwrap_or_default();
+            tail.push(Arc::new(Batch { seq, at, txs }));
+            Ok(())
+        })?;
+        drop(snapshot);
+        let last_at = tail.last().map(|b| b.at).unwrap_or_default();
+        if let Some(b) = tail.last() {
+            shared.committed.store(b.seq, Ordering::Release);
+        }
+        let (to_projector, from_writer) = crossbeam_channel::bounded::<Arc<Batch>>(64);
+        let projector = Projector { store: store.clone(), mirror, shared: shared.clone() };
+        let projector = std::thread::Builder::new()
+            .name("ledger-projector".into())
+            .spawn(move || projector.run(from_writer))
+            .map_err(|e| LedgerError::Unavailable(format!("cannot start projector: {e}")))?;
+        let mut writer = Writer {
+            store: store.clone(),
+            state,
+            recent: HashMap::new(),
+            config: committer,
+            shared: shared.clone(),
+            to_projector,
+            last_at,
+            trimmed_through: through,
+        };
+        for b in tail {
+            writer.remember(&b.txs);
+            writer.to_projector.send(b).map_err(|_| LedgerError::Unavailable("projector stopped during recovery".into()))?;
+        }
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity.max(1));
+        let writer = std::thread::Builder::new()
+            .name("ledger-committer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| LedgerError::Unavailable(format!("cannot start committer: {e}")))?;
+        Ok(Ledger { store, shared, jobs: Some(jobs), writer: Some(writer), projector: Some(projector) })
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    /// Queues `cmd`; fails at once with [`LedgerError::Overloaded`] when the queue is full.
+    pub fn submit(&self, cmd: Command) -> Result<Pending, LedgerError> {
+        if let Some(why) = self.shared.failure() {
+            return Err(LedgerError::Unavailable(why));
+        }
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or_else(|| LedgerError::Unavailable("ledger is shutting down".into()))?;
+        jobs.try_send(Job { cmd, reply }).map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
+            crossbeam_channel::TrySendError::Disconnected(_) => LedgerError::Unavailable("committer stopped".into()),
+        })?;
+        Ok(answer)
+    }
+
+    /// Submits `cmd` and waits for its durable receipt.
+    pub async fn execute(&self, cmd: Command) -> Result<Receipt, LedgerError> {
+        let pending = self.submit(cmd)?;
+        pending.await.map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
+    }
+
+    /// Submits `cmd` and blocks the thread until its durable receipt. Not for async contexts.
+    pub fn execute_blocking(&self, cmd: Command) -> Result<Receipt, LedgerError> {
+        let pending = self.submit(cmd)?;
+        pending.blocking_recv().map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
+    }
+
+    /// The last commit version the committer made durable.
+    pub fn committed_version(&self) -> u64 {
+        self.shared.committed.load(Ordering::Acquire)
+    }
+
+    /// Counters about the committer.
+    pub fn stats(&self) -> &LedgerStats {
+        &self.shared.stats
+    }
+
+    /// Waits until the derived state covers every commit made before this call, then returns a
+    /// snapshot that includes it. Reads built on it see their own writes.
+    pub fn read_snapshot(&self) -> Result<S::Snapshot, LedgerError> {
+        let target = self.committed_version();
+        let deadline = Instant::now() + READ_WAIT_MAX;
+        let mut projected = self.shared.projected.lock().expect("projected lock");
+        while *projected < target {
+            if let Some(why) = self.shared.failure() {
+                return Err(LedgerError::Unavailable(why));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LedgerError::Unavailable("derived state is behind the journal; retry".into()));
+            }
+            projected = self.shared.projected_cv.wait_timeout(projected, left).expect("projected lock").0;
+        }
+        drop(projected);
+        Ok(self.store.snapshot()?)
+    }
+
+    /// A member's posted, pending and available points; `None` if not enrolled.
+    pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        Ok(read_member(&snap, m)?.map(|s| MemberBalance { posted: s.posted, pending: s.held, available: s.available() }))
+    }
+
+    /// Any account's current balance (members: posted points).
+    pub fn account_balance(&self, a: AccountId) -> Result<Balance, LedgerError> {
+        let snap = self.read_snapshot()?;
+        account_balance(&snap, a)
+    }
+
+    /// A page of member `m`'s statement: entries after transaction `after`, at most `limit`.
+    pub fn statement(&self, m: MemberId, after: Option<TxId>, limit: usize) -> Result<StatementPage, LedgerError> {
+        let snap = self.read_snapshot()?;
+        let begin = match after {
+            Some(id) => keys::statement(m, TxId(id.0.saturating_add(1))),
+            None => keys::statement_prefix(m),
+        };
+        let end = prefix_end(&keys::statement_prefix(m));
+        let limit = limit.clamp(1, 1000);
+        let rows = snap.range(&begin, &end, limit + 1, false)?;
+        let mut entries = rows
+            .iter()
+            .map(|(_, v)| codec::decode::<StatementEntry>("statement entry", v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if entries.len() > limit {
+            entries.truncate(limit);
+            entries.last().map(|e| e.tx)
+        } else {
+            None
+        };
+        Ok(StatementPage { entries, next })
+    }
+
+    /// The committed transaction `id`.
+    pub fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
+        let snap = self.store.snapshot()?;
+        crate::journal::find_transaction(&snap, id)
+    }
+
+    /// The transaction an idempotency key produced, if any.
+    pub fn transaction_by_key(&self, key: &IdemKey) -> Result<Option<Transaction>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        match snap.get(&keys::idempotency(key))? {
+            Some(v) => {
+                let rec: IdemRecord = codec::decode("idempotency record", &v)?;
+                crate::journal::find_transaction(&snap, rec.tx)
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Account `a`'s balance as of time `at` (every transaction committed at or before it).
+    pub fn balance_as_of(&self, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
+        let snap = self.read_snapshot()?;
+        balance_as_of(&snap, a, at)
+    }
+
+    /// A read-only handle on the store, for the audit and tools.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Stops accepting commands, lets the committer and projector finish, and waits for them.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.jobs.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+        if let Some(p) = self.projector.take() {
+            let _ = p.join();
+        }
+    }
+}
+
+impl<S: Store> Drop for Ledger<S> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn read_member<Snap: Snapshot>(snap: &Snap, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
+    match snap.get(&keys::member(m))? {
+        Some(v) => Ok(Some(codec::decode("member record", &v)?)),
+        None => Ok(None),
+    }
+}
+
+fn account_balance<Snap: Snapshot>(snap: &Snap, a: AccountId) -> Result<Balance, LedgerError> {
+    match a {
+        AccountId::Member(m) => {
+            let posted = read_member(snap, m)?.map(|s| s.posted).unwrap_or_default();
+            Ok(Balance { points: posted, money: vec![] })
+        }
+        _ => match snap.get(&keys::balance(a))? {
+            Some(v) => codec::decode("balance record", &v),
+            None => Ok(Balance::default()),
+        },
+    }
+}
+
+fn balance_as_of<Snap: Snapshot>(snap: &Snap, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
+    if let AccountId::Member(m) = a {
+        // Statement entries carry the balance after each transaction.
+        let prefix = keys::statement_prefix(m);
+        let mut found = Points::ZERO;
+        let mut entries = snap.range(&prefix, &prefix_end(&prefix), usize::MAX, true)?.into_iter();
+        for (_, v) in entries.by_ref() {
+            let e: StatementEntry = codec::decode("statement entry", &v)?;
+            if e.at <= at {
+                found = e.balance_after;
+                break;
+            }
+        }
+        return Ok(Balance { points: found, money: vec![] });
+    }
+    // History entries hold the balance at the end of each projector flush that touched `a`;
+    // replay the journal between the last entry at or before `at` and the next entry.
+    let prefix = keys::balance_history_prefix(a);
+    let rows = snap.range(&prefix, &prefix_end(&prefix), usize::MAX, false)?;
+    let mut base = (0u64, Balance::default());
+    let mut next_seq: Option<u64> = None;
+    for (k, v) in &rows {
+        let seq = u64::from_be_bytes(k[k.len() - 8..].try_into().expect("8-byte seq"));
+        let e: HistoryEntry = codec::decode("balance history", v)?;
+        if e.at <= at {
+            base = (seq, e.balance);
+        } else {
+            next_seq = Some(seq);
+            break;
+        }
+    }
+    let Some(next) = next_seq else { return Ok(base.1) };
+    let (from, mut balance) = base;
+    let mut done = false;
+    crate::journal::for_each_batch(snap, from, &mut |seq, txs| {
+        if done || seq > next {
+            done = true;
+            return Ok(());
+        }
+        for tx in txs.iter().filter(|t| t.at <= at) {
+            for p in tx.postings.iter().filter(|p| p.account == a) {
+                balance.add(p.amount);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(balance)
+}
+
+/// Loads the derived state and its watermark from a snapshot.
+pub(crate) fn load_state<Snap: Snapshot>(snap: &Snap, policy: Policy) -> Result<(State, u64), LedgerError> {
+    let mut state = State::new(policy);
+    let through = match snap.get(&keys::projected_through())? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| LedgerError::Corrupt("watermark".into()))?),
+        None => 0,
+    };
+    let mut failure: Option<LedgerError> = None;
+    let mut each = |tag: u8, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError>| -> Result<(), LedgerError> {
+        snap.scan(&[tag], &[tag + 1], &mut |k, v| match f(k, v) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        match failure.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    each(keys::MEMBER, &mut |k, v| {
+        let m = keys::parse_member(k).ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
+        state.members.insert(m, codec::decode::<MemberState>("member record", v)?);
+        Ok(())
+    })?;
+    each(keys::BALANCE, &mut |k, v| {
+        let (a, _) = keys::parse_account(&k[1..]).ok_or_else(|| LedgerError::Corrupt("balance key".into()))?;
+        state.accounts.insert(a, codec::decode::<Balance>("balance record", v)?);
+        Ok(())
+    })?;
+    each(keys::CONTRACT, &mut |_, v| {
+        let c: Contract = codec::decode("contract", v)?;
+        state.contracts.insert(c.partner, c);
+        Ok(())
+    })?;
+    each(keys::HOLD, &mut |k, v| {
+        let id = keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("hold key".into()))?;
+        let h: HoldState = codec::decode("hold", v)?;
+        state.hold_timeouts.insert((h.expires_at, id));
+        state.holds.insert(id, h);
+        Ok(())
+    })?;
+    each(keys::REVERSED, &mut |k, v| {
+        let id = keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("reversed key".into()))?;
+        state.reversed.insert(id, codec::decode::<Reversed>("reversed record", v)?);
+        Ok(())
+    })?;
+    Ok((state, through))
+}
+

@@ -1,0 +1,38 @@
+//! The coalition points ledger: a double-entry posting engine for one points currency shared
+//! by many partner merchants.
+//!
+//! - [`types`]: points, money, ids and the chart of accounts.
+//! - [`model`]: commands, transactions (the journal's unit) and receipts.
+//! - [`state`]: the posting engine's rules, as a pure state machine.
+//! - [`store`]: the ordered key-value interface and the embedded engine.
+//! - [`Ledger`]: the running ledger: a single committer thread that group-commits batches of
+//!   commands as journal blocks (fsync per batch), and a projector thread that keeps derived
+//!   state and indexes current for reads.
+//! - [`audit`]: recompute everything from the journal and check the invariants.
+//!
+//! See the example on [`Ledger`] for a first earn.
+
+#![warn(missing_docs)]
+
+pub mod audit;
+pub mod codec;
+mod committer;
+mod error;
+pub mod journal;
+pub mod keys;
+mod ledger;
+pub mod model;
+mod projector;
+pub mod state;
+pub mod store;
+pub mod types;
+
+pub use committer::CommitterConfig;
+pub use error::{LedgerError, Rejection};
+pub use ledger::{Ledger, LedgerConfig, LedgerStats, MemberBalance, Pending, StatementPage};
+pub use model::{Command, IdemKey, Policy, Receipt, Scope, Transaction, TxKind};
+pub use projector::{describe, statement_entry};
+pub use types::{
+    AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
+    TxId,
+};

@@ -1,0 +1,429 @@
+//! Commands the ledger accepts, the transactions it journals, and the receipts it returns.
+//!
+//! A [`Transaction`] records its full effect (postings, lot and hold changes, member balances
+//! after), so replay and audit apply recorded effects and never re-run business rules.
+
+use crate::types::{
+    AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
+    TxId,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who owns an idempotency key's namespace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Scope {
+    /// A partner's own references (its receipt numbers, booking codes).
+    Partner(PartnerId),
+    /// Operator and finance tooling.
+    Operator,
+    /// The ledger itself (hold timeouts).
+    System,
+}
+
+/// An idempotency key: a command with the same key is applied at most once.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct IdemKey {
+    /// The namespace.
+    pub scope: Scope,
+    /// The caller's reference, unique within `scope`.
+    pub reference: String,
+}
+
+impl IdemKey {
+    /// Longest reference accepted, in bytes. Bounds journal entries and index keys.
+    pub const REFERENCE_LEN_MAX: usize = 128;
+
+    /// A partner-scoped key.
+    pub fn partner(partner: PartnerId, reference: impl Into<String>) -> IdemKey {
+        IdemKey { scope: Scope::Partner(partner), reference: reference.into() }
+    }
+
+    /// An operator-scoped key.
+    pub fn operator(reference: impl Into<String>) -> IdemKey {
+        IdemKey { scope: Scope::Operator, reference: reference.into() }
+    }
+}
+
+impl fmt::Display for IdemKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.scope {
+            Scope::Partner(p) => write!(f, "partner/{}:{}", p.0, self.reference),
+            Scope::Operator => write!(f, "operator:{}", self.reference),
+            Scope::System => write!(f, "system:{}", self.reference),
+        }
+    }
+}
+
+/// A request to change the ledger. Every command carries an idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create or replace a partner's contract (operator). Later earns and burns price with it.
+    SetContract {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The new terms.
+        contract: Contract,
+    },
+    /// Enrol a new member in the programme.
+    Enrol {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The member to create.
+        member: MemberId,
+    },
+    /// Partner issues points to a member, optionally with an operator-funded bonus.
+    Earn {
+        /// Idempotency key.
+        key: IdemKey,
+        /// Earning member.
+        member: MemberId,
+        /// Issuing partner.
+        partner: PartnerId,
+        /// Points issued by the partner (priced under its contract).
+        points: Points,
+        /// Campaign bonus funded by `programme/promotions`; may be zero.
+        bonus: Points,
+    },
+    /// Member redeems points at a partner, at once.
+    Burn {
+        /// Idempotency key.
+        key: IdemKey,
+        /// Redeeming member.
+        member: MemberId,
+        /// Partner where the points are redeemed.
+        partner: PartnerId,
+        /// Points to redeem.
+        points: Points,
+    },
+    /// Reserve points for a later capture (a till authorisation, an award booking).
+    Hold {
+        /// Idempotency key.
+        key: IdemKey,
+        /// Member whose points are held.
+        member: MemberId,
+        /// Partner holding them.
+        partner: PartnerId,
+        /// Points reserved.
+        points: Points,
+        /// After this many milliseconds an uncaptured hold voids itself.
+        timeout_ms: u32,
+    },
+    /// Turn a hold into a burn, in full (`points: None`) or in part; the rest is released.
+    Capture {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The hold's transaction id.
+        hold: TxId,
+        /// Points to capture; `None` captures the whole hold.
+        points: Option<Points>,
+    },
+    /// Release a hold without burning anything.
+    Void {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The hold's transaction id.
+        hold: TxId,
+    },
+    /// Undo all (`points: None`) or part of an earlier earn or burn.
+    Reverse {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The earn or burn to undo.
+        original: TxId,
+        /// Points to undo; `None` undoes whatever is left of the original.
+        points: Option<Points>,
+    },
+    /// Move points between members (family pooling). Expiry dates travel with the points.
+    Transfer {
+        /// Idempotency key.
+        key: IdemKey,
+        /// Giving member.
+        from: MemberId,
+        /// Receiving member.
+        to: MemberId,
+        /// Points moved.
+        points: Points,
+    },
+    /// Operator correction against `programme/adjustments`, with a reason.
+    Adjust {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// Member corrected.
+        member: MemberId,
+        /// Signed change: positive credits the member.
+        points: Points,
+        /// Why, in words finance can audit.
+        reason: String,
+        /// Who made the correction.
+        operator: String,
+    },
+}
+
+impl Command {
+    /// The command's idempotency key.
+    pub fn key(&self) -> &IdemKey {
+        match self {
+            Command::SetContract { key, .. }
+            | Command::Enrol { key, .. }
+            | Command::Earn { key, .. }
+            | Command::Burn { key, .. }
+            | Command::Hold { key, .. }
+            | Command::Capture { key, .. }
+            | Command::Void { key, .. }
+            | Command::Reverse { key, .. }
+            | Command::Transfer { key, .. }
+            | Command::Adjust { key, .. } => key,
+        }
+    }
+
+    /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.
+    pub fn digest(&self) -> Digest {
+        use sha2::{Digest as _, Sha256};
+        let bytes = postcard::to_allocvec(self).expect("commands always encode");
+        let full = Sha256::digest(&bytes);
+        let mut d = [0u8; 16];
+        d.copy_from_slice(&full[..16]);
+        Digest(d)
+    }
+}
+
+/// The first 16 bytes of a SHA-256 over a command's encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub struct Digest(pub [u8; 16]);
+
+/// One leg of a transaction: an amount of one asset added to one account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Posting {
+    /// The account the amount is added to.
+    pub account: AccountId,
+    /// The signed amount.
+    pub amount: Amount,
+}
+
+/// A signed amount of one asset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Amount {
+    /// Points.
+    Points(Points),
+    /// Money in one currency.
+    Money(Money),
+}
+
+/// A lot's identity: the transaction that created it and its index there.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct LotId {
+    /// Creating transaction.
+    pub tx: TxId,
+    /// Index among the lots that transaction created.
+    pub n: u16,
+}
+
+/// A change to one of a member's expiry lots.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LotChange {
+    /// Whose lot.
+    pub member: MemberId,
+    /// Which lot.
+    pub lot: LotId,
+    /// The lot's expiry (`None`: never).
+    pub expires_at: Option<Timestamp>,
+    /// Points added (earn, restore) or, when negative, consumed.
+    pub delta: Points,
+}
+
+/// How a hold ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HoldEnd {
+    /// Captured (in full or in part).
+    Captured,
+    /// Voided by the partner or an operator.
+    Voided,
+    /// Voided by the ledger at its timeout.
+    Expired,
+}
+
+/// What a transaction is, with the facts a later command (reversal, capture) needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxKind {
+    /// A contract was set.
+    ContractSet(Contract),
+    /// A member was enrolled.
+    Enrolled {
+        /// The new member.
+        member: MemberId,
+    },
+    /// Points earned.
+    Earn {
+        /// Earning member.
+        member: MemberId,
+        /// Issuing partner.
+        partner: PartnerId,
+        /// Points issued by the partner.
+        points: Points,
+        /// Promotion bonus points.
+        bonus: Points,
+        /// Price per point the partner pays, from its contract at posting time.
+        price_per_point: Money,
+    },
+    /// Points burned, directly or by capturing a hold.
+    Burn {
+        /// Redeeming member.
+        member: MemberId,
+        /// Redemption partner.
+        partner: PartnerId,
+        /// Points burned.
+        points: Points,
+        /// Reimbursement per point, from the contract at posting time.
+        price_per_point: Money,
+        /// The hold captured, if this burn is a capture.
+        hold: Option<TxId>,
+        /// Points of the hold released by a partial capture.
+        released: Points,
+    },
+    /// Points reserved.
+    Hold {
+        /// Member whose points are held.
+        member: MemberId,
+        /// Holding partner.
+        partner: PartnerId,
+        /// Points reserved.
+        points: Points,
+        /// When the hold voids itself.
+        expires_at: Timestamp,
+    },
+    /// A hold released without a burn.
+    Void {
+        /// The hold.
+        hold: TxId,
+        /// Whose points are released.
+        member: MemberId,
+        /// Points released.
+        points: Points,
+        /// Voided or expired.
+        end: HoldEnd,
+    },
+    /// Part or all of an earn or burn undone.
+    Reversal {
+        /// The earn or burn undone.
+        original: TxId,
+        /// Member affected.
+        member: MemberId,
+        /// Partner of the original.
+        partner: PartnerId,
+        /// Partner-issued (earn) or burned points reversed.
+        points: Points,
+        /// Bonus points reversed with an earn's points.
+        bonus: Points,
+        /// Points taken below zero under [`ClawbackPolicy::AllowNegative`]; zero otherwise.
+        clawback: Points,
+    },
+    /// Points moved between members.
+    Transfer {
+        /// Giver.
+        from: MemberId,
+        /// Receiver.
+        to: MemberId,
+        /// Points moved.
+        points: Points,
+    },
+    /// Operator correction.
+    Adjust {
+        /// Member corrected.
+        member: MemberId,
+        /// Signed change.
+        points: Points,
+        /// Why.
+        reason: String,
+        /// Who.
+        operator: String,
+    },
+}
+
+/// A committed ledger transaction: the journal's unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transaction {
+    /// Id, in commit order.
+    pub id: TxId,
+    /// Commit time of the batch.
+    pub at: Timestamp,
+    /// The idempotency key it was applied under.
+    pub key: IdemKey,
+    /// Digest of the command, for retry-versus-conflict checks.
+    pub digest: Digest,
+    /// What happened.
+    pub kind: TxKind,
+    /// Balanced legs: per asset they sum to zero.
+    pub postings: Vec<Posting>,
+    /// Expiry-lot changes.
+    pub lots: Vec<LotChange>,
+    /// Posted balance of each member touched, after this transaction.
+    pub member_balances: Vec<(MemberId, Points)>,
+}
+
+impl Transaction {
+    /// The members this transaction touches.
+    pub fn members(&self) -> impl Iterator<Item = MemberId> + '_ {
+        self.member_balances.iter().map(|(m, _)| *m)
+    }
+
+    /// Sum of postings per asset; all zero when the transaction balances.
+    pub fn imbalance(&self) -> (i128, Vec<(Currency, Decimal)>) {
+        let mut points: i128 = 0;
+        let mut money: Vec<(Currency, Decimal)> = Vec::new();
+        for p in &self.postings {
+            match p.amount {
+                Amount::Points(x) => points += i128::from(x.0),
+                Amount::Money(m) => match money.iter_mut().find(|(c, _)| *c == m.currency) {
+                    Some((_, sum)) => *sum += m.amount,
+                    None => money.push((m.currency, m.amount)),
+                },
+            }
+        }
+        money.retain(|(_, s)| !s.is_zero());
+        (points, money)
+    }
+
+    /// The hold this transaction opened, if it is one.
+    pub fn opened_hold(&self) -> Option<(MemberId, PartnerId, Points, Timestamp)> {
+        match self.kind {
+            TxKind::Hold { member, partner, points, expires_at } => {
+                Some((member, partner, points, expires_at))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What the caller gets back for an accepted command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// The transaction, as journaled.
+    pub tx: Transaction,
+    /// True when this answers a retry of an already applied command.
+    pub replayed: bool,
+}
+
+/// Programme-wide settings the posting engine applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Policy {
+    /// What a reversal of already spent points does.
+    pub clawback: ClawbackPolicy,
+    /// Longest hold timeout accepted, in milliseconds.
+    pub hold_timeout_ms_max: u32,
+    /// Largest points amount in one command; bounds overflow and fat-finger errors.
+    pub points_per_command_max: i64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            clawback: ClawbackPolicy::Reject,
+            hold_timeout_ms_max: 30 * 86_400_000,
+            points_per_command_max: 1_000_000_000_000,
+        }
+    }
+}

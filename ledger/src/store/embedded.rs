@@ -1,0 +1,233 @@
+//! The embedded engine: the [`Store`] interface over fjall, an LSM-tree in pure Rust.
+//!
+//! One keyspace holds every key. Commits are serialised by a mutex (the ledger has one writer
+//! anyway), applied as one fjall write batch, and, for [`Durability::Sync`], fsynced before
+//! `commit` returns. The commit version is stored under the system key `\xff/version` in the
+//! same batch, so it survives restarts and every snapshot knows its own version.
+
+use super::{Durability, KeyValue, Snapshot, Store, StoreError, Version, Write, WriteSet};
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+const VERSION_KEY: &[u8] = b"\xff/version";
+
+/// The embedded store. Cheap to clone; clones share the database.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Database,
+    kv: Keyspace,
+    commit_lock: Mutex<()>,
+    version: AtomicU64,
+}
+
+impl From<fjall::Error> for StoreError {
+    fn from(e: fjall::Error) -> Self {
+        StoreError::Engine(e.to_string())
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        let db = Database::builder(path)
+            // The ledger fsyncs explicitly on every durable commit.
+            .manual_journal_persist(true)
+            .cache_size(256 * 1024 * 1024)
+            .open()?;
+        let kv = db.keyspace("kv", KeyspaceCreateOptions::default)?;
+        let version = match kv.get(VERSION_KEY)? {
+            Some(v) => decode_version(&v)?,
+            None => 0,
+        };
+        Ok(EmbeddedStore {
+            inner: Arc::new(Inner {
+                db,
+                kv,
+                commit_lock: Mutex::new(()),
+                version: AtomicU64::new(version),
+            }),
+        })
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.db.disk_space().unwrap_or(0)
+    }
+}
+
+fn decode_version(v: &[u8]) -> Result<Version, StoreError> {
+    let bytes: [u8; 8] = v
+        .try_into()
+        .map_err(|_| StoreError::Engine("version record is not 8 bytes".into()))?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
+fn check_user_key(key: &[u8]) -> Result<(), StoreError> {
+    if key.first() == Some(&super::SYSTEM_PREFIX) {
+        return Err(StoreError::InvalidWrite("keys starting with 0xff are reserved".into()));
+    }
+    Ok(())
+}
+
+impl Store for EmbeddedStore {
+    type Snapshot = EmbeddedSnapshot;
+
+    fn snapshot(&self) -> Result<EmbeddedSnapshot, StoreError> {
+        let snap = self.inner.db.snapshot();
+        let version = match snap.get(&self.inner.kv, VERSION_KEY)? {
+            Some(v) => decode_version(&v)?,
+            None => 0,
+        };
+        Ok(EmbeddedSnapshot { snap, kv: self.inner.kv.clone(), version })
+    }
+
+    fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
+        let inner = &self.inner;
+        let _guard = inner.commit_lock.lock().expect("commit lock poisoned by a panic");
+        let version = inner.version.load(Ordering::Acquire) + 1;
+        let mut batch = inner.db.batch();
+        if durability == Durability::Sync {
+            batch = batch.durability(Some(PersistMode::SyncAll));
+        }
+        // Atomic adds read the latest value; later adds in the same set see earlier ones.
+        let mut added: Vec<(Vec<u8>, i64)> = Vec::new();
+        for w in writes.writes {
+            match w {
+                Write::Set(k, v) => {
+                    check_user_key(&k)?;
+                    batch.insert(&inner.kv, k, v);
+                }
+                Write::Clear(k) => {
+                    check_user_key(&k)?;
+                    batch.remove(&inner.kv, k);
+                }
+                Write::ClearRange(b, e) => {
+                    check_user_key(&b)?;
+                    for kv in inner.kv.range(b..e) {
+                        let key = kv.key()?;
+                        if key.first() != Some(&super::SYSTEM_PREFIX) {
+                            batch.remove(&inner.kv, key);
+                        }
+                    }
+                }
+                Write::Add(k, delta) => {
+                    check_user_key(&k)?;
+                    let current = match added.iter().find(|(key, _)| *key == k) {
+                        Some((_, v)) => *v,
+                        None => match inner.kv.get(&k)? {
+                            Some(v) => le_i64(&v)?,
+                            None => 0,
+                        },
+                    };
+                    let next = current.wrapping_add(delta);
+                    batch.insert(&inner.kv, k.clone(), next.to_le_bytes().to_vec());
+                    match added.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = next,
+                        None => added.push((k, next)),
+                    }
+                }
+                Write::SetVersionstampedKey { prefix, order, value } => {
+                    check_user_key(&prefix)?;
+                    let mut key = prefix;
+                    key.extend_from_slice(&version.to_be_bytes());
+                    key.extend_from_slice(&order.to_be_bytes());
+                    batch.insert(&inner.kv, key, value);
+                }
+            }
+        }
+        batch.insert(&inner.kv, VERSION_KEY, version.to_be_bytes().to_vec());
+        batch.commit()?;
+        inner.version.store(version, Ordering::Release);
+        Ok(version)
+    }
+
+    fn next_version(&self) -> Version {
+        self.inner.version.load(Ordering::Acquire) + 1
+    }
+}
+
+fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
+    let bytes: [u8; 8] = v.try_into().map_err(|_| {
+        StoreError::InvalidWrite(format!("atomic add on a {}-byte value; expected 8", v.len()))
+    })?;
+    Ok(i64::from_le_bytes(bytes))
+}
+
+/// A point-in-time view of an [`EmbeddedStore`].
+pub struct EmbeddedSnapshot {
+    snap: fjall::Snapshot,
+    kv: Keyspace,
+    version: Version,
+}
+
+impl Snapshot for EmbeddedSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.snap.get(&self.kv, key)?.map(|v| v.to_vec()))
+    }
+
+    fn range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        if begin >= end {
+            return Ok(out);
+        }
+        let iter = self.snap.range(&self.kv, begin..end);
+        let mut push = |g: fjall::Guard| -> Result<bool, StoreError> {
+            let (k, v) = g.into_inner()?;
+            if k.first() != Some(&super::SYSTEM_PREFIX) {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+            Ok(out.len() < limit)
+        };
+        if reverse {
+            for g in iter.rev() {
+                if !push(g)? {
+                    break;
+                }
+            }
+        } else {
+            for g in iter {
+                if !push(g)? {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn scan(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        if begin >= end {
+            return Ok(());
+        }
+        for g in self.snap.range(&self.kv, begin..end) {
+            let (k, v) = g.into_inner()?;
+            if k.first() == Some(&super::SYSTEM_PREFIX) {
+                continue;
+            }
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn version(&self) -> Version {
+        self.version
+    }
+}

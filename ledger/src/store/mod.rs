@@ -1,0 +1,188 @@
+//! The storage interface the ledger is written against, shaped like FoundationDB's model.
+//!
+//! An ordered byte-key space; consistent read snapshots with point and range reads; write sets
+//! with set, clear, clear-range, atomic little-endian add and versionstamped keys, applied
+//! atomically by [`Store::commit`], which returns the commit's [`Version`]. Versions increase
+//! with every commit and give the journal its order.
+//!
+//! ```
+//! use ledger::store::{EmbeddedStore, Store, Snapshot, WriteSet, Durability};
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = EmbeddedStore::open(dir.path()).unwrap();
+//! let mut w = WriteSet::default();
+//! w.set(b"a/1", b"one");
+//! w.add(b"counter", 5);
+//! let v = store.commit(w, Durability::Sync).unwrap();
+//! let snap = store.snapshot().unwrap();
+//! assert_eq!(snap.get(b"a/1").unwrap().as_deref(), Some(&b"one"[..]));
+//! assert_eq!(snap.get(b"counter").unwrap(), Some(5i64.to_le_bytes().to_vec()));
+//! assert!(snap.version() >= v);
+//! ```
+
+mod embedded;
+
+pub use embedded::EmbeddedStore;
+
+/// A commit version: strictly increasing across commits of one store.
+pub type Version = u64;
+
+/// Length of a versionstamp: the commit version (8 bytes, big-endian) then the order of the
+/// versionstamped write within its commit (2 bytes, big-endian), as in FoundationDB.
+pub const VERSIONSTAMP_LEN: usize = 10;
+
+/// Keys starting with this byte belong to the engine itself, never to the ledger.
+pub const SYSTEM_PREFIX: u8 = 0xff;
+
+/// A storage failure. The ledger treats these as fatal for the writer: it stops and the
+/// process restarts from what is durable.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The engine reported an error.
+    #[error("storage engine: {0}")]
+    Engine(String),
+    /// A write was not valid for the engine (a key in the system range, a bad add operand).
+    #[error("invalid write: {0}")]
+    InvalidWrite(String),
+}
+
+/// How durable a commit must be before [`Store::commit`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// On stable storage (fsync) before returning.
+    Sync,
+    /// Atomic and visible, made durable by the next `Sync` commit or a clean shutdown. For
+    /// derived state that can be rebuilt from synced data.
+    Buffered,
+}
+
+/// One write in a [`WriteSet`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Write {
+    /// Set `key` to `value`.
+    Set(Vec<u8>, Vec<u8>),
+    /// Remove `key`.
+    Clear(Vec<u8>),
+    /// Remove every key in `[begin, end)`.
+    ClearRange(Vec<u8>, Vec<u8>),
+    /// Add a signed 64-bit little-endian integer to the value at `key` (absent counts as 0).
+    Add(Vec<u8>, i64),
+    /// Set `prefix ++ versionstamp` to `value`; the versionstamp is filled in at commit.
+    SetVersionstampedKey {
+        /// Key bytes before the versionstamp.
+        prefix: Vec<u8>,
+        /// Order of this write within the commit (the versionstamp's last two bytes).
+        order: u16,
+        /// Value.
+        value: Vec<u8>,
+    },
+}
+
+/// The writes of one transaction, applied atomically in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteSet {
+    /// The writes, in order.
+    pub writes: Vec<Write>,
+    /// Approximate bytes of keys and values, to keep transactions inside engine limits.
+    pub bytes: usize,
+}
+
+impl WriteSet {
+    /// Set `key` to `value`.
+    pub fn set(&mut self, key: &[u8], value: &[u8]) {
+        self.bytes += key.len() + value.len();
+        self.writes.push(Write::Set(key.to_vec(), value.to_vec()));
+    }
+
+    /// Set `key` to an owned `value`, without copying it.
+    pub fn set_owned(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.writes.push(Write::Set(key, value));
+    }
+
+    /// Remove `key`.
+    pub fn clear(&mut self, key: &[u8]) {
+        self.bytes += key.len();
+        self.writes.push(Write::Clear(key.to_vec()));
+    }
+
+    /// Remove every key in `[begin, end)`.
+    pub fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
+        self.bytes += begin.len() + end.len();
+        self.writes.push(Write::ClearRange(begin.to_vec(), end.to_vec()));
+    }
+
+    /// Atomically add `delta` to the little-endian i64 at `key`.
+    pub fn add(&mut self, key: &[u8], delta: i64) {
+        self.bytes += key.len() + 8;
+        self.writes.push(Write::Add(key.to_vec(), delta));
+    }
+
+    /// Set `prefix ++ versionstamp(order)` to `value`.
+    pub fn set_versionstamped_key(&mut self, prefix: &[u8], order: u16, value: Vec<u8>) {
+        self.bytes += prefix.len() + VERSIONSTAMP_LEN + value.len();
+        self.writes.push(Write::SetVersionstampedKey { prefix: prefix.to_vec(), order, value });
+    }
+
+    /// True when there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+}
+
+/// A key-value pair read from a snapshot.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A consistent, read-only view of the store at one version. Later commits are invisible to it
+/// and it never blocks writers.
+pub trait Snapshot: Send {
+    /// The value at `key`, if any.
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Up to `limit` pairs with `begin <= key < end`, ascending, or descending when `reverse`.
+    fn range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// Calls `f` for every pair with `begin <= key < end`, ascending, until `f` returns false.
+    fn scan(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError>;
+
+    /// The last version committed when this snapshot was taken.
+    fn version(&self) -> Version;
+}
+
+/// An ordered key-value store with atomic, versioned commits.
+pub trait Store: Send + Sync + 'static {
+    /// The snapshot type.
+    type Snapshot: Snapshot + 'static;
+
+    /// A consistent view of everything committed so far.
+    fn snapshot(&self) -> Result<Self::Snapshot, StoreError>;
+
+    /// Applies `writes` atomically; returns the new commit version. With
+    /// [`Durability::Sync`], the commit is on stable storage when this returns.
+    fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError>;
+
+    /// The version the next commit will get, when the caller is the store's only writer.
+    fn next_version(&self) -> Version;
+}
+
+/// The end of the key range holding every key that starts with `prefix`.
+pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return end;
+        }
+    }
+    vec![SYSTEM_PREFIX]
+}

@@ -1,0 +1,328 @@
+//! The programme's vocabulary: points, money, identifiers and the chart of accounts.
+//!
+//! ```
+//! use ledger::{AccountId, MemberId, PartnerId, Points};
+//! let member = AccountId::Member(MemberId(7));
+//! assert_eq!(member.to_string(), "member/7");
+//! assert_eq!(AccountId::PartnerIssuance(PartnerId(2)).to_string(), "partner/2/issuance");
+//! assert_eq!(Points(5).checked_add(Points(3)), Some(Points(8)));
+//! ```
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// A whole number of points, the programme's one currency. Points are never fractional.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+pub struct Points(pub i64);
+
+impl Points {
+    /// Zero points.
+    pub const ZERO: Points = Points(0);
+
+    /// Adds, or `None` on overflow.
+    pub fn checked_add(self, other: Points) -> Option<Points> {
+        self.0.checked_add(other.0).map(Points)
+    }
+
+    /// Subtracts, or `None` on overflow.
+    pub fn checked_sub(self, other: Points) -> Option<Points> {
+        self.0.checked_sub(other.0).map(Points)
+    }
+
+    /// True when strictly positive.
+    pub fn is_positive(self) -> bool {
+        self.0 > 0
+    }
+}
+
+impl fmt::Display for Points {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} pts", self.0)
+    }
+}
+
+/// An ISO 4217 currency, stored as its three-letter code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Currency([u8; 3]);
+
+impl Currency {
+    /// The three-letter code, e.g. `"EUR"`.
+    pub fn code(&self) -> &str {
+        std::str::from_utf8(&self.0).expect("currency codes are validated ASCII")
+    }
+
+    /// The number of minor-unit digits the currency uses (2 for EUR, 0 for JPY).
+    pub fn minor_units(&self) -> u32 {
+        iso_currency::Currency::from_code(self.code())
+            .and_then(|c| c.exponent())
+            .map(u32::from)
+            .unwrap_or(2)
+    }
+}
+
+/// The error for a string that is not an ISO 4217 code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown currency {0:?}: expected an ISO 4217 code such as EUR")]
+pub struct UnknownCurrency(pub String);
+
+impl FromStr for Currency {
+    type Err = UnknownCurrency;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let known = iso_currency::Currency::from_code(s)
+            .ok_or_else(|| UnknownCurrency(s.to_string()))?;
+        let code = known.code().as_bytes();
+        Ok(Currency([code[0], code[1], code[2]]))
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// An amount of money in one currency. Decimal, never floating point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    /// The amount; may be negative on a ledger leg.
+    pub amount: Decimal,
+    /// The currency of `amount`.
+    pub currency: Currency,
+}
+
+impl Money {
+    /// Builds a money amount.
+    pub fn new(amount: Decimal, currency: Currency) -> Money {
+        Money { amount, currency }
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}
+
+/// A coalition member.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct MemberId(pub u64);
+
+/// A partner merchant.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct PartnerId(pub u32);
+
+/// A ledger transaction's id: the commit sequence of its batch and its slot in that batch.
+///
+/// Ids increase in commit order, so they double as the journal's order.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct TxId(pub u64);
+
+impl TxId {
+    /// Bits of the id that hold the slot within the batch.
+    pub const SLOT_BITS: u32 = 16;
+
+    /// Builds the id of slot `slot` in the batch committed at `seq`.
+    pub fn new(seq: u64, slot: u16) -> TxId {
+        TxId((seq << Self::SLOT_BITS) | u64::from(slot))
+    }
+
+    /// The commit sequence number of the batch holding this transaction.
+    pub fn seq(self) -> u64 {
+        self.0 >> Self::SLOT_BITS
+    }
+
+    /// The slot of this transaction within its batch.
+    pub fn slot(self) -> u16 {
+        (self.0 & 0xffff) as u16
+    }
+}
+
+impl fmt::Display for TxId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.seq(), self.slot())
+    }
+}
+
+/// Milliseconds since the Unix epoch, UTC. The committer stamps every batch with one.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default,
+)]
+pub struct Timestamp(pub i64);
+
+impl Timestamp {
+    /// The wall clock now.
+    pub fn now() -> Timestamp {
+        let ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Timestamp(ms)
+    }
+
+    /// This time plus `ms` milliseconds.
+    pub fn plus_ms(self, ms: i64) -> Timestamp {
+        Timestamp(self.0.saturating_add(ms))
+    }
+}
+
+/// An account in the programme's chart of accounts.
+///
+/// Balances are signed: a posting adds its amount to the account. Member accounts are positive
+/// when the programme owes the member points; a partner's issuance account goes negative by the
+/// points the partner has issued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum AccountId {
+    /// `member/{id}`: points owed to the member.
+    Member(MemberId),
+    /// `partner/{id}/issuance`: points the partner has issued; its money leg is what the partner
+    /// owes the programme for them.
+    PartnerIssuance(PartnerId),
+    /// `partner/{id}/redemption`: points redeemed at the partner; its money leg is what the
+    /// programme owes the partner.
+    PartnerRedemption(PartnerId),
+    /// `programme/promotions`: operator-funded bonus points.
+    Promotions,
+    /// `programme/breakage`: expired points.
+    Breakage,
+    /// `programme/adjustments`: manual corrections.
+    Adjustments,
+    /// `programme/float`: the money counterpart of points outstanding (issuance money in,
+    /// redemption money out).
+    Float,
+}
+
+impl AccountId {
+    /// True for `member/{id}` accounts, the only ones guarded against going negative.
+    pub fn is_member(&self) -> bool {
+        matches!(self, AccountId::Member(_))
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccountId::Member(m) => write!(f, "member/{}", m.0),
+            AccountId::PartnerIssuance(p) => write!(f, "partner/{}/issuance", p.0),
+            AccountId::PartnerRedemption(p) => write!(f, "partner/{}/redemption", p.0),
+            AccountId::Promotions => f.write_str("programme/promotions"),
+            AccountId::Breakage => f.write_str("programme/breakage"),
+            AccountId::Adjustments => f.write_str("programme/adjustments"),
+            AccountId::Float => f.write_str("programme/float"),
+        }
+    }
+}
+
+/// The error for an account name outside the chart of accounts.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown account {0:?}: expected member/ID, partner/ID/issuance, partner/ID/redemption or programme/NAME")]
+pub struct UnknownAccount(pub String);
+
+impl FromStr for AccountId {
+    type Err = UnknownAccount;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || UnknownAccount(s.to_string());
+        let parts: Vec<&str> = s.split('/').collect();
+        match parts.as_slice() {
+            ["member", id] => Ok(AccountId::Member(MemberId(id.parse().map_err(|_| bad())?))),
+            ["partner", id, kind] => {
+                let p = PartnerId(id.parse().map_err(|_| bad())?);
+                match *kind {
+                    "issuance" => Ok(AccountId::PartnerIssuance(p)),
+                    "redemption" => Ok(AccountId::PartnerRedemption(p)),
+                    _ => Err(bad()),
+                }
+            }
+            ["programme", "promotions"] => Ok(AccountId::Promotions),
+            ["programme", "breakage"] => Ok(AccountId::Breakage),
+            ["programme", "adjustments"] => Ok(AccountId::Adjustments),
+            ["programme", "float"] => Ok(AccountId::Float),
+            _ => Err(bad()),
+        }
+    }
+}
+
+/// What a programme does when a reversal of an earn finds the points already spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+pub enum ClawbackPolicy {
+    /// Take the member below zero; later earnings repay the debt first.
+    AllowNegative,
+    /// Refuse the reversal; nothing changes.
+    #[default]
+    Reject,
+}
+
+/// A partner's commercial terms: what a point costs the partner when it issues one, and what the
+/// programme reimburses when a member burns one there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contract {
+    /// The partner.
+    pub partner: PartnerId,
+    /// The settlement currency.
+    pub currency: Currency,
+    /// Money the partner pays the programme per point issued.
+    pub issuance_price_per_point: Decimal,
+    /// Money the programme reimburses the partner per point redeemed.
+    pub redemption_price_per_point: Decimal,
+    /// Days a lot earned at this partner stays valid; `None` means it does not expire.
+    pub points_validity_days: Option<u32>,
+}
+
+impl Contract {
+    /// When points earned at `at` under this contract expire.
+    pub fn lot_expiry(&self, at: Timestamp) -> Option<Timestamp> {
+        self.points_validity_days
+            .map(|d| at.plus_ms(i64::from(d) * 86_400_000))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_names_round_trip_through_display_and_parse() {
+        let all = [
+            AccountId::Member(MemberId(42)),
+            AccountId::PartnerIssuance(PartnerId(3)),
+            AccountId::PartnerRedemption(PartnerId(3)),
+            AccountId::Promotions,
+            AccountId::Breakage,
+            AccountId::Adjustments,
+            AccountId::Float,
+        ];
+        for a in all {
+            assert_eq!(a.to_string().parse::<AccountId>(), Ok(a));
+        }
+        assert!("partner/3/other".parse::<AccountId>().is_err());
+        assert!("member/x".parse::<AccountId>().is_err());
+    }
+
+    #[test]
+    fn currency_parses_only_iso_4217_codes() {
+        let eur: Currency = "EUR".parse().expect("EUR is ISO 4217");
+        assert_eq!(eur.code(), "EUR");
+        assert_eq!(eur.minor_units(), 2);
+        assert_eq!("JPY".parse::<Currency>().map(|c| c.minor_units()), Ok(0));
+        assert!("XYZ".parse::<Currency>().is_err());
+        assert!("eur1".parse::<Currency>().is_err());
+    }
+
+    #[test]
+    fn tx_id_packs_seq_and_slot_in_commit_order() {
+        let a = TxId::new(5, 65535);
+        let b = TxId::new(6, 0);
+        assert!(a < b);
+        assert_eq!((a.seq(), a.slot()), (5, 65535));
+        assert_eq!(b.to_string(), "6-0");
+    }
+}

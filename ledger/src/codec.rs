@@ -175,12 +175,12 @@ mod tests {
     #[test]
     fn blocks_split_at_the_size_limit_and_decode_every_transaction_back() {
         let mut w = BlockWriter::default();
-        let txs: Vec<Transaction> = (0..300).map(|i| tx(i, 100)).collect();
+        let txs: Vec<Transaction> = (0..800).map(|i| tx(i, 100)).collect();
         for t in &txs {
             w.push(t);
         }
         let blocks = w.finish();
-        assert!(blocks.len() > 1, "300 x ~120 bytes must not fit one 64 kB block");
+        assert!(blocks.len() > 1, "800 x ~130 bytes must not fit one 64 kB block");
         assert!(blocks.iter().all(|b| b.len() <= BLOCK_BYTES_MAX));
         let decoded: Vec<Transaction> = blocks
             .iter()

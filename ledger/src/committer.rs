@@ -3,7 +3,8 @@
 //! It takes commands from a bounded queue, decides a batch of them against its in-memory
 //! [`State`], writes the batch's transactions as journal blocks in one storage commit, waits for
 //! that commit to be durable, then answers every caller and hands the batch to the projector.
-//! A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
+//! Batches are numbered by the committer's own journal sequence (the store's commit versions
+//! also count the projector's commits). A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
 //! memory may then be ahead of disk, so the only safe continuation is a restart from disk.
 
 use crate::codec::{self, BlockWriter, IdemRecord};
@@ -64,6 +65,8 @@ pub(crate) struct Writer<S: Store> {
     pub shared: Arc<crate::ledger::Shared>,
     pub to_projector: Sender<Arc<Batch>>,
     pub last_at: Timestamp,
+    /// Journal sequence number of the next batch; transaction ids embed it.
+    pub next_seq: u64,
     pub trimmed_through: u64,
 }
 
@@ -137,7 +140,7 @@ impl<S: Store> Writer<S> {
 
     fn commit_batch(&mut self, batch: &mut Vec<Job>) -> Result<(), LedgerError> {
         let started = Instant::now();
-        let seq = self.store.next_version();
+        let seq = self.next_seq;
         let at = self.clock();
         self.trim_recent();
         let snapshot = self.store.snapshot()?;
@@ -164,14 +167,18 @@ impl<S: Store> Writer<S> {
             }
             let mut writes = WriteSet::default();
             for (order, block) in blocks.finish().into_iter().enumerate() {
-                writes.set_versionstamped_key(&keys::journal_prefix(), order as u16, block);
+                writes.set_owned(keys::journal(seq, order as u16), block);
             }
-            let version = self.store.commit(writes, Durability::Sync)?;
-            assert_eq!(version, seq, "the committer is the store's only writer");
+            self.store.commit(writes, Durability::Sync)?;
+            self.next_seq = seq + 1;
             self.last_at = at;
             self.remember(&txs);
         }
         let txs = Arc::new(Batch { seq, at, txs });
+        if !txs.txs.is_empty() {
+            // Publish before answering, so a read after a receipt waits for its projection.
+            self.shared.committed(seq, txs.txs.len(), started.elapsed());
+        }
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             let answer = match outcome {
                 Outcome::New(i) => Ok(Receipt { tx: txs.txs[i].clone(), replayed: false }),
@@ -181,7 +188,6 @@ impl<S: Store> Writer<S> {
             let _ = job.reply.send(answer);
         }
         if !txs.txs.is_empty() {
-            self.shared.committed(seq, txs.txs.len(), started.elapsed());
             // Blocks when the projector is far behind: back-pressure instead of unbounded memory.
             if self.to_projector.send(txs).is_err() {
                 return Err(LedgerError::Unavailable("projector stopped".into()));

@@ -15,7 +15,7 @@
 use crate::model::{IdemKey, Scope};
 use crate::types::{AccountId, MemberId, PartnerId, TxId};
 
-/// Journal blocks: `J ++ versionstamp` (commit version, block order).
+/// Journal blocks: `J ++ batch sequence (8 bytes) ++ block order (2 bytes)`.
 pub const JOURNAL: u8 = b'J';
 /// Member working state: `M ++ member`.
 pub const MEMBER: u8 = b'M';
@@ -36,12 +36,12 @@ pub const STATEMENT: u8 = b'S';
 /// Projector metadata: `P ++ name`.
 pub const META: u8 = b'P';
 
-/// The prefix of journal keys; a full key appends a 10-byte versionstamp.
+/// The prefix of journal keys.
 pub fn journal_prefix() -> [u8; 1] {
     [JOURNAL]
 }
 
-/// The journal key of block `order` in the commit at `version`.
+/// The journal key of block `order` of batch `version`.
 pub fn journal(version: u64, order: u16) -> Vec<u8> {
     let mut k = Vec::with_capacity(11);
     k.push(JOURNAL);

@@ -161,6 +161,7 @@ impl<S: Store + Clone> Ledger<S> {
         })?;
         drop(snapshot);
         let last_at = tail.last().map(|b| b.at).unwrap_or_default();
+        let last_seq = tail.last().map(|b| b.seq).unwrap_or(through);
         if let Some(b) = tail.last() {
             shared.committed.store(b.seq, Ordering::Release);
         }
@@ -178,6 +179,7 @@ impl<S: Store + Clone> Ledger<S> {
             shared: shared.clone(),
             to_projector,
             last_at,
+            next_seq: last_seq + 1,
             trimmed_through: through,
         };
         for b in tail {

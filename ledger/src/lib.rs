@@ -16,6 +16,7 @@
 
 pub mod audit;
 pub mod codec;
+pub mod conformance;
 mod committer;
 mod error;
 pub mod journal;

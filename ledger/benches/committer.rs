@@ -1,1 +1,295 @@
-fn main() {}
+//! Committer benchmark, no HTTP: a realistic mix (70% earn, 20% burn, 5% hold + capture,
+//! 5% reversal) over many members and a handful of partners, durable (fsync per batch).
+//!
+//! `cargo bench -p ledger --bench committer` runs the default: 1,000,000 members, 5 partners,
+//! batch limits 100, 1,000 and 8,000, 3 runs of 10 s each. Environment overrides:
+//! `BENCH_MEMBERS`, `BENCH_SECONDS`, `BENCH_RUNS`, `BENCH_BATCHES` (comma list), `BENCH_DIR`
+//! (store directory, kept afterwards for `ledger verify --data DIR`).
+//!
+//! Figures: transactions (commands) per second and posting legs per second, committed and
+//! acknowledged; commit latency per batch (first command taken off the queue to fsync done),
+//! p50/p99/max, from the committer's own observer.
+
+use hdrhistogram::Histogram;
+use ledger::store::EmbeddedStore;
+use ledger::*;
+use rand::{Rng, SeedableRng};
+use rust_decimal::Decimal;
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const PARTNERS: u32 = 5;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct Run {
+    txs_per_s: f64,
+    legs_per_s: f64,
+    commit_p50_us: u64,
+    commit_p99_us: u64,
+    commit_max_us: u64,
+    mean_batch: f64,
+    rejected: u64,
+}
+
+fn open(
+    dir: &std::path::Path,
+    batch: usize,
+    hist: Arc<Mutex<Histogram<u64>>>,
+) -> Ledger<EmbeddedStore> {
+    let on_commit: CommitObserver = Arc::new(move |_, took: Duration| {
+        let _ = hist.lock().expect("hist").record(took.as_micros() as u64);
+    });
+    let config = LedgerConfig {
+        committer: CommitterConfig {
+            batch_size_max: batch,
+            queue_capacity: 4 * batch.max(1024),
+            ..CommitterConfig::default()
+        },
+        on_commit: Some(on_commit),
+        ..LedgerConfig::default()
+    };
+    Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
+}
+
+fn seed(dir: &std::path::Path, members: u64) {
+    let hist = Arc::new(Mutex::new(Histogram::new(3).expect("hist")));
+    let ledger = open(dir, 8000, hist);
+    if ledger.balance(MemberId(members)).expect("read").is_some() {
+        return;
+    }
+    let t = Instant::now();
+    for p in 1..=PARTNERS {
+        let contract = Contract {
+            partner: PartnerId(p),
+            currency: "EUR".parse().expect("EUR"),
+            issuance_price_per_point: Decimal::new(10 + i64::from(p), 3),
+            redemption_price_per_point: Decimal::new(7, 3),
+            points_validity_days: Some(730),
+        };
+        ledger
+            .execute_blocking(Command::SetContract {
+                key: IdemKey::operator(format!("c{p}")),
+                contract,
+            })
+            .expect("contract");
+    }
+    let mut window = VecDeque::new();
+    for m in 1..=members {
+        window.push_back(
+            ledger
+                .submit(Command::Enrol {
+                    key: IdemKey::operator(format!("m{m}")),
+                    member: MemberId(m),
+                })
+                .expect("queue"),
+        );
+        if window.len() >= 16_000 {
+            window
+                .pop_front()
+                .expect("pending")
+                .blocking_recv()
+                .expect("answer")
+                .expect("enrol");
+        }
+    }
+    for p in window {
+        p.blocking_recv().expect("answer").expect("enrol");
+    }
+    let _ = ledger.read_snapshot().expect("projector catches up");
+    eprintln!(
+        "seeded {members} members in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// What the generator sends next.
+enum Next {
+    Capture(TxId, u32),
+}
+
+fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: u64) -> Run {
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("hist")));
+    let ledger = open(dir, batch, hist.clone());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(run_no * 1000 + batch as u64);
+    let window_max = (2 * batch).clamp(256, 16_000);
+    let mut window: VecDeque<(Pending, bool)> = VecDeque::new();
+    let mut follow: VecDeque<Next> = VecDeque::new();
+    let mut earned: VecDeque<(TxId, u32)> = VecDeque::with_capacity(4096);
+    let mut funded: VecDeque<MemberId> = VecDeque::with_capacity(65_536);
+    let (mut txs, mut legs, mut rejected, mut n) = (0u64, 0u64, 0u64, 0u64);
+    let warmup = Duration::from_secs(2);
+    let start = Instant::now();
+    let mut measured_from: Option<(Instant, u64, u64)> = None;
+    let tag = format!("r{run_no}b{batch}");
+    loop {
+        let elapsed = start.elapsed();
+        if measured_from.is_none() && elapsed >= warmup {
+            measured_from = Some((Instant::now(), txs, legs));
+            hist.lock().expect("hist").reset();
+        }
+        if elapsed >= warmup + Duration::from_secs(seconds) {
+            break;
+        }
+        while window.len() < window_max {
+            n += 1;
+            let p = rng.random_range(1..=PARTNERS);
+            let key = IdemKey::partner(PartnerId(p), format!("{tag}-{n}"));
+            let roll = rng.random_range(0..100);
+            let cmd = if let Some(Next::Capture(hold, hp)) = follow.pop_front() {
+                Command::Capture {
+                    key: IdemKey::partner(PartnerId(hp), format!("{tag}-{n}")),
+                    hold,
+                    points: None,
+                }
+            } else if roll < 20 && !funded.is_empty() {
+                let m = funded.pop_front().expect("funded");
+                Command::Burn {
+                    key,
+                    member: m,
+                    partner: PartnerId(p),
+                    points: Points(50),
+                }
+            } else if roll < 25 && !funded.is_empty() {
+                let m = funded.pop_front().expect("funded");
+                Command::Hold {
+                    key,
+                    member: m,
+                    partner: PartnerId(p),
+                    points: Points(40),
+                    timeout_ms: 600_000,
+                }
+            } else if roll < 30 && !earned.is_empty() {
+                let (id, ep) = earned.pop_front().expect("earned");
+                Command::Reverse {
+                    key: IdemKey::partner(PartnerId(ep), format!("{tag}-{n}")),
+                    original: id,
+                    points: Some(Points(10)),
+                }
+            } else {
+                let m = MemberId(rng.random_range(1..=members));
+                Command::Earn {
+                    key,
+                    member: m,
+                    partner: PartnerId(p),
+                    points: Points(rng.random_range(100..2000)),
+                    bonus: Points(0),
+                }
+            };
+            let is_hold = matches!(cmd, Command::Hold { .. });
+            window.push_back((ledger.submit(cmd).expect("queue has room"), is_hold));
+        }
+        let (pending, is_hold) = window.pop_front().expect("window not empty");
+        match pending.blocking_recv().expect("answer") {
+            Ok(r) => {
+                txs += 1;
+                legs += r.tx.postings.len() as u64;
+                match &r.tx.kind {
+                    TxKind::Earn {
+                        member, partner, ..
+                    } => {
+                        if funded.len() < 65_536 {
+                            funded.push_back(*member);
+                        }
+                        if earned.len() < 4096 {
+                            earned.push_back((r.tx.id, partner.0));
+                        }
+                    }
+                    TxKind::Hold { partner, .. } if is_hold => {
+                        follow.push_back(Next::Capture(r.tx.id, partner.0))
+                    }
+                    _ => {}
+                }
+            }
+            Err(LedgerError::Rejected(_)) => rejected += 1,
+            Err(e) => panic!("ledger failed: {e}"),
+        }
+    }
+    for (p, _) in window {
+        let _ = p.blocking_recv();
+    }
+    let (t0, txs0, legs0) = measured_from.expect("measured");
+    let secs = t0.elapsed().as_secs_f64();
+    let h = hist.lock().expect("hist").clone();
+    let stats = ledger.stats();
+    let mean_batch = stats
+        .transactions
+        .load(std::sync::atomic::Ordering::Relaxed) as f64
+        / stats
+            .batches
+            .load(std::sync::atomic::Ordering::Relaxed)
+            .max(1) as f64;
+    ledger.shutdown();
+    Run {
+        txs_per_s: (txs - txs0) as f64 / secs,
+        legs_per_s: (legs - legs0) as f64 / secs,
+        commit_p50_us: h.value_at_quantile(0.50),
+        commit_p99_us: h.value_at_quantile(0.99),
+        commit_max_us: h.max(),
+        mean_batch,
+        rejected,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let members: u64 = env_or("BENCH_MEMBERS", 1_000_000);
+    let seconds: u64 = env_or("BENCH_SECONDS", 10);
+    let runs: u64 = env_or("BENCH_RUNS", 3);
+    let batches: Vec<usize> = env_or("BENCH_BATCHES", "100,1000,8000".to_string())
+        .split(',')
+        .filter_map(|b| b.trim().parse().ok())
+        .collect();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let dir = std::env::var("BENCH_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).expect("bench dir");
+    eprintln!("committer bench: {members} members, {PARTNERS} partners, batches {batches:?}, {runs} runs x {seconds} s, store {}", dir.display());
+    seed(&dir, members);
+    println!("| batch limit | txs/s (median) | posting legs/s | mean batch | commit p50 | commit p99 | commit max | runs (txs/s) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for &b in &batches {
+        let results: Vec<Run> = (0..runs)
+            .map(|r| run(&dir, members, b, seconds, r))
+            .collect();
+        let mid = median(results.iter().map(|r| r.txs_per_s).collect());
+        let pick = results
+            .iter()
+            .min_by(|a, b| {
+                (a.txs_per_s - mid)
+                    .abs()
+                    .total_cmp(&(b.txs_per_s - mid).abs())
+            })
+            .expect("runs");
+        let all: Vec<String> = results
+            .iter()
+            .map(|r| format!("{:.0}", r.txs_per_s))
+            .collect();
+        println!(
+            "| {b} | {:.0} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            pick.txs_per_s,
+            pick.legs_per_s,
+            pick.mean_batch,
+            pick.commit_p50_us as f64 / 1000.0,
+            pick.commit_p99_us as f64 / 1000.0,
+            pick.commit_max_us as f64 / 1000.0,
+            all.join(", ")
+        );
+        let rejected: u64 = results.iter().map(|r| r.rejected).sum();
+        eprintln!("batch {b}: {rejected} rejected commands across runs (burns racing the generator's funding estimate)");
+    }
+}

@@ -153,16 +153,16 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
         }
         Ok(())
     })
-    .or_else(|e| match failure.take() {
-        Some(f) => Err(f),
-        None => Err(AuditFailure::Read(e)),
-    })?;
+    .map_err(|e| failure.take().unwrap_or(AuditFailure::Read(e)))?;
     let projected = match snap.get(&keys::projected_through())? {
         Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
         None => 0,
     };
     if projected < last_version {
-        return Err(AuditFailure::Behind { projected, journal: last_version });
+        return Err(AuditFailure::Behind {
+            projected,
+            journal: last_version,
+        });
     }
     compare_stored(snap, &state, &keys_seen, &mut report)?;
     report.points_outstanding = state.members.values().map(|m| m.posted.0).sum();
@@ -176,45 +176,96 @@ fn check_transaction(
     keys_seen: &mut HashMap<IdemKey, IdemRecord>,
 ) -> Result<(), AuditFailure> {
     if tx.id <= previous && previous != TxId(0) {
-        return Err(AuditFailure::OutOfOrder { tx: tx.id, previous });
+        return Err(AuditFailure::OutOfOrder {
+            tx: tx.id,
+            previous,
+        });
     }
     let (points, money) = tx.imbalance();
     if points != 0 || !money.is_empty() {
-        return Err(AuditFailure::Unbalanced { tx: tx.id, detail: format!("points off by {points}, money off by {money:?}") });
+        return Err(AuditFailure::Unbalanced {
+            tx: tx.id,
+            detail: format!("points off by {points}, money off by {money:?}"),
+        });
     }
-    if let Some(first) = keys_seen.insert(tx.key.clone(), IdemRecord { tx: tx.id, digest: tx.digest }) {
-        return Err(AuditFailure::DuplicateKey { key: tx.key.to_string(), first: first.tx, second: tx.id });
+    if let Some(first) = keys_seen.insert(
+        tx.key.clone(),
+        IdemRecord {
+            tx: tx.id,
+            digest: tx.digest,
+        },
+    ) {
+        return Err(AuditFailure::DuplicateKey {
+            key: tx.key.to_string(),
+            first: first.tx,
+            second: tx.id,
+        });
     }
     for c in tx.lots.iter().filter(|c| c.delta.0 < 0) {
-        let has = state.members.get(&c.member).and_then(|m| m.lots.iter().find(|l| l.id == c.lot)).map(|l| l.remaining.0).unwrap_or(0);
+        let has = state
+            .members
+            .get(&c.member)
+            .and_then(|m| m.lots.iter().find(|l| l.id == c.lot))
+            .map(|l| l.remaining.0)
+            .unwrap_or(0);
         if has < -c.delta.0 {
-            return Err(AuditFailure::Lots { member: c.member, tx: tx.id, detail: format!("consumes {} from lot {:?} holding {has}", -c.delta.0, c.lot) });
+            return Err(AuditFailure::Lots {
+                member: c.member,
+                tx: tx.id,
+                detail: format!("consumes {} from lot {:?} holding {has}", -c.delta.0, c.lot),
+            });
         }
     }
-    let before: Vec<(MemberId, i64)> = tx.members().map(|m| (m, state.members.get(&m).map(|s| s.posted.0).unwrap_or(0))).collect();
+    let before: Vec<(MemberId, i64)> = tx
+        .members()
+        .map(|m| (m, state.members.get(&m).map(|s| s.posted.0).unwrap_or(0)))
+        .collect();
     state.apply(tx);
     let clawback = matches!(tx.kind, TxKind::Reversal { clawback, .. } if clawback.0 > 0);
     for (&(m, recorded), (_, was)) in tx.member_balances.iter().zip(before) {
         let s = &state.members[&m];
         if s.posted != recorded {
-            return Err(AuditFailure::RecordedBalance { member: m, tx: tx.id, recorded: recorded.0, recomputed: s.posted.0 });
+            return Err(AuditFailure::RecordedBalance {
+                member: m,
+                tx: tx.id,
+                recorded: recorded.0,
+                recomputed: s.posted.0,
+            });
         }
         if s.posted.0 < 0 && s.posted.0 < was && !clawback {
-            return Err(AuditFailure::NegativeMember { member: m, points: s.posted.0, tx: tx.id });
+            return Err(AuditFailure::NegativeMember {
+                member: m,
+                points: s.posted.0,
+                tx: tx.id,
+            });
         }
         let lots: i64 = s.lots.iter().map(|l| l.remaining.0).sum();
         if lots != s.posted.0.max(0) {
-            return Err(AuditFailure::Lots { member: m, tx: tx.id, detail: format!("lots sum to {lots}, posted is {}", s.posted.0) });
+            return Err(AuditFailure::Lots {
+                member: m,
+                tx: tx.id,
+                detail: format!("lots sum to {lots}, posted is {}", s.posted.0),
+            });
         }
     }
     Ok(())
 }
 
-fn stored<T: PartialEq + std::fmt::Debug>(account: String, what: &'static str, stored: Option<&T>, recomputed: Option<&T>) -> Result<(), AuditFailure> {
+fn stored<T: PartialEq + std::fmt::Debug>(
+    account: String,
+    what: &'static str,
+    stored: Option<&T>,
+    recomputed: Option<&T>,
+) -> Result<(), AuditFailure> {
     if stored == recomputed {
         return Ok(());
     }
-    Err(AuditFailure::Stored { account, what, stored: format!("{stored:?}"), recomputed: format!("{recomputed:?}") })
+    Err(AuditFailure::Stored {
+        account,
+        what,
+        stored: format!("{stored:?}"),
+        recomputed: format!("{recomputed:?}"),
+    })
 }
 
 /// Scans one key family, decoding each value; returns id -> value.
@@ -226,16 +277,17 @@ fn scan_family<Snap: Snapshot, K: std::hash::Hash + Eq, V: serde::de::Deserializ
 ) -> Result<HashMap<K, V>, AuditFailure> {
     let mut out = HashMap::new();
     let mut failure = None;
-    snap.scan(&[tag], &[tag + 1], &mut |k, v| {
-        match parse(k).ok_or_else(|| LedgerError::Corrupt(format!("{what} key {k:?}"))).and_then(|id| Ok((id, codec::decode::<V>(what, v)?))) {
-            Ok((id, val)) => {
-                out.insert(id, val);
-                true
-            }
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
+    snap.scan(&[tag], &[tag + 1], &mut |k, v| match parse(k)
+        .ok_or_else(|| LedgerError::Corrupt(format!("{what} key {k:?}")))
+        .and_then(|id| Ok((id, codec::decode::<V>(what, v)?)))
+    {
+        Ok((id, val)) => {
+            out.insert(id, val);
+            true
+        }
+        Err(e) => {
+            failure = Some(e);
+            false
         }
     })?;
     match failure {
@@ -244,24 +296,54 @@ fn scan_family<Snap: Snapshot, K: std::hash::Hash + Eq, V: serde::de::Deserializ
     }
 }
 
-fn compare_stored<Snap: Snapshot>(snap: &Snap, state: &State, keys_seen: &HashMap<IdemKey, IdemRecord>, report: &mut AuditReport) -> Result<(), AuditFailure> {
-    let members: HashMap<MemberId, MemberState> = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
-    compare_maps(&members, &state.members, |m| format!("member/{}", m.0), "member record")?;
+fn compare_stored<Snap: Snapshot>(
+    snap: &Snap,
+    state: &State,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+    report: &mut AuditReport,
+) -> Result<(), AuditFailure> {
+    let members: HashMap<MemberId, MemberState> =
+        scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+    compare_maps(
+        &members,
+        &state.members,
+        |m| format!("member/{}", m.0),
+        "member record",
+    )?;
     report.members = members.len();
 
-    let accounts: HashMap<AccountId, Balance> = scan_family(snap, keys::BALANCE, "balance record", |k| keys::parse_account(&k[1..]).map(|(a, _)| a))?;
+    let accounts: HashMap<AccountId, Balance> =
+        scan_family(snap, keys::BALANCE, "balance record", |k| {
+            keys::parse_account(&k[1..]).map(|(a, _)| a)
+        })?;
     compare_maps(&accounts, &state.accounts, |a| a.to_string(), "balance")?;
     report.accounts = accounts.len();
 
-    let holds: HashMap<TxId, HoldState> = scan_family(snap, keys::HOLD, "hold", keys::parse_tail_tx)?;
+    let holds: HashMap<TxId, HoldState> =
+        scan_family(snap, keys::HOLD, "hold", keys::parse_tail_tx)?;
     compare_maps(&holds, &state.holds, |h| format!("hold {h}"), "open hold")?;
     report.open_holds = holds.len();
 
-    let reversed: HashMap<TxId, Reversed> = scan_family(snap, keys::REVERSED, "reversed record", keys::parse_tail_tx)?;
-    compare_maps(&reversed, &state.reversed, |t| format!("reversals of {t}"), "reversed amount")?;
+    let reversed: HashMap<TxId, Reversed> =
+        scan_family(snap, keys::REVERSED, "reversed record", keys::parse_tail_tx)?;
+    compare_maps(
+        &reversed,
+        &state.reversed,
+        |t| format!("reversals of {t}"),
+        "reversed amount",
+    )?;
 
-    let contracts: HashMap<PartnerId, Contract> = scan_family(snap, keys::CONTRACT, "contract", |k| k.get(1..5).map(|b| PartnerId(u32::from_be_bytes(b.try_into().expect("4 bytes")))))?;
-    compare_maps(&contracts, &state.contracts, |p| format!("partner/{}", p.0), "contract")?;
+    let contracts: HashMap<PartnerId, Contract> =
+        scan_family(snap, keys::CONTRACT, "contract", |k| {
+            k.get(1..5)
+                .map(|b| PartnerId(u32::from_be_bytes(b.try_into().expect("4 bytes"))))
+        })?;
+    compare_maps(
+        &contracts,
+        &state.contracts,
+        |p| format!("partner/{}", p.0),
+        "contract",
+    )?;
 
     let mut count = 0usize;
     let mut failure: Option<AuditFailure> = None;
@@ -269,20 +351,34 @@ fn compare_stored<Snap: Snapshot>(snap: &Snap, state: &State, keys_seen: &HashMa
     for (k, r) in keys_seen {
         by_key.insert(keys::idempotency(k), r);
     }
-    snap.scan(&[keys::IDEMPOTENCY], &[keys::IDEMPOTENCY + 1], &mut |k, v| {
-        count += 1;
-        let rec = codec::decode::<IdemRecord>("idempotency record", v);
-        let ok = matches!((&rec, by_key.get(k)), (Ok(r), Some(e)) if r == *e);
-        if !ok {
-            failure = Some(AuditFailure::Stored { account: String::from_utf8_lossy(k).into_owned(), what: "idempotency entry", stored: format!("{rec:?}"), recomputed: format!("{:?}", by_key.get(k)) });
-        }
-        ok
-    })?;
+    snap.scan(
+        &[keys::IDEMPOTENCY],
+        &[keys::IDEMPOTENCY + 1],
+        &mut |k, v| {
+            count += 1;
+            let rec = codec::decode::<IdemRecord>("idempotency record", v);
+            let ok = matches!((&rec, by_key.get(k)), (Ok(r), Some(e)) if r == *e);
+            if !ok {
+                failure = Some(AuditFailure::Stored {
+                    account: String::from_utf8_lossy(k).into_owned(),
+                    what: "idempotency entry",
+                    stored: format!("{rec:?}"),
+                    recomputed: format!("{:?}", by_key.get(k)),
+                });
+            }
+            ok
+        },
+    )?;
     if let Some(f) = failure {
         return Err(f);
     }
     if count != keys_seen.len() {
-        return Err(AuditFailure::Stored { account: "idempotency index".into(), what: "entry count", stored: count.to_string(), recomputed: keys_seen.len().to_string() });
+        return Err(AuditFailure::Stored {
+            account: "idempotency index".into(),
+            what: "entry count",
+            stored: count.to_string(),
+            recomputed: keys_seen.len().to_string(),
+        });
     }
     report.idempotency_keys = count;
     Ok(())
@@ -294,7 +390,11 @@ fn compare_maps<K: std::hash::Hash + Eq + Ord + Copy, V: PartialEq + std::fmt::D
     name: impl Fn(&K) -> String,
     what: &'static str,
 ) -> Result<(), AuditFailure> {
-    let mut ids: Vec<K> = stored_map.keys().chain(recomputed.keys()).copied().collect();
+    let mut ids: Vec<K> = stored_map
+        .keys()
+        .chain(recomputed.keys())
+        .copied()
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     for id in ids {

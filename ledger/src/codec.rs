@@ -84,12 +84,25 @@ impl<'a> Block<'a> {
         if bytes.first() != Some(&BLOCK_FORMAT) {
             return Err(bad("unknown format"));
         }
-        let n = u32::from_le_bytes(bytes.get(1..5).ok_or_else(|| bad("short header"))?.try_into().expect("4 bytes")) as usize;
+        let n = u32::from_le_bytes(
+            bytes
+                .get(1..5)
+                .ok_or_else(|| bad("short header"))?
+                .try_into()
+                .expect("4 bytes"),
+        ) as usize;
         let body_at = 5 + 4 * n;
-        let header = bytes.get(5..body_at).ok_or_else(|| bad("short offset table"))?;
-        let offsets: Vec<usize> = header.chunks_exact(4).map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize).collect();
+        let header = bytes
+            .get(5..body_at)
+            .ok_or_else(|| bad("short offset table"))?;
+        let offsets: Vec<usize> = header
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
+            .collect();
         let body = &bytes[body_at..];
-        if offsets.windows(2).any(|w| w[0] >= w[1]) || offsets.last().is_some_and(|&o| o >= body.len()) {
+        if offsets.windows(2).any(|w| w[0] >= w[1])
+            || offsets.last().is_some_and(|&o| o >= body.len())
+        {
             return Err(bad("offsets out of order"));
         }
         Ok(Block { offsets, body })
@@ -165,7 +178,9 @@ mod tests {
             at: Timestamp(5),
             key: IdemKey::operator("x".repeat(pad)),
             digest: Digest::default(),
-            kind: TxKind::Enrolled { member: MemberId(u64::from(i)) },
+            kind: TxKind::Enrolled {
+                member: MemberId(u64::from(i)),
+            },
             postings: vec![],
             lots: vec![],
             member_balances: vec![],
@@ -180,11 +195,19 @@ mod tests {
             w.push(t);
         }
         let blocks = w.finish();
-        assert!(blocks.len() > 1, "800 x ~130 bytes must not fit one 64 kB block");
+        assert!(
+            blocks.len() > 1,
+            "800 x ~130 bytes must not fit one 64 kB block"
+        );
         assert!(blocks.iter().all(|b| b.len() <= BLOCK_BYTES_MAX));
         let decoded: Vec<Transaction> = blocks
             .iter()
-            .flat_map(|b| Block::parse(b).expect("valid block").all().expect("decodes"))
+            .flat_map(|b| {
+                Block::parse(b)
+                    .expect("valid block")
+                    .all()
+                    .expect("decodes")
+            })
             .collect();
         assert_eq!(decoded, txs);
     }

@@ -88,7 +88,8 @@ impl<S: Store> Writer<S> {
             self.gather(&jobs, &mut batch);
             if let Err(e) = self.commit_batch(&mut batch) {
                 tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
-                self.shared.fail(format!("writer stopped after a storage failure: {e}"));
+                self.shared
+                    .fail(format!("writer stopped after a storage failure: {e}"));
                 for j in batch.drain(..) {
                     let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
                 }
@@ -109,7 +110,8 @@ impl<S: Store> Writer<S> {
                 Err(RecvTimeoutError::Timeout) => {
                     if !self.state.expired_holds(self.clock(), 1).is_empty() {
                         if let Err(e) = self.commit_batch(&mut Vec::new()) {
-                            self.shared.fail(format!("writer stopped after a storage failure: {e}"));
+                            self.shared
+                                .fail(format!("writer stopped after a storage failure: {e}"));
                             return None;
                         }
                     }
@@ -147,8 +149,17 @@ impl<S: Store> Writer<S> {
         let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<IdemKey, usize> = HashMap::new();
 
-        for hold in self.state.expired_holds(at, self.config.hold_expiries_per_batch_max) {
-            let cmd = Command::Void { key: IdemKey { scope: crate::model::Scope::System, reference: format!("hold-timeout/{hold}") }, hold };
+        for hold in self
+            .state
+            .expired_holds(at, self.config.hold_expiries_per_batch_max)
+        {
+            let cmd = Command::Void {
+                key: IdemKey {
+                    scope: crate::model::Scope::System,
+                    reference: format!("hold-timeout/{hold}"),
+                },
+                hold,
+            };
             match self.process(&cmd, seq, at, &snapshot, &mut txs, &mut in_batch) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
                 Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
@@ -181,8 +192,14 @@ impl<S: Store> Writer<S> {
         }
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             let answer = match outcome {
-                Outcome::New(i) => Ok(Receipt { tx: txs.txs[i].clone(), replayed: false }),
-                Outcome::Replay(tx) => Ok(Receipt { tx: *tx, replayed: true }),
+                Outcome::New(i) => Ok(Receipt {
+                    tx: txs.txs[i].clone(),
+                    replayed: false,
+                }),
+                Outcome::Replay(tx) => Ok(Receipt {
+                    tx: *tx,
+                    replayed: true,
+                }),
                 Outcome::Failed(e) => Err(e),
             };
             let _ = job.reply.send(answer);
@@ -207,7 +224,13 @@ impl<S: Store> Writer<S> {
     ) -> Outcome {
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
-            return Outcome::Failed(Rejection::Invalid(format!("reference must be 1..={} bytes", IdemKey::REFERENCE_LEN_MAX)).into());
+            return Outcome::Failed(
+                Rejection::Invalid(format!(
+                    "reference must be 1..={} bytes",
+                    IdemKey::REFERENCE_LEN_MAX
+                ))
+                .into(),
+            );
         }
         let digest = cmd.digest();
         match self.find_key(key, snapshot, txs, in_batch) {
@@ -215,7 +238,10 @@ impl<S: Store> Writer<S> {
                 return if rec.digest == digest {
                     match tx {
                         Some(tx) => Outcome::Replay(Box::new(tx)),
-                        None => Outcome::Failed(LedgerError::Corrupt(format!("idempotency key {key} names missing transaction {}", rec.tx))),
+                        None => Outcome::Failed(LedgerError::Corrupt(format!(
+                            "idempotency key {key} names missing transaction {}",
+                            rec.tx
+                        ))),
                     }
                 } else {
                     Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into())
@@ -249,7 +275,13 @@ impl<S: Store> Writer<S> {
     ) -> Result<Option<(IdemRecord, Option<Transaction>)>, LedgerError> {
         if let Some(&i) = in_batch.get(key) {
             let tx = txs[i].clone();
-            return Ok(Some((IdemRecord { tx: tx.id, digest: tx.digest }, Some(tx))));
+            return Ok(Some((
+                IdemRecord {
+                    tx: tx.id,
+                    digest: tx.digest,
+                },
+                Some(tx),
+            )));
         }
         let rec = match self.recent.get(key) {
             Some(r) => *r,
@@ -273,7 +305,13 @@ impl<S: Store> Writer<S> {
 
     pub fn remember(&mut self, txs: &[Transaction]) {
         for tx in txs {
-            self.recent.insert(tx.key.clone(), IdemRecord { tx: tx.id, digest: tx.digest });
+            self.recent.insert(
+                tx.key.clone(),
+                IdemRecord {
+                    tx: tx.id,
+                    digest: tx.digest,
+                },
+            );
         }
     }
 }

@@ -45,14 +45,43 @@ pub fn store_orders_keys_and_ranges<S: Store>(open: &mut dyn FnMut() -> S) {
         }
     });
     let snap = s.snapshot().expect("snapshot");
-    let all: Vec<Vec<u8>> = snap.range(b"", b"\xfe", 100, false).expect("range").into_iter().map(|(k, _)| k).collect();
-    let want: Vec<Vec<u8>> = [&b"\x00"[..], b"a", b"ab", b"b", b"c", b"c\x00"].iter().map(|k| k.to_vec()).collect();
+    let all: Vec<Vec<u8>> = snap
+        .range(b"", b"\xfe", 100, false)
+        .expect("range")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let want: Vec<Vec<u8>> = [&b"\x00"[..], b"a", b"ab", b"b", b"c", b"c\x00"]
+        .iter()
+        .map(|k| k.to_vec())
+        .collect();
     assert_eq!(all, want, "ascending byte order");
-    let page: Vec<Vec<u8>> = snap.range(b"a", b"c", 2, false).expect("range").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(page, vec![b"a".to_vec(), b"ab".to_vec()], "begin inclusive, limit honoured");
-    let rev: Vec<Vec<u8>> = snap.range(b"a", b"c", 2, true).expect("range").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(rev, vec![b"b".to_vec(), b"ab".to_vec()], "reverse from the end, end exclusive");
-    assert!(snap.range(b"c", b"a", 10, false).expect("range").is_empty(), "empty when begin >= end");
+    let page: Vec<Vec<u8>> = snap
+        .range(b"a", b"c", 2, false)
+        .expect("range")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        page,
+        vec![b"a".to_vec(), b"ab".to_vec()],
+        "begin inclusive, limit honoured"
+    );
+    let rev: Vec<Vec<u8>> = snap
+        .range(b"a", b"c", 2, true)
+        .expect("range")
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(
+        rev,
+        vec![b"b".to_vec(), b"ab".to_vec()],
+        "reverse from the end, end exclusive"
+    );
+    assert!(
+        snap.range(b"c", b"a", 10, false).expect("range").is_empty(),
+        "empty when begin >= end"
+    );
     assert_eq!(snap.get(b"ab").expect("get"), Some(b"ab".to_vec()));
     assert_eq!(snap.get(b"zz").expect("get"), None);
     let mut scanned = Vec::new();
@@ -61,7 +90,11 @@ pub fn store_orders_keys_and_ranges<S: Store>(open: &mut dyn FnMut() -> S) {
         scanned.len() < 2
     })
     .expect("scan");
-    assert_eq!(scanned, vec![b"a".to_vec(), b"ab".to_vec()], "scan stops when told");
+    assert_eq!(
+        scanned,
+        vec![b"a".to_vec(), b"ab".to_vec()],
+        "scan stops when told"
+    );
 }
 
 /// Clear removes one key; clear-range removes exactly `[begin, end)`.
@@ -77,7 +110,12 @@ pub fn store_clears_and_clear_ranges<S: Store>(open: &mut dyn FnMut() -> S) {
         w.clear_range(&[b'k', 3], &[b'k', 6]);
     });
     let snap = s.snapshot().expect("snapshot");
-    let left: Vec<u8> = snap.range(b"k", b"l", 100, false).expect("range").into_iter().map(|(k, _)| k[1]).collect();
+    let left: Vec<u8> = snap
+        .range(b"k", b"l", 100, false)
+        .expect("range")
+        .into_iter()
+        .map(|(k, _)| k[1])
+        .collect();
     assert_eq!(left, vec![1, 2, 6, 7, 8, 9]);
 }
 
@@ -92,12 +130,20 @@ pub fn store_atomic_add_is_little_endian_and_accumulates<S: Store>(open: &mut dy
     commit(&s, |w| w.set(b"m", &41i64.to_le_bytes()));
     commit(&s, |w| w.add(b"m", 1));
     let snap = s.snapshot().expect("snapshot");
-    assert_eq!(snap.get(b"n").expect("get"), Some(98i64.to_le_bytes().to_vec()));
-    assert_eq!(snap.get(b"m").expect("get"), Some(42i64.to_le_bytes().to_vec()));
+    assert_eq!(
+        snap.get(b"n").expect("get"),
+        Some(98i64.to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        snap.get(b"m").expect("get"),
+        Some(42i64.to_le_bytes().to_vec())
+    );
 }
 
 /// Every commit gets a higher version; versionstamped keys sort in commit order.
-pub fn store_versions_increase_and_stamp_keys_in_commit_order<S: Store>(open: &mut dyn FnMut() -> S) {
+pub fn store_versions_increase_and_stamp_keys_in_commit_order<S: Store>(
+    open: &mut dyn FnMut() -> S,
+) {
     let s = open();
     let mut versions = Vec::new();
     for i in 0u8..5 {
@@ -106,12 +152,23 @@ pub fn store_versions_increase_and_stamp_keys_in_commit_order<S: Store>(open: &m
             w.set_versionstamped_key(b"j", 0, vec![i, 0]);
         }));
     }
-    assert!(versions.windows(2).all(|v| v[0] < v[1]), "versions increase: {versions:?}");
+    assert!(
+        versions.windows(2).all(|v| v[0] < v[1]),
+        "versions increase: {versions:?}"
+    );
     let snap = s.snapshot().expect("snapshot");
     assert!(snap.version() >= versions[4]);
-    let values: Vec<Vec<u8>> = snap.range(b"j", b"k", 100, false).expect("range").into_iter().map(|(_, v)| v).collect();
+    let values: Vec<Vec<u8>> = snap
+        .range(b"j", b"k", 100, false)
+        .expect("range")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
     let want: Vec<Vec<u8>> = (0u8..5).flat_map(|i| [vec![i, 0], vec![i, 1]]).collect();
-    assert_eq!(values, want, "journal order = commit order, then order within the commit");
+    assert_eq!(
+        values, want,
+        "journal order = commit order, then order within the commit"
+    );
 }
 
 /// A snapshot does not see commits made after it, and reads never wait for the writer.
@@ -125,7 +182,10 @@ pub fn store_snapshots_are_isolated_from_later_commits<S: Store>(open: &mut dyn 
     });
     assert_eq!(before.get(b"x").expect("get"), Some(b"1".to_vec()));
     assert_eq!(before.get(b"y").expect("get"), None);
-    assert_eq!(before.range(b"", b"\xfe", 10, false).expect("range").len(), 1);
+    assert_eq!(
+        before.range(b"", b"\xfe", 10, false).expect("range").len(),
+        1
+    );
     let after = s.snapshot().expect("snapshot");
     assert_eq!(after.get(b"x").expect("get"), Some(b"2".to_vec()));
     assert!(after.version() > before.version());
@@ -142,7 +202,10 @@ pub fn store_commits_survive_reopen<S: Store>(open: &mut dyn FnMut() -> S) {
     let s = open();
     let snap = s.snapshot().expect("snapshot");
     assert_eq!(snap.get(b"durable").expect("get"), Some(b"yes".to_vec()));
-    assert_eq!(snap.get(b"count").expect("get"), Some(3i64.to_le_bytes().to_vec()));
+    assert_eq!(
+        snap.get(b"count").expect("get"),
+        Some(3i64.to_le_bytes().to_vec())
+    );
     assert!(s.next_version() > v, "versions continue after reopen");
 }
 
@@ -158,10 +221,18 @@ fn contract(partner: u32) -> Contract {
 
 fn seed<S: Store + Clone>(l: &Ledger<S>) {
     for p in [1, 2] {
-        l.execute_blocking(Command::SetContract { key: IdemKey::operator(format!("c{p}")), contract: contract(p) }).expect("contract");
+        l.execute_blocking(Command::SetContract {
+            key: IdemKey::operator(format!("c{p}")),
+            contract: contract(p),
+        })
+        .expect("contract");
     }
     for m in 1..=3 {
-        l.execute_blocking(Command::Enrol { key: IdemKey::operator(format!("e{m}")), member: MemberId(m) }).expect("enrol");
+        l.execute_blocking(Command::Enrol {
+            key: IdemKey::operator(format!("e{m}")),
+            member: MemberId(m),
+        })
+        .expect("enrol");
     }
 }
 
@@ -177,28 +248,99 @@ pub fn ledger_commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut
     let l = Ledger::open(open(), LedgerConfig::default()).expect("open ledger");
     seed(&l);
     let (p1, p2, m1, m2) = (PartnerId(1), PartnerId(2), MemberId(1), MemberId(2));
-    let earn = Command::Earn { key: IdemKey::partner(p1, "e-1"), member: m1, partner: p1, points: Points(1000), bonus: Points(100) };
+    let earn = Command::Earn {
+        key: IdemKey::partner(p1, "e-1"),
+        member: m1,
+        partner: p1,
+        points: Points(1000),
+        bonus: Points(100),
+    };
     let r = l.execute_blocking(earn.clone()).expect("earn");
     assert!(!r.replayed);
     let again = l.execute_blocking(earn).expect("replay");
-    assert!(again.replayed && again.tx == r.tx, "a retry returns the original receipt");
-    let conflict = Command::Earn { key: IdemKey::partner(p1, "e-1"), member: m1, partner: p1, points: Points(5), bonus: Points(0) };
-    assert_eq!(rejected(l.execute_blocking(conflict)), Rejection::IdempotencyConflict { original: r.tx.id });
-    l.execute_blocking(Command::Burn { key: IdemKey::partner(p2, "b-1"), member: m1, partner: p2, points: Points(300) }).expect("burn");
-    let over = Command::Burn { key: IdemKey::partner(p2, "b-2"), member: m1, partner: p2, points: Points(10_000) };
-    assert!(matches!(rejected(l.execute_blocking(over)), Rejection::InsufficientPoints { .. }));
-    let hold = l.execute_blocking(Command::Hold { key: IdemKey::partner(p2, "h-1"), member: m1, partner: p2, points: Points(200), timeout_ms: 600_000 }).expect("hold");
-    l.execute_blocking(Command::Capture { key: IdemKey::partner(p2, "c-1"), hold: hold.tx.id, points: Some(Points(150)) }).expect("capture");
-    l.execute_blocking(Command::Transfer { key: IdemKey::operator("t-1"), from: m1, to: m2, points: Points(50) }).expect("transfer");
+    assert!(
+        again.replayed && again.tx == r.tx,
+        "a retry returns the original receipt"
+    );
+    let conflict = Command::Earn {
+        key: IdemKey::partner(p1, "e-1"),
+        member: m1,
+        partner: p1,
+        points: Points(5),
+        bonus: Points(0),
+    };
+    assert_eq!(
+        rejected(l.execute_blocking(conflict)),
+        Rejection::IdempotencyConflict { original: r.tx.id }
+    );
+    l.execute_blocking(Command::Burn {
+        key: IdemKey::partner(p2, "b-1"),
+        member: m1,
+        partner: p2,
+        points: Points(300),
+    })
+    .expect("burn");
+    let over = Command::Burn {
+        key: IdemKey::partner(p2, "b-2"),
+        member: m1,
+        partner: p2,
+        points: Points(10_000),
+    };
+    assert!(matches!(
+        rejected(l.execute_blocking(over)),
+        Rejection::InsufficientPoints { .. }
+    ));
+    let hold = l
+        .execute_blocking(Command::Hold {
+            key: IdemKey::partner(p2, "h-1"),
+            member: m1,
+            partner: p2,
+            points: Points(200),
+            timeout_ms: 600_000,
+        })
+        .expect("hold");
+    l.execute_blocking(Command::Capture {
+        key: IdemKey::partner(p2, "c-1"),
+        hold: hold.tx.id,
+        points: Some(Points(150)),
+    })
+    .expect("capture");
+    l.execute_blocking(Command::Transfer {
+        key: IdemKey::operator("t-1"),
+        from: m1,
+        to: m2,
+        points: Points(50),
+    })
+    .expect("transfer");
     let b1 = l.balance(m1).expect("read").expect("member 1");
-    assert_eq!((b1.posted, b1.pending, b1.available), (Points(600), Points(0), Points(600)));
-    assert_eq!(l.balance(m2).expect("read").expect("member 2").posted, Points(50));
-    assert_eq!(l.account_balance(crate::AccountId::PartnerIssuance(p1)).expect("read").points, Points(-1000));
-    assert_eq!(l.account_balance(crate::AccountId::PartnerRedemption(p2)).expect("read").points, Points(450));
+    assert_eq!(
+        (b1.posted, b1.pending, b1.available),
+        (Points(600), Points(0), Points(600))
+    );
+    assert_eq!(
+        l.balance(m2).expect("read").expect("member 2").posted,
+        Points(50)
+    );
+    assert_eq!(
+        l.account_balance(crate::AccountId::PartnerIssuance(p1))
+            .expect("read")
+            .points,
+        Points(-1000)
+    );
+    assert_eq!(
+        l.account_balance(crate::AccountId::PartnerRedemption(p2))
+            .expect("read")
+            .points,
+        Points(450)
+    );
     let snap = l.read_snapshot().expect("snapshot");
     let report = crate::audit::audit(&snap).expect("audit passes");
     assert_eq!(report.points_outstanding, 650);
-    assert_eq!(report.transactions, 2 + 3 + 5, "contracts, enrolments, and the five accepted commands");
+    assert_eq!(
+        report.transactions,
+        2 + 3 + 5,
+        "contracts, enrolments, and the five accepted commands"
+    );
     l.shutdown();
 }
 
@@ -210,18 +352,50 @@ pub fn ledger_state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> 
         let l = Ledger::open(open(), LedgerConfig::default()).expect("open ledger");
         seed(&l);
         for i in 0..20 {
-            l.execute_blocking(Command::Earn { key: IdemKey::partner(p1, format!("e{i}")), member: m1, partner: p1, points: Points(10), bonus: Points(0) }).expect("earn");
+            l.execute_blocking(Command::Earn {
+                key: IdemKey::partner(p1, format!("e{i}")),
+                member: m1,
+                partner: p1,
+                points: Points(10),
+                bonus: Points(0),
+            })
+            .expect("earn");
         }
-        hold_id = l.execute_blocking(Command::Hold { key: IdemKey::partner(p1, "h"), member: m1, partner: p1, points: Points(30), timeout_ms: 600_000 }).expect("hold").tx.id;
+        hold_id = l
+            .execute_blocking(Command::Hold {
+                key: IdemKey::partner(p1, "h"),
+                member: m1,
+                partner: p1,
+                points: Points(30),
+                timeout_ms: 600_000,
+            })
+            .expect("hold")
+            .tx
+            .id;
         l.shutdown();
     }
     let l = Ledger::open(open(), LedgerConfig::default()).expect("reopen ledger");
     let b = l.balance(m1).expect("read").expect("member");
     assert_eq!((b.posted, b.pending), (Points(200), Points(30)));
-    let replay = l.execute_blocking(Command::Earn { key: IdemKey::partner(p1, "e3"), member: m1, partner: p1, points: Points(10), bonus: Points(0) }).expect("replay after reopen");
+    let replay = l
+        .execute_blocking(Command::Earn {
+            key: IdemKey::partner(p1, "e3"),
+            member: m1,
+            partner: p1,
+            points: Points(10),
+            bonus: Points(0),
+        })
+        .expect("replay after reopen");
     assert!(replay.replayed, "idempotency survives a restart");
-    l.execute_blocking(Command::Void { key: IdemKey::partner(p1, "v"), hold: hold_id }).expect("void the hold opened before the restart");
-    assert_eq!(l.balance(m1).expect("read").expect("member").available, Points(200));
+    l.execute_blocking(Command::Void {
+        key: IdemKey::partner(p1, "v"),
+        hold: hold_id,
+    })
+    .expect("void the hold opened before the restart");
+    assert_eq!(
+        l.balance(m1).expect("read").expect("member").available,
+        Points(200)
+    );
     let page = l.statement(m1, None, 5).expect("statement");
     assert_eq!(page.entries.len(), 5);
     assert!(page.next.is_some());

@@ -57,7 +57,9 @@ pub enum Rejection {
         requested: Points,
     },
     /// Reversing the earn would take the member below zero and the policy forbids it.
-    #[error("reversal needs {shortfall} the member no longer has, and the clawback policy rejects it")]
+    #[error(
+        "reversal needs {shortfall} the member no longer has, and the clawback policy rejects it"
+    )]
     ClawbackRejected {
         /// Points the member is short.
         shortfall: Points,

@@ -69,7 +69,8 @@ pub fn member(m: MemberId) -> Vec<u8> {
 
 /// The member id in a member key.
 pub fn parse_member(key: &[u8]) -> Option<MemberId> {
-    (key.len() == 9 && key[0] == MEMBER).then(|| MemberId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
+    (key.len() == 9 && key[0] == MEMBER)
+        .then(|| MemberId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
 }
 
 /// Appends an account's encoding: a kind byte and its id.
@@ -96,9 +97,15 @@ pub fn push_account(k: &mut Vec<u8>, a: AccountId) {
 
 /// Decodes an account encoded by [`push_account`]; returns it and the bytes it used.
 pub fn parse_account(b: &[u8]) -> Option<(AccountId, usize)> {
-    let u32_at = |b: &[u8]| b.get(1..5).map(|x| u32::from_be_bytes(x.try_into().expect("4 bytes")));
+    let u32_at = |b: &[u8]| {
+        b.get(1..5)
+            .map(|x| u32::from_be_bytes(x.try_into().expect("4 bytes")))
+    };
     Some(match *b.first()? {
-        1 => (AccountId::Member(MemberId(u64::from_be_bytes(b.get(1..9)?.try_into().ok()?))), 9),
+        1 => (
+            AccountId::Member(MemberId(u64::from_be_bytes(b.get(1..9)?.try_into().ok()?))),
+            9,
+        ),
         2 => (AccountId::PartnerIssuance(PartnerId(u32_at(b)?)), 5),
         3 => (AccountId::PartnerRedemption(PartnerId(u32_at(b)?)), 5),
         4 => (AccountId::Promotions, 1),

@@ -42,13 +42,28 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Called after every durable batch with the number of transactions and the batch's time from
+/// the first command taken off the queue to the end of the fsync.
+pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
+
 /// Ledger settings.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct LedgerConfig {
     /// Committer tuning.
     pub committer: CommitterConfig,
     /// Programme policy.
     pub policy: Policy,
+    /// Optional hook for metrics on every committed batch.
+    pub on_commit: Option<CommitObserver>,
+}
+
+impl std::fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerConfig")
+            .field("committer", &self.committer)
+            .field("policy", &self.policy)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A member's points.
@@ -89,6 +104,7 @@ pub(crate) struct Shared {
     committed: AtomicU64,
     failure: Mutex<Option<String>>,
     pub stats: LedgerStats,
+    on_commit: Option<CommitObserver>,
 }
 
 impl Shared {
@@ -104,12 +120,22 @@ impl Shared {
     pub fn committed(&self, seq: u64, txs: usize, took: Duration) {
         self.committed.store(seq, Ordering::Release);
         self.stats.batches.fetch_add(1, Ordering::Relaxed);
-        self.stats.transactions.fetch_add(txs as u64, Ordering::Relaxed);
-        self.stats.commit_us_total.fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        self.stats
+            .transactions
+            .fetch_add(txs as u64, Ordering::Relaxed);
+        self.stats
+            .commit_us_total
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if let Some(f) = &self.on_commit {
+            f(txs, took);
+        }
     }
 
     pub fn fail(&self, why: String) {
-        self.failure.lock().expect("failure lock").get_or_insert(why);
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(why);
         self.projected_cv.notify_all();
     }
 
@@ -138,7 +164,10 @@ impl<S: Store + Clone> Ledger<S> {
     /// starts the committer and projector threads.
     pub fn open(store: S, config: LedgerConfig) -> Result<Ledger<S>, LedgerError> {
         let batch_max = config.committer.batch_size_max.clamp(1, 60_000);
-        let committer = CommitterConfig { batch_size_max: batch_max, ..config.committer };
+        let committer = CommitterConfig {
+            batch_size_max: batch_max,
+            ..config.committer
+        };
         let snapshot = store.snapshot()?;
         let (mut state, through) = load_state(&snapshot, config.policy)?;
         let mirror = state.clone();
@@ -148,6 +177,7 @@ impl<S: Store + Clone> Ledger<S> {
             committed: AtomicU64::new(through),
             failure: Mutex::new(None),
             stats: LedgerStats::default(),
+            on_commit: config.on_commit.clone(),
         });
         // Replay what the projector had not yet covered; hand it the same batches.
         let mut tail: Vec<Arc<Batch>> = Vec::new();
@@ -166,7 +196,11 @@ impl<S: Store + Clone> Ledger<S> {
             shared.committed.store(b.seq, Ordering::Release);
         }
         let (to_projector, from_writer) = crossbeam_channel::bounded::<Arc<Batch>>(64);
-        let projector = Projector { store: store.clone(), mirror, shared: shared.clone() };
+        let projector = Projector {
+            store: store.clone(),
+            mirror,
+            shared: shared.clone(),
+        };
         let projector = std::thread::Builder::new()
             .name("ledger-projector".into())
             .spawn(move || projector.run(from_writer))
@@ -184,14 +218,22 @@ impl<S: Store + Clone> Ledger<S> {
         };
         for b in tail {
             writer.remember(&b.txs);
-            writer.to_projector.send(b).map_err(|_| LedgerError::Unavailable("projector stopped during recovery".into()))?;
+            writer.to_projector.send(b).map_err(|_| {
+                LedgerError::Unavailable("projector stopped during recovery".into())
+            })?;
         }
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity.max(1));
         let writer = std::thread::Builder::new()
             .name("ledger-committer".into())
             .spawn(move || writer.run(queue))
             .map_err(|e| LedgerError::Unavailable(format!("cannot start committer: {e}")))?;
-        Ok(Ledger { store, shared, jobs: Some(jobs), writer: Some(writer), projector: Some(projector) })
+        Ok(Ledger {
+            store,
+            shared,
+            jobs: Some(jobs),
+            writer: Some(writer),
+            projector: Some(projector),
+        })
     }
 }
 
@@ -202,10 +244,15 @@ impl<S: Store> Ledger<S> {
             return Err(LedgerError::Unavailable(why));
         }
         let (reply, answer) = tokio::sync::oneshot::channel();
-        let jobs = self.jobs.as_ref().ok_or_else(|| LedgerError::Unavailable("ledger is shutting down".into()))?;
+        let jobs = self
+            .jobs
+            .as_ref()
+            .ok_or_else(|| LedgerError::Unavailable("ledger is shutting down".into()))?;
         jobs.try_send(Job { cmd, reply }).map_err(|e| match e {
             crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
-            crossbeam_channel::TrySendError::Disconnected(_) => LedgerError::Unavailable("committer stopped".into()),
+            crossbeam_channel::TrySendError::Disconnected(_) => {
+                LedgerError::Unavailable("committer stopped".into())
+            }
         })?;
         Ok(answer)
     }
@@ -213,13 +260,17 @@ impl<S: Store> Ledger<S> {
     /// Submits `cmd` and waits for its durable receipt.
     pub async fn execute(&self, cmd: Command) -> Result<Receipt, LedgerError> {
         let pending = self.submit(cmd)?;
-        pending.await.map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
+        pending
+            .await
+            .map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
     }
 
     /// Submits `cmd` and blocks the thread until its durable receipt. Not for async contexts.
     pub fn execute_blocking(&self, cmd: Command) -> Result<Receipt, LedgerError> {
         let pending = self.submit(cmd)?;
-        pending.blocking_recv().map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
+        pending
+            .blocking_recv()
+            .map_err(|_| LedgerError::Unavailable("committer stopped".into()))?
     }
 
     /// The last commit version the committer made durable.
@@ -244,9 +295,16 @@ impl<S: Store> Ledger<S> {
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(LedgerError::Unavailable("derived state is behind the journal; retry".into()));
+                return Err(LedgerError::Unavailable(
+                    "derived state is behind the journal; retry".into(),
+                ));
             }
-            projected = self.shared.projected_cv.wait_timeout(projected, left).expect("projected lock").0;
+            projected = self
+                .shared
+                .projected_cv
+                .wait_timeout(projected, left)
+                .expect("projected lock")
+                .0;
         }
         drop(projected);
         Ok(self.store.snapshot()?)
@@ -255,7 +313,11 @@ impl<S: Store> Ledger<S> {
     /// A member's posted, pending and available points; `None` if not enrolled.
     pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
         let snap = self.read_snapshot()?;
-        Ok(read_member(&snap, m)?.map(|s| MemberBalance { posted: s.posted, pending: s.held, available: s.available() }))
+        Ok(read_member(&snap, m)?.map(|s| MemberBalance {
+            posted: s.posted,
+            pending: s.held,
+            available: s.available(),
+        }))
     }
 
     /// Any account's current balance (members: posted points).
@@ -265,7 +327,12 @@ impl<S: Store> Ledger<S> {
     }
 
     /// A page of member `m`'s statement: entries after transaction `after`, at most `limit`.
-    pub fn statement(&self, m: MemberId, after: Option<TxId>, limit: usize) -> Result<StatementPage, LedgerError> {
+    pub fn statement(
+        &self,
+        m: MemberId,
+        after: Option<TxId>,
+        limit: usize,
+    ) -> Result<StatementPage, LedgerError> {
         let snap = self.read_snapshot()?;
         let begin = match after {
             Some(id) => keys::statement(m, TxId(id.0.saturating_add(1))),
@@ -338,7 +405,10 @@ impl<S: Store> Drop for Ledger<S> {
     }
 }
 
-fn read_member<Snap: Snapshot>(snap: &Snap, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
+fn read_member<Snap: Snapshot>(
+    snap: &Snap,
+    m: MemberId,
+) -> Result<Option<MemberState>, LedgerError> {
     match snap.get(&keys::member(m))? {
         Some(v) => Ok(Some(codec::decode("member record", &v)?)),
         None => Ok(None),
@@ -349,7 +419,10 @@ fn account_balance<Snap: Snapshot>(snap: &Snap, a: AccountId) -> Result<Balance,
     match a {
         AccountId::Member(m) => {
             let posted = read_member(snap, m)?.map(|s| s.posted).unwrap_or_default();
-            Ok(Balance { points: posted, money: vec![] })
+            Ok(Balance {
+                points: posted,
+                money: vec![],
+            })
         }
         _ => match snap.get(&keys::balance(a))? {
             Some(v) => codec::decode("balance record", &v),
@@ -358,12 +431,18 @@ fn account_balance<Snap: Snapshot>(snap: &Snap, a: AccountId) -> Result<Balance,
     }
 }
 
-fn balance_as_of<Snap: Snapshot>(snap: &Snap, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
+fn balance_as_of<Snap: Snapshot>(
+    snap: &Snap,
+    a: AccountId,
+    at: Timestamp,
+) -> Result<Balance, LedgerError> {
     if let AccountId::Member(m) = a {
         // Statement entries carry the balance after each transaction.
         let prefix = keys::statement_prefix(m);
         let mut found = Points::ZERO;
-        let mut entries = snap.range(&prefix, &prefix_end(&prefix), usize::MAX, true)?.into_iter();
+        let mut entries = snap
+            .range(&prefix, &prefix_end(&prefix), usize::MAX, true)?
+            .into_iter();
         for (_, v) in entries.by_ref() {
             let e: StatementEntry = codec::decode("statement entry", &v)?;
             if e.at <= at {
@@ -371,7 +450,10 @@ fn balance_as_of<Snap: Snapshot>(snap: &Snap, a: AccountId, at: Timestamp) -> Re
                 break;
             }
         }
-        return Ok(Balance { points: found, money: vec![] });
+        return Ok(Balance {
+            points: found,
+            money: vec![],
+        });
     }
     // History entries hold the balance at the end of each projector flush that touched `a`;
     // replay the journal between the last entry at or before `at` and the next entry.
@@ -389,7 +471,9 @@ fn balance_as_of<Snap: Snapshot>(snap: &Snap, a: AccountId, at: Timestamp) -> Re
             break;
         }
     }
-    let Some(next) = next_seq else { return Ok(base.1) };
+    let Some(next) = next_seq else {
+        return Ok(base.1);
+    };
     let (from, mut balance) = base;
     let mut done = false;
     crate::journal::for_each_batch(snap, from, &mut |seq, txs| {
@@ -407,15 +491,25 @@ fn balance_as_of<Snap: Snapshot>(snap: &Snap, a: AccountId, at: Timestamp) -> Re
     Ok(balance)
 }
 
+/// A callback over one stored record.
+type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError> + 'a;
+
 /// Loads the derived state and its watermark from a snapshot.
-pub(crate) fn load_state<Snap: Snapshot>(snap: &Snap, policy: Policy) -> Result<(State, u64), LedgerError> {
+pub(crate) fn load_state<Snap: Snapshot>(
+    snap: &Snap,
+    policy: Policy,
+) -> Result<(State, u64), LedgerError> {
     let mut state = State::new(policy);
     let through = match snap.get(&keys::projected_through())? {
-        Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| LedgerError::Corrupt("watermark".into()))?),
+        Some(v) => u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| LedgerError::Corrupt("watermark".into()))?,
+        ),
         None => 0,
     };
     let mut failure: Option<LedgerError> = None;
-    let mut each = |tag: u8, f: &mut dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError>| -> Result<(), LedgerError> {
+    let mut each = |tag: u8, f: &mut RecordFn<'_>| -> Result<(), LedgerError> {
         snap.scan(&[tag], &[tag + 1], &mut |k, v| match f(k, v) {
             Ok(()) => true,
             Err(e) => {
@@ -430,12 +524,17 @@ pub(crate) fn load_state<Snap: Snapshot>(snap: &Snap, policy: Policy) -> Result<
     };
     each(keys::MEMBER, &mut |k, v| {
         let m = keys::parse_member(k).ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
-        state.members.insert(m, codec::decode::<MemberState>("member record", v)?);
+        state
+            .members
+            .insert(m, codec::decode::<MemberState>("member record", v)?);
         Ok(())
     })?;
     each(keys::BALANCE, &mut |k, v| {
-        let (a, _) = keys::parse_account(&k[1..]).ok_or_else(|| LedgerError::Corrupt("balance key".into()))?;
-        state.accounts.insert(a, codec::decode::<Balance>("balance record", v)?);
+        let (a, _) = keys::parse_account(&k[1..])
+            .ok_or_else(|| LedgerError::Corrupt("balance key".into()))?;
+        state
+            .accounts
+            .insert(a, codec::decode::<Balance>("balance record", v)?);
         Ok(())
     })?;
     each(keys::CONTRACT, &mut |_, v| {
@@ -451,10 +550,12 @@ pub(crate) fn load_state<Snap: Snapshot>(snap: &Snap, policy: Policy) -> Result<
         Ok(())
     })?;
     each(keys::REVERSED, &mut |k, v| {
-        let id = keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("reversed key".into()))?;
-        state.reversed.insert(id, codec::decode::<Reversed>("reversed record", v)?);
+        let id =
+            keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("reversed key".into()))?;
+        state
+            .reversed
+            .insert(id, codec::decode::<Reversed>("reversed record", v)?);
         Ok(())
     })?;
     Ok((state, through))
 }
-

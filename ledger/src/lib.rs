@@ -16,8 +16,8 @@
 
 pub mod audit;
 pub mod codec;
-pub mod conformance;
 mod committer;
+pub mod conformance;
 mod error;
 pub mod journal;
 pub mod keys;
@@ -30,7 +30,9 @@ pub mod types;
 
 pub use committer::CommitterConfig;
 pub use error::{LedgerError, Rejection};
-pub use ledger::{Ledger, LedgerConfig, LedgerStats, MemberBalance, Pending, StatementPage};
+pub use ledger::{
+    CommitObserver, Ledger, LedgerConfig, LedgerStats, MemberBalance, Pending, StatementPage,
+};
 pub use model::{Command, IdemKey, Policy, Receipt, Scope, Transaction, TxKind};
 pub use projector::{describe, statement_entry};
 pub use types::{

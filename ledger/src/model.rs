@@ -37,12 +37,18 @@ impl IdemKey {
 
     /// A partner-scoped key.
     pub fn partner(partner: PartnerId, reference: impl Into<String>) -> IdemKey {
-        IdemKey { scope: Scope::Partner(partner), reference: reference.into() }
+        IdemKey {
+            scope: Scope::Partner(partner),
+            reference: reference.into(),
+        }
     }
 
     /// An operator-scoped key.
     pub fn operator(reference: impl Into<String>) -> IdemKey {
-        IdemKey { scope: Scope::Operator, reference: reference.into() }
+        IdemKey {
+            scope: Scope::Operator,
+            reference: reference.into(),
+        }
     }
 }
 
@@ -390,9 +396,12 @@ impl Transaction {
     /// The hold this transaction opened, if it is one.
     pub fn opened_hold(&self) -> Option<(MemberId, PartnerId, Points, Timestamp)> {
         match self.kind {
-            TxKind::Hold { member, partner, points, expires_at } => {
-                Some((member, partner, points, expires_at))
-            }
+            TxKind::Hold {
+                member,
+                partner,
+                points,
+                expires_at,
+            } => Some((member, partner, points, expires_at)),
             _ => None,
         }
     }

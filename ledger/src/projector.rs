@@ -52,7 +52,8 @@ impl<S: Store> Projector<S> {
             }
             if let Err(e) = self.flush(&group) {
                 tracing::error!(error = %e, "projector stopped: storage failed; restart to rebuild derived state");
-                self.shared.fail(format!("projector stopped after a storage failure: {e}"));
+                self.shared
+                    .fail(format!("projector stopped after a storage failure: {e}"));
                 return;
             }
         }
@@ -78,12 +79,21 @@ impl<S: Store> Projector<S> {
     fn write_touched(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
         let s = &self.mirror;
         for m in &t.members {
-            let state = s.members.get(m).expect("a touched member exists in the mirror");
+            let state = s
+                .members
+                .get(m)
+                .expect("a touched member exists in the mirror");
             w.set_owned(keys::member(*m), codec::encode(state));
         }
         for a in &t.accounts {
             let b = s.accounts.get(a).cloned().unwrap_or_default();
-            w.set_owned(keys::balance_history(*a, seq), codec::encode(&HistoryEntry { at, balance: b.clone() }));
+            w.set_owned(
+                keys::balance_history(*a, seq),
+                codec::encode(&HistoryEntry {
+                    at,
+                    balance: b.clone(),
+                }),
+            );
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
         for h in &t.holds {
@@ -102,7 +112,13 @@ impl<S: Store> Projector<S> {
 }
 
 fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transaction) {
-    w.set_owned(keys::idempotency(&tx.key), codec::encode(&IdemRecord { tx: tx.id, digest: tx.digest }));
+    w.set_owned(
+        keys::idempotency(&tx.key),
+        codec::encode(&IdemRecord {
+            tx: tx.id,
+            digest: tx.digest,
+        }),
+    );
     for &(m, balance_after) in &tx.member_balances {
         t.members.insert(m);
         let entry = statement_entry(tx, m, balance_after);
@@ -142,7 +158,14 @@ pub fn statement_entry(tx: &Transaction, m: MemberId, balance_after: Points) -> 
         })
         .sum();
     let (kind, partner) = describe(&tx.kind);
-    StatementEntry { tx: tx.id, at: tx.at, kind: kind.to_string(), partner, points: Points(points), balance_after }
+    StatementEntry {
+        tx: tx.id,
+        at: tx.at,
+        kind: kind.to_string(),
+        partner,
+        points: Points(points),
+        balance_after,
+    }
 }
 
 /// A short name for a transaction kind, and its partner if it has one.
@@ -151,8 +174,16 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::ContractSet(c) => ("contract", Some(c.partner)),
         TxKind::Enrolled { .. } => ("enrol", None),
         TxKind::Earn { partner, .. } => ("earn", Some(*partner)),
-        TxKind::Burn { partner, hold: None, .. } => ("burn", Some(*partner)),
-        TxKind::Burn { partner, hold: Some(_), .. } => ("capture", Some(*partner)),
+        TxKind::Burn {
+            partner,
+            hold: None,
+            ..
+        } => ("burn", Some(*partner)),
+        TxKind::Burn {
+            partner,
+            hold: Some(_),
+            ..
+        } => ("capture", Some(*partner)),
         TxKind::Hold { partner, .. } => ("hold", Some(*partner)),
         TxKind::Void { .. } => ("void", None),
         TxKind::Reversal { partner, .. } => ("reversal", Some(*partner)),

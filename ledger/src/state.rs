@@ -32,7 +32,11 @@ pub struct Lot {
 impl Lot {
     /// Lots are consumed in this order: soonest expiry first, never-expiring last.
     fn order(&self) -> (bool, Timestamp, LotId) {
-        (self.expires_at.is_none(), self.expires_at.unwrap_or_default(), self.id)
+        (
+            self.expires_at.is_none(),
+            self.expires_at.unwrap_or_default(),
+            self.id,
+        )
     }
 }
 
@@ -133,7 +137,10 @@ pub trait History {
 impl State {
     /// An empty ledger under `policy`.
     pub fn new(policy: Policy) -> State {
-        State { policy, ..State::default() }
+        State {
+            policy,
+            ..State::default()
+        }
     }
 
     /// A member's state, if enrolled.
@@ -164,71 +171,165 @@ impl State {
                 b.touch(*member);
                 TxKind::Enrolled { member: *member }
             }
-            Command::Earn { key, member, partner, points, bonus } => {
+            Command::Earn {
+                key,
+                member,
+                partner,
+                points,
+                bonus,
+            } => {
                 require_partner(key, *partner)?;
                 self.check_points(*points)?;
                 if bonus.0 < 0 || bonus.0 > self.policy.points_per_command_max {
-                    return Err(Rejection::InvalidAmount(format!("bonus {bonus} out of range")).into());
+                    return Err(
+                        Rejection::InvalidAmount(format!("bonus {bonus} out of range")).into(),
+                    );
                 }
                 let contract = self.contract(*partner)?;
                 self.require_member(*member)?;
                 let price = Money::new(contract.issuance_price_per_point, contract.currency);
-                b.credit(*member, AccountId::PartnerIssuance(*partner), *points, contract.lot_expiry(at))?;
-                b.credit(*member, AccountId::Promotions, *bonus, contract.lot_expiry(at))?;
-                b.money(AccountId::PartnerIssuance(*partner), AccountId::Float, *points, price);
-                TxKind::Earn { member: *member, partner: *partner, points: *points, bonus: *bonus, price_per_point: price }
+                b.credit(
+                    *member,
+                    AccountId::PartnerIssuance(*partner),
+                    *points,
+                    contract.lot_expiry(at),
+                )?;
+                b.credit(
+                    *member,
+                    AccountId::Promotions,
+                    *bonus,
+                    contract.lot_expiry(at),
+                )?;
+                b.money(
+                    AccountId::PartnerIssuance(*partner),
+                    AccountId::Float,
+                    *points,
+                    price,
+                );
+                TxKind::Earn {
+                    member: *member,
+                    partner: *partner,
+                    points: *points,
+                    bonus: *bonus,
+                    price_per_point: price,
+                }
             }
-            Command::Burn { key, member, partner, points } => {
+            Command::Burn {
+                key,
+                member,
+                partner,
+                points,
+            } => {
                 require_partner(key, *partner)?;
                 self.check_points(*points)?;
                 let contract = self.contract(*partner)?;
                 self.require_available(*member, *points)?;
                 let price = Money::new(contract.redemption_price_per_point, contract.currency);
                 b.debit(*member, AccountId::PartnerRedemption(*partner), *points)?;
-                b.money(AccountId::Float, AccountId::PartnerRedemption(*partner), *points, price);
-                TxKind::Burn { member: *member, partner: *partner, points: *points, price_per_point: price, hold: None, released: Points::ZERO }
+                b.money(
+                    AccountId::Float,
+                    AccountId::PartnerRedemption(*partner),
+                    *points,
+                    price,
+                );
+                TxKind::Burn {
+                    member: *member,
+                    partner: *partner,
+                    points: *points,
+                    price_per_point: price,
+                    hold: None,
+                    released: Points::ZERO,
+                }
             }
-            Command::Hold { key, member, partner, points, timeout_ms } => {
+            Command::Hold {
+                key,
+                member,
+                partner,
+                points,
+                timeout_ms,
+            } => {
                 require_partner(key, *partner)?;
                 self.check_points(*points)?;
                 self.contract(*partner)?;
                 if *timeout_ms == 0 || *timeout_ms > self.policy.hold_timeout_ms_max {
                     return Err(Rejection::Invalid(format!(
-                        "hold timeout must be 1..={} ms", self.policy.hold_timeout_ms_max
-                    )).into());
+                        "hold timeout must be 1..={} ms",
+                        self.policy.hold_timeout_ms_max
+                    ))
+                    .into());
                 }
                 self.require_available(*member, *points)?;
                 b.touch(*member);
-                TxKind::Hold { member: *member, partner: *partner, points: *points, expires_at: at.plus_ms(i64::from(*timeout_ms)) }
+                TxKind::Hold {
+                    member: *member,
+                    partner: *partner,
+                    points: *points,
+                    expires_at: at.plus_ms(i64::from(*timeout_ms)),
+                }
             }
             Command::Capture { key, hold, points } => {
                 let h = self.open_hold(key, *hold)?;
                 let amount = points.unwrap_or(h.points);
                 self.check_points(amount)?;
                 if amount > h.points {
-                    return Err(Rejection::CaptureExceedsHold { held: h.points, requested: amount }.into());
+                    return Err(Rejection::CaptureExceedsHold {
+                        held: h.points,
+                        requested: amount,
+                    }
+                    .into());
                 }
                 let m = self.require_member(h.member)?;
                 if m.posted < amount {
                     // A clawback ate into the held points.
-                    return Err(Rejection::InsufficientPoints { available: m.posted, requested: amount }.into());
+                    return Err(Rejection::InsufficientPoints {
+                        available: m.posted,
+                        requested: amount,
+                    }
+                    .into());
                 }
                 let contract = self.contract(h.partner)?;
                 let price = Money::new(contract.redemption_price_per_point, contract.currency);
                 b.debit(h.member, AccountId::PartnerRedemption(h.partner), amount)?;
-                b.money(AccountId::Float, AccountId::PartnerRedemption(h.partner), amount, price);
-                TxKind::Burn { member: h.member, partner: h.partner, points: amount, price_per_point: price, hold: Some(*hold), released: Points(h.points.0 - amount.0) }
+                b.money(
+                    AccountId::Float,
+                    AccountId::PartnerRedemption(h.partner),
+                    amount,
+                    price,
+                );
+                TxKind::Burn {
+                    member: h.member,
+                    partner: h.partner,
+                    points: amount,
+                    price_per_point: price,
+                    hold: Some(*hold),
+                    released: Points(h.points.0 - amount.0),
+                }
             }
             Command::Void { key, hold } => {
                 let h = self.open_hold(key, *hold)?;
                 b.touch(h.member);
-                let end = if key.scope == Scope::System { HoldEnd::Expired } else { HoldEnd::Voided };
-                TxKind::Void { hold: *hold, member: h.member, points: h.points, end }
+                let end = if key.scope == Scope::System {
+                    HoldEnd::Expired
+                } else {
+                    HoldEnd::Voided
+                };
+                TxKind::Void {
+                    hold: *hold,
+                    member: h.member,
+                    points: h.points,
+                    end,
+                }
             }
-            Command::Reverse { key, original, points } => {
+            Command::Reverse {
+                key,
+                original,
+                points,
+            } => {
                 return self.decide_reversal(b, key, *original, *points, history);
             }
-            Command::Transfer { from, to, points, .. } => {
+            Command::Transfer {
+                from, to, points, ..
+            } => {
                 self.check_points(*points)?;
                 if from == to {
                     return Err(Rejection::Invalid("transfer to the same member".into()).into());
@@ -236,15 +337,35 @@ impl State {
                 self.require_member(*to)?;
                 self.require_available(*from, *points)?;
                 b.transfer(*from, *to, *points)?;
-                TxKind::Transfer { from: *from, to: *to, points: *points }
+                TxKind::Transfer {
+                    from: *from,
+                    to: *to,
+                    points: *points,
+                }
             }
-            Command::Adjust { key, member, points, reason, operator } => {
+            Command::Adjust {
+                key,
+                member,
+                points,
+                reason,
+                operator,
+            } => {
                 require_operator(key)?;
                 if points.0 == 0 || points.0.abs() > self.policy.points_per_command_max {
-                    return Err(Rejection::InvalidAmount("adjustment must be non-zero and within the per-command limit".into()).into());
+                    return Err(Rejection::InvalidAmount(
+                        "adjustment must be non-zero and within the per-command limit".into(),
+                    )
+                    .into());
                 }
-                if reason.trim().is_empty() || reason.len() > 500 || operator.trim().is_empty() || operator.len() > 128 {
-                    return Err(Rejection::Invalid("an adjustment needs a reason (up to 500 bytes) and an operator".into()).into());
+                if reason.trim().is_empty()
+                    || reason.len() > 500
+                    || operator.trim().is_empty()
+                    || operator.len() > 128
+                {
+                    return Err(Rejection::Invalid(
+                        "an adjustment needs a reason (up to 500 bytes) and an operator".into(),
+                    )
+                    .into());
                 }
                 if points.0 > 0 {
                     self.require_member(*member)?;
@@ -254,7 +375,12 @@ impl State {
                     self.require_available(*member, take)?;
                     b.debit(*member, AccountId::Adjustments, take)?;
                 }
-                TxKind::Adjust { member: *member, points: *points, reason: reason.clone(), operator: operator.clone() }
+                TxKind::Adjust {
+                    member: *member,
+                    points: *points,
+                    reason: reason.clone(),
+                    operator: operator.clone(),
+                }
             }
         };
         Ok(b.finish(kind))
@@ -274,7 +400,13 @@ impl State {
             .ok_or(Rejection::UnknownTransaction(original))?;
         let done = self.reversed.get(&original).copied().unwrap_or_default();
         match &orig.kind {
-            TxKind::Earn { member, partner, points: issued, bonus, price_per_point } => {
+            TxKind::Earn {
+                member,
+                partner,
+                points: issued,
+                bonus,
+                price_per_point,
+            } => {
                 visible_to(key, *partner, original)?;
                 let remaining = Points(issued.0 - done.points.0);
                 let n = self.reversal_amount(points, remaining)?;
@@ -291,19 +423,65 @@ impl State {
                 if shortfall.is_positive() && self.policy.clawback == ClawbackPolicy::Reject {
                     return Err(Rejection::ClawbackRejected { shortfall }.into());
                 }
-                b.take_for_reversal(*member, LotId { tx: original, n: 0 }, AccountId::PartnerIssuance(*partner), n)?;
-                b.take_for_reversal(*member, LotId { tx: original, n: 0 }, AccountId::Promotions, bonus_n)?;
-                b.money(AccountId::Float, AccountId::PartnerIssuance(*partner), n, *price_per_point);
-                Ok(b.finish(TxKind::Reversal { original, member: *member, partner: *partner, points: n, bonus: bonus_n, clawback: shortfall }))
+                b.take_for_reversal(
+                    *member,
+                    LotId { tx: original, n: 0 },
+                    AccountId::PartnerIssuance(*partner),
+                    n,
+                )?;
+                b.take_for_reversal(
+                    *member,
+                    LotId { tx: original, n: 0 },
+                    AccountId::Promotions,
+                    bonus_n,
+                )?;
+                b.money(
+                    AccountId::Float,
+                    AccountId::PartnerIssuance(*partner),
+                    n,
+                    *price_per_point,
+                );
+                Ok(b.finish(TxKind::Reversal {
+                    original,
+                    member: *member,
+                    partner: *partner,
+                    points: n,
+                    bonus: bonus_n,
+                    clawback: shortfall,
+                }))
             }
-            TxKind::Burn { member, partner, points: burned, price_per_point, .. } => {
+            TxKind::Burn {
+                member,
+                partner,
+                points: burned,
+                price_per_point,
+                ..
+            } => {
                 visible_to(key, *partner, original)?;
                 let remaining = Points(burned.0 - done.points.0);
                 let n = self.reversal_amount(points, remaining)?;
                 self.require_member(*member)?;
-                b.restore(*member, AccountId::PartnerRedemption(*partner), &orig, done.points, n)?;
-                b.money(AccountId::PartnerRedemption(*partner), AccountId::Float, n, *price_per_point);
-                Ok(b.finish(TxKind::Reversal { original, member: *member, partner: *partner, points: n, bonus: Points::ZERO, clawback: Points::ZERO }))
+                b.restore(
+                    *member,
+                    AccountId::PartnerRedemption(*partner),
+                    &orig,
+                    done.points,
+                    n,
+                )?;
+                b.money(
+                    AccountId::PartnerRedemption(*partner),
+                    AccountId::Float,
+                    n,
+                    *price_per_point,
+                );
+                Ok(b.finish(TxKind::Reversal {
+                    original,
+                    member: *member,
+                    partner: *partner,
+                    points: n,
+                    bonus: Points::ZERO,
+                    clawback: Points::ZERO,
+                }))
             }
             _ => {
                 if let Scope::Partner(p) = key.scope {
@@ -316,21 +494,34 @@ impl State {
         }
     }
 
-    fn reversal_amount(&self, requested: Option<Points>, remaining: Points) -> Result<Points, Rejection> {
+    fn reversal_amount(
+        &self,
+        requested: Option<Points>,
+        remaining: Points,
+    ) -> Result<Points, Rejection> {
         let n = requested.unwrap_or(remaining);
         if remaining.0 <= 0 {
-            return Err(Rejection::ReversalExceedsOriginal { remaining, requested: n });
+            return Err(Rejection::ReversalExceedsOriginal {
+                remaining,
+                requested: n,
+            });
         }
         self.check_points(n)?;
         if n > remaining {
-            return Err(Rejection::ReversalExceedsOriginal { remaining, requested: n });
+            return Err(Rejection::ReversalExceedsOriginal {
+                remaining,
+                requested: n,
+            });
         }
         Ok(n)
     }
 
     fn check_points(&self, p: Points) -> Result<(), Rejection> {
         if p.0 <= 0 {
-            return Err(Rejection::InvalidAmount(format!("points must be positive, got {}", p.0)));
+            return Err(Rejection::InvalidAmount(format!(
+                "points must be positive, got {}",
+                p.0
+            )));
         }
         if p.0 > self.policy.points_per_command_max {
             return Err(Rejection::InvalidAmount(format!(
@@ -352,7 +543,10 @@ impl State {
     fn require_available(&self, m: MemberId, p: Points) -> Result<(), Rejection> {
         let s = self.require_member(m)?;
         if s.available() < p {
-            return Err(Rejection::InsufficientPoints { available: s.available(), requested: p });
+            return Err(Rejection::InsufficientPoints {
+                available: s.available(),
+                requested: p,
+            });
         }
         Ok(())
     }
@@ -392,17 +586,41 @@ impl State {
             TxKind::Enrolled { member } => {
                 self.members.entry(*member).or_default();
             }
-            TxKind::Hold { member, partner, points, expires_at } => {
-                self.holds.insert(tx.id, HoldState { member: *member, partner: *partner, points: *points, expires_at: *expires_at });
+            TxKind::Hold {
+                member,
+                partner,
+                points,
+                expires_at,
+            } => {
+                self.holds.insert(
+                    tx.id,
+                    HoldState {
+                        member: *member,
+                        partner: *partner,
+                        points: *points,
+                        expires_at: *expires_at,
+                    },
+                );
                 self.hold_timeouts.insert((*expires_at, tx.id));
                 self.members.entry(*member).or_default().held.0 += points.0;
             }
-            TxKind::Burn { hold: Some(hold), .. } | TxKind::Void { hold, .. } => {
-                let h = self.holds.remove(hold).expect("journal closes only open holds");
+            TxKind::Burn {
+                hold: Some(hold), ..
+            }
+            | TxKind::Void { hold, .. } => {
+                let h = self
+                    .holds
+                    .remove(hold)
+                    .expect("journal closes only open holds");
                 self.hold_timeouts.remove(&(h.expires_at, *hold));
                 self.members.entry(h.member).or_default().held.0 -= h.points.0;
             }
-            TxKind::Reversal { original, points, bonus, .. } => {
+            TxKind::Reversal {
+                original,
+                points,
+                bonus,
+                ..
+            } => {
                 let r = self.reversed.entry(*original).or_default();
                 r.points.0 += points.0;
                 r.bonus.0 += bonus.0;
@@ -426,14 +644,28 @@ fn apply_lot(m: &mut MemberState, c: &LotChange) {
     match m.lots.iter().position(|l| l.id == c.lot) {
         Some(i) => {
             m.lots[i].remaining.0 += c.delta.0;
-            assert!(m.lots[i].remaining.0 >= 0, "lot {:?} of member {} went negative", c.lot, c.member.0);
+            assert!(
+                m.lots[i].remaining.0 >= 0,
+                "lot {:?} of member {} went negative",
+                c.lot,
+                c.member.0
+            );
             if m.lots[i].remaining.0 == 0 {
                 m.lots.remove(i);
             }
         }
         None => {
-            assert!(c.delta.0 > 0, "journal consumes lot {:?} that member {} does not have", c.lot, c.member.0);
-            let lot = Lot { id: c.lot, expires_at: c.expires_at, remaining: c.delta };
+            assert!(
+                c.delta.0 > 0,
+                "journal consumes lot {:?} that member {} does not have",
+                c.lot,
+                c.member.0
+            );
+            let lot = Lot {
+                id: c.lot,
+                expires_at: c.expires_at,
+                remaining: c.delta,
+            };
             let at = m.lots.partition_point(|l| l.order() < lot.order());
             m.lots.insert(at, lot);
         }
@@ -458,7 +690,9 @@ impl From<Rejection> for DecideError {
 fn require_operator(key: &IdemKey) -> Result<(), Rejection> {
     match key.scope {
         Scope::Operator => Ok(()),
-        _ => Err(Rejection::Invalid("this command needs an operator key".into())),
+        _ => Err(Rejection::Invalid(
+            "this command needs an operator key".into(),
+        )),
     }
 }
 
@@ -466,7 +700,10 @@ fn require_partner(key: &IdemKey, partner: PartnerId) -> Result<(), Rejection> {
     match key.scope {
         Scope::Partner(p) if p == partner => Ok(()),
         Scope::Operator => Ok(()),
-        _ => Err(Rejection::Invalid(format!("key scope {:?} cannot act for partner {}", key.scope, partner.0))),
+        _ => Err(Rejection::Invalid(format!(
+            "key scope {:?} cannot act for partner {}",
+            key.scope, partner.0
+        ))),
     }
 }
 
@@ -479,11 +716,17 @@ fn visible_to(key: &IdemKey, owner: PartnerId, id: TxId) -> Result<(), Rejection
 }
 
 fn validate_contract(c: &Contract) -> Result<(), Rejection> {
-    if c.issuance_price_per_point.is_sign_negative() || c.redemption_price_per_point.is_sign_negative() {
-        return Err(Rejection::InvalidAmount("contract prices must not be negative".into()));
+    if c.issuance_price_per_point.is_sign_negative()
+        || c.redemption_price_per_point.is_sign_negative()
+    {
+        return Err(Rejection::InvalidAmount(
+            "contract prices must not be negative".into(),
+        ));
     }
     if c.issuance_price_per_point.scale() > 10 || c.redemption_price_per_point.scale() > 10 {
-        return Err(Rejection::InvalidAmount("contract prices allow at most 10 decimal places".into()));
+        return Err(Rejection::InvalidAmount(
+            "contract prices allow at most 10 decimal places".into(),
+        ));
     }
     Ok(())
 }
@@ -500,7 +743,18 @@ impl<'a> Builder<'a> {
     fn new(state: &'a State, key: IdemKey, digest: Digest, id: TxId, at: Timestamp) -> Builder<'a> {
         Builder {
             state,
-            tx: Transaction { id, at, key, digest, kind: TxKind::Enrolled { member: MemberId(0) }, postings: Vec::new(), lots: Vec::new(), member_balances: Vec::new() },
+            tx: Transaction {
+                id,
+                at,
+                key,
+                digest,
+                kind: TxKind::Enrolled {
+                    member: MemberId(0),
+                },
+                postings: Vec::new(),
+                lots: Vec::new(),
+                member_balances: Vec::new(),
+            },
             touched: Vec::new(),
         }
     }
@@ -522,15 +776,27 @@ impl<'a> Builder<'a> {
     }
 
     fn points(&mut self, account: AccountId, p: Points) {
-        self.tx.postings.push(Posting { account, amount: Amount::Points(p) });
+        self.tx.postings.push(Posting {
+            account,
+            amount: Amount::Points(p),
+        });
     }
 
     /// Credits `p` points from `source` to member `m`, in a new lot.
-    fn credit(&mut self, m: MemberId, source: AccountId, p: Points, expires_at: Option<Timestamp>) -> Result<(), Rejection> {
+    fn credit(
+        &mut self,
+        m: MemberId,
+        source: AccountId,
+        p: Points,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), Rejection> {
         if p.0 == 0 {
             return Ok(());
         }
-        let lot = LotId { tx: self.tx.id, n: self.tx.lots.len() as u16 };
+        let lot = LotId {
+            tx: self.tx.id,
+            n: self.tx.lots.len() as u16,
+        };
         self.add_to_member(m, p, lot, expires_at)?;
         self.points(source, Points(-p.0));
         self.points(AccountId::Member(m), p);
@@ -538,14 +804,27 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds points to a member: what is above zero goes into lot `lot`.
-    fn add_to_member(&mut self, m: MemberId, p: Points, lot: LotId, expires_at: Option<Timestamp>) -> Result<(), Rejection> {
+    fn add_to_member(
+        &mut self,
+        m: MemberId,
+        p: Points,
+        lot: LotId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), Rejection> {
         let s = self.member(m);
         let before = s.posted.0;
-        let after = before.checked_add(p.0).ok_or_else(|| Rejection::InvalidAmount("balance overflow".into()))?;
+        let after = before
+            .checked_add(p.0)
+            .ok_or_else(|| Rejection::InvalidAmount("balance overflow".into()))?;
         s.posted = Points(after);
         let into_lot = after.max(0) - before.max(0);
         if into_lot > 0 {
-            let change = LotChange { member: m, lot, expires_at, delta: Points(into_lot) };
+            let change = LotChange {
+                member: m,
+                lot,
+                expires_at,
+                delta: Points(into_lot),
+            };
             apply_lot(s, &change);
             self.tx.lots.push(change);
         }
@@ -553,7 +832,12 @@ impl<'a> Builder<'a> {
     }
 
     /// Takes `p` points from member `m` to `dest`, consuming lots oldest-expiry first.
-    fn debit(&mut self, m: MemberId, dest: AccountId, p: Points) -> Result<Vec<LotChange>, Rejection> {
+    fn debit(
+        &mut self,
+        m: MemberId,
+        dest: AccountId,
+        p: Points,
+    ) -> Result<Vec<LotChange>, Rejection> {
         let taken = self.take(m, p, None);
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
@@ -581,7 +865,12 @@ impl<'a> Builder<'a> {
             let l = s.lots[i];
             let n = need.min(l.remaining.0);
             need -= n;
-            changes.push(LotChange { member: m, lot: l.id, expires_at: l.expires_at, delta: Points(-n) });
+            changes.push(LotChange {
+                member: m,
+                lot: l.id,
+                expires_at: l.expires_at,
+                delta: Points(-n),
+            });
         }
         debug_assert_eq!(need, 0, "lots must cover the positive balance");
         for c in &changes {
@@ -591,7 +880,13 @@ impl<'a> Builder<'a> {
         changes
     }
 
-    fn take_for_reversal(&mut self, m: MemberId, own_lot: LotId, dest: AccountId, p: Points) -> Result<(), Rejection> {
+    fn take_for_reversal(
+        &mut self,
+        m: MemberId,
+        own_lot: LotId,
+        dest: AccountId,
+        p: Points,
+    ) -> Result<(), Rejection> {
         if p.0 == 0 {
             return Ok(());
         }
@@ -603,8 +898,20 @@ impl<'a> Builder<'a> {
 
     /// Gives back `n` points of burn `orig` to the lots it consumed, newest consumption first,
     /// skipping the `already` points earlier reversals restored.
-    fn restore(&mut self, m: MemberId, source: AccountId, orig: &Transaction, already: Points, n: Points) -> Result<(), Rejection> {
-        let consumed: Vec<LotChange> = orig.lots.iter().filter(|c| c.member == m && c.delta.0 < 0).copied().collect();
+    fn restore(
+        &mut self,
+        m: MemberId,
+        source: AccountId,
+        orig: &Transaction,
+        already: Points,
+        n: Points,
+    ) -> Result<(), Rejection> {
+        let consumed: Vec<LotChange> = orig
+            .lots
+            .iter()
+            .filter(|c| c.member == m && c.delta.0 < 0)
+            .copied()
+            .collect();
         let mut skip = already.0;
         let mut need = n.0;
         let mut restored = 0;
@@ -622,7 +929,10 @@ impl<'a> Builder<'a> {
         }
         if need > 0 {
             // The burn drew on points above its lots (a negative balance); credit the rest.
-            let lot = LotId { tx: self.tx.id, n: 0 };
+            let lot = LotId {
+                tx: self.tx.id,
+                n: 0,
+            };
             self.add_to_member(m, Points(need), lot, None)?;
             restored += need;
         }
@@ -636,7 +946,10 @@ impl<'a> Builder<'a> {
         self.points(AccountId::Member(from), Points(-p.0));
         self.points(AccountId::Member(to), p);
         for (n, c) in taken.iter().enumerate() {
-            let lot = LotId { tx: self.tx.id, n: n as u16 };
+            let lot = LotId {
+                tx: self.tx.id,
+                n: n as u16,
+            };
             self.add_to_member(to, Points(-c.delta.0), lot, c.expires_at)?;
         }
         Ok(())
@@ -648,8 +961,14 @@ impl<'a> Builder<'a> {
         if value.is_zero() {
             return;
         }
-        self.tx.postings.push(Posting { account: debit, amount: Amount::Money(Money::new(value, price.currency)) });
-        self.tx.postings.push(Posting { account: credit, amount: Amount::Money(Money::new(-value, price.currency)) });
+        self.tx.postings.push(Posting {
+            account: debit,
+            amount: Amount::Money(Money::new(value, price.currency)),
+        });
+        self.tx.postings.push(Posting {
+            account: credit,
+            amount: Amount::Money(Money::new(-value, price.currency)),
+        });
     }
 
     fn finish(mut self, kind: TxKind) -> Transaction {

@@ -72,8 +72,8 @@ pub struct UnknownCurrency(pub String);
 impl FromStr for Currency {
     type Err = UnknownCurrency;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let known = iso_currency::Currency::from_code(s)
-            .ok_or_else(|| UnknownCurrency(s.to_string()))?;
+        let known =
+            iso_currency::Currency::from_code(s).ok_or_else(|| UnknownCurrency(s.to_string()))?;
         let code = known.code().as_bytes();
         Ok(Currency([code[0], code[1], code[2]]))
     }

@@ -37,8 +37,14 @@ fn run_and_kill(dir: &Path, cycle: u64, kill_after: Duration) -> Vec<String> {
     };
     let start = Instant::now();
     while !lines.lock().expect("lines").iter().any(|l| l == "READY") {
-        assert!(start.elapsed() < Duration::from_secs(30), "child never became ready");
-        assert!(child.try_wait().expect("poll child").is_none(), "child exited early");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "child never became ready"
+        );
+        assert!(
+            child.try_wait().expect("poll child").is_none(),
+            "child exited early"
+        );
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(kill_after);
@@ -68,29 +74,55 @@ fn every_acknowledged_command_survives_sigkill_and_the_audit_holds() {
                 }
                 ["RETRY", reference, id, replayed] => {
                     if let Some(first) = acked_before.get(*reference) {
-                        assert_eq!(id.parse::<u64>().expect("tx id"), *first, "a retry after the crash returns the original transaction");
-                        assert_eq!(*replayed, "true", "a retry of {reference} after the crash must be a replay");
+                        assert_eq!(
+                            id.parse::<u64>().expect("tx id"),
+                            *first,
+                            "a retry after the crash returns the original transaction"
+                        );
+                        assert_eq!(
+                            *replayed, "true",
+                            "a retry of {reference} after the crash must be a replay"
+                        );
                     }
                 }
                 _ => {}
             }
         }
-        assert!(!acked.is_empty() || cycle > 0, "cycle {cycle}: the child acknowledged nothing");
+        assert!(
+            !acked.is_empty() || cycle > 0,
+            "cycle {cycle}: the child acknowledged nothing"
+        );
         total_acked += acked.len();
 
-        let ledger = Ledger::open(EmbeddedStore::open(dir.path()).expect("reopen store"), LedgerConfig::default()).expect("recover ledger");
+        let ledger = Ledger::open(
+            EmbeddedStore::open(dir.path()).expect("reopen store"),
+            LedgerConfig::default(),
+        )
+        .expect("recover ledger");
         for (reference, id) in &acked {
             let tx = ledger
                 .transaction_by_key(&IdemKey::partner(PartnerId(1), reference.clone()))
                 .expect("read")
-                .unwrap_or_else(|| panic!("cycle {cycle}: acknowledged {reference} is missing after SIGKILL"));
-            assert_eq!(tx.id.0, *id, "cycle {cycle}: {reference} has a different id after recovery");
+                .unwrap_or_else(|| {
+                    panic!("cycle {cycle}: acknowledged {reference} is missing after SIGKILL")
+                });
+            assert_eq!(
+                tx.id.0, *id,
+                "cycle {cycle}: {reference} has a different id after recovery"
+            );
         }
-        let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).unwrap_or_else(|e| panic!("cycle {cycle}: audit failed after SIGKILL: {e}"));
+        let report = audit::audit(&ledger.read_snapshot().expect("snapshot"))
+            .unwrap_or_else(|e| panic!("cycle {cycle}: audit failed after SIGKILL: {e}"));
         assert!(report.transactions as usize >= acked.len());
         ledger.shutdown();
         acked_before = acked;
-        assert!(started.elapsed() < Duration::from_secs(120), "crash test is bounded to two minutes");
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "crash test is bounded to two minutes"
+        );
     }
-    assert!(total_acked > 100, "too few acknowledged commands to mean anything: {total_acked}");
+    assert!(
+        total_acked > 100,
+        "too few acknowledged commands to mean anything: {total_acked}"
+    );
 }

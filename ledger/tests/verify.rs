@@ -9,20 +9,56 @@ use std::path::Path;
 use std::process::Command as Process;
 
 fn write_ledger(dir: &Path) {
-    let ledger = Ledger::open(EmbeddedStore::open(dir).expect("store"), LedgerConfig::default()).expect("ledger");
+    let ledger = Ledger::open(
+        EmbeddedStore::open(dir).expect("store"),
+        LedgerConfig::default(),
+    )
+    .expect("ledger");
     let p = PartnerId(1);
-    let contract = Contract { partner: p, currency: "EUR".parse().expect("EUR"), issuance_price_per_point: Decimal::new(1, 2), redemption_price_per_point: Decimal::new(1, 2), points_validity_days: None };
-    ledger.execute_blocking(Command::SetContract { key: IdemKey::operator("c"), contract }).expect("contract");
+    let contract = Contract {
+        partner: p,
+        currency: "EUR".parse().expect("EUR"),
+        issuance_price_per_point: Decimal::new(1, 2),
+        redemption_price_per_point: Decimal::new(1, 2),
+        points_validity_days: None,
+    };
+    ledger
+        .execute_blocking(Command::SetContract {
+            key: IdemKey::operator("c"),
+            contract,
+        })
+        .expect("contract");
     for m in 1..=5 {
-        ledger.execute_blocking(Command::Enrol { key: IdemKey::operator(format!("m{m}")), member: MemberId(m) }).expect("enrol");
-        ledger.execute_blocking(Command::Earn { key: IdemKey::partner(p, format!("e{m}")), member: MemberId(m), partner: p, points: Points(100 * m as i64), bonus: Points(0) }).expect("earn");
+        ledger
+            .execute_blocking(Command::Enrol {
+                key: IdemKey::operator(format!("m{m}")),
+                member: MemberId(m),
+            })
+            .expect("enrol");
+        ledger
+            .execute_blocking(Command::Earn {
+                key: IdemKey::partner(p, format!("e{m}")),
+                member: MemberId(m),
+                partner: p,
+                points: Points(100 * m as i64),
+                bonus: Points(0),
+            })
+            .expect("earn");
     }
     ledger.shutdown();
 }
 
 fn verify(dir: &Path) -> (bool, String) {
-    let out = Process::new(env!("CARGO_BIN_EXE_ledger")).args(["verify", "--data"]).arg(dir).output().expect("run ledger verify");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = Process::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(["verify", "--data"])
+        .arg(dir)
+        .output()
+        .expect("run ledger verify");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (out.status.success(), text)
 }
 
@@ -39,25 +75,44 @@ fn verify_passes_on_an_honest_store_and_names_a_tampered_member() {
     write_ledger(dir.path());
     let (ok, text) = verify(dir.path());
     assert!(ok, "verify should pass:\n{text}");
-    assert!(text.contains("11 transactions") && text.contains("points outstanding (owed to members): 1500"), "{text}");
+    assert!(
+        text.contains("11 transactions")
+            && text.contains("points outstanding (owed to members): 1500"),
+        "{text}"
+    );
 
     let store = EmbeddedStore::open(dir.path()).expect("store");
-    let raw = store.snapshot().expect("snapshot").get(&keys::member(MemberId(3))).expect("read").expect("member 3 record");
+    let raw = store
+        .snapshot()
+        .expect("snapshot")
+        .get(&keys::member(MemberId(3)))
+        .expect("read")
+        .expect("member 3 record");
     drop(store);
     let mut m: MemberState = codec::decode("member", &raw).expect("decode");
     m.posted.0 += 1;
     tamper(dir.path(), keys::member(MemberId(3)), codec::encode(&m));
     let (ok, text) = verify(dir.path());
     assert!(!ok, "verify must fail on a tampered balance:\n{text}");
-    assert!(text.contains("member/3"), "the failure names the account:\n{text}");
+    assert!(
+        text.contains("member/3"),
+        "the failure names the account:\n{text}"
+    );
 }
 
 #[test]
 fn verify_names_a_tampered_system_account() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_ledger(dir.path());
-    let forged = Balance { points: Points(-1), money: vec![] };
-    tamper(dir.path(), keys::balance(AccountId::PartnerIssuance(PartnerId(1))), codec::encode(&forged));
+    let forged = Balance {
+        points: Points(-1),
+        money: vec![],
+    };
+    tamper(
+        dir.path(),
+        keys::balance(AccountId::PartnerIssuance(PartnerId(1))),
+        codec::encode(&forged),
+    );
     let (ok, text) = verify(dir.path());
     assert!(!ok, "{text}");
     assert!(text.contains("partner/1/issuance"), "{text}");

@@ -16,22 +16,57 @@ fn command(cycle: u64, t: u64, i: u64) -> Command {
     let member = MemberId(1 + (cycle * 31 + t * 7 + i * 13) % 50);
     let p = PartnerId(1);
     if i % 3 == 2 {
-        Command::Burn { key: IdemKey::partner(p, reference), member, partner: p, points: Points(30) }
+        Command::Burn {
+            key: IdemKey::partner(p, reference),
+            member,
+            partner: p,
+            points: Points(30),
+        }
     } else {
-        Command::Earn { key: IdemKey::partner(p, reference), member, partner: p, points: Points(100), bonus: Points(0) }
+        Command::Earn {
+            key: IdemKey::partner(p, reference),
+            member,
+            partner: p,
+            points: Points(100),
+            bonus: Points(0),
+        }
     }
 }
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let dir = args.next().expect("usage: ledger-crash-child DIR CYCLE");
-    let cycle: u64 = args.next().expect("cycle").parse().expect("cycle is a number");
-    let ledger = Ledger::open(EmbeddedStore::open(dir.as_ref()).expect("store"), LedgerConfig::default()).expect("ledger");
+    let cycle: u64 = args
+        .next()
+        .expect("cycle")
+        .parse()
+        .expect("cycle is a number");
+    let ledger = Ledger::open(
+        EmbeddedStore::open(dir.as_ref()).expect("store"),
+        LedgerConfig::default(),
+    )
+    .expect("ledger");
     let p = PartnerId(1);
-    let contract = Contract { partner: p, currency: "EUR".parse().expect("EUR"), issuance_price_per_point: Decimal::new(1, 2), redemption_price_per_point: Decimal::new(1, 2), points_validity_days: Some(365) };
-    ledger.execute_blocking(Command::SetContract { key: IdemKey::operator("contract"), contract }).expect("contract");
+    let contract = Contract {
+        partner: p,
+        currency: "EUR".parse().expect("EUR"),
+        issuance_price_per_point: Decimal::new(1, 2),
+        redemption_price_per_point: Decimal::new(1, 2),
+        points_validity_days: Some(365),
+    };
+    ledger
+        .execute_blocking(Command::SetContract {
+            key: IdemKey::operator("contract"),
+            contract,
+        })
+        .expect("contract");
     for m in 1..=50 {
-        ledger.execute_blocking(Command::Enrol { key: IdemKey::operator(format!("enrol-{m}")), member: MemberId(m) }).expect("enrol");
+        ledger
+            .execute_blocking(Command::Enrol {
+                key: IdemKey::operator(format!("enrol-{m}")),
+                member: MemberId(m),
+            })
+            .expect("enrol");
     }
     let out = Mutex::new(std::io::stdout());
     let say = |line: String| {
@@ -43,7 +78,10 @@ fn main() {
         for t in 0..8 {
             for i in 0..5 {
                 if let Ok(r) = ledger.execute_blocking(command(cycle - 1, t, i)) {
-                    say(format!("RETRY {} {} {}", r.tx.key.reference, r.tx.id.0, r.replayed));
+                    say(format!(
+                        "RETRY {} {} {}",
+                        r.tx.key.reference, r.tx.id.0, r.replayed
+                    ));
                 }
             }
         }

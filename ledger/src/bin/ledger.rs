@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "ledger", about = "Coalition points ledger: admin tools", version)]
+#[command(
+    name = "ledger",
+    about = "Coalition points ledger: admin tools",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -43,16 +47,25 @@ fn verify(data: &std::path::Path) -> anyhow::Result<()> {
         anyhow::bail!("no store at {}", data.display());
     }
     let store = EmbeddedStore::open(data).with_context(|| format!("opening {}", data.display()))?;
-    println!("verify: store at {} (commit version {})", data.display(), store.next_version() - 1);
+    println!(
+        "verify: store at {} (commit version {})",
+        data.display(),
+        store.next_version() - 1
+    );
     // Opening recovers: the journal after the projector's watermark is replayed into the
     // derived state, so the audit compares a complete projection.
     let ledger = Ledger::open(store, LedgerConfig::default()).context("recovering the ledger")?;
-    let snap = ledger.read_snapshot().context("waiting for derived state")?;
+    let snap = ledger
+        .read_snapshot()
+        .context("waiting for derived state")?;
     let report = ledger::audit::audit(&snap)?;
     println!("verify: journal: {} batches, {} transactions, {} postings: each balanced per asset, ids in commit order, idempotency keys unique", report.batches, report.transactions, report.postings);
     println!("verify: members: {} records equal to the journal's recomputation (balance, holds, lots summing to the balance); none below zero except by clawback", report.members);
     println!("verify: accounts: {} system account balances, {} open holds, {} idempotency entries equal to the journal's recomputation", report.accounts, report.open_holds, report.idempotency_keys);
-    println!("verify: points outstanding (owed to members): {}", report.points_outstanding);
+    println!(
+        "verify: points outstanding (owed to members): {}",
+        report.points_outstanding
+    );
     println!("verify: OK");
     ledger.shutdown();
     Ok(())

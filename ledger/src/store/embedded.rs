@@ -70,7 +70,9 @@ fn decode_version(v: &[u8]) -> Result<Version, StoreError> {
 
 fn check_user_key(key: &[u8]) -> Result<(), StoreError> {
     if key.first() == Some(&super::SYSTEM_PREFIX) {
-        return Err(StoreError::InvalidWrite("keys starting with 0xff are reserved".into()));
+        return Err(StoreError::InvalidWrite(
+            "keys starting with 0xff are reserved".into(),
+        ));
     }
     Ok(())
 }
@@ -84,12 +86,19 @@ impl Store for EmbeddedStore {
             Some(v) => decode_version(&v)?,
             None => 0,
         };
-        Ok(EmbeddedSnapshot { snap, kv: self.inner.kv.clone(), version })
+        Ok(EmbeddedSnapshot {
+            snap,
+            kv: self.inner.kv.clone(),
+            version,
+        })
     }
 
     fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
         let inner = &self.inner;
-        let _guard = inner.commit_lock.lock().expect("commit lock poisoned by a panic");
+        let _guard = inner
+            .commit_lock
+            .lock()
+            .expect("commit lock poisoned by a panic");
         let version = inner.version.load(Ordering::Acquire) + 1;
         let mut batch = inner.db.batch();
         if durability == Durability::Sync {
@@ -132,7 +141,11 @@ impl Store for EmbeddedStore {
                         None => added.push((k, next)),
                     }
                 }
-                Write::SetVersionstampedKey { prefix, order, value } => {
+                Write::SetVersionstampedKey {
+                    prefix,
+                    order,
+                    value,
+                } => {
                     check_user_key(&prefix)?;
                     let mut key = prefix;
                     key.extend_from_slice(&version.to_be_bytes());
@@ -154,7 +167,10 @@ impl Store for EmbeddedStore {
 
 fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
     let bytes: [u8; 8] = v.try_into().map_err(|_| {
-        StoreError::InvalidWrite(format!("atomic add on a {}-byte value; expected 8", v.len()))
+        StoreError::InvalidWrite(format!(
+            "atomic add on a {}-byte value; expected 8",
+            v.len()
+        ))
     })?;
     Ok(i64::from_le_bytes(bytes))
 }

@@ -108,7 +108,8 @@ impl WriteSet {
     /// Remove every key in `[begin, end)`.
     pub fn clear_range(&mut self, begin: &[u8], end: &[u8]) {
         self.bytes += begin.len() + end.len();
-        self.writes.push(Write::ClearRange(begin.to_vec(), end.to_vec()));
+        self.writes
+            .push(Write::ClearRange(begin.to_vec(), end.to_vec()));
     }
 
     /// Atomically add `delta` to the little-endian i64 at `key`.
@@ -120,7 +121,11 @@ impl WriteSet {
     /// Set `prefix ++ versionstamp(order)` to `value`.
     pub fn set_versionstamped_key(&mut self, prefix: &[u8], order: u16, value: Vec<u8>) {
         self.bytes += prefix.len() + VERSIONSTAMP_LEN + value.len();
-        self.writes.push(Write::SetVersionstampedKey { prefix: prefix.to_vec(), order, value });
+        self.writes.push(Write::SetVersionstampedKey {
+            prefix: prefix.to_vec(),
+            order,
+            value,
+        });
     }
 
     /// True when there is nothing to write.

@@ -1,0 +1,372 @@
+//! Property test: random command sequences run on the ledger and on a simple in-memory model;
+//! acceptance, receipts, balances and the audit must agree.
+
+use ledger::store::EmbeddedStore;
+use ledger::*;
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+
+const MEMBERS: u64 = 3;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Earn {
+        m: u64,
+        p: u32,
+        points: i64,
+        bonus: i64,
+    },
+    Burn {
+        m: u64,
+        p: u32,
+        points: i64,
+    },
+    Hold {
+        m: u64,
+        p: u32,
+        points: i64,
+    },
+    Capture {
+        hold: usize,
+        points: Option<i64>,
+    },
+    Void {
+        hold: usize,
+    },
+    Reverse {
+        original: usize,
+        points: Option<i64>,
+    },
+    Transfer {
+        from: u64,
+        to: u64,
+        points: i64,
+    },
+    Retry {
+        op: usize,
+    },
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let m = 1..=MEMBERS;
+    let p = 1u32..=2;
+    prop_oneof![
+        4 => (m.clone(), p.clone(), 1i64..500, 0i64..60).prop_map(|(m, p, points, bonus)| Op::Earn { m, p, points, bonus }),
+        3 => (m.clone(), p.clone(), 1i64..600).prop_map(|(m, p, points)| Op::Burn { m, p, points }),
+        2 => (m.clone(), p, 1i64..400).prop_map(|(m, p, points)| Op::Hold { m, p, points }),
+        2 => (0usize..8, proptest::option::of(1i64..400)).prop_map(|(hold, points)| Op::Capture { hold, points }),
+        1 => (0usize..8).prop_map(|hold| Op::Void { hold }),
+        2 => (0usize..12, proptest::option::of(1i64..300)).prop_map(|(original, points)| Op::Reverse { original, points }),
+        2 => (m.clone(), m, 1i64..300).prop_map(|(from, to, points)| Op::Transfer { from, to, points }),
+        1 => (0usize..40).prop_map(|op| Op::Retry { op }),
+    ]
+}
+
+#[derive(Clone)]
+struct ModelHold {
+    id: TxId,
+    member: u64,
+    partner: u32,
+    points: i64,
+    open: bool,
+}
+
+#[derive(Clone)]
+struct ModelOriginal {
+    id: TxId,
+    earn: bool,
+    member: u64,
+    partner: u32,
+    points: i64,
+    bonus: i64,
+    reversed: i64,
+    reversed_bonus: i64,
+}
+
+/// The model: plain integers, no lots, no storage.
+#[derive(Default)]
+struct Model {
+    posted: [i64; MEMBERS as usize + 1],
+    held: [i64; MEMBERS as usize + 1],
+    holds: Vec<ModelHold>,
+    originals: Vec<ModelOriginal>,
+}
+
+impl Model {
+    fn available(&self, m: u64) -> i64 {
+        self.posted[m as usize] - self.held[m as usize]
+    }
+}
+
+fn key(p: u32, i: usize) -> IdemKey {
+    IdemKey::partner(PartnerId(p), format!("op-{i}"))
+}
+
+/// The command for step `i`, and what the model expects: `Some(effect)` if accepted.
+fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
+    Some(match *op {
+        Op::Earn {
+            m,
+            p,
+            points,
+            bonus,
+        } => (
+            Command::Earn {
+                key: key(p, i),
+                member: MemberId(m),
+                partner: PartnerId(p),
+                points: Points(points),
+                bonus: Points(bonus),
+            },
+            true,
+        ),
+        Op::Burn { m, p, points } => (
+            Command::Burn {
+                key: key(p, i),
+                member: MemberId(m),
+                partner: PartnerId(p),
+                points: Points(points),
+            },
+            model.available(m) >= points,
+        ),
+        Op::Hold { m, p, points } => (
+            Command::Hold {
+                key: key(p, i),
+                member: MemberId(m),
+                partner: PartnerId(p),
+                points: Points(points),
+                timeout_ms: 3_600_000,
+            },
+            model.available(m) >= points,
+        ),
+        Op::Capture { hold, points } => {
+            let h = model.holds.get(hold)?;
+            let amount = points.unwrap_or(h.points);
+            let ok = h.open && amount <= h.points && model.posted[h.member as usize] >= amount;
+            (
+                Command::Capture {
+                    key: key(h.partner, i),
+                    hold: h.id,
+                    points: points.map(Points),
+                },
+                ok,
+            )
+        }
+        Op::Void { hold } => {
+            let h = model.holds.get(hold)?;
+            (
+                Command::Void {
+                    key: key(h.partner, i),
+                    hold: h.id,
+                },
+                h.open,
+            )
+        }
+        Op::Reverse { original, points } => {
+            let o = model.originals.get(original)?;
+            let remaining = o.points - o.reversed;
+            let n = points.unwrap_or(remaining);
+            let mut ok = remaining > 0 && n <= remaining;
+            if ok && o.earn {
+                let bonus_n = if n == remaining {
+                    o.bonus - o.reversed_bonus
+                } else {
+                    o.bonus * n / o.points
+                };
+                ok = n + bonus_n <= model.available(o.member).max(0);
+            }
+            (
+                Command::Reverse {
+                    key: key(o.partner, i),
+                    original: o.id,
+                    points: points.map(Points),
+                },
+                ok,
+            )
+        }
+        Op::Transfer { from, to, points } => (
+            Command::Transfer {
+                key: IdemKey::operator(format!("op-{i}")),
+                from: MemberId(from),
+                to: MemberId(to),
+                points: Points(points),
+            },
+            from != to && model.available(from) >= points,
+        ),
+        Op::Retry { .. } => return None,
+    })
+}
+
+/// Applies an accepted command's effect to the model.
+fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
+    match *op {
+        Op::Earn {
+            m,
+            p,
+            points,
+            bonus,
+        } => {
+            model.posted[m as usize] += points + bonus;
+            model.originals.push(ModelOriginal {
+                id: tx.id,
+                earn: true,
+                member: m,
+                partner: p,
+                points,
+                bonus,
+                reversed: 0,
+                reversed_bonus: 0,
+            });
+        }
+        Op::Burn { m, p, points } => {
+            model.posted[m as usize] -= points;
+            model.originals.push(ModelOriginal {
+                id: tx.id,
+                earn: false,
+                member: m,
+                partner: p,
+                points,
+                bonus: 0,
+                reversed: 0,
+                reversed_bonus: 0,
+            });
+        }
+        Op::Hold { m, p, points } => {
+            model.held[m as usize] += points;
+            model.holds.push(ModelHold {
+                id: tx.id,
+                member: m,
+                partner: p,
+                points,
+                open: true,
+            });
+        }
+        Op::Capture { hold, points } => {
+            let h = &mut model.holds[hold];
+            let amount = points.unwrap_or(h.points);
+            h.open = false;
+            model.held[h.member as usize] -= h.points;
+            model.posted[h.member as usize] -= amount;
+            let (member, partner) = (h.member, h.partner);
+            model.originals.push(ModelOriginal {
+                id: tx.id,
+                earn: false,
+                member,
+                partner,
+                points: amount,
+                bonus: 0,
+                reversed: 0,
+                reversed_bonus: 0,
+            });
+        }
+        Op::Void { hold } => {
+            let h = &mut model.holds[hold];
+            h.open = false;
+            model.held[h.member as usize] -= h.points;
+        }
+        Op::Reverse { original, points } => {
+            let o = &mut model.originals[original];
+            let remaining = o.points - o.reversed;
+            let n = points.unwrap_or(remaining);
+            if o.earn {
+                let bonus_n = if n == remaining {
+                    o.bonus - o.reversed_bonus
+                } else {
+                    o.bonus * n / o.points
+                };
+                o.reversed_bonus += bonus_n;
+                model.posted[o.member as usize] -= n + bonus_n;
+            } else {
+                model.posted[o.member as usize] += n;
+            }
+            o.reversed += n;
+        }
+        Op::Transfer { from, to, points } => {
+            model.posted[from as usize] -= points;
+            model.posted[to as usize] += points;
+        }
+        Op::Retry { .. } => {}
+    }
+}
+
+fn open_ledger(dir: &std::path::Path) -> Ledger<EmbeddedStore> {
+    let ledger = Ledger::open(
+        EmbeddedStore::open(dir).expect("store"),
+        LedgerConfig::default(),
+    )
+    .expect("ledger");
+    for p in 1..=2 {
+        let contract = Contract {
+            partner: PartnerId(p),
+            currency: "EUR".parse().expect("EUR"),
+            issuance_price_per_point: Decimal::new(p as i64, 2),
+            redemption_price_per_point: Decimal::new(5, 3),
+            points_validity_days: Some(30 * p),
+        };
+        ledger
+            .execute_blocking(Command::SetContract {
+                key: IdemKey::operator(format!("c{p}")),
+                contract,
+            })
+            .expect("contract");
+    }
+    for m in 1..=MEMBERS {
+        ledger
+            .execute_blocking(Command::Enrol {
+                key: IdemKey::operator(format!("m{m}")),
+                member: MemberId(m),
+            })
+            .expect("enrol");
+    }
+    ledger
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn ledger_agrees_with_the_model_on_random_command_sequences(ops in proptest::collection::vec(op(), 1..40)) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ledger = open_ledger(dir.path());
+        let mut model = Model::default();
+        let mut issued: Vec<Option<(Command, Transaction)>> = Vec::new();
+        for (i, op) in ops.iter().enumerate() {
+            if let Op::Retry { op: j } = op {
+                if let Some(Some((cmd, tx))) = issued.get(*j) {
+                    let r = ledger.execute_blocking(cmd.clone()).expect("a retry of an accepted command succeeds");
+                    prop_assert!(r.replayed);
+                    prop_assert_eq!(&r.tx, tx);
+                }
+                issued.push(None);
+                continue;
+            }
+            let Some((cmd, expect_ok)) = to_command(&model, op, i) else {
+                issued.push(None);
+                continue;
+            };
+            match ledger.execute_blocking(cmd.clone()) {
+                Ok(r) => {
+                    prop_assert!(expect_ok, "step {}: ledger accepted {:?}, model rejects", i, op);
+                    prop_assert!(!r.replayed);
+                    model_apply(&mut model, op, &r.tx);
+                    for (m, posted) in &r.tx.member_balances {
+                        prop_assert_eq!(posted.0, model.posted[m.0 as usize], "step {}: receipt balance of member {}", i, m.0);
+                    }
+                    issued.push(Some((cmd, r.tx)));
+                }
+                Err(LedgerError::Rejected(why)) => {
+                    prop_assert!(!expect_ok, "step {}: ledger rejected {:?} ({}), model accepts", i, op, why);
+                    issued.push(None);
+                }
+                Err(e) => panic!("ledger failed: {e}"),
+            }
+        }
+        for m in 1..=MEMBERS {
+            let b = ledger.balance(MemberId(m)).expect("read").expect("member");
+            prop_assert_eq!((b.posted.0, b.pending.0), (model.posted[m as usize], model.held[m as usize]), "member {}", m);
+        }
+        let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
+        prop_assert_eq!(report.points_outstanding, model.posted.iter().sum::<i64>());
+        ledger.shutdown();
+    }
+}

@@ -234,17 +234,17 @@ impl<S: Store> Writer<S> {
         }
         let digest = cmd.digest();
         match self.find_key(key, snapshot, txs, in_batch) {
-            Ok(Some((rec, tx))) => {
-                return if rec.digest == digest {
-                    match tx {
-                        Some(tx) => Outcome::Replay(Box::new(tx)),
-                        None => Outcome::Failed(LedgerError::Corrupt(format!(
-                            "idempotency key {key} names missing transaction {}",
-                            rec.tx
-                        ))),
-                    }
-                } else {
-                    Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into())
+            Ok(Some(rec)) if rec.digest != digest => {
+                return Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into());
+            }
+            Ok(Some(rec)) => {
+                return match self.original_of(rec.tx, snapshot, txs, seq) {
+                    Ok(Some(tx)) => Outcome::Replay(Box::new(tx)),
+                    Ok(None) => Outcome::Failed(LedgerError::Corrupt(format!(
+                        "idempotency key {key} names missing transaction {}",
+                        rec.tx
+                    ))),
+                    Err(e) => Outcome::Failed(e),
                 };
             }
             Ok(None) => {}
@@ -265,33 +265,37 @@ impl<S: Store> Writer<S> {
     }
 
     /// Looks an idempotency key up: this batch, then recent commits, then the store's index.
-    #[allow(clippy::type_complexity)]
     fn find_key(
         &self,
         key: &IdemKey,
         snapshot: &S::Snapshot,
         txs: &[Transaction],
         in_batch: &HashMap<IdemKey, usize>,
-    ) -> Result<Option<(IdemRecord, Option<Transaction>)>, LedgerError> {
+    ) -> Result<Option<IdemRecord>, LedgerError> {
         if let Some(&i) = in_batch.get(key) {
-            let tx = txs[i].clone();
-            return Ok(Some((
-                IdemRecord {
-                    tx: tx.id,
-                    digest: tx.digest,
-                },
-                Some(tx),
-            )));
+            return Ok(Some(IdemRecord {
+                tx: txs[i].id,
+                digest: txs[i].digest,
+            }));
         }
-        let rec = match self.recent.get(key) {
-            Some(r) => *r,
-            None => match snapshot.get(&keys::idempotency(key))? {
-                Some(v) => codec::decode::<IdemRecord>("idempotency record", &v)?,
-                None => return Ok(None),
-            },
-        };
-        let tx = crate::journal::find_transaction(snapshot, rec.tx)?;
-        Ok(Some((rec, tx)))
+        if let Some(r) = self.recent.get(key) {
+            return Ok(Some(*r));
+        }
+        match snapshot.get(&keys::idempotency(key))? {
+            Some(v) => Ok(Some(codec::decode::<IdemRecord>("idempotency record", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The transaction a retried key produced: only read when the retry is a true replay.
+    fn original_of(
+        &self,
+        id: TxId,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        seq: u64,
+    ) -> Result<Option<Transaction>, LedgerError> {
+        BatchHistory { snapshot, txs, seq }.transaction(id)
     }
 
     /// Forgets recent keys the projector has written to the store's index.

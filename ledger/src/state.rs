@@ -102,13 +102,6 @@ pub struct Reversed {
     pub bonus: Points,
 }
 
-/// The facts of an earn or burn that a reversal needs, looked up by the writer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Original {
-    /// The original transaction.
-    pub tx: Transaction,
-}
-
 /// The whole working state of the ledger. Owned by the single writer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
@@ -483,14 +476,11 @@ impl State {
                     clawback: Points::ZERO,
                 }))
             }
-            _ => {
-                if let Scope::Partner(p) = key.scope {
-                    // Another partner's non-reversible transaction is as good as absent.
-                    let _ = p;
-                    return Err(Rejection::UnknownTransaction(original).into());
-                }
-                Err(Rejection::NotReversible(original).into())
+            // A partner cannot see transactions that are not its earns or burns.
+            _ if matches!(key.scope, Scope::Partner(_)) => {
+                Err(Rejection::UnknownTransaction(original).into())
             }
+            _ => Err(Rejection::NotReversible(original).into()),
         }
     }
 

@@ -3,7 +3,8 @@
 //! An ordered byte-key space; consistent read snapshots with point and range reads; write sets
 //! with set, clear, clear-range, atomic little-endian add and versionstamped keys, applied
 //! atomically by [`Store::commit`], which returns the commit's [`Version`]. Versions increase
-//! with every commit and give the journal its order.
+//! with every commit; versionstamped keys built from them sort in commit order. (The ledger's
+//! own journal is numbered by its single committer; see `committer.rs`.)
 //!
 //! ```
 //! use ledger::store::{EmbeddedStore, Store, Snapshot, WriteSet, Durability};

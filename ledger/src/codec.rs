@@ -184,6 +184,7 @@ mod tests {
             postings: vec![],
             lots: vec![],
             member_balances: vec![],
+            pricing: None,
         }
     }
 

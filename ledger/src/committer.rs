@@ -10,7 +10,7 @@
 use crate::codec::{self, BlockWriter, IdemRecord};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
-use crate::model::{Command, IdemKey, Receipt, Transaction};
+use crate::model::{Command, IdemKey, Pricing, Receipt, Transaction};
 use crate::state::{DecideError, History, State};
 use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crate::types::{Timestamp, TxId};
@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 /// A command waiting for the writer, with the channel its answer goes to.
 pub(crate) struct Job {
     pub cmd: Command,
+    pub pricing: Option<Pricing>,
     pub reply: tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>,
 }
 
@@ -160,14 +161,24 @@ impl<S: Store> Writer<S> {
                 },
                 hold,
             };
-            match self.process(&cmd, seq, at, &snapshot, &mut txs, &mut in_batch) {
+            match self.process(&cmd, None, seq, at, &snapshot, &mut txs, &mut in_batch) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
                 Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
             }
         }
         let outcomes: Vec<Outcome> = batch
             .iter()
-            .map(|j| self.process(&j.cmd, seq, at, &snapshot, &mut txs, &mut in_batch))
+            .map(|j| {
+                self.process(
+                    &j.cmd,
+                    j.pricing.as_ref(),
+                    seq,
+                    at,
+                    &snapshot,
+                    &mut txs,
+                    &mut in_batch,
+                )
+            })
             .collect();
         drop(snapshot);
 
@@ -213,9 +224,11 @@ impl<S: Store> Writer<S> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn process(
         &mut self,
         cmd: &Command,
+        pricing: Option<&Pricing>,
         seq: u64,
         at: Timestamp,
         snapshot: &S::Snapshot,
@@ -232,7 +245,10 @@ impl<S: Store> Writer<S> {
                 .into(),
             );
         }
-        let digest = cmd.digest();
+        let digest = match pricing {
+            Some(p) => cmd.digest_with(p),
+            None => cmd.digest(),
+        };
         match self.find_key(key, snapshot, txs, in_batch) {
             Ok(Some(rec)) if rec.digest != digest => {
                 return Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into());
@@ -253,7 +269,8 @@ impl<S: Store> Writer<S> {
         let id = TxId::new(seq, txs.len() as u16);
         let history = BatchHistory { snapshot, txs, seq };
         match self.state.decide(cmd, digest, id, at, &history) {
-            Ok(tx) => {
+            Ok(mut tx) => {
+                tx.pricing = pricing.cloned();
                 self.state.apply(&tx);
                 in_batch.insert(key.clone(), txs.len());
                 txs.push(tx);

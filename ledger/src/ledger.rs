@@ -30,11 +30,11 @@ use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
 use crate::committer::{Batch, CommitterConfig, Job, Writer};
 use crate::error::LedgerError;
 use crate::keys;
-use crate::model::{Command, IdemKey, Policy, Receipt, Transaction};
+use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
 use crate::projector::Projector;
 use crate::state::{Balance, HoldState, MemberState, Reversed, State};
 use crate::store::{prefix_end, Snapshot, Store};
-use crate::types::{AccountId, Contract, MemberId, Points, Timestamp, TxId};
+use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -240,6 +240,16 @@ impl<S: Store + Clone> Ledger<S> {
 impl<S: Store> Ledger<S> {
     /// Queues `cmd`; fails at once with [`LedgerError::Overloaded`] when the queue is full.
     pub fn submit(&self, cmd: Command) -> Result<Pending, LedgerError> {
+        self.submit_priced(cmd, None)
+    }
+
+    /// Queues `cmd` with the pricing it was converted under; the transaction records it and a
+    /// retry must repeat it to count as the same command.
+    pub fn submit_priced(
+        &self,
+        cmd: Command,
+        pricing: Option<Pricing>,
+    ) -> Result<Pending, LedgerError> {
         if let Some(why) = self.shared.failure() {
             return Err(LedgerError::Unavailable(why));
         }
@@ -248,7 +258,12 @@ impl<S: Store> Ledger<S> {
             .jobs
             .as_ref()
             .ok_or_else(|| LedgerError::Unavailable("ledger is shutting down".into()))?;
-        jobs.try_send(Job { cmd, reply }).map_err(|e| match e {
+        jobs.try_send(Job {
+            cmd,
+            pricing,
+            reply,
+        })
+        .map_err(|e| match e {
             crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
             crossbeam_channel::TrySendError::Disconnected(_) => {
                 LedgerError::Unavailable("committer stopped".into())
@@ -376,6 +391,25 @@ impl<S: Store> Ledger<S> {
     pub fn balance_as_of(&self, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
         let snap = self.read_snapshot()?;
         balance_as_of(&snap, a, at)
+    }
+
+    /// Partner `p`'s contract, if one was set.
+    pub fn contract(&self, p: PartnerId) -> Result<Option<Contract>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        match snap.get(&keys::contract(p))? {
+            Some(v) => Ok(Some(codec::decode("contract record", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Why the ledger stopped accepting work, if it did (a storage failure stops the writer).
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Commands waiting in the committer's queue.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.as_ref().map_or(0, |j| j.len())
     }
 
     /// A read-only handle on the store, for the audit and tools.

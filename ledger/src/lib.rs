@@ -33,7 +33,7 @@ pub use error::{LedgerError, Rejection};
 pub use ledger::{
     CommitObserver, Ledger, LedgerConfig, LedgerStats, MemberBalance, Pending, StatementPage,
 };
-pub use model::{Command, IdemKey, Policy, Receipt, Scope, Transaction, TxKind};
+pub use model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind};
 pub use projector::{describe, statement_entry};
 pub use types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,

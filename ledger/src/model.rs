@@ -186,9 +186,22 @@ impl Command {
 
     /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.
     pub fn digest(&self) -> Digest {
-        use sha2::{Digest as _, Sha256};
         let bytes = postcard::to_allocvec(self).expect("commands always encode");
-        let full = Sha256::digest(&bytes);
+        Digest::of(&bytes)
+    }
+
+    /// The digest of the command together with the pricing it was converted under.
+    pub fn digest_with(&self, pricing: &Pricing) -> Digest {
+        let bytes = postcard::to_allocvec(self).expect("commands always encode");
+        let bytes = postcard::to_extend(pricing, bytes).expect("pricing always encodes");
+        Digest::of(&bytes)
+    }
+}
+
+impl Digest {
+    fn of(bytes: &[u8]) -> Digest {
+        use sha2::{Digest as _, Sha256};
+        let full = Sha256::digest(bytes);
         let mut d = [0u8; 16];
         d.copy_from_slice(&full[..16]);
         Digest(d)
@@ -368,6 +381,26 @@ pub struct Transaction {
     pub lots: Vec<LotChange>,
     /// Posted balance of each member touched, after this transaction.
     pub member_balances: Vec<(MemberId, Points)>,
+    /// What the points were converted from, when a partner's rate table priced them.
+    pub pricing: Option<Pricing>,
+}
+
+/// How a partner's quantity (money, miles, litres) became points: recorded on the transaction so
+/// statements and disputes never depend on today's rate tables.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pricing {
+    /// Version of the partner's rate table that priced the command.
+    pub rate_version: u32,
+    /// The quantity the partner sent, in `unit`.
+    pub quantity: Decimal,
+    /// An ISO 4217 currency code or the partner's measure (`mile`, `litre`).
+    pub unit: String,
+    /// The branch (station, store) whose override applied, if any.
+    pub branch: Option<String>,
+    /// The category whose override applied, if any.
+    pub category: Option<String>,
+    /// Points per unit that applied.
+    pub points_per_unit: Decimal,
 }
 
 impl Transaction {

@@ -744,6 +744,7 @@ impl<'a> Builder<'a> {
                 postings: Vec::new(),
                 lots: Vec::new(),
                 member_balances: Vec::new(),
+                pricing: None,
             },
             touched: Vec::new(),
         }

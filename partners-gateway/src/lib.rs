@@ -1,20 +1,37 @@
-//! The partners gateway. This first cut runs the ledger on the embedded store with a demo
-//! coalition and a trickle of demo traffic; the signed HTTP API builds on it.
+//! The partners gateway: the signed partner HTTP API and the operator API in front of the
+//! coalition points ledger, on the embedded store.
+//!
+//! Map: [`server`] assembles the router; [`api::partner`] and [`api::operator`] hold the
+//! handlers; [`auth`] signs and verifies; [`rates`] converts quantities to points; [`registry`]
+//! keeps partners, keys, rates and member links; [`problem`] turns every failure into
+//! `application/problem+json`; [`demo`] seeds the demo coalition.
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod demo;
+pub mod problem;
+pub mod rates;
+pub mod registry;
+pub mod server;
 
 use anyhow::Context;
+use app::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
+use config::{Config, LogFormat, ServeArgs};
 use ledger::store::EmbeddedStore;
-use ledger::{
-    Command, Contract, IdemKey, Ledger, LedgerConfig, LedgerError, MemberId, PartnerId, Points,
-};
-use rust_decimal::Decimal;
+use ledger::{CommitterConfig, Ledger, LedgerConfig};
+use registry::{Registry, Role};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
     name = "partners-gateway",
-    about = "Coalition points ledger: partner gateway",
+    about = "Coalition points ledger: partners gateway",
     version
 )]
 struct Cli {
@@ -24,133 +41,198 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run the service on the embedded store.
-    Serve {
+    /// Run the HTTP service.
+    Serve(Box<ServeArgs>),
+    /// Create an operator token (run while the service is stopped; the token is printed once).
+    OperatorToken {
         /// Data directory of the embedded store.
         #[arg(long, default_value = "data")]
         data: PathBuf,
-        /// Seed a demo coalition (an airline, a fuel retailer, a telecom; 5,000 members) and
-        /// post demo traffic.
+        /// Who holds the token.
         #[arg(long)]
-        demo: bool,
-        /// Stop after this many seconds (default: run until interrupted).
-        #[arg(long)]
-        seconds: Option<u64>,
+        name: String,
+        /// `operator` or `finance`.
+        #[arg(long, default_value = "operator")]
+        role: String,
     },
 }
 
-/// The demo coalition's partners: id, name, currency, issuance and redemption price per point.
-pub const DEMO_PARTNERS: [(u32, &str, &str, i64, i64); 3] = [
-    (1, "SkyWays airline", "EUR", 12, 8),
-    (2, "FuelCo stations", "EUR", 10, 7),
-    (3, "TeleNet telecom", "GBP", 9, 6),
-];
-
-/// Members the demo enrols.
-pub const DEMO_MEMBERS: u64 = 5_000;
-
 /// Parses the command line and runs it.
 pub fn run_cli() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .init();
     match Cli::parse().command {
-        Cmd::Serve {
-            data,
-            demo,
-            seconds,
-        } => serve(&data, demo, seconds.map(Duration::from_secs)),
+        Cmd::Serve(args) => {
+            let config = Config::resolve(*args)?;
+            init_logging(config.log_format);
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(serve_until_signal(config))
+        }
+        Cmd::OperatorToken { data, name, role } => {
+            let role = match role.as_str() {
+                "operator" => Role::Operator,
+                "finance" => Role::Finance,
+                other => anyhow::bail!("role must be operator or finance, not {other:?}"),
+            };
+            let store = EmbeddedStore::open(&data)
+                .with_context(|| format!("opening the store at {}", data.display()))?;
+            let master = registry::load_or_create_master_key(&data.join("gateway-master.key"))?;
+            let registry = Registry::open(store, master)?;
+            println!("{}", registry.create_operator(&name, role)?);
+            Ok(())
+        }
     }
 }
 
-fn serve(data: &std::path::Path, demo: bool, run_for: Option<Duration>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
-    let store = EmbeddedStore::open(data)
-        .with_context(|| format!("opening store at {}", data.display()))?;
-    let ledger = Ledger::open(store, LedgerConfig::default()).context("opening the ledger")?;
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let _ = match format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
+    let run_for = config.seconds.map(Duration::from_secs);
+    let running = start(config).await?;
+    let stop = async {
+        match run_for {
+            Some(d) => tokio::time::sleep(d).await,
+            None => shutdown_signal().await,
+        }
+    };
+    stop.await;
+    println!("partners-gateway: shutting down: draining requests and the committer");
+    running.stop().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// A running gateway.
+pub struct Running {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The demo credentials file, when `demo` was set.
+    pub demo_credentials: Option<PathBuf>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Stops accepting connections, lets in-flight requests finish, then drains the committer.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(());
+        self.task.await.context("server task")?
+    }
+}
+
+/// Opens the store and the ledger, seeds the demo if asked, and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let app = tokio::task::spawn_blocking({
+        let config = config.clone();
+        move || open_app(&config)
+    })
+    .await
+    .context("opening task")??;
+    let demo_credentials = if config.demo {
+        let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
+        Some(tokio::task::spawn_blocking(move || demo::seed(&app, &data, n)).await??)
+    } else {
+        None
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    let addr = listener.local_addr()?;
     println!(
-        "partners-gateway: ledger open on the embedded store at {}",
-        data.display()
+        "partners-gateway: listening on http://{addr} (data in {})",
+        config.data.display()
     );
-    if demo {
-        seed_demo(&ledger)?;
+    if let Some(p) = &demo_credentials {
+        println!(
+            "partners-gateway: demo coalition ready; credentials in {}",
+            p.display()
+        );
     }
-    let started = Instant::now();
-    let mut n: u64 = 0;
-    while run_for.is_none_or(|d| started.elapsed() < d) {
-        if demo {
-            demo_traffic(&ledger, &mut n)?;
-        }
-        std::thread::sleep(Duration::from_secs(1));
-        if demo && n.is_multiple_of(50) {
-            let b = ledger
-                .balance(MemberId(1))?
-                .context("demo member 1 exists")?;
-            println!("partners-gateway: {n} demo commands posted; member 1 has {} available ({} pending)", b.available.0, b.pending.0);
-        }
-    }
-    ledger.shutdown();
-    Ok(())
-}
-
-fn seed_demo(ledger: &Ledger<EmbeddedStore>) -> anyhow::Result<()> {
-    for (id, name, currency, issue, redeem) in DEMO_PARTNERS {
-        let contract = Contract {
-            partner: PartnerId(id),
-            currency: currency.parse()?,
-            issuance_price_per_point: Decimal::new(issue, 3),
-            redemption_price_per_point: Decimal::new(redeem, 3),
-            points_validity_days: Some(730),
-        };
-        ledger.execute_blocking(Command::SetContract {
-            key: IdemKey::operator(format!("demo-contract-{id}")),
-            contract,
-        })?;
-        println!("partners-gateway: demo partner {id}: {name}");
-    }
-    let pending: Vec<_> = (1..=DEMO_MEMBERS)
-        .map(|m| {
-            ledger.submit(Command::Enrol {
-                key: IdemKey::operator(format!("demo-enrol-{m}")),
-                member: MemberId(m),
+    let (router, _) = server::router(app.clone());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let drain = app.clone();
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+                drain.start_draining();
             })
-        })
-        .collect::<Result<_, _>>()?;
-    for p in pending {
-        p.blocking_recv().context("ledger stopped")??;
-    }
-    println!(
-        "partners-gateway: demo coalition ready: {} partners, {DEMO_MEMBERS} members",
-        DEMO_PARTNERS.len()
-    );
-    Ok(())
+            .await
+            .context("serving")?;
+        // Every handler has finished; the committer drains when the last reference goes.
+        if let Ok(app) = Arc::try_unwrap(app) {
+            tokio::task::spawn_blocking(move || app.ledger.shutdown()).await?;
+        }
+        Ok(())
+    });
+    Ok(Running {
+        addr,
+        demo_credentials,
+        stop,
+        task,
+    })
 }
 
-fn demo_traffic(ledger: &Ledger<EmbeddedStore>, n: &mut u64) -> anyhow::Result<()> {
-    for _ in 0..10 {
-        *n += 1;
-        let member = MemberId(1 + (*n * 7919) % DEMO_MEMBERS);
-        let partner = PartnerId(1 + (*n % 3) as u32);
-        let cmd = if n.is_multiple_of(4) {
-            Command::Burn {
-                key: IdemKey::partner(partner, format!("demo-{n}")),
-                member,
-                partner,
-                points: Points(50),
-            }
-        } else {
-            Command::Earn {
-                key: IdemKey::partner(partner, format!("demo-{n}")),
-                member,
-                partner,
-                points: Points(100),
-                bonus: Points(0),
-            }
-        };
-        match ledger.execute_blocking(cmd) {
-            Ok(_) | Err(LedgerError::Rejected(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(())
+fn open_app(config: &Config) -> anyhow::Result<AppState> {
+    std::fs::create_dir_all(&config.data)
+        .with_context(|| format!("creating {}", config.data.display()))?;
+    let store = EmbeddedStore::open(&config.data)
+        .with_context(|| format!("opening the store at {}", config.data.display()))?;
+    let master = registry::load_or_create_master_key(&config.master_key_file)?;
+    let registry = Registry::open(store.clone(), master)?;
+    let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
+        metrics::histogram!("ledger_batch_size").record(txs as f64);
+        metrics::histogram!("ledger_commit_duration_seconds").record(took.as_secs_f64());
+        metrics::counter!("ledger_transactions_total").increment(txs as u64);
+    });
+    let ledger = Ledger::open(
+        store,
+        LedgerConfig {
+            committer: CommitterConfig {
+                batch_size_max: config.batch_size_max,
+                linger: Duration::from_micros(config.linger_us),
+                queue_capacity: config.queue_capacity,
+                ..CommitterConfig::default()
+            },
+            on_commit: Some(on_commit),
+            ..LedgerConfig::default()
+        },
+    )
+    .context("opening the ledger")?;
+    let nonces = auth::NonceCache::new(
+        Duration::from_secs(config.clock_skew_seconds),
+        config.nonce_cache_capacity,
+    );
+    Ok(Arc::new(App::new(
+        ledger,
+        registry,
+        nonces,
+        Limits {
+            body_bytes_max: config.body_bytes_max,
+            batch_commands_max: config.batch_commands_max,
+        },
+        server::metrics_handle(),
+    )))
 }

@@ -1,0 +1,123 @@
+//! The gateway's shared state, passed to every handler.
+
+use crate::auth::NonceCache;
+use crate::problem::{ApiError, Kind};
+use crate::registry::{PartnerRecord, Registry};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use ledger::store::EmbeddedStore;
+use ledger::{Ledger, PartnerId};
+use metrics_exporter_prometheus::PrometheusHandle;
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Request limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest request body, in bytes.
+    pub body_bytes_max: usize,
+    /// Most commands in one batch request.
+    pub batch_commands_max: usize,
+}
+
+/// Everything a handler needs.
+pub struct App {
+    /// The ledger.
+    pub ledger: Ledger<EmbeddedStore>,
+    /// Partners, keys, rates, operators, member links.
+    pub registry: Registry,
+    /// Seen nonces.
+    pub nonces: NonceCache,
+    /// Request limits.
+    pub limits: Limits,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    limiters: Mutex<HashMap<u32, PartnerLimiter>>,
+    draining: AtomicBool,
+}
+
+/// A partner's limiter and the (rate, burst) it was built for.
+type PartnerLimiter = (u32, u32, Arc<DefaultDirectRateLimiter>);
+
+/// The state handlers receive.
+pub type AppState = Arc<App>;
+
+impl App {
+    /// Assembles the state.
+    pub fn new(
+        ledger: Ledger<EmbeddedStore>,
+        registry: Registry,
+        nonces: NonceCache,
+        limits: Limits,
+        metrics: PrometheusHandle,
+    ) -> App {
+        App {
+            ledger,
+            registry,
+            nonces,
+            limits,
+            metrics,
+            limiters: Mutex::new(HashMap::new()),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Takes one request from `partner`'s allowance, or says when to retry.
+    pub fn admit(&self, partner: &PartnerRecord) -> Result<(), ApiError> {
+        let limiter = {
+            let mut map = self.limiters.lock().expect("limiter lock");
+            let entry = map.entry(partner.id).or_insert_with(|| {
+                (
+                    0,
+                    0,
+                    Arc::new(limiter(partner.requests_per_second, partner.burst)),
+                )
+            });
+            if (entry.0, entry.1) != (partner.requests_per_second, partner.burst) {
+                *entry = (
+                    partner.requests_per_second,
+                    partner.burst,
+                    Arc::new(limiter(partner.requests_per_second, partner.burst)),
+                );
+            }
+            entry.2.clone()
+        };
+        limiter.check().map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::Clock::now(
+                &governor::clock::DefaultClock::default(),
+            ));
+            ApiError::new(
+                Kind::RateLimited,
+                format!(
+                    "partner {} is limited to {} requests per second",
+                    partner.id, partner.requests_per_second
+                ),
+            )
+            .retry_after(wait.as_secs().max(1))
+        })
+    }
+
+    /// Marks the gateway as draining: `/readyz` fails so load balancers stop sending.
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Release);
+    }
+
+    /// True once shutdown began.
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// The partner record of an authenticated caller.
+    pub fn partner(&self, p: PartnerId) -> Result<PartnerRecord, ApiError> {
+        self.registry.partner(p).ok_or_else(|| {
+            ApiError::new(Kind::UnknownPartner, "the key's partner is not configured")
+        })
+    }
+}
+
+fn limiter(per_second: u32, burst: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(per_second.max(1)).expect("at least 1");
+    let burst = NonZeroU32::new(burst.max(per_second).max(1)).expect("at least 1");
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}

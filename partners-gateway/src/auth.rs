@@ -1,0 +1,296 @@
+//! Request signing for partners, and bearer tokens for operators.
+//!
+//! A partner signs every request with HMAC-SHA256, keyed by its secret (the ASCII string it was
+//! given), over the canonical string
+//!
+//! ```text
+//! METHOD \n PATH \n SORTED_QUERY \n TIMESTAMP \n NONCE \n hex(SHA-256(body))
+//! ```
+//!
+//! and sends `x-key-id`, `x-timestamp` (Unix seconds), `x-nonce` and `x-signature` (hex).
+//! `SORTED_QUERY` is the raw query string's `&`-separated pairs sorted bytewise (empty when there
+//! is no query). The timestamp must be within the skew window of the gateway's clock, and a
+//! nonce is accepted once per key within twice that window, so a captured request cannot be
+//! replayed.
+
+use crate::problem::{ApiError, Kind};
+use crate::registry::{KeyRecord, KeyScope, Registry};
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Header names.
+pub const KEY_ID: &str = "x-key-id";
+/// Unix seconds.
+pub const TIMESTAMP: &str = "x-timestamp";
+/// A value the partner never reuses (16 to 64 characters).
+pub const NONCE: &str = "x-nonce";
+/// Hex HMAC-SHA256 of the canonical string.
+pub const SIGNATURE: &str = "x-signature";
+
+/// Nonce length limits, in bytes.
+pub const NONCE_LEN_MIN: usize = 16;
+/// Upper limit.
+pub const NONCE_LEN_MAX: usize = 64;
+
+/// The authenticated caller of a partner route.
+#[derive(Debug, Clone)]
+pub struct PartnerCaller {
+    /// The partner.
+    pub partner: ledger::PartnerId,
+    /// The key used.
+    pub key: KeyRecord,
+}
+
+impl PartnerCaller {
+    /// Fails with 403 unless the key has `scope`.
+    pub fn require(&self, scope: KeyScope) -> Result<(), ApiError> {
+        if self.key.scopes.contains(&scope) {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                Kind::ForbiddenScope,
+                format!("key {} lacks the {:?} scope", self.key.key_id, scope).to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// The signed parts of a request.
+pub struct SignedRequest<'a> {
+    /// HTTP method, upper case.
+    pub method: &'a str,
+    /// Path, as sent.
+    pub path: &'a str,
+    /// Raw query string, if any.
+    pub query: Option<&'a str>,
+    /// The four headers, if present.
+    pub key_id: Option<&'a str>,
+    /// `x-timestamp`.
+    pub timestamp: Option<&'a str>,
+    /// `x-nonce`.
+    pub nonce: Option<&'a str>,
+    /// `x-signature`.
+    pub signature: Option<&'a str>,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// The canonical string a partner signs.
+pub fn canonical_string(
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    let mut pairs: Vec<&str> = query
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .collect();
+    pairs.sort_unstable();
+    format!(
+        "{method}\n{path}\n{}\n{timestamp}\n{nonce}\n{}",
+        pairs.join("&"),
+        hex::encode(Sha256::digest(body))
+    )
+}
+
+/// Signs a canonical string with `secret`; what a partner's client does.
+pub fn sign(secret: &str, canonical: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(canonical.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Checks a partner request's signature, clock skew and nonce. Returns the caller.
+pub fn verify(
+    registry: &Registry,
+    nonces: &NonceCache,
+    req: &SignedRequest<'_>,
+    now_s: i64,
+) -> Result<PartnerCaller, ApiError> {
+    let (Some(key_id), Some(ts), Some(nonce), Some(sig)) =
+        (req.key_id, req.timestamp, req.nonce, req.signature)
+    else {
+        return Err(ApiError::new(
+            Kind::Unauthenticated,
+            format!("sign the request: send {KEY_ID}, {TIMESTAMP}, {NONCE} and {SIGNATURE}"),
+        ));
+    };
+    let ts_s: i64 = ts.parse().map_err(|_| {
+        ApiError::new(
+            Kind::StaleTimestamp,
+            format!("{TIMESTAMP} must be Unix seconds"),
+        )
+    })?;
+    let skew = nonces.skew.as_secs() as i64;
+    if (now_s - ts_s).abs() > skew {
+        return Err(ApiError::new(
+            Kind::StaleTimestamp,
+            format!("timestamp {ts_s} is more than {skew} s from the gateway's clock ({now_s})"),
+        ));
+    }
+    if !(NONCE_LEN_MIN..=NONCE_LEN_MAX).contains(&nonce.len()) {
+        return Err(ApiError::new(
+            Kind::BadSignature,
+            format!("{NONCE} must be {NONCE_LEN_MIN} to {NONCE_LEN_MAX} characters"),
+        ));
+    }
+    let key = registry
+        .key(key_id)
+        .ok_or_else(|| ApiError::new(Kind::UnknownKey, format!("unknown key id {key_id:?}")))?;
+    let canonical = canonical_string(req.method, req.path, req.query, ts, nonce, req.body);
+    let mut mac = Hmac::<Sha256>::new_from_slice(registry.secret_of(key_id).as_bytes())
+        .expect("any key length");
+    mac.update(canonical.as_bytes());
+    let sig_bytes = hex::decode(sig)
+        .map_err(|_| ApiError::new(Kind::BadSignature, format!("{SIGNATURE} must be hex")))?;
+    // Constant-time comparison.
+    mac.verify_slice(&sig_bytes).map_err(|_| {
+        ApiError::new(
+            Kind::BadSignature,
+            "the signature does not match the canonical request; see docs/api.md",
+        )
+    })?;
+    if key.revoked_at_ms.is_some() {
+        return Err(ApiError::new(
+            Kind::KeyRevoked,
+            format!("key {key_id} was revoked"),
+        ));
+    }
+    nonces.check_and_insert(key_id, nonce)?;
+    Ok(PartnerCaller {
+        partner: ledger::PartnerId(key.partner),
+        key,
+    })
+}
+
+const NONCE_SHARDS: usize = 16;
+
+/// Remembers nonces for at least twice the skew window, in two rotating generations per shard.
+/// Entries are 128-bit digests of (key id, nonce). Bounded: when full, new requests are refused
+/// with 503 rather than letting memory grow.
+pub struct NonceCache {
+    skew: Duration,
+    shard_capacity: usize,
+    shards: Vec<Mutex<Generations>>,
+}
+
+struct Generations {
+    current: HashSet<u128>,
+    previous: HashSet<u128>,
+    rotated: Instant,
+}
+
+impl NonceCache {
+    /// A cache for a clock-skew window of `skew` holding at most `capacity` nonces.
+    pub fn new(skew: Duration, capacity: usize) -> NonceCache {
+        let shards = (0..NONCE_SHARDS)
+            .map(|_| {
+                Mutex::new(Generations {
+                    current: HashSet::new(),
+                    previous: HashSet::new(),
+                    rotated: Instant::now(),
+                })
+            })
+            .collect();
+        NonceCache {
+            skew,
+            shard_capacity: capacity.div_ceil(NONCE_SHARDS).max(1),
+            shards,
+        }
+    }
+
+    /// The skew window.
+    pub fn skew(&self) -> Duration {
+        self.skew
+    }
+
+    fn check_and_insert(&self, key_id: &str, nonce: &str) -> Result<(), ApiError> {
+        let mut h = Sha256::new();
+        h.update(key_id.as_bytes());
+        h.update([0]);
+        h.update(nonce.as_bytes());
+        let d = h.finalize();
+        let id = u128::from_le_bytes(d[..16].try_into().expect("16 bytes"));
+        let mut g = self.shards[(id as usize) % NONCE_SHARDS]
+            .lock()
+            .expect("nonce shard lock");
+        // A request is accepted while its timestamp is within ±skew, so a nonce must be kept
+        // for 2 × skew; each generation spans 2 × skew and two are kept.
+        if g.rotated.elapsed() >= self.skew * 2 {
+            g.previous = std::mem::take(&mut g.current);
+            g.rotated = Instant::now();
+        }
+        if g.current.contains(&id) || g.previous.contains(&id) {
+            return Err(ApiError::new(
+                Kind::ReplayedNonce,
+                "this nonce was already used with this key; sign each request with a new nonce",
+            ));
+        }
+        if g.current.len() + g.previous.len() >= self.shard_capacity {
+            return Err(
+                ApiError::new(Kind::Overloaded, "the replay cache is full; retry shortly")
+                    .retry_after(1),
+            );
+        }
+        g.current.insert(id);
+        Ok(())
+    }
+}
+
+/// Reads `Authorization: Bearer <token>`.
+pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
+    header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                Kind::Unauthenticated,
+                "send an operator token as Authorization: Bearer <token>",
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn canonical_string_sorts_the_query_and_hashes_the_body() {
+        let c = canonical_string("GET", "/v1/x", Some("b=2&a=1"), "100", "n", b"");
+        assert_eq!(
+            c,
+            "GET\n/v1/x\na=1&b=2\n100\nn\ne3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn nonce_is_accepted_once() {
+        let cache = NonceCache::new(Duration::from_secs(60), 1000);
+        cache.check_and_insert("k", "nonce-0000000001").unwrap();
+        let e = cache.check_and_insert("k", "nonce-0000000001").unwrap_err();
+        assert_eq!(e.kind, Kind::ReplayedNonce);
+        // Same nonce under another key is a different request.
+        cache.check_and_insert("k2", "nonce-0000000001").unwrap();
+    }
+
+    #[test]
+    fn nonce_cache_refuses_when_full() {
+        let cache = NonceCache::new(Duration::from_secs(60), NONCE_SHARDS);
+        let mut refused = 0;
+        for i in 0..200 {
+            if let Err(e) = cache.check_and_insert("k", &format!("nonce-{i:012}")) {
+                assert_eq!(e.kind, Kind::Overloaded);
+                refused += 1;
+            }
+        }
+        assert!(refused >= 200 - NONCE_SHARDS, "refused {refused}");
+    }
+}

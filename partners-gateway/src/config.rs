@@ -1,0 +1,232 @@
+//! Service settings: a TOML file (`--config`), overridden by flags, over defaults.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! store = "embedded"          # the only engine in this build
+//! data = "./data"
+//! batch_size_max = 8192
+//! linger_us = 0
+//! queue_capacity = 65536
+//! log_format = "text"         # or "json"
+//! body_bytes_max = 1048576
+//! batch_commands_max = 1000
+//! clock_skew_seconds = 300
+//! nonce_cache_capacity = 20000000
+//! ```
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Log output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The settings file; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    store: Option<String>,
+    data: Option<PathBuf>,
+    master_key_file: Option<PathBuf>,
+    batch_size_max: Option<usize>,
+    linger_us: Option<u64>,
+    queue_capacity: Option<usize>,
+    log_format: Option<LogFormat>,
+    body_bytes_max: Option<usize>,
+    batch_commands_max: Option<usize>,
+    clock_skew_seconds: Option<u64>,
+    nonce_cache_capacity: Option<usize>,
+    demo: Option<bool>,
+    demo_members: Option<u64>,
+}
+
+/// `serve` flags; each overrides the file.
+#[derive(Debug, Default, Args)]
+pub struct ServeArgs {
+    /// TOML settings file.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long)]
+    pub listen: Option<SocketAddr>,
+    /// Storage engine [default: embedded].
+    #[arg(long)]
+    pub store: Option<String>,
+    /// Data directory of the embedded store [default: ./data].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// File holding the 32-byte master key (hex) partner secrets derive from
+    /// [default: DATA/gateway-master.key, created on first start].
+    #[arg(long)]
+    pub master_key_file: Option<PathBuf>,
+    /// Most commands per storage commit [default: 8192].
+    #[arg(long)]
+    pub batch_size_max: Option<usize>,
+    /// Microseconds the committer waits for more commands [default: 0].
+    #[arg(long)]
+    pub linger_us: Option<u64>,
+    /// Commands that may queue before requests get 503 [default: 65536].
+    #[arg(long)]
+    pub queue_capacity: Option<usize>,
+    /// Log format [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Largest request body in bytes [default: 1 MiB].
+    #[arg(long)]
+    pub body_bytes_max: Option<usize>,
+    /// Most commands in one batch request [default: 1000].
+    #[arg(long)]
+    pub batch_commands_max: Option<usize>,
+    /// Accepted clock skew of signed requests, seconds [default: 300].
+    #[arg(long)]
+    pub clock_skew_seconds: Option<u64>,
+    /// Nonces remembered at most [default: 20,000,000].
+    #[arg(long)]
+    pub nonce_cache_capacity: Option<usize>,
+    /// Seed the demo coalition (if the store has no partners yet) and write its credentials to
+    /// DATA/demo-credentials.env.
+    #[arg(long)]
+    pub demo: bool,
+    /// Members the demo enrols [default: 3000].
+    #[arg(long)]
+    pub demo_members: Option<u64>,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long)]
+    pub seconds: Option<u64>,
+}
+
+/// Resolved settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// Data directory.
+    pub data: PathBuf,
+    /// Master key file.
+    pub master_key_file: PathBuf,
+    /// Committer batch limit.
+    pub batch_size_max: usize,
+    /// Committer linger.
+    pub linger_us: u64,
+    /// Committer queue capacity.
+    pub queue_capacity: usize,
+    /// Log format.
+    pub log_format: LogFormat,
+    /// Body limit.
+    pub body_bytes_max: usize,
+    /// Batch request limit.
+    pub batch_commands_max: usize,
+    /// Clock skew window.
+    pub clock_skew_seconds: u64,
+    /// Nonce cache bound.
+    pub nonce_cache_capacity: usize,
+    /// Seed the demo coalition.
+    pub demo: bool,
+    /// Demo members.
+    pub demo_members: u64,
+    /// Run time limit.
+    pub seconds: Option<u64>,
+}
+
+impl Config {
+    /// Defaults for data directory `data`, listening on an ephemeral loopback port.
+    pub fn for_tests(data: &Path) -> Config {
+        Config {
+            listen: "127.0.0.1:0".parse().expect("valid address"),
+            data: data.to_path_buf(),
+            master_key_file: data.join("gateway-master.key"),
+            batch_size_max: 8192,
+            linger_us: 0,
+            queue_capacity: 65_536,
+            log_format: LogFormat::Text,
+            body_bytes_max: 1 << 20,
+            batch_commands_max: 1000,
+            clock_skew_seconds: 300,
+            nonce_cache_capacity: 1_000_000,
+            demo: true,
+            demo_members: 50,
+            seconds: None,
+        }
+    }
+
+    /// File, then flags, over defaults.
+    pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let file: FileConfig = match &args.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config {}", p.display()))?;
+                toml::from_str(&text).with_context(|| format!("parsing config {}", p.display()))?
+            }
+            None => FileConfig::default(),
+        };
+        let store = args
+            .store
+            .or(file.store)
+            .unwrap_or_else(|| "embedded".into());
+        if store != "embedded" {
+            anyhow::bail!(
+                "store {store:?} is not available in this build; use \"embedded\" (FoundationDB needs the `fdb` feature)"
+            );
+        }
+        let data = args
+            .data
+            .or(file.data)
+            .unwrap_or_else(|| PathBuf::from("data"));
+        let master_key_file = args
+            .master_key_file
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data.join("gateway-master.key"));
+        let batch_size_max = args.batch_size_max.or(file.batch_size_max).unwrap_or(8192);
+        if !(1..=60_000).contains(&batch_size_max) {
+            anyhow::bail!("batch_size_max must be 1 to 60000, got {batch_size_max}");
+        }
+        Ok(Config {
+            listen: args
+                .listen
+                .or(file.listen)
+                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
+            data,
+            master_key_file,
+            batch_size_max,
+            linger_us: args.linger_us.or(file.linger_us).unwrap_or(0),
+            queue_capacity: args
+                .queue_capacity
+                .or(file.queue_capacity)
+                .unwrap_or(65_536)
+                .max(1),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            body_bytes_max: args
+                .body_bytes_max
+                .or(file.body_bytes_max)
+                .unwrap_or(1 << 20),
+            batch_commands_max: args
+                .batch_commands_max
+                .or(file.batch_commands_max)
+                .unwrap_or(1000)
+                .max(1),
+            clock_skew_seconds: args
+                .clock_skew_seconds
+                .or(file.clock_skew_seconds)
+                .unwrap_or(300)
+                .max(1),
+            nonce_cache_capacity: args
+                .nonce_cache_capacity
+                .or(file.nonce_cache_capacity)
+                .unwrap_or(20_000_000),
+            demo: args.demo || file.demo.unwrap_or(false),
+            demo_members: args.demo_members.or(file.demo_members).unwrap_or(3000),
+            seconds: args.seconds,
+        })
+    }
+}

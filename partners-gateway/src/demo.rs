@@ -1,0 +1,176 @@
+//! The demo coalition: an airline earning by miles flown, a fuel retailer earning by litres at
+//! several stations, a telecom earning on bills and letting members pay bills with points.
+
+use crate::api::operator::{add_rate_table, define_partner, PartnerSpec, RateTableDraft};
+use crate::app::App;
+use crate::rates::RateOverride;
+use crate::registry::{KeyScope, Role};
+use anyhow::Context;
+use ledger::{Command, IdemKey, MemberId, PartnerId};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Partner id, env-file prefix, name, currency, member reference prefix.
+pub const PARTNERS: [(u32, &str, &str, &str, &str); 3] = [
+    (1, "SKYWAYS", "SkyWays airline", "EUR", "FF"),
+    (2, "FUELCO", "FuelCo stations", "EUR", "FC"),
+    (3, "TELENET", "TeleNet telecom", "GBP", "TN"),
+];
+
+/// The reference partner `prefix` uses for demo member `n` (`FF000042`).
+pub fn member_reference(prefix: &str, n: u64) -> String {
+    format!("{prefix}{n:06}")
+}
+
+fn dec(s: &str) -> Decimal {
+    s.parse().expect("demo constants are decimals")
+}
+
+fn table(unit: &str, earn: &str, burn: Option<&str>) -> RateTableDraft {
+    RateTableDraft {
+        effective_from_ms: None,
+        unit: unit.into(),
+        earn_points_per_unit: dec(earn),
+        burn_points_per_unit: burn.map(dec),
+        branches: BTreeMap::new(),
+        categories: BTreeMap::new(),
+    }
+}
+
+/// Seeds the demo coalition unless partners exist; returns the credentials file's path.
+pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
+    let path = data.join("demo-credentials.env");
+    if !app.registry.partners().is_empty() {
+        return Ok(path);
+    }
+    let mut env = String::from(
+        "# Demo coalition credentials. Secrets are shown once; keep this file private.\n",
+    );
+    for (id, prefix, name, currency, _) in PARTNERS {
+        let (issue, redeem, days) = match id {
+            1 => ("0.012", "0.008", Some(1095)),
+            2 => ("0.010", "0.007", Some(730)),
+            _ => ("0.009", "0.006", Some(730)),
+        };
+        define_partner(
+            app,
+            id,
+            &PartnerSpec {
+                name: name.into(),
+                currency: currency.into(),
+                issuance_price_per_point: dec(issue),
+                redemption_price_per_point: dec(redeem),
+                points_validity_days: days,
+                requests_per_second: Some(100_000),
+                burst: Some(200_000),
+            },
+        )
+        .map_err(|e| anyhow::anyhow!("demo partner {id}: {}", e.detail))?;
+        let draft = match id {
+            // One point per mile flown; awards are booked in points.
+            1 => table("mile", "1", None),
+            // Two points per litre, three at the motorway station, four for premium fuel.
+            2 => {
+                let mut t = table("litre", "2", None);
+                for s in 1..=5 {
+                    t.branches.insert(
+                        format!("station-{s:03}"),
+                        RateOverride {
+                            earn_points_per_unit: Some(dec(if s == 3 { "3" } else { "2" })),
+                            burn_points_per_unit: None,
+                        },
+                    );
+                }
+                t.categories.insert(
+                    "premium-fuel".into(),
+                    RateOverride {
+                        earn_points_per_unit: Some(dec("4")),
+                        burn_points_per_unit: None,
+                    },
+                );
+                t
+            }
+            // Five points per pound billed; 100 points pay a pound of airtime.
+            _ => table("GBP", "5", Some("100")),
+        };
+        add_rate_table(app, id, draft)
+            .map_err(|e| anyhow::anyhow!("demo rates {id}: {}", e.detail))?;
+        let (key, secret) = app.registry.create_key(
+            PartnerId(id),
+            vec![KeyScope::Earn, KeyScope::Burn, KeyScope::Read],
+        )?;
+        env.push_str(&format!(
+            "{prefix}_KEY_ID={}\n{prefix}_SECRET={secret}\n",
+            key.key_id
+        ));
+    }
+    let range = app.registry.allocate_members(members)?;
+    enrol_all(app, range.clone())?;
+    for (id, _, _, _, ref_prefix) in PARTNERS {
+        let links: Vec<_> = range
+            .clone()
+            .map(|m| (member_reference(ref_prefix, m), MemberId(m)))
+            .collect();
+        app.registry.link_many(PartnerId(id), &links)?;
+    }
+    let operator = app
+        .registry
+        .create_operator("demo-operator", Role::Operator)?;
+    let finance = app
+        .registry
+        .create_operator("demo-finance", Role::Finance)?;
+    env.push_str(&format!(
+        "OPERATOR_TOKEN={operator}\nFINANCE_TOKEN={finance}\n"
+    ));
+    write_private(&path, &env)?;
+    Ok(path)
+}
+
+/// Enrols members `range`, many in flight at once; a full queue is waited out, not an error.
+fn enrol_all(app: &App, range: std::ops::Range<u64>) -> anyhow::Result<()> {
+    let mut in_flight = Vec::new();
+    let mut next = range.start;
+    while next < range.end {
+        let cmd = Command::Enrol {
+            key: IdemKey::operator(format!("enrol/{next}")),
+            member: MemberId(next),
+        };
+        match app.ledger.submit(cmd) {
+            Ok(p) => {
+                in_flight.push(p);
+                next += 1;
+            }
+            Err(ledger::LedgerError::Overloaded) if !in_flight.is_empty() => {
+                for p in in_flight.drain(..) {
+                    p.blocking_recv().context("ledger stopped")??;
+                }
+            }
+            Err(ledger::LedgerError::Overloaded) => {
+                std::thread::sleep(std::time::Duration::from_millis(1))
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    for p in in_flight {
+        p.blocking_recv().context("ledger stopped")??;
+    }
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()?;
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! A gateway on a temporary store with the demo coalition, and a client that signs like a
+//! partner.
+
+#![allow(dead_code)]
+
+use partners_gateway::config::Config;
+use partners_gateway::{auth, start, Running};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+pub struct Gw {
+    pub dir: tempfile::TempDir,
+    pub base: String,
+    pub creds: HashMap<String, String>,
+    pub http: reqwest::Client,
+    running: Option<Running>,
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Answer {
+    /// The problem type's slug, or "" when the answer is not a problem.
+    pub fn problem(&self) -> &str {
+        self.body["type"]
+            .as_str()
+            .and_then(|t| t.strip_prefix("/problems/"))
+            .unwrap_or("")
+    }
+}
+
+/// Partner ids of the demo coalition by env prefix.
+pub fn partner_prefix(id: u32) -> &'static str {
+    match id {
+        1 => "SKYWAYS",
+        2 => "FUELCO",
+        _ => "TELENET",
+    }
+}
+
+impl Gw {
+    pub async fn start() -> Gw {
+        Gw::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(tune: impl FnOnce(&mut Config)) -> Gw {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = Config::for_tests(&dir.path().join("data"));
+        tune(&mut config);
+        Gw::start_in(dir, config).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir, config: Config) -> Gw {
+        let running = start(config).await.expect("gateway starts");
+        let creds_path = running
+            .demo_credentials
+            .clone()
+            .unwrap_or_else(|| dir.path().join("data/demo-credentials.env"));
+        let creds = read_env(&creds_path);
+        Gw {
+            base: format!("http://{}", running.addr),
+            dir,
+            creds,
+            http: reqwest::Client::new(),
+            running: Some(running),
+        }
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the gateway; the data directory stays for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.running
+            .take()
+            .expect("running")
+            .stop()
+            .await
+            .expect("clean stop");
+        self.dir
+    }
+
+    pub fn cred(&self, name: &str) -> String {
+        self.creds
+            .get(name)
+            .unwrap_or_else(|| panic!("credential {name}"))
+            .clone()
+    }
+
+    /// A signed request as partner `id` with its demo key.
+    pub async fn partner(
+        &self,
+        id: u32,
+        method: &str,
+        target: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let p = partner_prefix(id);
+        let (key, secret) = (
+            self.cred(&format!("{p}_KEY_ID")),
+            self.cred(&format!("{p}_SECRET")),
+        );
+        self.signed_as(&key, &secret, method, target, body).await
+    }
+
+    /// A request signed with `key_id` and `secret`.
+    pub async fn signed_as(
+        &self,
+        key_id: &str,
+        secret: &str,
+        method: &str,
+        target: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        let ts = now_s().to_string();
+        let nonce = format!("n-{}", hex_random());
+        let headers = sign_headers(key_id, secret, method, target, &ts, &nonce, &bytes);
+        self.raw(method, target, headers, bytes).await
+    }
+
+    /// A request with exactly these headers and body bytes.
+    pub async fn raw(
+        &self,
+        method: &str,
+        target: &str,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    ) -> Answer {
+        let mut req = self
+            .http
+            .request(
+                Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("{}{target}", self.base),
+            )
+            .body(body);
+        let mut has_ct = false;
+        for (k, v) in headers {
+            has_ct |= k.eq_ignore_ascii_case("content-type");
+            req = req.header(k, v);
+        }
+        if !has_ct {
+            req = req.header("content-type", "application/json");
+        }
+        let res = req.send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let text = res.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    /// An operator API request with the demo operator (or finance) token.
+    pub async fn op(&self, method: &str, target: &str, body: Option<Value>) -> Answer {
+        let token = self.cred("OPERATOR_TOKEN");
+        self.bearer(&token, method, target, body).await
+    }
+
+    pub async fn bearer(
+        &self,
+        token: &str,
+        method: &str,
+        target: &str,
+        body: Option<Value>,
+    ) -> Answer {
+        let bytes = body
+            .map(|b| serde_json::to_vec(&b).unwrap())
+            .unwrap_or_default();
+        self.raw(
+            method,
+            target,
+            vec![("authorization".into(), format!("Bearer {token}"))],
+            bytes,
+        )
+        .await
+    }
+
+    /// Balances that any change to the ledger would move: the members given and every partner
+    /// and programme account.
+    pub async fn fingerprint(&self, members: &[u64]) -> Value {
+        let mut out = serde_json::Map::new();
+        for m in members {
+            let a = self
+                .op("GET", &format!("/admin/v1/members/{m}"), None)
+                .await;
+            assert_eq!(a.status, 200, "{:?}", a.body);
+            out.insert(format!("member/{m}"), a.body);
+        }
+        let mut accounts = vec![
+            "programme%2Fpromotions".to_string(),
+            "programme%2Fadjustments".to_string(),
+            "programme%2Ffloat".to_string(),
+        ];
+        for p in 1..=3 {
+            accounts.push(format!("partner%2F{p}%2Fissuance"));
+            accounts.push(format!("partner%2F{p}%2Fredemption"));
+        }
+        for a in accounts {
+            let r = self
+                .op("GET", &format!("/admin/v1/accounts/{a}"), None)
+                .await;
+            assert_eq!(r.status, 200, "{a}: {:?}", r.body);
+            out.insert(a, r.body);
+        }
+        Value::Object(out)
+    }
+
+    /// Earns `miles` at the airline for demo member `n`.
+    pub async fn earn_miles(&self, n: u64, reference: &str, miles: &str) -> Answer {
+        self.partner(
+            1,
+            "POST",
+            "/v1/earn",
+            Some(
+                json!({"reference": reference, "member": format!("FF{n:06}"),
+                        "amount": {"value": miles, "unit": "mile"}}),
+            ),
+        )
+        .await
+    }
+}
+
+pub fn sign_headers(
+    key_id: &str,
+    secret: &str,
+    method: &str,
+    target: &str,
+    ts: &str,
+    nonce: &str,
+    body: &[u8],
+) -> Vec<(String, String)> {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (target, None),
+    };
+    let canonical = auth::canonical_string(method, path, query, ts, nonce, body);
+    vec![
+        ("x-key-id".into(), key_id.into()),
+        ("x-timestamp".into(), ts.into()),
+        ("x-nonce".into(), nonce.into()),
+        ("x-signature".into(), auth::sign(secret, &canonical)),
+    ]
+}
+
+pub fn now_s() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub fn hex_random() -> String {
+    partners_gateway::registry::random_hex(12)
+}
+
+fn read_env(path: &std::path::Path) -> HashMap<String, String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,379 @@
+//! The service around the API: the OpenAPI document against the live server, Prometheus
+//! metrics, health, request ids, the documented curl recipe, and restarts.
+
+mod common;
+
+use common::Gw;
+use partners_gateway::problem::ALL_KINDS;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+fn repo_file(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(rel)
+}
+
+/// Replaces `{param}` segments with sample values.
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|seg| match seg {
+            "{id}" => "1",
+            "{member}" => "FF000001",
+            "{account}" => "programme%2Fpromotions",
+            s if s.starts_with('{') => "x",
+            s => s,
+        })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Validates `body` against the schema the document gives for `path`, `method` and `status`.
+fn check_against_doc(doc: &Value, path: &str, method: &str, status: u16, body: &Value) {
+    let responses = &doc["paths"][path][method]["responses"];
+    let by_status = &responses[status.to_string()];
+    let response = if by_status.is_null() {
+        &responses[format!("{}XX", status / 100)]
+    } else {
+        by_status
+    };
+    assert!(
+        !response.is_null(),
+        "{method} {path}: status {status} is not documented"
+    );
+    let content = response["content"].as_object().expect("documented content");
+    let schema = &content.values().next().expect("one media type")["schema"];
+    let root = json!({"components": doc["components"], "allOf": [schema]});
+    let validator = jsonschema::validator_for(&root).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{method} {path} {status}: {errors:?}\nbody: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_is_valid_and_matches_the_live_server() {
+    let gw = Gw::start().await;
+    let a = gw.raw("GET", "/openapi.json", vec![], vec![]).await;
+    assert_eq!(a.status, 200);
+    let doc = a.body;
+    assert_eq!(doc["openapi"], "3.1.0");
+    oas3::from_json(doc.to_string()).expect("the document parses as OpenAPI 3.1");
+
+    // Every documented operation is routed: unauthenticated calls reach the auth layer (401)
+    // or the handler, never the router's 404 or 405.
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 25, "{} paths", paths.len());
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let a = gw
+                .raw(&method.to_uppercase(), &concrete(path), vec![], vec![])
+                .await;
+            let routed = !(a.problem() == "not-found" && a.body["detail"] == "no such route")
+                && a.status != 405;
+            assert!(
+                routed,
+                "{method} {path} is documented but not routed: {:?}",
+                a.body
+            );
+            if path.starts_with("/v1/") || path.starts_with("/admin/") {
+                assert_eq!(a.status, 401, "{method} {path} must need credentials");
+                check_against_doc(&doc, path, method, 401, &a.body);
+            }
+        }
+    }
+    // Live answers match their documented schemas.
+    let earn = gw.earn_miles(7, "DOC-1", "100").await;
+    check_against_doc(&doc, "/v1/earn", "post", 200, &earn.body);
+    let bad = gw.earn_miles(7, "DOC-1", "0").await;
+    check_against_doc(&doc, "/v1/earn", "post", 400, &bad.body);
+    let bal = gw.partner(1, "GET", "/v1/members/FF000007", None).await;
+    check_against_doc(&doc, "/v1/members/{member}", "get", 200, &bal.body);
+    let st = gw
+        .partner(1, "GET", "/v1/members/FF000007/statement?limit=5", None)
+        .await;
+    check_against_doc(&doc, "/v1/members/{member}/statement", "get", 200, &st.body);
+    let q = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/quote",
+            Some(json!({"operation": "earn", "amount": {"value": "5", "unit": "mile"}})),
+        )
+        .await;
+    check_against_doc(&doc, "/v1/quote", "post", 200, &q.body);
+    let r = gw.partner(1, "GET", "/v1/rates", None).await;
+    check_against_doc(&doc, "/v1/rates", "get", 200, &r.body);
+    let b = gw.partner(1, "POST", "/v1/batch", Some(json!({"commands": [
+        {"op": "earn", "reference": "DOC-2", "member": "FF000007", "amount": {"value": "1", "unit": "mile"}},
+        {"op": "burn", "reference": "DOC-3", "member": "FF000007", "points": 100000}]}))).await;
+    check_against_doc(&doc, "/v1/batch", "post", 200, &b.body);
+    let m = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/members",
+            Some(json!({"reference": "FF-DOC"})),
+        )
+        .await;
+    check_against_doc(&doc, "/v1/members", "post", 201, &m.body);
+    let p = gw.op("GET", "/admin/v1/partners", None).await;
+    check_against_doc(&doc, "/admin/v1/partners", "get", 200, &p.body);
+    let k = gw
+        .op(
+            "POST",
+            "/admin/v1/partners/2/keys",
+            Some(json!({"scopes": ["read"]})),
+        )
+        .await;
+    check_against_doc(&doc, "/admin/v1/partners/{id}/keys", "post", 201, &k.body);
+    let acc = gw
+        .op("GET", "/admin/v1/accounts/partner%2F1%2Fissuance", None)
+        .await;
+    check_against_doc(&doc, "/admin/v1/accounts/{account}", "get", 200, &acc.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(3, "MET-1", "321").await.status, 200);
+    assert_eq!(
+        gw.partner(
+            2,
+            "POST",
+            "/v1/burn",
+            Some(json!({"reference": "MET-2", "member": "FC000003", "points": 21}))
+        )
+        .await
+        .status,
+        200
+    );
+    assert_eq!(
+        gw.partner(
+            2,
+            "POST",
+            "/v1/burn",
+            Some(json!({"reference": "MET-3", "member": "FC000003", "points": 1_000_000}))
+        )
+        .await
+        .status,
+        422
+    );
+    let res = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain"));
+    let text = res.text().await.unwrap();
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("Prometheus text parses");
+    let find = |name: &str, labels: &[(&str, &str)]| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+    };
+    let value = |s: &prometheus_parse::Sample| match s.value {
+        prometheus_parse::Value::Counter(v)
+        | prometheus_parse::Value::Gauge(v)
+        | prometheus_parse::Value::Untyped(v) => v,
+        _ => f64::NAN,
+    };
+    // Other tests in this process share the recorder, so counts are lower bounds.
+    let earn = find(
+        "gateway_requests_total",
+        &[("route", "/v1/earn"), ("partner", "1"), ("status", "200")],
+    )
+    .expect("earn requests counted");
+    assert!(value(earn) >= 1.0);
+    assert!(find(
+        "gateway_requests_total",
+        &[("route", "/v1/burn"), ("partner", "2"), ("status", "422")]
+    )
+    .is_some());
+    assert!(value(find("points_issued_total", &[("partner", "1")]).expect("issued")) >= 321.0);
+    assert!(value(find("points_redeemed_total", &[("partner", "2")]).expect("redeemed")) >= 21.0);
+    let is_histogram = |s: Option<&prometheus_parse::Sample>| matches!(s.map(|s| &s.value), Some(prometheus_parse::Value::Histogram(h)) if !h.is_empty());
+    assert!(is_histogram(find(
+        "gateway_request_duration_seconds",
+        &[("route", "/v1/earn")]
+    )));
+    assert!(is_histogram(find("ledger_batch_size", &[])));
+    assert!(is_histogram(find("ledger_commit_duration_seconds", &[])));
+    assert!(find("ledger_queue_depth", &[]).is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_readiness_and_request_ids() {
+    let gw = Gw::start().await;
+    let a = gw.raw("GET", "/healthz", vec![], vec![]).await;
+    assert_eq!((a.status.as_u16(), a.body.clone()), (200, json!("ok")));
+    let a = gw.raw("GET", "/readyz", vec![], vec![]).await;
+    assert_eq!((a.status.as_u16(), a.body.clone()), (200, json!("ready")));
+    let generated = a.headers["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    let a = gw
+        .raw(
+            "GET",
+            "/healthz",
+            vec![("x-request-id".into(), "trace-me-123".into())],
+            vec![],
+        )
+        .await;
+    assert_eq!(a.headers["x-request-id"], "trace-me-123");
+    // Errors carry it too.
+    let a = gw
+        .raw(
+            "POST",
+            "/v1/earn",
+            vec![("x-request-id".into(), "trace-me-456".into())],
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        (
+            a.status.as_u16(),
+            a.headers["x-request-id"].to_str().unwrap()
+        ),
+        (401, "trace-me-456")
+    );
+}
+
+#[test]
+fn every_problem_type_is_documented() {
+    let api = std::fs::read_to_string(repo_file("docs/api.md")).unwrap();
+    for k in ALL_KINDS {
+        let row = format!("| `/problems/{}` | {} |", k.slug(), k.status().as_u16());
+        assert!(
+            api.contains(&row),
+            "docs/api.md lacks the row for {}",
+            k.slug()
+        );
+    }
+}
+
+/// The shell blocks between the recipe markers of docs/api.md.
+fn recipe() -> String {
+    let api = std::fs::read_to_string(repo_file("docs/api.md")).unwrap();
+    let begin = api.find("<!-- recipe:begin -->").expect("recipe begins");
+    let end = api.find("<!-- recipe:end -->").expect("recipe ends");
+    let mut script = String::new();
+    let mut in_sh = false;
+    for line in api[begin..end].lines() {
+        match line.trim_end() {
+            "```sh" => in_sh = true,
+            "```" if in_sh => in_sh = false,
+            l if in_sh => {
+                script.push_str(l);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_curl_and_openssl_recipe_in_the_docs_earns_and_burns_as_written() {
+    let gw = Gw::start().await;
+    let script = recipe();
+    assert!(
+        script.contains("openssl dgst -sha256 -hmac"),
+        "the recipe signs with openssl"
+    );
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e\n{script}"))
+        .current_dir(gw.dir.path())
+        .env("GATEWAY", &gw.base)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "recipe failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<Value> = stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).expect("JSON answer"))
+        .collect();
+    assert_eq!(answers.len(), 3, "{stdout}");
+    assert_eq!(
+        (answers[0]["kind"].clone(), answers[0]["points"].clone()),
+        (json!("earn"), json!(1200))
+    );
+    assert_eq!(
+        answers[1],
+        json!({"member": "FC000042", "posted": 1200, "pending": 0, "available": 1200})
+    );
+    assert_eq!(
+        (
+            answers[2]["kind"].clone(),
+            answers[2]["points"].clone(),
+            answers[2]["member_balance_after"].clone()
+        ),
+        (json!("burn"), json!(-500), json!(700))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_and_configuration_survive_a_restart() {
+    let gw = Gw::start().await;
+    let earn = gw.earn_miles(9, "RESTART-1", "900").await;
+    assert_eq!(earn.status, 200);
+    let key = gw
+        .op(
+            "POST",
+            "/admin/v1/partners/3/keys",
+            Some(json!({"scopes": ["read"]})),
+        )
+        .await;
+    let creds = gw.creds.clone();
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let mut gw = Gw::start_in(dir, config).await;
+    gw.creds = creds;
+    let again = gw.earn_miles(9, "RESTART-1", "900").await;
+    assert_eq!(
+        (
+            again.body["replayed"].clone(),
+            again.body["transaction_id"].clone()
+        ),
+        (json!(true), earn.body["transaction_id"].clone())
+    );
+    let bal = gw.partner(1, "GET", "/v1/members/FF000009", None).await;
+    assert_eq!(bal.body["posted"], 900);
+    // A key made before the restart still signs (its secret derives from the master key).
+    let (kid, secret) = (
+        key.body["key_id"].as_str().unwrap(),
+        key.body["secret"].as_str().unwrap(),
+    );
+    assert_eq!(
+        gw.signed_as(kid, secret, "GET", "/v1/members/TN000009", None)
+            .await
+            .body["posted"],
+        900
+    );
+    // The demo was not seeded twice.
+    assert_eq!(
+        gw.op("GET", "/admin/v1/partners", None)
+            .await
+            .body
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+}

@@ -1,0 +1,402 @@
+//! The load harness: drives the gateway's hot path with a coalition's traffic, signed as
+//! partners sign it, measures latency without coordinated omission, and proves afterwards that
+//! every acknowledged command is in the ledger exactly as acknowledged.
+//!
+//! ```no_run
+//! use loadtest::{run, Mode, Options};
+//! let outcome = run(Options { mode: Mode::Closed { connections: 64 }, ..Options::default() }).unwrap();
+//! assert!(outcome.verification.unwrap().failures.is_empty());
+//! ```
+
+pub mod client;
+pub mod recorder;
+pub mod report;
+pub mod verify;
+pub mod workload;
+
+use client::{Client, Reply};
+use recorder::{Ack, Recorder, Unanswered};
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use workload::{Mix, Op, OpKind, Workload};
+
+/// Closed loop (N connections, each sending its next request when the last is answered) or
+/// open loop (a fixed arrival rate; latency from each request's intended send time).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Mode {
+    /// N connections.
+    Closed {
+        /// Concurrent connections.
+        connections: usize,
+    },
+    /// Requests per second.
+    Open {
+        /// Arrival rate.
+        rate: f64,
+    },
+}
+
+/// A run's settings.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Gateway URL (loopback); `None` starts a gateway on a temporary embedded store.
+    pub target: Option<String>,
+    /// Partner credentials file for `target` (the demo's `demo-credentials.env`).
+    pub credentials: Option<PathBuf>,
+    /// Load model.
+    pub mode: Mode,
+    /// Run time limit.
+    pub duration: Duration,
+    /// Request limit; the run stops at whichever limit comes first.
+    pub requests_max: Option<u64>,
+    /// Commands per request; 0 sends single requests, more uses `/v1/batch`.
+    pub batch_size: usize,
+    /// Members (the gateway's demo members `1..=members`).
+    pub members: u64,
+    /// Zipf exponent of member popularity.
+    pub skew: f64,
+    /// Operation mix.
+    pub mix: Mix,
+    /// Random seed.
+    pub seed: u64,
+    /// Open loop: most requests in flight; later ones wait (and their wait counts as latency).
+    pub in_flight_max: usize,
+    /// Print a progress line every second.
+    pub progress: bool,
+    /// Check the outcome after the run.
+    pub verify: bool,
+    /// Own gateway: the committer's batch limit.
+    pub gateway_batch_size_max: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            target: None,
+            credentials: None,
+            mode: Mode::Closed { connections: 64 },
+            duration: Duration::from_secs(10),
+            requests_max: None,
+            batch_size: 0,
+            members: 100_000,
+            skew: 1.0,
+            mix: Mix::default(),
+            seed: 1,
+            in_flight_max: 20_000,
+            progress: true,
+            verify: true,
+            gateway_batch_size_max: 8192,
+        }
+    }
+}
+
+/// A run's results.
+pub struct Outcome {
+    /// Everything recorded.
+    pub recorder: Recorder,
+    /// Wall time of the load phase.
+    pub elapsed: Duration,
+    /// The post-run check, if asked for.
+    pub verification: Option<verify::Verification>,
+    /// Posting legs committed during the run (own gateway: counted by the audit).
+    pub postings: Option<u64>,
+}
+
+struct Shared {
+    client: Client,
+    rec: Mutex<Recorder>,
+    deadline: Instant,
+    sent: std::sync::atomic::AtomicU64,
+    requests_max: u64,
+    batch_size: usize,
+}
+
+impl Shared {
+    /// Takes a request slot; false once a limit is reached.
+    fn take_slot(&self) -> bool {
+        Instant::now() < self.deadline
+            && self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < self.requests_max
+    }
+}
+
+/// Runs the load, then (if asked) the post-run check.
+pub fn run(opts: Options) -> anyhow::Result<Outcome> {
+    let own = match &opts.target {
+        Some(_) => None,
+        None => Some(verify::OwnGateway::start(
+            opts.members,
+            opts.gateway_batch_size_max,
+        )?),
+    };
+    let (base, creds) = match (&own, &opts.target) {
+        (Some(g), _) => (g.base.clone(), client::read_credentials(&g.credentials)?),
+        (None, Some(t)) => {
+            let path = opts
+                .credentials
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--credentials is needed with --target"))?;
+            (t.clone(), client::read_credentials(&path)?)
+        }
+        (None, None) => unreachable!("own gateway or target"),
+    };
+    let client = Client::new(&base, creds)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let before = if opts.verify && own.is_none() {
+        Some(runtime.block_on(verify::outstanding_over_http(&client, opts.members))?)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let shared = Arc::new(Shared {
+        client: client.clone(),
+        rec: Mutex::new(Recorder::new()),
+        deadline: started + opts.duration,
+        sent: std::sync::atomic::AtomicU64::new(0),
+        requests_max: opts.requests_max.unwrap_or(u64::MAX),
+        batch_size: opts.batch_size,
+    });
+    runtime.block_on(drive(shared.clone(), &opts));
+    let elapsed = started.elapsed();
+    let rec = Arc::try_unwrap(shared)
+        .map_err(|_| anyhow::anyhow!("requests still running"))?
+        .rec
+        .into_inner()
+        .expect("recorder lock");
+    let (verification, postings) = if !opts.verify {
+        (None, None)
+    } else if let Some(g) = own {
+        let (v, postings) = g.stop_and_verify(&rec)?;
+        (Some(v), Some(postings))
+    } else {
+        let v = runtime.block_on(verify::verify_over_http(
+            &client,
+            &rec,
+            opts.members,
+            before.unwrap_or(0),
+        ))?;
+        (Some(v), None)
+    };
+    Ok(Outcome {
+        recorder: rec,
+        elapsed,
+        verification,
+        postings,
+    })
+}
+
+async fn drive(shared: Arc<Shared>, opts: &Options) {
+    let run_id = format!("lt{:x}", rand::random::<u32>());
+    let progress = opts
+        .progress
+        .then(|| tokio::spawn(progress_lines(shared.clone())));
+    match opts.mode {
+        Mode::Closed { connections } => {
+            let mut tasks = tokio::task::JoinSet::new();
+            for w in 0..connections.max(1) {
+                let wl = Workload::new(&run_id, w, opts.members, opts.skew, opts.mix, opts.seed);
+                tasks.spawn(closed_loop(shared.clone(), wl));
+            }
+            while tasks.join_next().await.is_some() {}
+        }
+        Mode::Open { rate } => open_loop(shared.clone(), opts, &run_id, rate).await,
+    }
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+    }
+}
+
+async fn closed_loop(shared: Arc<Shared>, mut wl: Workload) {
+    while shared.take_slot() {
+        let (op, items) = next_request(&shared, &mut wl);
+        let t0 = Instant::now();
+        let reply = shared
+            .client
+            .send(op.partner, "POST", &op.path, &body_of(&op))
+            .await;
+        for (i, points) in settle(&shared, &op, &items, reply, t0.elapsed()) {
+            wl.acknowledged(items.get(i).unwrap_or(&op), points);
+        }
+    }
+}
+
+async fn open_loop(shared: Arc<Shared>, opts: &Options, run_id: &str, rate: f64) {
+    let mut wl = Workload::new(run_id, 0, opts.members, opts.skew, opts.mix, opts.seed);
+    let permits = Arc::new(tokio::sync::Semaphore::new(opts.in_flight_max.max(1)));
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<(Op, i64)>();
+    let start = tokio::time::Instant::now();
+    let interval = Duration::from_secs_f64(1.0 / rate.max(0.001));
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut i: u64 = 0;
+    while shared.take_slot() {
+        let intended = start + interval.mul_f64(i as f64);
+        i += 1;
+        tokio::time::sleep_until(intended).await;
+        while let Ok((op, points)) = acked_rx.try_recv() {
+            wl.acknowledged(&op, points);
+        }
+        let (op, items) = next_request(&shared, &mut wl);
+        let (shared, permits, acked_tx) = (shared.clone(), permits.clone(), acked_tx.clone());
+        tasks.spawn(async move {
+            // Waiting for a permit is queueing; it counts from the intended send time.
+            let _permit = permits.acquire_owned().await.expect("semaphore open");
+            let reply = shared
+                .client
+                .send(op.partner, "POST", &op.path, &body_of(&op))
+                .await;
+            let latency = intended.elapsed();
+            for (i, points) in settle(&shared, &op, &items, reply, latency) {
+                let _ = acked_tx.send((items.get(i).unwrap_or(&op).clone(), points));
+            }
+        });
+        while tasks.try_join_next().is_some() {}
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+fn next_request(shared: &Shared, wl: &mut Workload) -> (Op, Vec<Op>) {
+    if shared.batch_size == 0 {
+        return (wl.next_op(), Vec::new());
+    }
+    let partner = 1 + (rand::random::<u32>() % 3);
+    let items: Vec<Op> = (0..shared.batch_size)
+        .map(|_| wl.next_for(partner))
+        .collect();
+    let commands: Vec<Value> = items
+        .iter()
+        .map(|op| {
+            let mut b = op.body.clone();
+            b["op"] = json!(op.kind.name());
+            b
+        })
+        .collect();
+    let op = Op {
+        kind: OpKind::Batch,
+        partner,
+        path: "/v1/batch".into(),
+        reference: String::new(),
+        body: json!({ "commands": commands }),
+    };
+    (op, items)
+}
+
+fn body_of(op: &Op) -> Vec<u8> {
+    serde_json::to_vec(&op.body).expect("bodies encode")
+}
+
+/// Records a reply; returns (item index, points) of each acknowledged command.
+fn settle(
+    shared: &Shared,
+    op: &Op,
+    items: &[Op],
+    reply: Reply,
+    latency: Duration,
+) -> Vec<(usize, i64)> {
+    let mut rec = shared.rec.lock().expect("recorder lock");
+    let mut acked = Vec::new();
+    match reply {
+        Reply::Transport(e) => {
+            rec.request(op.kind, latency, false);
+            let what = if e.contains("timed out") {
+                "timeout"
+            } else {
+                "transport"
+            };
+            for o in commands_of(op, items) {
+                rec.error(what.to_string());
+                rec.unanswered.push(Unanswered {
+                    partner: o.partner,
+                    reference: o.reference.clone(),
+                });
+            }
+        }
+        Reply::Http { status, body } => {
+            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let ok = status / 100 == 2;
+            rec.request(op.kind, latency, ok);
+            if !ok {
+                for o in commands_of(op, items) {
+                    refused(&mut rec, o, status, &v);
+                }
+            } else if op.kind == OpKind::Batch {
+                let results = v["results"].as_array().cloned().unwrap_or_default();
+                for (i, (o, r)) in items.iter().zip(results.iter()).enumerate() {
+                    let s = r["status"].as_u64().unwrap_or(0) as u16;
+                    if s / 100 == 2 {
+                        acked.push((i, record_ack(&mut rec, o, &r["transaction"])));
+                    } else {
+                        refused(&mut rec, o, s, &r["problem"]);
+                    }
+                }
+            } else {
+                acked.push((0, record_ack(&mut rec, op, &v)));
+            }
+        }
+    }
+    acked
+}
+
+fn commands_of<'a>(op: &'a Op, items: &'a [Op]) -> Vec<&'a Op> {
+    if items.is_empty() {
+        vec![op]
+    } else {
+        items.iter().collect()
+    }
+}
+
+fn record_ack(rec: &mut Recorder, op: &Op, tx: &Value) -> i64 {
+    let points = tx["points"].as_i64().unwrap_or(0);
+    let member_delta = match tx["kind"].as_str() {
+        Some("hold") | Some("void") => 0,
+        _ => points,
+    };
+    rec.ack(Ack {
+        partner: op.partner,
+        reference: op.reference.clone(),
+        transaction_id: tx["transaction_id"].as_str().unwrap_or("").to_string(),
+        member_delta,
+    });
+    points
+}
+
+fn refused(rec: &mut Recorder, op: &Op, status: u16, problem: &Value) {
+    let slug = problem["type"]
+        .as_str()
+        .and_then(|t| t.strip_prefix("/problems/"))
+        .unwrap_or("unknown")
+        .to_string();
+    // An internal error or an unavailable ledger leaves the outcome unknown; an overload, a
+    // rate limit and every 4xx mean nothing was applied.
+    if status == 500 || (status == 503 && slug != "overloaded") {
+        rec.unanswered.push(Unanswered {
+            partner: op.partner,
+            reference: op.reference.clone(),
+        });
+    }
+    rec.error(format!("{status} {slug}"));
+}
+
+async fn progress_lines(shared: Arc<Shared>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let rec = shared.rec.lock().expect("recorder lock");
+        let t = rec.elapsed().as_secs();
+        let last = t.checked_sub(1).and_then(|s| rec.timeline.get(s as usize));
+        let all = rec.overall();
+        println!(
+            "t={t:>3}s  last second: {:>7} req/s  {:>5} errors  |  so far: p50 {:>7.2} ms  p99 {:>7.2} ms  errors {}",
+            last.map_or(0, |s| s.requests),
+            last.map_or(0, |s| s.errors),
+            all.value_at_quantile(0.5) as f64 / 1000.0,
+            all.value_at_quantile(0.99) as f64 / 1000.0,
+            rec.commands_failed,
+        );
+    }
+}

@@ -56,8 +56,9 @@ struct Args {
     /// Random seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Open loop: most requests in flight.
-    #[arg(long, default_value_t = 20_000)]
+    /// Open loop: most requests in flight (and connections); later requests queue, and their
+    /// wait counts from the intended send time.
+    #[arg(long, default_value_t = 512)]
     in_flight_max: usize,
     /// Own gateway: the committer's batch limit.
     #[arg(long, default_value_t = 8192)]

@@ -156,9 +156,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener = listen(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
     println!(
         "partners-gateway: listening on http://{addr} (data in {})",
@@ -181,10 +179,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             })
             .await
             .context("serving")?;
-        // Every handler has finished; the committer drains when the last reference goes.
-        if let Ok(app) = Arc::try_unwrap(app) {
-            tokio::task::spawn_blocking(move || app.ledger.shutdown()).await?;
+        // Connection tasks and blocking reads may still hold the state for a moment after the
+        // listener closes; the committer is drained once they let go.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&app) > 1 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        let app = Arc::try_unwrap(app).map_err(|_| {
+            anyhow::anyhow!("requests still hold the ledger 10 s after shutdown began")
+        })?;
+        tokio::task::spawn_blocking(move || app.ledger.shutdown()).await?;
         Ok(())
     });
     Ok(Running {
@@ -193,6 +197,22 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         stop,
         task,
     })
+}
+
+/// Connections the kernel queues before the accept loop takes them. A burst of partner
+/// connections larger than the queue loses SYNs, which clients retry only after 1, 3, 7 s.
+const ACCEPT_BACKLOG: u32 = 4096;
+
+fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_nodelay(true)?;
+    socket.bind(addr)?;
+    socket.listen(ACCEPT_BACKLOG)
 }
 
 fn open_app(config: &Config) -> anyhow::Result<AppState> {

@@ -9,6 +9,7 @@
 
 use crate::codec::{self, BlockWriter, IdemRecord};
 use crate::error::{LedgerError, Rejection};
+use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Pricing, Receipt, Transaction};
 use crate::state::{DecideError, History, State};
@@ -60,15 +61,14 @@ impl Default for CommitterConfig {
 pub(crate) struct Writer<S: Store> {
     pub store: S,
     pub state: State,
-    /// Idempotency keys committed since the projector's watermark.
-    pub recent: HashMap<IdemKey, IdemRecord>,
+    /// Every idempotency key committed.
+    pub keys: KeyIndex,
     pub config: CommitterConfig,
     pub shared: Arc<crate::ledger::Shared>,
     pub to_projector: Sender<Arc<Batch>>,
     pub last_at: Timestamp,
     /// Journal sequence number of the next batch; transaction ids embed it.
     pub next_seq: u64,
-    pub trimmed_through: u64,
 }
 
 enum Outcome {
@@ -145,7 +145,6 @@ impl<S: Store> Writer<S> {
         let started = Instant::now();
         let seq = self.next_seq;
         let at = self.clock();
-        self.trim_recent();
         let snapshot = self.store.snapshot()?;
         let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
         let mut in_batch: HashMap<IdemKey, usize> = HashMap::new();
@@ -249,20 +248,11 @@ impl<S: Store> Writer<S> {
             Some(p) => cmd.digest_with(p),
             None => cmd.digest(),
         };
-        match self.find_key(key, snapshot, txs, in_batch) {
-            Ok(Some(rec)) if rec.digest != digest => {
+        match self.find_key(key, snapshot, txs, in_batch, seq) {
+            Ok(Some((rec, _))) if rec.digest != digest => {
                 return Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into());
             }
-            Ok(Some(rec)) => {
-                return match self.original_of(rec.tx, snapshot, txs, seq) {
-                    Ok(Some(tx)) => Outcome::Replay(Box::new(tx)),
-                    Ok(None) => Outcome::Failed(LedgerError::Corrupt(format!(
-                        "idempotency key {key} names missing transaction {}",
-                        rec.tx
-                    ))),
-                    Err(e) => Outcome::Failed(e),
-                };
-            }
+            Ok(Some((_, original))) => return Outcome::Replay(Box::new(original)),
             Ok(None) => {}
             Err(e) => return Outcome::Failed(e),
         }
@@ -281,26 +271,41 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    /// Looks an idempotency key up: this batch, then recent commits, then the store's index.
+    /// Looks an idempotency key up: this batch, then the in-memory index of every committed key.
+    /// A hit is confirmed against the transaction it names (returned with it); should a hash
+    /// collision name another key's transaction, the store's index decides.
     fn find_key(
         &self,
         key: &IdemKey,
         snapshot: &S::Snapshot,
         txs: &[Transaction],
         in_batch: &HashMap<IdemKey, usize>,
-    ) -> Result<Option<IdemRecord>, LedgerError> {
+        seq: u64,
+    ) -> Result<Option<(IdemRecord, Transaction)>, LedgerError> {
         if let Some(&i) = in_batch.get(key) {
-            return Ok(Some(IdemRecord {
+            let rec = IdemRecord {
                 tx: txs[i].id,
                 digest: txs[i].digest,
-            }));
+            };
+            return Ok(Some((rec, txs[i].clone())));
         }
-        if let Some(r) = self.recent.get(key) {
-            return Ok(Some(*r));
+        let Some(rec) = self.keys.get(key) else {
+            return Ok(None);
+        };
+        match self.original_of(rec.tx, snapshot, txs, seq)? {
+            Some(tx) if tx.key == *key => return Ok(Some((rec, tx))),
+            _ => {}
         }
-        match snapshot.get(&keys::idempotency(key))? {
-            Some(v) => Ok(Some(codec::decode::<IdemRecord>("idempotency record", &v)?)),
-            None => Ok(None),
+        let Some(v) = snapshot.get(&keys::idempotency(key))? else {
+            return Ok(None);
+        };
+        let rec = codec::decode::<IdemRecord>("idempotency record", &v)?;
+        match self.original_of(rec.tx, snapshot, txs, seq)? {
+            Some(tx) => Ok(Some((rec, tx))),
+            None => Err(LedgerError::Corrupt(format!(
+                "idempotency key {key} names missing transaction {}",
+                rec.tx
+            ))),
         }
     }
 
@@ -315,19 +320,10 @@ impl<S: Store> Writer<S> {
         BatchHistory { snapshot, txs, seq }.transaction(id)
     }
 
-    /// Forgets recent keys the projector has written to the store's index.
-    fn trim_recent(&mut self) {
-        let projected = self.shared.projected();
-        if projected > self.trimmed_through && self.recent.len() > 4096 {
-            self.recent.retain(|_, r| r.tx.seq() > projected);
-            self.trimmed_through = projected;
-        }
-    }
-
     pub fn remember(&mut self, txs: &[Transaction]) {
         for tx in txs {
-            self.recent.insert(
-                tx.key.clone(),
+            self.keys.insert(
+                &tx.key,
                 IdemRecord {
                     tx: tx.id,
                     digest: tx.digest,

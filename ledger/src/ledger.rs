@@ -29,6 +29,7 @@
 use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
 use crate::committer::{Batch, CommitterConfig, Job, Writer};
 use crate::error::LedgerError;
+use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
 use crate::projector::Projector;
@@ -36,7 +37,6 @@ use crate::state::{Balance, HoldState, MemberState, Reversed, State};
 use crate::store::{prefix_end, Snapshot, Store};
 use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -108,10 +108,6 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    pub fn projected(&self) -> u64 {
-        *self.projected.lock().expect("projected lock")
-    }
-
     pub fn projected_to(&self, seq: u64) {
         *self.projected.lock().expect("projected lock") = seq;
         self.projected_cv.notify_all();
@@ -170,6 +166,7 @@ impl<S: Store + Clone> Ledger<S> {
         };
         let snapshot = store.snapshot()?;
         let (mut state, through) = load_state(&snapshot, config.policy)?;
+        let keys = KeyIndex::load(&snapshot)?;
         let mirror = state.clone();
         let shared = Arc::new(Shared {
             projected: Mutex::new(through),
@@ -208,13 +205,12 @@ impl<S: Store + Clone> Ledger<S> {
         let mut writer = Writer {
             store: store.clone(),
             state,
-            recent: HashMap::new(),
+            keys,
             config: committer,
             shared: shared.clone(),
             to_projector,
             last_at,
             next_seq: last_seq + 1,
-            trimmed_through: through,
         };
         for b in tail {
             writer.remember(&b.txs);

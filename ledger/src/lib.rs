@@ -20,6 +20,7 @@ mod committer;
 pub mod conformance;
 mod error;
 pub mod journal;
+mod key_index;
 pub mod keys;
 mod ledger;
 pub mod model;

@@ -123,7 +123,8 @@ pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     env.push_str(&format!(
         "OPERATOR_TOKEN={operator}\nFINANCE_TOKEN={finance}\n"
     ));
-    write_private(&path, &env)?;
+    crate::registry::write_private(&path, &env, false)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }
 
@@ -155,22 +156,5 @@ fn enrol_all(app: &App, range: std::ops::Range<u64>) -> anyhow::Result<()> {
     for p in in_flight {
         p.blocking_recv().context("ledger stopped")??;
     }
-    Ok(())
-}
-
-fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    let mut f = opts
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(text.as_bytes())?;
-    f.sync_all()?;
     Ok(())
 }

@@ -544,20 +544,8 @@ pub fn random_hex(n: usize) -> String {
 pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     use anyhow::Context;
     if !path.exists() {
-        let hexkey = random_hex(32);
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create_new(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        use std::io::Write;
-        let mut f = opts
-            .open(path)
+        write_private(path, &random_hex(32), true)
             .with_context(|| format!("creating master key {}", path.display()))?;
-        f.write_all(hexkey.as_bytes())?;
-        f.sync_all()?;
     }
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading master key {}", path.display()))?;
@@ -569,4 +557,25 @@ pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
             path.display()
         )
     })
+}
+
+/// Writes `text` to `path` readable by the owner only (mode 0600), synced to disk. With
+/// `create_new`, fails if the file exists rather than replacing it.
+pub fn write_private(path: &Path, text: &str, create_new: bool) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true);
+    if create_new {
+        opts.create_new(true);
+    } else {
+        opts.create(true).truncate(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }

@@ -21,6 +21,8 @@
 //! ```
 
 mod embedded;
+#[cfg(feature = "fdb")]
+pub mod fdb;
 
 pub use embedded::EmbeddedStore;
 

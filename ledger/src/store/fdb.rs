@@ -1,0 +1,306 @@
+//! The FoundationDB engine: the [`Store`] trait over real FDB transactions (API 7.3).
+//!
+//! Built with the `fdb` feature. It compiles anywhere. Linking and running need `libfdb_c`
+//! and a cluster file; see `docs/foundationdb.md`.
+//!
+//! - Every key lives under the store's subspace prefix, so several ledgers (or test runs) can
+//!   share a cluster.
+//! - [`Store::commit`] is one FDB transaction with explicit timeout and retry limits. Atomic adds
+//!   are FDB's little-endian `ADD` mutation; versionstamped keys are FDB's
+//!   `SET_VERSIONSTAMPED_KEY`, with the key holding FDB's 10-byte stamp followed by the write's
+//!   2-byte order.
+//! - Exactly once: each commit also writes a marker key whose value FDB stamps with the commit's
+//!   version. After `commit_unknown_result`, the retry first reads the marker. If it is there,
+//!   the earlier attempt committed, and its version is returned with nothing written twice.
+//! - A snapshot is a read-only transaction at a fixed read version, with snapshot reads. FDB
+//!   keeps a read version for 5 s, so a scan that runs longer fails with `transaction_too_old`.
+
+use super::{Durability, KeyValue, Snapshot, Store, StoreError, Version, Write, WriteSet};
+use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
+use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
+use futures::executor::block_on;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Milliseconds one commit may take, retries included, before it fails.
+pub const COMMIT_TIMEOUT_MS: i32 = 5_000;
+/// Retries of one commit after retryable errors (conflicts, `commit_unknown_result`).
+pub const COMMIT_RETRY_LIMIT: i32 = 20;
+
+/// Under the engine's own `0xff` range of the subspace, invisible to the ledger's keys.
+const MARKER: &[u8] = b"\xffcommit-marker/";
+
+impl From<FdbError> for StoreError {
+    fn from(e: FdbError) -> Self {
+        StoreError::Engine(format!("foundationdb: {e} (code {})", e.code()))
+    }
+}
+
+static NETWORK: OnceLock<foundationdb::api::NetworkAutoStop> = OnceLock::new();
+
+/// Starts the FDB client network thread once per process. It runs until the process exits.
+fn network() {
+    NETWORK.get_or_init(|| {
+        // SAFETY: the network is started once, here, and the guard lives in a static. Process
+        // exit is the only time it stops; FDB tolerates that for client processes.
+        unsafe { foundationdb::boot() }
+    });
+}
+
+/// A store in one subspace of a FoundationDB cluster.
+#[derive(Clone)]
+pub struct FdbStore {
+    db: Arc<Database>,
+    prefix: Arc<Vec<u8>>,
+    last_marker: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+impl FdbStore {
+    /// Connects through `cluster_file` to the subspace `prefix` (for example `b"pts/"`).
+    pub fn open(cluster_file: &str, prefix: &[u8]) -> Result<FdbStore, StoreError> {
+        if prefix.is_empty() || prefix[0] == super::SYSTEM_PREFIX {
+            return Err(StoreError::InvalidWrite(
+                "the subspace prefix must be non-empty and must not start with 0xff".into(),
+            ));
+        }
+        network();
+        let db = Database::new(Some(cluster_file))?;
+        Ok(FdbStore {
+            db: Arc::new(db),
+            prefix: Arc::new(prefix.to_vec()),
+            last_marker: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    fn key(&self, k: &[u8]) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.prefix.len() + k.len());
+        out.extend_from_slice(&self.prefix);
+        out.extend_from_slice(k);
+        out
+    }
+
+    /// Removes every key of the subspace (tests clean up with it).
+    pub fn clear_subspace(&self) -> Result<(), StoreError> {
+        let end = super::prefix_end(&self.prefix);
+        let trx = self.db.create_trx()?;
+        trx.clear_range(&self.prefix, &end);
+        block_on(trx.commit()).map_err(|e| StoreError::from(*e))?;
+        Ok(())
+    }
+
+    fn apply(&self, trx: &Transaction, writes: &WriteSet, marker: &[u8], previous: Option<&[u8]>) {
+        for w in &writes.writes {
+            match w {
+                Write::Set(k, v) => trx.set(&self.key(k), v),
+                Write::Clear(k) => trx.clear(&self.key(k)),
+                Write::ClearRange(b, e) => trx.clear_range(&self.key(b), &self.key(e)),
+                Write::Add(k, d) => {
+                    trx.atomic_op(&self.key(k), &d.to_le_bytes(), MutationType::Add)
+                }
+                Write::SetVersionstampedKey {
+                    prefix,
+                    order,
+                    value,
+                } => {
+                    let mut key = self.key(prefix);
+                    let offset = key.len() as u32;
+                    key.extend_from_slice(&[0u8; 10]);
+                    key.extend_from_slice(&order.to_be_bytes());
+                    key.extend_from_slice(&offset.to_le_bytes());
+                    trx.atomic_op(&key, value, MutationType::SetVersionstampedKey);
+                }
+            }
+        }
+        // The marker's value becomes the commit's 10-byte versionstamp (offset 0).
+        let mut stamp = vec![0u8; 10];
+        stamp.extend_from_slice(&0u32.to_le_bytes());
+        trx.atomic_op(marker, &stamp, MutationType::SetVersionstampedValue);
+        if let Some(p) = previous {
+            trx.clear(p);
+        }
+    }
+
+    async fn commit_async(&self, writes: &WriteSet) -> Result<Version, StoreError> {
+        check_user_keys(writes)?;
+        let mut marker = self.key(MARKER);
+        marker.extend_from_slice(&rand_suffix());
+        let previous = self.last_marker.lock().expect("marker lock").clone();
+        let mut trx = self.db.create_trx()?;
+        let mut maybe_committed = false;
+        loop {
+            trx.set_option(TransactionOption::Timeout(COMMIT_TIMEOUT_MS))?;
+            trx.set_option(TransactionOption::RetryLimit(COMMIT_RETRY_LIMIT))?;
+            if maybe_committed {
+                if let Some(stamp) = trx.get(&marker, false).await? {
+                    *self.last_marker.lock().expect("marker lock") = Some(marker);
+                    return Ok(stamp_version(&stamp));
+                }
+            }
+            self.apply(&trx, writes, &marker, previous.as_deref());
+            match trx.commit().await {
+                Ok(done) => {
+                    let v = done.committed_version()?;
+                    *self.last_marker.lock().expect("marker lock") = Some(marker);
+                    return Ok(v as u64);
+                }
+                Err(e) => {
+                    maybe_committed |= e.is_maybe_committed();
+                    trx = e.on_error().await?;
+                }
+            }
+        }
+    }
+}
+
+/// Keys starting with `0xff` belong to the engine, as on every engine.
+fn check_user_keys(writes: &WriteSet) -> Result<(), StoreError> {
+    let first = |w: &Write| match w {
+        Write::Set(k, _) | Write::Clear(k) | Write::Add(k, _) => k.first().copied(),
+        Write::ClearRange(b, _) => b.first().copied(),
+        Write::SetVersionstampedKey { prefix, .. } => prefix.first().copied(),
+    };
+    match writes
+        .writes
+        .iter()
+        .find(|w| first(w) == Some(super::SYSTEM_PREFIX))
+    {
+        Some(w) => Err(StoreError::InvalidWrite(format!(
+            "keys starting with 0xff belong to the engine: {w:?}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+fn stamp_version(stamp: &[u8]) -> Version {
+    let mut v = [0u8; 8];
+    v.copy_from_slice(&stamp[..8.min(stamp.len())]);
+    u64::from_be_bytes(v)
+}
+
+fn rand_suffix() -> [u8; 16] {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    // Unique per commit within and across processes: time, process id and a counter.
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&(t ^ (u64::from(std::process::id()) << 40)).to_be_bytes());
+    out[8..].copy_from_slice(&n.to_be_bytes());
+    out
+}
+
+impl Store for FdbStore {
+    type Snapshot = FdbSnapshot;
+
+    fn snapshot(&self) -> Result<FdbSnapshot, StoreError> {
+        let trx = self.db.create_trx()?;
+        let version = block_on(trx.get_read_version())?;
+        Ok(FdbSnapshot {
+            trx,
+            prefix: self.prefix.clone(),
+            version: version as u64,
+        })
+    }
+
+    fn commit(&self, writes: WriteSet, _durability: Durability) -> Result<Version, StoreError> {
+        // Every FDB commit is durable on the cluster's logs when it returns.
+        block_on(self.commit_async(&writes))
+    }
+
+    fn next_version(&self) -> Version {
+        self.snapshot().map_or(0, |s| s.version + 1)
+    }
+}
+
+/// A read-only view at one read version.
+pub struct FdbSnapshot {
+    trx: Transaction,
+    prefix: Arc<Vec<u8>>,
+    version: Version,
+}
+
+impl FdbSnapshot {
+    fn key(&self, k: &[u8]) -> Vec<u8> {
+        let mut out = self.prefix.to_vec();
+        out.extend_from_slice(k);
+        out
+    }
+
+    fn strip<'a>(&self, k: &'a [u8]) -> &'a [u8] {
+        &k[self.prefix.len().min(k.len())..]
+    }
+}
+
+impl Snapshot for FdbSnapshot {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(block_on(self.trx.get(&self.key(key), true))?.map(|v| v.to_vec()))
+    }
+
+    fn range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let (b, e) = (self.key(begin), self.key(end));
+        let mut opt = RangeOption {
+            begin: KeySelector::first_greater_or_equal(b),
+            end: KeySelector::first_greater_or_equal(e),
+            limit: Some(limit),
+            reverse,
+            mode: StreamingMode::WantAll,
+            ..RangeOption::default()
+        };
+        let mut iteration = 1;
+        while out.len() < limit {
+            let values = block_on(self.trx.get_range(&opt, iteration, true))?;
+            for kv in values.iter() {
+                out.push((self.strip(kv.key()).to_vec(), kv.value().to_vec()));
+            }
+            match opt.next_range(&values) {
+                Some(next) => opt = next,
+                None => break,
+            }
+            iteration += 1;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn scan(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        let (b, e) = (self.key(begin), self.key(end));
+        let mut opt = RangeOption {
+            begin: KeySelector::first_greater_or_equal(b),
+            end: KeySelector::first_greater_or_equal(e),
+            mode: StreamingMode::Iterator,
+            ..RangeOption::default()
+        };
+        let mut iteration = 1;
+        loop {
+            let values = block_on(self.trx.get_range(&opt, iteration, true))?;
+            for kv in values.iter() {
+                if !f(self.strip(kv.key()), kv.value()) {
+                    return Ok(());
+                }
+            }
+            match opt.next_range(&values) {
+                Some(next) => opt = next,
+                None => return Ok(()),
+            }
+            iteration += 1;
+        }
+    }
+
+    fn version(&self) -> Version {
+        self.version
+    }
+}

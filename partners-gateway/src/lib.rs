@@ -54,6 +54,9 @@ enum Cmd {
         /// `operator` or `finance`.
         #[arg(long, default_value = "operator")]
         role: String,
+        /// The master key file the service uses [default: DATA/gateway-master.key].
+        #[arg(long)]
+        master_key_file: Option<PathBuf>,
     },
 }
 
@@ -69,7 +72,12 @@ pub fn run_cli() -> anyhow::Result<()> {
                 .context("starting the async runtime")?;
             runtime.block_on(serve_until_signal(config))
         }
-        Cmd::OperatorToken { data, name, role } => {
+        Cmd::OperatorToken {
+            data,
+            name,
+            role,
+            master_key_file,
+        } => {
             let role = match role.as_str() {
                 "operator" => Role::Operator,
                 "finance" => Role::Finance,
@@ -77,7 +85,8 @@ pub fn run_cli() -> anyhow::Result<()> {
             };
             let store = EmbeddedStore::open(&data)
                 .with_context(|| format!("opening the store at {}", data.display()))?;
-            let master = registry::load_or_create_master_key(&data.join("gateway-master.key"))?;
+            let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
+            let master = registry::load_or_create_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
             println!("{}", registry.create_operator(&name, role)?);
             Ok(())

@@ -377,3 +377,17 @@ async fn acknowledged_writes_and_configuration_survive_a_restart() {
         3
     );
 }
+
+#[test]
+fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
+    let path = repo_file("deploy/systemd/gateway.toml");
+    let config = partners_gateway::config::Config::resolve(partners_gateway::config::ServeArgs {
+        config: Some(path),
+        ..Default::default()
+    })
+    .expect("deploy/systemd/gateway.toml is a valid config");
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.data, PathBuf::from("/var/lib/points/data"));
+    assert_eq!(config.log_format, partners_gateway::config::LogFormat::Json);
+    assert_eq!(config.batch_commands_max, 1000);
+}

@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! store = "embedded"          # the only engine in this build
+//! store = "embedded"          # the only engine the gateway runs on today
 //! data = "./data"
 //! batch_size_max = 8192
 //! linger_us = 0
@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Storage engine [default: embedded].
+    /// Storage engine; only `embedded` today [default: embedded].
     #[arg(long)]
     pub store: Option<String>,
     /// Data directory of the embedded store [default: ./data].
@@ -176,7 +176,7 @@ impl Config {
             .unwrap_or_else(|| "embedded".into());
         if store != "embedded" {
             anyhow::bail!(
-                "store {store:?} is not available in this build; use \"embedded\" (FoundationDB needs the `fdb` feature)"
+                "store {store:?} is not supported: the gateway runs on \"embedded\" only; sharing a FoundationDB cluster between gateways is not built yet (docs/foundationdb.md)"
             );
         }
         let data = args

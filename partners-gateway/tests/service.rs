@@ -391,3 +391,17 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
     assert_eq!(config.log_format, partners_gateway::config::LogFormat::Json);
     assert_eq!(config.batch_commands_max, 1000);
 }
+
+#[test]
+fn an_unsupported_store_is_refused_with_a_clear_message() {
+    let err = partners_gateway::config::Config::resolve(partners_gateway::config::ServeArgs {
+        store: Some("fdb:/etc/foundationdb/fdb.cluster".into()),
+        ..Default::default()
+    })
+    .expect_err("only the embedded store runs today");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("embedded") && msg.contains("docs/foundationdb.md"),
+        "{msg}"
+    );
+}

@@ -2,7 +2,9 @@
 //!
 //! Each check takes a function that opens a handle on one fresh, empty store (calling it again
 //! reopens the same data, as a process restart would) and panics with a message on the first
-//! violation. An engine's test file calls [`run_all`] or the checks one by one.
+//! violation. An engine's test file passes its own test-making macro to
+//! [`for_each_conformance_check!`](crate::for_each_conformance_check), so every engine runs the
+//! same list, one test per check.
 //!
 //! ```
 //! let dir = tempfile::tempdir().unwrap();
@@ -18,16 +20,22 @@ use crate::types::{Contract, MemberId, PartnerId, Points};
 use crate::{Ledger, LedgerConfig, LedgerError, Rejection};
 use rust_decimal::Decimal;
 
-/// Runs every check, each on a fresh store from `fresh`; `fresh()` returns a reopen function.
-pub fn run_all<S: Store + Clone>(fresh: &mut dyn FnMut() -> Box<dyn FnMut() -> S>) {
-    store_orders_keys_and_ranges(&mut *fresh());
-    store_clears_and_clear_ranges(&mut *fresh());
-    store_atomic_add_is_little_endian_and_accumulates(&mut *fresh());
-    store_versions_increase_and_stamp_keys_in_commit_order(&mut *fresh());
-    store_snapshots_are_isolated_from_later_commits(&mut *fresh());
-    store_commits_survive_reopen(&mut *fresh());
-    ledger_commands_balances_and_audit(&mut *fresh());
-    ledger_state_survives_reopen(&mut *fresh());
+/// Calls `$make!(check, check, ...)` with every check of the suite: the one list each engine's
+/// test file runs.
+#[macro_export]
+macro_rules! for_each_conformance_check {
+    ($make:ident) => {
+        $make!(
+            store_orders_keys_and_ranges,
+            store_clears_and_clear_ranges,
+            store_atomic_add_is_little_endian_and_accumulates,
+            store_versions_increase_and_stamp_keys_in_commit_order,
+            store_snapshots_are_isolated_from_later_commits,
+            store_commits_survive_reopen,
+            ledger_commands_balances_and_audit,
+            ledger_state_survives_reopen,
+        );
+    };
 }
 
 fn commit<S: Store>(s: &S, f: impl FnOnce(&mut WriteSet)) -> u64 {

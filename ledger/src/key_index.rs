@@ -47,6 +47,20 @@ pub(crate) fn hash_encoded(encoded: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(encoded)
 }
 
+/// The hash of `key`'s store encoding, built on the stack: this runs for every command.
+fn hash_key(key: &IdemKey) -> u128 {
+    const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
+    let (head, n) = keys::idempotency_head(key);
+    let r = key.reference.as_bytes();
+    if n + r.len() > LEN_MAX {
+        return hash_encoded(&keys::idempotency(key));
+    }
+    let mut buf = [0u8; LEN_MAX];
+    buf[..n].copy_from_slice(&head[..n]);
+    buf[n..n + r.len()].copy_from_slice(r);
+    hash_encoded(&buf[..n + r.len()])
+}
+
 impl KeyIndex {
     /// Loads every key of the store's idempotency index (`I` prefix).
     pub fn load<S: Snapshot + ?Sized>(snapshot: &S) -> Result<KeyIndex, LedgerError> {
@@ -82,6 +96,27 @@ impl KeyIndex {
 
     /// Records a committed key.
     pub fn insert(&mut self, key: &IdemKey, rec: IdemRecord) {
-        self.map.insert(hash_encoded(&keys::idempotency(key)), rec);
+        self.map.insert(hash_key(key), rec);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::PartnerId;
+
+    #[test]
+    fn a_key_hashes_as_its_store_encoding_does() {
+        for key in [
+            IdemKey::partner(PartnerId(7), "rcpt-1"),
+            IdemKey::operator("enrol/3"),
+            IdemKey::operator("x".repeat(IdemKey::REFERENCE_LEN_MAX + 10)),
+        ] {
+            assert_eq!(
+                hash_key(&key),
+                hash_encoded(&keys::idempotency(&key)),
+                "{key}"
+            );
+        }
     }
 }

@@ -153,18 +153,32 @@ pub fn hold(id: TxId) -> Vec<u8> {
 
 /// An idempotency key's index key.
 pub fn idempotency(key: &IdemKey) -> Vec<u8> {
-    let mut k = Vec::with_capacity(8 + key.reference.len());
-    k.push(IDEMPOTENCY);
-    match key.scope {
-        Scope::Partner(p) => {
-            k.push(1);
-            k.extend_from_slice(&p.0.to_be_bytes());
-        }
-        Scope::Operator => k.push(2),
-        Scope::System => k.push(3),
-    }
+    let (head, n) = idempotency_head(key);
+    let mut k = Vec::with_capacity(n + key.reference.len());
+    k.extend_from_slice(&head[..n]);
     k.extend_from_slice(key.reference.as_bytes());
     k
+}
+
+/// The first `n` bytes of [`idempotency`]'s encoding (prefix and scope); the reference follows.
+pub fn idempotency_head(key: &IdemKey) -> ([u8; 6], usize) {
+    let mut h = [IDEMPOTENCY, 0, 0, 0, 0, 0];
+    let n = match key.scope {
+        Scope::Partner(p) => {
+            h[1] = 1;
+            h[2..6].copy_from_slice(&p.0.to_be_bytes());
+            6
+        }
+        Scope::Operator => {
+            h[1] = 2;
+            2
+        }
+        Scope::System => {
+            h[1] = 3;
+            2
+        }
+    };
+    (h, n)
 }
 
 /// The reversed-so-far record of an original earn or burn.

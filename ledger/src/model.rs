@@ -403,7 +403,39 @@ pub struct Pricing {
     pub points_per_unit: Decimal,
 }
 
+impl TxKind {
+    /// The member the transaction is about (the giver, for a transfer), if any.
+    pub fn member(&self) -> Option<MemberId> {
+        match self {
+            TxKind::Earn { member, .. }
+            | TxKind::Burn { member, .. }
+            | TxKind::Hold { member, .. }
+            | TxKind::Void { member, .. }
+            | TxKind::Reversal { member, .. }
+            | TxKind::Adjust { member, .. }
+            | TxKind::Enrolled { member } => Some(*member),
+            TxKind::Transfer { from, .. } => Some(*from),
+            TxKind::ContractSet(_) => None,
+        }
+    }
+}
+
 impl Transaction {
+    /// The change this transaction makes to account `a`'s points: the sum of its points legs
+    /// on `a`. Holds and voids post nothing, so they change no one's posted points.
+    pub fn points_to(&self, a: AccountId) -> Points {
+        Points(
+            self.postings
+                .iter()
+                .filter(|p| p.account == a)
+                .map(|p| match p.amount {
+                    Amount::Points(x) => x.0,
+                    Amount::Money(_) => 0,
+                })
+                .sum(),
+        )
+    }
+
     /// The members this transaction touches.
     pub fn members(&self) -> impl Iterator<Item = MemberId> + '_ {
         self.member_balances.iter().map(|(m, _)| *m)

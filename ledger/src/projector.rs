@@ -10,7 +10,7 @@
 use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
 use crate::committer::Batch;
 use crate::keys;
-use crate::model::{Amount, Transaction, TxKind};
+use crate::model::{Transaction, TxKind};
 use crate::state::State;
 use crate::store::{Durability, Store, WriteSet};
 use crate::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
@@ -148,22 +148,13 @@ fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transaction) {
 
 /// The statement line of transaction `tx` for member `m`.
 pub fn statement_entry(tx: &Transaction, m: MemberId, balance_after: Points) -> StatementEntry {
-    let points: i64 = tx
-        .postings
-        .iter()
-        .filter(|p| p.account == AccountId::Member(m))
-        .map(|p| match p.amount {
-            Amount::Points(x) => x.0,
-            Amount::Money(_) => 0,
-        })
-        .sum();
     let (kind, partner) = describe(&tx.kind);
     StatementEntry {
         tx: tx.id,
         at: tx.at,
         kind: kind.to_string(),
         partner,
-        points: Points(points),
+        points: tx.points_to(AccountId::Member(m)),
         balance_after,
     }
 }

@@ -14,13 +14,4 @@ macro_rules! on_embedded {
     )*};
 }
 
-on_embedded!(
-    store_orders_keys_and_ranges,
-    store_clears_and_clear_ranges,
-    store_atomic_add_is_little_endian_and_accumulates,
-    store_versions_increase_and_stamp_keys_in_commit_order,
-    store_snapshots_are_isolated_from_later_commits,
-    store_commits_survive_reopen,
-    ledger_commands_balances_and_audit,
-    ledger_state_survives_reopen,
-);
+ledger::for_each_conformance_check!(on_embedded);

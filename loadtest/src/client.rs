@@ -23,7 +23,7 @@ pub fn read_credentials(path: &Path) -> anyhow::Result<HashMap<u32, Credentials>
         .filter_map(|l| l.split_once('='))
         .collect();
     let mut out = HashMap::new();
-    for (id, prefix) in [(1, "SKYWAYS"), (2, "FUELCO"), (3, "TELENET")] {
+    for (id, prefix, ..) in partners_gateway::demo::PARTNERS {
         let get = |k: &str| {
             env.get(format!("{prefix}_{k}").as_str())
                 .map(|s| s.to_string())

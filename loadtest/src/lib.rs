@@ -368,18 +368,13 @@ fn commands_of<'a>(op: &'a Op, items: &'a [Op]) -> Vec<&'a Op> {
 }
 
 fn record_ack(rec: &mut Recorder, op: &Op, tx: &Value) -> i64 {
-    let points = tx["points"].as_i64().unwrap_or(0);
-    let member_delta = match tx["kind"].as_str() {
-        Some("hold") | Some("void") => 0,
-        _ => points,
-    };
     rec.ack(Ack {
         partner: op.partner,
         reference: op.reference.clone(),
         transaction_id: tx["transaction_id"].as_str().unwrap_or("").to_string(),
-        member_delta,
+        member_delta: Ack::member_delta_of(tx),
     });
-    points
+    tx["points"].as_i64().unwrap_or(0)
 }
 
 fn refused(rec: &mut Recorder, op: &Op, status: u16, problem: &Value) {

@@ -27,6 +27,18 @@ pub struct Ack {
     pub member_delta: i64,
 }
 
+impl Ack {
+    /// The change to the member's posted points that a transaction as the gateway shows it
+    /// (`TransactionView`) made: its `points`, except for holds and voids, which reserve and
+    /// release without posting.
+    pub fn member_delta_of(tx: &serde_json::Value) -> i64 {
+        match tx["kind"].as_str() {
+            Some("hold") | Some("void") => 0,
+            _ => tx["points"].as_i64().unwrap_or(0),
+        }
+    }
+}
+
 /// A command sent without a definite answer (transport failure or 5xx other than overload):
 /// it may have been applied, at most once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

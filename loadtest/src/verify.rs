@@ -7,7 +7,6 @@ use crate::client::{Client, Reply};
 use crate::recorder::Recorder;
 use anyhow::Context;
 use ledger::audit::AuditReport;
-use ledger::model::Amount;
 use ledger::store::{EmbeddedStore, Store};
 use ledger::{AccountId, Scope};
 use partners_gateway::config::Config;
@@ -184,14 +183,9 @@ pub fn journal_lookup<S: ledger::store::Snapshot>(snap: &S) -> anyhow::Result<Jo
                 continue;
             };
             let member_delta = tx
-                .postings
-                .iter()
-                .filter(|l| matches!(l.account, AccountId::Member(_)))
-                .map(|l| match l.amount {
-                    Amount::Points(x) => x.0,
-                    Amount::Money(_) => 0,
-                })
-                .sum();
+                .kind
+                .member()
+                .map_or(0, |m| tx.points_to(AccountId::Member(m)).0);
             map.entry((p.0, tx.key.reference.clone()))
                 .and_modify(|f| f.copies += 1)
                 .or_insert(Found {
@@ -243,16 +237,11 @@ pub async fn verify_over_http(
         let path = format!("/v1/transactions/{reference}");
         if let Reply::Http { status: 200, body } = client.send(partner, "GET", &path, b"").await {
             let v: serde_json::Value = serde_json::from_slice(&body)?;
-            let points = v["points"].as_i64().unwrap_or(0);
-            let member_delta = match v["kind"].as_str() {
-                Some("hold") | Some("void") => 0,
-                _ => points,
-            };
             found.insert(
                 (partner, reference),
                 Found {
                     transaction_id: v["transaction_id"].as_str().unwrap_or("").to_string(),
-                    member_delta,
+                    member_delta: crate::recorder::Ack::member_delta_of(&v),
                     copies: 1,
                 },
             );

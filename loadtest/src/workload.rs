@@ -157,14 +157,10 @@ pub struct Workload {
     pub follow_ups: VecDeque<FollowUp>,
 }
 
-/// Demo member references by partner.
+/// Demo member references by partner (the gateway's demo coalition: 1, 2 or 3).
 pub fn member_reference(partner: u32, member: u64) -> String {
-    let p = match partner {
-        1 => "FF",
-        2 => "FC",
-        _ => "TN",
-    };
-    format!("{p}{member:06}")
+    partners_gateway::demo::member_reference_at(partner, member)
+        .expect("the workload sends as demo partners 1 to 3 only")
 }
 
 impl Workload {

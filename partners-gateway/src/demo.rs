@@ -23,6 +23,19 @@ pub fn member_reference(prefix: &str, n: u64) -> String {
     format!("{prefix}{n:06}")
 }
 
+/// Demo partner `id`'s prefix in the credentials file (`SKYWAYS`).
+pub fn env_prefix(id: u32) -> Option<&'static str> {
+    PARTNERS.iter().find(|p| p.0 == id).map(|p| p.1)
+}
+
+/// The reference demo partner `id` uses for demo member `n`.
+pub fn member_reference_at(id: u32, n: u64) -> Option<String> {
+    PARTNERS
+        .iter()
+        .find(|p| p.0 == id)
+        .map(|p| member_reference(p.4, n))
+}
+
 fn dec(s: &str) -> Decimal {
     s.parse().expect("demo constants are decimals")
 }

@@ -7,8 +7,7 @@ pub mod partner;
 use crate::problem::{ApiError, Kind};
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
-use ledger::model::Amount as LegAmount;
-use ledger::{AccountId, MemberId, Transaction, TxKind};
+use ledger::{AccountId, Transaction, TxKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -101,19 +100,10 @@ impl TransactionView {
     /// The view of `tx` for a caller who knows the member as `member`.
     pub fn of(tx: &Transaction, member: Option<String>, replayed: bool) -> TransactionView {
         let (kind, _) = ledger::describe(&tx.kind);
-        let subject = subject_member(&tx.kind);
-        let delta: i64 = tx
-            .postings
-            .iter()
-            .filter(|p| matches!(p.account, AccountId::Member(m) if Some(m) == subject))
-            .map(|p| match p.amount {
-                LegAmount::Points(x) => x.0,
-                LegAmount::Money(_) => 0,
-            })
-            .sum();
+        let subject = tx.kind.member();
         let points = match &tx.kind {
             TxKind::Hold { points, .. } | TxKind::Void { points, .. } => points.0,
-            _ => delta,
+            _ => subject.map_or(0, |m| tx.points_to(AccountId::Member(m)).0),
         };
         let hold_expires_at_ms = match &tx.kind {
             TxKind::Hold { expires_at, .. } => Some(expires_at.0),
@@ -143,21 +133,6 @@ impl TransactionView {
             hold_expires_at_ms,
             replayed,
         }
-    }
-}
-
-/// The member a transaction is about (the giver, for a transfer).
-pub fn subject_member(kind: &TxKind) -> Option<MemberId> {
-    match kind {
-        TxKind::Earn { member, .. }
-        | TxKind::Burn { member, .. }
-        | TxKind::Hold { member, .. }
-        | TxKind::Void { member, .. }
-        | TxKind::Reversal { member, .. }
-        | TxKind::Adjust { member, .. }
-        | TxKind::Enrolled { member } => Some(*member),
-        TxKind::Transfer { from, .. } => Some(*from),
-        TxKind::ContractSet(_) => None,
     }
 }
 
@@ -198,6 +173,44 @@ pub struct StatementView {
     pub entries: Vec<StatementLine>,
     /// Pass as `after` for the next page; absent on the last page.
     pub next: Option<String>,
+}
+
+impl BalanceView {
+    /// The view of `b` for a caller who knows the member as `member`.
+    pub fn of(member: String, b: ledger::MemberBalance) -> BalanceView {
+        BalanceView {
+            member,
+            posted: b.posted.0,
+            pending: b.pending.0,
+            available: b.available.0,
+        }
+    }
+}
+
+impl StatementView {
+    /// The lines of `page` that `keep` accepts, for a caller who knows the member as `member`.
+    pub fn of(
+        member: String,
+        page: &ledger::StatementPage,
+        keep: impl Fn(&ledger::codec::StatementEntry) -> bool,
+    ) -> StatementView {
+        StatementView {
+            member,
+            entries: page
+                .entries
+                .iter()
+                .filter(|e| keep(e))
+                .map(|e| StatementLine {
+                    transaction_id: e.tx.0.to_string(),
+                    committed_at_ms: e.at.0,
+                    kind: e.kind.clone(),
+                    points: e.points.0,
+                    balance_after: e.balance_after.0,
+                })
+                .collect(),
+            next: page.next.map(|t| t.0.to_string()),
+        }
+    }
 }
 
 /// Query of statement endpoints.

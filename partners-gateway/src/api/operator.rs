@@ -3,7 +3,7 @@
 
 use super::{
     blocking, check_points, check_reference, parse_tx_id, ApiJson, BalanceView, JsonResult,
-    StatementLine, StatementQuery, StatementView, TransactionView,
+    StatementQuery, StatementView, TransactionView,
 };
 use crate::app::{App, AppState};
 use crate::auth;
@@ -453,12 +453,7 @@ async fn member(State(app): State<AppState>, Path(id): Path<u64>) -> JsonResult<
             .ok_or_else(|| ApiError::new(Kind::UnknownMember, format!("no member {id}")))
     })
     .await?;
-    Ok(Json(BalanceView {
-        member: id.to_string(),
-        posted: b.posted.0,
-        pending: b.pending.0,
-        available: b.available.0,
-    }))
+    Ok(Json(BalanceView::of(id.to_string(), b)))
 }
 
 /// A member's full statement, paged.
@@ -483,21 +478,7 @@ async fn member_statement(
         let page = app
             .ledger
             .statement(MemberId(id), after, q.limit.unwrap_or(100))?;
-        Ok(StatementView {
-            member: id.to_string(),
-            entries: page
-                .entries
-                .iter()
-                .map(|e| StatementLine {
-                    transaction_id: e.tx.0.to_string(),
-                    committed_at_ms: e.at.0,
-                    kind: e.kind.clone(),
-                    points: e.points.0,
-                    balance_after: e.balance_after.0,
-                })
-                .collect(),
-            next: page.next.map(|t| t.0.to_string()),
-        })
+        Ok(StatementView::of(id.to_string(), &page, |_| true))
     })
     .await?;
     Ok(Json(view))

@@ -4,7 +4,7 @@
 
 use super::{
     blocking, check_points, check_reference, parse_tx_id, ApiJson, BalanceView, JsonResult,
-    StatementLine, StatementQuery, StatementView, TransactionView,
+    StatementQuery, StatementView, TransactionView,
 };
 use crate::app::{App, AppState};
 use crate::auth::{self, PartnerCaller, SignedRequest};
@@ -291,6 +291,17 @@ pub struct QuoteView {
 pub(crate) struct Prepared {
     cmd: Command,
     pricing: Option<Pricing>,
+    member: Option<MemberId>,
+    member_ref: Option<String>,
+}
+
+/// What answering needs once the command has gone to the ledger.
+struct Sent {
+    /// The pricing inputs, to recognise a retry priced under a newer rate table.
+    pricing: Option<Pricing>,
+    /// `earn`, `burn` or `hold` for priced commands (the kind `describe` gives their
+    /// transactions).
+    kind: &'static str,
     member: Option<MemberId>,
     member_ref: Option<String>,
 }
@@ -589,8 +600,21 @@ fn prepare_reversal(
     })
 }
 
-fn submit(app: &App, p: &Prepared) -> Result<Pending, ApiError> {
-    Ok(app.ledger.submit_priced(p.cmd.clone(), p.pricing.clone())?)
+/// Hands the command to the ledger (moved, not copied) and keeps what answering needs.
+fn submit(app: &App, p: Prepared) -> Result<(Sent, Pending), ApiError> {
+    let kind = match &p.cmd {
+        Command::Earn { .. } => "earn",
+        Command::Burn { .. } => "burn",
+        Command::Hold { .. } => "hold",
+        _ => "",
+    };
+    let sent = Sent {
+        pricing: p.pricing.clone(),
+        kind,
+        member: p.member,
+        member_ref: p.member_ref,
+    };
+    Ok((sent, app.ledger.submit_priced(p.cmd, p.pricing)?))
 }
 
 /// Waits for the ledger's answer and turns it into the caller's view. A retry priced under a
@@ -599,7 +623,7 @@ fn submit(app: &App, p: &Prepared) -> Result<Pending, ApiError> {
 async fn finish(
     app: &App,
     caller: &PartnerCaller,
-    p: Prepared,
+    p: Sent,
     pending: Pending,
 ) -> Result<TransactionView, ApiError> {
     let answer = pending
@@ -639,7 +663,7 @@ async fn finish(
     Ok(TransactionView::of(&tx, member_ref, replayed))
 }
 
-fn same_priced_request(tx: &Transaction, p: &Prepared) -> bool {
+fn same_priced_request(tx: &Transaction, p: &Sent) -> bool {
     let same_inputs = match (&tx.pricing, &p.pricing) {
         (Some(a), Some(b)) => {
             (a.quantity, &a.unit, &a.branch, &a.category)
@@ -647,13 +671,8 @@ fn same_priced_request(tx: &Transaction, p: &Prepared) -> bool {
         }
         _ => false,
     };
-    let same_kind = matches!(
-        (&tx.kind, &p.cmd),
-        (TxKind::Earn { .. }, Command::Earn { .. })
-            | (TxKind::Burn { .. }, Command::Burn { .. })
-            | (TxKind::Hold { .. }, Command::Hold { .. })
-    );
-    same_inputs && same_kind && super::subject_member(&tx.kind) == p.member
+    let same_kind = !p.kind.is_empty() && ledger::describe(&tx.kind).0 == p.kind;
+    same_inputs && same_kind && tx.kind.member() == p.member
 }
 
 fn count_points(partner: PartnerId, tx: &Transaction) {
@@ -675,8 +694,8 @@ async fn execute(
     caller: &PartnerCaller,
     p: Prepared,
 ) -> Result<TransactionView, ApiError> {
-    let pending = submit(app, &p)?;
-    finish(app, caller, p, pending).await
+    let (sent, pending) = submit(app, p)?;
+    finish(app, caller, sent, pending).await
 }
 
 /// Prepares a command that reads the ledger (capture, void, reversal) off the async workers.
@@ -764,12 +783,7 @@ async fn balance(
                 format!("no member with reference {reference:?}"),
             )
         })?;
-        Ok(BalanceView {
-            member: reference,
-            posted: b.posted.0,
-            pending: b.pending.0,
-            available: b.available.0,
-        })
+        Ok(BalanceView::of(reference, b))
     })
     .await?;
     Ok(Json(b))
@@ -792,23 +806,9 @@ async fn statement(
     let view = blocking(move || {
         let m = member_of(&app, &caller, &reference)?;
         let page = app.ledger.statement(m, after, q.limit.unwrap_or(100))?;
-        let entries = page
-            .entries
-            .iter()
-            .filter(|e| e.partner == Some(caller.partner))
-            .map(|e| StatementLine {
-                transaction_id: e.tx.0.to_string(),
-                committed_at_ms: e.at.0,
-                kind: e.kind.clone(),
-                points: e.points.0,
-                balance_after: e.balance_after.0,
-            })
-            .collect();
-        Ok(StatementView {
-            member: reference,
-            entries,
-            next: page.next.map(|t| t.0.to_string()),
-        })
+        Ok(StatementView::of(reference, &page, |e| {
+            e.partner == Some(caller.partner)
+        }))
     })
     .await?;
     Ok(Json(view))
@@ -981,7 +981,7 @@ async fn batch(
     // Submit everything first so the committer can put the whole request in one batch.
     let submitted: Vec<_> = prepared
         .into_iter()
-        .map(|p| p.and_then(|p| submit(&app, &p).map(|pending| (p, pending))))
+        .map(|p| p.and_then(|p| submit(&app, p)))
         .collect();
     let mut results = Vec::with_capacity(submitted.len());
     for s in submitted {
@@ -1019,7 +1019,7 @@ async fn transaction(
     caller.require(KeyScope::Read)?;
     let view = blocking(move || {
         let tx = own_transaction(&app, &caller, &reference)?;
-        let member = match super::subject_member(&tx.kind) {
+        let member = match tx.kind.member() {
             Some(m) => app
                 .registry
                 .reference_of(caller.partner, m)

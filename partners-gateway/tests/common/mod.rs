@@ -36,11 +36,7 @@ impl Answer {
 
 /// Partner ids of the demo coalition by env prefix.
 pub fn partner_prefix(id: u32) -> &'static str {
-    match id {
-        1 => "SKYWAYS",
-        2 => "FUELCO",
-        _ => "TELENET",
-    }
+    partners_gateway::demo::env_prefix(id).expect("a demo partner")
 }
 
 impl Gw {

@@ -15,10 +15,11 @@
 //! ```
 
 use crate::model::{Command, IdemKey};
-use crate::store::{Durability, Snapshot, Store, WriteSet};
-use crate::types::{Contract, MemberId, PartnerId, Points};
-use crate::{Ledger, LedgerConfig, LedgerError, Rejection};
+use crate::store::{Durability, Snapshot, Store, TxnStore, WriteSet};
+use crate::types::{AccountId, Contract, MemberId, PartnerId, Points};
+use crate::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection};
 use rust_decimal::Decimal;
+use std::collections::HashMap;
 
 /// Calls `$make!(check, check, ...)` with every check of the suite: the one list each engine's
 /// test file runs.
@@ -34,6 +35,11 @@ macro_rules! for_each_conformance_check {
             store_commits_survive_reopen,
             ledger_commands_balances_and_audit,
             ledger_state_survives_reopen,
+            cluster_commands_balances_and_audit,
+            cluster_state_survives_reopen,
+            cluster_processes_share_one_store,
+            cluster_holds_expire,
+            cluster_and_single_writer_stores_do_not_mix,
         );
     };
 }
@@ -137,7 +143,21 @@ pub fn store_atomic_add_is_little_endian_and_accumulates<S: Store>(open: &mut dy
     commit(&s, |w| w.add(b"n", 100));
     commit(&s, |w| w.set(b"m", &41i64.to_le_bytes()));
     commit(&s, |w| w.add(b"m", 1));
+    // 16-byte adds carry across the 64-bit boundary and below zero (money totals).
+    commit(&s, |w| {
+        w.add_wide(b"w", i128::from(u64::MAX));
+        w.add_wide(b"w", 1);
+    });
+    commit(&s, |w| w.add_wide(b"v", -3));
     let snap = s.snapshot().expect("snapshot");
+    assert_eq!(
+        snap.get(b"w").expect("get"),
+        Some((1i128 << 64).to_le_bytes().to_vec())
+    );
+    assert_eq!(
+        snap.get(b"v").expect("get"),
+        Some((-3i128).to_le_bytes().to_vec())
+    );
     assert_eq!(
         snap.get(b"n").expect("get"),
         Some(98i64.to_le_bytes().to_vec())
@@ -166,12 +186,14 @@ pub fn store_versions_increase_and_stamp_keys_in_commit_order<S: Store>(
     );
     let snap = s.snapshot().expect("snapshot");
     assert!(snap.version() >= versions[4]);
-    let values: Vec<Vec<u8>> = snap
-        .range(b"j", b"k", 100, false)
-        .expect("range")
-        .into_iter()
-        .map(|(_, v)| v)
-        .collect();
+    let rows = snap.range(b"j", b"k", 100, false).expect("range");
+    assert!(
+        rows.iter()
+            .all(|(k, _)| k.len() == 1 + crate::store::VERSIONSTAMP_LEN),
+        "a versionstamped key is its prefix then {} stamp bytes",
+        crate::store::VERSIONSTAMP_LEN
+    );
+    let values: Vec<Vec<u8>> = rows.into_iter().map(|(_, v)| v).collect();
     let want: Vec<Vec<u8>> = (0u8..5).flat_map(|i| [vec![i, 0], vec![i, 1]]).collect();
     assert_eq!(
         values, want,
@@ -253,7 +275,23 @@ fn rejected(r: Result<crate::Receipt, LedgerError>) -> Rejection {
 
 /// The ledger on this engine: commands, receipts, rejections, balances and a passing audit.
 pub fn ledger_commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> S) {
-    let l = Ledger::open(open(), LedgerConfig::default()).expect("open ledger");
+    commands_balances_and_audit(&mut || {
+        Ledger::open(open(), LedgerConfig::default()).expect("open ledger")
+    });
+}
+
+/// The same commands, receipts, balances and audit on the cluster path.
+pub fn cluster_commands_balances_and_audit<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
+    commands_balances_and_audit(&mut || open_cluster(open(), 0));
+}
+
+fn open_cluster<S: TxnStore + Clone>(store: S, shard: u8) -> Ledger<S> {
+    Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard })
+        .expect("open ledger in cluster mode")
+}
+
+fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {
+    let l = open();
     seed(&l);
     let (p1, p2, m1, m2) = (PartnerId(1), PartnerId(2), MemberId(1), MemberId(2));
     let earn = Command::Earn {
@@ -354,10 +392,21 @@ pub fn ledger_commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut
 
 /// Everything acknowledged is there after a restart, and the audit still holds.
 pub fn ledger_state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> S) {
+    state_survives_reopen(&mut || {
+        Ledger::open(open(), LedgerConfig::default()).expect("open ledger")
+    });
+}
+
+/// The same on the cluster path, where "reopen" is a new process on the same store.
+pub fn cluster_state_survives_reopen<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
+    state_survives_reopen(&mut || open_cluster(open(), 3));
+}
+
+fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {
     let (p1, m1) = (PartnerId(1), MemberId(1));
     let hold_id;
     {
-        let l = Ledger::open(open(), LedgerConfig::default()).expect("open ledger");
+        let l = open();
         seed(&l);
         for i in 0..20 {
             l.execute_blocking(Command::Earn {
@@ -382,7 +431,7 @@ pub fn ledger_state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> 
             .id;
         l.shutdown();
     }
-    let l = Ledger::open(open(), LedgerConfig::default()).expect("reopen ledger");
+    let l = open();
     let b = l.balance(m1).expect("read").expect("member");
     assert_eq!((b.posted, b.pending), (Points(200), Points(30)));
     let replay = l
@@ -409,4 +458,209 @@ pub fn ledger_state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> 
     assert!(page.next.is_some());
     crate::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit passes after reopen");
     l.shutdown();
+}
+
+/// Two processes (two ledgers, each with its own writer) on one store, racing on the same
+/// members with the same idempotency keys: nothing is applied twice, no member goes below zero,
+/// every receipt is in the journal once, and the audit holds.
+pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
+    let store = open();
+    let a = open_cluster(store.clone(), 0);
+    let b = open_cluster(store.clone(), 1);
+    seed(&a);
+    let (p1, p2) = (PartnerId(1), PartnerId(2));
+    for m in 1..=3 {
+        a.execute_blocking(Command::Earn {
+            key: IdemKey::partner(p1, format!("start-{m}")),
+            member: MemberId(m),
+            partner: p1,
+            points: Points(100),
+            bonus: Points(0),
+        })
+        .expect("opening earn");
+    }
+    // Each command goes to both processes at once: the same key, raced.
+    let commands: Vec<Command> = (0..120)
+        .map(|i| {
+            let member = MemberId(1 + i % 3);
+            match i % 4 {
+                0 => Command::Earn {
+                    key: IdemKey::partner(p1, format!("race-{i}")),
+                    member,
+                    partner: p1,
+                    points: Points(7),
+                    bonus: Points(1),
+                },
+                1 | 2 => Command::Burn {
+                    key: IdemKey::partner(p2, format!("race-{i}")),
+                    member,
+                    partner: p2,
+                    points: Points(13),
+                },
+                _ => Command::Transfer {
+                    key: IdemKey::operator(format!("race-{i}")),
+                    from: member,
+                    to: MemberId(1 + (i + 1) % 3),
+                    points: Points(5),
+                },
+            }
+        })
+        .collect();
+    let pending: Vec<_> = commands
+        .iter()
+        .map(|c| {
+            (
+                a.submit(c.clone()).expect("submit to a"),
+                b.submit(c.clone()).expect("submit to b"),
+            )
+        })
+        .collect();
+    let mut applied = 0;
+    for (i, (pa, pb)) in pending.into_iter().enumerate() {
+        let ra = pa.blocking_recv().expect("answer from a");
+        let rb = pb.blocking_recv().expect("answer from b");
+        match (ra, rb) {
+            (Ok(x), Ok(y)) => {
+                assert_eq!(
+                    x.tx, y.tx,
+                    "command {i}: both processes answer with one transaction"
+                );
+                assert!(
+                    x.replayed != y.replayed,
+                    "command {i}: exactly one process applies it, the other replays"
+                );
+                applied += 1;
+            }
+            (Err(LedgerError::Rejected(x)), Err(LedgerError::Rejected(y))) => {
+                assert!(
+                    matches!(x, Rejection::InsufficientPoints { .. }),
+                    "command {i}: {x:?}"
+                );
+                assert!(
+                    matches!(y, Rejection::InsufficientPoints { .. }),
+                    "command {i}: {y:?}"
+                );
+            }
+            (x, y) => panic!("command {i}: processes disagree: {x:?} / {y:?}"),
+        }
+    }
+    assert!(applied > 40, "most commands apply ({applied} did)");
+    let snap = a.read_snapshot().expect("snapshot");
+    let report = crate::audit::audit(&snap).expect("audit passes");
+    let mut total = 0;
+    for m in 1..=3 {
+        let bal = b.balance(MemberId(m)).expect("read").expect("member");
+        assert!(bal.posted.0 >= 0, "member {m} went below zero: {bal:?}");
+        total += bal.posted.0;
+    }
+    assert_eq!(report.points_outstanding, total);
+    let issued = b
+        .account_balance(AccountId::PartnerIssuance(p1))
+        .expect("read")
+        .points;
+    let burned = b
+        .account_balance(AccountId::PartnerRedemption(p2))
+        .expect("read")
+        .points;
+    let promotions = b
+        .account_balance(AccountId::Promotions)
+        .expect("read")
+        .points;
+    assert_eq!(
+        -issued.0 - promotions.0 - burned.0,
+        total,
+        "points issued minus points burned is what members hold"
+    );
+    // Every transaction is in the journal once, under its own key.
+    let mut seen: HashMap<String, crate::TxId> = HashMap::new();
+    crate::journal::for_each_batch(&snap, 0, &mut |_, txs| {
+        for tx in txs {
+            assert!(
+                seen.insert(tx.key.to_string(), tx.id).is_none(),
+                "key {} applied twice",
+                tx.key
+            );
+        }
+        Ok(())
+    })
+    .expect("read journal");
+    a.shutdown();
+    b.shutdown();
+}
+
+/// On the cluster path, a hold left open past its timeout voids itself (any process may do it,
+/// once).
+pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
+    let store = open();
+    let a = open_cluster(store.clone(), 0);
+    let b = open_cluster(store.clone(), 1);
+    seed(&a);
+    let (p1, m1) = (PartnerId(1), MemberId(1));
+    a.execute_blocking(Command::Earn {
+        key: IdemKey::partner(p1, "e"),
+        member: m1,
+        partner: p1,
+        points: Points(100),
+        bonus: Points(0),
+    })
+    .expect("earn");
+    let hold = b
+        .execute_blocking(Command::Hold {
+            key: IdemKey::partner(p1, "h"),
+            member: m1,
+            partner: p1,
+            points: Points(60),
+            timeout_ms: 50,
+        })
+        .expect("hold")
+        .tx
+        .id;
+    assert_eq!(
+        a.balance(m1).expect("read").expect("member").available,
+        Points(40)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let bal = a.balance(m1).expect("read").expect("member");
+        if bal.pending == Points(0) {
+            assert_eq!(bal.available, Points(100));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hold did not expire within 10 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let after = a.execute_blocking(Command::Capture {
+        key: IdemKey::partner(p1, "late-capture"),
+        hold,
+        points: None,
+    });
+    assert_eq!(rejected(after), Rejection::HoldNotOpen { hold });
+    let report = crate::audit::audit(&a.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.open_holds, 0);
+    a.shutdown();
+    b.shutdown();
+}
+
+/// A store written by one path cannot be opened by the other: their ids and indexes differ.
+pub fn cluster_and_single_writer_stores_do_not_mix<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let store = open();
+    let l = open_cluster(store.clone(), 0);
+    seed(&l);
+    l.shutdown();
+    match Ledger::open(store.clone(), LedgerConfig::default()) {
+        Err(LedgerError::Unavailable(why)) => assert!(why.contains("cluster"), "{why}"),
+        Err(other) => panic!("unexpected error: {other}"),
+        Ok(_) => panic!("a single-writer ledger opened a cluster store"),
+    }
+    let again = open_cluster(store, 0);
+    assert_eq!(
+        again.balance(MemberId(1)).expect("read").map(|b| b.posted),
+        Some(Points(0))
+    );
+    again.shutdown();
 }

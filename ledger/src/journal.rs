@@ -1,11 +1,19 @@
 //! Reading the journal: one transaction by id, or every transaction in commit order.
+//!
+//! A single committer numbers its batches in commit order, so `J seq` order is commit order.
+//! On the cluster path ([`crate::cluster`]) sequence numbers come from blocks each process
+//! reserved, so commit order is recorded separately: a versionstamped entry per batch under one
+//! of [`crate::cluster::JOURNAL_SHARDS`] shard prefixes. [`for_each_batch`] merges the shards
+//! by versionstamp.
 
 use crate::codec::Block;
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::Transaction;
-use crate::store::{prefix_end, Snapshot};
+use crate::store::{prefix_end, Snapshot, VERSIONSTAMP_LEN};
 use crate::types::TxId;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 /// The committed transaction `id`, if the journal has it.
 pub fn find_transaction<S: Snapshot + ?Sized>(
@@ -25,13 +33,22 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
     Ok(None)
 }
 
-/// Calls `f` with every batch committed after version `after`, in commit order: the batch's
-/// version and its transactions.
+/// Calls `f` with every batch committed after sequence `after`, in commit order: the batch's
+/// sequence number and its transactions. On a cluster-path store `after` must be 0 (sequence
+/// numbers there are not in commit order).
 pub fn for_each_batch<S: Snapshot + ?Sized>(
     snapshot: &S,
     after: u64,
     f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
+    if crate::cluster::is_cluster_store(snapshot)? {
+        if after != 0 {
+            return Err(LedgerError::Unavailable(
+                "a cluster-path journal is read from its start".into(),
+            ));
+        }
+        return for_each_merged(snapshot, f);
+    }
     let begin = keys::journal(after.saturating_add(1), 0);
     let end = prefix_end(&keys::journal_prefix());
     let mut current: Option<(u64, Vec<Transaction>)> = None;
@@ -65,6 +82,91 @@ pub fn for_each_batch<S: Snapshot + ?Sized>(
     }
     if let Some((v0, acc)) = current {
         f(v0, acc)?;
+    }
+    Ok(())
+}
+
+/// Entries read per shard per round trip while merging.
+const MERGE_PAGE: usize = 512;
+
+/// One shard's commit-order entries, read a page at a time.
+struct ShardCursor {
+    next: Vec<u8>,
+    end: Vec<u8>,
+    buffered: VecDeque<([u8; VERSIONSTAMP_LEN], u64)>,
+    done: bool,
+}
+
+impl ShardCursor {
+    fn new(shard: u8) -> ShardCursor {
+        let prefix = keys::order_prefix(shard);
+        ShardCursor {
+            next: prefix.to_vec(),
+            end: prefix_end(&prefix),
+            buffered: VecDeque::new(),
+            done: false,
+        }
+    }
+
+    /// The shard's next entry: (versionstamp and order, batch sequence).
+    fn pop<S: Snapshot + ?Sized>(
+        &mut self,
+        snapshot: &S,
+    ) -> Result<Option<([u8; VERSIONSTAMP_LEN], u64)>, LedgerError> {
+        if self.buffered.is_empty() && !self.done {
+            let rows = snapshot.range(&self.next, &self.end, MERGE_PAGE, false)?;
+            self.done = rows.len() < MERGE_PAGE;
+            if let Some((k, _)) = rows.last() {
+                self.next = k.clone();
+                self.next.push(0);
+            }
+            for (k, v) in rows {
+                let stamp: [u8; VERSIONSTAMP_LEN] = k
+                    .get(2..)
+                    .and_then(|s| s.try_into().ok())
+                    .ok_or_else(|| LedgerError::Corrupt(format!("commit-order key {k:?}")))?;
+                let seq = v
+                    .as_slice()
+                    .try_into()
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| LedgerError::Corrupt(format!("commit-order value {v:?}")))?;
+                self.buffered.push_back((stamp, seq));
+            }
+        }
+        Ok(self.buffered.pop_front())
+    }
+}
+
+/// The cluster path's batches in commit order: a k-way merge of the shards by versionstamp.
+fn for_each_merged<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut cursors: Vec<ShardCursor> = (0..crate::cluster::JOURNAL_SHARDS)
+        .map(ShardCursor::new)
+        .collect();
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some((stamp, seq)) = c.pop(snapshot)? {
+            heap.push(Reverse((stamp, i, seq)));
+        }
+    }
+    while let Some(Reverse((_, i, seq))) = heap.pop() {
+        let begin = keys::journal(seq, 0);
+        let end = keys::journal(seq + 1, 0);
+        let mut txs = Vec::new();
+        for (_, value) in snapshot.range(&begin, &end, usize::MAX, false)? {
+            txs.extend(Block::parse(&value)?.all()?);
+        }
+        if txs.is_empty() {
+            return Err(LedgerError::Corrupt(format!(
+                "commit order names batch {seq}, which the journal does not have"
+            )));
+        }
+        f(seq, txs)?;
+        if let Some((stamp, seq)) = cursors[i].pop(snapshot)? {
+            heap.push(Reverse((stamp, i, seq)));
+        }
     }
     Ok(())
 }

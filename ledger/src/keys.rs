@@ -35,6 +35,16 @@ pub const REVERSED: u8 = b'R';
 pub const STATEMENT: u8 = b'S';
 /// Projector metadata: `P ++ name`.
 pub const META: u8 = b'P';
+/// Cluster mode: commit order of journal batches, `O ++ shard ++ versionstamp ++ order`.
+pub const ORDER: u8 = b'O';
+/// Cluster mode: blind-added totals of non-member accounts, `A ++ account ++ asset`.
+pub const TOTAL: u8 = b'A';
+/// Cluster mode: open holds by timeout, `E ++ expiry ++ tx id`.
+pub const HOLD_TIMEOUT: u8 = b'E';
+
+/// Decimal places of the fixed-point money totals under [`TOTAL`] (contract prices have at
+/// most 10, points are whole).
+pub const MONEY_SCALE: u32 = 10;
 
 /// The prefix of journal keys.
 pub fn journal_prefix() -> [u8; 1] {
@@ -212,6 +222,57 @@ pub fn projected_through() -> Vec<u8> {
     vec![META, b'w']
 }
 
+/// Which writer owns the store: `single` (one committer) or `cluster` (many processes).
+pub fn writer_mode() -> Vec<u8> {
+    vec![META, b'm']
+}
+
+/// Cluster mode: the next free block of batch sequence numbers (u64 BE).
+pub fn id_blocks() -> Vec<u8> {
+    vec![META, b'q']
+}
+
+/// Cluster mode: the prefix of journal shard `shard`'s commit-order entries; the versionstamp
+/// and its order follow.
+pub fn order_prefix(shard: u8) -> [u8; 2] {
+    [ORDER, shard]
+}
+
+/// Cluster mode: the points total of non-member account `a` (i64 LE, blind-added).
+pub fn total_points(a: AccountId) -> Vec<u8> {
+    let mut k = total_prefix(a);
+    k.push(0);
+    k
+}
+
+/// Cluster mode: the money total of account `a` in `c` (i128 LE at [`MONEY_SCALE`]).
+pub fn total_money(a: AccountId, c: crate::types::Currency) -> Vec<u8> {
+    let mut k = total_prefix(a);
+    k.push(1);
+    k.extend_from_slice(c.code().as_bytes());
+    k
+}
+
+/// Cluster mode: the prefix of every total of account `a`.
+pub fn total_prefix(a: AccountId) -> Vec<u8> {
+    let mut k = vec![TOTAL];
+    push_account(&mut k, a);
+    k
+}
+
+/// Cluster mode: the timeout index entry of hold `id`, expiring at `at`.
+pub fn hold_timeout(at: crate::types::Timestamp, id: TxId) -> Vec<u8> {
+    let mut k = vec![HOLD_TIMEOUT];
+    k.extend_from_slice(&((at.0 as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&id.0.to_be_bytes());
+    k
+}
+
+/// The hold id at the end of a [`hold_timeout`] key.
+pub fn parse_hold_timeout(key: &[u8]) -> Option<TxId> {
+    (key.len() == 17).then(|| TxId(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"))))
+}
+
 /// A key holding a u64 tx id at its end (holds, reversed records).
 pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
     (key.len() == 9).then(|| TxId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
@@ -244,6 +305,16 @@ mod tests {
         assert!(journal(1, 65535) < journal(2, 0));
         assert_eq!(parse_journal(&journal(7, 3)), Some((7, 3)));
         assert_eq!(parse_journal(b"Jshort"), None);
+    }
+
+    #[test]
+    fn hold_timeouts_sort_by_time_across_the_epoch() {
+        use crate::types::Timestamp;
+        let before = hold_timeout(Timestamp(-5), TxId(9));
+        let after = hold_timeout(Timestamp(3), TxId(1));
+        let later = hold_timeout(Timestamp(3), TxId(2));
+        assert!(before < after && after < later);
+        assert_eq!(parse_hold_timeout(&later), Some(TxId(2)));
     }
 
     #[test]

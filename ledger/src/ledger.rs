@@ -34,7 +34,7 @@ use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
 use crate::projector::Projector;
 use crate::state::{Balance, HoldState, MemberState, Reversed, State};
-use crate::store::{prefix_end, Snapshot, Store};
+use crate::store::{prefix_end, Snapshot, Store, TxnStore};
 use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -146,9 +146,12 @@ const READ_WAIT_MAX: Duration = Duration::from_secs(10);
 /// A waiting command's answer.
 pub type Pending = tokio::sync::oneshot::Receiver<Result<Receipt, LedgerError>>;
 
-/// The ledger: a running committer and projector over a store.
+/// The ledger: a running committer and projector over a store (or, on the cluster path, a
+/// writer whose every batch is a store transaction; see [`crate::cluster`]).
 pub struct Ledger<S: Store> {
     store: S,
+    /// On the cluster path: derived state is written with the journal, so reads never wait.
+    cluster: bool,
     shared: Arc<Shared>,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
@@ -165,6 +168,11 @@ impl<S: Store + Clone> Ledger<S> {
             ..config.committer
         };
         let snapshot = store.snapshot()?;
+        if crate::cluster::is_cluster_store(&snapshot)? {
+            return Err(LedgerError::Unavailable(
+                "this store is written by cluster-mode ledgers; open it in cluster mode".into(),
+            ));
+        }
         let (mut state, through) = load_state(&snapshot, config.policy)?;
         let keys = KeyIndex::load(&snapshot)?;
         let mirror = state.clone();
@@ -225,10 +233,56 @@ impl<S: Store + Clone> Ledger<S> {
             .map_err(|e| LedgerError::Unavailable(format!("cannot start committer: {e}")))?;
         Ok(Ledger {
             store,
+            cluster: false,
             shared,
             jobs: Some(jobs),
             writer: Some(writer),
             projector: Some(projector),
+        })
+    }
+}
+
+impl<S: TxnStore + Clone> Ledger<S> {
+    /// Opens the ledger on the cluster path: one of many processes writing `store` at once.
+    /// Nothing is loaded into memory; every batch reads what it decides on inside a store
+    /// transaction. A store written by a single committer is refused, and vice versa.
+    pub fn open_cluster(
+        store: S,
+        config: LedgerConfig,
+        cluster: crate::cluster::ClusterConfig,
+    ) -> Result<Ledger<S>, LedgerError> {
+        crate::cluster::claim_store(&store)?;
+        let committer = CommitterConfig {
+            batch_size_max: config.committer.batch_size_max.max(1),
+            ..config.committer
+        };
+        let shared = Arc::new(Shared {
+            projected: Mutex::new(u64::MAX),
+            projected_cv: Condvar::new(),
+            committed: AtomicU64::new(0),
+            failure: Mutex::new(None),
+            stats: LedgerStats::default(),
+            on_commit: config.on_commit.clone(),
+        });
+        let writer = crate::cluster::ClusterWriter::new(
+            store.clone(),
+            config.policy,
+            committer,
+            cluster,
+            shared.clone(),
+        );
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity.max(1));
+        let writer = std::thread::Builder::new()
+            .name("ledger-cluster-writer".into())
+            .spawn(move || writer.run(queue))
+            .map_err(|e| LedgerError::Unavailable(format!("cannot start writer: {e}")))?;
+        Ok(Ledger {
+            store,
+            cluster: true,
+            shared,
+            jobs: Some(jobs),
+            writer: Some(writer),
+            projector: None,
         })
     }
 }
@@ -297,6 +351,12 @@ impl<S: Store> Ledger<S> {
     /// Waits until the derived state covers every commit made before this call, then returns a
     /// snapshot that includes it. Reads built on it see their own writes.
     pub fn read_snapshot(&self) -> Result<S::Snapshot, LedgerError> {
+        if self.cluster {
+            if let Some(why) = self.shared.failure() {
+                return Err(LedgerError::Unavailable(why));
+            }
+            return Ok(self.store.snapshot()?);
+        }
         let target = self.committed_version();
         let deadline = Instant::now() + READ_WAIT_MAX;
         let mut projected = self.shared.projected.lock().expect("projected lock");
@@ -435,7 +495,7 @@ impl<S: Store> Drop for Ledger<S> {
     }
 }
 
-fn read_member<Snap: Snapshot>(
+fn read_member<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     m: MemberId,
 ) -> Result<Option<MemberState>, LedgerError> {
@@ -445,7 +505,13 @@ fn read_member<Snap: Snapshot>(
     }
 }
 
-fn account_balance<Snap: Snapshot>(snap: &Snap, a: AccountId) -> Result<Balance, LedgerError> {
+/// Any account's balance in `snap`: members from their record; other accounts from the
+/// projector's balance record plus the cluster path's blind-added totals (one or the other is
+/// empty, depending on which path wrote the store).
+pub(crate) fn account_balance<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    a: AccountId,
+) -> Result<Balance, LedgerError> {
     match a {
         AccountId::Member(m) => {
             let posted = read_member(snap, m)?.map(|s| s.posted).unwrap_or_default();
@@ -454,10 +520,14 @@ fn account_balance<Snap: Snapshot>(snap: &Snap, a: AccountId) -> Result<Balance,
                 money: vec![],
             })
         }
-        _ => match snap.get(&keys::balance(a))? {
-            Some(v) => codec::decode("balance record", &v),
-            None => Ok(Balance::default()),
-        },
+        _ => {
+            let mut b = match snap.get(&keys::balance(a))? {
+                Some(v) => codec::decode("balance record", &v)?,
+                None => Balance::default(),
+            };
+            crate::cluster::read_totals(snap, a, &mut b)?;
+            Ok(b)
+        }
     }
 }
 
@@ -484,6 +554,19 @@ fn balance_as_of<Snap: Snapshot>(
             points: found,
             money: vec![],
         });
+    }
+    if crate::cluster::is_cluster_store(snap)? {
+        // The cluster path keeps no history entries: replay the whole journal.
+        let mut balance = Balance::default();
+        crate::journal::for_each_batch(snap, 0, &mut |_, txs| {
+            for tx in txs.iter().filter(|t| t.at <= at) {
+                for p in tx.postings.iter().filter(|p| p.account == a) {
+                    balance.add(p.amount);
+                }
+            }
+            Ok(())
+        })?;
+        return Ok(balance);
     }
     // History entries hold the balance at the end of each projector flush that touched `a`;
     // replay the journal between the last entry at or before `at` and the next entry.

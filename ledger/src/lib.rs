@@ -8,6 +8,8 @@
 //! - [`Ledger`]: the running ledger: a single committer thread that group-commits batches of
 //!   commands as journal blocks (fsync per batch), and a projector thread that keeps derived
 //!   state and indexes current for reads.
+//! - [`cluster`]: the command path for many ledger processes over one transactional store
+//!   (FoundationDB): serialisable reads per command, blind adds for hot accounts.
 //! - [`audit`]: recompute everything from the journal and check the invariants.
 //!
 //! See the example on [`Ledger`] for a first earn.
@@ -15,6 +17,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod cluster;
 pub mod codec;
 mod committer;
 pub mod conformance;
@@ -29,6 +32,7 @@ pub mod state;
 pub mod store;
 pub mod types;
 
+pub use cluster::ClusterConfig;
 pub use committer::CommitterConfig;
 pub use error::{LedgerError, Rejection};
 pub use ledger::{

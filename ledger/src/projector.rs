@@ -27,13 +27,14 @@ pub(crate) struct Projector<S: Store> {
     pub shared: Arc<crate::ledger::Shared>,
 }
 
+/// What a run of transactions touched, so derived records are written once per flush.
 #[derive(Default)]
-struct Touched {
-    members: BTreeSet<MemberId>,
-    accounts: BTreeSet<AccountId>,
-    holds: BTreeSet<TxId>,
-    reversed: BTreeSet<TxId>,
-    contracts: BTreeSet<PartnerId>,
+pub(crate) struct Touched {
+    pub members: BTreeSet<MemberId>,
+    pub accounts: BTreeSet<AccountId>,
+    pub holds: BTreeSet<TxId>,
+    pub reversed: BTreeSet<TxId>,
+    pub contracts: BTreeSet<PartnerId>,
 }
 
 impl<S: Store> Projector<S> {
@@ -111,7 +112,8 @@ impl<S: Store> Projector<S> {
     }
 }
 
-fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transaction) {
+/// Writes `tx`'s idempotency and statement entries and notes what it touched.
+pub(crate) fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transaction) {
     w.set_owned(
         keys::idempotency(&tx.key),
         codec::encode(&IdemRecord {

@@ -289,11 +289,15 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
     }
 }
 
-fn open_ledger(dir: &std::path::Path) -> Ledger<EmbeddedStore> {
-    let ledger = Ledger::open(
-        EmbeddedStore::open(dir).expect("store"),
-        LedgerConfig::default(),
-    )
+/// The ledger on the single committer, or on the cluster path (every batch a store
+/// transaction reading what it decides on); both must agree with the model.
+fn open_ledger(dir: &std::path::Path, cluster: bool) -> Ledger<EmbeddedStore> {
+    let store = EmbeddedStore::open(dir).expect("store");
+    let ledger = if cluster {
+        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 5 })
+    } else {
+        Ledger::open(store, LedgerConfig::default())
+    }
     .expect("ledger");
     for p in 1..=2 {
         let contract = Contract {
@@ -326,47 +330,81 @@ proptest! {
 
     #[test]
     fn ledger_agrees_with_the_model_on_random_command_sequences(ops in proptest::collection::vec(op(), 1..40)) {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let ledger = open_ledger(dir.path());
-        let mut model = Model::default();
-        let mut issued: Vec<Option<(Command, Transaction)>> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            if let Op::Retry { op: j } = op {
-                if let Some(Some((cmd, tx))) = issued.get(*j) {
-                    let r = ledger.execute_blocking(cmd.clone()).expect("a retry of an accepted command succeeds");
-                    prop_assert!(r.replayed);
-                    prop_assert_eq!(&r.tx, tx);
-                }
-                issued.push(None);
-                continue;
-            }
-            let Some((cmd, expect_ok)) = to_command(&model, op, i) else {
-                issued.push(None);
-                continue;
-            };
-            match ledger.execute_blocking(cmd.clone()) {
-                Ok(r) => {
-                    prop_assert!(expect_ok, "step {}: ledger accepted {:?}, model rejects", i, op);
-                    prop_assert!(!r.replayed);
-                    model_apply(&mut model, op, &r.tx);
-                    for (m, posted) in &r.tx.member_balances {
-                        prop_assert_eq!(posted.0, model.posted[m.0 as usize], "step {}: receipt balance of member {}", i, m.0);
-                    }
-                    issued.push(Some((cmd, r.tx)));
-                }
-                Err(LedgerError::Rejected(why)) => {
-                    prop_assert!(!expect_ok, "step {}: ledger rejected {:?} ({}), model accepts", i, op, why);
-                    issued.push(None);
-                }
-                Err(e) => panic!("ledger failed: {e}"),
-            }
-        }
-        for m in 1..=MEMBERS {
-            let b = ledger.balance(MemberId(m)).expect("read").expect("member");
-            prop_assert_eq!((b.posted.0, b.pending.0), (model.posted[m as usize], model.held[m as usize]), "member {}", m);
-        }
-        let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
-        prop_assert_eq!(report.points_outstanding, model.posted.iter().sum::<i64>());
-        ledger.shutdown();
+        agrees_with_the_model(&ops, false)?;
     }
+
+    #[test]
+    fn cluster_path_agrees_with_the_model_on_random_command_sequences(ops in proptest::collection::vec(op(), 1..40)) {
+        agrees_with_the_model(&ops, true)?;
+    }
+}
+
+fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ledger = open_ledger(dir.path(), cluster);
+    let mut model = Model::default();
+    let mut issued: Vec<Option<(Command, Transaction)>> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let Op::Retry { op: j } = op {
+            if let Some(Some((cmd, tx))) = issued.get(*j) {
+                let r = ledger
+                    .execute_blocking(cmd.clone())
+                    .expect("a retry of an accepted command succeeds");
+                prop_assert!(r.replayed);
+                prop_assert_eq!(&r.tx, tx);
+            }
+            issued.push(None);
+            continue;
+        }
+        let Some((cmd, expect_ok)) = to_command(&model, op, i) else {
+            issued.push(None);
+            continue;
+        };
+        match ledger.execute_blocking(cmd.clone()) {
+            Ok(r) => {
+                prop_assert!(
+                    expect_ok,
+                    "step {}: ledger accepted {:?}, model rejects",
+                    i,
+                    op
+                );
+                prop_assert!(!r.replayed);
+                model_apply(&mut model, op, &r.tx);
+                for (m, posted) in &r.tx.member_balances {
+                    prop_assert_eq!(
+                        posted.0,
+                        model.posted[m.0 as usize],
+                        "step {}: receipt balance of member {}",
+                        i,
+                        m.0
+                    );
+                }
+                issued.push(Some((cmd, r.tx)));
+            }
+            Err(LedgerError::Rejected(why)) => {
+                prop_assert!(
+                    !expect_ok,
+                    "step {}: ledger rejected {:?} ({}), model accepts",
+                    i,
+                    op,
+                    why
+                );
+                issued.push(None);
+            }
+            Err(e) => panic!("ledger failed: {e}"),
+        }
+    }
+    for m in 1..=MEMBERS {
+        let b = ledger.balance(MemberId(m)).expect("read").expect("member");
+        prop_assert_eq!(
+            (b.posted.0, b.pending.0),
+            (model.posted[m as usize], model.held[m as usize]),
+            "member {}",
+            m
+        );
+    }
+    let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
+    prop_assert_eq!(report.points_outstanding, model.posted.iter().sum::<i64>());
+    ledger.shutdown();
+    Ok(())
 }

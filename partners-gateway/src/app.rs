@@ -4,7 +4,7 @@ use crate::auth::NonceCache;
 use crate::problem::{ApiError, Kind};
 use crate::registry::{PartnerRecord, Registry};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use ledger::store::EmbeddedStore;
+use ledger::store::Engine;
 use ledger::{Ledger, PartnerId};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashMap;
@@ -24,7 +24,7 @@ pub struct Limits {
 /// Everything a handler needs.
 pub struct App {
     /// The ledger.
-    pub ledger: Ledger<EmbeddedStore>,
+    pub ledger: Ledger<Engine>,
     /// Partners, keys, rates, operators, member links.
     pub registry: Registry,
     /// Seen nonces.
@@ -46,7 +46,7 @@ pub type AppState = Arc<App>;
 impl App {
     /// Assembles the state.
     pub fn new(
-        ledger: Ledger<EmbeddedStore>,
+        ledger: Ledger<Engine>,
         registry: Registry,
         nonces: NonceCache,
         limits: Limits,

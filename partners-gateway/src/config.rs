@@ -2,7 +2,11 @@
 //!
 //! ```toml
 //! listen = "127.0.0.1:8080"
-//! store = "embedded"          # the only engine the gateway runs on today
+//! store = "embedded"          # or "fdb:/etc/foundationdb/fdb.cluster" (built with --features fdb)
+//! fdb_subspace = "coalition/"  # FoundationDB only: key prefix every gateway of one ledger shares
+//! journal_shard = 3            # FoundationDB only: this gateway's journal shard, 0-15
+//! writer = "single"            # embedded only: "cluster" runs the many-gateway command path
+//!                              # on the embedded store (for testing it without FoundationDB)
 //! data = "./data"
 //! batch_size_max = 8192
 //! linger_us = 0
@@ -16,9 +20,23 @@
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use ledger::store::EngineSpec;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// How the ledger writes: one writer owning the store, or the many-gateway cluster path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum WriterPath {
+    /// One committer owns the store and keeps the working state in memory (embedded only).
+    Single,
+    /// Every batch is a store transaction; many gateways may share the store.
+    Cluster,
+}
+
+/// FoundationDB subspace when none is configured.
+pub const DEFAULT_SUBSPACE: &str = "coalition/";
 
 /// Log output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum, Default)]
@@ -37,6 +55,9 @@ pub enum LogFormat {
 struct FileConfig {
     listen: Option<SocketAddr>,
     store: Option<String>,
+    fdb_subspace: Option<String>,
+    journal_shard: Option<u8>,
+    writer: Option<WriterPath>,
     data: Option<PathBuf>,
     master_key_file: Option<PathBuf>,
     batch_size_max: Option<usize>,
@@ -60,9 +81,21 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Storage engine; only `embedded` today [default: embedded].
+    /// Storage engine: `embedded`, or `fdb:<cluster file>` for many gateways on one
+    /// FoundationDB cluster (needs a build with `--features fdb`) [default: embedded].
     #[arg(long)]
     pub store: Option<String>,
+    /// FoundationDB key prefix shared by every gateway of one ledger [default: coalition/].
+    #[arg(long)]
+    pub fdb_subspace: Option<String>,
+    /// FoundationDB journal shard this gateway appends under, 0 to 15 [default: chosen at
+    /// random at start].
+    #[arg(long)]
+    pub journal_shard: Option<u8>,
+    /// Command path: `single` (one writer owns the store; embedded only) or `cluster` (every
+    /// batch a store transaction; always used on FoundationDB) [default: by store].
+    #[arg(long)]
+    pub writer: Option<WriterPath>,
     /// Data directory of the embedded store [default: ./data].
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -111,6 +144,14 @@ pub struct ServeArgs {
 pub struct Config {
     /// Listen address.
     pub listen: SocketAddr,
+    /// Storage engine.
+    pub store: EngineSpec,
+    /// FoundationDB subspace prefix.
+    pub fdb_subspace: String,
+    /// FoundationDB journal shard.
+    pub journal_shard: u8,
+    /// Command path.
+    pub writer: WriterPath,
     /// Data directory.
     pub data: PathBuf,
     /// Master key file.
@@ -144,6 +185,10 @@ impl Config {
     pub fn for_tests(data: &Path) -> Config {
         Config {
             listen: "127.0.0.1:0".parse().expect("valid address"),
+            store: EngineSpec::Embedded,
+            fdb_subspace: DEFAULT_SUBSPACE.into(),
+            journal_shard: 0,
+            writer: WriterPath::Single,
             data: data.to_path_buf(),
             master_key_file: data.join("gateway-master.key"),
             batch_size_max: 8192,
@@ -170,15 +215,33 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let store = args
+        let store: EngineSpec = args
             .store
             .or(file.store)
-            .unwrap_or_else(|| "embedded".into());
-        if store != "embedded" {
-            anyhow::bail!(
-                "store {store:?} is not supported: the gateway runs on \"embedded\" only; sharing a FoundationDB cluster between gateways is not built yet (docs/foundationdb.md)"
-            );
+            .unwrap_or_else(|| "embedded".into())
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!(e))?;
+        let fdb_subspace = args
+            .fdb_subspace
+            .or(file.fdb_subspace)
+            .unwrap_or_else(|| DEFAULT_SUBSPACE.into());
+        if fdb_subspace.is_empty() || fdb_subspace.as_bytes()[0] == 0xff {
+            anyhow::bail!("fdb_subspace must be non-empty and must not start with byte 0xff");
         }
+        let shards = ledger::cluster::JOURNAL_SHARDS;
+        let journal_shard = match args.journal_shard.or(file.journal_shard) {
+            Some(s) if s < shards => s,
+            Some(s) => anyhow::bail!("journal_shard must be 0 to {}, got {s}", shards - 1),
+            None => rand::random_range(0..shards),
+        };
+        let writer = match (args.writer.or(file.writer), &store) {
+            (Some(WriterPath::Single), EngineSpec::Fdb { .. }) => anyhow::bail!(
+                "writer \"single\" cannot run on FoundationDB: gateways sharing a cluster use \"cluster\""
+            ),
+            (Some(w), _) => w,
+            (None, EngineSpec::Embedded) => WriterPath::Single,
+            (None, EngineSpec::Fdb { .. }) => WriterPath::Cluster,
+        };
         let data = args
             .data
             .or(file.data)
@@ -192,6 +255,10 @@ impl Config {
             anyhow::bail!("batch_size_max must be 1 to 60000, got {batch_size_max}");
         }
         Ok(Config {
+            store,
+            fdb_subspace,
+            journal_shard,
+            writer,
             listen: args
                 .listen
                 .or(file.listen)

@@ -20,11 +20,11 @@ use anyhow::Context;
 use app::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, ServeArgs};
-use ledger::store::EmbeddedStore;
+use ledger::store::{Engine, EngineSpec};
 use ledger::{CommitterConfig, Ledger, LedgerConfig};
 use registry::{Registry, Role};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,6 +57,12 @@ enum Cmd {
         /// The master key file the service uses [default: DATA/gateway-master.key].
         #[arg(long)]
         master_key_file: Option<PathBuf>,
+        /// The store the service uses: `embedded` or `fdb:<cluster file>`.
+        #[arg(long, default_value = "embedded")]
+        store: EngineSpec,
+        /// FoundationDB key prefix the service uses.
+        #[arg(long, default_value = config::DEFAULT_SUBSPACE)]
+        fdb_subspace: String,
     },
 }
 
@@ -77,14 +83,15 @@ pub fn run_cli() -> anyhow::Result<()> {
             name,
             role,
             master_key_file,
+            store,
+            fdb_subspace,
         } => {
             let role = match role.as_str() {
                 "operator" => Role::Operator,
                 "finance" => Role::Finance,
                 other => anyhow::bail!("role must be operator or finance, not {other:?}"),
             };
-            let store = EmbeddedStore::open(&data)
-                .with_context(|| format!("opening the store at {}", data.display()))?;
+            let store = open_store(&store, &data, &fdb_subspace)?;
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
             let master = registry::load_or_create_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
@@ -159,6 +166,9 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     })
     .await
     .context("opening task")??;
+    if config.writer == config::WriterPath::Cluster {
+        refresh_registry(Arc::downgrade(&app));
+    }
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app, &data, n)).await??)
@@ -225,11 +235,38 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.listen(ACCEPT_BACKLOG)
 }
 
+/// How often a gateway on a shared store reloads partners, keys, rates and operators.
+const REGISTRY_REFRESH: Duration = Duration::from_secs(2);
+
+/// On a shared store, keeps this gateway's registry view current with what other gateways
+/// change. Holds the app weakly, so shutdown is not delayed.
+fn refresh_registry(app: std::sync::Weak<App>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REGISTRY_REFRESH).await;
+            let Some(app) = app.upgrade() else { return };
+            match tokio::task::spawn_blocking(move || app.registry.refresh()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
+                Err(e) => tracing::warn!(error = %e, "registry refresh task failed"),
+            }
+        }
+    });
+}
+
+/// Opens the configured engine: the embedded store in `data`, or the FoundationDB subspace.
+fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<Engine> {
+    std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    Engine::open(spec, data, subspace.as_bytes()).with_context(|| match spec {
+        EngineSpec::Embedded => format!("opening the store at {}", data.display()),
+        EngineSpec::Fdb { cluster_file } => {
+            format!("connecting to FoundationDB through {cluster_file}")
+        }
+    })
+}
+
 fn open_app(config: &Config) -> anyhow::Result<AppState> {
-    std::fs::create_dir_all(&config.data)
-        .with_context(|| format!("creating {}", config.data.display()))?;
-    let store = EmbeddedStore::open(&config.data)
-        .with_context(|| format!("opening the store at {}", config.data.display()))?;
+    let store = open_store(&config.store, &config.data, &config.fdb_subspace)?;
     let master = registry::load_or_create_master_key(&config.master_key_file)?;
     let registry = Registry::open(store.clone(), master)?;
     let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
@@ -237,19 +274,32 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         metrics::histogram!("ledger_commit_duration_seconds").record(took.as_secs_f64());
         metrics::counter!("ledger_transactions_total").increment(txs as u64);
     });
-    let ledger = Ledger::open(
-        store,
-        LedgerConfig {
-            committer: CommitterConfig {
-                batch_size_max: config.batch_size_max,
-                linger: Duration::from_micros(config.linger_us),
-                queue_capacity: config.queue_capacity,
-                ..CommitterConfig::default()
-            },
-            on_commit: Some(on_commit),
-            ..LedgerConfig::default()
+    let ledger_config = LedgerConfig {
+        committer: CommitterConfig {
+            batch_size_max: config.batch_size_max,
+            linger: Duration::from_micros(config.linger_us),
+            queue_capacity: config.queue_capacity,
+            ..CommitterConfig::default()
         },
-    )
+        on_commit: Some(on_commit),
+        ..LedgerConfig::default()
+    };
+    let ledger = if config.writer == config::WriterPath::Cluster {
+        tracing::info!(
+            shard = config.journal_shard,
+            subspace = %config.fdb_subspace,
+            "opening the ledger on the cluster path"
+        );
+        Ledger::open_cluster(
+            store,
+            ledger_config,
+            ledger::ClusterConfig {
+                shard: config.journal_shard,
+            },
+        )
+    } else {
+        Ledger::open(store, ledger_config)
+    }
     .context("opening the ledger")?;
     let nonces = auth::NonceCache::new(
         Duration::from_secs(config.clock_skew_seconds),

@@ -5,13 +5,22 @@
 //! durable commit before the change is acknowledged. Partners, keys, rates and operators are few
 //! and are kept in memory; member links can run to millions and are read from the store.
 //!
+//! Every read-check-write (member id allocation, links, rate table numbering) is one store
+//! transaction, so gateways sharing a FoundationDB cluster cannot allocate the same id or link
+//! one reference twice. Gateways on a shared store also [`Registry::refresh`] their in-memory
+//! view every few seconds and read an unknown key id through to the store, so a key created on
+//! one gateway works on every gateway at once, and a revocation reaches them all within the
+//! refresh interval.
+//!
 //! Secrets at rest: a partner key's secret is never stored. It is derived on demand as
 //! HMAC-SHA256(master key, key id), where the master key lives outside the store (a file only the
 //! gateway can read). Operator tokens are random and stored as their SHA-256.
 
 use crate::rates::RateTable;
 use hmac::{Hmac, Mac};
-use ledger::store::{prefix_end, Durability, EmbeddedStore, Snapshot, Store, StoreError, WriteSet};
+use ledger::store::{
+    prefix_end, Durability, Engine, Snapshot, Store, StoreError, Txn, TxnBody, TxnStore, WriteSet,
+};
 use ledger::{MemberId, PartnerId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -28,6 +37,9 @@ const OPERATOR: u8 = b'o';
 const LINK: u8 = b'l';
 const LINK_BACK: u8 = b'L';
 const NEXT_MEMBER: u8 = b'n';
+const NEXT_RATE: u8 = b'v';
+/// Attempts of a registry transaction before it fails as contended.
+const TXN_ATTEMPTS: u32 = 20;
 
 /// Longest partner member reference, in bytes.
 pub const MEMBER_REFERENCE_LEN_MAX: usize = 64;
@@ -99,7 +111,6 @@ struct Inner {
     keys: HashMap<String, KeyRecord>,
     rates: BTreeMap<u32, Vec<RateTable>>,
     operators: HashMap<[u8; 32], OperatorRecord>,
-    next_member: u64,
 }
 
 /// Registry failures.
@@ -121,37 +132,32 @@ pub enum RegistryError {
 
 /// The registry: in-memory view plus durable writes.
 pub struct Registry {
-    store: EmbeddedStore,
+    store: Engine,
     master: [u8; 32],
     inner: RwLock<Inner>,
-    /// Serialises writers so read-check-write sequences (id allocation, links) are atomic.
+    /// Serialises this process's writers of cached records, so memory follows the store.
     write: Mutex<()>,
 }
 
 impl Registry {
-    /// Loads every registry record from `store`.
-    pub fn open(store: EmbeddedStore, master: [u8; 32]) -> Result<Registry, RegistryError> {
-        let mut inner = Inner::default();
-        let snap = store.snapshot()?;
-        let mut failure = None;
-        let begin = [PREFIX];
-        let end = prefix_end(&begin);
-        snap.scan(&begin, &end, &mut |k, v| {
-            if let Err(e) = load_record(&mut inner, k, v) {
-                failure = Some(e);
-                return false;
-            }
-            true
-        })?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
+    /// Loads every cached registry record from `store`.
+    pub fn open(store: Engine, master: [u8; 32]) -> Result<Registry, RegistryError> {
+        let inner = load_all(&store)?;
         Ok(Registry {
             store,
             master,
             inner: RwLock::new(inner),
             write: Mutex::new(()),
         })
+    }
+
+    /// Reloads partners, keys, rate tables and operators from the store: what other gateways
+    /// on a shared store changed becomes visible here.
+    pub fn refresh(&self) -> Result<(), RegistryError> {
+        let _w = self.write.lock().expect("registry write lock");
+        let inner = load_all(&self.store)?;
+        *self.inner.write().expect("registry lock") = inner;
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Inner> {
@@ -161,6 +167,11 @@ impl Registry {
     fn commit(&self, ws: WriteSet) -> Result<(), RegistryError> {
         self.store.commit(ws, Durability::Sync)?;
         Ok(())
+    }
+
+    /// Runs `body` as one store transaction (serialisable reads, durable commit).
+    fn transact<T>(&self, body: &mut TxnBody<'_, T, RegistryError>) -> Result<T, RegistryError> {
+        Ok(self.store.transact(TXN_ATTEMPTS, body)?.1)
     }
 
     /// A partner by id.
@@ -235,9 +246,27 @@ impl Registry {
         Ok(())
     }
 
-    /// A key by id.
+    /// A key by id. An id this process has not seen is read from the store (another gateway
+    /// may have just created it).
     pub fn key(&self, key_id: &str) -> Option<KeyRecord> {
-        self.read().keys.get(key_id).cloned()
+        if let Some(k) = self.read().keys.get(key_id) {
+            return Some(k.clone());
+        }
+        if key_id.is_empty() || key_id.len() > 64 {
+            return None;
+        }
+        let v = self
+            .store
+            .snapshot()
+            .and_then(|s| s.get(&key1(KEY, key_id.as_bytes())))
+            .ok()??;
+        let rec: KeyRecord = unjson(&v).ok()?;
+        self.inner
+            .write()
+            .expect("registry lock")
+            .keys
+            .insert(rec.key_id.clone(), rec.clone());
+        Some(rec)
     }
 
     /// A partner's keys, oldest first.
@@ -269,24 +298,31 @@ impl Registry {
         mut table: RateTable,
     ) -> Result<RateTable, RegistryError> {
         let _w = self.write.lock().expect("registry write lock");
-        table.version = self
-            .read()
-            .rates
-            .get(&partner.0)
-            .and_then(|v| v.last())
-            .map_or(1, |t| t.version + 1);
-        let mut k = key1(RATE, &partner.0.to_be_bytes());
-        k.extend_from_slice(&table.version.to_be_bytes());
-        let mut ws = WriteSet::default();
-        ws.set_owned(k, json(&table));
-        self.commit(ws)?;
-        self.inner
-            .write()
-            .expect("registry lock")
-            .rates
-            .entry(partner.0)
-            .or_default()
-            .push(table.clone());
+        let counter = key1(NEXT_RATE, &partner.0.to_be_bytes());
+        let prefix = key1(RATE, &partner.0.to_be_bytes());
+        table.version = self.transact(&mut |txn| {
+            let version = match txn.get(&counter)? {
+                Some(v) => be_u32(&v)?,
+                // Stores from before the counter: one past the highest version written.
+                None => txn
+                    .range_snapshot(&prefix, &prefix_end(&prefix), usize::MAX)?
+                    .last()
+                    .map_or(Ok(1), |(k, _)| be_u32(&k[k.len() - 4..]).map(|v| v + 1))?,
+            };
+            let mut k = prefix.clone();
+            k.extend_from_slice(&version.to_be_bytes());
+            let mut t = table.clone();
+            t.version = version;
+            let mut ws = WriteSet::default();
+            ws.set_owned(k, json(&t));
+            ws.set_owned(counter.clone(), (version + 1).to_be_bytes().to_vec());
+            Ok((ws, version))
+        })?;
+        let mut inner = self.inner.write().expect("registry lock");
+        let list = inner.rates.entry(partner.0).or_default();
+        list.push(table.clone());
+        list.sort_by_key(|t| t.version);
+        list.dedup_by_key(|t| t.version);
         Ok(table)
     }
 
@@ -376,94 +412,106 @@ impl Registry {
         reference: &str,
         member: Option<MemberId>,
     ) -> Result<(MemberId, bool), RegistryError> {
-        let _w = self.write.lock().expect("registry write lock");
-        if let Some(existing) = self.member_of(partner, reference)? {
-            return match member {
-                Some(m) if m != existing => Err(RegistryError::ReferenceTaken {
-                    reference: reference.to_string(),
-                }),
-                _ => Ok((existing, false)),
+        let link = link_key(partner, reference);
+        self.transact(&mut |txn| {
+            let mut ws = WriteSet::default();
+            if let Some(v) = txn.get(&link)? {
+                let existing = MemberId(be_u64(&v)?);
+                return match member {
+                    Some(m) if m != existing => Err(RegistryError::ReferenceTaken {
+                        reference: reference.to_string(),
+                    }),
+                    _ => Ok((ws, (existing, false))),
+                };
+            }
+            let m = match member {
+                Some(m) => m,
+                None => MemberId(allocate(txn, &mut ws, 1)?.start),
             };
-        }
-        let mut ws = WriteSet::default();
-        let allocated = member.is_none();
-        let member = member.unwrap_or_else(|| MemberId(self.allocate(&mut ws)));
-        ws.set_owned(
-            link_key(partner, reference),
-            member.0.to_be_bytes().to_vec(),
-        );
-        ws.set_owned(
-            link_back_key(partner, member),
-            reference.as_bytes().to_vec(),
-        );
-        self.commit(ws)?;
-        if allocated {
-            self.inner.write().expect("registry lock").next_member = member.0 + 1;
-        }
-        Ok((member, true))
+            ws.set_owned(link.clone(), m.0.to_be_bytes().to_vec());
+            ws.set_owned(link_back_key(partner, m), reference.as_bytes().to_vec());
+            Ok((ws, (m, true)))
+        })
     }
 
     /// Allocates a member id without a partner link (operator enrolment).
     pub fn allocate_member(&self) -> Result<MemberId, RegistryError> {
-        let _w = self.write.lock().expect("registry write lock");
-        let mut ws = WriteSet::default();
-        let m = self.allocate(&mut ws);
-        self.commit(ws)?;
-        self.inner.write().expect("registry lock").next_member = m + 1;
-        Ok(MemberId(m))
+        Ok(MemberId(self.allocate_members(1)?.start))
     }
 
-    /// Allocates `n` consecutive member ids in one commit (bulk enrolment).
+    /// Allocates `n` consecutive member ids in one transaction (bulk enrolment).
     pub fn allocate_members(&self, n: u64) -> Result<std::ops::Range<u64>, RegistryError> {
-        let _w = self.write.lock().expect("registry write lock");
-        let first = self.read_next_member().max(1);
-        let mut ws = WriteSet::default();
-        ws.set_owned(
-            vec![PREFIX, NEXT_MEMBER],
-            (first + n).to_be_bytes().to_vec(),
-        );
-        self.commit(ws)?;
-        self.inner.write().expect("registry lock").next_member = first + n;
-        Ok(first..first + n)
+        self.transact(&mut |txn| {
+            let mut ws = WriteSet::default();
+            let ids = allocate(txn, &mut ws, n)?;
+            Ok((ws, ids))
+        })
     }
 
-    /// Links many new references at `partner` in one commit (bulk onboarding). References
-    /// already linked are refused as a whole.
+    /// Links many new references at `partner` in one transaction (bulk onboarding).
+    /// References already linked are refused as a whole.
     pub fn link_many(
         &self,
         partner: PartnerId,
         links: &[(String, MemberId)],
     ) -> Result<(), RegistryError> {
-        let _w = self.write.lock().expect("registry write lock");
-        let mut ws = WriteSet::default();
-        for (reference, member) in links {
-            if self.member_of(partner, reference)?.is_some() {
-                return Err(RegistryError::ReferenceTaken {
-                    reference: reference.clone(),
-                });
+        let keys: Vec<Vec<u8>> = links.iter().map(|(r, _)| link_key(partner, r)).collect();
+        self.transact(&mut |txn| {
+            let mut ws = WriteSet::default();
+            for (((reference, member), key), taken) in
+                links.iter().zip(&keys).zip(txn.get_many(&keys)?)
+            {
+                if taken.is_some() {
+                    return Err(RegistryError::ReferenceTaken {
+                        reference: reference.clone(),
+                    });
+                }
+                ws.set_owned(key.clone(), member.0.to_be_bytes().to_vec());
+                ws.set_owned(
+                    link_back_key(partner, *member),
+                    reference.as_bytes().to_vec(),
+                );
             }
-            ws.set_owned(
-                link_key(partner, reference),
-                member.0.to_be_bytes().to_vec(),
-            );
-            ws.set_owned(
-                link_back_key(partner, *member),
-                reference.as_bytes().to_vec(),
-            );
+            Ok((ws, ()))
+        })
+    }
+}
+
+/// Reserves `n` member ids from the counter, inside `txn`.
+fn allocate(
+    txn: &dyn Txn,
+    ws: &mut WriteSet,
+    n: u64,
+) -> Result<std::ops::Range<u64>, RegistryError> {
+    let counter = vec![PREFIX, NEXT_MEMBER];
+    let first = match txn.get(&counter)? {
+        Some(v) => be_u64(&v)?,
+        None => 1,
+    }
+    .max(1);
+    ws.set_owned(counter, (first + n).to_be_bytes().to_vec());
+    Ok(first..first + n)
+}
+
+/// Loads the cached families (partners, keys, rate tables, operators).
+fn load_all(store: &Engine) -> Result<Inner, RegistryError> {
+    let mut inner = Inner::default();
+    let snap = store.snapshot()?;
+    let mut failure = None;
+    for kind in [PARTNER, KEY, RATE, OPERATOR] {
+        let begin = [PREFIX, kind];
+        snap.scan(&begin, &prefix_end(&begin), &mut |k, v| {
+            if let Err(e) = load_record(&mut inner, k, v) {
+                failure = Some(e);
+                return false;
+            }
+            true
+        })?;
+        if let Some(e) = failure.take() {
+            return Err(e);
         }
-        self.commit(ws)
     }
-
-    fn read_next_member(&self) -> u64 {
-        self.read().next_member
-    }
-
-    /// Writes the counter past the next id into `ws` and returns the id. Caller holds `write`.
-    fn allocate(&self, ws: &mut WriteSet) -> u64 {
-        let m = self.read_next_member().max(1);
-        ws.set_owned(vec![PREFIX, NEXT_MEMBER], (m + 1).to_be_bytes().to_vec());
-        m
-    }
+    Ok(inner)
 }
 
 fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryError> {
@@ -493,7 +541,6 @@ fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryErro
                 .map_err(|_| RegistryError::Corrupt("operator key".into()))?;
             inner.operators.insert(hash, unjson(v)?);
         }
-        Some(NEXT_MEMBER) => inner.next_member = be_u64(v)?,
         _ => {}
     }
     Ok(())
@@ -517,6 +564,12 @@ fn link_back_key(partner: PartnerId, member: MemberId) -> Vec<u8> {
     let mut k = key1(LINK_BACK, &partner.0.to_be_bytes());
     k.extend_from_slice(&member.0.to_be_bytes());
     k
+}
+
+fn be_u32(v: &[u8]) -> Result<u32, RegistryError> {
+    v.try_into()
+        .map(u32::from_be_bytes)
+        .map_err(|_| RegistryError::Corrupt("expected a 4-byte counter".into()))
 }
 
 fn be_u64(v: &[u8]) -> Result<u64, RegistryError> {
@@ -578,4 +631,127 @@ pub fn write_private(path: &Path, text: &str, create_new: bool) -> std::io::Resu
     let mut f = opts.open(path)?;
     f.write_all(text.as_bytes())?;
     f.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::store::EmbeddedStore;
+
+    /// Two registries on one store, as two gateways on one cluster.
+    fn two(dir: &Path) -> (Registry, Registry) {
+        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
+        let master = [7u8; 32];
+        (
+            Registry::open(store.clone(), master).expect("registry a"),
+            Registry::open(store, master).expect("registry b"),
+        )
+    }
+
+    #[test]
+    fn gateways_sharing_a_store_never_allocate_one_id_or_link_one_reference_twice() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let r = if i % 2 == 0 { a.clone() } else { b.clone() };
+                std::thread::spawn(move || {
+                    let mut mine = Vec::new();
+                    for n in 0..50 {
+                        mine.push(r.allocate_member().expect("allocate").0);
+                        // Every thread links the same references: one wins each.
+                        let (m, new) = r
+                            .link(PartnerId(1), &format!("CARD-{n}"), None)
+                            .expect("link");
+                        mine.push(m.0);
+                        if new {
+                            mine.push(u64::MAX - n);
+                        }
+                    }
+                    mine
+                })
+            })
+            .collect();
+        let mut ids = Vec::new();
+        let mut wins = Vec::new();
+        for t in threads {
+            for id in t.join().expect("thread") {
+                if id > u64::MAX - 100 {
+                    wins.push(u64::MAX - id);
+                } else {
+                    ids.push(id);
+                }
+            }
+        }
+        wins.sort_unstable();
+        assert_eq!(
+            wins,
+            (0..50).collect::<Vec<_>>(),
+            "each reference linked once"
+        );
+        let allocated: std::collections::HashSet<u64> = ids.iter().copied().collect();
+        // 400 direct allocations plus one per reference.
+        assert_eq!(allocated.len(), 400 + 50, "no id handed out twice");
+        for n in 0..50 {
+            let reference = format!("CARD-{n}");
+            assert_eq!(
+                a.member_of(PartnerId(1), &reference).expect("read"),
+                b.member_of(PartnerId(1), &reference).expect("read")
+            );
+        }
+    }
+
+    #[test]
+    fn a_key_made_on_one_gateway_signs_on_another_and_its_revocation_follows_a_refresh() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        let (key, secret) = a
+            .create_key(PartnerId(4), vec![KeyScope::Read])
+            .expect("create key");
+        let seen = b.key(&key.key_id).expect("read through to the store");
+        assert_eq!(seen.partner, 4);
+        assert_eq!(
+            b.secret_of(&key.key_id),
+            secret,
+            "same master key, same secret"
+        );
+        a.revoke_key(PartnerId(4), &key.key_id).expect("revoke");
+        assert!(b.key(&key.key_id).expect("cached").revoked_at_ms.is_none());
+        b.refresh().expect("refresh");
+        assert!(b.key(&key.key_id).expect("key").revoked_at_ms.is_some());
+        assert!(b.key("pk_unknown").is_none());
+    }
+
+    #[test]
+    fn rate_table_versions_are_numbered_across_gateways() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        let table: RateTable =
+            serde_json::from_value(serde_json::json!({"version": 0, "effective_from_ms": 0, "unit": "EUR", "earn_points_per_unit": "1", "burn_points_per_unit": null}))
+                .expect("table");
+        assert_eq!(
+            a.add_rate_table(PartnerId(2), table.clone())
+                .expect("v1")
+                .version,
+            1
+        );
+        assert_eq!(
+            b.add_rate_table(PartnerId(2), table.clone())
+                .expect("v2")
+                .version,
+            2
+        );
+        assert_eq!(
+            a.add_rate_table(PartnerId(2), table).expect("v3").version,
+            3
+        );
+        a.refresh().expect("refresh");
+        let versions: Vec<u32> = a
+            .rate_tables(PartnerId(2))
+            .iter()
+            .map(|t| t.version)
+            .collect();
+        assert_eq!(versions, vec![1, 2, 3]);
+    }
 }

@@ -393,15 +393,117 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
 }
 
 #[test]
-fn an_unsupported_store_is_refused_with_a_clear_message() {
+fn an_unknown_store_is_refused_with_a_clear_message() {
     let err = partners_gateway::config::Config::resolve(partners_gateway::config::ServeArgs {
-        store: Some("fdb:/etc/foundationdb/fdb.cluster".into()),
+        store: Some("rocksdb".into()),
         ..Default::default()
     })
-    .expect_err("only the embedded store runs today");
+    .expect_err("rocksdb is not an engine");
     let msg = err.to_string();
     assert!(
-        msg.contains("embedded") && msg.contains("docs/foundationdb.md"),
+        msg.contains("embedded") && msg.contains("fdb:<cluster file>"),
         "{msg}"
+    );
+}
+
+#[test]
+fn foundationdb_settings_are_checked() {
+    use partners_gateway::config::{Config, ServeArgs, WriterPath};
+    let fdb = || ServeArgs {
+        store: Some("fdb:/etc/foundationdb/fdb.cluster".into()),
+        ..Default::default()
+    };
+    let config = Config::resolve(ServeArgs {
+        journal_shard: Some(7),
+        ..fdb()
+    })
+    .expect("fdb settings resolve");
+    assert_eq!(
+        (
+            config.writer,
+            config.journal_shard,
+            config.fdb_subspace.as_str()
+        ),
+        (WriterPath::Cluster, 7, "coalition/")
+    );
+    let err = Config::resolve(ServeArgs {
+        journal_shard: Some(16),
+        ..fdb()
+    })
+    .expect_err("shard 16 is out of range");
+    assert!(err.to_string().contains("0 to 15"), "{err}");
+    let err = Config::resolve(ServeArgs {
+        writer: Some(WriterPath::Single),
+        ..fdb()
+    })
+    .expect_err("one writer cannot own a shared cluster");
+    assert!(err.to_string().contains("cluster"), "{err}");
+}
+
+#[cfg(not(feature = "fdb"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_without_foundationdb_says_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    config.store = ledger::store::EngineSpec::Fdb {
+        cluster_file: "/etc/foundationdb/fdb.cluster".into(),
+    };
+    config.writer = partners_gateway::config::WriterPath::Cluster;
+    let err = match partners_gateway::start(config).await {
+        Err(e) => format!("{e:#}"),
+        Ok(_) => panic!("started on FoundationDB without the fdb feature"),
+    };
+    assert!(err.contains("--features fdb"), "{err}");
+}
+
+/// The gateway on the cluster path (every batch a store transaction, registry changes by
+/// transaction), here over the embedded store: the documented recipe works as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recipe_runs_on_the_cluster_path() {
+    let gw = Gw::start_with(|c| c.writer = partners_gateway::config::WriterPath::Cluster).await;
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e\n{}", recipe()))
+        .current_dir(gw.dir.path())
+        .env("GATEWAY", &gw.base)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "recipe failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last: Value = serde_json::from_str(stdout.lines().last().expect("answers")).unwrap();
+    assert_eq!(
+        (last["kind"].clone(), last["member_balance_after"].clone()),
+        (json!("burn"), json!(700))
+    );
+    let earn = gw.earn_miles(9, "CLUSTER-1", "900").await;
+    assert_eq!(earn.status, 200, "{:?}", earn.body);
+    let again = gw.earn_miles(9, "CLUSTER-1", "900").await;
+    assert_eq!(
+        (
+            again.body["replayed"].clone(),
+            again.body["transaction_id"].clone()
+        ),
+        (json!(true), earn.body["transaction_id"].clone())
+    );
+    let bal = gw.partner(1, "GET", "/v1/members/FF000009", None).await;
+    assert_eq!(bal.body["posted"], 900);
+    let dir = gw.stop().await;
+    let report = ledger::audit::audit(
+        &ledger::store::Store::snapshot(
+            &ledger::store::EmbeddedStore::open(&dir.path().join("data")).unwrap(),
+        )
+        .unwrap(),
+    )
+    .expect("the audit passes on the cluster-path store");
+    // 3 contracts, 50 demo enrolments, the recipe's earn and burn, and the earn above.
+    assert_eq!(
+        (report.transactions, report.points_outstanding),
+        (56, 700 + 900),
+        "{report:?}"
     );
 }

@@ -5,7 +5,10 @@
 //! `commit` returns. The commit version is stored under the system key `\xff/version` in the
 //! same batch, so it survives restarts and every snapshot knows its own version.
 
-use super::{Durability, KeyValue, Snapshot, Store, StoreError, Version, Write, WriteSet};
+use super::{
+    Durability, KeyValue, Snapshot, Store, StoreError, Txn, TxnBody, TxnStore, Version, Write,
+    WriteSet,
+};
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode, Readable};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +27,8 @@ struct Inner {
     kv: Keyspace,
     commit_lock: Mutex<()>,
     version: AtomicU64,
+    /// Transaction commits still to be refused as conflicts (tests of the retry path).
+    injected_conflicts: AtomicU64,
 }
 
 impl From<fjall::Error> for StoreError {
@@ -51,8 +56,16 @@ impl EmbeddedStore {
                 kv,
                 commit_lock: Mutex::new(()),
                 version: AtomicU64::new(version),
+                injected_conflicts: AtomicU64::new(0),
             }),
         })
+    }
+
+    /// Makes the next `n` commits of [`TxnStore::transact`] fail as conflicts, as a busy
+    /// FoundationDB cluster would, so tests can drive the retry and batch-splitting paths.
+    /// (Transactions on this engine are serialised and never conflict on their own.)
+    pub fn inject_conflicts(&self, n: u64) {
+        self.inner.injected_conflicts.store(n, Ordering::Release);
     }
 
     /// Bytes the store occupies on disk.
@@ -94,11 +107,27 @@ impl Store for EmbeddedStore {
     }
 
     fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
-        let inner = &self.inner;
-        let _guard = inner
+        let _guard = self
+            .inner
             .commit_lock
             .lock()
             .expect("commit lock poisoned by a panic");
+        self.commit_locked(writes, durability)
+    }
+
+    fn next_version(&self) -> Version {
+        self.inner.version.load(Ordering::Acquire) + 1
+    }
+}
+
+impl EmbeddedStore {
+    /// Applies `writes` as the next version; the caller holds the commit lock.
+    fn commit_locked(
+        &self,
+        writes: WriteSet,
+        durability: Durability,
+    ) -> Result<Version, StoreError> {
+        let inner = &self.inner;
         let version = inner.version.load(Ordering::Acquire) + 1;
         let mut batch = inner.db.batch();
         if durability == Durability::Sync {
@@ -106,6 +135,7 @@ impl Store for EmbeddedStore {
         }
         // Atomic adds read the latest value; later adds in the same set see earlier ones.
         let mut added: Vec<(Vec<u8>, i64)> = Vec::new();
+        let mut wide: Vec<(Vec<u8>, i128)> = Vec::new();
         for w in writes.writes {
             match w {
                 Write::Set(k, v) => {
@@ -141,6 +171,22 @@ impl Store for EmbeddedStore {
                         None => added.push((k, next)),
                     }
                 }
+                Write::AddWide(k, delta) => {
+                    check_user_key(&k)?;
+                    let current = match wide.iter().find(|(key, _)| *key == k) {
+                        Some((_, v)) => *v,
+                        None => match inner.kv.get(&k)? {
+                            Some(v) => le_i128(&v)?,
+                            None => 0,
+                        },
+                    };
+                    let next = current.wrapping_add(delta);
+                    batch.insert(&inner.kv, k.clone(), next.to_le_bytes().to_vec());
+                    match wide.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = next,
+                        None => wide.push((k, next)),
+                    }
+                }
                 Write::SetVersionstampedKey {
                     prefix,
                     order,
@@ -149,6 +195,7 @@ impl Store for EmbeddedStore {
                     check_user_key(&prefix)?;
                     let mut key = prefix;
                     key.extend_from_slice(&version.to_be_bytes());
+                    key.extend_from_slice(&0u16.to_be_bytes());
                     key.extend_from_slice(&order.to_be_bytes());
                     batch.insert(&inner.kv, key, value);
                 }
@@ -159,9 +206,77 @@ impl Store for EmbeddedStore {
         inner.version.store(version, Ordering::Release);
         Ok(version)
     }
+}
 
-    fn next_version(&self) -> Version {
-        self.inner.version.load(Ordering::Acquire) + 1
+impl TxnStore for EmbeddedStore {
+    /// Transactions hold the commit lock from first read to commit, so they are serialised:
+    /// every read is current and none can conflict (except the ones [`Self::inject_conflicts`]
+    /// asks for).
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        attempts: u32,
+        body: &mut TxnBody<'_, T, E>,
+    ) -> Result<(Version, T), E> {
+        let inner = &self.inner;
+        for _ in 0..attempts.max(1) {
+            let _guard = inner
+                .commit_lock
+                .lock()
+                .expect("commit lock poisoned by a panic");
+            let txn = EmbeddedTxn {
+                kv: &inner.kv,
+                version: inner.version.load(Ordering::Acquire),
+            };
+            let (writes, out) = body(&txn)?;
+            let injected = inner
+                .injected_conflicts
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+                .is_ok();
+            if injected {
+                continue;
+            }
+            let version = self.commit_locked(writes, Durability::Sync)?;
+            return Ok((version, out));
+        }
+        Err(StoreError::Conflict(format!("gave up after {} attempts", attempts.max(1))).into())
+    }
+}
+
+/// The reads of one embedded transaction: the latest committed data, under the commit lock.
+struct EmbeddedTxn<'a> {
+    kv: &'a Keyspace,
+    version: Version,
+}
+
+impl Txn for EmbeddedTxn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.kv.get(key)?.map(|v| v.to_vec()))
+    }
+
+    fn range_snapshot(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        if begin >= end {
+            return Ok(out);
+        }
+        for g in self.kv.range(begin..end) {
+            if out.len() >= limit {
+                break;
+            }
+            let (k, v) = g.into_inner()?;
+            if k.first() != Some(&super::SYSTEM_PREFIX) {
+                out.push((k.to_vec(), v.to_vec()));
+            }
+        }
+        Ok(out)
+    }
+
+    fn read_version(&self) -> Version {
+        self.version
     }
 }
 
@@ -173,6 +288,16 @@ fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
         ))
     })?;
     Ok(i64::from_le_bytes(bytes))
+}
+
+fn le_i128(v: &[u8]) -> Result<i128, StoreError> {
+    let bytes: [u8; 16] = v.try_into().map_err(|_| {
+        StoreError::InvalidWrite(format!(
+            "wide atomic add on a {}-byte value; expected 16",
+            v.len()
+        ))
+    })?;
+    Ok(i128::from_le_bytes(bytes))
 }
 
 /// A point-in-time view of an [`EmbeddedStore`].

@@ -15,7 +15,10 @@
 //! - A snapshot is a read-only transaction at a fixed read version, with snapshot reads. FDB
 //!   keeps a read version for 5 s, so a scan that runs longer fails with `transaction_too_old`.
 
-use super::{Durability, KeyValue, Snapshot, Store, StoreError, Version, Write, WriteSet};
+use super::{
+    Durability, KeyValue, Snapshot, Store, StoreError, Txn, TxnBody, TxnStore, Version, Write,
+    WriteSet,
+};
 use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
 use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
 use futures::executor::block_on;
@@ -88,12 +91,26 @@ impl FdbStore {
     }
 
     fn apply(&self, trx: &Transaction, writes: &WriteSet, marker: &[u8], previous: Option<&[u8]>) {
+        self.apply_writes(trx, writes);
+        // The marker's value becomes the commit's 10-byte versionstamp (offset 0).
+        let mut stamp = vec![0u8; 10];
+        stamp.extend_from_slice(&0u32.to_le_bytes());
+        trx.atomic_op(marker, &stamp, MutationType::SetVersionstampedValue);
+        if let Some(p) = previous {
+            trx.clear(p);
+        }
+    }
+
+    fn apply_writes(&self, trx: &Transaction, writes: &WriteSet) {
         for w in &writes.writes {
             match w {
                 Write::Set(k, v) => trx.set(&self.key(k), v),
                 Write::Clear(k) => trx.clear(&self.key(k)),
                 Write::ClearRange(b, e) => trx.clear_range(&self.key(b), &self.key(e)),
                 Write::Add(k, d) => {
+                    trx.atomic_op(&self.key(k), &d.to_le_bytes(), MutationType::Add)
+                }
+                Write::AddWide(k, d) => {
                     trx.atomic_op(&self.key(k), &d.to_le_bytes(), MutationType::Add)
                 }
                 Write::SetVersionstampedKey {
@@ -109,13 +126,6 @@ impl FdbStore {
                     trx.atomic_op(&key, value, MutationType::SetVersionstampedKey);
                 }
             }
-        }
-        // The marker's value becomes the commit's 10-byte versionstamp (offset 0).
-        let mut stamp = vec![0u8; 10];
-        stamp.extend_from_slice(&0u32.to_le_bytes());
-        trx.atomic_op(marker, &stamp, MutationType::SetVersionstampedValue);
-        if let Some(p) = previous {
-            trx.clear(p);
         }
     }
 
@@ -154,7 +164,9 @@ impl FdbStore {
 /// Keys starting with `0xff` belong to the engine, as on every engine.
 fn check_user_keys(writes: &WriteSet) -> Result<(), StoreError> {
     let first = |w: &Write| match w {
-        Write::Set(k, _) | Write::Clear(k) | Write::Add(k, _) => k.first().copied(),
+        Write::Set(k, _) | Write::Clear(k) | Write::Add(k, _) | Write::AddWide(k, _) => {
+            k.first().copied()
+        }
         Write::ClearRange(b, _) => b.first().copied(),
         Write::SetVersionstampedKey { prefix, .. } => prefix.first().copied(),
     };
@@ -211,6 +223,138 @@ impl Store for FdbStore {
 
     fn next_version(&self) -> Version {
         self.snapshot().map_or(0, |s| s.version + 1)
+    }
+}
+
+/// FDB's `not_committed`: the transaction conflicted with a concurrent commit.
+const NOT_COMMITTED: i32 = 1020;
+
+impl TxnStore for FdbStore {
+    /// One FDB transaction per attempt, with the same timeout as [`Store::commit`] and a retry
+    /// limit of `attempts`. Reads through [`Txn::get`] add read conflict ranges; retryable
+    /// errors (conflicts, `commit_unknown_result`, `transaction_too_old`) go through FDB's
+    /// `on_error` backoff and run `body` again. No commit marker is written: the ledger reads and
+    /// writes each command's idempotency key inside `body`, so a retry after
+    /// `commit_unknown_result` finds its own earlier commit and answers it as a replay.
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        attempts: u32,
+        body: &mut TxnBody<'_, T, E>,
+    ) -> Result<(Version, T), E> {
+        let attempts = attempts.max(1);
+        let mut trx = self.db.create_trx().map_err(StoreError::from)?;
+        let mut conflicts = 0u32;
+        for _ in 0..attempts {
+            trx.set_option(TransactionOption::Timeout(COMMIT_TIMEOUT_MS))
+                .map_err(StoreError::from)?;
+            let read_version = block_on(trx.get_read_version()).map_err(StoreError::from)? as u64;
+            let txn = FdbTxn {
+                trx: &trx,
+                prefix: &self.prefix,
+                read_version,
+                failed: Mutex::new(None),
+            };
+            let outcome = body(&txn);
+            let failed = txn.failed.lock().expect("txn error lock").take();
+            if let Some(e) = failed {
+                // A read failed: retry when FDB says so, else give up with the read's error.
+                if !e.is_retryable() {
+                    return Err(StoreError::from(e).into());
+                }
+                trx = block_on(trx.on_error(e)).map_err(StoreError::from)?;
+                continue;
+            }
+            let (writes, out) = outcome?;
+            check_user_keys(&writes)?;
+            self.apply_writes(&trx, &writes);
+            match block_on(trx.commit()) {
+                Ok(done) => {
+                    let v = done.committed_version().map_err(StoreError::from)?;
+                    return Ok((v as u64, out));
+                }
+                Err(e) => {
+                    if e.code() == NOT_COMMITTED {
+                        conflicts += 1;
+                    }
+                    trx = block_on(e.on_error()).map_err(StoreError::from)?;
+                }
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "gave up after {attempts} attempts ({conflicts} conflicts)"
+        ))
+        .into())
+    }
+}
+
+/// The reads of one FDB read-write transaction.
+struct FdbTxn<'a> {
+    trx: &'a Transaction,
+    prefix: &'a [u8],
+    read_version: Version,
+    /// The first FDB error a read hit; `transact` decides whether to retry.
+    failed: Mutex<Option<FdbError>>,
+}
+
+impl FdbTxn<'_> {
+    fn key(&self, k: &[u8]) -> Vec<u8> {
+        let mut out = self.prefix.to_vec();
+        out.extend_from_slice(k);
+        out
+    }
+
+    fn note<T>(&self, r: Result<T, FdbError>) -> Result<T, StoreError> {
+        r.map_err(|e| {
+            self.failed.lock().expect("txn error lock").get_or_insert(e);
+            StoreError::from(e)
+        })
+    }
+}
+
+impl Txn for FdbTxn<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let v = self.note(block_on(self.trx.get(&self.key(key), false)))?;
+        Ok(v.map(|v| v.to_vec()))
+    }
+
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        let reads = keys.iter().map(|k| self.trx.get(&self.key(k), false));
+        let values = self.note(block_on(futures::future::try_join_all(reads)))?;
+        Ok(values.into_iter().map(|v| v.map(|v| v.to_vec())).collect())
+    }
+
+    fn range_snapshot(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        let mut out = Vec::new();
+        let mut opt = RangeOption {
+            begin: KeySelector::first_greater_or_equal(self.key(begin)),
+            end: KeySelector::first_greater_or_equal(self.key(end)),
+            limit: Some(limit),
+            mode: StreamingMode::WantAll,
+            ..RangeOption::default()
+        };
+        let mut iteration = 1;
+        while out.len() < limit {
+            let values = self.note(block_on(self.trx.get_range(&opt, iteration, true)))?;
+            for kv in values.iter() {
+                out.push((kv.key()[self.prefix.len()..].to_vec(), kv.value().to_vec()));
+            }
+            match opt.next_range(&values) {
+                Some(next) => opt = next,
+                None => break,
+            }
+            iteration += 1;
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
+
+    fn read_version(&self) -> Version {
+        self.read_version
     }
 }
 

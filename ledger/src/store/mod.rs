@@ -21,17 +21,20 @@
 //! ```
 
 mod embedded;
+mod engine;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 
-pub use embedded::EmbeddedStore;
+pub use embedded::{EmbeddedSnapshot, EmbeddedStore};
+pub use engine::{Engine, EngineSnapshot, EngineSpec};
 
 /// A commit version: strictly increasing across commits of one store.
 pub type Version = u64;
 
-/// Length of a versionstamp: the commit version (8 bytes, big-endian) then the order of the
-/// versionstamped write within its commit (2 bytes, big-endian), as in FoundationDB.
-pub const VERSIONSTAMP_LEN: usize = 10;
+/// Length of the suffix a versionstamped key gets, as in FoundationDB: the commit version
+/// (8 bytes, big-endian), the commit's position within the engine's commit batch (2 bytes;
+/// always 0 on the embedded engine), then the write's own order within its commit (2 bytes).
+pub const VERSIONSTAMP_LEN: usize = 12;
 
 /// Keys starting with this byte belong to the engine itself, never to the ledger.
 pub const SYSTEM_PREFIX: u8 = 0xff;
@@ -46,6 +49,9 @@ pub enum StoreError {
     /// A write was not valid for the engine (a key in the system range, a bad add operand).
     #[error("invalid write: {0}")]
     InvalidWrite(String),
+    /// A read-write transaction kept conflicting with concurrent ones and ran out of attempts.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
 }
 
 /// How durable a commit must be before [`Store::commit`] returns.
@@ -69,6 +75,9 @@ pub enum Write {
     ClearRange(Vec<u8>, Vec<u8>),
     /// Add a signed 64-bit little-endian integer to the value at `key` (absent counts as 0).
     Add(Vec<u8>, i64),
+    /// Add a signed 128-bit little-endian integer to the 16-byte value at `key` (absent
+    /// counts as 0): fixed-point money totals.
+    AddWide(Vec<u8>, i128),
     /// Set `prefix ++ versionstamp` to `value`; the versionstamp is filled in at commit.
     SetVersionstampedKey {
         /// Key bytes before the versionstamp.
@@ -119,6 +128,12 @@ impl WriteSet {
     pub fn add(&mut self, key: &[u8], delta: i64) {
         self.bytes += key.len() + 8;
         self.writes.push(Write::Add(key.to_vec(), delta));
+    }
+
+    /// Atomically add `delta` to the little-endian i128 at `key`.
+    pub fn add_wide(&mut self, key: &[u8], delta: i128) {
+        self.bytes += key.len() + 16;
+        self.writes.push(Write::AddWide(key.to_vec(), delta));
     }
 
     /// Set `prefix ++ versionstamp(order)` to `value`.
@@ -181,6 +196,94 @@ pub trait Store: Send + Sync + 'static {
 
     /// The version the next commit will get, when the caller is the store's only writer.
     fn next_version(&self) -> Version;
+}
+
+/// Reads inside a read-write transaction ([`TxnStore::transact`]).
+pub trait Txn: Send + Sync {
+    /// The value at `key`. The transaction conflicts with any concurrent commit that writes
+    /// `key`, so what it decides on this value stays true when it commits (serializable).
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// [`Txn::get`] of every key in `keys`, issued together (one round trip on a networked
+    /// engine); values in the order of `keys`.
+    fn get_many(&self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
+
+    /// Up to `limit` pairs with `begin <= key < end`, ascending, read without a conflict: for
+    /// records that never change once written (journal blocks).
+    fn range_snapshot(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError>;
+
+    /// The version the transaction reads at.
+    fn read_version(&self) -> Version;
+}
+
+/// Conflict-free reads of a transaction, seen as a [`Snapshot`] (journal lookups).
+pub struct TxnSnapshot<'a>(pub &'a dyn Txn);
+
+impl Snapshot for TxnSnapshot<'_> {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let mut end = key.to_vec();
+        end.push(0);
+        Ok(self.0.range_snapshot(key, &end, 1)?.pop().map(|(_, v)| v))
+    }
+
+    fn range(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+        reverse: bool,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        if reverse {
+            return Err(StoreError::Engine(
+                "reverse ranges are not read inside transactions".into(),
+            ));
+        }
+        self.0.range_snapshot(begin, end, limit)
+    }
+
+    fn scan(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        f: &mut dyn FnMut(&[u8], &[u8]) -> bool,
+    ) -> Result<(), StoreError> {
+        for (k, v) in self.0.range_snapshot(begin, end, usize::MAX)? {
+            if !f(&k, &v) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn version(&self) -> Version {
+        self.0.read_version()
+    }
+}
+
+/// The work of one transaction attempt: reads through the [`Txn`], returns the writes to
+/// commit and a result.
+pub type TxnBody<'a, T, E> = dyn FnMut(&dyn Txn) -> Result<(WriteSet, T), E> + 'a;
+
+/// A store with serializable read-write transactions: what many ledger processes sharing one
+/// store need (see `docs/foundationdb.md`).
+pub trait TxnStore: Store {
+    /// Runs `body` in a transaction, then commits the writes it returns, durably. When the
+    /// commit conflicts with a concurrent one (or may or may not have happened), `body` runs
+    /// again on fresh reads, up to `attempts` times in all; then the error is
+    /// [`StoreError::Conflict`]. `body` must therefore decide everything from what it reads.
+    /// An error from `body` aborts without writing anything.
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        attempts: u32,
+        body: &mut TxnBody<'_, T, E>,
+    ) -> Result<(Version, T), E>;
 }
 
 /// The end of the key range holding every key that starts with `prefix`.

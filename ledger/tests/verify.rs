@@ -14,6 +14,21 @@ fn write_ledger(dir: &Path) {
         LedgerConfig::default(),
     )
     .expect("ledger");
+    fill(ledger);
+}
+
+/// The same commands written on the cluster path.
+fn write_cluster_ledger(dir: &Path) {
+    let ledger = Ledger::open_cluster(
+        EmbeddedStore::open(dir).expect("store"),
+        LedgerConfig::default(),
+        ClusterConfig { shard: 9 },
+    )
+    .expect("ledger");
+    fill(ledger);
+}
+
+fn fill(ledger: Ledger<EmbeddedStore>) {
     let p = PartnerId(1);
     let contract = Contract {
         partner: p,
@@ -123,4 +138,29 @@ fn verify_refuses_a_missing_directory() {
     let (ok, text) = verify(Path::new("/nonexistent/ledger-data"));
     assert!(!ok);
     assert!(text.contains("no store"), "{text}");
+}
+
+#[test]
+fn verify_audits_a_cluster_path_store_and_names_a_tampered_total() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_cluster_ledger(dir.path());
+    let (ok, text) = verify(dir.path());
+    assert!(ok, "verify should pass:\n{text}");
+    assert!(text.contains("cluster path"), "{text}");
+    assert!(
+        text.contains("points outstanding (owed to members): 1500"),
+        "{text}"
+    );
+    // One point added to the partner's blind-added total behind the ledger's back.
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let mut w = WriteSet::default();
+    w.add(
+        &keys::total_points(AccountId::PartnerIssuance(PartnerId(1))),
+        1,
+    );
+    store.commit(w, Durability::Sync).expect("tamper");
+    drop(store);
+    let (ok, text) = verify(dir.path());
+    assert!(!ok, "{text}");
+    assert!(text.contains("partner/1/issuance"), "{text}");
 }

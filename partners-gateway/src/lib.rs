@@ -256,6 +256,7 @@ fn refresh_registry(app: std::sync::Weak<App>) {
 
 /// Opens the configured engine: the embedded store in `data`, or the FoundationDB subspace.
 fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<Engine> {
+    // The data directory also holds demo credentials and, by default, the master key.
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     Engine::open(spec, data, subspace.as_bytes()).with_context(|| match spec {
         EngineSpec::Embedded => format!("opening the store at {}", data.display()),

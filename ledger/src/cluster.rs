@@ -27,7 +27,7 @@ use crate::committer::{CommitterConfig, Job};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind};
-use crate::projector::{index_transaction, Touched};
+use crate::projector::{index_transaction, write_records, Touched};
 use crate::state::{DecideError, History, HoldState, MemberState, Reversed, State};
 use crate::store::{Snapshot, StoreError, Txn, TxnSnapshot, TxnStore, WriteSet};
 use crate::types::{AccountId, Contract, Timestamp, TxId};
@@ -109,9 +109,18 @@ struct Item {
     pricing: Option<Pricing>,
 }
 
+/// A command's answer.
 #[derive(Clone)]
 enum Outcome {
     New(Box<Transaction>),
+    Replay(Box<Transaction>),
+    Failed(Arc<LedgerError>),
+}
+
+/// A command's answer inside a transaction attempt: a new transaction by its index in the
+/// attempt's list, so nothing is copied.
+enum Decided {
+    New(usize),
     Replay(Box<Transaction>),
     Failed(Arc<LedgerError>),
 }
@@ -305,27 +314,38 @@ impl<S: TxnStore> ClusterWriter<S> {
         let policy = self.policy;
         let shard = self.cluster.shard;
         let ids = &mut self.ids;
-        let (_, (outcomes, seq, new)) = self.store.transact(attempts, &mut |txn| {
+        let (_, (decided, seq, txs)) = self.store.transact(attempts, &mut |txn| {
             let seq = ids.next;
             ids.next += 1;
             let mut chunk = Chunk::new(txn, policy, seq, at);
             chunk.prefetch(items)?;
-            let mut outcomes = Vec::with_capacity(items.len());
+            let mut decided = Vec::with_capacity(items.len());
             for item in items {
-                if chunk.writes.bytes >= TXN_BYTES_TARGET && !outcomes.is_empty() {
+                if chunk.writes.bytes >= TXN_BYTES_TARGET && !decided.is_empty() {
                     break;
                 }
-                outcomes.push(chunk.process(item));
+                decided.push(chunk.process(item));
             }
-            let new = chunk.txs.len();
-            let writes = chunk.finish(shard);
-            Ok::<_, LedgerError>((writes, (outcomes, seq, new)))
+            let (writes, txs) = chunk.finish(shard);
+            Ok::<_, LedgerError>((writes, (decided, seq, txs)))
         })?;
         self.last_at = at;
-        if new > 0 {
-            self.shared.committed(seq, new, started.elapsed());
+        if !txs.is_empty() {
+            self.shared.committed(seq, txs.len(), started.elapsed());
         }
-        Ok(outcomes)
+        let mut txs: Vec<Option<Transaction>> = txs.into_iter().map(Some).collect();
+        Ok(decided
+            .into_iter()
+            .map(|d| match d {
+                Decided::New(i) => Outcome::New(Box::new(
+                    txs[i]
+                        .take()
+                        .expect("each new transaction answers one command"),
+                )),
+                Decided::Replay(tx) => Outcome::Replay(tx),
+                Decided::Failed(e) => Outcome::Failed(e),
+            })
+            .collect())
     }
 
     /// Reserves the next block of batch sequence numbers (a small transaction on one key).
@@ -373,6 +393,8 @@ struct Chunk<'t> {
     /// Expiry of every hold seen, to clear its timeout entry when it closes.
     hold_expiry: HashMap<TxId, Timestamp>,
     in_chunk: HashMap<IdemKey, usize>,
+    /// Originals of reversals, read from the journal once per attempt.
+    originals: HashMap<TxId, Transaction>,
     txs: Vec<Transaction>,
     writes: WriteSet,
     touched: Touched,
@@ -397,6 +419,7 @@ impl<'t> Chunk<'t> {
             idem: HashMap::new(),
             hold_expiry: HashMap::new(),
             in_chunk: HashMap::new(),
+            originals: HashMap::new(),
             txs: Vec::new(),
             writes: WriteSet::default(),
             touched: Touched::default(),
@@ -436,7 +459,7 @@ impl<'t> Chunk<'t> {
     }
 
     /// The records a hold or a reversed original points at.
-    fn second_needs(&self, cmd: &Command) -> Result<Vec<Need>, LedgerError> {
+    fn second_needs(&mut self, cmd: &Command) -> Result<Vec<Need>, LedgerError> {
         Ok(match cmd {
             Command::Capture { hold, .. } | Command::Void { hold, .. } => {
                 match self.state.holds.get(hold) {
@@ -444,10 +467,20 @@ impl<'t> Chunk<'t> {
                     None => vec![],
                 }
             }
-            Command::Reverse { original, .. } => match self.transaction(*original)? {
-                Some(tx) => tx.members().map(Need::Member).collect(),
-                None => vec![],
-            },
+            Command::Reverse { original, .. } => {
+                let id = *original;
+                if id.seq() != self.seq && !self.originals.contains_key(&id) {
+                    // Journal entries never change: read once, without a conflict range.
+                    if let Some(tx) = crate::journal::find_transaction(&TxnSnapshot(self.txn), id)?
+                    {
+                        self.originals.insert(id, tx);
+                    }
+                }
+                match self.transaction(id)? {
+                    Some(tx) => tx.members().map(Need::Member).collect(),
+                    None => vec![],
+                }
+            }
             _ => vec![],
         })
     }
@@ -501,19 +534,20 @@ impl<'t> Chunk<'t> {
             txn: self.txn,
             txs: &self.txs,
             seq: self.seq,
+            originals: &self.originals,
         }
         .transaction(id)
     }
 
     /// Decides one command on the partial state; a new transaction joins the chunk.
-    fn process(&mut self, item: &Item) -> Outcome {
+    fn process(&mut self, item: &Item) -> Decided {
         match self.try_process(item) {
-            Ok(o) => o,
-            Err(e) => Outcome::Failed(Arc::new(e)),
+            Ok(d) => d,
+            Err(e) => Decided::Failed(Arc::new(e)),
         }
     }
 
-    fn try_process(&mut self, item: &Item) -> Result<Outcome, LedgerError> {
+    fn try_process(&mut self, item: &Item) -> Result<Decided, LedgerError> {
         let cmd = &item.cmd;
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
@@ -541,7 +575,7 @@ impl<'t> Chunk<'t> {
                 return Err(Rejection::IdempotencyConflict { original: id }.into());
             }
             return match self.transaction(id)? {
-                Some(tx) => Ok(Outcome::Replay(Box::new(tx))),
+                Some(tx) => Ok(Decided::Replay(Box::new(tx))),
                 None => Err(LedgerError::Corrupt(format!(
                     "idempotency key {key} names missing transaction {id}"
                 ))),
@@ -553,6 +587,7 @@ impl<'t> Chunk<'t> {
             txn: self.txn,
             txs: &self.txs,
             seq: self.seq,
+            originals: &self.originals,
         };
         let mut tx = match self.state.decide(cmd, digest, id, self.at, &history) {
             Ok(tx) => tx,
@@ -567,15 +602,15 @@ impl<'t> Chunk<'t> {
         index_transaction(&mut self.writes, &mut self.touched, &tx);
         add_totals(&mut self.writes, &tx)?;
         self.in_chunk.insert(key.clone(), self.txs.len());
-        self.txs.push(tx.clone());
-        Ok(Outcome::New(Box::new(tx)))
+        self.txs.push(tx);
+        Ok(Decided::New(self.txs.len() - 1))
     }
 
     /// The chunk's writes: journal block, commit-order entry, and the derived records of
     /// everything it touched.
-    fn finish(mut self, shard: u8) -> WriteSet {
+    fn finish(mut self, shard: u8) -> (WriteSet, Vec<Transaction>) {
         if self.txs.is_empty() {
-            return self.writes;
+            return (self.writes, self.txs);
         }
         let mut blocks = BlockWriter::default();
         for tx in &self.txs {
@@ -590,38 +625,13 @@ impl<'t> Chunk<'t> {
             0,
             self.seq.to_be_bytes().to_vec(),
         );
-        let s = &self.state;
-        for m in &self.touched.members {
-            if let Some(state) = s.members.get(m) {
-                w.set_owned(keys::member(*m), codec::encode(state));
-            }
-        }
-        for h in &self.touched.holds {
-            let expiry = self.hold_expiry.get(h).copied();
-            match s.holds.get(h) {
-                Some(state) => {
-                    w.set_owned(keys::hold(*h), codec::encode(state));
-                    w.set_owned(keys::hold_timeout(state.expires_at, *h), Vec::new());
-                }
-                None => {
-                    w.clear(&keys::hold(*h));
-                    if let Some(at) = expiry {
-                        w.clear(&keys::hold_timeout(at, *h));
-                    }
-                }
-            }
-        }
-        for r in &self.touched.reversed {
-            if let Some(rec) = s.reversed.get(r) {
-                w.set_owned(keys::reversed(*r), codec::encode(rec));
-            }
-        }
-        for p in &self.touched.contracts {
-            if let Some(c) = s.contracts.get(p) {
-                w.set_owned(keys::contract(*p), codec::encode(c));
-            }
-        }
-        self.writes
+        write_records(
+            &mut self.writes,
+            &self.state,
+            &self.touched,
+            Some(&self.hold_expiry),
+        );
+        (self.writes, self.txs)
     }
 }
 
@@ -721,17 +731,22 @@ pub(crate) fn read_totals<Snap: Snapshot + ?Sized>(
     Ok(())
 }
 
-/// Lookups of committed transactions inside a transaction: this chunk, then the journal.
+/// Lookups of committed transactions inside a transaction: this chunk, the originals already
+/// read, then the journal.
 struct ChunkHistory<'a> {
     txn: &'a dyn Txn,
     txs: &'a [Transaction],
     seq: u64,
+    originals: &'a HashMap<TxId, Transaction>,
 }
 
 impl History for ChunkHistory<'_> {
     fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
         if id.seq() == self.seq {
             return Ok(self.txs.get(usize::from(id.slot())).cloned());
+        }
+        if let Some(tx) = self.originals.get(&id) {
+            return Ok(Some(tx.clone()));
         }
         crate::journal::find_transaction(&TxnSnapshot(self.txn), id)
     }

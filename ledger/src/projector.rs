@@ -15,7 +15,7 @@ use crate::state::State;
 use crate::store::{Durability, Store, WriteSet};
 use crate::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crossbeam_channel::Receiver;
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 /// Most transactions folded into one projector commit.
@@ -79,13 +79,6 @@ impl<S: Store> Projector<S> {
 
     fn write_touched(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
         let s = &self.mirror;
-        for m in &t.members {
-            let state = s
-                .members
-                .get(m)
-                .expect("a touched member exists in the mirror");
-            w.set_owned(keys::member(*m), codec::encode(state));
-        }
         for a in &t.accounts {
             let b = s.accounts.get(a).cloned().unwrap_or_default();
             w.set_owned(
@@ -97,18 +90,47 @@ impl<S: Store> Projector<S> {
             );
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
-        for h in &t.holds {
-            match s.holds.get(h) {
-                Some(state) => w.set_owned(keys::hold(*h), codec::encode(state)),
-                None => w.clear(&keys::hold(*h)),
+        write_records(w, s, t, None);
+    }
+}
+
+/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
+/// With `timeouts` (the cluster path: hold id to expiry, for every hold seen), the hold timeout
+/// index is kept too.
+pub(crate) fn write_records(
+    w: &mut WriteSet,
+    s: &State,
+    t: &Touched,
+    timeouts: Option<&HashMap<TxId, Timestamp>>,
+) {
+    for m in &t.members {
+        let state = s
+            .members
+            .get(m)
+            .expect("a touched member exists in the state");
+        w.set_owned(keys::member(*m), codec::encode(state));
+    }
+    for h in &t.holds {
+        match s.holds.get(h) {
+            Some(state) => {
+                w.set_owned(keys::hold(*h), codec::encode(state));
+                if timeouts.is_some() {
+                    w.set_owned(keys::hold_timeout(state.expires_at, *h), Vec::new());
+                }
+            }
+            None => {
+                w.clear(&keys::hold(*h));
+                if let Some(at) = timeouts.and_then(|t| t.get(h)) {
+                    w.clear(&keys::hold_timeout(*at, *h));
+                }
             }
         }
-        for r in &t.reversed {
-            w.set_owned(keys::reversed(*r), codec::encode(&s.reversed[r]));
-        }
-        for p in &t.contracts {
-            w.set_owned(keys::contract(*p), codec::encode(&s.contracts[p]));
-        }
+    }
+    for r in &t.reversed {
+        w.set_owned(keys::reversed(*r), codec::encode(&s.reversed[r]));
+    }
+    for p in &t.contracts {
+        w.set_owned(keys::contract(*p), codec::encode(&s.contracts[p]));
     }
 }
 

@@ -259,20 +259,10 @@ impl Txn for EmbeddedTxn<'_> {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
         if begin >= end {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        for g in self.kv.range(begin..end) {
-            if out.len() >= limit {
-                break;
-            }
-            let (k, v) = g.into_inner()?;
-            if k.first() != Some(&super::SYSTEM_PREFIX) {
-                out.push((k.to_vec(), v.to_vec()));
-            }
-        }
-        Ok(out)
+        collect_range(self.kv.range(begin..end), limit, false)
     }
 
     fn read_version(&self) -> Version {
@@ -300,6 +290,36 @@ fn le_i128(v: &[u8]) -> Result<i128, StoreError> {
     Ok(i128::from_le_bytes(bytes))
 }
 
+/// Up to `limit` user pairs (system keys skipped) from a fjall range, ascending or descending.
+fn collect_range(
+    iter: impl DoubleEndedIterator<Item = fjall::Guard>,
+    limit: usize,
+    reverse: bool,
+) -> Result<Vec<KeyValue>, StoreError> {
+    let mut out = Vec::new();
+    let mut push = |g: fjall::Guard| -> Result<bool, StoreError> {
+        let (k, v) = g.into_inner()?;
+        if k.first() != Some(&super::SYSTEM_PREFIX) {
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out.len() < limit)
+    };
+    if reverse {
+        for g in iter.rev() {
+            if !push(g)? {
+                break;
+            }
+        }
+    } else {
+        for g in iter {
+            if !push(g)? {
+                break;
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// A point-in-time view of an [`EmbeddedStore`].
 pub struct EmbeddedSnapshot {
     snap: fjall::Snapshot,
@@ -319,32 +339,10 @@ impl Snapshot for EmbeddedSnapshot {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
         if begin >= end {
-            return Ok(out);
+            return Ok(Vec::new());
         }
-        let iter = self.snap.range(&self.kv, begin..end);
-        let mut push = |g: fjall::Guard| -> Result<bool, StoreError> {
-            let (k, v) = g.into_inner()?;
-            if k.first() != Some(&super::SYSTEM_PREFIX) {
-                out.push((k.to_vec(), v.to_vec()));
-            }
-            Ok(out.len() < limit)
-        };
-        if reverse {
-            for g in iter.rev() {
-                if !push(g)? {
-                    break;
-                }
-            }
-        } else {
-            for g in iter {
-                if !push(g)? {
-                    break;
-                }
-            }
-        }
-        Ok(out)
+        collect_range(self.snap.range(&self.kv, begin..end), limit, reverse)
     }
 
     fn scan(

@@ -329,33 +329,51 @@ impl Txn for FdbTxn<'_> {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
-        let mut opt = RangeOption {
-            begin: KeySelector::first_greater_or_equal(self.key(begin)),
-            end: KeySelector::first_greater_or_equal(self.key(end)),
-            limit: Some(limit),
-            mode: StreamingMode::WantAll,
-            ..RangeOption::default()
-        };
-        let mut iteration = 1;
-        while out.len() < limit {
-            let values = self.note(block_on(self.trx.get_range(&opt, iteration, true)))?;
-            for kv in values.iter() {
-                out.push((kv.key()[self.prefix.len()..].to_vec(), kv.value().to_vec()));
-            }
-            match opt.next_range(&values) {
-                Some(next) => opt = next,
-                None => break,
-            }
-            iteration += 1;
-        }
-        out.truncate(limit);
-        Ok(out)
+        let (b, e) = (self.key(begin), self.key(end));
+        self.note(read_range(self.trx, self.prefix.len(), b, e, limit, false))
     }
 
     fn read_version(&self) -> Version {
         self.read_version
     }
+}
+
+/// Up to `limit` pairs of `[begin, end)` (full keys) read at snapshot isolation, following FDB's
+/// pages; keys are returned without their first `strip` bytes (the subspace prefix).
+fn read_range(
+    trx: &Transaction,
+    strip: usize,
+    begin: Vec<u8>,
+    end: Vec<u8>,
+    limit: usize,
+    reverse: bool,
+) -> Result<Vec<KeyValue>, FdbError> {
+    let mut out = Vec::new();
+    let mut opt = RangeOption {
+        begin: KeySelector::first_greater_or_equal(begin),
+        end: KeySelector::first_greater_or_equal(end),
+        limit: Some(limit),
+        reverse,
+        mode: StreamingMode::WantAll,
+        ..RangeOption::default()
+    };
+    let mut iteration = 1;
+    while out.len() < limit {
+        let values = block_on(trx.get_range(&opt, iteration, true))?;
+        for kv in values.iter() {
+            out.push((
+                kv.key()[strip.min(kv.key().len())..].to_vec(),
+                kv.value().to_vec(),
+            ));
+        }
+        match opt.next_range(&values) {
+            Some(next) => opt = next,
+            None => break,
+        }
+        iteration += 1;
+    }
+    out.truncate(limit);
+    Ok(out)
 }
 
 /// A read-only view at one read version.
@@ -389,30 +407,15 @@ impl Snapshot for FdbSnapshot {
         limit: usize,
         reverse: bool,
     ) -> Result<Vec<KeyValue>, StoreError> {
-        let mut out = Vec::new();
         let (b, e) = (self.key(begin), self.key(end));
-        let mut opt = RangeOption {
-            begin: KeySelector::first_greater_or_equal(b),
-            end: KeySelector::first_greater_or_equal(e),
-            limit: Some(limit),
+        Ok(read_range(
+            &self.trx,
+            self.prefix.len(),
+            b,
+            e,
+            limit,
             reverse,
-            mode: StreamingMode::WantAll,
-            ..RangeOption::default()
-        };
-        let mut iteration = 1;
-        while out.len() < limit {
-            let values = block_on(self.trx.get_range(&opt, iteration, true))?;
-            for kv in values.iter() {
-                out.push((self.strip(kv.key()).to_vec(), kv.value().to_vec()));
-            }
-            match opt.next_range(&values) {
-                Some(next) => opt = next,
-                None => break,
-            }
-            iteration += 1;
-        }
-        out.truncate(limit);
-        Ok(out)
+        )?)
     }
 
     fn scan(

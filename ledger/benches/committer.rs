@@ -11,6 +11,11 @@
 //! p50/p99/max, from the committer's own observer.
 
 use hdrhistogram::Histogram;
+
+/// The allocator the shipped binaries use (`partners-gateway`, `loadtest`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ledger::store::EmbeddedStore;
 use ledger::*;
 use rand::{Rng, SeedableRng};
@@ -30,12 +35,49 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 
 struct Run {
     txs_per_s: f64,
+    /// Process CPU time (all threads, user + system) per committed transaction, in µs.
+    cpu_us_per_tx: f64,
     legs_per_s: f64,
     commit_p50_us: u64,
     commit_p99_us: u64,
     commit_max_us: u64,
     mean_batch: f64,
     rejected: u64,
+}
+
+/// CPU time (user + system) of a Linux `stat` file: this process's or one thread's.
+fn cpu_of(stat_path: &std::path::Path) -> Duration {
+    let stat = std::fs::read_to_string(stat_path).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name; 100 ticks/s.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
+
+/// CPU time this process has used, all threads.
+fn process_cpu() -> Duration {
+    cpu_of(std::path::Path::new("/proc/self/stat"))
+}
+
+/// CPU time per thread name (threads of one name summed), to say where the time goes.
+fn thread_cpu() -> std::collections::BTreeMap<String, Duration> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        *out.entry(name.trim().to_string()).or_insert(Duration::ZERO) +=
+            cpu_of(&task.path().join("stat"));
+    }
+    out
 }
 
 fn open(
@@ -116,7 +158,12 @@ enum Next {
 
 fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: u64) -> Run {
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("hist")));
+    let opened = Instant::now();
     let ledger = open(dir, batch, hist.clone());
+    eprintln!(
+        "run {run_no} at batch {batch}: store opened in {:.1} s, measuring",
+        opened.elapsed().as_secs_f64()
+    );
     let mut rng = rand::rngs::StdRng::seed_from_u64(run_no * 1000 + batch as u64);
     let window_max = (2 * batch).clamp(256, 16_000);
     let mut window: VecDeque<(Pending, bool)> = VecDeque::new();
@@ -126,12 +173,20 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let (mut txs, mut legs, mut rejected, mut n) = (0u64, 0u64, 0u64, 0u64);
     let warmup = Duration::from_secs(2);
     let start = Instant::now();
-    let mut measured_from: Option<(Instant, u64, u64)> = None;
-    let tag = format!("r{run_no}b{batch}");
+    let mut measured_from: Option<(Instant, u64, u64, Duration)> = None;
+    let mut threads_from = std::collections::BTreeMap::new();
+    // Unique per invocation: a store reused across invocations must never see a key again,
+    // or the commands would be answered as replays.
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis();
+    let tag = format!("r{run_no}b{batch}t{started}");
     loop {
         let elapsed = start.elapsed();
         if measured_from.is_none() && elapsed >= warmup {
-            measured_from = Some((Instant::now(), txs, legs));
+            measured_from = Some((Instant::now(), txs, legs, process_cpu()));
+            threads_from = thread_cpu();
             hist.lock().expect("hist").reset();
         }
         if elapsed >= warmup + Duration::from_secs(seconds) {
@@ -188,6 +243,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
         let (pending, is_hold) = window.pop_front().expect("window not empty");
         match pending.blocking_recv().expect("answer") {
             Ok(r) => {
+                assert!(!r.replayed, "a benchmark key was used twice");
                 txs += 1;
                 legs += r.tx.postings.len() as u64;
                 match &r.tx.kind {
@@ -214,8 +270,22 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     for (p, _) in window {
         let _ = p.blocking_recv();
     }
-    let (t0, txs0, legs0) = measured_from.expect("measured");
+    let (t0, txs0, legs0, cpu0) = measured_from.expect("measured");
     let secs = t0.elapsed().as_secs_f64();
+    let cpu = process_cpu().saturating_sub(cpu0);
+    let shares: Vec<String> = thread_cpu()
+        .into_iter()
+        .map(|(name, t)| {
+            let before = threads_from.get(&name).copied().unwrap_or(Duration::ZERO);
+            (name, t.saturating_sub(before).as_secs_f64() / secs * 100.0)
+        })
+        .filter(|(_, pct)| *pct >= 1.0)
+        .map(|(name, pct)| format!("{name} {pct:.0}%"))
+        .collect();
+    eprintln!(
+        "run {run_no} at batch {batch}: CPU by thread (% of one core): {}",
+        shares.join(", ")
+    );
     let h = hist.lock().expect("hist").clone();
     let stats = ledger.stats();
     let mean_batch = stats
@@ -228,6 +298,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     ledger.shutdown();
     Run {
         txs_per_s: (txs - txs0) as f64 / secs,
+        cpu_us_per_tx: cpu.as_secs_f64() * 1e6 / (txs - txs0).max(1) as f64,
         legs_per_s: (legs - legs0) as f64 / secs,
         commit_p50_us: h.value_at_quantile(0.50),
         commit_p99_us: h.value_at_quantile(0.99),
@@ -260,8 +331,8 @@ fn main() {
     std::fs::create_dir_all(&dir).expect("bench dir");
     eprintln!("committer bench: {members} members, {PARTNERS} partners, batches {batches:?}, {runs} runs x {seconds} s, store {}", dir.display());
     seed(&dir, members);
-    println!("| batch limit | txs/s (median) | posting legs/s | mean batch | commit p50 | commit p99 | commit max | runs (txs/s) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| batch limit | txs/s (median) | posting legs/s | mean batch | commit p50 | commit p99 | commit max | CPU µs/tx | runs (txs/s) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &b in &batches {
         let results: Vec<Run> = (0..runs)
             .map(|r| run(&dir, members, b, seconds, r))
@@ -280,13 +351,14 @@ fn main() {
             .map(|r| format!("{:.0}", r.txs_per_s))
             .collect();
         println!(
-            "| {b} | {:.0} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+            "| {b} | {:.0} | {:.0} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.1} | {} |",
             pick.txs_per_s,
             pick.legs_per_s,
             pick.mean_batch,
             pick.commit_p50_us as f64 / 1000.0,
             pick.commit_p99_us as f64 / 1000.0,
             pick.commit_max_us as f64 / 1000.0,
+            pick.cpu_us_per_tx,
             all.join(", ")
         );
         let rejected: u64 = results.iter().map(|r| r.rejected).sum();

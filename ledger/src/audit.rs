@@ -457,9 +457,14 @@ fn normalized(mut b: Balance) -> Balance {
     b
 }
 
-fn compare_maps<K: std::hash::Hash + Eq + Ord + Copy, V: PartialEq + std::fmt::Debug>(
-    stored_map: &HashMap<K, V>,
-    recomputed: &HashMap<K, V>,
+fn compare_maps<
+    K: std::hash::Hash + Eq + Ord + Copy,
+    V: PartialEq + std::fmt::Debug,
+    S1: std::hash::BuildHasher,
+    S2: std::hash::BuildHasher,
+>(
+    stored_map: &HashMap<K, V, S1>,
+    recomputed: &HashMap<K, V, S2>,
     name: impl Fn(&K) -> String,
     what: &'static str,
 ) -> Result<(), AuditFailure> {

@@ -12,11 +12,11 @@ use crate::error::{LedgerError, Rejection};
 use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Pricing, Receipt, Transaction};
-use crate::state::{DecideError, History, State};
+use crate::state::{DecideError, History, Map, State};
 use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crate::types::{Timestamp, TxId};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use std::collections::HashMap;
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,10 @@ pub(crate) struct Batch {
     pub at: Timestamp,
     pub txs: Vec<Transaction>,
 }
+
+/// Transactions of the most recent batches the writer keeps in memory, so that a reversal or
+/// a retry naming a recent transaction (the usual case) does not read the journal.
+const RECENT_TXS_MAX: usize = 16_384;
 
 /// Committer tuning. Every limit has a default sized for a small machine.
 #[derive(Debug, Clone, Copy)]
@@ -69,6 +73,8 @@ pub(crate) struct Writer<S: Store> {
     pub last_at: Timestamp,
     /// Journal sequence number of the next batch; transaction ids embed it.
     pub next_seq: u64,
+    /// The latest committed batches, oldest first, up to [`RECENT_TXS_MAX`] transactions.
+    pub recent: VecDeque<Arc<Batch>>,
 }
 
 enum Outcome {
@@ -147,7 +153,7 @@ impl<S: Store> Writer<S> {
         let at = self.clock();
         let snapshot = self.store.snapshot()?;
         let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
-        let mut in_batch: HashMap<IdemKey, usize> = HashMap::new();
+        let mut in_batch: Map<IdemKey, usize> = Map::default();
 
         for hold in self
             .state
@@ -199,6 +205,7 @@ impl<S: Store> Writer<S> {
         if !txs.txs.is_empty() {
             // Publish before answering, so a read after a receipt waits for its projection.
             self.shared.committed(seq, txs.txs.len(), started.elapsed());
+            self.keep_recent(txs.clone());
         }
         for (job, outcome) in batch.drain(..).zip(outcomes) {
             let answer = match outcome {
@@ -232,7 +239,7 @@ impl<S: Store> Writer<S> {
         at: Timestamp,
         snapshot: &S::Snapshot,
         txs: &mut Vec<Transaction>,
-        in_batch: &mut HashMap<IdemKey, usize>,
+        in_batch: &mut Map<IdemKey, usize>,
     ) -> Outcome {
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
@@ -257,7 +264,12 @@ impl<S: Store> Writer<S> {
             Err(e) => return Outcome::Failed(e),
         }
         let id = TxId::new(seq, txs.len() as u16);
-        let history = BatchHistory { snapshot, txs, seq };
+        let history = BatchHistory {
+            snapshot,
+            txs,
+            seq,
+            recent: &self.recent,
+        };
         match self.state.decide(cmd, digest, id, at, &history) {
             Ok(mut tx) => {
                 tx.pricing = pricing.cloned();
@@ -279,7 +291,7 @@ impl<S: Store> Writer<S> {
         key: &IdemKey,
         snapshot: &S::Snapshot,
         txs: &[Transaction],
-        in_batch: &HashMap<IdemKey, usize>,
+        in_batch: &Map<IdemKey, usize>,
         seq: u64,
     ) -> Result<Option<(IdemRecord, Transaction)>, LedgerError> {
         if let Some(&i) = in_batch.get(key) {
@@ -317,7 +329,24 @@ impl<S: Store> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        BatchHistory { snapshot, txs, seq }.transaction(id)
+        BatchHistory {
+            snapshot,
+            txs,
+            seq,
+            recent: &self.recent,
+        }
+        .transaction(id)
+    }
+
+    /// Keeps a committed batch for lookups, dropping the oldest beyond [`RECENT_TXS_MAX`].
+    pub fn keep_recent(&mut self, batch: Arc<Batch>) {
+        self.recent.push_back(batch);
+        let mut kept: usize = self.recent.iter().map(|b| b.txs.len()).sum();
+        while kept > RECENT_TXS_MAX && self.recent.len() > 1 {
+            if let Some(old) = self.recent.pop_front() {
+                kept -= old.txs.len();
+            }
+        }
     }
 
     pub fn remember(&mut self, txs: &[Transaction]) {
@@ -333,17 +362,22 @@ impl<S: Store> Writer<S> {
     }
 }
 
-/// Lookups of committed transactions for `decide`: the batch being built, then the journal.
+/// Lookups of committed transactions for `decide`: the batch being built, the recent batches
+/// in memory, then the journal.
 struct BatchHistory<'a, Snap: Snapshot> {
     snapshot: &'a Snap,
     txs: &'a [Transaction],
     seq: u64,
+    recent: &'a VecDeque<Arc<Batch>>,
 }
 
 impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
     fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
         if id.seq() == self.seq {
             return Ok(self.txs.get(usize::from(id.slot())).cloned());
+        }
+        if let Some(b) = self.recent.iter().rev().find(|b| b.seq == id.seq()) {
+            return Ok(b.txs.get(usize::from(id.slot())).cloned());
         }
         crate::journal::find_transaction(self.snapshot, id)
     }

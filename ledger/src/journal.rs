@@ -22,15 +22,24 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
 ) -> Result<Option<Transaction>, LedgerError> {
     let begin = keys::journal(id.seq(), 0);
     let end = keys::journal(id.seq() + 1, 0);
+    // Streams the batch's blocks and stops at the one holding the slot: no block is copied.
     let mut slot = usize::from(id.slot());
-    for (_, value) in snapshot.range(&begin, &end, usize::MAX, false)? {
-        let block = Block::parse(&value)?;
-        if slot < block.len() {
-            return block.get(slot).map(Some);
+    let mut found: Result<Option<Transaction>, LedgerError> = Ok(None);
+    snapshot.scan(&begin, &end, &mut |_, value| match Block::parse(value) {
+        Ok(block) if slot < block.len() => {
+            found = block.get(slot).map(Some);
+            false
         }
-        slot -= block.len();
-    }
-    Ok(None)
+        Ok(block) => {
+            slot -= block.len();
+            true
+        }
+        Err(e) => {
+            found = Err(e);
+            false
+        }
+    })?;
+    found
 }
 
 /// Calls `f` with every batch committed after sequence `after`, in commit order: the batch's

@@ -219,6 +219,7 @@ impl<S: Store + Clone> Ledger<S> {
             to_projector,
             last_at,
             next_seq: last_seq + 1,
+            recent: std::collections::VecDeque::new(),
         };
         for b in tail {
             writer.remember(&b.txs);

@@ -16,7 +16,7 @@ use crate::types::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// An expiry lot: points earned together that expire together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,21 +102,25 @@ pub struct Reversed {
     pub bonus: Points,
 }
 
+/// The maps of the working state: foldhash, seeded per process (so member ids chosen by a
+/// partner cannot be picked to collide), and cheaper than the standard SipHash on the hot path.
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
 /// The whole working state of the ledger. Owned by the single writer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct State {
     /// Enrolled members.
-    pub members: HashMap<MemberId, MemberState>,
+    pub members: Map<MemberId, MemberState>,
     /// Balances of every account except members' (whose posted points live in `members`).
-    pub accounts: HashMap<AccountId, Balance>,
+    pub accounts: Map<AccountId, Balance>,
     /// Partner contracts.
-    pub contracts: HashMap<PartnerId, Contract>,
+    pub contracts: Map<PartnerId, Contract>,
     /// Open holds.
-    pub holds: HashMap<TxId, HoldState>,
+    pub holds: Map<TxId, HoldState>,
     /// Open holds by timeout.
     pub hold_timeouts: BTreeSet<(Timestamp, TxId)>,
     /// Amounts reversed so far, per original earn or burn.
-    pub reversed: HashMap<TxId, Reversed>,
+    pub reversed: Map<TxId, Reversed>,
     /// Programme settings.
     pub policy: Policy,
 }

@@ -16,16 +16,16 @@ struct Fixture {
 }
 
 fn fixture(policy: Policy) -> Fixture {
+    fixture_with(LedgerConfig {
+        policy,
+        ..LedgerConfig::default()
+    })
+}
+
+fn fixture_with(config: LedgerConfig) -> Fixture {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = EmbeddedStore::open(dir.path()).expect("store");
-    let ledger = Ledger::open(
-        store,
-        LedgerConfig {
-            policy,
-            ..LedgerConfig::default()
-        },
-    )
-    .expect("ledger");
+    let ledger = Ledger::open(store, config).expect("ledger");
     for (p, days) in [(AIR, Some(730)), (FUEL, Some(30))] {
         let contract = Contract {
             partner: p,
@@ -769,4 +769,103 @@ fn statements_page_in_commit_order_and_balances_are_known_as_of_a_past_time() {
             .points,
         Points(-1070)
     );
+}
+
+#[test]
+fn commands_queued_back_to_back_in_one_command_batches_see_each_other() {
+    // One command per batch, queued back to back: each batch must see the ones before it
+    // (replays, conflicts, points already burned, the original of a reversal), however the
+    // committer overlaps their commits.
+    let f = fixture_with(LedgerConfig {
+        committer: CommitterConfig {
+            batch_size_max: 1,
+            ..CommitterConfig::default()
+        },
+        ..LedgerConfig::default()
+    });
+    for round in 0..20 {
+        let earn = |points| Command::Earn {
+            key: IdemKey::partner(AIR, format!("earn-{round}")),
+            member: M1,
+            partner: AIR,
+            points: Points(points),
+            bonus: Points(0),
+        };
+        let burn = |r: &str, points| Command::Burn {
+            key: IdemKey::partner(FUEL, format!("{r}-{round}")),
+            member: M1,
+            partner: FUEL,
+            points: Points(points),
+        };
+        let e = f.ledger.submit(earn(100)).expect("queued");
+        let retry = f.ledger.submit(earn(100)).expect("queued");
+        let changed = f.ledger.submit(earn(101)).expect("queued");
+        let b1 = f.ledger.submit(burn("b1", 60)).expect("queued");
+        let b2 = f.ledger.submit(burn("b2", 41)).expect("queued");
+        let first = e.blocking_recv().expect("answer").expect("earn");
+        // Queued right behind the earn's batch.
+        let rev = f
+            .ledger
+            .submit(Command::Reverse {
+                key: IdemKey::partner(AIR, format!("rev-{round}")),
+                original: first.tx.id,
+                points: Some(Points(40)),
+            })
+            .expect("queued");
+        let b3 = f.ledger.submit(burn("b3", 1)).expect("queued");
+
+        let retry = retry.blocking_recv().expect("answer").expect("replay");
+        assert!(!first.replayed && retry.replayed, "round {round}");
+        assert_eq!(retry.tx, first.tx, "the retry replays the original");
+        assert!(matches!(
+            changed.blocking_recv().expect("answer"),
+            Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id
+        ));
+        let b1 = b1.blocking_recv().expect("answer").expect("burn of 60");
+        assert_eq!(b1.tx.points_to(AccountId::Member(M1)), Points(-60));
+        assert!(
+            matches!(
+                b2.blocking_recv().expect("answer"),
+                Err(LedgerError::Rejected(Rejection::InsufficientPoints { .. }))
+            ),
+            "round {round}: 41 more than the 40 left"
+        );
+        let rev = rev
+            .blocking_recv()
+            .expect("answer")
+            .expect("reversal of 40");
+        assert_eq!(rev.tx.points_to(AccountId::Member(M1)), Points(-40));
+        assert!(matches!(
+            b3.blocking_recv().expect("answer"),
+            Err(LedgerError::Rejected(Rejection::InsufficientPoints { .. }))
+        ));
+        assert_eq!(f.available(M1), 0);
+    }
+    f.audit();
+}
+
+#[test]
+fn after_a_restart_retries_and_reversals_find_their_originals_in_the_journal() {
+    // The writer keeps recent batches in memory; after a reopen they are gone and the
+    // originals must come from the journal's blocks.
+    let f = fixture(Policy::default());
+    let first = f.earn("before-restart", M1, AIR, 300);
+    let Fixture { ledger, _dir: dir } = f;
+    ledger.shutdown();
+    let store = EmbeddedStore::open(dir.path()).expect("reopen store");
+    let f = Fixture {
+        ledger: Ledger::open(store, LedgerConfig::default()).expect("reopen ledger"),
+        _dir: dir,
+    };
+    let again = f.earn("before-restart", M1, AIR, 300);
+    assert!(again.replayed);
+    assert_eq!(again.tx, first.tx);
+    let rev = f.ok(Command::Reverse {
+        key: IdemKey::partner(AIR, "rev-after-restart"),
+        original: first.tx.id,
+        points: Some(Points(100)),
+    });
+    assert_eq!(rev.tx.points_to(AccountId::Member(M1)), Points(-100));
+    assert_eq!(f.available(M1), 200);
+    f.audit();
 }

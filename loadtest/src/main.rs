@@ -16,6 +16,10 @@ use loadtest::{report, run, Mode, Options};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The gateway it starts runs in this process: the same allocator as `partners-gateway`.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "loadtest",

@@ -1,5 +1,10 @@
-//! `partners-gateway`: the partner-facing HTTP service. Until the HTTP API lands, `serve --demo`
-//! runs the ledger on the embedded store with a demo coalition and reports what it committed.
+//! `partners-gateway`: the partner-facing HTTP service over the ledger (`serve`), and its
+//! operator commands. See `docs/api.md` and `partners-gateway --help`.
+
+/// mimalloc: the committer and projector allocate per command; on the committer benchmark it
+/// cut CPU per transaction by about a fifth against the system allocator (`docs/benchmarks.md`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     partners_gateway::run_cli()

@@ -74,7 +74,10 @@ pub(crate) struct Writer<S: Store> {
     /// Journal sequence number of the next batch; transaction ids embed it.
     pub next_seq: u64,
     /// The latest committed batches, oldest first, up to [`RECENT_TXS_MAX`] transactions.
+    /// Their sequence numbers are consecutive: only a batch with transactions takes one.
     pub recent: VecDeque<Arc<Batch>>,
+    /// Transactions in `recent`.
+    pub recent_txs: usize,
 }
 
 enum Outcome {
@@ -340,11 +343,11 @@ impl<S: Store> Writer<S> {
 
     /// Keeps a committed batch for lookups, dropping the oldest beyond [`RECENT_TXS_MAX`].
     pub fn keep_recent(&mut self, batch: Arc<Batch>) {
+        self.recent_txs += batch.txs.len();
         self.recent.push_back(batch);
-        let mut kept: usize = self.recent.iter().map(|b| b.txs.len()).sum();
-        while kept > RECENT_TXS_MAX && self.recent.len() > 1 {
+        while self.recent_txs > RECENT_TXS_MAX && self.recent.len() > 1 {
             if let Some(old) = self.recent.pop_front() {
-                kept -= old.txs.len();
+                self.recent_txs -= old.txs.len();
             }
         }
     }
@@ -376,7 +379,13 @@ impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
         if id.seq() == self.seq {
             return Ok(self.txs.get(usize::from(id.slot())).cloned());
         }
-        if let Some(b) = self.recent.iter().rev().find(|b| b.seq == id.seq()) {
+        let first = self.recent.front().map_or(u64::MAX, |b| b.seq);
+        if let Some(b) = id
+            .seq()
+            .checked_sub(first)
+            .and_then(|i| self.recent.get(usize::try_from(i).ok()?))
+            .filter(|b| b.seq == id.seq())
+        {
             return Ok(b.txs.get(usize::from(id.slot())).cloned());
         }
         crate::journal::find_transaction(self.snapshot, id)

@@ -89,9 +89,7 @@ impl KeyIndex {
 
     /// The record the key's hash maps to, if any (confirm it before use).
     pub fn get(&self, key: &IdemKey) -> Option<IdemRecord> {
-        self.map
-            .get(&hash_encoded(&keys::idempotency(key)))
-            .copied()
+        self.map.get(&hash_key(key)).copied()
     }
 
     /// Records a committed key.

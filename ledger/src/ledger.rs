@@ -220,6 +220,7 @@ impl<S: Store + Clone> Ledger<S> {
             last_at,
             next_seq: last_seq + 1,
             recent: std::collections::VecDeque::new(),
+            recent_txs: 0,
         };
         for b in tail {
             writer.remember(&b.txs);

@@ -6,6 +6,9 @@
 //! `BENCH_MEMBERS`, `BENCH_SECONDS`, `BENCH_RUNS`, `BENCH_BATCHES` (comma list), `BENCH_DIR`
 //! (store directory, kept afterwards for `ledger verify --data DIR`).
 //!
+//! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
+//! have committed, so that the measured part includes the writes of member records.
+//!
 //! Figures: transactions (commands) per second and posting legs per second, committed and
 //! acknowledged; commit latency per batch (first command taken off the queue to fsync done),
 //! p50/p99/max, from the committer's own observer.
@@ -161,7 +164,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let opened = Instant::now();
     let ledger = open(dir, batch, hist.clone());
     eprintln!(
-        "run {run_no} at batch {batch}: store opened in {:.1} s, measuring",
+        "run {run_no} at batch {batch}: store opened in {:.1} s, warming up",
         opened.elapsed().as_secs_f64()
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(run_no * 1000 + batch as u64);
@@ -171,7 +174,10 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let mut earned: VecDeque<(TxId, u32)> = VecDeque::with_capacity(4096);
     let mut funded: VecDeque<MemberId> = VecDeque::with_capacity(65_536);
     let (mut txs, mut legs, mut rejected, mut n) = (0u64, 0u64, 0u64, 0u64);
+    // Measure from the point where member records (written `member_write_delay` transactions
+    // after a member changes) are being written: before it, the run would skip that work.
     let warmup = Duration::from_secs(2);
+    let warmup_txs = LedgerConfig::default().member_write_delay;
     let start = Instant::now();
     let mut measured_from: Option<(Instant, u64, u64, Duration)> = None;
     let mut threads_from = std::collections::BTreeMap::new();
@@ -184,12 +190,16 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let tag = format!("r{run_no}b{batch}t{started}");
     loop {
         let elapsed = start.elapsed();
-        if measured_from.is_none() && elapsed >= warmup {
+        if measured_from.is_none() && elapsed >= warmup && txs >= warmup_txs {
+            eprintln!(
+                "run {run_no} at batch {batch}: warm after {txs} transactions in {:.1} s, measuring",
+                elapsed.as_secs_f64()
+            );
             measured_from = Some((Instant::now(), txs, legs, process_cpu()));
             threads_from = thread_cpu();
             hist.lock().expect("hist").reset();
         }
-        if elapsed >= warmup + Duration::from_secs(seconds) {
+        if measured_from.is_some_and(|(t0, ..)| t0.elapsed() >= Duration::from_secs(seconds)) {
             break;
         }
         while window.len() < window_max {

@@ -4,18 +4,20 @@
 //! Invariants checked, per transaction: ids increase; postings sum to zero per asset; the
 //! recorded member balances match the recomputation; a member goes below zero only by a
 //! policy-allowed clawback; a member's lots sum to `max(posted, 0)`; lot changes consume only
-//! points a lot has; idempotency keys are unique. Then every stored member record, account
-//! balance, open hold, reversal record, contract and idempotency entry must equal its
-//! recomputed value, with nothing missing and nothing extra.
+//! points a lot has; idempotency keys are unique. Then every stored account balance, open hold,
+//! reversal record, contract and idempotency entry must equal its recomputed value, with nothing
+//! missing and nothing extra; every member's latest statement line (what balance reads return)
+//! must carry its recomputed posted and held points; and every member record must equal the
+//! member as recomputed through the batch the record says it covers.
 
-use crate::codec::{self, IdemRecord};
+use crate::codec::{self, IdemRecord, MemberRecord, StatementEntry};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::{IdemKey, Transaction, TxKind};
 use crate::state::{Balance, HoldState, MemberState, Reversed, State};
 use crate::store::Snapshot;
-use crate::types::{AccountId, Contract, MemberId, PartnerId, TxId};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, TxId};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What an audit that passed looked at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -26,8 +28,10 @@ pub struct AuditReport {
     pub transactions: u64,
     /// Posting legs checked for balance.
     pub postings: u64,
-    /// Member records compared.
+    /// Members whose latest statement line (their balance as read) was compared.
     pub members: usize,
+    /// Member records compared, each as of the batch it covers.
+    pub member_records: usize,
     /// Non-member account balances compared.
     pub accounts: usize,
     /// Open holds compared.
@@ -148,6 +152,17 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
     let cluster = crate::cluster::is_cluster_store(snap).map_err(AuditFailure::Read)?;
     // On the cluster path ids come from per-process blocks: unique, not in commit order.
     let mut ids_seen: HashSet<TxId> = HashSet::new();
+    let records: HashMap<MemberId, MemberRecord> =
+        scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+    report.member_records = records.len();
+    // The single committer writes a member's record some batches after it changed, and says
+    // which batch it covers: compare it when the replay gets there. Cluster records are current.
+    let mut records_due: BTreeMap<u64, Vec<MemberId>> = BTreeMap::new();
+    if !cluster {
+        for (m, r) in &records {
+            records_due.entry(r.through).or_default().push(*m);
+        }
+    }
     crate::journal::for_each_batch(snap, 0, &mut |version, txs| {
         report.batches += 1;
         last_version = version;
@@ -169,6 +184,17 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
             report.transactions += 1;
             report.postings += tx.postings.len() as u64;
         }
+        for m in records_due.remove(&version).unwrap_or_default() {
+            if let Err(f) = stored(
+                format!("member/{}", m.0),
+                "member record",
+                records.get(&m).map(|r| &r.state),
+                state.members.get(&m),
+            ) {
+                failure = Some(f);
+                return Err(LedgerError::Corrupt("audit stopped".into()));
+            }
+        }
         Ok(())
     })
     .map_err(|e| failure.take().unwrap_or(AuditFailure::Read(e)))?;
@@ -181,6 +207,27 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
             projected,
             journal: last_version,
         });
+    }
+    if let Some((batch, members)) = records_due.into_iter().next() {
+        return Err(AuditFailure::Stored {
+            account: format!("member/{}", members[0].0),
+            what: "member record",
+            stored: format!("as of batch {batch}"),
+            recomputed: format!("a journal ending at batch {last_version}"),
+        });
+    }
+    if cluster {
+        let current: HashMap<MemberId, MemberState> =
+            records.into_iter().map(|(m, r)| (m, r.state)).collect();
+        compare_maps(
+            &current,
+            &state.members,
+            |m| format!("member/{}", m.0),
+            "member record",
+        )?;
+        report.members = current.len();
+    } else {
+        compare_balance_lines(snap, &state, &mut report)?;
     }
     compare_stored(snap, &state, &keys_seen, cluster, &mut report)?;
     report.points_outstanding = state.members.values().map(|m| m.posted.0).sum();
@@ -321,16 +368,6 @@ fn compare_stored<Snap: Snapshot>(
     cluster: bool,
     report: &mut AuditReport,
 ) -> Result<(), AuditFailure> {
-    let members: HashMap<MemberId, MemberState> =
-        scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
-    compare_maps(
-        &members,
-        &state.members,
-        |m| format!("member/{}", m.0),
-        "member record",
-    )?;
-    report.members = members.len();
-
     let mut accounts: HashMap<AccountId, Balance> =
         scan_family(snap, keys::BALANCE, "balance record", |k| {
             keys::parse_account(&k[1..]).map(|(a, _)| a)
@@ -347,7 +384,7 @@ fn compare_stored<Snap: Snapshot>(
             true
         })?;
         for a in ids {
-            let b = crate::ledger::account_balance(snap, a).map_err(AuditFailure::Read)?;
+            let b = crate::ledger::account_balance(snap, a, true).map_err(AuditFailure::Read)?;
             accounts.insert(a, normalized(b));
         }
         let recomputed: HashMap<AccountId, Balance> = state
@@ -448,6 +485,48 @@ fn compare_stored<Snap: Snapshot>(
         });
     }
     report.idempotency_keys = count;
+    Ok(())
+}
+
+/// Each member's latest statement line against the recomputed posted and held points.
+fn compare_balance_lines<Snap: Snapshot>(
+    snap: &Snap,
+    state: &State,
+    report: &mut AuditReport,
+) -> Result<(), AuditFailure> {
+    // Keys sort by member, then transaction: the last line seen for a member is its latest.
+    let mut latest: HashMap<MemberId, (Points, Points)> = HashMap::new();
+    let mut failure = None;
+    snap.scan(&[keys::STATEMENT], &[keys::STATEMENT + 1], &mut |k, v| {
+        let line = keys::parse_statement_member(k)
+            .ok_or_else(|| LedgerError::Corrupt(format!("statement key {k:?}")))
+            .and_then(|m| Ok((m, codec::decode::<StatementEntry>("statement entry", v)?)));
+        match line {
+            Ok((m, e)) => {
+                latest.insert(m, (e.balance_after, e.held_after));
+                true
+            }
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(AuditFailure::Read(e));
+    }
+    let recomputed: HashMap<MemberId, (Points, Points)> = state
+        .members
+        .iter()
+        .map(|(m, s)| (*m, (s.posted, s.held)))
+        .collect();
+    compare_maps(
+        &latest,
+        &recomputed,
+        |m| format!("member/{}", m.0),
+        "balance (posted, held) in the latest statement line",
+    )?;
+    report.members = latest.len();
     Ok(())
 }
 

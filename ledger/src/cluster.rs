@@ -22,13 +22,13 @@
 //!
 //! `docs/foundationdb.md` lists, per command, what is read, written and can conflict.
 
-use crate::codec::{self, BlockWriter, IdemRecord};
+use crate::codec::{self, BlockWriter, IdemRecord, MemberRecord};
 use crate::committer::{CommitterConfig, Job};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind};
 use crate::projector::{index_transaction, write_records, Touched};
-use crate::state::{DecideError, History, HoldState, MemberState, Reversed, State};
+use crate::state::{DecideError, History, HoldState, Reversed, State};
 use crate::store::{Snapshot, StoreError, Txn, TxnSnapshot, TxnStore, WriteSet};
 use crate::types::{AccountId, Contract, Timestamp, TxId};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
@@ -507,8 +507,8 @@ impl<'t> Chunk<'t> {
             let Some(v) = v else { continue };
             match need {
                 Need::Member(m) => {
-                    let s: MemberState = codec::decode("member record", &v)?;
-                    self.state.members.insert(m, s);
+                    let r: MemberRecord = codec::decode("member record", &v)?;
+                    self.state.members.insert(m, r.state);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -599,7 +599,7 @@ impl<'t> Chunk<'t> {
             self.hold_expiry.insert(tx.id, expires_at);
         }
         self.state.apply(&tx);
-        index_transaction(&mut self.writes, &mut self.touched, &tx);
+        index_transaction(&mut self.writes, &mut self.touched, &tx, &self.state);
         add_totals(&mut self.writes, &tx)?;
         self.in_chunk.insert(key.clone(), self.txs.len());
         self.txs.push(tx);
@@ -630,6 +630,7 @@ impl<'t> Chunk<'t> {
             &self.state,
             &self.touched,
             Some(&self.hold_expiry),
+            0,
         );
         (self.writes, self.txs)
     }

@@ -155,6 +155,19 @@ pub struct StatementEntry {
     pub points: Points,
     /// Posted points after the transaction.
     pub balance_after: Points,
+    /// Points held by open holds after the transaction.
+    pub held_after: Points,
+}
+
+/// A member record as the single committer's projector stores it: the member's state after
+/// batch `through`. Records are written some time after a member changes, so that several
+/// changes cost one write; recovery brings each forward with the journal after its own batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    /// The last batch whose effects the record includes.
+    pub through: u64,
+    /// The member's state then.
+    pub state: crate::state::MemberState,
 }
 
 /// A balance-history entry of a non-member account.

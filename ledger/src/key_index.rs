@@ -5,6 +5,12 @@
 //! with the table's overhead (1M keys: ~50 MB). A hit is confirmed against the transaction it
 //! names before it is acted on, so a hash collision can never turn a new command into a replay
 //! or a conflict.
+//!
+//! The table is split into [`SHARDS`] maps by the hash's top bits. A single map holding every
+//! key would, on each doubling, rehash all of them at once into fresh memory: with a few
+//! million keys that is a ~100 MB allocation the kernel must zero, and a commit stalled for
+//! hundreds of milliseconds. Shards grow one at a time, a few hundred kilobytes each, and the
+//! memory one shard frees is reused by the next.
 
 use crate::codec::{self, IdemRecord};
 use crate::error::LedgerError;
@@ -36,10 +42,27 @@ impl Hasher for PreHashed {
     }
 }
 
+/// How many maps the index is split into (a power of two).
+const SHARDS: usize = 1024;
+
+type Shard = HashMap<u128, IdemRecord, BuildHasherDefault<PreHashed>>;
+
 /// The index.
-#[derive(Default)]
 pub(crate) struct KeyIndex {
-    map: HashMap<u128, IdemRecord, BuildHasherDefault<PreHashed>>,
+    shards: Vec<Shard>,
+}
+
+impl Default for KeyIndex {
+    fn default() -> KeyIndex {
+        KeyIndex {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+        }
+    }
+}
+
+/// The shard a hash lives in: its top bits (the map itself uses the low 64).
+fn shard_of(hash: u128) -> usize {
+    (hash >> (128 - SHARDS.trailing_zeros())) as usize
 }
 
 /// The hash of a key's store encoding.
@@ -73,7 +96,7 @@ impl KeyIndex {
             v,
         ) {
             Ok(rec) => {
-                index.map.insert(hash_encoded(k), rec);
+                index.insert_hash(hash_encoded(k), rec);
                 true
             }
             Err(e) => {
@@ -89,12 +112,23 @@ impl KeyIndex {
 
     /// The record the key's hash maps to, if any (confirm it before use).
     pub fn get(&self, key: &IdemKey) -> Option<IdemRecord> {
-        self.map.get(&hash_key(key)).copied()
+        let h = hash_key(key);
+        self.shards[shard_of(h)].get(&h).copied()
     }
 
     /// Records a committed key.
     pub fn insert(&mut self, key: &IdemKey, rec: IdemRecord) {
-        self.map.insert(hash_key(key), rec);
+        self.insert_hash(hash_key(key), rec);
+    }
+
+    fn insert_hash(&mut self, h: u128, rec: IdemRecord) {
+        self.shards[shard_of(h)].insert(h, rec);
+    }
+
+    /// Keys held.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.shards.iter().map(Shard::len).sum()
     }
 }
 
@@ -102,6 +136,33 @@ impl KeyIndex {
 mod tests {
     use super::*;
     use crate::types::PartnerId;
+
+    #[test]
+    fn keys_spread_over_the_shards_and_each_is_found_with_its_record() {
+        let mut index = KeyIndex::default();
+        let n = 20 * SHARDS as u64;
+        for i in 0..n {
+            let rec = IdemRecord {
+                tx: crate::types::TxId(i),
+                digest: crate::model::Digest([i as u8; 16]),
+            };
+            index.insert(&IdemKey::partner(PartnerId(1), format!("r{i}")), rec);
+        }
+        assert_eq!(index.len(), n as usize);
+        let used = index.shards.iter().filter(|s| !s.is_empty()).count();
+        assert!(
+            used > SHARDS * 9 / 10,
+            "only {used} of {SHARDS} shards used"
+        );
+        for i in [0, 1, n / 2, n - 1] {
+            let got = index
+                .get(&IdemKey::partner(PartnerId(1), format!("r{i}")))
+                .expect("inserted key found");
+            assert_eq!(got.tx, crate::types::TxId(i));
+            assert_eq!(got.digest, crate::model::Digest([i as u8; 16]));
+        }
+        assert!(index.get(&IdemKey::partner(PartnerId(2), "r1")).is_none());
+    }
 
     #[test]
     fn a_key_hashes_as_its_store_encoding_does() {

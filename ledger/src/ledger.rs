@@ -26,14 +26,14 @@
 //! ledger.shutdown();
 //! ```
 
-use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
+use crate::codec::{self, HistoryEntry, IdemRecord, MemberRecord, StatementEntry};
 use crate::committer::{Batch, CommitterConfig, Job, Writer};
 use crate::error::LedgerError;
 use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
-use crate::projector::Projector;
-use crate::state::{Balance, HoldState, MemberState, Reversed, State};
+use crate::projector::{DirtyMembers, Projector};
+use crate::state::{Balance, HoldState, Reversed, State};
 use crate::store::{prefix_end, Snapshot, Store, TxnStore};
 use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use serde::{Deserialize, Serialize};
@@ -47,7 +47,7 @@ use std::time::{Duration, Instant};
 pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
 
 /// Ledger settings.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct LedgerConfig {
     /// Committer tuning.
     pub committer: CommitterConfig,
@@ -55,6 +55,22 @@ pub struct LedgerConfig {
     pub policy: Policy,
     /// Optional hook for metrics on every committed batch.
     pub on_commit: Option<CommitObserver>,
+    /// Transactions committed between a member's change and the write of its stored record
+    /// (0: with every projector commit). A member who changes again meanwhile costs one write.
+    /// A restart replays at most about this many transactions for member records; a clean
+    /// shutdown writes them all.
+    pub member_write_delay: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            committer: CommitterConfig::default(),
+            policy: Policy::default(),
+            on_commit: None,
+            member_write_delay: 1_000_000,
+        }
+    }
 }
 
 impl std::fmt::Debug for LedgerConfig {
@@ -62,6 +78,7 @@ impl std::fmt::Debug for LedgerConfig {
         f.debug_struct("LedgerConfig")
             .field("committer", &self.committer)
             .field("policy", &self.policy)
+            .field("member_write_delay", &self.member_write_delay)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +120,8 @@ pub(crate) struct Shared {
     projected_cv: Condvar,
     committed: AtomicU64,
     failure: Mutex<Option<String>>,
+    /// Set by [`Ledger::stop_as_if_crashed`]: the projector skips its shutdown writes.
+    pub(crate) skip_shutdown_writes: std::sync::atomic::AtomicBool,
     pub stats: LedgerStats,
     on_commit: Option<CommitObserver>,
 }
@@ -135,7 +154,7 @@ impl Shared {
         self.projected_cv.notify_all();
     }
 
-    fn failure(&self) -> Option<String> {
+    pub fn failure(&self) -> Option<String> {
         self.failure.lock().expect("failure lock").clone()
     }
 }
@@ -173,28 +192,55 @@ impl<S: Store + Clone> Ledger<S> {
                 "this store is written by cluster-mode ledgers; open it in cluster mode".into(),
             ));
         }
-        let (mut state, through) = load_state(&snapshot, config.policy)?;
+        let Loaded {
+            mut state,
+            through,
+            members_through,
+            member_stamps,
+        } = load_state(&snapshot, config.policy)?;
         let keys = KeyIndex::load(&snapshot)?;
-        let mirror = state.clone();
         let shared = Arc::new(Shared {
             projected: Mutex::new(through),
             projected_cv: Condvar::new(),
             committed: AtomicU64::new(through),
             failure: Mutex::new(None),
+            skip_shutdown_writes: Default::default(),
             stats: LedgerStats::default(),
             on_commit: config.on_commit.clone(),
         });
-        // Replay what the projector had not yet covered; hand it the same batches.
+        // Bring member records forward to the watermark, each from the batch it covers (they
+        // are written later than the rest; see `projector`). Then replay what the projector had
+        // not covered at all, and hand it those batches.
+        let mut dirty = DirtyMembers::default();
+        let mut mirror: Option<State> = None;
         let mut tail: Vec<Arc<Batch>> = Vec::new();
-        crate::journal::for_each_batch(&snapshot, through, &mut |seq, txs| {
-            for tx in &txs {
-                state.apply(tx);
-            }
-            let at = txs.last().map(|t| t.at).unwrap_or_default();
-            tail.push(Arc::new(Batch { seq, at, txs }));
-            Ok(())
-        })?;
+        crate::journal::for_each_batch(
+            &snapshot,
+            members_through.min(through),
+            &mut |seq, txs| {
+                if seq <= through {
+                    let behind = |m: MemberId| member_stamps.get(&m).is_none_or(|s| *s < seq);
+                    for tx in &txs {
+                        state.apply_to_members(tx, behind);
+                        for m in tx.members().filter(|m| behind(*m)) {
+                            dirty.touch(m, seq);
+                        }
+                    }
+                    return Ok(());
+                }
+                if mirror.is_none() {
+                    mirror = Some(state.clone());
+                }
+                for tx in &txs {
+                    state.apply(tx);
+                }
+                let at = txs.last().map(|t| t.at).unwrap_or_default();
+                tail.push(Arc::new(Batch { seq, at, txs }));
+                Ok(())
+            },
+        )?;
         drop(snapshot);
+        let mirror = mirror.unwrap_or_else(|| state.clone());
         let last_at = tail.last().map(|b| b.at).unwrap_or_default();
         let last_seq = tail.last().map(|b| b.seq).unwrap_or(through);
         if let Some(b) = tail.last() {
@@ -205,6 +251,9 @@ impl<S: Store + Clone> Ledger<S> {
             store: store.clone(),
             mirror,
             shared: shared.clone(),
+            dirty,
+            member_write_delay: config.member_write_delay,
+            last_seq: through,
         };
         let projector = std::thread::Builder::new()
             .name("ledger-projector".into())
@@ -263,6 +312,7 @@ impl<S: TxnStore + Clone> Ledger<S> {
             projected_cv: Condvar::new(),
             committed: AtomicU64::new(0),
             failure: Mutex::new(None),
+            skip_shutdown_writes: Default::default(),
             stats: LedgerStats::default(),
             on_commit: config.on_commit.clone(),
         });
@@ -386,17 +436,13 @@ impl<S: Store> Ledger<S> {
     /// A member's posted, pending and available points; `None` if not enrolled.
     pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
         let snap = self.read_snapshot()?;
-        Ok(read_member(&snap, m)?.map(|s| MemberBalance {
-            posted: s.posted,
-            pending: s.held,
-            available: s.available(),
-        }))
+        member_balance(&snap, m, self.cluster)
     }
 
     /// Any account's current balance (members: posted points).
     pub fn account_balance(&self, a: AccountId) -> Result<Balance, LedgerError> {
         let snap = self.read_snapshot()?;
-        account_balance(&snap, a)
+        account_balance(&snap, a, self.cluster)
     }
 
     /// A page of member `m`'s statement: entries after transaction `after`, at most `limit`.
@@ -480,6 +526,17 @@ impl<S: Store> Ledger<S> {
         self.stop();
     }
 
+    /// Stops like [`Ledger::shutdown`], but leaves out the projector's shutdown writes (member
+    /// records still waiting), as a crash after the projector's last commit would. For tests
+    /// of recovery.
+    #[doc(hidden)]
+    pub fn stop_as_if_crashed(mut self) {
+        self.shared
+            .skip_shutdown_writes
+            .store(true, Ordering::Release);
+        self.stop();
+    }
+
     fn stop(&mut self) {
         self.jobs.take();
         if let Some(w) = self.writer.take() {
@@ -497,14 +554,43 @@ impl<S: Store> Drop for Ledger<S> {
     }
 }
 
-fn read_member<Snap: Snapshot + ?Sized>(
+/// A member's points; `None` if not enrolled. The single committer's store answers from the
+/// member's latest statement line (every change to a member's posted or held points, enrolment
+/// included, writes one; its member record may be some batches behind). A cluster store's
+/// statement keys follow per-process id blocks, not commit order, but its member records are
+/// written with every change: it answers from the record.
+pub(crate) fn member_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     m: MemberId,
-) -> Result<Option<MemberState>, LedgerError> {
-    match snap.get(&keys::member(m))? {
-        Some(v) => Ok(Some(codec::decode("member record", &v)?)),
-        None => Ok(None),
+    cluster: bool,
+) -> Result<Option<MemberBalance>, LedgerError> {
+    if cluster {
+        return Ok(match snap.get(&keys::member(m))? {
+            Some(v) => {
+                let r: MemberRecord = codec::decode("member record", &v)?;
+                Some(MemberBalance {
+                    posted: r.state.posted,
+                    pending: r.state.held,
+                    available: r.state.available(),
+                })
+            }
+            None => None,
+        });
     }
+    let prefix = keys::statement_prefix(m);
+    let Some((_, v)) = snap
+        .range(&prefix, &prefix_end(&prefix), 1, true)?
+        .into_iter()
+        .next()
+    else {
+        return Ok(None);
+    };
+    let e: StatementEntry = codec::decode("statement entry", &v)?;
+    Ok(Some(MemberBalance {
+        posted: e.balance_after,
+        pending: e.held_after,
+        available: Points(e.balance_after.0 - e.held_after.0),
+    }))
 }
 
 /// Any account's balance in `snap`: members from their record; other accounts from the
@@ -513,10 +599,13 @@ fn read_member<Snap: Snapshot + ?Sized>(
 pub(crate) fn account_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     a: AccountId,
+    cluster: bool,
 ) -> Result<Balance, LedgerError> {
     match a {
         AccountId::Member(m) => {
-            let posted = read_member(snap, m)?.map(|s| s.posted).unwrap_or_default();
+            let posted = member_balance(snap, m, cluster)?
+                .map(|b| b.posted)
+                .unwrap_or_default();
             Ok(Balance {
                 points: posted,
                 money: vec![],
@@ -609,20 +698,38 @@ fn balance_as_of<Snap: Snapshot>(
 /// A callback over one stored record.
 type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError> + 'a;
 
-/// Loads the derived state and its watermark from a snapshot.
+/// Derived state as stored, with its watermarks.
+pub(crate) struct Loaded {
+    /// Members as of their records' batches; everything else as of `through`.
+    pub state: State,
+    /// The projector's watermark.
+    pub through: u64,
+    /// Every member record covers at least the batches through this one.
+    pub members_through: u64,
+    /// The batch each member record covers.
+    pub member_stamps: crate::state::Map<MemberId, u64>,
+}
+
+fn read_seq<Snap: Snapshot>(snap: &Snap, key: &[u8], what: &str) -> Result<u64, LedgerError> {
+    match snap.get(key)? {
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| LedgerError::Corrupt(what.into()))?,
+        )),
+        None => Ok(0),
+    }
+}
+
+/// Loads the derived state and its watermarks from a snapshot.
 pub(crate) fn load_state<Snap: Snapshot>(
     snap: &Snap,
     policy: Policy,
-) -> Result<(State, u64), LedgerError> {
+) -> Result<Loaded, LedgerError> {
     let mut state = State::new(policy);
-    let through = match snap.get(&keys::projected_through())? {
-        Some(v) => u64::from_be_bytes(
-            v.as_slice()
-                .try_into()
-                .map_err(|_| LedgerError::Corrupt("watermark".into()))?,
-        ),
-        None => 0,
-    };
+    let through = read_seq(snap, &keys::projected_through(), "watermark")?;
+    let members_through = read_seq(snap, &keys::members_through(), "member watermark")?;
+    let mut member_stamps = crate::state::Map::default();
     let mut failure: Option<LedgerError> = None;
     let mut each = |tag: u8, f: &mut RecordFn<'_>| -> Result<(), LedgerError> {
         snap.scan(&[tag], &[tag + 1], &mut |k, v| match f(k, v) {
@@ -639,9 +746,9 @@ pub(crate) fn load_state<Snap: Snapshot>(
     };
     each(keys::MEMBER, &mut |k, v| {
         let m = keys::parse_member(k).ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
-        state
-            .members
-            .insert(m, codec::decode::<MemberState>("member record", v)?);
+        let r: MemberRecord = codec::decode("member record", v)?;
+        member_stamps.insert(m, r.through);
+        state.members.insert(m, r.state);
         Ok(())
     })?;
     each(keys::BALANCE, &mut |k, v| {
@@ -672,5 +779,10 @@ pub(crate) fn load_state<Snap: Snapshot>(
             .insert(id, codec::decode::<Reversed>("reversed record", v)?);
         Ok(())
     })?;
-    Ok((state, through))
+    Ok(Loaded {
+        state,
+        through,
+        members_through,
+        member_stamps,
+    })
 }

@@ -2,20 +2,29 @@
 //! statements) current from committed batches, off the writer's hot path.
 //!
 //! It mirrors the writer's [`State`] by applying the same transactions, coalesces many batches
-//! into one storage commit, and records the last version it covered (the watermark) in that same
-//! commit. Derived state is therefore always exactly "the journal through the watermark"; a
-//! restart reloads it and replays the journal after the watermark. Its commits are
-//! [`Durability::Buffered`]: the synced journal is the truth, and this is rebuilt from it.
+//! into one storage commit, and records the last batch it covered (the watermark) in that same
+//! commit. Statement lines, the idempotency index, balances, holds, reversal totals and contracts
+//! are always exactly "the journal through the watermark".
+//!
+//! Member records are the exception: a changed member is written [`member_write_delay`]
+//! transactions later, so that a member who changes again meanwhile costs one write, not two.
+//! Each record says which batch it covers, and a second watermark says through which batch every
+//! record is current. Balance reads never wait for them: a member's latest statement line
+//! carries the posted and held points after its transaction. A restart brings each record
+//! forward with the journal after its own batch (see `Ledger::open`). Commits are
+//! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from it.
+//!
+//! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 
-use crate::codec::{self, HistoryEntry, IdemRecord, StatementEntry};
+use crate::codec::{self, HistoryEntry, IdemRecord, MemberRecord, StatementEntry};
 use crate::committer::Batch;
 use crate::keys;
 use crate::model::{Transaction, TxKind};
-use crate::state::State;
+use crate::state::{Map, State};
 use crate::store::{Durability, Store, WriteSet};
 use crate::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crossbeam_channel::Receiver;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Most transactions folded into one projector commit. The embedded store applies a commit
@@ -27,6 +36,74 @@ pub(crate) struct Projector<S: Store> {
     pub store: S,
     pub mirror: State,
     pub shared: Arc<crate::ledger::Shared>,
+    /// Members changed since their record was last written.
+    pub dirty: DirtyMembers,
+    /// Transactions projected between a member's change and the write of its record.
+    pub member_write_delay: u64,
+    /// The last batch projected.
+    pub last_seq: u64,
+}
+
+/// Members whose stored record is behind the mirror, oldest change first.
+#[derive(Default)]
+pub(crate) struct DirtyMembers {
+    /// Member to (batch, transactions projected before it) of its oldest unwritten change.
+    since: Map<MemberId, (u64, u64)>,
+    /// The same changes in order. An entry is stale once its member was written (the member
+    /// may have changed again since, with a newer entry further back).
+    order: VecDeque<(MemberId, u64, u64)>,
+    /// Transactions projected so far by this process.
+    projected: u64,
+}
+
+impl DirtyMembers {
+    /// Notes that member `m` changed in batch `seq`.
+    pub fn touch(&mut self, m: MemberId, seq: u64) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(m) {
+            e.insert((seq, self.projected));
+            self.order.push_back((m, seq, self.projected));
+        }
+    }
+
+    /// Counts `n` more transactions projected.
+    pub fn advance(&mut self, n: u64) {
+        self.projected += n;
+    }
+
+    /// Takes the members whose oldest unwritten change is at least `delay` transactions old
+    /// (every member with `delay` 0).
+    fn take_due(&mut self, delay: u64) -> BTreeSet<MemberId> {
+        let mut due = BTreeSet::new();
+        while let Some(&(m, seq, at)) = self.order.front() {
+            let live = self.since.get(&m) == Some(&(seq, at));
+            if live && self.projected - at < delay {
+                break;
+            }
+            self.order.pop_front();
+            if live {
+                self.since.remove(&m);
+                due.insert(m);
+            }
+        }
+        due
+    }
+
+    /// The batch through which every member record is current, given that `last` is the
+    /// latest batch projected.
+    fn through(&mut self, last: u64) -> u64 {
+        while let Some(&(m, seq, at)) = self.order.front() {
+            if self.since.get(&m) == Some(&(seq, at)) {
+                return seq - 1;
+            }
+            self.order.pop_front();
+        }
+        last
+    }
+
+    /// Members waiting to be written.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
 }
 
 /// What a run of transactions touched, so derived records are written once per flush.
@@ -41,6 +118,21 @@ pub(crate) struct Touched {
 
 impl<S: Store> Projector<S> {
     pub fn run(mut self, batches: Receiver<Arc<Batch>>) {
+        self.project(&batches);
+        // The writer has stopped: write every member record, so the next start replays
+        // nothing for members.
+        let skip = self
+            .shared
+            .skip_shutdown_writes
+            .load(std::sync::atomic::Ordering::Acquire);
+        if !skip && self.shared.failure().is_none() && self.dirty.len() > 0 {
+            if let Err(e) = self.flush(&[]) {
+                tracing::error!(error = %e, "member records not written at shutdown; the next start replays the journal for them");
+            }
+        }
+    }
+
+    fn project(&mut self, batches: &Receiver<Arc<Batch>>) {
         while let Ok(first) = batches.recv() {
             let mut group = vec![first];
             let mut n = group[0].txs.len();
@@ -62,28 +154,45 @@ impl<S: Store> Projector<S> {
         }
     }
 
+    /// Projects `group` (with an empty group: writes every waiting member record).
     fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
         for batch in group {
             for tx in &batch.txs {
                 self.mirror.apply(tx);
-                index_transaction(&mut w, &mut touched, tx);
+                index_transaction(&mut w, &mut touched, tx, &self.mirror);
+                for m in tx.members() {
+                    self.dirty.touch(m, batch.seq);
+                }
             }
+            self.dirty.advance(batch.txs.len() as u64);
         }
-        let last = group.last().expect("a flush has at least one batch");
-        self.write_touched(&mut w, &touched, last.seq, last.at);
-        w.set(&keys::projected_through(), &last.seq.to_be_bytes());
+        let delay = if group.is_empty() {
+            0
+        } else {
+            self.member_write_delay
+        };
+        touched.members = self.dirty.take_due(delay);
+        if let Some(last) = group.last() {
+            self.last_seq = last.seq;
+            self.write_accounts(&mut w, &touched, last.seq, last.at);
+        }
+        write_records(&mut w, &self.mirror, &touched, None, self.last_seq);
+        w.set(&keys::projected_through(), &self.last_seq.to_be_bytes());
+        w.set(
+            &keys::members_through(),
+            &self.dirty.through(self.last_seq).to_be_bytes(),
+        );
         w.sort_by_key();
         self.store.commit(w, Durability::Buffered)?;
-        self.shared.projected_to(last.seq);
+        self.shared.projected_to(self.last_seq);
         Ok(())
     }
 
-    fn write_touched(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
-        let s = &self.mirror;
+    fn write_accounts(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
         for a in &t.accounts {
-            let b = s.accounts.get(a).cloned().unwrap_or_default();
+            let b = self.mirror.accounts.get(a).cloned().unwrap_or_default();
             w.set_owned(
                 keys::balance_history(*a, seq),
                 codec::encode(&HistoryEntry {
@@ -93,25 +202,30 @@ impl<S: Store> Projector<S> {
             );
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
-        write_records(w, s, t, None);
     }
 }
 
-/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
-/// With `timeouts` (the cluster path: hold id to expiry, for every hold seen), the hold timeout
-/// index is kept too.
+/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`,
+/// which has applied every batch through `through` (0 on the cluster path, whose records are
+/// written with the transaction that changes them). With `timeouts` (the cluster path: hold id
+/// to expiry, for every hold seen), the hold timeout index is kept too.
 pub(crate) fn write_records(
     w: &mut WriteSet,
     s: &State,
     t: &Touched,
     timeouts: Option<&HashMap<TxId, Timestamp>>,
+    through: u64,
 ) {
     for m in &t.members {
         let state = s
             .members
             .get(m)
-            .expect("a touched member exists in the state");
-        w.set_owned(keys::member(*m), codec::encode(state));
+            .expect("a touched member exists in the state")
+            .clone();
+        w.set_owned(
+            keys::member(*m),
+            codec::encode(&MemberRecord { through, state }),
+        );
     }
     for h in &t.holds {
         match s.holds.get(h) {
@@ -137,8 +251,14 @@ pub(crate) fn write_records(
     }
 }
 
-/// Writes `tx`'s idempotency and statement entries and notes what it touched.
-pub(crate) fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transaction) {
+/// Writes `tx`'s idempotency and statement entries and notes what it touched; `after` is the
+/// state with `tx` applied.
+pub(crate) fn index_transaction(
+    w: &mut WriteSet,
+    t: &mut Touched,
+    tx: &Transaction,
+    after: &State,
+) {
     w.set_owned(
         keys::idempotency(&tx.key),
         codec::encode(&IdemRecord {
@@ -148,7 +268,8 @@ pub(crate) fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transact
     );
     for &(m, balance_after) in &tx.member_balances {
         t.members.insert(m);
-        let entry = statement_entry(tx, m, balance_after);
+        let held_after = after.members.get(&m).map(|s| s.held).unwrap_or_default();
+        let entry = statement_entry(tx, m, balance_after, held_after);
         w.set_owned(keys::statement(m, tx.id), codec::encode(&entry));
     }
     for p in &tx.postings {
@@ -174,7 +295,12 @@ pub(crate) fn index_transaction(w: &mut WriteSet, t: &mut Touched, tx: &Transact
 }
 
 /// The statement line of transaction `tx` for member `m`.
-pub fn statement_entry(tx: &Transaction, m: MemberId, balance_after: Points) -> StatementEntry {
+pub fn statement_entry(
+    tx: &Transaction,
+    m: MemberId,
+    balance_after: Points,
+    held_after: Points,
+) -> StatementEntry {
     let (kind, partner) = describe(&tx.kind);
     StatementEntry {
         tx: tx.id,
@@ -183,6 +309,7 @@ pub fn statement_entry(tx: &Transaction, m: MemberId, balance_after: Points) -> 
         partner,
         points: tx.points_to(AccountId::Member(m)),
         balance_after,
+        held_after,
     }
 }
 

@@ -555,30 +555,59 @@ impl State {
         }
     }
 
-    /// Changes the state by the recorded effects of `tx`.
+    /// Changes the state by the recorded effects of `tx`: the only way the state changes (the
+    /// writer, recovery and the audit all come through here, or through its two halves).
     ///
     /// Panics if the effects contradict the state (a lot consumed that does not exist): that is
     /// a broken invariant, and continuing would corrupt the ledger.
     pub fn apply(&mut self, tx: &Transaction) {
+        self.apply_to_members(tx, |_| true);
+        self.apply_to_rest(tx);
+    }
+
+    /// Applies what `tx` does to the members `include` accepts: their posted points, held
+    /// points and lots. Everything it needs is in the transaction itself, so recovery can
+    /// bring a member record forward from its own checkpoint without the rest of the state.
+    pub fn apply_to_members(&mut self, tx: &Transaction, include: impl Fn(MemberId) -> bool) {
         for p in &tx.postings {
-            match p.account {
-                AccountId::Member(m) => {
-                    if let Amount::Points(x) = p.amount {
-                        self.members.entry(m).or_default().posted.0 += x.0;
-                    }
+            if let (AccountId::Member(m), Amount::Points(x)) = (p.account, p.amount) {
+                if include(m) {
+                    self.members.entry(m).or_default().posted.0 += x.0;
                 }
-                account => self.accounts.entry(account).or_default().add(p.amount),
             }
         }
-        for c in &tx.lots {
+        for c in tx.lots.iter().filter(|c| include(c.member)) {
             apply_lot(self.members.entry(c.member).or_default(), c);
+        }
+        let held = match &tx.kind {
+            TxKind::Enrolled { member } => Some((*member, 0)),
+            TxKind::Hold { member, points, .. } => Some((*member, points.0)),
+            TxKind::Burn {
+                member,
+                points,
+                hold: Some(_),
+                released,
+                ..
+            } => Some((*member, -(points.0 + released.0))),
+            TxKind::Void { member, points, .. } => Some((*member, -points.0)),
+            _ => None,
+        };
+        if let Some((m, delta)) = held.filter(|(m, _)| include(*m)) {
+            self.members.entry(m).or_default().held.0 += delta;
+        }
+    }
+
+    /// Applies what `tx` does to everything but members: other accounts, contracts, holds,
+    /// hold timeouts and reversal totals.
+    pub fn apply_to_rest(&mut self, tx: &Transaction) {
+        for p in &tx.postings {
+            if !p.account.is_member() {
+                self.accounts.entry(p.account).or_default().add(p.amount);
+            }
         }
         match &tx.kind {
             TxKind::ContractSet(c) => {
                 self.contracts.insert(c.partner, c.clone());
-            }
-            TxKind::Enrolled { member } => {
-                self.members.entry(*member).or_default();
             }
             TxKind::Hold {
                 member,
@@ -596,7 +625,6 @@ impl State {
                     },
                 );
                 self.hold_timeouts.insert((*expires_at, tx.id));
-                self.members.entry(*member).or_default().held.0 += points.0;
             }
             TxKind::Burn {
                 hold: Some(hold), ..
@@ -607,7 +635,21 @@ impl State {
                     .remove(hold)
                     .expect("journal closes only open holds");
                 self.hold_timeouts.remove(&(h.expires_at, *hold));
-                self.members.entry(h.member).or_default().held.0 -= h.points.0;
+                // `apply_to_members` releases the points the closing transaction names.
+                debug_assert_eq!(
+                    Some((h.member, h.points)),
+                    match &tx.kind {
+                        TxKind::Void { member, points, .. } => Some((*member, *points)),
+                        TxKind::Burn {
+                            member,
+                            points,
+                            released,
+                            ..
+                        } => Some((*member, Points(points.0 + released.0))),
+                        _ => None,
+                    },
+                    "a closing transaction names its hold's member and points"
+                );
             }
             TxKind::Reversal {
                 original,

@@ -293,10 +293,16 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
 /// transaction reading what it decides on); both must agree with the model.
 fn open_ledger(dir: &std::path::Path, cluster: bool) -> Ledger<EmbeddedStore> {
     let store = EmbeddedStore::open(dir).expect("store");
+    // Member records written two transactions after a change: the audit compares each as of
+    // the batch it covers.
+    let config = LedgerConfig {
+        member_write_delay: 2,
+        ..LedgerConfig::default()
+    };
     let ledger = if cluster {
-        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 5 })
+        Ledger::open_cluster(store, config, ClusterConfig { shard: 5 })
     } else {
-        Ledger::open(store, LedgerConfig::default())
+        Ledger::open(store, config)
     }
     .expect("ledger");
     for p in 1..=2 {

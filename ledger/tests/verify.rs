@@ -1,7 +1,7 @@
 //! `ledger verify` passes on an honest store and fails, naming the account, on a store whose
 //! balance record was changed behind the ledger's back.
 
-use ledger::state::{Balance, MemberState};
+use ledger::state::Balance;
 use ledger::store::{Durability, EmbeddedStore, Snapshot, Store, WriteSet};
 use ledger::*;
 use rust_decimal::Decimal;
@@ -96,22 +96,54 @@ fn verify_passes_on_an_honest_store_and_names_a_tampered_member() {
         "{text}"
     );
 
+    // A member's balance as read is their latest statement line.
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let prefix = keys::statement_prefix(MemberId(3));
+    let (key, raw) = store
+        .snapshot()
+        .expect("snapshot")
+        .range(&prefix, &store::prefix_end(&prefix), 1, true)
+        .expect("read")
+        .pop()
+        .expect("member 3 has statement lines");
+    drop(store);
+    let mut line: codec::StatementEntry = codec::decode("statement", &raw).expect("decode");
+    assert_eq!(line.balance_after, Points(300));
+    line.balance_after.0 += 1;
+    tamper(dir.path(), key, codec::encode(&line));
+    let (ok, text) = verify(dir.path());
+    assert!(!ok, "verify must fail on a tampered balance:\n{text}");
+    assert!(
+        text.contains("member/3"),
+        "the failure names the account:\n{text}"
+    );
+}
+
+#[test]
+fn verify_names_a_member_whose_stored_record_was_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let raw = store
         .snapshot()
         .expect("snapshot")
         .get(&keys::member(MemberId(3)))
         .expect("read")
-        .expect("member 3 record");
+        .expect("a clean shutdown writes every member record");
     drop(store);
-    let mut m: MemberState = codec::decode("member", &raw).expect("decode");
-    m.posted.0 += 1;
-    tamper(dir.path(), keys::member(MemberId(3)), codec::encode(&m));
+    let mut record: codec::MemberRecord = codec::decode("member", &raw).expect("decode");
+    assert_eq!(record.state.posted, Points(300));
+    record.state.posted.0 += 1;
+    tamper(
+        dir.path(),
+        keys::member(MemberId(3)),
+        codec::encode(&record),
+    );
     let (ok, text) = verify(dir.path());
-    assert!(!ok, "verify must fail on a tampered balance:\n{text}");
+    assert!(!ok, "verify must fail on a tampered member record:\n{text}");
     assert!(
-        text.contains("member/3"),
-        "the failure names the account:\n{text}"
+        text.contains("member/3") && text.contains("member record"),
+        "the failure names the account and the record:\n{text}"
     );
 }
 

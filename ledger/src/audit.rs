@@ -10,7 +10,7 @@
 //! must carry its recomputed posted and held points; and every member record must equal the
 //! member as recomputed through the batch the record says it covers.
 
-use crate::codec::{self, IdemRecord, MemberRecord, StatementEntry};
+use crate::codec::{self, IdemChunk, IdemRecord, MemberRecord, StatementEntry};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::{IdemKey, Transaction, TxKind};
@@ -449,6 +449,20 @@ fn compare_stored<Snap: Snapshot>(
         "contract",
     )?;
 
+    let count = if cluster {
+        compare_idempotency_keys(snap, keys_seen)?
+    } else {
+        compare_idempotency_chunks(snap, keys_seen)?
+    };
+    report.idempotency_keys = count;
+    Ok(())
+}
+
+/// The cluster path's idempotency index (one key per command) against the journal's keys.
+fn compare_idempotency_keys<Snap: Snapshot>(
+    snap: &Snap,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+) -> Result<usize, AuditFailure> {
     let mut count = 0usize;
     let mut failure: Option<AuditFailure> = None;
     let mut by_key: HashMap<Vec<u8>, &IdemRecord> = HashMap::with_capacity(keys_seen.len());
@@ -484,8 +498,62 @@ fn compare_stored<Snap: Snapshot>(
             recomputed: keys_seen.len().to_string(),
         });
     }
-    report.idempotency_keys = count;
-    Ok(())
+    Ok(count)
+}
+
+/// The single committer's idempotency index chunks against the journal's keys: every
+/// committed key's hash and record exactly once, nothing else.
+fn compare_idempotency_chunks<Snap: Snapshot>(
+    snap: &Snap,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+) -> Result<usize, AuditFailure> {
+    let mut expected: HashMap<(u128, TxId), (&IdemKey, &IdemRecord)> =
+        HashMap::with_capacity(keys_seen.len());
+    for (k, r) in keys_seen {
+        expected.insert((crate::key_index::hash_key(k), r.tx), (k, r));
+    }
+    let mut count = 0usize;
+    let mut failure: Option<AuditFailure> = None;
+    snap.scan(&[keys::IDEM_CHUNK], &[keys::IDEM_CHUNK + 1], &mut |k, v| {
+        let chunk = match codec::decode::<IdemChunk>("idempotency chunk", v) {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(AuditFailure::Read(e));
+                return false;
+            }
+        };
+        for (h, rec) in chunk.entries {
+            count += 1;
+            match expected.remove(&(h, rec.tx)) {
+                Some((_, want)) if *want == rec => {}
+                found => {
+                    failure = Some(AuditFailure::Stored {
+                        account: format!("idempotency chunk {k:?}"),
+                        what: "idempotency entry",
+                        stored: format!("{rec:?}"),
+                        recomputed: match found {
+                            Some((key, want)) => format!("{want:?} for {key}"),
+                            None => "no such key in the journal (or listed twice)".into(),
+                        },
+                    });
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if let Some((key, rec)) = expected.values().next() {
+        return Err(AuditFailure::Stored {
+            account: format!("idempotency key {key}"),
+            what: "idempotency entry",
+            stored: "missing".into(),
+            recomputed: format!("{rec:?}"),
+        });
+    }
+    Ok(count)
 }
 
 /// Each member's latest statement line against the recomputed posted and held points.

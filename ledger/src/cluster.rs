@@ -600,6 +600,13 @@ impl<'t> Chunk<'t> {
         }
         self.state.apply(&tx);
         index_transaction(&mut self.writes, &mut self.touched, &tx, &self.state);
+        self.writes.set_owned(
+            keys::idempotency(&tx.key),
+            codec::encode(&IdemRecord {
+                tx: tx.id,
+                digest: tx.digest,
+            }),
+        );
         add_totals(&mut self.writes, &tx)?;
         self.in_chunk.insert(key.clone(), self.txs.len());
         self.txs.push(tx);

@@ -140,6 +140,14 @@ pub struct IdemRecord {
     pub digest: Digest,
 }
 
+/// A chunk of the idempotency index (`K` seq): the key hash and record of every transaction
+/// one projector commit covered, through batch `seq`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct IdemChunk {
+    /// (xxh3-128 of the key's store encoding, record), in commit order.
+    pub entries: Vec<(u128, IdemRecord)>,
+}
+
 /// One line of a member's statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementEntry {

@@ -7,7 +7,7 @@
 //! also count the projector's commits). A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
 //! memory may then be ahead of disk, so the only safe continuation is a restart from disk.
 
-use crate::codec::{self, BlockWriter, IdemRecord};
+use crate::codec::{BlockWriter, IdemRecord};
 use crate::error::{LedgerError, Rejection};
 use crate::key_index::KeyIndex;
 use crate::keys;
@@ -65,8 +65,8 @@ impl Default for CommitterConfig {
 pub(crate) struct Writer<S: Store> {
     pub store: S,
     pub state: State,
-    /// Every idempotency key committed.
-    pub keys: KeyIndex,
+    /// Every idempotency key committed (shared with readers).
+    pub keys: Arc<KeyIndex>,
     pub config: CommitterConfig,
     pub shared: Arc<crate::ledger::Shared>,
     pub to_projector: Sender<Arc<Batch>>,
@@ -288,7 +288,7 @@ impl<S: Store> Writer<S> {
 
     /// Looks an idempotency key up: this batch, then the in-memory index of every committed key.
     /// A hit is confirmed against the transaction it names (returned with it); should a hash
-    /// collision name another key's transaction, the store's index decides.
+    /// collision name another key's transaction, the other records of that hash decide.
     fn find_key(
         &self,
         key: &IdemKey,
@@ -311,17 +311,15 @@ impl<S: Store> Writer<S> {
             Some(tx) if tx.key == *key => return Ok(Some((rec, tx))),
             _ => {}
         }
-        let Some(v) = snapshot.get(&keys::idempotency(key))? else {
-            return Ok(None);
-        };
-        let rec = codec::decode::<IdemRecord>("idempotency record", &v)?;
-        match self.original_of(rec.tx, snapshot, txs, seq)? {
-            Some(tx) => Ok(Some((rec, tx))),
-            None => Err(LedgerError::Corrupt(format!(
-                "idempotency key {key} names missing transaction {}",
-                rec.tx
-            ))),
+        // Another key with the same hash holds the first entry: look through the others.
+        for rec in self.keys.colliding(key) {
+            if let Some(tx) = self.original_of(rec.tx, snapshot, txs, seq)? {
+                if tx.key == *key {
+                    return Ok(Some((rec, tx)));
+                }
+            }
         }
+        Ok(None)
     }
 
     /// The transaction a retried key produced: only read when the retry is a true replay.
@@ -352,7 +350,7 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    pub fn remember(&mut self, txs: &[Transaction]) {
+    pub fn remember(&self, txs: &[Transaction]) {
         for tx in txs {
             self.keys.insert(
                 &tx.key,

@@ -1,24 +1,32 @@
-//! Every idempotency key the ledger has committed, in the writer's memory, so that a new key
-//! (nearly every command) is known to be new without an LSM lookup.
+//! Every idempotency key the ledger has committed, in memory, so that a new key (nearly every
+//! command) is known to be new without an LSM lookup, and a key's transaction is found without
+//! a per-key index in the store.
 //!
 //! Entries are keyed by a 128-bit xxh3 hash of the key's store encoding; about 48 bytes per key
 //! with the table's overhead (1M keys: ~50 MB). A hit is confirmed against the transaction it
-//! names before it is acted on, so a hash collision can never turn a new command into a replay
-//! or a conflict.
+//! names (whose key the journal holds) before it is acted on. Two keys with one hash are both
+//! kept: the first in its shard, the others in a small overflow map; so a collision can never
+//! turn a new command into a replay or a conflict, nor hide a committed key.
+//!
+//! The store holds the index as chunks (`K` seq): the projector writes, with each commit, the
+//! entries of the transactions it covers, one value per commit instead of one key per command.
+//! [`KeyIndex::load`] reads them back; the journal after the watermark supplies the rest.
 //!
 //! The table is split into [`SHARDS`] maps by the hash's top bits. A single map holding every
 //! key would, on each doubling, rehash all of them at once into fresh memory: with a few
 //! million keys that is a ~100 MB allocation the kernel must zero, and a commit stalled for
-//! hundreds of milliseconds. Shards grow one at a time, a few hundred kilobytes each, and the
-//! memory one shard frees is reused by the next.
+//! hundreds of milliseconds. Shards grow one at a time, a few hundred kilobytes each. Each
+//! shard has its own lock: the writer inserts, readers ([`crate::Ledger::transaction_by_key`])
+//! look up, and neither waits on more than one shard.
 
-use crate::codec::{self, IdemRecord};
+use crate::codec::{self, IdemChunk, IdemRecord};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::IdemKey;
 use crate::store::{prefix_end, Snapshot};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::RwLock;
 
 /// The key is already a uniform hash; take its low 64 bits instead of hashing again.
 #[derive(Default)]
@@ -49,13 +57,16 @@ type Shard = HashMap<u128, IdemRecord, BuildHasherDefault<PreHashed>>;
 
 /// The index.
 pub(crate) struct KeyIndex {
-    shards: Vec<Shard>,
+    shards: Vec<RwLock<Shard>>,
+    /// Records whose hash another key's record already holds in its shard.
+    overflow: RwLock<HashMap<u128, Vec<IdemRecord>>>,
 }
 
 impl Default for KeyIndex {
     fn default() -> KeyIndex {
         KeyIndex {
-            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            overflow: RwLock::default(),
         }
     }
 }
@@ -71,7 +82,7 @@ pub(crate) fn hash_encoded(encoded: &[u8]) -> u128 {
 }
 
 /// The hash of `key`'s store encoding, built on the stack: this runs for every command.
-fn hash_key(key: &IdemKey) -> u128 {
+pub(crate) fn hash_key(key: &IdemKey) -> u128 {
     const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
     let (head, n) = keys::idempotency_head(key);
     let r = key.reference.as_bytes();
@@ -85,18 +96,20 @@ fn hash_key(key: &IdemKey) -> u128 {
 }
 
 impl KeyIndex {
-    /// Loads every key of the store's idempotency index (`I` prefix).
+    /// Loads every entry of the store's index chunks (`K` prefix).
     pub fn load<S: Snapshot + ?Sized>(snapshot: &S) -> Result<KeyIndex, LedgerError> {
-        let mut index = KeyIndex::default();
-        let begin = [keys::IDEMPOTENCY];
+        let index = KeyIndex::default();
+        let begin = [keys::IDEM_CHUNK];
         let end = prefix_end(&begin);
         let mut failure = None;
-        snapshot.scan(&begin, &end, &mut |k, v| match codec::decode::<IdemRecord>(
-            "idempotency record",
+        snapshot.scan(&begin, &end, &mut |_, v| match codec::decode::<IdemChunk>(
+            "idempotency chunk",
             v,
         ) {
-            Ok(rec) => {
-                index.insert_hash(hash_encoded(k), rec);
+            Ok(chunk) => {
+                for (h, rec) in chunk.entries {
+                    index.insert_hash(h, rec);
+                }
                 true
             }
             Err(e) => {
@@ -110,25 +123,66 @@ impl KeyIndex {
         }
     }
 
-    /// The record the key's hash maps to, if any (confirm it before use).
+    /// The record the key's hash maps to first, if any (confirm it before use; on a mismatch,
+    /// [`KeyIndex::colliding`] holds the other records of that hash).
     pub fn get(&self, key: &IdemKey) -> Option<IdemRecord> {
         let h = hash_key(key);
-        self.shards[shard_of(h)].get(&h).copied()
+        self.shards[shard_of(h)]
+            .read()
+            .expect("key index lock")
+            .get(&h)
+            .copied()
+    }
+
+    /// Records beyond the first that share `key`'s hash (nearly always none).
+    pub fn colliding(&self, key: &IdemKey) -> Vec<IdemRecord> {
+        let overflow = self.overflow.read().expect("key index overflow lock");
+        if overflow.is_empty() {
+            return Vec::new();
+        }
+        overflow.get(&hash_key(key)).cloned().unwrap_or_default()
     }
 
     /// Records a committed key.
-    pub fn insert(&mut self, key: &IdemKey, rec: IdemRecord) {
+    pub fn insert(&self, key: &IdemKey, rec: IdemRecord) {
         self.insert_hash(hash_key(key), rec);
     }
 
-    fn insert_hash(&mut self, h: u128, rec: IdemRecord) {
-        self.shards[shard_of(h)].insert(h, rec);
+    /// Records an entry by hash; an entry already held is not added twice.
+    pub fn insert_hash(&self, h: u128, rec: IdemRecord) {
+        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
+        match shard.entry(h) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(rec);
+            }
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() == rec => {}
+            std::collections::hash_map::Entry::Occupied(_) => {
+                drop(shard);
+                let mut overflow = self.overflow.write().expect("key index overflow lock");
+                let others = overflow.entry(h).or_default();
+                if !others.contains(&rec) {
+                    others.push(rec);
+                }
+            }
+        }
     }
 
     /// Keys held.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.shards.iter().map(Shard::len).sum()
+        let first: usize = self
+            .shards
+            .iter()
+            .map(|s| s.read().expect("lock").len())
+            .sum();
+        first
+            + self
+                .overflow
+                .read()
+                .expect("lock")
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
     }
 }
 
@@ -139,7 +193,7 @@ mod tests {
 
     #[test]
     fn keys_spread_over_the_shards_and_each_is_found_with_its_record() {
-        let mut index = KeyIndex::default();
+        let index = KeyIndex::default();
         let n = 20 * SHARDS as u64;
         for i in 0..n {
             let rec = IdemRecord {
@@ -149,7 +203,11 @@ mod tests {
             index.insert(&IdemKey::partner(PartnerId(1), format!("r{i}")), rec);
         }
         assert_eq!(index.len(), n as usize);
-        let used = index.shards.iter().filter(|s| !s.is_empty()).count();
+        let used = index
+            .shards
+            .iter()
+            .filter(|s| !s.read().expect("lock").is_empty())
+            .count();
         assert!(
             used > SHARDS * 9 / 10,
             "only {used} of {SHARDS} shards used"
@@ -162,6 +220,28 @@ mod tests {
             assert_eq!(got.digest, crate::model::Digest([i as u8; 16]));
         }
         assert!(index.get(&IdemKey::partner(PartnerId(2), "r1")).is_none());
+    }
+
+    #[test]
+    fn records_sharing_a_hash_are_all_kept_and_none_twice() {
+        let index = KeyIndex::default();
+        let key = IdemKey::partner(PartnerId(3), "shared");
+        let h = hash_key(&key);
+        let rec = |i: u64| IdemRecord {
+            tx: crate::types::TxId(i),
+            digest: crate::model::Digest([i as u8; 16]),
+        };
+        index.insert_hash(h, rec(1));
+        index.insert_hash(h, rec(2));
+        index.insert_hash(h, rec(3));
+        index.insert_hash(h, rec(2));
+        index.insert_hash(h, rec(1));
+        assert_eq!(index.get(&key), Some(rec(1)));
+        assert_eq!(index.colliding(&key), vec![rec(2), rec(3)]);
+        assert_eq!(index.len(), 3);
+        assert!(index
+            .colliding(&IdemKey::partner(PartnerId(3), "other"))
+            .is_empty());
     }
 
     #[test]

@@ -27,8 +27,10 @@ pub const BALANCE_HISTORY: u8 = b'b';
 pub const CONTRACT: u8 = b'C';
 /// Open holds: `H ++ tx id`.
 pub const HOLD: u8 = b'H';
-/// Idempotency index: `I ++ scope ++ reference`.
+/// Idempotency index, one key per command (cluster path): `I ++ scope ++ reference`.
 pub const IDEMPOTENCY: u8 = b'I';
+/// Idempotency index in chunks (single committer): `K ++ seq`.
+pub const IDEM_CHUNK: u8 = b'K';
 /// Amounts reversed per original: `R ++ tx id`.
 pub const REVERSED: u8 = b'R';
 /// Member statements: `S ++ member ++ tx id`.
@@ -167,6 +169,14 @@ pub fn idempotency(key: &IdemKey) -> Vec<u8> {
     let mut k = Vec::with_capacity(n + key.reference.len());
     k.extend_from_slice(&head[..n]);
     k.extend_from_slice(key.reference.as_bytes());
+    k
+}
+
+/// A chunk of the idempotency index covering batches through `seq`.
+pub fn idempotency_chunk(seq: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(9);
+    k.push(IDEM_CHUNK);
+    k.extend_from_slice(&seq.to_be_bytes());
     k
 }
 

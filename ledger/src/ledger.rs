@@ -175,6 +175,9 @@ pub struct Ledger<S: Store> {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     projector: Option<JoinHandle<()>>,
+    /// The committer's index of every idempotency key (single committer only; the cluster
+    /// path's index is in the store, one key per command).
+    keys: Option<Arc<KeyIndex>>,
 }
 
 impl<S: Store + Clone> Ledger<S> {
@@ -198,7 +201,7 @@ impl<S: Store + Clone> Ledger<S> {
             members_through,
             member_stamps,
         } = load_state(&snapshot, config.policy)?;
-        let keys = KeyIndex::load(&snapshot)?;
+        let keys = Arc::new(KeyIndex::load(&snapshot)?);
         let shared = Arc::new(Shared {
             projected: Mutex::new(through),
             projected_cv: Condvar::new(),
@@ -259,10 +262,10 @@ impl<S: Store + Clone> Ledger<S> {
             .name("ledger-projector".into())
             .spawn(move || projector.run(from_writer))
             .map_err(|e| LedgerError::Unavailable(format!("cannot start projector: {e}")))?;
-        let mut writer = Writer {
+        let writer = Writer {
             store: store.clone(),
             state,
-            keys,
+            keys: keys.clone(),
             config: committer,
             shared: shared.clone(),
             to_projector,
@@ -289,6 +292,7 @@ impl<S: Store + Clone> Ledger<S> {
             jobs: Some(jobs),
             writer: Some(writer),
             projector: Some(projector),
+            keys: Some(keys),
         })
     }
 }
@@ -335,6 +339,7 @@ impl<S: TxnStore + Clone> Ledger<S> {
             jobs: Some(jobs),
             writer: Some(writer),
             projector: None,
+            keys: None,
         })
     }
 }
@@ -481,6 +486,21 @@ impl<S: Store> Ledger<S> {
 
     /// The transaction an idempotency key produced, if any.
     pub fn transaction_by_key(&self, key: &IdemKey) -> Result<Option<Transaction>, LedgerError> {
+        if let Some(index) = &self.keys {
+            // The committer adds a key once its batch is durable (before it answers), so a
+            // snapshot taken after the lookup holds the transaction the key names; a hit is
+            // confirmed against that transaction's key.
+            let candidates = index.get(key).into_iter().chain(index.colliding(key));
+            let snap = self.store.snapshot()?;
+            for rec in candidates {
+                if let Some(tx) = crate::journal::find_transaction(&snap, rec.tx)? {
+                    if tx.key == *key {
+                        return Ok(Some(tx));
+                    }
+                }
+            }
+            return Ok(None);
+        }
         let snap = self.read_snapshot()?;
         match snap.get(&keys::idempotency(key))? {
             Some(v) => {

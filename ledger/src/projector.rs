@@ -16,7 +16,7 @@
 //!
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 
-use crate::codec::{self, HistoryEntry, IdemRecord, MemberRecord, StatementEntry};
+use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberRecord, StatementEntry};
 use crate::committer::Batch;
 use crate::keys;
 use crate::model::{Transaction, TxKind};
@@ -158,10 +158,18 @@ impl<S: Store> Projector<S> {
     fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
+        let mut chunk = IdemChunk::default();
         for batch in group {
             for tx in &batch.txs {
                 self.mirror.apply(tx);
                 index_transaction(&mut w, &mut touched, tx, &self.mirror);
+                chunk.entries.push((
+                    crate::key_index::hash_key(&tx.key),
+                    IdemRecord {
+                        tx: tx.id,
+                        digest: tx.digest,
+                    },
+                ));
                 for m in tx.members() {
                     self.dirty.touch(m, batch.seq);
                 }
@@ -176,6 +184,7 @@ impl<S: Store> Projector<S> {
         touched.members = self.dirty.take_due(delay);
         if let Some(last) = group.last() {
             self.last_seq = last.seq;
+            w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
             self.write_accounts(&mut w, &touched, last.seq, last.at);
         }
         write_records(&mut w, &self.mirror, &touched, None, self.last_seq);
@@ -251,21 +260,15 @@ pub(crate) fn write_records(
     }
 }
 
-/// Writes `tx`'s idempotency and statement entries and notes what it touched; `after` is the
-/// state with `tx` applied.
+/// Writes `tx`'s statement entries and notes what it touched; `after` is the state with `tx`
+/// applied. (Its idempotency entry is the caller's: a chunk per commit here, a key per command
+/// on the cluster path.)
 pub(crate) fn index_transaction(
     w: &mut WriteSet,
     t: &mut Touched,
     tx: &Transaction,
     after: &State,
 ) {
-    w.set_owned(
-        keys::idempotency(&tx.key),
-        codec::encode(&IdemRecord {
-            tx: tx.id,
-            digest: tx.digest,
-        }),
-    );
     for &(m, balance_after) in &tx.member_balances {
         t.members.insert(m);
         let held_after = after.members.get(&m).map(|s| s.held).unwrap_or_default();

@@ -148,6 +148,45 @@ fn verify_names_a_member_whose_stored_record_was_changed() {
 }
 
 #[test]
+fn verify_names_an_idempotency_key_missing_from_the_index_chunks() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let chunks = store
+        .snapshot()
+        .expect("snapshot")
+        .range(
+            &[keys::IDEM_CHUNK],
+            &[keys::IDEM_CHUNK + 1],
+            usize::MAX,
+            false,
+        )
+        .expect("read");
+    drop(store);
+    let total: usize = chunks
+        .iter()
+        .map(|(_, v)| {
+            codec::decode::<codec::IdemChunk>("chunk", v)
+                .expect("decode")
+                .entries
+                .len()
+        })
+        .sum();
+    assert_eq!(total, 11, "one entry per committed command");
+    // Drop the last entry of the last chunk: the last command's key.
+    let (key, raw) = chunks.last().expect("a chunk").clone();
+    let mut chunk: codec::IdemChunk = codec::decode("chunk", &raw).expect("decode");
+    chunk.entries.pop();
+    tamper(dir.path(), key, codec::encode(&chunk));
+    let (ok, text) = verify(dir.path());
+    assert!(!ok, "verify must fail on a missing index entry:\n{text}");
+    assert!(
+        text.contains("idempotency key partner/1:e5"),
+        "the failure names the key:\n{text}"
+    );
+}
+
+#[test]
 fn verify_names_a_tampered_system_account() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_ledger(dir.path());

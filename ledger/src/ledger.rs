@@ -29,6 +29,7 @@
 use crate::codec::{self, HistoryEntry, IdemRecord, MemberRecord, StatementEntry};
 use crate::committer::{Batch, CommitterConfig, Job, Writer};
 use crate::error::LedgerError;
+use crate::heads::Heads;
 use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
@@ -97,9 +98,9 @@ pub struct MemberBalance {
 /// One page of a member's statement.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementPage {
-    /// Entries in commit order.
+    /// Entries, newest first.
     pub entries: Vec<StatementEntry>,
-    /// Pass as `after` to get the next page; `None` at the end.
+    /// Pass as `before` to get the next (older) page; `None` at the end.
     pub next: Option<TxId>,
 }
 
@@ -178,6 +179,8 @@ pub struct Ledger<S: Store> {
     /// The committer's index of every idempotency key (single committer only; the cluster
     /// path's index is in the store, one key per command).
     keys: Option<Arc<KeyIndex>>,
+    /// Each member's latest transaction and points (single committer only).
+    heads: Option<Arc<Heads>>,
 }
 
 impl<S: Store + Clone> Ledger<S> {
@@ -250,8 +253,10 @@ impl<S: Store + Clone> Ledger<S> {
             shared.committed.store(b.seq, Ordering::Release);
         }
         let (to_projector, from_writer) = crossbeam_channel::bounded::<Arc<Batch>>(64);
+        let heads = Arc::new(Heads::from_state(&state));
         let projector = Projector {
             store: store.clone(),
+            heads: heads.clone(),
             mirror,
             shared: shared.clone(),
             dirty,
@@ -293,6 +298,7 @@ impl<S: Store + Clone> Ledger<S> {
             writer: Some(writer),
             projector: Some(projector),
             keys: Some(keys),
+            heads: Some(heads),
         })
     }
 }
@@ -340,6 +346,7 @@ impl<S: TxnStore + Clone> Ledger<S> {
             writer: Some(writer),
             projector: None,
             keys: None,
+            heads: None,
         })
     }
 }
@@ -441,40 +448,61 @@ impl<S: Store> Ledger<S> {
     /// A member's posted, pending and available points; `None` if not enrolled.
     pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
         let snap = self.read_snapshot()?;
-        member_balance(&snap, m, self.cluster)
+        match &self.heads {
+            Some(heads) => Ok(heads.get(m).map(|h| MemberBalance {
+                posted: h.posted,
+                pending: h.held,
+                available: Points(h.posted.0 - h.held.0),
+            })),
+            None => member_balance(&snap, m),
+        }
     }
 
     /// Any account's current balance (members: posted points).
     pub fn account_balance(&self, a: AccountId) -> Result<Balance, LedgerError> {
+        if let AccountId::Member(m) = a {
+            let posted = self.balance(m)?.map(|b| b.posted).unwrap_or_default();
+            return Ok(Balance {
+                points: posted,
+                money: vec![],
+            });
+        }
         let snap = self.read_snapshot()?;
-        account_balance(&snap, a, self.cluster)
+        account_balance(&snap, a)
     }
 
-    /// A page of member `m`'s statement: entries after transaction `after`, at most `limit`.
+    /// A page of member `m`'s statement, newest first: at most `limit` entries (1 to 1,000)
+    /// older than transaction `before` (from the latest with `None`).
     pub fn statement(
         &self,
         m: MemberId,
-        after: Option<TxId>,
+        before: Option<TxId>,
         limit: usize,
     ) -> Result<StatementPage, LedgerError> {
-        let snap = self.read_snapshot()?;
-        let begin = match after {
-            Some(id) => keys::statement(m, TxId(id.0.saturating_add(1))),
-            None => keys::statement_prefix(m),
-        };
-        let end = prefix_end(&keys::statement_prefix(m));
         let limit = limit.clamp(1, 1000);
-        let rows = snap.range(&begin, &end, limit + 1, false)?;
-        let mut entries = rows
-            .iter()
-            .map(|(_, v)| codec::decode::<StatementEntry>("statement entry", v))
-            .collect::<Result<Vec<_>, _>>()?;
-        let next = if entries.len() > limit {
-            entries.truncate(limit);
-            entries.last().map(|e| e.tx)
-        } else {
-            None
+        let snap = self.read_snapshot()?;
+        let Some(heads) = &self.heads else {
+            return cluster_statement(&snap, m, before, limit);
         };
+        let Some(head) = heads.get(m) else {
+            return Ok(StatementPage {
+                entries: vec![],
+                next: None,
+            });
+        };
+        // Taken after the head was read: it holds the head's transaction and all before it.
+        let snap = self.store.snapshot()?;
+        let mut at = match before {
+            None => head.tx,
+            Some(id) => member_link(&snap, m, id)?.1.prev,
+        };
+        let mut entries = Vec::new();
+        while let Some(id) = at.filter(|_| entries.len() < limit) {
+            let (tx, a) = member_link(&snap, m, id)?;
+            entries.push(crate::projector::statement_entry(&tx, m, a.posted, a.held));
+            at = a.prev;
+        }
+        let next = at.and(entries.last().map(|e| e.tx));
         Ok(StatementPage { entries, next })
     }
 
@@ -514,6 +542,24 @@ impl<S: Store> Ledger<S> {
     /// Account `a`'s balance as of time `at` (every transaction committed at or before it).
     pub fn balance_as_of(&self, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
         let snap = self.read_snapshot()?;
+        if let (AccountId::Member(m), Some(heads)) = (a, &self.heads) {
+            // Walk the member's chain back from its head to the last transaction by `at`.
+            let mut next = heads.get(m).and_then(|h| h.tx);
+            let snap = self.store.snapshot()?;
+            let mut points = Points::ZERO;
+            while let Some(id) = next {
+                let (tx, link) = member_link(&snap, m, id)?;
+                if tx.at <= at {
+                    points = link.posted;
+                    break;
+                }
+                next = link.prev;
+            }
+            return Ok(Balance {
+                points,
+                money: vec![],
+            });
+        }
         balance_as_of(&snap, a, at)
     }
 
@@ -574,56 +620,86 @@ impl<S: Store> Drop for Ledger<S> {
     }
 }
 
-/// A member's points; `None` if not enrolled. The single committer's store answers from the
-/// member's latest statement line (every change to a member's posted or held points, enrolment
-/// included, writes one; its member record may be some batches behind). A cluster store's
-/// statement keys follow per-process id blocks, not commit order, but its member records are
-/// written with every change: it answers from the record.
+/// A member's points from its record; `None` if not enrolled. (The cluster path writes member
+/// records with every change; the single committer answers from its heads.)
 pub(crate) fn member_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     m: MemberId,
-    cluster: bool,
 ) -> Result<Option<MemberBalance>, LedgerError> {
-    if cluster {
-        return Ok(match snap.get(&keys::member(m))? {
-            Some(v) => {
-                let r: MemberRecord = codec::decode("member record", &v)?;
-                Some(MemberBalance {
-                    posted: r.state.posted,
-                    pending: r.state.held,
-                    available: r.state.available(),
-                })
-            }
-            None => None,
-        });
-    }
-    let prefix = keys::statement_prefix(m);
-    let Some((_, v)) = snap
-        .range(&prefix, &prefix_end(&prefix), 1, true)?
-        .into_iter()
-        .next()
-    else {
-        return Ok(None);
-    };
-    let e: StatementEntry = codec::decode("statement entry", &v)?;
-    Ok(Some(MemberBalance {
-        posted: e.balance_after,
-        pending: e.held_after,
-        available: Points(e.balance_after.0 - e.held_after.0),
-    }))
+    Ok(match snap.get(&keys::member(m))? {
+        Some(v) => {
+            let r: MemberRecord = codec::decode("member record", &v)?;
+            Some(MemberBalance {
+                posted: r.state.posted,
+                pending: r.state.held,
+                available: r.state.available(),
+            })
+        }
+        None => None,
+    })
 }
 
-/// Any account's balance in `snap`: members from their record; other accounts from the
-/// projector's balance record plus the cluster path's blind-added totals (one or the other is
-/// empty, depending on which path wrote the store).
+/// Transaction `id` of member `m`'s chain, with its line for `m`.
+fn member_link<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    m: MemberId,
+    id: TxId,
+) -> Result<(Transaction, crate::model::MemberAfter), LedgerError> {
+    let tx = crate::journal::find_transaction(snap, id)?.ok_or_else(|| {
+        LedgerError::Corrupt(format!(
+            "member/{}: transaction {id} of its chain is not in the journal",
+            m.0
+        ))
+    })?;
+    let link = *tx
+        .member_balances
+        .iter()
+        .find(|a| a.member == m)
+        .ok_or_else(|| {
+            LedgerError::Corrupt(format!(
+                "member/{}: transaction {id} of its chain does not touch it",
+                m.0
+            ))
+        })?;
+    Ok((tx, link))
+}
+
+/// A page of the cluster path's statement lines (`S` member tx), newest first.
+fn cluster_statement<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    m: MemberId,
+    before: Option<TxId>,
+    limit: usize,
+) -> Result<StatementPage, LedgerError> {
+    let begin = keys::statement_prefix(m);
+    let end = match before {
+        Some(id) => keys::statement(m, id),
+        None => prefix_end(&begin),
+    };
+    let rows = snap.range(&begin, &end, limit + 1, true)?;
+    let mut entries = rows
+        .iter()
+        .map(|(_, v)| codec::decode::<StatementEntry>("statement entry", v))
+        .collect::<Result<Vec<_>, _>>()?;
+    let next = if entries.len() > limit {
+        entries.truncate(limit);
+        entries.last().map(|e| e.tx)
+    } else {
+        None
+    };
+    Ok(StatementPage { entries, next })
+}
+
+/// Any account's balance in `snap`: members from their record (cluster path); other accounts
+/// from the projector's balance record plus the cluster path's blind-added totals (one or the
+/// other is empty, depending on which path wrote the store).
 pub(crate) fn account_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     a: AccountId,
-    cluster: bool,
 ) -> Result<Balance, LedgerError> {
     match a {
         AccountId::Member(m) => {
-            let posted = member_balance(snap, m, cluster)?
+            let posted = member_balance(snap, m)?
                 .map(|b| b.posted)
                 .unwrap_or_default();
             Ok(Balance {

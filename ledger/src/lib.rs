@@ -22,6 +22,7 @@ pub mod codec;
 mod committer;
 pub mod conformance;
 mod error;
+mod heads;
 pub mod journal;
 mod key_index;
 pub mod keys;

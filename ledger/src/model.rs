@@ -379,10 +379,25 @@ pub struct Transaction {
     pub postings: Vec<Posting>,
     /// Expiry-lot changes.
     pub lots: Vec<LotChange>,
-    /// Posted balance of each member touched, after this transaction.
-    pub member_balances: Vec<(MemberId, Points)>,
+    /// Each member touched: points after this transaction, and the member's previous one.
+    pub member_balances: Vec<MemberAfter>,
     /// What the points were converted from, when a partner's rate table priced them.
     pub pricing: Option<Pricing>,
+}
+
+/// A member's points after a transaction, and the member's transaction before it. The `prev`
+/// links chain each member's transactions back through the journal: statements and as-of reads
+/// walk them, so no per-member index is written for every transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberAfter {
+    /// The member.
+    pub member: MemberId,
+    /// Posted points after the transaction.
+    pub posted: Points,
+    /// Points held by open holds after the transaction.
+    pub held: Points,
+    /// The member's previous transaction (`None` for the first, the enrolment).
+    pub prev: Option<TxId>,
 }
 
 /// How a partner's quantity (money, miles, litres) became points: recorded on the transaction so
@@ -438,7 +453,7 @@ impl Transaction {
 
     /// The members this transaction touches.
     pub fn members(&self) -> impl Iterator<Item = MemberId> + '_ {
-        self.member_balances.iter().map(|(m, _)| *m)
+        self.member_balances.iter().map(|a| a.member)
     }
 
     /// Sum of postings per asset; all zero when the transaction balances.

@@ -18,6 +18,7 @@
 
 use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberRecord, StatementEntry};
 use crate::committer::Batch;
+use crate::heads::{Head, Heads};
 use crate::keys;
 use crate::model::{Transaction, TxKind};
 use crate::state::{Map, State};
@@ -42,6 +43,8 @@ pub(crate) struct Projector<S: Store> {
     pub member_write_delay: u64,
     /// The last batch projected.
     pub last_seq: u64,
+    /// Each member's latest transaction and points, for readers.
+    pub heads: Arc<Heads>,
 }
 
 /// Members whose stored record is behind the mirror, oldest change first.
@@ -162,7 +165,10 @@ impl<S: Store> Projector<S> {
         for batch in group {
             for tx in &batch.txs {
                 self.mirror.apply(tx);
-                index_transaction(&mut w, &mut touched, tx, &self.mirror);
+                index_transaction(&mut touched, tx);
+                for a in &tx.member_balances {
+                    self.heads.set(a.member, Head::of(tx.id, a));
+                }
                 chunk.entries.push((
                     crate::key_index::hash_key(&tx.key),
                     IdemRecord {
@@ -260,20 +266,22 @@ pub(crate) fn write_records(
     }
 }
 
-/// Writes `tx`'s statement entries and notes what it touched; `after` is the state with `tx`
-/// applied. (Its idempotency entry is the caller's: a chunk per commit here, a key per command
-/// on the cluster path.)
-pub(crate) fn index_transaction(
-    w: &mut WriteSet,
-    t: &mut Touched,
-    tx: &Transaction,
-    after: &State,
-) {
-    for &(m, balance_after) in &tx.member_balances {
+/// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
+/// none: each member's transactions are chained through the journal, see [`MemberAfter`].)
+///
+/// [`MemberAfter`]: crate::model::MemberAfter
+pub(crate) fn write_statement_lines(w: &mut WriteSet, tx: &Transaction) {
+    for a in &tx.member_balances {
+        let entry = statement_entry(tx, a.member, a.posted, a.held);
+        w.set_owned(keys::statement(a.member, tx.id), codec::encode(&entry));
+    }
+}
+
+/// Notes what `tx` touched. (Its idempotency entry is the caller's: a chunk per commit here, a
+/// key per command on the cluster path.)
+pub(crate) fn index_transaction(t: &mut Touched, tx: &Transaction) {
+    for m in tx.members() {
         t.members.insert(m);
-        let held_after = after.members.get(&m).map(|s| s.held).unwrap_or_default();
-        let entry = statement_entry(tx, m, balance_after, held_after);
-        w.set_owned(keys::statement(m, tx.id), codec::encode(&entry));
     }
     for p in &tx.postings {
         if !p.account.is_member() {

@@ -7,8 +7,8 @@
 
 use crate::error::Rejection;
 use crate::model::{
-    Amount, Command, Digest, HoldEnd, IdemKey, LotChange, LotId, Policy, Posting, Scope,
-    Transaction, TxKind,
+    Amount, Command, Digest, HoldEnd, IdemKey, LotChange, LotId, MemberAfter, Policy, Posting,
+    Scope, Transaction, TxKind,
 };
 use crate::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
@@ -49,6 +49,8 @@ pub struct MemberState {
     pub held: Points,
     /// Open lots in consumption order; they sum to `max(posted, 0)`.
     pub lots: Vec<Lot>,
+    /// The member's latest transaction: the head of its chain through the journal.
+    pub last: Option<TxId>,
 }
 
 impl MemberState {
@@ -579,21 +581,11 @@ impl State {
         for c in tx.lots.iter().filter(|c| include(c.member)) {
             apply_lot(self.members.entry(c.member).or_default(), c);
         }
-        let held = match &tx.kind {
-            TxKind::Enrolled { member } => Some((*member, 0)),
-            TxKind::Hold { member, points, .. } => Some((*member, points.0)),
-            TxKind::Burn {
-                member,
-                points,
-                hold: Some(_),
-                released,
-                ..
-            } => Some((*member, -(points.0 + released.0))),
-            TxKind::Void { member, points, .. } => Some((*member, -points.0)),
-            _ => None,
-        };
-        if let Some((m, delta)) = held.filter(|(m, _)| include(*m)) {
+        if let Some((m, delta)) = held_change(&tx.kind).filter(|(m, _)| include(*m)) {
             self.members.entry(m).or_default().held.0 += delta;
+        }
+        for m in tx.members().filter(|m| include(*m)) {
+            self.members.entry(m).or_default().last = Some(tx.id);
         }
     }
 
@@ -673,6 +665,24 @@ impl State {
             .take(limit)
             .map(|(_, id)| *id)
             .collect()
+    }
+}
+
+/// How a transaction of kind `kind` changes a member's held points: the member and the change
+/// (an enrolment names its new member with no change).
+fn held_change(kind: &TxKind) -> Option<(MemberId, i64)> {
+    match kind {
+        TxKind::Enrolled { member } => Some((*member, 0)),
+        TxKind::Hold { member, points, .. } => Some((*member, points.0)),
+        TxKind::Burn {
+            member,
+            points,
+            hold: Some(_),
+            released,
+            ..
+        } => Some((*member, -(points.0 + released.0))),
+        TxKind::Void { member, points, .. } => Some((*member, -points.0)),
+        _ => None,
     }
 }
 
@@ -1009,8 +1019,21 @@ impl<'a> Builder<'a> {
     }
 
     fn finish(mut self, kind: TxKind) -> Transaction {
+        let held = held_change(&kind);
+        if let Some((m, delta)) = held {
+            self.member(m).held.0 += delta;
+        }
         self.tx.kind = kind;
-        self.tx.member_balances = self.touched.iter().map(|(m, s)| (*m, s.posted)).collect();
+        self.tx.member_balances = self
+            .touched
+            .iter()
+            .map(|(m, s)| MemberAfter {
+                member: *m,
+                posted: s.posted,
+                held: s.held,
+                prev: s.last,
+            })
+            .collect();
         debug_assert_eq!(self.tx.imbalance(), (0, vec![]), "transactions balance");
         self.tx
     }

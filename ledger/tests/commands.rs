@@ -719,7 +719,7 @@ fn concurrent_burns_on_one_member_never_take_it_below_zero() {
 }
 
 #[test]
-fn statements_page_in_commit_order_and_balances_are_known_as_of_a_past_time() {
+fn statements_page_newest_first_and_balances_are_known_as_of_a_past_time() {
     let f = fixture(Policy::default());
     for i in 0..7 {
         f.earn(&format!("e{i}"), M1, AIR, 10);
@@ -742,9 +742,24 @@ fn statements_page_in_commit_order_and_balances_are_known_as_of_a_past_time() {
         .chain(&p3.entries)
         .collect();
     assert_eq!(all.len(), 9, "enrolment plus eight earns");
+    assert_eq!(
+        (p1.entries.len(), p2.entries.len(), p3.entries.len()),
+        (4, 4, 1)
+    );
     assert!(p3.next.is_none());
-    assert!(all.windows(2).all(|w| w[0].tx < w[1].tx));
-    assert_eq!(all.last().map(|e| e.balance_after), Some(Points(1070)));
+    assert!(all.windows(2).all(|w| w[0].tx > w[1].tx), "newest first");
+    assert_eq!(all[0].balance_after, Points(1070));
+    assert_eq!(all[0].points, Points(1000));
+    let balances: Vec<i64> = all.iter().map(|e| e.balance_after.0).collect();
+    assert_eq!(balances, vec![1070, 70, 60, 50, 40, 30, 20, 10, 0]);
+    assert_eq!(all[8].kind, "enrol");
+    assert_eq!(
+        f.ledger
+            .balance_as_of(AccountId::Member(M1), Timestamp(0))
+            .expect("before enrolment")
+            .points,
+        Points(0)
+    );
     let then = f
         .ledger
         .balance_as_of(AccountId::Member(M1), mid)

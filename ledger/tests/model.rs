@@ -376,7 +376,8 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                 );
                 prop_assert!(!r.replayed);
                 model_apply(&mut model, op, &r.tx);
-                for (m, posted) in &r.tx.member_balances {
+                for a in &r.tx.member_balances {
+                    let (m, posted) = (&a.member, a.posted);
                     prop_assert_eq!(
                         posted.0,
                         model.posted[m.0 as usize],

@@ -96,26 +96,73 @@ fn verify_passes_on_an_honest_store_and_names_a_tampered_member() {
         "{text}"
     );
 
-    // A member's balance as read is their latest statement line.
-    let store = EmbeddedStore::open(dir.path()).expect("store");
-    let prefix = keys::statement_prefix(MemberId(3));
-    let (key, raw) = store
-        .snapshot()
-        .expect("snapshot")
-        .range(&prefix, &store::prefix_end(&prefix), 1, true)
-        .expect("read")
-        .pop()
-        .expect("member 3 has statement lines");
-    drop(store);
-    let mut line: codec::StatementEntry = codec::decode("statement", &raw).expect("decode");
-    assert_eq!(line.balance_after, Points(300));
-    line.balance_after.0 += 1;
-    tamper(dir.path(), key, codec::encode(&line));
+    // A member's balance as read follows its latest transaction in the journal: change the
+    // points member 3's earn records for it, in its journal block.
+    rewrite_member_line(dir.path(), "e3", MemberId(3), |leg| {
+        assert_eq!(leg.posted, Points(300));
+        leg.posted.0 += 1;
+    });
     let (ok, text) = verify(dir.path());
     assert!(!ok, "verify must fail on a tampered balance:\n{text}");
     assert!(
         text.contains("member/3"),
         "the failure names the account:\n{text}"
+    );
+}
+
+/// Rewrites member `m`'s line in the journal entry of the earn with reference `reference`.
+fn rewrite_member_line(
+    dir: &Path,
+    reference: &str,
+    m: MemberId,
+    change: impl FnOnce(&mut ledger::model::MemberAfter),
+) {
+    let store = EmbeddedStore::open(dir).expect("store");
+    let snap = store.snapshot().expect("snapshot");
+    let blocks = snap
+        .range(&[keys::JOURNAL], &[keys::JOURNAL + 1], usize::MAX, false)
+        .expect("journal");
+    let id = blocks
+        .iter()
+        .flat_map(|(_, v)| codec::Block::parse(v).expect("block").all().expect("txs"))
+        .find(|t| t.key == IdemKey::partner(PartnerId(1), reference))
+        .expect("the earn")
+        .id;
+    let key = keys::journal(id.seq(), 0);
+    let raw = snap.get(&key).expect("read").expect("its block");
+    drop(snap);
+    drop(store);
+    let mut txs = codec::Block::parse(&raw)
+        .expect("block")
+        .all()
+        .expect("txs");
+    assert_eq!(txs.len(), 1, "one command per batch here");
+    change(
+        txs[0]
+            .member_balances
+            .iter_mut()
+            .find(|a| a.member == m)
+            .expect("the member's line"),
+    );
+    let mut w = codec::BlockWriter::default();
+    w.push(&txs[0]);
+    let block = w.finish().pop().expect("one block");
+    tamper(dir, key, block);
+}
+
+#[test]
+fn verify_names_a_member_whose_chain_link_was_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
+    rewrite_member_line(dir.path(), "e4", MemberId(4), |leg| {
+        assert!(leg.prev.is_some(), "the earn follows the enrolment");
+        leg.prev = None;
+    });
+    let (ok, text) = verify(dir.path());
+    assert!(!ok, "verify must fail on a broken chain:\n{text}");
+    assert!(
+        text.contains("member/4") && text.contains("chain broken"),
+        "the failure names the member and the chain:\n{text}"
     );
 }
 

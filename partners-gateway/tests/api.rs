@@ -72,7 +72,11 @@ async fn earn_at_the_airline_then_burn_at_a_fuel_station() {
         .iter()
         .map(|e| e["kind"].clone())
         .collect();
-    assert_eq!(kinds, vec![json!("enrol"), json!("earn"), json!("burn")]);
+    assert_eq!(
+        kinds,
+        vec![json!("burn"), json!("earn"), json!("enrol")],
+        "newest first"
+    );
     // Lookup by the partner's reference.
     let t = gw.partner(1, "GET", "/v1/transactions/BK-1", None).await;
     assert_eq!(t.status, 200);

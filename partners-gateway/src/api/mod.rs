@@ -118,8 +118,8 @@ impl TransactionView {
             member_balance_after: subject.and_then(|m| {
                 tx.member_balances
                     .iter()
-                    .find(|(x, _)| *x == m)
-                    .map(|(_, b)| b.0)
+                    .find(|a| a.member == m)
+                    .map(|a| a.posted.0)
             }),
             committed_at_ms: tx.at.0,
             pricing: tx.pricing.as_ref().map(|p| PricingView {
@@ -216,8 +216,8 @@ impl StatementView {
 /// Query of statement endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StatementQuery {
-    /// Continue after this transaction id (the previous page's `next`).
-    pub after: Option<String>,
+    /// Continue with the transactions older than this one (the previous page's `next`).
+    pub before: Option<String>,
     /// Lines per page, 1 to 1000 (default 100).
     pub limit: Option<usize>,
 }

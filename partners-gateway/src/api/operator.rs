@@ -467,7 +467,7 @@ async fn member_statement(
     Path(id): Path<u64>,
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
-    let after = q.after.as_deref().map(parse_tx_id).transpose()?;
+    let before = q.before.as_deref().map(parse_tx_id).transpose()?;
     let view = blocking(move || {
         if app.ledger.balance(MemberId(id))?.is_none() {
             return Err(ApiError::new(
@@ -477,7 +477,7 @@ async fn member_statement(
         }
         let page = app
             .ledger
-            .statement(MemberId(id), after, q.limit.unwrap_or(100))?;
+            .statement(MemberId(id), before, q.limit.unwrap_or(100))?;
         Ok(StatementView::of(id.to_string(), &page, |_| true))
     })
     .await?;

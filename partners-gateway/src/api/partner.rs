@@ -802,10 +802,10 @@ async fn statement(
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
     caller.require(KeyScope::Read)?;
-    let after = q.after.as_deref().map(parse_tx_id).transpose()?;
+    let before = q.before.as_deref().map(parse_tx_id).transpose()?;
     let view = blocking(move || {
         let m = member_of(&app, &caller, &reference)?;
-        let page = app.ledger.statement(m, after, q.limit.unwrap_or(100))?;
+        let page = app.ledger.statement(m, before, q.limit.unwrap_or(100))?;
         Ok(StatementView::of(reference, &page, |e| {
             e.partner == Some(caller.partner)
         }))

@@ -1,14 +1,15 @@
 //! The audit: recompute every balance, lot and hold from the journal alone, check the ledger's
 //! invariants on the way, and compare the result with the stored derived state.
 //!
-//! Invariants checked, per transaction: ids increase; postings sum to zero per asset; the
-//! recorded member balances match the recomputation; a member goes below zero only by a
+//! Invariants checked, per transaction: ids increase; postings sum to zero per asset; the recorded
+//! member points (posted and held) match the recomputation, and each member line links to that
+//! member's previous transaction (the chain statements walk); a member goes below zero only by a
 //! policy-allowed clawback; a member's lots sum to `max(posted, 0)`; lot changes consume only
 //! points a lot has; idempotency keys are unique. Then every stored account balance, open hold,
 //! reversal record, contract and idempotency entry must equal its recomputed value, with nothing
-//! missing and nothing extra; every member's latest statement line (what balance reads return)
-//! must carry its recomputed posted and held points; and every member record must equal the
-//! member as recomputed through the batch the record says it covers.
+//! missing and nothing extra (the single committer's index as `K` chunks, the cluster path's as `I`
+//! keys); and every member record must equal the member as recomputed through the batch the record
+//! says it covers.
 
 use crate::codec::{self, IdemChunk, IdemRecord, MemberRecord};
 use crate::error::LedgerError;
@@ -413,7 +414,7 @@ fn compare_stored<Snap: Snapshot>(
             true
         })?;
         for a in ids {
-            let b = crate::ledger::account_balance(snap, a).map_err(AuditFailure::Read)?;
+            let b = crate::ledger::system_account_balance(snap, a).map_err(AuditFailure::Read)?;
             accounts.insert(a, normalized(b));
         }
         let recomputed: HashMap<AccountId, Balance> = state

@@ -27,7 +27,7 @@ use crate::committer::{CommitterConfig, Job};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind};
-use crate::projector::{index_transaction, write_records, write_statement_lines, Touched};
+use crate::projector::{write_records, write_statement_lines, Touched};
 use crate::state::{DecideError, History, HoldState, Reversed, State};
 use crate::store::{Snapshot, StoreError, Txn, TxnSnapshot, TxnStore, WriteSet};
 use crate::types::{AccountId, Contract, Timestamp, TxId};
@@ -599,7 +599,8 @@ impl<'t> Chunk<'t> {
             self.hold_expiry.insert(tx.id, expires_at);
         }
         self.state.apply(&tx);
-        index_transaction(&mut self.touched, &tx);
+        self.touched.members.extend(tx.members());
+        self.touched.note_records(&tx);
         write_statement_lines(&mut self.writes, &tx);
         self.writes.set_owned(
             keys::idempotency(&tx.key),

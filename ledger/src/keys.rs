@@ -222,17 +222,6 @@ pub fn statement(m: MemberId, id: TxId) -> Vec<u8> {
     k
 }
 
-/// The member a statement key belongs to.
-pub fn parse_statement_member(key: &[u8]) -> Option<MemberId> {
-    (key.len() == 17 && key[0] == STATEMENT)
-        .then(|| MemberId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
-}
-
-/// The transaction id at the end of a statement key.
-pub fn parse_statement_tx(key: &[u8]) -> Option<TxId> {
-    (key.len() == 17).then(|| TxId(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"))))
-}
-
 /// The projector's watermark: the last commit version whose effects are in the derived state.
 pub fn projected_through() -> Vec<u8> {
     vec![META, b'w']

@@ -170,17 +170,22 @@ pub type Pending = tokio::sync::oneshot::Receiver<Result<Receipt, LedgerError>>;
 /// writer whose every batch is a store transaction; see [`crate::cluster`]).
 pub struct Ledger<S: Store> {
     store: S,
-    /// On the cluster path: derived state is written with the journal, so reads never wait.
-    cluster: bool,
     shared: Arc<Shared>,
     jobs: Option<crossbeam_channel::Sender<Job>>,
     writer: Option<JoinHandle<()>>,
     projector: Option<JoinHandle<()>>,
-    /// The committer's index of every idempotency key (single committer only; the cluster
-    /// path's index is in the store, one key per command).
-    keys: Option<Arc<KeyIndex>>,
-    /// Each member's latest transaction and points (single committer only).
-    heads: Option<Arc<Heads>>,
+    /// The single committer's in-memory indexes; `None` on the cluster path, whose derived
+    /// state is all in the store, written with the journal (so its reads never wait).
+    memory: Option<Memory>,
+}
+
+/// What the single committer keeps in memory for readers.
+struct Memory {
+    /// Every committed idempotency key (the cluster path's index is in the store, one key per
+    /// command).
+    keys: Arc<KeyIndex>,
+    /// Each member's latest transaction and points.
+    heads: Arc<Heads>,
 }
 
 impl<S: Store + Clone> Ledger<S> {
@@ -292,13 +297,11 @@ impl<S: Store + Clone> Ledger<S> {
             .map_err(|e| LedgerError::Unavailable(format!("cannot start committer: {e}")))?;
         Ok(Ledger {
             store,
-            cluster: false,
             shared,
             jobs: Some(jobs),
             writer: Some(writer),
             projector: Some(projector),
-            keys: Some(keys),
-            heads: Some(heads),
+            memory: Some(Memory { keys, heads }),
         })
     }
 }
@@ -340,13 +343,11 @@ impl<S: TxnStore + Clone> Ledger<S> {
             .map_err(|e| LedgerError::Unavailable(format!("cannot start writer: {e}")))?;
         Ok(Ledger {
             store,
-            cluster: true,
             shared,
             jobs: Some(jobs),
             writer: Some(writer),
             projector: None,
-            keys: None,
-            heads: None,
+            memory: None,
         })
     }
 }
@@ -415,11 +416,17 @@ impl<S: Store> Ledger<S> {
     /// Waits until the derived state covers every commit made before this call, then returns a
     /// snapshot that includes it. Reads built on it see their own writes.
     pub fn read_snapshot(&self) -> Result<S::Snapshot, LedgerError> {
-        if self.cluster {
-            if let Some(why) = self.shared.failure() {
-                return Err(LedgerError::Unavailable(why));
-            }
-            return Ok(self.store.snapshot()?);
+        self.wait_projected()?;
+        Ok(self.store.snapshot()?)
+    }
+
+    /// Waits until the derived state (and the heads) cover every commit made before this call.
+    fn wait_projected(&self) -> Result<(), LedgerError> {
+        if self.memory.is_none() {
+            return match self.shared.failure() {
+                Some(why) => Err(LedgerError::Unavailable(why)),
+                None => Ok(()),
+            };
         }
         let target = self.committed_version();
         let deadline = Instant::now() + READ_WAIT_MAX;
@@ -441,21 +448,20 @@ impl<S: Store> Ledger<S> {
                 .expect("projected lock")
                 .0;
         }
-        drop(projected);
-        Ok(self.store.snapshot()?)
+        Ok(())
     }
 
     /// A member's posted, pending and available points; `None` if not enrolled.
     pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
-        let snap = self.read_snapshot()?;
-        match &self.heads {
-            Some(heads) => Ok(heads.get(m).map(|h| MemberBalance {
-                posted: h.posted,
-                pending: h.held,
-                available: Points(h.posted.0 - h.held.0),
-            })),
-            None => member_balance(&snap, m),
-        }
+        let Some(memory) = &self.memory else {
+            return member_balance(&self.read_snapshot()?, m);
+        };
+        self.wait_projected()?;
+        Ok(memory.heads.get(m).map(|h| MemberBalance {
+            posted: h.posted,
+            pending: h.held,
+            available: Points(h.posted.0 - h.held.0),
+        }))
     }
 
     /// Any account's current balance (members: posted points).
@@ -467,8 +473,7 @@ impl<S: Store> Ledger<S> {
                 money: vec![],
             });
         }
-        let snap = self.read_snapshot()?;
-        account_balance(&snap, a)
+        system_account_balance(&self.read_snapshot()?, a)
     }
 
     /// A page of member `m`'s statement, newest first: at most `limit` entries (1 to 1,000)
@@ -480,11 +485,11 @@ impl<S: Store> Ledger<S> {
         limit: usize,
     ) -> Result<StatementPage, LedgerError> {
         let limit = limit.clamp(1, 1000);
-        let snap = self.read_snapshot()?;
-        let Some(heads) = &self.heads else {
-            return cluster_statement(&snap, m, before, limit);
+        let Some(memory) = &self.memory else {
+            return cluster_statement(&self.read_snapshot()?, m, before, limit);
         };
-        let Some(head) = heads.get(m) else {
+        self.wait_projected()?;
+        let Some(head) = memory.heads.get(m) else {
             return Ok(StatementPage {
                 entries: vec![],
                 next: None,
@@ -492,17 +497,16 @@ impl<S: Store> Ledger<S> {
         };
         // Taken after the head was read: it holds the head's transaction and all before it.
         let snap = self.store.snapshot()?;
-        let mut at = match before {
+        let from = match before {
             None => head.tx,
             Some(id) => member_link(&snap, m, id)?.1.prev,
         };
         let mut entries = Vec::new();
-        while let Some(id) = at.filter(|_| entries.len() < limit) {
-            let (tx, a) = member_link(&snap, m, id)?;
-            entries.push(crate::projector::statement_entry(&tx, m, a.posted, a.held));
-            at = a.prev;
-        }
-        let next = at.and(entries.last().map(|e| e.tx));
+        let rest = walk_chain(&snap, m, from, |tx, a| {
+            entries.push(crate::projector::statement_entry(tx, m, a.posted, a.held));
+            entries.len() < limit
+        })?;
+        let next = rest.and(entries.last().map(|e| e.tx));
         Ok(StatementPage { entries, next })
     }
 
@@ -514,53 +518,56 @@ impl<S: Store> Ledger<S> {
 
     /// The transaction an idempotency key produced, if any.
     pub fn transaction_by_key(&self, key: &IdemKey) -> Result<Option<Transaction>, LedgerError> {
-        if let Some(index) = &self.keys {
-            // The committer adds a key once its batch is durable (before it answers), so a
-            // snapshot taken after the lookup holds the transaction the key names; a hit is
-            // confirmed against that transaction's key.
-            let candidates = index.get(key).into_iter().chain(index.colliding(key));
-            let snap = self.store.snapshot()?;
-            for rec in candidates {
-                if let Some(tx) = crate::journal::find_transaction(&snap, rec.tx)? {
-                    if tx.key == *key {
-                        return Ok(Some(tx));
-                    }
+        let Some(memory) = &self.memory else {
+            let snap = self.read_snapshot()?;
+            return match snap.get(&keys::idempotency(key))? {
+                Some(v) => {
+                    let rec: IdemRecord = codec::decode("idempotency record", &v)?;
+                    crate::journal::find_transaction(&snap, rec.tx)
+                }
+                None => Ok(None),
+            };
+        };
+        // The committer adds a key once its batch is durable (before it answers), so a snapshot
+        // taken after the lookup holds the transaction the key names; a hit is confirmed
+        // against that transaction's key.
+        let candidates = memory
+            .keys
+            .get(key)
+            .into_iter()
+            .chain(memory.keys.colliding(key));
+        let snap = self.store.snapshot()?;
+        for rec in candidates {
+            if let Some(tx) = crate::journal::find_transaction(&snap, rec.tx)? {
+                if tx.key == *key {
+                    return Ok(Some(tx));
                 }
             }
-            return Ok(None);
         }
-        let snap = self.read_snapshot()?;
-        match snap.get(&keys::idempotency(key))? {
-            Some(v) => {
-                let rec: IdemRecord = codec::decode("idempotency record", &v)?;
-                crate::journal::find_transaction(&snap, rec.tx)
-            }
-            None => Ok(None),
-        }
+        Ok(None)
     }
 
     /// Account `a`'s balance as of time `at` (every transaction committed at or before it).
     pub fn balance_as_of(&self, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
-        let snap = self.read_snapshot()?;
-        if let (AccountId::Member(m), Some(heads)) = (a, &self.heads) {
-            // Walk the member's chain back from its head to the last transaction by `at`.
-            let mut next = heads.get(m).and_then(|h| h.tx);
-            let snap = self.store.snapshot()?;
-            let mut points = Points::ZERO;
-            while let Some(id) = next {
-                let (tx, link) = member_link(&snap, m, id)?;
-                if tx.at <= at {
-                    points = link.posted;
-                    break;
-                }
-                next = link.prev;
+        let (AccountId::Member(m), Some(memory)) = (a, &self.memory) else {
+            return balance_as_of(&self.read_snapshot()?, a, at);
+        };
+        // Walk the member's chain back from its head to the last transaction by `at`.
+        self.wait_projected()?;
+        let head = memory.heads.get(m).and_then(|h| h.tx);
+        let snap = self.store.snapshot()?;
+        let mut points = Points::ZERO;
+        walk_chain(&snap, m, head, |tx, link| {
+            if tx.at <= at {
+                points = link.posted;
+                return false;
             }
-            return Ok(Balance {
-                points,
-                money: vec![],
-            });
-        }
-        balance_as_of(&snap, a, at)
+            true
+        })?;
+        Ok(Balance {
+            points,
+            money: vec![],
+        })
     }
 
     /// Partner `p`'s contract, if one was set.
@@ -664,6 +671,25 @@ fn member_link<Snap: Snapshot + ?Sized>(
     Ok((tx, link))
 }
 
+/// Walks member `m`'s chain back from transaction `from`, calling `visit` with each transaction
+/// and its line for `m` until `visit` returns false; returns the next transaction not visited.
+fn walk_chain<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    m: MemberId,
+    from: Option<TxId>,
+    mut visit: impl FnMut(&Transaction, &crate::model::MemberAfter) -> bool,
+) -> Result<Option<TxId>, LedgerError> {
+    let mut at = from;
+    while let Some(id) = at {
+        let (tx, link) = member_link(snap, m, id)?;
+        at = link.prev;
+        if !visit(&tx, &link) {
+            break;
+        }
+    }
+    Ok(at)
+}
+
 /// A page of the cluster path's statement lines (`S` member tx), newest first.
 fn cluster_statement<Snap: Snapshot + ?Sized>(
     snap: &Snap,
@@ -690,32 +716,20 @@ fn cluster_statement<Snap: Snapshot + ?Sized>(
     Ok(StatementPage { entries, next })
 }
 
-/// Any account's balance in `snap`: members from their record (cluster path); other accounts
-/// from the projector's balance record plus the cluster path's blind-added totals (one or the
-/// other is empty, depending on which path wrote the store).
-pub(crate) fn account_balance<Snap: Snapshot + ?Sized>(
+/// A non-member account's balance in `snap`: the projector's balance record plus the cluster
+/// path's blind-added totals (one or the other is empty, depending on which path wrote the
+/// store). Members are read from heads or member records instead.
+pub(crate) fn system_account_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     a: AccountId,
 ) -> Result<Balance, LedgerError> {
-    match a {
-        AccountId::Member(m) => {
-            let posted = member_balance(snap, m)?
-                .map(|b| b.posted)
-                .unwrap_or_default();
-            Ok(Balance {
-                points: posted,
-                money: vec![],
-            })
-        }
-        _ => {
-            let mut b = match snap.get(&keys::balance(a))? {
-                Some(v) => codec::decode("balance record", &v)?,
-                None => Balance::default(),
-            };
-            crate::cluster::read_totals(snap, a, &mut b)?;
-            Ok(b)
-        }
-    }
+    debug_assert!(!a.is_member(), "member balances are not balance records");
+    let mut b = match snap.get(&keys::balance(a))? {
+        Some(v) => codec::decode("balance record", &v)?,
+        None => Balance::default(),
+    };
+    crate::cluster::read_totals(snap, a, &mut b)?;
+    Ok(b)
 }
 
 fn balance_as_of<Snap: Snapshot>(

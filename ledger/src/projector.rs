@@ -1,17 +1,19 @@
-//! The projector: keeps the store's derived state (member records, balances, holds, indexes,
-//! statements) current from committed batches, off the writer's hot path.
+//! The projector: keeps the store's derived state (member records, balances, holds, reversal
+//! totals, contracts, the idempotency index) and each member's head in memory current from
+//! committed batches, off the writer's hot path.
 //!
 //! It mirrors the writer's [`State`] by applying the same transactions, coalesces many batches
 //! into one storage commit, and records the last batch it covered (the watermark) in that same
-//! commit. Statement lines, the idempotency index, balances, holds, reversal totals and contracts
-//! are always exactly "the journal through the watermark".
+//! commit. The idempotency index (one chunk per commit), balances, holds, reversal totals and
+//! contracts are always exactly "the journal through the watermark". It sets each member's
+//! head before it announces the batch projected, so reads that wait for it see their writes.
+//! No statement lines are written: statements walk each member's chain through the journal.
 //!
 //! Member records are the exception: a changed member is written [`member_write_delay`]
 //! transactions later, so that a member who changes again meanwhile costs one write, not two.
 //! Each record says which batch it covers, and a second watermark says through which batch every
-//! record is current. Balance reads never wait for them: a member's latest statement line
-//! carries the posted and held points after its transaction. A restart brings each record
-//! forward with the journal after its own batch (see `Ledger::open`). Commits are
+//! record is current. Balance reads never use them (they read the heads). A restart brings each
+//! record forward with the journal after its own batch (see `Ledger::open`). Commits are
 //! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from it.
 //!
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
@@ -165,9 +167,10 @@ impl<S: Store> Projector<S> {
         for batch in group {
             for tx in &batch.txs {
                 self.mirror.apply(tx);
-                index_transaction(&mut touched, tx);
+                touched.note_records(tx);
                 for a in &tx.member_balances {
                     self.heads.set(a.member, Head::of(tx.id, a));
+                    self.dirty.touch(a.member, batch.seq);
                 }
                 chunk.entries.push((
                     crate::key_index::hash_key(&tx.key),
@@ -176,9 +179,6 @@ impl<S: Store> Projector<S> {
                         digest: tx.digest,
                     },
                 ));
-                for m in tx.members() {
-                    self.dirty.touch(m, batch.seq);
-                }
             }
             self.dirty.advance(batch.txs.len() as u64);
         }
@@ -277,31 +277,31 @@ pub(crate) fn write_statement_lines(w: &mut WriteSet, tx: &Transaction) {
     }
 }
 
-/// Notes what `tx` touched. (Its idempotency entry is the caller's: a chunk per commit here, a
-/// key per command on the cluster path.)
-pub(crate) fn index_transaction(t: &mut Touched, tx: &Transaction) {
-    for m in tx.members() {
-        t.members.insert(m);
-    }
-    for p in &tx.postings {
-        if !p.account.is_member() {
-            t.accounts.insert(p.account);
+impl Touched {
+    /// Notes the records other than members that `tx` changes: accounts, holds, reversal totals,
+    /// contracts. (Members are the caller's: the projector writes them late, the cluster path
+    /// with every change.)
+    pub fn note_records(&mut self, tx: &Transaction) {
+        for p in &tx.postings {
+            if !p.account.is_member() {
+                self.accounts.insert(p.account);
+            }
         }
-    }
-    match &tx.kind {
-        TxKind::Hold { .. } => {
-            t.holds.insert(tx.id);
+        match &tx.kind {
+            TxKind::Hold { .. } => {
+                self.holds.insert(tx.id);
+            }
+            TxKind::Burn { hold: Some(h), .. } | TxKind::Void { hold: h, .. } => {
+                self.holds.insert(*h);
+            }
+            TxKind::Reversal { original, .. } => {
+                self.reversed.insert(*original);
+            }
+            TxKind::ContractSet(c) => {
+                self.contracts.insert(c.partner);
+            }
+            _ => {}
         }
-        TxKind::Burn { hold: Some(h), .. } | TxKind::Void { hold: h, .. } => {
-            t.holds.insert(*h);
-        }
-        TxKind::Reversal { original, .. } => {
-            t.reversed.insert(*original);
-        }
-        TxKind::ContractSet(c) => {
-            t.contracts.insert(c.partner);
-        }
-        _ => {}
     }
 }
 

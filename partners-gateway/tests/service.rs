@@ -262,6 +262,17 @@ fn every_problem_type_is_documented() {
 }
 
 /// The shell blocks between the recipe markers of docs/api.md.
+/// `again` answers as a replay of `first`: same transaction, marked replayed.
+fn assert_replays(again: &common::Answer, first: &common::Answer) {
+    assert_eq!(
+        (
+            again.body["replayed"].clone(),
+            again.body["transaction_id"].clone()
+        ),
+        (json!(true), first.body["transaction_id"].clone())
+    );
+}
+
 fn recipe() -> String {
     let api = std::fs::read_to_string(repo_file("docs/api.md")).unwrap();
     let begin = api.find("<!-- recipe:begin -->").expect("recipe begins");
@@ -352,13 +363,7 @@ async fn acknowledged_writes_and_configuration_survive_a_restart() {
     let mut gw = Gw::start_in(dir, config).await;
     gw.creds = creds;
     let again = gw.earn_miles(9, "RESTART-1", "900").await;
-    assert_eq!(
-        (
-            again.body["replayed"].clone(),
-            again.body["transaction_id"].clone()
-        ),
-        (json!(true), earn.body["transaction_id"].clone())
-    );
+    assert_replays(&again, &earn);
     let bal = gw.partner(1, "GET", "/v1/members/FF000009", None).await;
     assert_eq!(bal.body["posted"], 900);
     // A key made before the restart still signs (its secret derives from the master key).
@@ -476,13 +481,7 @@ async fn the_recipe_runs_on_the_cluster_path() {
     let earn = gw.earn_miles(9, "CLUSTER-1", "900").await;
     assert_eq!(earn.status, 200, "{:?}", earn.body);
     let again = gw.earn_miles(9, "CLUSTER-1", "900").await;
-    assert_eq!(
-        (
-            again.body["replayed"].clone(),
-            again.body["transaction_id"].clone()
-        ),
-        (json!(true), earn.body["transaction_id"].clone())
-    );
+    assert_replays(&again, &earn);
     let bal = gw.partner(1, "GET", "/v1/members/FF000009", None).await;
     assert_eq!(bal.body["posted"], 900);
     let dir = gw.stop().await;

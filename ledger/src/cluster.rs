@@ -200,11 +200,11 @@ impl<S: TxnStore> ClusterWriter<S> {
                 let Some(reply) = replies.next() else { break };
                 let answer = match outcome {
                     Outcome::New(tx) => Ok(Receipt {
-                        tx: *tx,
+                        tx: Arc::new(*tx),
                         replayed: false,
                     }),
                     Outcome::Replay(tx) => Ok(Receipt {
-                        tx: *tx,
+                        tx: Arc::new(*tx),
                         replayed: true,
                     }),
                     Outcome::Failed(e) => Err(unshare(e)),

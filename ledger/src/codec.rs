@@ -39,6 +39,10 @@ impl BlockWriter {
     pub fn push(&mut self, tx: &Transaction) {
         let scratch = std::mem::take(&mut self.scratch);
         self.scratch = postcard::to_extend(tx, scratch).expect("transactions always encode");
+        if self.body.capacity() == 0 {
+            // Sized once: growing by doubling would copy and fault in fresh pages per block.
+            self.body.reserve(BLOCK_BYTES_MAX);
+        }
         let projected = 5 + 4 * (self.offsets.len() + 1) + self.body.len() + self.scratch.len();
         if !self.offsets.is_empty() && projected > BLOCK_BYTES_MAX {
             self.seal();

@@ -12,7 +12,7 @@ use crate::error::{LedgerError, Rejection};
 use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Pricing, Receipt, Transaction};
-use crate::state::{DecideError, History, Map, State};
+use crate::state::{DecideError, History, State};
 use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crate::types::{Timestamp, TxId};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -31,7 +31,8 @@ pub(crate) struct Job {
 pub(crate) struct Batch {
     pub seq: u64,
     pub at: Timestamp,
-    pub txs: Vec<Transaction>,
+    /// Shared with the receipts of their commands.
+    pub txs: Vec<Arc<Transaction>>,
 }
 
 /// Transactions of the most recent batches the writer keeps in memory, so that a reversal or
@@ -156,7 +157,6 @@ impl<S: Store> Writer<S> {
         let at = self.clock();
         let snapshot = self.store.snapshot()?;
         let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
-        let mut in_batch: Map<IdemKey, usize> = Map::default();
 
         for hold in self
             .state
@@ -169,24 +169,14 @@ impl<S: Store> Writer<S> {
                 },
                 hold,
             };
-            match self.process(&cmd, None, seq, at, &snapshot, &mut txs, &mut in_batch) {
+            match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
                 Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
             }
         }
         let outcomes: Vec<Outcome> = batch
             .iter()
-            .map(|j| {
-                self.process(
-                    &j.cmd,
-                    j.pricing.as_ref(),
-                    seq,
-                    at,
-                    &snapshot,
-                    &mut txs,
-                    &mut in_batch,
-                )
-            })
+            .map(|j| self.process(&j.cmd, j.pricing.as_ref(), seq, at, &snapshot, &mut txs))
             .collect();
         drop(snapshot);
 
@@ -202,8 +192,8 @@ impl<S: Store> Writer<S> {
             self.store.commit(writes, Durability::Sync)?;
             self.next_seq = seq + 1;
             self.last_at = at;
-            self.remember(&txs);
         }
+        let txs = txs.into_iter().map(Arc::new).collect();
         let txs = Arc::new(Batch { seq, at, txs });
         if !txs.txs.is_empty() {
             // Publish before answering, so a read after a receipt waits for its projection.
@@ -217,7 +207,7 @@ impl<S: Store> Writer<S> {
                     replayed: false,
                 }),
                 Outcome::Replay(tx) => Ok(Receipt {
-                    tx: *tx,
+                    tx: Arc::new(*tx),
                     replayed: true,
                 }),
                 Outcome::Failed(e) => Err(e),
@@ -242,7 +232,6 @@ impl<S: Store> Writer<S> {
         at: Timestamp,
         snapshot: &S::Snapshot,
         txs: &mut Vec<Transaction>,
-        in_batch: &mut Map<IdemKey, usize>,
     ) -> Outcome {
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
@@ -258,7 +247,8 @@ impl<S: Store> Writer<S> {
             Some(p) => cmd.digest_with(p),
             None => cmd.digest(),
         };
-        match self.find_key(key, snapshot, txs, in_batch, seq) {
+        let hash = crate::key_index::hash_key(key);
+        match self.find_key(key, hash, snapshot, txs, seq) {
             Ok(Some((rec, _))) if rec.digest != digest => {
                 return Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into());
             }
@@ -277,7 +267,18 @@ impl<S: Store> Writer<S> {
             Ok(mut tx) => {
                 tx.pricing = pricing.cloned();
                 self.state.apply(&tx);
-                in_batch.insert(key.clone(), txs.len());
+                // Indexed now, while the key's slot is in cache: a repeat later in this batch
+                // finds it here (and its transaction in `txs`). Readers confirm every hit
+                // against the journal, so they see the key only once its batch is durable; and
+                // a failed commit stops the writer, so no decision is taken on a key whose
+                // transaction was lost.
+                self.keys.insert_hash(
+                    hash,
+                    IdemRecord {
+                        tx: tx.id,
+                        digest: tx.digest,
+                    },
+                );
                 txs.push(tx);
                 Outcome::New(txs.len() - 1)
             }
@@ -286,25 +287,19 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    /// Looks an idempotency key up: this batch, then the in-memory index of every committed key.
-    /// A hit is confirmed against the transaction it names (returned with it); should a hash
-    /// collision name another key's transaction, the other records of that hash decide.
+    /// Looks an idempotency key (of hash `hash`) up in the in-memory index of every key decided,
+    /// this batch's included. A hit is confirmed against the transaction it names (returned
+    /// with it); should a hash collision name another key's transaction, the other records of
+    /// that hash decide.
     fn find_key(
         &self,
         key: &IdemKey,
+        hash: u128,
         snapshot: &S::Snapshot,
         txs: &[Transaction],
-        in_batch: &Map<IdemKey, usize>,
         seq: u64,
     ) -> Result<Option<(IdemRecord, Transaction)>, LedgerError> {
-        if let Some(&i) = in_batch.get(key) {
-            let rec = IdemRecord {
-                tx: txs[i].id,
-                digest: txs[i].digest,
-            };
-            return Ok(Some((rec, txs[i].clone())));
-        }
-        let Some(rec) = self.keys.get(key) else {
+        let Some(rec) = self.keys.get_hash(hash) else {
             return Ok(None);
         };
         match self.original_of(rec.tx, snapshot, txs, seq)? {
@@ -350,7 +345,8 @@ impl<S: Store> Writer<S> {
         }
     }
 
-    pub fn remember(&self, txs: &[Transaction]) {
+    /// Indexes the keys of batches replayed at open (the writer indexes its own as it decides).
+    pub fn remember(&self, txs: &[Arc<Transaction>]) {
         for tx in txs {
             self.keys.insert(
                 &tx.key,
@@ -384,7 +380,10 @@ impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
             .and_then(|i| self.recent.get(usize::try_from(i).ok()?))
             .filter(|b| b.seq == id.seq())
         {
-            return Ok(b.txs.get(usize::from(id.slot())).cloned());
+            return Ok(b
+                .txs
+                .get(usize::from(id.slot()))
+                .map(|t| Transaction::clone(t)));
         }
         crate::journal::find_transaction(self.snapshot, id)
     }

@@ -126,7 +126,11 @@ impl KeyIndex {
     /// The record the key's hash maps to first, if any (confirm it before use; on a mismatch,
     /// [`KeyIndex::colliding`] holds the other records of that hash).
     pub fn get(&self, key: &IdemKey) -> Option<IdemRecord> {
-        let h = hash_key(key);
+        self.get_hash(hash_key(key))
+    }
+
+    /// [`KeyIndex::get`] by the key's hash ([`hash_key`]).
+    pub fn get_hash(&self, h: u128) -> Option<IdemRecord> {
         self.shards[shard_of(h)]
             .read()
             .expect("key index lock")

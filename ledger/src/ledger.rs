@@ -246,6 +246,7 @@ impl<S: Store + Clone> Ledger<S> {
                     state.apply(tx);
                 }
                 let at = txs.last().map(|t| t.at).unwrap_or_default();
+                let txs = txs.into_iter().map(Arc::new).collect();
                 tail.push(Arc::new(Batch { seq, at, txs }));
                 Ok(())
             },

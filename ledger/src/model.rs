@@ -186,22 +186,50 @@ impl Command {
 
     /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.
     pub fn digest(&self) -> Digest {
-        let bytes = postcard::to_allocvec(self).expect("commands always encode");
-        Digest::of(&bytes)
+        let mut h = DigestWriter::default();
+        h.feed(self);
+        h.finish()
     }
 
     /// The digest of the command together with the pricing it was converted under.
     pub fn digest_with(&self, pricing: &Pricing) -> Digest {
-        let bytes = postcard::to_allocvec(self).expect("commands always encode");
-        let bytes = postcard::to_extend(pricing, bytes).expect("pricing always encodes");
-        Digest::of(&bytes)
+        let mut h = DigestWriter::default();
+        h.feed(self);
+        h.feed(pricing);
+        h.finish()
     }
 }
 
-impl Digest {
-    fn of(bytes: &[u8]) -> Digest {
-        use sha2::{Digest as _, Sha256};
-        let full = Sha256::digest(bytes);
+/// Hashes postcard encodings as they are produced, without building them in memory (this runs
+/// for every command). The digest is that of the concatenated encodings.
+#[derive(Default)]
+struct DigestWriter(sha2::Sha256);
+
+impl postcard::ser_flavors::Flavor for &mut DigestWriter {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        sha2::Digest::update(&mut self.0, data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        sha2::Digest::update(&mut self.0, [data]);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
+impl DigestWriter {
+    fn feed<T: Serialize>(&mut self, v: &T) {
+        postcard::serialize_with_flavor(v, self).expect("commands and pricing always encode");
+    }
+
+    fn finish(self) -> Digest {
+        let full = sha2::Digest::finalize(self.0);
         let mut d = [0u8; 16];
         d.copy_from_slice(&full[..16]);
         Digest(d)
@@ -490,8 +518,8 @@ impl Transaction {
 /// What the caller gets back for an accepted command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Receipt {
-    /// The transaction, as journaled.
-    pub tx: Transaction,
+    /// The transaction, as journaled (shared with the batch that committed it).
+    pub tx: std::sync::Arc<Transaction>,
     /// True when this answers a retry of an already applied command.
     pub replayed: bool,
 }
@@ -514,5 +542,45 @@ impl Default for Policy {
             hold_timeout_ms_max: 30 * 86_400_000,
             points_per_command_max: 1_000_000_000_000,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::types::{MemberId, PartnerId};
+    use sha2::Digest as _;
+
+    /// Digests are journaled and compared across restarts and versions: the streamed digest
+    /// must stay the SHA-256 of the encodings, as first written.
+    #[test]
+    fn a_digest_is_the_sha256_prefix_of_the_encodings() {
+        let cmd = Command::Earn {
+            key: IdemKey::partner(PartnerId(4), "receipt-77"),
+            member: MemberId(12),
+            partner: PartnerId(4),
+            points: Points(1_250),
+            bonus: Points(30),
+        };
+        let pricing = Pricing {
+            rate_version: 3,
+            quantity: Decimal::new(12_505, 2),
+            unit: "EUR".into(),
+            branch: Some("station-9".into()),
+            category: None,
+            points_per_unit: Decimal::new(10, 0),
+        };
+        let prefix = |bytes: &[u8]| {
+            let full = sha2::Sha256::digest(bytes);
+            let mut d = [0u8; 16];
+            d.copy_from_slice(&full[..16]);
+            Digest(d)
+        };
+        let encoded = postcard::to_allocvec(&cmd).expect("encode");
+        assert_eq!(cmd.digest(), prefix(&encoded));
+        let mut with = encoded.clone();
+        with.extend(postcard::to_allocvec(&pricing).expect("encode"));
+        assert_eq!(cmd.digest_with(&pricing), prefix(&with));
+        assert_ne!(cmd.digest(), cmd.digest_with(&pricing));
     }
 }

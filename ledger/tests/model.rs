@@ -357,7 +357,7 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                     .execute_blocking(cmd.clone())
                     .expect("a retry of an accepted command succeeds");
                 prop_assert!(r.replayed);
-                prop_assert_eq!(&r.tx, tx);
+                prop_assert_eq!(&*r.tx, tx);
             }
             issued.push(None);
             continue;
@@ -386,7 +386,7 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                         m.0
                     );
                 }
-                issued.push(Some((cmd, r.tx)));
+                issued.push(Some((cmd, (*r.tx).clone())));
             }
             Err(LedgerError::Rejected(why)) => {
                 prop_assert!(

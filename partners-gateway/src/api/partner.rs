@@ -643,7 +643,7 @@ async fn finish(
             if !same_priced_request(&tx, &p) {
                 return Err(Rejection::IdempotencyConflict { original }.into());
             }
-            (tx, true)
+            (std::sync::Arc::new(tx), true)
         }
         Err(e) => return Err(e.into()),
     };

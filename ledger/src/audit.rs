@@ -11,7 +11,7 @@
 //! keys); and every member record must equal the member as recomputed through the batch the record
 //! says it covers.
 
-use crate::codec::{self, IdemChunk, IdemRecord, MemberRecord};
+use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::{IdemKey, Transaction, TxKind};
@@ -167,11 +167,24 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
     let cluster = crate::cluster::is_cluster_store(snap).map_err(AuditFailure::Read)?;
     // On the cluster path ids come from per-process blocks: unique, not in commit order.
     let mut ids_seen: HashSet<TxId> = HashSet::new();
-    let records: HashMap<MemberId, MemberRecord> =
-        scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+    let (records, page_through): (HashMap<MemberId, MemberRecord>, HashMap<u64, u64>) = if cluster {
+        let records = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+        (records, HashMap::new())
+    } else {
+        member_pages(snap)?
+    };
+    let member_what = if cluster {
+        "member record"
+    } else {
+        "member page"
+    };
+    // Members with no stored state, and the batch that enrolled them: each must be newer than
+    // its page (a page holds every member enrolled by the batch it covers).
+    let mut unrecorded: Vec<(MemberId, u64)> = Vec::new();
     report.member_records = records.len();
-    // The single committer writes a member's record some batches after it changed, and says
-    // which batch it covers: compare it when the replay gets there. Cluster records are current.
+    // The single committer writes a member page some batches after it changed, and says which
+    // batch it covers: compare its members when the replay gets there. Cluster records are
+    // current.
     let mut records_due: BTreeMap<u64, Vec<MemberId>> = BTreeMap::new();
     if !cluster {
         for (m, r) in &records {
@@ -195,6 +208,11 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
                 failure = Some(f);
                 return Err(LedgerError::Corrupt("audit stopped".into()));
             }
+            if let TxKind::Enrolled { member } = tx.kind {
+                if !cluster && !records.contains_key(&member) {
+                    unrecorded.push((member, version));
+                }
+            }
             previous = tx.id;
             report.transactions += 1;
             report.postings += tx.postings.len() as u64;
@@ -202,7 +220,7 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
         for m in records_due.remove(&version).unwrap_or_default() {
             if let Err(f) = stored(
                 format!("member/{}", m.0),
-                "member record",
+                member_what,
                 records.get(&m).map(|r| &r.state),
                 state.members.get(&m),
             ) {
@@ -226,10 +244,28 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
     if let Some((batch, members)) = records_due.into_iter().next() {
         return Err(AuditFailure::Stored {
             account: format!("member/{}", members[0].0),
-            what: "member record",
+            what: member_what,
             stored: format!("as of batch {batch}"),
             recomputed: format!("a journal ending at batch {last_version}"),
         });
+    }
+    let members_through = match snap.get(&keys::members_through())? {
+        Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
+        None => 0,
+    };
+    for (m, enrolled) in unrecorded {
+        let covered = page_through
+            .get(&keys::page_of(m))
+            .copied()
+            .unwrap_or(members_through);
+        if covered >= enrolled {
+            return Err(AuditFailure::Stored {
+                account: format!("member/{}", m.0),
+                what: "member page",
+                stored: format!("missing from a page covering batch {covered}"),
+                recomputed: format!("enrolled in batch {enrolled}"),
+            });
+        }
     }
     if cluster {
         let current: HashMap<MemberId, MemberState> =
@@ -389,6 +425,42 @@ fn scan_family<Snap: Snapshot, K: std::hash::Hash + Eq, V: serde::de::Deserializ
         Some(e) => Err(AuditFailure::Read(e)),
         None => Ok(out),
     }
+}
+
+/// Every member in the single committer's member pages, with the batch its page covers; and
+/// the batch each page covers.
+#[allow(clippy::type_complexity)]
+fn member_pages<Snap: Snapshot>(
+    snap: &Snap,
+) -> Result<(HashMap<MemberId, MemberRecord>, HashMap<u64, u64>), AuditFailure> {
+    let pages: HashMap<u64, MemberPage> = scan_family(
+        snap,
+        keys::MEMBER_PAGE,
+        "member page",
+        keys::parse_member_page,
+    )?;
+    let mut out = HashMap::new();
+    let through = pages.iter().map(|(page, p)| (*page, p.through)).collect();
+    for (page, p) in pages {
+        for (m, state) in p.members {
+            if keys::page_of(m) != page {
+                return Err(AuditFailure::Stored {
+                    account: format!("member/{}", m.0),
+                    what: "member page",
+                    stored: format!("in page {page}"),
+                    recomputed: format!("page {}", keys::page_of(m)),
+                });
+            }
+            out.insert(
+                m,
+                MemberRecord {
+                    through: p.through,
+                    state,
+                },
+            );
+        }
+    }
+    Ok((out, through))
 }
 
 fn compare_stored<Snap: Snapshot>(

@@ -639,7 +639,6 @@ impl<'t> Chunk<'t> {
             &self.state,
             &self.touched,
             Some(&self.hold_expiry),
-            0,
         );
         (self.writes, self.txs)
     }

@@ -171,9 +171,8 @@ pub struct StatementEntry {
     pub held_after: Points,
 }
 
-/// A member record as the single committer's projector stores it: the member's state after
-/// batch `through`. Records are written some time after a member changes, so that several
-/// changes cost one write; recovery brings each forward with the journal after its own batch.
+/// A member record as the cluster path stores it (one key per member, current with every
+/// transaction; `through` is 0).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberRecord {
     /// The last batch whose effects the record includes.
@@ -181,6 +180,21 @@ pub struct MemberRecord {
     /// The member's state then.
     pub state: crate::state::MemberState,
 }
+
+/// A page of member states as the single committer's projector stores it: every enrolled
+/// member whose id falls in the page, as of batch `through`, by id. A page is written some
+/// time after one of its members changes, so that many changes cost one write; recovery
+/// brings each page forward with the journal after its own batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberPage<S = crate::state::MemberState> {
+    /// The last batch whose effects the page includes.
+    pub through: u64,
+    /// Each member and its state then, by id.
+    pub members: Vec<(crate::types::MemberId, S)>,
+}
+
+/// A page being written, borrowing the states (encodes exactly as [`MemberPage`]).
+pub type MemberPageRef<'a> = MemberPage<&'a crate::state::MemberState>;
 
 /// A balance-history entry of a non-member account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,5 +259,32 @@ mod tests {
         let block = w.finish().remove(0);
         assert!(Block::parse(&block[..3]).is_err());
         assert!(Block::parse(&[9, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_borrowed_member_page_decodes_as_an_owned_one() {
+        use crate::model::LotId;
+        use crate::state::{Lot, MemberState};
+        let a = MemberState {
+            posted: Points(120),
+            held: Points(20),
+            lots: vec![Lot {
+                id: LotId {
+                    tx: TxId::new(3, 1),
+                    n: 0,
+                },
+                expires_at: Some(Timestamp(86_400_000)),
+                remaining: Points(120),
+            }],
+            last: Some(TxId::new(9, 4)),
+        };
+        let b = MemberState::default();
+        let written = encode(&MemberPageRef {
+            through: 17,
+            members: vec![(MemberId(2048), &a), (MemberId(2049), &b)],
+        });
+        let read: MemberPage = decode("member page", &written).expect("decodes");
+        assert_eq!(read.through, 17);
+        assert_eq!(read.members, vec![(MemberId(2048), a), (MemberId(2049), b)]);
     }
 }

@@ -17,8 +17,14 @@ use crate::types::{AccountId, MemberId, PartnerId, TxId};
 
 /// Journal blocks: `J ++ batch sequence (8 bytes) ++ block order (2 bytes)`.
 pub const JOURNAL: u8 = b'J';
-/// Member working state: `M ++ member`.
+/// Member working state, one key per member (cluster path): `M ++ member`.
 pub const MEMBER: u8 = b'M';
+/// Member working state in pages of [`MEMBERS_PER_PAGE`] ids (single committer):
+/// `m ++ page`, page = member id / [`MEMBERS_PER_PAGE`].
+pub const MEMBER_PAGE: u8 = b'm';
+
+/// Member ids per member page.
+pub const MEMBERS_PER_PAGE: u64 = 1024;
 /// Balances of non-member accounts: `B ++ account`.
 pub const BALANCE: u8 = b'B';
 /// Balance history of non-member accounts: `b ++ account ++ seq`.
@@ -83,6 +89,24 @@ pub fn member(m: MemberId) -> Vec<u8> {
 pub fn parse_member(key: &[u8]) -> Option<MemberId> {
     (key.len() == 9 && key[0] == MEMBER)
         .then(|| MemberId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
+}
+
+/// The page holding member `m`'s state.
+pub fn page_of(m: MemberId) -> u64 {
+    m.0 / MEMBERS_PER_PAGE
+}
+
+/// A member page's key.
+pub fn member_page(page: u64) -> Vec<u8> {
+    let mut k = vec![MEMBER_PAGE];
+    k.extend_from_slice(&page.to_be_bytes());
+    k
+}
+
+/// The page number in a member page key.
+pub fn parse_member_page(key: &[u8]) -> Option<u64> {
+    (key.len() == 9 && key[0] == MEMBER_PAGE)
+        .then(|| u64::from_be_bytes(key[1..9].try_into().expect("8 bytes")))
 }
 
 /// Appends an account's encoding: a kind byte and its id.
@@ -227,8 +251,8 @@ pub fn projected_through() -> Vec<u8> {
     vec![META, b'w']
 }
 
-/// The member-record watermark: every member record covers every batch through this one
-/// (records written later cover more; each says how far).
+/// The member-page watermark: every member page covers every batch through this one (pages
+/// written later cover more; each says how far).
 pub fn members_through() -> Vec<u8> {
     vec![META, b'k']
 }

@@ -26,14 +26,14 @@
 //! ledger.shutdown();
 //! ```
 
-use crate::codec::{self, HistoryEntry, IdemRecord, MemberRecord, StatementEntry};
+use crate::codec::{self, HistoryEntry, IdemRecord, MemberPage, MemberRecord, StatementEntry};
 use crate::committer::{Batch, CommitterConfig, Job, Writer};
 use crate::error::LedgerError;
 use crate::heads::Heads;
 use crate::key_index::KeyIndex;
 use crate::keys;
 use crate::model::{Command, IdemKey, Policy, Pricing, Receipt, Transaction};
-use crate::projector::{DirtyMembers, Projector};
+use crate::projector::{DirtyPages, PageMembers, Projector};
 use crate::state::{Balance, HoldState, Reversed, State};
 use crate::store::{prefix_end, Snapshot, Store, TxnStore};
 use crate::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
@@ -56,10 +56,10 @@ pub struct LedgerConfig {
     pub policy: Policy,
     /// Optional hook for metrics on every committed batch.
     pub on_commit: Option<CommitObserver>,
-    /// Transactions committed between a member's change and the write of its stored record
-    /// (0: with every projector commit). A member who changes again meanwhile costs one write.
-    /// A restart replays at most about this many transactions for member records; a clean
-    /// shutdown writes them all.
+    /// Transactions committed between the first change to a member page (1,024 member ids)
+    /// and the write of the stored page (0: with every projector commit). Every change to the
+    /// page's members meanwhile is covered by that one write. A restart replays at most about
+    /// this many transactions for member pages; a clean shutdown writes them all.
     pub member_write_delay: u64,
 }
 
@@ -219,10 +219,10 @@ impl<S: Store + Clone> Ledger<S> {
             stats: LedgerStats::default(),
             on_commit: config.on_commit.clone(),
         });
-        // Bring member records forward to the watermark, each from the batch it covers (they
-        // are written later than the rest; see `projector`). Then replay what the projector had
-        // not covered at all, and hand it those batches.
-        let mut dirty = DirtyMembers::default();
+        // Bring member pages forward to the watermark, each from the batch it covers (they are
+        // written later than the rest; see `projector`). Then replay what the projector had not
+        // covered at all, and hand it those batches.
+        let mut dirty = DirtyPages::default();
         let mut mirror: Option<State> = None;
         let mut tail: Vec<Arc<Batch>> = Vec::new();
         crate::journal::for_each_batch(
@@ -263,6 +263,7 @@ impl<S: Store + Clone> Ledger<S> {
         let projector = Projector {
             store: store.clone(),
             heads: heads.clone(),
+            pages: PageMembers::of(&mirror),
             mirror,
             shared: shared.clone(),
             dirty,
@@ -719,7 +720,7 @@ fn cluster_statement<Snap: Snapshot + ?Sized>(
 
 /// A non-member account's balance in `snap`: the projector's balance record plus the cluster
 /// path's blind-added totals (one or the other is empty, depending on which path wrote the
-/// store). Members are read from heads or member records instead.
+/// store). Members are read from heads or member records and pages instead.
 pub(crate) fn system_account_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     a: AccountId,
@@ -811,13 +812,13 @@ type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError> + 'a;
 
 /// Derived state as stored, with its watermarks.
 pub(crate) struct Loaded {
-    /// Members as of their records' batches; everything else as of `through`.
+    /// Members as of their pages' batches; everything else as of `through`.
     pub state: State,
     /// The projector's watermark.
     pub through: u64,
-    /// Every member record covers at least the batches through this one.
+    /// Every member page covers at least the batches through this one.
     pub members_through: u64,
-    /// The batch each member record covers.
+    /// The batch each member's page covers.
     pub member_stamps: crate::state::Map<MemberId, u64>,
 }
 
@@ -855,11 +856,20 @@ pub(crate) fn load_state<Snap: Snapshot>(
             None => Ok(()),
         }
     };
-    each(keys::MEMBER, &mut |k, v| {
-        let m = keys::parse_member(k).ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
-        let r: MemberRecord = codec::decode("member record", v)?;
-        member_stamps.insert(m, r.through);
-        state.members.insert(m, r.state);
+    each(keys::MEMBER_PAGE, &mut |k, v| {
+        let page = keys::parse_member_page(k)
+            .ok_or_else(|| LedgerError::Corrupt("member page key".into()))?;
+        let p: MemberPage = codec::decode("member page", v)?;
+        for (m, s) in p.members {
+            if keys::page_of(m) != page {
+                return Err(LedgerError::Corrupt(format!(
+                    "member page {page} holds member {}",
+                    m.0
+                )));
+            }
+            member_stamps.insert(m, p.through);
+            state.members.insert(m, s);
+        }
         Ok(())
     })?;
     each(keys::BALANCE, &mut |k, v| {

@@ -1,4 +1,4 @@
-//! The projector: keeps the store's derived state (member records, balances, holds, reversal
+//! The projector: keeps the store's derived state (member pages, balances, holds, reversal
 //! totals, contracts, the idempotency index) and each member's head in memory current from
 //! committed batches, off the writer's hot path.
 //!
@@ -9,16 +9,21 @@
 //! head before it announces the batch projected, so reads that wait for it see their writes.
 //! No statement lines are written: statements walk each member's chain through the journal.
 //!
-//! Member records are the exception: a changed member is written [`member_write_delay`]
-//! transactions later, so that a member who changes again meanwhile costs one write, not two.
-//! Each record says which batch it covers, and a second watermark says through which batch every
-//! record is current. Balance reads never use them (they read the heads). A restart brings each
-//! record forward with the journal after its own batch (see `Ledger::open`). Commits are
-//! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from it.
+//! Member states are the exception. They are stored in pages of [`MEMBERS_PER_PAGE`] ids, and
+//! a changed page is written [`member_write_delay`] transactions after its oldest unwritten
+//! change, so that the many changes to its members meanwhile cost one write of one key (one
+//! key per member changed was the projector's and the LSM's largest cost). Each page says which
+//! batch it covers, and a second watermark says through which batch every page is current.
+//! Balance reads never use them (they read the heads). A restart brings each page forward with
+//! the journal after its own batch (see `Ledger::open`). Commits are [`Durability::Buffered`]:
+//! the synced journal is the truth, and all of this is rebuilt from it.
 //!
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
+//! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE
 
-use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberRecord, StatementEntry};
+use crate::codec::{
+    self, HistoryEntry, IdemChunk, IdemRecord, MemberPageRef, MemberRecord, StatementEntry,
+};
 use crate::committer::Batch;
 use crate::heads::{Head, Heads};
 use crate::keys;
@@ -39,9 +44,11 @@ pub(crate) struct Projector<S: Store> {
     pub store: S,
     pub mirror: State,
     pub shared: Arc<crate::ledger::Shared>,
-    /// Members changed since their record was last written.
-    pub dirty: DirtyMembers,
-    /// Transactions projected between a member's change and the write of its record.
+    /// Member pages changed since they were last written.
+    pub dirty: DirtyPages,
+    /// The enrolled members of each page, by id.
+    pub pages: PageMembers,
+    /// Transactions projected between a page's change and its write.
     pub member_write_delay: u64,
     /// The last batch projected.
     pub last_seq: u64,
@@ -49,24 +56,57 @@ pub(crate) struct Projector<S: Store> {
     pub heads: Arc<Heads>,
 }
 
-/// Members whose stored record is behind the mirror, oldest change first.
+/// The enrolled members of each member page, by id, so a page is written from the mirror
+/// without probing every id it could hold.
 #[derive(Default)]
-pub(crate) struct DirtyMembers {
-    /// Member to (batch, transactions projected before it) of its oldest unwritten change.
-    since: Map<MemberId, (u64, u64)>,
-    /// The same changes in order. An entry is stale once its member was written (the member
-    /// may have changed again since, with a newer entry further back).
-    order: VecDeque<(MemberId, u64, u64)>,
+pub(crate) struct PageMembers(Map<u64, Vec<MemberId>>);
+
+impl PageMembers {
+    /// The pages of every member in `s`.
+    pub fn of(s: &State) -> PageMembers {
+        let mut pages = PageMembers::default();
+        for m in s.members.keys() {
+            pages.0.entry(keys::page_of(*m)).or_default().push(*m);
+        }
+        for members in pages.0.values_mut() {
+            members.sort_unstable();
+        }
+        pages
+    }
+
+    /// Adds a newly enrolled member.
+    pub fn add(&mut self, m: MemberId) {
+        let members = self.0.entry(keys::page_of(m)).or_default();
+        if let Err(at) = members.binary_search(&m) {
+            members.insert(at, m);
+        }
+    }
+
+    /// Page `page`'s members, by id.
+    fn members(&self, page: u64) -> &[MemberId] {
+        self.0.get(&page).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Member pages whose stored copy is behind the mirror, oldest change first.
+#[derive(Default)]
+pub(crate) struct DirtyPages {
+    /// Page to (batch, transactions projected before it) of its oldest unwritten change.
+    since: Map<u64, (u64, u64)>,
+    /// The same changes in order. An entry is stale once its page was written (the page may
+    /// have changed again since, with a newer entry further back).
+    order: VecDeque<(u64, u64, u64)>,
     /// Transactions projected so far by this process.
     projected: u64,
 }
 
-impl DirtyMembers {
-    /// Notes that member `m` changed in batch `seq`.
+impl DirtyPages {
+    /// Notes that member `m`'s page changed in batch `seq`.
     pub fn touch(&mut self, m: MemberId, seq: u64) {
-        if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(m) {
+        let page = keys::page_of(m);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(page) {
             e.insert((seq, self.projected));
-            self.order.push_back((m, seq, self.projected));
+            self.order.push_back((page, seq, self.projected));
         }
     }
 
@@ -75,29 +115,29 @@ impl DirtyMembers {
         self.projected += n;
     }
 
-    /// Takes the members whose oldest unwritten change is at least `delay` transactions old
-    /// (every member with `delay` 0).
-    fn take_due(&mut self, delay: u64) -> BTreeSet<MemberId> {
-        let mut due = BTreeSet::new();
-        while let Some(&(m, seq, at)) = self.order.front() {
-            let live = self.since.get(&m) == Some(&(seq, at));
+    /// Takes the pages whose oldest unwritten change is at least `delay` transactions old
+    /// (every changed page with `delay` 0).
+    fn take_due(&mut self, delay: u64) -> Vec<u64> {
+        let mut due = Vec::new();
+        while let Some(&(page, seq, at)) = self.order.front() {
+            let live = self.since.get(&page) == Some(&(seq, at));
             if live && self.projected - at < delay {
                 break;
             }
             self.order.pop_front();
             if live {
-                self.since.remove(&m);
-                due.insert(m);
+                self.since.remove(&page);
+                due.push(page);
             }
         }
         due
     }
 
-    /// The batch through which every member record is current, given that `last` is the
+    /// The batch through which every member page is current, given that `last` is the
     /// latest batch projected.
     fn through(&mut self, last: u64) -> u64 {
-        while let Some(&(m, seq, at)) = self.order.front() {
-            if self.since.get(&m) == Some(&(seq, at)) {
+        while let Some(&(page, seq, at)) = self.order.front() {
+            if self.since.get(&page) == Some(&(seq, at)) {
                 return seq - 1;
             }
             self.order.pop_front();
@@ -105,7 +145,7 @@ impl DirtyMembers {
         last
     }
 
-    /// Members waiting to be written.
+    /// Pages waiting to be written.
     pub fn len(&self) -> usize {
         self.since.len()
     }
@@ -159,7 +199,7 @@ impl<S: Store> Projector<S> {
         }
     }
 
-    /// Projects `group` (with an empty group: writes every waiting member record).
+    /// Projects `group` (with an empty group: writes every waiting member page).
     fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
@@ -168,6 +208,9 @@ impl<S: Store> Projector<S> {
             for tx in &batch.txs {
                 self.mirror.apply(tx);
                 touched.note_records(tx);
+                if let TxKind::Enrolled { member } = tx.kind {
+                    self.pages.add(member);
+                }
                 for a in &tx.member_balances {
                     self.heads.set(a.member, Head::of(tx.id, a));
                     self.dirty.touch(a.member, batch.seq);
@@ -187,13 +230,15 @@ impl<S: Store> Projector<S> {
         } else {
             self.member_write_delay
         };
-        touched.members = self.dirty.take_due(delay);
         if let Some(last) = group.last() {
             self.last_seq = last.seq;
             w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
             self.write_accounts(&mut w, &touched, last.seq, last.at);
         }
-        write_records(&mut w, &self.mirror, &touched, None, self.last_seq);
+        for page in self.dirty.take_due(delay) {
+            self.write_page(&mut w, page);
+        }
+        write_records(&mut w, &self.mirror, &touched, None);
         w.set(&keys::projected_through(), &self.last_seq.to_be_bytes());
         w.set(
             &keys::members_through(),
@@ -203,6 +248,30 @@ impl<S: Store> Projector<S> {
         self.store.commit(w, Durability::Buffered)?;
         self.shared.projected_to(self.last_seq);
         Ok(())
+    }
+
+    /// Writes member page `page` as the mirror has it, through the last batch projected.
+    fn write_page(&self, w: &mut WriteSet, page: u64) {
+        let members = self
+            .pages
+            .members(page)
+            .iter()
+            .map(|m| {
+                let state = self
+                    .mirror
+                    .members
+                    .get(m)
+                    .expect("a page's members are enrolled");
+                (*m, state)
+            })
+            .collect();
+        w.set_owned(
+            keys::member_page(page),
+            codec::encode(&MemberPageRef {
+                through: self.last_seq,
+                members,
+            }),
+        );
     }
 
     fn write_accounts(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
@@ -220,16 +289,16 @@ impl<S: Store> Projector<S> {
     }
 }
 
-/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`,
-/// which has applied every batch through `through` (0 on the cluster path, whose records are
-/// written with the transaction that changes them). With `timeouts` (the cluster path: hold id
-/// to expiry, for every hold seen), the hold timeout index is kept too.
+/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
+/// Member records are the cluster path's, written with the transaction that changes them (the
+/// single committer's projector writes member pages instead and names no members). With
+/// `timeouts` (the cluster path: hold id to expiry, for every hold seen), the hold timeout
+/// index is kept too.
 pub(crate) fn write_records(
     w: &mut WriteSet,
     s: &State,
     t: &Touched,
     timeouts: Option<&HashMap<TxId, Timestamp>>,
-    through: u64,
 ) {
     for m in &t.members {
         let state = s
@@ -239,7 +308,7 @@ pub(crate) fn write_records(
             .clone();
         w.set_owned(
             keys::member(*m),
-            codec::encode(&MemberRecord { through, state }),
+            codec::encode(&MemberRecord { through: 0, state }),
         );
     }
     for h in &t.holds {

@@ -166,31 +166,64 @@ fn verify_names_a_member_whose_chain_link_was_changed() {
     );
 }
 
-#[test]
-fn verify_names_a_member_whose_stored_record_was_changed() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    write_ledger(dir.path());
-    let store = EmbeddedStore::open(dir.path()).expect("store");
+/// Member 3's stored page, decoded, for a test to change and write back.
+fn member_page_of_3(dir: &std::path::Path) -> codec::MemberPage {
+    let store = EmbeddedStore::open(dir).expect("store");
     let raw = store
         .snapshot()
         .expect("snapshot")
-        .get(&keys::member(MemberId(3)))
+        .get(&keys::member_page(keys::page_of(MemberId(3))))
         .expect("read")
-        .expect("a clean shutdown writes every member record");
-    drop(store);
-    let mut record: codec::MemberRecord = codec::decode("member", &raw).expect("decode");
-    assert_eq!(record.state.posted, Points(300));
-    record.state.posted.0 += 1;
+        .expect("a clean shutdown writes every member page");
+    codec::decode("member page", &raw).expect("decode")
+}
+
+#[test]
+fn verify_names_a_member_whose_stored_state_was_changed() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
+    let mut page = member_page_of_3(dir.path());
+    let (_, state) = page
+        .members
+        .iter_mut()
+        .find(|(m, _)| *m == MemberId(3))
+        .expect("member 3 is in its page");
+    assert_eq!(state.posted, Points(300));
+    state.posted.0 += 1;
     tamper(
         dir.path(),
-        keys::member(MemberId(3)),
-        codec::encode(&record),
+        keys::member_page(keys::page_of(MemberId(3))),
+        codec::encode(&page),
     );
     let (ok, text) = verify(dir.path());
-    assert!(!ok, "verify must fail on a tampered member record:\n{text}");
+    assert!(!ok, "verify must fail on a tampered member page:\n{text}");
     assert!(
-        text.contains("member/3") && text.contains("member record"),
+        text.contains("member/3") && text.contains("member page"),
         "the failure names the account and the record:\n{text}"
+    );
+}
+
+#[test]
+fn verify_names_a_member_missing_from_its_page() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
+    let mut page = member_page_of_3(dir.path());
+    let before = page.members.len();
+    page.members.retain(|(m, _)| *m != MemberId(3));
+    assert_eq!(page.members.len(), before - 1);
+    tamper(
+        dir.path(),
+        keys::member_page(keys::page_of(MemberId(3))),
+        codec::encode(&page),
+    );
+    let (ok, text) = verify(dir.path());
+    assert!(
+        !ok,
+        "verify must fail on a member dropped from its page:\n{text}"
+    );
+    assert!(
+        text.contains("member/3") && text.contains("missing from a page"),
+        "the failure names the account:\n{text}"
     );
 }
 

@@ -7,7 +7,7 @@
 //! also count the projector's commits). A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
 //! memory may then be ahead of disk, so the only safe continuation is a restart from disk.
 
-use crate::codec::{BlockWriter, IdemRecord};
+use crate::codec::BlockWriter;
 use crate::error::{LedgerError, Rejection};
 use crate::key_index::KeyIndex;
 use crate::keys;
@@ -249,10 +249,15 @@ impl<S: Store> Writer<S> {
         };
         let hash = crate::key_index::hash_key(key);
         match self.find_key(key, hash, snapshot, txs, seq) {
-            Ok(Some((rec, _))) if rec.digest != digest => {
-                return Outcome::Failed(Rejection::IdempotencyConflict { original: rec.tx }.into());
+            Ok(Some(original)) if original.digest != digest => {
+                return Outcome::Failed(
+                    Rejection::IdempotencyConflict {
+                        original: original.id,
+                    }
+                    .into(),
+                );
             }
-            Ok(Some((_, original))) => return Outcome::Replay(Box::new(original)),
+            Ok(Some(original)) => return Outcome::Replay(Box::new(original)),
             Ok(None) => {}
             Err(e) => return Outcome::Failed(e),
         }
@@ -272,13 +277,7 @@ impl<S: Store> Writer<S> {
                 // against the journal, so they see the key only once its batch is durable; and
                 // a failed commit stops the writer, so no decision is taken on a key whose
                 // transaction was lost.
-                self.keys.insert_hash(
-                    hash,
-                    IdemRecord {
-                        tx: tx.id,
-                        digest: tx.digest,
-                    },
-                );
+                self.keys.insert_hash(hash, tx.id);
                 txs.push(tx);
                 Outcome::New(txs.len() - 1)
             }
@@ -288,9 +287,9 @@ impl<S: Store> Writer<S> {
     }
 
     /// Looks an idempotency key (of hash `hash`) up in the in-memory index of every key decided,
-    /// this batch's included. A hit is confirmed against the transaction it names (returned
-    /// with it); should a hash collision name another key's transaction, the other records of
-    /// that hash decide.
+    /// this batch's included, and returns the transaction it committed. A hit is confirmed
+    /// against the transaction it names; should a hash collision name another key's
+    /// transaction, the others of that hash decide.
     fn find_key(
         &self,
         key: &IdemKey,
@@ -298,19 +297,19 @@ impl<S: Store> Writer<S> {
         snapshot: &S::Snapshot,
         txs: &[Transaction],
         seq: u64,
-    ) -> Result<Option<(IdemRecord, Transaction)>, LedgerError> {
-        let Some(rec) = self.keys.get_hash(hash) else {
+    ) -> Result<Option<Transaction>, LedgerError> {
+        let Some(id) = self.keys.get_hash(hash) else {
             return Ok(None);
         };
-        match self.original_of(rec.tx, snapshot, txs, seq)? {
-            Some(tx) if tx.key == *key => return Ok(Some((rec, tx))),
+        match self.original_of(id, snapshot, txs, seq)? {
+            Some(tx) if tx.key == *key => return Ok(Some(tx)),
             _ => {}
         }
         // Another key with the same hash holds the first entry: look through the others.
-        for rec in self.keys.colliding(key) {
-            if let Some(tx) = self.original_of(rec.tx, snapshot, txs, seq)? {
+        for id in self.keys.colliding(key) {
+            if let Some(tx) = self.original_of(id, snapshot, txs, seq)? {
                 if tx.key == *key {
-                    return Ok(Some((rec, tx)));
+                    return Ok(Some(tx));
                 }
             }
         }
@@ -348,13 +347,7 @@ impl<S: Store> Writer<S> {
     /// Indexes the keys of batches replayed at open (the writer indexes its own as it decides).
     pub fn remember(&self, txs: &[Arc<Transaction>]) {
         for tx in txs {
-            self.keys.insert(
-                &tx.key,
-                IdemRecord {
-                    tx: tx.id,
-                    digest: tx.digest,
-                },
-            );
+            self.keys.insert(&tx.key, tx.id);
         }
     }
 }

@@ -99,6 +99,17 @@ pub fn store_orders_keys_and_ranges<S: Store>(open: &mut dyn FnMut() -> S) {
     );
     assert_eq!(snap.get(b"ab").expect("get"), Some(b"ab".to_vec()));
     assert_eq!(snap.get(b"zz").expect("get"), None);
+    let mut lent = Vec::new();
+    assert!(snap
+        .get_with(b"c\x00", &mut |v| lent = v.to_vec())
+        .expect("get_with"));
+    assert_eq!(lent, b"c\x00".to_vec(), "a lent value is the stored one");
+    assert!(
+        !snap
+            .get_with(b"zz", &mut |_| panic!("no value to lend"))
+            .expect("get_with"),
+        "an absent key lends nothing"
+    );
     let mut scanned = Vec::new();
     snap.scan(b"a", b"c", &mut |k, _| {
         scanned.push(k.to_vec());

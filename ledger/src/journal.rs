@@ -20,26 +20,26 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
     snapshot: &S,
     id: TxId,
 ) -> Result<Option<Transaction>, LedgerError> {
-    let begin = keys::journal(id.seq(), 0);
-    let end = keys::journal(id.seq() + 1, 0);
-    // Streams the batch's blocks and stops at the one holding the slot: no block is copied.
+    // Point reads of the batch's blocks in order, to the one holding the slot (a batch has a
+    // few blocks; a point read costs far less than setting up a range scan over the LSM).
     let mut slot = usize::from(id.slot());
-    let mut found: Result<Option<Transaction>, LedgerError> = Ok(None);
-    snapshot.scan(&begin, &end, &mut |_, value| match Block::parse(value) {
-        Ok(block) if slot < block.len() => {
-            found = block.get(slot).map(Some);
-            false
+    for order in 0..=u16::MAX {
+        let mut found: Option<Result<Option<Transaction>, LedgerError>> = None;
+        let present = snapshot.get_with(&keys::journal(id.seq(), order), &mut |value| {
+            match Block::parse(value) {
+                Ok(block) if slot < block.len() => found = Some(block.get(slot).map(Some)),
+                Ok(block) => slot -= block.len(),
+                Err(e) => found = Some(Err(e)),
+            }
+        })?;
+        if !present {
+            return Ok(None);
         }
-        Ok(block) => {
-            slot -= block.len();
-            true
+        if let Some(result) = found {
+            return result;
         }
-        Err(e) => {
-            found = Err(e);
-            false
-        }
-    })?;
-    found
+    }
+    Ok(None)
 }
 
 /// Calls `f` with every batch committed after sequence `after`, in commit order: the batch's

@@ -2,11 +2,12 @@
 //! command) is known to be new without an LSM lookup, and a key's transaction is found without
 //! a per-key index in the store.
 //!
-//! Entries are keyed by a 128-bit xxh3 hash of the key's store encoding; about 48 bytes per key
-//! with the table's overhead (1M keys: ~50 MB). A hit is confirmed against the transaction it
-//! names (whose key the journal holds) before it is acted on. Two keys with one hash are both
-//! kept: the first in its shard, the others in a small overflow map; so a collision can never
-//! turn a new command into a replay or a conflict, nor hide a committed key.
+//! Each entry is 74 bits of a 128-bit xxh3 hash of the key's store encoding (10 choose the shard,
+//! 64 are the table's key) and the id of the transaction the key committed: 16 bytes per key,
+//! about 20 with the table's overhead. A hit is confirmed against the transaction it names
+//! (whose key and command digest the journal holds) before it is acted on. Two keys with one
+//! hash are both kept: the first in its shard, the others in a small overflow map; so a
+//! collision can never turn a new command into a replay or a conflict, nor hide a committed key.
 //!
 //! The store holds the index as chunks (`K` seq): the projector writes, with each commit, the
 //! entries of the transactions it covers, one value per commit instead of one key per command.
@@ -19,11 +20,12 @@
 //! shard has its own lock: the writer inserts, readers ([`crate::Ledger::transaction_by_key`])
 //! look up, and neither waits on more than one shard.
 
-use crate::codec::{self, IdemChunk, IdemRecord};
+use crate::codec::{self, IdemChunk};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::model::IdemKey;
 use crate::store::{prefix_end, Snapshot};
+use crate::types::TxId;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
@@ -45,21 +47,21 @@ impl Hasher for PreHashed {
         }
     }
 
-    fn write_u128(&mut self, v: u128) {
-        self.0 = v as u64;
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
     }
 }
 
 /// How many maps the index is split into (a power of two).
 const SHARDS: usize = 1024;
 
-type Shard = HashMap<u128, IdemRecord, BuildHasherDefault<PreHashed>>;
+type Shard = HashMap<u64, TxId, BuildHasherDefault<PreHashed>>;
 
 /// The index.
 pub(crate) struct KeyIndex {
     shards: Vec<RwLock<Shard>>,
-    /// Records whose hash another key's record already holds in its shard.
-    overflow: RwLock<HashMap<u128, Vec<IdemRecord>>>,
+    /// Entries whose hash another key's entry already holds in its shard.
+    overflow: RwLock<HashMap<u128, Vec<TxId>>>,
 }
 
 impl Default for KeyIndex {
@@ -71,9 +73,14 @@ impl Default for KeyIndex {
     }
 }
 
-/// The shard a hash lives in: its top bits (the map itself uses the low 64).
+/// The shard a hash lives in: its top bits.
 fn shard_of(hash: u128) -> usize {
     (hash >> (128 - SHARDS.trailing_zeros())) as usize
+}
+
+/// A hash's key within its shard: its low 64 bits.
+fn in_shard(hash: u128) -> u64 {
+    hash as u64
 }
 
 /// The hash of a key's store encoding.
@@ -108,7 +115,7 @@ impl KeyIndex {
         ) {
             Ok(chunk) => {
                 for (h, rec) in chunk.entries {
-                    index.insert_hash(h, rec);
+                    index.insert_hash(h, rec.tx);
                 }
                 true
             }
@@ -123,23 +130,23 @@ impl KeyIndex {
         }
     }
 
-    /// The record the key's hash maps to first, if any (confirm it before use; on a mismatch,
-    /// [`KeyIndex::colliding`] holds the other records of that hash).
-    pub fn get(&self, key: &IdemKey) -> Option<IdemRecord> {
+    /// The transaction the key's hash maps to first, if any (confirm it before use; on a
+    /// mismatch, [`KeyIndex::colliding`] holds the others of that hash).
+    pub fn get(&self, key: &IdemKey) -> Option<TxId> {
         self.get_hash(hash_key(key))
     }
 
     /// [`KeyIndex::get`] by the key's hash ([`hash_key`]).
-    pub fn get_hash(&self, h: u128) -> Option<IdemRecord> {
+    pub fn get_hash(&self, h: u128) -> Option<TxId> {
         self.shards[shard_of(h)]
             .read()
             .expect("key index lock")
-            .get(&h)
+            .get(&in_shard(h))
             .copied()
     }
 
-    /// Records beyond the first that share `key`'s hash (nearly always none).
-    pub fn colliding(&self, key: &IdemKey) -> Vec<IdemRecord> {
+    /// Transactions beyond the first whose keys share `key`'s hash (nearly always none).
+    pub fn colliding(&self, key: &IdemKey) -> Vec<TxId> {
         let overflow = self.overflow.read().expect("key index overflow lock");
         if overflow.is_empty() {
             return Vec::new();
@@ -147,25 +154,25 @@ impl KeyIndex {
         overflow.get(&hash_key(key)).cloned().unwrap_or_default()
     }
 
-    /// Records a committed key.
-    pub fn insert(&self, key: &IdemKey, rec: IdemRecord) {
-        self.insert_hash(hash_key(key), rec);
+    /// Records the transaction a key committed.
+    pub fn insert(&self, key: &IdemKey, tx: TxId) {
+        self.insert_hash(hash_key(key), tx);
     }
 
     /// Records an entry by hash; an entry already held is not added twice.
-    pub fn insert_hash(&self, h: u128, rec: IdemRecord) {
+    pub fn insert_hash(&self, h: u128, tx: TxId) {
         let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
-        match shard.entry(h) {
+        match shard.entry(in_shard(h)) {
             std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(rec);
+                e.insert(tx);
             }
-            std::collections::hash_map::Entry::Occupied(e) if *e.get() == rec => {}
+            std::collections::hash_map::Entry::Occupied(e) if *e.get() == tx => {}
             std::collections::hash_map::Entry::Occupied(_) => {
                 drop(shard);
                 let mut overflow = self.overflow.write().expect("key index overflow lock");
                 let others = overflow.entry(h).or_default();
-                if !others.contains(&rec) {
-                    others.push(rec);
+                if !others.contains(&tx) {
+                    others.push(tx);
                 }
             }
         }
@@ -200,11 +207,7 @@ mod tests {
         let index = KeyIndex::default();
         let n = 20 * SHARDS as u64;
         for i in 0..n {
-            let rec = IdemRecord {
-                tx: crate::types::TxId(i),
-                digest: crate::model::Digest([i as u8; 16]),
-            };
-            index.insert(&IdemKey::partner(PartnerId(1), format!("r{i}")), rec);
+            index.insert(&IdemKey::partner(PartnerId(1), format!("r{i}")), TxId(i));
         }
         assert_eq!(index.len(), n as usize);
         let used = index
@@ -220,8 +223,7 @@ mod tests {
             let got = index
                 .get(&IdemKey::partner(PartnerId(1), format!("r{i}")))
                 .expect("inserted key found");
-            assert_eq!(got.tx, crate::types::TxId(i));
-            assert_eq!(got.digest, crate::model::Digest([i as u8; 16]));
+            assert_eq!(got, TxId(i));
         }
         assert!(index.get(&IdemKey::partner(PartnerId(2), "r1")).is_none());
     }
@@ -231,10 +233,7 @@ mod tests {
         let index = KeyIndex::default();
         let key = IdemKey::partner(PartnerId(3), "shared");
         let h = hash_key(&key);
-        let rec = |i: u64| IdemRecord {
-            tx: crate::types::TxId(i),
-            digest: crate::model::Digest([i as u8; 16]),
-        };
+        let rec = TxId;
         index.insert_hash(h, rec(1));
         index.insert_hash(h, rec(2));
         index.insert_hash(h, rec(3));

@@ -515,7 +515,21 @@ impl<S: Store> Ledger<S> {
     /// The committed transaction `id`.
     pub fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
         let snap = self.store.snapshot()?;
-        crate::journal::find_transaction(&snap, id)
+        self.durable_transaction(&snap, id)
+    }
+
+    /// Transaction `id` from the journal in `snap`, once durable. The single committer's
+    /// journal blocks are visible in the store a moment before their fsync completes; a batch
+    /// counts only once the writer has published it as committed.
+    fn durable_transaction(
+        &self,
+        snap: &S::Snapshot,
+        id: TxId,
+    ) -> Result<Option<Transaction>, LedgerError> {
+        if self.memory.is_some() && id.seq() > self.shared.committed.load(Ordering::Acquire) {
+            return Ok(None);
+        }
+        crate::journal::find_transaction(snap, id)
     }
 
     /// The transaction an idempotency key produced, if any.
@@ -530,17 +544,17 @@ impl<S: Store> Ledger<S> {
                 None => Ok(None),
             };
         };
-        // The committer adds a key once its batch is durable (before it answers), so a snapshot
-        // taken after the lookup holds the transaction the key names; a hit is confirmed
-        // against that transaction's key.
+        // The committer adds a key as it decides the command, before the batch is durable; a
+        // hit counts only once the transaction it names is durable and has this key. A key
+        // whose command was answered is always found.
         let candidates = memory
             .keys
             .get(key)
             .into_iter()
             .chain(memory.keys.colliding(key));
         let snap = self.store.snapshot()?;
-        for rec in candidates {
-            if let Some(tx) = crate::journal::find_transaction(&snap, rec.tx)? {
+        for id in candidates {
+            if let Some(tx) = self.durable_transaction(&snap, id)? {
                 if tx.key == *key {
                     return Ok(Some(tx));
                 }

@@ -43,6 +43,9 @@ impl EmbeddedStore {
         let db = Database::builder(path)
             // The ledger fsyncs explicitly on every durable commit.
             .manual_journal_persist(true)
+            // fjall's write-ahead log is written once and fsynced at once: compressing it would
+            // cost the writer's thread CPU on the commit path (flushed tables still compress).
+            .journal_compression(fjall::CompressionType::None)
             .cache_size(256 * 1024 * 1024)
             .open()?;
         let kv = db.keyspace("kv", KeyspaceCreateOptions::default)?;
@@ -330,6 +333,16 @@ pub struct EmbeddedSnapshot {
 impl Snapshot for EmbeddedSnapshot {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.snap.get(&self.kv, key)?.map(|v| v.to_vec()))
+    }
+
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError> {
+        Ok(match self.snap.get(&self.kv, key)? {
+            Some(v) => {
+                f(&v);
+                true
+            }
+            None => false,
+        })
     }
 
     fn range(

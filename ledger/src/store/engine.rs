@@ -103,6 +103,10 @@ impl Snapshot for EngineSnapshot {
         forward!(self, s => s.get(key))
     }
 
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError> {
+        forward!(self, s => s.get_with(key, f))
+    }
+
     fn range(
         &self,
         begin: &[u8],

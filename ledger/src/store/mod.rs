@@ -180,6 +180,18 @@ pub trait Snapshot: Send {
     /// The value at `key`, if any.
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Calls `f` with the value at `key`, if any, without copying it where the engine can
+    /// lend it; returns whether there was one.
+    fn get_with(&self, key: &[u8], f: &mut dyn FnMut(&[u8])) -> Result<bool, StoreError> {
+        Ok(match self.get(key)? {
+            Some(v) => {
+                f(&v);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Up to `limit` pairs with `begin <= key < end`, ascending, or descending when `reverse`.
     fn range(
         &self,

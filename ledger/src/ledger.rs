@@ -58,8 +58,10 @@ pub struct LedgerConfig {
     pub on_commit: Option<CommitObserver>,
     /// Transactions committed between the first change to a member page (1,024 member ids)
     /// and the write of the stored page (0: with every projector commit). Every change to the
-    /// page's members meanwhile is covered by that one write. A restart replays at most about
-    /// this many transactions for member pages; a clean shutdown writes them all.
+    /// page's members meanwhile is covered by that one write. Each page waits up to as long
+    /// again (an offset per page, so that pages changed together are not written together). A
+    /// restart replays at most about twice this many transactions for member pages; a clean
+    /// shutdown writes them all.
     pub member_write_delay: u64,
 }
 
@@ -222,7 +224,7 @@ impl<S: Store + Clone> Ledger<S> {
         // Bring member pages forward to the watermark, each from the batch it covers (they are
         // written later than the rest; see `projector`). Then replay what the projector had not
         // covered at all, and hand it those batches.
-        let mut dirty = DirtyPages::default();
+        let mut dirty = DirtyPages::new(config.member_write_delay);
         let mut mirror: Option<State> = None;
         let mut tail: Vec<Arc<Batch>> = Vec::new();
         crate::journal::for_each_batch(
@@ -267,7 +269,6 @@ impl<S: Store + Clone> Ledger<S> {
             mirror,
             shared: shared.clone(),
             dirty,
-            member_write_delay: config.member_write_delay,
             last_seq: through,
         };
         let projector = std::thread::Builder::new()

@@ -10,9 +10,10 @@
 //! No statement lines are written: statements walk each member's chain through the journal.
 //!
 //! Member states are the exception. They are stored in pages of [`MEMBERS_PER_PAGE`] ids, and
-//! a changed page is written [`member_write_delay`] transactions after its oldest unwritten
-//! change, so that the many changes to its members meanwhile cost one write of one key (one
-//! key per member changed was the projector's and the LSM's largest cost). Each page says which
+//! a changed page is written [`member_write_delay`] transactions (plus a per-page offset of up
+//! to as many again, so that pages changed together are not written together) after its oldest
+//! unwritten change, so that the many changes to its members meanwhile cost one write of one
+//! key (one key per member changed was the projector's and the LSM's largest cost). Each page says which
 //! batch it covers, and a second watermark says through which batch every page is current.
 //! Balance reads never use them (they read the heads). A restart brings each page forward with
 //! the journal after its own batch (see `Ledger::open`). Commits are [`Durability::Buffered`]:
@@ -32,7 +33,8 @@ use crate::state::{Map, State};
 use crate::store::{Durability, Store, WriteSet};
 use crate::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crossbeam_channel::Receiver;
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 
 /// Most transactions folded into one projector commit. The embedded store applies a commit
@@ -48,8 +50,6 @@ pub(crate) struct Projector<S: Store> {
     pub dirty: DirtyPages,
     /// The enrolled members of each page, by id.
     pub pages: PageMembers,
-    /// Transactions projected between a page's change and its write.
-    pub member_write_delay: u64,
     /// The last batch projected.
     pub last_seq: u64,
     /// Each member's latest transaction and points, for readers.
@@ -88,25 +88,53 @@ impl PageMembers {
     }
 }
 
-/// Member pages whose stored copy is behind the mirror, oldest change first.
-#[derive(Default)]
+/// Member pages whose stored copy is behind the mirror.
+///
+/// A page changed after `at` projected transactions is written once `delay` plus a per-page
+/// offset in `[0, delay)` more have been projected. Writing every page exactly `delay` after
+/// its change would write in bursts: traffic spread over many members dirties nearly every page
+/// within a few batches, and they would all come due together, again and again. The offsets
+/// (the page number times the golden ratio, modulo 1) spread them evenly instead.
 pub(crate) struct DirtyPages {
+    delay: u64,
     /// Page to (batch, transactions projected before it) of its oldest unwritten change.
     since: Map<u64, (u64, u64)>,
-    /// The same changes in order. An entry is stale once its page was written (the page may
-    /// have changed again since, with a newer entry further back).
+    /// The same changes in order of change, for the watermark. An entry is stale once its page
+    /// was written (the page may have changed again since, with a newer entry further back).
     order: VecDeque<(u64, u64, u64)>,
+    /// The same changes by when they are due: (due, page, batch, projected before).
+    due: BinaryHeap<Reverse<(u64, u64, u64, u64)>>,
     /// Transactions projected so far by this process.
     projected: u64,
 }
 
 impl DirtyPages {
+    /// Pages written `delay` (plus their offset) transactions after they change.
+    pub fn new(delay: u64) -> DirtyPages {
+        DirtyPages {
+            delay,
+            since: Map::default(),
+            order: VecDeque::new(),
+            due: BinaryHeap::new(),
+            projected: 0,
+        }
+    }
+
+    /// Page `page`'s offset: in `[0, delay)`, spread evenly over consecutive pages.
+    fn offset(&self, page: u64) -> u64 {
+        let fraction = page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        ((u128::from(fraction) * u128::from(self.delay)) >> 32) as u64
+    }
+
     /// Notes that member `m`'s page changed in batch `seq`.
     pub fn touch(&mut self, m: MemberId, seq: u64) {
         let page = keys::page_of(m);
         if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(page) {
-            e.insert((seq, self.projected));
-            self.order.push_back((page, seq, self.projected));
+            let at = self.projected;
+            e.insert((seq, at));
+            self.order.push_back((page, seq, at));
+            let due = at + self.delay + self.offset(page);
+            self.due.push(Reverse((due, page, seq, at)));
         }
     }
 
@@ -115,16 +143,15 @@ impl DirtyPages {
         self.projected += n;
     }
 
-    /// Takes the pages whose oldest unwritten change is at least `delay` transactions old
-    /// (every changed page with `delay` 0).
-    fn take_due(&mut self, delay: u64) -> Vec<u64> {
+    /// Takes the pages due now (with `all`, every changed page).
+    fn take_due(&mut self, all: bool) -> Vec<u64> {
         let mut due = Vec::new();
-        while let Some(&(page, seq, at)) = self.order.front() {
+        while let Some(&Reverse((when, page, seq, at))) = self.due.peek() {
             let live = self.since.get(&page) == Some(&(seq, at));
-            if live && self.projected - at < delay {
+            if live && !all && when > self.projected {
                 break;
             }
-            self.order.pop_front();
+            self.due.pop();
             if live {
                 self.since.remove(&page);
                 due.push(page);
@@ -225,17 +252,13 @@ impl<S: Store> Projector<S> {
             }
             self.dirty.advance(batch.txs.len() as u64);
         }
-        let delay = if group.is_empty() {
-            0
-        } else {
-            self.member_write_delay
-        };
+
         if let Some(last) = group.last() {
             self.last_seq = last.seq;
             w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
             self.write_accounts(&mut w, &touched, last.seq, last.at);
         }
-        for page in self.dirty.take_due(delay) {
+        for page in self.dirty.take_due(group.is_empty()) {
             self.write_page(&mut w, page);
         }
         write_records(&mut w, &self.mirror, &touched, None);
@@ -414,5 +437,79 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::Reversal { partner, .. } => ("reversal", Some(*partner)),
         TxKind::Transfer { .. } => ("transfer", None),
         TxKind::Adjust { .. } => ("adjustment", None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages all changed at once are written at an even pace, each between one and two delays
+    /// later, and the watermark says how far every stored page is current.
+    #[test]
+    fn page_writes_are_spread_and_each_page_is_written_within_twice_the_delay() {
+        let delay = 1_000u64;
+        let mut dirty = DirtyPages::new(delay);
+        let pages = 100u64;
+        for p in 0..pages {
+            dirty.touch(MemberId(p * keys::MEMBERS_PER_PAGE), 1);
+        }
+        dirty.advance(10);
+        let mut written_at: Map<u64, u64> = Map::default();
+        let mut most_in_one_flush = 0;
+        for flush in 1..=(3 * delay / 10) {
+            let due = dirty.take_due(false);
+            most_in_one_flush = most_in_one_flush.max(due.len());
+            for p in due {
+                assert!(written_at.insert(p, flush * 10).is_none(), "page {p} twice");
+            }
+            if dirty.len() > 0 {
+                assert_eq!(dirty.through(flush + 1), 0, "a page still covers batch 0 only");
+            }
+            dirty.advance(10);
+        }
+        assert_eq!(written_at.len() as u64, pages, "every page written");
+        assert!(
+            written_at.values().all(|&at| (delay..=2 * delay).contains(&at)),
+            "each page between one and two delays: {:?}..{:?}",
+            written_at.values().min(),
+            written_at.values().max()
+        );
+        assert!(
+            most_in_one_flush <= 2,
+            "no burst: {most_in_one_flush} pages in one flush of 10 transactions"
+        );
+        let first_half = written_at
+            .values()
+            .filter(|&&at| at < delay + delay / 2)
+            .count();
+        assert!(
+            (40..=60).contains(&first_half),
+            "{first_half} of 100 pages in the first half of the window: an even pace"
+        );
+        assert_eq!(dirty.through(7), 7, "nothing waits: every page is current");
+    }
+
+    #[test]
+    fn a_zero_delay_or_a_shutdown_takes_every_changed_page_at_once() {
+        let mut dirty = DirtyPages::new(0);
+        dirty.touch(MemberId(5), 3);
+        dirty.touch(MemberId(6), 3);
+        dirty.touch(MemberId(5_000), 4);
+        let mut due = dirty.take_due(false);
+        due.sort_unstable();
+        assert_eq!(due, vec![0, 4]);
+        assert_eq!(dirty.len(), 0);
+        assert_eq!(dirty.through(4), 4);
+
+        let mut dirty = DirtyPages::new(1_000_000);
+        dirty.touch(MemberId(5), 3);
+        dirty.touch(MemberId(5_000), 4);
+        assert!(dirty.take_due(false).is_empty(), "not due yet");
+        assert_eq!(dirty.through(4), 2);
+        let mut due = dirty.take_due(true);
+        due.sort_unstable();
+        assert_eq!(due, vec![0, 4]);
+        assert_eq!(dirty.through(4), 4);
     }
 }

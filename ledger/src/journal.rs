@@ -25,13 +25,15 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
     let mut slot = usize::from(id.slot());
     for order in 0..=u16::MAX {
         let mut found: Option<Result<Option<Transaction>, LedgerError>> = None;
-        let present = snapshot.get_with(&keys::journal(id.seq(), order), &mut |value| {
-            match Block::parse(value) {
-                Ok(block) if slot < block.len() => found = Some(block.get(slot).map(Some)),
-                Ok(block) => slot -= block.len(),
-                Err(e) => found = Some(Err(e)),
-            }
-        })?;
+        let present =
+            snapshot.get_with(
+                &keys::journal(id.seq(), order),
+                &mut |value| match Block::parse(value) {
+                    Ok(block) if slot < block.len() => found = Some(block.get(slot).map(Some)),
+                    Ok(block) => slot -= block.len(),
+                    Err(e) => found = Some(Err(e)),
+                },
+            )?;
         if !present {
             return Ok(None);
         }

@@ -464,13 +464,19 @@ mod tests {
                 assert!(written_at.insert(p, flush * 10).is_none(), "page {p} twice");
             }
             if dirty.len() > 0 {
-                assert_eq!(dirty.through(flush + 1), 0, "a page still covers batch 0 only");
+                assert_eq!(
+                    dirty.through(flush + 1),
+                    0,
+                    "a page still covers batch 0 only"
+                );
             }
             dirty.advance(10);
         }
         assert_eq!(written_at.len() as u64, pages, "every page written");
         assert!(
-            written_at.values().all(|&at| (delay..=2 * delay).contains(&at)),
+            written_at
+                .values()
+                .all(|&at| (delay..=2 * delay).contains(&at)),
             "each page between one and two delays: {:?}..{:?}",
             written_at.values().min(),
             written_at.values().max()

@@ -1,6 +1,6 @@
 //! The embedded engine: the [`Store`] interface over fjall, an LSM-tree in pure Rust.
 //!
-//! One keyspace holds every key. Commits are serialised by a mutex (the ledger has one writer
+//! One keyspace holds every key, large values separated into blob files. Commits are serialised by a mutex (the ledger has one writer
 //! anyway), applied as one fjall write batch, and, for [`Durability::Sync`], fsynced before
 //! `commit` returns. The commit version is stored under the system key `\xff/version` in the
 //! same batch, so it survives restarts and every snapshot knows its own version.
@@ -48,7 +48,14 @@ impl EmbeddedStore {
             .journal_compression(fjall::CompressionType::None)
             .cache_size(256 * 1024 * 1024)
             .open()?;
-        let kv = db.keyspace("kv", KeyspaceCreateOptions::default)?;
+        // Values of 1 KiB or more (journal blocks, member pages, idempotency chunks) live in
+        // blob files that compaction does not rewrite: the tree holds their keys and pointers.
+        // Rewriting them level after level was most of fjall's background I/O, and that I/O
+        // made the committer's fsyncs slow.
+        let kv = db.keyspace("kv", || {
+            KeyspaceCreateOptions::default()
+                .with_kv_separation(Some(fjall::KvSeparationOptions::default()))
+        })?;
         let version = match kv.get(VERSION_KEY)? {
             Some(v) => decode_version(&v)?,
             None => 0,

@@ -168,7 +168,9 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
         opened.elapsed().as_secs_f64()
     );
     let mut rng = rand::rngs::StdRng::seed_from_u64(run_no * 1000 + batch as u64);
-    let window_max = (2 * batch).clamp(256, 16_000);
+    // Enough outstanding commands to fill a batch while two more are in flight (one being
+    // synced, one waiting for it), as many concurrent callers would.
+    let window_max = (3 * batch).clamp(256, 24_000);
     let mut window: VecDeque<(Pending, bool)> = VecDeque::new();
     let mut follow: VecDeque<Next> = VecDeque::new();
     let mut earned: VecDeque<(TxId, u32)> = VecDeque::with_capacity(4096);

@@ -1,11 +1,15 @@
-//! The committer: the single writer.
+//! The committer: the single writer, in two threads.
 //!
-//! It takes commands from a bounded queue, decides a batch of them against its in-memory
-//! [`State`], writes the batch's transactions as journal blocks in one storage commit, waits for
-//! that commit to be durable, then answers every caller and hands the batch to the projector.
-//! Batches are numbered by the committer's own journal sequence (the store's commit versions
-//! also count the projector's commits). A rejected command fails alone; its batch-mates commit. A storage failure stops the writer:
-//! memory may then be ahead of disk, so the only safe continuation is a restart from disk.
+//! The writer takes commands from a bounded queue, decides a batch of them against its
+//! in-memory [`State`], encodes the batch's transactions as journal blocks and hands them to the
+//! syncer, then decides the next batch while the syncer commits this one to storage and waits
+//! for it to be durable. Only then does the syncer publish the batch as committed, answer every
+//! caller and hand the batch to the projector. (Two batches at most are ahead of the disk: one
+//! being synced, one waiting.) Batches are numbered by the committer's own journal sequence (the
+//! store's commit versions also count the projector's commits). A rejected command fails
+//! alone; its batch-mates commit. A storage failure stops both: memory may then be ahead of
+//! disk, so the only safe continuation is a restart from disk. No caller of a batch that did not
+//! reach the disk is answered with success.
 
 use crate::codec::BlockWriter;
 use crate::error::{LedgerError, Rejection};
@@ -81,48 +85,178 @@ pub(crate) struct Writer<S: Store> {
     pub recent_txs: usize,
 }
 
+/// Where a command's answer goes.
+type Reply = tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>;
+
+/// A decided batch on its way to the syncer: its journal writes (none when it has no
+/// transactions: every command was rejected or replayed), and each caller's answer, to send
+/// once the writes are durable.
+struct Sealed {
+    started: Instant,
+    writes: Option<WriteSet>,
+    batch: Arc<Batch>,
+    answers: Vec<(Reply, Result<Receipt, LedgerError>)>,
+}
+
+/// Commits sealed batches in order, durably, then answers their callers and feeds the
+/// projector.
+struct Syncer<S: Store> {
+    store: S,
+    shared: Arc<crate::ledger::Shared>,
+    to_projector: Sender<Arc<Batch>>,
+}
+
+impl<S: Store> Syncer<S> {
+    fn run(self, sealed: Receiver<Sealed>) {
+        while let Ok(first) = sealed.recv() {
+            // Batches that waited while the last commit was syncing share one commit and fsync.
+            let mut group = vec![first];
+            group.extend(sealed.try_iter());
+            if let Some(why) = self.shared.failure() {
+                for s in group {
+                    answer_all(s.answers, &why);
+                }
+                continue;
+            }
+            if let Err(e) = self.sync(group) {
+                tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
+            }
+        }
+    }
+
+    fn sync(&self, mut group: Vec<Sealed>) -> Result<(), LedgerError> {
+        let mut writes = WriteSet::default();
+        for s in &mut group {
+            if let Some(w) = s.writes.take() {
+                writes.writes.extend(w.writes);
+            }
+        }
+        if !writes.writes.is_empty() {
+            if let Err(e) = self.store.commit(writes, Durability::Sync) {
+                let why = format!("writer stopped after a storage failure: {e}");
+                self.shared.fail(why.clone());
+                for s in group {
+                    answer_all(s.answers, &why);
+                }
+                return Err(e.into());
+            }
+        }
+        for s in group {
+            if !s.batch.txs.is_empty() {
+                // Publish before answering, so a read after a receipt waits for its projection.
+                self.shared
+                    .committed(s.batch.seq, s.batch.txs.len(), s.started.elapsed());
+            }
+            for (reply, answer) in s.answers {
+                let _ = reply.send(answer);
+            }
+            // Blocks when the projector is far behind: back-pressure instead of unbounded
+            // memory.
+            if !s.batch.txs.is_empty() && self.to_projector.send(s.batch).is_err() {
+                let why = "projector stopped".to_string();
+                self.shared.fail(why.clone());
+                return Err(LedgerError::Unavailable(why));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Answers every caller with `why` as the reason the ledger is unavailable.
+fn answer_all(answers: Vec<(Reply, Result<Receipt, LedgerError>)>, why: &str) {
+    for (reply, _) in answers {
+        let _ = reply.send(Err(LedgerError::Unavailable(why.to_string())));
+    }
+}
+
 enum Outcome {
     New(usize),
     Replay(Box<Transaction>),
     Failed(LedgerError),
 }
 
-impl<S: Store> Writer<S> {
+impl<S: Store + Clone> Writer<S> {
     pub fn run(mut self, jobs: Receiver<Job>) {
+        let (to_syncer, sealed) = crossbeam_channel::bounded::<Sealed>(1);
+        let syncer = Syncer {
+            store: self.store.clone(),
+            shared: self.shared.clone(),
+            to_projector: self.to_projector.clone(),
+        };
+        std::thread::scope(|scope| {
+            let started = std::thread::Builder::new()
+                .name("ledger-syncer".into())
+                .spawn_scoped(scope, move || syncer.run(sealed));
+            if let Err(e) = started {
+                self.stop(&jobs, Vec::new(), &format!("cannot start the syncer: {e}"));
+                return;
+            }
+            self.decide(&jobs, &to_syncer);
+            // Closing the channel lets the syncer finish what it holds and stop.
+            drop(to_syncer);
+        });
+    }
+
+    /// Decides batch after batch until the queue closes or storage fails.
+    fn decide(&mut self, jobs: &Receiver<Job>, to_syncer: &Sender<Sealed>) {
         let mut batch: Vec<Job> = Vec::with_capacity(self.config.batch_size_max);
         loop {
-            let first = match self.next_job(&jobs) {
-                Some(j) => j,
-                None => return,
+            let Some(first) = self.next_job(jobs, to_syncer) else {
+                return;
             };
             batch.push(first);
-            self.gather(&jobs, &mut batch);
-            if let Err(e) = self.commit_batch(&mut batch) {
-                tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
-                self.shared
-                    .fail(format!("writer stopped after a storage failure: {e}"));
-                for j in batch.drain(..) {
-                    let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
-                }
-                for j in jobs.try_iter() {
-                    let _ = j.reply.send(Err(LedgerError::Unavailable(e.to_string())));
-                }
+            self.gather(jobs, &mut batch);
+            if let Some(why) = self.shared.failure() {
+                self.stop(jobs, std::mem::take(&mut batch), &why);
                 return;
+            }
+            match self.decide_batch(&mut batch) {
+                Ok(sealed) => {
+                    if let Err(crossbeam_channel::SendError(sealed)) = to_syncer.send(sealed) {
+                        let why = self.shared.failure().unwrap_or("syncer stopped".into());
+                        answer_all(sealed.answers, &why);
+                        self.stop(jobs, Vec::new(), &why);
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
+                    let why = format!("writer stopped after a storage failure: {e}");
+                    self.shared.fail(why.clone());
+                    self.stop(jobs, std::mem::take(&mut batch), &why);
+                    return;
+                }
             }
         }
     }
 
+    /// Answers `batch` and everything queued with `why`.
+    fn stop(&self, jobs: &Receiver<Job>, batch: Vec<Job>, why: &str) {
+        for j in batch.into_iter().chain(jobs.try_iter()) {
+            let _ = j.reply.send(Err(LedgerError::Unavailable(why.to_string())));
+        }
+    }
+
     /// Blocks for the next command, waking to expire holds while idle.
-    fn next_job(&mut self, jobs: &Receiver<Job>) -> Option<Job> {
+    fn next_job(&mut self, jobs: &Receiver<Job>, to_syncer: &Sender<Sealed>) -> Option<Job> {
         loop {
             match jobs.recv_timeout(Duration::from_millis(100)) {
                 Ok(j) => return Some(j),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
+                    if self.shared.failure().is_some() {
+                        return None;
+                    }
                     if !self.state.expired_holds(self.clock(), 1).is_empty() {
-                        if let Err(e) = self.commit_batch(&mut Vec::new()) {
-                            self.shared
-                                .fail(format!("writer stopped after a storage failure: {e}"));
+                        let sent = match self.decide_batch(&mut Vec::new()) {
+                            Ok(sealed) => to_syncer.send(sealed).is_ok(),
+                            Err(e) => {
+                                self.shared
+                                    .fail(format!("writer stopped after a storage failure: {e}"));
+                                false
+                            }
+                        };
+                        if !sent {
                             return None;
                         }
                     }
@@ -151,7 +285,9 @@ impl<S: Store> Writer<S> {
         Timestamp::now().max(self.last_at)
     }
 
-    fn commit_batch(&mut self, batch: &mut Vec<Job>) -> Result<(), LedgerError> {
+    /// Decides `batch` (emptying it) and the hold timeouts due, and seals the result for the
+    /// syncer.
+    fn decide_batch(&mut self, batch: &mut Vec<Job>) -> Result<Sealed, LedgerError> {
         let started = Instant::now();
         let seq = self.next_seq;
         let at = self.clock();
@@ -180,7 +316,9 @@ impl<S: Store> Writer<S> {
             .collect();
         drop(snapshot);
 
-        if !txs.is_empty() {
+        let writes = if txs.is_empty() {
+            None
+        } else {
             let mut blocks = BlockWriter::default();
             for tx in &txs {
                 blocks.push(tx);
@@ -189,38 +327,41 @@ impl<S: Store> Writer<S> {
             for (order, block) in blocks.finish().into_iter().enumerate() {
                 writes.set_owned(keys::journal(seq, order as u16), block);
             }
-            self.store.commit(writes, Durability::Sync)?;
+            // The next batch builds on this one at once; should this one not reach the disk,
+            // the syncer fails the ledger and nothing after it is answered.
             self.next_seq = seq + 1;
             self.last_at = at;
-        }
+            Some(writes)
+        };
         let txs = txs.into_iter().map(Arc::new).collect();
         let txs = Arc::new(Batch { seq, at, txs });
         if !txs.txs.is_empty() {
-            // Publish before answering, so a read after a receipt waits for its projection.
-            self.shared.committed(seq, txs.txs.len(), started.elapsed());
             self.keep_recent(txs.clone());
         }
-        for (job, outcome) in batch.drain(..).zip(outcomes) {
-            let answer = match outcome {
-                Outcome::New(i) => Ok(Receipt {
-                    tx: txs.txs[i].clone(),
-                    replayed: false,
-                }),
-                Outcome::Replay(tx) => Ok(Receipt {
-                    tx: Arc::new(*tx),
-                    replayed: true,
-                }),
-                Outcome::Failed(e) => Err(e),
-            };
-            let _ = job.reply.send(answer);
-        }
-        if !txs.txs.is_empty() {
-            // Blocks when the projector is far behind: back-pressure instead of unbounded memory.
-            if self.to_projector.send(txs).is_err() {
-                return Err(LedgerError::Unavailable("projector stopped".into()));
-            }
-        }
-        Ok(())
+        let answers = batch
+            .drain(..)
+            .zip(outcomes)
+            .map(|(job, outcome)| {
+                let answer = match outcome {
+                    Outcome::New(i) => Ok(Receipt {
+                        tx: txs.txs[i].clone(),
+                        replayed: false,
+                    }),
+                    Outcome::Replay(tx) => Ok(Receipt {
+                        tx: Arc::new(*tx),
+                        replayed: true,
+                    }),
+                    Outcome::Failed(e) => Err(e),
+                };
+                (job.reply, answer)
+            })
+            .collect();
+        Ok(Sealed {
+            started,
+            writes,
+            batch: txs,
+            answers,
+        })
     }
 
     #[allow(clippy::too_many_arguments)]

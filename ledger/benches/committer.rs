@@ -7,7 +7,9 @@
 //! (store directory, kept afterwards for `ledger verify --data DIR`).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
-//! have committed, so that the measured part includes the writes of member records.
+//! have committed, so that the measured part includes the writes of member pages (the first
+//! come due then). The generator keeps `3 x batch` commands outstanding: enough to fill a batch
+//! while two are in flight.
 //!
 //! Figures: transactions (commands) per second and posting legs per second, committed and
 //! acknowledged; commit latency per batch (first command taken off the queue to fsync done),
@@ -176,8 +178,9 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let mut earned: VecDeque<(TxId, u32)> = VecDeque::with_capacity(4096);
     let mut funded: VecDeque<MemberId> = VecDeque::with_capacity(65_536);
     let (mut txs, mut legs, mut rejected, mut n) = (0u64, 0u64, 0u64, 0u64);
-    // Measure from the point where member records (written `member_write_delay` transactions
-    // after a member changes) are being written: before it, the run would skip that work.
+    // Measure from the point where member pages (written `member_write_delay` transactions,
+    // plus a per-page offset, after a change) are being written: before it, the run would skip
+    // that work.
     let warmup = Duration::from_secs(2);
     let warmup_txs = LedgerConfig::default().member_write_delay;
     let start = Instant::now();

@@ -88,7 +88,7 @@ fn verify(data: &std::path::Path, spec: &EngineSpec, subspace: &str) -> anyhow::
     };
     let report = ledger::audit::audit(&snap)?;
     println!("verify: journal: {} batches, {} transactions, {} postings: each balanced per asset, ids unique and (single writer) in commit order, idempotency keys unique", report.batches, report.transactions, report.postings);
-    println!("verify: members: {} members' transaction chains (each transaction's posted and held points and link to the member's previous one) and {} member records (each as of the batch it covers: balance, holds, lots summing to the balance) equal to the journal's recomputation; none below zero except by clawback", report.members, report.member_records);
+    println!("verify: members: {} members' transaction chains (each transaction's posted and held points and link to the member's previous one) and {} stored member states (each as of the batch its page or record covers: balance, holds, lots summing to the balance) equal to the journal's recomputation; none below zero except by clawback", report.members, report.member_records);
     println!("verify: accounts: {} system account balances, {} open holds, {} idempotency entries equal to the journal's recomputation", report.accounts, report.open_holds, report.idempotency_keys);
     println!(
         "verify: points outstanding (owed to members): {}",

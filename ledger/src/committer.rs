@@ -141,22 +141,29 @@ impl<S: Store> Syncer<S> {
                 return Err(e.into());
             }
         }
+        let mut projector_stopped = false;
         for s in group {
             if !s.batch.txs.is_empty() {
                 // Publish before answering, so a read after a receipt waits for its projection.
                 self.shared
                     .committed(s.batch.seq, s.batch.txs.len(), s.started.elapsed());
             }
+            // The batch is durable: its answers stand even if the projector has stopped.
             for (reply, answer) in s.answers {
                 let _ = reply.send(answer);
             }
             // Blocks when the projector is far behind: back-pressure instead of unbounded
             // memory.
-            if !s.batch.txs.is_empty() && self.to_projector.send(s.batch).is_err() {
-                let why = "projector stopped".to_string();
-                self.shared.fail(why.clone());
-                return Err(LedgerError::Unavailable(why));
+            if !s.batch.txs.is_empty()
+                && !projector_stopped
+                && self.to_projector.send(s.batch).is_err()
+            {
+                projector_stopped = true;
+                self.shared.fail("projector stopped".to_string());
             }
+        }
+        if projector_stopped {
+            return Err(LedgerError::Unavailable("projector stopped".into()));
         }
         Ok(())
     }

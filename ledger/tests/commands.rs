@@ -683,6 +683,67 @@ fn a_retry_returns_the_original_receipt_and_a_changed_retry_is_a_conflict() {
 }
 
 #[test]
+fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict() {
+    // A long linger gathers all three commands into one batch.
+    let f = fixture_with(LedgerConfig {
+        committer: CommitterConfig {
+            linger: std::time::Duration::from_millis(200),
+            ..CommitterConfig::default()
+        },
+        ..LedgerConfig::default()
+    });
+    let earn = |points: i64| Command::Earn {
+        key: IdemKey::partner(AIR, "twice-in-a-batch"),
+        member: M1,
+        partner: AIR,
+        points: Points(points),
+        bonus: Points(0),
+    };
+    // A fourth, distinct command after them: if it shares the first one's batch, so do the two
+    // between (the queue is taken in order).
+    let marker = Command::Earn {
+        key: IdemKey::partner(AIR, "after-them"),
+        member: M2,
+        partner: AIR,
+        points: Points(1),
+        bonus: Points(0),
+    };
+    let pending: Vec<_> = [earn(10), earn(10), earn(11), marker]
+        .into_iter()
+        .map(|c| f.ledger.submit(c).expect("queued"))
+        .collect();
+    let answers: Vec<_> = pending
+        .into_iter()
+        .map(|p| p.blocking_recv().expect("answered"))
+        .collect();
+    let first = answers[0].as_ref().expect("first accepted");
+    let again = answers[1].as_ref().expect("repeat accepted");
+    assert!(!first.replayed && again.replayed);
+    assert_eq!(again.tx, first.tx);
+    let marker = answers[3].as_ref().expect("marker accepted");
+    assert_eq!(
+        marker.tx.id.seq(),
+        first.tx.id.seq(),
+        "the test needs all four in one batch"
+    );
+    match &answers[2] {
+        Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) => {
+            assert_eq!(*original, first.tx.id)
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(f.available(M1), 10, "applied once");
+    assert_eq!(
+        f.ledger
+            .transaction_by_key(&IdemKey::partner(AIR, "twice-in-a-batch"))
+            .expect("read")
+            .expect("found by key"),
+        *first.tx
+    );
+    f.audit();
+}
+
+#[test]
 fn concurrent_burns_on_one_member_never_take_it_below_zero() {
     let f = fixture(Policy::default());
     f.earn("e", M1, AIR, 1000);

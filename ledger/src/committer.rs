@@ -4,8 +4,9 @@
 //! in-memory [`State`], encodes the batch's transactions as journal blocks and hands them to the
 //! syncer, then decides the next batch while the syncer commits this one to storage and waits
 //! for it to be durable. Only then does the syncer publish the batch as committed, answer every
-//! caller and hand the batch to the projector. (Two batches at most are ahead of the disk: one
-//! being synced, one waiting.) Batches are numbered by the committer's own journal sequence (the
+//! caller and hand the batch to the projector. (Besides the batch being synced, up to
+//! [`SYNC_QUEUE`] decided batches wait for it, and then share one commit and fsync; a slow
+//! fsync is then followed by one more, not by one per waiting batch.) Batches are numbered by the committer's own journal sequence (the
 //! store's commit versions also count the projector's commits). A rejected command fails
 //! alone; its batch-mates commit. A storage failure stops both: memory may then be ahead of
 //! disk, so the only safe continuation is a restart from disk. No caller of a batch that did not
@@ -84,6 +85,9 @@ pub(crate) struct Writer<S: Store> {
     /// Transactions in `recent`.
     pub recent_txs: usize,
 }
+
+/// Decided batches that may wait for the syncer (the writer blocks beyond that).
+const SYNC_QUEUE: usize = 4;
 
 /// Where a command's answer goes.
 type Reply = tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>;
@@ -184,7 +188,7 @@ enum Outcome {
 
 impl<S: Store + Clone> Writer<S> {
     pub fn run(mut self, jobs: Receiver<Job>) {
-        let (to_syncer, sealed) = crossbeam_channel::bounded::<Sealed>(1);
+        let (to_syncer, sealed) = crossbeam_channel::bounded::<Sealed>(SYNC_QUEUE);
         let syncer = Syncer {
             store: self.store.clone(),
             shared: self.shared.clone(),

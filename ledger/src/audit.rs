@@ -8,8 +8,9 @@
 //! points a lot has; idempotency keys are unique. Then every stored account balance, open hold,
 //! reversal record, contract and idempotency entry must equal its recomputed value, with nothing
 //! missing and nothing extra (the single committer's index as `K` chunks, the cluster path's as `I`
-//! keys); and every member record must equal the member as recomputed through the batch the record
-//! says it covers.
+//! keys); and every stored member (the cluster path's `M` records, the single committer's `m`
+//! pages) must equal the member as recomputed through the batch its record or page says it
+//! covers, and a page must hold every member enrolled by then.
 
 use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
 use crate::error::LedgerError;

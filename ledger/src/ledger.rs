@@ -735,7 +735,7 @@ fn cluster_statement<Snap: Snapshot + ?Sized>(
 
 /// A non-member account's balance in `snap`: the projector's balance record plus the cluster
 /// path's blind-added totals (one or the other is empty, depending on which path wrote the
-/// store). Members are read from heads or member records and pages instead.
+/// store). Members are read from the heads (single committer) or member records (cluster).
 pub(crate) fn system_account_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     a: AccountId,

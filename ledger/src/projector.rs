@@ -191,7 +191,7 @@ pub(crate) struct Touched {
 impl<S: Store> Projector<S> {
     pub fn run(mut self, batches: Receiver<Arc<Batch>>) {
         self.project(&batches);
-        // The writer has stopped: write every member record, so the next start replays
+        // The writer has stopped: write every changed member page, so the next start replays
         // nothing for members.
         let skip = self
             .shared
@@ -199,7 +199,7 @@ impl<S: Store> Projector<S> {
             .load(std::sync::atomic::Ordering::Acquire);
         if !skip && self.shared.failure().is_none() && self.dirty.len() > 0 {
             if let Err(e) = self.flush(&[]) {
-                tracing::error!(error = %e, "member records not written at shutdown; the next start replays the journal for them");
+                tracing::error!(error = %e, "member pages not written at shutdown; the next start replays the journal for them");
             }
         }
     }

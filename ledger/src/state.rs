@@ -569,7 +569,7 @@ impl State {
 
     /// Applies what `tx` does to the members `include` accepts: their posted points, held
     /// points and lots. Everything it needs is in the transaction itself, so recovery can
-    /// bring a member record forward from its own checkpoint without the rest of the state.
+    /// bring a stored member forward from its own checkpoint without the rest of the state.
     pub fn apply_to_members(&mut self, tx: &Transaction, include: impl Fn(MemberId) -> bool) {
         for p in &tx.postings {
             if let (AccountId::Member(m), Amount::Points(x)) = (p.account, p.amount) {

@@ -261,7 +261,9 @@ fn contract(partner: u32) -> Contract {
     }
 }
 
-fn seed<S: Store + Clone>(l: &Ledger<S>) {
+/// The programme every ledger test here starts from (and other suites may): partners 1 and 2
+/// under a EUR contract, members 1 to 3 enrolled.
+pub fn seed<S: Store + Clone>(l: &Ledger<S>) {
     for p in [1, 2] {
         l.execute_blocking(Command::SetContract {
             key: IdemKey::operator(format!("c{p}")),

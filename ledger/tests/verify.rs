@@ -166,35 +166,35 @@ fn verify_names_a_member_whose_chain_link_was_changed() {
     );
 }
 
-/// Member 3's stored page, decoded, for a test to change and write back.
-fn member_page_of_3(dir: &std::path::Path) -> codec::MemberPage {
+/// Changes member 3's stored page with `change`, behind the ledger's back.
+fn rewrite_page_of_3(dir: &std::path::Path, change: impl FnOnce(&mut codec::MemberPage)) {
+    let key = keys::member_page(keys::page_of(MemberId(3)));
     let store = EmbeddedStore::open(dir).expect("store");
     let raw = store
         .snapshot()
         .expect("snapshot")
-        .get(&keys::member_page(keys::page_of(MemberId(3))))
+        .get(&key)
         .expect("read")
         .expect("a clean shutdown writes every member page");
-    codec::decode("member page", &raw).expect("decode")
+    drop(store);
+    let mut page: codec::MemberPage = codec::decode("member page", &raw).expect("decode");
+    change(&mut page);
+    tamper(dir, key, codec::encode(&page));
 }
 
 #[test]
 fn verify_names_a_member_whose_stored_state_was_changed() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_ledger(dir.path());
-    let mut page = member_page_of_3(dir.path());
-    let (_, state) = page
-        .members
-        .iter_mut()
-        .find(|(m, _)| *m == MemberId(3))
-        .expect("member 3 is in its page");
-    assert_eq!(state.posted, Points(300));
-    state.posted.0 += 1;
-    tamper(
-        dir.path(),
-        keys::member_page(keys::page_of(MemberId(3))),
-        codec::encode(&page),
-    );
+    rewrite_page_of_3(dir.path(), |page| {
+        let (_, state) = page
+            .members
+            .iter_mut()
+            .find(|(m, _)| *m == MemberId(3))
+            .expect("member 3 is in its page");
+        assert_eq!(state.posted, Points(300));
+        state.posted.0 += 1;
+    });
     let (ok, text) = verify(dir.path());
     assert!(!ok, "verify must fail on a tampered member page:\n{text}");
     assert!(
@@ -207,15 +207,11 @@ fn verify_names_a_member_whose_stored_state_was_changed() {
 fn verify_names_a_member_missing_from_its_page() {
     let dir = tempfile::tempdir().expect("temp dir");
     write_ledger(dir.path());
-    let mut page = member_page_of_3(dir.path());
-    let before = page.members.len();
-    page.members.retain(|(m, _)| *m != MemberId(3));
-    assert_eq!(page.members.len(), before - 1);
-    tamper(
-        dir.path(),
-        keys::member_page(keys::page_of(MemberId(3))),
-        codec::encode(&page),
-    );
+    rewrite_page_of_3(dir.path(), |page| {
+        let before = page.members.len();
+        page.members.retain(|(m, _)| *m != MemberId(3));
+        assert_eq!(page.members.len(), before - 1);
+    });
     let (ok, text) = verify(dir.path());
     assert!(
         !ok,

@@ -6,11 +6,12 @@
 //! for it to be durable. Only then does the syncer publish the batch as committed, answer every
 //! caller and hand the batch to the projector. (Besides the batch being synced, up to
 //! [`SYNC_QUEUE`] decided batches wait for it, and then share one commit and fsync; a slow
-//! fsync is then followed by one more, not by one per waiting batch.) Batches are numbered by the committer's own journal sequence (the
-//! store's commit versions also count the projector's commits). A rejected command fails
-//! alone; its batch-mates commit. A storage failure stops both: memory may then be ahead of
-//! disk, so the only safe continuation is a restart from disk. No caller of a batch that did not
-//! reach the disk is answered with success.
+//! fsync is then followed by one more, not by one per waiting batch.) Batches are numbered by
+//! the committer's own journal sequence (the store's commit versions also count the
+//! projector's commits). A rejected command fails alone; its batch-mates commit. A storage
+//! failure stops both: memory may then be ahead of disk, so the only safe continuation is a
+//! restart from disk. No caller of a batch that did not reach the disk is answered with
+//! success.
 
 use crate::codec::BlockWriter;
 use crate::error::{LedgerError, Rejection};
@@ -122,13 +123,13 @@ impl<S: Store> Syncer<S> {
                 }
                 continue;
             }
-            if let Err(e) = self.sync(group) {
-                tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
-            }
+            self.sync(group);
         }
     }
 
-    fn sync(&self, mut group: Vec<Sealed>) -> Result<(), LedgerError> {
+    /// Commits `group` durably, then answers its callers and feeds the projector; on a storage
+    /// failure, fails the ledger and answers every caller with it.
+    fn sync(&self, mut group: Vec<Sealed>) {
         let mut writes = WriteSet::default();
         for s in &mut group {
             if let Some(w) = s.writes.take() {
@@ -137,12 +138,11 @@ impl<S: Store> Syncer<S> {
         }
         if !writes.writes.is_empty() {
             if let Err(e) = self.store.commit(writes, Durability::Sync) {
-                let why = format!("writer stopped after a storage failure: {e}");
-                self.shared.fail(why.clone());
+                let why = storage_failed(&self.shared, &e);
                 for s in group {
                     answer_all(s.answers, &why);
                 }
-                return Err(e.into());
+                return;
             }
         }
         let mut projector_stopped = false;
@@ -163,14 +163,19 @@ impl<S: Store> Syncer<S> {
                 && self.to_projector.send(s.batch).is_err()
             {
                 projector_stopped = true;
+                tracing::error!("committer stopped: the projector stopped");
                 self.shared.fail("projector stopped".to_string());
             }
         }
-        if projector_stopped {
-            return Err(LedgerError::Unavailable("projector stopped".into()));
-        }
-        Ok(())
     }
+}
+
+/// Fails the ledger after storage error `e`: logs it and returns the reason callers are given.
+fn storage_failed(shared: &crate::ledger::Shared, e: &dyn std::fmt::Display) -> String {
+    tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
+    let why = format!("writer stopped after a storage failure: {e}");
+    shared.fail(why.clone());
+    why
 }
 
 /// Answers every caller with `why` as the reason the ledger is unavailable.
@@ -231,9 +236,7 @@ impl<S: Store + Clone> Writer<S> {
                     }
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
-                    let why = format!("writer stopped after a storage failure: {e}");
-                    self.shared.fail(why.clone());
+                    let why = storage_failed(&self.shared, &e);
                     self.stop(jobs, std::mem::take(&mut batch), &why);
                     return;
                 }
@@ -262,8 +265,7 @@ impl<S: Store + Clone> Writer<S> {
                         let sent = match self.decide_batch(&mut Vec::new()) {
                             Ok(sealed) => to_syncer.send(sealed).is_ok(),
                             Err(e) => {
-                                self.shared
-                                    .fail(format!("writer stopped after a storage failure: {e}"));
+                                storage_failed(&self.shared, &e);
                                 false
                             }
                         };

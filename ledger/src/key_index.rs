@@ -181,19 +181,19 @@ impl KeyIndex {
     /// Keys held.
     #[cfg(test)]
     fn len(&self) -> usize {
+        let overflow: usize = self
+            .overflow
+            .read()
+            .expect("lock")
+            .values()
+            .map(Vec::len)
+            .sum();
         let first: usize = self
             .shards
             .iter()
             .map(|s| s.read().expect("lock").len())
             .sum();
-        first
-            + self
-                .overflow
-                .read()
-                .expect("lock")
-                .values()
-                .map(Vec::len)
-                .sum::<usize>()
+        first + overflow
     }
 }
 
@@ -233,14 +233,11 @@ mod tests {
         let index = KeyIndex::default();
         let key = IdemKey::partner(PartnerId(3), "shared");
         let h = hash_key(&key);
-        let rec = TxId;
-        index.insert_hash(h, rec(1));
-        index.insert_hash(h, rec(2));
-        index.insert_hash(h, rec(3));
-        index.insert_hash(h, rec(2));
-        index.insert_hash(h, rec(1));
-        assert_eq!(index.get(&key), Some(rec(1)));
-        assert_eq!(index.colliding(&key), vec![rec(2), rec(3)]);
+        for tx in [1, 2, 3, 2, 1] {
+            index.insert_hash(h, TxId(tx));
+        }
+        assert_eq!(index.get(&key), Some(TxId(1)));
+        assert_eq!(index.colliding(&key), vec![TxId(2), TxId(3)]);
         assert_eq!(index.len(), 3);
         assert!(index
             .colliding(&IdemKey::partner(PartnerId(3), "other"))

@@ -13,11 +13,12 @@
 //! a changed page is written [`member_write_delay`] transactions (plus a per-page offset of up
 //! to as many again, so that pages changed together are not written together) after its oldest
 //! unwritten change, so that the many changes to its members meanwhile cost one write of one
-//! key (one key per member changed was the projector's and the LSM's largest cost). Each page says which
-//! batch it covers, and a second watermark says through which batch every page is current.
-//! Balance reads never use them (they read the heads). A restart brings each page forward with
-//! the journal after its own batch (see `Ledger::open`). Commits are [`Durability::Buffered`]:
-//! the synced journal is the truth, and all of this is rebuilt from it.
+//! key (one key per member changed was the projector's and the LSM's largest cost). Each page
+//! says which batch it covers, and a second watermark says through which batch every page is
+//! current. Balance reads never use them (they read the heads). A restart brings each page
+//! forward with the journal after its own batch (see `Ledger::open`). Commits are
+//! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from
+//! it.
 //!
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 //! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE

@@ -1,8 +1,8 @@
 //! The embedded engine: the [`Store`] interface over fjall, an LSM-tree in pure Rust.
 //!
-//! One keyspace holds every key, large values separated into blob files. Commits are serialised by a mutex (the ledger has one writer
-//! anyway), applied as one fjall write batch, and, for [`Durability::Sync`], fsynced before
-//! `commit` returns. The commit version is stored under the system key `\xff/version` in the
+//! One keyspace holds every key, large values separated into blob files. Commits are
+//! serialised by a mutex (the ledger has one writer anyway), applied as one fjall write batch,
+//! and, for [`Durability::Sync`], fsynced before `commit` returns. The commit version is stored under the system key `\xff/version` in the
 //! same batch, so it survives restarts and every snapshot knows its own version.
 
 use super::{

@@ -4,9 +4,9 @@
 //! `[format u8][count u32 LE][offset u32 LE; count][postcard transaction; count]`, so one
 //! transaction can be decoded without decoding its neighbours.
 
+use crate::core::model::{describe, Digest, Transaction};
+use crate::core::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
-use crate::model::{Digest, Transaction};
-use crate::types::{PartnerId, Points, Timestamp, TxId};
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Format byte of journal blocks written by this version.
@@ -178,7 +178,7 @@ pub struct MemberRecord {
     /// The last batch whose effects the record includes.
     pub through: u64,
     /// The member's state then.
-    pub state: crate::state::MemberState,
+    pub state: crate::core::state::MemberState,
 }
 
 /// A page of member states as the single committer's projector stores it: every enrolled
@@ -186,15 +186,15 @@ pub struct MemberRecord {
 /// time after one of its members changes, so that many changes cost one write; recovery
 /// brings each page forward with the journal after its own batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberPage<S = crate::state::MemberState> {
+pub struct MemberPage<S = crate::core::state::MemberState> {
     /// The last batch whose effects the page includes.
     pub through: u64,
     /// Each member and its state then, by id.
-    pub members: Vec<(crate::types::MemberId, S)>,
+    pub members: Vec<(crate::core::types::MemberId, S)>,
 }
 
 /// A page being written, borrowing the states (encodes exactly as [`MemberPage`]).
-pub type MemberPageRef<'a> = MemberPage<&'a crate::state::MemberState>;
+pub type MemberPageRef<'a> = MemberPage<&'a crate::core::state::MemberState>;
 
 /// A balance-history entry of a non-member account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,14 +202,33 @@ pub struct HistoryEntry {
     /// Commit time of the last batch included.
     pub at: Timestamp,
     /// The balance then.
-    pub balance: crate::state::Balance,
+    pub balance: crate::core::state::Balance,
+}
+
+/// The statement line of transaction `tx` for member `m`.
+pub fn statement_entry(
+    tx: &Transaction,
+    m: MemberId,
+    balance_after: Points,
+    held_after: Points,
+) -> StatementEntry {
+    let (kind, partner) = describe(&tx.kind);
+    StatementEntry {
+        tx: tx.id,
+        at: tx.at,
+        kind: kind.to_string(),
+        partner,
+        points: tx.points_to(AccountId::Member(m)),
+        balance_after,
+        held_after,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{IdemKey, TxKind};
-    use crate::types::MemberId;
+    use crate::core::model::{IdemKey, TxKind};
+    use crate::core::types::MemberId;
 
     fn tx(i: u16, pad: usize) -> Transaction {
         Transaction {
@@ -263,8 +282,8 @@ mod tests {
 
     #[test]
     fn a_borrowed_member_page_decodes_as_an_owned_one() {
-        use crate::model::LotId;
-        use crate::state::{Lot, MemberState};
+        use crate::core::model::LotId;
+        use crate::core::state::{Lot, MemberState};
         let a = MemberState {
             posted: Points(120),
             held: Points(20),

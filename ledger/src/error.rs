@@ -1,79 +1,31 @@
-//! Errors at the ledger's boundary: why a command was refused, and why the ledger could not act.
+//! Errors at the ledger's boundary: why a command was refused ([`Rejection`], from the core),
+//! and why the ledger could not act at all ([`LedgerError`]). One variant per cause, each
+//! saying what the caller can do next.
 
-use crate::types::{MemberId, PartnerId, Points, TxId};
+pub use crate::core::rejection::Rejection;
+use crate::store::StoreError;
+use std::time::Duration;
 
-/// A business-rule refusal. The ledger is unchanged when a command is rejected.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Rejection {
-    /// The amount is zero, negative, or above the programme's per-command limit.
-    #[error("invalid amount: {0}")]
-    InvalidAmount(String),
-    /// The command is malformed in another way (empty reason, over-long reference, ...).
-    #[error("invalid command: {0}")]
-    Invalid(String),
-    /// No such member.
-    #[error("unknown member {}", .0 .0)]
-    UnknownMember(MemberId),
-    /// The member is already enrolled.
-    #[error("member {} is already enrolled", .0 .0)]
-    MemberExists(MemberId),
-    /// No contract for this partner.
-    #[error("unknown partner {}", .0 .0)]
-    UnknownPartner(PartnerId),
-    /// No such transaction visible to the caller.
-    #[error("unknown transaction {0}")]
-    UnknownTransaction(TxId),
-    /// The member's available points do not cover the request.
-    #[error("insufficient points: {available} available, {requested} requested")]
-    InsufficientPoints {
-        /// Posted minus held.
-        available: Points,
-        /// Asked for.
-        requested: Points,
-    },
-    /// The hold was already captured, voided or expired.
-    #[error("hold {hold} is no longer open")]
-    HoldNotOpen {
-        /// The hold.
-        hold: TxId,
-    },
-    /// A capture asked for more than the hold reserved.
-    #[error("capture of {requested} exceeds hold of {held}")]
-    CaptureExceedsHold {
-        /// Reserved.
-        held: Points,
-        /// Asked for.
-        requested: Points,
-    },
-    /// The transaction cannot be reversed (it is not an earn or a burn).
-    #[error("transaction {0} is not an earn or a burn and cannot be reversed")]
-    NotReversible(TxId),
-    /// A reversal asked for more than remains of the original.
-    #[error("reversal of {requested} exceeds the {remaining} left to reverse")]
-    ReversalExceedsOriginal {
-        /// Not yet reversed.
-        remaining: Points,
-        /// Asked for.
-        requested: Points,
-    },
-    /// Reversing the earn would take the member below zero and the policy forbids it.
-    #[error(
-        "reversal needs {shortfall} the member no longer has, and the clawback policy rejects it"
-    )]
-    ClawbackRejected {
-        /// Points the member is short.
-        shortfall: Points,
-    },
-    /// The idempotency key was used before for a different command.
-    #[error("idempotency key already used for a different command (transaction {original})")]
-    IdempotencyConflict {
-        /// The transaction the key belongs to.
-        original: TxId,
-    },
+/// Which write path wrote a store, or is asked to open it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WritePath {
+    /// One process, one writer (the embedded default).
+    Single,
+    /// Many processes, one serialisable transaction per batch (FoundationDB).
+    Cluster,
+}
+
+impl std::fmt::Display for WritePath {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            WritePath::Single => "single-writer",
+            WritePath::Cluster => "cluster",
+        })
+    }
 }
 
 /// Why the ledger could not process a command or a read at all.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum LedgerError {
     /// The command was refused on its merits; nothing changed.
     #[error(transparent)]
@@ -81,13 +33,51 @@ pub enum LedgerError {
     /// The committer's queue is full; retry later.
     #[error("ledger overloaded: the command queue is full, retry later")]
     Overloaded,
-    /// The ledger is shutting down or its writer stopped.
-    #[error("ledger unavailable: {0}")]
-    Unavailable(String),
+    /// The writer stopped after a storage failure (`why`, the first one). Memory may be ahead
+    /// of disk, so nothing more is accepted: restart the process to recover from the journal.
+    #[error("ledger stopped: {why}; restart to recover from disk")]
+    Stopped {
+        /// The failure that stopped it.
+        why: String,
+    },
+    /// The ledger is shutting down: its writer no longer takes commands.
+    #[error("ledger is shutting down")]
+    ShuttingDown,
+    /// A thread of the ledger could not be started.
+    #[error("cannot start the {thread} thread: {why}")]
+    Spawn {
+        /// Which thread.
+        thread: &'static str,
+        /// The operating system's reason.
+        why: String,
+    },
+    /// The store was written by the other write path; open it with that one.
+    #[error("this store is written by a {written} ledger; it cannot be opened as a {asked} one")]
+    WrongWritePath {
+        /// The path that wrote the store.
+        written: WritePath,
+        /// The path asked for.
+        asked: WritePath,
+    },
+    /// A read waited this long for derived state to cover earlier commits; retry.
+    #[error("derived state is behind the journal after {waited:?}; retry")]
+    ReadBehind {
+        /// How long the read waited.
+        waited: Duration,
+    },
+    /// On the cluster path, the records this command decides on kept conflicting with other
+    /// writers through every attempt; nothing was written, and a retry with the same key is
+    /// safe.
+    #[error("too much contention on this command's records ({why}); retry")]
+    Contended {
+        /// The store's last conflict.
+        why: String,
+    },
     /// The storage engine failed.
     #[error("storage: {0}")]
-    Storage(#[from] crate::store::StoreError),
-    /// Stored bytes did not decode: the store is corrupt or from an incompatible version.
+    Storage(#[from] StoreError),
+    /// Stored bytes did not decode or contradict each other: the store is corrupt or from an
+    /// incompatible version. The text names the record.
     #[error("corrupt record: {0}")]
     Corrupt(String),
 }

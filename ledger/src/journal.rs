@@ -3,17 +3,25 @@
 //! A single committer numbers its batches in commit order, so `J seq` order is commit order.
 //! On the cluster path ([`crate::cluster`]) sequence numbers come from blocks each process
 //! reserved, so commit order is recorded separately: a versionstamped entry per batch under one
-//! of [`crate::cluster::JOURNAL_SHARDS`] shard prefixes. [`for_each_batch`] merges the shards
+//! of [`JOURNAL_SHARDS`] shard prefixes. [`for_each_batch`] merges the shards
 //! by versionstamp.
 
 use crate::codec::Block;
+use crate::core::model::Transaction;
+use crate::core::types::TxId;
 use crate::error::LedgerError;
 use crate::keys;
-use crate::model::Transaction;
 use crate::store::{prefix_end, Snapshot, VERSIONSTAMP_LEN};
-use crate::types::TxId;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
+
+/// Shard prefixes of the commit-order index; appends spread over this many key ranges.
+pub const JOURNAL_SHARDS: u8 = 16;
+
+/// True when the store in `snap` was written on the cluster path.
+pub fn is_cluster_store<Snap: Snapshot + ?Sized>(snap: &Snap) -> Result<bool, LedgerError> {
+    Ok(snap.get(&keys::writer_mode())?.as_deref() == Some(b"cluster"))
+}
 
 /// The committed transaction `id`, if the journal has it.
 pub fn find_transaction<S: Snapshot + ?Sized>(
@@ -52,12 +60,8 @@ pub fn for_each_batch<S: Snapshot + ?Sized>(
     after: u64,
     f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
-    if crate::cluster::is_cluster_store(snapshot)? {
-        if after != 0 {
-            return Err(LedgerError::Unavailable(
-                "a cluster-path journal is read from its start".into(),
-            ));
-        }
+    if is_cluster_store(snapshot)? {
+        assert_eq!(after, 0, "a cluster-path journal is read from its start");
         return for_each_merged(snapshot, f);
     }
     let begin = keys::journal(after.saturating_add(1), 0);
@@ -153,9 +157,7 @@ fn for_each_merged<S: Snapshot + ?Sized>(
     snapshot: &S,
     f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
-    let mut cursors: Vec<ShardCursor> = (0..crate::cluster::JOURNAL_SHARDS)
-        .map(ShardCursor::new)
-        .collect();
+    let mut cursors: Vec<ShardCursor> = (0..JOURNAL_SHARDS).map(ShardCursor::new).collect();
     let mut heap = BinaryHeap::new();
     for (i, c) in cursors.iter_mut().enumerate() {
         if let Some((stamp, seq)) = c.pop(snapshot)? {

@@ -12,8 +12,8 @@
 //! assert!(a.starts_with(&keys::statement_prefix(MemberId(1))));
 //! ```
 
-use crate::model::{IdemKey, Scope};
-use crate::types::{AccountId, MemberId, PartnerId, TxId};
+use crate::core::model::{IdemKey, Scope};
+use crate::core::types::{AccountId, MemberId, PartnerId, TxId};
 
 /// Journal blocks: `J ++ batch sequence (8 bytes) ++ block order (2 bytes)`.
 pub const JOURNAL: u8 = b'J';
@@ -49,6 +49,39 @@ pub const ORDER: u8 = b'O';
 pub const TOTAL: u8 = b'A';
 /// Cluster mode: open holds by timeout, `E ++ expiry ++ tx id`.
 pub const HOLD_TIMEOUT: u8 = b'E';
+
+/// The partners gateway's registry: `G ++ kind ++ body`, one kind byte per record family
+/// ([`gateway`]). Declared here so that every stored key prefix of every crate is in one place.
+pub const GATEWAY: u8 = b'G';
+
+/// The kinds of record the gateway keeps under [`GATEWAY`] (`docs/keyspace.md`).
+pub mod gateway {
+    /// Partners: `G p ++ partner (u32)`.
+    pub const PARTNER: u8 = b'p';
+    /// Partner API keys: `G k ++ key id`.
+    pub const KEY: u8 = b'k';
+    /// Rate tables: `G r ++ partner (u32) ++ version (u32)`.
+    pub const RATE: u8 = b'r';
+    /// Operator tokens: `G o ++ sha256(token)`.
+    pub const OPERATOR: u8 = b'o';
+    /// Member links: `G l ++ partner (u32) ++ reference`.
+    pub const LINK: u8 = b'l';
+    /// Reverse member links: `G L ++ partner (u32) ++ member (u64)`.
+    pub const LINK_BACK: u8 = b'L';
+    /// The next member id: `G n`.
+    pub const NEXT_MEMBER: u8 = b'n';
+    /// The next rate table version of a partner: `G v ++ partner (u32)`.
+    pub const NEXT_RATE: u8 = b'v';
+
+    /// The key of a gateway record of `kind` with `body`.
+    pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(2 + body.len());
+        k.push(super::GATEWAY);
+        k.push(kind);
+        k.extend_from_slice(body);
+        k
+    }
+}
 
 /// Decimal places of the fixed-point money totals under [`TOTAL`] (contract prices have at
 /// most 10, points are whole).
@@ -281,7 +314,7 @@ pub fn total_points(a: AccountId) -> Vec<u8> {
 }
 
 /// Cluster mode: the money total of account `a` in `c` (i128 LE at [`MONEY_SCALE`]).
-pub fn total_money(a: AccountId, c: crate::types::Currency) -> Vec<u8> {
+pub fn total_money(a: AccountId, c: crate::core::types::Currency) -> Vec<u8> {
     let mut k = total_prefix(a);
     k.push(1);
     k.extend_from_slice(c.code().as_bytes());
@@ -296,7 +329,7 @@ pub fn total_prefix(a: AccountId) -> Vec<u8> {
 }
 
 /// Cluster mode: the timeout index entry of hold `id`, expiring at `at`.
-pub fn hold_timeout(at: crate::types::Timestamp, id: TxId) -> Vec<u8> {
+pub fn hold_timeout(at: crate::core::types::Timestamp, id: TxId) -> Vec<u8> {
     let mut k = vec![HOLD_TIMEOUT];
     k.extend_from_slice(&((at.0 as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(&id.0.to_be_bytes());
@@ -344,7 +377,7 @@ mod tests {
 
     #[test]
     fn hold_timeouts_sort_by_time_across_the_epoch() {
-        use crate::types::Timestamp;
+        use crate::core::types::Timestamp;
         let before = hold_timeout(Timestamp(-5), TxId(9));
         let after = hold_timeout(Timestamp(3), TxId(1));
         let later = hold_timeout(Timestamp(3), TxId(2));
@@ -359,4 +392,23 @@ mod tests {
         let c = idempotency(&IdemKey::partner(PartnerId(2), "x"));
         assert!(a != b && a != c && b != c);
     }
+}
+
+/// The hash of a key's store encoding.
+pub fn hash_encoded(encoded: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(encoded)
+}
+
+/// The hash of `key`'s store encoding, built on the stack: this runs for every command.
+pub fn hash_key(key: &IdemKey) -> u128 {
+    const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
+    let (head, n) = idempotency_head(key);
+    let r = key.reference.as_bytes();
+    if n + r.len() > LEN_MAX {
+        return hash_encoded(&idempotency(key));
+    }
+    let mut buf = [0u8; LEN_MAX];
+    buf[..n].copy_from_slice(&head[..n]);
+    buf[n..n + r.len()].copy_from_slice(r);
+    hash_encoded(&buf[..n + r.len()])
 }

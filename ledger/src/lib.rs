@@ -1,47 +1,56 @@
 //! The coalition points ledger: a double-entry posting engine for one points currency shared
 //! by many partner merchants.
 //!
-//! - [`types`]: points, money, ids and the chart of accounts.
-//! - [`model`]: commands, transactions (the journal's unit) and receipts.
-//! - [`state`]: the posting engine's rules, as a pure state machine.
-//! - [`store`]: the ordered key-value interface and the embedded engine.
-//! - [`Ledger`]: the running ledger: a single committer thread that group-commits batches of
-//!   commands as journal blocks (fsync per batch), and a projector thread that keeps derived
-//!   state and indexes current for reads.
-//! - [`cluster`]: the command path for many ledger processes over one transactional store
-//!   (FoundationDB): serialisable reads per command, blind adds for hot accounts.
-//! - [`audit`]: recompute everything from the journal and check the invariants.
+//! - [`core`]: the pure domain: points, money, ids, commands, transactions, the posting rules
+//!   (one file per command), the state they change. No I/O.
+//! - [`store`]: the ordered key-value interface and its engines (embedded fjall, FoundationDB).
+//! - [`keys`], [`codec`]: every stored key, and the record and journal-block encodings.
+//! - [`Ledger`]: the running ledger on one of two write paths:
+//!   [`single`] (one process: a committer that group-commits batches as journal blocks, one
+//!   fsync per batch, and a projector that keeps derived state current) or [`cluster`] (many
+//!   processes over FoundationDB: one serialisable transaction per batch, blind adds for hot
+//!   accounts). What both share is in `shared`.
+//! - [`journal`], [`reads`], `recovery`: reading the journal, balances and statements, and
+//!   loading the derived state at open.
+//! - [`audit`]: recompute everything from the journal and check the invariants, offline or on
+//!   a live ledger's snapshot.
 //!
 //! See the example on [`Ledger`] for a first earn.
 
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod clock;
 pub mod cluster;
 pub mod codec;
-mod committer;
-pub mod conformance;
+pub mod core;
 mod error;
-mod heads;
+mod handle;
 pub mod journal;
-mod key_index;
 pub mod keys;
-mod ledger;
-pub mod model;
-mod projector;
-pub mod state;
+pub mod reads;
+mod recovery;
+mod shared;
+pub mod single;
 pub mod store;
-pub mod types;
+mod totals;
 
-pub use cluster::ClusterConfig;
-pub use committer::CommitterConfig;
-pub use error::{LedgerError, Rejection};
-pub use ledger::{
-    CommitObserver, Ledger, LedgerConfig, LedgerStats, MemberBalance, Pending, StatementPage,
+pub use crate::core::model::describe;
+pub use crate::core::model::{
+    Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind,
 };
-pub use model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind};
-pub use projector::{describe, statement_entry};
-pub use types::{
+pub use crate::core::rejection::Rejection;
+pub use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,
 };
+pub use cluster::ClusterConfig;
+pub use codec::statement_entry;
+pub use error::{LedgerError, WritePath};
+pub use handle::{Ledger, LedgerConfig};
+pub use reads::{MemberBalance, StatementPage, STATEMENT_PAGE_MAX};
+pub use shared::queue::{
+    CommitterConfig, Pending, BATCH_SIZE_MAX, BATCH_TXS_MAX, HOLD_EXPIRIES_PER_BATCH_MAX,
+    QUEUE_CAPACITY_MAX,
+};
+pub use shared::status::{CommitObserver, LedgerStats};

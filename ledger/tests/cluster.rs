@@ -88,7 +88,7 @@ fn a_command_that_keeps_conflicting_fails_alone_and_a_retry_applies_it() {
     store.inject_conflicts(1_000);
     let failed = l.execute_blocking(earn("contended", 1, 50));
     match failed {
-        Err(LedgerError::Unavailable(why)) => assert!(why.contains("contention"), "{why}"),
+        Err(LedgerError::Contended { why }) => assert!(!why.is_empty()),
         other => panic!("expected a contention failure, got {other:?}"),
     }
     store.inject_conflicts(0);
@@ -142,7 +142,9 @@ fn a_single_writer_store_is_not_opened_on_the_cluster_path() {
         .expect("enrol");
     single.shutdown();
     match Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 0 }) {
-        Err(LedgerError::Unavailable(why)) => assert!(why.contains("single-writer"), "{why}"),
+        Err(LedgerError::WrongWritePath { written, asked }) => {
+            assert_eq!((written, asked), (WritePath::Single, WritePath::Cluster))
+        }
         Err(other) => panic!("unexpected error {other}"),
         Ok(_) => panic!("a single-writer store opened on the cluster path"),
     }

@@ -1,6 +1,7 @@
 //! The engine-independent conformance suite, on the embedded engine.
 
-use ledger::conformance;
+#[macro_use]
+mod conformance;
 use ledger::store::EmbeddedStore;
 
 macro_rules! on_embedded {
@@ -14,4 +15,4 @@ macro_rules! on_embedded {
     )*};
 }
 
-ledger::for_each_conformance_check!(on_embedded);
+for_each_conformance_check!(on_embedded);

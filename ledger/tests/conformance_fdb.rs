@@ -7,7 +7,8 @@
 
 #![cfg(feature = "fdb")]
 
-use ledger::conformance;
+#[macro_use]
+mod conformance;
 use ledger::store::fdb::FdbStore;
 
 fn subspace(test: &str) -> Vec<u8> {
@@ -37,4 +38,4 @@ macro_rules! on_fdb {
     )*};
 }
 
-ledger::for_each_conformance_check!(on_fdb);
+for_each_conformance_check!(on_fdb);

@@ -6,6 +6,10 @@ use ledger::store::{
     Durability, EmbeddedSnapshot, EmbeddedStore, Store, StoreError, Version, WriteSet,
 };
 use ledger::*;
+
+// Only `seed` is used here; the suite itself runs from the engines' test files.
+#[allow(dead_code, unused_macros)]
+mod conformance;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 

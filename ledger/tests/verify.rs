@@ -1,7 +1,7 @@
 //! `ledger verify` passes on an honest store and fails, naming the account, on a store whose
 //! balance record was changed behind the ledger's back.
 
-use ledger::state::Balance;
+use ledger::core::state::Balance;
 use ledger::store::{Durability, EmbeddedStore, Snapshot, Store, WriteSet};
 use ledger::*;
 use rust_decimal::Decimal;
@@ -115,7 +115,7 @@ fn rewrite_member_line(
     dir: &Path,
     reference: &str,
     m: MemberId,
-    change: impl FnOnce(&mut ledger::model::MemberAfter),
+    change: impl FnOnce(&mut ledger::core::model::MemberAfter),
 ) {
     let store = EmbeddedStore::open(dir).expect("store");
     let snap = store.snapshot().expect("snapshot");

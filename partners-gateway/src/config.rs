@@ -228,7 +228,7 @@ impl Config {
         if fdb_subspace.is_empty() || fdb_subspace.as_bytes()[0] == 0xff {
             anyhow::bail!("fdb_subspace must be non-empty and must not start with byte 0xff");
         }
-        let shards = ledger::cluster::JOURNAL_SHARDS;
+        let shards = ledger::journal::JOURNAL_SHARDS;
         let journal_shard = match args.journal_shard.or(file.journal_shard) {
             Some(s) if s < shards => s,
             Some(s) => anyhow::bail!("journal_shard must be 0 to {}, got {s}", shards - 1),

@@ -296,8 +296,20 @@ impl IntoResponse for ApiError {
 impl From<Rejection> for ApiError {
     fn from(r: Rejection) -> ApiError {
         let kind = match &r {
-            Rejection::InvalidAmount(_) => Kind::InvalidAmount,
-            Rejection::Invalid(_) => Kind::InvalidRequest,
+            Rejection::PointsNotPositive { .. }
+            | Rejection::PointsAboveLimit { .. }
+            | Rejection::BonusOutOfRange { .. }
+            | Rejection::AdjustmentOutOfRange { .. }
+            | Rejection::BalanceOverflow { .. }
+            | Rejection::NegativePrice
+            | Rejection::PriceTooPrecise { .. } => Kind::InvalidAmount,
+            Rejection::HoldTimeoutOutOfRange { .. }
+            | Rejection::TransferToSelf
+            | Rejection::AdjustmentReason { .. }
+            | Rejection::AdjustmentOperator { .. }
+            | Rejection::ReferenceLength { .. }
+            | Rejection::NeedsOperator
+            | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,
@@ -333,8 +345,16 @@ impl From<LedgerError> for ApiError {
                 "the ledger's queue is full; retry shortly",
             )
             .retry_after(1),
-            LedgerError::Unavailable(why) => ApiError::new(Kind::Unavailable, why).retry_after(5),
-            other => ApiError::new(Kind::Internal, other.to_string()),
+            e @ (LedgerError::Stopped { .. }
+            | LedgerError::ShuttingDown
+            | LedgerError::ReadBehind { .. }
+            | LedgerError::Contended { .. }) => {
+                ApiError::new(Kind::Unavailable, e.to_string()).retry_after(5)
+            }
+            other @ (LedgerError::Spawn { .. }
+            | LedgerError::WrongWritePath { .. }
+            | LedgerError::Storage(_)
+            | LedgerError::Corrupt(_)) => ApiError::new(Kind::Internal, other.to_string()),
         }
     }
 }

@@ -29,15 +29,10 @@ use std::path::Path;
 use std::sync::{Mutex, RwLock};
 use utoipa::ToSchema;
 
-const PREFIX: u8 = b'G';
-const PARTNER: u8 = b'p';
-const KEY: u8 = b'k';
-const RATE: u8 = b'r';
-const OPERATOR: u8 = b'o';
-const LINK: u8 = b'l';
-const LINK_BACK: u8 = b'L';
-const NEXT_MEMBER: u8 = b'n';
-const NEXT_RATE: u8 = b'v';
+use ledger::keys::gateway::{
+    key as key1, KEY, LINK, LINK_BACK, NEXT_MEMBER, NEXT_RATE, OPERATOR, PARTNER, RATE,
+};
+use ledger::keys::GATEWAY as PREFIX;
 /// Attempts of a registry transaction before it fails as contended.
 const TXN_ATTEMPTS: u32 = 20;
 
@@ -544,14 +539,6 @@ fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryErro
         _ => {}
     }
     Ok(())
-}
-
-fn key1(kind: u8, body: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(2 + body.len());
-    k.push(PREFIX);
-    k.push(kind);
-    k.extend_from_slice(body);
-    k
 }
 
 fn link_key(partner: PartnerId, reference: &str) -> Vec<u8> {

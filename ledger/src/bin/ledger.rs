@@ -61,7 +61,7 @@ fn verify(data: &std::path::Path, spec: &EngineSpec, subspace: &str) -> anyhow::
         EngineSpec::Embedded => format!("opening {}", data.display()),
         EngineSpec::Fdb { cluster_file } => format!("connecting through {cluster_file}"),
     })?;
-    let cluster = ledger::cluster::is_cluster_store(&store.snapshot()?)?;
+    let cluster = ledger::journal::is_cluster_store(&store.snapshot()?)?;
     match spec {
         EngineSpec::Embedded => println!(
             "verify: store at {} (commit version {})",

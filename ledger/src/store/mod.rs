@@ -41,7 +41,7 @@ pub const SYSTEM_PREFIX: u8 = 0xff;
 
 /// A storage failure. The ledger treats these as fatal for the writer: it stops and the
 /// process restarts from what is durable.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The engine reported an error.
     #[error("storage engine: {0}")]

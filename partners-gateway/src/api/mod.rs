@@ -5,8 +5,9 @@ pub mod operator;
 pub mod partner;
 
 use crate::problem::{ApiError, Kind};
-use axum::extract::{FromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
+use axum::http::request::Parts;
 use ledger::{AccountId, Transaction, TxKind};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,36 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// A path parameter whose parse failure answers as a problem (400 `invalid-request`), not as
+/// axum's plain-text rejection.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| Path(p.0))
+            .map_err(|e| ApiError::new(Kind::InvalidRequest, e.body_text()))
+    }
+}
+
+/// A query string whose parse failure answers as a problem (400 `invalid-request`), not as
+/// axum's plain-text rejection.
+pub struct Query<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| Query(q.0))
+            .map_err(|e| ApiError::new(Kind::InvalidRequest, e.body_text()))
     }
 }
 
@@ -156,12 +187,18 @@ pub struct StatementLine {
     pub transaction_id: String,
     /// Commit time, ms since the Unix epoch.
     pub committed_at_ms: i64,
-    /// Kind of transaction.
+    /// Kind of transaction: `earn`, `burn`, `hold`, `capture`, `void` (by the partner),
+    /// `expiry` (a hold voided by the ledger at its timeout), `reversal`, `transfer`,
+    /// `adjustment`, `enrol`.
     pub kind: String,
     /// Change to posted points.
     pub points: i64,
+    /// Change to held (pending) points: a hold reserves them, a capture or void releases them.
+    pub held: i64,
     /// Posted points after it.
     pub balance_after: i64,
+    /// Held points after it.
+    pub held_after: i64,
 }
 
 /// A page of a statement.
@@ -169,9 +206,10 @@ pub struct StatementLine {
 pub struct StatementView {
     /// The member, as the caller knows them.
     pub member: String,
-    /// Lines in commit order.
+    /// Lines, newest first.
     pub entries: Vec<StatementLine>,
-    /// Pass as `after` for the next page; absent on the last page.
+    /// Pass as `before` for the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
 }
 
@@ -187,30 +225,122 @@ impl BalanceView {
     }
 }
 
-impl StatementView {
-    /// The lines of `page` that `keep` accepts, for a caller who knows the member as `member`.
-    pub fn of(
-        member: String,
-        page: &ledger::StatementPage,
-        keep: impl Fn(&ledger::codec::StatementEntry) -> bool,
-    ) -> StatementView {
-        StatementView {
-            member,
-            entries: page
-                .entries
-                .iter()
-                .filter(|e| keep(e))
-                .map(|e| StatementLine {
-                    transaction_id: e.tx.0.to_string(),
-                    committed_at_ms: e.at.0,
-                    kind: e.kind.clone(),
-                    points: e.points.0,
-                    balance_after: e.balance_after.0,
-                })
-                .collect(),
-            next: page.next.map(|t| t.0.to_string()),
+/// Most statement lines one request reads while it looks for the lines a partner may see; a
+/// page that reaches it ends early, with `next` set.
+pub const STATEMENT_SCAN_MAX: usize = 10_000;
+
+/// Whose lines a statement shows.
+#[derive(Debug, Clone, Copy)]
+pub enum StatementOf {
+    /// Everything (operators).
+    All,
+    /// The movements this partner caused: its earns, burns, holds, captures, voids and hold
+    /// expiries, and reversals of its transactions.
+    Partner(ledger::PartnerId),
+}
+
+/// A page of member `m`'s statement, newest first, as `of` may see it: up to `limit` lines
+/// older than `before`. Lines the caller may not see are skipped without ending the page, so
+/// a page is short only at the end of the statement (or after [`STATEMENT_SCAN_MAX`] lines).
+pub fn statement_page(
+    ledger: &ledger::Ledger<ledger::store::Engine>,
+    m: ledger::MemberId,
+    of: StatementOf,
+    before: Option<ledger::TxId>,
+    limit: usize,
+) -> Result<(Vec<StatementLine>, Option<ledger::TxId>), ApiError> {
+    if let Some(id) = before {
+        // A cursor must be a line of this member's statement; anything else is the caller's
+        // mistake, not a corrupt store.
+        let known = ledger.transaction(id)?;
+        if !known.is_some_and(|tx| tx.members().any(|x| x == m)) {
+            return Err(ApiError::new(
+                Kind::InvalidRequest,
+                "before is not a line of this statement; pass a previous page's next",
+            ));
         }
     }
+    // One line more than asked, so that `next` is set only when a further line exists.
+    let mut lines: Vec<(ledger::TxId, StatementLine)> = Vec::with_capacity(limit + 1);
+    let mut cursor = before;
+    let mut scanned = 0;
+    while lines.len() <= limit {
+        let want = (limit + 1 - lines.len()).clamp(1, ledger::STATEMENT_PAGE_MAX);
+        let page = ledger.statement(m, cursor, want)?;
+        for e in &page.entries {
+            scanned += 1;
+            cursor = Some(e.tx);
+            if let Some(line) = statement_line(ledger, e, of)? {
+                lines.push((e.tx, line));
+            }
+        }
+        if page.next.is_none() {
+            break;
+        }
+        if scanned >= STATEMENT_SCAN_MAX && lines.len() <= limit {
+            let lines = lines.into_iter().map(|(_, l)| l).collect();
+            return Ok((lines, cursor));
+        }
+    }
+    let next = if lines.len() > limit {
+        lines.truncate(limit);
+        lines.last().map(|(id, _)| *id)
+    } else {
+        None
+    };
+    Ok((lines.into_iter().map(|(_, l)| l).collect(), next))
+}
+
+/// The line `e` becomes for `of`, or `None` when `of` may not see it.
+fn statement_line(
+    ledger: &ledger::Ledger<ledger::store::Engine>,
+    e: &ledger::codec::StatementEntry,
+    of: StatementOf,
+) -> Result<Option<StatementLine>, ApiError> {
+    let (mut kind, mut partner) = (e.kind.clone(), e.partner);
+    let mut held = 0;
+    if matches!(e.kind.as_str(), "hold" | "capture" | "void") {
+        let tx = ledger.transaction(e.tx)?.ok_or_else(|| {
+            ApiError::new(
+                Kind::Internal,
+                format!("statement line {} has no transaction", e.tx),
+            )
+        })?;
+        match &tx.kind {
+            TxKind::Hold { points, .. } => held = points.0,
+            TxKind::Burn {
+                points, released, ..
+            } => held = -(points.0 + released.0),
+            TxKind::Void {
+                hold, points, end, ..
+            } => {
+                held = -points.0;
+                if *end == ledger::core::model::HoldEnd::Expired {
+                    kind = "expiry".into();
+                }
+                // A void names its hold; the hold names the partner.
+                partner = match ledger.transaction(*hold)?.map(|h| h.kind) {
+                    Some(TxKind::Hold { partner, .. }) => Some(partner),
+                    _ => None,
+                };
+            }
+            _ => {}
+        }
+    }
+    if let StatementOf::Partner(p) = of {
+        if partner != Some(p) {
+            return Ok(None);
+        }
+    }
+    Ok(Some(StatementLine {
+        transaction_id: e.tx.0.to_string(),
+        committed_at_ms: e.at.0,
+        kind,
+        points: e.points.0,
+        held,
+        balance_after: e.balance_after.0,
+        held_after: e.held_after.0,
+    }))
 }
 
 /// Query of statement endpoints.
@@ -219,7 +349,30 @@ pub struct StatementQuery {
     /// Continue with the transactions older than this one (the previous page's `next`).
     pub before: Option<String>,
     /// Lines per page, 1 to 1000 (default 100).
-    pub limit: Option<usize>,
+    #[param(minimum = 1, maximum = 1000)]
+    pub limit: Option<u64>,
+}
+
+/// Lines on a statement page when the query names no `limit`.
+pub const STATEMENT_LIMIT_DEFAULT: usize = 100;
+
+impl StatementQuery {
+    /// The page size asked for: 1 to [`ledger::STATEMENT_PAGE_MAX`], or the default.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.limit {
+            None => Ok(STATEMENT_LIMIT_DEFAULT),
+            Some(n) if (1..=ledger::STATEMENT_PAGE_MAX as u64).contains(&n) => Ok(n as usize),
+            Some(n) => Err(ApiError::new(
+                Kind::InvalidRequest,
+                format!("limit must be 1 to {}, got {n}", ledger::STATEMENT_PAGE_MAX),
+            )),
+        }
+    }
+
+    /// The `before` cursor, if any.
+    pub fn before(&self) -> Result<Option<ledger::TxId>, ApiError> {
+        self.before.as_deref().map(parse_tx_id).transpose()
+    }
 }
 
 /// Parses a transaction id sent back by a client.

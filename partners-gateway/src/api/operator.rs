@@ -2,15 +2,15 @@
 //! adjustments. Bearer tokens; the `finance` role reads everything and changes nothing.
 
 use super::{
-    blocking, check_points, check_reference, parse_tx_id, ApiJson, BalanceView, JsonResult,
-    StatementQuery, StatementView, TransactionView,
+    blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
+    Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
 };
 use crate::app::{App, AppState};
 use crate::auth;
 use crate::problem::{ApiError, Kind, Problem};
 use crate::rates::{RateOverride, RateTable};
 use crate::registry::{KeyRecord, KeyScope, OperatorRecord, PartnerRecord, Role};
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -467,7 +467,8 @@ async fn member_statement(
     Path(id): Path<u64>,
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
-    let before = q.before.as_deref().map(parse_tx_id).transpose()?;
+    let before = q.before()?;
+    let limit = q.limit()?;
     let view = blocking(move || {
         if app.ledger.balance(MemberId(id))?.is_none() {
             return Err(ApiError::new(
@@ -475,10 +476,13 @@ async fn member_statement(
                 format!("no member {id}"),
             ));
         }
-        let page = app
-            .ledger
-            .statement(MemberId(id), before, q.limit.unwrap_or(100))?;
-        Ok(StatementView::of(id.to_string(), &page, |_| true))
+        let (entries, next) =
+            statement_page(&app.ledger, MemberId(id), StatementOf::All, before, limit)?;
+        Ok(StatementView {
+            member: id.to_string(),
+            entries,
+            next: next.map(|t| t.0.to_string()),
+        })
     })
     .await?;
     Ok(Json(view))

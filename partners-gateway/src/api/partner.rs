@@ -3,8 +3,8 @@
 //! `reference`.
 
 use super::{
-    blocking, check_points, check_reference, parse_tx_id, ApiJson, BalanceView, JsonResult,
-    StatementQuery, StatementView, TransactionView,
+    blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
+    Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
 };
 use crate::app::{App, AppState};
 use crate::auth::{self, PartnerCaller, SignedRequest};
@@ -12,7 +12,7 @@ use crate::problem::{ApiError, Kind, Problem};
 use crate::rates::{Amount, Operation, RateTable, NAME_LEN_MAX};
 use crate::registry::{KeyScope, RegistryError, MEMBER_REFERENCE_LEN_MAX};
 use axum::body::Body;
-use axum::extract::{OriginalUri, Path, Query, Request, State};
+use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -628,7 +628,7 @@ async fn finish(
 ) -> Result<TransactionView, ApiError> {
     let answer = pending
         .await
-        .map_err(|_| ApiError::from(LedgerError::Unavailable("committer stopped".into())))?;
+        .map_err(|_| ApiError::from(LedgerError::ShuttingDown))?;
     let (tx, replayed) = match answer {
         Ok(r) => (r.tx, r.replayed),
         Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original }))
@@ -802,13 +802,17 @@ async fn statement(
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
     caller.require(KeyScope::Read)?;
-    let before = q.before.as_deref().map(parse_tx_id).transpose()?;
+    let before = q.before()?;
+    let limit = q.limit()?;
     let view = blocking(move || {
         let m = member_of(&app, &caller, &reference)?;
-        let page = app.ledger.statement(m, before, q.limit.unwrap_or(100))?;
-        Ok(StatementView::of(reference, &page, |e| {
-            e.partner == Some(caller.partner)
-        }))
+        let of = StatementOf::Partner(caller.partner);
+        let (entries, next) = statement_page(&app.ledger, m, of, before, limit)?;
+        Ok(StatementView {
+            member: reference,
+            entries,
+            next: next.map(|t| t.0.to_string()),
+        })
     })
     .await?;
     Ok(Json(view))

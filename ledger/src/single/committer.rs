@@ -14,60 +14,23 @@
 //! success.
 
 use crate::codec::BlockWriter;
+use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
+use crate::core::rules::DecideError;
+use crate::core::state::{History, State};
+use crate::core::types::{Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
-use crate::key_index::KeyIndex;
 use crate::keys;
-use crate::model::{Command, IdemKey, Pricing, Receipt, Transaction};
-use crate::state::{DecideError, History, State};
+use crate::shared::queue::{Batch, CommitterConfig, Job, Reply};
+use crate::single::key_index::KeyIndex;
 use crate::store::{Durability, Snapshot, Store, WriteSet};
-use crate::types::{Timestamp, TxId};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// A command waiting for the writer, with the channel its answer goes to.
-pub(crate) struct Job {
-    pub cmd: Command,
-    pub pricing: Option<Pricing>,
-    pub reply: tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>,
-}
-
-/// A committed batch, as handed to the projector.
-pub(crate) struct Batch {
-    pub seq: u64,
-    pub at: Timestamp,
-    /// Shared with the receipts of their commands.
-    pub txs: Vec<Arc<Transaction>>,
-}
-
 /// Transactions of the most recent batches the writer keeps in memory, so that a reversal or
 /// a retry naming a recent transaction (the usual case) does not read the journal.
 const RECENT_TXS_MAX: usize = 16_384;
-
-/// Committer tuning. Every limit has a default sized for a small machine.
-#[derive(Debug, Clone, Copy)]
-pub struct CommitterConfig {
-    /// Most commands in one storage commit (at most 60,000: ids hold the slot in 16 bits).
-    pub batch_size_max: usize,
-    /// How long the writer waits for more commands after the first before committing.
-    pub linger: Duration,
-    /// Commands that may wait in the queue; beyond that, submission fails with `Overloaded`.
-    pub queue_capacity: usize,
-    /// Hold timeouts processed per batch.
-    pub hold_expiries_per_batch_max: usize,
-}
-
-impl Default for CommitterConfig {
-    fn default() -> Self {
-        CommitterConfig {
-            batch_size_max: 8192,
-            linger: Duration::ZERO,
-            queue_capacity: 65_536,
-            hold_expiries_per_batch_max: 1024,
-        }
-    }
-}
 
 pub(crate) struct Writer<S: Store> {
     pub store: S,
@@ -75,7 +38,7 @@ pub(crate) struct Writer<S: Store> {
     /// Every idempotency key committed (shared with readers).
     pub keys: Arc<KeyIndex>,
     pub config: CommitterConfig,
-    pub shared: Arc<crate::ledger::Shared>,
+    pub shared: Arc<crate::shared::status::Shared>,
     pub to_projector: Sender<Arc<Batch>>,
     pub last_at: Timestamp,
     /// Journal sequence number of the next batch; transaction ids embed it.
@@ -89,9 +52,6 @@ pub(crate) struct Writer<S: Store> {
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
-
-/// Where a command's answer goes.
-type Reply = tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>;
 
 /// A decided batch on its way to the syncer: its journal writes (none when it has no
 /// transactions: every command was rejected or replayed), and each caller's answer, to send
@@ -107,7 +67,7 @@ struct Sealed {
 /// projector.
 struct Syncer<S: Store> {
     store: S,
-    shared: Arc<crate::ledger::Shared>,
+    shared: Arc<crate::shared::status::Shared>,
     to_projector: Sender<Arc<Batch>>,
 }
 
@@ -171,7 +131,7 @@ impl<S: Store> Syncer<S> {
 }
 
 /// Fails the ledger after storage error `e`: logs it and returns the reason callers are given.
-fn storage_failed(shared: &crate::ledger::Shared, e: &dyn std::fmt::Display) -> String {
+fn storage_failed(shared: &crate::shared::status::Shared, e: &dyn std::fmt::Display) -> String {
     tracing::error!(error = %e, "committer stopped: storage failed; restart to recover from disk");
     let why = format!("writer stopped after a storage failure: {e}");
     shared.fail(why.clone());
@@ -181,7 +141,9 @@ fn storage_failed(shared: &crate::ledger::Shared, e: &dyn std::fmt::Display) -> 
 /// Answers every caller with `why` as the reason the ledger is unavailable.
 fn answer_all(answers: Vec<(Reply, Result<Receipt, LedgerError>)>, why: &str) {
     for (reply, _) in answers {
-        let _ = reply.send(Err(LedgerError::Unavailable(why.to_string())));
+        let _ = reply.send(Err(LedgerError::Stopped {
+            why: why.to_string(),
+        }));
     }
 }
 
@@ -247,7 +209,9 @@ impl<S: Store + Clone> Writer<S> {
     /// Answers `batch` and everything queued with `why`.
     fn stop(&self, jobs: &Receiver<Job>, batch: Vec<Job>, why: &str) {
         for j in batch.into_iter().chain(jobs.try_iter()) {
-            let _ = j.reply.send(Err(LedgerError::Unavailable(why.to_string())));
+            let _ = j.reply.send(Err(LedgerError::Stopped {
+                why: why.to_string(),
+            }));
         }
     }
 
@@ -313,7 +277,7 @@ impl<S: Store + Clone> Writer<S> {
         {
             let cmd = Command::Void {
                 key: IdemKey {
-                    scope: crate::model::Scope::System,
+                    scope: crate::core::model::Scope::System,
                     reference: format!("hold-timeout/{hold}"),
                 },
                 hold,
@@ -390,10 +354,9 @@ impl<S: Store + Clone> Writer<S> {
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
             return Outcome::Failed(
-                Rejection::Invalid(format!(
-                    "reference must be 1..={} bytes",
-                    IdemKey::REFERENCE_LEN_MAX
-                ))
+                Rejection::ReferenceLength {
+                    len_max: IdemKey::REFERENCE_LEN_MAX,
+                }
                 .into(),
             );
         }
@@ -401,7 +364,7 @@ impl<S: Store + Clone> Writer<S> {
             Some(p) => cmd.digest_with(p),
             None => cmd.digest(),
         };
-        let hash = crate::key_index::hash_key(key);
+        let hash = crate::keys::hash_key(key);
         match self.find_key(key, hash, snapshot, txs, seq) {
             Ok(Some(original)) if original.digest != digest => {
                 return Outcome::Failed(
@@ -516,6 +479,8 @@ struct BatchHistory<'a, Snap: Snapshot> {
 }
 
 impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
+    type Error = LedgerError;
+
     fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
         if id.seq() == self.seq {
             return Ok(self.txs.get(usize::from(id.slot())).cloned());

@@ -13,12 +13,12 @@
 //! covers, and a page must hold every member enrolled by then.
 
 use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
+use crate::core::model::{IdemKey, Transaction, TxKind};
+use crate::core::state::{Balance, HoldState, MemberState, Reversed, State};
+use crate::core::types::{AccountId, Contract, MemberId, PartnerId, TxId};
 use crate::error::LedgerError;
 use crate::keys;
-use crate::model::{IdemKey, Transaction, TxKind};
-use crate::state::{Balance, HoldState, MemberState, Reversed, State};
 use crate::store::Snapshot;
-use crate::types::{AccountId, Contract, MemberId, PartnerId, TxId};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 /// What an audit that passed looked at.
@@ -165,7 +165,7 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
     let mut previous = TxId(0);
     let mut last_version = 0u64;
     let mut failure: Option<AuditFailure> = None;
-    let cluster = crate::cluster::is_cluster_store(snap).map_err(AuditFailure::Read)?;
+    let cluster = crate::journal::is_cluster_store(snap).map_err(AuditFailure::Read)?;
     // On the cluster path ids come from per-process blocks: unique, not in commit order.
     let mut ids_seen: HashSet<TxId> = HashSet::new();
     let (records, page_through): (HashMap<MemberId, MemberRecord>, HashMap<u64, u64>) = if cluster {
@@ -487,7 +487,7 @@ fn compare_stored<Snap: Snapshot>(
             true
         })?;
         for a in ids {
-            let b = crate::ledger::system_account_balance(snap, a).map_err(AuditFailure::Read)?;
+            let b = crate::reads::system_account_balance(snap, a).map_err(AuditFailure::Read)?;
             accounts.insert(a, normalized(b));
         }
         let recomputed: HashMap<AccountId, Balance> = state
@@ -613,7 +613,7 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
     let mut expected: HashMap<(u128, TxId), (&IdemKey, &IdemRecord)> =
         HashMap::with_capacity(keys_seen.len());
     for (k, r) in keys_seen {
-        expected.insert((crate::key_index::hash_key(k), r.tx), (k, r));
+        expected.insert((crate::keys::hash_key(k), r.tx), (k, r));
     }
     let mut count = 0usize;
     let mut failure: Option<AuditFailure> = None;

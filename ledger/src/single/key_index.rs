@@ -21,11 +21,11 @@
 //! look up, and neither waits on more than one shard.
 
 use crate::codec::{self, IdemChunk};
+use crate::core::model::IdemKey;
+use crate::core::types::TxId;
 use crate::error::LedgerError;
-use crate::keys;
-use crate::model::IdemKey;
+use crate::keys::{self, hash_key};
 use crate::store::{prefix_end, Snapshot};
-use crate::types::TxId;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::RwLock;
@@ -81,25 +81,6 @@ fn shard_of(hash: u128) -> usize {
 /// A hash's key within its shard: its low 64 bits.
 fn in_shard(hash: u128) -> u64 {
     hash as u64
-}
-
-/// The hash of a key's store encoding.
-pub(crate) fn hash_encoded(encoded: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(encoded)
-}
-
-/// The hash of `key`'s store encoding, built on the stack: this runs for every command.
-pub(crate) fn hash_key(key: &IdemKey) -> u128 {
-    const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
-    let (head, n) = keys::idempotency_head(key);
-    let r = key.reference.as_bytes();
-    if n + r.len() > LEN_MAX {
-        return hash_encoded(&keys::idempotency(key));
-    }
-    let mut buf = [0u8; LEN_MAX];
-    buf[..n].copy_from_slice(&head[..n]);
-    buf[n..n + r.len()].copy_from_slice(r);
-    hash_encoded(&buf[..n + r.len()])
 }
 
 impl KeyIndex {
@@ -200,7 +181,7 @@ impl KeyIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::PartnerId;
+    use crate::core::types::PartnerId;
 
     #[test]
     fn keys_spread_over_the_shards_and_each_is_found_with_its_record() {
@@ -253,7 +234,7 @@ mod tests {
         ] {
             assert_eq!(
                 hash_key(&key),
-                hash_encoded(&keys::idempotency(&key)),
+                keys::hash_encoded(&keys::idempotency(&key)),
                 "{key}"
             );
         }

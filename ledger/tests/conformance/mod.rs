@@ -1,29 +1,27 @@
-//! The conformance suite every storage engine must pass, unchanged.
+//! The conformance suite every storage engine must pass, unchanged. Test code: each engine's
+//! test file includes it with `mod conformance;`, so none of it is in the library.
 //!
 //! Each check takes a function that opens a handle on one fresh, empty store (calling it again
 //! reopens the same data, as a process restart would) and panics with a message on the first
 //! violation. An engine's test file passes its own test-making macro to
-//! [`for_each_conformance_check!`](crate::for_each_conformance_check), so every engine runs the
-//! same list, one test per check.
+//! `for_each_conformance_check!`, so every engine runs the same list, one test per check:
 //!
-//! ```
-//! let dir = tempfile::tempdir().unwrap();
-//! let path = dir.path().to_path_buf();
-//! ledger::conformance::store_orders_keys_and_ranges(&mut || {
-//!     ledger::store::EmbeddedStore::open(&path).unwrap()
-//! });
+//! ```text
+//! mod conformance;
+//! macro_rules! on_embedded { ($($check:ident),*) => {$( #[test] fn $check() { ... } )*} }
+//! for_each_conformance_check!(on_embedded);
 //! ```
 
-use crate::model::{Command, IdemKey};
-use crate::store::{Durability, Snapshot, Store, TxnStore, WriteSet};
-use crate::types::{AccountId, Contract, MemberId, PartnerId, Points};
-use crate::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection};
+use ledger::core::model::{Command, IdemKey};
+use ledger::core::types::{AccountId, Contract, MemberId, PartnerId, Points};
+use ledger::store::{Durability, Snapshot, Store, TxnStore, WriteSet};
+use ledger::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection, WritePath};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 /// Calls `$make!(check, check, ...)` with every check of the suite: the one list each engine's
 /// test file runs.
-#[macro_export]
+#[allow(unused_macros)]
 macro_rules! for_each_conformance_check {
     ($make:ident) => {
         $make!(
@@ -201,9 +199,9 @@ pub fn store_versions_increase_and_stamp_keys_in_commit_order<S: Store>(
     let rows = snap.range(b"j", b"k", 100, false).expect("range");
     assert!(
         rows.iter()
-            .all(|(k, _)| k.len() == 1 + crate::store::VERSIONSTAMP_LEN),
+            .all(|(k, _)| k.len() == 1 + ledger::store::VERSIONSTAMP_LEN),
         "a versionstamped key is its prefix then {} stamp bytes",
-        crate::store::VERSIONSTAMP_LEN
+        ledger::store::VERSIONSTAMP_LEN
     );
     let values: Vec<Vec<u8>> = rows.into_iter().map(|(_, v)| v).collect();
     let want: Vec<Vec<u8>> = (0u8..5).flat_map(|i| [vec![i, 0], vec![i, 1]]).collect();
@@ -280,7 +278,7 @@ pub fn seed<S: Store + Clone>(l: &Ledger<S>) {
     }
 }
 
-fn rejected(r: Result<crate::Receipt, LedgerError>) -> Rejection {
+fn rejected(r: Result<ledger::Receipt, LedgerError>) -> Rejection {
     match r {
         Err(LedgerError::Rejected(x)) => x,
         other => panic!("expected a rejection, got {other:?}"),
@@ -382,19 +380,19 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         Points(50)
     );
     assert_eq!(
-        l.account_balance(crate::AccountId::PartnerIssuance(p1))
+        l.account_balance(ledger::AccountId::PartnerIssuance(p1))
             .expect("read")
             .points,
         Points(-1000)
     );
     assert_eq!(
-        l.account_balance(crate::AccountId::PartnerRedemption(p2))
+        l.account_balance(ledger::AccountId::PartnerRedemption(p2))
             .expect("read")
             .points,
         Points(450)
     );
     let snap = l.read_snapshot().expect("snapshot");
-    let report = crate::audit::audit(&snap).expect("audit passes");
+    let report = ledger::audit::audit(&snap).expect("audit passes");
     assert_eq!(report.points_outstanding, 650);
     assert_eq!(
         report.transactions,
@@ -482,7 +480,7 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
             points: Some(Points(10)),
         })
         .expect("reversal");
-        let report = crate::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+        let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
         assert!(
             report.member_records > 0,
             "records were written during the run"
@@ -499,7 +497,7 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
             .map(|m| l.balance(*m).expect("read").expect("member"))
             .collect();
         assert_eq!(after, expected, "balances after the restart, round {round}");
-        crate::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit after restart");
+        ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit after restart");
         l.stop_as_if_crashed();
     }
     assert_eq!(
@@ -574,7 +572,7 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
     let page = l.statement(m1, None, 5).expect("statement");
     assert_eq!(page.entries.len(), 5);
     assert!(page.next.is_some());
-    crate::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit passes after reopen");
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit passes after reopen");
     l.shutdown();
 }
 
@@ -672,7 +670,7 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
     }
     assert!(applied > 40, "most commands apply ({applied} did)");
     let snap = a.read_snapshot().expect("snapshot");
-    let report = crate::audit::audit(&snap).expect("audit passes");
+    let report = ledger::audit::audit(&snap).expect("audit passes");
     let mut total = 0;
     for m in 1..=3 {
         let bal = b.balance(MemberId(m)).expect("read").expect("member");
@@ -698,8 +696,8 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
         "points issued minus points burned is what members hold"
     );
     // Every transaction is in the journal once, under its own key.
-    let mut seen: HashMap<String, crate::TxId> = HashMap::new();
-    crate::journal::for_each_batch(&snap, 0, &mut |_, txs| {
+    let mut seen: HashMap<String, ledger::TxId> = HashMap::new();
+    ledger::journal::for_each_batch(&snap, 0, &mut |_, txs| {
         for tx in txs {
             assert!(
                 seen.insert(tx.key.to_string(), tx.id).is_none(),
@@ -764,7 +762,7 @@ pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
         points: None,
     });
     assert_eq!(rejected(after), Rejection::HoldNotOpen { hold });
-    let report = crate::audit::audit(&a.read_snapshot().expect("snapshot")).expect("audit");
+    let report = ledger::audit::audit(&a.read_snapshot().expect("snapshot")).expect("audit");
     assert_eq!(report.open_holds, 0);
     a.shutdown();
     b.shutdown();
@@ -779,7 +777,9 @@ pub fn cluster_and_single_writer_stores_do_not_mix<S: TxnStore + Clone>(
     seed(&l);
     l.shutdown();
     match Ledger::open(store.clone(), LedgerConfig::default()) {
-        Err(LedgerError::Unavailable(why)) => assert!(why.contains("cluster"), "{why}"),
+        Err(LedgerError::WrongWritePath { written, asked }) => {
+            assert_eq!((written, asked), (WritePath::Cluster, WritePath::Single))
+        }
         Err(other) => panic!("unexpected error: {other}"),
         Ok(_) => panic!("a single-writer ledger opened a cluster store"),
     }

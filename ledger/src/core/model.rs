@@ -3,7 +3,7 @@
 //! A [`Transaction`] records its full effect (postings, lot and hold changes, member balances
 //! after), so replay and audit apply recorded effects and never re-run business rules.
 
-use crate::types::{
+use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,
 };
@@ -545,10 +545,34 @@ impl Default for Policy {
     }
 }
 
+/// A short name for a transaction kind, and its partner if it has one.
+pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
+    match kind {
+        TxKind::ContractSet(c) => ("contract", Some(c.partner)),
+        TxKind::Enrolled { .. } => ("enrol", None),
+        TxKind::Earn { partner, .. } => ("earn", Some(*partner)),
+        TxKind::Burn {
+            partner,
+            hold: None,
+            ..
+        } => ("burn", Some(*partner)),
+        TxKind::Burn {
+            partner,
+            hold: Some(_),
+            ..
+        } => ("capture", Some(*partner)),
+        TxKind::Hold { partner, .. } => ("hold", Some(*partner)),
+        TxKind::Void { .. } => ("void", None),
+        TxKind::Reversal { partner, .. } => ("reversal", Some(*partner)),
+        TxKind::Transfer { .. } => ("transfer", None),
+        TxKind::Adjust { .. } => ("adjustment", None),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::{MemberId, PartnerId};
+    use crate::core::types::{MemberId, PartnerId};
     use sha2::Digest as _;
 
     /// Digests are journaled and compared across restarts and versions: the streamed digest

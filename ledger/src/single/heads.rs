@@ -4,15 +4,15 @@
 //! batch projected; a read that waited for its own commits to be projected (see
 //! [`crate::Ledger::read_snapshot`]) sees them here. Balances are answered from the head alone.
 //! Statements and as-of reads start at the head's transaction and follow each transaction's
-//! link to the member's previous one ([`crate::model::MemberAfter::prev`]) through the journal;
+//! link to the member's previous one ([`crate::core::model::MemberAfter::prev`]) through the journal;
 //! a store snapshot taken after the head was read holds every transaction of the chain.
 //!
 //! At open the heads are built from the recovered state. Split into [`SHARDS`] locked maps so
 //! the projector and readers rarely meet on one lock.
 
-use crate::model::MemberAfter;
-use crate::state::{Map, State};
-use crate::types::{MemberId, Points, TxId};
+use crate::core::model::MemberAfter;
+use crate::core::state::{Map, State};
+use crate::core::types::{MemberId, Points, TxId};
 use std::sync::RwLock;
 
 /// How many maps the heads are split into (a power of two).

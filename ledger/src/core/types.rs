@@ -160,15 +160,6 @@ impl fmt::Display for TxId {
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
-    /// The wall clock now.
-    pub fn now() -> Timestamp {
-        let ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        Timestamp(ms)
-    }
-
     /// This time plus `ms` milliseconds.
     pub fn plus_ms(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms))

@@ -1,0 +1,328 @@
+//! One transaction attempt on the cluster path: the partial state it reads (two rounds of
+//! concurrent reads), the same `decide`/`apply` as the single writer on that state, and the
+//! writes that follow (journal block, commit-order entry, derived records, blind totals).
+
+use super::writer::{Decided, Item};
+use crate::totals::add_totals;
+
+use crate::codec::{self, BlockWriter, IdemRecord, MemberRecord};
+use crate::core::model::{Command, IdemKey, Policy, Transaction, TxKind};
+use crate::core::rules::DecideError;
+use crate::core::state::{History, HoldState, Reversed, State};
+use crate::core::types::{Contract, Timestamp, TxId};
+use crate::error::{LedgerError, Rejection};
+use crate::keys;
+use crate::shared::records::{write_records, write_statement_lines, Touched};
+use crate::store::{Txn, TxnSnapshot, WriteSet};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+/// The work of one transaction attempt: the partial state it read, what it decided, and the
+/// writes that follow.
+pub(super) struct Chunk<'t> {
+    txn: &'t dyn Txn,
+    seq: u64,
+    at: Timestamp,
+    state: State,
+    /// Store keys already read into `state` (present or not); never read twice, so what this
+    /// transaction changed is not overwritten by a stale read.
+    loaded: HashSet<Vec<u8>>,
+    /// Idempotency records read, by key.
+    idem: HashMap<IdemKey, Option<IdemRecord>>,
+    /// Expiry of every hold seen, to clear its timeout entry when it closes.
+    hold_expiry: HashMap<TxId, Timestamp>,
+    in_chunk: HashMap<IdemKey, usize>,
+    /// Originals of reversals, read from the journal once per attempt.
+    originals: HashMap<TxId, Transaction>,
+    txs: Vec<Transaction>,
+    pub(super) writes: WriteSet,
+    touched: Touched,
+}
+
+/// A record a command needs before it can be decided.
+pub(super) enum Need {
+    Member(crate::core::types::MemberId),
+    Contract(crate::core::types::PartnerId),
+    Hold(TxId),
+    Reversed(TxId),
+}
+
+impl<'t> Chunk<'t> {
+    pub(super) fn new(txn: &'t dyn Txn, policy: Policy, seq: u64, at: Timestamp) -> Chunk<'t> {
+        Chunk {
+            txn,
+            seq,
+            at,
+            state: State::new(policy),
+            loaded: HashSet::new(),
+            idem: HashMap::new(),
+            hold_expiry: HashMap::new(),
+            in_chunk: HashMap::new(),
+            originals: HashMap::new(),
+            txs: Vec::new(),
+            writes: WriteSet::default(),
+            touched: Touched::default(),
+        }
+    }
+
+    /// Reads everything the commands name, in two rounds of concurrent reads: idempotency
+    /// keys, members, contracts, holds and reversal records; then what the holds and the
+    /// reversed originals point at.
+    pub(super) fn prefetch(&mut self, items: &[Item]) -> Result<(), LedgerError> {
+        let keys: Vec<IdemKey> = items
+            .iter()
+            .map(|i| i.cmd.key().clone())
+            .filter(|k| !self.idem.contains_key(k))
+            .collect();
+        let raw: Vec<Vec<u8>> = keys.iter().map(keys::idempotency).collect();
+        for (k, v) in keys.into_iter().zip(self.txn.get_many(&raw)?) {
+            let rec = v
+                .map(|v| codec::decode::<IdemRecord>("idempotency record", &v))
+                .transpose()?;
+            self.idem.insert(k, rec);
+        }
+        let first: Vec<Need> = items.iter().flat_map(|i| needs(&i.cmd)).collect();
+        self.load(first)?;
+        let mut second = Vec::new();
+        for item in items {
+            second.extend(self.second_needs(&item.cmd)?);
+        }
+        self.load(second)
+    }
+
+    /// Reads what `cmd` needs (a no-op for what `prefetch` read).
+    pub(super) fn load_for(&mut self, cmd: &Command) -> Result<(), LedgerError> {
+        self.load(needs(cmd))?;
+        let more = self.second_needs(cmd)?;
+        self.load(more)
+    }
+
+    /// The records a hold or a reversed original points at.
+    pub(super) fn second_needs(&mut self, cmd: &Command) -> Result<Vec<Need>, LedgerError> {
+        Ok(match cmd {
+            Command::Capture { hold, .. } | Command::Void { hold, .. } => {
+                match self.state.holds.get(hold) {
+                    Some(h) => vec![Need::Member(h.member), Need::Contract(h.partner)],
+                    None => vec![],
+                }
+            }
+            Command::Reverse { original, .. } => {
+                let id = *original;
+                if id.seq() != self.seq && !self.originals.contains_key(&id) {
+                    // Journal entries never change: read once, without a conflict range.
+                    if let Some(tx) = crate::journal::find_transaction(&TxnSnapshot(self.txn), id)?
+                    {
+                        self.originals.insert(id, tx);
+                    }
+                }
+                match self.transaction(id)? {
+                    Some(tx) => tx.members().map(Need::Member).collect(),
+                    None => vec![],
+                }
+            }
+            _ => vec![],
+        })
+    }
+
+    /// Reads the records in `needs` not read yet, together, into the partial state.
+    pub(super) fn load(&mut self, needs: Vec<Need>) -> Result<(), LedgerError> {
+        let mut wanted: Vec<(Vec<u8>, Need)> = Vec::new();
+        for n in needs {
+            let k = match &n {
+                Need::Member(m) => keys::member(*m),
+                Need::Contract(p) => keys::contract(*p),
+                Need::Hold(h) => keys::hold(*h),
+                Need::Reversed(t) => keys::reversed(*t),
+            };
+            if self.loaded.insert(k.clone()) {
+                wanted.push((k, n));
+            }
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let raw: Vec<Vec<u8>> = wanted.iter().map(|(k, _)| k.clone()).collect();
+        for ((_, need), v) in wanted.into_iter().zip(self.txn.get_many(&raw)?) {
+            let Some(v) = v else { continue };
+            match need {
+                Need::Member(m) => {
+                    let r: MemberRecord = codec::decode("member record", &v)?;
+                    self.state.members.insert(m, r.state);
+                }
+                Need::Contract(p) => {
+                    let c: Contract = codec::decode("contract", &v)?;
+                    self.state.contracts.insert(p, c);
+                }
+                Need::Hold(id) => {
+                    let h: HoldState = codec::decode("hold", &v)?;
+                    self.hold_expiry.insert(id, h.expires_at);
+                    self.state.hold_timeouts.insert((h.expires_at, id));
+                    self.state.holds.insert(id, h);
+                }
+                Need::Reversed(id) => {
+                    let r: Reversed = codec::decode("reversed record", &v)?;
+                    self.state.reversed.insert(id, r);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
+        ChunkHistory {
+            txn: self.txn,
+            txs: &self.txs,
+            seq: self.seq,
+            originals: &self.originals,
+        }
+        .transaction(id)
+    }
+
+    /// Decides one command on the partial state; a new transaction joins the chunk.
+    pub(super) fn process(&mut self, item: &Item) -> Decided {
+        match self.try_process(item) {
+            Ok(d) => d,
+            Err(e) => Decided::Failed(Arc::new(e)),
+        }
+    }
+
+    pub(super) fn try_process(&mut self, item: &Item) -> Result<Decided, LedgerError> {
+        let cmd = &item.cmd;
+        let key = cmd.key();
+        if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
+            return Err(Rejection::ReferenceLength {
+                len_max: IdemKey::REFERENCE_LEN_MAX,
+            }
+            .into());
+        }
+        let digest = match &item.pricing {
+            Some(p) => cmd.digest_with(p),
+            None => cmd.digest(),
+        };
+        let existing = match self.in_chunk.get(key) {
+            Some(&i) => Some((self.txs[i].id, self.txs[i].digest)),
+            None => self
+                .idem
+                .get(key)
+                .copied()
+                .flatten()
+                .map(|r| (r.tx, r.digest)),
+        };
+        if let Some((id, d)) = existing {
+            if d != digest {
+                return Err(Rejection::IdempotencyConflict { original: id }.into());
+            }
+            return match self.transaction(id)? {
+                Some(tx) => Ok(Decided::Replay(Box::new(tx))),
+                None => Err(LedgerError::Corrupt(format!(
+                    "idempotency key {key} names missing transaction {id}"
+                ))),
+            };
+        }
+        self.load_for(cmd)?;
+        let id = TxId::new(self.seq, self.txs.len() as u16);
+        let history = ChunkHistory {
+            txn: self.txn,
+            txs: &self.txs,
+            seq: self.seq,
+            originals: &self.originals,
+        };
+        let mut tx = match self.state.decide(cmd, digest, id, self.at, &history) {
+            Ok(tx) => tx,
+            Err(DecideError::Rejected(r)) => return Err(r.into()),
+            Err(DecideError::Failed(e)) => return Err(e),
+        };
+        tx.pricing = item.pricing.clone();
+        if let TxKind::Hold { expires_at, .. } = tx.kind {
+            self.hold_expiry.insert(tx.id, expires_at);
+        }
+        self.state.apply(&tx);
+        self.touched.members.extend(tx.members());
+        self.touched.note_records(&tx);
+        write_statement_lines(&mut self.writes, &tx);
+        self.writes.set_owned(
+            keys::idempotency(&tx.key),
+            codec::encode(&IdemRecord {
+                tx: tx.id,
+                digest: tx.digest,
+            }),
+        );
+        add_totals(&mut self.writes, &tx)?;
+        self.in_chunk.insert(key.clone(), self.txs.len());
+        self.txs.push(tx);
+        Ok(Decided::New(self.txs.len() - 1))
+    }
+
+    /// The chunk's writes: journal block, commit-order entry, and the derived records of
+    /// everything it touched.
+    pub(super) fn finish(mut self, shard: u8) -> (WriteSet, Vec<Transaction>) {
+        if self.txs.is_empty() {
+            return (self.writes, self.txs);
+        }
+        let mut blocks = BlockWriter::default();
+        for tx in &self.txs {
+            blocks.push(tx);
+        }
+        let w = &mut self.writes;
+        for (order, block) in blocks.finish().into_iter().enumerate() {
+            w.set_owned(keys::journal(self.seq, order as u16), block);
+        }
+        w.set_versionstamped_key(
+            &keys::order_prefix(shard),
+            0,
+            self.seq.to_be_bytes().to_vec(),
+        );
+        write_records(
+            &mut self.writes,
+            &self.state,
+            &self.touched,
+            Some(&self.hold_expiry),
+        );
+        (self.writes, self.txs)
+    }
+}
+
+/// The records `cmd` reads directly (holds and originals lead to more; see `prefetch`).
+pub(super) fn needs(cmd: &Command) -> Vec<Need> {
+    match cmd {
+        Command::SetContract { contract, .. } => vec![Need::Contract(contract.partner)],
+        Command::Enrol { member, .. } | Command::Adjust { member, .. } => {
+            vec![Need::Member(*member)]
+        }
+        Command::Earn {
+            member, partner, ..
+        }
+        | Command::Burn {
+            member, partner, ..
+        }
+        | Command::Hold {
+            member, partner, ..
+        } => vec![Need::Member(*member), Need::Contract(*partner)],
+        Command::Capture { hold, .. } | Command::Void { hold, .. } => vec![Need::Hold(*hold)],
+        Command::Reverse { original, .. } => vec![Need::Reversed(*original)],
+        Command::Transfer { from, to, .. } => vec![Need::Member(*from), Need::Member(*to)],
+    }
+}
+
+/// Lookups of committed transactions inside a transaction: this chunk, the originals already
+/// read, then the journal.
+pub(super) struct ChunkHistory<'a> {
+    txn: &'a dyn Txn,
+    txs: &'a [Transaction],
+    seq: u64,
+    originals: &'a HashMap<TxId, Transaction>,
+}
+
+impl History for ChunkHistory<'_> {
+    type Error = LedgerError;
+
+    fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
+        if id.seq() == self.seq {
+            return Ok(self.txs.get(usize::from(id.slot())).cloned());
+        }
+        if let Some(tx) = self.originals.get(&id) {
+            return Ok(Some(tx.clone()));
+        }
+        crate::journal::find_transaction(&TxnSnapshot(self.txn), id)
+    }
+}

@@ -1,0 +1,298 @@
+//! The cluster path's writer: one thread per process takes batches off the queue and runs
+//! each as store transactions of at most [`TXN_COMMANDS_MAX`] commands and
+//! [`TXN_BYTES_TARGET`] bytes, splitting a conflicting batch in halves until the conflicting
+//! command retries alone; it also posts hold expiries it finds by scanning the timeout index.
+
+use super::chunk::Chunk;
+use super::{
+    ClusterConfig, ATTEMPTS_ALONE, ATTEMPTS_SHARED, EXPIRY_SCAN_EVERY, ID_BLOCK, TXN_BYTES_TARGET,
+    TXN_COMMANDS_MAX,
+};
+use crate::journal::JOURNAL_SHARDS;
+
+use crate::core::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction};
+use crate::core::types::{Timestamp, TxId};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::shared::queue::{CommitterConfig, Job};
+use crate::store::{Snapshot, StoreError, TxnStore, WriteSet};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A block of batch sequence numbers this process reserved.
+pub(super) struct IdBlock {
+    next: u64,
+    end: u64,
+}
+
+/// One command of a batch: from a caller, or a hold timeout the writer found.
+pub(super) struct Item {
+    pub(super) cmd: Command,
+    pub(super) pricing: Option<Pricing>,
+}
+
+/// A command's answer.
+#[derive(Clone)]
+pub(super) enum Outcome {
+    New(Box<Transaction>),
+    Replay(Box<Transaction>),
+    Failed(Arc<LedgerError>),
+}
+
+/// A command's answer inside a transaction attempt: a new transaction by its index in the
+/// attempt's list, so nothing is copied.
+pub(super) enum Decided {
+    New(usize),
+    Replay(Box<Transaction>),
+    Failed(Arc<LedgerError>),
+}
+
+pub(super) struct ClusterWriter<S: TxnStore> {
+    pub store: S,
+    pub policy: Policy,
+    pub config: CommitterConfig,
+    pub cluster: ClusterConfig,
+    pub shared: Arc<crate::shared::status::Shared>,
+    ids: IdBlock,
+    last_at: Timestamp,
+    last_scan: Instant,
+}
+
+impl<S: TxnStore> ClusterWriter<S> {
+    pub fn new(
+        store: S,
+        policy: Policy,
+        config: CommitterConfig,
+        cluster: ClusterConfig,
+        shared: Arc<crate::shared::status::Shared>,
+    ) -> Self {
+        ClusterWriter {
+            store,
+            policy,
+            config,
+            cluster: ClusterConfig {
+                shard: cluster.shard % JOURNAL_SHARDS,
+            },
+            shared,
+            ids: IdBlock { next: 0, end: 0 },
+            last_at: Timestamp::default(),
+            last_scan: Instant::now() - EXPIRY_SCAN_EVERY,
+        }
+    }
+
+    pub fn run(mut self, jobs: Receiver<Job>) {
+        let max = self.config.batch_size_max.min(TXN_COMMANDS_MAX * 8);
+        loop {
+            let first = match jobs.recv_timeout(Duration::from_millis(100)) {
+                Ok(j) => Some(j),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            let mut batch: Vec<Job> = first.into_iter().collect();
+            if !batch.is_empty() {
+                batch.extend(jobs.try_iter().take(max - 1));
+            }
+            let mut items = self.expired_holds();
+            let internal = items.len();
+            if batch.is_empty() && internal == 0 {
+                continue;
+            }
+            let (batch, replies): (Vec<Item>, Vec<_>) = batch
+                .into_iter()
+                .map(|j| {
+                    (
+                        Item {
+                            cmd: j.cmd,
+                            pricing: j.pricing,
+                        },
+                        j.reply,
+                    )
+                })
+                .unzip();
+            items.extend(batch);
+            let outcomes = self.execute(&items);
+            let mut replies = replies.into_iter();
+            for (i, outcome) in outcomes.into_iter().enumerate() {
+                if i < internal {
+                    if let Outcome::Failed(e) = outcome {
+                        tracing::warn!(command = ?items[i].cmd, error = %e, "hold timeout not applied");
+                    }
+                    continue;
+                }
+                let Some(reply) = replies.next() else { break };
+                let answer = match outcome {
+                    Outcome::New(tx) => Ok(Receipt {
+                        tx: Arc::new(*tx),
+                        replayed: false,
+                    }),
+                    Outcome::Replay(tx) => Ok(Receipt {
+                        tx: Arc::new(*tx),
+                        replayed: true,
+                    }),
+                    Outcome::Failed(e) => Err(unshare(e)),
+                };
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    /// Void commands for holds past their timeout, at most once per scan interval. Every
+    /// process scans; two voiding the same hold conflict, and the loser replays.
+    pub(super) fn expired_holds(&mut self) -> Vec<Item> {
+        if self.last_scan.elapsed() < EXPIRY_SCAN_EVERY {
+            return Vec::new();
+        }
+        self.last_scan = Instant::now();
+        let now = Timestamp::now();
+        let end = keys::hold_timeout(Timestamp(now.0.saturating_add(1)), TxId(0));
+        let rows = match self.store.snapshot().and_then(|s| {
+            s.range(
+                &[keys::HOLD_TIMEOUT],
+                &end,
+                self.config.hold_expiries_per_batch_max,
+                false,
+            )
+        }) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "hold timeout scan failed");
+                return Vec::new();
+            }
+        };
+        rows.iter()
+            .filter_map(|(k, _)| keys::parse_hold_timeout(k))
+            .map(|hold| Item {
+                cmd: Command::Void {
+                    key: IdemKey {
+                        scope: Scope::System,
+                        reference: format!("hold-timeout/{hold}"),
+                    },
+                    hold,
+                },
+                pricing: None,
+            })
+            .collect()
+    }
+
+    /// Runs `items` in as many transactions as their size needs; outcomes in item order.
+    pub(super) fn execute(&mut self, items: &[Item]) -> Vec<Outcome> {
+        let mut out = Vec::with_capacity(items.len());
+        while out.len() < items.len() {
+            let start = out.len();
+            let end = (start + TXN_COMMANDS_MAX).min(items.len());
+            out.extend(self.run_isolated(&items[start..end]));
+        }
+        out
+    }
+
+    /// Runs a prefix of `items` (as much as fits one transaction) and returns its outcomes.
+    /// A transaction that keeps conflicting is split in halves, down to one command, so a
+    /// contended command never fails its batch-mates.
+    pub(super) fn run_isolated(&mut self, items: &[Item]) -> Vec<Outcome> {
+        let attempts = if items.len() == 1 {
+            ATTEMPTS_ALONE
+        } else {
+            ATTEMPTS_SHARED
+        };
+        match self.run_transaction(items, attempts) {
+            Ok(outcomes) => outcomes,
+            Err(LedgerError::Storage(StoreError::Conflict(why))) if items.len() > 1 => {
+                tracing::debug!(commands = items.len(), %why, "batch conflicted; splitting");
+                let half = items.len() / 2;
+                let mut out = self.run_isolated(&items[..half]);
+                let mut rest = out.len();
+                while rest < items.len() {
+                    let more = self.run_isolated(&items[rest..]);
+                    rest += more.len();
+                    out.extend(more);
+                }
+                out
+            }
+            Err(e) => {
+                // Nothing was written, or (after `commit_unknown_result` ran out of attempts)
+                // it may have been: either way a retry with the same key is safe.
+                let e = Arc::new(match e {
+                    LedgerError::Storage(StoreError::Conflict(why)) => {
+                        LedgerError::Contended { why }
+                    }
+                    other => other,
+                });
+                vec![Outcome::Failed(e); items.len()]
+            }
+        }
+    }
+
+    /// One transaction over a prefix of `items`; returns the outcomes of the prefix it took.
+    pub(super) fn run_transaction(
+        &mut self,
+        items: &[Item],
+        attempts: u32,
+    ) -> Result<Vec<Outcome>, LedgerError> {
+        let started = Instant::now();
+        if self.ids.end - self.ids.next < u64::from(attempts) {
+            self.ids = self.reserve_ids()?;
+        }
+        let at = Timestamp::now().max(self.last_at);
+        let policy = self.policy;
+        let shard = self.cluster.shard;
+        let ids = &mut self.ids;
+        let (_, (decided, seq, txs)) = self.store.transact(attempts, &mut |txn| {
+            let seq = ids.next;
+            ids.next += 1;
+            let mut chunk = Chunk::new(txn, policy, seq, at);
+            chunk.prefetch(items)?;
+            let mut decided = Vec::with_capacity(items.len());
+            for item in items {
+                if chunk.writes.bytes >= TXN_BYTES_TARGET && !decided.is_empty() {
+                    break;
+                }
+                decided.push(chunk.process(item));
+            }
+            let (writes, txs) = chunk.finish(shard);
+            Ok::<_, LedgerError>((writes, (decided, seq, txs)))
+        })?;
+        self.last_at = at;
+        if !txs.is_empty() {
+            self.shared.committed(seq, txs.len(), started.elapsed());
+        }
+        let mut txs: Vec<Option<Transaction>> = txs.into_iter().map(Some).collect();
+        Ok(decided
+            .into_iter()
+            .map(|d| match d {
+                Decided::New(i) => Outcome::New(Box::new(
+                    txs[i]
+                        .take()
+                        .expect("each new transaction answers one command"),
+                )),
+                Decided::Replay(tx) => Outcome::Replay(tx),
+                Decided::Failed(e) => Outcome::Failed(e),
+            })
+            .collect())
+    }
+
+    /// Reserves the next block of batch sequence numbers (a small transaction on one key).
+    pub(super) fn reserve_ids(&self) -> Result<IdBlock, LedgerError> {
+        let (_, next) = self.store.transact(ATTEMPTS_ALONE, &mut |txn| {
+            let next = match txn.get(&keys::id_blocks())? {
+                Some(v) => u64::from_be_bytes(
+                    v.as_slice()
+                        .try_into()
+                        .map_err(|_| LedgerError::Corrupt("id block counter".into()))?,
+                ),
+                None => 1,
+            };
+            let mut w = WriteSet::default();
+            w.set(&keys::id_blocks(), &(next + ID_BLOCK).to_be_bytes());
+            Ok::<_, LedgerError>((w, next))
+        })?;
+        Ok(IdBlock {
+            next,
+            end: next + ID_BLOCK,
+        })
+    }
+}
+
+pub(super) fn unshare(e: Arc<LedgerError>) -> LedgerError {
+    Arc::unwrap_or_clone(e)
+}

@@ -1,0 +1,296 @@
+//! The posting builder: accumulates the legs, lot changes and member lines of one transaction
+//! while a rule decides it, on working copies of the members it touches (the state itself is
+//! not changed). Lots are consumed soonest-expiry first; burn reversals restore the lots the
+//! burn drew on.
+
+use crate::core::model::{
+    Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
+};
+use crate::core::rejection::Rejection;
+use crate::core::state::{apply_lot, held_change, MemberState, State};
+use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
+use rust_decimal::Decimal;
+
+/// Accumulates the legs of one transaction while `decide` builds it.
+pub(crate) struct Builder<'a> {
+    state: &'a State,
+    tx: Transaction,
+    /// Working copies of the members this transaction touches.
+    touched: Vec<(MemberId, MemberState)>,
+}
+
+impl<'a> Builder<'a> {
+    pub(crate) fn new(
+        state: &'a State,
+        key: IdemKey,
+        digest: Digest,
+        id: TxId,
+        at: Timestamp,
+    ) -> Builder<'a> {
+        Builder {
+            state,
+            tx: Transaction {
+                id,
+                at,
+                key,
+                digest,
+                kind: TxKind::Enrolled {
+                    member: MemberId(0),
+                },
+                postings: Vec::new(),
+                lots: Vec::new(),
+                member_balances: Vec::new(),
+                pricing: None,
+            },
+            touched: Vec::new(),
+        }
+    }
+
+    pub(crate) fn member(&mut self, m: MemberId) -> &mut MemberState {
+        let i = match self.touched.iter().position(|(id, _)| *id == m) {
+            Some(i) => i,
+            None => {
+                let s = self.state.members.get(&m).cloned().unwrap_or_default();
+                self.touched.push((m, s));
+                self.touched.len() - 1
+            }
+        };
+        &mut self.touched[i].1
+    }
+
+    /// When the transaction commits.
+    pub(crate) fn at(&self) -> Timestamp {
+        self.tx.at
+    }
+
+    pub(crate) fn touch(&mut self, m: MemberId) {
+        self.member(m);
+    }
+
+    pub(crate) fn points(&mut self, account: AccountId, p: Points) {
+        self.tx.postings.push(Posting {
+            account,
+            amount: Amount::Points(p),
+        });
+    }
+
+    /// Credits `p` points from `source` to member `m`, in a new lot.
+    pub(crate) fn credit(
+        &mut self,
+        m: MemberId,
+        source: AccountId,
+        p: Points,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), Rejection> {
+        if p.0 == 0 {
+            return Ok(());
+        }
+        let lot = LotId {
+            tx: self.tx.id,
+            n: self.tx.lots.len() as u16,
+        };
+        self.add_to_member(m, p, lot, expires_at)?;
+        self.points(source, Points(-p.0));
+        self.points(AccountId::Member(m), p);
+        Ok(())
+    }
+
+    /// Adds points to a member: what is above zero goes into lot `lot`.
+    pub(crate) fn add_to_member(
+        &mut self,
+        m: MemberId,
+        p: Points,
+        lot: LotId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), Rejection> {
+        let s = self.member(m);
+        let before = s.posted.0;
+        let after = before
+            .checked_add(p.0)
+            .ok_or(Rejection::BalanceOverflow { member: m })?;
+        s.posted = Points(after);
+        let into_lot = after.max(0) - before.max(0);
+        if into_lot > 0 {
+            let change = LotChange {
+                member: m,
+                lot,
+                expires_at,
+                delta: Points(into_lot),
+            };
+            apply_lot(s, &change);
+            self.tx.lots.push(change);
+        }
+        Ok(())
+    }
+
+    /// Takes `p` points from member `m` to `dest`, consuming lots oldest-expiry first.
+    pub(crate) fn debit(
+        &mut self,
+        m: MemberId,
+        dest: AccountId,
+        p: Points,
+    ) -> Result<Vec<LotChange>, Rejection> {
+        let taken = self.take(m, p, None);
+        self.points(AccountId::Member(m), Points(-p.0));
+        self.points(dest, p);
+        Ok(taken)
+    }
+
+    /// Removes `p` points from member `m`'s posted balance and lots; `first` is drained first.
+    pub(crate) fn take(&mut self, m: MemberId, p: Points, first: Option<LotId>) -> Vec<LotChange> {
+        let s = self.member(m);
+        let from_lots = s.posted.0.max(0) - (s.posted.0 - p.0).max(0);
+        s.posted.0 -= p.0;
+        let mut need = from_lots;
+        let mut changes = Vec::new();
+        let order: Vec<usize> = {
+            let mut idx: Vec<usize> = (0..s.lots.len()).collect();
+            if let Some(f) = first {
+                idx.sort_by_key(|&i| s.lots[i].id != f);
+            }
+            idx
+        };
+        for i in order {
+            if need == 0 {
+                break;
+            }
+            let l = s.lots[i];
+            let n = need.min(l.remaining.0);
+            need -= n;
+            changes.push(LotChange {
+                member: m,
+                lot: l.id,
+                expires_at: l.expires_at,
+                delta: Points(-n),
+            });
+        }
+        debug_assert_eq!(need, 0, "lots must cover the positive balance");
+        for c in &changes {
+            apply_lot(s, c);
+        }
+        self.tx.lots.extend_from_slice(&changes);
+        changes
+    }
+
+    pub(crate) fn take_for_reversal(
+        &mut self,
+        m: MemberId,
+        own_lot: LotId,
+        dest: AccountId,
+        p: Points,
+    ) -> Result<(), Rejection> {
+        if p.0 == 0 {
+            return Ok(());
+        }
+        self.take(m, p, Some(own_lot));
+        self.points(AccountId::Member(m), Points(-p.0));
+        self.points(dest, p);
+        Ok(())
+    }
+
+    /// Gives back `n` points of burn `orig` to the lots it consumed, newest consumption first,
+    /// skipping the `already` points earlier reversals restored.
+    pub(crate) fn restore(
+        &mut self,
+        m: MemberId,
+        source: AccountId,
+        orig: &Transaction,
+        already: Points,
+        n: Points,
+    ) -> Result<(), Rejection> {
+        let consumed: Vec<LotChange> = orig
+            .lots
+            .iter()
+            .filter(|c| c.member == m && c.delta.0 < 0)
+            .copied()
+            .collect();
+        let mut skip = already.0;
+        let mut need = n.0;
+        let mut restored = 0;
+        for c in consumed.iter().rev() {
+            let mut avail = -c.delta.0;
+            let s = avail.min(skip);
+            skip -= s;
+            avail -= s;
+            let give = avail.min(need);
+            if give > 0 {
+                self.add_to_member(m, Points(give), c.lot, c.expires_at)?;
+                need -= give;
+                restored += give;
+            }
+        }
+        if need > 0 {
+            // The burn drew on points above its lots (a negative balance); credit the rest.
+            let lot = LotId {
+                tx: self.tx.id,
+                n: 0,
+            };
+            self.add_to_member(m, Points(need), lot, None)?;
+            restored += need;
+        }
+        self.points(source, Points(-restored));
+        self.points(AccountId::Member(m), Points(restored));
+        Ok(())
+    }
+
+    pub(crate) fn transfer(
+        &mut self,
+        from: MemberId,
+        to: MemberId,
+        p: Points,
+    ) -> Result<(), Rejection> {
+        let taken = self.take(from, p, None);
+        self.points(AccountId::Member(from), Points(-p.0));
+        self.points(AccountId::Member(to), p);
+        for (n, c) in taken.iter().enumerate() {
+            let lot = LotId {
+                tx: self.tx.id,
+                n: n as u16,
+            };
+            self.add_to_member(to, Points(-c.delta.0), lot, c.expires_at)?;
+        }
+        Ok(())
+    }
+
+    /// The money legs for `points` priced at `price` per point: `debit` gets `+value`.
+    pub(crate) fn money(
+        &mut self,
+        debit: AccountId,
+        credit: AccountId,
+        points: Points,
+        price: Money,
+    ) {
+        let value = price.amount * Decimal::from(points.0);
+        if value.is_zero() {
+            return;
+        }
+        self.tx.postings.push(Posting {
+            account: debit,
+            amount: Amount::Money(Money::new(value, price.currency)),
+        });
+        self.tx.postings.push(Posting {
+            account: credit,
+            amount: Amount::Money(Money::new(-value, price.currency)),
+        });
+    }
+
+    pub(crate) fn finish(mut self, kind: TxKind) -> Transaction {
+        let held = held_change(&kind);
+        if let Some((m, delta)) = held {
+            self.member(m).held.0 += delta;
+        }
+        self.tx.kind = kind;
+        self.tx.member_balances = self
+            .touched
+            .iter()
+            .map(|(m, s)| MemberAfter {
+                member: *m,
+                posted: s.posted,
+                held: s.held,
+                prev: s.last,
+            })
+            .collect();
+        debug_assert_eq!(self.tx.imbalance(), (0, vec![]), "transactions balance");
+        self.tx
+    }
+}

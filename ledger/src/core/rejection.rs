@@ -1,0 +1,151 @@
+//! Why the posting rules refuse a command: one variant per cause, each carrying what a caller
+//! needs to act on it. The ledger is unchanged when a command is rejected.
+
+use crate::core::types::{MemberId, PartnerId, Points, TxId};
+
+/// A business-rule refusal. The ledger is unchanged when a command is rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    /// The points of a command are zero or negative.
+    #[error("points must be positive, got {}", .points.0)]
+    PointsNotPositive {
+        /// As asked.
+        points: Points,
+    },
+    /// The points of a command are above the programme's per-command limit.
+    #[error("points {} above the per-command limit {}", .points.0, .max.0)]
+    PointsAboveLimit {
+        /// As asked.
+        points: Points,
+        /// The limit.
+        max: Points,
+    },
+    /// An earn's bonus is negative or above the per-command limit.
+    #[error("bonus {} must be 0 to {}", .bonus.0, .max.0)]
+    BonusOutOfRange {
+        /// As asked.
+        bonus: Points,
+        /// The limit.
+        max: Points,
+    },
+    /// An adjustment is zero or beyond the per-command limit in either direction.
+    #[error("adjustment {} must be non-zero and within ±{}", .points.0, .max.0)]
+    AdjustmentOutOfRange {
+        /// As asked.
+        points: Points,
+        /// The limit either way.
+        max: Points,
+    },
+    /// The command would take a member's posted points past what an `i64` holds.
+    #[error("member {}'s balance would overflow", .member.0)]
+    BalanceOverflow {
+        /// The member.
+        member: MemberId,
+    },
+    /// A contract price is negative.
+    #[error("contract prices must not be negative")]
+    NegativePrice,
+    /// A contract price has more decimal places than the ledger keeps.
+    #[error("contract prices allow at most {scale_max} decimal places")]
+    PriceTooPrecise {
+        /// Decimal places kept.
+        scale_max: u32,
+    },
+    /// A hold's timeout is zero or above the programme's maximum.
+    #[error("hold timeout {timeout_ms} ms must be 1 to {max_ms} ms")]
+    HoldTimeoutOutOfRange {
+        /// As asked.
+        timeout_ms: u32,
+        /// The programme's maximum.
+        max_ms: u32,
+    },
+    /// A transfer names the same member on both sides.
+    #[error("a transfer needs two different members")]
+    TransferToSelf,
+    /// An adjustment's reason is empty or too long.
+    #[error("an adjustment needs a reason of 1 to {len_max} bytes")]
+    AdjustmentReason {
+        /// Longest reason.
+        len_max: usize,
+    },
+    /// An adjustment names no operator, or one too long.
+    #[error("an adjustment needs an operator name of 1 to {len_max} bytes")]
+    AdjustmentOperator {
+        /// Longest name.
+        len_max: usize,
+    },
+    /// The idempotency reference is empty or too long.
+    #[error("reference must be 1 to {len_max} bytes")]
+    ReferenceLength {
+        /// Longest reference.
+        len_max: usize,
+    },
+    /// The command is an operator's and its key is not.
+    #[error("this command needs an operator key")]
+    NeedsOperator,
+    /// The key's scope cannot act for this partner.
+    #[error("this key cannot act for partner {}", .partner.0)]
+    ScopeMismatch {
+        /// The partner the command names.
+        partner: PartnerId,
+    },
+    /// No such member.
+    #[error("unknown member {}", .0 .0)]
+    UnknownMember(MemberId),
+    /// The member is already enrolled.
+    #[error("member {} is already enrolled", .0 .0)]
+    MemberExists(MemberId),
+    /// No contract for this partner.
+    #[error("unknown partner {}", .0 .0)]
+    UnknownPartner(PartnerId),
+    /// No such transaction visible to the caller.
+    #[error("unknown transaction {0}")]
+    UnknownTransaction(TxId),
+    /// The member's available points do not cover the request.
+    #[error("insufficient points: {available} available, {requested} requested")]
+    InsufficientPoints {
+        /// Posted minus held.
+        available: Points,
+        /// Asked for.
+        requested: Points,
+    },
+    /// The hold was already captured, voided or expired.
+    #[error("hold {hold} is no longer open")]
+    HoldNotOpen {
+        /// The hold.
+        hold: TxId,
+    },
+    /// A capture asked for more than the hold reserved.
+    #[error("capture of {requested} exceeds hold of {held}")]
+    CaptureExceedsHold {
+        /// Reserved.
+        held: Points,
+        /// Asked for.
+        requested: Points,
+    },
+    /// The transaction cannot be reversed (it is not an earn or a burn).
+    #[error("transaction {0} is not an earn or a burn and cannot be reversed")]
+    NotReversible(TxId),
+    /// A reversal asked for more than remains of the original.
+    #[error("reversal of {requested} exceeds the {remaining} left to reverse")]
+    ReversalExceedsOriginal {
+        /// Not yet reversed.
+        remaining: Points,
+        /// Asked for.
+        requested: Points,
+    },
+    /// Reversing the earn would take the member below zero and the policy forbids it.
+    #[error(
+        "reversal needs {shortfall} the member no longer has, and the clawback policy rejects it"
+    )]
+    ClawbackRejected {
+        /// Points the member is short.
+        shortfall: Points,
+    },
+    /// The idempotency key was used before for a different command.
+    #[error("idempotency key already used for a different command (transaction {original})")]
+    IdempotencyConflict {
+        /// The transaction the key belongs to.
+        original: TxId,
+    },
+}

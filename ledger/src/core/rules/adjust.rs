@@ -1,0 +1,54 @@
+//! Operator adjustments: a correction in either direction, each with a reason and an operator.
+
+use super::require_operator;
+use crate::core::builder::Builder;
+use crate::core::model::{IdemKey, TxKind};
+use crate::core::rejection::Rejection;
+use crate::core::state::State;
+use crate::core::types::{AccountId, MemberId, Points};
+
+/// Longest adjustment reason, in bytes.
+pub const REASON_LEN_MAX: usize = 500;
+/// Longest operator name on an adjustment, in bytes.
+pub const OPERATOR_LEN_MAX: usize = 128;
+
+pub(super) fn adjust(
+    s: &State,
+    b: &mut Builder<'_>,
+    key: &IdemKey,
+    member: MemberId,
+    points: Points,
+    reason: &str,
+    operator: &str,
+) -> Result<TxKind, Rejection> {
+    require_operator(key)?;
+    // `unsigned_abs`: `i64::MIN.abs()` would overflow.
+    let max = Points(s.policy.points_per_command_max);
+    if points.0 == 0 || points.0.unsigned_abs() > max.0.unsigned_abs() {
+        return Err(Rejection::AdjustmentOutOfRange { points, max });
+    }
+    if reason.trim().is_empty() || reason.len() > REASON_LEN_MAX {
+        return Err(Rejection::AdjustmentReason {
+            len_max: REASON_LEN_MAX,
+        });
+    }
+    if operator.trim().is_empty() || operator.len() > OPERATOR_LEN_MAX {
+        return Err(Rejection::AdjustmentOperator {
+            len_max: OPERATOR_LEN_MAX,
+        });
+    }
+    if points.0 > 0 {
+        s.require_member(member)?;
+        b.credit(member, AccountId::Adjustments, points, None)?;
+    } else {
+        let take = Points(-points.0);
+        s.require_available(member, take)?;
+        b.debit(member, AccountId::Adjustments, take)?;
+    }
+    Ok(TxKind::Adjust {
+        member,
+        points,
+        reason: reason.to_string(),
+        operator: operator.to_string(),
+    })
+}

@@ -1,0 +1,157 @@
+//! The posting rules, one file per command: each checks its command against the [`State`] and
+//! names the legs of the transaction it commits, in a [`Builder`]. Nothing here changes the
+//! state; [`State::apply`] does, by the recorded effects.
+//!
+//! Each way a command can be refused is its own [`Rejection`] variant, checked in a fixed order,
+//! one check a line.
+
+mod adjust;
+mod contract;
+mod earn;
+mod hold;
+mod reversal;
+mod transfer;
+
+use crate::core::builder::Builder;
+use crate::core::model::{Command, Digest, IdemKey, Scope, Transaction};
+use crate::core::rejection::Rejection;
+use crate::core::state::{History, HoldState, MemberState, State};
+use crate::core::types::{Contract, MemberId, PartnerId, Points, Timestamp, TxId};
+
+/// Why `decide` did not produce a transaction.
+#[derive(Debug)]
+pub enum DecideError<E> {
+    /// The command breaks a rule.
+    Rejected(Rejection),
+    /// The engine could not look something up in its [`History`].
+    Failed(E),
+}
+
+impl<E> From<Rejection> for DecideError<E> {
+    fn from(r: Rejection) -> Self {
+        DecideError::Rejected(r)
+    }
+}
+
+impl State {
+    /// Checks `cmd` and builds the transaction it commits as `id` at `at`. Changes nothing.
+    pub fn decide<H: History + ?Sized>(
+        &self,
+        cmd: &Command,
+        digest: Digest,
+        id: TxId,
+        at: Timestamp,
+        history: &H,
+    ) -> Result<Transaction, DecideError<H::Error>> {
+        let mut b = Builder::new(self, cmd.key().clone(), digest, id, at);
+        let kind = match cmd {
+            Command::SetContract { key, contract } => contract::set(key, contract)?,
+            Command::Enrol { member, .. } => contract::enrol(self, &mut b, *member)?,
+            Command::Earn {
+                key,
+                member,
+                partner,
+                points,
+                bonus,
+            } => earn::earn(self, &mut b, key, *member, *partner, *points, *bonus)?,
+            Command::Burn {
+                key,
+                member,
+                partner,
+                points,
+            } => earn::burn(self, &mut b, key, *member, *partner, *points)?,
+            Command::Hold {
+                key,
+                member,
+                partner,
+                points,
+                timeout_ms,
+            } => hold::hold(self, &mut b, key, *member, *partner, *points, *timeout_ms)?,
+            Command::Capture { key, hold, points } => {
+                hold::capture(self, &mut b, key, *hold, *points)?
+            }
+            Command::Void { key, hold } => hold::void(self, &mut b, key, *hold)?,
+            Command::Reverse {
+                key,
+                original,
+                points,
+            } => reversal::reverse(self, &mut b, key, *original, *points, history)?,
+            Command::Transfer {
+                from, to, points, ..
+            } => transfer::transfer(self, &mut b, *from, *to, *points)?,
+            Command::Adjust {
+                key,
+                member,
+                points,
+                reason,
+                operator,
+            } => adjust::adjust(self, &mut b, key, *member, *points, reason, operator)?,
+        };
+        Ok(b.finish(kind))
+    }
+
+    /// Points of one command: positive and within the programme's per-command limit.
+    fn check_points(&self, points: Points) -> Result<(), Rejection> {
+        if points.0 <= 0 {
+            return Err(Rejection::PointsNotPositive { points });
+        }
+        if points.0 > self.policy.points_per_command_max {
+            return Err(Rejection::PointsAboveLimit {
+                points,
+                max: Points(self.policy.points_per_command_max),
+            });
+        }
+        Ok(())
+    }
+
+    fn contract(&self, p: PartnerId) -> Result<&Contract, Rejection> {
+        self.contracts.get(&p).ok_or(Rejection::UnknownPartner(p))
+    }
+
+    fn require_member(&self, m: MemberId) -> Result<&MemberState, Rejection> {
+        self.members.get(&m).ok_or(Rejection::UnknownMember(m))
+    }
+
+    fn require_available(&self, m: MemberId, p: Points) -> Result<(), Rejection> {
+        let s = self.require_member(m)?;
+        if s.available() < p {
+            return Err(Rejection::InsufficientPoints {
+                available: s.available(),
+                requested: p,
+            });
+        }
+        Ok(())
+    }
+
+    fn open_hold(&self, key: &IdemKey, hold: TxId) -> Result<HoldState, Rejection> {
+        let h = self
+            .holds
+            .get(&hold)
+            .ok_or(Rejection::HoldNotOpen { hold })?;
+        visible_to(key, h.partner, hold)?;
+        Ok(*h)
+    }
+}
+
+fn require_operator(key: &IdemKey) -> Result<(), Rejection> {
+    match key.scope {
+        Scope::Operator => Ok(()),
+        _ => Err(Rejection::NeedsOperator),
+    }
+}
+
+fn require_partner(key: &IdemKey, partner: PartnerId) -> Result<(), Rejection> {
+    match key.scope {
+        Scope::Partner(p) if p == partner => Ok(()),
+        Scope::Operator => Ok(()),
+        _ => Err(Rejection::ScopeMismatch { partner }),
+    }
+}
+
+/// A partner sees only its own transactions; others answer as unknown.
+fn visible_to(key: &IdemKey, owner: PartnerId, id: TxId) -> Result<(), Rejection> {
+    match key.scope {
+        Scope::Partner(p) if p != owner => Err(Rejection::UnknownTransaction(id)),
+        _ => Ok(()),
+    }
+}

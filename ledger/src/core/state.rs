@@ -1,0 +1,307 @@
+//! The working state of the posting engine, and the one way it changes.
+//!
+//! [`State::decide`] (in [`rules`](crate::core::rules)) checks a command against the state and
+//! builds the [`Transaction`] it would commit, without changing anything. [`State::apply`]
+//! changes the state by a transaction's recorded effects. The writer calls both; restart replay
+//! and the audit call only `apply`, so there is one way state changes.
+
+use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
+use crate::core::types::{
+    AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
+};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// An expiry lot: points earned together that expire together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lot {
+    /// Identity.
+    pub id: LotId,
+    /// Expiry; `None` never expires.
+    pub expires_at: Option<Timestamp>,
+    /// Points left in the lot.
+    pub remaining: Points,
+}
+
+impl Lot {
+    /// Lots are consumed in this order: soonest expiry first, never-expiring last.
+    pub(crate) fn order(&self) -> (bool, Timestamp, LotId) {
+        (
+            self.expires_at.is_none(),
+            self.expires_at.unwrap_or_default(),
+            self.id,
+        )
+    }
+}
+
+/// A member's working state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemberState {
+    /// Sum of the member's postings.
+    pub posted: Points,
+    /// Sum of the member's open holds.
+    pub held: Points,
+    /// Open lots in consumption order; they sum to `max(posted, 0)`.
+    pub lots: Vec<Lot>,
+    /// The member's latest transaction: the head of its chain through the journal.
+    pub last: Option<TxId>,
+}
+
+impl MemberState {
+    /// Posted minus held: what a burn, hold or transfer may take.
+    pub fn available(&self) -> Points {
+        Points(self.posted.0 - self.held.0)
+    }
+}
+
+/// An open hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldState {
+    /// Member whose points are held.
+    pub member: MemberId,
+    /// Holding partner.
+    pub partner: PartnerId,
+    /// Points reserved.
+    pub points: Points,
+    /// When it voids itself.
+    pub expires_at: Timestamp,
+}
+
+/// An account's balance per asset.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Balance {
+    /// Points.
+    pub points: Points,
+    /// Money per currency.
+    pub money: Vec<(Currency, Decimal)>,
+}
+
+impl Balance {
+    /// Adds one leg's amount.
+    pub fn add(&mut self, amount: Amount) {
+        match amount {
+            Amount::Points(p) => self.points.0 += p.0,
+            Amount::Money(m) => match self.money.iter_mut().find(|(c, _)| *c == m.currency) {
+                Some((_, v)) => *v += m.amount,
+                None => self.money.push((m.currency, m.amount)),
+            },
+        }
+    }
+}
+
+/// What a reversal of an earn or burn may still undo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Reversed {
+    /// Partner-issued (earn) or burned points already reversed.
+    pub points: Points,
+    /// Bonus points already reversed (earns only).
+    pub bonus: Points,
+}
+
+/// The maps of the working state: foldhash, seeded per process (so member ids chosen by a
+/// partner cannot be picked to collide), and cheaper than the standard SipHash on the hot path.
+pub type Map<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The whole working state of the ledger. Owned by the single writer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct State {
+    /// Enrolled members.
+    pub members: Map<MemberId, MemberState>,
+    /// Balances of every account except members' (whose posted points live in `members`).
+    pub accounts: Map<AccountId, Balance>,
+    /// Partner contracts.
+    pub contracts: Map<PartnerId, Contract>,
+    /// Open holds.
+    pub holds: Map<TxId, HoldState>,
+    /// Open holds by timeout.
+    pub hold_timeouts: BTreeSet<(Timestamp, TxId)>,
+    /// Amounts reversed so far, per original earn or burn.
+    pub reversed: Map<TxId, Reversed>,
+    /// Programme settings.
+    pub policy: Policy,
+}
+
+/// Where the engine reads transactions it no longer holds in memory (the journal, on the
+/// write paths). The core does not know what can go wrong there: `Error` is the reader's.
+pub trait History {
+    /// Why a lookup failed.
+    type Error;
+    /// The committed transaction `id`, if any.
+    fn transaction(&self, id: TxId) -> Result<Option<Transaction>, Self::Error>;
+}
+
+impl State {
+    /// An empty ledger under `policy`.
+    pub fn new(policy: Policy) -> State {
+        State {
+            policy,
+            ..State::default()
+        }
+    }
+
+    /// A member's state, if enrolled.
+    pub fn member(&self, m: MemberId) -> Option<&MemberState> {
+        self.members.get(&m)
+    }
+
+    /// Changes the state by the recorded effects of `tx`: the only way the state changes (the
+    /// writer, recovery and the audit all come through here, or through its two halves).
+    ///
+    /// Panics if the effects contradict the state (a lot consumed that does not exist): that is
+    /// a broken invariant, and continuing would corrupt the ledger.
+    pub fn apply(&mut self, tx: &Transaction) {
+        self.apply_to_members(tx, |_| true);
+        self.apply_to_rest(tx);
+    }
+
+    /// Applies what `tx` does to the members `include` accepts: their posted points, held
+    /// points and lots. Everything it needs is in the transaction itself, so recovery can
+    /// bring a stored member forward from its own checkpoint without the rest of the state.
+    pub fn apply_to_members(&mut self, tx: &Transaction, include: impl Fn(MemberId) -> bool) {
+        for p in &tx.postings {
+            if let (AccountId::Member(m), Amount::Points(x)) = (p.account, p.amount) {
+                if include(m) {
+                    self.members.entry(m).or_default().posted.0 += x.0;
+                }
+            }
+        }
+        for c in tx.lots.iter().filter(|c| include(c.member)) {
+            apply_lot(self.members.entry(c.member).or_default(), c);
+        }
+        if let Some((m, delta)) = held_change(&tx.kind).filter(|(m, _)| include(*m)) {
+            self.members.entry(m).or_default().held.0 += delta;
+        }
+        for m in tx.members().filter(|m| include(*m)) {
+            self.members.entry(m).or_default().last = Some(tx.id);
+        }
+    }
+
+    /// Applies what `tx` does to everything but members: other accounts, contracts, holds,
+    /// hold timeouts and reversal totals.
+    pub fn apply_to_rest(&mut self, tx: &Transaction) {
+        for p in &tx.postings {
+            if !p.account.is_member() {
+                self.accounts.entry(p.account).or_default().add(p.amount);
+            }
+        }
+        match &tx.kind {
+            TxKind::ContractSet(c) => {
+                self.contracts.insert(c.partner, c.clone());
+            }
+            TxKind::Hold {
+                member,
+                partner,
+                points,
+                expires_at,
+            } => {
+                self.holds.insert(
+                    tx.id,
+                    HoldState {
+                        member: *member,
+                        partner: *partner,
+                        points: *points,
+                        expires_at: *expires_at,
+                    },
+                );
+                self.hold_timeouts.insert((*expires_at, tx.id));
+            }
+            TxKind::Burn {
+                hold: Some(hold), ..
+            }
+            | TxKind::Void { hold, .. } => {
+                let h = self
+                    .holds
+                    .remove(hold)
+                    .expect("journal closes only open holds");
+                self.hold_timeouts.remove(&(h.expires_at, *hold));
+                // `apply_to_members` releases the points the closing transaction names.
+                debug_assert_eq!(
+                    Some((h.member, h.points)),
+                    match &tx.kind {
+                        TxKind::Void { member, points, .. } => Some((*member, *points)),
+                        TxKind::Burn {
+                            member,
+                            points,
+                            released,
+                            ..
+                        } => Some((*member, Points(points.0 + released.0))),
+                        _ => None,
+                    },
+                    "a closing transaction names its hold's member and points"
+                );
+            }
+            TxKind::Reversal {
+                original,
+                points,
+                bonus,
+                ..
+            } => {
+                let r = self.reversed.entry(*original).or_default();
+                r.points.0 += points.0;
+                r.bonus.0 += bonus.0;
+            }
+            _ => {}
+        }
+    }
+
+    /// Open holds whose timeout is at or before `now`, oldest first, at most `limit`.
+    pub fn expired_holds(&self, now: Timestamp, limit: usize) -> Vec<TxId> {
+        self.hold_timeouts
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(limit)
+            .map(|(_, id)| *id)
+            .collect()
+    }
+}
+
+/// How a transaction of kind `kind` changes a member's held points: the member and the change
+/// (an enrolment names its new member with no change).
+pub(crate) fn held_change(kind: &TxKind) -> Option<(MemberId, i64)> {
+    match kind {
+        TxKind::Enrolled { member } => Some((*member, 0)),
+        TxKind::Hold { member, points, .. } => Some((*member, points.0)),
+        TxKind::Burn {
+            member,
+            points,
+            hold: Some(_),
+            released,
+            ..
+        } => Some((*member, -(points.0 + released.0))),
+        TxKind::Void { member, points, .. } => Some((*member, -points.0)),
+        _ => None,
+    }
+}
+
+pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
+    match m.lots.iter().position(|l| l.id == c.lot) {
+        Some(i) => {
+            m.lots[i].remaining.0 += c.delta.0;
+            assert!(
+                m.lots[i].remaining.0 >= 0,
+                "lot {:?} of member {} went negative",
+                c.lot,
+                c.member.0
+            );
+            if m.lots[i].remaining.0 == 0 {
+                m.lots.remove(i);
+            }
+        }
+        None => {
+            assert!(
+                c.delta.0 > 0,
+                "journal consumes lot {:?} that member {} does not have",
+                c.lot,
+                c.member.0
+            );
+            let lot = Lot {
+                id: c.lot,
+                expires_at: c.expires_at,
+                remaining: c.delta,
+            };
+            let at = m.lots.partition_point(|l| l.order() < lot.order());
+            m.lots.insert(at, lot);
+        }
+    }
+}

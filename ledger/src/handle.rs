@@ -1,0 +1,264 @@
+//! The ledger handle: open (with recovery), submit commands, read balances and history.
+//!
+//! ```
+//! use ledger::*;
+//! use rust_decimal::Decimal;
+//! let dir = tempfile::tempdir().unwrap();
+//! let ledger = Ledger::open(store::EmbeddedStore::open(dir.path()).unwrap(), LedgerConfig::default()).unwrap();
+//! let airline = PartnerId(1);
+//! ledger.execute_blocking(Command::SetContract {
+//!     key: IdemKey::operator("contract-1"),
+//!     contract: Contract {
+//!         partner: airline,
+//!         currency: "EUR".parse().unwrap(),
+//!         issuance_price_per_point: Decimal::new(1, 2),
+//!         redemption_price_per_point: Decimal::new(8, 3),
+//!         points_validity_days: Some(730),
+//!     },
+//! }).unwrap();
+//! ledger.execute_blocking(Command::Enrol { key: IdemKey::operator("enrol-7"), member: MemberId(7) }).unwrap();
+//! let r = ledger.execute_blocking(Command::Earn {
+//!     key: IdemKey::partner(airline, "flight-LH123"),
+//!     member: MemberId(7), partner: airline, points: Points(1200), bonus: Points(0),
+//! }).unwrap();
+//! assert!(!r.replayed);
+//! assert_eq!(ledger.balance(MemberId(7)).unwrap().unwrap().available, Points(1200));
+//! ledger.shutdown();
+//! ```
+
+use crate::cluster::ClusterConfig;
+use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
+use crate::core::state::Balance;
+use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Timestamp, TxId};
+use crate::error::LedgerError;
+use crate::journal::find_transaction;
+use crate::reads::{
+    account_balance_as_of, system_account_balance, MemberBalance, PathReads, StatementPage,
+    STATEMENT_PAGE_MAX,
+};
+pub use crate::shared::open::LedgerConfig;
+use crate::shared::open::Started;
+use crate::shared::queue::{Job, Pending};
+use crate::shared::status::{LedgerStats, Shared};
+use crate::store::{Snapshot, Store, TxnStore};
+use crate::{codec, keys};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// The ledger: a running write path over a store, and its reads. The one-process path
+/// ([`crate::single`]) is a committer and a projector; the many-process path
+/// ([`crate::cluster`]) a writer whose every batch is a store transaction.
+pub struct Ledger<S: Store> {
+    store: S,
+    shared: Arc<Shared>,
+    jobs: Option<crossbeam_channel::Sender<Job>>,
+    threads: Vec<JoinHandle<()>>,
+    reads: Box<dyn PathReads<S>>,
+}
+
+impl<S: Store + Clone> Ledger<S> {
+    /// Opens the ledger on `store` on the one-process path: loads derived state, replays the
+    /// journal after it, and starts the committer and projector threads.
+    pub fn open(store: S, config: LedgerConfig) -> Result<Ledger<S>, LedgerError> {
+        let started = crate::single::open(&store, &config)?;
+        Ok(Ledger::started(store, started))
+    }
+
+    fn started(store: S, s: Started<S>) -> Ledger<S> {
+        Ledger {
+            store,
+            shared: s.shared,
+            jobs: Some(s.jobs),
+            threads: s.threads,
+            reads: s.reads,
+        }
+    }
+}
+
+impl<S: TxnStore + Clone> Ledger<S> {
+    /// Opens the ledger on the cluster path: one of many processes writing `store` at once.
+    /// Nothing is loaded into memory; every batch reads what it decides on inside a store
+    /// transaction. A store written by a single committer is refused, and vice versa.
+    pub fn open_cluster(
+        store: S,
+        config: LedgerConfig,
+        cluster: ClusterConfig,
+    ) -> Result<Ledger<S>, LedgerError> {
+        let started = crate::cluster::open(&store, &config, cluster)?;
+        Ok(Ledger::started(store, started))
+    }
+}
+
+impl<S: Store> Ledger<S> {
+    /// Queues `cmd`; fails at once with [`LedgerError::Overloaded`] when the queue is full.
+    pub fn submit(&self, cmd: Command) -> Result<Pending, LedgerError> {
+        self.submit_priced(cmd, None)
+    }
+
+    /// Queues `cmd` with the pricing it was converted under; the transaction records it and a
+    /// retry must repeat it to count as the same command.
+    pub fn submit_priced(
+        &self,
+        cmd: Command,
+        pricing: Option<Pricing>,
+    ) -> Result<Pending, LedgerError> {
+        self.shared.check()?;
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let jobs = self.jobs.as_ref().ok_or(LedgerError::ShuttingDown)?;
+        jobs.try_send(Job {
+            cmd,
+            pricing,
+            reply,
+        })
+        .map_err(|e| match e {
+            crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
+            crossbeam_channel::TrySendError::Disconnected(_) => self.stopped(),
+        })?;
+        Ok(answer)
+    }
+
+    /// Why the writer no longer answers: its failure, or a shutdown.
+    fn stopped(&self) -> LedgerError {
+        match self.shared.failure() {
+            Some(why) => LedgerError::Stopped { why },
+            None => LedgerError::ShuttingDown,
+        }
+    }
+
+    /// Submits `cmd` and waits for its durable receipt.
+    pub async fn execute(&self, cmd: Command) -> Result<Receipt, LedgerError> {
+        let pending = self.submit(cmd)?;
+        pending.await.map_err(|_| self.stopped())?
+    }
+
+    /// Submits `cmd` and blocks the thread until its durable receipt. Not for async contexts.
+    pub fn execute_blocking(&self, cmd: Command) -> Result<Receipt, LedgerError> {
+        let pending = self.submit(cmd)?;
+        pending.blocking_recv().map_err(|_| self.stopped())?
+    }
+
+    /// The last commit version the committer made durable.
+    pub fn committed_version(&self) -> u64 {
+        self.shared.committed_version()
+    }
+
+    /// Counters about the committer.
+    pub fn stats(&self) -> &LedgerStats {
+        &self.shared.stats
+    }
+
+    /// Waits until the derived state covers every commit made before this call, then returns a
+    /// snapshot that includes it. Reads built on it see their own writes. The audit runs on
+    /// one of these while the ledger keeps writing.
+    pub fn read_snapshot(&self) -> Result<S::Snapshot, LedgerError> {
+        self.reads.catch_up()?;
+        Ok(self.store.snapshot()?)
+    }
+
+    /// A member's posted, pending and available points; `None` if not enrolled.
+    pub fn balance(&self, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
+        self.reads.balance(&self.store, m)
+    }
+
+    /// Any account's current balance (members: posted points).
+    pub fn account_balance(&self, a: AccountId) -> Result<Balance, LedgerError> {
+        if let AccountId::Member(m) = a {
+            let posted = self.balance(m)?.map(|b| b.posted).unwrap_or_default();
+            return Ok(Balance {
+                points: posted,
+                money: vec![],
+            });
+        }
+        system_account_balance(&self.read_snapshot()?, a)
+    }
+
+    /// A page of member `m`'s statement, newest first: at most `limit` entries (1 to
+    /// [`STATEMENT_PAGE_MAX`]) older than transaction `before` (from the latest with `None`).
+    pub fn statement(
+        &self,
+        m: MemberId,
+        before: Option<TxId>,
+        limit: usize,
+    ) -> Result<StatementPage, LedgerError> {
+        let limit = limit.clamp(1, STATEMENT_PAGE_MAX);
+        self.reads.statement(&self.store, m, before, limit)
+    }
+
+    /// The committed transaction `id`, once its batch is durable.
+    pub fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
+        if !self.reads.is_durable(id) {
+            return Ok(None);
+        }
+        find_transaction(&self.store.snapshot()?, id)
+    }
+
+    /// The transaction an idempotency key produced, if any.
+    pub fn transaction_by_key(&self, key: &IdemKey) -> Result<Option<Transaction>, LedgerError> {
+        self.reads.transaction_by_key(&self.store, key)
+    }
+
+    /// Account `a`'s balance as of time `at` (every transaction committed at or before it).
+    pub fn balance_as_of(&self, a: AccountId, at: Timestamp) -> Result<Balance, LedgerError> {
+        if let AccountId::Member(m) = a {
+            return Ok(Balance {
+                points: self.reads.member_as_of(&self.store, m, at)?,
+                money: vec![],
+            });
+        }
+        account_balance_as_of(&self.read_snapshot()?, a, at)
+    }
+
+    /// Partner `p`'s contract, if one was set.
+    pub fn contract(&self, p: PartnerId) -> Result<Option<Contract>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        match snap.get(&keys::contract(p))? {
+            Some(v) => Ok(Some(codec::decode("contract record", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Why the ledger stopped accepting work, if it did (a storage failure stops the writer).
+    pub fn failure(&self) -> Option<String> {
+        self.shared.failure()
+    }
+
+    /// Commands waiting in the committer's queue.
+    pub fn queue_depth(&self) -> usize {
+        self.jobs.as_ref().map_or(0, |j| j.len())
+    }
+
+    /// A read-only handle on the store, for the audit and tools.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Stops accepting commands, lets the write path finish, and waits for it.
+    pub fn shutdown(mut self) {
+        self.stop();
+    }
+
+    /// Stops like [`Ledger::shutdown`], but leaves out the projector's shutdown writes (member
+    /// records still waiting), as a crash after the projector's last commit would. For tests
+    /// of recovery.
+    #[doc(hidden)]
+    pub fn stop_as_if_crashed(mut self) {
+        self.shared
+            .skip_shutdown_writes
+            .store(true, Ordering::Release);
+        self.stop();
+    }
+
+    fn stop(&mut self) {
+        self.jobs.take();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl<S: Store> Drop for Ledger<S> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,115 @@
+//! Recovery: the derived state as the projector last stored it, with its watermarks. The
+//! single path's open brings it forward with the journal after them (see `single::open`).
+
+use crate::codec::{self, MemberPage};
+use crate::core::model::Policy;
+use crate::core::state::{Balance, HoldState, Map, Reversed, State};
+use crate::core::types::{Contract, MemberId};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::store::Snapshot;
+
+/// A callback over one stored record.
+type RecordFn<'a> = dyn FnMut(&[u8], &[u8]) -> Result<(), LedgerError> + 'a;
+
+/// Derived state as stored, with its watermarks.
+pub(crate) struct Loaded {
+    /// Members as of their pages' batches; everything else as of `through`.
+    pub state: State,
+    /// The projector's watermark.
+    pub through: u64,
+    /// Every member page covers at least the batches through this one.
+    pub members_through: u64,
+    /// The batch each member's page covers.
+    pub member_stamps: Map<MemberId, u64>,
+}
+
+pub(crate) fn read_seq<Snap: Snapshot>(
+    snap: &Snap,
+    key: &[u8],
+    what: &str,
+) -> Result<u64, LedgerError> {
+    match snap.get(key)? {
+        Some(v) => Ok(u64::from_be_bytes(
+            v.as_slice()
+                .try_into()
+                .map_err(|_| LedgerError::Corrupt(what.into()))?,
+        )),
+        None => Ok(0),
+    }
+}
+
+/// Loads the derived state and its watermarks from a snapshot.
+pub(crate) fn load_state<Snap: Snapshot>(
+    snap: &Snap,
+    policy: Policy,
+) -> Result<Loaded, LedgerError> {
+    let mut state = State::new(policy);
+    let through = read_seq(snap, &keys::projected_through(), "watermark")?;
+    let members_through = read_seq(snap, &keys::members_through(), "member watermark")?;
+    let mut member_stamps = Map::default();
+    let mut failure: Option<LedgerError> = None;
+    let mut each = |tag: u8, f: &mut RecordFn<'_>| -> Result<(), LedgerError> {
+        snap.scan(&[tag], &[tag + 1], &mut |k, v| match f(k, v) {
+            Ok(()) => true,
+            Err(e) => {
+                failure = Some(e);
+                false
+            }
+        })?;
+        match failure.take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    };
+    each(keys::MEMBER_PAGE, &mut |k, v| {
+        let page = keys::parse_member_page(k)
+            .ok_or_else(|| LedgerError::Corrupt("member page key".into()))?;
+        let p: MemberPage = codec::decode("member page", v)?;
+        for (m, s) in p.members {
+            if keys::page_of(m) != page {
+                return Err(LedgerError::Corrupt(format!(
+                    "member page {page} holds member {}",
+                    m.0
+                )));
+            }
+            member_stamps.insert(m, p.through);
+            state.members.insert(m, s);
+        }
+        Ok(())
+    })?;
+    each(keys::BALANCE, &mut |k, v| {
+        let (a, _) = keys::parse_account(&k[1..])
+            .ok_or_else(|| LedgerError::Corrupt("balance key".into()))?;
+        state
+            .accounts
+            .insert(a, codec::decode::<Balance>("balance record", v)?);
+        Ok(())
+    })?;
+    each(keys::CONTRACT, &mut |_, v| {
+        let c: Contract = codec::decode("contract", v)?;
+        state.contracts.insert(c.partner, c);
+        Ok(())
+    })?;
+    each(keys::HOLD, &mut |k, v| {
+        let id = keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("hold key".into()))?;
+        let h: HoldState = codec::decode("hold", v)?;
+        state.hold_timeouts.insert((h.expires_at, id));
+        state.holds.insert(id, h);
+        Ok(())
+    })?;
+    each(keys::REVERSED, &mut |k, v| {
+        let id =
+            keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("reversed key".into()))?;
+        state
+            .reversed
+            .insert(id, codec::decode::<Reversed>("reversed record", v)?);
+        Ok(())
+    })?;
+    Ok(Loaded {
+        state,
+        through,
+        members_through,
+        member_stamps,
+    })
+}

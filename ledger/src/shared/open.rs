@@ -1,0 +1,58 @@
+//! How a write path is opened: the ledger's settings, and what the handle holds of a started
+//! path (its queue, its threads, its reads).
+
+use crate::core::model::Policy;
+use crate::reads::PathReads;
+use crate::shared::queue::{CommitterConfig, Job};
+use crate::shared::status::{CommitObserver, Shared};
+use crate::store::Store;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// Ledger settings.
+#[derive(Clone)]
+pub struct LedgerConfig {
+    /// Committer tuning.
+    pub committer: CommitterConfig,
+    /// Programme policy.
+    pub policy: Policy,
+    /// Optional hook for metrics on every committed batch.
+    pub on_commit: Option<CommitObserver>,
+    /// Transactions committed between the first change to a member page (1,024 member ids)
+    /// and the write of the stored page (0: with every projector commit). Every change to the
+    /// page's members meanwhile is covered by that one write. Each page waits up to as long
+    /// again (an offset per page, so that pages changed together are not written together). A
+    /// restart replays at most about twice this many transactions for member pages; a clean
+    /// shutdown writes them all.
+    pub member_write_delay: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> LedgerConfig {
+        LedgerConfig {
+            committer: CommitterConfig::default(),
+            policy: Policy::default(),
+            on_commit: None,
+            member_write_delay: 1_000_000,
+        }
+    }
+}
+
+impl std::fmt::Debug for LedgerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerConfig")
+            .field("committer", &self.committer)
+            .field("policy", &self.policy)
+            .field("member_write_delay", &self.member_write_delay)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write path, started: what the handle holds of it.
+pub(crate) struct Started<S: Store> {
+    pub shared: Arc<Shared>,
+    pub jobs: crossbeam_channel::Sender<Job>,
+    /// Joined in this order at shutdown (the writer before what it feeds).
+    pub threads: Vec<JoinHandle<()>>,
+    pub reads: Box<dyn PathReads<S>>,
+}

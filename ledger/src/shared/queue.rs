@@ -1,0 +1,86 @@
+//! The command queue both write paths take work from: a command with the channel its answer
+//! goes to, the committed batch handed on, and the limits of both (checked against each other
+//! by [`CommitterConfig::checked`]).
+
+use crate::core::model::{Command, Pricing, Receipt, Transaction};
+use crate::core::types::Timestamp;
+use crate::error::LedgerError;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where a command's answer goes.
+pub(crate) type Reply = tokio::sync::oneshot::Sender<Result<Receipt, LedgerError>>;
+
+/// A waiting command's answer.
+pub type Pending = tokio::sync::oneshot::Receiver<Result<Receipt, LedgerError>>;
+
+/// A command waiting for the writer, with the channel its answer goes to.
+pub(crate) struct Job {
+    pub cmd: Command,
+    pub pricing: Option<Pricing>,
+    pub reply: Reply,
+}
+
+/// A committed batch, as handed to the projector.
+pub(crate) struct Batch {
+    pub seq: u64,
+    pub at: Timestamp,
+    /// Shared with the receipts of their commands.
+    pub txs: Vec<Arc<Transaction>>,
+}
+
+/// Transactions one batch may commit: a [`TxId`](crate::TxId) keeps the slot in 16 bits.
+pub const BATCH_TXS_MAX: usize = 1 << 16;
+/// Most commands one batch takes from the queue.
+pub const BATCH_SIZE_MAX: usize = 60_000;
+/// Most hold expiries one batch posts (each is a transaction of the batch too).
+pub const HOLD_EXPIRIES_PER_BATCH_MAX: usize = 4_096;
+/// Most commands the queue holds.
+pub const QUEUE_CAPACITY_MAX: usize = 1 << 20;
+/// Committed batches that may wait for the projector before the writer blocks.
+pub const PROJECTOR_QUEUE_BATCHES: usize = 64;
+
+// A batch's commands plus its hold expiries always fit the id's slot.
+const _: () = assert!(BATCH_SIZE_MAX + HOLD_EXPIRIES_PER_BATCH_MAX <= BATCH_TXS_MAX);
+
+/// Committer tuning. Every limit has a default sized for a small machine.
+#[derive(Debug, Clone, Copy)]
+pub struct CommitterConfig {
+    /// Most commands in one storage commit (1 to [`BATCH_SIZE_MAX`]).
+    pub batch_size_max: usize,
+    /// How long the writer waits for more commands after the first before committing.
+    pub linger: Duration,
+    /// Commands that may wait in the queue (1 to [`QUEUE_CAPACITY_MAX`]); beyond that,
+    /// submission fails with `Overloaded`.
+    pub queue_capacity: usize,
+    /// Hold timeouts processed per batch (1 to [`HOLD_EXPIRIES_PER_BATCH_MAX`]).
+    pub hold_expiries_per_batch_max: usize,
+}
+
+impl Default for CommitterConfig {
+    fn default() -> Self {
+        CommitterConfig {
+            batch_size_max: 8192,
+            linger: Duration::ZERO,
+            queue_capacity: 65_536,
+            hold_expiries_per_batch_max: 1024,
+        }
+    }
+}
+
+impl CommitterConfig {
+    /// This configuration with every limit brought into its range, so that a batch's commands
+    /// plus its hold expiries always fit a transaction id's slot.
+    pub fn checked(self) -> CommitterConfig {
+        let c = CommitterConfig {
+            batch_size_max: self.batch_size_max.clamp(1, BATCH_SIZE_MAX),
+            linger: self.linger,
+            queue_capacity: self.queue_capacity.clamp(1, QUEUE_CAPACITY_MAX),
+            hold_expiries_per_batch_max: self
+                .hold_expiries_per_batch_max
+                .clamp(1, HOLD_EXPIRIES_PER_BATCH_MAX),
+        };
+        assert!(c.batch_size_max + c.hold_expiries_per_batch_max <= BATCH_TXS_MAX);
+        c
+    }
+}

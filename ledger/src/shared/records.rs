@@ -1,0 +1,107 @@
+//! Derived records both write paths keep in the store: holds, reversal totals, contracts,
+//! member records and statement lines (the cluster path's), written from a [`State`] for what a
+//! run of transactions [`Touched`].
+
+use crate::codec::statement_entry;
+use crate::codec::{self, MemberRecord};
+use crate::core::model::{Transaction, TxKind};
+use crate::core::state::State;
+use crate::core::types::{AccountId, MemberId, PartnerId, Timestamp, TxId};
+use crate::keys;
+use crate::store::WriteSet;
+use std::collections::{BTreeSet, HashMap};
+
+/// What a run of transactions touched, so derived records are written once per flush.
+#[derive(Default)]
+pub(crate) struct Touched {
+    pub members: BTreeSet<MemberId>,
+    pub accounts: BTreeSet<AccountId>,
+    pub holds: BTreeSet<TxId>,
+    pub reversed: BTreeSet<TxId>,
+    pub contracts: BTreeSet<PartnerId>,
+}
+
+/// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
+/// Member records are the cluster path's, written with the transaction that changes them (the
+/// single committer's projector writes member pages instead and names no members). With
+/// `timeouts` (the cluster path: hold id to expiry, for every hold seen), the hold timeout
+/// index is kept too.
+pub(crate) fn write_records(
+    w: &mut WriteSet,
+    s: &State,
+    t: &Touched,
+    timeouts: Option<&HashMap<TxId, Timestamp>>,
+) {
+    for m in &t.members {
+        let state = s
+            .members
+            .get(m)
+            .expect("a touched member exists in the state")
+            .clone();
+        w.set_owned(
+            keys::member(*m),
+            codec::encode(&MemberRecord { through: 0, state }),
+        );
+    }
+    for h in &t.holds {
+        match s.holds.get(h) {
+            Some(state) => {
+                w.set_owned(keys::hold(*h), codec::encode(state));
+                if timeouts.is_some() {
+                    w.set_owned(keys::hold_timeout(state.expires_at, *h), Vec::new());
+                }
+            }
+            None => {
+                w.clear(&keys::hold(*h));
+                if let Some(at) = timeouts.and_then(|t| t.get(h)) {
+                    w.clear(&keys::hold_timeout(*at, *h));
+                }
+            }
+        }
+    }
+    for r in &t.reversed {
+        w.set_owned(keys::reversed(*r), codec::encode(&s.reversed[r]));
+    }
+    for p in &t.contracts {
+        w.set_owned(keys::contract(*p), codec::encode(&s.contracts[p]));
+    }
+}
+
+/// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
+/// none: each member's transactions are chained through the journal, see [`MemberAfter`].)
+///
+/// [`MemberAfter`]: crate::core::model::MemberAfter
+pub(crate) fn write_statement_lines(w: &mut WriteSet, tx: &Transaction) {
+    for a in &tx.member_balances {
+        let entry = statement_entry(tx, a.member, a.posted, a.held);
+        w.set_owned(keys::statement(a.member, tx.id), codec::encode(&entry));
+    }
+}
+
+impl Touched {
+    /// Notes the records other than members that `tx` changes: accounts, holds, reversal totals,
+    /// contracts. (Members are the caller's: the projector writes them late, the cluster path
+    /// with every change.)
+    pub fn note_records(&mut self, tx: &Transaction) {
+        for p in &tx.postings {
+            if !p.account.is_member() {
+                self.accounts.insert(p.account);
+            }
+        }
+        match &tx.kind {
+            TxKind::Hold { .. } => {
+                self.holds.insert(tx.id);
+            }
+            TxKind::Burn { hold: Some(h), .. } | TxKind::Void { hold: h, .. } => {
+                self.holds.insert(*h);
+            }
+            TxKind::Reversal { original, .. } => {
+                self.reversed.insert(*original);
+            }
+            TxKind::ContractSet(c) => {
+                self.contracts.insert(c.partner);
+            }
+            _ => {}
+        }
+    }
+}

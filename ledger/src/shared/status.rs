@@ -1,0 +1,129 @@
+//! What the handle, the writer threads and the projector share: the committed and projected
+//! watermarks, the first failure, and the counters.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::error::LedgerError;
+
+/// Called after every durable batch with the number of transactions and the batch's time from
+/// the first command taken off the queue to the end of the fsync.
+pub type CommitObserver = Arc<dyn Fn(usize, Duration) + Send + Sync>;
+
+/// Counters the ledger keeps about itself.
+#[derive(Debug, Default)]
+pub struct LedgerStats {
+    /// Storage commits by the committer.
+    pub batches: AtomicU64,
+    /// Transactions committed.
+    pub transactions: AtomicU64,
+    /// Sum of batch commit durations, microseconds.
+    pub commit_us_total: AtomicU64,
+}
+
+/// State shared by the handle, the writer threads and the projector.
+pub(crate) struct Shared {
+    projected: Mutex<u64>,
+    projected_cv: Condvar,
+    committed: AtomicU64,
+    failure: Mutex<Option<String>>,
+    /// Set by `Ledger::stop_as_if_crashed`: the projector skips its shutdown writes.
+    pub(crate) skip_shutdown_writes: AtomicBool,
+    pub stats: LedgerStats,
+    on_commit: Option<CommitObserver>,
+}
+
+impl Shared {
+    /// Batches through `projected` are projected and through `committed` durable.
+    pub fn new(projected: u64, committed: u64, on_commit: Option<CommitObserver>) -> Arc<Shared> {
+        assert!(projected == u64::MAX || projected <= committed);
+        Arc::new(Shared {
+            projected: Mutex::new(projected),
+            projected_cv: Condvar::new(),
+            committed: AtomicU64::new(committed),
+            failure: Mutex::new(None),
+            skip_shutdown_writes: AtomicBool::new(false),
+            stats: LedgerStats::default(),
+            on_commit,
+        })
+    }
+
+    /// Marks batches through `seq` projected and wakes the readers waiting for them.
+    pub fn projected_to(&self, seq: u64) {
+        let mut projected = self.projected.lock().expect("projected lock");
+        debug_assert!(seq >= *projected, "the projector never goes back");
+        *projected = seq;
+        self.projected_cv.notify_all();
+    }
+
+    /// Batch `seq` of `txs` transactions is durable; `took` from its first command to fsync.
+    pub fn committed(&self, seq: u64, txs: usize, took: Duration) {
+        let before = self.committed.swap(seq, Ordering::AcqRel);
+        debug_assert!(seq >= before, "batches are published in order");
+        self.stats.batches.fetch_add(1, Ordering::Relaxed);
+        self.stats
+            .transactions
+            .fetch_add(txs as u64, Ordering::Relaxed);
+        self.stats
+            .commit_us_total
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+        if let Some(f) = &self.on_commit {
+            f(txs, took);
+        }
+    }
+
+    /// Batches through `seq` are durable already (recovered from the journal at open).
+    pub fn recovered_through(&self, seq: u64) {
+        self.committed.store(seq, Ordering::Release);
+    }
+
+    /// The last batch published as durable.
+    pub fn committed_version(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Records the first failure; the ledger accepts nothing after it.
+    pub fn fail(&self, why: String) {
+        self.failure
+            .lock()
+            .expect("failure lock")
+            .get_or_insert(why);
+        self.projected_cv.notify_all();
+    }
+
+    /// The first failure, if any.
+    pub fn failure(&self) -> Option<String> {
+        self.failure.lock().expect("failure lock").clone()
+    }
+
+    /// `Stopped` with the first failure, if there was one.
+    pub fn check(&self) -> Result<(), LedgerError> {
+        match self.failure() {
+            Some(why) => Err(LedgerError::Stopped { why }),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits, at most `wait_max`, until every batch through `target` is projected.
+    pub fn wait_projected(&self, target: u64, wait_max: Duration) -> Result<(), LedgerError> {
+        let started = Instant::now();
+        let deadline = started + wait_max;
+        let mut projected = self.projected.lock().expect("projected lock");
+        while *projected < target {
+            self.check()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(LedgerError::ReadBehind {
+                    waited: started.elapsed(),
+                });
+            }
+            projected = self
+                .projected_cv
+                .wait_timeout(projected, left)
+                .expect("projected lock")
+                .0;
+        }
+        Ok(())
+    }
+}

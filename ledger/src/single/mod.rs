@@ -1,0 +1,154 @@
+//! The one-process write path (the embedded default): a single writer owns the working state
+//! in memory and group-commits batches of commands as journal blocks, one fsync per batch.
+//!
+//! ```text
+//! queue --> committer: writer thread (decide a batch against State, index its keys)
+//!             --> committer: syncer thread (journal blocks, one commit + fsync, answer callers)
+//!             --> projector thread (derived records, member pages, heads, watermark)
+//! ```
+//!
+//! Architecture invariant: only this folder knows the single writer's memory (the key index,
+//! the heads, member pages); the handle sees it through [`PathReads`]. A storage failure stops
+//! the writer for good: memory may be ahead of disk, and a restart recovers from the journal.
+
+pub(crate) mod committer;
+pub(crate) mod heads;
+pub(crate) mod key_index;
+pub(crate) mod pages;
+pub(crate) mod projector;
+mod reads;
+
+use crate::core::state::State;
+use crate::core::types::MemberId;
+use crate::error::{LedgerError, WritePath};
+use crate::journal::{for_each_batch, is_cluster_store};
+use crate::recovery::{load_state, Loaded};
+use crate::shared::open::{LedgerConfig, Started};
+use crate::shared::queue::{Batch, Job, PROJECTOR_QUEUE_BATCHES};
+use crate::shared::status::Shared;
+use crate::store::Store;
+use committer::Writer;
+use heads::Heads;
+use key_index::KeyIndex;
+use pages::{DirtyPages, PageMembers};
+use projector::Projector;
+use std::sync::Arc;
+
+/// Opens the single path on `store`: loads derived state, brings it forward with the journal
+/// after its watermarks, and starts the committer and projector threads.
+pub(crate) fn open<S: Store + Clone>(
+    store: &S,
+    config: &LedgerConfig,
+) -> Result<Started<S>, LedgerError> {
+    let committer = config.committer.checked();
+    let snapshot = store.snapshot()?;
+    if is_cluster_store(&snapshot)? {
+        return Err(LedgerError::WrongWritePath {
+            written: WritePath::Cluster,
+            asked: WritePath::Single,
+        });
+    }
+    let Loaded {
+        mut state,
+        through,
+        members_through,
+        member_stamps,
+    } = load_state(&snapshot, config.policy)?;
+    let keys = Arc::new(KeyIndex::load(&snapshot)?);
+    let shared = Shared::new(through, through, config.on_commit.clone());
+    // Bring member pages forward to the watermark, each from the batch it covers (they are
+    // written later than the rest; see `projector`). Then replay what the projector had not
+    // covered at all, and hand it those batches.
+    let mut dirty = DirtyPages::new(config.member_write_delay);
+    let mut mirror: Option<State> = None;
+    let mut tail: Vec<Arc<Batch>> = Vec::new();
+    for_each_batch(&snapshot, members_through.min(through), &mut |seq, txs| {
+        if seq <= through {
+            let behind = |m: MemberId| member_stamps.get(&m).is_none_or(|s| *s < seq);
+            for tx in &txs {
+                state.apply_to_members(tx, behind);
+                for m in tx.members().filter(|m| behind(*m)) {
+                    dirty.touch(m, seq);
+                }
+            }
+            return Ok(());
+        }
+        if mirror.is_none() {
+            mirror = Some(state.clone());
+        }
+        for tx in &txs {
+            state.apply(tx);
+        }
+        let at = txs.last().map(|t| t.at).unwrap_or_default();
+        let txs = txs.into_iter().map(Arc::new).collect();
+        tail.push(Arc::new(Batch { seq, at, txs }));
+        Ok(())
+    })?;
+    drop(snapshot);
+    let mirror = mirror.unwrap_or_else(|| state.clone());
+    let last_at = tail.last().map(|b| b.at).unwrap_or_default();
+    let last_seq = tail.last().map(|b| b.seq).unwrap_or(through);
+    assert!(
+        last_seq >= through,
+        "the journal tail starts after the watermark"
+    );
+    shared.recovered_through(last_seq);
+    let (to_projector, from_writer) =
+        crossbeam_channel::bounded::<Arc<Batch>>(PROJECTOR_QUEUE_BATCHES);
+    let heads = Arc::new(Heads::from_state(&state));
+    let projector = Projector {
+        store: store.clone(),
+        heads: heads.clone(),
+        pages: PageMembers::of(&mirror),
+        mirror,
+        shared: shared.clone(),
+        dirty,
+        last_seq: through,
+    };
+    let projector = std::thread::Builder::new()
+        .name("ledger-projector".into())
+        .spawn(move || projector.run(from_writer))
+        .map_err(|e| LedgerError::Spawn {
+            thread: "projector",
+            why: e.to_string(),
+        })?;
+    let writer = Writer {
+        store: store.clone(),
+        state,
+        keys: keys.clone(),
+        config: committer,
+        shared: shared.clone(),
+        to_projector,
+        last_at,
+        next_seq: last_seq + 1,
+        recent: std::collections::VecDeque::new(),
+        recent_txs: 0,
+    };
+    for b in tail {
+        writer.remember(&b.txs);
+        writer
+            .to_projector
+            .send(b)
+            .map_err(|_| LedgerError::Stopped {
+                why: "the projector stopped during recovery".into(),
+            })?;
+    }
+    let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity);
+    let writer = std::thread::Builder::new()
+        .name("ledger-committer".into())
+        .spawn(move || writer.run(queue))
+        .map_err(|e| LedgerError::Spawn {
+            thread: "committer",
+            why: e.to_string(),
+        })?;
+    Ok(Started {
+        shared: shared.clone(),
+        jobs,
+        threads: vec![writer, projector],
+        reads: Box::new(reads::SingleReads {
+            keys,
+            heads,
+            shared,
+        }),
+    })
+}

@@ -1,0 +1,211 @@
+//! Member pages: the single path stores member states in pages of
+//! [`MEMBERS_PER_PAGE`](crate::keys::MEMBERS_PER_PAGE) ids, each written late (see the
+//! projector), so that many changes to a page's members cost one write of one key.
+
+use crate::core::state::{Map, State};
+use crate::core::types::MemberId;
+use crate::keys;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+/// The enrolled members of each member page, by id, so a page is written from the mirror
+/// without probing every id it could hold.
+#[derive(Default)]
+pub(crate) struct PageMembers(Map<u64, Vec<MemberId>>);
+
+impl PageMembers {
+    /// The pages of every member in `s`.
+    pub fn of(s: &State) -> PageMembers {
+        let mut pages = PageMembers::default();
+        for m in s.members.keys() {
+            pages.0.entry(keys::page_of(*m)).or_default().push(*m);
+        }
+        for members in pages.0.values_mut() {
+            members.sort_unstable();
+        }
+        pages
+    }
+
+    /// Adds a newly enrolled member.
+    pub fn add(&mut self, m: MemberId) {
+        let members = self.0.entry(keys::page_of(m)).or_default();
+        if let Err(at) = members.binary_search(&m) {
+            members.insert(at, m);
+        }
+    }
+
+    /// Page `page`'s members, by id.
+    pub(super) fn members(&self, page: u64) -> &[MemberId] {
+        self.0.get(&page).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Member pages whose stored copy is behind the mirror.
+///
+/// A page changed after `at` projected transactions is written once `delay` plus a per-page
+/// offset in `[0, delay)` more have been projected. Writing every page exactly `delay` after
+/// its change would write in bursts: traffic spread over many members dirties nearly every page
+/// within a few batches, and they would all come due together, again and again. The offsets
+/// (the page number times the golden ratio, modulo 1) spread them evenly instead.
+pub(crate) struct DirtyPages {
+    delay: u64,
+    /// Page to (batch, transactions projected before it) of its oldest unwritten change.
+    since: Map<u64, (u64, u64)>,
+    /// The same changes in order of change, for the watermark. An entry is stale once its page
+    /// was written (the page may have changed again since, with a newer entry further back).
+    order: VecDeque<(u64, u64, u64)>,
+    /// The same changes by when they are due: (due, page, batch, projected before).
+    due: BinaryHeap<Reverse<(u64, u64, u64, u64)>>,
+    /// Transactions projected so far by this process.
+    projected: u64,
+}
+
+impl DirtyPages {
+    /// Pages written `delay` (plus their offset) transactions after they change.
+    pub fn new(delay: u64) -> DirtyPages {
+        DirtyPages {
+            delay,
+            since: Map::default(),
+            order: VecDeque::new(),
+            due: BinaryHeap::new(),
+            projected: 0,
+        }
+    }
+
+    /// Page `page`'s offset: in `[0, delay)`, spread evenly over consecutive pages.
+    pub(super) fn offset(&self, page: u64) -> u64 {
+        let fraction = page.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32;
+        ((u128::from(fraction) * u128::from(self.delay)) >> 32) as u64
+    }
+
+    /// Notes that member `m`'s page changed in batch `seq`.
+    pub fn touch(&mut self, m: MemberId, seq: u64) {
+        let page = keys::page_of(m);
+        if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(page) {
+            let at = self.projected;
+            e.insert((seq, at));
+            self.order.push_back((page, seq, at));
+            let due = at + self.delay + self.offset(page);
+            self.due.push(Reverse((due, page, seq, at)));
+        }
+    }
+
+    /// Counts `n` more transactions projected.
+    pub fn advance(&mut self, n: u64) {
+        self.projected += n;
+    }
+
+    /// Takes the pages due now (with `all`, every changed page).
+    pub(super) fn take_due(&mut self, all: bool) -> Vec<u64> {
+        let mut due = Vec::new();
+        while let Some(&Reverse((when, page, seq, at))) = self.due.peek() {
+            let live = self.since.get(&page) == Some(&(seq, at));
+            if live && !all && when > self.projected {
+                break;
+            }
+            self.due.pop();
+            if live {
+                self.since.remove(&page);
+                due.push(page);
+            }
+        }
+        due
+    }
+
+    /// The batch through which every member page is current, given that `last` is the
+    /// latest batch projected.
+    pub(super) fn through(&mut self, last: u64) -> u64 {
+        while let Some(&(page, seq, at)) = self.order.front() {
+            if self.since.get(&page) == Some(&(seq, at)) {
+                return seq - 1;
+            }
+            self.order.pop_front();
+        }
+        last
+    }
+
+    /// Pages waiting to be written.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pages all changed at once are written at an even pace, each between one and two delays
+    /// later, and the watermark says how far every stored page is current.
+    #[test]
+    fn page_writes_are_spread_and_each_page_is_written_within_twice_the_delay() {
+        let delay = 1_000u64;
+        let mut dirty = DirtyPages::new(delay);
+        let pages = 100u64;
+        for p in 0..pages {
+            dirty.touch(MemberId(p * keys::MEMBERS_PER_PAGE), 1);
+        }
+        dirty.advance(10);
+        let mut written_at: Map<u64, u64> = Map::default();
+        let mut most_in_one_flush = 0;
+        for flush in 1..=(3 * delay / 10) {
+            let due = dirty.take_due(false);
+            most_in_one_flush = most_in_one_flush.max(due.len());
+            for p in due {
+                assert!(written_at.insert(p, flush * 10).is_none(), "page {p} twice");
+            }
+            if dirty.len() > 0 {
+                assert_eq!(
+                    dirty.through(flush + 1),
+                    0,
+                    "a page still covers batch 0 only"
+                );
+            }
+            dirty.advance(10);
+        }
+        assert_eq!(written_at.len() as u64, pages, "every page written");
+        assert!(
+            written_at
+                .values()
+                .all(|&at| (delay..=2 * delay).contains(&at)),
+            "each page between one and two delays: {:?}..{:?}",
+            written_at.values().min(),
+            written_at.values().max()
+        );
+        assert!(
+            most_in_one_flush <= 2,
+            "no burst: {most_in_one_flush} pages in one flush of 10 transactions"
+        );
+        let first_half = written_at
+            .values()
+            .filter(|&&at| at < delay + delay / 2)
+            .count();
+        assert!(
+            (40..=60).contains(&first_half),
+            "{first_half} of 100 pages in the first half of the window: an even pace"
+        );
+        assert_eq!(dirty.through(7), 7, "nothing waits: every page is current");
+    }
+
+    #[test]
+    fn a_zero_delay_or_a_shutdown_takes_every_changed_page_at_once() {
+        let mut dirty = DirtyPages::new(0);
+        dirty.touch(MemberId(5), 3);
+        dirty.touch(MemberId(6), 3);
+        dirty.touch(MemberId(5_000), 4);
+        let mut due = dirty.take_due(false);
+        due.sort_unstable();
+        assert_eq!(due, vec![0, 4]);
+        assert_eq!(dirty.len(), 0);
+        assert_eq!(dirty.through(4), 4);
+
+        let mut dirty = DirtyPages::new(1_000_000);
+        dirty.touch(MemberId(5), 3);
+        dirty.touch(MemberId(5_000), 4);
+        assert!(dirty.take_due(false).is_empty(), "not due yet");
+        assert_eq!(dirty.through(4), 2);
+        let mut due = dirty.take_due(true);
+        due.sort_unstable();
+        assert_eq!(due, vec![0, 4]);
+        assert_eq!(dirty.through(4), 4);
+    }
+}

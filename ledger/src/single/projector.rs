@@ -1,0 +1,180 @@
+//! The projector: keeps the store's derived state (member pages, balances, holds, reversal
+//! totals, contracts, the idempotency index) and each member's head in memory current from
+//! committed batches, off the writer's hot path.
+//!
+//! It mirrors the writer's [`State`] by applying the same transactions, coalesces many batches
+//! into one storage commit, and records the last batch it covered (the watermark) in that same
+//! commit. The idempotency index (one chunk per commit), balances, holds, reversal totals and
+//! contracts are always exactly "the journal through the watermark". It sets each member's
+//! head before it announces the batch projected, so reads that wait for it see their writes.
+//! No statement lines are written: statements walk each member's chain through the journal.
+//!
+//! Member states are the exception. They are stored in pages of [`MEMBERS_PER_PAGE`] ids, and
+//! a changed page is written [`member_write_delay`] transactions (plus a per-page offset of up
+//! to as many again, so that pages changed together are not written together) after its oldest
+//! unwritten change, so that the many changes to its members meanwhile cost one write of one
+//! key (one key per member changed was the projector's and the LSM's largest cost). Each page
+//! says which batch it covers, and a second watermark says through which batch every page is
+//! current. Balance reads never use them (they read the heads). A restart brings each page
+//! forward with the journal after its own batch (see `Ledger::open`). Commits are
+//! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from
+//! it.
+//!
+//! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
+//! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE
+
+use super::pages::{DirtyPages, PageMembers};
+use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberPageRef};
+use crate::core::model::TxKind;
+use crate::core::state::State;
+use crate::core::types::Timestamp;
+use crate::keys;
+use crate::shared::queue::Batch;
+use crate::shared::records::{write_records, Touched};
+use crate::single::heads::{Head, Heads};
+use crate::store::{Durability, Store, WriteSet};
+use crossbeam_channel::Receiver;
+use std::sync::Arc;
+
+/// Most transactions folded into one projector commit. The embedded store applies a commit
+/// under its journal lock, which the committer's synced commits also take, so a projector
+/// commit is kept to a few milliseconds (about 3 derived keys per transaction, ~1.3 µs each).
+const FLUSH_TXS_MAX: usize = 4_096;
+
+pub(crate) struct Projector<S: Store> {
+    pub store: S,
+    pub mirror: State,
+    pub shared: Arc<crate::shared::status::Shared>,
+    /// Member pages changed since they were last written.
+    pub dirty: DirtyPages,
+    /// The enrolled members of each page, by id.
+    pub pages: PageMembers,
+    /// The last batch projected.
+    pub last_seq: u64,
+    /// Each member's latest transaction and points, for readers.
+    pub heads: Arc<Heads>,
+}
+
+impl<S: Store> Projector<S> {
+    pub fn run(mut self, batches: Receiver<Arc<Batch>>) {
+        self.project(&batches);
+        // The writer has stopped: write every changed member page, so the next start replays
+        // nothing for members.
+        let skip = self
+            .shared
+            .skip_shutdown_writes
+            .load(std::sync::atomic::Ordering::Acquire);
+        if !skip && self.shared.failure().is_none() && self.dirty.len() > 0 {
+            if let Err(e) = self.flush(&[]) {
+                tracing::error!(error = %e, "member pages not written at shutdown; the next start replays the journal for them");
+            }
+        }
+    }
+
+    fn project(&mut self, batches: &Receiver<Arc<Batch>>) {
+        while let Ok(first) = batches.recv() {
+            let mut group = vec![first];
+            let mut n = group[0].txs.len();
+            while n < FLUSH_TXS_MAX {
+                match batches.try_recv() {
+                    Ok(b) => {
+                        n += b.txs.len();
+                        group.push(b);
+                    }
+                    Err(_) => break,
+                }
+            }
+            if let Err(e) = self.flush(&group) {
+                tracing::error!(error = %e, "projector stopped: storage failed; restart to rebuild derived state");
+                self.shared
+                    .fail(format!("projector stopped after a storage failure: {e}"));
+                return;
+            }
+        }
+    }
+
+    /// Projects `group` (with an empty group: writes every waiting member page).
+    fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
+        let mut w = WriteSet::default();
+        let mut touched = Touched::default();
+        let mut chunk = IdemChunk::default();
+        for batch in group {
+            for tx in &batch.txs {
+                self.mirror.apply(tx);
+                touched.note_records(tx);
+                if let TxKind::Enrolled { member } = tx.kind {
+                    self.pages.add(member);
+                }
+                for a in &tx.member_balances {
+                    self.heads.set(a.member, Head::of(tx.id, a));
+                    self.dirty.touch(a.member, batch.seq);
+                }
+                chunk.entries.push((
+                    crate::keys::hash_key(&tx.key),
+                    IdemRecord {
+                        tx: tx.id,
+                        digest: tx.digest,
+                    },
+                ));
+            }
+            self.dirty.advance(batch.txs.len() as u64);
+        }
+
+        if let Some(last) = group.last() {
+            self.last_seq = last.seq;
+            w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
+            self.write_accounts(&mut w, &touched, last.seq, last.at);
+        }
+        for page in self.dirty.take_due(group.is_empty()) {
+            self.write_page(&mut w, page);
+        }
+        write_records(&mut w, &self.mirror, &touched, None);
+        w.set(&keys::projected_through(), &self.last_seq.to_be_bytes());
+        w.set(
+            &keys::members_through(),
+            &self.dirty.through(self.last_seq).to_be_bytes(),
+        );
+        w.sort_by_key();
+        self.store.commit(w, Durability::Buffered)?;
+        self.shared.projected_to(self.last_seq);
+        Ok(())
+    }
+
+    /// Writes member page `page` as the mirror has it, through the last batch projected.
+    fn write_page(&self, w: &mut WriteSet, page: u64) {
+        let members = self
+            .pages
+            .members(page)
+            .iter()
+            .map(|m| {
+                let state = self
+                    .mirror
+                    .members
+                    .get(m)
+                    .expect("a page's members are enrolled");
+                (*m, state)
+            })
+            .collect();
+        w.set_owned(
+            keys::member_page(page),
+            codec::encode(&MemberPageRef {
+                through: self.last_seq,
+                members,
+            }),
+        );
+    }
+
+    fn write_accounts(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
+        for a in &t.accounts {
+            let b = self.mirror.accounts.get(a).cloned().unwrap_or_default();
+            w.set_owned(
+                keys::balance_history(*a, seq),
+                codec::encode(&HistoryEntry {
+                    at,
+                    balance: b.clone(),
+                }),
+            );
+            w.set_owned(keys::balance(*a), codec::encode(&b));
+        }
+    }
+}

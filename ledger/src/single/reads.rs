@@ -1,0 +1,120 @@
+//! The single path's reads: balances from each member's head in memory, statements and as-of
+//! balances by walking the member's chain through the journal from its head, idempotency keys
+//! through the key index. Each read first waits until the projector covers every batch
+//! committed before it began (read-your-writes).
+
+use super::heads::Heads;
+use super::key_index::KeyIndex;
+use crate::codec::statement_entry;
+use crate::core::model::{IdemKey, Transaction};
+use crate::core::types::{MemberId, Points, Timestamp, TxId};
+use crate::error::LedgerError;
+use crate::journal::find_transaction;
+use crate::reads::{member_link, walk_chain, MemberBalance, PathReads, StatementPage};
+use crate::shared::status::Shared;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a read waits for the projector to catch up with commits made before it.
+const READ_WAIT_MAX: Duration = Duration::from_secs(10);
+
+pub(super) struct SingleReads {
+    /// Every committed idempotency key (shared with the writer).
+    pub keys: Arc<KeyIndex>,
+    /// Each member's latest transaction and points (set by the projector).
+    pub heads: Arc<Heads>,
+    pub shared: Arc<Shared>,
+}
+
+impl<S: Store> PathReads<S> for SingleReads {
+    fn catch_up(&self) -> Result<(), LedgerError> {
+        self.shared
+            .wait_projected(self.shared.committed_version(), READ_WAIT_MAX)
+    }
+
+    fn is_durable(&self, id: TxId) -> bool {
+        id.seq() <= self.shared.committed_version()
+    }
+
+    fn balance(&self, _: &S, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
+        PathReads::<S>::catch_up(self)?;
+        Ok(self.heads.get(m).map(|h| MemberBalance {
+            posted: h.posted,
+            pending: h.held,
+            available: Points(h.posted.0 - h.held.0),
+        }))
+    }
+
+    fn statement(
+        &self,
+        store: &S,
+        m: MemberId,
+        before: Option<TxId>,
+        limit: usize,
+    ) -> Result<StatementPage, LedgerError> {
+        PathReads::<S>::catch_up(self)?;
+        let Some(head) = self.heads.get(m) else {
+            return Ok(StatementPage {
+                entries: vec![],
+                next: None,
+            });
+        };
+        // Taken after the head was read: it holds the head's transaction and all before it.
+        let snap = store.snapshot()?;
+        let from = match before {
+            None => head.tx,
+            Some(id) => member_link(&snap, m, id)?.1.prev,
+        };
+        let mut entries = Vec::new();
+        let rest = walk_chain(&snap, m, from, |tx, a| {
+            entries.push(statement_entry(tx, m, a.posted, a.held));
+            entries.len() < limit
+        })?;
+        let next = rest.and(entries.last().map(|e| e.tx));
+        Ok(StatementPage { entries, next })
+    }
+
+    fn transaction_by_key(
+        &self,
+        store: &S,
+        key: &IdemKey,
+    ) -> Result<Option<Transaction>, LedgerError> {
+        // The committer adds a key as it decides the command, before the batch is durable; a
+        // hit counts only once the transaction it names is durable and has this key. A key
+        // whose command was answered is always found.
+        let candidates = self
+            .keys
+            .get(key)
+            .into_iter()
+            .chain(self.keys.colliding(key));
+        let snap = store.snapshot()?;
+        for id in candidates {
+            if !PathReads::<S>::is_durable(self, id) {
+                continue;
+            }
+            if let Some(tx) = find_transaction(&snap, id)? {
+                if tx.key == *key {
+                    return Ok(Some(tx));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    fn member_as_of(&self, store: &S, m: MemberId, at: Timestamp) -> Result<Points, LedgerError> {
+        // Walk the member's chain back from its head to the last transaction by `at`.
+        PathReads::<S>::catch_up(self)?;
+        let head = self.heads.get(m).and_then(|h| h.tx);
+        let snap = store.snapshot()?;
+        let mut points = Points::ZERO;
+        walk_chain(&snap, m, head, |tx, link| {
+            if tx.at <= at {
+                points = link.posted;
+                return false;
+            }
+            true
+        })?;
+        Ok(points)
+    }
+}

@@ -346,6 +346,25 @@ pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
     (key.len() == 9).then(|| TxId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
 }
 
+/// The hash of a key's store encoding.
+pub fn hash_encoded(encoded: &[u8]) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(encoded)
+}
+
+/// The hash of `key`'s store encoding, built on the stack: this runs for every command.
+pub fn hash_key(key: &IdemKey) -> u128 {
+    const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
+    let (head, n) = idempotency_head(key);
+    let r = key.reference.as_bytes();
+    if n + r.len() > LEN_MAX {
+        return hash_encoded(&idempotency(key));
+    }
+    let mut buf = [0u8; LEN_MAX];
+    buf[..n].copy_from_slice(&head[..n]);
+    buf[n..n + r.len()].copy_from_slice(r);
+    hash_encoded(&buf[..n + r.len()])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -392,23 +411,4 @@ mod tests {
         let c = idempotency(&IdemKey::partner(PartnerId(2), "x"));
         assert!(a != b && a != c && b != c);
     }
-}
-
-/// The hash of a key's store encoding.
-pub fn hash_encoded(encoded: &[u8]) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(encoded)
-}
-
-/// The hash of `key`'s store encoding, built on the stack: this runs for every command.
-pub fn hash_key(key: &IdemKey) -> u128 {
-    const LEN_MAX: usize = 6 + IdemKey::REFERENCE_LEN_MAX;
-    let (head, n) = idempotency_head(key);
-    let r = key.reference.as_bytes();
-    if n + r.len() > LEN_MAX {
-        return hash_encoded(&idempotency(key));
-    }
-    let mut buf = [0u8; LEN_MAX];
-    buf[..n].copy_from_slice(&head[..n]);
-    buf[n..n + r.len()].copy_from_slice(r);
-    hash_encoded(&buf[..n + r.len()])
 }

@@ -939,8 +939,52 @@ fn prepare_item(app: &App, caller: &PartnerCaller, c: &BatchCommand) -> Result<P
     }
 }
 
-/// Many commands in one request, committed together; each has its own result. Commands see
-/// each other only through the ledger: a capture cannot name a hold in the same batch.
+impl BatchCommand {
+    /// The earlier transaction this command names by its reference (a hold, an original).
+    fn names(&self) -> Option<&str> {
+        match self {
+            BatchCommand::Capture { hold_reference, .. }
+            | BatchCommand::Void { hold_reference, .. } => Some(hold_reference),
+            BatchCommand::Reversal(r) => Some(&r.original_reference),
+            BatchCommand::Earn(_) | BatchCommand::Burn(_) | BatchCommand::Hold(_) => None,
+        }
+    }
+
+    /// This command's own reference (its idempotency key).
+    fn reference(&self) -> &str {
+        match self {
+            BatchCommand::Earn(r) => &r.reference,
+            BatchCommand::Burn(r) => &r.reference,
+            BatchCommand::Hold(r) => &r.reference,
+            BatchCommand::Capture { reference, .. } | BatchCommand::Void { reference, .. } => {
+                reference
+            }
+            BatchCommand::Reversal(r) => &r.reference,
+        }
+    }
+}
+
+/// The result of one batch command, as its single request would have answered.
+fn batch_result(outcome: Result<TransactionView, ApiError>) -> BatchResult {
+    match outcome {
+        Ok(view) => BatchResult {
+            status: 200,
+            transaction: Some(view),
+            problem: None,
+        },
+        Err(e) => BatchResult {
+            status: e.kind.status().as_u16(),
+            transaction: None,
+            problem: Some(e.problem()),
+        },
+    }
+}
+
+/// Many commands in one request; each has its own result, in order. Commands are submitted
+/// together so the committer can put them in one batch, except that a command naming an
+/// earlier command of the same request (a capture or void of its hold, a reversal of its earn
+/// or burn) waits until everything before it is answered: later commands see earlier ones, in
+/// order, so a retried batch answers as the first did (as replays).
 #[utoipa::path(post, path = "/v1/batch", tag = "partner", request_body = BatchRequest,
     responses((status = 200, body = BatchResponse),
         (status = "4XX", body = Problem, content_type = "application/problem+json"),
@@ -967,45 +1011,34 @@ async fn batch(
             ),
         ));
     }
-    let needs_reads = r.commands.iter().any(|c| {
-        matches!(
-            c,
-            BatchCommand::Capture { .. } | BatchCommand::Void { .. } | BatchCommand::Reversal(_)
-        )
-    });
-    let prepared: Vec<Result<Prepared, ApiError>> = if needs_reads {
-        let (a, c) = (app.clone(), caller.clone());
-        blocking(move || Ok(r.commands.iter().map(|x| prepare_item(&a, &c, x)).collect())).await?
-    } else {
-        r.commands
-            .iter()
-            .map(|x| prepare_item(&app, &caller, x))
-            .collect()
-    };
-    // Submit everything first so the committer can put the whole request in one batch.
-    let submitted: Vec<_> = prepared
-        .into_iter()
-        .map(|p| p.and_then(|p| submit(&app, p)))
-        .collect();
-    let mut results = Vec::with_capacity(submitted.len());
-    for s in submitted {
-        let outcome = match s {
-            Ok((p, pending)) => finish(&app, &caller, p, pending).await,
-            Err(e) => Err(e),
+    let mut results: Vec<Option<BatchResult>> = vec![None; r.commands.len()];
+    let mut in_flight: Vec<(usize, Sent, Pending)> = Vec::new();
+    let mut submitted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (i, c) in r.commands.iter().enumerate() {
+        if c.names().is_some_and(|n| submitted.contains(n)) {
+            for (j, sent, pending) in in_flight.drain(..) {
+                results[j] = Some(batch_result(finish(&app, &caller, sent, pending).await));
+            }
+        }
+        let prepared = if c.names().is_some() {
+            let (a, k, c) = (app.clone(), caller.clone(), c.clone());
+            blocking(move || Ok(prepare_item(&a, &k, &c))).await?
+        } else {
+            prepare_item(&app, &caller, c)
         };
-        results.push(match outcome {
-            Ok(view) => BatchResult {
-                status: 200,
-                transaction: Some(view),
-                problem: None,
-            },
-            Err(e) => BatchResult {
-                status: e.kind.status().as_u16(),
-                transaction: None,
-                problem: Some(e.problem()),
-            },
-        });
+        match prepared.and_then(|p| submit(&app, p)) {
+            Ok((sent, pending)) => in_flight.push((i, sent, pending)),
+            Err(e) => results[i] = Some(batch_result(Err(e))),
+        }
+        submitted.insert(c.reference());
     }
+    for (j, sent, pending) in in_flight {
+        results[j] = Some(batch_result(finish(&app, &caller, sent, pending).await));
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.expect("every command has a result"))
+        .collect();
     Ok(Json(BatchResponse { results }))
 }
 

@@ -1,6 +1,6 @@
 //! Sends requests signed as a partner signs them (see `docs/api.md`).
 
-use partners_gateway::auth::{canonical_string, sign};
+use partners_gateway::api::signature::{canonical_string, sign};
 use std::collections::HashMap;
 use std::path::Path;
 

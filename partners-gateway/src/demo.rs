@@ -2,9 +2,9 @@
 //! several stations, a telecom earning on bills and letting members pay bills with points.
 
 use crate::api::operator::{add_rate_table, define_partner, PartnerSpec, RateTableDraft};
-use crate::app::App;
-use crate::rates::RateOverride;
-use crate::registry::{KeyScope, Role};
+use crate::api::state::App;
+use crate::programme::rates::RateOverride;
+use crate::ops::registry::{KeyScope, Role};
 use anyhow::Context;
 use ledger::{Command, IdemKey, MemberId, PartnerId};
 use rust_decimal::Decimal;
@@ -136,7 +136,7 @@ pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     env.push_str(&format!(
         "OPERATOR_TOKEN={operator}\nFINANCE_TOKEN={finance}\n"
     ));
-    crate::registry::write_private(&path, &env, false)
+    crate::ops::registry::write_private(&path, &env, false)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
 }

@@ -7,22 +7,19 @@
 //! `application/problem+json`; [`demo`] seeds the demo coalition.
 
 pub mod api;
-pub mod app;
-pub mod auth;
 pub mod config;
 pub mod demo;
-pub mod problem;
-pub mod rates;
-pub mod registry;
+pub mod ops;
+pub mod programme;
 pub mod server;
 
 use anyhow::Context;
-use app::{App, AppState, Limits};
+use api::state::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, ServeArgs};
 use ledger::store::{Engine, EngineSpec};
 use ledger::{CommitterConfig, Ledger, LedgerConfig};
-use registry::{Registry, Role};
+use ops::registry::{Registry, Role};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -93,7 +90,7 @@ pub fn run_cli() -> anyhow::Result<()> {
             };
             let store = open_store(&store, &data, &fdb_subspace)?;
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
-            let master = registry::load_or_create_master_key(&master_path)?;
+            let master = ops::registry::load_or_create_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
             println!("{}", registry.create_operator(&name, role)?);
             Ok(())
@@ -268,7 +265,7 @@ fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<
 
 fn open_app(config: &Config) -> anyhow::Result<AppState> {
     let store = open_store(&config.store, &config.data, &config.fdb_subspace)?;
-    let master = registry::load_or_create_master_key(&config.master_key_file)?;
+    let master = ops::registry::load_or_create_master_key(&config.master_key_file)?;
     let registry = Registry::open(store.clone(), master)?;
     let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
         metrics::histogram!("ledger_batch_size").record(txs as f64);
@@ -302,7 +299,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         Ledger::open(store, ledger_config)
     }
     .context("opening the ledger")?;
-    let nonces = auth::NonceCache::new(
+    let nonces = api::signature::NonceCache::new(
         Duration::from_secs(config.clock_skew_seconds),
         config.nonce_cache_capacity,
     );

@@ -2,8 +2,9 @@
 //! graceful shutdown.
 
 use crate::api::{operator, partner};
-use crate::app::AppState;
-use crate::problem::{ApiError, Kind, Problem};
+use crate::api::state::AppState;
+use crate::api::problem::Problem;
+use crate::ops::error::{Kind, OpError};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
@@ -95,9 +96,9 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
             "/openapi.json",
             axum::routing::get(move || async move { Json(doc) }),
         )
-        .fallback(|| async { ApiError::new(Kind::NotFound, "no such route") })
+        .fallback(|| async { OpError::new(Kind::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            ApiError::new(Kind::MethodNotAllowed, "the route does not accept this method")
+            OpError::new(Kind::MethodNotAllowed, "the route does not accept this method")
         })
         .layer(axum::extract::DefaultBodyLimit::max(app.limits.body_bytes_max))
         .layer(axum::middleware::from_fn(track))
@@ -151,12 +152,12 @@ async fn healthz() -> &'static str {
 #[utoipa::path(get, path = "/readyz", tag = "service", responses(
     (status = 200, description = "Ready", body = String),
     (status = 503, description = "Not ready", body = Problem, content_type = "application/problem+json")))]
-async fn readyz(State(app): State<AppState>) -> Result<&'static str, ApiError> {
+async fn readyz(State(app): State<AppState>) -> Result<&'static str, OpError> {
     if app.draining() {
-        return Err(ApiError::new(Kind::Unavailable, "shutting down").retry_after(1));
+        return Err(OpError::new(Kind::Unavailable, "shutting down").retry_after(1));
     }
     if let Some(why) = app.ledger.failure() {
-        return Err(ApiError::new(Kind::Unavailable, why));
+        return Err(OpError::new(Kind::Unavailable, why));
     }
     Ok("ready")
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::Gw;
-use partners_gateway::problem::ALL_KINDS;
+use partners_gateway::ops::error::ALL_KINDS;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 

@@ -3,8 +3,11 @@
 
 pub mod operator;
 pub mod partner;
+pub mod problem;
+pub mod signature;
+pub mod state;
 
-use crate::problem::{ApiError, Kind};
+use crate::ops::error::{Kind, OpError};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
@@ -18,7 +21,7 @@ use utoipa::ToSchema;
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
-    type Rejection = ApiError;
+    type Rejection = OpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = req
@@ -27,7 +30,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/json"));
         if !json {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::UnsupportedMediaType,
                 "send the body as JSON with content-type: application/json",
             ));
@@ -36,9 +39,9 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             .await
             .map_err(|e| {
                 if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::new(Kind::PayloadTooLarge, "the request body is over the limit")
+                    OpError::new(Kind::PayloadTooLarge, "the request body is over the limit")
                 } else {
-                    ApiError::new(Kind::MalformedRequest, e.body_text())
+                    OpError::new(Kind::MalformedRequest, e.body_text())
                 }
             })?;
         parse_json(&bytes).map(ApiJson)
@@ -50,13 +53,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 pub struct Path<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
-    type Rejection = ApiError;
+    type Rejection = OpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|p| Path(p.0))
-            .map_err(|e| ApiError::new(Kind::InvalidRequest, e.body_text()))
+            .map_err(|e| OpError::new(Kind::InvalidRequest, e.body_text()))
     }
 }
 
@@ -65,24 +68,24 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T>
 pub struct Query<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Query<T> {
-    type Rejection = ApiError;
+    type Rejection = OpError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::from_request_parts(parts, state)
             .await
             .map(|q| Query(q.0))
-            .map_err(|e| ApiError::new(Kind::InvalidRequest, e.body_text()))
+            .map_err(|e| OpError::new(Kind::InvalidRequest, e.body_text()))
     }
 }
 
 /// Parses a JSON body, naming the field and position of the first problem.
-pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, OpError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::new(Kind::MalformedRequest, format!("invalid JSON body: {e}")))
+        .map_err(|e| OpError::new(Kind::MalformedRequest, format!("invalid JSON body: {e}")))
 }
 
 /// JSON answers.
-pub type JsonResult<T> = Result<axum::Json<T>, ApiError>;
+pub type JsonResult<T> = Result<axum::Json<T>, OpError>;
 
 /// How a transaction's points were priced.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
@@ -248,13 +251,13 @@ pub fn statement_page(
     of: StatementOf,
     before: Option<ledger::TxId>,
     limit: usize,
-) -> Result<(Vec<StatementLine>, Option<ledger::TxId>), ApiError> {
+) -> Result<(Vec<StatementLine>, Option<ledger::TxId>), OpError> {
     if let Some(id) = before {
         // A cursor must be a line of this member's statement; anything else is the caller's
         // mistake, not a corrupt store.
         let known = ledger.transaction(id)?;
         if !known.is_some_and(|tx| tx.members().any(|x| x == m)) {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::InvalidRequest,
                 "before is not a line of this statement; pass a previous page's next",
             ));
@@ -296,12 +299,12 @@ fn statement_line(
     ledger: &ledger::Ledger<ledger::store::Engine>,
     e: &ledger::codec::StatementEntry,
     of: StatementOf,
-) -> Result<Option<StatementLine>, ApiError> {
+) -> Result<Option<StatementLine>, OpError> {
     let (mut kind, mut partner) = (e.kind.clone(), e.partner);
     let mut held = 0;
     if matches!(e.kind.as_str(), "hold" | "capture" | "void") {
         let tx = ledger.transaction(e.tx)?.ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::Internal,
                 format!("statement line {} has no transaction", e.tx),
             )
@@ -358,11 +361,11 @@ pub const STATEMENT_LIMIT_DEFAULT: usize = 100;
 
 impl StatementQuery {
     /// The page size asked for: 1 to [`ledger::STATEMENT_PAGE_MAX`], or the default.
-    pub fn limit(&self) -> Result<usize, ApiError> {
+    pub fn limit(&self) -> Result<usize, OpError> {
         match self.limit {
             None => Ok(STATEMENT_LIMIT_DEFAULT),
             Some(n) if (1..=ledger::STATEMENT_PAGE_MAX as u64).contains(&n) => Ok(n as usize),
-            Some(n) => Err(ApiError::new(
+            Some(n) => Err(OpError::new(
                 Kind::InvalidRequest,
                 format!("limit must be 1 to {}, got {n}", ledger::STATEMENT_PAGE_MAX),
             )),
@@ -370,15 +373,15 @@ impl StatementQuery {
     }
 
     /// The `before` cursor, if any.
-    pub fn before(&self) -> Result<Option<ledger::TxId>, ApiError> {
+    pub fn before(&self) -> Result<Option<ledger::TxId>, OpError> {
         self.before.as_deref().map(parse_tx_id).transpose()
     }
 }
 
 /// Parses a transaction id sent back by a client.
-pub fn parse_tx_id(s: &str) -> Result<ledger::TxId, ApiError> {
+pub fn parse_tx_id(s: &str) -> Result<ledger::TxId, OpError> {
     s.parse::<u64>().map(ledger::TxId).map_err(|_| {
-        ApiError::new(
+        OpError::new(
             Kind::InvalidRequest,
             format!("{s:?} is not a transaction id"),
         )
@@ -386,14 +389,14 @@ pub fn parse_tx_id(s: &str) -> Result<ledger::TxId, ApiError> {
 }
 
 /// Checks a reference (idempotency key) is 1 to 128 bytes of printable ASCII.
-pub fn check_reference(field: &str, r: &str) -> Result<(), ApiError> {
+pub fn check_reference(field: &str, r: &str) -> Result<(), OpError> {
     let ok = !r.is_empty()
         && r.len() <= ledger::IdemKey::REFERENCE_LEN_MAX
         && r.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(OpError::new(
             Kind::InvalidRequest,
             format!(
                 "{field} must be 1 to {} printable ASCII characters without spaces",
@@ -404,11 +407,11 @@ pub fn check_reference(field: &str, r: &str) -> Result<(), ApiError> {
 }
 
 /// Checks a positive points amount.
-pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, ApiError> {
+pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, OpError> {
     if p > 0 {
         Ok(ledger::Points(p))
     } else {
-        Err(ApiError::new(
+        Err(OpError::new(
             Kind::InvalidAmount,
             format!("{field} must be a positive whole number of points, got {p}"),
         ))
@@ -417,9 +420,9 @@ pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, ApiError> {
 
 /// Runs a blocking ledger read off the async workers.
 pub async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
-) -> Result<T, ApiError> {
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
     tokio::task::spawn_blocking(f)
         .await
-        .map_err(|e| ApiError::new(Kind::Internal, format!("read task failed: {e}")))?
+        .map_err(|e| OpError::new(Kind::Internal, format!("read task failed: {e}")))?
 }

@@ -5,11 +5,12 @@ use super::{
     blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
     Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
 };
-use crate::app::{App, AppState};
-use crate::auth;
-use crate::problem::{ApiError, Kind, Problem};
-use crate::rates::{RateOverride, RateTable};
-use crate::registry::{KeyRecord, KeyScope, OperatorRecord, PartnerRecord, Role};
+use crate::api::state::{App, AppState};
+use crate::api::signature as auth;
+use crate::api::problem::Problem;
+use crate::ops::error::{Kind, OpError};
+use crate::programme::rates::{RateOverride, RateTable};
+use crate::ops::registry::{KeyRecord, KeyScope, OperatorRecord, PartnerRecord, Role};
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
@@ -43,7 +44,7 @@ async fn authenticate(
     State(app): State<AppState>,
     mut req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OpError> {
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -52,9 +53,9 @@ async fn authenticate(
     let op = app
         .registry
         .operator(token)
-        .ok_or_else(|| ApiError::new(Kind::UnknownKey, "unknown operator token"))?;
+        .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
     if op.role == Role::Finance && req.method() != Method::GET {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::ForbiddenRole,
             "the finance role is read-only",
         ));
@@ -189,7 +190,7 @@ async fn list_partners(State(app): State<AppState>) -> JsonResult<Vec<PartnerVie
     Ok(Json(views))
 }
 
-fn partner_view(app: &App, record: PartnerRecord) -> Result<PartnerView, ApiError> {
+fn partner_view(app: &App, record: PartnerRecord) -> Result<PartnerView, OpError> {
     let c = app.ledger.contract(PartnerId(record.id))?;
     Ok(PartnerView {
         record,
@@ -200,10 +201,10 @@ fn partner_view(app: &App, record: PartnerRecord) -> Result<PartnerView, ApiErro
     })
 }
 
-fn known_partner(app: &App, id: u32) -> Result<PartnerRecord, ApiError> {
+fn known_partner(app: &App, id: u32) -> Result<PartnerRecord, OpError> {
     app.registry
         .partner(PartnerId(id))
-        .ok_or_else(|| ApiError::new(Kind::UnknownPartner, format!("no partner {id}")))
+        .ok_or_else(|| OpError::new(Kind::UnknownPartner, format!("no partner {id}")))
 }
 
 /// One partner.
@@ -234,21 +235,21 @@ async fn put_partner(
 }
 
 /// Validates and applies a partner definition: contract in the ledger, record in the registry.
-pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerView, ApiError> {
+pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerView, OpError> {
     if id == 0 {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "partner ids start at 1",
         ));
     }
     if spec.name.trim().is_empty() || spec.name.len() > 128 {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "name must be 1 to 128 bytes",
         ));
     }
     let currency = spec.currency.parse().map_err(|_| {
-        ApiError::new(
+        OpError::new(
             Kind::UnknownCurrency,
             format!("{:?} is not an ISO 4217 currency code", spec.currency),
         )
@@ -261,7 +262,7 @@ pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerV
         ),
     ] {
         if v < Decimal::ZERO {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::InvalidAmount,
                 format!("{field} must not be negative"),
             ));
@@ -290,7 +291,7 @@ pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerV
     };
     app.registry
         .put_partner(record.clone())
-        .map_err(|e| ApiError::new(Kind::Internal, e.to_string()))?;
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
     partner_view(app, record)
 }
 
@@ -316,10 +317,10 @@ async fn create_key(
     State(app): State<AppState>,
     Path(id): Path<u32>,
     ApiJson(r): ApiJson<NewKeyRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OpError> {
     known_partner(&app, id)?;
     if r.scopes.is_empty() {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "give at least one scope",
         ));
@@ -327,7 +328,7 @@ async fn create_key(
     let (key, secret) = blocking(move || {
         app.registry
             .create_key(PartnerId(id), r.scopes)
-            .map_err(|e| ApiError::new(Kind::Internal, e.to_string()))
+            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
     })
     .await?;
     Ok((StatusCode::CREATED, Json(NewKeyView { key, secret })).into_response())
@@ -347,9 +348,9 @@ async fn revoke_key(
     let rec = blocking(move || {
         app.registry
             .revoke_key(PartnerId(id), &key_id)
-            .map_err(|e| ApiError::new(Kind::Internal, e.to_string()))?
+            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?
             .ok_or_else(|| {
-                ApiError::new(Kind::NotFound, format!("partner {id} has no key {key_id}"))
+                OpError::new(Kind::NotFound, format!("partner {id} has no key {key_id}"))
             })
     })
     .await?;
@@ -381,19 +382,19 @@ async fn add_rates(
     State(app): State<AppState>,
     Path(id): Path<u32>,
     ApiJson(d): ApiJson<RateTableDraft>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OpError> {
     known_partner(&app, id)?;
     let table = blocking(move || add_rate_table(&app, id, d)).await?;
     Ok((StatusCode::CREATED, Json(table)).into_response())
 }
 
 /// Validates and stores a rate table version.
-pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable, ApiError> {
+pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable, OpError> {
     let now = Timestamp::now().0;
     let effective_from_ms = d.effective_from_ms.unwrap_or(now);
     // A grace of a minute for clock skew; rates are never changed retroactively.
     if effective_from_ms < now - 60_000 {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "effective_from_ms is in the past; rate tables are never retroactive",
         ));
@@ -410,7 +411,7 @@ pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable
     table.validate()?;
     app.registry
         .add_rate_table(PartnerId(id), table)
-        .map_err(|e| ApiError::new(Kind::Internal, e.to_string()))
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
 }
 
 /// Enrol a new member with no partner link yet.
@@ -418,12 +419,12 @@ pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable
     responses((status = 201, body = MemberCreated),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
-async fn enrol_member(State(app): State<AppState>) -> Result<Response, ApiError> {
+async fn enrol_member(State(app): State<AppState>) -> Result<Response, OpError> {
     let member = blocking(move || {
         let m = app
             .registry
             .allocate_member()
-            .map_err(|e| ApiError::new(Kind::Internal, e.to_string()))?;
+            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
         app.ledger.execute_blocking(Command::Enrol {
             key: IdemKey::operator(format!("enrol/{}", m.0)),
             member: m,
@@ -450,7 +451,7 @@ async fn member(State(app): State<AppState>, Path(id): Path<u64>) -> JsonResult<
     let b = blocking(move || {
         app.ledger
             .balance(MemberId(id))?
-            .ok_or_else(|| ApiError::new(Kind::UnknownMember, format!("no member {id}")))
+            .ok_or_else(|| OpError::new(Kind::UnknownMember, format!("no member {id}")))
     })
     .await?;
     Ok(Json(BalanceView::of(id.to_string(), b)))
@@ -471,7 +472,7 @@ async fn member_statement(
     let limit = q.limit()?;
     let view = blocking(move || {
         if app.ledger.balance(MemberId(id))?.is_none() {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::UnknownMember,
                 format!("no member {id}"),
             ));
@@ -506,7 +507,7 @@ async fn adjust(
         check_points("points", 0)?;
     }
     if r.reason.trim().is_empty() || r.reason.len() > 512 {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "reason must be 1 to 512 bytes",
         ));
@@ -536,7 +537,7 @@ async fn adjust(
 async fn account(State(app): State<AppState>, Path(name): Path<String>) -> JsonResult<AccountView> {
     let account: AccountId = name
         .parse()
-        .map_err(|_| ApiError::new(Kind::NotFound, format!("no account {name:?}")))?;
+        .map_err(|_| OpError::new(Kind::NotFound, format!("no account {name:?}")))?;
     let b = blocking(move || Ok(app.ledger.account_balance(account)?)).await?;
     Ok(Json(AccountView {
         account: account.to_string(),

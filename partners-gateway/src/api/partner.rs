@@ -6,11 +6,12 @@ use super::{
     blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
     Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
 };
-use crate::app::{App, AppState};
-use crate::auth::{self, PartnerCaller, SignedRequest};
-use crate::problem::{ApiError, Kind, Problem};
-use crate::rates::{Amount, Operation, RateTable, NAME_LEN_MAX};
-use crate::registry::{KeyScope, RegistryError, MEMBER_REFERENCE_LEN_MAX};
+use crate::api::state::{App, AppState};
+use crate::api::signature::{self as auth, PartnerCaller, SignedRequest};
+use crate::api::problem::Problem;
+use crate::ops::error::{Kind, OpError};
+use crate::programme::rates::{Amount, Operation, RateTable, NAME_LEN_MAX};
+use crate::ops::registry::{KeyScope, RegistryError, MEMBER_REFERENCE_LEN_MAX};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
@@ -51,12 +52,12 @@ async fn authenticate(
     State(app): State<AppState>,
     req: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OpError> {
     let (mut parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, app.limits.body_bytes_max)
         .await
         .map_err(|_| {
-            ApiError::new(
+            OpError::new(
                 Kind::PayloadTooLarge,
                 format!(
                     "the request body is over the limit of {} bytes",
@@ -306,41 +307,41 @@ struct Sent {
     member_ref: Option<String>,
 }
 
-fn key(caller: &PartnerCaller, reference: &str) -> Result<IdemKey, ApiError> {
+fn key(caller: &PartnerCaller, reference: &str) -> Result<IdemKey, OpError> {
     check_reference("reference", reference)?;
     Ok(IdemKey::partner(caller.partner, reference))
 }
 
-fn registry_error(e: RegistryError) -> ApiError {
+fn registry_error(e: RegistryError) -> OpError {
     match e {
-        RegistryError::ReferenceTaken { reference } => ApiError::new(
+        RegistryError::ReferenceTaken { reference } => OpError::new(
             Kind::ReferenceTaken,
             format!("member reference {reference:?} is linked to another member"),
         ),
-        other => ApiError::new(Kind::Internal, other.to_string()),
+        other => OpError::new(Kind::Internal, other.to_string()),
     }
 }
 
 /// The member a partner reference names; unknown and unlinked members look the same.
-fn member_of(app: &App, caller: &PartnerCaller, reference: &str) -> Result<MemberId, ApiError> {
+fn member_of(app: &App, caller: &PartnerCaller, reference: &str) -> Result<MemberId, OpError> {
     check_member_reference(reference)?;
     app.registry
         .member_of(caller.partner, reference)
         .map_err(registry_error)?
         .ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::UnknownMember,
                 format!("no member with reference {reference:?}"),
             )
         })
 }
 
-fn check_member_reference(r: &str) -> Result<(), ApiError> {
+fn check_member_reference(r: &str) -> Result<(), OpError> {
     if r.is_empty()
         || r.len() > MEMBER_REFERENCE_LEN_MAX
         || !r.bytes().all(|b| b.is_ascii_graphic())
     {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             format!("member reference must be 1 to {MEMBER_REFERENCE_LEN_MAX} printable ASCII characters"),
         ));
@@ -348,9 +349,9 @@ fn check_member_reference(r: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-fn check_name(field: &str, v: Option<&str>) -> Result<(), ApiError> {
+fn check_name(field: &str, v: Option<&str>) -> Result<(), OpError> {
     match v {
-        Some(s) if s.is_empty() || s.len() > NAME_LEN_MAX => Err(ApiError::new(
+        Some(s) if s.is_empty() || s.len() > NAME_LEN_MAX => Err(OpError::new(
             Kind::InvalidRequest,
             format!("{field} must be 1 to {NAME_LEN_MAX} bytes"),
         )),
@@ -358,11 +359,11 @@ fn check_name(field: &str, v: Option<&str>) -> Result<(), ApiError> {
     }
 }
 
-fn rate_table(app: &App, partner: PartnerId) -> Result<RateTable, ApiError> {
+fn rate_table(app: &App, partner: PartnerId) -> Result<RateTable, OpError> {
     app.registry
         .rate_in_force(partner, Timestamp::now())
         .ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::UnitNotPriced,
                 "the partner has no rate table in force",
             )
@@ -377,7 +378,7 @@ fn points_or_amount(
     amount: Option<&Amount>,
     branch: Option<&str>,
     category: Option<&str>,
-) -> Result<(Points, Option<Pricing>), ApiError> {
+) -> Result<(Points, Option<Pricing>), OpError> {
     check_name("branch", branch)?;
     check_name("category", category)?;
     match (points, amount) {
@@ -393,14 +394,14 @@ fn points_or_amount(
             )?;
             Ok((priced.points, Some(priced.pricing)))
         }
-        _ => Err(ApiError::new(
+        _ => Err(OpError::new(
             Kind::InvalidRequest,
             "give exactly one of points and amount",
         )),
     }
 }
 
-fn prepare_earn(app: &App, caller: &PartnerCaller, r: &EarnRequest) -> Result<Prepared, ApiError> {
+fn prepare_earn(app: &App, caller: &PartnerCaller, r: &EarnRequest) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Earn)?;
     let key = key(caller, &r.reference)?;
     check_name("branch", r.branch.as_deref())?;
@@ -428,7 +429,7 @@ fn prepare_earn(app: &App, caller: &PartnerCaller, r: &EarnRequest) -> Result<Pr
     })
 }
 
-fn prepare_burn(app: &App, caller: &PartnerCaller, r: &BurnRequest) -> Result<Prepared, ApiError> {
+fn prepare_burn(app: &App, caller: &PartnerCaller, r: &BurnRequest) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
     let (points, pricing) = points_or_amount(
@@ -453,7 +454,7 @@ fn prepare_burn(app: &App, caller: &PartnerCaller, r: &BurnRequest) -> Result<Pr
     })
 }
 
-fn prepare_hold(app: &App, caller: &PartnerCaller, r: &HoldRequest) -> Result<Prepared, ApiError> {
+fn prepare_hold(app: &App, caller: &PartnerCaller, r: &HoldRequest) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
     let (points, pricing) = points_or_amount(
@@ -469,7 +470,7 @@ fn prepare_hold(app: &App, caller: &PartnerCaller, r: &HoldRequest) -> Result<Pr
         .checked_mul(1000)
         .filter(|ms| *ms > 0)
         .ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::InvalidRequest,
                 "timeout_seconds must be between 1 and 4,294,967",
             )
@@ -494,12 +495,12 @@ fn own_transaction(
     app: &App,
     caller: &PartnerCaller,
     reference: &str,
-) -> Result<Transaction, ApiError> {
+) -> Result<Transaction, OpError> {
     check_reference("reference", reference)?;
     app.ledger
         .transaction_by_key(&IdemKey::partner(caller.partner, reference))?
         .ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::UnknownTransaction,
                 format!("no transaction with reference {reference:?}"),
             )
@@ -510,11 +511,11 @@ fn own_hold(
     app: &App,
     caller: &PartnerCaller,
     reference: &str,
-) -> Result<(Transaction, MemberId), ApiError> {
+) -> Result<(Transaction, MemberId), OpError> {
     let tx = own_transaction(app, caller, reference)?;
     match tx.kind {
         TxKind::Hold { member, .. } => Ok((tx, member)),
-        _ => Err(ApiError::new(
+        _ => Err(OpError::new(
             Kind::UnknownTransaction,
             format!("no hold with reference {reference:?}"),
         )),
@@ -527,7 +528,7 @@ fn prepare_capture(
     hold_reference: &str,
     reference: &str,
     points: Option<i64>,
-) -> Result<Prepared, ApiError> {
+) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, reference)?;
     let points = points.map(|p| check_points("points", p)).transpose()?;
@@ -549,7 +550,7 @@ fn prepare_void(
     caller: &PartnerCaller,
     hold_reference: &str,
     reference: &str,
-) -> Result<Prepared, ApiError> {
+) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, reference)?;
     let (hold, member) = own_hold(app, caller, hold_reference)?;
@@ -565,7 +566,7 @@ fn prepare_reversal(
     app: &App,
     caller: &PartnerCaller,
     r: &ReversalRequest,
-) -> Result<Prepared, ApiError> {
+) -> Result<Prepared, OpError> {
     let key = key(caller, &r.reference)?;
     let points = r.points.map(|p| check_points("points", p)).transpose()?;
     let original = own_transaction(app, caller, &r.original_reference)?;
@@ -579,7 +580,7 @@ fn prepare_reversal(
             member
         }
         _ => {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::NotReversible,
                 format!(
                     "{:?} is not an earn or a burn and cannot be reversed",
@@ -601,7 +602,7 @@ fn prepare_reversal(
 }
 
 /// Hands the command to the ledger (moved, not copied) and keeps what answering needs.
-fn submit(app: &App, p: Prepared) -> Result<(Sent, Pending), ApiError> {
+fn submit(app: &App, p: Prepared) -> Result<(Sent, Pending), OpError> {
     let kind = match &p.cmd {
         Command::Earn { .. } => "earn",
         Command::Burn { .. } => "burn",
@@ -625,17 +626,17 @@ async fn finish(
     caller: &PartnerCaller,
     p: Sent,
     pending: Pending,
-) -> Result<TransactionView, ApiError> {
+) -> Result<TransactionView, OpError> {
     let answer = pending
         .await
-        .map_err(|_| ApiError::from(LedgerError::ShuttingDown))?;
+        .map_err(|_| OpError::from(LedgerError::ShuttingDown))?;
     let (tx, replayed) = match answer {
         Ok(r) => (r.tx, r.replayed),
         Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original }))
             if p.pricing.is_some() =>
         {
             let tx = app.ledger.transaction(original)?.ok_or_else(|| {
-                ApiError::new(
+                OpError::new(
                     Kind::Internal,
                     "idempotency record names a missing transaction",
                 )
@@ -693,7 +694,7 @@ async fn execute(
     app: &App,
     caller: &PartnerCaller,
     p: Prepared,
-) -> Result<TransactionView, ApiError> {
+) -> Result<TransactionView, OpError> {
     let (sent, pending) = submit(app, p)?;
     finish(app, caller, sent, pending).await
 }
@@ -702,8 +703,8 @@ async fn execute(
 async fn prepare_blocking(
     app: &AppState,
     caller: &PartnerCaller,
-    f: impl FnOnce(&App, &PartnerCaller) -> Result<Prepared, ApiError> + Send + 'static,
-) -> Result<Prepared, ApiError> {
+    f: impl FnOnce(&App, &PartnerCaller) -> Result<Prepared, OpError> + Send + 'static,
+) -> Result<Prepared, OpError> {
     let (app, caller) = (app.clone(), caller.clone());
     blocking(move || f(&app, &caller)).await
 }
@@ -721,7 +722,7 @@ async fn enrol(
     State(app): State<AppState>,
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<EnrolRequest>,
-) -> Result<Response, ApiError> {
+) -> Result<Response, OpError> {
     caller.require(KeyScope::Earn)?;
     check_member_reference(&r.reference)?;
     let reference = r.reference.clone();
@@ -729,7 +730,7 @@ async fn enrol(
     let (member, created) = blocking(move || {
         if let Some(m) = r.member_id {
             if app2.ledger.balance(MemberId(m))?.is_none() {
-                return Err(ApiError::new(
+                return Err(OpError::new(
                     Kind::UnknownMember,
                     format!("no coalition member {m}"),
                 ));
@@ -747,7 +748,7 @@ async fn enrol(
                 member,
             })?;
         }
-        Ok::<_, ApiError>((member, created))
+        Ok::<_, OpError>((member, created))
     })
     .await?;
     let view = EnrolView {
@@ -778,7 +779,7 @@ async fn balance(
     let b = blocking(move || {
         let m = member_of(&app, &caller, &reference)?;
         let b = app.ledger.balance(m)?.ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::UnknownMember,
                 format!("no member with reference {reference:?}"),
             )
@@ -921,7 +922,7 @@ async fn reversal(
     Ok(Json(execute(&app, &caller, p).await?))
 }
 
-fn prepare_item(app: &App, caller: &PartnerCaller, c: &BatchCommand) -> Result<Prepared, ApiError> {
+fn prepare_item(app: &App, caller: &PartnerCaller, c: &BatchCommand) -> Result<Prepared, OpError> {
     match c {
         BatchCommand::Earn(r) => prepare_earn(app, caller, r),
         BatchCommand::Burn(r) => prepare_burn(app, caller, r),
@@ -965,7 +966,7 @@ impl BatchCommand {
 }
 
 /// The result of one batch command, as its single request would have answered.
-fn batch_result(outcome: Result<TransactionView, ApiError>) -> BatchResult {
+fn batch_result(outcome: Result<TransactionView, OpError>) -> BatchResult {
     match outcome {
         Ok(view) => BatchResult {
             status: 200,
@@ -996,13 +997,13 @@ async fn batch(
     ApiJson(r): ApiJson<BatchRequest>,
 ) -> JsonResult<BatchResponse> {
     if r.commands.is_empty() {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::InvalidRequest,
             "the batch has no commands",
         ));
     }
     if r.commands.len() > app.limits.batch_commands_max {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::PayloadTooLarge,
             format!(
                 "the batch has {} commands; the limit is {}",

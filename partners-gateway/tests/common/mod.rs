@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use partners_gateway::config::Config;
-use partners_gateway::{auth, start, Running};
+use partners_gateway::api::signature as auth;
+use partners_gateway::{start, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -258,7 +259,7 @@ pub fn now_s() -> i64 {
 }
 
 pub fn hex_random() -> String {
-    partners_gateway::registry::random_hex(12)
+    partners_gateway::ops::registry::random_hex(12)
 }
 
 fn read_env(path: &std::path::Path) -> HashMap<String, String> {

@@ -16,7 +16,7 @@
 //! HMAC-SHA256(master key, key id), where the master key lives outside the store (a file only the
 //! gateway can read). Operator tokens are random and stored as their SHA-256.
 
-use crate::rates::RateTable;
+use crate::programme::rates::RateTable;
 use hmac::{Hmac, Mac};
 use ledger::store::{
     prefix_end, Durability, Engine, Snapshot, Store, StoreError, Txn, TxnBody, TxnStore, WriteSet,

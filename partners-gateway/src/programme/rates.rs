@@ -5,7 +5,6 @@
 //! covers the whole price). Overrides: a category's rate wins over a branch's, which wins over
 //! the table's base rate.
 
-use crate::problem::{ApiError, Kind};
 use ledger::{Points, Pricing};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
@@ -74,10 +73,107 @@ pub struct Amount {
     pub unit: String,
 }
 
+/// Why an amount or a rate table was refused, or a quantity could not be priced.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum PriceError {
+    /// The amount is not in plain decimal notation.
+    #[error("amount value {text:?} must be plain decimal notation, such as \"12.50\"")]
+    NotPlainDecimal {
+        /// As sent.
+        text: String,
+    },
+    /// The amount does not parse as a decimal.
+    #[error("amount value {text:?} is not a decimal number")]
+    NotDecimal {
+        /// As sent.
+        text: String,
+    },
+    /// Three capital letters that are not an ISO 4217 code.
+    #[error("{unit:?} is not an ISO 4217 currency code")]
+    UnknownCurrency {
+        /// As sent.
+        unit: String,
+    },
+    /// A unit that is neither a currency code nor a measure.
+    #[error("unit {unit:?} must be an ISO 4217 code (EUR) or a lower-case measure (mile, litre)")]
+    BadUnit {
+        /// As sent.
+        unit: String,
+    },
+    /// The amount is zero or negative.
+    #[error("amount must be positive, got {value}")]
+    NotPositive {
+        /// As sent.
+        value: Decimal,
+    },
+    /// The amount is above [`QUANTITY_MAX`].
+    #[error("amount {value} is above the limit of {QUANTITY_MAX}")]
+    AboveLimit {
+        /// As sent.
+        value: Decimal,
+    },
+    /// More decimals than the unit has.
+    #[error("amount {value} has more than {scale_max} decimal places for {unit}")]
+    TooPrecise {
+        /// As sent.
+        value: Decimal,
+        /// Decimals the unit has.
+        scale_max: u32,
+        /// The unit.
+        unit: String,
+    },
+    /// An override's branch or category name is empty or too long.
+    #[error("override name {name:?} must be 1..={NAME_LEN_MAX} bytes")]
+    OverrideName {
+        /// As sent.
+        name: String,
+    },
+    /// A rate is zero or negative.
+    #[error("rates must be positive, got {rate}")]
+    RateNotPositive {
+        /// The first bad rate.
+        rate: Decimal,
+    },
+    /// The table in force prices another unit.
+    #[error("the rate table in force (version {version}) prices {priced}, not {asked}")]
+    OtherUnit {
+        /// The table's version.
+        version: u32,
+        /// The unit it prices.
+        priced: String,
+        /// The unit asked for.
+        asked: String,
+    },
+    /// The table prices earns only.
+    #[error("rate table version {version} does not price burns in {unit}; send points")]
+    BurnsNotPriced {
+        /// The table's version.
+        version: u32,
+        /// The unit.
+        unit: String,
+    },
+    /// The points do not fit a whole number of points.
+    #[error("{exact} points is out of range")]
+    PointsOutOfRange {
+        /// Before rounding.
+        exact: Decimal,
+    },
+    /// The quantity is worth less than one point.
+    #[error("{quantity} {unit} at {rate} points per unit is less than one point")]
+    LessThanOnePoint {
+        /// As sent.
+        quantity: Decimal,
+        /// The unit.
+        unit: String,
+        /// Points per unit applied.
+        rate: Decimal,
+    },
+}
+
 impl Amount {
     /// Parses and checks the amount: positive, not above [`QUANTITY_MAX`], no more decimals than
     /// the currency's minor units (or [`MEASURE_SCALE_MAX`] for measures).
-    pub fn parse(&self) -> Result<Decimal, ApiError> {
+    pub fn parse(&self) -> Result<Decimal, PriceError> {
         let text = self.value.as_str();
         let digits = text.strip_prefix('-').unwrap_or(text);
         let plain = !digits.is_empty()
@@ -86,58 +182,37 @@ impl Amount {
             && digits.bytes().filter(|b| *b == b'.').count() <= 1
             && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.');
         if !plain {
-            return Err(ApiError::new(
-                Kind::InvalidAmount,
-                format!("amount value {text:?} must be plain decimal notation, such as \"12.50\""),
-            ));
+            return Err(PriceError::NotPlainDecimal { text: text.into() });
         }
-        let value: Decimal = text.parse().map_err(|_| {
-            ApiError::new(
-                Kind::InvalidAmount,
-                format!("amount value {:?} is not a decimal number", self.value),
-            )
+        let value: Decimal = text.parse().map_err(|_| PriceError::NotDecimal {
+            text: self.value.clone(),
         })?;
         let scale_max = if is_currency_code(&self.unit) {
             iso_currency::Currency::from_code(&self.unit)
-                .ok_or_else(|| {
-                    ApiError::new(
-                        Kind::UnknownCurrency,
-                        format!("{:?} is not an ISO 4217 currency code", self.unit),
-                    )
+                .ok_or_else(|| PriceError::UnknownCurrency {
+                    unit: self.unit.clone(),
                 })?
                 .exponent()
                 .map_or(0, u32::from)
         } else if is_measure(&self.unit) {
             MEASURE_SCALE_MAX
         } else {
-            return Err(ApiError::new(
-                Kind::InvalidRequest,
-                format!(
-                    "unit {:?} must be an ISO 4217 code (EUR) or a lower-case measure (mile, litre)",
-                    self.unit
-                ),
-            ));
+            return Err(PriceError::BadUnit {
+                unit: self.unit.clone(),
+            });
         };
         if value <= Decimal::ZERO {
-            return Err(ApiError::new(
-                Kind::InvalidAmount,
-                format!("amount must be positive, got {value}"),
-            ));
+            return Err(PriceError::NotPositive { value });
         }
         if value > QUANTITY_MAX {
-            return Err(ApiError::new(
-                Kind::InvalidAmount,
-                format!("amount {value} is above the limit of {QUANTITY_MAX}"),
-            ));
+            return Err(PriceError::AboveLimit { value });
         }
         if value.normalize().scale() > scale_max {
-            return Err(ApiError::new(
-                Kind::InvalidAmount,
-                format!(
-                    "amount {value} has more than {scale_max} decimal places for {}",
-                    self.unit
-                ),
-            ));
+            return Err(PriceError::TooPrecise {
+                value,
+                scale_max,
+                unit: self.unit.clone(),
+            });
         }
         Ok(value)
     }
@@ -167,38 +242,28 @@ pub struct Priced {
 
 impl RateTable {
     /// Checks an operator's draft: rates positive, names short, unit well formed.
-    pub fn validate(&self) -> Result<(), ApiError> {
+    pub fn validate(&self) -> Result<(), PriceError> {
         let unit_ok = if is_currency_code(&self.unit) {
             iso_currency::Currency::from_code(&self.unit).is_some()
         } else {
             is_measure(&self.unit)
         };
         if !unit_ok {
-            return Err(ApiError::new(
-                Kind::InvalidRequest,
-                format!(
-                    "unit {:?} is neither an ISO 4217 code nor a measure",
-                    self.unit
-                ),
-            ));
+            return Err(PriceError::BadUnit {
+                unit: self.unit.clone(),
+            });
         }
         let overrides = self.branches.iter().chain(self.categories.iter());
         let mut rates = vec![Some(self.earn_points_per_unit), self.burn_points_per_unit];
         for (name, o) in overrides {
             if name.is_empty() || name.len() > NAME_LEN_MAX {
-                return Err(ApiError::new(
-                    Kind::InvalidRequest,
-                    format!("override name {name:?} must be 1..={NAME_LEN_MAX} bytes"),
-                ));
+                return Err(PriceError::OverrideName { name: name.clone() });
             }
             rates.push(o.earn_points_per_unit);
             rates.push(o.burn_points_per_unit);
         }
         if let Some(bad) = rates.into_iter().flatten().find(|r| *r <= Decimal::ZERO) {
-            return Err(ApiError::new(
-                Kind::InvalidRequest,
-                format!("rates must be positive, got {bad}"),
-            ));
+            return Err(PriceError::RateNotPositive { rate: bad });
         }
         Ok(())
     }
@@ -211,15 +276,13 @@ impl RateTable {
         unit: &str,
         branch: Option<&str>,
         category: Option<&str>,
-    ) -> Result<Priced, ApiError> {
+    ) -> Result<Priced, PriceError> {
         if unit != self.unit {
-            return Err(ApiError::new(
-                Kind::UnitNotPriced,
-                format!(
-                    "the rate table in force (version {}) prices {}, not {unit}",
-                    self.version, self.unit
-                ),
-            ));
+            return Err(PriceError::OtherUnit {
+                version: self.version,
+                priced: self.unit.clone(),
+                asked: unit.to_string(),
+            });
         }
         let pick = |o: &RateOverride| match op {
             Operation::Earn => o.earn_points_per_unit,
@@ -231,15 +294,13 @@ impl RateTable {
         };
         let by_category = category.and_then(|c| self.categories.get(c)).and_then(pick);
         let by_branch = branch.and_then(|b| self.branches.get(b)).and_then(pick);
-        let rate = by_category.or(by_branch).or(base).ok_or_else(|| {
-            ApiError::new(
-                Kind::UnitNotPriced,
-                format!(
-                    "rate table version {} does not price burns in {unit}; send points",
-                    self.version
-                ),
-            )
-        })?;
+        let rate = by_category
+            .or(by_branch)
+            .or(base)
+            .ok_or_else(|| PriceError::BurnsNotPriced {
+                version: self.version,
+                unit: unit.to_string(),
+            })?;
         let exact = quantity * rate;
         let rounded = match op {
             Operation::Earn => {
@@ -249,17 +310,13 @@ impl RateTable {
                 exact.round_dp_with_strategy(0, RoundingStrategy::ToPositiveInfinity)
             }
         };
-        let points = i64::try_from(rounded).map_err(|_| {
-            ApiError::new(
-                Kind::InvalidAmount,
-                format!("{exact} points is out of range"),
-            )
-        })?;
+        let points = i64::try_from(rounded).map_err(|_| PriceError::PointsOutOfRange { exact })?;
         if points <= 0 {
-            return Err(ApiError::new(
-                Kind::NoPoints,
-                format!("{quantity} {unit} at {rate} points per unit is less than one point"),
-            ));
+            return Err(PriceError::LessThanOnePoint {
+                quantity,
+                unit: unit.to_string(),
+                rate,
+            });
         }
         Ok(Priced {
             points: Points(points),
@@ -340,11 +397,11 @@ mod tests {
         let e = t
             .price(Operation::Earn, Decimal::ONE, "GBP", None, None)
             .unwrap_err();
-        assert_eq!(e.kind, Kind::UnitNotPriced);
+        assert!(matches!(e, PriceError::OtherUnit { .. }), "{e}");
         let e = t
             .price(Operation::Earn, Decimal::new(1, 2), "EUR", None, None)
             .unwrap_err();
-        assert_eq!(e.kind, Kind::NoPoints);
+        assert!(matches!(e, PriceError::LessThanOnePoint { .. }), "{e}");
     }
 
     #[test]
@@ -353,41 +410,21 @@ mod tests {
             value: v.into(),
             unit: u.into(),
         };
+        let err = |v: &str, u: &str| a(v, u).parse().unwrap_err();
         assert_eq!(a("12.50", "EUR").parse().unwrap(), Decimal::new(1250, 2));
         assert_eq!(a("12.500", "EUR").parse().unwrap(), Decimal::new(12500, 3));
-        assert_eq!(
-            a("12.505", "EUR").parse().unwrap_err().kind,
-            Kind::InvalidAmount
-        );
+        assert!(matches!(err("12.505", "EUR"), PriceError::TooPrecise { scale_max: 2, .. }));
         assert_eq!(a("5", "JPY").parse().unwrap(), Decimal::new(5, 0));
-        assert_eq!(
-            a("5.5", "JPY").parse().unwrap_err().kind,
-            Kind::InvalidAmount
-        );
-        assert_eq!(a("0", "EUR").parse().unwrap_err().kind, Kind::InvalidAmount);
-        assert_eq!(
-            a("-3", "EUR").parse().unwrap_err().kind,
-            Kind::InvalidAmount
-        );
-        assert_eq!(
-            a("1e3", "EUR").parse().unwrap_err().kind,
-            Kind::InvalidAmount
-        );
-        assert_eq!(
-            a("10", "XYZ").parse().unwrap_err().kind,
-            Kind::UnknownCurrency
-        );
+        assert!(matches!(err("5.5", "JPY"), PriceError::TooPrecise { scale_max: 0, .. }));
+        assert!(matches!(err("0", "EUR"), PriceError::NotPositive { .. }));
+        assert!(matches!(err("-3", "EUR"), PriceError::NotPositive { .. }));
+        assert!(matches!(err("1e3", "EUR"), PriceError::NotPlainDecimal { .. }));
+        assert!(matches!(err("10", "XYZ"), PriceError::UnknownCurrency { .. }));
         assert_eq!(
             a("10.125", "litre").parse().unwrap(),
             Decimal::new(10125, 3)
         );
-        assert_eq!(
-            a("10", "Miles!").parse().unwrap_err().kind,
-            Kind::InvalidRequest
-        );
-        assert_eq!(
-            a("1000000000001", "mile").parse().unwrap_err().kind,
-            Kind::InvalidAmount
-        );
+        assert!(matches!(err("10", "Miles!"), PriceError::BadUnit { .. }));
+        assert!(matches!(err("1000000000001", "mile"), PriceError::AboveLimit { .. }));
     }
 }

@@ -13,8 +13,8 @@
 //! nonce is accepted once per key within twice that window, so a captured request cannot be
 //! replayed.
 
-use crate::problem::{ApiError, Kind};
-use crate::registry::{KeyRecord, KeyScope, Registry};
+use crate::ops::error::{Kind, OpError};
+use crate::ops::registry::{KeyRecord, KeyScope, Registry};
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -46,11 +46,11 @@ pub struct PartnerCaller {
 
 impl PartnerCaller {
     /// Fails with 403 unless the key has `scope`.
-    pub fn require(&self, scope: KeyScope) -> Result<(), ApiError> {
+    pub fn require(&self, scope: KeyScope) -> Result<(), OpError> {
         if self.key.scopes.contains(&scope) {
             Ok(())
         } else {
-            Err(ApiError::new(
+            Err(OpError::new(
                 Kind::ForbiddenScope,
                 format!("key {} lacks the {:?} scope", self.key.key_id, scope).to_lowercase(),
             ))
@@ -113,52 +113,52 @@ pub fn verify(
     nonces: &NonceCache,
     req: &SignedRequest<'_>,
     now_s: i64,
-) -> Result<PartnerCaller, ApiError> {
+) -> Result<PartnerCaller, OpError> {
     let (Some(key_id), Some(ts), Some(nonce), Some(sig)) =
         (req.key_id, req.timestamp, req.nonce, req.signature)
     else {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::Unauthenticated,
             format!("sign the request: send {KEY_ID}, {TIMESTAMP}, {NONCE} and {SIGNATURE}"),
         ));
     };
     let ts_s: i64 = ts.parse().map_err(|_| {
-        ApiError::new(
+        OpError::new(
             Kind::StaleTimestamp,
             format!("{TIMESTAMP} must be Unix seconds"),
         )
     })?;
     let skew = nonces.skew.as_secs() as i64;
     if (now_s - ts_s).abs() > skew {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::StaleTimestamp,
             format!("timestamp {ts_s} is more than {skew} s from the gateway's clock ({now_s})"),
         ));
     }
     if !(NONCE_LEN_MIN..=NONCE_LEN_MAX).contains(&nonce.len()) {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::BadSignature,
             format!("{NONCE} must be {NONCE_LEN_MIN} to {NONCE_LEN_MAX} characters"),
         ));
     }
     let key = registry
         .key(key_id)
-        .ok_or_else(|| ApiError::new(Kind::UnknownKey, format!("unknown key id {key_id:?}")))?;
+        .ok_or_else(|| OpError::new(Kind::UnknownKey, format!("unknown key id {key_id:?}")))?;
     let canonical = canonical_string(req.method, req.path, req.query, ts, nonce, req.body);
     let mut mac = Hmac::<Sha256>::new_from_slice(registry.secret_of(key_id).as_bytes())
         .expect("any key length");
     mac.update(canonical.as_bytes());
     let sig_bytes = hex::decode(sig)
-        .map_err(|_| ApiError::new(Kind::BadSignature, format!("{SIGNATURE} must be hex")))?;
+        .map_err(|_| OpError::new(Kind::BadSignature, format!("{SIGNATURE} must be hex")))?;
     // Constant-time comparison.
     mac.verify_slice(&sig_bytes).map_err(|_| {
-        ApiError::new(
+        OpError::new(
             Kind::BadSignature,
             "the signature does not match the canonical request; see docs/api.md",
         )
     })?;
     if key.revoked_at_ms.is_some() {
-        return Err(ApiError::new(
+        return Err(OpError::new(
             Kind::KeyRevoked,
             format!("key {key_id} was revoked"),
         ));
@@ -211,7 +211,7 @@ impl NonceCache {
         self.skew
     }
 
-    fn check_and_insert(&self, key_id: &str, nonce: &str) -> Result<(), ApiError> {
+    fn check_and_insert(&self, key_id: &str, nonce: &str) -> Result<(), OpError> {
         let mut h = Sha256::new();
         h.update(key_id.as_bytes());
         h.update([0]);
@@ -228,14 +228,14 @@ impl NonceCache {
             g.rotated = Instant::now();
         }
         if g.current.contains(&id) || g.previous.contains(&id) {
-            return Err(ApiError::new(
+            return Err(OpError::new(
                 Kind::ReplayedNonce,
                 "this nonce was already used with this key; sign each request with a new nonce",
             ));
         }
         if g.current.len() + g.previous.len() >= self.shard_capacity {
             return Err(
-                ApiError::new(Kind::Overloaded, "the replay cache is full; retry shortly")
+                OpError::new(Kind::Overloaded, "the replay cache is full; retry shortly")
                     .retry_after(1),
             );
         }
@@ -245,13 +245,13 @@ impl NonceCache {
 }
 
 /// Reads `Authorization: Bearer <token>`.
-pub fn bearer(header: Option<&str>) -> Result<&str, ApiError> {
+pub fn bearer(header: Option<&str>) -> Result<&str, OpError> {
     header
         .and_then(|h| h.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiError::new(
+            OpError::new(
                 Kind::Unauthenticated,
                 "send an operator token as Authorization: Bearer <token>",
             )

@@ -1,8 +1,8 @@
 //! The gateway's shared state, passed to every handler.
 
-use crate::auth::NonceCache;
-use crate::problem::{ApiError, Kind};
-use crate::registry::{PartnerRecord, Registry};
+use crate::api::signature::NonceCache;
+use crate::ops::error::{Kind, OpError};
+use crate::ops::registry::{PartnerRecord, Registry};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use ledger::store::Engine;
 use ledger::{Ledger, PartnerId};
@@ -64,7 +64,7 @@ impl App {
     }
 
     /// Takes one request from `partner`'s allowance, or says when to retry.
-    pub fn admit(&self, partner: &PartnerRecord) -> Result<(), ApiError> {
+    pub fn admit(&self, partner: &PartnerRecord) -> Result<(), OpError> {
         let limiter = {
             let mut map = self.limiters.lock().expect("limiter lock");
             let entry = map.entry(partner.id).or_insert_with(|| {
@@ -87,7 +87,7 @@ impl App {
             let wait = not_until.wait_time_from(governor::clock::Clock::now(
                 &governor::clock::DefaultClock::default(),
             ));
-            ApiError::new(
+            OpError::new(
                 Kind::RateLimited,
                 format!(
                     "partner {} is limited to {} requests per second",
@@ -109,9 +109,9 @@ impl App {
     }
 
     /// The partner record of an authenticated caller.
-    pub fn partner(&self, p: PartnerId) -> Result<PartnerRecord, ApiError> {
+    pub fn partner(&self, p: PartnerId) -> Result<PartnerRecord, OpError> {
         self.registry.partner(p).ok_or_else(|| {
-            ApiError::new(Kind::UnknownPartner, "the key's partner is not configured")
+            OpError::new(Kind::UnknownPartner, "the key's partner is not configured")
         })
     }
 }

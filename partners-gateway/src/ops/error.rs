@@ -1,0 +1,204 @@
+//! Why an operation failed, with no HTTP in it: one [`Kind`] per cause, mapped from the
+//! ledger's rejections and errors here, and to problem types and statuses in `api/problem.rs`.
+
+use ledger::{LedgerError, Rejection};
+
+/// Every kind of error the gateway answers with. The slug is the stable part of `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    MalformedRequest,
+    InvalidRequest,
+    InvalidAmount,
+    UnknownCurrency,
+    Unauthenticated,
+    BadSignature,
+    StaleTimestamp,
+    ReplayedNonce,
+    UnknownKey,
+    KeyRevoked,
+    ForbiddenScope,
+    ForbiddenRole,
+    NotFound,
+    UnknownMember,
+    UnknownTransaction,
+    UnknownPartner,
+    MethodNotAllowed,
+    IdempotencyConflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    InsufficientPoints,
+    HoldNotOpen,
+    CaptureExceedsHold,
+    NotReversible,
+    ReversalExceedsOriginal,
+    ClawbackRejected,
+    MemberExists,
+    ReferenceTaken,
+    UnitNotPriced,
+    NoPoints,
+    RateLimited,
+    Overloaded,
+    Unavailable,
+    Internal,
+}
+
+/// All kinds, for the documentation test that every kind is documented.
+pub const ALL_KINDS: [Kind; 34] = [
+    Kind::MalformedRequest,
+    Kind::InvalidRequest,
+    Kind::InvalidAmount,
+    Kind::UnknownCurrency,
+    Kind::Unauthenticated,
+    Kind::BadSignature,
+    Kind::StaleTimestamp,
+    Kind::ReplayedNonce,
+    Kind::UnknownKey,
+    Kind::KeyRevoked,
+    Kind::ForbiddenScope,
+    Kind::ForbiddenRole,
+    Kind::NotFound,
+    Kind::UnknownMember,
+    Kind::UnknownTransaction,
+    Kind::UnknownPartner,
+    Kind::MethodNotAllowed,
+    Kind::IdempotencyConflict,
+    Kind::PayloadTooLarge,
+    Kind::UnsupportedMediaType,
+    Kind::InsufficientPoints,
+    Kind::HoldNotOpen,
+    Kind::CaptureExceedsHold,
+    Kind::NotReversible,
+    Kind::ReversalExceedsOriginal,
+    Kind::ClawbackRejected,
+    Kind::MemberExists,
+    Kind::ReferenceTaken,
+    Kind::UnitNotPriced,
+    Kind::NoPoints,
+    Kind::RateLimited,
+    Kind::Overloaded,
+    Kind::Unavailable,
+    Kind::Internal,
+];
+
+/// Why an operation failed: its kind (one per cause; the HTTP API maps each to a status and a
+/// stable problem type, see `api/problem.rs`), this occurrence in words, and how long to wait
+/// before a retry where waiting helps.
+#[derive(Debug)]
+pub struct OpError {
+    /// What went wrong.
+    pub kind: Kind,
+    /// This occurrence, in words.
+    pub detail: String,
+    /// Seconds to wait before retrying (overload, rate limits, unavailability).
+    pub retry_after_s: Option<u64>,
+}
+
+impl OpError {
+    /// An error of `kind`.
+    pub fn new(kind: Kind, detail: impl Into<String>) -> OpError {
+        OpError {
+            kind,
+            detail: detail.into(),
+            retry_after_s: None,
+        }
+    }
+
+    /// Adds a `Retry-After`.
+    pub fn retry_after(mut self, seconds: u64) -> OpError {
+        self.retry_after_s = Some(seconds);
+        self
+    }
+}
+
+impl From<Rejection> for OpError {
+    fn from(r: Rejection) -> OpError {
+        let kind = match &r {
+            Rejection::PointsNotPositive { .. }
+            | Rejection::PointsAboveLimit { .. }
+            | Rejection::BonusOutOfRange { .. }
+            | Rejection::AdjustmentOutOfRange { .. }
+            | Rejection::BalanceOverflow { .. }
+            | Rejection::NegativePrice
+            | Rejection::PriceTooPrecise { .. } => Kind::InvalidAmount,
+            Rejection::HoldTimeoutOutOfRange { .. }
+            | Rejection::TransferToSelf
+            | Rejection::AdjustmentReason { .. }
+            | Rejection::AdjustmentOperator { .. }
+            | Rejection::ReferenceLength { .. }
+            | Rejection::NeedsOperator
+            | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
+            Rejection::UnknownMember(_) => Kind::UnknownMember,
+            Rejection::MemberExists(_) => Kind::MemberExists,
+            Rejection::UnknownPartner(_) => Kind::UnknownPartner,
+            Rejection::UnknownTransaction(_) => Kind::UnknownTransaction,
+            Rejection::InsufficientPoints { .. } => Kind::InsufficientPoints,
+            Rejection::HoldNotOpen { .. } => Kind::HoldNotOpen,
+            Rejection::CaptureExceedsHold { .. } => Kind::CaptureExceedsHold,
+            Rejection::NotReversible(_) => Kind::NotReversible,
+            Rejection::ReversalExceedsOriginal { .. } => Kind::ReversalExceedsOriginal,
+            Rejection::ClawbackRejected { .. } => Kind::ClawbackRejected,
+            Rejection::IdempotencyConflict { .. } => Kind::IdempotencyConflict,
+        };
+        // Ledger-internal ids mean nothing to a partner; say what happened without them.
+        let detail = match &r {
+            Rejection::UnknownMember(_) => "no such member".to_string(),
+            Rejection::UnknownTransaction(_) => "no such transaction".to_string(),
+            Rejection::HoldNotOpen { .. } => "the hold is no longer open".to_string(),
+            Rejection::IdempotencyConflict { .. } => {
+                "the reference was already used for a different request".to_string()
+            }
+            other => other.to_string(),
+        };
+        OpError::new(kind, detail)
+    }
+}
+
+impl From<LedgerError> for OpError {
+    fn from(e: LedgerError) -> OpError {
+        match e {
+            LedgerError::Rejected(r) => r.into(),
+            LedgerError::Overloaded => OpError::new(
+                Kind::Overloaded,
+                "the ledger's queue is full; retry shortly",
+            )
+            .retry_after(1),
+            e @ (LedgerError::Stopped { .. }
+            | LedgerError::ShuttingDown
+            | LedgerError::ReadBehind { .. }
+            | LedgerError::Contended { .. }) => {
+                OpError::new(Kind::Unavailable, e.to_string()).retry_after(5)
+            }
+            other @ (LedgerError::Spawn { .. }
+            | LedgerError::WrongWritePath { .. }
+            | LedgerError::Storage(_)
+            | LedgerError::Corrupt(_)) => OpError::new(Kind::Internal, other.to_string()),
+        }
+    }
+}
+
+impl From<ledger::store::StoreError> for OpError {
+    fn from(e: ledger::store::StoreError) -> OpError {
+        OpError::new(Kind::Internal, e.to_string())
+    }
+}
+
+impl From<crate::programme::rates::PriceError> for OpError {
+    fn from(e: crate::programme::rates::PriceError) -> OpError {
+        use crate::programme::rates::PriceError as P;
+        let kind = match &e {
+            P::NotPlainDecimal { .. }
+            | P::NotDecimal { .. }
+            | P::NotPositive { .. }
+            | P::AboveLimit { .. }
+            | P::TooPrecise { .. }
+            | P::PointsOutOfRange { .. } => Kind::InvalidAmount,
+            P::UnknownCurrency { .. } => Kind::UnknownCurrency,
+            P::BadUnit { .. } | P::OverrideName { .. } | P::RateNotPositive { .. } => {
+                Kind::InvalidRequest
+            }
+            P::OtherUnit { .. } | P::BurnsNotPriced { .. } => Kind::UnitNotPriced,
+            P::LessThanOnePoint { .. } => Kind::NoPoints,
+        };
+        OpError::new(kind, e.to_string())
+    }
+}

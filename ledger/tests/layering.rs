@@ -206,3 +206,16 @@ fn the_gateway_rooms_have_no_circle() {
     let (graph, _) = room_graph(&crate_src("partners-gateway"));
     assert_eq!(find_cycle(&graph), None, "room graph: {graph:#?}");
 }
+
+#[test]
+fn the_gateway_operations_and_programme_know_no_http() {
+    let (graph, code) = room_graph(&crate_src("partners-gateway"));
+    for room in ["ops", "programme"] {
+        for forbidden in ["axum", "tower", "hyper", "reqwest"] {
+            assert!(!code[room].contains(forbidden), "{room} uses {forbidden}");
+        }
+        assert!(!graph[room].contains("api"), "{room} depends on api");
+        assert!(!graph[room].contains("server"), "{room} depends on server");
+    }
+    assert!(!graph["programme"].contains("ops"), "programme depends on ops");
+}

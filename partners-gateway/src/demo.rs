@@ -1,10 +1,10 @@
 //! The demo coalition: an airline earning by miles flown, a fuel retailer earning by litres at
 //! several stations, a telecom earning on bills and letting members pay bills with points.
 
-use crate::api::operator::{add_rate_table, define_partner, PartnerSpec, RateTableDraft};
-use crate::api::state::App;
-use crate::programme::rates::RateOverride;
+use crate::ops::operator::{add_rate_table, define_partner, PartnerDefinition, RateDraft};
 use crate::ops::registry::{KeyScope, Role};
+use crate::ops::Ops;
+use crate::programme::rates::RateOverride;
 use anyhow::Context;
 use ledger::{Command, IdemKey, MemberId, PartnerId};
 use rust_decimal::Decimal;
@@ -40,8 +40,8 @@ fn dec(s: &str) -> Decimal {
     s.parse().expect("demo constants are decimals")
 }
 
-fn table(unit: &str, earn: &str, burn: Option<&str>) -> RateTableDraft {
-    RateTableDraft {
+fn table(unit: &str, earn: &str, burn: Option<&str>) -> RateDraft {
+    RateDraft {
         effective_from_ms: None,
         unit: unit.into(),
         earn_points_per_unit: dec(earn),
@@ -52,7 +52,7 @@ fn table(unit: &str, earn: &str, burn: Option<&str>) -> RateTableDraft {
 }
 
 /// Seeds the demo coalition unless partners exist; returns the credentials file's path.
-pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
+pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     let path = data.join("demo-credentials.env");
     if !app.registry.partners().is_empty() {
         return Ok(path);
@@ -69,7 +69,7 @@ pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
         define_partner(
             app,
             id,
-            &PartnerSpec {
+            &PartnerDefinition {
                 name: name.into(),
                 currency: currency.into(),
                 issuance_price_per_point: dec(issue),
@@ -142,7 +142,7 @@ pub fn seed(app: &App, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
 }
 
 /// Enrols members `range`, many in flight at once; a full queue is waited out, not an error.
-fn enrol_all(app: &App, range: std::ops::Range<u64>) -> anyhow::Result<()> {
+fn enrol_all(app: &Ops, range: std::ops::Range<u64>) -> anyhow::Result<()> {
     let mut in_flight = Vec::new();
     let mut next = range.start;
     while next < range.end {

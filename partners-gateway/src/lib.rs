@@ -168,7 +168,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     }
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
-        Some(tokio::task::spawn_blocking(move || demo::seed(&app, &data, n)).await??)
+        Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)
     } else {
         None
     };
@@ -199,13 +199,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         // Connection tasks and blocking reads may still hold the state for a moment after the
         // listener closes; the committer is drained once they let go.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        while Arc::strong_count(&app) > 1 && tokio::time::Instant::now() < deadline {
+        let held = |app: &AppState| Arc::strong_count(app) > 1 || Arc::strong_count(&app.ops) > 1;
+        while held(&app) && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        let app = Arc::try_unwrap(app).map_err(|_| {
-            anyhow::anyhow!("requests still hold the ledger 10 s after shutdown began")
-        })?;
-        tokio::task::spawn_blocking(move || app.ledger.shutdown()).await?;
+        let still_held =
+            || anyhow::anyhow!("requests still hold the ledger 10 s after shutdown began");
+        let app = Arc::try_unwrap(app).map_err(|_| still_held())?;
+        let ops = Arc::try_unwrap(app.ops).map_err(|_| still_held())?;
+        tokio::task::spawn_blocking(move || ops.ledger.shutdown()).await?;
         Ok(())
     });
     Ok(Running {
@@ -242,7 +244,7 @@ fn refresh_registry(app: std::sync::Weak<App>) {
         loop {
             tokio::time::sleep(REGISTRY_REFRESH).await;
             let Some(app) = app.upgrade() else { return };
-            match tokio::task::spawn_blocking(move || app.registry.refresh()).await {
+            match tokio::task::spawn_blocking(move || app.ops.registry.refresh()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => tracing::warn!(error = %e, "registry refresh failed"),
                 Err(e) => tracing::warn!(error = %e, "registry refresh task failed"),
@@ -303,9 +305,13 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         Duration::from_secs(config.clock_skew_seconds),
         config.nonce_cache_capacity,
     );
-    Ok(Arc::new(App::new(
+    let ops = ops::Ops {
         ledger,
         registry,
+        batch_commands_max: config.batch_commands_max,
+    };
+    Ok(Arc::new(App::new(
+        ops,
         nonces,
         Limits {
             body_bytes_max: config.body_bytes_max,

@@ -1,9 +1,9 @@
 //! Router assembly, middleware (request ids, tracing, metrics), health, OpenAPI and serving with
 //! graceful shutdown.
 
-use crate::api::{operator, partner};
-use crate::api::state::AppState;
 use crate::api::problem::Problem;
+use crate::api::state::AppState;
+use crate::api::{operator, partner};
 use crate::ops::error::{Kind, OpError};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
@@ -156,7 +156,7 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, OpError> {
     if app.draining() {
         return Err(OpError::new(Kind::Unavailable, "shutting down").retry_after(1));
     }
-    if let Some(why) = app.ledger.failure() {
+    if let Some(why) = app.ops.ledger.failure() {
         return Err(OpError::new(Kind::Unavailable, why));
     }
     Ok("ready")
@@ -165,7 +165,7 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, OpError> {
 /// Prometheus text exposition.
 #[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
 async fn metrics_text(State(app): State<AppState>) -> Response {
-    metrics::gauge!("ledger_queue_depth").set(app.ledger.queue_depth() as f64);
+    metrics::gauge!("ledger_queue_depth").set(app.ops.ledger.queue_depth() as f64);
     app.metrics.run_upkeep();
     (
         StatusCode::OK,

@@ -2,21 +2,22 @@
 //! adjustments. Bearer tokens; the `finance` role reads everything and changes nothing.
 
 use super::{
-    blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
-    Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
+    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementLine, StatementQuery,
+    StatementView, TransactionView,
 };
-use crate::api::state::{App, AppState};
-use crate::api::signature as auth;
 use crate::api::problem::Problem;
+use crate::api::signature as auth;
+use crate::api::state::AppState;
 use crate::ops::error::{Kind, OpError};
-use crate::programme::rates::{RateOverride, RateTable};
+use crate::ops::operator::{self as op, Adjustment, Partner, PartnerDefinition, RateDraft};
 use crate::ops::registry::{KeyRecord, KeyScope, OperatorRecord, PartnerRecord, Role};
+use crate::programme::rates::{RateOverride, RateTable};
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ledger::{AccountId, Command, Contract, IdemKey, MemberId, PartnerId, Points, Timestamp};
+use ledger::MemberId;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -51,6 +52,7 @@ async fn authenticate(
         .and_then(|v| v.to_str().ok());
     let token = auth::bearer(header)?;
     let op = app
+        .ops
         .registry
         .operator(token)
         .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
@@ -173,38 +175,54 @@ pub struct AccountView {
     pub money: BTreeMap<String, String>,
 }
 
+impl From<PartnerSpec> for PartnerDefinition {
+    fn from(s: PartnerSpec) -> Self {
+        PartnerDefinition {
+            name: s.name,
+            currency: s.currency,
+            issuance_price_per_point: s.issuance_price_per_point,
+            redemption_price_per_point: s.redemption_price_per_point,
+            points_validity_days: s.points_validity_days,
+            requests_per_second: s.requests_per_second,
+            burst: s.burst,
+        }
+    }
+}
+
+impl From<Partner> for PartnerView {
+    fn from(p: Partner) -> Self {
+        let c = p.contract.as_ref();
+        PartnerView {
+            record: p.record,
+            currency: c.map(|c| c.currency.to_string()),
+            issuance_price_per_point: c.map(|c| c.issuance_price_per_point.to_string()),
+            redemption_price_per_point: c.map(|c| c.redemption_price_per_point.to_string()),
+            points_validity_days: c.and_then(|c| c.points_validity_days),
+        }
+    }
+}
+
+impl From<RateTableDraft> for RateDraft {
+    fn from(d: RateTableDraft) -> Self {
+        RateDraft {
+            effective_from_ms: d.effective_from_ms,
+            unit: d.unit,
+            earn_points_per_unit: d.earn_points_per_unit,
+            burn_points_per_unit: d.burn_points_per_unit,
+            branches: d.branches,
+            categories: d.categories,
+        }
+    }
+}
+
 /// Partners, by id.
 #[utoipa::path(get, path = "/admin/v1/partners", tag = "operator",
     responses((status = 200, body = Vec<PartnerView>),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn list_partners(State(app): State<AppState>) -> JsonResult<Vec<PartnerView>> {
-    let views = blocking(move || {
-        app.registry
-            .partners()
-            .into_iter()
-            .map(|p| partner_view(&app, p))
-            .collect()
-    })
-    .await?;
-    Ok(Json(views))
-}
-
-fn partner_view(app: &App, record: PartnerRecord) -> Result<PartnerView, OpError> {
-    let c = app.ledger.contract(PartnerId(record.id))?;
-    Ok(PartnerView {
-        record,
-        currency: c.as_ref().map(|c| c.currency.to_string()),
-        issuance_price_per_point: c.as_ref().map(|c| c.issuance_price_per_point.to_string()),
-        redemption_price_per_point: c.as_ref().map(|c| c.redemption_price_per_point.to_string()),
-        points_validity_days: c.as_ref().and_then(|c| c.points_validity_days),
-    })
-}
-
-fn known_partner(app: &App, id: u32) -> Result<PartnerRecord, OpError> {
-    app.registry
-        .partner(PartnerId(id))
-        .ok_or_else(|| OpError::new(Kind::UnknownPartner, format!("no partner {id}")))
+    let partners = blocking(move || op::partners(&app.ops)).await?;
+    Ok(Json(partners.into_iter().map(PartnerView::from).collect()))
 }
 
 /// One partner.
@@ -214,8 +232,8 @@ fn known_partner(app: &App, id: u32) -> Result<PartnerRecord, OpError> {
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn get_partner(State(app): State<AppState>, Path(id): Path<u32>) -> JsonResult<PartnerView> {
-    let view = blocking(move || partner_view(&app, known_partner(&app, id)?)).await?;
-    Ok(Json(view))
+    let p = blocking(move || op::partner(&app.ops, id)).await?;
+    Ok(Json(p.into()))
 }
 
 /// Create or replace a partner and its contract. Later earns and burns price with it.
@@ -230,69 +248,8 @@ async fn put_partner(
     Path(id): Path<u32>,
     ApiJson(spec): ApiJson<PartnerSpec>,
 ) -> JsonResult<PartnerView> {
-    let view = blocking(move || define_partner(&app, id, &spec)).await?;
-    Ok(Json(view))
-}
-
-/// Validates and applies a partner definition: contract in the ledger, record in the registry.
-pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerView, OpError> {
-    if id == 0 {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "partner ids start at 1",
-        ));
-    }
-    if spec.name.trim().is_empty() || spec.name.len() > 128 {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "name must be 1 to 128 bytes",
-        ));
-    }
-    let currency = spec.currency.parse().map_err(|_| {
-        OpError::new(
-            Kind::UnknownCurrency,
-            format!("{:?} is not an ISO 4217 currency code", spec.currency),
-        )
-    })?;
-    for (field, v) in [
-        ("issuance_price_per_point", spec.issuance_price_per_point),
-        (
-            "redemption_price_per_point",
-            spec.redemption_price_per_point,
-        ),
-    ] {
-        if v < Decimal::ZERO {
-            return Err(OpError::new(
-                Kind::InvalidAmount,
-                format!("{field} must not be negative"),
-            ));
-        }
-    }
-    let contract = Contract {
-        partner: PartnerId(id),
-        currency,
-        issuance_price_per_point: spec.issuance_price_per_point,
-        redemption_price_per_point: spec.redemption_price_per_point,
-        points_validity_days: spec.points_validity_days,
-    };
-    // The key names the exact terms: re-sending the same terms replays, new terms post anew.
-    let terms = serde_json::to_vec(&contract).expect("contracts encode");
-    let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&terms)[..8]);
-    app.ledger.execute_blocking(Command::SetContract {
-        key: IdemKey::operator(format!("contract/{id}/{digest}")),
-        contract,
-    })?;
-    let rps = spec.requests_per_second.unwrap_or(1000).max(1);
-    let record = PartnerRecord {
-        id,
-        name: spec.name.clone(),
-        requests_per_second: rps,
-        burst: spec.burst.unwrap_or(rps).max(1),
-    };
-    app.registry
-        .put_partner(record.clone())
-        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
-    partner_view(app, record)
+    let p = blocking(move || op::define_partner(&app.ops, id, &spec.into())).await?;
+    Ok(Json(p.into()))
 }
 
 /// A partner's keys, without secrets.
@@ -302,8 +259,7 @@ pub fn define_partner(app: &App, id: u32, spec: &PartnerSpec) -> Result<PartnerV
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn list_keys(State(app): State<AppState>, Path(id): Path<u32>) -> JsonResult<Vec<KeyRecord>> {
-    known_partner(&app, id)?;
-    Ok(Json(app.registry.keys_of(PartnerId(id))))
+    Ok(Json(op::keys(&app.ops, id)?))
 }
 
 /// Issue a key; the secret is in this answer only.
@@ -318,19 +274,7 @@ async fn create_key(
     Path(id): Path<u32>,
     ApiJson(r): ApiJson<NewKeyRequest>,
 ) -> Result<Response, OpError> {
-    known_partner(&app, id)?;
-    if r.scopes.is_empty() {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "give at least one scope",
-        ));
-    }
-    let (key, secret) = blocking(move || {
-        app.registry
-            .create_key(PartnerId(id), r.scopes)
-            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
-    })
-    .await?;
+    let (key, secret) = blocking(move || op::create_key(&app.ops, id, r.scopes)).await?;
     Ok((StatusCode::CREATED, Json(NewKeyView { key, secret })).into_response())
 }
 
@@ -344,17 +288,9 @@ async fn revoke_key(
     State(app): State<AppState>,
     Path((id, key_id)): Path<(u32, String)>,
 ) -> JsonResult<KeyRecord> {
-    known_partner(&app, id)?;
-    let rec = blocking(move || {
-        app.registry
-            .revoke_key(PartnerId(id), &key_id)
-            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?
-            .ok_or_else(|| {
-                OpError::new(Kind::NotFound, format!("partner {id} has no key {key_id}"))
-            })
-    })
-    .await?;
-    Ok(Json(rec))
+    Ok(Json(
+        blocking(move || op::revoke_key(&app.ops, id, &key_id)).await?,
+    ))
 }
 
 /// Every version of a partner's rate table.
@@ -367,8 +303,7 @@ async fn list_rates(
     State(app): State<AppState>,
     Path(id): Path<u32>,
 ) -> JsonResult<Vec<RateTable>> {
-    known_partner(&app, id)?;
-    Ok(Json(app.registry.rate_tables(PartnerId(id))))
+    Ok(Json(op::rate_tables(&app.ops, id)?))
 }
 
 /// Add a rate table version, in force from `effective_from_ms` (default now).
@@ -383,35 +318,8 @@ async fn add_rates(
     Path(id): Path<u32>,
     ApiJson(d): ApiJson<RateTableDraft>,
 ) -> Result<Response, OpError> {
-    known_partner(&app, id)?;
-    let table = blocking(move || add_rate_table(&app, id, d)).await?;
+    let table = blocking(move || op::add_rate_table(&app.ops, id, d.into())).await?;
     Ok((StatusCode::CREATED, Json(table)).into_response())
-}
-
-/// Validates and stores a rate table version.
-pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable, OpError> {
-    let now = Timestamp::now().0;
-    let effective_from_ms = d.effective_from_ms.unwrap_or(now);
-    // A grace of a minute for clock skew; rates are never changed retroactively.
-    if effective_from_ms < now - 60_000 {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "effective_from_ms is in the past; rate tables are never retroactive",
-        ));
-    }
-    let table = RateTable {
-        version: 0,
-        effective_from_ms,
-        unit: d.unit,
-        earn_points_per_unit: d.earn_points_per_unit,
-        burn_points_per_unit: d.burn_points_per_unit,
-        branches: d.branches,
-        categories: d.categories,
-    };
-    table.validate()?;
-    app.registry
-        .add_rate_table(PartnerId(id), table)
-        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
 }
 
 /// Enrol a new member with no partner link yet.
@@ -420,25 +328,11 @@ pub fn add_rate_table(app: &App, id: u32, d: RateTableDraft) -> Result<RateTable
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn enrol_member(State(app): State<AppState>) -> Result<Response, OpError> {
-    let member = blocking(move || {
-        let m = app
-            .registry
-            .allocate_member()
-            .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
-        app.ledger.execute_blocking(Command::Enrol {
-            key: IdemKey::operator(format!("enrol/{}", m.0)),
-            member: m,
-        })?;
-        Ok(m)
-    })
-    .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(MemberCreated {
-            member_id: member.0,
-        }),
-    )
-        .into_response())
+    let member = blocking(move || op::enrol_member(&app.ops)).await?;
+    let created = MemberCreated {
+        member_id: member.0,
+    };
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 /// A member's points.
@@ -448,12 +342,7 @@ async fn enrol_member(State(app): State<AppState>) -> Result<Response, OpError> 
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn member(State(app): State<AppState>, Path(id): Path<u64>) -> JsonResult<BalanceView> {
-    let b = blocking(move || {
-        app.ledger
-            .balance(MemberId(id))?
-            .ok_or_else(|| OpError::new(Kind::UnknownMember, format!("no member {id}")))
-    })
-    .await?;
+    let b = blocking(move || op::member_balance(&app.ops, MemberId(id))).await?;
     Ok(Json(BalanceView::of(id.to_string(), b)))
 }
 
@@ -468,25 +357,14 @@ async fn member_statement(
     Path(id): Path<u64>,
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
-    let before = q.before()?;
-    let limit = q.limit()?;
-    let view = blocking(move || {
-        if app.ledger.balance(MemberId(id))?.is_none() {
-            return Err(OpError::new(
-                Kind::UnknownMember,
-                format!("no member {id}"),
-            ));
-        }
-        let (entries, next) =
-            statement_page(&app.ledger, MemberId(id), StatementOf::All, before, limit)?;
-        Ok(StatementView {
-            member: id.to_string(),
-            entries,
-            next: next.map(|t| t.0.to_string()),
-        })
-    })
-    .await?;
-    Ok(Json(view))
+    let (before, limit) = (q.before()?, q.limit()?);
+    let (lines, next) =
+        blocking(move || op::member_statement(&app.ops, MemberId(id), before, limit)).await?;
+    Ok(Json(StatementView {
+        member: id.to_string(),
+        entries: lines.into_iter().map(StatementLine::from).collect(),
+        next: next.map(|t| t.0.to_string()),
+    }))
 }
 
 /// Correct a member's points against `programme/adjustments`, with a reason.
@@ -498,32 +376,21 @@ async fn member_statement(
     security(("operator_token" = [])))]
 async fn adjust(
     State(app): State<AppState>,
-    Extension(op): Extension<OperatorRecord>,
+    Extension(operator): Extension<OperatorRecord>,
     Path(id): Path<u64>,
     ApiJson(r): ApiJson<AdjustmentRequest>,
 ) -> JsonResult<TransactionView> {
-    check_reference("reference", &r.reference)?;
-    if r.points == 0 {
-        check_points("points", 0)?;
-    }
-    if r.reason.trim().is_empty() || r.reason.len() > 512 {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "reason must be 1 to 512 bytes",
-        ));
-    }
-    let receipt = app
-        .ledger
-        .execute(Command::Adjust {
-            key: IdemKey::operator(format!("adjust/{}", r.reference)),
-            member: MemberId(id),
-            points: Points(r.points),
-            reason: r.reason,
-            operator: op.name,
-        })
-        .await?;
+    let reference = r.reference.clone();
+    let a = Adjustment {
+        reference: r.reference,
+        member: MemberId(id),
+        points: r.points,
+        reason: r.reason,
+        operator: operator.name,
+    };
+    let receipt = op::adjust(&app.ops, a).await?;
     let mut view = TransactionView::of(&receipt.tx, Some(id.to_string()), receipt.replayed);
-    view.reference = r.reference;
+    view.reference = reference;
     Ok(Json(view))
 }
 
@@ -535,10 +402,7 @@ async fn adjust(
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn account(State(app): State<AppState>, Path(name): Path<String>) -> JsonResult<AccountView> {
-    let account: AccountId = name
-        .parse()
-        .map_err(|_| OpError::new(Kind::NotFound, format!("no account {name:?}")))?;
-    let b = blocking(move || Ok(app.ledger.account_balance(account)?)).await?;
+    let (account, b) = blocking(move || op::account(&app.ops, &name)).await?;
     Ok(Json(AccountView {
         account: account.to_string(),
         points: b.points.0,

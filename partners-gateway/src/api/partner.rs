@@ -1,28 +1,28 @@
-//! The partner API under `/v1`: every request signed (see [`crate::auth`]), every member
-//! addressed by the partner's own reference, every write idempotent on the partner's
-//! `reference`.
+//! The partner API under `/v1`: every request signed (see [`crate::api::signature`]), every
+//! member addressed by the partner's own reference, every write idempotent on the partner's
+//! `reference`. Handlers are thin: they turn a request into an [`ops::partner`] input, call
+//! the operation, and turn its answer into a view.
 
 use super::{
-    blocking, check_points, check_reference, statement_page, ApiJson, BalanceView, JsonResult,
-    Path, Query, StatementOf, StatementQuery, StatementView, TransactionView,
+    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementLine, StatementQuery,
+    StatementView, TransactionView,
 };
-use crate::api::state::{App, AppState};
-use crate::api::signature::{self as auth, PartnerCaller, SignedRequest};
 use crate::api::problem::Problem;
+use crate::api::signature::{self as auth, SignedRequest};
+use crate::api::state::AppState;
 use crate::ops::error::{Kind, OpError};
-use crate::programme::rates::{Amount, Operation, RateTable, NAME_LEN_MAX};
-use crate::ops::registry::{KeyScope, RegistryError, MEMBER_REFERENCE_LEN_MAX};
+use crate::ops::partner::{self as op, PartnerCommand, Posted, Prepared};
+use crate::ops::{Ops, PartnerCaller};
+use crate::programme::rates::{Amount, Operation, RateTable};
 use axum::body::Body;
 use axum::extract::{OriginalUri, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use ledger::{
-    Command, IdemKey, LedgerError, MemberId, PartnerId, Pending, Points, Pricing, Rejection,
-    Timestamp, Transaction, TxKind,
-};
+use ledger::Timestamp;
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -81,7 +81,7 @@ async fn authenticate(
         body: &bytes,
     };
     let now_s = Timestamp::now().0.div_euclid(1000);
-    let caller = auth::verify(&app.registry, &app.nonces, &signed, now_s)?;
+    let caller = auth::verify(&app.ops.registry, &app.nonces, &signed, now_s)?;
     let partner = app.partner(caller.partner)?;
     app.admit(&partner)?;
     let partner_id = caller.partner;
@@ -288,425 +288,144 @@ pub struct QuoteView {
     pub rounding: String,
 }
 
-/// A command ready for the ledger, with what is needed to answer for it.
-pub(crate) struct Prepared {
-    cmd: Command,
-    pricing: Option<Pricing>,
-    member: Option<MemberId>,
-    member_ref: Option<String>,
-}
-
-/// What answering needs once the command has gone to the ledger.
-struct Sent {
-    /// The pricing inputs, to recognise a retry priced under a newer rate table.
-    pricing: Option<Pricing>,
-    /// `earn`, `burn` or `hold` for priced commands (the kind `describe` gives their
-    /// transactions).
-    kind: &'static str,
-    member: Option<MemberId>,
-    member_ref: Option<String>,
-}
-
-fn key(caller: &PartnerCaller, reference: &str) -> Result<IdemKey, OpError> {
-    check_reference("reference", reference)?;
-    Ok(IdemKey::partner(caller.partner, reference))
-}
-
-fn registry_error(e: RegistryError) -> OpError {
-    match e {
-        RegistryError::ReferenceTaken { reference } => OpError::new(
-            Kind::ReferenceTaken,
-            format!("member reference {reference:?} is linked to another member"),
-        ),
-        other => OpError::new(Kind::Internal, other.to_string()),
+impl From<EnrolRequest> for op::Enrol {
+    fn from(r: EnrolRequest) -> Self {
+        op::Enrol {
+            reference: r.reference,
+            member_id: r.member_id,
+        }
     }
 }
 
-/// The member a partner reference names; unknown and unlinked members look the same.
-fn member_of(app: &App, caller: &PartnerCaller, reference: &str) -> Result<MemberId, OpError> {
-    check_member_reference(reference)?;
-    app.registry
-        .member_of(caller.partner, reference)
-        .map_err(registry_error)?
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::UnknownMember,
-                format!("no member with reference {reference:?}"),
-            )
-        })
-}
-
-fn check_member_reference(r: &str) -> Result<(), OpError> {
-    if r.is_empty()
-        || r.len() > MEMBER_REFERENCE_LEN_MAX
-        || !r.bytes().all(|b| b.is_ascii_graphic())
-    {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            format!("member reference must be 1 to {MEMBER_REFERENCE_LEN_MAX} printable ASCII characters"),
-        ));
-    }
-    Ok(())
-}
-
-fn check_name(field: &str, v: Option<&str>) -> Result<(), OpError> {
-    match v {
-        Some(s) if s.is_empty() || s.len() > NAME_LEN_MAX => Err(OpError::new(
-            Kind::InvalidRequest,
-            format!("{field} must be 1 to {NAME_LEN_MAX} bytes"),
-        )),
-        _ => Ok(()),
+impl From<EarnRequest> for op::Earn {
+    fn from(r: EarnRequest) -> Self {
+        op::Earn {
+            reference: r.reference,
+            member: r.member,
+            amount: r.amount,
+            branch: r.branch,
+            category: r.category,
+        }
     }
 }
 
-fn rate_table(app: &App, partner: PartnerId) -> Result<RateTable, OpError> {
-    app.registry
-        .rate_in_force(partner, Timestamp::now())
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::UnitNotPriced,
-                "the partner has no rate table in force",
-            )
-        })
-}
-
-/// Points from either `points` or `amount` (exactly one), priced for `op`.
-fn points_or_amount(
-    app: &App,
-    caller: &PartnerCaller,
-    points: Option<i64>,
-    amount: Option<&Amount>,
-    branch: Option<&str>,
-    category: Option<&str>,
-) -> Result<(Points, Option<Pricing>), OpError> {
-    check_name("branch", branch)?;
-    check_name("category", category)?;
-    match (points, amount) {
-        (Some(p), None) => Ok((check_points("points", p)?, None)),
-        (None, Some(a)) => {
-            let q = a.parse()?;
-            let priced = rate_table(app, caller.partner)?.price(
-                Operation::Burn,
-                q,
-                &a.unit,
-                branch,
-                category,
-            )?;
-            Ok((priced.points, Some(priced.pricing)))
+impl From<BurnRequest> for op::Burn {
+    fn from(r: BurnRequest) -> Self {
+        op::Burn {
+            reference: r.reference,
+            member: r.member,
+            points: r.points,
+            amount: r.amount,
+            branch: r.branch,
+            category: r.category,
         }
-        _ => Err(OpError::new(
-            Kind::InvalidRequest,
-            "give exactly one of points and amount",
-        )),
     }
 }
 
-fn prepare_earn(app: &App, caller: &PartnerCaller, r: &EarnRequest) -> Result<Prepared, OpError> {
-    caller.require(KeyScope::Earn)?;
-    let key = key(caller, &r.reference)?;
-    check_name("branch", r.branch.as_deref())?;
-    check_name("category", r.category.as_deref())?;
-    let q = r.amount.parse()?;
-    let member = member_of(app, caller, &r.member)?;
-    let priced = rate_table(app, caller.partner)?.price(
-        Operation::Earn,
-        q,
-        &r.amount.unit,
-        r.branch.as_deref(),
-        r.category.as_deref(),
-    )?;
-    Ok(Prepared {
-        cmd: Command::Earn {
-            key,
-            member,
-            partner: caller.partner,
-            points: priced.points,
-            bonus: Points(0),
-        },
-        pricing: Some(priced.pricing),
-        member: Some(member),
-        member_ref: Some(r.member.clone()),
-    })
-}
-
-fn prepare_burn(app: &App, caller: &PartnerCaller, r: &BurnRequest) -> Result<Prepared, OpError> {
-    caller.require(KeyScope::Burn)?;
-    let key = key(caller, &r.reference)?;
-    let (points, pricing) = points_or_amount(
-        app,
-        caller,
-        r.points,
-        r.amount.as_ref(),
-        r.branch.as_deref(),
-        r.category.as_deref(),
-    )?;
-    let member = member_of(app, caller, &r.member)?;
-    Ok(Prepared {
-        cmd: Command::Burn {
-            key,
-            member,
-            partner: caller.partner,
-            points,
-        },
-        pricing,
-        member: Some(member),
-        member_ref: Some(r.member.clone()),
-    })
-}
-
-fn prepare_hold(app: &App, caller: &PartnerCaller, r: &HoldRequest) -> Result<Prepared, OpError> {
-    caller.require(KeyScope::Burn)?;
-    let key = key(caller, &r.reference)?;
-    let (points, pricing) = points_or_amount(
-        app,
-        caller,
-        r.points,
-        r.amount.as_ref(),
-        r.branch.as_deref(),
-        r.category.as_deref(),
-    )?;
-    let timeout_ms = r
-        .timeout_seconds
-        .checked_mul(1000)
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::InvalidRequest,
-                "timeout_seconds must be between 1 and 4,294,967",
-            )
-        })?;
-    let member = member_of(app, caller, &r.member)?;
-    Ok(Prepared {
-        cmd: Command::Hold {
-            key,
-            member,
-            partner: caller.partner,
-            points,
-            timeout_ms,
-        },
-        pricing,
-        member: Some(member),
-        member_ref: Some(r.member.clone()),
-    })
-}
-
-/// The caller's own transaction posted under `reference`; others' answer as unknown.
-fn own_transaction(
-    app: &App,
-    caller: &PartnerCaller,
-    reference: &str,
-) -> Result<Transaction, OpError> {
-    check_reference("reference", reference)?;
-    app.ledger
-        .transaction_by_key(&IdemKey::partner(caller.partner, reference))?
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::UnknownTransaction,
-                format!("no transaction with reference {reference:?}"),
-            )
-        })
-}
-
-fn own_hold(
-    app: &App,
-    caller: &PartnerCaller,
-    reference: &str,
-) -> Result<(Transaction, MemberId), OpError> {
-    let tx = own_transaction(app, caller, reference)?;
-    match tx.kind {
-        TxKind::Hold { member, .. } => Ok((tx, member)),
-        _ => Err(OpError::new(
-            Kind::UnknownTransaction,
-            format!("no hold with reference {reference:?}"),
-        )),
+impl From<HoldRequest> for op::Hold {
+    fn from(r: HoldRequest) -> Self {
+        op::Hold {
+            reference: r.reference,
+            member: r.member,
+            points: r.points,
+            amount: r.amount,
+            branch: r.branch,
+            category: r.category,
+            timeout_seconds: r.timeout_seconds,
+        }
     }
 }
 
-fn prepare_capture(
-    app: &App,
-    caller: &PartnerCaller,
-    hold_reference: &str,
-    reference: &str,
-    points: Option<i64>,
-) -> Result<Prepared, OpError> {
-    caller.require(KeyScope::Burn)?;
-    let key = key(caller, reference)?;
-    let points = points.map(|p| check_points("points", p)).transpose()?;
-    let (hold, member) = own_hold(app, caller, hold_reference)?;
-    Ok(Prepared {
-        cmd: Command::Capture {
-            key,
-            hold: hold.id,
-            points,
-        },
-        pricing: None,
-        member: Some(member),
-        member_ref: None,
-    })
-}
-
-fn prepare_void(
-    app: &App,
-    caller: &PartnerCaller,
-    hold_reference: &str,
-    reference: &str,
-) -> Result<Prepared, OpError> {
-    caller.require(KeyScope::Burn)?;
-    let key = key(caller, reference)?;
-    let (hold, member) = own_hold(app, caller, hold_reference)?;
-    Ok(Prepared {
-        cmd: Command::Void { key, hold: hold.id },
-        pricing: None,
-        member: Some(member),
-        member_ref: None,
-    })
-}
-
-fn prepare_reversal(
-    app: &App,
-    caller: &PartnerCaller,
-    r: &ReversalRequest,
-) -> Result<Prepared, OpError> {
-    let key = key(caller, &r.reference)?;
-    let points = r.points.map(|p| check_points("points", p)).transpose()?;
-    let original = own_transaction(app, caller, &r.original_reference)?;
-    let member = match original.kind {
-        TxKind::Earn { member, .. } => {
-            caller.require(KeyScope::Earn)?;
-            member
+impl From<ReversalRequest> for op::Reversal {
+    fn from(r: ReversalRequest) -> Self {
+        op::Reversal {
+            reference: r.reference,
+            original_reference: r.original_reference,
+            points: r.points,
         }
-        TxKind::Burn { member, .. } => {
-            caller.require(KeyScope::Burn)?;
-            member
-        }
-        _ => {
-            return Err(OpError::new(
-                Kind::NotReversible,
-                format!(
-                    "{:?} is not an earn or a burn and cannot be reversed",
-                    r.original_reference
-                ),
-            ))
-        }
-    };
-    Ok(Prepared {
-        cmd: Command::Reverse {
-            key,
-            original: original.id,
-            points,
-        },
-        pricing: None,
-        member: Some(member),
-        member_ref: None,
-    })
-}
-
-/// Hands the command to the ledger (moved, not copied) and keeps what answering needs.
-fn submit(app: &App, p: Prepared) -> Result<(Sent, Pending), OpError> {
-    let kind = match &p.cmd {
-        Command::Earn { .. } => "earn",
-        Command::Burn { .. } => "burn",
-        Command::Hold { .. } => "hold",
-        _ => "",
-    };
-    let sent = Sent {
-        pricing: p.pricing.clone(),
-        kind,
-        member: p.member,
-        member_ref: p.member_ref,
-    };
-    Ok((sent, app.ledger.submit_priced(p.cmd, p.pricing)?))
-}
-
-/// Waits for the ledger's answer and turns it into the caller's view. A retry priced under a
-/// newer rate table is still the same request when the partner sent the same quantity: it
-/// answers as a replay of the original.
-async fn finish(
-    app: &App,
-    caller: &PartnerCaller,
-    p: Sent,
-    pending: Pending,
-) -> Result<TransactionView, OpError> {
-    let answer = pending
-        .await
-        .map_err(|_| OpError::from(LedgerError::ShuttingDown))?;
-    let (tx, replayed) = match answer {
-        Ok(r) => (r.tx, r.replayed),
-        Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original }))
-            if p.pricing.is_some() =>
-        {
-            let tx = app.ledger.transaction(original)?.ok_or_else(|| {
-                OpError::new(
-                    Kind::Internal,
-                    "idempotency record names a missing transaction",
-                )
-            })?;
-            if !same_priced_request(&tx, &p) {
-                return Err(Rejection::IdempotencyConflict { original }.into());
-            }
-            (std::sync::Arc::new(tx), true)
-        }
-        Err(e) => return Err(e.into()),
-    };
-    if !replayed {
-        count_points(caller.partner, &tx);
-    }
-    let member_ref = match p.member_ref {
-        Some(r) => Some(r),
-        None => match p.member {
-            Some(m) => app
-                .registry
-                .reference_of(caller.partner, m)
-                .map_err(registry_error)?,
-            None => None,
-        },
-    };
-    Ok(TransactionView::of(&tx, member_ref, replayed))
-}
-
-fn same_priced_request(tx: &Transaction, p: &Sent) -> bool {
-    let same_inputs = match (&tx.pricing, &p.pricing) {
-        (Some(a), Some(b)) => {
-            (a.quantity, &a.unit, &a.branch, &a.category)
-                == (b.quantity, &b.unit, &b.branch, &b.category)
-        }
-        _ => false,
-    };
-    let same_kind = !p.kind.is_empty() && ledger::describe(&tx.kind).0 == p.kind;
-    same_inputs && same_kind && tx.kind.member() == p.member
-}
-
-fn count_points(partner: PartnerId, tx: &Transaction) {
-    let label = partner.0.to_string();
-    match &tx.kind {
-        TxKind::Earn { points, .. } => {
-            metrics::counter!("points_issued_total", "partner" => label).increment(points.0 as u64)
-        }
-        TxKind::Burn { points, .. } => {
-            metrics::counter!("points_redeemed_total", "partner" => label)
-                .increment(points.0 as u64)
-        }
-        _ => {}
     }
 }
 
-async fn execute(
-    app: &App,
-    caller: &PartnerCaller,
-    p: Prepared,
-) -> Result<TransactionView, OpError> {
-    let (sent, pending) = submit(app, p)?;
-    finish(app, caller, sent, pending).await
+impl From<BatchCommand> for PartnerCommand {
+    fn from(c: BatchCommand) -> Self {
+        match c {
+            BatchCommand::Earn(r) => PartnerCommand::Earn(r.into()),
+            BatchCommand::Burn(r) => PartnerCommand::Burn(r.into()),
+            BatchCommand::Hold(r) => PartnerCommand::Hold(r.into()),
+            BatchCommand::Capture {
+                hold_reference,
+                reference,
+                points,
+            } => PartnerCommand::Capture {
+                hold_reference,
+                reference,
+                points,
+            },
+            BatchCommand::Void {
+                hold_reference,
+                reference,
+            } => PartnerCommand::Void {
+                hold_reference,
+                reference,
+            },
+            BatchCommand::Reversal(r) => PartnerCommand::Reversal(r.into()),
+        }
+    }
+}
+
+impl From<QuoteRequest> for op::Quote {
+    fn from(r: QuoteRequest) -> Self {
+        op::Quote {
+            operation: r.operation,
+            amount: r.amount,
+            branch: r.branch,
+            category: r.category,
+        }
+    }
+}
+
+/// The view of a posted transaction.
+fn view(p: Posted) -> TransactionView {
+    TransactionView::of(&p.tx, p.member_ref, p.replayed)
 }
 
 /// Prepares a command that reads the ledger (capture, void, reversal) off the async workers.
 async fn prepare_blocking(
     app: &AppState,
     caller: &PartnerCaller,
-    f: impl FnOnce(&App, &PartnerCaller) -> Result<Prepared, OpError> + Send + 'static,
+    c: PartnerCommand,
 ) -> Result<Prepared, OpError> {
-    let (app, caller) = (app.clone(), caller.clone());
-    blocking(move || f(&app, &caller)).await
+    let (ops, caller) = (app.ops.clone(), caller.clone());
+    blocking(move || op::prepare(&ops, &caller, &c)).await
+}
+
+/// Prepares and runs one command, answering with its view.
+async fn run(
+    app: &AppState,
+    caller: &PartnerCaller,
+    c: PartnerCommand,
+) -> JsonResult<TransactionView> {
+    let p = match c.names() {
+        Some(_) => prepare_blocking(app, caller, c).await?,
+        None => op::prepare(&app.ops, caller, &c)?,
+    };
+    Ok(Json(view(op::execute(&app.ops, caller, p).await?)))
+}
+
+/// The result of one batch command, as its single request would have answered.
+fn batch_result(outcome: Result<Posted, OpError>) -> BatchResult {
+    match outcome {
+        Ok(p) => BatchResult {
+            status: 200,
+            transaction: Some(view(p)),
+            problem: None,
+        },
+        Err(e) => BatchResult {
+            status: e.kind.status().as_u16(),
+            transaction: None,
+            problem: Some(e.problem()),
+        },
+    }
 }
 
 /// Enrol a new member, or link an existing coalition member, under the partner's reference.
@@ -723,34 +442,9 @@ async fn enrol(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<EnrolRequest>,
 ) -> Result<Response, OpError> {
-    caller.require(KeyScope::Earn)?;
-    check_member_reference(&r.reference)?;
     let reference = r.reference.clone();
-    let app2 = app.clone();
-    let (member, created) = blocking(move || {
-        if let Some(m) = r.member_id {
-            if app2.ledger.balance(MemberId(m))?.is_none() {
-                return Err(OpError::new(
-                    Kind::UnknownMember,
-                    format!("no coalition member {m}"),
-                ));
-            }
-        }
-        let (member, created) = app2
-            .registry
-            .link(caller.partner, &r.reference, r.member_id.map(MemberId))
-            .map_err(registry_error)?;
-        // A new member, or one whose enrolment was cut short by a crash, is enrolled now; the
-        // enrolment key is fixed per member, so this is safe to repeat.
-        if app2.ledger.balance(member)?.is_none() {
-            app2.ledger.execute_blocking(Command::Enrol {
-                key: IdemKey::operator(format!("enrol/{}", member.0)),
-                member,
-            })?;
-        }
-        Ok::<_, OpError>((member, created))
-    })
-    .await?;
+    let ops = app.ops.clone();
+    let (member, created) = blocking(move || op::enrol(&ops, &caller, &r.into())).await?;
     let view = EnrolView {
         member: reference,
         member_id: member.0,
@@ -775,15 +469,9 @@ async fn balance(
     Extension(caller): Extension<PartnerCaller>,
     Path(reference): Path<String>,
 ) -> JsonResult<BalanceView> {
-    caller.require(KeyScope::Read)?;
+    let ops = app.ops.clone();
     let b = blocking(move || {
-        let m = member_of(&app, &caller, &reference)?;
-        let b = app.ledger.balance(m)?.ok_or_else(|| {
-            OpError::new(
-                Kind::UnknownMember,
-                format!("no member with reference {reference:?}"),
-            )
-        })?;
+        let b = op::balance(&ops, &caller, &reference)?;
         Ok(BalanceView::of(reference, b))
     })
     .await?;
@@ -802,16 +490,13 @@ async fn statement(
     Path(reference): Path<String>,
     Query(q): Query<StatementQuery>,
 ) -> JsonResult<StatementView> {
-    caller.require(KeyScope::Read)?;
-    let before = q.before()?;
-    let limit = q.limit()?;
+    let (before, limit) = (q.before()?, q.limit()?);
+    let ops = app.ops.clone();
     let view = blocking(move || {
-        let m = member_of(&app, &caller, &reference)?;
-        let of = StatementOf::Partner(caller.partner);
-        let (entries, next) = statement_page(&app.ledger, m, of, before, limit)?;
+        let (lines, next) = op::statement(&ops, &caller, &reference, before, limit)?;
         Ok(StatementView {
             member: reference,
-            entries,
+            entries: lines.into_iter().map(StatementLine::from).collect(),
             next: next.map(|t| t.0.to_string()),
         })
     })
@@ -830,8 +515,7 @@ async fn earn(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<EarnRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_earn(&app, &caller, &r)?;
-    Ok(Json(execute(&app, &caller, p).await?))
+    run(&app, &caller, PartnerCommand::Earn(r.into())).await
 }
 
 /// Burn points at once, given in points or priced from money (rounding up).
@@ -845,8 +529,7 @@ async fn burn(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<BurnRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_burn(&app, &caller, &r)?;
-    Ok(Json(execute(&app, &caller, p).await?))
+    run(&app, &caller, PartnerCommand::Burn(r.into())).await
 }
 
 /// Reserve points (a till authorisation, an award booking) until captured, voided or timed out.
@@ -860,8 +543,7 @@ async fn hold(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<HoldRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_hold(&app, &caller, &r)?;
-    Ok(Json(execute(&app, &caller, p).await?))
+    run(&app, &caller, PartnerCommand::Hold(r.into())).await
 }
 
 /// Capture a hold, in full or in part; the rest is released.
@@ -874,14 +556,15 @@ async fn hold(
 async fn capture(
     State(app): State<AppState>,
     Extension(caller): Extension<PartnerCaller>,
-    Path(hold): Path<String>,
+    Path(hold_reference): Path<String>,
     ApiJson(r): ApiJson<CaptureRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_blocking(&app, &caller, move |app, caller| {
-        prepare_capture(app, caller, &hold, &r.reference, r.points)
-    })
-    .await?;
-    Ok(Json(execute(&app, &caller, p).await?))
+    let c = PartnerCommand::Capture {
+        hold_reference,
+        reference: r.reference,
+        points: r.points,
+    };
+    run(&app, &caller, c).await
 }
 
 /// Release a hold without burning.
@@ -894,14 +577,14 @@ async fn capture(
 async fn void(
     State(app): State<AppState>,
     Extension(caller): Extension<PartnerCaller>,
-    Path(hold): Path<String>,
+    Path(hold_reference): Path<String>,
     ApiJson(r): ApiJson<VoidRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_blocking(&app, &caller, move |app, caller| {
-        prepare_void(app, caller, &hold, &r.reference)
-    })
-    .await?;
-    Ok(Json(execute(&app, &caller, p).await?))
+    let c = PartnerCommand::Void {
+        hold_reference,
+        reference: r.reference,
+    };
+    run(&app, &caller, c).await
 }
 
 /// Undo all or part of an earn or a burn.
@@ -915,70 +598,7 @@ async fn reversal(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<ReversalRequest>,
 ) -> JsonResult<TransactionView> {
-    let p = prepare_blocking(&app, &caller, move |app, caller| {
-        prepare_reversal(app, caller, &r)
-    })
-    .await?;
-    Ok(Json(execute(&app, &caller, p).await?))
-}
-
-fn prepare_item(app: &App, caller: &PartnerCaller, c: &BatchCommand) -> Result<Prepared, OpError> {
-    match c {
-        BatchCommand::Earn(r) => prepare_earn(app, caller, r),
-        BatchCommand::Burn(r) => prepare_burn(app, caller, r),
-        BatchCommand::Hold(r) => prepare_hold(app, caller, r),
-        BatchCommand::Capture {
-            hold_reference,
-            reference,
-            points,
-        } => prepare_capture(app, caller, hold_reference, reference, *points),
-        BatchCommand::Void {
-            hold_reference,
-            reference,
-        } => prepare_void(app, caller, hold_reference, reference),
-        BatchCommand::Reversal(r) => prepare_reversal(app, caller, r),
-    }
-}
-
-impl BatchCommand {
-    /// The earlier transaction this command names by its reference (a hold, an original).
-    fn names(&self) -> Option<&str> {
-        match self {
-            BatchCommand::Capture { hold_reference, .. }
-            | BatchCommand::Void { hold_reference, .. } => Some(hold_reference),
-            BatchCommand::Reversal(r) => Some(&r.original_reference),
-            BatchCommand::Earn(_) | BatchCommand::Burn(_) | BatchCommand::Hold(_) => None,
-        }
-    }
-
-    /// This command's own reference (its idempotency key).
-    fn reference(&self) -> &str {
-        match self {
-            BatchCommand::Earn(r) => &r.reference,
-            BatchCommand::Burn(r) => &r.reference,
-            BatchCommand::Hold(r) => &r.reference,
-            BatchCommand::Capture { reference, .. } | BatchCommand::Void { reference, .. } => {
-                reference
-            }
-            BatchCommand::Reversal(r) => &r.reference,
-        }
-    }
-}
-
-/// The result of one batch command, as its single request would have answered.
-fn batch_result(outcome: Result<TransactionView, OpError>) -> BatchResult {
-    match outcome {
-        Ok(view) => BatchResult {
-            status: 200,
-            transaction: Some(view),
-            problem: None,
-        },
-        Err(e) => BatchResult {
-            status: e.kind.status().as_u16(),
-            transaction: None,
-            problem: Some(e.problem()),
-        },
-    }
+    run(&app, &caller, PartnerCommand::Reversal(r.into())).await
 }
 
 /// Many commands in one request; each has its own result, in order. Commands are submitted
@@ -996,50 +616,12 @@ async fn batch(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<BatchRequest>,
 ) -> JsonResult<BatchResponse> {
-    if r.commands.is_empty() {
-        return Err(OpError::new(
-            Kind::InvalidRequest,
-            "the batch has no commands",
-        ));
-    }
-    if r.commands.len() > app.limits.batch_commands_max {
-        return Err(OpError::new(
-            Kind::PayloadTooLarge,
-            format!(
-                "the batch has {} commands; the limit is {}",
-                r.commands.len(),
-                app.limits.batch_commands_max
-            ),
-        ));
-    }
-    let mut results: Vec<Option<BatchResult>> = vec![None; r.commands.len()];
-    let mut in_flight: Vec<(usize, Sent, Pending)> = Vec::new();
-    let mut submitted: std::collections::HashSet<&str> = std::collections::HashSet::new();
-    for (i, c) in r.commands.iter().enumerate() {
-        if c.names().is_some_and(|n| submitted.contains(n)) {
-            for (j, sent, pending) in in_flight.drain(..) {
-                results[j] = Some(batch_result(finish(&app, &caller, sent, pending).await));
-            }
-        }
-        let prepared = if c.names().is_some() {
-            let (a, k, c) = (app.clone(), caller.clone(), c.clone());
-            blocking(move || Ok(prepare_item(&a, &k, &c))).await?
-        } else {
-            prepare_item(&app, &caller, c)
-        };
-        match prepared.and_then(|p| submit(&app, p)) {
-            Ok((sent, pending)) => in_flight.push((i, sent, pending)),
-            Err(e) => results[i] = Some(batch_result(Err(e))),
-        }
-        submitted.insert(c.reference());
-    }
-    for (j, sent, pending) in in_flight {
-        results[j] = Some(batch_result(finish(&app, &caller, sent, pending).await));
-    }
-    let results = results
-        .into_iter()
-        .map(|r| r.expect("every command has a result"))
-        .collect();
+    let commands: Vec<PartnerCommand> = r.commands.into_iter().map(Into::into).collect();
+    let read = |ops: Arc<Ops>, caller: PartnerCaller, c: PartnerCommand| async move {
+        blocking(move || Ok(op::prepare(&ops, &caller, &c))).await
+    };
+    let outcomes = op::batch(&app.ops, &caller, commands, read).await?;
+    let results = outcomes.into_iter().map(batch_result).collect();
     Ok(Json(BatchResponse { results }))
 }
 
@@ -1054,20 +636,9 @@ async fn transaction(
     Extension(caller): Extension<PartnerCaller>,
     Path(reference): Path<String>,
 ) -> JsonResult<TransactionView> {
-    caller.require(KeyScope::Read)?;
-    let view = blocking(move || {
-        let tx = own_transaction(&app, &caller, &reference)?;
-        let member = match tx.kind.member() {
-            Some(m) => app
-                .registry
-                .reference_of(caller.partner, m)
-                .map_err(registry_error)?,
-            None => None,
-        };
-        Ok(TransactionView::of(&tx, member, false))
-    })
-    .await?;
-    Ok(Json(view))
+    let ops = app.ops.clone();
+    let posted = blocking(move || op::transaction(&ops, &caller, &reference)).await?;
+    Ok(Json(view(posted)))
 }
 
 /// Price an earn or a burn with the rate table in force, without posting anything.
@@ -1080,23 +651,14 @@ async fn quote(
     Extension(caller): Extension<PartnerCaller>,
     ApiJson(r): ApiJson<QuoteRequest>,
 ) -> JsonResult<QuoteView> {
-    caller.require(KeyScope::Read)?;
-    check_name("branch", r.branch.as_deref())?;
-    check_name("category", r.category.as_deref())?;
-    let q = r.amount.parse()?;
-    let priced = rate_table(&app, caller.partner)?.price(
-        r.operation,
-        q,
-        &r.amount.unit,
-        r.branch.as_deref(),
-        r.category.as_deref(),
-    )?;
+    let operation = r.operation;
+    let priced = op::quote(&app.ops, &caller, &r.into())?;
     Ok(Json(QuoteView {
-        operation: r.operation,
+        operation,
         points: priced.points.0,
         rate_version: priced.pricing.rate_version,
         points_per_unit: priced.pricing.points_per_unit.normalize().to_string(),
-        rounding: match r.operation {
+        rounding: match operation {
             Operation::Earn => "down",
             Operation::Burn => "up",
         }
@@ -1113,6 +675,5 @@ async fn rates(
     State(app): State<AppState>,
     Extension(caller): Extension<PartnerCaller>,
 ) -> JsonResult<Vec<RateTable>> {
-    caller.require(KeyScope::Read)?;
-    Ok(Json(app.registry.rate_tables(caller.partner)))
+    Ok(Json(op::rates(&app.ops, &caller)?))
 }

@@ -14,7 +14,8 @@
 //! replayed.
 
 use crate::ops::error::{Kind, OpError};
-use crate::ops::registry::{KeyRecord, KeyScope, Registry};
+use crate::ops::registry::Registry;
+use crate::ops::PartnerCaller;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use std::collections::HashSet;
@@ -34,29 +35,6 @@ pub const SIGNATURE: &str = "x-signature";
 pub const NONCE_LEN_MIN: usize = 16;
 /// Upper limit.
 pub const NONCE_LEN_MAX: usize = 64;
-
-/// The authenticated caller of a partner route.
-#[derive(Debug, Clone)]
-pub struct PartnerCaller {
-    /// The partner.
-    pub partner: ledger::PartnerId,
-    /// The key used.
-    pub key: KeyRecord,
-}
-
-impl PartnerCaller {
-    /// Fails with 403 unless the key has `scope`.
-    pub fn require(&self, scope: KeyScope) -> Result<(), OpError> {
-        if self.key.scopes.contains(&scope) {
-            Ok(())
-        } else {
-            Err(OpError::new(
-                Kind::ForbiddenScope,
-                format!("key {} lacks the {:?} scope", self.key.key_id, scope).to_lowercase(),
-            ))
-        }
-    }
-}
 
 /// The signed parts of a request.
 pub struct SignedRequest<'a> {

@@ -2,10 +2,10 @@
 
 use crate::api::signature::NonceCache;
 use crate::ops::error::{Kind, OpError};
-use crate::ops::registry::{PartnerRecord, Registry};
+use crate::ops::registry::PartnerRecord;
+use crate::ops::Ops;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use ledger::store::Engine;
-use ledger::{Ledger, PartnerId};
+use ledger::PartnerId;
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -23,10 +23,8 @@ pub struct Limits {
 
 /// Everything a handler needs.
 pub struct App {
-    /// The ledger.
-    pub ledger: Ledger<Engine>,
-    /// Partners, keys, rates, operators, member links.
-    pub registry: Registry,
+    /// The operations, and the ledger and registry they work on.
+    pub ops: Arc<Ops>,
     /// Seen nonces.
     pub nonces: NonceCache,
     /// Request limits.
@@ -45,16 +43,9 @@ pub type AppState = Arc<App>;
 
 impl App {
     /// Assembles the state.
-    pub fn new(
-        ledger: Ledger<Engine>,
-        registry: Registry,
-        nonces: NonceCache,
-        limits: Limits,
-        metrics: PrometheusHandle,
-    ) -> App {
+    pub fn new(ops: Ops, nonces: NonceCache, limits: Limits, metrics: PrometheusHandle) -> App {
         App {
-            ledger,
-            registry,
+            ops: Arc::new(ops),
             nonces,
             limits,
             metrics,
@@ -110,7 +101,7 @@ impl App {
 
     /// The partner record of an authenticated caller.
     pub fn partner(&self, p: PartnerId) -> Result<PartnerRecord, OpError> {
-        self.registry.partner(p).ok_or_else(|| {
+        self.ops.registry.partner(p).ok_or_else(|| {
             OpError::new(Kind::UnknownPartner, "the key's partner is not configured")
         })
     }

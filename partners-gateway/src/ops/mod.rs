@@ -2,8 +2,82 @@
 //! takes its own input types and answers with [`error::OpError`], so the HTTP API, the web
 //! console and the CLI call the same code.
 //!
-//! Architecture invariant: nothing here imports axum, tower or utoipa; `api/` turns requests
-//! into these inputs and these results into responses.
+//! Architecture invariant: nothing here imports axum, tower or hyper; `api/` turns requests
+//! into these inputs and these results into responses. (Records the API shows unchanged, such
+//! as a partner's key record or a rate table, derive their OpenAPI schema where they are
+//! defined, so that the schema cannot drift from the record.)
 
 pub mod error;
+pub mod operator;
+pub mod partner;
 pub mod registry;
+pub mod replay;
+pub mod statement;
+
+use error::{Kind, OpError};
+use ledger::store::Engine;
+use ledger::Ledger;
+use registry::{KeyRecord, KeyScope, Registry};
+
+/// What every operation works on: the ledger, the registry and the limits operations enforce.
+pub struct Ops {
+    /// The ledger.
+    pub ledger: Ledger<Engine>,
+    /// Partners, keys, rates, operators, member links.
+    pub registry: Registry,
+    /// Most commands in one batch.
+    pub batch_commands_max: usize,
+}
+
+/// An authenticated partner: who it is and the key it used (with its scopes).
+#[derive(Debug, Clone)]
+pub struct PartnerCaller {
+    /// The partner.
+    pub partner: ledger::PartnerId,
+    /// The key used.
+    pub key: KeyRecord,
+}
+
+impl PartnerCaller {
+    /// Fails with 403 unless the key has `scope`.
+    pub fn require(&self, scope: KeyScope) -> Result<(), OpError> {
+        if self.key.scopes.contains(&scope) {
+            Ok(())
+        } else {
+            Err(OpError::new(
+                Kind::ForbiddenScope,
+                format!("key {} lacks the {:?} scope", self.key.key_id, scope).to_lowercase(),
+            ))
+        }
+    }
+}
+
+/// Checks a reference (idempotency key) is 1 to 128 bytes of printable ASCII.
+pub fn check_reference(field: &str, r: &str) -> Result<(), OpError> {
+    let ok = !r.is_empty()
+        && r.len() <= ledger::IdemKey::REFERENCE_LEN_MAX
+        && r.bytes().all(|b| b.is_ascii_graphic());
+    if ok {
+        Ok(())
+    } else {
+        Err(OpError::new(
+            Kind::InvalidRequest,
+            format!(
+                "{field} must be 1 to {} printable ASCII characters without spaces",
+                ledger::IdemKey::REFERENCE_LEN_MAX
+            ),
+        ))
+    }
+}
+
+/// Checks a positive points amount.
+pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, OpError> {
+    if p > 0 {
+        Ok(ledger::Points(p))
+    } else {
+        Err(OpError::new(
+            Kind::InvalidAmount,
+            format!("{field} must be a positive whole number of points, got {p}"),
+        ))
+    }
+}

@@ -294,13 +294,14 @@ impl RateTable {
         };
         let by_category = category.and_then(|c| self.categories.get(c)).and_then(pick);
         let by_branch = branch.and_then(|b| self.branches.get(b)).and_then(pick);
-        let rate = by_category
-            .or(by_branch)
-            .or(base)
-            .ok_or_else(|| PriceError::BurnsNotPriced {
-                version: self.version,
-                unit: unit.to_string(),
-            })?;
+        let rate =
+            by_category
+                .or(by_branch)
+                .or(base)
+                .ok_or_else(|| PriceError::BurnsNotPriced {
+                    version: self.version,
+                    unit: unit.to_string(),
+                })?;
         let exact = quantity * rate;
         let rounded = match op {
             Operation::Earn => {
@@ -413,18 +414,33 @@ mod tests {
         let err = |v: &str, u: &str| a(v, u).parse().unwrap_err();
         assert_eq!(a("12.50", "EUR").parse().unwrap(), Decimal::new(1250, 2));
         assert_eq!(a("12.500", "EUR").parse().unwrap(), Decimal::new(12500, 3));
-        assert!(matches!(err("12.505", "EUR"), PriceError::TooPrecise { scale_max: 2, .. }));
+        assert!(matches!(
+            err("12.505", "EUR"),
+            PriceError::TooPrecise { scale_max: 2, .. }
+        ));
         assert_eq!(a("5", "JPY").parse().unwrap(), Decimal::new(5, 0));
-        assert!(matches!(err("5.5", "JPY"), PriceError::TooPrecise { scale_max: 0, .. }));
+        assert!(matches!(
+            err("5.5", "JPY"),
+            PriceError::TooPrecise { scale_max: 0, .. }
+        ));
         assert!(matches!(err("0", "EUR"), PriceError::NotPositive { .. }));
         assert!(matches!(err("-3", "EUR"), PriceError::NotPositive { .. }));
-        assert!(matches!(err("1e3", "EUR"), PriceError::NotPlainDecimal { .. }));
-        assert!(matches!(err("10", "XYZ"), PriceError::UnknownCurrency { .. }));
+        assert!(matches!(
+            err("1e3", "EUR"),
+            PriceError::NotPlainDecimal { .. }
+        ));
+        assert!(matches!(
+            err("10", "XYZ"),
+            PriceError::UnknownCurrency { .. }
+        ));
         assert_eq!(
             a("10.125", "litre").parse().unwrap(),
             Decimal::new(10125, 3)
         );
         assert!(matches!(err("10", "Miles!"), PriceError::BadUnit { .. }));
-        assert!(matches!(err("1000000000001", "mile"), PriceError::AboveLimit { .. }));
+        assert!(matches!(
+            err("1000000000001", "mile"),
+            PriceError::AboveLimit { .. }
+        ));
     }
 }

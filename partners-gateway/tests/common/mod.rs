@@ -3,8 +3,8 @@
 
 #![allow(dead_code)]
 
-use partners_gateway::config::Config;
 use partners_gateway::api::signature as auth;
+use partners_gateway::config::Config;
 use partners_gateway::{start, Running};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};

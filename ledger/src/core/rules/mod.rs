@@ -5,8 +5,8 @@
 //! Each way a command can be refused is its own [`Rejection`] variant, checked in a fixed order,
 //! one check a line.
 
-mod adjust;
-mod contract;
+pub mod adjust;
+pub mod contract;
 mod earn;
 mod hold;
 mod reversal;

@@ -1,0 +1,299 @@
+//! What an operator can do: define partners and their contracts, issue and revoke keys, add
+//! rate table versions, enrol members, correct points with a reason, read any balance and
+//! statement. The HTTP API, the demo set-up and (later) the console call these.
+
+use super::error::{Kind, OpError};
+use super::registry::{KeyRecord, KeyScope, PartnerRecord};
+use super::statement::{self, Line, StatementOf};
+use super::Ops;
+use crate::programme::rates::{RateOverride, RateTable};
+use ledger::core::rules::adjust::REASON_LEN_MAX;
+use ledger::{
+    AccountId, Command, Contract, IdemKey, MemberBalance, MemberId, PartnerId, Points, Receipt,
+    Timestamp, TxId,
+};
+use rust_decimal::Decimal;
+use std::collections::BTreeMap;
+
+/// Longest partner name, in bytes.
+pub const PARTNER_NAME_LEN_MAX: usize = 128;
+/// Requests per second a partner gets when its definition names none.
+pub const REQUESTS_PER_SECOND_DEFAULT: u32 = 1_000;
+/// How far in the past a rate table may start (clock skew between operator and gateway).
+pub const RATE_TABLE_GRACE_MS: i64 = 60_000;
+
+/// A partner's configuration and contract.
+#[derive(Debug, Clone)]
+pub struct PartnerDefinition {
+    /// Display name.
+    pub name: String,
+    /// Settlement currency (ISO 4217).
+    pub currency: String,
+    /// What the partner pays per point it issues.
+    pub issuance_price_per_point: Decimal,
+    /// What the programme reimburses per point redeemed at the partner.
+    pub redemption_price_per_point: Decimal,
+    /// Points earned at this partner expire after this many days; `None`: never.
+    pub points_validity_days: Option<u32>,
+    /// Sustained requests per second.
+    pub requests_per_second: Option<u32>,
+    /// Burst above that.
+    pub burst: Option<u32>,
+}
+
+/// A partner as operators see it: the registry record and the contract in the ledger.
+#[derive(Debug, Clone)]
+pub struct Partner {
+    /// Gateway record.
+    pub record: PartnerRecord,
+    /// The contract, once one is set.
+    pub contract: Option<Contract>,
+}
+
+/// A new rate table version.
+#[derive(Debug, Clone)]
+pub struct RateDraft {
+    /// In force from (ms since the Unix epoch); `None`: now.
+    pub effective_from_ms: Option<i64>,
+    /// Unit priced: ISO 4217 code or measure.
+    pub unit: String,
+    /// Points per unit earned.
+    pub earn_points_per_unit: Decimal,
+    /// Points per unit of money for burns priced in money.
+    pub burn_points_per_unit: Option<Decimal>,
+    /// Branch overrides.
+    pub branches: BTreeMap<String, RateOverride>,
+    /// Category overrides.
+    pub categories: BTreeMap<String, RateOverride>,
+}
+
+/// A manual correction of a member's points.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
+    /// Idempotency key (operator scope).
+    pub reference: String,
+    /// The member.
+    pub member: MemberId,
+    /// Signed change to the member's points.
+    pub points: i64,
+    /// Why, in words finance can audit.
+    pub reason: String,
+    /// Who made it.
+    pub operator: String,
+}
+
+/// Every partner. Blocking.
+pub fn partners(ops: &Ops) -> Result<Vec<Partner>, OpError> {
+    ops.registry
+        .partners()
+        .into_iter()
+        .map(|record| with_contract(ops, record))
+        .collect()
+}
+
+/// Partner `id`. Blocking.
+pub fn partner(ops: &Ops, id: u32) -> Result<Partner, OpError> {
+    with_contract(ops, known_partner(ops, id)?)
+}
+
+fn with_contract(ops: &Ops, record: PartnerRecord) -> Result<Partner, OpError> {
+    let contract = ops.ledger.contract(PartnerId(record.id))?;
+    Ok(Partner { record, contract })
+}
+
+/// The registry record of partner `id`, or `UnknownPartner`.
+pub fn known_partner(ops: &Ops, id: u32) -> Result<PartnerRecord, OpError> {
+    ops.registry
+        .partner(PartnerId(id))
+        .ok_or_else(|| OpError::new(Kind::UnknownPartner, format!("no partner {id}")))
+}
+
+/// Validates and applies a partner definition: contract in the ledger, record in the registry.
+/// Blocking.
+pub fn define_partner(ops: &Ops, id: u32, d: &PartnerDefinition) -> Result<Partner, OpError> {
+    if id == 0 {
+        return Err(OpError::new(Kind::InvalidRequest, "partner ids start at 1"));
+    }
+    if d.name.trim().is_empty() || d.name.len() > PARTNER_NAME_LEN_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("name must be 1 to {PARTNER_NAME_LEN_MAX} bytes"),
+        ));
+    }
+    let currency = d.currency.parse().map_err(|_| {
+        OpError::new(
+            Kind::UnknownCurrency,
+            format!("{:?} is not an ISO 4217 currency code", d.currency),
+        )
+    })?;
+    let prices = [
+        ("issuance_price_per_point", d.issuance_price_per_point),
+        ("redemption_price_per_point", d.redemption_price_per_point),
+    ];
+    if let Some((field, _)) = prices.iter().find(|(_, v)| *v < Decimal::ZERO) {
+        return Err(OpError::new(
+            Kind::InvalidAmount,
+            format!("{field} must not be negative"),
+        ));
+    }
+    let contract = Contract {
+        partner: PartnerId(id),
+        currency,
+        issuance_price_per_point: d.issuance_price_per_point,
+        redemption_price_per_point: d.redemption_price_per_point,
+        points_validity_days: d.points_validity_days,
+    };
+    // The key names the exact terms: re-sending the same terms replays, new terms post anew.
+    let terms = serde_json::to_vec(&contract).expect("contracts encode");
+    let digest = hex::encode(&<sha2::Sha256 as sha2::Digest>::digest(&terms)[..8]);
+    ops.ledger.execute_blocking(Command::SetContract {
+        key: IdemKey::operator(format!("contract/{id}/{digest}")),
+        contract,
+    })?;
+    let rps = d
+        .requests_per_second
+        .unwrap_or(REQUESTS_PER_SECOND_DEFAULT)
+        .max(1);
+    let record = PartnerRecord {
+        id,
+        name: d.name.clone(),
+        requests_per_second: rps,
+        burst: d.burst.unwrap_or(rps).max(1),
+    };
+    ops.registry
+        .put_partner(record.clone())
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
+    with_contract(ops, record)
+}
+
+/// Partner `id`'s keys, without secrets.
+pub fn keys(ops: &Ops, id: u32) -> Result<Vec<KeyRecord>, OpError> {
+    known_partner(ops, id)?;
+    Ok(ops.registry.keys_of(PartnerId(id)))
+}
+
+/// Issues a key with `scopes` for partner `id`: its record and its secret, shown once.
+/// Blocking.
+pub fn create_key(
+    ops: &Ops,
+    id: u32,
+    scopes: Vec<KeyScope>,
+) -> Result<(KeyRecord, String), OpError> {
+    known_partner(ops, id)?;
+    if scopes.is_empty() {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            "give at least one scope",
+        ));
+    }
+    ops.registry
+        .create_key(PartnerId(id), scopes)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
+}
+
+/// Revokes partner `id`'s key `key_id`. Blocking.
+pub fn revoke_key(ops: &Ops, id: u32, key_id: &str) -> Result<KeyRecord, OpError> {
+    known_partner(ops, id)?;
+    ops.registry
+        .revoke_key(PartnerId(id), key_id)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?
+        .ok_or_else(|| OpError::new(Kind::NotFound, format!("partner {id} has no key {key_id}")))
+}
+
+/// Every version of partner `id`'s rate table.
+pub fn rate_tables(ops: &Ops, id: u32) -> Result<Vec<RateTable>, OpError> {
+    known_partner(ops, id)?;
+    Ok(ops.registry.rate_tables(PartnerId(id)))
+}
+
+/// Validates and stores a rate table version for partner `id`. Blocking.
+pub fn add_rate_table(ops: &Ops, id: u32, d: RateDraft) -> Result<RateTable, OpError> {
+    known_partner(ops, id)?;
+    let now = Timestamp::now().0;
+    let effective_from_ms = d.effective_from_ms.unwrap_or(now);
+    if effective_from_ms < now - RATE_TABLE_GRACE_MS {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            "effective_from_ms is in the past; rate tables are never retroactive",
+        ));
+    }
+    let table = RateTable {
+        version: 0,
+        effective_from_ms,
+        unit: d.unit,
+        earn_points_per_unit: d.earn_points_per_unit,
+        burn_points_per_unit: d.burn_points_per_unit,
+        branches: d.branches,
+        categories: d.categories,
+    };
+    table.validate()?;
+    ops.registry
+        .add_rate_table(PartnerId(id), table)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
+}
+
+/// Enrols a new member with no partner link yet. Blocking.
+pub fn enrol_member(ops: &Ops) -> Result<MemberId, OpError> {
+    let m = ops
+        .registry
+        .allocate_member()
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?;
+    ops.ledger.execute_blocking(Command::Enrol {
+        key: IdemKey::operator(format!("enrol/{}", m.0)),
+        member: m,
+    })?;
+    Ok(m)
+}
+
+/// Member `m`'s points. Blocking.
+pub fn member_balance(ops: &Ops, m: MemberId) -> Result<MemberBalance, OpError> {
+    ops.ledger
+        .balance(m)?
+        .ok_or_else(|| OpError::new(Kind::UnknownMember, format!("no member {}", m.0)))
+}
+
+/// A page of member `m`'s whole statement, newest first. Blocking.
+pub fn member_statement(
+    ops: &Ops,
+    m: MemberId,
+    before: Option<TxId>,
+    limit: usize,
+) -> Result<(Vec<Line>, Option<TxId>), OpError> {
+    member_balance(ops, m)?;
+    statement::page(&ops.ledger, m, StatementOf::All, before, limit)
+}
+
+/// Posts a correction against `programme/adjustments`.
+pub async fn adjust(ops: &Ops, a: Adjustment) -> Result<Receipt, OpError> {
+    super::check_reference("reference", &a.reference)?;
+    if a.points == 0 {
+        super::check_points("points", 0)?;
+    }
+    if a.reason.trim().is_empty() || a.reason.len() > REASON_LEN_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("reason must be 1 to {REASON_LEN_MAX} bytes"),
+        ));
+    }
+    Ok(ops
+        .ledger
+        .execute(Command::Adjust {
+            key: IdemKey::operator(format!("adjust/{}", a.reference)),
+            member: a.member,
+            points: Points(a.points),
+            reason: a.reason,
+            operator: a.operator,
+        })
+        .await?)
+}
+
+/// The balance of the account named `name` (`member/7`, `partner/2/issuance`, ...). Blocking.
+pub fn account(
+    ops: &Ops,
+    name: &str,
+) -> Result<(AccountId, ledger::core::state::Balance), OpError> {
+    let account: AccountId = name
+        .parse()
+        .map_err(|_| OpError::new(Kind::NotFound, format!("no account {name:?}")))?;
+    Ok((account, ops.ledger.account_balance(account)?))
+}

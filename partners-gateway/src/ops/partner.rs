@@ -1,0 +1,749 @@
+//! What a partner can do: enrol or link members, earn, burn, hold, capture, void, reverse,
+//! post batches, read balances, statements and transactions, price quotes. Each use-case takes
+//! the authenticated [`PartnerCaller`] and its own input type, checks scope and input, prices
+//! with the rate table in force, and hands the ledger its command; nothing here knows HTTP.
+
+use super::error::{Kind, OpError};
+use super::registry::{KeyScope, RegistryError, MEMBER_REFERENCE_LEN_MAX};
+use super::{check_points, check_reference, replay, Ops, PartnerCaller};
+use crate::programme::rates::{Amount, Operation, RateTable, NAME_LEN_MAX};
+use ledger::{
+    Command, IdemKey, LedgerError, MemberId, PartnerId, Pending, Points, Pricing, Rejection,
+    Timestamp, Transaction, TxKind,
+};
+use std::sync::Arc;
+
+/// Earn points for a purchase, a flight or a fill-up, priced from `amount`.
+#[derive(Debug, Clone)]
+pub struct Earn {
+    /// Idempotency key: the partner's receipt or booking reference.
+    pub reference: String,
+    /// The member, by the partner's reference.
+    pub member: String,
+    /// What was bought, in the unit of the partner's rate table.
+    pub amount: Amount,
+    /// Branch (station, store) for branch rates.
+    pub branch: Option<String>,
+    /// Product category for category rates.
+    pub category: Option<String>,
+}
+
+/// Burn points at once: `points`, or `amount` priced with the rate table (rounding up).
+#[derive(Debug, Clone)]
+pub struct Burn {
+    /// Idempotency key.
+    pub reference: String,
+    /// The member, by the partner's reference.
+    pub member: String,
+    /// Points to burn.
+    pub points: Option<i64>,
+    /// Or a price to convert.
+    pub amount: Option<Amount>,
+    /// Branch for branch rates.
+    pub branch: Option<String>,
+    /// Category for category rates.
+    pub category: Option<String>,
+}
+
+/// Reserve points for a later capture.
+#[derive(Debug, Clone)]
+pub struct Hold {
+    /// Idempotency key; also names the hold in capture and void.
+    pub reference: String,
+    /// The member, by the partner's reference.
+    pub member: String,
+    /// Points to reserve.
+    pub points: Option<i64>,
+    /// Or a price to convert.
+    pub amount: Option<Amount>,
+    /// Branch for branch rates.
+    pub branch: Option<String>,
+    /// Category for category rates.
+    pub category: Option<String>,
+    /// The hold voids itself after this many seconds.
+    pub timeout_seconds: u32,
+}
+
+/// Undo all or part of an earlier earn or burn.
+#[derive(Debug, Clone)]
+pub struct Reversal {
+    /// Idempotency key of the reversal.
+    pub reference: String,
+    /// The reference of the earn or burn to undo.
+    pub original_reference: String,
+    /// Points to undo; `None` for whatever is left.
+    pub points: Option<i64>,
+}
+
+/// One partner command, as a batch carries it.
+#[derive(Debug, Clone)]
+pub enum PartnerCommand {
+    /// An earn.
+    Earn(Earn),
+    /// A burn.
+    Burn(Burn),
+    /// A hold.
+    Hold(Hold),
+    /// A capture of the hold `hold_reference` names.
+    Capture {
+        /// The hold's reference.
+        hold_reference: String,
+        /// Idempotency key of the capture.
+        reference: String,
+        /// Points to capture; `None` for all.
+        points: Option<i64>,
+    },
+    /// A void of the hold `hold_reference` names.
+    Void {
+        /// The hold's reference.
+        hold_reference: String,
+        /// Idempotency key of the void.
+        reference: String,
+    },
+    /// A reversal.
+    Reversal(Reversal),
+}
+
+/// A posted (or replayed) transaction, with the member as the partner knows them.
+#[derive(Debug, Clone)]
+pub struct Posted {
+    /// The transaction.
+    pub tx: Arc<Transaction>,
+    /// The partner's reference for its member, if it has one.
+    pub member_ref: Option<String>,
+    /// True when this answers a retry of an already applied command.
+    pub replayed: bool,
+}
+
+/// A command ready for the ledger, with what is needed to answer for it.
+pub struct Prepared {
+    cmd: Command,
+    pricing: Option<Pricing>,
+    member: Option<MemberId>,
+    member_ref: Option<String>,
+}
+
+/// What answering needs once the command has gone to the ledger.
+pub struct Sent {
+    /// The pricing inputs, to recognise a retry priced under a newer rate table.
+    pricing: Option<Pricing>,
+    /// `earn`, `burn` or `hold` for priced commands (the kind `describe` gives their
+    /// transactions).
+    kind: &'static str,
+    member: Option<MemberId>,
+    member_ref: Option<String>,
+}
+
+fn key(caller: &PartnerCaller, reference: &str) -> Result<IdemKey, OpError> {
+    check_reference("reference", reference)?;
+    Ok(IdemKey::partner(caller.partner, reference))
+}
+
+pub(crate) fn registry_error(e: RegistryError) -> OpError {
+    match e {
+        RegistryError::ReferenceTaken { reference } => OpError::new(
+            Kind::ReferenceTaken,
+            format!("member reference {reference:?} is linked to another member"),
+        ),
+        other => OpError::new(Kind::Internal, other.to_string()),
+    }
+}
+
+/// The member a partner reference names; unknown and unlinked members look the same.
+pub(crate) fn member_of(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<MemberId, OpError> {
+    check_member_reference(reference)?;
+    ops.registry
+        .member_of(caller.partner, reference)
+        .map_err(registry_error)?
+        .ok_or_else(|| {
+            OpError::new(
+                Kind::UnknownMember,
+                format!("no member with reference {reference:?}"),
+            )
+        })
+}
+
+pub(crate) fn check_member_reference(r: &str) -> Result<(), OpError> {
+    if r.is_empty()
+        || r.len() > MEMBER_REFERENCE_LEN_MAX
+        || !r.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("member reference must be 1 to {MEMBER_REFERENCE_LEN_MAX} printable ASCII characters"),
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_name(field: &str, v: Option<&str>) -> Result<(), OpError> {
+    match v {
+        Some(s) if s.is_empty() || s.len() > NAME_LEN_MAX => Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("{field} must be 1 to {NAME_LEN_MAX} bytes"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub(crate) fn rate_table(ops: &Ops, partner: PartnerId) -> Result<RateTable, OpError> {
+    ops.registry
+        .rate_in_force(partner, Timestamp::now())
+        .ok_or_else(|| {
+            OpError::new(
+                Kind::UnitNotPriced,
+                "the partner has no rate table in force",
+            )
+        })
+}
+
+/// Points from either `points` or `amount` (exactly one), priced for `op`.
+fn points_or_amount(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    points: Option<i64>,
+    amount: Option<&Amount>,
+    branch: Option<&str>,
+    category: Option<&str>,
+) -> Result<(Points, Option<Pricing>), OpError> {
+    check_name("branch", branch)?;
+    check_name("category", category)?;
+    match (points, amount) {
+        (Some(p), None) => Ok((check_points("points", p)?, None)),
+        (None, Some(a)) => {
+            let q = a.parse()?;
+            let priced = rate_table(ops, caller.partner)?.price(
+                Operation::Burn,
+                q,
+                &a.unit,
+                branch,
+                category,
+            )?;
+            Ok((priced.points, Some(priced.pricing)))
+        }
+        _ => Err(OpError::new(
+            Kind::InvalidRequest,
+            "give exactly one of points and amount",
+        )),
+    }
+}
+
+pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Earn)?;
+    let key = key(caller, &r.reference)?;
+    check_name("branch", r.branch.as_deref())?;
+    check_name("category", r.category.as_deref())?;
+    let q = r.amount.parse()?;
+    let member = member_of(ops, caller, &r.member)?;
+    let priced = rate_table(ops, caller.partner)?.price(
+        Operation::Earn,
+        q,
+        &r.amount.unit,
+        r.branch.as_deref(),
+        r.category.as_deref(),
+    )?;
+    Ok(Prepared {
+        cmd: Command::Earn {
+            key,
+            member,
+            partner: caller.partner,
+            points: priced.points,
+            bonus: Points(0),
+        },
+        pricing: Some(priced.pricing),
+        member: Some(member),
+        member_ref: Some(r.member.clone()),
+    })
+}
+
+pub fn prepare_burn(ops: &Ops, caller: &PartnerCaller, r: &Burn) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, &r.reference)?;
+    let (points, pricing) = points_or_amount(
+        ops,
+        caller,
+        r.points,
+        r.amount.as_ref(),
+        r.branch.as_deref(),
+        r.category.as_deref(),
+    )?;
+    let member = member_of(ops, caller, &r.member)?;
+    Ok(Prepared {
+        cmd: Command::Burn {
+            key,
+            member,
+            partner: caller.partner,
+            points,
+        },
+        pricing,
+        member: Some(member),
+        member_ref: Some(r.member.clone()),
+    })
+}
+
+pub fn prepare_hold(ops: &Ops, caller: &PartnerCaller, r: &Hold) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, &r.reference)?;
+    let (points, pricing) = points_or_amount(
+        ops,
+        caller,
+        r.points,
+        r.amount.as_ref(),
+        r.branch.as_deref(),
+        r.category.as_deref(),
+    )?;
+    let timeout_ms = r
+        .timeout_seconds
+        .checked_mul(1000)
+        .filter(|ms| *ms > 0)
+        .ok_or_else(|| {
+            OpError::new(
+                Kind::InvalidRequest,
+                "timeout_seconds must be between 1 and 4,294,967",
+            )
+        })?;
+    let member = member_of(ops, caller, &r.member)?;
+    Ok(Prepared {
+        cmd: Command::Hold {
+            key,
+            member,
+            partner: caller.partner,
+            points,
+            timeout_ms,
+        },
+        pricing,
+        member: Some(member),
+        member_ref: Some(r.member.clone()),
+    })
+}
+
+/// The caller's own transaction posted under `reference`; others' answer as unknown.
+pub fn own_transaction(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<Transaction, OpError> {
+    check_reference("reference", reference)?;
+    ops.ledger
+        .transaction_by_key(&IdemKey::partner(caller.partner, reference))?
+        .ok_or_else(|| {
+            OpError::new(
+                Kind::UnknownTransaction,
+                format!("no transaction with reference {reference:?}"),
+            )
+        })
+}
+
+pub fn own_hold(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<(Transaction, MemberId), OpError> {
+    let tx = own_transaction(ops, caller, reference)?;
+    match tx.kind {
+        TxKind::Hold { member, .. } => Ok((tx, member)),
+        _ => Err(OpError::new(
+            Kind::UnknownTransaction,
+            format!("no hold with reference {reference:?}"),
+        )),
+    }
+}
+
+pub fn prepare_capture(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    hold_reference: &str,
+    reference: &str,
+    points: Option<i64>,
+) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, reference)?;
+    let points = points.map(|p| check_points("points", p)).transpose()?;
+    let (hold, member) = own_hold(ops, caller, hold_reference)?;
+    Ok(Prepared {
+        cmd: Command::Capture {
+            key,
+            hold: hold.id,
+            points,
+        },
+        pricing: None,
+        member: Some(member),
+        member_ref: None,
+    })
+}
+
+pub fn prepare_void(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    hold_reference: &str,
+    reference: &str,
+) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, reference)?;
+    let (hold, member) = own_hold(ops, caller, hold_reference)?;
+    Ok(Prepared {
+        cmd: Command::Void { key, hold: hold.id },
+        pricing: None,
+        member: Some(member),
+        member_ref: None,
+    })
+}
+
+pub fn prepare_reversal(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &Reversal,
+) -> Result<Prepared, OpError> {
+    let key = key(caller, &r.reference)?;
+    let points = r.points.map(|p| check_points("points", p)).transpose()?;
+    let original = own_transaction(ops, caller, &r.original_reference)?;
+    let member = match original.kind {
+        TxKind::Earn { member, .. } => {
+            caller.require(KeyScope::Earn)?;
+            member
+        }
+        TxKind::Burn { member, .. } => {
+            caller.require(KeyScope::Burn)?;
+            member
+        }
+        _ => {
+            return Err(OpError::new(
+                Kind::NotReversible,
+                format!(
+                    "{:?} is not an earn or a burn and cannot be reversed",
+                    r.original_reference
+                ),
+            ))
+        }
+    };
+    Ok(Prepared {
+        cmd: Command::Reverse {
+            key,
+            original: original.id,
+            points,
+        },
+        pricing: None,
+        member: Some(member),
+        member_ref: None,
+    })
+}
+
+/// Hands the command to the ledger (moved, not copied) and keeps what answering needs.
+pub(crate) fn submit(ops: &Ops, p: Prepared) -> Result<(Sent, Pending), OpError> {
+    let kind = match &p.cmd {
+        Command::Earn { .. } => "earn",
+        Command::Burn { .. } => "burn",
+        Command::Hold { .. } => "hold",
+        _ => "",
+    };
+    let sent = Sent {
+        pricing: p.pricing.clone(),
+        kind,
+        member: p.member,
+        member_ref: p.member_ref,
+    };
+    Ok((sent, ops.ledger.submit_priced(p.cmd, p.pricing)?))
+}
+
+/// Waits for the ledger's answer and turns it into the caller's view. A retry priced under a
+/// newer rate table is still the same request when the partner sent the same quantity: it
+/// answers as a replay of the original.
+pub(crate) async fn finish(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    p: Sent,
+    pending: Pending,
+) -> Result<Posted, OpError> {
+    let answer = pending
+        .await
+        .map_err(|_| OpError::from(LedgerError::ShuttingDown))?;
+    let (tx, replayed) = match answer {
+        Ok(r) => (r.tx, r.replayed),
+        Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original }))
+            if p.pricing.is_some() =>
+        {
+            let tx = ops.ledger.transaction(original)?.ok_or_else(|| {
+                OpError::new(
+                    Kind::Internal,
+                    "idempotency record names a missing transaction",
+                )
+            })?;
+            if !replay::same_priced_request(&tx, &p.pricing, p.kind, p.member) {
+                return Err(Rejection::IdempotencyConflict { original }.into());
+            }
+            (std::sync::Arc::new(tx), true)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if !replayed {
+        count_points(caller.partner, &tx);
+    }
+    let member_ref = match p.member_ref {
+        Some(r) => Some(r),
+        None => match p.member {
+            Some(m) => ops
+                .registry
+                .reference_of(caller.partner, m)
+                .map_err(registry_error)?,
+            None => None,
+        },
+    };
+    Ok(Posted {
+        tx,
+        member_ref,
+        replayed,
+    })
+}
+
+fn count_points(partner: PartnerId, tx: &Transaction) {
+    let label = partner.0.to_string();
+    match &tx.kind {
+        TxKind::Earn { points, .. } => {
+            metrics::counter!("points_issued_total", "partner" => label).increment(points.0 as u64)
+        }
+        TxKind::Burn { points, .. } => {
+            metrics::counter!("points_redeemed_total", "partner" => label)
+                .increment(points.0 as u64)
+        }
+        _ => {}
+    }
+}
+
+pub async fn execute(ops: &Ops, caller: &PartnerCaller, p: Prepared) -> Result<Posted, OpError> {
+    let (sent, pending) = submit(ops, p)?;
+    finish(ops, caller, sent, pending).await
+}
+
+/// Prepares any partner command (capture, void and reversal read the ledger: call them off
+/// the async workers).
+pub fn prepare(ops: &Ops, caller: &PartnerCaller, c: &PartnerCommand) -> Result<Prepared, OpError> {
+    match c {
+        PartnerCommand::Earn(r) => prepare_earn(ops, caller, r),
+        PartnerCommand::Burn(r) => prepare_burn(ops, caller, r),
+        PartnerCommand::Hold(r) => prepare_hold(ops, caller, r),
+        PartnerCommand::Capture {
+            hold_reference,
+            reference,
+            points,
+        } => prepare_capture(ops, caller, hold_reference, reference, *points),
+        PartnerCommand::Void {
+            hold_reference,
+            reference,
+        } => prepare_void(ops, caller, hold_reference, reference),
+        PartnerCommand::Reversal(r) => prepare_reversal(ops, caller, r),
+    }
+}
+
+impl PartnerCommand {
+    /// The earlier transaction this command names by its reference (a hold, an original).
+    pub fn names(&self) -> Option<&str> {
+        match self {
+            PartnerCommand::Capture { hold_reference, .. }
+            | PartnerCommand::Void { hold_reference, .. } => Some(hold_reference),
+            PartnerCommand::Reversal(r) => Some(&r.original_reference),
+            PartnerCommand::Earn(_) | PartnerCommand::Burn(_) | PartnerCommand::Hold(_) => None,
+        }
+    }
+
+    /// This command's own reference (its idempotency key).
+    pub fn reference(&self) -> &str {
+        match self {
+            PartnerCommand::Earn(r) => &r.reference,
+            PartnerCommand::Burn(r) => &r.reference,
+            PartnerCommand::Hold(r) => &r.reference,
+            PartnerCommand::Capture { reference, .. } | PartnerCommand::Void { reference, .. } => {
+                reference
+            }
+            PartnerCommand::Reversal(r) => &r.reference,
+        }
+    }
+}
+
+/// Runs many commands in order, each with its own result. Commands are submitted together so
+/// the committer can put them in one batch, except that a command naming an earlier command of
+/// the same batch (a capture or void of its hold, a reversal of its earn or burn) waits until
+/// everything before it is answered: later commands see earlier ones, so a retried batch
+/// answers as the first did (as replays). `prepare_reads` runs a preparation that reads the
+/// ledger (the caller's way of keeping blocking reads off its async workers).
+pub async fn batch<F, Fut>(
+    ops: &Arc<Ops>,
+    caller: &PartnerCaller,
+    commands: Vec<PartnerCommand>,
+    prepare_reads: F,
+) -> Result<Vec<Result<Posted, OpError>>, OpError>
+where
+    F: Fn(Arc<Ops>, PartnerCaller, PartnerCommand) -> Fut,
+    Fut: std::future::Future<Output = Result<Result<Prepared, OpError>, OpError>>,
+{
+    if commands.is_empty() {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            "the batch has no commands",
+        ));
+    }
+    if commands.len() > ops.batch_commands_max {
+        return Err(OpError::new(
+            Kind::PayloadTooLarge,
+            format!(
+                "the batch has {} commands; the limit is {}",
+                commands.len(),
+                ops.batch_commands_max
+            ),
+        ));
+    }
+    let mut results: Vec<Option<Result<Posted, OpError>>> = Vec::new();
+    results.resize_with(commands.len(), || None);
+    let mut in_flight: Vec<(usize, Sent, Pending)> = Vec::new();
+    let mut submitted: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    for (i, c) in commands.iter().enumerate() {
+        if c.names().is_some_and(|n| submitted.contains(n)) {
+            for (j, sent, pending) in in_flight.drain(..) {
+                results[j] = Some(finish(ops, caller, sent, pending).await);
+            }
+        }
+        let prepared = if c.names().is_some() {
+            prepare_reads(ops.clone(), caller.clone(), c.clone()).await?
+        } else {
+            prepare(ops, caller, c)
+        };
+        match prepared.and_then(|p| submit(ops, p)) {
+            Ok((sent, pending)) => in_flight.push((i, sent, pending)),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+        submitted.insert(c.reference());
+    }
+    for (j, sent, pending) in in_flight {
+        results[j] = Some(finish(ops, caller, sent, pending).await);
+    }
+    Ok(results
+        .into_iter()
+        .map(|r| r.expect("every command has a result"))
+        .collect())
+}
+
+/// Enrol a new member, or link an existing coalition member, under the partner's reference.
+#[derive(Debug, Clone)]
+pub struct Enrol {
+    /// The partner's reference for the member.
+    pub reference: String,
+    /// An existing coalition member to link; `None` enrols a new one.
+    pub member_id: Option<u64>,
+}
+
+/// Links `r.reference` to a member (a new one unless `r.member_id` names one); the member and
+/// whether this call made the link. Blocking.
+pub fn enrol(ops: &Ops, caller: &PartnerCaller, r: &Enrol) -> Result<(MemberId, bool), OpError> {
+    caller.require(KeyScope::Earn)?;
+    check_member_reference(&r.reference)?;
+    if let Some(m) = r.member_id {
+        if ops.ledger.balance(MemberId(m))?.is_none() {
+            return Err(OpError::new(
+                Kind::UnknownMember,
+                format!("no coalition member {m}"),
+            ));
+        }
+    }
+    let (member, created) = ops
+        .registry
+        .link(caller.partner, &r.reference, r.member_id.map(MemberId))
+        .map_err(registry_error)?;
+    // A new member, or one whose enrolment was cut short by a crash, is enrolled now; the
+    // enrolment key is fixed per member, so this is safe to repeat.
+    if ops.ledger.balance(member)?.is_none() {
+        ops.ledger.execute_blocking(Command::Enrol {
+            key: IdemKey::operator(format!("enrol/{}", member.0)),
+            member,
+        })?;
+    }
+    Ok((member, created))
+}
+
+/// The member's points, by the partner's reference. Blocking.
+pub fn balance(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<ledger::MemberBalance, OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    ops.ledger.balance(m)?.ok_or_else(|| {
+        OpError::new(
+            Kind::UnknownMember,
+            format!("no member with reference {reference:?}"),
+        )
+    })
+}
+
+/// A page of the member's statement at this partner, newest first. Blocking.
+pub fn statement(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    before: Option<ledger::TxId>,
+    limit: usize,
+) -> Result<(Vec<super::statement::Line>, Option<ledger::TxId>), OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    let of = super::statement::StatementOf::Partner(caller.partner);
+    super::statement::page(&ops.ledger, m, of, before, limit)
+}
+
+/// The partner's own transaction posted under `reference`. Blocking.
+pub fn transaction(ops: &Ops, caller: &PartnerCaller, reference: &str) -> Result<Posted, OpError> {
+    caller.require(KeyScope::Read)?;
+    let tx = own_transaction(ops, caller, reference)?;
+    let member_ref = match tx.kind.member() {
+        Some(m) => ops
+            .registry
+            .reference_of(caller.partner, m)
+            .map_err(registry_error)?,
+        None => None,
+    };
+    Ok(Posted {
+        tx: Arc::new(tx),
+        member_ref,
+        replayed: false,
+    })
+}
+
+/// Price a quantity without posting anything.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// Earn or burn.
+    pub operation: Operation,
+    /// The quantity.
+    pub amount: Amount,
+    /// Branch for branch rates.
+    pub branch: Option<String>,
+    /// Category for category rates.
+    pub category: Option<String>,
+}
+
+/// The points `q` is worth under the rate table in force.
+pub fn quote(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    q: &Quote,
+) -> Result<crate::programme::rates::Priced, OpError> {
+    caller.require(KeyScope::Read)?;
+    check_name("branch", q.branch.as_deref())?;
+    check_name("category", q.category.as_deref())?;
+    let quantity = q.amount.parse()?;
+    Ok(rate_table(ops, caller.partner)?.price(
+        q.operation,
+        quantity,
+        &q.amount.unit,
+        q.branch.as_deref(),
+        q.category.as_deref(),
+    )?)
+}
+
+/// Every version of the partner's rate table, oldest first.
+pub fn rates(ops: &Ops, caller: &PartnerCaller) -> Result<Vec<RateTable>, OpError> {
+    caller.require(KeyScope::Read)?;
+    Ok(ops.registry.rate_tables(caller.partner))
+}

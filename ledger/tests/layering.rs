@@ -217,5 +217,8 @@ fn the_gateway_operations_and_programme_know_no_http() {
         assert!(!graph[room].contains("api"), "{room} depends on api");
         assert!(!graph[room].contains("server"), "{room} depends on server");
     }
-    assert!(!graph["programme"].contains("ops"), "programme depends on ops");
+    assert!(
+        !graph["programme"].contains("ops"),
+        "programme depends on ops"
+    );
 }

@@ -61,6 +61,17 @@ enum Cmd {
         #[arg(long, default_value = config::DEFAULT_SUBSPACE)]
         fdb_subspace: String,
     },
+    /// Audit a running service without stopping it (`GET /admin/v1/audit`): prints what was
+    /// checked, exits 1 if an invariant is broken. (`ledger verify --data` audits a stopped
+    /// store.)
+    Audit {
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An operator or finance token (from the environment, so it stays out of `ps`).
+        #[arg(long, env = "LEDGER_OPERATOR_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -94,6 +105,61 @@ pub fn run_cli() -> anyhow::Result<()> {
             let registry = Registry::open(store, master)?;
             println!("{}", registry.create_operator(&name, role)?);
             Ok(())
+        }
+        Cmd::Audit { url, token } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            let ok = runtime.block_on(audit_running_service(&url, &token))?;
+            if !ok {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Runs the live audit of the service at `url` and prints its findings; true when it passed.
+async fn audit_running_service(url: &str, token: &str) -> anyhow::Result<bool> {
+    let target = format!("{}/admin/v1/audit", url.trim_end_matches('/'));
+    let answer = reqwest::Client::new()
+        .get(&target)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reaching {target}"))?;
+    let status = answer.status();
+    let body: serde_json::Value = answer.json().await.context("reading the answer")?;
+    if !status.is_success() {
+        anyhow::bail!("{target} answered {status}: {}", body["detail"]);
+    }
+    let audit: api::operator::AuditView =
+        serde_json::from_value(body).context("reading the audit")?;
+    println!(
+        "audit: through batch {}: {} batches, {} transactions, {} postings, {} members, {} member records, {} accounts, {} open holds, {} idempotency keys in {} ms",
+        audit.through_version,
+        audit.batches,
+        audit.transactions,
+        audit.postings,
+        audit.members,
+        audit.member_records,
+        audit.accounts,
+        audit.open_holds,
+        audit.idempotency_keys,
+        audit.took_ms
+    );
+    match &audit.failure {
+        None => {
+            println!(
+                "audit: OK; points outstanding (owed to members): {}",
+                audit.points_outstanding
+            );
+            Ok(true)
+        }
+        Some(why) => {
+            println!("audit: FAILED: {why}");
+            Ok(false)
         }
     }
 }
@@ -309,6 +375,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         ledger,
         registry,
         batch_commands_max: config.batch_commands_max,
+        audit_running: Default::default(),
     };
     Ok(Arc::new(App::new(
         ops,

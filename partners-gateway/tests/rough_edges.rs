@@ -253,3 +253,54 @@ async fn later_commands_of_a_batch_see_earlier_ones_and_a_retry_answers_as_the_f
     let after = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
     assert_eq!(after.body, balance.body, "the retry changed nothing");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finance_audits_the_running_ledger_over_http_and_from_the_cli() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(M, "BK-1", "1200").await.status, 200);
+    let b = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/burn",
+            Some(json!({"reference": "PUMP-1", "member": "FC000042", "points": 500})),
+        )
+        .await;
+    assert_eq!(b.status, 200, "{:?}", b.body);
+
+    let finance = gw.cred("FINANCE_TOKEN");
+    let a = gw.bearer(&finance, "GET", "/admin/v1/audit", None).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["ok"], true, "{:?}", a.body);
+    assert_eq!(a.body["points_outstanding"], 700);
+    assert!(a.body["transactions"].as_u64().expect("count") >= 2);
+    assert!(a.body.get("failure").is_none());
+
+    // The same audit from the command line, against the running service.
+    let cli = env!("CARGO_BIN_EXE_partners-gateway");
+    let base = gw.base.clone();
+    let run = move |token: String| {
+        let base = base.clone();
+        async move {
+            tokio::process::Command::new(cli)
+                .args(["audit", "--url", &base])
+                .env("LEDGER_OPERATOR_TOKEN", token)
+                .output()
+                .await
+                .expect("run the CLI")
+        }
+    };
+    let out = run(finance).await;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("audit: OK; points outstanding (owed to members): 700"),
+        "{stdout}"
+    );
+    let out = run("not-a-token".into()).await;
+    assert!(!out.status.success(), "an unknown token must fail");
+}

@@ -27,6 +27,8 @@ pub struct Ops {
     pub registry: Registry,
     /// Most commands in one batch.
     pub batch_commands_max: usize,
+    /// Set while a live audit runs (one at a time: each reads the whole journal).
+    pub audit_running: std::sync::atomic::AtomicBool,
 }
 
 /// An authenticated partner: who it is and the key it used (with its scopes).

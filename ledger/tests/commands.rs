@@ -642,7 +642,7 @@ fn adjustment_needs_an_operator_and_a_reason() {
     );
     assert_eq!(
         f.rejected(adj(IdemKey::operator("a2"), 5, "  ")),
-        Rejection::AdjustmentReason { len_max: 500 }
+        Rejection::AdjustmentReason { len_max: 2_000 }
     );
     assert_eq!(
         f.rejected(adj(IdemKey::partner(AIR, "a3"), 5, "why")),

@@ -57,6 +57,155 @@ impl Modify for Security {
     }
 }
 
+/// A batch command's schema that client generators build a type for: a `oneOf` of one named
+/// schema per `op` (each the single request's body plus `op`), with a discriminator on `op`.
+/// (Derived, it is a `oneOf` of `allOf`s whose `$ref`s carry sibling descriptions, which
+/// generators drop.)
+struct BatchCommandSchema;
+
+impl Modify for BatchCommandSchema {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use serde_json::json;
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let op = |name: &str| {
+            json!({"type": "object", "required": ["op"],
+                   "properties": {"op": {"type": "string", "enum": [name]}}})
+        };
+        let reference = json!({"type": "string", "minLength": 1, "maxLength": 128,
+            "pattern": "^[!-~]+$"});
+        let points = json!({"type": ["integer", "null"], "format": "int64", "minimum": 1,
+            "maximum": 1_000_000_000_000_i64});
+        let variants = [
+            (
+                "BatchEarn",
+                "earn",
+                json!({"allOf": [{"$ref": "#/components/schemas/EarnRequest"}, op("earn")]}),
+            ),
+            (
+                "BatchBurn",
+                "burn",
+                json!({"allOf": [{"$ref": "#/components/schemas/BurnRequest"}, op("burn")]}),
+            ),
+            (
+                "BatchHold",
+                "hold",
+                json!({"allOf": [{"$ref": "#/components/schemas/HoldRequest"}, op("hold")]}),
+            ),
+            (
+                "BatchCapture",
+                "capture",
+                json!({"type": "object",
+                "required": ["op", "hold_reference", "reference"],
+                "properties": {"op": {"type": "string", "enum": ["capture"]},
+                    "hold_reference": reference, "reference": reference, "points": points}}),
+            ),
+            (
+                "BatchVoid",
+                "void",
+                json!({"type": "object",
+                "required": ["op", "hold_reference", "reference"],
+                "properties": {"op": {"type": "string", "enum": ["void"]},
+                    "hold_reference": reference, "reference": reference}}),
+            ),
+            (
+                "BatchReversal",
+                "reversal",
+                json!({"allOf": [{"$ref": "#/components/schemas/ReversalRequest"}, op("reversal")]}),
+            ),
+        ];
+        // Burns and holds take exactly one of `points` and `amount`: each is a `oneOf` of the
+        // two shapes, with no other property allowed (the server denies unknown fields).
+        let exclusive = |schema: &utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+                         op: Option<&str>| {
+            let mut base = serde_json::to_value(schema).expect("schemas encode");
+            if let Some(op) = op {
+                base["properties"]["op"] = json!({"type": "string", "enum": [op]});
+                base["required"]
+                    .as_array_mut()
+                    .expect("required fields")
+                    .push(json!("op"));
+            }
+            let description = base["description"].take();
+            let shape = |keep: &str, drop: &str| {
+                let mut s = base.clone();
+                s["properties"]
+                    .as_object_mut()
+                    .expect("properties")
+                    .remove(drop);
+                s["required"]
+                    .as_array_mut()
+                    .expect("required fields")
+                    .push(json!(keep));
+                s["additionalProperties"] = json!(false);
+                s
+            };
+            json!({"description": description,
+                   "oneOf": [shape("points", "amount"), shape("amount", "points")]})
+        };
+        let burn = components.schemas["BurnRequest"].clone();
+        let hold = components.schemas["HoldRequest"].clone();
+        let mut variants = variants;
+        variants[1].2 = exclusive(&burn, Some("burn"));
+        variants[2].2 = exclusive(&hold, Some("hold"));
+        for (name, schema) in [("BurnRequest", &burn), ("HoldRequest", &hold)] {
+            let exclusive = serde_json::from_value(exclusive(schema, None)).expect("a schema");
+            components.schemas.insert(name.to_string(), exclusive);
+        }
+        let mut one_of = Vec::new();
+        let mut mapping = serde_json::Map::new();
+        for (name, tag, schema) in variants {
+            let schema = serde_json::from_value(schema).expect("a valid schema");
+            components.schemas.insert(name.to_string(), schema);
+            let target = format!("#/components/schemas/{name}");
+            one_of.push(json!({"$ref": target}));
+            mapping.insert(tag.to_string(), json!(target));
+        }
+        let command = json!({
+            "description": "One command of a batch: the single request's body plus `op`.",
+            "oneOf": one_of,
+            "discriminator": {"propertyName": "op", "mapping": mapping},
+        });
+        let command = serde_json::from_value(command).expect("a valid schema");
+        components
+            .schemas
+            .insert("BatchCommand".to_string(), command);
+    }
+}
+
+/// Limits the derive cannot state: an adjustment is never zero, and override names are 1 to 32
+/// characters.
+struct StatedLimits;
+
+impl Modify for StatedLimits {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use serde_json::json;
+        let components = openapi.components.get_or_insert_with(Default::default);
+        let edit = |schema: &mut utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+                    f: &dyn Fn(&mut serde_json::Value)| {
+            let mut v = serde_json::to_value(&*schema).expect("schemas encode");
+            f(&mut v);
+            *schema = serde_json::from_value(v).expect("a valid schema");
+        };
+        if let Some(s) = components.schemas.get_mut("AdjustmentRequest") {
+            edit(s, &|v| {
+                let range = |min: i64, max: i64| json!({"type": "integer", "format": "int64", "minimum": min, "maximum": max});
+                v["properties"]["points"] = json!({
+                    "description": "Signed change to the member's points: not zero, within ±1,000,000,000,000.",
+                    "oneOf": [range(-1_000_000_000_000, -1), range(1, 1_000_000_000_000)],
+                });
+            });
+        }
+        if let Some(s) = components.schemas.get_mut("RateTableDraft") {
+            edit(s, &|v| {
+                for field in ["branches", "categories"] {
+                    v["properties"][field]["propertyNames"] =
+                        json!({"type": "string", "minLength": 1, "maxLength": 32});
+                }
+            });
+        }
+    }
+}
+
 /// The process-wide Prometheus recorder (one per process; tests share it).
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
@@ -90,6 +239,9 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
         .split_for_parts();
+    let mut openapi = openapi;
+    BatchCommandSchema.modify(&mut openapi);
+    StatedLimits.modify(&mut openapi);
     let doc = openapi.clone();
     let router = router
         .route(

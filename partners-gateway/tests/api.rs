@@ -419,6 +419,16 @@ async fn zero_negative_over_precise_and_foreign_amounts_are_refused() {
         (json!({"value": "-5", "unit": "GBP"}), 400, "invalid-amount"),
         (
             json!({"value": "10.001", "unit": "GBP"}),
+            422,
+            "amount-too-precise",
+        ),
+        (
+            json!({"value": "10.0001", "unit": "GBP"}),
+            400,
+            "invalid-amount",
+        ),
+        (
+            json!({"value": "010", "unit": "GBP"}),
             400,
             "invalid-amount",
         ),
@@ -429,7 +439,7 @@ async fn zero_negative_over_precise_and_foreign_amounts_are_refused() {
         ),
         (
             json!({"value": "10", "unit": "XYZ"}),
-            400,
+            422,
             "unknown-currency",
         ),
         (
@@ -808,7 +818,10 @@ async fn quotes_and_rates_price_without_posting() {
             Some(json!({"operation": "burn", "amount": {"value": "4.999", "unit": "GBP"}})),
         )
         .await;
-    assert_eq!((q.status.as_u16(), q.problem()), (400, "invalid-amount"));
+    assert_eq!(
+        (q.status.as_u16(), q.problem()),
+        (422, "amount-too-precise")
+    );
     let q = gw
         .partner(
             3,
@@ -933,8 +946,14 @@ async fn operators_configure_partners_and_finance_only_reads() {
         .await;
     assert_eq!((a.status.as_u16(), a.problem()), (403, "forbidden-role"));
     let bad = json!({"name": "X", "currency": "EURO", "issuance_price_per_point": "0.011", "redemption_price_per_point": "0.009", "points_validity_days": null});
-    let a = gw.op("PUT", "/admin/v1/partners/4", Some(bad)).await;
-    assert_eq!((a.status.as_u16(), a.problem()), (400, "unknown-currency"));
+    let a = gw
+        .op("PUT", "/admin/v1/partners/4", Some(bad.clone()))
+        .await;
+    assert_eq!((a.status.as_u16(), a.problem()), (400, "invalid-request"));
+    let mut unknown = bad;
+    unknown["currency"] = json!("XYZ");
+    let a = gw.op("PUT", "/admin/v1/partners/4", Some(unknown)).await;
+    assert_eq!((a.status.as_u16(), a.problem()), (422, "unknown-currency"));
     let a = gw.op("PUT", "/admin/v1/partners/4", Some(spec)).await;
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.body["points_validity_days"], 365);
@@ -948,7 +967,7 @@ async fn operators_configure_partners_and_finance_only_reads() {
             Some(json!({"unit": "EUR", "earn_points_per_unit": "1", "effective_from_ms": 1000})),
         )
         .await;
-    assert_eq!((a.status.as_u16(), a.problem()), (400, "invalid-request"));
+    assert_eq!((a.status.as_u16(), a.problem()), (422, "rates-in-the-past"));
     let a = gw
         .op(
             "POST",
@@ -956,7 +975,8 @@ async fn operators_configure_partners_and_finance_only_reads() {
             Some(json!({"unit": "EUR", "earn_points_per_unit": "-1"})),
         )
         .await;
-    assert_eq!((a.status.as_u16(), a.problem()), (400, "invalid-request"));
+    // A rate outside its documented grammar fails to parse, like any field of the wrong shape.
+    assert_eq!((a.status.as_u16(), a.problem()), (400, "malformed-request"));
     let a = gw.op("POST", "/admin/v1/partners/4/rates", Some(json!({"unit": "EUR", "earn_points_per_unit": "1", "effective_from_ms": (now_s() + 3600) * 1000}))).await;
     assert_eq!(a.status, 201);
     assert_eq!(

@@ -136,6 +136,8 @@ async fn path_and_query_values_that_do_not_parse_answer_problem_json() {
         "/admin/v1/members/42/statement?limit=0",
         "/admin/v1/members/42/statement?limit=1001",
         "/admin/v1/members/42/statement?limit=99999999999999999999999",
+        "/admin/v1/members/42/statement?before=abc",
+        "/admin/v1/members/42/statement?before=-1",
         "/admin/v1/partners/4294967296",
     ];
     for target in targets {
@@ -158,7 +160,7 @@ async fn path_and_query_values_that_do_not_parse_answer_problem_json() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_statement_cursor_of_another_member_or_no_transaction_is_a_400_not_a_corrupt_store() {
+async fn a_statement_cursor_of_another_member_or_no_transaction_is_a_404_not_a_corrupt_store() {
     let gw = Gw::start().await;
     let a = gw.earn_miles(M, "BK-1", "100").await;
     assert_eq!(a.status, 200);
@@ -173,7 +175,7 @@ async fn a_statement_cursor_of_another_member_or_no_transaction_is_a_400_not_a_c
         let page = gw.partner(1, "GET", &target, None).await;
         assert_eq!(
             (page.status.as_u16(), page.problem()),
-            (400, "invalid-request"),
+            (404, "unknown-transaction"),
             "{before}: {:?}",
             page.body
         );

@@ -6,6 +6,7 @@ pub mod partner;
 pub mod problem;
 pub mod signature;
 pub mod state;
+pub mod whole;
 
 use crate::ops::error::{Kind, OpError};
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -246,7 +247,8 @@ impl BalanceView {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 pub struct StatementQuery {
     /// Continue with the transactions older than this one (the previous page's `next`).
-    pub before: Option<String>,
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
+    pub before: Option<u64>,
     /// Lines per page, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u64>,
@@ -270,18 +272,8 @@ impl StatementQuery {
 
     /// The `before` cursor, if any.
     pub fn before(&self) -> Result<Option<ledger::TxId>, OpError> {
-        self.before.as_deref().map(parse_tx_id).transpose()
+        Ok(self.before.map(ledger::TxId))
     }
-}
-
-/// Parses a transaction id sent back by a client.
-pub fn parse_tx_id(s: &str) -> Result<ledger::TxId, OpError> {
-    s.parse::<u64>().map(ledger::TxId).map_err(|_| {
-        OpError::new(
-            Kind::InvalidRequest,
-            format!("{s:?} is not a transaction id"),
-        )
-    })
 }
 
 /// Runs a blocking ledger read off the async workers.

@@ -11,7 +11,7 @@ use crate::api::state::AppState;
 use crate::ops::error::{Kind, OpError};
 use crate::ops::operator::{self as op, Adjustment, Partner, PartnerDefinition, RateDraft};
 use crate::ops::registry::{KeyRecord, KeyScope, OperatorRecord, PartnerRecord, Role};
-use crate::programme::rates::{RateOverride, RateTable};
+use crate::programme::rates::{decimal_str, RateOverride, RateTable};
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
@@ -72,21 +72,30 @@ async fn authenticate(
 #[serde(deny_unknown_fields)]
 pub struct PartnerSpec {
     /// Display name.
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
     pub name: String,
     /// Settlement currency (ISO 4217).
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", pattern = "^[A-Z]{3}$")]
     pub currency: String,
     /// What the partner pays per point it issues.
-    #[schema(value_type = String, example = "0.012")]
+    #[schema(value_type = String, example = "0.012", pattern = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,10})?$")]
+    #[serde(deserialize_with = "decimal_str::price")]
     pub issuance_price_per_point: Decimal,
     /// What the programme reimburses per point redeemed at the partner.
-    #[schema(value_type = String, example = "0.008")]
+    #[schema(value_type = String, example = "0.008", pattern = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,10})?$")]
+    #[serde(deserialize_with = "decimal_str::price")]
     pub redemption_price_per_point: Decimal,
     /// Points earned at this partner expire after this many days; `null`: never.
+    #[schema(minimum = 1, maximum = 36_500)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub points_validity_days: Option<u32>,
     /// Sustained requests per second (default 1,000).
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub requests_per_second: Option<u32>,
     /// Burst above that (default: the rate).
+    #[schema(minimum = 1, maximum = 1_000_000)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub burst: Option<u32>,
 }
 
@@ -111,6 +120,7 @@ pub struct PartnerView {
 #[serde(deny_unknown_fields)]
 pub struct NewKeyRequest {
     /// What the key may do.
+    #[schema(min_items = 1)]
     pub scopes: Vec<KeyScope>,
 }
 
@@ -129,14 +139,18 @@ pub struct NewKeyView {
 #[serde(deny_unknown_fields)]
 pub struct RateTableDraft {
     /// In force from (ms since the Unix epoch); default now. Not in the past.
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub effective_from_ms: Option<i64>,
     /// Unit priced: ISO 4217 code or measure.
+    #[schema(pattern = "^(?:[A-Z]{3}|[a-z_-]{1,32})$")]
     pub unit: String,
     /// Points per unit earned.
-    #[schema(value_type = String)]
+    #[schema(value_type = String, pattern = r"^(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,10})?|0\.[0-9]{0,9}[1-9][0-9]{0,9})$")]
+    #[serde(deserialize_with = "decimal_str::rate")]
     pub earn_points_per_unit: Decimal,
     /// Points per unit of money for burns priced in money.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,10})?|0\.[0-9]{0,9}[1-9][0-9]{0,9})$")]
+    #[serde(default, deserialize_with = "decimal_str::rate_opt")]
     pub burn_points_per_unit: Option<Decimal>,
     /// Branch overrides.
     #[serde(default)]
@@ -157,11 +171,15 @@ pub struct MemberCreated {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AdjustmentRequest {
-    /// Idempotency key (operator scope).
+    /// Idempotency key (operator scope), 1 to 121 printable ASCII characters.
+    #[schema(min_length = 1, max_length = 121, pattern = "^[!-~]+$")]
     pub reference: String,
-    /// Signed change to the member's points.
+    /// Signed change to the member's points: not zero, within ±1,000,000,000,000.
+    #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "super::whole::required")]
     pub points: i64,
     /// Why, in words finance can audit.
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
 }
 
@@ -228,7 +246,7 @@ async fn list_partners(State(app): State<AppState>) -> JsonResult<Vec<PartnerVie
 
 /// One partner.
 #[utoipa::path(get, path = "/admin/v1/partners/{id}", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     responses((status = 200, body = PartnerView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
@@ -239,7 +257,7 @@ async fn get_partner(State(app): State<AppState>, Path(id): Path<u32>) -> JsonRe
 
 /// Create or replace a partner and its contract. Later earns and burns price with it.
 #[utoipa::path(put, path = "/admin/v1/partners/{id}", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     request_body = PartnerSpec,
     responses((status = 200, body = PartnerView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -255,7 +273,7 @@ async fn put_partner(
 
 /// A partner's keys, without secrets.
 #[utoipa::path(get, path = "/admin/v1/partners/{id}/keys", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     responses((status = 200, body = Vec<KeyRecord>),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
@@ -265,7 +283,7 @@ async fn list_keys(State(app): State<AppState>, Path(id): Path<u32>) -> JsonResu
 
 /// Issue a key; the secret is in this answer only.
 #[utoipa::path(post, path = "/admin/v1/partners/{id}/keys", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     request_body = NewKeyRequest,
     responses((status = 201, body = NewKeyView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -281,7 +299,7 @@ async fn create_key(
 
 /// Revoke a key: requests signed with it fail from now on.
 #[utoipa::path(post, path = "/admin/v1/partners/{id}/keys/{key_id}/revoke", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id"), ("key_id" = String, Path, description = "Key id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64), ("key_id" = String, Path, description = "Key id")),
     responses((status = 200, body = KeyRecord),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
@@ -296,7 +314,7 @@ async fn revoke_key(
 
 /// Every version of a partner's rate table.
 #[utoipa::path(get, path = "/admin/v1/partners/{id}/rates", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     responses((status = 200, body = Vec<RateTable>),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
@@ -309,7 +327,7 @@ async fn list_rates(
 
 /// Add a rate table version, in force from `effective_from_ms` (default now).
 #[utoipa::path(post, path = "/admin/v1/partners/{id}/rates", tag = "operator",
-    params(("id" = u32, Path, description = "Partner id")),
+    params(("id" = u64, Path, description = "Partner id", minimum = 1, maximum = 4_294_967_295_u64)),
     request_body = RateTableDraft,
     responses((status = 201, body = RateTable),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),

@@ -99,8 +99,11 @@ async fn authenticate(
 pub struct EnrolRequest {
     /// The partner's reference for the member; later requests address the member by it.
     #[schema(example = "FF000042")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub reference: String,
     /// An existing coalition member (their coalition number) to link; omit to enrol a new one.
+    #[schema(minimum = 1)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub member_id: Option<u64>,
 }
 
@@ -108,6 +111,7 @@ pub struct EnrolRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct EnrolView {
     /// The partner's reference.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub member: String,
     /// The coalition member id.
     pub member_id: u64,
@@ -121,15 +125,19 @@ pub struct EnrolView {
 pub struct EarnRequest {
     /// Idempotency key: the partner's receipt or booking reference.
     #[schema(example = "rcpt-2026-000123")]
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
     /// The member, by the partner's reference.
     #[schema(example = "FF000042")]
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub member: String,
     /// What was bought, in the unit of the partner's rate table.
     pub amount: Amount,
     /// Branch (station, store) for branch rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub branch: Option<String>,
     /// Product category for category rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
 }
 
@@ -138,17 +146,35 @@ pub struct EarnRequest {
 #[serde(deny_unknown_fields)]
 pub struct BurnRequest {
     /// Idempotency key.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
     /// The member, by the partner's reference.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub member: String,
     /// Points to burn.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, nullable = false)]
+    #[serde(default, deserialize_with = "super::whole::present")]
     pub points: Option<i64>,
     /// Or a price in money to convert.
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present_value")]
     pub amount: Option<Amount>,
     /// Branch for branch rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub branch: Option<String>,
     /// Category for category rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
+}
+
+/// A field that may be absent but, when present, is not `null` (`points` and `amount`: exactly
+/// one of them is given).
+fn present_value<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Reserve points for a later capture.
@@ -156,19 +182,29 @@ pub struct BurnRequest {
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Idempotency key; also names the hold in capture and void.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
     /// The member, by the partner's reference.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub member: String,
     /// Points to reserve.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, nullable = false)]
+    #[serde(default, deserialize_with = "super::whole::present")]
     pub points: Option<i64>,
     /// Or a price in money to convert.
+    #[schema(nullable = false)]
+    #[serde(default, deserialize_with = "present_value")]
     pub amount: Option<Amount>,
     /// Branch for branch rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub branch: Option<String>,
     /// Category for category rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
     /// The hold voids itself after this many seconds.
     #[schema(example = 900)]
+    #[schema(minimum = 1, maximum = 2_592_000)]
+    #[serde(deserialize_with = "super::whole::required")]
     pub timeout_seconds: u32,
 }
 
@@ -177,8 +213,11 @@ pub struct HoldRequest {
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// Idempotency key of the capture.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
     /// Points to capture; omit to capture the whole hold. The rest is released.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub points: Option<i64>,
 }
 
@@ -187,6 +226,7 @@ pub struct CaptureRequest {
 #[serde(deny_unknown_fields)]
 pub struct VoidRequest {
     /// Idempotency key of the void.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
 }
 
@@ -195,10 +235,14 @@ pub struct VoidRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReversalRequest {
     /// Idempotency key of the reversal.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub reference: String,
     /// The reference of the earn or burn to undo.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
     pub original_reference: String,
     /// Points to undo; omit to undo whatever is left.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(default, deserialize_with = "super::whole::nullable")]
     pub points: Option<i64>,
 }
 
@@ -216,17 +260,23 @@ pub enum BatchCommand {
     /// As `POST /v1/holds/{hold}/capture`.
     Capture {
         /// The hold's reference.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
         hold_reference: String,
         /// Idempotency key of the capture.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
         reference: String,
         /// Points to capture; omit for all.
+        #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+        #[serde(default, deserialize_with = "super::whole::nullable")]
         points: Option<i64>,
     },
     /// As `POST /v1/holds/{hold}/void`.
     Void {
         /// The hold's reference.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
         hold_reference: String,
         /// Idempotency key of the void.
+        #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
         reference: String,
     },
     /// As `POST /v1/reversals`.
@@ -238,6 +288,7 @@ pub enum BatchCommand {
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The commands, at most the batch limit (1,000 by default).
+    #[schema(min_items = 1, max_items = 1000)]
     pub commands: Vec<BatchCommand>,
 }
 
@@ -268,8 +319,10 @@ pub struct QuoteRequest {
     /// The quantity to price.
     pub amount: Amount,
     /// Branch for branch rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub branch: Option<String>,
     /// Category for category rates.
+    #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
 }
 
@@ -460,7 +513,7 @@ async fn enrol(
 
 /// A member's posted, pending and available points.
 #[utoipa::path(get, path = "/v1/members/{member}", tag = "partner",
-    params(("member" = String, Path, description = "The partner's reference for the member")),
+    params(("member" = String, Path, description = "The partner's reference for the member", min_length = 1, max_length = 64, pattern = "^[!-~]+$")),
     responses((status = 200, body = BalanceView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("partner_signature" = [])))]
@@ -480,7 +533,7 @@ async fn balance(
 
 /// The member's statement at this partner (its earns, burns, holds, captures, reversals), paged.
 #[utoipa::path(get, path = "/v1/members/{member}/statement", tag = "partner",
-    params(("member" = String, Path, description = "The partner's reference for the member"), StatementQuery),
+    params(("member" = String, Path, description = "The partner's reference for the member", min_length = 1, max_length = 64, pattern = "^[!-~]+$"), StatementQuery),
     responses((status = 200, body = StatementView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("partner_signature" = [])))]
@@ -548,7 +601,7 @@ async fn hold(
 
 /// Capture a hold, in full or in part; the rest is released.
 #[utoipa::path(post, path = "/v1/holds/{hold}/capture", tag = "partner", request_body = CaptureRequest,
-    params(("hold" = String, Path, description = "The hold's reference")),
+    params(("hold" = String, Path, description = "The hold's reference", min_length = 1, max_length = 128, pattern = "^[!-~]+$")),
     responses((status = 200, body = TransactionView),
         (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = "5XX", body = Problem, content_type = "application/problem+json")),
@@ -569,7 +622,7 @@ async fn capture(
 
 /// Release a hold without burning.
 #[utoipa::path(post, path = "/v1/holds/{hold}/void", tag = "partner", request_body = VoidRequest,
-    params(("hold" = String, Path, description = "The hold's reference")),
+    params(("hold" = String, Path, description = "The hold's reference", min_length = 1, max_length = 128, pattern = "^[!-~]+$")),
     responses((status = 200, body = TransactionView),
         (status = "4XX", body = Problem, content_type = "application/problem+json"),
         (status = "5XX", body = Problem, content_type = "application/problem+json")),
@@ -627,7 +680,7 @@ async fn batch(
 
 /// A transaction the partner posted, by its reference.
 #[utoipa::path(get, path = "/v1/transactions/{reference}", tag = "partner",
-    params(("reference" = String, Path, description = "The reference the transaction was posted under")),
+    params(("reference" = String, Path, description = "The reference the transaction was posted under", min_length = 1, max_length = 128, pattern = "^[!-~]+$")),
     responses((status = 200, body = TransactionView),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("partner_signature" = [])))]

@@ -27,13 +27,19 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         Kind::InvalidAmount,
         "invalid-amount",
         400,
-        "The amount is zero, negative, too precise or too large",
+        "The amount is zero, negative, not a plain decimal or too large",
     ),
     (
         Kind::UnknownCurrency,
         "unknown-currency",
-        400,
+        422,
         "The currency is not an ISO 4217 code",
+    ),
+    (
+        Kind::AmountTooPrecise,
+        "amount-too-precise",
+        422,
+        "The amount has more decimals than its currency has minor units",
     ),
     (
         Kind::Unauthenticated,
@@ -169,6 +175,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "unit-not-priced",
         422,
         "No rate table in force prices this unit",
+    ),
+    (
+        Kind::RetroactiveRates,
+        "rates-in-the-past",
+        422,
+        "A rate table cannot take effect in the past",
     ),
     (
         Kind::NoPoints,

@@ -10,6 +10,7 @@ pub enum Kind {
     InvalidRequest,
     InvalidAmount,
     UnknownCurrency,
+    AmountTooPrecise,
     Unauthenticated,
     BadSignature,
     StaleTimestamp,
@@ -35,6 +36,7 @@ pub enum Kind {
     MemberExists,
     ReferenceTaken,
     UnitNotPriced,
+    RetroactiveRates,
     NoPoints,
     RateLimited,
     Overloaded,
@@ -43,11 +45,12 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 34] = [
+pub const ALL_KINDS: [Kind; 36] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
     Kind::UnknownCurrency,
+    Kind::AmountTooPrecise,
     Kind::Unauthenticated,
     Kind::BadSignature,
     Kind::StaleTimestamp,
@@ -73,6 +76,7 @@ pub const ALL_KINDS: [Kind; 34] = [
     Kind::MemberExists,
     Kind::ReferenceTaken,
     Kind::UnitNotPriced,
+    Kind::RetroactiveRates,
     Kind::NoPoints,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -186,12 +190,10 @@ impl From<crate::programme::rates::PriceError> for OpError {
     fn from(e: crate::programme::rates::PriceError) -> OpError {
         use crate::programme::rates::PriceError as P;
         let kind = match &e {
-            P::NotPlainDecimal { .. }
-            | P::NotDecimal { .. }
-            | P::NotPositive { .. }
-            | P::AboveLimit { .. }
-            | P::TooPrecise { .. }
-            | P::PointsOutOfRange { .. } => Kind::InvalidAmount,
+            P::NotPlainDecimal { .. } | P::NotDecimal { .. } | P::PointsOutOfRange { .. } => {
+                Kind::InvalidAmount
+            }
+            P::TooPrecise { .. } => Kind::AmountTooPrecise,
             P::UnknownCurrency { .. } => Kind::UnknownCurrency,
             P::BadUnit { .. } | P::OverrideName { .. } | P::RateNotPositive { .. } => {
                 Kind::InvalidRequest

@@ -74,12 +74,20 @@ pub fn check_reference(field: &str, r: &str) -> Result<(), OpError> {
 
 /// Checks a positive points amount.
 pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, OpError> {
-    if p > 0 {
+    if p > 0 && p <= POINTS_PER_COMMAND_MAX {
         Ok(ledger::Points(p))
     } else {
         Err(OpError::new(
             Kind::InvalidAmount,
-            format!("{field} must be a positive whole number of points, got {p}"),
+            format!(
+                "{field} must be a whole number of points from 1 to {POINTS_PER_COMMAND_MAX}, got {p}"
+            ),
         ))
     }
 }
+
+/// Most points one command moves: the ledger's per-command limit, stated in the OpenAPI
+/// document as every points field's maximum.
+pub const POINTS_PER_COMMAND_MAX: i64 = 1_000_000_000_000;
+
+const _: () = assert!(POINTS_PER_COMMAND_MAX <= i64::MAX / 2);

@@ -8,6 +8,11 @@ use super::statement::{self, Line, StatementOf};
 use super::Ops;
 use crate::programme::rates::{RateOverride, RateTable};
 use ledger::core::rules::adjust::REASON_LEN_MAX;
+
+/// Longest adjustment reason, in characters (a reason may be Persian: up to 4 bytes each).
+pub const REASON_CHARS_MAX: usize = 500;
+
+const _: () = assert!(REASON_CHARS_MAX * 4 <= REASON_LEN_MAX);
 use ledger::{
     AccountId, Command, Contract, IdemKey, MemberBalance, MemberId, PartnerId, Points, Receipt,
     Timestamp, TxId,
@@ -19,6 +24,10 @@ use std::collections::BTreeMap;
 pub const PARTNER_NAME_LEN_MAX: usize = 128;
 /// Requests per second a partner gets when its definition names none.
 pub const REQUESTS_PER_SECOND_DEFAULT: u32 = 1_000;
+/// Most requests per second (and burst) a partner may be given.
+pub const REQUESTS_PER_SECOND_MAX: u32 = 1_000_000;
+/// Longest validity of earned points, in days (a hundred years).
+pub const VALIDITY_DAYS_MAX: u32 = 36_500;
 /// How far in the past a rate table may start (clock skew between operator and gateway).
 pub const RATE_TABLE_GRACE_MS: i64 = 60_000;
 
@@ -114,10 +123,16 @@ pub fn define_partner(ops: &Ops, id: u32, d: &PartnerDefinition) -> Result<Partn
     if id == 0 {
         return Err(OpError::new(Kind::InvalidRequest, "partner ids start at 1"));
     }
-    if d.name.trim().is_empty() || d.name.len() > PARTNER_NAME_LEN_MAX {
+    if d.name.trim().is_empty() || d.name.chars().count() > PARTNER_NAME_LEN_MAX {
         return Err(OpError::new(
             Kind::InvalidRequest,
-            format!("name must be 1 to {PARTNER_NAME_LEN_MAX} bytes"),
+            format!("name must be 1 to {PARTNER_NAME_LEN_MAX} characters, not all spaces"),
+        ));
+    }
+    if !crate::programme::rates::is_currency_code(&d.currency) {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("currency {:?} must be three capital letters", d.currency),
         ));
     }
     let currency = d.currency.parse().map_err(|_| {
@@ -150,15 +165,27 @@ pub fn define_partner(ops: &Ops, id: u32, d: &PartnerDefinition) -> Result<Partn
         key: IdemKey::operator(format!("contract/{id}/{digest}")),
         contract,
     })?;
-    let rps = d
-        .requests_per_second
-        .unwrap_or(REQUESTS_PER_SECOND_DEFAULT)
-        .max(1);
+    let in_range = |v: Option<u32>, max: u32| v.is_none_or(|v| (1..=max).contains(&v));
+    if !in_range(d.requests_per_second, REQUESTS_PER_SECOND_MAX)
+        || !in_range(d.burst, REQUESTS_PER_SECOND_MAX)
+    {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("requests_per_second and burst must be 1 to {REQUESTS_PER_SECOND_MAX}"),
+        ));
+    }
+    if !in_range(d.points_validity_days, VALIDITY_DAYS_MAX) {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("points_validity_days must be 1 to {VALIDITY_DAYS_MAX}, or null for never"),
+        ));
+    }
+    let rps = d.requests_per_second.unwrap_or(REQUESTS_PER_SECOND_DEFAULT);
     let record = PartnerRecord {
         id,
         name: d.name.clone(),
         requests_per_second: rps,
-        burst: d.burst.unwrap_or(rps).max(1),
+        burst: d.burst.unwrap_or(rps),
     };
     ops.registry
         .put_partner(record.clone())
@@ -213,7 +240,7 @@ pub fn add_rate_table(ops: &Ops, id: u32, d: RateDraft) -> Result<RateTable, OpE
     let effective_from_ms = d.effective_from_ms.unwrap_or(now);
     if effective_from_ms < now - RATE_TABLE_GRACE_MS {
         return Err(OpError::new(
-            Kind::InvalidRequest,
+            Kind::RetroactiveRates,
             "effective_from_ms is in the past; rate tables are never retroactive",
         ));
     }
@@ -263,22 +290,34 @@ pub fn member_statement(
     statement::page(&ops.ledger, m, StatementOf::All, before, limit)
 }
 
+/// The ledger key of an adjustment is `adjust/` and the operator's reference.
+const ADJUSTMENT_KEY_PREFIX: &str = "adjust/";
+/// Longest adjustment reference: the ledger's reference limit less the key's prefix.
+pub const ADJUSTMENT_REFERENCE_LEN_MAX: usize =
+    ledger::IdemKey::REFERENCE_LEN_MAX - ADJUSTMENT_KEY_PREFIX.len();
+
 /// Posts a correction against `programme/adjustments`.
 pub async fn adjust(ops: &Ops, a: Adjustment) -> Result<Receipt, OpError> {
     super::check_reference("reference", &a.reference)?;
+    if a.reference.len() > ADJUSTMENT_REFERENCE_LEN_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("reference must be 1 to {ADJUSTMENT_REFERENCE_LEN_MAX} characters"),
+        ));
+    }
     if a.points == 0 {
         super::check_points("points", 0)?;
     }
-    if a.reason.trim().is_empty() || a.reason.len() > REASON_LEN_MAX {
+    if a.reason.trim().is_empty() || a.reason.chars().count() > REASON_CHARS_MAX {
         return Err(OpError::new(
             Kind::InvalidRequest,
-            format!("reason must be 1 to {REASON_LEN_MAX} bytes"),
+            format!("reason must be 1 to {REASON_CHARS_MAX} characters, not all spaces"),
         ));
     }
     Ok(ops
         .ledger
         .execute(Command::Adjust {
-            key: IdemKey::operator(format!("adjust/{}", a.reference)),
+            key: IdemKey::operator(format!("{ADJUSTMENT_KEY_PREFIX}{}", a.reference)),
             member: a.member,
             points: Points(a.points),
             reason: a.reason,

@@ -182,9 +182,10 @@ pub(crate) fn check_member_reference(r: &str) -> Result<(), OpError> {
 
 pub(crate) fn check_name(field: &str, v: Option<&str>) -> Result<(), OpError> {
     match v {
-        Some(s) if s.is_empty() || s.len() > NAME_LEN_MAX => Err(OpError::new(
+        // Characters, not bytes: branch and category names may be Persian.
+        Some(s) if s.is_empty() || s.chars().count() > NAME_LEN_MAX => Err(OpError::new(
             Kind::InvalidRequest,
-            format!("{field} must be 1 to {NAME_LEN_MAX} bytes"),
+            format!("{field} must be 1 to {NAME_LEN_MAX} characters"),
         )),
         _ => Ok(()),
     }
@@ -296,16 +297,7 @@ pub fn prepare_hold(ops: &Ops, caller: &PartnerCaller, r: &Hold) -> Result<Prepa
         r.branch.as_deref(),
         r.category.as_deref(),
     )?;
-    let timeout_ms = r
-        .timeout_seconds
-        .checked_mul(1000)
-        .filter(|ms| *ms > 0)
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::InvalidRequest,
-                "timeout_seconds must be between 1 and 4,294,967",
-            )
-        })?;
+    let timeout_ms = check_timeout(r.timeout_seconds)?;
     let member = member_of(ops, caller, &r.member)?;
     Ok(Prepared {
         cmd: Command::Hold {
@@ -518,6 +510,22 @@ pub async fn execute(ops: &Ops, caller: &PartnerCaller, p: Prepared) -> Result<P
     finish(ops, caller, sent, pending).await
 }
 
+/// Longest hold timeout, in seconds: the ledger's default programme limit of 30 days.
+pub const HOLD_TIMEOUT_SECONDS_MAX: u32 = 30 * 86_400;
+
+const _: () = assert!(HOLD_TIMEOUT_SECONDS_MAX as u64 * 1000 <= u32::MAX as u64);
+
+/// A hold timeout of 1 to [`HOLD_TIMEOUT_SECONDS_MAX`] seconds, in milliseconds.
+fn check_timeout(seconds: u32) -> Result<u32, OpError> {
+    if seconds == 0 || seconds > HOLD_TIMEOUT_SECONDS_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("timeout_seconds must be 1 to {HOLD_TIMEOUT_SECONDS_MAX}"),
+        ));
+    }
+    Ok(seconds * 1000)
+}
+
 /// Prepares any partner command (capture, void and reversal read the ledger: call them off
 /// the async workers).
 pub fn prepare(ops: &Ops, caller: &PartnerCaller, c: &PartnerCommand) -> Result<Prepared, OpError> {
@@ -539,6 +547,61 @@ pub fn prepare(ops: &Ops, caller: &PartnerCaller, c: &PartnerCommand) -> Result<
 }
 
 impl PartnerCommand {
+    /// Checks what the API document states of a command's fields (references, member
+    /// references, names, points, amounts, timeouts), without reading anything: a batch with a
+    /// command of the wrong shape is refused whole.
+    pub fn check_shape(&self) -> Result<(), OpError> {
+        check_reference("reference", self.reference())?;
+        if let Some(named) = self.names() {
+            check_reference("the named reference", named)?;
+        }
+        let (member, points, amount, names): (_, Option<i64>, Option<&Amount>, [Option<&str>; 2]) =
+            match self {
+                PartnerCommand::Earn(r) => (
+                    Some(&r.member),
+                    None,
+                    Some(&r.amount),
+                    [r.branch.as_deref(), r.category.as_deref()],
+                ),
+                PartnerCommand::Burn(r) => (
+                    Some(&r.member),
+                    r.points,
+                    r.amount.as_ref(),
+                    [r.branch.as_deref(), r.category.as_deref()],
+                ),
+                PartnerCommand::Hold(r) => {
+                    check_timeout(r.timeout_seconds)?;
+                    (
+                        Some(&r.member),
+                        r.points,
+                        r.amount.as_ref(),
+                        [r.branch.as_deref(), r.category.as_deref()],
+                    )
+                }
+                PartnerCommand::Capture { points, .. } => (None, *points, None, [None, None]),
+                PartnerCommand::Void { .. } => (None, None, None, [None, None]),
+                PartnerCommand::Reversal(r) => (None, r.points, None, [None, None]),
+            };
+        if let Some(m) = member {
+            check_member_reference(m)?;
+        }
+        let priced_or_points = matches!(self, PartnerCommand::Burn(_) | PartnerCommand::Hold(_));
+        if priced_or_points && points.is_some() == amount.is_some() {
+            return Err(OpError::new(
+                Kind::InvalidRequest,
+                "give exactly one of points and amount",
+            ));
+        }
+        if let Some(p) = points {
+            check_points("points", p)?;
+        }
+        if let Some(a) = amount {
+            a.check_grammar()?;
+        }
+        check_name("branch", names[0])?;
+        check_name("category", names[1])
+    }
+
     /// The earlier transaction this command names by its reference (a hold, an original).
     pub fn names(&self) -> Option<&str> {
         match self {
@@ -594,6 +657,14 @@ where
                 ops.batch_commands_max
             ),
         ));
+    }
+    for (i, c) in commands.iter().enumerate() {
+        c.check_shape().map_err(|e| {
+            OpError::new(
+                e.kind,
+                format!("command {i}: {}; nothing was applied", e.detail),
+            )
+        })?;
     }
     let mut results: Vec<Option<Result<Posted, OpError>>> = Vec::new();
     results.resize_with(commands.len(), || None);

@@ -55,7 +55,7 @@ pub fn page(
         let known = ledger.transaction(id)?;
         if !known.is_some_and(|tx| tx.members().any(|x| x == m)) {
             return Err(OpError::new(
-                Kind::InvalidRequest,
+                Kind::UnknownTransaction,
                 "before is not a line of this statement; pass a previous page's next",
             ));
         }

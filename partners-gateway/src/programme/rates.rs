@@ -22,10 +22,12 @@ pub const NAME_LEN_MAX: usize = 32;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RateOverride {
     /// Points per unit earned; `None` keeps the base rate.
-    #[schema(value_type = Option<String>, example = "2")]
+    #[schema(value_type = Option<String>, example = "2", pattern = r"^(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,10})?|0\.[0-9]{0,9}[1-9][0-9]{0,9})$")]
+    #[serde(default, deserialize_with = "decimal_str::rate_opt")]
     pub earn_points_per_unit: Option<Decimal>,
     /// Points per unit a burn priced in money costs; `None` keeps the base rate.
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = r"^(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,10})?|0\.[0-9]{0,9}[1-9][0-9]{0,9})$")]
+    #[serde(default, deserialize_with = "decimal_str::rate_opt")]
     pub burn_points_per_unit: Option<Decimal>,
 }
 
@@ -62,22 +64,82 @@ pub enum Operation {
     Burn,
 }
 
+/// The grammar of an amount's value: a positive decimal up to [`QUANTITY_MAX`] with at most
+/// [`MEASURE_SCALE_MAX`] decimals, no sign, no exponent, no leading zero. The OpenAPI document
+/// states the same pattern (a test holds them equal); a currency's own minor units are
+/// checked after it.
+pub const AMOUNT_VALUE_PATTERN: &str = r"^(?:(?:[1-9][0-9]{0,11})(?:\.[0-9]{1,3})?|1000000000000(?:\.0{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$";
+/// The grammar of a unit: three capital letters (an ISO 4217 code) or a lower-case measure.
+pub const UNIT_PATTERN: &str = "^(?:[A-Z]{3}|[a-z_-]{1,32})$";
+
 /// A quantity in a unit, as partners send it. `value` is a decimal string such as `"12.50"`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Amount {
-    /// Decimal string; numbers are refused because JSON numbers are binary floats.
-    #[schema(example = "42.50")]
+    /// Decimal string, positive, at most three decimals (a currency allows no more than its
+    /// minor units); numbers are refused because JSON numbers are binary floats.
+    #[schema(
+        example = "42.50",
+        pattern = r"^(?:(?:[1-9][0-9]{0,11})(?:\.[0-9]{1,3})?|1000000000000(?:\.0{1,3})?|0\.(?:[1-9][0-9]{0,2}|0[1-9][0-9]?|00[1-9]))$"
+    )]
     pub value: String,
     /// ISO 4217 currency code (`EUR`) or the partner's measure (`mile`, `litre`).
-    #[schema(example = "EUR")]
+    #[schema(example = "EUR", pattern = "^(?:[A-Z]{3}|[a-z_-]{1,32})$")]
     pub unit: String,
+}
+
+/// The grammar of a rate (points per unit): a positive decimal with up to 16 integer digits and
+/// 10 decimals (leading zeros only before the point).
+pub const RATE_PATTERN: &str =
+    r"^(?:[1-9][0-9]{0,15}(?:\.[0-9]{1,10})?|0\.[0-9]{0,9}[1-9][0-9]{0,9})$";
+/// The grammar of a contract price per point: a decimal of zero or more with up to 10 decimals
+/// (the ledger's money scale).
+pub const PRICE_PATTERN: &str = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,10})?$";
+
+/// Decimal strings held to a grammar, for serde: the OpenAPI document states the same
+/// patterns, so a value the document accepts parses, and one it refuses does not.
+pub mod decimal_str {
+    use rust_decimal::Decimal;
+    use serde::{de, Deserialize, Deserializer};
+
+    fn parse<E: de::Error>(s: &str, pattern: &'static str) -> Result<Decimal, E> {
+        let grammar = regex::Regex::new(pattern).expect("the grammar compiles");
+        if !grammar.is_match(s) {
+            return Err(E::custom(format!("{s:?} does not match {pattern}")));
+        }
+        s.parse()
+            .map_err(|_| E::custom(format!("{s:?} is not a decimal")))
+    }
+
+    /// A rate ([`super::RATE_PATTERN`]).
+    pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        parse(&String::deserialize(d)?, super::RATE_PATTERN)
+    }
+
+    /// An optional rate, or `null`.
+    pub fn rate_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| parse(&s, super::RATE_PATTERN))
+            .transpose()
+    }
+
+    /// A price per point ([`super::PRICE_PATTERN`]).
+    pub fn price<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
+        parse(&String::deserialize(d)?, super::PRICE_PATTERN)
+    }
+}
+
+fn amount_grammar() -> &'static regex::Regex {
+    static GRAMMAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(AMOUNT_VALUE_PATTERN).expect("the amount grammar compiles")
+    });
+    &GRAMMAR
 }
 
 /// Why an amount or a rate table was refused, or a quantity could not be priced.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum PriceError {
     /// The amount is not in plain decimal notation.
-    #[error("amount value {text:?} must be plain decimal notation, such as \"12.50\"")]
+    #[error("amount value {text:?} must be a positive decimal up to 1000000000000 with at most 3 decimals and no sign, exponent or leading zero, such as \"12.50\"")]
     NotPlainDecimal {
         /// As sent.
         text: String,
@@ -100,18 +162,6 @@ pub enum PriceError {
         /// As sent.
         unit: String,
     },
-    /// The amount is zero or negative.
-    #[error("amount must be positive, got {value}")]
-    NotPositive {
-        /// As sent.
-        value: Decimal,
-    },
-    /// The amount is above [`QUANTITY_MAX`].
-    #[error("amount {value} is above the limit of {QUANTITY_MAX}")]
-    AboveLimit {
-        /// As sent.
-        value: Decimal,
-    },
     /// More decimals than the unit has.
     #[error("amount {value} has more than {scale_max} decimal places for {unit}")]
     TooPrecise {
@@ -123,7 +173,7 @@ pub enum PriceError {
         unit: String,
     },
     /// An override's branch or category name is empty or too long.
-    #[error("override name {name:?} must be 1..={NAME_LEN_MAX} bytes")]
+    #[error("override name {name:?} must be 1..={NAME_LEN_MAX} characters")]
     OverrideName {
         /// As sent.
         name: String,
@@ -171,17 +221,26 @@ pub enum PriceError {
 }
 
 impl Amount {
+    /// Checks the value's grammar and the unit's form, not the currency's minor units.
+    pub fn check_grammar(&self) -> Result<(), PriceError> {
+        if !amount_grammar().is_match(&self.value) {
+            return Err(PriceError::NotPlainDecimal {
+                text: self.value.clone(),
+            });
+        }
+        if !is_currency_code(&self.unit) && !is_measure(&self.unit) {
+            return Err(PriceError::BadUnit {
+                unit: self.unit.clone(),
+            });
+        }
+        Ok(())
+    }
+
     /// Parses and checks the amount: positive, not above [`QUANTITY_MAX`], no more decimals than
     /// the currency's minor units (or [`MEASURE_SCALE_MAX`] for measures).
     pub fn parse(&self) -> Result<Decimal, PriceError> {
         let text = self.value.as_str();
-        let digits = text.strip_prefix('-').unwrap_or(text);
-        let plain = !digits.is_empty()
-            && !digits.starts_with('.')
-            && !digits.ends_with('.')
-            && digits.bytes().filter(|b| *b == b'.').count() <= 1
-            && digits.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-        if !plain {
+        if !amount_grammar().is_match(text) {
             return Err(PriceError::NotPlainDecimal { text: text.into() });
         }
         let value: Decimal = text.parse().map_err(|_| PriceError::NotDecimal {
@@ -201,12 +260,8 @@ impl Amount {
                 unit: self.unit.clone(),
             });
         };
-        if value <= Decimal::ZERO {
-            return Err(PriceError::NotPositive { value });
-        }
-        if value > QUANTITY_MAX {
-            return Err(PriceError::AboveLimit { value });
-        }
+        // The grammar admits positive values up to the limit only.
+        debug_assert!(value > Decimal::ZERO && value <= QUANTITY_MAX, "{value}");
         if value.normalize().scale() > scale_max {
             return Err(PriceError::TooPrecise {
                 value,
@@ -243,12 +298,13 @@ pub struct Priced {
 impl RateTable {
     /// Checks an operator's draft: rates positive, names short, unit well formed.
     pub fn validate(&self) -> Result<(), PriceError> {
-        let unit_ok = if is_currency_code(&self.unit) {
-            iso_currency::Currency::from_code(&self.unit).is_some()
-        } else {
-            is_measure(&self.unit)
-        };
-        if !unit_ok {
+        if is_currency_code(&self.unit) {
+            if iso_currency::Currency::from_code(&self.unit).is_none() {
+                return Err(PriceError::UnknownCurrency {
+                    unit: self.unit.clone(),
+                });
+            }
+        } else if !is_measure(&self.unit) {
             return Err(PriceError::BadUnit {
                 unit: self.unit.clone(),
             });
@@ -256,7 +312,7 @@ impl RateTable {
         let overrides = self.branches.iter().chain(self.categories.iter());
         let mut rates = vec![Some(self.earn_points_per_unit), self.burn_points_per_unit];
         for (name, o) in overrides {
-            if name.is_empty() || name.len() > NAME_LEN_MAX {
+            if name.is_empty() || name.chars().count() > NAME_LEN_MAX {
                 return Err(PriceError::OverrideName { name: name.clone() });
             }
             rates.push(o.earn_points_per_unit);
@@ -423,8 +479,22 @@ mod tests {
             err("5.5", "JPY"),
             PriceError::TooPrecise { scale_max: 0, .. }
         ));
-        assert!(matches!(err("0", "EUR"), PriceError::NotPositive { .. }));
-        assert!(matches!(err("-3", "EUR"), PriceError::NotPositive { .. }));
+        for bad in [
+            "0",
+            "0.000",
+            "-3",
+            "010",
+            "1.0001",
+            "1000000000000.5",
+            "+1",
+            ".5",
+            "1.",
+        ] {
+            assert!(
+                matches!(err(bad, "EUR"), PriceError::NotPlainDecimal { .. }),
+                "{bad}"
+            );
+        }
         assert!(matches!(
             err("1e3", "EUR"),
             PriceError::NotPlainDecimal { .. }
@@ -440,7 +510,45 @@ mod tests {
         assert!(matches!(err("10", "Miles!"), PriceError::BadUnit { .. }));
         assert!(matches!(
             err("1000000000001", "mile"),
-            PriceError::AboveLimit { .. }
+            PriceError::NotPlainDecimal { .. }
         ));
+    }
+
+    #[test]
+    fn the_openapi_document_states_the_grammars_the_server_holds_to() {
+        let schema = |s: utoipa::openapi::RefOr<utoipa::openapi::Schema>| {
+            serde_json::to_value(s).expect("schemas encode")
+        };
+        let amount = schema(<Amount as utoipa::PartialSchema>::schema());
+        assert_eq!(
+            amount["properties"]["value"]["pattern"],
+            AMOUNT_VALUE_PATTERN
+        );
+        assert_eq!(amount["properties"]["unit"]["pattern"], UNIT_PATTERN);
+        let o = schema(<RateOverride as utoipa::PartialSchema>::schema());
+        assert_eq!(
+            o["properties"]["earn_points_per_unit"]["pattern"],
+            RATE_PATTERN
+        );
+        assert_eq!(
+            o["properties"]["burn_points_per_unit"]["pattern"],
+            RATE_PATTERN
+        );
+        for (pattern, good, bad) in [
+            (
+                RATE_PATTERN,
+                ["1", "0.5", "2.25", "0.0000000001"],
+                ["0", "-1", "01", "1e3"],
+            ),
+            (
+                PRICE_PATTERN,
+                ["0", "0.012", "7", "0.0000000001"],
+                ["-1", "01", ".5", "1e3"],
+            ),
+        ] {
+            let grammar = regex::Regex::new(pattern).expect("compiles");
+            assert!(good.iter().all(|g| grammar.is_match(g)), "{pattern}");
+            assert!(!bad.iter().any(|b| grammar.is_match(b)), "{pattern}");
+        }
     }
 }

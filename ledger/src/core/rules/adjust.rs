@@ -7,8 +7,8 @@ use crate::core::rejection::Rejection;
 use crate::core::state::State;
 use crate::core::types::{AccountId, MemberId, Points};
 
-/// Longest adjustment reason, in bytes.
-pub const REASON_LEN_MAX: usize = 500;
+/// Longest adjustment reason, in bytes (500 characters of any script).
+pub const REASON_LEN_MAX: usize = 2_000;
 /// Longest operator name on an adjustment, in bytes.
 pub const OPERATOR_LEN_MAX: usize = 128;
 

@@ -306,3 +306,59 @@ async fn finance_audits_the_running_ledger_over_http_and_from_the_cli() {
     let out = run("not-a-token".into()).await;
     assert!(!out.status.success(), "an unknown token must fail");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operators_see_coalition_ids_as_numbers_and_partners_their_references_as_strings() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(M, "BK-1", "100").await.status, 200);
+    let op = gw.op("GET", "/admin/v1/members/42", None).await;
+    assert_eq!(
+        op.body,
+        json!({"member_id": 42, "posted": 100, "pending": 0, "available": 100})
+    );
+    let st = gw.op("GET", "/admin/v1/members/42/statement", None).await;
+    assert_eq!(st.body["member_id"], 42);
+    assert!(st.body.get("member").is_none());
+    let p = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
+    assert_eq!(p.body["member"], "FF000042");
+    assert!(p.body.get("member_id").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signatures_cover_the_path_as_sent_and_may_be_upper_case_hex() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(M, "BK-1", "1000").await.status, 200);
+    hold(&gw, "A/B:7", 100).await;
+    // The hold's reference has a slash: the path is sent, and signed, percent-encoded.
+    let v = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/A%2FB:7/void",
+            Some(json!({"reference": "V-1"})),
+        )
+        .await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    assert_eq!(v.body["kind"], "void");
+
+    // The same signature in upper-case hex is accepted.
+    let (key, secret) = (gw.cred("SKYWAYS_KEY_ID"), gw.cred("SKYWAYS_SECRET"));
+    let ts = common::now_s().to_string();
+    let nonce = format!("n-{}", common::hex_random());
+    let target = "/v1/members/FF000042";
+    let headers: Vec<(String, String)> =
+        common::sign_headers(&key, &secret, "GET", target, &ts, &nonce, b"")
+            .into_iter()
+            .map(|(k, v)| {
+                let v = if k == "x-signature" {
+                    v.to_uppercase()
+                } else {
+                    v
+                };
+                (k, v)
+            })
+            .collect();
+    let a = gw.raw("GET", target, headers, Vec::new()).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    assert_eq!(a.body["available"], 1000);
+}

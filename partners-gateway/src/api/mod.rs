@@ -114,8 +114,12 @@ pub struct TransactionView {
     pub reference: String,
     /// `earn`, `burn`, `hold`, `capture`, `void`, `reversal`, `adjustment`, ...
     pub kind: String,
-    /// The member, by the caller's reference for them (partners) or coalition id (operators).
+    /// The member, by the partner's own reference (in partner answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// The member's coalition id (in operator answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
     /// Change to the member's posted points (negative for burns); for a hold or void, the
     /// points reserved or released.
     pub points: i64,
@@ -132,8 +136,9 @@ pub struct TransactionView {
 }
 
 impl TransactionView {
-    /// The view of `tx` for a caller who knows the member as `member`.
-    pub fn of(tx: &Transaction, member: Option<String>, replayed: bool) -> TransactionView {
+    /// The view of `tx` for a caller who names the member as `who` (if at all).
+    pub fn of(tx: &Transaction, who: Option<Who>, replayed: bool) -> TransactionView {
+        let (member, member_id) = who.map_or((None, None), Who::split);
         let (kind, _) = ledger::describe(&tx.kind);
         let subject = tx.kind.member();
         let points = match &tx.kind {
@@ -149,6 +154,7 @@ impl TransactionView {
             reference: tx.key.reference.clone(),
             kind: kind.to_string(),
             member,
+            member_id,
             points,
             member_balance_after: subject.and_then(|m| {
                 tx.member_balances
@@ -174,8 +180,12 @@ impl TransactionView {
 /// A member's points.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct BalanceView {
-    /// The member, as the caller knows them.
-    pub member: String,
+    /// The member, by the partner's own reference (in partner answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The member's coalition id (in operator answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
     /// Sum of postings.
     pub posted: i64,
     /// Reserved by open holds.
@@ -222,8 +232,12 @@ impl From<crate::ops::statement::Line> for StatementLine {
 /// A page of a statement.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct StatementView {
-    /// The member, as the caller knows them.
-    pub member: String,
+    /// The member, by the partner's own reference (in partner answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member: Option<String>,
+    /// The member's coalition id (in operator answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub member_id: Option<u64>,
     /// Lines, newest first.
     pub entries: Vec<StatementLine>,
     /// Pass as `before` for the next (older) page; absent on the last page.
@@ -231,14 +245,52 @@ pub struct StatementView {
     pub next: Option<String>,
 }
 
+/// How an answer names its member: partners by their own reference, operators by the
+/// coalition id. (Coalition ids are numbers wherever they appear; references are strings.)
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// A partner's reference.
+    Reference(String),
+    /// A coalition member id.
+    Id(u64),
+}
+
+impl Who {
+    fn split(self) -> (Option<String>, Option<u64>) {
+        match self {
+            Who::Reference(r) => (Some(r), None),
+            Who::Id(id) => (None, Some(id)),
+        }
+    }
+}
+
 impl BalanceView {
-    /// The view of `b` for a caller who knows the member as `member`.
-    pub fn of(member: String, b: ledger::MemberBalance) -> BalanceView {
+    /// The view of `b` for a caller who names the member as `who`.
+    pub fn of(who: Who, b: ledger::MemberBalance) -> BalanceView {
+        let (member, member_id) = who.split();
         BalanceView {
             member,
+            member_id,
             posted: b.posted.0,
             pending: b.pending.0,
             available: b.available.0,
+        }
+    }
+}
+
+impl StatementView {
+    /// A page of `lines` for a caller who names the member as `who`.
+    pub fn of(
+        who: Who,
+        lines: Vec<crate::ops::statement::Line>,
+        next: Option<ledger::TxId>,
+    ) -> Self {
+        let (member, member_id) = who.split();
+        StatementView {
+            member,
+            member_id,
+            entries: lines.into_iter().map(StatementLine::from).collect(),
+            next: next.map(|t| t.0.to_string()),
         }
     }
 }

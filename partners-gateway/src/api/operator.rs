@@ -2,8 +2,8 @@
 //! adjustments. Bearer tokens; the `finance` role reads everything and changes nothing.
 
 use super::{
-    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementLine, StatementQuery,
-    StatementView, TransactionView,
+    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementQuery, StatementView,
+    TransactionView, Who,
 };
 use crate::api::problem::Problem;
 use crate::api::signature as auth;
@@ -362,7 +362,7 @@ async fn enrol_member(State(app): State<AppState>) -> Result<Response, OpError> 
     security(("operator_token" = [])))]
 async fn member(State(app): State<AppState>, Path(id): Path<u64>) -> JsonResult<BalanceView> {
     let b = blocking(move || op::member_balance(&app.ops, MemberId(id))).await?;
-    Ok(Json(BalanceView::of(id.to_string(), b)))
+    Ok(Json(BalanceView::of(Who::Id(id), b)))
 }
 
 /// A member's full statement, paged.
@@ -379,11 +379,7 @@ async fn member_statement(
     let (before, limit) = (q.before()?, q.limit()?);
     let (lines, next) =
         blocking(move || op::member_statement(&app.ops, MemberId(id), before, limit)).await?;
-    Ok(Json(StatementView {
-        member: id.to_string(),
-        entries: lines.into_iter().map(StatementLine::from).collect(),
-        next: next.map(|t| t.0.to_string()),
-    }))
+    Ok(Json(StatementView::of(Who::Id(id), lines, next)))
 }
 
 /// Correct a member's points against `programme/adjustments`, with a reason.
@@ -408,7 +404,7 @@ async fn adjust(
         operator: operator.name,
     };
     let receipt = op::adjust(&app.ops, a).await?;
-    let mut view = TransactionView::of(&receipt.tx, Some(id.to_string()), receipt.replayed);
+    let mut view = TransactionView::of(&receipt.tx, Some(Who::Id(id)), receipt.replayed);
     view.reference = reference;
     Ok(Json(view))
 }

@@ -4,8 +4,8 @@
 //! the operation, and turn its answer into a view.
 
 use super::{
-    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementLine, StatementQuery,
-    StatementView, TransactionView,
+    blocking, ApiJson, BalanceView, JsonResult, Path, Query, StatementQuery, StatementView,
+    TransactionView, Who,
 };
 use crate::api::problem::Problem;
 use crate::api::signature::{self as auth, SignedRequest};
@@ -439,7 +439,7 @@ impl From<QuoteRequest> for op::Quote {
 
 /// The view of a posted transaction.
 fn view(p: Posted) -> TransactionView {
-    TransactionView::of(&p.tx, p.member_ref, p.replayed)
+    TransactionView::of(&p.tx, p.member_ref.map(Who::Reference), p.replayed)
 }
 
 /// Prepares a command that reads the ledger (capture, void, reversal) off the async workers.
@@ -525,7 +525,7 @@ async fn balance(
     let ops = app.ops.clone();
     let b = blocking(move || {
         let b = op::balance(&ops, &caller, &reference)?;
-        Ok(BalanceView::of(reference, b))
+        Ok(BalanceView::of(Who::Reference(reference), b))
     })
     .await?;
     Ok(Json(b))
@@ -547,11 +547,7 @@ async fn statement(
     let ops = app.ops.clone();
     let view = blocking(move || {
         let (lines, next) = op::statement(&ops, &caller, &reference, before, limit)?;
-        Ok(StatementView {
-            member: reference,
-            entries: lines.into_iter().map(StatementLine::from).collect(),
-            next: next.map(|t| t.0.to_string()),
-        })
+        Ok(StatementView::of(Who::Reference(reference), lines, next))
     })
     .await?;
     Ok(Json(view))

@@ -63,102 +63,97 @@ impl Modify for Security {
 /// generators drop.)
 struct BatchCommandSchema;
 
+/// A schema that takes exactly one of `points` and `amount`: a `oneOf` of the two shapes, no
+/// other property allowed (the server denies unknown fields). With `op`, a batch command's.
+fn points_or_amount(
+    schema: &utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+    op: Option<&str>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let mut base = serde_json::to_value(schema).expect("schemas encode");
+    if let Some(op) = op {
+        base["properties"]["op"] = json!({"type": "string", "enum": [op]});
+        base["required"]
+            .as_array_mut()
+            .expect("required fields")
+            .push(json!("op"));
+    }
+    let description = base["description"].take();
+    let shape = |keep: &str, drop: &str| {
+        let mut s = base.clone();
+        s["properties"]
+            .as_object_mut()
+            .expect("properties")
+            .remove(drop);
+        s["required"]
+            .as_array_mut()
+            .expect("required fields")
+            .push(json!(keep));
+        s["additionalProperties"] = json!(false);
+        s
+    };
+    json!({"description": description,
+           "oneOf": [shape("points", "amount"), shape("amount", "points")]})
+}
+
+/// The schema of each batch command, by name and `op`.
+fn batch_variants(
+    burn: &utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+    hold: &utoipa::openapi::RefOr<utoipa::openapi::Schema>,
+) -> [(&'static str, &'static str, serde_json::Value); 6] {
+    use serde_json::json;
+    let op = |name: &str| {
+        json!({"type": "object", "required": ["op"],
+               "properties": {"op": {"type": "string", "enum": [name]}}})
+    };
+    let with_op = |body: &str, name: &str| json!({"allOf": [{"$ref": format!("#/components/schemas/{body}")}, op(name)]});
+    let reference = json!({"type": "string", "minLength": 1, "maxLength": 128,
+        "pattern": "^[!-~]+$"});
+    let points = json!({"type": ["integer", "null"], "format": "int64", "minimum": 1,
+        "maximum": 1_000_000_000_000_i64});
+    let on_hold = |name: &str, extra: Option<serde_json::Value>| {
+        let mut properties = json!({"op": {"type": "string", "enum": [name]},
+            "hold_reference": reference, "reference": reference});
+        if let Some(p) = extra {
+            properties["points"] = p;
+        }
+        json!({"type": "object", "required": ["op", "hold_reference", "reference"],
+               "properties": properties})
+    };
+    [
+        ("BatchEarn", "earn", with_op("EarnRequest", "earn")),
+        ("BatchBurn", "burn", points_or_amount(burn, Some("burn"))),
+        ("BatchHold", "hold", points_or_amount(hold, Some("hold"))),
+        ("BatchCapture", "capture", on_hold("capture", Some(points))),
+        ("BatchVoid", "void", on_hold("void", None)),
+        (
+            "BatchReversal",
+            "reversal",
+            with_op("ReversalRequest", "reversal"),
+        ),
+    ]
+}
+
 impl Modify for BatchCommandSchema {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         use serde_json::json;
         let components = openapi.components.get_or_insert_with(Default::default);
-        let op = |name: &str| {
-            json!({"type": "object", "required": ["op"],
-                   "properties": {"op": {"type": "string", "enum": [name]}}})
-        };
-        let reference = json!({"type": "string", "minLength": 1, "maxLength": 128,
-            "pattern": "^[!-~]+$"});
-        let points = json!({"type": ["integer", "null"], "format": "int64", "minimum": 1,
-            "maximum": 1_000_000_000_000_i64});
-        let variants = [
-            (
-                "BatchEarn",
-                "earn",
-                json!({"allOf": [{"$ref": "#/components/schemas/EarnRequest"}, op("earn")]}),
-            ),
-            (
-                "BatchBurn",
-                "burn",
-                json!({"allOf": [{"$ref": "#/components/schemas/BurnRequest"}, op("burn")]}),
-            ),
-            (
-                "BatchHold",
-                "hold",
-                json!({"allOf": [{"$ref": "#/components/schemas/HoldRequest"}, op("hold")]}),
-            ),
-            (
-                "BatchCapture",
-                "capture",
-                json!({"type": "object",
-                "required": ["op", "hold_reference", "reference"],
-                "properties": {"op": {"type": "string", "enum": ["capture"]},
-                    "hold_reference": reference, "reference": reference, "points": points}}),
-            ),
-            (
-                "BatchVoid",
-                "void",
-                json!({"type": "object",
-                "required": ["op", "hold_reference", "reference"],
-                "properties": {"op": {"type": "string", "enum": ["void"]},
-                    "hold_reference": reference, "reference": reference}}),
-            ),
-            (
-                "BatchReversal",
-                "reversal",
-                json!({"allOf": [{"$ref": "#/components/schemas/ReversalRequest"}, op("reversal")]}),
-            ),
-        ];
-        // Burns and holds take exactly one of `points` and `amount`: each is a `oneOf` of the
-        // two shapes, with no other property allowed (the server denies unknown fields).
-        let exclusive = |schema: &utoipa::openapi::RefOr<utoipa::openapi::Schema>,
-                         op: Option<&str>| {
-            let mut base = serde_json::to_value(schema).expect("schemas encode");
-            if let Some(op) = op {
-                base["properties"]["op"] = json!({"type": "string", "enum": [op]});
-                base["required"]
-                    .as_array_mut()
-                    .expect("required fields")
-                    .push(json!("op"));
-            }
-            let description = base["description"].take();
-            let shape = |keep: &str, drop: &str| {
-                let mut s = base.clone();
-                s["properties"]
-                    .as_object_mut()
-                    .expect("properties")
-                    .remove(drop);
-                s["required"]
-                    .as_array_mut()
-                    .expect("required fields")
-                    .push(json!(keep));
-                s["additionalProperties"] = json!(false);
-                s
-            };
-            json!({"description": description,
-                   "oneOf": [shape("points", "amount"), shape("amount", "points")]})
-        };
         let burn = components.schemas["BurnRequest"].clone();
         let hold = components.schemas["HoldRequest"].clone();
-        let mut variants = variants;
-        variants[1].2 = exclusive(&burn, Some("burn"));
-        variants[2].2 = exclusive(&hold, Some("hold"));
-        for (name, schema) in [("BurnRequest", &burn), ("HoldRequest", &hold)] {
-            let exclusive = serde_json::from_value(exclusive(schema, None)).expect("a schema");
-            components.schemas.insert(name.to_string(), exclusive);
-        }
         let mut one_of = Vec::new();
         let mut mapping = serde_json::Map::new();
-        for (name, tag, schema) in variants {
+        for (name, tag, schema) in batch_variants(&burn, &hold) {
             let schema = serde_json::from_value(schema).expect("a valid schema");
             components.schemas.insert(name.to_string(), schema);
             let target = format!("#/components/schemas/{name}");
             one_of.push(json!({"$ref": target}));
             mapping.insert(tag.to_string(), json!(target));
+        }
+        for (name, schema) in [("BurnRequest", &burn), ("HoldRequest", &hold)] {
+            let exclusive = serde_json::from_value(points_or_amount(schema, None));
+            components
+                .schemas
+                .insert(name.to_string(), exclusive.expect("a valid schema"));
         }
         let command = json!({
             "description": "One command of a batch: the single request's body plus `op`.",

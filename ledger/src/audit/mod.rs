@@ -12,15 +12,18 @@
 //! pages) must equal the member as recomputed through the batch its record or page says it
 //! covers, and a page must hold every member enrolled by then.
 
-use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
+use crate::codec::{IdemRecord, MemberRecord};
 use crate::core::model::{IdemKey, Transaction, TxKind};
-use crate::core::state::{Balance, HoldState, MemberState, Reversed, State};
-use crate::core::types::{AccountId, Contract, MemberId, PartnerId, TxId};
+use crate::core::state::{MemberState, State};
+use crate::core::types::{MemberId, TxId};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::store::Snapshot;
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod stored;
+
+use stored::{compare_maps, compare_stored, member_pages, scan_family, stored_equal};
 /// What an audit that passed looked at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditReport {
@@ -159,107 +162,186 @@ impl From<crate::store::StoreError> for AuditFailure {
 /// Audits the ledger in `snap`. The snapshot must be quiescent or taken after the projector
 /// caught up (see [`crate::Ledger::read_snapshot`]).
 pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
-    let mut state = State::default();
-    let mut report = AuditReport::default();
-    let mut keys_seen: HashMap<IdemKey, IdemRecord> = HashMap::new();
-    let mut previous = TxId(0);
-    let mut last_version = 0u64;
-    let mut failure: Option<AuditFailure> = None;
     let cluster = crate::journal::is_cluster_store(snap).map_err(AuditFailure::Read)?;
-    // On the cluster path ids come from per-process blocks: unique, not in commit order.
-    let mut ids_seen: HashSet<TxId> = HashSet::new();
-    let (records, page_through): (HashMap<MemberId, MemberRecord>, HashMap<u64, u64>) = if cluster {
-        let records = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
-        (records, HashMap::new())
-    } else {
-        member_pages(snap)?
+    let stored = StoredMembers::read(snap, cluster)?;
+    let mut report = AuditReport {
+        member_records: stored.records.len(),
+        ..AuditReport::default()
     };
-    let member_what = if cluster {
-        "member record"
+    let replay = Replay::run(snap, cluster, &stored, &mut report)?;
+    check_watermarks(snap, cluster, &replay, stored.what)?;
+    check_unrecorded(snap, &replay.unrecorded, &stored.page_through)?;
+    report.members = if cluster {
+        let current: HashMap<MemberId, MemberState> = stored
+            .records
+            .into_iter()
+            .map(|(m, r)| (m, r.state))
+            .collect();
+        compare_maps(
+            &current,
+            &replay.state.members,
+            |m| format!("member/{}", m.0),
+            "member record",
+        )?;
+        current.len()
     } else {
-        "member page"
+        // Every transaction's recorded points and chain link were checked as it was replayed.
+        replay.state.members.len()
     };
-    // Members with no stored state, and the batch that enrolled them: each must be newer than
-    // its page (a page holds every member enrolled by the batch it covers).
-    let mut unrecorded: Vec<(MemberId, u64)> = Vec::new();
-    report.member_records = records.len();
-    // The single committer writes a member page some batches after it changed, and says which
-    // batch it covers: compare its members when the replay gets there. Cluster records are
-    // current.
-    let mut records_due: BTreeMap<u64, Vec<MemberId>> = BTreeMap::new();
-    if !cluster {
-        for (m, r) in &records {
-            records_due.entry(r.through).or_default().push(*m);
+    compare_stored(snap, &replay.state, &replay.keys_seen, cluster, &mut report)?;
+    report.points_outstanding = replay.state.members.values().map(|m| m.posted.0).sum();
+    Ok(report)
+}
+
+/// Member states as stored: the cluster path's records, or the single path's pages with the
+/// batch each page covers.
+struct StoredMembers {
+    records: HashMap<MemberId, MemberRecord>,
+    page_through: HashMap<u64, u64>,
+    what: &'static str,
+}
+
+impl StoredMembers {
+    fn read<Snap: Snapshot>(snap: &Snap, cluster: bool) -> Result<StoredMembers, AuditFailure> {
+        if cluster {
+            let records = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+            return Ok(StoredMembers {
+                records,
+                page_through: HashMap::new(),
+                what: "member record",
+            });
         }
+        let (records, page_through) = member_pages(snap)?;
+        Ok(StoredMembers {
+            records,
+            page_through,
+            what: "member page",
+        })
     }
-    crate::journal::for_each_batch(snap, 0, &mut |version, txs| {
-        report.batches += 1;
-        last_version = version;
-        for tx in &txs {
-            let order = if cluster {
-                if !ids_seen.insert(tx.id) {
-                    failure = Some(AuditFailure::DuplicateId { tx: tx.id });
-                    return Err(LedgerError::Corrupt("audit stopped".into()));
-                }
-                TxId(0)
-            } else {
-                previous
-            };
-            if let Err(f) = check_transaction(&mut state, tx, order, &mut keys_seen) {
-                failure = Some(f);
-                return Err(LedgerError::Corrupt("audit stopped".into()));
+}
+
+/// The whole journal replayed in commit order through [`State::apply`], each transaction
+/// checked, each stored member page compared when the replay reaches the batch it covers.
+struct Replay {
+    state: State,
+    keys_seen: HashMap<IdemKey, IdemRecord>,
+    last_version: u64,
+    /// Members with no stored state, and the batch that enrolled them: each must be newer than
+    /// its page (a page holds every member enrolled by the batch it covers).
+    unrecorded: Vec<(MemberId, u64)>,
+    /// Stored member pages the replay never reached.
+    records_due: BTreeMap<u64, Vec<MemberId>>,
+}
+
+impl Replay {
+    fn run<Snap: Snapshot>(
+        snap: &Snap,
+        cluster: bool,
+        stored: &StoredMembers,
+        report: &mut AuditReport,
+    ) -> Result<Replay, AuditFailure> {
+        let mut r = Replay {
+            state: State::default(),
+            keys_seen: HashMap::new(),
+            last_version: 0,
+            unrecorded: Vec::new(),
+            records_due: BTreeMap::new(),
+        };
+        // The single committer writes a member page some batches after it changed, and says
+        // which batch it covers: compare its members when the replay gets there. Cluster
+        // records are current.
+        if !cluster {
+            for (m, rec) in &stored.records {
+                r.records_due.entry(rec.through).or_default().push(*m);
             }
-            if let TxKind::Enrolled { member } = tx.kind {
-                if !cluster && !records.contains_key(&member) {
-                    unrecorded.push((member, version));
-                }
-            }
-            previous = tx.id;
-            report.transactions += 1;
-            report.postings += tx.postings.len() as u64;
         }
-        for m in records_due.remove(&version).unwrap_or_default() {
-            if let Err(f) = stored(
-                format!("member/{}", m.0),
-                member_what,
-                records.get(&m).map(|r| &r.state),
-                state.members.get(&m),
-            ) {
-                failure = Some(f);
-                return Err(LedgerError::Corrupt("audit stopped".into()));
+        let mut previous = TxId(0);
+        // On the cluster path ids come from per-process blocks: unique, not in commit order.
+        let mut ids_seen: HashSet<TxId> = HashSet::new();
+        let mut failure: Option<AuditFailure> = None;
+        let mut stop = |f: AuditFailure| {
+            failure = Some(f);
+            Err(LedgerError::Corrupt("audit stopped".into()))
+        };
+        crate::journal::for_each_batch(snap, 0, &mut |version, txs| {
+            report.batches += 1;
+            r.last_version = version;
+            for tx in &txs {
+                if cluster && !ids_seen.insert(tx.id) {
+                    return stop(AuditFailure::DuplicateId { tx: tx.id });
+                }
+                let order = if cluster { TxId(0) } else { previous };
+                if let Err(f) = check_transaction(&mut r.state, tx, order, &mut r.keys_seen) {
+                    return stop(f);
+                }
+                if let TxKind::Enrolled { member } = tx.kind {
+                    if !cluster && !stored.records.contains_key(&member) {
+                        r.unrecorded.push((member, version));
+                    }
+                }
+                previous = tx.id;
+                report.transactions += 1;
+                report.postings += tx.postings.len() as u64;
             }
-        }
-        Ok(())
-    })
-    .map_err(|e| failure.take().unwrap_or(AuditFailure::Read(e)))?;
-    let projected = match snap.get(&keys::projected_through())? {
+            for m in r.records_due.remove(&version).unwrap_or_default() {
+                let account = format!("member/{}", m.0);
+                let kept = stored.records.get(&m).map(|rec| &rec.state);
+                if let Err(f) = stored_equal(account, stored.what, kept, r.state.members.get(&m)) {
+                    return stop(f);
+                }
+            }
+            Ok(())
+        })
+        .map_err(|e| failure.take().unwrap_or(AuditFailure::Read(e)))?;
+        Ok(r)
+    }
+}
+
+fn read_watermark<Snap: Snapshot>(snap: &Snap, key: &[u8]) -> Result<u64, AuditFailure> {
+    Ok(match snap.get(key)? {
         Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
         None => 0,
-    };
-    if !cluster && projected < last_version {
+    })
+}
+
+/// The projector's watermark covers the journal, and every stored member page was reached.
+fn check_watermarks<Snap: Snapshot>(
+    snap: &Snap,
+    cluster: bool,
+    replay: &Replay,
+    what: &'static str,
+) -> Result<(), AuditFailure> {
+    let projected = read_watermark(snap, &keys::projected_through())?;
+    if !cluster && projected < replay.last_version {
         return Err(AuditFailure::Behind {
             projected,
-            journal: last_version,
+            journal: replay.last_version,
         });
     }
-    if let Some((batch, members)) = records_due.into_iter().next() {
+    if let Some((batch, members)) = replay.records_due.iter().next() {
         return Err(AuditFailure::Stored {
             account: format!("member/{}", members[0].0),
-            what: member_what,
+            what,
             stored: format!("as of batch {batch}"),
-            recomputed: format!("a journal ending at batch {last_version}"),
+            recomputed: format!("a journal ending at batch {}", replay.last_version),
         });
     }
-    let members_through = match snap.get(&keys::members_through())? {
-        Some(v) => u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])),
-        None => 0,
-    };
+    Ok(())
+}
+
+/// Every member enrolled by the batch its page covers is in that page.
+fn check_unrecorded<Snap: Snapshot>(
+    snap: &Snap,
+    unrecorded: &[(MemberId, u64)],
+    page_through: &HashMap<u64, u64>,
+) -> Result<(), AuditFailure> {
+    let members_through = read_watermark(snap, &keys::members_through())?;
     for (m, enrolled) in unrecorded {
         let covered = page_through
-            .get(&keys::page_of(m))
+            .get(&keys::page_of(*m))
             .copied()
             .unwrap_or(members_through);
-        if covered >= enrolled {
+        if covered >= *enrolled {
             return Err(AuditFailure::Stored {
                 account: format!("member/{}", m.0),
                 what: "member page",
@@ -268,23 +350,7 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
             });
         }
     }
-    if cluster {
-        let current: HashMap<MemberId, MemberState> =
-            records.into_iter().map(|(m, r)| (m, r.state)).collect();
-        compare_maps(
-            &current,
-            &state.members,
-            |m| format!("member/{}", m.0),
-            "member record",
-        )?;
-        report.members = current.len();
-    } else {
-        // Every transaction's recorded points and chain link were checked as it was replayed.
-        report.members = state.members.len();
-    }
-    compare_stored(snap, &state, &keys_seen, cluster, &mut report)?;
-    report.points_outstanding = state.members.values().map(|m| m.posted.0).sum();
-    Ok(report)
+    Ok(())
 }
 
 fn check_transaction(
@@ -379,312 +445,6 @@ fn check_transaction(
                 detail: format!("lots sum to {lots}, posted is {}", s.posted.0),
             });
         }
-    }
-    Ok(())
-}
-
-fn stored<T: PartialEq + std::fmt::Debug>(
-    account: String,
-    what: &'static str,
-    stored: Option<&T>,
-    recomputed: Option<&T>,
-) -> Result<(), AuditFailure> {
-    if stored == recomputed {
-        return Ok(());
-    }
-    Err(AuditFailure::Stored {
-        account,
-        what,
-        stored: format!("{stored:?}"),
-        recomputed: format!("{recomputed:?}"),
-    })
-}
-
-/// Scans one key family, decoding each value; returns id -> value.
-fn scan_family<Snap: Snapshot, K: std::hash::Hash + Eq, V: serde::de::DeserializeOwned>(
-    snap: &Snap,
-    tag: u8,
-    what: &str,
-    parse: impl Fn(&[u8]) -> Option<K>,
-) -> Result<HashMap<K, V>, AuditFailure> {
-    let mut out = HashMap::new();
-    let mut failure = None;
-    snap.scan(&[tag], &[tag + 1], &mut |k, v| match parse(k)
-        .ok_or_else(|| LedgerError::Corrupt(format!("{what} key {k:?}")))
-        .and_then(|id| Ok((id, codec::decode::<V>(what, v)?)))
-    {
-        Ok((id, val)) => {
-            out.insert(id, val);
-            true
-        }
-        Err(e) => {
-            failure = Some(e);
-            false
-        }
-    })?;
-    match failure {
-        Some(e) => Err(AuditFailure::Read(e)),
-        None => Ok(out),
-    }
-}
-
-/// Every member in the single committer's member pages, with the batch its page covers; and
-/// the batch each page covers.
-#[allow(clippy::type_complexity)]
-fn member_pages<Snap: Snapshot>(
-    snap: &Snap,
-) -> Result<(HashMap<MemberId, MemberRecord>, HashMap<u64, u64>), AuditFailure> {
-    let pages: HashMap<u64, MemberPage> = scan_family(
-        snap,
-        keys::MEMBER_PAGE,
-        "member page",
-        keys::parse_member_page,
-    )?;
-    let mut out = HashMap::new();
-    let through = pages.iter().map(|(page, p)| (*page, p.through)).collect();
-    for (page, p) in pages {
-        for (m, state) in p.members {
-            if keys::page_of(m) != page {
-                return Err(AuditFailure::Stored {
-                    account: format!("member/{}", m.0),
-                    what: "member page",
-                    stored: format!("in page {page}"),
-                    recomputed: format!("page {}", keys::page_of(m)),
-                });
-            }
-            out.insert(
-                m,
-                MemberRecord {
-                    through: p.through,
-                    state,
-                },
-            );
-        }
-    }
-    Ok((out, through))
-}
-
-fn compare_stored<Snap: Snapshot>(
-    snap: &Snap,
-    state: &State,
-    keys_seen: &HashMap<IdemKey, IdemRecord>,
-    cluster: bool,
-    report: &mut AuditReport,
-) -> Result<(), AuditFailure> {
-    let mut accounts: HashMap<AccountId, Balance> =
-        scan_family(snap, keys::BALANCE, "balance record", |k| {
-            keys::parse_account(&k[1..]).map(|(a, _)| a)
-        })?;
-    if cluster {
-        // Blind-added totals: one key per account and asset; currencies in key order.
-        let mut ids = Vec::new();
-        snap.scan(&[keys::TOTAL], &[keys::TOTAL + 1], &mut |k, _| {
-            if let Some((a, _)) = keys::parse_account(&k[1..]) {
-                if ids.last() != Some(&a) {
-                    ids.push(a);
-                }
-            }
-            true
-        })?;
-        for a in ids {
-            let b = crate::reads::system_account_balance(snap, a).map_err(AuditFailure::Read)?;
-            accounts.insert(a, normalized(b));
-        }
-        let recomputed: HashMap<AccountId, Balance> = state
-            .accounts
-            .iter()
-            .map(|(a, b)| (*a, normalized(b.clone())))
-            .collect();
-        compare_maps(&accounts, &recomputed, |a| a.to_string(), "balance")?;
-    } else {
-        compare_maps(&accounts, &state.accounts, |a| a.to_string(), "balance")?;
-    }
-    report.accounts = accounts.len();
-
-    let holds: HashMap<TxId, HoldState> =
-        scan_family(snap, keys::HOLD, "hold", keys::parse_tail_tx)?;
-    compare_maps(&holds, &state.holds, |h| format!("hold {h}"), "open hold")?;
-    if cluster {
-        let mut timeouts = BTreeSet::new();
-        snap.scan(
-            &[keys::HOLD_TIMEOUT],
-            &[keys::HOLD_TIMEOUT + 1],
-            &mut |k, _| {
-                timeouts.insert(k.to_vec());
-                true
-            },
-        )?;
-        let expected: BTreeSet<Vec<u8>> = state
-            .hold_timeouts
-            .iter()
-            .map(|(at, id)| keys::hold_timeout(*at, *id))
-            .collect();
-        if let Some(k) = timeouts.symmetric_difference(&expected).next() {
-            let id = keys::parse_hold_timeout(k).unwrap_or_default();
-            return Err(AuditFailure::Stored {
-                account: format!("hold {id}"),
-                what: "hold timeout entry",
-                stored: timeouts.contains(k).to_string(),
-                recomputed: expected.contains(k).to_string(),
-            });
-        }
-    }
-    report.open_holds = holds.len();
-
-    let reversed: HashMap<TxId, Reversed> =
-        scan_family(snap, keys::REVERSED, "reversed record", keys::parse_tail_tx)?;
-    compare_maps(
-        &reversed,
-        &state.reversed,
-        |t| format!("reversals of {t}"),
-        "reversed amount",
-    )?;
-
-    let contracts: HashMap<PartnerId, Contract> =
-        scan_family(snap, keys::CONTRACT, "contract", |k| {
-            k.get(1..5)
-                .map(|b| PartnerId(u32::from_be_bytes(b.try_into().expect("4 bytes"))))
-        })?;
-    compare_maps(
-        &contracts,
-        &state.contracts,
-        |p| format!("partner/{}", p.0),
-        "contract",
-    )?;
-
-    let count = if cluster {
-        compare_idempotency_keys(snap, keys_seen)?
-    } else {
-        compare_idempotency_chunks(snap, keys_seen)?
-    };
-    report.idempotency_keys = count;
-    Ok(())
-}
-
-/// The cluster path's idempotency index (one key per command) against the journal's keys.
-fn compare_idempotency_keys<Snap: Snapshot>(
-    snap: &Snap,
-    keys_seen: &HashMap<IdemKey, IdemRecord>,
-) -> Result<usize, AuditFailure> {
-    let mut count = 0usize;
-    let mut failure: Option<AuditFailure> = None;
-    let mut by_key: HashMap<Vec<u8>, &IdemRecord> = HashMap::with_capacity(keys_seen.len());
-    for (k, r) in keys_seen {
-        by_key.insert(keys::idempotency(k), r);
-    }
-    snap.scan(
-        &[keys::IDEMPOTENCY],
-        &[keys::IDEMPOTENCY + 1],
-        &mut |k, v| {
-            count += 1;
-            let rec = codec::decode::<IdemRecord>("idempotency record", v);
-            let ok = matches!((&rec, by_key.get(k)), (Ok(r), Some(e)) if r == *e);
-            if !ok {
-                failure = Some(AuditFailure::Stored {
-                    account: String::from_utf8_lossy(k).into_owned(),
-                    what: "idempotency entry",
-                    stored: format!("{rec:?}"),
-                    recomputed: format!("{:?}", by_key.get(k)),
-                });
-            }
-            ok
-        },
-    )?;
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    if count != keys_seen.len() {
-        return Err(AuditFailure::Stored {
-            account: "idempotency index".into(),
-            what: "entry count",
-            stored: count.to_string(),
-            recomputed: keys_seen.len().to_string(),
-        });
-    }
-    Ok(count)
-}
-
-/// The single committer's idempotency index chunks against the journal's keys: every
-/// committed key's hash and record exactly once, nothing else.
-fn compare_idempotency_chunks<Snap: Snapshot>(
-    snap: &Snap,
-    keys_seen: &HashMap<IdemKey, IdemRecord>,
-) -> Result<usize, AuditFailure> {
-    let mut expected: HashMap<(u128, TxId), (&IdemKey, &IdemRecord)> =
-        HashMap::with_capacity(keys_seen.len());
-    for (k, r) in keys_seen {
-        expected.insert((crate::keys::hash_key(k), r.tx), (k, r));
-    }
-    let mut count = 0usize;
-    let mut failure: Option<AuditFailure> = None;
-    snap.scan(&[keys::IDEM_CHUNK], &[keys::IDEM_CHUNK + 1], &mut |k, v| {
-        let chunk = match codec::decode::<IdemChunk>("idempotency chunk", v) {
-            Ok(c) => c,
-            Err(e) => {
-                failure = Some(AuditFailure::Read(e));
-                return false;
-            }
-        };
-        for (h, rec) in chunk.entries {
-            count += 1;
-            match expected.remove(&(h, rec.tx)) {
-                Some((_, want)) if *want == rec => {}
-                found => {
-                    failure = Some(AuditFailure::Stored {
-                        account: format!("idempotency chunk {k:?}"),
-                        what: "idempotency entry",
-                        stored: format!("{rec:?}"),
-                        recomputed: match found {
-                            Some((key, want)) => format!("{want:?} for {key}"),
-                            None => "no such key in the journal (or listed twice)".into(),
-                        },
-                    });
-                    return false;
-                }
-            }
-        }
-        true
-    })?;
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    if let Some((key, rec)) = expected.values().next() {
-        return Err(AuditFailure::Stored {
-            account: format!("idempotency key {key}"),
-            what: "idempotency entry",
-            stored: "missing".into(),
-            recomputed: format!("{rec:?}"),
-        });
-    }
-    Ok(count)
-}
-
-/// `b` with its currencies in code order, as the cluster path's totals list them.
-fn normalized(mut b: Balance) -> Balance {
-    b.money.sort_by_key(|(c, _)| *c);
-    b
-}
-
-fn compare_maps<
-    K: std::hash::Hash + Eq + Ord + Copy,
-    V: PartialEq + std::fmt::Debug,
-    S1: std::hash::BuildHasher,
-    S2: std::hash::BuildHasher,
->(
-    stored_map: &HashMap<K, V, S1>,
-    recomputed: &HashMap<K, V, S2>,
-    name: impl Fn(&K) -> String,
-    what: &'static str,
-) -> Result<(), AuditFailure> {
-    let mut ids: Vec<K> = stored_map
-        .keys()
-        .chain(recomputed.keys())
-        .copied()
-        .collect();
-    ids.sort_unstable();
-    ids.dedup();
-    for id in ids {
-        stored(name(&id), what, stored_map.get(&id), recomputed.get(&id))?;
     }
     Ok(())
 }

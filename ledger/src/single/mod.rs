@@ -49,20 +49,67 @@ pub(crate) fn open<S: Store + Clone>(
         });
     }
     let Loaded {
-        mut state,
+        state,
         through,
         members_through,
         member_stamps,
     } = load_state(&snapshot, config.policy)?;
     let keys = Arc::new(KeyIndex::load(&snapshot)?);
     let shared = Shared::new(through, through, config.on_commit.clone());
-    // Bring member pages forward to the watermark, each from the batch it covers (they are
-    // written later than the rest; see `projector`). Then replay what the projector had not
-    // covered at all, and hand it those batches.
-    let mut dirty = DirtyPages::new(config.member_write_delay);
+    let Recovered {
+        state,
+        mirror,
+        dirty,
+        tail,
+    } = bring_forward(
+        &snapshot,
+        state,
+        through,
+        members_through,
+        &member_stamps,
+        config.member_write_delay,
+    )?;
+    drop(snapshot);
+    start(
+        store,
+        committer,
+        shared,
+        keys,
+        through,
+        Recovered {
+            state,
+            mirror,
+            dirty,
+            tail,
+        },
+    )
+}
+
+/// What recovery brought forward: the writer's state, the projector's mirror (the state as of
+/// the watermark), the member pages that changed since their stored batch, and the journal
+/// batches the projector has yet to cover.
+struct Recovered {
+    state: State,
+    mirror: State,
+    dirty: DirtyPages,
+    tail: Vec<Arc<Batch>>,
+}
+
+/// Brings member pages forward to the watermark, each from the batch it covers (they are
+/// written later than the rest; see `projector`), then replays what the projector had not
+/// covered at all.
+fn bring_forward<Snap: crate::store::Snapshot>(
+    snapshot: &Snap,
+    mut state: State,
+    through: u64,
+    members_through: u64,
+    member_stamps: &crate::core::state::Map<MemberId, u64>,
+    member_write_delay: u64,
+) -> Result<Recovered, LedgerError> {
+    let mut dirty = DirtyPages::new(member_write_delay);
     let mut mirror: Option<State> = None;
     let mut tail: Vec<Arc<Batch>> = Vec::new();
-    for_each_batch(&snapshot, members_through.min(through), &mut |seq, txs| {
+    for_each_batch(snapshot, members_through.min(through), &mut |seq, txs| {
         if seq <= through {
             let behind = |m: MemberId| member_stamps.get(&m).is_none_or(|s| *s < seq);
             for tx in &txs {
@@ -84,8 +131,31 @@ pub(crate) fn open<S: Store + Clone>(
         tail.push(Arc::new(Batch { seq, at, txs }));
         Ok(())
     })?;
-    drop(snapshot);
     let mirror = mirror.unwrap_or_else(|| state.clone());
+    Ok(Recovered {
+        state,
+        mirror,
+        dirty,
+        tail,
+    })
+}
+
+/// Starts the projector and the committer on the recovered state, and hands the projector the
+/// journal batches it has yet to cover.
+fn start<S: Store + Clone>(
+    store: &S,
+    committer: crate::shared::queue::CommitterConfig,
+    shared: Arc<Shared>,
+    keys: Arc<KeyIndex>,
+    through: u64,
+    recovered: Recovered,
+) -> Result<Started<S>, LedgerError> {
+    let Recovered {
+        state,
+        mirror,
+        dirty,
+        tail,
+    } = recovered;
     let last_at = tail.last().map(|b| b.at).unwrap_or_default();
     let last_seq = tail.last().map(|b| b.seq).unwrap_or(through);
     assert!(

@@ -87,15 +87,15 @@ pub struct PartnerSpec {
     pub redemption_price_per_point: Decimal,
     /// Points earned at this partner expire after this many days; `null`: never.
     #[schema(minimum = 1, maximum = 36_500)]
-    #[serde(default, deserialize_with = "super::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub points_validity_days: Option<u32>,
     /// Sustained requests per second (default 1,000).
     #[schema(minimum = 1, maximum = 1_000_000)]
-    #[serde(default, deserialize_with = "super::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub requests_per_second: Option<u32>,
     /// Burst above that (default: the rate).
     #[schema(minimum = 1, maximum = 1_000_000)]
-    #[serde(default, deserialize_with = "super::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub burst: Option<u32>,
 }
 
@@ -139,7 +139,7 @@ pub struct NewKeyView {
 #[serde(deny_unknown_fields)]
 pub struct RateTableDraft {
     /// In force from (ms since the Unix epoch); default now. Not in the past.
-    #[serde(default, deserialize_with = "super::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub effective_from_ms: Option<i64>,
     /// Unit priced: ISO 4217 code or measure.
     #[schema(pattern = "^(?:[A-Z]{3}|[a-z_-]{1,32})$")]
@@ -176,7 +176,7 @@ pub struct AdjustmentRequest {
     pub reference: String,
     /// Signed change to the member's points: not zero, within ±1,000,000,000,000.
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
-    #[serde(deserialize_with = "super::whole::required")]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub points: i64,
     /// Why, in words finance can audit.
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]

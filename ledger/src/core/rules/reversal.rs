@@ -6,8 +6,8 @@ use super::{visible_to, DecideError};
 use crate::core::builder::Builder;
 use crate::core::model::{IdemKey, LotId, Scope, TxKind};
 use crate::core::rejection::Rejection;
-use crate::core::state::{History, State};
-use crate::core::types::{AccountId, ClawbackPolicy, Points, TxId};
+use crate::core::state::{History, Reversed, State};
+use crate::core::types::{AccountId, ClawbackPolicy, MemberId, Money, PartnerId, Points, TxId};
 
 pub(super) fn reverse<H: History + ?Sized>(
     s: &State,
@@ -31,39 +31,15 @@ pub(super) fn reverse<H: History + ?Sized>(
             price_per_point,
         } => {
             visible_to(key, *partner, original)?;
-            let remaining = Points(issued.0 - done.points.0);
-            let n = amount(s, points, remaining)?;
-            // The bonus is reversed in proportion; the last reversal takes what is left.
-            let bonus_n = if n == remaining {
-                Points(bonus.0 - done.bonus.0)
-            } else {
-                let share = (i128::from(bonus.0) * i128::from(n.0)) / i128::from(issued.0);
-                Points(i64::try_from(share).expect("a share of a bonus fits the bonus"))
-            };
-            let total = Points(n.0 + bonus_n.0);
-            let m = s.require_member(*member)?;
-            let available = m.available().0.max(0);
-            let shortfall = Points((total.0 - available).max(0));
-            if shortfall.is_positive() && s.policy.clawback == ClawbackPolicy::Reject {
-                return Err(Rejection::ClawbackRejected { shortfall }.into());
-            }
-            let lot = LotId { tx: original, n: 0 };
-            b.take_for_reversal(*member, lot, AccountId::PartnerIssuance(*partner), n)?;
-            b.take_for_reversal(*member, lot, AccountId::Promotions, bonus_n)?;
-            b.money(
-                AccountId::Float,
-                AccountId::PartnerIssuance(*partner),
-                n,
-                *price_per_point,
-            );
-            Ok(TxKind::Reversal {
+            let earned = Earned {
                 original,
                 member: *member,
                 partner: *partner,
-                points: n,
-                bonus: bonus_n,
-                clawback: shortfall,
-            })
+                issued: *issued,
+                bonus: *bonus,
+                price: *price_per_point,
+            };
+            Ok(reverse_earn(s, b, &earned, done, points)?)
         }
         TxKind::Burn {
             member,
@@ -76,19 +52,9 @@ pub(super) fn reverse<H: History + ?Sized>(
             let remaining = Points(burned.0 - done.points.0);
             let n = amount(s, points, remaining)?;
             s.require_member(*member)?;
-            b.restore(
-                *member,
-                AccountId::PartnerRedemption(*partner),
-                &orig,
-                done.points,
-                n,
-            )?;
-            b.money(
-                AccountId::PartnerRedemption(*partner),
-                AccountId::Float,
-                n,
-                *price_per_point,
-            );
+            let redemption = AccountId::PartnerRedemption(*partner);
+            b.restore(*member, redemption, &orig, done.points, n)?;
+            b.money(redemption, AccountId::Float, n, *price_per_point);
             Ok(TxKind::Reversal {
                 original,
                 member: *member,
@@ -104,6 +70,58 @@ pub(super) fn reverse<H: History + ?Sized>(
         }
         _ => Err(Rejection::NotReversible(original).into()),
     }
+}
+
+/// The earn a reversal undoes.
+struct Earned {
+    original: TxId,
+    member: MemberId,
+    partner: PartnerId,
+    issued: Points,
+    bonus: Points,
+    price: Money,
+}
+
+/// Undoes `n` of an earn's points (all that remain when `points` is `None`), and the bonus in
+/// proportion; the last reversal takes what is left of the bonus. A member short of the points
+/// is taken below zero only where the policy allows a clawback.
+fn reverse_earn(
+    s: &State,
+    b: &mut Builder<'_>,
+    e: &Earned,
+    done: Reversed,
+    points: Option<Points>,
+) -> Result<TxKind, Rejection> {
+    let remaining = Points(e.issued.0 - done.points.0);
+    let n = amount(s, points, remaining)?;
+    let bonus_n = if n == remaining {
+        Points(e.bonus.0 - done.bonus.0)
+    } else {
+        let share = (i128::from(e.bonus.0) * i128::from(n.0)) / i128::from(e.issued.0);
+        Points(i64::try_from(share).expect("a share of a bonus fits the bonus"))
+    };
+    let total = Points(n.0 + bonus_n.0);
+    let available = s.require_member(e.member)?.available().0.max(0);
+    let shortfall = Points((total.0 - available).max(0));
+    if shortfall.is_positive() && s.policy.clawback == ClawbackPolicy::Reject {
+        return Err(Rejection::ClawbackRejected { shortfall });
+    }
+    let lot = LotId {
+        tx: e.original,
+        n: 0,
+    };
+    let issuance = AccountId::PartnerIssuance(e.partner);
+    b.take_for_reversal(e.member, lot, issuance, n)?;
+    b.take_for_reversal(e.member, lot, AccountId::Promotions, bonus_n)?;
+    b.money(AccountId::Float, issuance, n, e.price);
+    Ok(TxKind::Reversal {
+        original: e.original,
+        member: e.member,
+        partner: e.partner,
+        points: n,
+        bonus: bonus_n,
+        clawback: shortfall,
+    })
 }
 
 /// The points a reversal takes: what was asked, or all that remains of the original.

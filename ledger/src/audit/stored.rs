@@ -1,0 +1,323 @@
+//! Stored derived state against the replay: member pages and records, account balances,
+//! holds, reversal totals, contracts and the idempotency index.
+
+use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
+use crate::core::model::IdemKey;
+use crate::core::state::{Balance, HoldState, Reversed, State};
+use crate::core::types::{AccountId, Contract, MemberId, PartnerId, TxId};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::store::Snapshot;
+use std::collections::{BTreeSet, HashMap};
+
+use super::{AuditFailure, AuditReport};
+
+pub(super) fn stored_equal<T: PartialEq + std::fmt::Debug>(
+    account: String,
+    what: &'static str,
+    stored: Option<&T>,
+    recomputed: Option<&T>,
+) -> Result<(), AuditFailure> {
+    if stored == recomputed {
+        return Ok(());
+    }
+    Err(AuditFailure::Stored {
+        account,
+        what,
+        stored: format!("{stored:?}"),
+        recomputed: format!("{recomputed:?}"),
+    })
+}
+
+/// Scans one key family, decoding each value; returns id -> value.
+pub(super) fn scan_family<
+    Snap: Snapshot,
+    K: std::hash::Hash + Eq,
+    V: serde::de::DeserializeOwned,
+>(
+    snap: &Snap,
+    tag: u8,
+    what: &str,
+    parse: impl Fn(&[u8]) -> Option<K>,
+) -> Result<HashMap<K, V>, AuditFailure> {
+    let mut out = HashMap::new();
+    let mut failure = None;
+    snap.scan(&[tag], &[tag + 1], &mut |k, v| match parse(k)
+        .ok_or_else(|| LedgerError::Corrupt(format!("{what} key {k:?}")))
+        .and_then(|id| Ok((id, codec::decode::<V>(what, v)?)))
+    {
+        Ok((id, val)) => {
+            out.insert(id, val);
+            true
+        }
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    match failure {
+        Some(e) => Err(AuditFailure::Read(e)),
+        None => Ok(out),
+    }
+}
+
+/// Every member in the single committer's member pages, with the batch its page covers; and
+/// the batch each page covers.
+#[allow(clippy::type_complexity)]
+pub(super) fn member_pages<Snap: Snapshot>(
+    snap: &Snap,
+) -> Result<(HashMap<MemberId, MemberRecord>, HashMap<u64, u64>), AuditFailure> {
+    let pages: HashMap<u64, MemberPage> = scan_family(
+        snap,
+        keys::MEMBER_PAGE,
+        "member page",
+        keys::parse_member_page,
+    )?;
+    let mut out = HashMap::new();
+    let through = pages.iter().map(|(page, p)| (*page, p.through)).collect();
+    for (page, p) in pages {
+        for (m, state) in p.members {
+            if keys::page_of(m) != page {
+                return Err(AuditFailure::Stored {
+                    account: format!("member/{}", m.0),
+                    what: "member page",
+                    stored: format!("in page {page}"),
+                    recomputed: format!("page {}", keys::page_of(m)),
+                });
+            }
+            out.insert(
+                m,
+                MemberRecord {
+                    through: p.through,
+                    state,
+                },
+            );
+        }
+    }
+    Ok((out, through))
+}
+
+pub(super) fn compare_stored<Snap: Snapshot>(
+    snap: &Snap,
+    state: &State,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+    cluster: bool,
+    report: &mut AuditReport,
+) -> Result<(), AuditFailure> {
+    let mut accounts: HashMap<AccountId, Balance> =
+        scan_family(snap, keys::BALANCE, "balance record", |k| {
+            keys::parse_account(&k[1..]).map(|(a, _)| a)
+        })?;
+    if cluster {
+        // Blind-added totals: one key per account and asset; currencies in key order.
+        let mut ids = Vec::new();
+        snap.scan(&[keys::TOTAL], &[keys::TOTAL + 1], &mut |k, _| {
+            if let Some((a, _)) = keys::parse_account(&k[1..]) {
+                if ids.last() != Some(&a) {
+                    ids.push(a);
+                }
+            }
+            true
+        })?;
+        for a in ids {
+            let b = crate::reads::system_account_balance(snap, a).map_err(AuditFailure::Read)?;
+            accounts.insert(a, normalized(b));
+        }
+        let recomputed: HashMap<AccountId, Balance> = state
+            .accounts
+            .iter()
+            .map(|(a, b)| (*a, normalized(b.clone())))
+            .collect();
+        compare_maps(&accounts, &recomputed, |a| a.to_string(), "balance")?;
+    } else {
+        compare_maps(&accounts, &state.accounts, |a| a.to_string(), "balance")?;
+    }
+    report.accounts = accounts.len();
+
+    let holds: HashMap<TxId, HoldState> =
+        scan_family(snap, keys::HOLD, "hold", keys::parse_tail_tx)?;
+    compare_maps(&holds, &state.holds, |h| format!("hold {h}"), "open hold")?;
+    if cluster {
+        let mut timeouts = BTreeSet::new();
+        snap.scan(
+            &[keys::HOLD_TIMEOUT],
+            &[keys::HOLD_TIMEOUT + 1],
+            &mut |k, _| {
+                timeouts.insert(k.to_vec());
+                true
+            },
+        )?;
+        let expected: BTreeSet<Vec<u8>> = state
+            .hold_timeouts
+            .iter()
+            .map(|(at, id)| keys::hold_timeout(*at, *id))
+            .collect();
+        if let Some(k) = timeouts.symmetric_difference(&expected).next() {
+            let id = keys::parse_hold_timeout(k).unwrap_or_default();
+            return Err(AuditFailure::Stored {
+                account: format!("hold {id}"),
+                what: "hold timeout entry",
+                stored: timeouts.contains(k).to_string(),
+                recomputed: expected.contains(k).to_string(),
+            });
+        }
+    }
+    report.open_holds = holds.len();
+
+    let reversed: HashMap<TxId, Reversed> =
+        scan_family(snap, keys::REVERSED, "reversed record", keys::parse_tail_tx)?;
+    compare_maps(
+        &reversed,
+        &state.reversed,
+        |t| format!("reversals of {t}"),
+        "reversed amount",
+    )?;
+
+    let contracts: HashMap<PartnerId, Contract> =
+        scan_family(snap, keys::CONTRACT, "contract", |k| {
+            k.get(1..5)
+                .map(|b| PartnerId(u32::from_be_bytes(b.try_into().expect("4 bytes"))))
+        })?;
+    compare_maps(
+        &contracts,
+        &state.contracts,
+        |p| format!("partner/{}", p.0),
+        "contract",
+    )?;
+
+    let count = if cluster {
+        compare_idempotency_keys(snap, keys_seen)?
+    } else {
+        compare_idempotency_chunks(snap, keys_seen)?
+    };
+    report.idempotency_keys = count;
+    Ok(())
+}
+
+/// The cluster path's idempotency index (one key per command) against the journal's keys.
+fn compare_idempotency_keys<Snap: Snapshot>(
+    snap: &Snap,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+) -> Result<usize, AuditFailure> {
+    let mut count = 0usize;
+    let mut failure: Option<AuditFailure> = None;
+    let mut by_key: HashMap<Vec<u8>, &IdemRecord> = HashMap::with_capacity(keys_seen.len());
+    for (k, r) in keys_seen {
+        by_key.insert(keys::idempotency(k), r);
+    }
+    snap.scan(
+        &[keys::IDEMPOTENCY],
+        &[keys::IDEMPOTENCY + 1],
+        &mut |k, v| {
+            count += 1;
+            let rec = codec::decode::<IdemRecord>("idempotency record", v);
+            let ok = matches!((&rec, by_key.get(k)), (Ok(r), Some(e)) if r == *e);
+            if !ok {
+                failure = Some(AuditFailure::Stored {
+                    account: String::from_utf8_lossy(k).into_owned(),
+                    what: "idempotency entry",
+                    stored: format!("{rec:?}"),
+                    recomputed: format!("{:?}", by_key.get(k)),
+                });
+            }
+            ok
+        },
+    )?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if count != keys_seen.len() {
+        return Err(AuditFailure::Stored {
+            account: "idempotency index".into(),
+            what: "entry count",
+            stored: count.to_string(),
+            recomputed: keys_seen.len().to_string(),
+        });
+    }
+    Ok(count)
+}
+
+/// The single committer's idempotency index chunks against the journal's keys: every
+/// committed key's hash and record exactly once, nothing else.
+fn compare_idempotency_chunks<Snap: Snapshot>(
+    snap: &Snap,
+    keys_seen: &HashMap<IdemKey, IdemRecord>,
+) -> Result<usize, AuditFailure> {
+    let mut expected: HashMap<(u128, TxId), (&IdemKey, &IdemRecord)> =
+        HashMap::with_capacity(keys_seen.len());
+    for (k, r) in keys_seen {
+        expected.insert((crate::keys::hash_key(k), r.tx), (k, r));
+    }
+    let mut count = 0usize;
+    let mut failure: Option<AuditFailure> = None;
+    snap.scan(&[keys::IDEM_CHUNK], &[keys::IDEM_CHUNK + 1], &mut |k, v| {
+        let chunk = match codec::decode::<IdemChunk>("idempotency chunk", v) {
+            Ok(c) => c,
+            Err(e) => {
+                failure = Some(AuditFailure::Read(e));
+                return false;
+            }
+        };
+        for (h, rec) in chunk.entries {
+            count += 1;
+            match expected.remove(&(h, rec.tx)) {
+                Some((_, want)) if *want == rec => {}
+                found => {
+                    failure = Some(AuditFailure::Stored {
+                        account: format!("idempotency chunk {k:?}"),
+                        what: "idempotency entry",
+                        stored: format!("{rec:?}"),
+                        recomputed: match found {
+                            Some((key, want)) => format!("{want:?} for {key}"),
+                            None => "no such key in the journal (or listed twice)".into(),
+                        },
+                    });
+                    return false;
+                }
+            }
+        }
+        true
+    })?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    if let Some((key, rec)) = expected.values().next() {
+        return Err(AuditFailure::Stored {
+            account: format!("idempotency key {key}"),
+            what: "idempotency entry",
+            stored: "missing".into(),
+            recomputed: format!("{rec:?}"),
+        });
+    }
+    Ok(count)
+}
+
+/// `b` with its currencies in code order, as the cluster path's totals list them.
+fn normalized(mut b: Balance) -> Balance {
+    b.money.sort_by_key(|(c, _)| *c);
+    b
+}
+
+pub(super) fn compare_maps<
+    K: std::hash::Hash + Eq + Ord + Copy,
+    V: PartialEq + std::fmt::Debug,
+    S1: std::hash::BuildHasher,
+    S2: std::hash::BuildHasher,
+>(
+    stored_map: &HashMap<K, V, S1>,
+    recomputed: &HashMap<K, V, S2>,
+    name: impl Fn(&K) -> String,
+    what: &'static str,
+) -> Result<(), AuditFailure> {
+    let mut ids: Vec<K> = stored_map
+        .keys()
+        .chain(recomputed.keys())
+        .copied()
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    for id in ids {
+        stored_equal(name(&id), what, stored_map.get(&id), recomputed.get(&id))?;
+    }
+    Ok(())
+}

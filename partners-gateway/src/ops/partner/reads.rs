@@ -1,0 +1,127 @@
+//! Enrolment and what a partner reads: balances, statements, its own transactions, quotes and
+//! its rate tables.
+
+use super::*;
+
+/// Enrol a new member, or link an existing coalition member, under the partner's reference.
+#[derive(Debug, Clone)]
+pub struct Enrol {
+    /// The partner's reference for the member.
+    pub reference: String,
+    /// An existing coalition member to link; `None` enrols a new one.
+    pub member_id: Option<u64>,
+}
+
+/// Links `r.reference` to a member (a new one unless `r.member_id` names one); the member and
+/// whether this call made the link. Blocking.
+pub fn enrol(ops: &Ops, caller: &PartnerCaller, r: &Enrol) -> Result<(MemberId, bool), OpError> {
+    caller.require(KeyScope::Earn)?;
+    check_member_reference(&r.reference)?;
+    if let Some(m) = r.member_id {
+        if ops.ledger.balance(MemberId(m))?.is_none() {
+            return Err(OpError::new(
+                Kind::UnknownMember,
+                format!("no coalition member {m}"),
+            ));
+        }
+    }
+    let (member, created) = ops
+        .registry
+        .link(caller.partner, &r.reference, r.member_id.map(MemberId))
+        .map_err(registry_error)?;
+    // A new member, or one whose enrolment was cut short by a crash, is enrolled now; the
+    // enrolment key is fixed per member, so this is safe to repeat.
+    if ops.ledger.balance(member)?.is_none() {
+        ops.ledger.execute_blocking(Command::Enrol {
+            key: IdemKey::operator(format!("enrol/{}", member.0)),
+            member,
+        })?;
+    }
+    Ok((member, created))
+}
+
+/// The member's points, by the partner's reference. Blocking.
+pub fn balance(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<ledger::MemberBalance, OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    ops.ledger.balance(m)?.ok_or_else(|| {
+        OpError::new(
+            Kind::UnknownMember,
+            format!("no member with reference {reference:?}"),
+        )
+    })
+}
+
+/// A page of the member's statement at this partner, newest first. Blocking.
+pub fn statement(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    before: Option<ledger::TxId>,
+    limit: usize,
+) -> Result<(Vec<crate::ops::statement::Line>, Option<ledger::TxId>), OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    let of = crate::ops::statement::StatementOf::Partner(caller.partner);
+    crate::ops::statement::page(&ops.ledger, m, of, before, limit)
+}
+
+/// The partner's own transaction posted under `reference`. Blocking.
+pub fn transaction(ops: &Ops, caller: &PartnerCaller, reference: &str) -> Result<Posted, OpError> {
+    caller.require(KeyScope::Read)?;
+    let tx = own_transaction(ops, caller, reference)?;
+    let member_ref = match tx.kind.member() {
+        Some(m) => ops
+            .registry
+            .reference_of(caller.partner, m)
+            .map_err(registry_error)?,
+        None => None,
+    };
+    Ok(Posted {
+        tx: Arc::new(tx),
+        member_ref,
+        replayed: false,
+    })
+}
+
+/// Price a quantity without posting anything.
+#[derive(Debug, Clone)]
+pub struct Quote {
+    /// Earn or burn.
+    pub operation: Operation,
+    /// The quantity.
+    pub amount: Amount,
+    /// Branch for branch rates.
+    pub branch: Option<String>,
+    /// Category for category rates.
+    pub category: Option<String>,
+}
+
+/// The points `q` is worth under the rate table in force.
+pub fn quote(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    q: &Quote,
+) -> Result<crate::programme::rates::Priced, OpError> {
+    caller.require(KeyScope::Read)?;
+    check_name("branch", q.branch.as_deref())?;
+    check_name("category", q.category.as_deref())?;
+    let quantity = q.amount.parse()?;
+    Ok(rate_table(ops, caller.partner)?.price(
+        q.operation,
+        quantity,
+        &q.amount.unit,
+        q.branch.as_deref(),
+        q.category.as_deref(),
+    )?)
+}
+
+/// Every version of the partner's rate table, oldest first.
+pub fn rates(ops: &Ops, caller: &PartnerCaller) -> Result<Vec<RateTable>, OpError> {
+    caller.require(KeyScope::Read)?;
+    Ok(ops.registry.rate_tables(caller.partner))
+}

@@ -73,6 +73,13 @@ pub fn for_each_batch<S: Snapshot + ?Sized>(
             let (version, _) = keys::parse_journal(k)
                 .ok_or_else(|| LedgerError::Corrupt(format!("bad journal key {k:?}")))?;
             let txs = Block::parse(v)?.all()?;
+            // After the read: every transaction of a batch's block carries the batch's sequence.
+            if let Some(tx) = txs.iter().find(|t| t.id.seq() != version) {
+                return Err(LedgerError::Corrupt(format!(
+                    "journal block of batch {version} holds transaction {}",
+                    tx.id
+                )));
+            }
             match &mut current {
                 Some((v0, acc)) if *v0 == version => acc.extend(txs),
                 _ => {

@@ -362,3 +362,46 @@ async fn signatures_cover_the_path_as_sent_and_may_be_upper_case_hex() {
     assert_eq!(a.status, 200, "{:?}", a.body);
     assert_eq!(a.body["available"], 1000);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_oversize_points_amount_is_one_invalid_amount_and_changes_nothing() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(M, "BK-1", "100").await.status, 200);
+    let before = gw.fingerprint(&[M]).await;
+    // Inside i64, beyond it, far beyond it, negative beyond it: one answer.
+    let raw = [
+        "2000000000000",
+        "9223372036854775807",
+        "18446744073709551616",
+        "1e30",
+        "-1e30",
+    ];
+    for (i, points) in raw.iter().enumerate() {
+        let body = format!(r#"{{"reference":"BIG-{i}","member":"FC000042","points":{points}}}"#);
+        let bytes = body.into_bytes();
+        let ts = common::now_s().to_string();
+        let nonce = format!("n-{}", common::hex_random());
+        let (key, secret) = (gw.cred("FUELCO_KEY_ID"), gw.cred("FUELCO_SECRET"));
+        let mut headers =
+            common::sign_headers(&key, &secret, "POST", "/v1/burn", &ts, &nonce, &bytes);
+        headers.push(("content-type".into(), "application/json".into()));
+        let a = gw.raw("POST", "/v1/burn", headers, bytes).await;
+        assert_eq!(
+            (a.status.as_u16(), a.problem()),
+            (400, "invalid-amount"),
+            "{points}: {:?}",
+            a.body
+        );
+    }
+    let op = gw
+        .op(
+            "POST",
+            "/admin/v1/members/42/adjustments",
+            Some(
+                json!({"reference": "ADJ-BIG", "points": -9223372036854775808_i64, "reason": "x"}),
+            ),
+        )
+        .await;
+    assert_eq!((op.status.as_u16(), op.problem()), (400, "invalid-amount"));
+    assert_eq!(gw.fingerprint(&[M]).await, before, "nothing changed");
+}

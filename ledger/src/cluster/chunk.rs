@@ -220,7 +220,7 @@ impl<'t> Chunk<'t> {
             };
         }
         self.load_for(cmd)?;
-        let id = TxId::new(self.seq, self.txs.len() as u16);
+        let id = TxId::in_batch(self.seq, self.txs.len());
         let history = ChunkHistory {
             txn: self.txn,
             txs: &self.txs,

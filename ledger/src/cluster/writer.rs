@@ -10,6 +10,11 @@ use super::{
 };
 use crate::journal::JOURNAL_SHARDS;
 
+/// How often an idle writer wakes to look for expired holds.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
+const _: () = assert!(IDLE_WAKE.as_millis() <= EXPIRY_SCAN_EVERY.as_millis());
+
 use crate::core::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction};
 use crate::core::types::{Timestamp, TxId};
 use crate::error::LedgerError;
@@ -84,7 +89,7 @@ impl<S: TxnStore> ClusterWriter<S> {
     pub fn run(mut self, jobs: Receiver<Job>) {
         let max = self.config.batch_size_max.min(TXN_COMMANDS_MAX * 8);
         loop {
-            let first = match jobs.recv_timeout(Duration::from_millis(100)) {
+            let first = match jobs.recv_timeout(IDLE_WAKE) {
                 Ok(j) => Some(j),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
@@ -239,6 +244,7 @@ impl<S: TxnStore> ClusterWriter<S> {
         let ids = &mut self.ids;
         let (_, (decided, seq, txs)) = self.store.transact(attempts, &mut |txn| {
             let seq = ids.next;
+            assert!(seq < ids.end, "a batch sequence outside the reserved block");
             ids.next += 1;
             let mut chunk = Chunk::new(txn, policy, seq, at);
             chunk.prefetch(items)?;

@@ -133,7 +133,19 @@ impl TxId {
 
     /// Builds the id of slot `slot` in the batch committed at `seq`.
     pub fn new(seq: u64, slot: u16) -> TxId {
+        assert!(
+            seq < 1 << (64 - Self::SLOT_BITS),
+            "batch sequence {seq} overflows an id"
+        );
         TxId((seq << Self::SLOT_BITS) | u64::from(slot))
+    }
+
+    /// The id of the transaction at index `index` of the batch committed at `seq`. Panics if
+    /// the batch holds more transactions than an id's slot can number: the batch limits are
+    /// set so that it never does (`BATCH_TXS_MAX`).
+    pub fn in_batch(seq: u64, index: usize) -> TxId {
+        let slot = u16::try_from(index).expect("a batch's transactions fit an id's slot");
+        TxId::new(seq, slot)
     }
 
     /// The commit sequence number of the batch holding this transaction.

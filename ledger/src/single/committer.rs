@@ -50,6 +50,9 @@ pub(crate) struct Writer<S: Store> {
     pub recent_txs: usize,
 }
 
+/// How often an idle writer wakes to expire holds past their timeout.
+const IDLE_WAKE: Duration = Duration::from_millis(100);
+
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
 
@@ -218,7 +221,7 @@ impl<S: Store + Clone> Writer<S> {
     /// Blocks for the next command, waking to expire holds while idle.
     fn next_job(&mut self, jobs: &Receiver<Job>, to_syncer: &Sender<Sealed>) -> Option<Job> {
         loop {
-            match jobs.recv_timeout(Duration::from_millis(100)) {
+            match jobs.recv_timeout(IDLE_WAKE) {
                 Ok(j) => return Some(j),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
@@ -378,7 +381,7 @@ impl<S: Store + Clone> Writer<S> {
             Ok(None) => {}
             Err(e) => return Outcome::Failed(e),
         }
-        let id = TxId::new(seq, txs.len() as u16);
+        let id = TxId::in_batch(seq, txs.len());
         let history = BatchHistory {
             snapshot,
             txs,

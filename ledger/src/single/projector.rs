@@ -95,6 +95,12 @@ impl<S: Store> Projector<S> {
 
     /// Projects `group` (with an empty group: writes every waiting member page).
     fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
+        // The syncer hands batches on in commit order, each once.
+        let mut last = self.last_seq;
+        for b in group {
+            assert!(b.seq > last, "batch {} projected after batch {last}", b.seq);
+            last = b.seq;
+        }
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
         let mut chunk = IdemChunk::default();

@@ -176,7 +176,7 @@ pub struct AdjustmentRequest {
     pub reference: String,
     /// Signed change to the member's points: not zero, within ±1,000,000,000,000.
     #[schema(minimum = -1_000_000_000_000_i64, maximum = 1_000_000_000_000_i64)]
-    #[serde(deserialize_with = "crate::api::whole::required")]
+    #[serde(deserialize_with = "crate::api::whole::points")]
     pub points: i64,
     /// Why, in words finance can audit.
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]

@@ -2,6 +2,7 @@
 //! any number whose value is whole and in range, not only those written without a fraction.
 
 use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -30,6 +31,51 @@ impl<T: TryFrom<i128>> Visitor<'_> for Whole<T> {
         }
         T::try_from(v as i128).map_err(|_| E::custom(format!("{v} is out of range")))
     }
+}
+
+/// Points: a whole number of any size, beyond `i64` saturated, so that every oversize amount
+/// is refused by the same range check (`invalid-amount`) rather than by the parser.
+struct Points;
+
+impl Visitor<'_> for Points {
+    type Value = i64;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a whole number of points")
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<i64, E> {
+        Ok(v)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<i64, E> {
+        Ok(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<i64, E> {
+        if !v.is_finite() || v.fract() != 0.0 {
+            return Err(E::custom(format!("{v} is not a whole number of points")));
+        }
+        // `as` saturates at the ends of i64.
+        Ok(v as i64)
+    }
+}
+
+/// Required points (see [`Points`]).
+pub fn points<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    d.deserialize_any(Points)
+}
+
+/// Optional points that, when present, are not `null`.
+pub fn points_present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    points(d).map(Some)
+}
+
+/// Optional points, or `null`.
+pub fn points_nullable<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    Option::<serde_json::Value>::deserialize(d)?
+        .map(|v| points(v).map_err(de::Error::custom))
+        .transpose()
 }
 
 /// A required whole number.
@@ -75,6 +121,23 @@ mod tests {
 
     fn parse(json: &str) -> Result<Body, serde_json::Error> {
         serde_json::from_str(json)
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Pts {
+        #[serde(default, deserialize_with = "super::points_nullable")]
+        p: Option<i64>,
+    }
+
+    #[test]
+    fn points_beyond_i64_saturate_so_the_range_check_refuses_them() {
+        let p = |json: &str| serde_json::from_str::<Pts>(json).map(|x| x.p);
+        assert_eq!(p(r#"{"p": 18446744073709551616}"#).unwrap(), Some(i64::MAX));
+        assert_eq!(p(r#"{"p": 18446744073709551615}"#).unwrap(), Some(i64::MAX));
+        assert_eq!(p(r#"{"p": -1e30}"#).unwrap(), Some(i64::MIN));
+        assert_eq!(p(r#"{"p": 5.0}"#).unwrap(), Some(5));
+        assert_eq!(p(r#"{"p": null}"#).unwrap(), None);
+        assert!(p(r#"{"p": 1.5}"#).is_err());
     }
 
     #[test]

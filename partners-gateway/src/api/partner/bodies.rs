@@ -63,7 +63,7 @@ pub struct BurnRequest {
     pub member: String,
     /// Points to burn.
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, nullable = false)]
-    #[serde(default, deserialize_with = "crate::api::whole::present")]
+    #[serde(default, deserialize_with = "crate::api::whole::points_present")]
     pub points: Option<i64>,
     /// Or a price in money to convert.
     #[schema(nullable = false)]
@@ -99,7 +99,7 @@ pub struct HoldRequest {
     pub member: String,
     /// Points to reserve.
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64, nullable = false)]
-    #[serde(default, deserialize_with = "crate::api::whole::present")]
+    #[serde(default, deserialize_with = "crate::api::whole::points_present")]
     pub points: Option<i64>,
     /// Or a price in money to convert.
     #[schema(nullable = false)]
@@ -127,7 +127,7 @@ pub struct CaptureRequest {
     pub reference: String,
     /// Points to capture; omit to capture the whole hold. The rest is released.
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     pub points: Option<i64>,
 }
 
@@ -152,7 +152,7 @@ pub struct ReversalRequest {
     pub original_reference: String,
     /// Points to undo; omit to undo whatever is left.
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     pub points: Option<i64>,
 }
 
@@ -177,7 +177,7 @@ pub enum BatchCommand {
         reference: String,
         /// Points to capture; omit for all.
         #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
-        #[serde(default, deserialize_with = "crate::api::whole::nullable")]
+        #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
         points: Option<i64>,
     },
     /// As `POST /v1/holds/{hold}/void`.

@@ -1,4 +1,6 @@
 //! Commands the ledger accepts, the transactions it journals, and the receipts it returns.
+//! (One file of about 600 lines because it is one thing: the journal's data model, whose
+//! encodings must change together.)
 //!
 //! A [`Transaction`] records its full effect (postings, lot and hold changes, member balances
 //! after), so replay and audit apply recorded effects and never re-run business rules.

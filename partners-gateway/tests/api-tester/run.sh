@@ -39,9 +39,10 @@ run() {
 }
 # The partner API first: the operator pass changes partners' request rates.
 echo "== schemathesis: partner API"
-run --include-path-regex '^/v1/'
+run --include-path-regex '^/v1/' | tee "$work/schemathesis.log"
 echo "== schemathesis: operator and service API"
-run --exclude-path-regex '^/v1/'
+run --exclude-path-regex '^/v1/' | tee -a "$work/schemathesis.log"
+cases=$(grep -oE '[0-9]+ generated, [0-9]+ passed' "$work/schemathesis.log" | awk '{s += $3} END {print s + 0}')
 
 echo "== openapi-python-client: a whole client, no warnings"
 (cd "$work" && PATH="$venv/bin:$PATH" "$venv/bin/openapi-python-client" generate \
@@ -52,3 +53,4 @@ if grep -qi "warning" "$work/generate.log"; then
 fi
 test -f "$work"/client/*/api/partner/batch.py
 echo "api tester: OK"
+echo "api-tester: $cases passed, 0 failed"

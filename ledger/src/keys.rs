@@ -72,6 +72,8 @@ pub mod gateway {
     pub const NEXT_MEMBER: u8 = b'n';
     /// The next rate table version of a partner: `G v ++ partner (u32)`.
     pub const NEXT_RATE: u8 = b'v';
+    /// One-time member link codes: `G c ++ sha256(code)`.
+    pub const LINK_CODE: u8 = b'c';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -893,16 +893,25 @@ async fn partners_enrol_new_members_and_link_existing_ones() {
         (200, Some(id), json!(false))
     );
     assert_eq!(gw.earn_miles(777777, "NEW-1", "10").await.status, 200);
-    // The member shows their coalition number at the fuel station, which links its card.
+    // The member shows their coalition number and a one-time link code at the fuel station,
+    // which links its card.
+    let code = gw
+        .op(
+            "POST",
+            &format!("/admin/v1/members/{id}/link-codes"),
+            Some(json!({"reason": "member asked at the desk"})),
+        )
+        .await;
+    assert_eq!(code.status, 201, "{:?}", code.body);
     let l = gw
         .partner(
             2,
             "POST",
             "/v1/members",
-            Some(json!({"reference": "FC-NEW-1", "member_id": id})),
+            Some(json!({"reference": "FC-NEW-1", "member_id": id, "link_code": code.body["code"]})),
         )
         .await;
-    assert_eq!(l.status, 201);
+    assert_eq!(l.status, 201, "{:?}", l.body);
     let bal = gw.partner(2, "GET", "/v1/members/FC-NEW-1", None).await;
     assert_eq!(bal.body["posted"], 10);
     // The card is taken; a coalition number that does not exist is unknown.

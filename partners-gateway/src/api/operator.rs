@@ -39,6 +39,7 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(adjust))
         .routes(routes!(account))
         .routes(routes!(audit))
+        .routes(routes!(link_code))
         .route_layer(axum::middleware::from_fn_with_state(app, authenticate))
 }
 
@@ -488,4 +489,55 @@ async fn audit(State(app): State<AppState>) -> JsonResult<AuditView> {
         points_outstanding: r.points_outstanding,
         took_ms: u64::try_from(a.took.as_millis()).unwrap_or(u64::MAX),
     }))
+}
+
+/// Why a link code is issued.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LinkCodeRequest {
+    /// Why, in words an auditor can follow ("member called, verified by date of birth").
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    pub reason: String,
+}
+
+/// A one-time link code: shown here once, stored only as its hash.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct LinkCodeView {
+    /// The member it links.
+    pub member_id: u64,
+    /// The code the member gives the partner.
+    pub code: String,
+    /// Good until, ms since the Unix epoch.
+    pub expires_at_ms: i64,
+}
+
+/// Issue a member a one-time link code (15 minutes, single use), for a member who asks to be
+/// linked at a partner: the member gives it to the partner, which sends it with the coalition
+/// number to `POST /v1/members`. The operator and the reason are recorded with the code.
+#[utoipa::path(post, path = "/admin/v1/members/{id}/link-codes", tag = "operator",
+    params(("id" = u64, Path, description = "Coalition member id")),
+    request_body = LinkCodeRequest,
+    responses((status = 201, body = LinkCodeView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn link_code(
+    State(app): State<AppState>,
+    Extension(operator): Extension<OperatorRecord>,
+    Path(id): Path<u64>,
+    ApiJson(r): ApiJson<LinkCodeRequest>,
+) -> Result<Response, OpError> {
+    let (code, record) =
+        blocking(move || op::issue_link_code(&app.ops, MemberId(id), &operator.name, &r.reason))
+            .await?;
+    let view = LinkCodeView {
+        member_id: id,
+        code,
+        expires_at_ms: record.expires_at_ms,
+    };
+    let mut res = (StatusCode::CREATED, Json(view)).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        axum::http::HeaderValue::from_static("no-store"),
+    );
+    Ok(res)
 }

@@ -377,3 +377,24 @@ pub fn audit(ops: &Ops) -> Result<LiveAudit, OpError> {
     ops.audit_running.store(false, Ordering::Release);
     outcome
 }
+
+/// Issues member `m` a one-time link code, for a member who asks (at a desk, on the phone) to
+/// be linked at a partner: the member gives the code to the partner, which links them with it
+/// within the code's life. Blocking.
+pub fn issue_link_code(
+    ops: &Ops,
+    m: MemberId,
+    operator: &str,
+    reason: &str,
+) -> Result<(String, super::registry::LinkCode), OpError> {
+    member_balance(ops, m)?;
+    if reason.trim().is_empty() || reason.chars().count() > REASON_CHARS_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("reason must be 1 to {REASON_CHARS_MAX} characters, not all spaces"),
+        ));
+    }
+    ops.registry
+        .issue_link_code(m, Timestamp::now().0, operator, reason)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
+}

@@ -15,6 +15,10 @@ pub struct EnrolRequest {
     #[schema(minimum = 1)]
     #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub member_id: Option<u64>,
+    /// The member's one-time link code (from an operator, or later the member portal); needed
+    /// with `member_id`. Dashes and case do not matter.
+    #[schema(min_length = 1, max_length = 32, example = "7KQ2-9MXD4H")]
+    pub link_code: Option<String>,
 }
 
 /// The member a reference names.
@@ -256,6 +260,7 @@ impl From<EnrolRequest> for op::Enrol {
         op::Enrol {
             reference: r.reference,
             member_id: r.member_id,
+            link_code: r.link_code,
         }
     }
 }

@@ -10,25 +10,45 @@ pub struct Enrol {
     pub reference: String,
     /// An existing coalition member to link; `None` enrols a new one.
     pub member_id: Option<u64>,
+    /// The member's one-time link code: their proof that they agree to the link. Needed with
+    /// `member_id`.
+    pub link_code: Option<String>,
 }
 
 /// Links `r.reference` to a member (a new one unless `r.member_id` names one); the member and
-/// whether this call made the link. Blocking.
+/// whether this call made the link. Linking an existing member needs the member's one-time
+/// link code; an unknown member, a missing, wrong, spent or expired code all answer alike, so
+/// that a partner learns nothing of which coalition numbers exist. Blocking.
 pub fn enrol(ops: &Ops, caller: &PartnerCaller, r: &Enrol) -> Result<(MemberId, bool), OpError> {
     caller.require(KeyScope::Earn)?;
     check_member_reference(&r.reference)?;
-    if let Some(m) = r.member_id {
-        if ops.ledger.balance(MemberId(m))?.is_none() {
-            return Err(OpError::new(
-                Kind::UnknownMember,
-                format!("no coalition member {m}"),
-            ));
+    let (member, created) = match r.member_id {
+        None => ops
+            .registry
+            .link(caller.partner, &r.reference, None)
+            .map_err(registry_error)?,
+        Some(m) => {
+            let now = Timestamp::now().0;
+            let linked = ops
+                .registry
+                .link_with_code(
+                    caller.partner,
+                    &r.reference,
+                    MemberId(m),
+                    r.link_code.as_deref(),
+                    now,
+                )
+                .map_err(registry_error)?;
+            linked.map_err(|why| {
+                tracing::info!(partner = caller.partner.0, ?why, "member link refused");
+                OpError::new(
+                    Kind::UnknownMember,
+                    "no member with that coalition number and link code; ask the member for a \
+                     current link code",
+                )
+            })?
         }
-    }
-    let (member, created) = ops
-        .registry
-        .link(caller.partner, &r.reference, r.member_id.map(MemberId))
-        .map_err(registry_error)?;
+    };
     // A new member, or one whose enrolment was cut short by a crash, is enrolled now; the
     // enrolment key is fixed per member, so this is safe to repeat.
     if ops.ledger.balance(member)?.is_none() {

@@ -6,6 +6,54 @@ use super::*;
 /// Longest partner member reference, in bytes.
 pub const MEMBER_REFERENCE_LEN_MAX: usize = 64;
 
+/// Characters of a link code: Crockford's base 32 (no I, L, O or U to misread).
+const CODE_ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Characters in a link code: 50 bits.
+pub const LINK_CODE_LEN: usize = 10;
+/// How long a link code is good for.
+pub const LINK_CODE_TTL_MS: i64 = 15 * 60 * 1000;
+
+/// A one-time code a member gives a partner to prove they agree to be linked (stored under the
+/// code's SHA-256, never the code itself). Kept after use, as the record of who linked whom.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkCode {
+    /// The member the code links.
+    pub member: u64,
+    /// Issued at, ms since the Unix epoch.
+    pub issued_at_ms: i64,
+    /// Good until, ms since the Unix epoch.
+    pub expires_at_ms: i64,
+    /// Who issued it (the operator, or later the member portal), and why.
+    pub issued_by: String,
+    /// Why it was issued.
+    pub reason: String,
+    /// The partner that used it, and when; `None` while unused.
+    pub used: Option<(u32, i64)>,
+}
+
+/// Why a link with a code did not happen. Each answers a partner alike, so that a partner
+/// learns nothing of which coalition numbers exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkRefused {
+    /// No such code.
+    UnknownCode,
+    /// The code names another member.
+    OtherMember,
+    /// The code expired.
+    Expired,
+    /// The code was used already.
+    Used,
+}
+
+fn code_key(code: &str) -> Vec<u8> {
+    let normal: String = code
+        .chars()
+        .filter(|c| *c != '-' && !c.is_whitespace())
+        .map(|c| c.to_ascii_uppercase())
+        .collect();
+    key1(LINK_CODE, &Sha256::digest(normal.as_bytes()))
+}
+
 /// Reserves `n` member ids from the counter, inside `txn`.
 fn allocate(
     txn: &dyn Txn,
@@ -91,6 +139,88 @@ impl Registry {
             ws.set_owned(link.clone(), m.0.to_be_bytes().to_vec());
             ws.set_owned(link_back_key(partner, m), reference.as_bytes().to_vec());
             Ok((ws, (m, true)))
+        })
+    }
+
+    /// Issues a one-time link code for `member`, good for [`LINK_CODE_TTL_MS`] from `now_ms`.
+    /// The code is returned once and stored only as its hash.
+    pub fn issue_link_code(
+        &self,
+        member: MemberId,
+        now_ms: i64,
+        issued_by: &str,
+        reason: &str,
+    ) -> Result<(String, LinkCode), RegistryError> {
+        use rand::Rng;
+        let mut rng = rand::rng();
+        let code: String = (0..LINK_CODE_LEN)
+            .map(|_| char::from(CODE_ALPHABET[rng.random_range(0..CODE_ALPHABET.len())]))
+            .collect();
+        let record = LinkCode {
+            member: member.0,
+            issued_at_ms: now_ms,
+            expires_at_ms: now_ms + LINK_CODE_TTL_MS,
+            issued_by: issued_by.to_string(),
+            reason: reason.to_string(),
+            used: None,
+        };
+        let mut ws = WriteSet::default();
+        ws.set_owned(code_key(&code), json(&record));
+        self.commit(ws)?;
+        Ok((code, record))
+    }
+
+    /// Links `reference` at `partner` to `member` on the member's proof, `code`, in one store
+    /// transaction that also spends the code. A retry of a link already made answers it again
+    /// without a code.
+    pub fn link_with_code(
+        &self,
+        partner: PartnerId,
+        reference: &str,
+        member: MemberId,
+        code: Option<&str>,
+        now_ms: i64,
+    ) -> Result<Result<(MemberId, bool), LinkRefused>, RegistryError> {
+        let link = link_key(partner, reference);
+        let code_key = code.map(code_key);
+        self.transact(&mut |txn| {
+            let mut ws = WriteSet::default();
+            if let Some(v) = txn.get(&link)? {
+                let existing = MemberId(be_u64(&v)?);
+                if existing != member {
+                    return Err(RegistryError::ReferenceTaken {
+                        reference: reference.to_string(),
+                    });
+                }
+                return Ok((ws, Ok((existing, false))));
+            }
+            let Some(code_key) = &code_key else {
+                return Ok((ws, Err(LinkRefused::UnknownCode)));
+            };
+            let Some(v) = txn.get(code_key)? else {
+                return Ok((ws, Err(LinkRefused::UnknownCode)));
+            };
+            let mut record: LinkCode = unjson(&v)?;
+            let refused = if record.member != member.0 {
+                Some(LinkRefused::OtherMember)
+            } else if record.used.is_some() {
+                Some(LinkRefused::Used)
+            } else if now_ms > record.expires_at_ms {
+                Some(LinkRefused::Expired)
+            } else {
+                None
+            };
+            if let Some(r) = refused {
+                return Ok((ws, Err(r)));
+            }
+            record.used = Some((partner.0, now_ms));
+            ws.set_owned(code_key.clone(), json(&record));
+            ws.set_owned(link.clone(), member.0.to_be_bytes().to_vec());
+            ws.set_owned(
+                link_back_key(partner, member),
+                reference.as_bytes().to_vec(),
+            );
+            Ok((ws, Ok((member, true))))
         })
     }
 

@@ -29,7 +29,7 @@ use std::sync::{Mutex, RwLock};
 use utoipa::ToSchema;
 
 use ledger::keys::gateway::{
-    key as key1, KEY, LINK, LINK_BACK, NEXT_MEMBER, NEXT_RATE, OPERATOR, PARTNER, RATE,
+    key as key1, KEY, LINK, LINK_BACK, LINK_CODE, NEXT_MEMBER, NEXT_RATE, OPERATOR, PARTNER, RATE,
 };
 use ledger::keys::GATEWAY as PREFIX;
 
@@ -42,7 +42,9 @@ mod rates;
 
 pub use keys::{random_hex, KeyRecord, KeyScope};
 pub use master_key::{load_or_create_master_key, write_private};
-pub use members::MEMBER_REFERENCE_LEN_MAX;
+pub use members::{
+    LinkCode, LinkRefused, LINK_CODE_LEN, LINK_CODE_TTL_MS, MEMBER_REFERENCE_LEN_MAX,
+};
 pub use operators::{OperatorRecord, Role};
 pub use partners::PartnerRecord;
 
@@ -205,6 +207,39 @@ mod tests {
             Registry::open(store.clone(), master).expect("registry a"),
             Registry::open(store, master).expect("registry b"),
         )
+    }
+
+    #[test]
+    fn a_link_code_links_its_member_once_and_only_before_it_expires() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, _) = two(dir.path());
+        let (p, now) = (PartnerId(2), 1_000_000);
+        let (code, rec) = a
+            .issue_link_code(MemberId(7), now, "ops-anna", "asked at the desk")
+            .expect("issue");
+        assert_eq!(code.len(), LINK_CODE_LEN);
+        assert_eq!(rec.expires_at_ms, now + LINK_CODE_TTL_MS);
+        let link = |reference: &str, m: u64, code: Option<&str>, at: i64| {
+            a.link_with_code(p, reference, MemberId(m), code, at)
+                .expect("store")
+        };
+        assert_eq!(link("R1", 7, None, now), Err(LinkRefused::UnknownCode));
+        assert_eq!(
+            link("R1", 8, Some(&code), now),
+            Err(LinkRefused::OtherMember)
+        );
+        let late = now + LINK_CODE_TTL_MS + 1;
+        assert_eq!(link("R1", 7, Some(&code), late), Err(LinkRefused::Expired));
+        // Dashes and case are forgiven.
+        let typed = format!("{}-{}", &code[..5].to_lowercase(), &code[5..]);
+        assert_eq!(link("R1", 7, Some(&typed), now), Ok((MemberId(7), true)));
+        assert_eq!(link("R2", 7, Some(&code), now), Err(LinkRefused::Used));
+        assert_eq!(
+            link("R1", 7, None, now),
+            Ok((MemberId(7), false)),
+            "a retry"
+        );
+        assert_eq!(a.member_of(p, "R1").expect("read"), Some(MemberId(7)));
     }
 
     #[test]

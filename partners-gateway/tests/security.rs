@@ -156,3 +156,62 @@ async fn a_foreign_statement_cursor_is_a_404_not_a_corruption_alarm() {
         (404, "unknown-transaction")
     );
 }
+
+/// One throttled partner filled the shared nonce cache with requests it was refused (429), and
+/// every other partner then got 503. The rate limit now comes before the nonce is spent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttled_partner_cannot_fill_the_nonce_cache_and_lock_others_out() {
+    let gw = Gw::start_with(|c| c.nonce_cache_capacity = 64).await;
+    let slow = json!({"name": "SkyWays airline", "currency": "EUR",
+        "issuance_price_per_point": "0.012", "redemption_price_per_point": "0.008",
+        "points_validity_days": 1095, "requests_per_second": 1, "burst": 1});
+    let a = gw.op("PUT", "/admin/v1/partners/1", Some(slow)).await;
+    assert_eq!(a.status, 200, "{:?}", a.body);
+    let mut throttled = 0;
+    for _ in 0..200 {
+        let r = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
+        if r.status == 429 {
+            throttled += 1;
+        }
+    }
+    assert!(throttled >= 150, "the partner was throttled: {throttled}");
+    for i in 0..20 {
+        let r = gw.partner(2, "GET", "/v1/members/FC000042", None).await;
+        assert_eq!(
+            r.status, 200,
+            "request {i} of another partner: {:?}",
+            r.body
+        );
+    }
+}
+
+/// A timestamp of now − 2^63 overflowed the skew check and was accepted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_at_the_ends_of_i64_are_stale_and_nonces_keep_to_their_charset() {
+    let gw = Gw::start().await;
+    let (key, secret) = (gw.cred("SKYWAYS_KEY_ID"), gw.cred("SKYWAYS_SECRET"));
+    let target = "/v1/members/FF000042";
+    let now = common::now_s();
+    for ts in [i64::MIN, now.wrapping_sub(i64::MAX), i64::MAX] {
+        let nonce = format!("n-{}", common::hex_random());
+        let headers =
+            common::sign_headers(&key, &secret, "GET", target, &ts.to_string(), &nonce, b"");
+        let a = gw.raw("GET", target, headers, Vec::new()).await;
+        assert_eq!(
+            (a.status.as_u16(), a.problem()),
+            (401, "stale-timestamp"),
+            "{ts}"
+        );
+    }
+    // Outside the charset; a header that is not even visible ASCII is as good as absent.
+    for (nonce, problem) in [
+        ("has space in it 12345", "bad-signature"),
+        ("semi;colon;nonce;12", "bad-signature"),
+        ("ünïcödé-nonce-12345", "unauthenticated"),
+    ] {
+        let headers =
+            common::sign_headers(&key, &secret, "GET", target, &now.to_string(), nonce, b"");
+        let a = gw.raw("GET", target, headers, Vec::new()).await;
+        assert_eq!((a.status.as_u16(), a.problem()), (401, problem), "{nonce}");
+    }
+}

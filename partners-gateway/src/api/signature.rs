@@ -106,17 +106,24 @@ pub fn verify(
             format!("{TIMESTAMP} must be Unix seconds"),
         )
     })?;
-    let skew = nonces.skew.as_secs() as i64;
-    if (now_s - ts_s).abs() > skew {
+    let skew = nonces.skew.as_secs();
+    // `abs_diff`: a timestamp near i64::MIN must not overflow into the window.
+    if now_s.abs_diff(ts_s) > skew {
         return Err(OpError::new(
             Kind::StaleTimestamp,
             format!("timestamp {ts_s} is more than {skew} s from the gateway's clock ({now_s})"),
         ));
     }
-    if !(NONCE_LEN_MIN..=NONCE_LEN_MAX).contains(&nonce.len()) {
+    let nonce_ok = (NONCE_LEN_MIN..=NONCE_LEN_MAX).contains(&nonce.len())
+        && nonce
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b));
+    if !nonce_ok {
         return Err(OpError::new(
             Kind::BadSignature,
-            format!("{NONCE} must be {NONCE_LEN_MIN} to {NONCE_LEN_MAX} characters"),
+            format!(
+                "{NONCE} must be {NONCE_LEN_MIN} to {NONCE_LEN_MAX} characters of A-Z, a-z, 0-9, -, _, . and ~"
+            ),
         ));
     }
     let key = registry
@@ -141,11 +148,23 @@ pub fn verify(
             format!("key {key_id} was revoked"),
         ));
     }
-    nonces.check_and_insert(key_id, nonce)?;
     Ok(PartnerCaller {
         partner: ledger::PartnerId(key.partner),
         key,
     })
+}
+
+/// Records `req`'s nonce as seen, or refuses a replay. Called after the partner's rate limit
+/// admitted the request, so that refused requests never fill the cache (one throttled partner
+/// could otherwise lock every partner out).
+pub fn spend_nonce(nonces: &NonceCache, req: &SignedRequest<'_>) -> Result<(), OpError> {
+    let (Some(key_id), Some(nonce)) = (req.key_id, req.nonce) else {
+        return Err(OpError::new(
+            Kind::Unauthenticated,
+            format!("sign the request: send {KEY_ID} and {NONCE}"),
+        ));
+    };
+    nonces.check_and_insert(key_id, nonce)
 }
 
 const NONCE_SHARDS: usize = 16;

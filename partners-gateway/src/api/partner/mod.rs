@@ -87,7 +87,9 @@ async fn authenticate(
     let now_s = Timestamp::now().0.div_euclid(1000);
     let caller = auth::verify(&app.ops.registry, &app.nonces, &signed, now_s)?;
     let partner = app.partner(caller.partner)?;
+    // The rate limit before the nonce: a refused request must not take a place in the cache.
     app.admit(&partner)?;
+    auth::spend_nonce(&app.nonces, &signed)?;
     let partner_id = caller.partner;
     parts.extensions.insert(caller);
     let mut res = next

@@ -61,6 +61,13 @@ enum Cmd {
         #[arg(long, default_value = config::DEFAULT_SUBSPACE)]
         fdb_subspace: String,
     },
+    /// Create the master key file that partner secrets derive from (once, before the first
+    /// start; refuses to overwrite one).
+    InitKey {
+        /// Where to write it (mode 0600) [default: DATA/gateway-master.key].
+        #[arg(long, default_value = "data/gateway-master.key")]
+        file: PathBuf,
+    },
     /// Audit a running service without stopping it (`GET /admin/v1/audit`): prints what was
     /// checked, exits 1 if an invariant is broken. (`ledger verify --data` audits a stopped
     /// store.)
@@ -101,9 +108,21 @@ pub fn run_cli() -> anyhow::Result<()> {
             };
             let store = open_store(&store, &data, &fdb_subspace)?;
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
-            let master = ops::registry::load_or_create_master_key(&master_path)?;
+            let master = ops::registry::load_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
             println!("{}", registry.create_operator(&name, role)?);
+            Ok(())
+        }
+        Cmd::InitKey { file } => {
+            if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            ops::registry::create_master_key(&file)?;
+            println!(
+                "created master key {} (mode 600); keep it backed up and private",
+                file.display()
+            );
             Ok(())
         }
         Cmd::Audit { url, token } => {
@@ -319,10 +338,27 @@ fn refresh_registry(app: std::sync::Weak<App>) {
     });
 }
 
+/// Makes `data` 0700 and every file the process creates from now on private (umask 077).
+fn private_files(data: &Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", data.display()))?;
+        // SAFETY: umask only sets the process's file-creation mask; it cannot fail.
+        unsafe {
+            libc::umask(0o077);
+        }
+    }
+    Ok(())
+}
+
 /// Opens the configured engine: the embedded store in `data`, or the FoundationDB subspace.
 fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<Engine> {
-    // The data directory also holds demo credentials and, by default, the master key.
+    // The data directory also holds demo credentials and, by default, the master key: only the
+    // service's user may enter it, and what it creates there is private (umask 077).
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
+    private_files(data)?;
     Engine::open(spec, data, subspace.as_bytes()).with_context(|| match spec {
         EngineSpec::Embedded => format!("opening the store at {}", data.display()),
         EngineSpec::Fdb { cluster_file } => {
@@ -333,7 +369,11 @@ fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<
 
 fn open_app(config: &Config) -> anyhow::Result<AppState> {
     let store = open_store(&config.store, &config.data, &config.fdb_subspace)?;
-    let master = ops::registry::load_or_create_master_key(&config.master_key_file)?;
+    // Only the demo creates a missing master key; a real deployment creates it once, on purpose.
+    if config.demo && !config.master_key_file.exists() {
+        ops::registry::create_master_key(&config.master_key_file)?;
+    }
+    let master = ops::registry::load_master_key(&config.master_key_file)?;
     let registry = Registry::open(store.clone(), master)?;
     let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
         metrics::histogram!("ledger_batch_size").record(txs as f64);

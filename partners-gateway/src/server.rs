@@ -264,8 +264,45 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        .layer(axum::middleware::from_fn(harden))
         .with_state(app);
     (router, openapi)
+}
+
+/// Longest request id kept from a client; a longer one, or one with other characters than
+/// `A-Z a-z 0-9 - _ .`, is replaced by a fresh one (it is echoed and logged).
+pub const REQUEST_ID_LEN_MAX: usize = 64;
+
+/// Outermost: drops a client's request id unless it is short and plain (a fresh one is made),
+/// and adds the security headers to every answer. Answers carry balances and statements, so
+/// none may be cached.
+async fn harden(mut req: Request, next: Next) -> Response {
+    let plain = |v: &axum::http::HeaderValue| {
+        let b = v.as_bytes();
+        !b.is_empty()
+            && b.len() <= REQUEST_ID_LEN_MAX
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+    };
+    if req.headers().get("x-request-id").is_some_and(|v| !plain(v)) {
+        req.headers_mut().remove("x-request-id");
+    }
+    let mut res = next.run(req).await;
+    let h = res.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'none'; frame-ancestors 'none'",
+        ),
+        ("cache-control", "no-store"),
+    ] {
+        h.entry(name)
+            .or_insert(axum::http::HeaderValue::from_static(value));
+    }
+    res
 }
 
 /// Counts requests by route, method, partner and status, and times them.

@@ -215,3 +215,86 @@ async fn timestamps_at_the_ends_of_i64_are_stale_and_nonces_keep_to_their_charse
         assert_eq!((a.status.as_u16(), a.problem()), (401, problem), "{nonce}");
     }
 }
+
+/// A missing master key file was silently created anew (a wrong path changed every partner's
+/// secret), an existing one's permissions were never checked, and the data directory and
+/// store files were readable by others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_master_key_is_never_created_silently_and_must_be_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    config.demo = false;
+    let missing = partners_gateway::start(config.clone()).await;
+    let why = format!("{:#}", missing.err().expect("refused"));
+    assert!(why.contains("init-key"), "{why}");
+    assert!(!config.master_key_file.exists(), "nothing was created");
+
+    partners_gateway::ops::registry::create_master_key(&config.master_key_file).expect("create");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&config.master_key_file), 0o600);
+    std::fs::set_permissions(
+        &config.master_key_file,
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .expect("chmod");
+    let open = partners_gateway::start(config.clone()).await;
+    let why = format!("{:#}", open.err().expect("refused"));
+    assert!(why.contains("chmod 600"), "{why}");
+
+    std::fs::set_permissions(
+        &config.master_key_file,
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    let running = partners_gateway::start(config.clone())
+        .await
+        .expect("starts");
+    assert_eq!(mode(&config.data), 0o700);
+    running.stop().await.expect("stops");
+    for entry in std::fs::read_dir(&config.data).expect("list") {
+        let path = entry.expect("entry").path();
+        if path.is_file() {
+            assert_eq!(mode(&path) & 0o077, 0, "{} is private", path.display());
+        }
+    }
+}
+
+/// A client's request id was echoed and logged as sent (8,000 characters were accepted), and
+/// answers had no security headers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_ids_are_bounded_and_answers_carry_security_headers() {
+    let gw = Gw::start().await;
+    let long = "a".repeat(8_000);
+    for (sent, kept) in [
+        ("trace-123.abc_DEF", true),
+        (long.as_str(), false),
+        ("bad id with spaces", false),
+        ("<script>", false),
+    ] {
+        let a = gw
+            .raw(
+                "GET",
+                "/healthz",
+                vec![("x-request-id".into(), sent.into())],
+                Vec::new(),
+            )
+            .await;
+        let echoed = a.headers["x-request-id"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert_eq!(echoed == sent, kept, "{sent:.20}");
+        assert!(echoed.len() <= 64);
+    }
+    let a = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("cache-control", "no-store"),
+        ("referrer-policy", "no-referrer"),
+    ] {
+        assert_eq!(a.headers[name], value, "{name}");
+    }
+}

@@ -3,13 +3,39 @@
 use super::random_hex;
 use std::path::Path;
 
-/// Reads the master key from `path` (64 hex characters), creating it with mode 0600 if absent.
-pub fn load_or_create_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+/// Creates a new master key at `path` (mode 0600), refusing to overwrite one: every partner's
+/// secret derives from it, so a new key is a new set of secrets.
+pub fn create_master_key(path: &Path) -> anyhow::Result<()> {
     use anyhow::Context;
-    if !path.exists() {
-        write_private(path, &random_hex(32), true)
-            .with_context(|| format!("creating master key {}", path.display()))?;
+    write_private(path, &random_hex(32), true)
+        .with_context(|| format!("creating master key {}", path.display()))
+}
+
+/// Reads the master key at `path`. A missing file is an error, never created silently (a wrong
+/// path would otherwise change every partner's secret, or make replicas disagree), and so is a
+/// file that group or others may read.
+pub fn load_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
+    use anyhow::Context;
+    let meta = std::fs::metadata(path).with_context(|| {
+        format!(
+            "reading master key {}: create it once with `partners-gateway init-key --file {}` \
+             (the demo creates its own)",
+            path.display(),
+            path.display()
+        )
+    })?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        anyhow::ensure!(
+            mode & 0o077 == 0,
+            "master key {} has mode {mode:o}: group or others may read it; chmod 600 it",
+            path.display()
+        );
     }
+    #[cfg(not(unix))]
+    let _ = meta;
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading master key {}", path.display()))?;
     let bytes = hex::decode(text.trim())

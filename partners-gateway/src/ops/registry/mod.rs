@@ -41,7 +41,7 @@ mod partners;
 mod rates;
 
 pub use keys::{random_hex, KeyRecord, KeyScope};
-pub use master_key::{load_or_create_master_key, write_private};
+pub use master_key::{create_master_key, load_master_key, write_private};
 pub use members::{
     LinkCode, LinkRefused, LINK_CODE_LEN, LINK_CODE_TTL_MS, MEMBER_REFERENCE_LEN_MAX,
 };

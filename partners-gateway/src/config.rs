@@ -16,6 +16,13 @@
 //! batch_commands_max = 1000
 //! clock_skew_seconds = 300
 //! nonce_cache_capacity = 20000000
+//!
+//! [connections]               # limits on connections and time (every field optional)
+//! max = 10000                 # open connections at once; more are closed at accept
+//! per_ip_max = 1000           # open connections from one address
+//! header_read_timeout_ms = 5000   # a client must send its request head within this
+//! request_timeout_ms = 30000  # a request must be answered within this (503 after)
+//! in_flight_max = 4096        # requests handled at once; more answer 503 at once
 //! ```
 
 use anyhow::Context;
@@ -49,6 +56,35 @@ pub enum LogFormat {
     Json,
 }
 
+/// Limits on connections and time: what a slow or greedy client can hold.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConnectionLimits {
+    /// Open connections at once; more are closed at accept.
+    pub max: usize,
+    /// Open connections from one IP address.
+    pub per_ip_max: usize,
+    /// A client must send its whole request head within this many milliseconds.
+    pub header_read_timeout_ms: u64,
+    /// A request must be answered within this many milliseconds (then 503; a command it
+    /// submitted may still commit, and a retry with its reference is safe).
+    pub request_timeout_ms: u64,
+    /// Requests handled at once; more answer 503 `overloaded` at once.
+    pub in_flight_max: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max: 10_000,
+            per_ip_max: 1_000,
+            header_read_timeout_ms: 5_000,
+            request_timeout_ms: 30_000,
+            in_flight_max: 4_096,
+        }
+    }
+}
+
 /// The settings file; every field optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +104,7 @@ struct FileConfig {
     batch_commands_max: Option<usize>,
     clock_skew_seconds: Option<u64>,
     nonce_cache_capacity: Option<usize>,
+    connections: Option<ConnectionLimits>,
     demo: Option<bool>,
     demo_members: Option<u64>,
 }
@@ -172,6 +209,8 @@ pub struct Config {
     pub clock_skew_seconds: u64,
     /// Nonce cache bound.
     pub nonce_cache_capacity: usize,
+    /// Limits on connections and time.
+    pub connections: ConnectionLimits,
     /// Seed the demo coalition.
     pub demo: bool,
     /// Demo members.
@@ -199,6 +238,7 @@ impl Config {
             batch_commands_max: 1000,
             clock_skew_seconds: 300,
             nonce_cache_capacity: 1_000_000,
+            connections: ConnectionLimits::default(),
             demo: true,
             demo_members: 50,
             seconds: None,
@@ -291,6 +331,7 @@ impl Config {
                 .nonce_cache_capacity
                 .or(file.nonce_cache_capacity)
                 .unwrap_or(20_000_000),
+            connections: file.connections.unwrap_or_default(),
             demo: args.demo || file.demo.unwrap_or(false),
             demo_members: args.demo_members.or(file.demo_members).unwrap_or(3000),
             seconds: args.seconds,

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod listener;
 pub mod ops;
 pub mod programme;
 pub mod server;
@@ -271,16 +272,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
     }
     let (router, _) = server::router(app.clone());
+    let connections = config.connections;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let drain = app.clone();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-                drain.start_draining();
-            })
-            .await
-            .context("serving")?;
+        listener::serve(listener, router, connections, async move {
+            let _ = stopped.await;
+            drain.start_draining();
+        })
+        .await;
         // Connection tasks and blocking reads may still hold the state for a moment after the
         // listener closes; the committer is drained once they let go.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -423,6 +423,8 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         Limits {
             body_bytes_max: config.body_bytes_max,
             batch_commands_max: config.batch_commands_max,
+            request_timeout: Duration::from_millis(config.connections.request_timeout_ms.max(1)),
+            in_flight_max: config.connections.in_flight_max.max(1),
         },
         server::metrics_handle(),
     )))

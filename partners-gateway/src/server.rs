@@ -264,6 +264,7 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
                 )
                 .layer(PropagateRequestIdLayer::x_request_id()),
         )
+        .layer(axum::middleware::from_fn_with_state(app.clone(), bound))
         .layer(axum::middleware::from_fn(harden))
         .with_state(app);
     (router, openapi)
@@ -303,6 +304,32 @@ async fn harden(mut req: Request, next: Next) -> Response {
             .or_insert(axum::http::HeaderValue::from_static(value));
     }
     res
+}
+
+/// Bounds each request in number and time: beyond `in_flight_max` requests at once, or past
+/// the request timeout (slow bodies included), the answer is 503 with `Retry-After`.
+async fn bound(State(app): State<AppState>, req: Request, next: Next) -> Response {
+    let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
+        metrics::counter!("requests_shed_total", "why" => "in_flight").increment(1);
+        return OpError::new(
+            Kind::Overloaded,
+            "too many requests in flight; retry shortly",
+        )
+        .retry_after(1)
+        .into_response();
+    };
+    match tokio::time::timeout(app.limits.request_timeout, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => {
+            metrics::counter!("requests_shed_total", "why" => "timeout").increment(1);
+            OpError::new(
+                Kind::Unavailable,
+                "the request took too long; retry with the same reference",
+            )
+            .retry_after(1)
+            .into_response()
+        }
+    }
 }
 
 /// Counts requests by route, method, partner and status, and times them.

@@ -298,3 +298,67 @@ async fn request_ids_are_bounded_and_answers_carry_security_headers() {
         assert_eq!(a.headers[name], value, "{name}");
     }
 }
+
+async fn get_healthz_from(local: &str, addr: std::net::SocketAddr) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(format!("{local}:0").parse().expect("address"))?;
+    let mut stream = socket.connect(addr).await?;
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8_lossy(&answer).into_owned())
+}
+
+/// 300 connections that sent their headers slowly all stayed open, and with few file
+/// descriptors the health check timed out. Now connections are capped in all and per address,
+/// and a request head that does not arrive in time closes its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gw::start_with(|c| {
+        c.connections = partners_gateway::config::ConnectionLimits {
+            max: 64,
+            per_ip_max: 32,
+            header_read_timeout_ms: 1_000,
+            request_timeout_ms: 30_000,
+            in_flight_max: 4_096,
+        }
+    })
+    .await;
+    let addr: std::net::SocketAddr = gw
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        // Part of a request head, and then nothing.
+        let _ = s
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: slow\r\n")
+            .await;
+        slow.push(s);
+    }
+    // Another address still gets an answer at once.
+    let started = std::time::Instant::now();
+    let answer = get_healthz_from("127.0.0.2", addr).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    // Beyond the per-address cap, connections were closed at once; within it, after the
+    // header-read timeout. Every slow connection ends.
+    let mut closed = 0;
+    for s in &mut slow {
+        let mut buf = [0u8; 256];
+        let read = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf)).await;
+        if matches!(read, Ok(Ok(_)) | Ok(Err(_))) {
+            closed += 1;
+        }
+    }
+    assert_eq!(closed, 300, "every slow connection was closed");
+    // With them gone, the capped address is served again.
+    let answer = get_healthz_from("127.0.0.1", addr).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
+}

@@ -154,6 +154,33 @@ pub fn verify(
     })
 }
 
+/// What can be checked of a signed request before its body is read: the four headers are
+/// there, and the key exists and is not revoked.
+pub fn precheck(registry: &Registry, headers: &axum::http::HeaderMap) -> Result<(), OpError> {
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let (Some(key_id), Some(_), Some(_), Some(_)) = (
+        header(KEY_ID),
+        header(TIMESTAMP),
+        header(NONCE),
+        header(SIGNATURE),
+    ) else {
+        return Err(OpError::new(
+            Kind::Unauthenticated,
+            format!("sign the request: send {KEY_ID}, {TIMESTAMP}, {NONCE} and {SIGNATURE}"),
+        ));
+    };
+    let key = registry
+        .key(key_id)
+        .ok_or_else(|| OpError::new(Kind::UnknownKey, format!("unknown key id {key_id:?}")))?;
+    if key.revoked_at_ms.is_some() {
+        return Err(OpError::new(
+            Kind::KeyRevoked,
+            format!("key {key_id} was revoked"),
+        ));
+    }
+    Ok(())
+}
+
 /// Records `req`'s nonce as seen, or refuses a replay. Called after the partner's rate limit
 /// admitted the request, so that refused requests never fill the cache (one throttled partner
 /// could otherwise lock every partner out).

@@ -19,6 +19,10 @@ pub struct Limits {
     pub body_bytes_max: usize,
     /// Most commands in one batch request.
     pub batch_commands_max: usize,
+    /// A request must be answered within this.
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once.
+    pub in_flight_max: usize,
 }
 
 /// Everything a handler needs.
@@ -33,6 +37,8 @@ pub struct App {
     pub metrics: PrometheusHandle,
     limiters: Mutex<HashMap<u32, PartnerLimiter>>,
     draining: AtomicBool,
+    /// One permit per request being handled.
+    pub in_flight: Arc<tokio::sync::Semaphore>,
 }
 
 /// A partner's limiter and the (rate, burst) it was built for.
@@ -49,6 +55,7 @@ impl App {
             nonces,
             limits,
             metrics,
+            in_flight: Arc::new(tokio::sync::Semaphore::new(limits.in_flight_max)),
             limiters: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
         }

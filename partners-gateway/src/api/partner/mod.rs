@@ -58,6 +58,9 @@ async fn authenticate(
     next: Next,
 ) -> Result<Response, OpError> {
     let (mut parts, body) = req.into_parts();
+    // The signature headers and the key are checked before the body is read: a request that
+    // cannot be genuine costs no body read and no hashing.
+    auth::precheck(&app.ops.registry, &parts.headers)?;
     let bytes = axum::body::to_bytes(body, app.limits.body_bytes_max)
         .await
         .map_err(|_| {

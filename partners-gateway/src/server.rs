@@ -373,15 +373,30 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, OpError> {
     Ok("ready")
 }
 
-/// Prometheus text exposition.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain")))]
-async fn metrics_text(State(app): State<AppState>) -> Response {
+/// Prometheus text exposition, for an operator or finance token (the counters show each
+/// partner's volumes, which other partners must not see).
+#[utoipa::path(get, path = "/metrics", tag = "service",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"),
+        (status = 401, body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn metrics_text(
+    State(app): State<AppState>,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, OpError> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = crate::api::signature::bearer(header)?;
+    app.ops
+        .registry
+        .operator(token)
+        .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
     metrics::gauge!("ledger_queue_depth").set(app.ops.ledger.queue_depth() as f64);
     app.metrics.run_upkeep();
-    (
+    Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         app.metrics.render(),
     )
-        .into_response()
+        .into_response())
 }

@@ -163,9 +163,21 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
         .status,
         422
     );
+    // The metrics show each partner's volumes: no token, no metrics; a partner's signature is
+    // not enough either.
+    let anonymous = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let as_partner = gw.partner(2, "GET", "/metrics", None).await;
+    assert_eq!(as_partner.status, 401);
     let res = gw
         .http
         .get(format!("{}/metrics", gw.base))
+        .bearer_auth(gw.cred("FINANCE_TOKEN"))
         .send()
         .await
         .unwrap();

@@ -129,10 +129,12 @@ pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     }
     let operator = app
         .registry
-        .create_operator("demo-operator", Role::Operator)?;
+        .create_operator("demo-operator", Role::Operator, None)?
+        .0;
     let finance = app
         .registry
-        .create_operator("demo-finance", Role::Finance)?;
+        .create_operator("demo-finance", Role::Finance, None)?
+        .0;
     env.push_str(&format!(
         "OPERATOR_TOKEN={operator}\nFINANCE_TOKEN={finance}\n"
     ));

@@ -19,7 +19,7 @@ use api::state::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, ServeArgs};
 use ledger::store::{Engine, EngineSpec};
-use ledger::{CommitterConfig, Ledger, LedgerConfig};
+use ledger::{CommitterConfig, Ledger, LedgerConfig, Timestamp};
 use ops::registry::{Registry, Role};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -52,6 +52,9 @@ enum Cmd {
         /// `operator` or `finance`.
         #[arg(long, default_value = "operator")]
         role: String,
+        /// The token stops working after this many days [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u16>,
         /// The master key file the service uses [default: DATA/gateway-master.key].
         #[arg(long)]
         master_key_file: Option<PathBuf>,
@@ -98,6 +101,7 @@ pub fn run_cli() -> anyhow::Result<()> {
             data,
             name,
             role,
+            expires_in_days,
             master_key_file,
             store,
             fdb_subspace,
@@ -111,7 +115,10 @@ pub fn run_cli() -> anyhow::Result<()> {
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
             let master = ops::registry::load_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
-            println!("{}", registry.create_operator(&name, role)?);
+            let expires = expires_in_days.map(|d| Timestamp::now().0 + i64::from(d) * 86_400_000);
+            let (token, id) = registry.create_operator(&name, role, expires)?;
+            eprintln!("operator token {id} for {name:?}; shown once:");
+            println!("{token}");
             Ok(())
         }
         Cmd::InitKey { file } => {

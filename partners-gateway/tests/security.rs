@@ -362,3 +362,58 @@ async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering(
     let answer = get_healthz_from("127.0.0.1", addr).await.expect("answered");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
 }
+
+/// Operator tokens had no expiry and could not be listed or revoked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_tokens_are_listed_without_secrets_expire_and_are_revoked() {
+    let gw = Gw::start().await;
+    let created = gw
+        .op(
+            "POST",
+            "/admin/v1/operators",
+            Some(json!({"name": "ops-bahar", "role": "operator", "expires_in_days": 30})),
+        )
+        .await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    assert_eq!(created.headers["cache-control"], "no-store");
+    let token = created.body["token"].as_str().expect("token").to_string();
+    let id = created.body["id"].as_str().expect("id").to_string();
+    let expires = created.body["expires_at_ms"].as_i64().expect("expiry");
+    let days = (expires - created.body["created_at_ms"].as_i64().expect("created")) / 86_400_000;
+    assert_eq!(days, 30);
+
+    let list = gw
+        .bearer(
+            &gw.cred("FINANCE_TOKEN"),
+            "GET",
+            "/admin/v1/operators",
+            None,
+        )
+        .await;
+    assert_eq!(list.status, 200);
+    let text = list.body.to_string();
+    assert!(text.contains(&id) && text.contains("ops-bahar"));
+    assert!(!text.contains(&token), "no token is ever listed");
+    let finance_create = gw
+        .bearer(
+            &gw.cred("FINANCE_TOKEN"),
+            "POST",
+            "/admin/v1/operators",
+            Some(json!({"name": "x", "role": "operator"})),
+        )
+        .await;
+    assert_eq!(finance_create.status, 403, "finance reads only");
+
+    let works = gw.bearer(&token, "GET", "/admin/v1/partners", None).await;
+    assert_eq!(works.status, 200);
+    let revoked = gw
+        .op("POST", &format!("/admin/v1/operators/{id}/revoke"), None)
+        .await;
+    assert_eq!(revoked.status, 200, "{:?}", revoked.body);
+    assert!(revoked.body["revoked_at_ms"].as_i64().is_some());
+    let refused = gw.bearer(&token, "GET", "/admin/v1/partners", None).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.problem()),
+        (401, "unknown-key")
+    );
+}

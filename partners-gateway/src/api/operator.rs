@@ -40,6 +40,8 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(account))
         .routes(routes!(audit))
         .routes(routes!(link_code))
+        .routes(routes!(list_operators, create_operator))
+        .routes(routes!(revoke_operator))
         .route_layer(axum::middleware::from_fn_with_state(app, authenticate))
 }
 
@@ -540,4 +542,120 @@ async fn link_code(
         axum::http::HeaderValue::from_static("no-store"),
     );
     Ok(res)
+}
+
+/// An operator credential as operators see it: never the token.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct OperatorView {
+    /// Public id (the first 16 hex digits of the token's hash).
+    pub id: String,
+    /// Who holds it.
+    pub name: String,
+    /// `operator` or `finance`.
+    pub role: Role,
+    /// Created, ms since the Unix epoch.
+    pub created_at_ms: i64,
+    /// Stops working at, ms since the Unix epoch; absent: never.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
+    /// Revoked at, ms since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoked_at_ms: Option<i64>,
+}
+
+impl OperatorView {
+    fn of(id: String, r: OperatorRecord) -> Self {
+        OperatorView {
+            id,
+            name: r.name,
+            role: r.role,
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            revoked_at_ms: r.revoked_at_ms,
+        }
+    }
+}
+
+/// A new operator credential.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewOperatorRequest {
+    /// Who holds it (recorded on what they change).
+    #[schema(min_length = 1, max_length = 128, pattern = "\\S")]
+    pub name: String,
+    /// `operator` or `finance`.
+    pub role: Role,
+    /// The token stops working after this many days; omit for never.
+    #[schema(minimum = 1, maximum = 3650)]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
+    pub expires_in_days: Option<u32>,
+}
+
+/// A new operator credential: the token is shown here once.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NewOperatorView {
+    /// The credential.
+    #[serde(flatten)]
+    pub operator: OperatorView,
+    /// The bearer token.
+    pub token: String,
+}
+
+/// Every operator credential, live or not, without tokens.
+#[utoipa::path(get, path = "/admin/v1/operators", tag = "operator",
+    responses((status = 200, body = Vec<OperatorView>),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn list_operators(State(app): State<AppState>) -> JsonResult<Vec<OperatorView>> {
+    let all = app.ops.registry.operators();
+    Ok(Json(
+        all.into_iter()
+            .map(|(id, r)| OperatorView::of(id, r))
+            .collect(),
+    ))
+}
+
+/// Create an operator credential; its token is in this answer only.
+#[utoipa::path(post, path = "/admin/v1/operators", tag = "operator",
+    request_body = NewOperatorRequest,
+    responses((status = 201, body = NewOperatorView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn create_operator(
+    State(app): State<AppState>,
+    ApiJson(r): ApiJson<NewOperatorRequest>,
+) -> Result<Response, OpError> {
+    let ops = app.ops.clone();
+    let (name, role, days) = (r.name, r.role, r.expires_in_days);
+    let (token, id) = blocking(move || op::create_operator(&ops, &name, role, days)).await?;
+    let record = app
+        .ops
+        .registry
+        .operators()
+        .into_iter()
+        .find(|(i, _)| *i == id)
+        .map(|(_, r)| r)
+        .ok_or_else(|| OpError::new(Kind::Internal, "the new operator is not listed"))?;
+    let view = NewOperatorView {
+        operator: OperatorView::of(id, record),
+        token,
+    };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// Revoke an operator credential: its token stops working at once on this gateway (within the
+/// registry refresh on others).
+#[utoipa::path(post, path = "/admin/v1/operators/{id}/revoke", tag = "operator",
+    params(("id" = String, Path, description = "The credential's public id")),
+    responses((status = 200, body = OperatorView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn revoke_operator(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+) -> JsonResult<OperatorView> {
+    let ops = app.ops.clone();
+    let key = id.clone();
+    let rec = blocking(move || op::revoke_operator(&ops, &key)).await?;
+    Ok(Json(OperatorView::of(id, rec)))
 }

@@ -398,3 +398,40 @@ pub fn issue_link_code(
         .issue_link_code(m, Timestamp::now().0, operator, reason)
         .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
 }
+
+/// Longest life of an operator token, in days.
+pub const OPERATOR_TOKEN_DAYS_MAX: u32 = 3_650;
+
+/// Creates an operator credential for `name` with `role`, expiring after `expires_in_days`
+/// (never when `None`): its token (shown once) and public id. Blocking.
+pub fn create_operator(
+    ops: &Ops,
+    name: &str,
+    role: super::registry::Role,
+    expires_in_days: Option<u32>,
+) -> Result<(String, String), OpError> {
+    if name.trim().is_empty() || name.chars().count() > PARTNER_NAME_LEN_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("name must be 1 to {PARTNER_NAME_LEN_MAX} characters, not all spaces"),
+        ));
+    }
+    if expires_in_days.is_some_and(|d| d == 0 || d > OPERATOR_TOKEN_DAYS_MAX) {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("expires_in_days must be 1 to {OPERATOR_TOKEN_DAYS_MAX}"),
+        ));
+    }
+    let expires = expires_in_days.map(|d| Timestamp::now().0 + i64::from(d) * 86_400_000);
+    ops.registry
+        .create_operator(name, role, expires)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
+}
+
+/// Revokes the operator credential `id`. Blocking.
+pub fn revoke_operator(ops: &Ops, id: &str) -> Result<super::registry::OperatorRecord, OpError> {
+    ops.registry
+        .revoke_operator(id)
+        .map_err(|e| OpError::new(Kind::Internal, e.to_string()))?
+        .ok_or_else(|| OpError::new(Kind::NotFound, format!("no operator token {id}")))
+}

@@ -45,7 +45,7 @@ pub use master_key::{create_master_key, load_master_key, write_private};
 pub use members::{
     LinkCode, LinkRefused, LINK_CODE_LEN, LINK_CODE_TTL_MS, MEMBER_REFERENCE_LEN_MAX,
 };
-pub use operators::{OperatorRecord, Role};
+pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 
 /// Attempts of a registry transaction before it fails as contended.
@@ -207,6 +207,21 @@ mod tests {
             Registry::open(store.clone(), master).expect("registry a"),
             Registry::open(store, master).expect("registry b"),
         )
+    }
+
+    #[test]
+    fn an_operator_token_works_until_it_expires_or_is_revoked() {
+        let rec = |expires, revoked| OperatorRecord {
+            name: "ops".into(),
+            role: Role::Operator,
+            created_at_ms: 0,
+            expires_at_ms: expires,
+            revoked_at_ms: revoked,
+        };
+        assert!(rec(None, None).is_live(i64::MAX));
+        assert!(rec(Some(100), None).is_live(99));
+        assert!(!rec(Some(100), None).is_live(100));
+        assert!(!rec(None, Some(5)).is_live(0));
     }
 
     #[test]

@@ -417,3 +417,42 @@ async fn operator_tokens_are_listed_without_secrets_expire_and_are_revoked() {
         (401, "unknown-key")
     );
 }
+
+/// One rate-limit check covered a batch of up to 1,000 commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_of_a_batch_counts_against_the_partners_rate() {
+    let gw = Gw::start().await;
+    let slow = json!({"name": "FuelCo stations", "currency": "EUR",
+        "issuance_price_per_point": "0.010", "redemption_price_per_point": "0.007",
+        "points_validity_days": 730, "requests_per_second": 10, "burst": 10});
+    assert_eq!(
+        gw.op("PUT", "/admin/v1/partners/2", Some(slow))
+            .await
+            .status,
+        200
+    );
+    let batch = |n: usize, tag: &str| {
+        let commands: Vec<_> = (0..n)
+            .map(|i| {
+                json!({"op": "earn", "reference": format!("{tag}-{i}"), "member": "FC000042",
+                "amount": {"value": "1", "unit": "litre"}})
+            })
+            .collect();
+        json!({ "commands": commands })
+    };
+    let big = gw
+        .partner(2, "POST", "/v1/batch", Some(batch(50, "BIG")))
+        .await;
+    assert_eq!((big.status.as_u16(), big.problem()), (429, "rate-limited"));
+    let first = gw
+        .partner(2, "POST", "/v1/batch", Some(batch(8, "A")))
+        .await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let second = gw
+        .partner(2, "POST", "/v1/batch", Some(batch(8, "B")))
+        .await;
+    assert_eq!(
+        (second.status.as_u16(), second.problem()),
+        (429, "rate-limited")
+    );
+}

@@ -63,6 +63,15 @@ impl App {
 
     /// Takes one request from `partner`'s allowance, or says when to retry.
     pub fn admit(&self, partner: &PartnerRecord) -> Result<(), OpError> {
+        self.admit_n(partner, 1)
+    }
+
+    /// Takes `n` commands from `partner`'s allowance (a batch counts each of its commands), or
+    /// says when to retry.
+    pub fn admit_n(&self, partner: &PartnerRecord, n: u32) -> Result<(), OpError> {
+        let Some(n) = NonZeroU32::new(n) else {
+            return Ok(());
+        };
         let limiter = {
             let mut map = self.limiters.lock().expect("limiter lock");
             let entry = map.entry(partner.id).or_insert_with(|| {
@@ -81,19 +90,24 @@ impl App {
             }
             entry.2.clone()
         };
-        limiter.check().map_err(|not_until| {
-            let wait = not_until.wait_time_from(governor::clock::Clock::now(
-                &governor::clock::DefaultClock::default(),
-            ));
+        let limited = |wait: std::time::Duration| {
             OpError::new(
                 Kind::RateLimited,
                 format!(
-                    "partner {} is limited to {} requests per second",
-                    partner.id, partner.requests_per_second
+                    "partner {} is limited to {} commands per second (a batch counts each, up to a burst of {})",
+                    partner.id, partner.requests_per_second, partner.burst
                 ),
             )
             .retry_after(wait.as_secs().max(1))
-        })
+        };
+        match limiter.check_n(n) {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(not_until)) => Err(limited(not_until.wait_time_from(
+                governor::clock::Clock::now(&governor::clock::DefaultClock::default()),
+            ))),
+            // More commands at once than the burst allows: never admissible as one request.
+            Err(_) => Err(limited(std::time::Duration::from_secs(1))),
+        }
     }
 
     /// Marks the gateway as draining: `/readyz` fails so load balancers stop sending.

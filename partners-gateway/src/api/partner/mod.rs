@@ -331,6 +331,9 @@ async fn batch(
     ApiJson(r): ApiJson<BatchRequest>,
 ) -> JsonResult<BatchResponse> {
     let commands: Vec<PartnerCommand> = r.commands.into_iter().map(Into::into).collect();
+    // The signature check charged one; each further command counts against the rate too.
+    let extra = u32::try_from(commands.len().saturating_sub(1)).unwrap_or(u32::MAX);
+    app.admit_n(&app.partner(caller.partner)?, extra)?;
     let read = |ops: Arc<Ops>, caller: PartnerCaller, c: PartnerCommand| async move {
         blocking(move || Ok(op::prepare(&ops, &caller, &c))).await
     };

@@ -74,6 +74,9 @@ pub mod gateway {
     pub const NEXT_RATE: u8 = b'v';
     /// One-time member link codes: `G c ++ sha256(code)`.
     pub const LINK_CODE: u8 = b'c';
+    /// The nonce journal: `G N ++ gateway (u64) ++ sequence (u64)`, each value a batch of
+    /// spent nonces (their 128-bit hashes) with the time it was written.
+    pub const NONCE: u8 = b'N';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -10,6 +10,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod listener;
+pub mod nonce_journal;
 pub mod ops;
 pub mod programme;
 pub mod server;
@@ -259,6 +260,15 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     if config.writer == config::WriterPath::Cluster {
         refresh_registry(Arc::downgrade(&app));
     }
+    // Every nonce accepted within the replay window, by any gateway, is known before serving.
+    let journal = tokio::task::spawn_blocking({
+        let app = app.clone();
+        move || nonce_journal::NonceJournal::open(&app)
+    })
+    .await
+    .context("nonce journal task")??;
+    let journal = Arc::new(std::sync::Mutex::new(journal));
+    nonce_journal::spawn(Arc::downgrade(&app), journal.clone());
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)
@@ -288,6 +298,16 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             drain.start_draining();
         })
         .await;
+        // The nonces accepted since the last flush reach the journal before the stop.
+        let flush = {
+            let (app, journal) = (app.clone(), journal.clone());
+            tokio::task::spawn_blocking(move || {
+                journal.lock().expect("nonce journal lock").tick(&app)
+            })
+        };
+        if let Ok(Err(e)) = flush.await {
+            tracing::warn!(error = %e, "the last nonce journal flush failed");
+        }
         // Connection tasks and blocking reads may still hold the state for a moment after the
         // listener closes; the committer is drained once they let go.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

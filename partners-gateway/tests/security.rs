@@ -456,3 +456,36 @@ async fn every_command_of_a_batch_counts_against_the_partners_rate() {
         (429, "rate-limited")
     );
 }
+
+/// A signed request captured before a restart was accepted again after it. Accepted nonces
+/// are now journaled in the store and learned at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_replayed_after_a_restart_is_refused() {
+    let gw = Gw::start().await;
+    let (key, secret) = (gw.cred("SKYWAYS_KEY_ID"), gw.cred("SKYWAYS_SECRET"));
+    let target = "/v1/members/FF000042";
+    let ts = common::now_s().to_string();
+    let nonce = format!("n-{}", common::hex_random());
+    let captured = common::sign_headers(&key, &secret, "GET", target, &ts, &nonce, b"");
+    let first = gw.raw("GET", target, captured.clone(), Vec::new()).await;
+    assert_eq!(first.status, 200, "{:?}", first.body);
+    let again = gw.raw("GET", target, captured.clone(), Vec::new()).await;
+    assert_eq!(
+        (again.status.as_u16(), again.problem()),
+        (401, "replayed-nonce")
+    );
+
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    let replay = gw.raw("GET", target, captured, Vec::new()).await;
+    assert_eq!(
+        (replay.status.as_u16(), replay.problem()),
+        (401, "replayed-nonce"),
+        "{:?}",
+        replay.body
+    );
+    // A fresh request is served as usual.
+    let fresh = gw.partner(1, "GET", target, None).await;
+    assert_eq!(fresh.status, 200);
+}

@@ -203,6 +203,8 @@ pub struct NonceCache {
     skew: Duration,
     shard_capacity: usize,
     shards: Vec<Mutex<Generations>>,
+    /// Nonces accepted here and not yet written to the nonce journal.
+    pending: Mutex<Vec<u128>>,
 }
 
 struct Generations {
@@ -227,6 +229,24 @@ impl NonceCache {
             skew,
             shard_capacity: capacity.div_ceil(NONCE_SHARDS).max(1),
             shards,
+            pending: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Up to `max` nonces accepted since the last call, for the nonce journal.
+    pub fn take_pending(&self, max: usize) -> Vec<u128> {
+        let mut p = self.pending.lock().expect("pending nonces lock");
+        let n = p.len().min(max);
+        p.drain(..n).collect()
+    }
+
+    /// Marks nonces another gateway (or this one before a restart) accepted as seen.
+    pub fn learn(&self, ids: &[u128]) {
+        for id in ids {
+            let mut g = self.shards[(*id as usize) % NONCE_SHARDS]
+                .lock()
+                .expect("nonce shard lock");
+            g.current.insert(*id);
         }
     }
 
@@ -264,6 +284,8 @@ impl NonceCache {
             );
         }
         g.current.insert(id);
+        drop(g);
+        self.pending.lock().expect("pending nonces lock").push(id);
         Ok(())
     }
 }

@@ -36,6 +36,7 @@ use ledger::keys::GATEWAY as PREFIX;
 mod keys;
 mod master_key;
 mod members;
+mod nonces;
 mod operators;
 mod partners;
 mod rates;
@@ -45,6 +46,7 @@ pub use master_key::{create_master_key, load_master_key, write_private};
 pub use members::{
     LinkCode, LinkRefused, LINK_CODE_LEN, LINK_CODE_TTL_MS, MEMBER_REFERENCE_LEN_MAX,
 };
+pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 
@@ -207,6 +209,36 @@ mod tests {
             Registry::open(store.clone(), master).expect("registry a"),
             Registry::open(store, master).expect("registry b"),
         )
+    }
+
+    #[test]
+    fn gateways_sharing_a_store_learn_each_others_nonces_and_old_batches_are_cleared() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        let batch = |at_ms, hashes: Vec<u128>| NonceBatch { at_ms, hashes };
+        a.write_nonces(1, 0, &batch(1_000, vec![11, 12]))
+            .expect("write");
+        a.write_nonces(1, 1, &batch(5_000, vec![13]))
+            .expect("write");
+        b.write_nonces(2, 0, &batch(5_000, vec![21]))
+            .expect("write");
+        // Gateway 2 reads gateway 1's batches within the window, not its own.
+        let seen = b.read_nonces(2, 0, &HashMap::new()).expect("read");
+        let got: Vec<(u64, u64, Vec<u128>)> =
+            seen.into_iter().map(|(g, s, b)| (g, s, b.hashes)).collect();
+        assert_eq!(got, vec![(1, 0, vec![11, 12]), (1, 1, vec![13])]);
+        // Only what is new since the last read, and only within the window.
+        let after: HashMap<u64, u64> = [(1, 0)].into();
+        let seen = b.read_nonces(2, 0, &after).expect("read");
+        assert_eq!(seen.len(), 1);
+        assert!(b
+            .read_nonces(2, 2_000, &HashMap::new())
+            .expect("read")
+            .iter()
+            .all(|x| x.2.at_ms >= 2_000));
+        assert_eq!(a.forget_nonces(2_000).expect("forget"), 1);
+        let left = a.read_nonces(0, 0, &HashMap::new()).expect("read");
+        assert_eq!(left.len(), 2, "the batch of 1,000 ms is gone");
     }
 
     #[test]

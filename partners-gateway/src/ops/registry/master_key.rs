@@ -13,7 +13,8 @@ pub fn create_master_key(path: &Path) -> anyhow::Result<()> {
 
 /// Reads the master key at `path`. A missing file is an error, never created silently (a wrong
 /// path would otherwise change every partner's secret, or make replicas disagree), and so is a
-/// file that group or others may read.
+/// file that others (not its owner or group) may read. (Group read is allowed: Kubernetes
+/// mounts secrets owned by root with the pod's group.)
 pub fn load_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
     use anyhow::Context;
     let meta = std::fs::metadata(path).with_context(|| {
@@ -29,8 +30,8 @@ pub fn load_master_key(path: &Path) -> anyhow::Result<[u8; 32]> {
         use std::os::unix::fs::PermissionsExt;
         let mode = meta.permissions().mode() & 0o777;
         anyhow::ensure!(
-            mode & 0o077 == 0,
-            "master key {} has mode {mode:o}: group or others may read it; chmod 600 it",
+            mode & 0o007 == 0,
+            "master key {} has mode {mode:o}: others may read it; chmod 600 it",
             path.display()
         );
     }

@@ -490,3 +490,36 @@ async fn a_request_replayed_after_a_restart_is_refused() {
     let fresh = gw.partner(1, "GET", target, None).await;
     assert_eq!(fresh.status, 200);
 }
+
+/// The replay cache's fill is a metric (with an alert in deploy/docker/alerts.yml).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replay_cache_reports_its_fill() {
+    let gw = Gw::start_with(|c| c.nonce_cache_capacity = 4_096).await;
+    for _ in 0..5 {
+        assert_eq!(
+            gw.partner(1, "GET", "/v1/members/FF000042", None)
+                .await
+                .status,
+            200
+        );
+    }
+    let text = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .bearer_auth(gw.cred("FINANCE_TOKEN"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {text}"))
+    };
+    assert_eq!(value("nonce_cache_capacity"), 4_096.0);
+    assert!(value("nonce_cache_entries") >= 5.0);
+}

@@ -60,7 +60,7 @@ async fn authenticate(
     let (mut parts, body) = req.into_parts();
     // The signature headers and the key are checked before the body is read: a request that
     // cannot be genuine costs no body read and no hashing.
-    auth::precheck(&app.ops.registry, &parts.headers)?;
+    let key = auth::precheck(&app.ops.registry, &parts.headers)?;
     let bytes = axum::body::to_bytes(body, app.limits.body_bytes_max)
         .await
         .map_err(|_| {
@@ -88,7 +88,7 @@ async fn authenticate(
         body: &bytes,
     };
     let now_s = Timestamp::now().0.div_euclid(1000);
-    let caller = auth::verify(&app.ops.registry, &app.nonces, &signed, now_s)?;
+    let caller = auth::verify(&app.ops.registry, key, &app.nonces, &signed, now_s)?;
     let partner = app.partner(caller.partner)?;
     // The rate limit before the nonce: a refused request must not take a place in the cache.
     app.admit(&partner)?;

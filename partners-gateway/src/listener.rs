@@ -20,6 +20,10 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 /// How long shutdown waits for open connections to finish.
 const DRAIN_MAX: Duration = Duration::from_secs(10);
 
+/// The address a request came from, set on every request by the accept loop.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// Open connections per peer address.
 #[derive(Default)]
 struct PerIp(Mutex<HashMap<IpAddr, usize>>);
@@ -63,7 +67,6 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)));
     builder.http2().timer(TokioTimer::new());
-    let service = TowerToHyperService::new(router);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -88,8 +91,16 @@ pub async fn serve(
             continue;
         }
         let _ = stream.set_nodelay(true);
+        // Each request carries its peer's address (for limits on unauthenticated traffic).
+        let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+            router.clone(),
+            move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(PeerAddr(peer));
+                req
+            },
+        ));
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
         let per_ip = per_ip.clone();

@@ -523,3 +523,49 @@ async fn the_replay_cache_reports_its_fill() {
     assert_eq!(value("nonce_cache_capacity"), 4_096.0);
     assert!(value("nonce_cache_entries") >= 5.0);
 }
+
+/// Unauthenticated traffic had no rate limit: an address that keeps failing authentication is
+/// now refused outright for a moment, and other addresses are not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_address_that_keeps_failing_authentication_is_refused_and_others_are_not() {
+    let gw = Gw::start().await;
+    let from = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<std::net::IpAddr>().expect("address"))
+            .build()
+            .expect("client")
+    };
+    let attacker = from("127.0.0.3");
+    let mut refused_outright = 0;
+    for i in 0..300 {
+        let r = attacker
+            .get(format!("{}/v1/members/FF000042", gw.base))
+            .header("x-key-id", "pk_unknown")
+            .header("x-timestamp", common::now_s().to_string())
+            .header("x-nonce", format!("nonce-{i:012}"))
+            .header("x-signature", "00")
+            .send()
+            .await
+            .expect("answered");
+        if r.status() == 429 {
+            refused_outright += 1;
+        } else {
+            assert_eq!(r.status(), 401);
+        }
+    }
+    assert!(
+        refused_outright > 100,
+        "the address was refused: {refused_outright}"
+    );
+    // Operator guesses count too.
+    let op = attacker
+        .get(format!("{}/admin/v1/partners", gw.base))
+        .bearer_auth("ot_guess")
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(op.status(), 429);
+    // Honest traffic from elsewhere is served.
+    let ok = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
+    assert_eq!(ok.status, 200);
+}

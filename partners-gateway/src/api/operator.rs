@@ -50,16 +50,23 @@ async fn authenticate(
     mut req: Request,
     next: Next,
 ) -> Result<Response, OpError> {
+    let peer = req
+        .extensions()
+        .get::<crate::listener::PeerAddr>()
+        .map(|p| p.0.ip());
+    app.check_address(peer)?;
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let token = auth::bearer(header)?;
-    let op = app
-        .ops
-        .registry
-        .operator(token)
-        .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
+    let token = auth::bearer(header).inspect_err(|_| app.failed_authentication(peer))?;
+    let Some(op) = app.ops.registry.operator(token) else {
+        app.failed_authentication(peer);
+        return Err(OpError::new(
+            Kind::UnknownKey,
+            "unknown operator token; send Authorization: Bearer <token>",
+        ));
+    };
     if op.role == Role::Finance && req.method() != Method::GET {
         return Err(OpError::new(
             Kind::ForbiddenRole,

@@ -39,7 +39,22 @@ pub struct App {
     draining: AtomicBool,
     /// One permit per request being handled.
     pub in_flight: Arc<tokio::sync::Semaphore>,
+    /// Failed authentications per address: over [`AUTH_FAILURES_PER_SECOND`] (burst
+    /// [`AUTH_FAILURES_BURST`]), the address is refused before any work for a moment.
+    auth_failures: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    /// Addresses refused until the given instant.
+    blocked: Mutex<HashMap<std::net::IpAddr, std::time::Instant>>,
 }
+
+/// Most addresses blocked at once.
+const BLOCKED_ADDRESSES_MAX: usize = 100_000;
+
+/// Failed authentications an address may make per second before it is refused outright.
+pub const AUTH_FAILURES_PER_SECOND: u32 = 20;
+/// ... and in a burst.
+pub const AUTH_FAILURES_BURST: u32 = 100;
+/// How long an address that failed too often is refused.
+pub const AUTH_BLOCK: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A partner's limiter and the (rate, burst) it was built for.
 type PartnerLimiter = (u32, u32, Arc<DefaultDirectRateLimiter>);
@@ -56,8 +71,48 @@ impl App {
             limits,
             metrics,
             in_flight: Arc::new(tokio::sync::Semaphore::new(limits.in_flight_max)),
+            auth_failures: RateLimiter::keyed(
+                Quota::per_second(NonZeroU32::new(AUTH_FAILURES_PER_SECOND).expect("non-zero"))
+                    .allow_burst(NonZeroU32::new(AUTH_FAILURES_BURST).expect("non-zero")),
+            ),
+            blocked: Mutex::new(HashMap::new()),
             limiters: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+        }
+    }
+
+    /// Refuses an address that failed authentication too often, for [`AUTH_BLOCK`].
+    pub fn check_address(&self, peer: Option<std::net::IpAddr>) -> Result<(), OpError> {
+        let Some(ip) = peer else { return Ok(()) };
+        let mut blocked = self.blocked.lock().expect("blocked lock");
+        match blocked.get(&ip) {
+            Some(until) if *until > std::time::Instant::now() => Err(OpError::new(
+                Kind::RateLimited,
+                "too many failed authentications from this address; retry shortly",
+            )
+            .retry_after(AUTH_BLOCK.as_secs().max(1))),
+            Some(_) => {
+                blocked.remove(&ip);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed authentication from `peer`; over the budget, blocks the address.
+    pub fn failed_authentication(&self, peer: Option<std::net::IpAddr>) {
+        let Some(ip) = peer else { return };
+        if self.auth_failures.check_key(&ip).is_err() {
+            metrics::counter!("addresses_blocked_total").increment(1);
+            let mut blocked = self.blocked.lock().expect("blocked lock");
+            // Bounded: expired entries go when the map would grow past a limit.
+            if blocked.len() >= BLOCKED_ADDRESSES_MAX {
+                let now = std::time::Instant::now();
+                blocked.retain(|_, until| *until > now);
+            }
+            if blocked.len() < BLOCKED_ADDRESSES_MAX {
+                blocked.insert(ip, std::time::Instant::now() + AUTH_BLOCK);
+            }
         }
     }
 

@@ -58,9 +58,16 @@ async fn authenticate(
     next: Next,
 ) -> Result<Response, OpError> {
     let (mut parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<crate::listener::PeerAddr>()
+        .map(|p| p.0.ip());
+    app.check_address(peer)?;
     // The signature headers and the key are checked before the body is read: a request that
     // cannot be genuine costs no body read and no hashing.
-    let key = auth::precheck(&app.ops.registry, &parts.headers)?;
+    let key = auth::precheck(&app.ops.registry, &parts.headers).inspect_err(|_| {
+        app.failed_authentication(peer);
+    })?;
     let bytes = axum::body::to_bytes(body, app.limits.body_bytes_max)
         .await
         .map_err(|_| {
@@ -88,7 +95,8 @@ async fn authenticate(
         body: &bytes,
     };
     let now_s = Timestamp::now().0.div_euclid(1000);
-    let caller = auth::verify(&app.ops.registry, key, &app.nonces, &signed, now_s)?;
+    let caller = auth::verify(&app.ops.registry, key, &app.nonces, &signed, now_s)
+        .inspect_err(|_| app.failed_authentication(peer))?;
     let partner = app.partner(caller.partner)?;
     // The rate limit before the nonce: a refused request must not take a place in the cache.
     app.admit(&partner)?;

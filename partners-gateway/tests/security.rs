@@ -569,3 +569,104 @@ async fn an_address_that_keeps_failing_authentication_is_refused_and_others_are_
     let ok = gw.partner(1, "GET", "/v1/members/FF000042", None).await;
     assert_eq!(ok.status, 200);
 }
+
+/// Extreme values (`i64::MIN`, `i64::MAX`, `u64::MAX`, beyond) in every numeric field of every
+/// request: each is refused with a 4xx and changes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extreme_numbers_in_every_request_are_refused_and_change_nothing() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(42, "BK-1", "100").await.status, 200);
+    let before = gw.fingerprint(&[42]).await;
+    let extremes = [
+        "-9223372036854775808",
+        "9223372036854775807",
+        "18446744073709551615",
+        "18446744073709551616",
+        "-1",
+        "0",
+        "1e300",
+    ];
+    for x in extremes {
+        let partner_bodies = [
+            (
+                "/v1/burn",
+                format!(r#"{{"reference":"E-{x}","member":"FC000042","points":{x}}}"#),
+            ),
+            (
+                "/v1/holds",
+                format!(
+                    r#"{{"reference":"E-{x}","member":"FC000042","points":{x},"timeout_seconds":60}}"#
+                ),
+            ),
+            (
+                "/v1/holds",
+                format!(
+                    r#"{{"reference":"F-{x}","member":"FC000042","points":5,"timeout_seconds":{x}}}"#
+                ),
+            ),
+            (
+                "/v1/members",
+                format!(r#"{{"reference":"FC-E","member_id":{x}}}"#),
+            ),
+            (
+                "/v1/reversals",
+                format!(r#"{{"reference":"R-{x}","original_reference":"BK-1","points":{x}}}"#),
+            ),
+        ];
+        for (path, body) in partner_bodies {
+            let bytes = body.clone().into_bytes();
+            let ts = common::now_s().to_string();
+            let nonce = format!("n-{}", common::hex_random());
+            let (key, secret) = (gw.cred("FUELCO_KEY_ID"), gw.cred("FUELCO_SECRET"));
+            let mut headers =
+                common::sign_headers(&key, &secret, "POST", path, &ts, &nonce, &bytes);
+            headers.push(("content-type".into(), "application/json".into()));
+            let a = gw.raw("POST", path, headers, bytes).await;
+            assert!(a.status.is_client_error(), "{path} {body}: {:?}", a.body);
+        }
+        for target in [
+            format!("/v1/members/FC000042/statement?limit={x}"),
+            format!("/v1/members/FC000042/statement?before={x}"),
+        ] {
+            let a = gw.partner(2, "GET", &target, None).await;
+            assert!(
+                a.status.is_client_error() || a.status == 200,
+                "{target}: {:?}",
+                a.body
+            );
+        }
+        // (An adjustment of -1 point is a valid correction: not sent.)
+        let adj = if x == "-1" {
+            None
+        } else {
+            Some(
+                gw.raw(
+                    "POST",
+                    "/admin/v1/members/42/adjustments",
+                    vec![
+                        (
+                            "authorization".into(),
+                            format!("Bearer {}", gw.cred("OPERATOR_TOKEN")),
+                        ),
+                        ("content-type".into(), "application/json".into()),
+                    ],
+                    format!(r#"{{"reference":"A-{x}","points":{x},"reason":"extreme"}}"#)
+                        .into_bytes(),
+                )
+                .await,
+            )
+        };
+        if let Some(adj) = adj {
+            assert!(
+                adj.status.is_client_error(),
+                "adjustment {x}: {:?}",
+                adj.body
+            );
+        }
+        let member = gw.op("GET", &format!("/admin/v1/members/{x}"), None).await;
+        assert!(member.status.is_client_error(), "member {x}");
+        let partner = gw.op("GET", &format!("/admin/v1/partners/{x}"), None).await;
+        assert!(partner.status.is_client_error(), "partner {x}");
+    }
+    assert_eq!(gw.fingerprint(&[42]).await, before, "nothing changed");
+}

@@ -6,7 +6,8 @@
 //!
 //! What is left: between two running gateways, a captured request can be replayed at the
 //! other within about two flush intervals of its first use; after a crash (not a clean stop),
-//! the nonces of the last flush interval are not in the journal (`docs/security.md`).
+//! the nonces not yet written, or written but not yet synced by a later commit, are not in the
+//! journal (`docs/security.md`).
 
 use crate::api::state::App;
 use crate::ops::registry::{NonceBatch, RegistryError, NONCE_BATCH_MAX};

@@ -44,6 +44,8 @@ pub struct App {
     auth_failures: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
     /// Addresses refused until the given instant.
     blocked: Mutex<HashMap<std::net::IpAddr, std::time::Instant>>,
+    /// Entries in `blocked`, read without the lock (almost always zero).
+    blocked_count: std::sync::atomic::AtomicUsize,
 }
 
 /// Most addresses blocked at once.
@@ -76,6 +78,7 @@ impl App {
                     .allow_burst(NonZeroU32::new(AUTH_FAILURES_BURST).expect("non-zero")),
             ),
             blocked: Mutex::new(HashMap::new()),
+            blocked_count: std::sync::atomic::AtomicUsize::new(0),
             limiters: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
         }
@@ -84,8 +87,11 @@ impl App {
     /// Refuses an address that failed authentication too often, for [`AUTH_BLOCK`].
     pub fn check_address(&self, peer: Option<std::net::IpAddr>) -> Result<(), OpError> {
         let Some(ip) = peer else { return Ok(()) };
+        if self.blocked_count.load(Ordering::Relaxed) == 0 {
+            return Ok(());
+        }
         let mut blocked = self.blocked.lock().expect("blocked lock");
-        match blocked.get(&ip) {
+        let answer = match blocked.get(&ip) {
             Some(until) if *until > std::time::Instant::now() => Err(OpError::new(
                 Kind::RateLimited,
                 "too many failed authentications from this address; retry shortly",
@@ -96,7 +102,9 @@ impl App {
                 Ok(())
             }
             None => Ok(()),
-        }
+        };
+        self.blocked_count.store(blocked.len(), Ordering::Relaxed);
+        answer
     }
 
     /// Counts a failed authentication from `peer`; over the budget, blocks the address.
@@ -113,6 +121,7 @@ impl App {
             if blocked.len() < BLOCKED_ADDRESSES_MAX {
                 blocked.insert(ip, std::time::Instant::now() + AUTH_BLOCK);
             }
+            self.blocked_count.store(blocked.len(), Ordering::Relaxed);
         }
     }
 

@@ -54,12 +54,13 @@ async fn authenticate(
         .extensions()
         .get::<crate::listener::PeerAddr>()
         .map(|p| p.0.ip());
-    app.check_address(peer)?;
     let header = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    let token = auth::bearer(header).inspect_err(|_| app.failed_authentication(peer))?;
+    // No token answers 401 as it is; an address that keeps sending wrong ones is refused.
+    let token = auth::bearer(header)?;
+    app.check_address(peer)?;
     let Some(op) = app.ops.registry.operator(token) else {
         app.failed_authentication(peer);
         return Err(OpError::new(

@@ -153,6 +153,21 @@ pub fn verify(
     })
 }
 
+/// The four signature headers are present (readable as text).
+pub fn has_signature_headers(headers: &axum::http::HeaderMap) -> Result<(), OpError> {
+    let present = |n: &str| headers.get(n).is_some_and(|v| v.to_str().is_ok());
+    if [KEY_ID, TIMESTAMP, NONCE, SIGNATURE]
+        .iter()
+        .all(|n| present(n))
+    {
+        return Ok(());
+    }
+    Err(OpError::new(
+        Kind::Unauthenticated,
+        format!("sign the request: send {KEY_ID}, {TIMESTAMP}, {NONCE} and {SIGNATURE}"),
+    ))
+}
+
 /// What can be checked of a signed request before its body is read: the four headers are
 /// there, and the key exists and is not revoked.
 pub fn precheck(

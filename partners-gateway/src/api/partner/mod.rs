@@ -62,6 +62,9 @@ async fn authenticate(
         .extensions
         .get::<crate::listener::PeerAddr>()
         .map(|p| p.0.ip());
+    // A request with no credentials costs nothing and answers 401 as it is; an address that
+    // keeps failing with credentials is refused before its key is even looked up.
+    auth::has_signature_headers(&parts.headers)?;
     app.check_address(peer)?;
     // The signature headers and the key are checked before the body is read: a request that
     // cannot be genuine costs no body read and no hashing.

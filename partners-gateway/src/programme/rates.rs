@@ -100,9 +100,13 @@ pub const PRICE_PATTERN: &str = r"^(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,10})?$";
 pub mod decimal_str {
     use rust_decimal::Decimal;
     use serde::{de, Deserialize, Deserializer};
+    use std::sync::LazyLock;
 
-    fn parse<E: de::Error>(s: &str, pattern: &'static str) -> Result<Decimal, E> {
-        let grammar = regex::Regex::new(pattern).expect("the grammar compiles");
+    fn parse<E: de::Error>(
+        s: &str,
+        grammar: &regex::Regex,
+        pattern: &'static str,
+    ) -> Result<Decimal, E> {
         if !grammar.is_match(s) {
             return Err(E::custom(format!("{s:?} does not match {pattern}")));
         }
@@ -110,21 +114,45 @@ pub mod decimal_str {
             .map_err(|_| E::custom(format!("{s:?} is not a decimal")))
     }
 
+    /// The rate grammar, compiled once.
+    fn rate_grammar() -> &'static regex::Regex {
+        static GRAMMAR: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(super::RATE_PATTERN).expect("the rate grammar compiles")
+        });
+        &GRAMMAR
+    }
+
+    /// The price grammar, compiled once.
+    fn price_grammar() -> &'static regex::Regex {
+        static GRAMMAR: LazyLock<regex::Regex> = LazyLock::new(|| {
+            regex::Regex::new(super::PRICE_PATTERN).expect("the price grammar compiles")
+        });
+        &GRAMMAR
+    }
+
     /// A rate ([`super::RATE_PATTERN`]).
     pub fn rate<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        parse(&String::deserialize(d)?, super::RATE_PATTERN)
+        parse(
+            &String::deserialize(d)?,
+            rate_grammar(),
+            super::RATE_PATTERN,
+        )
     }
 
     /// An optional rate, or `null`.
     pub fn rate_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Decimal>, D::Error> {
         Option::<String>::deserialize(d)?
-            .map(|s| parse(&s, super::RATE_PATTERN))
+            .map(|s| parse(&s, rate_grammar(), super::RATE_PATTERN))
             .transpose()
     }
 
     /// A price per point ([`super::PRICE_PATTERN`]).
     pub fn price<'de, D: Deserializer<'de>>(d: D) -> Result<Decimal, D::Error> {
-        parse(&String::deserialize(d)?, super::PRICE_PATTERN)
+        parse(
+            &String::deserialize(d)?,
+            price_grammar(),
+            super::PRICE_PATTERN,
+        )
     }
 }
 

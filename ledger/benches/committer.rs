@@ -250,6 +250,8 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
                     partner: PartnerId(p),
                     points: Points(rng.random_range(100..2000)),
                     bonus: Points(0),
+                    awards: vec![],
+                    guard: None,
                 }
             };
             let is_hold = matches!(cmd, Command::Hold { .. });

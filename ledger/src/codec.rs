@@ -296,6 +296,8 @@ mod tests {
                 remaining: Points(120),
             }],
             last: Some(TxId::new(9, 4)),
+            enrolled: Timestamp(5),
+            earned_at: 0b101,
         };
         let b = MemberState::default();
         let written = encode(&MemberPageRef {

@@ -20,6 +20,7 @@
 //! let r = ledger.execute_blocking(Command::Earn {
 //!     key: IdemKey::partner(airline, "flight-LH123"),
 //!     member: MemberId(7), partner: airline, points: Points(1200), bonus: Points(0),
+//!     awards: vec![], guard: None,
 //! }).unwrap();
 //! assert!(!r.replayed);
 //! assert_eq!(ledger.balance(MemberId(7)).unwrap().unwrap().available, Points(1200));
@@ -28,6 +29,7 @@
 
 use crate::cluster::ClusterConfig;
 use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
+use crate::core::programme::{Counter, CounterKey, GuardKey, GuardTotals};
 use crate::core::state::Balance;
 use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Timestamp, TxId};
 use crate::error::LedgerError;
@@ -215,6 +217,45 @@ impl<S: Store> Ledger<S> {
         match snap.get(&keys::contract(p))? {
             Some(v) => Ok(Some(codec::decode("contract record", &v)?)),
             None => Ok(None),
+        }
+    }
+
+    /// A programme counter (campaign awards, a member's campaign use, a guard period), as of
+    /// every commit made before this call.
+    pub fn counter(&self, k: &CounterKey) -> Result<Option<Counter>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        match snap.get(&keys::counter(k))? {
+            Some(v) => Ok(Some(codec::decode("programme counter", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every guard period's totals, in key order.
+    pub fn guard_totals(&self) -> Result<Vec<(GuardKey, GuardTotals)>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        let prefix = [keys::COUNTER, b'g'];
+        let mut out = Vec::new();
+        let mut failure = None;
+        snap.scan(&prefix, &[keys::COUNTER, b'g' + 1], &mut |k, v| {
+            let decoded = match (keys::parse_counter(k), codec::decode("guard totals", v)) {
+                (Some(CounterKey::Guard(g)), Ok(Counter::Guard(t))) => Ok((g, t)),
+                (_, Err(e)) => Err(e),
+                _ => Err(LedgerError::Corrupt(format!("guard counter {k:?}"))),
+            };
+            match decoded {
+                Ok(x) => {
+                    out.push(x);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(out),
         }
     }
 

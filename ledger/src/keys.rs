@@ -13,6 +13,7 @@
 //! ```
 
 use crate::core::model::{IdemKey, Scope};
+use crate::core::programme::{CampaignId, CounterKey, GuardKey, GuardScope};
 use crate::core::types::{AccountId, MemberId, PartnerId, TxId};
 
 /// Journal blocks: `J ++ batch sequence (8 bytes) ++ block order (2 bytes)`.
@@ -49,6 +50,9 @@ pub const ORDER: u8 = b'O';
 pub const TOTAL: u8 = b'A';
 /// Cluster mode: open holds by timeout, `E ++ expiry ++ tx id`.
 pub const HOLD_TIMEOUT: u8 = b'E';
+/// Programme counters (campaign budgets, members' campaign caps, guard periods, first earns):
+/// `Q ++ kind ++ fields`, see [`counter`].
+pub const COUNTER: u8 = b'Q';
 
 /// The partners gateway's registry: `G ++ kind ++ body`, one kind byte per record family
 /// ([`gateway`]). Declared here so that every stored key prefix of every crate is in one place.
@@ -77,6 +81,15 @@ pub mod gateway {
     /// The nonce journal: `G N ++ gateway (u64) ++ sequence (u64)`, each value a batch of
     /// spent nonces (their 128-bit hashes) with the time it was written.
     pub const NONCE: u8 = b'N';
+    /// Campaign versions: `G x ++ campaign (u32) ++ version (u32)`.
+    pub const CAMPAIGN: u8 = b'x';
+    /// The next campaign id: `G X`.
+    pub const NEXT_CAMPAIGN: u8 = b'X';
+    /// Points budget guard versions: `G g ++ scope (u32: 0 programme, else partner) ++ version
+    /// (u32)`.
+    pub const GUARD: u8 = b'g';
+    /// Programme settings versions (time zone, currency): `G s ++ version (u32)`.
+    pub const PROGRAMME: u8 = b's';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -351,6 +364,75 @@ pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
     (key.len() == 9).then(|| TxId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
 }
 
+/// A programme counter: `Q c campaign`, `Q m member campaign`, `Q g scope partner period`
+/// (scope 0 programme, 1 partner), `Q e member partner`.
+pub fn counter(k: &CounterKey) -> Vec<u8> {
+    let mut v = vec![COUNTER];
+    match *k {
+        CounterKey::Campaign(c) => {
+            v.push(b'c');
+            v.extend_from_slice(&c.0.to_be_bytes());
+        }
+        CounterKey::MemberCampaign(m, c) => {
+            v.push(b'm');
+            v.extend_from_slice(&m.0.to_be_bytes());
+            v.extend_from_slice(&c.0.to_be_bytes());
+        }
+        CounterKey::Guard(g) => {
+            v.push(b'g');
+            let (scope, p) = match g.scope {
+                GuardScope::Programme => (0u8, 0u32),
+                GuardScope::Partner(p) => (1, p.0),
+            };
+            v.push(scope);
+            v.extend_from_slice(&p.to_be_bytes());
+            v.extend_from_slice(&g.period.to_be_bytes());
+        }
+        CounterKey::EarnedAt(m, p) => {
+            v.push(b'e');
+            v.extend_from_slice(&m.0.to_be_bytes());
+            v.extend_from_slice(&p.0.to_be_bytes());
+        }
+    }
+    v
+}
+
+/// The counter a [`counter`] key names.
+pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
+    let u32_at = |i: usize| Some(u32::from_be_bytes(k.get(i..i + 4)?.try_into().ok()?));
+    let u64_at = |i: usize| Some(u64::from_be_bytes(k.get(i..i + 8)?.try_into().ok()?));
+    if k.first() != Some(&COUNTER) {
+        return None;
+    }
+    let (key, len) = match k.get(1)? {
+        b'c' => (CounterKey::Campaign(CampaignId(u32_at(2)?)), 6),
+        b'm' => (
+            CounterKey::MemberCampaign(MemberId(u64_at(2)?), CampaignId(u32_at(10)?)),
+            14,
+        ),
+        b'g' => {
+            let scope = match k.get(2)? {
+                0 => GuardScope::Programme,
+                1 => GuardScope::Partner(PartnerId(u32_at(3)?)),
+                _ => return None,
+            };
+            (
+                CounterKey::Guard(GuardKey {
+                    scope,
+                    period: u32_at(7)?,
+                }),
+                11,
+            )
+        }
+        b'e' => (
+            CounterKey::EarnedAt(MemberId(u64_at(2)?), PartnerId(u32_at(10)?)),
+            14,
+        ),
+        _ => return None,
+    };
+    (k.len() == len).then_some(key)
+}
+
 /// The hash of a key's store encoding.
 pub fn hash_encoded(encoded: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(encoded)
@@ -390,6 +472,27 @@ mod tests {
             assert_eq!(parse_account(&k), Some((a, k.len())));
         }
         assert!(member(MemberId(255)) < member(MemberId(256)));
+    }
+
+    #[test]
+    fn counter_keys_round_trip() {
+        for k in [
+            CounterKey::Campaign(CampaignId(7)),
+            CounterKey::MemberCampaign(MemberId(u64::MAX), CampaignId(3)),
+            CounterKey::Guard(GuardKey {
+                scope: GuardScope::Programme,
+                period: 10_671,
+            }),
+            CounterKey::Guard(GuardKey {
+                scope: GuardScope::Partner(PartnerId(9)),
+                period: 30_056,
+            }),
+            CounterKey::EarnedAt(MemberId(4), PartnerId(70)),
+        ] {
+            assert_eq!(parse_counter(&counter(&k)), Some(k));
+        }
+        assert_eq!(parse_counter(b"Qc12"), None);
+        assert_eq!(parse_counter(b"Qx1234"), None);
     }
 
     #[test]

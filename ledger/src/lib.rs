@@ -39,6 +39,11 @@ pub use crate::core::model::describe;
 pub use crate::core::model::{
     Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction, TxKind,
 };
+pub use crate::core::programme::{
+    AwardLimits, AwardRequest, CampaignId, Counter, CounterKey, Funder, Granted, GuardAction,
+    GuardCheck, GuardKey, GuardRecord, GuardRequest, GuardScope, GuardTotals, Limited,
+    MemberCondition, MemberUse, AWARDS_PER_EARN_MAX, GUARD_THRESHOLDS_MAX,
+};
 pub use crate::core::rejection::Rejection;
 pub use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,

@@ -3,6 +3,7 @@
 
 use crate::codec::{self, MemberPage};
 use crate::core::model::Policy;
+use crate::core::programme::Counter;
 use crate::core::state::{Balance, HoldState, Map, Reversed, State};
 use crate::core::types::{Contract, MemberId};
 use crate::error::LedgerError;
@@ -104,6 +105,14 @@ pub(crate) fn load_state<Snap: Snapshot>(
         state
             .reversed
             .insert(id, codec::decode::<Reversed>("reversed record", v)?);
+        Ok(())
+    })?;
+    each(keys::COUNTER, &mut |k, v| {
+        let key =
+            keys::parse_counter(k).ok_or_else(|| LedgerError::Corrupt("counter key".into()))?;
+        state
+            .counters
+            .insert(key, codec::decode::<Counter>("programme counter", v)?);
         Ok(())
     })?;
     Ok(Loaded {

@@ -47,6 +47,8 @@ fn earn(reference: &str, member: u64, points: i64) -> Command {
         partner: AIR,
         points: Points(points),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     }
 }
 

@@ -103,6 +103,8 @@ impl Fixture {
             partner: p,
             points: Points(points),
             bonus: Points(0),
+            awards: vec![],
+            guard: None,
         })
     }
 
@@ -120,6 +122,8 @@ fn earn_credits_member_debits_issuance_and_prices_the_points() {
         partner: AIR,
         points: Points(1000),
         bonus: Points(250),
+        awards: vec![],
+        guard: None,
     });
     assert_eq!(f.available(M1), 1250);
     let issuance = f
@@ -148,9 +152,9 @@ fn earn_credits_member_debits_issuance_and_prices_the_points() {
     };
     assert_eq!(price_per_point.amount, Decimal::new(1, 2));
     assert_eq!(
-        r.tx.lots.len(),
-        2,
-        "one lot for the partner's points, one for the bonus"
+        (r.tx.lots.len(), r.tx.lots[0].delta),
+        (1, Points(1250)),
+        "the partner's points and the bonus share one lot"
     );
     f.audit();
 }
@@ -164,6 +168,8 @@ fn earn_rejects_zero_negative_unknown_member_unknown_partner_and_foreign_scope()
         partner,
         points: Points(p),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     assert_eq!(
         f.rejected(earn(0, M1, AIR, AIR)),
@@ -414,6 +420,8 @@ fn reversal_of_an_earn_partial_then_full_and_never_above_the_original() {
             partner: AIR,
             points: Points(1000),
             bonus: Points(100),
+            awards: vec![],
+            guard: None,
         })
         .tx
         .id;
@@ -683,6 +691,8 @@ fn a_retry_returns_the_original_receipt_and_a_changed_retry_is_a_conflict() {
         partner: AIR,
         points: Points(11),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     assert_eq!(
         f.rejected(changed),
@@ -710,6 +720,8 @@ fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict()
         partner: AIR,
         points: Points(points),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     // A fourth, distinct command after them: if it shares the first one's batch, so do the two
     // between (the queue is taken in order).
@@ -719,6 +731,8 @@ fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict()
         partner: AIR,
         points: Points(1),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     let pending: Vec<_> = [earn(10), earn(10), earn(11), marker]
         .into_iter()
@@ -878,6 +892,8 @@ fn commands_queued_back_to_back_in_one_command_batches_see_each_other() {
             partner: AIR,
             points: Points(points),
             bonus: Points(0),
+            awards: vec![],
+            guard: None,
         };
         let burn = |r: &str, points| Command::Burn {
             key: IdemKey::partner(FUEL, format!("{r}-{round}")),

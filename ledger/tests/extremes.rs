@@ -36,15 +36,69 @@ fn command() -> impl Strategy<Value = Command> {
             extreme_u64(),
             partner.clone(),
             extreme_i64(),
-            extreme_i64()
+            extreme_i64(),
+            (extreme_i64(), extreme_i64(), any::<u32>(), any::<bool>()),
+            (extreme_i64(), any::<u32>(), any::<u8>())
         )
-            .prop_map(move |(n, m, p, points, bonus)| Command::Earn {
-                key: key(n),
-                member: MemberId(m),
-                partner: PartnerId(p),
-                points: Points(points),
-                bonus: Points(bonus),
-            }),
+            .prop_map(
+                move |(
+                    n,
+                    m,
+                    p,
+                    points,
+                    bonus,
+                    (award, cap, campaign, first),
+                    (sale, period, pct),
+                )| {
+                    Command::Earn {
+                        key: key(n),
+                        member: MemberId(m),
+                        partner: PartnerId(p),
+                        points: Points(points),
+                        bonus: Points(bonus),
+                        awards: vec![AwardRequest {
+                            campaign: CampaignId(campaign),
+                            version: 1,
+                            points: Points(award),
+                            funder: if first {
+                                Funder::Partner(PartnerId(p))
+                            } else {
+                                Funder::Programme
+                            },
+                            limits: AwardLimits {
+                                member_day: Some(Points(cap)),
+                                member_month: None,
+                                member_total: Some(Points(cap)),
+                                budget: Some(Points(cap)),
+                                day: period,
+                                month: period,
+                                refund_returns_room: first,
+                            },
+                            requires: MemberCondition {
+                                first_earn_at_partner: first,
+                                enrolled_days_min: Some(period),
+                                enrolled_days_max: None,
+                            },
+                        }],
+                        guard: Some(Box::new(GuardRequest {
+                            sale: Decimal::from(sale),
+                            currency: "EUR".parse().expect("EUR"),
+                            checks: vec![GuardCheck {
+                                scope: GuardScope::Partner(PartnerId(p)),
+                                period,
+                                currency: None,
+                                ceiling: Decimal::new(i64::from(pct), 2),
+                                action: if first {
+                                    GuardAction::Refuse
+                                } else {
+                                    GuardAction::BaseOnly
+                                },
+                                thresholds: vec![pct, 100],
+                            }],
+                        })),
+                    }
+                },
+            ),
         (any::<u64>(), extreme_u64(), partner.clone(), extreme_i64()).prop_map(
             move |(n, m, p, points)| Command::Burn {
                 key: key(n),

@@ -15,6 +15,9 @@ enum Op {
         p: u32,
         points: i64,
         bonus: i64,
+        /// A campaign award: campaign 1 (budget 300, room returned on reversal) or 2 (each
+        /// member at most 100), and its points.
+        award: Option<(u32, i64)>,
     },
     Burn {
         m: u64,
@@ -51,7 +54,7 @@ fn op() -> impl Strategy<Value = Op> {
     let m = 1..=MEMBERS;
     let p = 1u32..=2;
     prop_oneof![
-        4 => (m.clone(), p.clone(), 1i64..500, 0i64..60).prop_map(|(m, p, points, bonus)| Op::Earn { m, p, points, bonus }),
+        4 => (m.clone(), p.clone(), 1i64..500, 0i64..60, proptest::option::of((1u32..=2, 0i64..90))).prop_map(|(m, p, points, bonus, award)| Op::Earn { m, p, points, bonus, award }),
         3 => (m.clone(), p.clone(), 1i64..600).prop_map(|(m, p, points)| Op::Burn { m, p, points }),
         2 => (m.clone(), p, 1i64..400).prop_map(|(m, p, points)| Op::Hold { m, p, points }),
         2 => (0usize..8, proptest::option::of(1i64..400)).prop_map(|(hold, points)| Op::Capture { hold, points }),
@@ -81,6 +84,33 @@ struct ModelOriginal {
     bonus: i64,
     reversed: i64,
     reversed_bonus: i64,
+    /// The award granted: campaign and points, and points reversed so far.
+    award: Option<(u32, i64)>,
+    reversed_award: i64,
+}
+
+/// Campaign 1's budget, and campaign 2's cap per member.
+const BUDGET: i64 = 300;
+const MEMBER_CAP: i64 = 100;
+
+fn limits(campaign: u32) -> AwardLimits {
+    if campaign == 1 {
+        AwardLimits {
+            budget: Some(Points(BUDGET)),
+            refund_returns_room: true,
+            ..AwardLimits::default()
+        }
+    } else {
+        AwardLimits {
+            member_total: Some(Points(MEMBER_CAP)),
+            ..AwardLimits::default()
+        }
+    }
+}
+
+/// The cumulative share of `whole` after `done` of `of` points: shares sum to `whole`.
+fn share(whole: i64, of: i64, done: i64, n: i64) -> i64 {
+    whole * (done + n) / of - whole * done / of
 }
 
 /// The model: plain integers, no lots, no storage.
@@ -90,11 +120,23 @@ struct Model {
     held: [i64; MEMBERS as usize + 1],
     holds: Vec<ModelHold>,
     originals: Vec<ModelOriginal>,
+    /// Points campaign 1 has awarded; points campaign 2 gave each member.
+    awarded: i64,
+    member_use: [i64; MEMBERS as usize + 1],
 }
 
 impl Model {
     fn available(&self, m: u64) -> i64 {
         self.posted[m as usize] - self.held[m as usize]
+    }
+
+    /// What an award of `points` from `campaign` to member `m` gets.
+    fn grant(&self, m: u64, campaign: u32, points: i64) -> i64 {
+        if campaign == 1 {
+            points.min(BUDGET - self.awarded)
+        } else {
+            points.min(MEMBER_CAP - self.member_use[m as usize])
+        }
     }
 }
 
@@ -110,6 +152,7 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
             p,
             points,
             bonus,
+            award,
         } => (
             Command::Earn {
                 key: key(p, i),
@@ -117,6 +160,22 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
                 partner: PartnerId(p),
                 points: Points(points),
                 bonus: Points(bonus),
+                awards: award
+                    .map(|(c, a)| AwardRequest {
+                        campaign: CampaignId(c),
+                        version: 1,
+                        points: Points(a),
+                        funder: if c == 1 {
+                            Funder::Programme
+                        } else {
+                            Funder::Partner(PartnerId(2))
+                        },
+                        limits: limits(c),
+                        requires: MemberCondition::default(),
+                    })
+                    .into_iter()
+                    .collect(),
+                guard: None,
             },
             true,
         ),
@@ -168,12 +227,8 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
             let n = points.unwrap_or(remaining);
             let mut ok = remaining > 0 && n <= remaining;
             if ok && o.earn {
-                let bonus_n = if n == remaining {
-                    o.bonus - o.reversed_bonus
-                } else {
-                    o.bonus * n / o.points
-                };
-                ok = n + bonus_n <= model.available(o.member).max(0);
+                let (bonus_n, award_n) = reversed_extras(o, n);
+                ok = n + bonus_n + award_n <= model.available(o.member).max(0);
             }
             (
                 Command::Reverse {
@@ -197,6 +252,20 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
     })
 }
 
+/// The bonus and award points reversing `n` of an earn takes back with them.
+fn reversed_extras(o: &ModelOriginal, n: i64) -> (i64, i64) {
+    let remaining = o.points - o.reversed;
+    let award = o.award.map_or(0, |(_, a)| a);
+    if n == remaining {
+        (o.bonus - o.reversed_bonus, award - o.reversed_award)
+    } else {
+        (
+            share(o.bonus, o.points, o.reversed, n),
+            share(award, o.points, o.reversed, n),
+        )
+    }
+}
+
 /// Applies an accepted command's effect to the model.
 fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
     match *op {
@@ -205,8 +274,17 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
             p,
             points,
             bonus,
+            award,
         } => {
-            model.posted[m as usize] += points + bonus;
+            let award = award.map(|(c, a)| (c, model.grant(m, c, a)));
+            if let Some((c, a)) = award {
+                if c == 1 {
+                    model.awarded += a;
+                } else {
+                    model.member_use[m as usize] += a;
+                }
+            }
+            model.posted[m as usize] += points + bonus + award.map_or(0, |(_, a)| a);
             model.originals.push(ModelOriginal {
                 id: tx.id,
                 earn: true,
@@ -216,6 +294,8 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
                 bonus,
                 reversed: 0,
                 reversed_bonus: 0,
+                award,
+                reversed_award: 0,
             });
         }
         Op::Burn { m, p, points } => {
@@ -229,6 +309,8 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
                 bonus: 0,
                 reversed: 0,
                 reversed_bonus: 0,
+                award: None,
+                reversed_award: 0,
             });
         }
         Op::Hold { m, p, points } => {
@@ -257,6 +339,8 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
                 bonus: 0,
                 reversed: 0,
                 reversed_bonus: 0,
+                award: None,
+                reversed_award: 0,
             });
         }
         Op::Void { hold } => {
@@ -269,13 +353,13 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
             let remaining = o.points - o.reversed;
             let n = points.unwrap_or(remaining);
             if o.earn {
-                let bonus_n = if n == remaining {
-                    o.bonus - o.reversed_bonus
-                } else {
-                    o.bonus * n / o.points
-                };
+                let (bonus_n, award_n) = reversed_extras(o, n);
                 o.reversed_bonus += bonus_n;
-                model.posted[o.member as usize] -= n + bonus_n;
+                o.reversed_award += award_n;
+                if let Some((1, _)) = o.award {
+                    model.awarded -= award_n;
+                }
+                model.posted[o.member as usize] -= n + bonus_n + award_n;
             } else {
                 model.posted[o.member as usize] += n;
             }
@@ -375,6 +459,22 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                     op
                 );
                 prop_assert!(!r.replayed);
+                if let (
+                    Op::Earn {
+                        m,
+                        award: Some((c, a)),
+                        ..
+                    },
+                    TxKind::Earn { awards, .. },
+                ) = (op, &r.tx.kind)
+                {
+                    prop_assert_eq!(
+                        awards[0].points.0,
+                        model.grant(*m, *c, *a),
+                        "step {}: award granted",
+                        i
+                    );
+                }
                 model_apply(&mut model, op, &r.tx);
                 for a in &r.tx.member_balances {
                     let (m, posted) = (&a.member, a.posted);
@@ -412,6 +512,31 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
     }
     let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
     prop_assert_eq!(report.points_outstanding, model.posted.iter().sum::<i64>());
+    let awarded = match ledger
+        .counter(&CounterKey::Campaign(CampaignId(1)))
+        .expect("read")
+    {
+        Some(Counter::Awarded(p)) => p.0,
+        _ => 0,
+    };
+    prop_assert_eq!(awarded, model.awarded, "campaign 1's budget counter");
+    prop_assert!(awarded <= BUDGET);
+    for m in 1..=MEMBERS {
+        let used = match ledger
+            .counter(&CounterKey::MemberCampaign(MemberId(m), CampaignId(2)))
+            .expect("read")
+        {
+            Some(Counter::Member(u)) => u.total.0,
+            _ => 0,
+        };
+        prop_assert_eq!(
+            used,
+            model.member_use[m as usize],
+            "member {}'s use of campaign 2",
+            m
+        );
+        prop_assert!(used <= MEMBER_CAP);
+    }
     ledger.shutdown();
     Ok(())
 }

@@ -48,6 +48,8 @@ fn earn(reference: String, member: u64) -> Command {
         partner: AIR,
         points: Points(100),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     }
 }
 

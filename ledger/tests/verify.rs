@@ -57,6 +57,8 @@ fn fill(ledger: Ledger<EmbeddedStore>) {
                 partner: p,
                 points: Points(100 * m as i64),
                 bonus: Points(0),
+                awards: vec![],
+                guard: None,
             })
             .expect("earn");
     }

@@ -3,6 +3,7 @@
 
 use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
 use crate::core::model::IdemKey;
+use crate::core::programme::{Counter, CounterKey};
 use crate::core::state::{Balance, HoldState, Reversed, State};
 use crate::core::types::{AccountId, Contract, MemberId, PartnerId, TxId};
 use crate::error::LedgerError;
@@ -171,6 +172,19 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         &state.reversed,
         |t| format!("reversals of {t}"),
         "reversed amount",
+    )?;
+
+    let counters: HashMap<CounterKey, Counter> = scan_family(
+        snap,
+        keys::COUNTER,
+        "programme counter",
+        keys::parse_counter,
+    )?;
+    compare_maps(
+        &counters,
+        &state.counters,
+        |k| format!("counter {k:?}"),
+        "programme counter",
     )?;
 
     let contracts: HashMap<PartnerId, Contract> =

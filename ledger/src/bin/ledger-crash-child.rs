@@ -29,6 +29,8 @@ fn command(cycle: u64, t: u64, i: u64) -> Command {
             partner: p,
             points: Points(100),
             bonus: Points(0),
+            awards: vec![],
+            guard: None,
         }
     }
 }

@@ -7,9 +7,12 @@ use crate::totals::add_totals;
 
 use crate::codec::{self, BlockWriter, IdemRecord, MemberRecord};
 use crate::core::model::{Command, IdemKey, Policy, Transaction, TxKind};
+use crate::core::programme::{
+    AwardRequest, Counter, CounterKey, Funder, GuardKey, GuardRequest, PARTNER_BITS,
+};
 use crate::core::rules::DecideError;
 use crate::core::state::{History, HoldState, Reversed, State};
-use crate::core::types::{Contract, Timestamp, TxId};
+use crate::core::types::{Contract, MemberId, PartnerId, Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::shared::records::{write_records, write_statement_lines, Touched};
@@ -41,10 +44,11 @@ pub(super) struct Chunk<'t> {
 
 /// A record a command needs before it can be decided.
 pub(super) enum Need {
-    Member(crate::core::types::MemberId),
-    Contract(crate::core::types::PartnerId),
+    Member(MemberId),
+    Contract(PartnerId),
     Hold(TxId),
     Reversed(TxId),
+    Counter(CounterKey),
 }
 
 impl<'t> Chunk<'t> {
@@ -116,7 +120,7 @@ impl<'t> Chunk<'t> {
                     }
                 }
                 match self.transaction(id)? {
-                    Some(tx) => tx.members().map(Need::Member).collect(),
+                    Some(tx) => reversal_needs(&tx),
                     None => vec![],
                 }
             }
@@ -133,6 +137,7 @@ impl<'t> Chunk<'t> {
                 Need::Contract(p) => keys::contract(*p),
                 Need::Hold(h) => keys::hold(*h),
                 Need::Reversed(t) => keys::reversed(*t),
+                Need::Counter(c) => keys::counter(c),
             };
             if self.loaded.insert(k.clone()) {
                 wanted.push((k, n));
@@ -162,6 +167,10 @@ impl<'t> Chunk<'t> {
                 Need::Reversed(id) => {
                     let r: Reversed = codec::decode("reversed record", &v)?;
                     self.state.reversed.insert(id, r);
+                }
+                Need::Counter(k) => {
+                    let c: Counter = codec::decode("programme counter", &v)?;
+                    self.state.counters.insert(k, c);
                 }
             }
         }
@@ -290,9 +299,13 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
             vec![Need::Member(*member)]
         }
         Command::Earn {
-            member, partner, ..
-        }
-        | Command::Burn {
+            member,
+            partner,
+            awards,
+            guard,
+            ..
+        } => earn_needs(*member, *partner, awards, guard.as_deref()),
+        Command::Burn {
             member, partner, ..
         }
         | Command::Hold {
@@ -302,6 +315,60 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         Command::Reverse { original, .. } => vec![Need::Reversed(*original)],
         Command::Transfer { from, to, .. } => vec![Need::Member(*from), Need::Member(*to)],
     }
+}
+
+/// An earn reads its member, its partner's contract, each funding partner's, and the counters
+/// its awards and guard checks count in (read with conflicts: two earns that take from the same
+/// budget or cap cannot both commit on one reading).
+fn earn_needs(
+    member: MemberId,
+    partner: PartnerId,
+    awards: &[AwardRequest],
+    guard: Option<&GuardRequest>,
+) -> Vec<Need> {
+    let mut v = vec![Need::Member(member), Need::Contract(partner)];
+    if partner.0 >= PARTNER_BITS {
+        v.push(Need::Counter(CounterKey::EarnedAt(member, partner)));
+    }
+    for a in awards {
+        if let Funder::Partner(f) = a.funder {
+            v.push(Need::Contract(f));
+        }
+        v.push(Need::Counter(CounterKey::Campaign(a.campaign)));
+        v.push(Need::Counter(CounterKey::MemberCampaign(
+            member, a.campaign,
+        )));
+    }
+    for c in guard.map(|g| g.checks.as_slice()).unwrap_or_default() {
+        v.push(Need::Counter(CounterKey::Guard(GuardKey {
+            scope: c.scope,
+            period: c.period,
+        })));
+    }
+    v
+}
+
+/// A reversal reads the original's members and the counters it gives room back to.
+fn reversal_needs(original: &Transaction) -> Vec<Need> {
+    let mut v: Vec<Need> = original.members().map(Need::Member).collect();
+    if let TxKind::Earn {
+        member,
+        awards,
+        guard,
+        ..
+    } = &original.kind
+    {
+        for g in awards {
+            v.push(Need::Counter(CounterKey::Campaign(g.campaign)));
+            v.push(Need::Counter(CounterKey::MemberCampaign(
+                *member, g.campaign,
+            )));
+        }
+        for k in guard.iter().flat_map(|g| g.keys.iter()) {
+            v.push(Need::Counter(CounterKey::Guard(*k)));
+        }
+    }
+    v
 }
 
 /// Lookups of committed transactions inside a transaction: this chunk, the originals already

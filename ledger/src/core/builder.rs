@@ -95,6 +95,33 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// The lot the next credit would open.
+    pub(crate) fn next_lot(&self) -> LotId {
+        LotId {
+            tx: self.tx.id,
+            n: self.tx.lots.len() as u16,
+        }
+    }
+
+    /// Credits `p` points from `source` to member `m`, into lot `lot` (one an earlier credit of
+    /// this transaction may have opened: an earn's base, bonus and awards share one lot).
+    pub(crate) fn credit_into(
+        &mut self,
+        m: MemberId,
+        source: AccountId,
+        p: Points,
+        lot: LotId,
+        expires_at: Option<Timestamp>,
+    ) -> Result<(), Rejection> {
+        if p.0 == 0 {
+            return Ok(());
+        }
+        self.add_to_member(m, p, lot, expires_at)?;
+        self.points(source, Points(-p.0));
+        self.points(AccountId::Member(m), p);
+        Ok(())
+    }
+
     /// Adds points to a member: what is above zero goes into lot `lot`.
     pub(crate) fn add_to_member(
         &mut self,
@@ -118,7 +145,12 @@ impl<'a> Builder<'a> {
                 delta: Points(into_lot),
             };
             apply_lot(s, &change);
-            self.tx.lots.push(change);
+            match self.tx.lots.last_mut() {
+                Some(last) if last.member == m && last.lot == lot && last.delta.0 > 0 => {
+                    last.delta.0 += into_lot;
+                }
+                _ => self.tx.lots.push(change),
+            }
         }
         Ok(())
     }

@@ -9,6 +9,7 @@
 
 pub(crate) mod builder;
 pub mod model;
+pub mod programme;
 pub mod rejection;
 pub mod rules;
 pub mod state;

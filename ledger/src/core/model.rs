@@ -5,6 +5,9 @@
 //! A [`Transaction`] records its full effect (postings, lot and hold changes, member balances
 //! after), so replay and audit apply recorded effects and never re-run business rules.
 
+use crate::core::programme::{
+    AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
+};
 use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,
@@ -91,8 +94,13 @@ pub enum Command {
         partner: PartnerId,
         /// Points issued by the partner (priced under its contract).
         points: Points,
-        /// Campaign bonus funded by `programme/promotions`; may be zero.
+        /// A bonus funded by `programme/promotions` with no campaign (operator tooling); may be
+        /// zero.
         bonus: Points,
+        /// Campaign awards the programme's rules computed, granted under their limits.
+        awards: Vec<AwardRequest>,
+        /// The points budget guard, when a ceiling applies.
+        guard: Option<Box<GuardRequest>>,
     },
     /// Member redeems points at a partner, at once.
     Burn {
@@ -313,10 +321,14 @@ pub enum TxKind {
         partner: PartnerId,
         /// Points issued by the partner.
         points: Points,
-        /// Promotion bonus points.
+        /// Bonus points with no campaign.
         bonus: Points,
         /// Price per point the partner pays, from its contract at posting time.
         price_per_point: Money,
+        /// Campaign awards as granted.
+        awards: Vec<Granted>,
+        /// What the points budget guard counted.
+        guard: Option<Box<GuardRecord>>,
     },
     /// Points burned, directly or by capturing a hold.
     Burn {
@@ -369,6 +381,10 @@ pub enum TxKind {
         bonus: Points,
         /// Points taken below zero under [`ClawbackPolicy::AllowNegative`]; zero otherwise.
         clawback: Points,
+        /// Campaign awards taken back with an earn's points, in proportion.
+        awards: Vec<AwardBack>,
+        /// What the reversal takes back from the guard's counters.
+        guard: Option<Box<GuardBack>>,
     },
     /// Points moved between members.
     Transfer {
@@ -587,6 +603,8 @@ mod tests {
             partner: PartnerId(4),
             points: Points(1_250),
             bonus: Points(30),
+            awards: vec![],
+            guard: None,
         };
         let pricing = Pricing {
             rate_version: 3,

@@ -1,6 +1,7 @@
 //! Why the posting rules refuse a command: one variant per cause, each carrying what a caller
 //! needs to act on it. The ledger is unchanged when a command is rejected.
 
+use crate::core::programme::{CampaignId, GuardKey};
 use crate::core::types::{MemberId, PartnerId, Points, TxId};
 
 /// A business-rule refusal. The ledger is unchanged when a command is rejected.
@@ -147,5 +148,28 @@ pub enum Rejection {
     IdempotencyConflict {
         /// The transaction the key belongs to.
         original: TxId,
+    },
+    /// An earn carries more campaign awards than the ledger accepts, or one campaign twice.
+    #[error("an earn carries at most {max} campaign awards, each campaign once")]
+    AwardsMalformed {
+        /// Most awards per earn.
+        max: usize,
+    },
+    /// An award's points are negative or above the per-command limit.
+    #[error("award of campaign {} must be 0 to {} points", .campaign.0, .max.0)]
+    AwardOutOfRange {
+        /// The campaign.
+        campaign: CampaignId,
+        /// The limit.
+        max: Points,
+    },
+    /// A guard request is malformed: negative sale or ceiling, too many checks or thresholds.
+    #[error("the points budget guard request is malformed: {0}")]
+    GuardMalformed(&'static str),
+    /// The earn would take the value of points issued above the budget ceiling.
+    #[error("the points budget of {:?} for period {} would exceed its ceiling", .key.scope, .key.period)]
+    BudgetCeiling {
+        /// The guard period.
+        key: GuardKey,
     },
 }

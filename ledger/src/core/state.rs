@@ -6,6 +6,9 @@
 //! and the audit call only `apply`, so there is one way state changes.
 
 use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
+use crate::core::programme::{
+    partner_bit, CampaignId, Counter, CounterKey, GuardKey, GuardTotals, MemberUse, PARTNER_BITS,
+};
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
 };
@@ -46,6 +49,11 @@ pub struct MemberState {
     pub lots: Vec<Lot>,
     /// The member's latest transaction: the head of its chain through the journal.
     pub last: Option<TxId>,
+    /// When the member enrolled.
+    pub enrolled: Timestamp,
+    /// Partners (ids below [`PARTNER_BITS`]) the member has earned at, one bit each; larger ids
+    /// are [`CounterKey::EarnedAt`] counters.
+    pub earned_at: u64,
 }
 
 impl MemberState {
@@ -91,12 +99,14 @@ impl Balance {
 }
 
 /// What a reversal of an earn or burn may still undo.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Reversed {
     /// Partner-issued (earn) or burned points already reversed.
     pub points: Points,
     /// Bonus points already reversed (earns only).
     pub bonus: Points,
+    /// Points of each campaign award already reversed, in the earn's award order.
+    pub awards: Vec<Points>,
 }
 
 /// The maps of the working state: foldhash, seeded per process (so member ids chosen by a
@@ -118,6 +128,8 @@ pub struct State {
     pub hold_timeouts: BTreeSet<(Timestamp, TxId)>,
     /// Amounts reversed so far, per original earn or burn.
     pub reversed: Map<TxId, Reversed>,
+    /// Programme counters: campaign budgets, members' campaign caps, guard periods.
+    pub counters: Map<CounterKey, Counter>,
     /// Programme settings.
     pub policy: Policy,
 }
@@ -174,6 +186,19 @@ impl State {
         }
         for m in tx.members().filter(|m| include(*m)) {
             self.members.entry(m).or_default().last = Some(tx.id);
+        }
+        match tx.kind {
+            TxKind::Enrolled { member } if include(member) => {
+                self.members.entry(member).or_default().enrolled = tx.at;
+            }
+            TxKind::Earn {
+                member, partner, ..
+            } if include(member) => {
+                if let Some(bit) = partner_bit(partner) {
+                    self.members.entry(member).or_default().earned_at |= bit;
+                }
+            }
+            _ => {}
         }
     }
 
@@ -235,13 +260,139 @@ impl State {
                 original,
                 points,
                 bonus,
+                awards,
                 ..
             } => {
                 let r = self.reversed.entry(*original).or_default();
                 r.points.0 += points.0;
                 r.bonus.0 += bonus.0;
+                if r.awards.len() < awards.len() {
+                    r.awards.resize(awards.len(), Points::ZERO);
+                }
+                for (done, back) in r.awards.iter_mut().zip(awards) {
+                    done.0 += back.points.0;
+                }
             }
             _ => {}
+        }
+        self.apply_counters(tx);
+    }
+
+    /// Changes the programme counters by what an earn granted or a reversal gave back.
+    fn apply_counters(&mut self, tx: &Transaction) {
+        match &tx.kind {
+            TxKind::Earn {
+                member,
+                partner,
+                awards,
+                guard,
+                ..
+            } => {
+                if partner.0 >= PARTNER_BITS {
+                    self.counters
+                        .insert(CounterKey::EarnedAt(*member, *partner), Counter::Seen);
+                }
+                for g in awards.iter().filter(|g| g.points.is_positive()) {
+                    self.add_awarded(g.campaign, g.points);
+                    self.member_use(*member, g.campaign)
+                        .add(g.points, g.day, g.month);
+                }
+                if let Some(g) = guard {
+                    for k in &g.keys {
+                        let t = self.guard_totals(*k);
+                        t.sales += g.sale;
+                        t.value += g.value;
+                    }
+                    for (k, pct) in &g.crossed {
+                        self.guard_totals(*k).crossed.push(*pct);
+                    }
+                }
+            }
+            TxKind::Reversal {
+                member,
+                awards,
+                guard,
+                ..
+            } => {
+                for b in awards.iter().filter(|b| b.room.is_positive()) {
+                    self.add_awarded(b.campaign, Points(-b.room.0));
+                    self.member_use(*member, b.campaign)
+                        .add(Points(-b.room.0), b.day, b.month);
+                }
+                if let Some(g) = guard {
+                    for k in &g.keys {
+                        let t = self.guard_totals(*k);
+                        t.sales -= g.sale;
+                        t.value -= g.value;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn add_awarded(&mut self, c: CampaignId, p: Points) {
+        let e = self
+            .counters
+            .entry(CounterKey::Campaign(c))
+            .or_insert(Counter::Awarded(Points::ZERO));
+        match e {
+            Counter::Awarded(a) => a.0 += p.0,
+            other => panic!("campaign counter holds {other:?}"),
+        }
+    }
+
+    fn member_use(&mut self, m: MemberId, c: CampaignId) -> &mut MemberUse {
+        let e = self
+            .counters
+            .entry(CounterKey::MemberCampaign(m, c))
+            .or_insert(Counter::Member(MemberUse::default()));
+        match e {
+            Counter::Member(u) => u,
+            other => panic!("member campaign counter holds {other:?}"),
+        }
+    }
+
+    fn guard_totals(&mut self, k: GuardKey) -> &mut GuardTotals {
+        let e = self
+            .counters
+            .entry(CounterKey::Guard(k))
+            .or_insert(Counter::Guard(GuardTotals::default()));
+        match e {
+            Counter::Guard(t) => t,
+            other => panic!("guard counter holds {other:?}"),
+        }
+    }
+
+    /// Points campaign `c` has awarded.
+    pub fn awarded(&self, c: CampaignId) -> Points {
+        match self.counters.get(&CounterKey::Campaign(c)) {
+            Some(Counter::Awarded(p)) => *p,
+            _ => Points::ZERO,
+        }
+    }
+
+    /// Member `m`'s use of campaign `c`.
+    pub fn campaign_use(&self, m: MemberId, c: CampaignId) -> MemberUse {
+        match self.counters.get(&CounterKey::MemberCampaign(m, c)) {
+            Some(Counter::Member(u)) => *u,
+            _ => MemberUse::default(),
+        }
+    }
+
+    /// A guard period's totals.
+    pub fn guard(&self, k: GuardKey) -> GuardTotals {
+        match self.counters.get(&CounterKey::Guard(k)) {
+            Some(Counter::Guard(t)) => t.clone(),
+            _ => GuardTotals::default(),
+        }
+    }
+
+    /// Whether member `m` has earned at `p` before.
+    pub fn has_earned_at(&self, m: MemberId, p: PartnerId) -> bool {
+        match partner_bit(p) {
+            Some(bit) => self.members.get(&m).is_some_and(|s| s.earned_at & bit != 0),
+            None => self.counters.contains_key(&CounterKey::EarnedAt(m, p)),
         }
     }
 
@@ -254,6 +405,47 @@ impl State {
             .map(|(_, id)| *id)
             .collect()
     }
+}
+
+/// The programme counters `tx` changes.
+pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
+    let mut out = Vec::new();
+    match &tx.kind {
+        TxKind::Earn {
+            member,
+            partner,
+            awards,
+            guard,
+            ..
+        } => {
+            if partner.0 >= PARTNER_BITS {
+                out.push(CounterKey::EarnedAt(*member, *partner));
+            }
+            for g in awards.iter().filter(|g| g.points.is_positive()) {
+                out.push(CounterKey::Campaign(g.campaign));
+                out.push(CounterKey::MemberCampaign(*member, g.campaign));
+            }
+            if let Some(g) = guard {
+                out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));
+            }
+        }
+        TxKind::Reversal {
+            member,
+            awards,
+            guard,
+            ..
+        } => {
+            for b in awards.iter().filter(|b| b.room.is_positive()) {
+                out.push(CounterKey::Campaign(b.campaign));
+                out.push(CounterKey::MemberCampaign(*member, b.campaign));
+            }
+            if let Some(g) = guard {
+                out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));
+            }
+        }
+        _ => {}
+    }
+    out
 }
 
 /// How a transaction of kind `kind` changes a member's held points: the member and the change

@@ -5,7 +5,8 @@
 use crate::codec::statement_entry;
 use crate::codec::{self, MemberRecord};
 use crate::core::model::{Transaction, TxKind};
-use crate::core::state::State;
+use crate::core::programme::CounterKey;
+use crate::core::state::{counters_touched, State};
 use crate::core::types::{AccountId, MemberId, PartnerId, Timestamp, TxId};
 use crate::keys;
 use crate::store::WriteSet;
@@ -19,6 +20,7 @@ pub(crate) struct Touched {
     pub holds: BTreeSet<TxId>,
     pub reversed: BTreeSet<TxId>,
     pub contracts: BTreeSet<PartnerId>,
+    pub counters: BTreeSet<CounterKey>,
 }
 
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
@@ -65,6 +67,9 @@ pub(crate) fn write_records(
     for p in &t.contracts {
         w.set_owned(keys::contract(*p), codec::encode(&s.contracts[p]));
     }
+    for k in &t.counters {
+        w.set_owned(keys::counter(k), codec::encode(&s.counters[k]));
+    }
 }
 
 /// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
@@ -103,5 +108,6 @@ impl Touched {
             }
             _ => {}
         }
+        self.counters.extend(counters_touched(tx));
     }
 }

@@ -19,6 +19,11 @@ use ledger::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection, WriteP
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
+mod programme;
+// Used through `for_each_conformance_check!` by the files that run the suite.
+#[allow(unused_imports)]
+pub use programme::*;
+
 /// Calls `$make!(check, check, ...)` with every check of the suite: the one list each engine's
 /// test file runs.
 #[allow(unused_macros)]
@@ -39,6 +44,10 @@ macro_rules! for_each_conformance_check {
             cluster_processes_share_one_store,
             cluster_holds_expire,
             cluster_and_single_writer_stores_do_not_mix,
+            ledger_campaign_awards_caps_and_budget,
+            cluster_campaign_awards_caps_and_budget,
+            ledger_budget_is_never_overspent_under_concurrency,
+            cluster_budget_is_never_overspent_across_processes,
         );
     };
 }
@@ -312,6 +321,8 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         partner: p1,
         points: Points(1000),
         bonus: Points(100),
+        awards: vec![],
+        guard: None,
     };
     let r = l.execute_blocking(earn.clone()).expect("earn");
     assert!(!r.replayed);
@@ -326,6 +337,8 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         partner: p1,
         points: Points(5),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     assert_eq!(
         rejected(l.execute_blocking(conflict)),
@@ -426,6 +439,8 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
         partner: p1,
         points: Points(points),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     };
     let mut expected = Vec::new();
     for round in 0..3 {
@@ -531,6 +546,8 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
                 partner: p1,
                 points: Points(10),
                 bonus: Points(0),
+                awards: vec![],
+                guard: None,
             })
             .expect("earn");
         }
@@ -557,6 +574,8 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
             partner: p1,
             points: Points(10),
             bonus: Points(0),
+            awards: vec![],
+            guard: None,
         })
         .expect("replay after reopen");
     assert!(replay.replayed, "idempotency survives a restart");
@@ -592,6 +611,8 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
             partner: p1,
             points: Points(100),
             bonus: Points(0),
+            awards: vec![],
+            guard: None,
         })
         .expect("opening earn");
     }
@@ -606,6 +627,8 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
                     partner: p1,
                     points: Points(7),
                     bonus: Points(1),
+                    awards: vec![],
+                    guard: None,
                 },
                 1 | 2 => Command::Burn {
                     key: IdemKey::partner(p2, format!("race-{i}")),
@@ -726,6 +749,8 @@ pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
         partner: p1,
         points: Points(100),
         bonus: Points(0),
+        awards: vec![],
+        guard: None,
     })
     .expect("earn");
     let hold = b

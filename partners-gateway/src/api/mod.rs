@@ -131,8 +131,74 @@ pub struct TransactionView {
     pub pricing: Option<PricingView>,
     /// For a hold: when it voids itself, ms since the Unix epoch.
     pub hold_expires_at_ms: Option<i64>,
+    /// For an earn: the partner's base points, and the campaign bonuses granted (a reversal:
+    /// taken back).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub bonuses: Vec<BonusView>,
     /// True when this answers a retry of a request already applied.
     pub replayed: bool,
+}
+
+/// A campaign's bonus on an earn, as granted.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct BonusView {
+    /// The campaign.
+    pub campaign_id: u32,
+    /// Its version that applied.
+    pub version: u32,
+    /// Points the campaign's effect gave, before limits (earns).
+    pub computed: i64,
+    /// Points granted (earns) or taken back (reversals).
+    pub points: i64,
+    /// What cut the bonus: `condition`, `member_day`, `member_month`, `member_campaign`,
+    /// `budget` or `budget_guard`.
+    pub limited_by: Option<String>,
+    /// The partner that paid for the points; absent: the programme.
+    pub funded_by: Option<u32>,
+}
+
+impl BonusView {
+    fn of(tx: &Transaction) -> Vec<BonusView> {
+        let funded = |f: ledger::Funder| match f {
+            ledger::Funder::Programme => None,
+            ledger::Funder::Partner(p) => Some(p.0),
+        };
+        match &tx.kind {
+            TxKind::Earn { awards, .. } => awards
+                .iter()
+                .map(|g| BonusView {
+                    campaign_id: g.campaign.0,
+                    version: g.version,
+                    computed: g.asked.0,
+                    points: g.points.0,
+                    limited_by: g.limited.map(|l| {
+                        match l {
+                            ledger::Limited::Condition => "condition",
+                            ledger::Limited::MemberDay => "member_day",
+                            ledger::Limited::MemberMonth => "member_month",
+                            ledger::Limited::MemberTotal => "member_campaign",
+                            ledger::Limited::Budget => "budget",
+                            ledger::Limited::Guard => "budget_guard",
+                        }
+                        .to_string()
+                    }),
+                    funded_by: funded(g.funder),
+                })
+                .collect(),
+            TxKind::Reversal { awards, .. } => awards
+                .iter()
+                .map(|b| BonusView {
+                    campaign_id: b.campaign.0,
+                    version: b.version,
+                    computed: b.points.0,
+                    points: b.points.0,
+                    limited_by: None,
+                    funded_by: funded(b.funder),
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 impl TransactionView {
@@ -172,6 +238,7 @@ impl TransactionView {
                 category: p.category.clone(),
             }),
             hold_expires_at_ms,
+            bonuses: BonusView::of(tx),
             replayed,
         }
     }

@@ -189,6 +189,24 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The amount converts to zero points",
     ),
     (
+        Kind::InvalidRule,
+        "rule-invalid",
+        422,
+        "The campaign or budget guard cannot run as defined",
+    ),
+    (
+        Kind::BudgetCeiling,
+        "budget-ceiling",
+        422,
+        "The earn would take the points budget above its ceiling",
+    ),
+    (
+        Kind::UnknownCampaign,
+        "unknown-campaign",
+        404,
+        "No such campaign",
+    ),
+    (
         Kind::RateLimited,
         "rate-limited",
         429,

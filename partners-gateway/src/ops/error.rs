@@ -38,6 +38,9 @@ pub enum Kind {
     UnitNotPriced,
     RetroactiveRates,
     NoPoints,
+    InvalidRule,
+    BudgetCeiling,
+    UnknownCampaign,
     RateLimited,
     Overloaded,
     Unavailable,
@@ -45,7 +48,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 36] = [
+pub const ALL_KINDS: [Kind; 39] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -78,6 +81,9 @@ pub const ALL_KINDS: [Kind; 36] = [
     Kind::UnitNotPriced,
     Kind::RetroactiveRates,
     Kind::NoPoints,
+    Kind::InvalidRule,
+    Kind::BudgetCeiling,
+    Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
     Kind::Unavailable,
@@ -142,12 +148,24 @@ impl From<Rejection> for OpError {
             Rejection::ReversalExceedsOriginal { .. } => Kind::ReversalExceedsOriginal,
             Rejection::ClawbackRejected { .. } => Kind::ClawbackRejected,
             Rejection::IdempotencyConflict { .. } => Kind::IdempotencyConflict,
+            Rejection::AwardsMalformed { .. }
+            | Rejection::AwardOutOfRange { .. }
+            | Rejection::GuardMalformed(_) => Kind::InvalidRule,
+            Rejection::BudgetCeiling { .. } => Kind::BudgetCeiling,
         };
         // Ledger-internal ids mean nothing to a partner; say what happened without them.
         let detail = match &r {
             Rejection::UnknownMember(_) => "no such member".to_string(),
             Rejection::UnknownTransaction(_) => "no such transaction".to_string(),
             Rejection::HoldNotOpen { .. } => "the hold is no longer open".to_string(),
+            Rejection::BudgetCeiling { key } => format!(
+                "the earn would take the value of points issued above the {} budget ceiling for {}",
+                match key.scope {
+                    ledger::GuardScope::Programme => "programme's".to_string(),
+                    ledger::GuardScope::Partner(p) => format!("partner {}'s", p.0),
+                },
+                crate::programme::guard::period_label(key.period)
+            ),
             Rejection::IdempotencyConflict { .. } => {
                 "the reference was already used for a different request".to_string()
             }

@@ -1,48 +1,115 @@
 //! Earn (partner issuance to a member, plus a bonus from promotions) and burn (a member's
 //! points to the partner's redemption account).
 
-use super::require_partner;
+use super::{awards, require_partner};
 use crate::core::builder::Builder;
 use crate::core::model::{IdemKey, TxKind};
+use crate::core::programme::{AwardRequest, Funder, Granted, GuardRequest, Limited};
 use crate::core::rejection::Rejection;
 use crate::core::state::State;
 use crate::core::types::{AccountId, MemberId, Money, PartnerId, Points};
+use rust_decimal::Decimal;
 
-pub(super) fn earn(
-    s: &State,
-    b: &mut Builder<'_>,
-    key: &IdemKey,
-    member: MemberId,
-    partner: PartnerId,
-    points: Points,
-    bonus: Points,
-) -> Result<TxKind, Rejection> {
-    require_partner(key, partner)?;
-    s.check_points(points)?;
-    if bonus.0 < 0 || bonus.0 > s.policy.points_per_command_max {
+/// An earn command's fields.
+pub(super) struct EarnCmd<'a> {
+    pub key: &'a IdemKey,
+    pub member: MemberId,
+    pub partner: PartnerId,
+    pub points: Points,
+    pub bonus: Points,
+    pub awards: &'a [AwardRequest],
+    pub guard: Option<&'a GuardRequest>,
+}
+
+/// Issues the partner's points, the plain bonus and each campaign award as its limits allow,
+/// all into one lot; the points budget guard refuses the earn or takes it down to its base
+/// points when the ceiling would be crossed.
+pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<TxKind, Rejection> {
+    require_partner(e.key, e.partner)?;
+    s.check_points(e.points)?;
+    let max = Points(s.policy.points_per_command_max);
+    if e.bonus.0 < 0 || e.bonus > max {
         return Err(Rejection::BonusOutOfRange {
-            bonus,
-            max: Points(s.policy.points_per_command_max),
+            bonus: e.bonus,
+            max,
         });
     }
-    let contract = s.contract(partner)?;
-    s.require_member(member)?;
+    let contract = s.contract(e.partner)?;
+    let member = s.require_member(e.member)?;
     let price = Money::new(contract.issuance_price_per_point, contract.currency);
+    let mut granted = awards::grant(s, e, member, b.at())?;
+    let mut bonus = e.bonus;
+    let guard = match e.guard {
+        Some(g) => {
+            let base = Decimal::from(e.points.0) * price.amount;
+            let full = Decimal::from(total(e.points, bonus, &granted)?.0) * price.amount;
+            match awards::guard(s, g, contract.currency, base, full)? {
+                awards::Guarded::Full(rec) => Some(rec),
+                awards::Guarded::BaseOnly(rec) => {
+                    bonus = Points::ZERO;
+                    for a in &mut granted {
+                        if a.points.is_positive() {
+                            a.points = Points::ZERO;
+                            a.limited = Some(Limited::Guard);
+                        }
+                    }
+                    Some(rec)
+                }
+            }
+        }
+        None => None,
+    };
+    total(e.points, bonus, &granted)?;
     let expiry = contract.lot_expiry(b.at());
-    b.credit(member, AccountId::PartnerIssuance(partner), points, expiry)?;
-    b.credit(member, AccountId::Promotions, bonus, expiry)?;
+    let lot = b.next_lot();
+    b.credit_into(
+        e.member,
+        AccountId::PartnerIssuance(e.partner),
+        e.points,
+        lot,
+        expiry,
+    )?;
+    b.credit_into(e.member, AccountId::Promotions, bonus, lot, expiry)?;
     b.money(
-        AccountId::PartnerIssuance(partner),
+        AccountId::PartnerIssuance(e.partner),
         AccountId::Float,
-        points,
+        e.points,
         price,
     );
+    for a in &granted {
+        match a.funder {
+            Funder::Programme => {
+                b.credit_into(e.member, AccountId::Promotions, a.points, lot, expiry)?
+            }
+            Funder::Partner(f) => {
+                let from = AccountId::PartnerIssuance(f);
+                b.credit_into(e.member, from, a.points, lot, expiry)?;
+                b.money(from, AccountId::Float, a.points, a.price_per_point);
+            }
+        }
+    }
     Ok(TxKind::Earn {
-        member,
-        partner,
-        points,
+        member: e.member,
+        partner: e.partner,
+        points: e.points,
         bonus,
         price_per_point: price,
+        awards: granted,
+        guard: guard.map(Box::new),
+    })
+}
+
+/// Base, bonus and awards together, within the per-command limit.
+fn total(points: Points, bonus: Points, granted: &[Granted]) -> Result<Points, Rejection> {
+    let sum = granted
+        .iter()
+        .try_fold(points.0.checked_add(bonus.0), |acc, g| {
+            Some(acc?.checked_add(g.points.0))
+        })
+        .flatten();
+    sum.map(Points).ok_or(Rejection::PointsAboveLimit {
+        points,
+        max: Points(i64::MAX),
     })
 }
 

@@ -6,6 +6,7 @@
 //! one check a line.
 
 pub mod adjust;
+mod awards;
 pub mod contract;
 mod earn;
 mod hold;
@@ -53,7 +54,21 @@ impl State {
                 partner,
                 points,
                 bonus,
-            } => earn::earn(self, &mut b, key, *member, *partner, *points, *bonus)?,
+                awards,
+                guard,
+            } => earn::earn(
+                self,
+                &mut b,
+                &earn::EarnCmd {
+                    key,
+                    member: *member,
+                    partner: *partner,
+                    points: *points,
+                    bonus: *bonus,
+                    awards,
+                    guard: guard.as_deref(),
+                },
+            )?,
             Command::Burn {
                 key,
                 member,

@@ -5,9 +5,11 @@
 use super::{visible_to, DecideError};
 use crate::core::builder::Builder;
 use crate::core::model::{IdemKey, LotId, Scope, TxKind};
+use crate::core::programme::{AwardBack, Funder, Granted, GuardBack, GuardRecord};
 use crate::core::rejection::Rejection;
 use crate::core::state::{History, Reversed, State};
 use crate::core::types::{AccountId, ClawbackPolicy, MemberId, Money, PartnerId, Points, TxId};
+use rust_decimal::Decimal;
 
 pub(super) fn reverse<H: History + ?Sized>(
     s: &State,
@@ -21,7 +23,7 @@ pub(super) fn reverse<H: History + ?Sized>(
         .transaction(original)
         .map_err(DecideError::Failed)?
         .ok_or(Rejection::UnknownTransaction(original))?;
-    let done = s.reversed.get(&original).copied().unwrap_or_default();
+    let done = s.reversed.get(&original).cloned().unwrap_or_default();
     match &orig.kind {
         TxKind::Earn {
             member,
@@ -29,6 +31,8 @@ pub(super) fn reverse<H: History + ?Sized>(
             points: issued,
             bonus,
             price_per_point,
+            awards,
+            guard,
         } => {
             visible_to(key, *partner, original)?;
             let earned = Earned {
@@ -38,6 +42,8 @@ pub(super) fn reverse<H: History + ?Sized>(
                 issued: *issued,
                 bonus: *bonus,
                 price: *price_per_point,
+                awards,
+                guard: guard.as_deref(),
             };
             Ok(reverse_earn(s, b, &earned, done, points)?)
         }
@@ -62,6 +68,8 @@ pub(super) fn reverse<H: History + ?Sized>(
                 points: n,
                 bonus: Points::ZERO,
                 clawback: Points::ZERO,
+                awards: Vec::new(),
+                guard: None,
             })
         }
         // A partner cannot see transactions that are not its earns or burns.
@@ -73,13 +81,23 @@ pub(super) fn reverse<H: History + ?Sized>(
 }
 
 /// The earn a reversal undoes.
-struct Earned {
+struct Earned<'a> {
     original: TxId,
     member: MemberId,
     partner: PartnerId,
     issued: Points,
     bonus: Points,
     price: Money,
+    awards: &'a [Granted],
+    guard: Option<&'a GuardRecord>,
+}
+
+/// The share of `whole` that reversing `n` of `issued` points takes back, when `already` were
+/// reversed before: the difference of the cumulative shares, so shares sum to `whole` exactly.
+fn share(whole: i64, issued: Points, already: Points, n: Points) -> Points {
+    let upto = |p: i64| (i128::from(whole) * i128::from(p)) / i128::from(issued.0);
+    let s = upto(already.0 + n.0) - upto(already.0);
+    Points(i64::try_from(s).expect("a share of an amount fits the amount"))
 }
 
 /// Undoes `n` of an earn's points (all that remain when `points` is `None`), and the bonus in
@@ -88,7 +106,7 @@ struct Earned {
 fn reverse_earn(
     s: &State,
     b: &mut Builder<'_>,
-    e: &Earned,
+    e: &Earned<'_>,
     done: Reversed,
     points: Option<Points>,
 ) -> Result<TxKind, Rejection> {
@@ -97,10 +115,33 @@ fn reverse_earn(
     let bonus_n = if n == remaining {
         Points(e.bonus.0 - done.bonus.0)
     } else {
-        let share = (i128::from(e.bonus.0) * i128::from(n.0)) / i128::from(e.issued.0);
-        Points(i64::try_from(share).expect("a share of a bonus fits the bonus"))
+        share(e.bonus.0, e.issued, done.points, n)
     };
-    let total = Points(n.0 + bonus_n.0);
+    let mut backs = Vec::with_capacity(e.awards.len());
+    for (i, g) in e.awards.iter().enumerate() {
+        let before = done.awards.get(i).copied().unwrap_or_default();
+        let p = if n == remaining {
+            Points(g.points.0 - before.0)
+        } else {
+            share(g.points.0, e.issued, done.points, n)
+        };
+        backs.push(AwardBack {
+            campaign: g.campaign,
+            version: g.version,
+            points: p,
+            funder: g.funder,
+            price_per_point: g.price_per_point,
+            room: if g.refund_returns_room {
+                p
+            } else {
+                Points::ZERO
+            },
+            day: g.day,
+            month: g.month,
+        });
+    }
+    let awarded: i64 = backs.iter().map(|a| a.points.0).sum();
+    let total = Points(n.0 + bonus_n.0 + awarded);
     let available = s.require_member(e.member)?.available().0.max(0);
     let shortfall = Points((total.0 - available).max(0));
     if shortfall.is_positive() && s.policy.clawback == ClawbackPolicy::Reject {
@@ -114,6 +155,26 @@ fn reverse_earn(
     b.take_for_reversal(e.member, lot, issuance, n)?;
     b.take_for_reversal(e.member, lot, AccountId::Promotions, bonus_n)?;
     b.money(AccountId::Float, issuance, n, e.price);
+    for a in &backs {
+        match a.funder {
+            Funder::Programme => {
+                b.take_for_reversal(e.member, lot, AccountId::Promotions, a.points)?
+            }
+            Funder::Partner(f) => {
+                let to = AccountId::PartnerIssuance(f);
+                b.take_for_reversal(e.member, lot, to, a.points)?;
+                b.money(AccountId::Float, to, a.points, a.price_per_point);
+            }
+        }
+    }
+    let guard = e.guard.map(|g| {
+        let sale_share = |p: i64| g.sale * Decimal::from(p) / Decimal::from(e.issued.0);
+        Box::new(GuardBack {
+            sale: sale_share(done.points.0 + n.0) - sale_share(done.points.0),
+            value: Decimal::from(total.0) * e.price.amount,
+            keys: g.keys.clone(),
+        })
+    });
     Ok(TxKind::Reversal {
         original: e.original,
         member: e.member,
@@ -121,6 +182,8 @@ fn reverse_earn(
         points: n,
         bonus: bonus_n,
         clawback: shortfall,
+        awards: backs,
+        guard,
     })
 }
 

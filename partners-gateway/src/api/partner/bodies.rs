@@ -53,6 +53,18 @@ pub struct EarnRequest {
     /// Product category for category rates.
     #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
+    /// How the member paid (`card`, `cash`, `wallet`), for campaigns that name payment methods.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]{1,32}$")]
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// Where the purchase was made (`store`, `web`, `app`), for campaigns that name channels.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]{1,32}$")]
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// The purchase's value in money (ISO 4217), when `amount` is in miles or litres: the points
+    /// budget guard weighs points against it.
+    #[serde(default)]
+    pub sale_amount: Option<Amount>,
 }
 
 /// Burn points at once. Give `points`, or `amount` to price it with the rate table (rounds up).
@@ -238,6 +250,30 @@ pub struct QuoteRequest {
     /// Category for category rates.
     #[schema(min_length = 1, max_length = 32)]
     pub category: Option<String>,
+    /// How the member paid (`card`, `cash`, `wallet`), for campaigns that name payment methods.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]{1,32}$")]
+    #[serde(default)]
+    pub payment_method: Option<String>,
+    /// Where the purchase was made (`store`, `web`, `app`), for campaigns that name channels.
+    #[schema(min_length = 1, max_length = 32, pattern = "^[a-z0-9_-]{1,32}$")]
+    #[serde(default)]
+    pub channel: Option<String>,
+}
+
+/// A campaign bonus in a quote, before the caps and budget the ledger applies at posting.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct QuoteBonus {
+    /// The campaign.
+    pub campaign_id: u32,
+    /// Its version in force.
+    pub version: u32,
+    /// Bonus points its effect gives.
+    pub points: i64,
+    /// The partner that pays for them; absent: the programme.
+    pub funded_by: Option<u32>,
+    /// Conditions on the member checked when the earn is posted (`first_earn_at_partner`,
+    /// `enrolled_days`).
+    pub checked_at_posting: Vec<String>,
 }
 
 /// A price in points.
@@ -245,8 +281,12 @@ pub struct QuoteRequest {
 pub struct QuoteView {
     /// `earn` or `burn`.
     pub operation: Operation,
-    /// Points after rounding (earn down, burn up).
+    /// Points after rounding (earn down, burn up): the base points of an earn.
     pub points: i64,
+    /// Campaign bonuses that apply now (earns), in stacking order.
+    pub bonuses: Vec<QuoteBonus>,
+    /// Base points and bonuses together, before caps and budgets.
+    pub total_points: i64,
     /// Rate table version used.
     pub rate_version: u32,
     /// Points per unit applied.
@@ -273,6 +313,11 @@ impl From<EarnRequest> for op::Earn {
             amount: r.amount,
             branch: r.branch,
             category: r.category,
+            context: op::EarnContext {
+                payment_method: r.payment_method,
+                channel: r.channel,
+                sale_amount: r.sale_amount,
+            },
         }
     }
 }
@@ -348,6 +393,11 @@ impl From<QuoteRequest> for op::Quote {
             amount: r.amount,
             branch: r.branch,
             category: r.category,
+            context: op::EarnContext {
+                payment_method: r.payment_method,
+                channel: r.channel,
+                sale_amount: None,
+            },
         }
     }
 }

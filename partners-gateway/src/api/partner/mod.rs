@@ -380,10 +380,35 @@ async fn quote(
     ApiJson(r): ApiJson<QuoteRequest>,
 ) -> JsonResult<QuoteView> {
     let operation = r.operation;
-    let priced = op::quote(&app.ops, &caller, &r.into())?;
+    let op::Quoted { priced, applied } = op::quote(&app.ops, &caller, &r.into())?;
+    let bonuses: Vec<QuoteBonus> = applied
+        .iter()
+        .map(|a| QuoteBonus {
+            campaign_id: a.campaign,
+            version: a.version,
+            points: a.points,
+            funded_by: match a.funder {
+                ledger::Funder::Programme => None,
+                ledger::Funder::Partner(p) => Some(p.0),
+            },
+            checked_at_posting: [
+                (a.requires.first_earn_at_partner, "first_earn_at_partner"),
+                (
+                    a.requires.enrolled_days_min.is_some() || a.requires.enrolled_days_max.is_some(),
+                    "enrolled_days",
+                ),
+            ]
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, name)| name.to_string())
+            .collect(),
+        })
+        .collect();
     Ok(Json(QuoteView {
         operation,
         points: priced.points.0,
+        total_points: priced.points.0 + bonuses.iter().map(|b| b.points).sum::<i64>(),
+        bonuses,
         rate_version: priced.pricing.rate_version,
         points_per_unit: priced.pricing.points_per_unit.normalize().to_string(),
         rounding: match operation {

@@ -15,9 +15,11 @@ use std::sync::Arc;
 
 mod batch;
 mod reads;
+mod terms;
 
 pub use batch::{batch, prepare};
-pub use reads::{balance, enrol, quote, rates, statement, transaction, Enrol, Quote};
+pub use reads::{balance, enrol, quote, rates, statement, transaction, Enrol, Quote, Quoted};
+pub use terms::EarnContext;
 
 /// Earn points for a purchase, a flight or a fill-up, priced from `amount`.
 #[derive(Debug, Clone)]
@@ -32,6 +34,8 @@ pub struct Earn {
     pub branch: Option<String>,
     /// Product category for category rates.
     pub category: Option<String>,
+    /// Payment method, channel and sale value, for campaigns and the budget guard.
+    pub context: EarnContext,
 }
 
 /// Burn points at once: `points`, or `amount` priced with the rate table (rounding up).
@@ -253,6 +257,19 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         r.branch.as_deref(),
         r.category.as_deref(),
     )?;
+    let terms = terms::terms(
+        &ops.registry.programme(),
+        &terms::Purchase {
+            partner: caller.partner,
+            amount: &r.amount,
+            quantity: q,
+            base: priced.points,
+            branch: r.branch.as_deref(),
+            category: r.category.as_deref(),
+        },
+        &r.context,
+        Timestamp::now(),
+    )?;
     Ok(Prepared {
         cmd: Command::Earn {
             key,
@@ -260,6 +277,8 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
             partner: caller.partner,
             points: priced.points,
             bonus: Points(0),
+            awards: terms.awards,
+            guard: terms.guard,
         },
         pricing: Some(priced.pricing),
         member: Some(member),

@@ -119,25 +119,52 @@ pub struct Quote {
     pub branch: Option<String>,
     /// Category for category rates.
     pub category: Option<String>,
+    /// Payment method and channel, for campaigns (earns only).
+    pub context: super::EarnContext,
 }
 
-/// The points `q` is worth under the rate table in force.
-pub fn quote(
-    ops: &Ops,
-    caller: &PartnerCaller,
-    q: &Quote,
-) -> Result<crate::programme::rates::Priced, OpError> {
+/// A quote: the base points, and for an earn the campaigns that would apply.
+pub struct Quoted {
+    /// The rate table's price.
+    pub priced: crate::programme::rates::Priced,
+    /// Campaigns that apply now, in stacking order, before caps and budgets (which the ledger
+    /// applies when the earn is posted).
+    pub applied: Vec<crate::programme::rules::Applied>,
+}
+
+/// The points `q` is worth under the rate table in force, and (earns) the campaign bonuses.
+pub fn quote(ops: &Ops, caller: &PartnerCaller, q: &Quote) -> Result<Quoted, OpError> {
     caller.require(KeyScope::Read)?;
     check_name("branch", q.branch.as_deref())?;
     check_name("category", q.category.as_deref())?;
     let quantity = q.amount.parse()?;
-    Ok(rate_table(ops, caller.partner)?.price(
+    let priced = rate_table(ops, caller.partner)?.price(
         q.operation,
         quantity,
         &q.amount.unit,
         q.branch.as_deref(),
         q.category.as_deref(),
-    )?)
+    )?;
+    let applied = match q.operation {
+        Operation::Earn => {
+            super::terms::terms(
+                &ops.registry.programme(),
+                &super::terms::Purchase {
+                    partner: caller.partner,
+                    amount: &q.amount,
+                    quantity,
+                    base: priced.points,
+                    branch: q.branch.as_deref(),
+                    category: q.category.as_deref(),
+                },
+                &q.context,
+                ledger::Timestamp::now(),
+            )?
+            .applied
+        }
+        Operation::Burn => Vec::new(),
+    };
+    Ok(Quoted { priced, applied })
 }
 
 /// Every version of the partner's rate table, oldest first.

@@ -39,6 +39,7 @@ mod members;
 mod nonces;
 mod operators;
 mod partners;
+mod programme;
 mod rates;
 
 pub use keys::{random_hex, KeyRecord, KeyScope};
@@ -49,6 +50,7 @@ pub use members::{
 pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
+pub use programme::{Compiled as CompiledProgramme, ProgrammeSettings};
 
 /// Attempts of a registry transaction before it fails as contended.
 const TXN_ATTEMPTS: u32 = 20;
@@ -59,6 +61,7 @@ struct Inner {
     keys: HashMap<String, KeyRecord>,
     rates: BTreeMap<u32, Vec<RateTable>>,
     operators: HashMap<[u8; 32], OperatorRecord>,
+    programme: programme::Programme,
 }
 
 /// Registry failures.
@@ -128,7 +131,10 @@ fn load_all(store: &Engine) -> Result<Inner, RegistryError> {
     let mut inner = Inner::default();
     let snap = store.snapshot()?;
     let mut failure = None;
-    for kind in [PARTNER, KEY, RATE, OPERATOR] {
+    for kind in [PARTNER, KEY, RATE, OPERATOR]
+        .into_iter()
+        .chain(programme::FAMILIES)
+    {
         let begin = [PREFIX, kind];
         snap.scan(&begin, &prefix_end(&begin), &mut |k, v| {
             if let Err(e) = load_record(&mut inner, k, v) {
@@ -141,6 +147,7 @@ fn load_all(store: &Engine) -> Result<Inner, RegistryError> {
             return Err(e);
         }
     }
+    inner.programme.rebuild();
     Ok(inner)
 }
 
@@ -171,6 +178,7 @@ fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryErro
                 .map_err(|_| RegistryError::Corrupt("operator key".into()))?;
             inner.operators.insert(hash, unjson(v)?);
         }
+        Some(kind) if programme::FAMILIES.contains(&kind) => inner.programme.load(kind, body, v)?,
         _ => {}
     }
     Ok(())

@@ -33,6 +33,7 @@ use utoipa_axum::routes;
     tags(
         (name = "partner", description = "Partner API; every request signed with HMAC-SHA256"),
         (name = "operator", description = "Operator API; bearer tokens, roles operator and finance"),
+        (name = "programme", description = "Operator API for the programme's rules: campaigns, the points budget guard, settings"),
         (name = "service", description = "Health, readiness, metrics and this document"),
     )
 )]

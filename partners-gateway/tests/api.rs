@@ -808,7 +808,8 @@ async fn quotes_and_rates_price_without_posting() {
         .await;
     assert_eq!(
         q.body,
-        json!({"operation": "earn", "points": 99, "rate_version": 1, "points_per_unit": "5", "rounding": "down"})
+        json!({"operation": "earn", "points": 99, "rate_version": 1, "points_per_unit": "5", "rounding": "down",
+               "bonuses": [], "total_points": 99})
     );
     let q = gw
         .partner(

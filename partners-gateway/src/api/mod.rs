@@ -4,6 +4,7 @@
 pub mod operator;
 pub mod partner;
 pub mod problem;
+pub mod programme;
 pub mod signature;
 pub mod state;
 pub mod whole;

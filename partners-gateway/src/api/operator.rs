@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 /// The operator routes, each behind bearer-token authentication.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    crate::api::programme::routes(OpenApiRouter::new())
         .routes(routes!(list_partners))
         .routes(routes!(get_partner, put_partner))
         .routes(routes!(list_keys, create_key))

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod operator;
 pub mod partner;
+pub mod programme;
 pub mod registry;
 pub mod replay;
 pub mod statement;

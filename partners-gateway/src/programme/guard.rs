@@ -93,7 +93,7 @@ impl GuardDraft {
             )));
         }
         if self.thresholds.len() > ledger::GUARD_THRESHOLDS_MAX
-            || self.thresholds.iter().any(|&t| t == 0)
+            || self.thresholds.contains(&0)
         {
             return Err(RuleError(
                 "thresholds: at most 4 percentages, each 1 to 255".into(),

@@ -717,3 +717,287 @@ impl Compiled {
             .clamp(0, POINTS_MAX)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draft(effect: Effect) -> CampaignDraft {
+        CampaignDraft {
+            name: "test".into(),
+            reason: "test".into(),
+            effective_from_ms: None,
+            active: true,
+            starts_on: None,
+            ends_on: None,
+            conditions: Conditions::default(),
+            effect,
+            priority: 0,
+            exclusive: false,
+            limits: Limits::default(),
+            funded_by: None,
+        }
+    }
+
+    fn double() -> CampaignDraft {
+        draft(Effect::Multiplier { factor: "2".into() })
+    }
+
+    fn set(drafts: Vec<CampaignDraft>) -> RuleSet {
+        let versions: Vec<Campaign> = drafts
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| Campaign {
+                id: i as u32 + 1,
+                version: 1,
+                draft: d,
+                in_force_from_ms: 0,
+                author: "t".into(),
+                recorded_at_ms: 0,
+            })
+            .collect();
+        let (s, errors) = RuleSet::build(&versions);
+        assert!(errors.is_empty(), "{errors:?}");
+        s
+    }
+
+    /// Friday 2026-11-27 18:30 in Tehran (15:00 UTC).
+    const FRIDAY_EVENING: Timestamp = Timestamp(1_795_791_600_000);
+
+    fn tehran() -> ProgrammeClock {
+        ProgrammeClock {
+            tz: chrono_tz::Asia::Tehran,
+        }
+    }
+
+    fn facts(at: Timestamp) -> EarnFacts<'static> {
+        EarnFacts {
+            partner: PartnerId(2),
+            branch: Some("station-003"),
+            category: Some("premium-fuel"),
+            unit: "litre",
+            quantity: Decimal::new(405, 1),
+            base: Points(162),
+            at: tehran().local(at),
+            payment_method: Some("card"),
+            channel: Some("store"),
+        }
+    }
+
+    fn bonuses(s: &RuleSet, f: &EarnFacts<'_>) -> Vec<(u32, i64)> {
+        s.evaluate(f, FRIDAY_EVENING)
+            .iter()
+            .map(|a| (a.campaign, a.points))
+            .collect()
+    }
+
+    #[test]
+    fn effects_multiply_base_points_give_a_fixed_bonus_or_pay_per_unit_rounding_down() {
+        let s = set(vec![
+            double(),
+            draft(Effect::Multiplier {
+                factor: "1.5".into(),
+            }),
+            draft(Effect::Fixed { points: 500 }),
+            draft(Effect::PerUnit {
+                points_per_unit: "0.5".into(),
+            }),
+        ]);
+        // 162 base: x2 adds 162, x1.5 adds 81, fixed 500, 40.5 litres x 0.5 = 20.25 -> 20.
+        assert_eq!(
+            bonuses(&s, &facts(FRIDAY_EVENING)),
+            vec![(1, 162), (2, 81), (3, 500), (4, 20)]
+        );
+    }
+
+    #[test]
+    fn each_condition_must_hold() {
+        let with = |f: &dyn Fn(&mut Conditions)| {
+            let mut d = double();
+            f(&mut d.conditions);
+            d
+        };
+        let yes = [
+            with(&|c| c.partners = vec![2]),
+            with(&|c| c.branches = vec!["station-003".into()]),
+            with(&|c| c.categories = vec!["premium-fuel".into()]),
+            with(&|c| c.units = vec!["litre".into()]),
+            with(&|c| c.min_amount = Some("40.5".into())),
+            with(&|c| c.days_of_week = vec![Day::Fri]),
+            with(&|c| {
+                c.time_from = Some("18:30".into());
+                c.time_until = Some("19:00".into());
+            }),
+            with(&|c| c.payment_methods = vec!["card".into()]),
+            with(&|c| c.channels = vec!["store".into(), "web".into()]),
+        ];
+        let no = [
+            with(&|c| c.partners = vec![1, 3]),
+            with(&|c| c.branches = vec!["station-001".into()]),
+            with(&|c| c.categories = vec!["diesel".into()]),
+            with(&|c| c.units = vec!["EUR".into()]),
+            with(&|c| c.min_amount = Some("40.501".into())),
+            with(&|c| c.days_of_week = vec![Day::Sat, Day::Sun]),
+            // 18:30 is the end of the window, which is exclusive.
+            with(&|c| {
+                c.time_from = Some("08:00".into());
+                c.time_until = Some("18:30".into());
+            }),
+            with(&|c| c.payment_methods = vec!["cash".into()]),
+            with(&|c| c.channels = vec!["app".into()]),
+        ];
+        let f = facts(FRIDAY_EVENING);
+        for (i, d) in yes.into_iter().enumerate() {
+            assert_eq!(
+                bonuses(&set(vec![d]), &f),
+                vec![(1, 162)],
+                "condition {i} holds"
+            );
+        }
+        for (i, d) in no.into_iter().enumerate() {
+            assert_eq!(bonuses(&set(vec![d]), &f), vec![], "condition {i} fails");
+        }
+        // A branch condition fails when the partner sends no branch.
+        let mut bare = facts(FRIDAY_EVENING);
+        bare.branch = None;
+        assert!(bonuses(
+            &set(vec![with(&|c| c.branches = vec!["station-003".into()])]),
+            &bare
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn a_time_window_may_span_midnight_in_the_programme_time_zone() {
+        let mut d = double();
+        d.conditions.time_from = Some("22:00".into());
+        d.conditions.time_until = Some("02:00".into());
+        let s = set(vec![d]);
+        // 22:00 Tehran is 18:30 UTC; 01:59 is 22:29 UTC; 02:00 is 22:30 UTC.
+        let at = |utc_ms: i64| bonuses(&s, &facts(Timestamp(utc_ms)));
+        let base = 1_795_791_600_000; // 15:00 UTC, 18:30 Tehran
+        assert!(at(base + 12_600_000 - 1_000).is_empty(), "21:59:59");
+        assert_eq!(at(base + 12_600_000).len(), 1, "22:00:00");
+        assert_eq!(at(base + 27_000_000 - 1_000).len(), 1, "01:59:59");
+        assert!(at(base + 27_000_000).is_empty(), "02:00:00");
+    }
+
+    #[test]
+    fn a_calendar_window_counts_whole_local_days() {
+        let mut d = double();
+        d.starts_on = Some("2026-11-27".into());
+        d.ends_on = Some("2026-11-27".into());
+        let s = set(vec![d]);
+        // 2026-11-26 20:29:59 UTC is 23:59:59 on the 26th in Tehran; a second later, the 27th.
+        let eve = Timestamp(1_795_724_999_000);
+        assert!(bonuses(&s, &facts(eve)).is_empty());
+        assert_eq!(bonuses(&s, &facts(Timestamp(eve.0 + 1_000))).len(), 1);
+        // The 27th ends at 20:30 UTC.
+        let end = Timestamp(1_795_811_400_000);
+        assert_eq!(bonuses(&s, &facts(Timestamp(end.0 - 1_000))).len(), 1);
+        assert!(bonuses(&s, &facts(end)).is_empty());
+    }
+
+    #[test]
+    fn stacking_takes_priority_order_and_an_exclusive_campaign_applies_alone() {
+        let mut high = draft(Effect::Fixed { points: 100 });
+        high.priority = 10;
+        let mut exclusive = draft(Effect::Fixed { points: 300 });
+        exclusive.priority = 5;
+        exclusive.exclusive = true;
+        let low = draft(Effect::Fixed { points: 7 });
+        // The higher stackable campaign applied first, so the exclusive one is skipped.
+        let s = set(vec![high.clone(), exclusive.clone(), low.clone()]);
+        assert_eq!(bonuses(&s, &facts(FRIDAY_EVENING)), vec![(1, 100), (3, 7)]);
+        // On top, the exclusive campaign applies and nothing after it.
+        let mut top = exclusive.clone();
+        top.priority = 20;
+        let s = set(vec![high, top, low]);
+        assert_eq!(bonuses(&s, &facts(FRIDAY_EVENING)), vec![(2, 300)]);
+        // Equal priorities go by id.
+        let s = set(vec![
+            draft(Effect::Fixed { points: 1 }),
+            draft(Effect::Fixed { points: 2 }),
+        ]);
+        assert_eq!(bonuses(&s, &facts(FRIDAY_EVENING)), vec![(1, 1), (2, 2)]);
+    }
+
+    #[test]
+    fn the_version_in_force_is_the_latest_started_and_a_paused_one_gives_nothing() {
+        let mut paused = double();
+        paused.active = false;
+        let versions = vec![
+            Campaign {
+                id: 1,
+                version: 1,
+                draft: double(),
+                in_force_from_ms: 0,
+                author: "a".into(),
+                recorded_at_ms: 0,
+            },
+            Campaign {
+                id: 1,
+                version: 2,
+                draft: paused,
+                in_force_from_ms: FRIDAY_EVENING.0 + 1,
+                author: "a".into(),
+                recorded_at_ms: 0,
+            },
+        ];
+        let (s, _) = RuleSet::build(&versions);
+        let f = facts(FRIDAY_EVENING);
+        assert_eq!(s.evaluate(&f, FRIDAY_EVENING).len(), 1);
+        assert!(s.evaluate(&f, Timestamp(FRIDAY_EVENING.0 + 1)).is_empty());
+    }
+
+    #[test]
+    fn definitions_the_programme_cannot_run_are_refused_with_the_reason() {
+        type Change = Box<dyn Fn(&mut CampaignDraft)>;
+        let cases: Vec<(Change, &str)> = vec![
+            (
+                Box::new(|d| d.conditions.tiers = vec!["gold".into()]),
+                "tiers",
+            ),
+            (Box::new(|d| d.conditions.birthday_month = true), "profiles"),
+            (
+                Box::new(|d| d.starts_on = Some("2026-02-30".into())),
+                "not a date",
+            ),
+            (
+                Box::new(|d| {
+                    d.starts_on = Some("2026-03-02".into());
+                    d.ends_on = Some("2026-03-01".into());
+                }),
+                "before",
+            ),
+            (
+                Box::new(|d| d.conditions.time_from = Some("10:00".into())),
+                "both",
+            ),
+            (
+                Box::new(|d| {
+                    d.effect = Effect::Multiplier {
+                        factor: "0.5".into(),
+                    }
+                }),
+                "factor",
+            ),
+            (
+                Box::new(|d| d.effect = Effect::Fixed { points: 0 }),
+                "fixed",
+            ),
+            (Box::new(|d| d.limits.budget = Some(0)), "budget"),
+            (
+                Box::new(|d| d.conditions.channels = vec!["Web Shop".into()]),
+                "channels",
+            ),
+            (Box::new(|d| d.name = " ".into()), "name"),
+        ];
+        for (change, why) in cases {
+            let mut d = double();
+            change(&mut d);
+            let e = d.check().expect_err(why);
+            assert!(e.0.contains(why), "{why}: {}", e.0);
+        }
+    }
+}

@@ -394,7 +394,8 @@ async fn quote(
             checked_at_posting: [
                 (a.requires.first_earn_at_partner, "first_earn_at_partner"),
                 (
-                    a.requires.enrolled_days_min.is_some() || a.requires.enrolled_days_max.is_some(),
+                    a.requires.enrolled_days_min.is_some()
+                        || a.requires.enrolled_days_max.is_some(),
                     "enrolled_days",
                 ),
             ]

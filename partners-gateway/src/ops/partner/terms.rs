@@ -126,9 +126,9 @@ fn check_tag(field: &str, v: Option<&str>) -> Result<(), OpError> {
     check_name(field, v)?;
     match v {
         Some(s)
-            if !s
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-') =>
+            if !s.bytes().all(|b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+            }) =>
         {
             Err(OpError::new(
                 Kind::InvalidRequest,

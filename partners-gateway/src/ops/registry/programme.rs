@@ -204,10 +204,7 @@ impl Registry {
     }
 
     /// Records new programme settings.
-    pub fn set_programme(
-        &self,
-        s: ProgrammeSettings,
-    ) -> Result<ProgrammeSettings, RegistryError> {
+    pub fn set_programme(&self, s: ProgrammeSettings) -> Result<ProgrammeSettings, RegistryError> {
         let _w = self.write.lock().expect("registry write lock");
         let saved = self.transact(&mut |txn| {
             let mut ws = WriteSet::default();

@@ -1,0 +1,280 @@
+//! What operators do with the programme's rules: campaigns (versioned, effective-dated, each
+//! version with its author and reason), the points budget guard per programme and partner, the
+//! programme's time zone and currency, and the budget's standing per period. Nothing here knows
+//! HTTP.
+
+use super::error::{Kind, OpError};
+use super::Ops;
+use crate::ops::registry::ProgrammeSettings;
+use crate::programme::guard::{period_label, BudgetGuard, GuardDraft};
+use crate::programme::rules::{Campaign, CampaignDraft, RuleError};
+use ledger::{CampaignId, Counter, CounterKey, GuardScope, PartnerId, Points, Timestamp};
+use rust_decimal::Decimal;
+
+/// How far in the past `effective_from_ms` may be (clock skew between operator and gateway).
+const GRACE_MS: i64 = 60_000;
+
+fn invalid(e: RuleError) -> OpError {
+    OpError::new(Kind::InvalidRule, e.0)
+}
+
+fn internal(e: impl std::fmt::Display) -> OpError {
+    OpError::new(Kind::Internal, e.to_string())
+}
+
+/// Checks a draft against the registry: known partners, a start that is not in the past.
+fn check(ops: &Ops, d: &CampaignDraft, now: i64) -> Result<i64, OpError> {
+    d.check().map_err(invalid)?;
+    let unknown: Vec<u32> = d
+        .conditions
+        .partners
+        .iter()
+        .chain(d.funded_by.iter())
+        .copied()
+        .filter(|p| ops.registry.partner(PartnerId(*p)).is_none())
+        .collect();
+    if !unknown.is_empty() {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            format!("unknown partners {unknown:?}"),
+        ));
+    }
+    let from = d.effective_from_ms.unwrap_or(now);
+    if from < now - GRACE_MS {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            "effective_from_ms is in the past; campaign versions are never retroactive",
+        ));
+    }
+    Ok(from.max(now))
+}
+
+/// Records a new campaign (`id: None`) or a new version of campaign `id`. Blocking.
+pub fn save_campaign(
+    ops: &Ops,
+    id: Option<u32>,
+    draft: CampaignDraft,
+    author: &str,
+) -> Result<Campaign, OpError> {
+    let now = Timestamp::now().0;
+    let from = check(ops, &draft, now)?;
+    let c = Campaign {
+        id: 0,
+        version: 0,
+        draft,
+        in_force_from_ms: from,
+        author: author.to_string(),
+        recorded_at_ms: now,
+    };
+    ops.registry
+        .add_campaign(id, c)
+        .map_err(internal)?
+        .ok_or_else(|| unknown_campaign(id.unwrap_or_default()))
+}
+
+fn unknown_campaign(id: u32) -> OpError {
+    OpError::new(Kind::UnknownCampaign, format!("no campaign {id}"))
+}
+
+/// A campaign: its versions, the one in force, and the points it has given.
+pub struct CampaignState {
+    /// Every version, oldest first.
+    pub versions: Vec<Campaign>,
+    /// The version in force now, if one is.
+    pub in_force: Option<u32>,
+    /// Bonus points granted, net of room given back by refunds.
+    pub awarded: Points,
+}
+
+/// Every campaign's state. Blocking (reads the ledger's counters).
+pub fn campaigns(ops: &Ops) -> Result<Vec<CampaignState>, OpError> {
+    let mut by_id: std::collections::BTreeMap<u32, Vec<Campaign>> = Default::default();
+    for c in ops.registry.campaigns() {
+        by_id.entry(c.id).or_default().push(c);
+    }
+    by_id
+        .into_values()
+        .map(|versions| state_of(ops, versions))
+        .collect()
+}
+
+/// One campaign's state. Blocking.
+pub fn campaign(ops: &Ops, id: u32) -> Result<CampaignState, OpError> {
+    let versions: Vec<Campaign> = ops
+        .registry
+        .campaigns()
+        .into_iter()
+        .filter(|c| c.id == id)
+        .collect();
+    if versions.is_empty() {
+        return Err(unknown_campaign(id));
+    }
+    state_of(ops, versions)
+}
+
+fn state_of(ops: &Ops, versions: Vec<Campaign>) -> Result<CampaignState, OpError> {
+    let now = Timestamp::now().0;
+    let id = versions[0].id;
+    let in_force = versions
+        .iter()
+        .filter(|c| c.in_force_from_ms <= now)
+        .max_by_key(|c| (c.in_force_from_ms, c.version))
+        .map(|c| c.version);
+    let awarded = match ops.ledger.counter(&CounterKey::Campaign(CampaignId(id)))? {
+        Some(Counter::Awarded(p)) => p,
+        _ => Points::ZERO,
+    };
+    Ok(CampaignState {
+        versions,
+        in_force,
+        awarded,
+    })
+}
+
+/// Records a new version of the points budget guard of the programme (`partner: None`) or of a
+/// partner. Blocking.
+pub fn set_guard(
+    ops: &Ops,
+    partner: Option<u32>,
+    draft: GuardDraft,
+    author: &str,
+) -> Result<BudgetGuard, OpError> {
+    draft.check().map_err(invalid)?;
+    let scope = match partner {
+        Some(p) => {
+            if ops.registry.partner(PartnerId(p)).is_none() {
+                return Err(OpError::new(
+                    Kind::UnknownPartner,
+                    format!("no partner {p}"),
+                ));
+            }
+            p
+        }
+        None => {
+            if draft.enabled && ops.registry.programme().currency.is_none() {
+                return Err(OpError::new(
+                    Kind::InvalidRule,
+                    "the programme-wide guard needs the programme's currency: set it first (PUT /admin/v1/programme)",
+                ));
+            }
+            0
+        }
+    };
+    let g = BudgetGuard {
+        scope,
+        version: 0,
+        draft,
+        author: author.to_string(),
+        recorded_at_ms: Timestamp::now().0,
+    };
+    ops.registry.set_guard(scope, g).map_err(internal)
+}
+
+/// Every guard version.
+pub fn guards(ops: &Ops) -> Vec<BudgetGuard> {
+    ops.registry.guards()
+}
+
+/// Programme settings as an operator sets them.
+#[derive(Debug, Clone)]
+pub struct SettingsDraft {
+    /// IANA time zone.
+    pub time_zone: String,
+    /// ISO 4217 currency.
+    pub currency: Option<String>,
+    /// Why.
+    pub reason: String,
+}
+
+/// Records new programme settings. Blocking.
+pub fn set_programme(
+    ops: &Ops,
+    d: SettingsDraft,
+    author: &str,
+) -> Result<ProgrammeSettings, OpError> {
+    if d.time_zone.parse::<chrono_tz::Tz>().is_err() {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            format!(
+                "{:?} is not an IANA time zone (such as Asia/Tehran)",
+                d.time_zone
+            ),
+        ));
+    }
+    if let Some(c) = &d.currency {
+        if c.parse::<ledger::Currency>().is_err() {
+            return Err(OpError::new(
+                Kind::UnknownCurrency,
+                format!("{c:?} is not an ISO 4217 currency"),
+            ));
+        }
+    }
+    if d.reason.trim().is_empty() || d.reason.chars().count() > 200 {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            "reason must be 1 to 200 characters",
+        ));
+    }
+    ops.registry
+        .set_programme(ProgrammeSettings {
+            version: 0,
+            time_zone: d.time_zone,
+            currency: d.currency,
+            reason: d.reason,
+            author: author.to_string(),
+            recorded_at_ms: Timestamp::now().0,
+        })
+        .map_err(internal)
+}
+
+/// One guard period's standing.
+#[derive(Debug, Clone)]
+pub struct BudgetPeriod {
+    /// `None` the programme, else the partner.
+    pub partner: Option<u32>,
+    /// `2026-11`, `2026-Q4`, `2026`.
+    pub period: String,
+    /// Sales counted.
+    pub sales: Decimal,
+    /// Value of points issued.
+    pub value: Decimal,
+    /// Value per unit of sales.
+    pub ratio: Option<Decimal>,
+    /// The ceiling in force now, if the guard is on.
+    pub ceiling: Option<Decimal>,
+    /// Thresholds (percent of the ceiling) crossed in the period, first crossing recorded on the
+    /// earn that crossed.
+    pub crossed: Vec<u8>,
+}
+
+/// Every guard period's standing, newest first. Blocking.
+pub fn budget(ops: &Ops) -> Result<Vec<BudgetPeriod>, OpError> {
+    let programme = ops.registry.programme();
+    let mut out: Vec<BudgetPeriod> = ops
+        .ledger
+        .guard_totals()?
+        .into_iter()
+        .map(|(k, t)| {
+            let scope = match k.scope {
+                GuardScope::Programme => 0,
+                GuardScope::Partner(p) => p.0,
+            };
+            let ceiling = programme
+                .guards
+                .get(&scope)
+                .filter(|g| g.draft.enabled)
+                .and_then(|g| g.draft.check().ok());
+            BudgetPeriod {
+                partner: (scope != 0).then_some(scope),
+                period: period_label(k.period),
+                ratio: t.ratio(),
+                sales: t.sales,
+                value: t.value,
+                ceiling,
+                crossed: t.crossed,
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| b.period.cmp(&a.period).then(a.partner.cmp(&b.partner)));
+    Ok(out)
+}

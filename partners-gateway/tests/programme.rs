@@ -1,0 +1,451 @@
+//! Programme rules over HTTP: campaigns defined, versioned and audited by operators; earns that
+//! carry their bonuses with caps, budgets and funding; quotes; reversals; the points budget
+//! guard; on both write paths.
+
+mod common;
+
+use common::{Answer, Gw};
+use partners_gateway::config::WriterPath;
+use serde_json::{json, Value};
+
+/// Demo FuelCo: 2 points a litre, 4 for premium fuel; EUR, issuance 0.010 a point.
+async fn fill(gw: &Gw, n: u64, reference: &str, litres: &str) -> Answer {
+    gw.partner(
+        2,
+        "POST",
+        "/v1/earn",
+        Some(
+            json!({"reference": reference, "member": format!("FC{n:06}"),
+                    "amount": {"value": litres, "unit": "litre"}, "payment_method": "card"}),
+        ),
+    )
+    .await
+}
+
+async fn campaign(gw: &Gw, body: Value) -> Value {
+    let r = gw.op("POST", "/admin/v1/campaigns", Some(body)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    r.body
+}
+
+fn bonuses(r: &Answer) -> Vec<(i64, i64, Option<String>)> {
+    r.body["bonuses"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|b| {
+                    (
+                        b["campaign_id"].as_i64().unwrap(),
+                        b["points"].as_i64().unwrap(),
+                        b["limited_by"].as_str().map(String::from),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn account_points(gw: &Gw, account: &str) -> i64 {
+    let r = gw
+        .op("GET", &format!("/admin/v1/accounts/{account}"), None)
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["points"].as_i64().unwrap()
+}
+
+#[tokio::test]
+async fn campaigns_are_versioned_with_author_and_reason_and_bad_definitions_are_refused() {
+    let gw = Gw::start().await;
+    let c = campaign(
+        &gw,
+        json!({"name": "Double points at FuelCo", "reason": "launch", "effect": {"kind": "multiplier", "factor": "2"},
+               "conditions": {"partners": [2]}}),
+    )
+    .await;
+    assert_eq!(
+        (c["id"].as_i64(), c["version"].as_i64()),
+        (Some(1), Some(1))
+    );
+    assert_eq!(c["author"], "demo-operator");
+    let id = c["id"].as_i64().unwrap();
+    let v2 = gw
+        .op(
+            "PUT",
+            &format!("/admin/v1/campaigns/{id}"),
+            Some(json!({"name": "Triple points at FuelCo", "reason": "the board raised it",
+                        "effect": {"kind": "multiplier", "factor": "3"}, "conditions": {"partners": [2]}})),
+        )
+        .await;
+    assert_eq!(v2.status, 200, "{:?}", v2.body);
+    assert_eq!(v2.body["version"], 2);
+    let got = gw
+        .op("GET", &format!("/admin/v1/campaigns/{id}"), None)
+        .await;
+    assert_eq!(got.body["in_force_version"], 2);
+    let reasons: Vec<&str> = got.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["launch", "the board raised it"]);
+
+    for (body, slug) in [
+        (
+            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "conditions": {"tiers": ["gold"]}}),
+            "rule-invalid",
+        ),
+        (
+            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "starts_on": "2026-05-02", "ends_on": "2026-05-01"}),
+            "rule-invalid",
+        ),
+        (
+            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "funded_by": 99}),
+            "rule-invalid",
+        ),
+        (
+            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "effective_from_ms": 1000}),
+            "rule-invalid",
+        ),
+        (
+            json!({"name": "x", "reason": "r", "effect": {"kind": "bogus"}}),
+            "malformed-request",
+        ),
+    ] {
+        let r = gw.op("POST", "/admin/v1/campaigns", Some(body)).await;
+        assert_eq!(r.problem(), slug, "{:?}", r.body);
+    }
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/campaigns/77",
+            Some(json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}})),
+        )
+        .await;
+    assert_eq!(r.problem(), "unknown-campaign");
+    let finance = gw.cred("FINANCE_TOKEN");
+    let r = gw
+        .bearer(
+            &finance,
+            "POST",
+            "/admin/v1/campaigns",
+            Some(json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let all = gw.op("GET", "/admin/v1/campaigns", None).await;
+    assert_eq!(
+        all.body.as_array().unwrap().len(),
+        1,
+        "refused drafts stored nothing"
+    );
+
+    // Campaigns survive a restart.
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    let got = gw
+        .op("GET", &format!("/admin/v1/campaigns/{id}"), None)
+        .await;
+    assert_eq!(got.body["versions"].as_array().unwrap().len(), 2);
+    let r = fill(&gw, 1, "after-restart", "10").await;
+    assert_eq!(
+        bonuses(&r),
+        vec![(1, 40, None)],
+        "triple: 20 base points + 40"
+    );
+}
+
+#[tokio::test]
+async fn an_earn_records_each_bonus_and_the_quote_shows_the_same_breakdown() {
+    let gw = Gw::start().await;
+    campaign(
+        &gw,
+        json!({"name": "Premium fuel x1.5", "reason": "r", "priority": 5,
+        "effect": {"kind": "multiplier", "factor": "1.5"},
+        "conditions": {"partners": [2], "categories": ["premium-fuel"], "min_amount": "20"}}),
+    )
+    .await;
+    campaign(
+        &gw,
+        json!({"name": "Card bonus", "reason": "r",
+        "effect": {"kind": "per_unit", "points_per_unit": "0.5"},
+        "conditions": {"payment_methods": ["card"], "units": ["litre"]}}),
+    )
+    .await;
+    campaign(
+        &gw,
+        json!({"name": "App only", "reason": "r",
+        "effect": {"kind": "fixed", "points": 1000}, "conditions": {"channels": ["app"]}}),
+    )
+    .await;
+    let quote = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/quote",
+            Some(
+                json!({"operation": "earn", "amount": {"value": "30", "unit": "litre"},
+            "category": "premium-fuel", "payment_method": "card"}),
+            ),
+        )
+        .await;
+    assert_eq!(quote.status, 200, "{:?}", quote.body);
+    // 30 litres of premium: 120 base, x1.5 adds 60, 0.5 a litre adds 15.
+    assert_eq!(
+        (
+            quote.body["points"].as_i64(),
+            quote.body["total_points"].as_i64()
+        ),
+        (Some(120), Some(195))
+    );
+    let quoted: Vec<(i64, i64)> = quote.body["bonuses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| {
+            (
+                b["campaign_id"].as_i64().unwrap(),
+                b["points"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(quoted, vec![(1, 60), (2, 15)]);
+    let r = gw
+        .partner(2, "POST", "/v1/earn", Some(json!({"reference": "premium-1", "member": "FC000001",
+            "amount": {"value": "30", "unit": "litre"}, "category": "premium-fuel", "payment_method": "card"})))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(bonuses(&r), vec![(1, 60, None), (2, 15, None)]);
+    assert_eq!(r.body["points"], 195);
+    // Below the minimum purchase the first campaign does not apply.
+    let r = fill(&gw, 1, "regular-1", "10").await;
+    assert_eq!(bonuses(&r), vec![(2, 5, None)]);
+    // Programme-funded bonuses come from programme/promotions.
+    assert_eq!(account_points(&gw, "programme%2Fpromotions").await, -80);
+    // A retry answers the same transaction with the same bonuses.
+    let again = fill(&gw, 1, "regular-1", "10").await;
+    assert_eq!(
+        (again.body["replayed"].as_bool(), bonuses(&again)),
+        (Some(true), vec![(2, 5, None)])
+    );
+}
+
+#[tokio::test]
+async fn caps_per_member_and_partner_funding_and_reversals_take_the_bonus_back() {
+    let gw = Gw::start().await;
+    // SkyWays pays for a fixed 300 on fuel fills, at most 500 a member a day.
+    campaign(
+        &gw,
+        json!({"name": "SkyWays x FuelCo", "reason": "co-marketing",
+        "effect": {"kind": "fixed", "points": 300}, "conditions": {"partners": [2]},
+        "limits": {"member_per_day": 500}, "funded_by": 1}),
+    )
+    .await;
+    let before = gw
+        .op("GET", "/admin/v1/accounts/partner%2F1%2Fissuance", None)
+        .await
+        .body;
+    let a = fill(&gw, 7, "cap-1", "10").await;
+    let b = fill(&gw, 7, "cap-2", "10").await;
+    let c = fill(&gw, 7, "cap-3", "10").await;
+    let other = fill(&gw, 8, "cap-4", "10").await;
+    assert_eq!(bonuses(&a), vec![(1, 300, None)]);
+    assert_eq!(bonuses(&b), vec![(1, 200, Some("member_day".into()))]);
+    assert_eq!(bonuses(&c), vec![(1, 0, Some("member_day".into()))]);
+    assert_eq!(bonuses(&other), vec![(1, 300, None)]);
+    let after = gw
+        .op("GET", "/admin/v1/accounts/partner%2F1%2Fissuance", None)
+        .await
+        .body;
+    assert_eq!(
+        before["points"].as_i64().unwrap() - after["points"].as_i64().unwrap(),
+        800,
+        "SkyWays issued the 800 bonus points"
+    );
+    // SkyWays owes 800 x 0.012 EUR for them.
+    let owed = |v: &Value| -> f64 {
+        v["money"]["EUR"]
+            .as_str()
+            .map_or(0.0, |m| m.parse().unwrap())
+    };
+    assert!(
+        (owed(&after) - owed(&before) - 9.6).abs() < 1e-9,
+        "{before:?} {after:?}"
+    );
+    // Refund half of the first fill: half its bonus comes back, funded legs reversed.
+    let rev = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/reversals",
+            Some(json!({"reference": "rev-1", "original_reference": "cap-1", "points": 10})),
+        )
+        .await;
+    assert_eq!(rev.status, 200, "{:?}", rev.body);
+    assert_eq!(bonuses(&rev), vec![(1, 150, None)]);
+    assert_eq!(rev.body["points"], -160);
+    let back = gw
+        .op("GET", "/admin/v1/accounts/partner%2F1%2Fissuance", None)
+        .await
+        .body;
+    assert_eq!(
+        back["points"].as_i64().unwrap() - after["points"].as_i64().unwrap(),
+        150
+    );
+    // The refund gave 150 of today's cap back.
+    let d = fill(&gw, 7, "cap-5", "10").await;
+    assert_eq!(bonuses(&d), vec![(1, 150, Some("member_day".into()))]);
+    let audit = gw.op("GET", "/admin/v1/audit", None).await;
+    assert_eq!(audit.status, 200, "{:?}", audit.body);
+}
+
+async fn budget_is_never_overspent(writer: WriterPath) {
+    let gw = Gw::start_with(|c| c.writer = writer).await;
+    let c = campaign(
+        &gw,
+        json!({"name": "First 1,000 points", "reason": "launch",
+        "effect": {"kind": "fixed", "points": 70}, "limits": {"budget": 1000}}),
+    )
+    .await;
+    let id = c["id"].as_i64().unwrap();
+    let gw = std::sync::Arc::new(gw);
+    let tasks: Vec<_> = (0..40u64)
+        .map(|i| {
+            let gw = gw.clone();
+            tokio::spawn(async move { fill(&gw, 1 + i % 20, &format!("rush-{i}"), "5").await })
+        })
+        .collect();
+    let mut granted = 0;
+    for t in tasks {
+        let r = t.await.unwrap();
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        granted += bonuses(&r).iter().map(|b| b.1).sum::<i64>();
+    }
+    assert_eq!(
+        granted, 1000,
+        "the budget is used to the last point, never more"
+    );
+    let state = gw
+        .op("GET", &format!("/admin/v1/campaigns/{id}"), None)
+        .await;
+    assert_eq!(state.body["awarded_points"], 1000);
+    assert_eq!(account_points(&gw, "programme%2Fpromotions").await, -1000);
+    let r = fill(&gw, 1, "late", "5").await;
+    assert_eq!(bonuses(&r), vec![(id, 0, Some("budget".into()))]);
+}
+
+#[tokio::test]
+async fn a_campaign_budget_is_never_overspent_by_concurrent_earns_on_the_single_writer() {
+    budget_is_never_overspent(WriterPath::Single).await;
+}
+
+#[tokio::test]
+async fn a_campaign_budget_is_never_overspent_by_concurrent_earns_on_the_cluster_path() {
+    budget_is_never_overspent(WriterPath::Cluster).await;
+}
+
+#[tokio::test]
+async fn the_budget_guard_refuses_or_caps_and_reports_its_ratio_per_period() {
+    let gw = Gw::start().await;
+    // TeleNet: 5 points a pound billed, issuance 0.009 GBP a point: 4.5% of sales.
+    campaign(
+        &gw,
+        json!({"name": "Bill bonus", "reason": "r",
+        "effect": {"kind": "multiplier", "factor": "2"}, "conditions": {"partners": [3]}}),
+    )
+    .await;
+    let g = gw
+        .op(
+            "PUT",
+            "/admin/v1/budget-guards/partners/3",
+            Some(json!({"ceiling": "0.06", "period": "month",
+            "on_ceiling": "base_only", "reason": "5-6% of sales"})),
+        )
+        .await;
+    assert_eq!(g.status, 200, "{:?}", g.body);
+    let bill = |reference: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.partner(
+                3,
+                "POST",
+                "/v1/earn",
+                Some(json!({"reference": reference, "member": "TN000001",
+                "amount": {"value": "100", "unit": "GBP"}})),
+            )
+            .await
+        }
+    };
+    // Doubled, 1,000 points cost 9 GBP on 100 GBP: over 6%, so base points only.
+    let r = bill("bill-1").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        (r.body["points"].as_i64(), bonuses(&r)),
+        (Some(500), vec![(1, 0, Some("budget_guard".into()))])
+    );
+    // Refuse instead: a clear problem, nothing posted.
+    gw.op(
+        "PUT",
+        "/admin/v1/budget-guards/partners/3",
+        Some(json!({"ceiling": "0.06", "period": "month",
+        "on_ceiling": "refuse", "thresholds": [50, 100], "reason": "stricter"})),
+    )
+    .await;
+    let r = bill("bill-2").await;
+    assert_eq!(r.problem(), "budget-ceiling", "{:?}", r.body);
+    assert_eq!(
+        gw.partner(3, "GET", "/v1/transactions/bill-2", None)
+            .await
+            .status,
+        404
+    );
+    let budget = gw.op("GET", "/admin/v1/budget", None).await;
+    assert_eq!(budget.status, 200, "{:?}", budget.body);
+    let row = budget
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["partner_id"] == 3)
+        .expect("partner 3's period")
+        .clone();
+    assert_eq!(
+        (
+            row["sales"].as_str(),
+            row["points_value"].as_str(),
+            row["ratio"].as_str(),
+            row["ceiling"].as_str()
+        ),
+        (Some("100"), Some("4.5"), Some("0.045"), Some("0.06"))
+    );
+    // The programme-wide guard needs the programme's currency first.
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/budget-guards/programme",
+            Some(json!({"ceiling": "0.05", "period": "year",
+        "on_ceiling": "refuse", "reason": "r"})),
+        )
+        .await;
+    assert_eq!(r.problem(), "rule-invalid");
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": "Asia/Tehran", "currency": "GBP", "reason": "launch"})),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_u16(), r.body["version"].as_i64()),
+        (200, Some(1))
+    );
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": "Mars/Olympus", "reason": "typo"})),
+        )
+        .await;
+    assert_eq!(r.problem(), "rule-invalid");
+}

@@ -14,6 +14,7 @@ pub mod nonce_journal;
 pub mod ops;
 pub mod programme;
 pub mod server;
+pub mod simulate;
 
 use anyhow::Context;
 use api::state::{App, AppState, Limits};
@@ -72,6 +73,39 @@ enum Cmd {
         /// Where to write it (mode 0600) [default: DATA/gateway-master.key].
         #[arg(long, default_value = "data/gateway-master.key")]
         file: PathBuf,
+    },
+    /// What-if: replay a history of partner transactions (CSV) through a programme (TOML):
+    /// the production pricing, campaigns, guards and posting engine, in memory. Prints points
+    /// issued by partner and month, each campaign's cost, the value of points against sales,
+    /// the liability at each month end and the budget breaches.
+    Simulate {
+        /// The programme file (see `docs/programme.md`).
+        #[arg(long)]
+        programme: PathBuf,
+        /// The history (CSV; `-` reads standard input).
+        #[arg(long)]
+        history: PathBuf,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a history in the demo coalition's shape, for `simulate`.
+    SimulateHistory {
+        /// Earns to write.
+        #[arg(long, default_value_t = 1_000_000)]
+        transactions: u64,
+        /// Distinct members.
+        #[arg(long, default_value_t = 200_000)]
+        members: u64,
+        /// Calendar year the earns spread over.
+        #[arg(long, default_value_t = 2026)]
+        year: i32,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output file.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Audit a running service without stopping it (`GET /admin/v1/audit`): prints what was
     /// checked, exits 1 if an invariant is broken. (`ledger verify --data` audits a stopped
@@ -132,6 +166,58 @@ pub fn run_cli() -> anyhow::Result<()> {
                 "created master key {} (mode 600); keep it backed up and private",
                 file.display()
             );
+            Ok(())
+        }
+        Cmd::Simulate {
+            programme,
+            history,
+            json,
+        } => {
+            let text = std::fs::read_to_string(&programme)
+                .with_context(|| format!("reading {}", programme.display()))?;
+            let file: simulate::ProgrammeFile = toml::from_str(&text)
+                .with_context(|| format!("parsing {}", programme.display()))?;
+            let mut sim = simulate::Simulation::new(file)?;
+            let started = std::time::Instant::now();
+            if history.as_os_str() == "-" {
+                simulate::replay(&mut sim, std::io::stdin().lock())?;
+            } else {
+                let f = std::fs::File::open(&history)
+                    .with_context(|| format!("opening {}", history.display()))?;
+                simulate::replay(&mut sim, std::io::BufReader::with_capacity(1 << 20, f))?;
+            }
+            let report = sim.finish();
+            let took = started.elapsed();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.to_text());
+            }
+            eprintln!(
+                "simulated {} rows in {:.1} s ({:.0} rows/s)",
+                report.rows,
+                took.as_secs_f64(),
+                report.rows as f64 / took.as_secs_f64().max(1e-9)
+            );
+            Ok(())
+        }
+        Cmd::SimulateHistory {
+            transactions,
+            members,
+            year,
+            seed,
+            out,
+        } => {
+            let f = std::fs::File::create(&out)
+                .with_context(|| format!("creating {}", out.display()))?;
+            simulate::write_history(
+                std::io::BufWriter::new(f),
+                transactions,
+                members,
+                year,
+                seed,
+            )?;
+            eprintln!("wrote {transactions} earns to {}", out.display());
             Ok(())
         }
         Cmd::Audit { url, token } => {

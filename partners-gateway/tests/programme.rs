@@ -86,7 +86,7 @@ async fn campaigns_are_versioned_with_author_and_reason_and_bad_definitions_are_
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| v["reason"].as_str().unwrap())
+        .map(|v| v["definition"]["reason"].as_str().unwrap())
         .collect();
     assert_eq!(reasons, ["launch", "the board raised it"]);
 

@@ -61,7 +61,7 @@ pub fn save_campaign(
     let c = Campaign {
         id: 0,
         version: 0,
-        draft,
+        definition: draft,
         in_force_from_ms: from,
         author: author.to_string(),
         recorded_at_ms: now,
@@ -163,7 +163,7 @@ pub fn set_guard(
     let g = BudgetGuard {
         scope,
         version: 0,
-        draft,
+        settings: draft,
         author: author.to_string(),
         recorded_at_ms: Timestamp::now().0,
     };
@@ -262,8 +262,8 @@ pub fn budget(ops: &Ops) -> Result<Vec<BudgetPeriod>, OpError> {
             let ceiling = programme
                 .guards
                 .get(&scope)
-                .filter(|g| g.draft.enabled)
-                .and_then(|g| g.draft.check().ok());
+                .filter(|g| g.settings.enabled)
+                .and_then(|g| g.settings.check().ok());
             BudgetPeriod {
                 partner: (scope != 0).then_some(scope),
                 period: period_label(k.period),

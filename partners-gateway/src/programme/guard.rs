@@ -48,8 +48,8 @@ pub struct GuardDraft {
     /// Percentages of the ceiling whose first crossing in a period is recorded (default 80
     /// and 100).
     #[serde(default = "default_thresholds")]
-    #[schema(max_items = 4, value_type = Vec<u8>)]
-    pub thresholds: Vec<u8>,
+    #[schema(max_items = 4)]
+    pub thresholds: Vec<u32>,
     /// `false` turns the guard off.
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -62,7 +62,7 @@ fn yes() -> bool {
     true
 }
 
-fn default_thresholds() -> Vec<u8> {
+fn default_thresholds() -> Vec<u32> {
     vec![80, 100]
 }
 
@@ -74,8 +74,7 @@ pub struct BudgetGuard {
     /// Version, from 1.
     pub version: u32,
     /// The settings.
-    #[serde(flatten)]
-    pub draft: GuardDraft,
+    pub settings: GuardDraft,
     /// The operator who set it.
     pub author: String,
     /// When (ms since the Unix epoch).
@@ -93,7 +92,7 @@ impl GuardDraft {
             )));
         }
         if self.thresholds.len() > ledger::GUARD_THRESHOLDS_MAX
-            || self.thresholds.contains(&0)
+            || self.thresholds.iter().any(|t| !(1..=255).contains(t))
         {
             return Err(RuleError(
                 "thresholds: at most 4 percentages, each 1 to 255".into(),
@@ -147,24 +146,29 @@ impl BudgetGuard {
         at: &LocalTime,
         programme_currency: Option<Currency>,
     ) -> Option<GuardCheck> {
-        if !self.draft.enabled {
+        if !self.settings.enabled {
             return None;
         }
-        let ceiling = self.draft.check().ok()?;
+        let ceiling = self.settings.check().ok()?;
         let (scope, currency) = match self.scope {
             0 => (GuardScope::Programme, Some(programme_currency?)),
             p => (GuardScope::Partner(PartnerId(p)), None),
         };
         Some(GuardCheck {
             scope,
-            period: period_key(self.draft.period, at),
+            period: period_key(self.settings.period, at),
             currency,
             ceiling,
-            action: match self.draft.on_ceiling {
+            action: match self.settings.on_ceiling {
                 OnCeiling::Refuse => GuardAction::Refuse,
                 OnCeiling::BaseOnly => GuardAction::BaseOnly,
             },
-            thresholds: self.draft.thresholds.clone(),
+            thresholds: self
+                .settings
+                .thresholds
+                .iter()
+                .filter_map(|t| u8::try_from(*t).ok())
+                .collect(),
         })
     }
 }

@@ -253,8 +253,7 @@ pub struct Campaign {
     /// Version, from 1.
     pub version: u32,
     /// The definition.
-    #[serde(flatten)]
-    pub draft: CampaignDraft,
+    pub definition: CampaignDraft,
     /// In force from (ms since the Unix epoch).
     pub in_force_from_ms: i64,
     /// The operator who recorded this version.
@@ -619,7 +618,7 @@ impl RuleSet {
         let mut set = RuleSet::default();
         let mut errors = Vec::new();
         for c in versions {
-            match c.draft.compile(c.id, c.version, c.in_force_from_ms) {
+            match c.definition.compile(c.id, c.version, c.in_force_from_ms) {
                 Ok(k) => set.campaigns.entry(c.id).or_default().push(k),
                 Err(e) => errors.push(format!("campaign {} version {}: {e}", c.id, c.version)),
             }
@@ -750,7 +749,7 @@ mod tests {
             .map(|(i, d)| Campaign {
                 id: i as u32 + 1,
                 version: 1,
-                draft: d,
+                definition: d,
                 in_force_from_ms: 0,
                 author: "t".into(),
                 recorded_at_ms: 0,
@@ -930,7 +929,7 @@ mod tests {
             Campaign {
                 id: 1,
                 version: 1,
-                draft: double(),
+                definition: double(),
                 in_force_from_ms: 0,
                 author: "a".into(),
                 recorded_at_ms: 0,
@@ -938,7 +937,7 @@ mod tests {
             Campaign {
                 id: 1,
                 version: 2,
-                draft: paused,
+                definition: paused,
                 in_force_from_ms: FRIDAY_EVENING.0 + 1,
                 author: "a".into(),
                 recorded_at_ms: 0,

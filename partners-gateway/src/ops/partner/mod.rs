@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 mod batch;
 mod reads;
-mod terms;
+pub(crate) mod terms;
 
 pub use batch::{batch, prepare};
 pub use reads::{balance, enrol, quote, rates, statement, transaction, Enrol, Quote, Quoted};

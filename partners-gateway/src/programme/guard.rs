@@ -84,8 +84,10 @@ pub struct BudgetGuard {
 impl GuardDraft {
     /// Checks the settings; the ceiling, parsed.
     pub fn check(&self) -> Result<Decimal, RuleError> {
-        let grammar = regex::Regex::new(CEILING_PATTERN).expect("the ceiling grammar compiles");
-        if !grammar.is_match(&self.ceiling) {
+        static GRAMMAR: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(CEILING_PATTERN).expect("the ceiling grammar compiles")
+        });
+        if !GRAMMAR.is_match(&self.ceiling) {
             return Err(RuleError(format!(
                 "ceiling {:?} does not match {CEILING_PATTERN}",
                 self.ceiling
@@ -149,7 +151,8 @@ impl BudgetGuard {
         if !self.settings.enabled {
             return None;
         }
-        let ceiling = self.settings.check().ok()?;
+        // Checked when it was stored; on the earn path only parsed.
+        let ceiling: Decimal = self.settings.ceiling.parse().ok()?;
         let (scope, currency) = match self.scope {
             0 => (GuardScope::Programme, Some(programme_currency?)),
             p => (GuardScope::Partner(PartnerId(p)), None),

@@ -8,6 +8,7 @@
 //! assert!(outcome.verification.unwrap().failures.is_empty());
 //! ```
 
+pub mod campaigns;
 pub mod client;
 pub mod recorder;
 pub mod report;
@@ -71,6 +72,8 @@ pub struct Options {
     pub verify: bool,
     /// Own gateway: the committer's batch limit.
     pub gateway_batch_size_max: usize,
+    /// Campaigns to define before the run (`campaigns.rs`).
+    pub campaigns: usize,
 }
 
 impl Default for Options {
@@ -90,6 +93,7 @@ impl Default for Options {
             progress: true,
             verify: true,
             gateway_batch_size_max: 8192,
+            campaigns: 0,
         }
     }
 }
@@ -148,6 +152,15 @@ pub fn run(opts: Options) -> anyhow::Result<Outcome> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    if opts.campaigns > 0 {
+        let creds_file = match (&own, &opts.credentials) {
+            (Some(g), _) => g.credentials.clone(),
+            (None, Some(p)) => p.clone(),
+            (None, None) => anyhow::bail!("--credentials is needed with --target"),
+        };
+        let token = campaigns::operator_token(&creds_file)?;
+        runtime.block_on(campaigns::define(&base, &token, opts.campaigns))?;
+    }
     let before = if opts.verify && own.is_none() {
         Some(runtime.block_on(verify::outstanding_over_http(&client, opts.members))?)
     } else {
@@ -334,29 +347,67 @@ fn settle(
             }
         }
         Reply::Http { status, body } => {
-            let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let ok = status / 100 == 2;
             rec.request(op.kind, latency, ok);
             if !ok {
+                let p: ProblemLite = serde_json::from_slice(&body).unwrap_or_default();
                 for o in commands_of(op, items) {
-                    refused(&mut rec, o, status, &v);
+                    refused(&mut rec, o, status, &p);
                 }
             } else if op.kind == OpKind::Batch {
-                let results = v["results"].as_array().cloned().unwrap_or_default();
-                for (i, (o, r)) in items.iter().zip(results.iter()).enumerate() {
-                    let s = r["status"].as_u64().unwrap_or(0) as u16;
-                    if s / 100 == 2 {
-                        acked.push((i, record_ack(&mut rec, o, &r["transaction"])));
-                    } else {
-                        refused(&mut rec, o, s, &r["problem"]);
+                let b: BatchLite = serde_json::from_slice(&body).unwrap_or_default();
+                for (i, (o, r)) in items.iter().zip(b.results.iter()).enumerate() {
+                    match (&r.transaction, &r.problem) {
+                        (Some(tx), _) if r.status / 100 == 2 => {
+                            acked.push((i, record_ack(&mut rec, o, tx)))
+                        }
+                        (_, p) => refused(
+                            &mut rec,
+                            o,
+                            r.status,
+                            p.as_ref().unwrap_or(&ProblemLite::default()),
+                        ),
                     }
                 }
             } else {
-                acked.push((0, record_ack(&mut rec, op, &v)));
+                let tx: TxLite = serde_json::from_slice(&body).unwrap_or_default();
+                acked.push((0, record_ack(&mut rec, op, &tx)));
             }
         }
     }
     acked
+}
+
+/// The fields of a transaction answer the harness reads (the rest is skipped unparsed).
+#[derive(Debug, Default, serde::Deserialize)]
+struct TxLite {
+    #[serde(default)]
+    transaction_id: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    points: i64,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct ProblemLite {
+    #[serde(default, rename = "type")]
+    kind: String,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ItemLite {
+    status: u16,
+    #[serde(default)]
+    transaction: Option<TxLite>,
+    #[serde(default)]
+    problem: Option<ProblemLite>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+struct BatchLite {
+    #[serde(default)]
+    results: Vec<ItemLite>,
 }
 
 fn commands_of<'a>(op: &'a Op, items: &'a [Op]) -> Vec<&'a Op> {
@@ -367,20 +418,20 @@ fn commands_of<'a>(op: &'a Op, items: &'a [Op]) -> Vec<&'a Op> {
     }
 }
 
-fn record_ack(rec: &mut Recorder, op: &Op, tx: &Value) -> i64 {
+fn record_ack(rec: &mut Recorder, op: &Op, tx: &TxLite) -> i64 {
     rec.ack(Ack {
         partner: op.partner,
         reference: op.reference.clone(),
-        transaction_id: tx["transaction_id"].as_str().unwrap_or("").to_string(),
-        member_delta: Ack::member_delta_of(tx),
+        transaction_id: tx.transaction_id.clone(),
+        member_delta: Ack::member_delta(&tx.kind, tx.points),
     });
-    tx["points"].as_i64().unwrap_or(0)
+    tx.points
 }
 
-fn refused(rec: &mut Recorder, op: &Op, status: u16, problem: &Value) {
-    let slug = problem["type"]
-        .as_str()
-        .and_then(|t| t.strip_prefix("/problems/"))
+fn refused(rec: &mut Recorder, op: &Op, status: u16, problem: &ProblemLite) {
+    let slug = problem
+        .kind
+        .strip_prefix("/problems/")
         .unwrap_or("unknown")
         .to_string();
     // An internal error or an unavailable ledger leaves the outcome unknown; an overload, a

@@ -76,6 +76,9 @@ struct Args {
     /// Skip the post-run check.
     #[arg(long)]
     no_verify: bool,
+    /// Define this many campaigns (two per partner apply to every earn) before the run.
+    #[arg(long, default_value_t = 0)]
+    campaigns: usize,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -101,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         progress: true,
         verify: !a.no_verify,
         gateway_batch_size_max: a.gateway_batch_size_max,
+        campaigns: a.campaigns,
     })?;
     let summary = report::summary(&outcome);
     print!("{}", report::text(&summary));

@@ -32,9 +32,17 @@ impl Ack {
     /// (`TransactionView`) made: its `points`, except for holds and voids, which reserve and
     /// release without posting.
     pub fn member_delta_of(tx: &serde_json::Value) -> i64 {
-        match tx["kind"].as_str() {
-            Some("hold") | Some("void") => 0,
-            _ => tx["points"].as_i64().unwrap_or(0),
+        Ack::member_delta(
+            tx["kind"].as_str().unwrap_or(""),
+            tx["points"].as_i64().unwrap_or(0),
+        )
+    }
+
+    /// The same from a transaction's kind and points.
+    pub fn member_delta(kind: &str, points: i64) -> i64 {
+        match kind {
+            "hold" | "void" => 0,
+            _ => points,
         }
     }
 }

@@ -449,3 +449,92 @@ async fn the_budget_guard_refuses_or_caps_and_reports_its_ratio_per_period() {
         .await;
     assert_eq!(r.problem(), "rule-invalid");
 }
+
+/// The shell blocks between `begin` and `end` in a doc.
+fn shell_blocks(doc: &str, begin: &str, end: &str) -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(doc),
+    )
+    .unwrap();
+    let from = text.find(begin).expect("begin marker");
+    let to = text.find(end).expect("end marker");
+    let mut script = String::new();
+    let mut in_sh = false;
+    for line in text[from..to].lines() {
+        match line.trim_end() {
+            "```sh" => in_sh = true,
+            "```" if in_sh => in_sh = false,
+            l if in_sh => {
+                script.push_str(l);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    script
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_programme_recipes_in_the_docs_work_as_written() {
+    let gw = Gw::start().await;
+    // `signed` and the credentials come from the first block of docs/api.md's recipe.
+    let api = shell_blocks(
+        "docs/api.md",
+        "<!-- recipe:begin -->",
+        "<!-- recipe:end -->",
+    );
+    let signing = api
+        .split("\n}\n")
+        .next()
+        .expect("the signed function")
+        .to_string()
+        + "\n}\n";
+    let script = signing
+        + &shell_blocks(
+            "docs/programme.md",
+            "<!-- programme-recipe:begin -->",
+            "<!-- programme-recipe:end -->",
+        );
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e\n{script}"))
+        .current_dir(gw.dir.path())
+        .env("GATEWAY", &gw.base)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answers: Vec<Value> = stdout
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON answer: {l}")))
+        .collect();
+    assert!(
+        answers.iter().all(|a| a.get("type").is_none()),
+        "no problem answers: {answers:?}"
+    );
+    let quote = answers
+        .iter()
+        .find(|a| a["total_points"].is_i64())
+        .expect("the quote");
+    assert_eq!(
+        (quote["points"].as_i64(), quote["total_points"].as_i64()),
+        (Some(80), Some(160))
+    );
+    let earn = answers
+        .iter()
+        .find(|a| a["kind"] == "earn")
+        .expect("the earn");
+    assert_eq!(earn["points"], 160);
+    assert_eq!(earn["bonuses"][0]["points"], 80);
+    let budget = answers.last().expect("the budget");
+    assert_eq!(budget[0]["partner_id"], 2);
+    assert_eq!(budget[0]["sales"], "74");
+}

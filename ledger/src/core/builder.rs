@@ -103,22 +103,27 @@ impl<'a> Builder<'a> {
         }
     }
 
-    /// Credits `p` points from `source` to member `m`, into lot `lot` (one an earlier credit of
-    /// this transaction may have opened: an earn's base, bonus and awards share one lot).
-    pub(crate) fn credit_into(
+    /// Credits member `m` from several sources at once, all into one new lot (an earn's base
+    /// points, bonus and campaign awards): one change to the member, one leg per source.
+    pub(crate) fn credit_from(
         &mut self,
         m: MemberId,
-        source: AccountId,
-        p: Points,
-        lot: LotId,
+        sources: &[(AccountId, Points)],
         expires_at: Option<Timestamp>,
     ) -> Result<(), Rejection> {
-        if p.0 == 0 {
+        let total = sources
+            .iter()
+            .try_fold(0i64, |t, (_, p)| t.checked_add(p.0))
+            .ok_or(Rejection::BalanceOverflow { member: m })?;
+        if total == 0 {
             return Ok(());
         }
-        self.add_to_member(m, p, lot, expires_at)?;
-        self.points(source, Points(-p.0));
-        self.points(AccountId::Member(m), p);
+        let lot = self.next_lot();
+        self.add_to_member(m, Points(total), lot, expires_at)?;
+        for &(source, p) in sources.iter().filter(|(_, p)| p.0 != 0) {
+            self.points(source, Points(-p.0));
+            self.points(AccountId::Member(m), p);
+        }
         Ok(())
     }
 
@@ -145,12 +150,7 @@ impl<'a> Builder<'a> {
                 delta: Points(into_lot),
             };
             apply_lot(s, &change);
-            match self.tx.lots.last_mut() {
-                Some(last) if last.member == m && last.lot == lot && last.delta.0 > 0 => {
-                    last.delta.0 += into_lot;
-                }
-                _ => self.tx.lots.push(change),
-            }
+            self.tx.lots.push(change);
         }
         Ok(())
     }

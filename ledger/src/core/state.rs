@@ -467,8 +467,15 @@ pub(crate) fn held_change(kind: &TxKind) -> Option<(MemberId, i64)> {
 }
 
 pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
-    match m.lots.iter().position(|l| l.id == c.lot) {
-        Some(i) => {
+    // Lots are kept in consumption order, and a change names its lot's expiry: a binary search
+    // finds the lot (or where a new one goes) without walking a long list.
+    let key = (
+        c.expires_at.is_none(),
+        c.expires_at.unwrap_or_default(),
+        c.lot,
+    );
+    match m.lots.binary_search_by(|l| l.order().cmp(&key)) {
+        Ok(i) => {
             m.lots[i].remaining.0 += c.delta.0;
             assert!(
                 m.lots[i].remaining.0 >= 0,
@@ -480,20 +487,21 @@ pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
                 m.lots.remove(i);
             }
         }
-        None => {
+        Err(at) => {
             assert!(
                 c.delta.0 > 0,
                 "journal consumes lot {:?} that member {} does not have",
                 c.lot,
                 c.member.0
             );
-            let lot = Lot {
-                id: c.lot,
-                expires_at: c.expires_at,
-                remaining: c.delta,
-            };
-            let at = m.lots.partition_point(|l| l.order() < lot.order());
-            m.lots.insert(at, lot);
+            m.lots.insert(
+                at,
+                Lot {
+                    id: c.lot,
+                    expires_at: c.expires_at,
+                    remaining: c.delta,
+                },
+            );
         }
     }
 }

@@ -61,15 +61,17 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
     };
     total(e.points, bonus, &granted)?;
     let expiry = contract.lot_expiry(b.at());
-    let lot = b.next_lot();
-    b.credit_into(
-        e.member,
-        AccountId::PartnerIssuance(e.partner),
-        e.points,
-        lot,
-        expiry,
-    )?;
-    b.credit_into(e.member, AccountId::Promotions, bonus, lot, expiry)?;
+    let mut sources = Vec::with_capacity(2 + granted.len());
+    sources.push((AccountId::PartnerIssuance(e.partner), e.points));
+    sources.push((AccountId::Promotions, bonus));
+    for a in &granted {
+        let from = match a.funder {
+            Funder::Programme => AccountId::Promotions,
+            Funder::Partner(f) => AccountId::PartnerIssuance(f),
+        };
+        sources.push((from, a.points));
+    }
+    b.credit_from(e.member, &sources, expiry)?;
     b.money(
         AccountId::PartnerIssuance(e.partner),
         AccountId::Float,
@@ -77,15 +79,13 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
         price,
     );
     for a in &granted {
-        match a.funder {
-            Funder::Programme => {
-                b.credit_into(e.member, AccountId::Promotions, a.points, lot, expiry)?
-            }
-            Funder::Partner(f) => {
-                let from = AccountId::PartnerIssuance(f);
-                b.credit_into(e.member, from, a.points, lot, expiry)?;
-                b.money(from, AccountId::Float, a.points, a.price_per_point);
-            }
+        if let Funder::Partner(f) = a.funder {
+            b.money(
+                AccountId::PartnerIssuance(f),
+                AccountId::Float,
+                a.points,
+                a.price_per_point,
+            );
         }
     }
     Ok(TxKind::Earn {

@@ -519,7 +519,24 @@ pub(crate) async fn finish(
 fn count_points(partner: PartnerId, tx: &Transaction) {
     let label = partner.0.to_string();
     match &tx.kind {
-        TxKind::Earn { points, .. } => {
+        TxKind::Earn {
+            points,
+            awards,
+            guard,
+            ..
+        } => {
+            let bonus: i64 = awards.iter().map(|a| a.points.0).sum();
+            if bonus > 0 {
+                metrics::counter!("points_bonus_total", "partner" => label.clone())
+                    .increment(bonus as u64);
+            }
+            for (k, pct) in guard.iter().flat_map(|g| g.crossed.iter()) {
+                // Journaled on this transaction; the members-and-events outbox delivers it.
+                tracing::warn!(scope = ?k.scope, period = %crate::programme::guard::period_label(k.period),
+                    percent_of_ceiling = pct, transaction = %tx.id, "points budget threshold crossed");
+                metrics::counter!("budget_thresholds_crossed_total", "partner" => label.clone())
+                    .increment(1);
+            }
             metrics::counter!("points_issued_total", "partner" => label).increment(points.0 as u64)
         }
         TxKind::Burn { points, .. } => {

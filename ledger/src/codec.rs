@@ -298,6 +298,16 @@ mod tests {
             last: Some(TxId::new(9, 4)),
             enrolled: Timestamp(5),
             earned_at: 0b101,
+            campaigns: {
+                let mut c = crate::core::programme::CampaignUses::default();
+                c.add(
+                    crate::core::programme::CampaignId(3),
+                    Points(40),
+                    20_000,
+                    657,
+                );
+                c
+            },
         };
         let b = MemberState::default();
         let written = encode(&MemberPageRef {

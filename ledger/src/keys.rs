@@ -364,18 +364,13 @@ pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
     (key.len() == 9).then(|| TxId(u64::from_be_bytes(key[1..9].try_into().expect("8 bytes"))))
 }
 
-/// A programme counter: `Q c campaign`, `Q m member campaign`, `Q g scope partner period`
+/// A programme counter: `Q c campaign`, `Q g scope partner period`
 /// (scope 0 programme, 1 partner), `Q e member partner`.
 pub fn counter(k: &CounterKey) -> Vec<u8> {
     let mut v = vec![COUNTER];
     match *k {
         CounterKey::Campaign(c) => {
             v.push(b'c');
-            v.extend_from_slice(&c.0.to_be_bytes());
-        }
-        CounterKey::MemberCampaign(m, c) => {
-            v.push(b'm');
-            v.extend_from_slice(&m.0.to_be_bytes());
             v.extend_from_slice(&c.0.to_be_bytes());
         }
         CounterKey::Guard(g) => {
@@ -406,10 +401,6 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
     }
     let (key, len) = match k.get(1)? {
         b'c' => (CounterKey::Campaign(CampaignId(u32_at(2)?)), 6),
-        b'm' => (
-            CounterKey::MemberCampaign(MemberId(u64_at(2)?), CampaignId(u32_at(10)?)),
-            14,
-        ),
         b'g' => {
             let scope = match k.get(2)? {
                 0 => GuardScope::Programme,
@@ -478,7 +469,6 @@ mod tests {
     fn counter_keys_round_trip() {
         for k in [
             CounterKey::Campaign(CampaignId(7)),
-            CounterKey::MemberCampaign(MemberId(u64::MAX), CampaignId(3)),
             CounterKey::Guard(GuardKey {
                 scope: GuardScope::Programme,
                 period: 10_671,

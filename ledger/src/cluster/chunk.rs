@@ -335,9 +335,6 @@ fn earn_needs(
             v.push(Need::Contract(f));
         }
         v.push(Need::Counter(CounterKey::Campaign(a.campaign)));
-        v.push(Need::Counter(CounterKey::MemberCampaign(
-            member, a.campaign,
-        )));
     }
     for c in guard.map(|g| g.checks.as_slice()).unwrap_or_default() {
         v.push(Need::Counter(CounterKey::Guard(GuardKey {
@@ -351,18 +348,9 @@ fn earn_needs(
 /// A reversal reads the original's members and the counters it gives room back to.
 fn reversal_needs(original: &Transaction) -> Vec<Need> {
     let mut v: Vec<Need> = original.members().map(Need::Member).collect();
-    if let TxKind::Earn {
-        member,
-        awards,
-        guard,
-        ..
-    } = &original.kind
-    {
+    if let TxKind::Earn { awards, guard, .. } = &original.kind {
         for g in awards {
             v.push(Need::Counter(CounterKey::Campaign(g.campaign)));
-            v.push(Need::Counter(CounterKey::MemberCampaign(
-                *member, g.campaign,
-            )));
         }
         for k in guard.iter().flat_map(|g| g.keys.iter()) {
             v.push(Need::Counter(CounterKey::Guard(*k)));

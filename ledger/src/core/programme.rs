@@ -238,8 +238,6 @@ pub struct GuardBack {
 pub enum CounterKey {
     /// Points a campaign has awarded (net of returned room).
     Campaign(CampaignId),
-    /// A member's use of a campaign.
-    MemberCampaign(MemberId, CampaignId),
     /// A guard period's totals.
     Guard(GuardKey),
     /// A member has earned at a partner whose id is too large for the member's bitmap.
@@ -251,12 +249,44 @@ pub enum CounterKey {
 pub enum Counter {
     /// Points awarded.
     Awarded(Points),
-    /// A member's use of a campaign.
-    Member(MemberUse),
     /// A guard period's totals.
     Guard(GuardTotals),
     /// Presence.
     Seen,
+}
+
+/// A member's use of each campaign it has had awards from, kept in the member's state (so it
+/// is written with the member, not as a key of its own per member and campaign).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct CampaignUses(Option<Box<Vec<(CampaignId, MemberUse)>>>);
+
+impl CampaignUses {
+    /// The use of campaign `c`.
+    pub fn get(&self, c: CampaignId) -> MemberUse {
+        self.0
+            .as_ref()
+            .and_then(|v| v.iter().find(|(id, _)| *id == c))
+            .map(|(_, u)| *u)
+            .unwrap_or_default()
+    }
+
+    /// Counts `p` points (negative: room given back) on `day` and in `month`.
+    pub(crate) fn add(&mut self, c: CampaignId, p: Points, day: u32, month: u32) {
+        let v = self.0.get_or_insert_with(Default::default);
+        let i = match v.iter().position(|(id, _)| *id == c) {
+            Some(i) => i,
+            None => {
+                v.push((c, MemberUse::default()));
+                v.len() - 1
+            }
+        };
+        v[i].1.add(p, day, month);
+    }
+
+    /// Every campaign used, with its use.
+    pub fn iter(&self) -> impl Iterator<Item = &(CampaignId, MemberUse)> {
+        self.0.iter().flat_map(|v| v.iter())
+    }
 }
 
 /// A member's use of a campaign: in all, in the current day and the current month.

@@ -7,7 +7,8 @@
 
 use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
 use crate::core::programme::{
-    partner_bit, CampaignId, Counter, CounterKey, GuardKey, GuardTotals, MemberUse, PARTNER_BITS,
+    partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
+    PARTNER_BITS,
 };
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
@@ -54,6 +55,8 @@ pub struct MemberState {
     /// Partners (ids below [`PARTNER_BITS`]) the member has earned at, one bit each; larger ids
     /// are [`CounterKey::EarnedAt`] counters.
     pub earned_at: u64,
+    /// The member's use of each campaign, for its caps.
+    pub campaigns: CampaignUses,
 }
 
 impl MemberState {
@@ -187,15 +190,29 @@ impl State {
         for m in tx.members().filter(|m| include(*m)) {
             self.members.entry(m).or_default().last = Some(tx.id);
         }
-        match tx.kind {
-            TxKind::Enrolled { member } if include(member) => {
-                self.members.entry(member).or_default().enrolled = tx.at;
+        match &tx.kind {
+            TxKind::Enrolled { member } if include(*member) => {
+                self.members.entry(*member).or_default().enrolled = tx.at;
             }
             TxKind::Earn {
-                member, partner, ..
-            } if include(member) => {
-                if let Some(bit) = partner_bit(partner) {
-                    self.members.entry(member).or_default().earned_at |= bit;
+                member,
+                partner,
+                awards,
+                ..
+            } if include(*member) => {
+                let s = self.members.entry(*member).or_default();
+                if let Some(bit) = partner_bit(*partner) {
+                    s.earned_at |= bit;
+                }
+                for g in awards.iter().filter(|g| g.points.is_positive()) {
+                    s.campaigns.add(g.campaign, g.points, g.day, g.month);
+                }
+            }
+            TxKind::Reversal { member, awards, .. } if include(*member) => {
+                let s = self.members.entry(*member).or_default();
+                for b in awards.iter().filter(|b| b.room.is_positive()) {
+                    s.campaigns
+                        .add(b.campaign, Points(-b.room.0), b.day, b.month);
                 }
             }
             _ => {}
@@ -294,8 +311,6 @@ impl State {
                 }
                 for g in awards.iter().filter(|g| g.points.is_positive()) {
                     self.add_awarded(g.campaign, g.points);
-                    self.member_use(*member, g.campaign)
-                        .add(g.points, g.day, g.month);
                 }
                 if let Some(g) = guard {
                     for k in &g.keys {
@@ -308,16 +323,9 @@ impl State {
                     }
                 }
             }
-            TxKind::Reversal {
-                member,
-                awards,
-                guard,
-                ..
-            } => {
+            TxKind::Reversal { awards, guard, .. } => {
                 for b in awards.iter().filter(|b| b.room.is_positive()) {
                     self.add_awarded(b.campaign, Points(-b.room.0));
-                    self.member_use(*member, b.campaign)
-                        .add(Points(-b.room.0), b.day, b.month);
                 }
                 if let Some(g) = guard {
                     for k in &g.keys {
@@ -342,17 +350,6 @@ impl State {
         }
     }
 
-    fn member_use(&mut self, m: MemberId, c: CampaignId) -> &mut MemberUse {
-        let e = self
-            .counters
-            .entry(CounterKey::MemberCampaign(m, c))
-            .or_insert(Counter::Member(MemberUse::default()));
-        match e {
-            Counter::Member(u) => u,
-            other => panic!("member campaign counter holds {other:?}"),
-        }
-    }
-
     fn guard_totals(&mut self, k: GuardKey) -> &mut GuardTotals {
         let e = self
             .counters
@@ -374,10 +371,10 @@ impl State {
 
     /// Member `m`'s use of campaign `c`.
     pub fn campaign_use(&self, m: MemberId, c: CampaignId) -> MemberUse {
-        match self.counters.get(&CounterKey::MemberCampaign(m, c)) {
-            Some(Counter::Member(u)) => *u,
-            _ => MemberUse::default(),
-        }
+        self.members
+            .get(&m)
+            .map(|s| s.campaigns.get(c))
+            .unwrap_or_default()
     }
 
     /// A guard period's totals.
@@ -423,21 +420,14 @@ pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
             }
             for g in awards.iter().filter(|g| g.points.is_positive()) {
                 out.push(CounterKey::Campaign(g.campaign));
-                out.push(CounterKey::MemberCampaign(*member, g.campaign));
             }
             if let Some(g) = guard {
                 out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));
             }
         }
-        TxKind::Reversal {
-            member,
-            awards,
-            guard,
-            ..
-        } => {
+        TxKind::Reversal { awards, guard, .. } => {
             for b in awards.iter().filter(|b| b.room.is_positive()) {
                 out.push(CounterKey::Campaign(b.campaign));
-                out.push(CounterKey::MemberCampaign(*member, b.campaign));
             }
             if let Some(g) = guard {
                 out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));

@@ -256,23 +256,24 @@ pub enum Counter {
 }
 
 /// A member's use of each campaign it has had awards from, kept in the member's state (so it
-/// is written with the member, not as a key of its own per member and campaign).
+/// is written with the member, not as a key of its own per member and campaign). A `ThinVec`:
+/// one pointer in every member's state, no allocation until the first award.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct CampaignUses(Option<Box<Vec<(CampaignId, MemberUse)>>>);
+pub struct CampaignUses(thin_vec::ThinVec<(CampaignId, MemberUse)>);
 
 impl CampaignUses {
     /// The use of campaign `c`.
     pub fn get(&self, c: CampaignId) -> MemberUse {
         self.0
-            .as_ref()
-            .and_then(|v| v.iter().find(|(id, _)| *id == c))
+            .iter()
+            .find(|(id, _)| *id == c)
             .map(|(_, u)| *u)
             .unwrap_or_default()
     }
 
     /// Counts `p` points (negative: room given back) on `day` and in `month`.
     pub(crate) fn add(&mut self, c: CampaignId, p: Points, day: u32, month: u32) {
-        let v = self.0.get_or_insert_with(Default::default);
+        let v = &mut self.0;
         let i = match v.iter().position(|(id, _)| *id == c) {
             Some(i) => i,
             None => {
@@ -285,7 +286,7 @@ impl CampaignUses {
 
     /// Every campaign used, with its use.
     pub fn iter(&self) -> impl Iterator<Item = &(CampaignId, MemberUse)> {
-        self.0.iter().flat_map(|v| v.iter())
+        self.0.iter()
     }
 }
 

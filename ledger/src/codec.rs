@@ -308,6 +308,8 @@ mod tests {
                 );
                 c
             },
+            last_activity: Timestamp(7),
+            tier: 2,
         };
         let b = MemberState::default();
         let written = encode(&MemberPageRef {

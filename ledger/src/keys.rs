@@ -50,6 +50,10 @@ pub const ORDER: u8 = b'O';
 pub const TOTAL: u8 = b'A';
 /// Cluster mode: open holds by timeout, `E ++ expiry ++ tx id`.
 pub const HOLD_TIMEOUT: u8 = b'E';
+/// Programme policies: `Y e` the expiry policy in force.
+pub const POLICY: u8 = b'Y';
+/// Cluster mode: members with points due to expire, `D ++ deadline ++ member`.
+pub const EXPIRY_DUE: u8 = b'D';
 /// Programme counters (campaign budgets, members' campaign caps, guard periods, first earns):
 /// `Q ++ kind ++ fields`, see [`counter`].
 pub const COUNTER: u8 = b'Q';
@@ -422,6 +426,30 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
         _ => return None,
     };
     (k.len() == len).then_some(key)
+}
+
+/// The expiry policy in force (`StoredPolicy`).
+pub fn expiry_policy() -> Vec<u8> {
+    vec![POLICY, b'e']
+}
+
+/// Cluster mode: member `m` has points due to expire at `at`.
+pub fn expiry_due(at: crate::core::types::Timestamp, m: MemberId) -> Vec<u8> {
+    let mut k = vec![EXPIRY_DUE];
+    k.extend_from_slice(&((at.0 as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&m.0.to_be_bytes());
+    k
+}
+
+/// The member at the end of an [`expiry_due`] key.
+pub fn parse_expiry_due(key: &[u8]) -> Option<(crate::core::types::Timestamp, MemberId)> {
+    (key.len() == 17 && key[0] == EXPIRY_DUE).then(|| {
+        let t = u64::from_be_bytes(key[1..9].try_into().expect("8 bytes")) ^ (1 << 63);
+        (
+            crate::core::types::Timestamp(t as i64),
+            MemberId(u64::from_be_bytes(key[9..17].try_into().expect("8 bytes"))),
+        )
+    })
 }
 
 /// The hash of a key's store encoding.

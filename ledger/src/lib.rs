@@ -49,6 +49,7 @@ pub use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,
 };
+pub use clock::Clock;
 pub use cluster::ClusterConfig;
 pub use codec::statement_entry;
 pub use error::{LedgerError, WritePath};

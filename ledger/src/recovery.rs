@@ -107,6 +107,13 @@ pub(crate) fn load_state<Snap: Snapshot>(
             .insert(id, codec::decode::<Reversed>("reversed record", v)?);
         Ok(())
     })?;
+    each(keys::POLICY, &mut |k, v| {
+        if k == keys::expiry_policy().as_slice() {
+            let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", v)?;
+            state.expiry = p.policy.in_force(p.since);
+        }
+        Ok(())
+    })?;
     each(keys::COUNTER, &mut |k, v| {
         let key =
             keys::parse_counter(k).ok_or_else(|| LedgerError::Corrupt("counter key".into()))?;

@@ -353,6 +353,36 @@ fn check_unrecorded<Snap: Snapshot>(
     Ok(())
 }
 
+/// Expired points are never spent, and only expired points are expired: a lot consumed by a
+/// burn, capture, transfer or adjustment was not expired when it committed, and a lot an
+/// expiry consumed was.
+fn check_expiry(
+    state: &State,
+    tx: &Transaction,
+    c: &crate::core::model::LotChange,
+    found: Option<(&crate::core::state::MemberState, &crate::core::state::Lot)>,
+) -> Result<(), AuditFailure> {
+    let Some((m, lot)) = found else {
+        return Ok(());
+    };
+    let expired = state.lot_expired(m, lot, tx.at);
+    let problem = match &tx.kind {
+        TxKind::Expire { .. } if !expired => Some("expires a lot not yet expired"),
+        TxKind::Burn { .. } | TxKind::Transfer { .. } | TxKind::Adjust { .. } if expired => {
+            Some("spends an expired lot")
+        }
+        _ => None,
+    };
+    match problem {
+        Some(what) => Err(AuditFailure::Lots {
+            member: c.member,
+            tx: tx.id,
+            detail: format!("{what}: lot {:?}", c.lot),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn check_transaction(
     state: &mut State,
     tx: &Transaction,
@@ -386,12 +416,9 @@ fn check_transaction(
         });
     }
     for c in tx.lots.iter().filter(|c| c.delta.0 < 0) {
-        let has = state
-            .members
-            .get(&c.member)
-            .and_then(|m| m.lots.iter().find(|l| l.id == c.lot))
-            .map(|l| l.remaining.0)
-            .unwrap_or(0);
+        let member = state.members.get(&c.member);
+        let lot = member.and_then(|m| m.lots.iter().find(|l| l.id == c.lot));
+        let has = lot.map(|l| l.remaining.0).unwrap_or(0);
         if has < -c.delta.0 {
             return Err(AuditFailure::Lots {
                 member: c.member,
@@ -399,6 +426,7 @@ fn check_transaction(
                 detail: format!("consumes {} from lot {:?} holding {has}", -c.delta.0, c.lot),
             });
         }
+        check_expiry(state, tx, c, member.zip(lot))?;
     }
     let before: Vec<(i64, Option<TxId>)> = tx
         .members()

@@ -187,6 +187,21 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         "programme counter",
     )?;
 
+    let stored_policy = match snap.get(&keys::expiry_policy())? {
+        Some(v) => Some(codec::decode::<crate::core::expiry::StoredPolicy>(
+            "expiry policy",
+            &v,
+        )?),
+        None => None,
+    };
+    let recomputed_policy = state.expiry.as_ref().map(|p| p.stored());
+    stored_equal(
+        "programme".to_string(),
+        "expiry policy",
+        stored_policy.as_ref(),
+        recomputed_policy.as_ref(),
+    )?;
+
     let contracts: HashMap<PartnerId, Contract> =
         scan_family(snap, keys::CONTRACT, "contract", |k| {
             k.get(1..5)

@@ -35,6 +35,8 @@ pub(super) struct Chunk<'t> {
     /// Expiry of every hold seen, to clear its timeout entry when it closes.
     hold_expiry: HashMap<TxId, Timestamp>,
     in_chunk: HashMap<IdemKey, usize>,
+    /// Each member's expiry deadline as read, to move its `D` entry when it changes.
+    deadlines: HashMap<MemberId, Option<Timestamp>>,
     /// Originals of reversals, read from the journal once per attempt.
     originals: HashMap<TxId, Transaction>,
     txs: Vec<Transaction>,
@@ -49,6 +51,8 @@ pub(super) enum Need {
     Hold(TxId),
     Reversed(TxId),
     Counter(CounterKey),
+    /// The expiry policy (every command reads it: spending depends on what has expired).
+    Policy,
 }
 
 impl<'t> Chunk<'t> {
@@ -61,6 +65,7 @@ impl<'t> Chunk<'t> {
             loaded: HashSet::new(),
             idem: HashMap::new(),
             hold_expiry: HashMap::new(),
+            deadlines: HashMap::new(),
             in_chunk: HashMap::new(),
             originals: HashMap::new(),
             txs: Vec::new(),
@@ -85,6 +90,7 @@ impl<'t> Chunk<'t> {
                 .transpose()?;
             self.idem.insert(k, rec);
         }
+        self.load(vec![Need::Policy])?;
         let first: Vec<Need> = items.iter().flat_map(|i| needs(&i.cmd)).collect();
         self.load(first)?;
         let mut second = Vec::new();
@@ -96,6 +102,7 @@ impl<'t> Chunk<'t> {
 
     /// Reads what `cmd` needs (a no-op for what `prefetch` read).
     pub(super) fn load_for(&mut self, cmd: &Command) -> Result<(), LedgerError> {
+        self.load(vec![Need::Policy])?;
         self.load(needs(cmd))?;
         let more = self.second_needs(cmd)?;
         self.load(more)
@@ -138,6 +145,7 @@ impl<'t> Chunk<'t> {
                 Need::Hold(h) => keys::hold(*h),
                 Need::Reversed(t) => keys::reversed(*t),
                 Need::Counter(c) => keys::counter(c),
+                Need::Policy => keys::expiry_policy(),
             };
             if self.loaded.insert(k.clone()) {
                 wanted.push((k, n));
@@ -152,7 +160,12 @@ impl<'t> Chunk<'t> {
             match need {
                 Need::Member(m) => {
                     let r: MemberRecord = codec::decode("member record", &v)?;
+                    self.deadlines.insert(m, self.state.deadline(&r.state));
                     self.state.members.insert(m, r.state);
+                }
+                Need::Policy => {
+                    let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", &v)?;
+                    self.state.expiry = p.policy.in_force(p.since);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -287,6 +300,22 @@ impl<'t> Chunk<'t> {
             &self.touched,
             Some(&self.hold_expiry),
         );
+        for m in &self.touched.members {
+            let new = self
+                .state
+                .members
+                .get(m)
+                .and_then(|s| self.state.deadline(s));
+            let old = self.deadlines.get(m).copied().flatten();
+            if new != old {
+                if let Some(t) = old {
+                    self.writes.clear(&keys::expiry_due(t, *m));
+                }
+                if let Some(t) = new {
+                    self.writes.set_owned(keys::expiry_due(t, *m), Vec::new());
+                }
+            }
+        }
         (self.writes, self.txs)
     }
 }
@@ -314,6 +343,8 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         Command::Capture { hold, .. } | Command::Void { hold, .. } => vec![Need::Hold(*hold)],
         Command::Reverse { original, .. } => vec![Need::Reversed(*original)],
         Command::Transfer { from, to, .. } => vec![Need::Member(*from), Need::Member(*to)],
+        Command::Expire { member, .. } => vec![Need::Member(*member)],
+        Command::SetExpiryPolicy { .. } => vec![],
     }
 }
 

@@ -149,7 +149,7 @@ impl<S: TxnStore> ClusterWriter<S> {
             return Vec::new();
         }
         self.last_scan = Instant::now();
-        let now = Timestamp::now();
+        let now = self.config.clock.now();
         let end = keys::hold_timeout(Timestamp(now.0.saturating_add(1)), TxId(0));
         let rows = match self.store.snapshot().and_then(|s| {
             s.range(
@@ -165,7 +165,8 @@ impl<S: TxnStore> ClusterWriter<S> {
                 return Vec::new();
             }
         };
-        rows.iter()
+        let mut items: Vec<Item> = rows
+            .iter()
             .filter_map(|(k, _)| keys::parse_hold_timeout(k))
             .map(|hold| Item {
                 cmd: Command::Void {
@@ -177,7 +178,28 @@ impl<S: TxnStore> ClusterWriter<S> {
                 },
                 pricing: None,
             })
-            .collect()
+            .collect();
+        let room = self.config.hold_expiries_per_batch_max - items.len();
+        let end = keys::expiry_due(
+            Timestamp(now.0.saturating_add(1)),
+            crate::core::types::MemberId(0),
+        );
+        match self
+            .store
+            .snapshot()
+            .and_then(|s| s.range(&[keys::EXPIRY_DUE], &end, room, false))
+        {
+            Ok(due) => items.extend(
+                due.iter()
+                    .filter_map(|(k, _)| keys::parse_expiry_due(k))
+                    .map(|(deadline, member)| Item {
+                        cmd: crate::shared::queue::expire_command(member, deadline),
+                        pricing: None,
+                    }),
+            ),
+            Err(e) => tracing::warn!(error = %e, "expiry scan failed"),
+        }
+        items
     }
 
     /// Runs `items` in as many transactions as their size needs; outcomes in item order.
@@ -238,7 +260,7 @@ impl<S: TxnStore> ClusterWriter<S> {
         if self.ids.end - self.ids.next < u64::from(attempts) {
             self.ids = self.reserve_ids()?;
         }
-        let at = Timestamp::now().max(self.last_at);
+        let at = self.config.clock.now().max(self.last_at);
         let policy = self.policy;
         let shard = self.cluster.shard;
         let ids = &mut self.ids;

@@ -7,7 +7,7 @@ use crate::core::model::{
     Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{apply_lot, held_change, MemberState, State};
+use crate::core::state::{apply_lot, held_change, Lot, MemberState, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -169,14 +169,24 @@ impl<'a> Builder<'a> {
     }
 
     /// Removes `p` points from member `m`'s posted balance and lots; `first` is drained first.
+    ///
+    /// Expired lots are never spent: only a reversal (`first`, its own earn's lot) may draw on
+    /// them, taking back points that would expire anyway.
     pub(crate) fn take(&mut self, m: MemberId, p: Points, first: Option<LotId>) -> Vec<LotChange> {
+        let at = self.tx.at;
+        let state = self.state;
+        let before = state.members.get(&m);
         let s = self.member(m);
         let from_lots = s.posted.0.max(0) - (s.posted.0 - p.0).max(0);
         s.posted.0 -= p.0;
         let mut need = from_lots;
         let mut changes = Vec::new();
         let order: Vec<usize> = {
-            let mut idx: Vec<usize> = (0..s.lots.len()).collect();
+            let mut idx: Vec<usize> = (0..s.lots.len())
+                .filter(|&i| {
+                    first.is_some() || before.is_none_or(|b| !state.lot_expired(b, &s.lots[i], at))
+                })
+                .collect();
             if let Some(f) = first {
                 idx.sort_by_key(|&i| s.lots[i].id != f);
             }
@@ -218,6 +228,31 @@ impl<'a> Builder<'a> {
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
         Ok(())
+    }
+
+    /// Moves `lots` (all expired) of member `m` to `programme/breakage`, whole.
+    pub(crate) fn expire(&mut self, m: MemberId, lots: &[Lot]) -> Points {
+        let total: i64 = lots.iter().map(|l| l.remaining.0).sum();
+        let changes: Vec<LotChange> = lots
+            .iter()
+            .map(|l| LotChange {
+                member: m,
+                lot: l.id,
+                expires_at: l.expires_at,
+                delta: Points(-l.remaining.0),
+            })
+            .collect();
+        let s = self.member(m);
+        s.posted.0 -= total;
+        for c in &changes {
+            apply_lot(s, c);
+        }
+        self.tx.lots.extend(changes);
+        if total != 0 {
+            self.points(AccountId::Member(m), Points(-total));
+            self.points(AccountId::Breakage, Points(total));
+        }
+        Points(total)
     }
 
     /// Gives back `n` points of burn `orig` to the lots it consumed, newest consumption first,
@@ -307,6 +342,11 @@ impl<'a> Builder<'a> {
     }
 
     pub(crate) fn finish(mut self, kind: TxKind) -> Transaction {
+        let mask = self
+            .state
+            .expiry
+            .as_ref()
+            .map_or(crate::core::expiry::activity::DEFAULT, |p| p.activities());
         let held = held_change(&kind);
         if let Some((m, delta)) = held {
             self.member(m).held.0 += delta;
@@ -320,9 +360,23 @@ impl<'a> Builder<'a> {
                 posted: s.posted,
                 held: s.held,
                 prev: s.last,
+                active: activity_of(&self.tx.kind, *m) & mask != 0,
             })
             .collect();
         debug_assert_eq!(self.tx.imbalance(), (0, vec![]), "transactions balance");
         self.tx
+    }
+}
+
+/// The activity `kind` is for member `m` ([`crate::core::expiry::activity`] bits; 0: none).
+fn activity_of(kind: &TxKind, m: MemberId) -> u8 {
+    use crate::core::expiry::activity;
+    match kind {
+        TxKind::Earn { .. } => activity::EARN,
+        TxKind::Burn { .. } => activity::BURN,
+        TxKind::Transfer { from, .. } if *from == m => activity::TRANSFER_OUT,
+        TxKind::Transfer { .. } => activity::TRANSFER_IN,
+        TxKind::Adjust { .. } => activity::ADJUSTMENT,
+        _ => 0,
     }
 }

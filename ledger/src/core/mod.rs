@@ -8,6 +8,7 @@
 //! and the tests all drive it directly. `tests/layering.rs` holds this.
 
 pub(crate) mod builder;
+pub mod expiry;
 pub mod model;
 pub mod programme;
 pub mod rejection;

@@ -5,6 +5,7 @@
 //! A [`Transaction`] records its full effect (postings, lot and hold changes, member balances
 //! after), so replay and audit apply recorded effects and never re-run business rules.
 
+use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
     AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
 };
@@ -162,6 +163,21 @@ pub enum Command {
         /// Points moved.
         points: Points,
     },
+    /// Set the programme's expiry policy (operator). Lots earned before keep their expiry.
+    SetExpiryPolicy {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The new policy.
+        policy: ExpiryPolicy,
+    },
+    /// Move a member's expired points to `programme/breakage` (the ledger itself, when they
+    /// fall due).
+    Expire {
+        /// Idempotency key (system scope).
+        key: IdemKey,
+        /// The member.
+        member: MemberId,
+    },
     /// Operator correction against `programme/adjustments`, with a reason.
     Adjust {
         /// Idempotency key (operator scope).
@@ -190,6 +206,8 @@ impl Command {
             | Command::Void { key, .. }
             | Command::Reverse { key, .. }
             | Command::Transfer { key, .. }
+            | Command::SetExpiryPolicy { key, .. }
+            | Command::Expire { key, .. }
             | Command::Adjust { key, .. } => key,
         }
     }
@@ -395,6 +413,17 @@ pub enum TxKind {
         /// Points moved.
         points: Points,
     },
+    /// The expiry policy was set.
+    ExpiryPolicySet(ExpiryPolicy),
+    /// A member's expired points went to `programme/breakage`.
+    Expire {
+        /// The member.
+        member: MemberId,
+        /// Points expired (zero when nothing was due any more: the posting was rescheduled).
+        points: Points,
+        /// Why: the lots' age or the member's inactivity.
+        reason: ExpiryReason,
+    },
     /// Operator correction.
     Adjust {
         /// Member corrected.
@@ -406,6 +435,17 @@ pub enum TxKind {
         /// Who.
         operator: String,
     },
+}
+
+/// Why points expired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ExpiryReason {
+    /// Lots past their expiry.
+    Age,
+    /// No qualifying activity for the policy's months.
+    Inactivity,
+    /// Nothing was due any more (a policy or tier change moved the date).
+    Rescheduled,
 }
 
 /// A committed ledger transaction: the journal's unit.
@@ -444,6 +484,9 @@ pub struct MemberAfter {
     pub held: Points,
     /// The member's previous transaction (`None` for the first, the enrolment).
     pub prev: Option<TxId>,
+    /// Whether this transaction is a qualifying activity of the member's for inactivity expiry
+    /// (decided under the policy in force, so replay never depends on a later policy).
+    pub active: bool,
 }
 
 /// How a partner's quantity (money, miles, litres) became points: recorded on the transaction so
@@ -474,9 +517,10 @@ impl TxKind {
             | TxKind::Void { member, .. }
             | TxKind::Reversal { member, .. }
             | TxKind::Adjust { member, .. }
+            | TxKind::Expire { member, .. }
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
-            TxKind::ContractSet(_) => None,
+            TxKind::ContractSet(_) | TxKind::ExpiryPolicySet(_) => None,
         }
     }
 }
@@ -584,6 +628,8 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::Reversal { partner, .. } => ("reversal", Some(*partner)),
         TxKind::Transfer { .. } => ("transfer", None),
         TxKind::Adjust { .. } => ("adjustment", None),
+        TxKind::ExpiryPolicySet(_) => ("expiry-policy", None),
+        TxKind::Expire { .. } => ("expiry", None),
     }
 }
 

@@ -81,6 +81,12 @@ pub enum Rejection {
         /// Longest reference.
         len_max: usize,
     },
+    /// The command is the ledger's own (expiry) and its key is not the system's.
+    #[error("only the ledger itself posts this command")]
+    NeedsSystem,
+    /// The expiry policy cannot run.
+    #[error("expiry policy: {0}")]
+    ExpiryPolicyInvalid(&'static str),
     /// The command is an operator's and its key is not.
     #[error("this command needs an operator key")]
     NeedsOperator,

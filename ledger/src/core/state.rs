@@ -5,6 +5,7 @@
 //! changes the state by a transaction's recorded effects. The writer calls both; restart replay
 //! and the audit call only `apply`, so there is one way state changes.
 
+use crate::core::expiry::InForce;
 use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
 use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
@@ -57,12 +58,16 @@ pub struct MemberState {
     pub earned_at: u64,
     /// The member's use of each campaign, for its caps.
     pub campaigns: CampaignUses,
+    /// The member's latest qualifying activity (inactivity expiry counts from it).
+    pub last_activity: Timestamp,
+    /// The member's tier level (0: the base level).
+    pub tier: u8,
 }
 
 // Every enrolled member holds one of these in the writer's memory: its size is a budget. The
-// programme's fields (enrolment time, partners earned at, campaign use) took it from 56 to 80
-// bytes; a member's lots and campaign uses are on the heap.
-const _: () = assert!(std::mem::size_of::<MemberState>() <= 80);
+// programme's fields (enrolment time, partners earned at, campaign use, last activity, tier)
+// took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap.
+const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
 
 impl MemberState {
     /// Posted minus held: what a burn, hold or transfer may take.
@@ -136,8 +141,13 @@ pub struct State {
     pub hold_timeouts: BTreeSet<(Timestamp, TxId)>,
     /// Amounts reversed so far, per original earn or burn.
     pub reversed: Map<TxId, Reversed>,
-    /// Programme counters: campaign budgets, members' campaign caps, guard periods.
+    /// Programme counters: campaign budgets, guard periods, first earns at wide partner ids.
     pub counters: Map<CounterKey, Counter>,
+    /// The expiry policy in force, if one was set.
+    pub expiry: Option<InForce>,
+    /// When each member with expiring points has some due: its earliest lot expiry or its
+    /// inactivity deadline. Derived from the members (rebuilt at open), so never stored.
+    pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
     /// Programme settings.
     pub policy: Policy,
 }
@@ -179,6 +189,33 @@ impl State {
     /// points and lots. Everything it needs is in the transaction itself, so recovery can
     /// bring a stored member forward from its own checkpoint without the rest of the state.
     pub fn apply_to_members(&mut self, tx: &Transaction, include: impl Fn(MemberId) -> bool) {
+        let before: Vec<(MemberId, Option<Timestamp>)> = tx
+            .members()
+            .filter(|m| include(*m))
+            .map(|m| (m, self.members.get(&m).and_then(|s| self.deadline(s))))
+            .collect();
+        self.change_members(tx, &include);
+        for (m, old) in before {
+            let new = self.members.get(&m).and_then(|s| self.deadline(s));
+            if new != old {
+                if let Some(t) = old {
+                    self.expiry_due.remove(&(t, m));
+                }
+                if let Some(t) = new {
+                    self.expiry_due.insert((t, m));
+                }
+            }
+        }
+    }
+
+    fn change_members(&mut self, tx: &Transaction, include: &impl Fn(MemberId) -> bool) {
+        for a in tx
+            .member_balances
+            .iter()
+            .filter(|a| a.active && include(a.member))
+        {
+            self.members.entry(a.member).or_default().last_activity = tx.at;
+        }
         for p in &tx.postings {
             if let (AccountId::Member(m), Amount::Points(x)) = (p.account, p.amount) {
                 if include(m) {
@@ -235,6 +272,10 @@ impl State {
         match &tx.kind {
             TxKind::ContractSet(c) => {
                 self.contracts.insert(c.partner, c.clone());
+            }
+            TxKind::ExpiryPolicySet(p) => {
+                self.expiry = p.clone().in_force(tx.at);
+                self.rebuild_expiry_due();
             }
             TxKind::Hold {
                 member,
@@ -396,6 +437,83 @@ impl State {
             Some(bit) => self.members.get(&m).is_some_and(|s| s.earned_at & bit != 0),
             None => self.counters.contains_key(&CounterKey::EarnedAt(m, p)),
         }
+    }
+
+    /// When member state `s` next has points due to expire; `None`: never (no lots, a tier
+    /// exempt from expiry, or no expiry dates and no inactivity policy).
+    pub fn deadline(&self, s: &MemberState) -> Option<Timestamp> {
+        if s.lots.is_empty() || self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+            return None;
+        }
+        let lot = s.lots.first().and_then(|l| l.expires_at);
+        let idle = self
+            .expiry
+            .as_ref()
+            .and_then(|p| p.inactivity_deadline(s.last_activity.max(s.enrolled)));
+        match (lot, idle) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Rebuilds the expiry index from every member (after recovery, or a policy change).
+    pub fn rebuild_expiry_due(&mut self) {
+        let due: BTreeSet<(Timestamp, MemberId)> = self
+            .members
+            .iter()
+            .filter_map(|(m, s)| self.deadline(s).map(|t| (t, *m)))
+            .collect();
+        self.expiry_due = due;
+    }
+
+    /// Members with points due to expire at or before `now`, soonest first, at most `limit`,
+    /// with the deadline the index holds.
+    pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<(Timestamp, MemberId)> {
+        self.expiry_due
+            .iter()
+            .take_while(|(t, _)| *t <= now)
+            .take(limit)
+            .copied()
+            .collect()
+    }
+
+    /// Whether all of member state `s`'s points have expired for inactivity at `at`.
+    pub fn inactive(&self, s: &MemberState, at: Timestamp) -> bool {
+        self.expiry.as_ref().is_some_and(|p| {
+            !p.exempt(s.tier)
+                && p.inactivity_deadline(s.last_activity.max(s.enrolled))
+                    .is_some_and(|d| d <= at)
+        })
+    }
+
+    /// Whether `lot` of member state `s` has expired at `at` (from that instant on).
+    pub fn lot_expired(&self, s: &MemberState, lot: &Lot, at: Timestamp) -> bool {
+        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+            return false;
+        }
+        lot.expires_at.is_some_and(|e| e <= at) || self.inactive(s, at)
+    }
+
+    /// Points of member state `s` expired at `at` but not yet moved to breakage.
+    pub fn expired_points(&self, s: &MemberState, at: Timestamp) -> Points {
+        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+            return Points::ZERO;
+        }
+        if self.inactive(s, at) {
+            return Points(s.lots.iter().map(|l| l.remaining.0).sum());
+        }
+        Points(
+            s.lots
+                .iter()
+                .take_while(|l| l.expires_at.is_some_and(|e| e <= at))
+                .map(|l| l.remaining.0)
+                .sum(),
+        )
+    }
+
+    /// What member state `s` may spend at `at`: posted, less held, less expired.
+    pub fn spendable(&self, s: &MemberState, at: Timestamp) -> Points {
+        Points(s.posted.0 - s.held.0 - self.expired_points(s, at).0)
     }
 
     /// Open holds whose timeout is at or before `now`, oldest first, at most `limit`.

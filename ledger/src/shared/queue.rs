@@ -53,8 +53,11 @@ pub struct CommitterConfig {
     /// Commands that may wait in the queue (1 to [`QUEUE_CAPACITY_MAX`]); beyond that,
     /// submission fails with `Overloaded`.
     pub queue_capacity: usize,
-    /// Hold timeouts processed per batch (1 to [`HOLD_EXPIRIES_PER_BATCH_MAX`]).
+    /// Hold timeouts and points expiries processed per batch (1 to
+    /// [`HOLD_EXPIRIES_PER_BATCH_MAX`]).
     pub hold_expiries_per_batch_max: usize,
+    /// The clock batches are stamped with.
+    pub clock: crate::clock::Clock,
 }
 
 impl Default for CommitterConfig {
@@ -64,6 +67,7 @@ impl Default for CommitterConfig {
             linger: Duration::ZERO,
             queue_capacity: 65_536,
             hold_expiries_per_batch_max: 1024,
+            clock: crate::clock::Clock::system(),
         }
     }
 }
@@ -79,8 +83,24 @@ impl CommitterConfig {
             hold_expiries_per_batch_max: self
                 .hold_expiries_per_batch_max
                 .clamp(1, HOLD_EXPIRIES_PER_BATCH_MAX),
+            clock: self.clock,
         };
         assert!(c.batch_size_max + c.hold_expiries_per_batch_max <= BATCH_TXS_MAX);
         c
+    }
+}
+
+/// The ledger's own command that posts member `member`'s points due at `deadline` to breakage.
+/// Its key names the member and the date, so a restart that posts it again replays it.
+pub(crate) fn expire_command(
+    member: crate::core::types::MemberId,
+    deadline: crate::core::types::Timestamp,
+) -> crate::core::model::Command {
+    crate::core::model::Command::Expire {
+        key: crate::core::model::IdemKey {
+            scope: crate::core::model::Scope::System,
+            reference: format!("expire/{}/{}", member.0, deadline.0),
+        },
+        member,
     }
 }

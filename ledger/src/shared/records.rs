@@ -21,6 +21,7 @@ pub(crate) struct Touched {
     pub reversed: BTreeSet<TxId>,
     pub contracts: BTreeSet<PartnerId>,
     pub counters: BTreeSet<CounterKey>,
+    pub expiry_policy: bool,
 }
 
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
@@ -70,6 +71,9 @@ pub(crate) fn write_records(
     for k in &t.counters {
         w.set_owned(keys::counter(k), codec::encode(&s.counters[k]));
     }
+    if let Some(p) = s.expiry.as_ref().filter(|_| t.expiry_policy) {
+        w.set_owned(keys::expiry_policy(), codec::encode(&p.stored()));
+    }
 }
 
 /// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
@@ -106,6 +110,7 @@ impl Touched {
             TxKind::ContractSet(c) => {
                 self.contracts.insert(c.partner);
             }
+            TxKind::ExpiryPolicySet(_) => self.expiry_policy = true,
             _ => {}
         }
         self.counters.extend(counters_touched(tx));

@@ -228,7 +228,10 @@ impl<S: Store + Clone> Writer<S> {
                     if self.shared.failure().is_some() {
                         return None;
                     }
-                    if !self.state.expired_holds(self.clock(), 1).is_empty() {
+                    let now = self.clock();
+                    if !self.state.expired_holds(now, 1).is_empty()
+                        || !self.state.due_expiries(now, 1).is_empty()
+                    {
                         let sent = match self.decide_batch(&mut Vec::new()) {
                             Ok(sealed) => to_syncer.send(sealed).is_ok(),
                             Err(e) => {
@@ -262,7 +265,7 @@ impl<S: Store + Clone> Writer<S> {
     }
 
     fn clock(&self) -> Timestamp {
-        Timestamp::now().max(self.last_at)
+        self.config.clock.now().max(self.last_at)
     }
 
     /// Decides `batch` (emptying it) and the hold timeouts due, and seals the result for the
@@ -288,6 +291,19 @@ impl<S: Store + Clone> Writer<S> {
             match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
                 Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
+            }
+        }
+        let room = self
+            .config
+            .hold_expiries_per_batch_max
+            .saturating_sub(txs.len());
+        for (deadline, member) in self.state.due_expiries(at, room) {
+            let cmd = crate::shared::queue::expire_command(member, deadline);
+            match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
+                Outcome::New(_) | Outcome::Replay(_) => {}
+                Outcome::Failed(e) => {
+                    tracing::warn!(member = member.0, error = %e, "expiry not posted")
+                }
             }
         }
         let outcomes: Vec<Outcome> = batch

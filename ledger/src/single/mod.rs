@@ -131,6 +131,7 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         tail.push(Arc::new(Batch { seq, at, txs }));
         Ok(())
     })?;
+    state.rebuild_expiry_due();
     let mirror = mirror.unwrap_or_else(|| state.clone());
     Ok(Recovered {
         state,

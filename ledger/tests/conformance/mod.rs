@@ -19,8 +19,11 @@ use ledger::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection, WriteP
 use rust_decimal::Decimal;
 use std::collections::HashMap;
 
+mod expiry;
 mod programme;
 // Used through `for_each_conformance_check!` by the files that run the suite.
+#[allow(unused_imports)]
+pub use expiry::*;
 #[allow(unused_imports)]
 pub use programme::*;
 
@@ -48,6 +51,10 @@ macro_rules! for_each_conformance_check {
             cluster_campaign_awards_caps_and_budget,
             ledger_budget_is_never_overspent_under_concurrency,
             cluster_budget_is_never_overspent_across_processes,
+            ledger_points_expire_to_breakage_once,
+            cluster_points_expire_to_breakage_once,
+            ledger_inactivity_expiry_is_reset_by_activity,
+            cluster_inactivity_expiry_is_reset_by_activity,
         );
     };
 }

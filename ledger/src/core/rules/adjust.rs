@@ -42,7 +42,7 @@ pub(super) fn adjust(
         b.credit(member, AccountId::Adjustments, points, None)?;
     } else {
         let take = Points(-points.0);
-        s.require_available(member, take)?;
+        s.require_available(member, take, b.at())?;
         b.debit(member, AccountId::Adjustments, take)?;
     }
     Ok(TxKind::Adjust {

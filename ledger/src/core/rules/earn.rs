@@ -60,7 +60,10 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
         None => None,
     };
     total(e.points, bonus, &granted)?;
-    let expiry = contract.lot_expiry(b.at());
+    let expiry = match &s.expiry {
+        Some(p) => p.lot_expiry(b.at()),
+        None => contract.lot_expiry(b.at()),
+    };
     let mut sources = Vec::with_capacity(2 + granted.len());
     sources.push((AccountId::PartnerIssuance(e.partner), e.points));
     sources.push((AccountId::Promotions, bonus));
@@ -124,7 +127,7 @@ pub(super) fn burn(
     require_partner(key, partner)?;
     s.check_points(points)?;
     let contract = s.contract(partner)?;
-    s.require_available(member, points)?;
+    s.require_available(member, points, b.at())?;
     let price = Money::new(contract.redemption_price_per_point, contract.currency);
     b.debit(member, AccountId::PartnerRedemption(partner), points)?;
     b.money(

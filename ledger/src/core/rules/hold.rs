@@ -26,7 +26,7 @@ pub(super) fn hold(
             max_ms: s.policy.hold_timeout_ms_max,
         });
     }
-    s.require_available(member, points)?;
+    s.require_available(member, points, b.at())?;
     b.touch(member);
     Ok(TxKind::Hold {
         member,
@@ -53,10 +53,11 @@ pub(super) fn capture(
         });
     }
     let m = s.require_member(h.member)?;
-    if m.posted < amount {
-        // A clawback ate into the held points.
+    // What the hold reserved, less what a clawback took or what expired since.
+    let available = Points(s.spendable(m, b.at()).0 + h.points.0);
+    if available < amount {
         return Err(Rejection::InsufficientPoints {
-            available: m.posted,
+            available,
             requested: amount,
         });
     }

@@ -9,6 +9,7 @@ pub mod adjust;
 mod awards;
 pub mod contract;
 mod earn;
+mod expiry;
 mod hold;
 mod reversal;
 mod transfer;
@@ -101,6 +102,8 @@ impl State {
                 reason,
                 operator,
             } => adjust::adjust(self, &mut b, key, *member, *points, reason, operator)?,
+            Command::SetExpiryPolicy { key, policy } => expiry::set_policy(key, policy)?,
+            Command::Expire { key, member } => expiry::expire(self, &mut b, key, *member)?,
         };
         Ok(b.finish(kind))
     }
@@ -127,11 +130,13 @@ impl State {
         self.members.get(&m).ok_or(Rejection::UnknownMember(m))
     }
 
-    fn require_available(&self, m: MemberId, p: Points) -> Result<(), Rejection> {
+    /// What member `m` may spend at `at` covers `p`: posted less held less expired.
+    fn require_available(&self, m: MemberId, p: Points, at: Timestamp) -> Result<(), Rejection> {
         let s = self.require_member(m)?;
-        if s.available() < p {
+        let available = self.spendable(s, at);
+        if available < p {
             return Err(Rejection::InsufficientPoints {
-                available: s.available(),
+                available,
                 requested: p,
             });
         }
@@ -145,6 +150,13 @@ impl State {
             .ok_or(Rejection::HoldNotOpen { hold })?;
         visible_to(key, h.partner, hold)?;
         Ok(*h)
+    }
+}
+
+fn require_system(key: &IdemKey) -> Result<(), Rejection> {
+    match key.scope {
+        Scope::System => Ok(()),
+        _ => Err(Rejection::NeedsSystem),
     }
 }
 

@@ -18,7 +18,7 @@ pub(super) fn transfer(
         return Err(Rejection::TransferToSelf);
     }
     s.require_member(to)?;
-    s.require_available(from, points)?;
+    s.require_available(from, points, b.at())?;
     b.transfer(from, to, points)?;
     Ok(TxKind::Transfer { from, to, points })
 }

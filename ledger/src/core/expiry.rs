@@ -1,0 +1,320 @@
+//! Points expiry: the programme's policy (rolling, inactivity, tier exemption, never), when a
+//! lot expires, when a member's points expire for inactivity, and what a member may still
+//! spend at an instant. Expired points are never spendable from the instant they expire, even
+//! before the `expire` transaction that moves them to `programme/breakage` is posted.
+//!
+//! Policy changes are never retroactive: a lot keeps the expiry it was given when earned, and
+//! the inactivity clock of a policy counts from no earlier than the policy's start, unless the
+//! operator sets `retroactive` (an explicit migration).
+
+use crate::core::types::Timestamp;
+use chrono::{Datelike, Months, NaiveDate, TimeZone};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// What counts as activity for inactivity expiry, one bit each.
+pub mod activity {
+    /// Earning points.
+    pub const EARN: u8 = 1;
+    /// Burning points (a burn or a capture).
+    pub const BURN: u8 = 2;
+    /// Giving points in a transfer.
+    pub const TRANSFER_OUT: u8 = 4;
+    /// Receiving points in a transfer.
+    pub const TRANSFER_IN: u8 = 8;
+    /// An operator adjustment.
+    pub const ADJUSTMENT: u8 = 16;
+    /// Every kind.
+    pub const ALL: u8 = EARN | BURN | TRANSFER_OUT | TRANSFER_IN | ADJUSTMENT;
+    /// What counts when no policy says otherwise.
+    pub const DEFAULT: u8 = EARN | BURN;
+}
+
+/// Where a rolling expiry is rounded to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RoundTo {
+    /// Exactly N months after the earn.
+    Exact,
+    /// The end of that month.
+    MonthEnd,
+    /// The end of that quarter.
+    QuarterEnd,
+    /// The end of that year.
+    YearEnd,
+}
+
+/// Lots expire N months after they were earned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rolling {
+    /// Months, 1 to [`MONTHS_MAX`].
+    pub months: u16,
+    /// Rounding.
+    pub round_to: RoundTo,
+}
+
+/// All of a member's points expire after N months without a qualifying activity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inactivity {
+    /// Months, 1 to [`MONTHS_MAX`].
+    pub months: u16,
+    /// Which activities count ([`activity`] bits).
+    pub activities: u8,
+}
+
+/// Longest expiry period, in months (100 years).
+pub const MONTHS_MAX: u16 = 1200;
+
+/// The programme's expiry policy. With none set, lots expire after their partner contract's
+/// `points_validity_days`, if it has one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpiryPolicy {
+    /// Rolling expiry of each lot; `None`: lots earned under this policy never expire by age.
+    pub rolling: Option<Rolling>,
+    /// Inactivity expiry of all a member's points; `None`: none.
+    pub inactivity: Option<Inactivity>,
+    /// Members at this tier level or above keep all their points while there.
+    pub exempt_from_tier: Option<u8>,
+    /// IANA time zone months and period ends are counted in.
+    pub time_zone: String,
+    /// Count inactivity from each member's last activity even before this policy began (an
+    /// explicit migration); otherwise from no earlier than its start.
+    pub retroactive: bool,
+}
+
+/// Why a policy cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PolicyError {
+    /// The time zone is not an IANA name.
+    TimeZone,
+    /// A month count is 0 or above [`MONTHS_MAX`].
+    Months,
+    /// Inactivity counts no activity.
+    Activities,
+}
+
+/// The expiry policy as stored: the policy and when it took effect.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredPolicy {
+    /// The policy.
+    pub policy: ExpiryPolicy,
+    /// When it took effect.
+    pub since: Timestamp,
+}
+
+impl InForce {
+    /// The stored form.
+    pub fn stored(&self) -> StoredPolicy {
+        StoredPolicy {
+            policy: self.policy.clone(),
+            since: self.since,
+        }
+    }
+}
+
+/// A policy in force: since when, with its time zone parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InForce {
+    /// The policy.
+    pub policy: ExpiryPolicy,
+    /// When it took effect (its transaction's time).
+    pub since: Timestamp,
+    tz: Tz,
+}
+
+impl ExpiryPolicy {
+    /// Checks the policy.
+    pub fn check(&self) -> Result<Tz, PolicyError> {
+        let tz: Tz = self.time_zone.parse().map_err(|_| PolicyError::TimeZone)?;
+        let months_ok = |m: u16| (1..=MONTHS_MAX).contains(&m);
+        if self.rolling.is_some_and(|r| !months_ok(r.months))
+            || self.inactivity.is_some_and(|i| !months_ok(i.months))
+        {
+            return Err(PolicyError::Months);
+        }
+        if self
+            .inactivity
+            .is_some_and(|i| i.activities & activity::ALL == 0)
+        {
+            return Err(PolicyError::Activities);
+        }
+        Ok(tz)
+    }
+
+    /// The policy in force from `since`; `None` if it does not check.
+    pub fn in_force(self, since: Timestamp) -> Option<InForce> {
+        let tz = self.check().ok()?;
+        Some(InForce {
+            policy: self,
+            since,
+            tz,
+        })
+    }
+}
+
+impl InForce {
+    /// When a lot earned at `at` expires under this policy; `None`: never.
+    pub fn lot_expiry(&self, at: Timestamp) -> Option<Timestamp> {
+        let r = self.policy.rolling?;
+        let local = self.tz.timestamp_millis_opt(at.0).single()?;
+        let later = local.checked_add_months(Months::new(u32::from(r.months)))?;
+        let date = later.date_naive();
+        let next =
+            |y: i32, m: u32| NaiveDate::from_ymd_opt(y + (m as i32 - 1) / 12, (m - 1) % 12 + 1, 1);
+        let first_after = match r.round_to {
+            RoundTo::Exact => return Some(Timestamp(later.timestamp_millis())),
+            RoundTo::MonthEnd => next(date.year(), date.month() + 1),
+            RoundTo::QuarterEnd => next(date.year(), (date.month0() / 3 + 1) * 3 + 1),
+            RoundTo::YearEnd => next(date.year() + 1, 1),
+        }?;
+        self.start_of(first_after)
+    }
+
+    /// The first instant of `day` in the policy's time zone.
+    fn start_of(&self, day: NaiveDate) -> Option<Timestamp> {
+        let midnight = day.and_hms_opt(0, 0, 0)?;
+        let t = self.tz.from_local_datetime(&midnight).earliest()?;
+        Some(Timestamp(t.timestamp_millis()))
+    }
+
+    /// When all the points of a member last active at `last` expire for inactivity; `None`:
+    /// never.
+    pub fn inactivity_deadline(&self, last: Timestamp) -> Option<Timestamp> {
+        let i = self.policy.inactivity?;
+        let from = if self.policy.retroactive {
+            last
+        } else {
+            last.max(self.since)
+        };
+        let local = self.tz.timestamp_millis_opt(from.0).single()?;
+        let deadline = local.checked_add_months(Months::new(u32::from(i.months)))?;
+        Some(Timestamp(deadline.timestamp_millis()))
+    }
+
+    /// Which activities count.
+    pub fn activities(&self) -> u8 {
+        self.policy
+            .inactivity
+            .map_or(activity::DEFAULT, |i| i.activities)
+    }
+
+    /// Whether a member at tier `level` keeps its points.
+    pub fn exempt(&self, level: u8) -> bool {
+        self.policy.exempt_from_tier.is_some_and(|t| level >= t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(rolling: Option<Rolling>, inactivity: Option<Inactivity>) -> InForce {
+        ExpiryPolicy {
+            rolling,
+            inactivity,
+            exempt_from_tier: Some(3),
+            time_zone: "Asia/Tehran".into(),
+            retroactive: false,
+        }
+        .in_force(Timestamp(0))
+        .expect("checks")
+    }
+
+    fn ms(s: &str) -> i64 {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn rolling_expiry_is_n_months_after_the_earn_rounded_to_the_period_end_in_local_time() {
+        // 2026-11-15 12:00 in Tehran (+03:30).
+        let earned = Timestamp(ms("2026-11-15T08:30:00Z"));
+        let at = |round_to| {
+            policy(
+                Some(Rolling {
+                    months: 36,
+                    round_to,
+                }),
+                None,
+            )
+            .lot_expiry(earned)
+        };
+        assert_eq!(
+            at(RoundTo::Exact),
+            Some(Timestamp(ms("2029-11-15T08:30:00Z")))
+        );
+        // The end of November 2029 is midnight on 1 December, Tehran time.
+        assert_eq!(
+            at(RoundTo::MonthEnd),
+            Some(Timestamp(ms("2029-11-30T20:30:00Z")))
+        );
+        assert_eq!(
+            at(RoundTo::QuarterEnd),
+            Some(Timestamp(ms("2029-12-31T20:30:00Z")))
+        );
+        assert_eq!(
+            at(RoundTo::YearEnd),
+            Some(Timestamp(ms("2029-12-31T20:30:00Z")))
+        );
+        let march = Timestamp(ms("2026-02-10T08:30:00Z"));
+        let q = policy(
+            Some(Rolling {
+                months: 1,
+                round_to: RoundTo::QuarterEnd,
+            }),
+            None,
+        );
+        assert_eq!(
+            q.lot_expiry(march),
+            Some(Timestamp(ms("2026-03-31T20:30:00Z")))
+        );
+        assert_eq!(policy(None, None).lot_expiry(march), None);
+    }
+
+    #[test]
+    fn inactivity_counts_from_the_last_activity_but_never_from_before_the_policy() {
+        let mut p = policy(
+            None,
+            Some(Inactivity {
+                months: 18,
+                activities: activity::DEFAULT,
+            }),
+        );
+        p.since = Timestamp(ms("2026-06-01T00:00:00Z"));
+        let before = Timestamp(ms("2025-01-01T00:00:00Z"));
+        let after = Timestamp(ms("2026-07-01T00:00:00Z"));
+        assert_eq!(
+            p.inactivity_deadline(before),
+            Some(Timestamp(ms("2027-12-01T00:00:00Z")))
+        );
+        assert_eq!(
+            p.inactivity_deadline(after),
+            Some(Timestamp(ms("2028-01-01T00:00:00Z")))
+        );
+        p.policy.retroactive = true;
+        assert_eq!(
+            p.inactivity_deadline(before),
+            Some(Timestamp(ms("2026-07-01T00:00:00Z")))
+        );
+        assert!(p.exempt(3) && p.exempt(4) && !p.exempt(2));
+    }
+
+    #[test]
+    fn a_policy_that_cannot_run_is_refused() {
+        let mut p = policy(None, None).policy;
+        p.time_zone = "Mars/Olympus".into();
+        assert_eq!(p.check().err(), Some(PolicyError::TimeZone));
+        p.time_zone = "UTC".into();
+        p.rolling = Some(Rolling {
+            months: 0,
+            round_to: RoundTo::Exact,
+        });
+        assert_eq!(p.check().err(), Some(PolicyError::Months));
+        p.rolling = None;
+        p.inactivity = Some(Inactivity {
+            months: 12,
+            activities: 0,
+        });
+        assert_eq!(p.check().err(), Some(PolicyError::Activities));
+    }
+}

@@ -1,0 +1,200 @@
+//! Points expiry on both write paths: expired points are never spendable, the ledger posts
+//! them to breakage when they fall due, once, also across a restart.
+
+use super::{open_cluster, rejected, seed};
+use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
+use ledger::core::model::{Command, IdemKey};
+use ledger::core::types::{AccountId, MemberId, PartnerId, Points};
+use ledger::store::{Store, TxnStore};
+use ledger::{ClusterConfig, CommitterConfig, Ledger, LedgerConfig, Rejection, Timestamp};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// A ledger configuration whose clock a test moves forward.
+fn shifted() -> (LedgerConfig, &'static AtomicI64) {
+    let offset: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(0)));
+    let config = LedgerConfig {
+        committer: CommitterConfig {
+            clock: ledger::Clock::shifted(offset),
+            ..CommitterConfig::default()
+        },
+        ..LedgerConfig::default()
+    };
+    (config, offset)
+}
+
+fn earn(reference: &str, member: u64, points: i64) -> Command {
+    Command::Earn {
+        key: IdemKey::partner(PartnerId(1), reference),
+        member: MemberId(member),
+        partner: PartnerId(1),
+        points: Points(points),
+        bonus: Points(0),
+        awards: vec![],
+        guard: None,
+    }
+}
+
+fn burn(reference: &str, member: u64, points: i64) -> Command {
+    Command::Burn {
+        key: IdemKey::partner(PartnerId(2), reference),
+        member: MemberId(member),
+        partner: PartnerId(2),
+        points: Points(points),
+    }
+}
+
+fn policy(rolling_months: Option<u16>, inactivity_months: Option<u16>) -> Command {
+    Command::SetExpiryPolicy {
+        key: IdemKey::operator(format!("policy-{rolling_months:?}-{inactivity_months:?}")),
+        policy: ExpiryPolicy {
+            rolling: rolling_months.map(|months| Rolling {
+                months,
+                round_to: RoundTo::Exact,
+            }),
+            inactivity: inactivity_months.map(|months| Inactivity {
+                months,
+                activities: activity::DEFAULT,
+            }),
+            exempt_from_tier: None,
+            time_zone: "UTC".into(),
+            retroactive: false,
+        },
+    }
+}
+
+/// Waits until `f` holds (the committer posts expiries on its own), at most 10 s.
+fn eventually<S: Store + Clone>(l: &Ledger<S>, what: &str, f: impl Fn(&Ledger<S>) -> bool) {
+    let until = Instant::now() + Duration::from_secs(10);
+    while !f(l) {
+        assert!(Instant::now() < until, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn posted<S: Store + Clone>(l: &Ledger<S>, m: u64) -> i64 {
+    l.balance(MemberId(m))
+        .expect("read")
+        .expect("member")
+        .posted
+        .0
+}
+
+fn breakage<S: Store + Clone>(l: &Ledger<S>) -> i64 {
+    l.account_balance(AccountId::Breakage)
+        .expect("read")
+        .points
+        .0
+}
+
+/// Rolling expiry on the single writer.
+pub fn ledger_points_expire_to_breakage_once<S: Store + Clone>(open: &mut dyn FnMut() -> S) {
+    let (config, offset) = shifted();
+    let store = open();
+    points_expire_to_breakage_once(
+        &mut || Ledger::open(store.clone(), config.clone()).expect("open ledger"),
+        offset,
+    );
+}
+
+/// The same on the cluster path.
+pub fn cluster_points_expire_to_breakage_once<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
+    let (config, offset) = shifted();
+    let store = open();
+    points_expire_to_breakage_once(
+        &mut || {
+            Ledger::open_cluster(store.clone(), config.clone(), ClusterConfig { shard: 0 })
+                .expect("open ledger in cluster mode")
+        },
+        offset,
+    );
+}
+
+fn points_expire_to_breakage_once<S: Store + Clone>(
+    open: &mut dyn FnMut() -> Ledger<S>,
+    offset: &'static AtomicI64,
+) {
+    let l = open();
+    seed(&l);
+    l.execute_blocking(policy(Some(1), None)).expect("policy");
+    let first = l.execute_blocking(earn("e1", 1, 100)).expect("earn");
+    let expires = first.tx.lots[0].expires_at.expect("the lot expires");
+    // A month after the earn (30 or 31 days).
+    assert!((30 * DAY_MS..=31 * DAY_MS).contains(&(expires.0 - first.tx.at.0)));
+    offset.store(15 * DAY_MS, Ordering::Relaxed);
+    l.execute_blocking(earn("e2", 1, 50)).expect("earn");
+    // Just before the first lot's expiry: all 150 are spendable; burn 30 (from the first lot).
+    offset.store(expires.0 - Timestamp::now().0 - 3_000, Ordering::Relaxed);
+    let b = l
+        .execute_blocking(burn("b1", 1, 30))
+        .expect("burn before expiry");
+    assert_eq!(
+        b.tx.lots[0].lot.tx, first.tx.id,
+        "soonest expiry consumed first"
+    );
+    // From the instant of expiry, the first lot's 70 are not spendable, posted or not.
+    offset.store(expires.0 - Timestamp::now().0 + 1_000, Ordering::Relaxed);
+    assert!(matches!(
+        rejected(l.execute_blocking(burn("b2", 1, 51))),
+        Rejection::InsufficientPoints { .. }
+    ));
+    eventually(&l, "the expiry posting", |l| breakage(l) == 70);
+    assert_eq!(posted(&l, 1), 50);
+    l.execute_blocking(burn("b3", 1, 50))
+        .expect("the second lot is spendable");
+    let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.points_outstanding, 0);
+    l.shutdown();
+    // A restart posts nothing twice.
+    let l = open();
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(breakage(&l), 70);
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit after restart");
+    l.shutdown();
+}
+
+/// Inactivity expiry, reset by activity, on the single writer.
+pub fn ledger_inactivity_expiry_is_reset_by_activity<S: Store + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open(open(), config).expect("open ledger");
+    inactivity_is_reset_by_activity(&l, offset);
+    l.shutdown();
+}
+
+/// The same on the cluster path.
+pub fn cluster_inactivity_expiry_is_reset_by_activity<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 1 }).expect("open");
+    inactivity_is_reset_by_activity(&l, offset);
+    l.shutdown();
+}
+
+fn inactivity_is_reset_by_activity<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
+    seed(l);
+    // No rolling expiry for lots earned under this policy; 12 months of inactivity.
+    l.execute_blocking(policy(None, Some(12))).expect("policy");
+    l.execute_blocking(earn("i1", 1, 100)).expect("earn");
+    l.execute_blocking(earn("i2", 2, 100)).expect("earn");
+    // Ten months later member 1 earns again; member 2 does nothing.
+    offset.store(300 * DAY_MS, Ordering::Relaxed);
+    l.execute_blocking(earn("i3", 1, 10)).expect("earn");
+    // Thirteen months after the start: member 2's points expired, member 1's did not.
+    offset.store(395 * DAY_MS, Ordering::Relaxed);
+    eventually(l, "member 2's inactivity expiry", |l| posted(l, 2) == 0);
+    assert_eq!(posted(l, 1), 110);
+    assert_eq!(breakage(l), 100);
+    let stmt = l.statement(MemberId(2), None, 10).expect("statement");
+    assert!(matches!(
+        stmt.entries.first().map(|e| e.kind.as_str()),
+        Some("expiry")
+    ));
+    l.execute_blocking(burn("i4", 1, 110))
+        .expect("member 1 still spends all");
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+}

@@ -1,0 +1,246 @@
+//! Expiry at its boundary instants, on the posting engine itself (`State::decide` and
+//! `State::apply` with chosen times): one second before, the points are spendable; at and after
+//! the instant, they are not, and the expiry posts them to breakage.
+
+use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
+use ledger::core::model::{Command, Digest, IdemKey, Scope, Transaction};
+use ledger::core::rules::DecideError;
+use ledger::core::state::{History, State};
+use ledger::*;
+use rust_decimal::Decimal;
+
+struct NoHistory;
+impl History for NoHistory {
+    type Error = ();
+    fn transaction(&self, _: TxId) -> Result<Option<Transaction>, ()> {
+        Ok(None)
+    }
+}
+
+struct Engine {
+    state: State,
+    seq: u64,
+}
+
+const M: MemberId = MemberId(1);
+const P: PartnerId = PartnerId(1);
+const SECOND: i64 = 1_000;
+
+fn ms(s: &str) -> Timestamp {
+    Timestamp(
+        chrono::DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .timestamp_millis(),
+    )
+}
+
+impl Engine {
+    fn new(policy: ExpiryPolicy) -> Engine {
+        let mut e = Engine {
+            state: State::new(Policy::default()),
+            seq: 1,
+        };
+        let t0 = Timestamp(0);
+        e.ok(
+            Command::SetContract {
+                key: IdemKey::operator("c"),
+                contract: Contract {
+                    partner: P,
+                    currency: "EUR".parse().expect("EUR"),
+                    issuance_price_per_point: Decimal::new(1, 2),
+                    redemption_price_per_point: Decimal::new(1, 2),
+                    points_validity_days: None,
+                },
+            },
+            t0,
+        );
+        e.ok(
+            Command::Enrol {
+                key: IdemKey::operator("e"),
+                member: M,
+            },
+            t0,
+        );
+        e.ok(
+            Command::SetExpiryPolicy {
+                key: IdemKey::operator("p"),
+                policy,
+            },
+            t0,
+        );
+        e
+    }
+
+    fn run(&mut self, cmd: Command, at: Timestamp) -> Result<Transaction, Rejection> {
+        let id = TxId::new(self.seq, 0);
+        self.seq += 1;
+        match self.state.decide(&cmd, Digest::default(), id, at, &NoHistory) {
+            Ok(tx) => {
+                self.state.apply(&tx);
+                Ok(tx)
+            }
+            Err(DecideError::Rejected(r)) => Err(r),
+            Err(DecideError::Failed(())) => panic!("no history lookups here"),
+        }
+    }
+
+    fn ok(&mut self, cmd: Command, at: Timestamp) -> Transaction {
+        self.run(cmd, at).expect("accepted")
+    }
+
+    fn earn(&mut self, n: u32, points: i64, at: Timestamp) -> Transaction {
+        self.ok(
+            Command::Earn {
+                key: IdemKey::partner(P, format!("earn-{n}")),
+                member: M,
+                partner: P,
+                points: Points(points),
+                bonus: Points(0),
+                awards: vec![],
+                guard: None,
+            },
+            at,
+        )
+    }
+
+    fn burn(&mut self, n: u32, points: i64, at: Timestamp) -> Result<Transaction, Rejection> {
+        self.run(
+            Command::Burn {
+                key: IdemKey::partner(P, format!("burn-{n}")),
+                member: M,
+                partner: P,
+                points: Points(points),
+            },
+            at,
+        )
+    }
+
+    fn expire(&mut self, n: u32, at: Timestamp) -> Transaction {
+        self.ok(
+            Command::Expire {
+                key: IdemKey {
+                    scope: Scope::System,
+                    reference: format!("x{n}"),
+                },
+                member: M,
+            },
+            at,
+        )
+    }
+
+    fn spendable(&self, at: Timestamp) -> i64 {
+        let m = self.state.member(M).expect("member");
+        self.state.spendable(m, at).0
+    }
+}
+
+fn rolling(months: u16, round_to: RoundTo) -> ExpiryPolicy {
+    ExpiryPolicy {
+        rolling: Some(Rolling { months, round_to }),
+        inactivity: None,
+        exempt_from_tier: None,
+        time_zone: "Europe/Berlin".into(),
+        retroactive: false,
+    }
+}
+
+#[test]
+fn a_lot_is_spendable_one_second_before_its_quarter_end_and_never_after() {
+    // Earned 2026-11-15 in Berlin; 36 months later is November 2029, whose quarter ends at
+    // 2030-01-01 00:00 Berlin time, 2029-12-31 23:00 UTC.
+    let mut e = Engine::new(rolling(36, RoundTo::QuarterEnd));
+    let earn = e.earn(1, 500, ms("2026-11-15T10:00:00Z"));
+    let end = ms("2029-12-31T23:00:00Z");
+    assert_eq!(earn.lots[0].expires_at, Some(end));
+    let before = Timestamp(end.0 - SECOND);
+    let after = Timestamp(end.0 + SECOND);
+    assert_eq!(e.spendable(before), 500);
+    assert_eq!((e.spendable(end), e.spendable(after)), (0, 0));
+    assert!(e.state.due_expiries(before, 10).is_empty());
+    assert_eq!(e.state.due_expiries(end, 10), vec![(end, M)]);
+    // Burning one second before works; at the instant it is refused though nothing posted yet.
+    e.burn(1, 100, before).expect("burn before expiry");
+    assert!(matches!(
+        e.burn(2, 1, end),
+        Err(Rejection::InsufficientPoints { .. })
+    ));
+    // The expiry one second before moves nothing (and says so); at the instant it moves 400.
+    let early = e.expire(1, before);
+    assert!(matches!(early.kind, TxKind::Expire { points: Points(0), .. }));
+    let x = e.expire(2, end);
+    assert!(matches!(x.kind, TxKind::Expire { points: Points(400), .. }));
+    assert_eq!(x.points_to(AccountId::Breakage), Points(400));
+    assert_eq!(e.state.member(M).expect("member").posted, Points(0));
+    assert!(e.state.due_expiries(after, 10).is_empty(), "nothing left to expire");
+}
+
+#[test]
+fn lots_are_consumed_soonest_expiry_first_after_partial_burns_and_reversals() {
+    let mut e = Engine::new(rolling(1, RoundTo::Exact));
+    let a = e.earn(1, 100, ms("2026-01-10T00:00:00Z"));
+    let b = e.earn(2, 100, ms("2026-01-20T00:00:00Z"));
+    let burn = e.burn(1, 150, ms("2026-01-25T00:00:00Z")).expect("burn");
+    let drawn: Vec<(TxId, i64)> = burn.lots.iter().map(|c| (c.lot.tx, c.delta.0)).collect();
+    assert_eq!(drawn, vec![(a.id, -100), (b.id, -50)], "the soonest lot first");
+    // After the first lot's expiry only the second's 50 remain spendable.
+    let after_a = Timestamp(a.lots[0].expires_at.expect("expires").0 + SECOND);
+    assert_eq!(e.spendable(after_a), 50);
+    let m = e.state.member(M).expect("member");
+    assert_eq!(e.state.expired_points(m, after_a), Points(0), "nothing of A is left to expire");
+}
+
+#[test]
+fn inactivity_expires_everything_at_its_boundary_and_activity_moves_it() {
+    let mut e = Engine::new(ExpiryPolicy {
+        rolling: None,
+        inactivity: Some(Inactivity {
+            months: 18,
+            activities: activity::EARN | activity::BURN,
+        }),
+        exempt_from_tier: Some(2),
+        time_zone: "UTC".into(),
+        retroactive: false,
+    });
+    e.earn(1, 300, ms("2026-01-01T00:00:00Z"));
+    let deadline = ms("2027-07-01T00:00:00Z");
+    assert_eq!(e.spendable(Timestamp(deadline.0 - SECOND)), 300);
+    assert_eq!(e.spendable(deadline), 0);
+    // A burn a month before the deadline is activity: the clock restarts from it.
+    e.burn(1, 10, ms("2027-06-01T00:00:00Z")).expect("burn");
+    assert_eq!(e.spendable(deadline), 290);
+    let moved = ms("2028-12-01T00:00:00Z");
+    assert_eq!(e.spendable(Timestamp(moved.0 - SECOND)), 290);
+    assert_eq!(e.spendable(moved), 0);
+    // A member at an exempt tier keeps everything.
+    e.state.members.get_mut(&M).expect("member").tier = 2;
+    assert_eq!(e.spendable(Timestamp(moved.0 + 365 * 86_400_000)), 290);
+    let x = e.expire(1, Timestamp(moved.0 + SECOND));
+    assert!(matches!(x.kind, TxKind::Expire { points: Points(0), .. }));
+}
+
+#[test]
+fn a_policy_change_never_expires_points_that_were_valid_under_the_old_one() {
+    let mut e = Engine::new(rolling(24, RoundTo::Exact));
+    let old = e.earn(1, 100, ms("2026-01-01T00:00:00Z"));
+    // The programme shortens rolling expiry to 6 months and adds 6 months of inactivity.
+    e.ok(
+        Command::SetExpiryPolicy {
+            key: IdemKey::operator("p2"),
+            policy: ExpiryPolicy {
+                inactivity: Some(Inactivity {
+                    months: 6,
+                    activities: activity::EARN,
+                }),
+                time_zone: "UTC".into(),
+                ..rolling(6, RoundTo::Exact)
+            },
+        },
+        ms("2026-06-01T00:00:00Z"),
+    );
+    // The old lot keeps its 24 months; new earns get 6.
+    assert_eq!(old.lots[0].expires_at, Some(ms("2028-01-01T00:00:00Z")));
+    let new = e.earn(2, 10, ms("2026-06-02T00:00:00Z"));
+    assert_eq!(new.lots[0].expires_at, Some(ms("2026-12-02T00:00:00Z")));
+    // Inactivity counts from the member's last earn, 2026-06-02, not from before the policy.
+    assert_eq!(e.spendable(ms("2026-12-01T23:59:59Z")), 110);
+}

@@ -28,10 +28,12 @@
 //! ```
 
 use crate::cluster::ClusterConfig;
+use crate::core::expiry::StoredPolicy;
 use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
 use crate::core::programme::{Counter, CounterKey, GuardKey, GuardTotals};
 use crate::core::state::Balance;
-use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Timestamp, TxId};
+use crate::core::state::MemberState;
+use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
 use crate::reads::{
@@ -228,6 +230,66 @@ impl<S: Store> Ledger<S> {
             Some(v) => Ok(Some(codec::decode("programme counter", &v)?)),
             None => Ok(None),
         }
+    }
+
+    /// Member `m`'s whole state (lots with their expiry, last activity, tier); `None` if not
+    /// enrolled.
+    pub fn member_state(&self, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
+        self.reads.member_state(&self.store, m)
+    }
+
+    /// The expiry policy in force, if one was set.
+    pub fn expiry_policy(&self) -> Result<Option<StoredPolicy>, LedgerError> {
+        match self.read_snapshot()?.get(&keys::expiry_policy())? {
+            Some(v) => Ok(Some(codec::decode("expiry policy", &v)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Points in dated lots, by the UTC month they expire in (months since 1970-01): what is
+    /// left of them, whether already expired (not yet posted) or still to come.
+    pub fn expiring_by_month(&self) -> Result<Vec<(u32, Points)>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        let mut out: std::collections::BTreeMap<u32, i64> = Default::default();
+        let mut failure = None;
+        let prefix = [keys::COUNTER, b'x'];
+        snap.scan(&prefix, &[keys::COUNTER, b'x' + 1], &mut |k, v| match (
+            keys::parse_counter(k),
+            codec::decode::<Counter>("counter", v),
+        ) {
+            (Some(CounterKey::Expiring(m)), Ok(Counter::Points(p))) => {
+                *out.entry(m).or_default() += p.0;
+                true
+            }
+            (_, Err(e)) => {
+                failure = Some(e);
+                false
+            }
+            _ => true,
+        })?;
+        snap.scan(
+            &[keys::EXPIRING_TOTAL],
+            &[keys::EXPIRING_TOTAL + 1],
+            &mut |k, v| {
+                if let (Some(m), Ok(n)) = (
+                    k.get(1..5)
+                        .and_then(|b| b.try_into().ok())
+                        .map(u32::from_be_bytes),
+                    <[u8; 8]>::try_from(v),
+                ) {
+                    *out.entry(m).or_default() += i64::from_le_bytes(n);
+                }
+                true
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(out
+            .into_iter()
+            .filter(|(_, p)| *p != 0)
+            .map(|(m, p)| (m, Points(p)))
+            .collect())
     }
 
     /// Every guard period's totals, in key order.

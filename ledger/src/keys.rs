@@ -387,6 +387,10 @@ pub fn counter(k: &CounterKey) -> Vec<u8> {
             v.extend_from_slice(&p.to_be_bytes());
             v.extend_from_slice(&g.period.to_be_bytes());
         }
+        CounterKey::Expiring(month) => {
+            v.push(b'x');
+            v.extend_from_slice(&month.to_be_bytes());
+        }
         CounterKey::EarnedAt(m, p) => {
             v.push(b'e');
             v.extend_from_slice(&m.0.to_be_bytes());
@@ -419,6 +423,7 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
                 11,
             )
         }
+        b'x' => (CounterKey::Expiring(u32_at(2)?), 6),
         b'e' => (
             CounterKey::EarnedAt(MemberId(u64_at(2)?), PartnerId(u32_at(10)?)),
             14,
@@ -426,6 +431,16 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
         _ => return None,
     };
     (k.len() == len).then_some(key)
+}
+
+/// Cluster mode: points expiring in a UTC month, blind-added (i64 LE): `W ++ month`.
+pub const EXPIRING_TOTAL: u8 = b'W';
+
+/// Cluster mode: the blind-added points expiring in `month`.
+pub fn expiring_total(month: u32) -> Vec<u8> {
+    let mut k = vec![EXPIRING_TOTAL];
+    k.extend_from_slice(&month.to_be_bytes());
+    k
 }
 
 /// The expiry policy in force (`StoredPolicy`).
@@ -506,11 +521,12 @@ mod tests {
                 period: 30_056,
             }),
             CounterKey::EarnedAt(MemberId(4), PartnerId(70)),
+            CounterKey::Expiring(682),
         ] {
             assert_eq!(parse_counter(&counter(&k)), Some(k));
         }
         assert_eq!(parse_counter(b"Qc12"), None);
-        assert_eq!(parse_counter(b"Qx1234"), None);
+        assert_eq!(parse_counter(b"Qz1234"), None);
     }
 
     #[test]

@@ -74,7 +74,10 @@ impl Engine {
     fn run(&mut self, cmd: Command, at: Timestamp) -> Result<Transaction, Rejection> {
         let id = TxId::new(self.seq, 0);
         self.seq += 1;
-        match self.state.decide(&cmd, Digest::default(), id, at, &NoHistory) {
+        match self
+            .state
+            .decide(&cmd, Digest::default(), id, at, &NoHistory)
+        {
             Ok(tx) => {
                 self.state.apply(&tx);
                 Ok(tx)
@@ -166,12 +169,27 @@ fn a_lot_is_spendable_one_second_before_its_quarter_end_and_never_after() {
     ));
     // The expiry one second before moves nothing (and says so); at the instant it moves 400.
     let early = e.expire(1, before);
-    assert!(matches!(early.kind, TxKind::Expire { points: Points(0), .. }));
+    assert!(matches!(
+        early.kind,
+        TxKind::Expire {
+            points: Points(0),
+            ..
+        }
+    ));
     let x = e.expire(2, end);
-    assert!(matches!(x.kind, TxKind::Expire { points: Points(400), .. }));
+    assert!(matches!(
+        x.kind,
+        TxKind::Expire {
+            points: Points(400),
+            ..
+        }
+    ));
     assert_eq!(x.points_to(AccountId::Breakage), Points(400));
     assert_eq!(e.state.member(M).expect("member").posted, Points(0));
-    assert!(e.state.due_expiries(after, 10).is_empty(), "nothing left to expire");
+    assert!(
+        e.state.due_expiries(after, 10).is_empty(),
+        "nothing left to expire"
+    );
 }
 
 #[test]
@@ -181,12 +199,20 @@ fn lots_are_consumed_soonest_expiry_first_after_partial_burns_and_reversals() {
     let b = e.earn(2, 100, ms("2026-01-20T00:00:00Z"));
     let burn = e.burn(1, 150, ms("2026-01-25T00:00:00Z")).expect("burn");
     let drawn: Vec<(TxId, i64)> = burn.lots.iter().map(|c| (c.lot.tx, c.delta.0)).collect();
-    assert_eq!(drawn, vec![(a.id, -100), (b.id, -50)], "the soonest lot first");
+    assert_eq!(
+        drawn,
+        vec![(a.id, -100), (b.id, -50)],
+        "the soonest lot first"
+    );
     // After the first lot's expiry only the second's 50 remain spendable.
     let after_a = Timestamp(a.lots[0].expires_at.expect("expires").0 + SECOND);
     assert_eq!(e.spendable(after_a), 50);
     let m = e.state.member(M).expect("member");
-    assert_eq!(e.state.expired_points(m, after_a), Points(0), "nothing of A is left to expire");
+    assert_eq!(
+        e.state.expired_points(m, after_a),
+        Points(0),
+        "nothing of A is left to expire"
+    );
 }
 
 #[test]
@@ -215,7 +241,13 @@ fn inactivity_expires_everything_at_its_boundary_and_activity_moves_it() {
     e.state.members.get_mut(&M).expect("member").tier = 2;
     assert_eq!(e.spendable(Timestamp(moved.0 + 365 * 86_400_000)), 290);
     let x = e.expire(1, Timestamp(moved.0 + SECOND));
-    assert!(matches!(x.kind, TxKind::Expire { points: Points(0), .. }));
+    assert!(matches!(
+        x.kind,
+        TxKind::Expire {
+            points: Points(0),
+            ..
+        }
+    ));
 }
 
 #[test]

@@ -538,3 +538,82 @@ async fn the_programme_recipes_in_the_docs_work_as_written() {
     assert_eq!(budget[0]["partner_id"], 2);
     assert_eq!(budget[0]["sales"], "74");
 }
+
+#[tokio::test]
+async fn the_expiry_policy_dates_new_lots_and_members_see_what_expires_soon() {
+    let gw = Gw::start().await;
+    // Before any policy, FuelCo's contract dates lots 730 days out.
+    let before = fill(&gw, 3, "old-lot", "5").await;
+    assert_eq!(before.status, 200, "{:?}", before.body);
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/expiry-policy",
+            Some(json!({"reference": "policy-1",
+            "rolling": {"months": 2, "round_to": "exact"},
+            "inactivity": {"months": 24, "activities": ["earn", "burn"]}})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(p.body["rolling"]["months"], 2);
+    assert_eq!(p.body["inactivity"]["activities"], json!(["earn", "burn"]));
+    assert!(p.body["since_ms"].as_i64().is_some());
+    let r = fill(&gw, 3, "new-lot", "10").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let e = gw
+        .partner(2, "GET", "/v1/members/FC000003/expiring", None)
+        .await;
+    assert_eq!(e.status, 200, "{:?}", e.body);
+    let within: Vec<(i64, i64)> = e.body["within"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["days"].as_i64().unwrap(), w["points"].as_i64().unwrap()))
+        .collect();
+    // The new 20-point lot expires in two months (59 to 62 days); the old one in 730 days.
+    assert_eq!((within[0], within[2]), ((30, 0), (90, 20)));
+    let lots = e.body["lots"].as_array().unwrap();
+    assert_eq!(lots.len(), 1);
+    assert_eq!(lots[0]["points"], 20);
+    let now_ms = common::now_s() * 1000;
+    let days = (lots[0]["expires_at_ms"].as_i64().unwrap() - now_ms) / 86_400_000;
+    assert!((58..=62).contains(&days), "{days} days");
+    // Inactivity: 24 months from the last earn.
+    let deadline = e.body["inactivity_deadline_ms"].as_i64().unwrap();
+    assert!((deadline - now_ms) / 86_400_000 >= 729);
+    // The programme's points expiring by month: the two lots, in their months.
+    let months = gw.op("GET", "/admin/v1/expiring", None).await;
+    assert_eq!(months.status, 200, "{:?}", months.body);
+    let total: i64 = months
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["points"].as_i64().unwrap())
+        .sum();
+    assert_eq!(total, 30);
+    assert_eq!(months.body.as_array().unwrap().len(), 2);
+    // The operator sees the same for the coalition member.
+    // Demo member FC000003 is coalition member 3.
+    let member_id = 3;
+    let op = gw
+        .op(
+            "GET",
+            &format!("/admin/v1/members/{member_id}/expiring"),
+            None,
+        )
+        .await;
+    assert_eq!(op.body["within"], e.body["within"]);
+    // A policy the ledger cannot run is refused and changes nothing.
+    let bad = gw
+        .op(
+            "PUT",
+            "/admin/v1/expiry-policy",
+            Some(json!({"reference": "policy-2",
+            "inactivity": {"months": 0}})),
+        )
+        .await;
+    assert!(bad.status.is_client_error(), "{:?}", bad.body);
+    let still = gw.op("GET", "/admin/v1/expiry-policy", None).await;
+    assert_eq!(still.body["rolling"]["months"], 2);
+}

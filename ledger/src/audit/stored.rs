@@ -5,7 +5,7 @@ use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
 use crate::core::model::IdemKey;
 use crate::core::programme::{Counter, CounterKey};
 use crate::core::state::{Balance, HoldState, Reversed, State};
-use crate::core::types::{AccountId, Contract, MemberId, PartnerId, TxId};
+use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Points, TxId};
 use crate::error::LedgerError;
 use crate::keys;
 use crate::store::Snapshot;
@@ -174,12 +174,29 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         "reversed amount",
     )?;
 
-    let counters: HashMap<CounterKey, Counter> = scan_family(
+    let mut counters: HashMap<CounterKey, Counter> = scan_family(
         snap,
         keys::COUNTER,
         "programme counter",
         keys::parse_counter,
     )?;
+    if cluster {
+        // The cluster path blind-adds the points expiring per month (`W`).
+        let totals: HashMap<u32, Vec<u8>> = scan_raw(snap, keys::EXPIRING_TOTAL, |k| {
+            k.get(1..5)
+                .map(|b| u32::from_be_bytes(b.try_into().expect("4 bytes")))
+        })?;
+        for (month, v) in totals {
+            let n: [u8; 8] = v
+                .as_slice()
+                .try_into()
+                .map_err(|_| AuditFailure::Read(LedgerError::Corrupt("expiring total".into())))?;
+            counters.insert(
+                CounterKey::Expiring(month),
+                Counter::Points(Points(i64::from_le_bytes(n))),
+            );
+        }
+    }
     compare_maps(
         &counters,
         &state.counters,
@@ -325,6 +342,32 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
 fn normalized(mut b: Balance) -> Balance {
     b.money.sort_by_key(|(c, _)| *c);
     b
+}
+
+/// Every key of family `tag` with its raw value, by `parse`d id.
+fn scan_raw<Snap: Snapshot, K: std::hash::Hash + Eq>(
+    snap: &Snap,
+    tag: u8,
+    parse: impl Fn(&[u8]) -> Option<K>,
+) -> Result<HashMap<K, Vec<u8>>, AuditFailure> {
+    let mut out = HashMap::new();
+    let mut bad = None;
+    snap.scan(&[tag], &[tag + 1], &mut |k, v| match parse(k) {
+        Some(id) => {
+            out.insert(id, v.to_vec());
+            true
+        }
+        None => {
+            bad = Some(k.to_vec());
+            false
+        }
+    })?;
+    match bad {
+        Some(k) => Err(AuditFailure::Read(LedgerError::Corrupt(format!(
+            "key {k:?}"
+        )))),
+        None => Ok(out),
+    }
 }
 
 pub(super) fn compare_maps<

@@ -261,6 +261,16 @@ impl<'t> Chunk<'t> {
         self.state.apply(&tx);
         self.touched.members.extend(tx.members());
         self.touched.note_records(&tx);
+        // Points expiring per month are blind-added: every earn would conflict on its month.
+        self.touched
+            .counters
+            .retain(|k| !matches!(k, CounterKey::Expiring(_)));
+        for c in &tx.lots {
+            if let Some(at) = c.expires_at {
+                let month = crate::core::expiry::utc_month(at);
+                self.writes.add(&keys::expiring_total(month), c.delta.0);
+            }
+        }
         write_statement_lines(&mut self.writes, &tx);
         self.writes.set_owned(
             keys::idempotency(&tx.key),

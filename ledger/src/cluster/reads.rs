@@ -4,6 +4,7 @@
 
 use crate::codec::{self, IdemRecord, MemberRecord, StatementEntry};
 use crate::core::model::{IdemKey, Transaction};
+use crate::core::state::MemberState;
 use crate::core::types::{MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
@@ -30,6 +31,16 @@ impl<S: Store> PathReads<S> for ClusterReads {
     fn balance(&self, store: &S, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
         self.shared.check()?;
         member_balance(&store.snapshot()?, m)
+    }
+
+    fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
+        self.shared.check()?;
+        match store.snapshot()?.get(&crate::keys::member(m))? {
+            Some(v) => Ok(Some(
+                crate::codec::decode::<crate::codec::MemberRecord>("member record", &v)?.state,
+            )),
+            None => Ok(None),
+        }
     }
 
     fn statement(

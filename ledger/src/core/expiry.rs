@@ -12,6 +12,12 @@ use chrono::{Datelike, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+/// The UTC month (months since 1970-01) of `t`.
+pub fn utc_month(t: Timestamp) -> u32 {
+    let d = chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default();
+    u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0)
+}
+
 /// What counts as activity for inactivity expiry, one bit each.
 pub mod activity {
     /// Earning points.
@@ -200,6 +206,68 @@ impl InForce {
     /// Whether a member at tier `level` keeps its points.
     pub fn exempt(&self, level: u8) -> bool {
         self.policy.exempt_from_tier.is_some_and(|t| level >= t)
+    }
+}
+
+/// What of a member's points expires soon, for reminders and the member's own view.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Expiring {
+    /// Dated lots expiring by the furthest horizon: when, and how many points.
+    pub lots: Vec<(Timestamp, crate::core::types::Points)>,
+    /// When all the member's points expire for inactivity, if they are due to.
+    pub inactivity_deadline: Option<Timestamp>,
+    /// Points expiring within each horizon, in days (all of them if the inactivity deadline
+    /// falls inside).
+    pub within: Vec<(u16, crate::core::types::Points)>,
+    /// The member's tier keeps its points.
+    pub exempt: bool,
+}
+
+/// What of member state `s`'s points expires within each of `days` from `now` under `policy`.
+/// Points already expired count as expiring now.
+pub fn expiring(
+    s: &crate::core::state::MemberState,
+    policy: Option<&InForce>,
+    now: Timestamp,
+    days: &[u16],
+) -> Expiring {
+    use crate::core::types::Points;
+    let exempt = policy.is_some_and(|p| p.exempt(s.tier()));
+    let horizon = |d: u16| Timestamp(now.0.saturating_add(i64::from(d) * 86_400_000));
+    let furthest = horizon(days.iter().copied().max().unwrap_or(0));
+    let inactivity_deadline = policy
+        .filter(|_| !exempt && !s.lots.is_empty())
+        .and_then(|p| p.inactivity_deadline(s.last_activity.max(s.enrolled)));
+    let total: i64 = s.lots.iter().map(|l| l.remaining.0).sum();
+    let by = |t: Timestamp| -> i64 {
+        if exempt {
+            return 0;
+        }
+        if inactivity_deadline.is_some_and(|d| d <= t) {
+            return total;
+        }
+        s.lots
+            .iter()
+            .take_while(|l| l.expires_at.is_some_and(|e| e <= t))
+            .map(|l| l.remaining.0)
+            .sum()
+    };
+    Expiring {
+        lots: if exempt {
+            Vec::new()
+        } else {
+            s.lots
+                .iter()
+                .filter_map(|l| {
+                    l.expires_at
+                        .filter(|e| *e <= furthest)
+                        .map(|e| (e, l.remaining))
+                })
+                .collect()
+        },
+        inactivity_deadline,
+        within: days.iter().map(|&d| (d, Points(by(horizon(d))))).collect(),
+        exempt,
     }
 }
 

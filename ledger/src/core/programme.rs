@@ -242,6 +242,8 @@ pub enum CounterKey {
     Guard(GuardKey),
     /// A member has earned at a partner whose id is too large for the member's bitmap.
     EarnedAt(MemberId, PartnerId),
+    /// Points in lots expiring in a month (UTC; months since 1970-01), not yet expired or spent.
+    Expiring(u32),
 }
 
 /// A programme counter's value.
@@ -253,6 +255,8 @@ pub enum Counter {
     Guard(GuardTotals),
     /// Presence.
     Seen,
+    /// A number of points.
+    Points(Points),
 }
 
 /// A member's use of each campaign it has had awards from, kept in the member's state (so it

@@ -5,7 +5,7 @@
 //! changes the state by a transaction's recorded effects. The writer calls both; restart replay
 //! and the audit call only `apply`, so there is one way state changes.
 
-use crate::core::expiry::InForce;
+use crate::core::expiry::{utc_month, InForce};
 use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
 use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
@@ -70,6 +70,11 @@ pub struct MemberState {
 const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
 
 impl MemberState {
+    /// The member's tier level (0: the base level).
+    pub fn tier(&self) -> u8 {
+        self.tier
+    }
+
     /// Posted minus held: what a burn, hold or transfer may take.
     pub fn available(&self) -> Points {
         Points(self.posted.0 - self.held.0)
@@ -341,8 +346,20 @@ impl State {
         self.apply_counters(tx);
     }
 
-    /// Changes the programme counters by what an earn granted or a reversal gave back.
+    /// Changes the programme counters by what an earn granted or a reversal gave back, and the
+    /// points expiring per month by every dated lot change.
     fn apply_counters(&mut self, tx: &Transaction) {
+        for c in &tx.lots {
+            if let Some(at) = c.expires_at {
+                let e = self
+                    .counters
+                    .entry(CounterKey::Expiring(utc_month(at)))
+                    .or_insert(Counter::Points(Points::ZERO));
+                if let Counter::Points(p) = e {
+                    p.0 += c.delta.0;
+                }
+            }
+        }
         match &tx.kind {
             TxKind::Earn {
                 member,
@@ -529,7 +546,11 @@ impl State {
 
 /// The programme counters `tx` changes.
 pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
-    let mut out = Vec::new();
+    let mut out: Vec<CounterKey> = tx
+        .lots
+        .iter()
+        .filter_map(|c| c.expires_at.map(|at| CounterKey::Expiring(utc_month(at))))
+        .collect();
     match &tx.kind {
         TxKind::Earn {
             member,

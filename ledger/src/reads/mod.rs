@@ -6,6 +6,7 @@
 use crate::codec::{self, HistoryEntry, StatementEntry};
 use crate::core::model::{IdemKey, MemberAfter, Transaction};
 use crate::core::state::Balance;
+use crate::core::state::MemberState;
 use crate::core::types::{AccountId, MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::{find_transaction, for_each_batch, is_cluster_store};
@@ -62,6 +63,8 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
     ) -> Result<Option<Transaction>, LedgerError>;
     /// Member `m`'s posted points as of `at`.
     fn member_as_of(&self, store: &S, m: MemberId, at: Timestamp) -> Result<Points, LedgerError>;
+    /// Member `m`'s whole state (lots, activity, tier, campaign use); `None` if not enrolled.
+    fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError>;
 }
 
 /// Transaction `id` of member `m`'s chain, with its line for `m`.

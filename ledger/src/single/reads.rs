@@ -5,14 +5,16 @@
 
 use super::heads::Heads;
 use super::key_index::KeyIndex;
-use crate::codec::statement_entry;
+use crate::codec::{self, statement_entry, MemberPage};
 use crate::core::model::{IdemKey, Transaction};
+use crate::core::state::{MemberState, State};
 use crate::core::types::{MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
+use crate::keys;
 use crate::reads::{member_link, walk_chain, MemberBalance, PathReads, StatementPage};
 use crate::shared::status::Shared;
-use crate::store::Store;
+use crate::store::{Snapshot, Store};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -100,6 +102,44 @@ impl<S: Store> PathReads<S> for SingleReads {
             }
         }
         Ok(None)
+    }
+
+    fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
+        // The member's page as the projector last wrote it, brought forward by the member's
+        // transactions since, walked back from its head.
+        PathReads::<S>::catch_up(self)?;
+        let Some(head) = self.heads.get(m) else {
+            return Ok(None);
+        };
+        let snap = store.snapshot()?;
+        let (through, base) = match snap.get(&keys::member_page(keys::page_of(m)))? {
+            Some(v) => {
+                let page: MemberPage = codec::decode("member page", &v)?;
+                let s = page
+                    .members
+                    .into_iter()
+                    .find(|(id, _)| *id == m)
+                    .map(|(_, s)| s);
+                (page.through, s)
+            }
+            None => (0, None),
+        };
+        let mut newer = Vec::new();
+        walk_chain(&snap, m, head.tx, |tx, _| {
+            if base.is_some() && tx.id.seq() <= through {
+                return false;
+            }
+            newer.push(tx.clone());
+            true
+        })?;
+        let mut state = State::default();
+        if let Some(s) = base {
+            state.members.insert(m, s);
+        }
+        for tx in newer.iter().rev() {
+            state.apply_to_members(tx, |x| x == m);
+        }
+        Ok(state.members.remove(&m))
     }
 
     fn member_as_of(&self, store: &S, m: MemberId, at: Timestamp) -> Result<Points, LedgerError> {

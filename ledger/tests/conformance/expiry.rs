@@ -1,7 +1,7 @@
 //! Points expiry on both write paths: expired points are never spendable, the ledger posts
 //! them to breakage when they fall due, once, also across a restart.
 
-use super::{open_cluster, rejected, seed};
+use super::{rejected, seed};
 use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
 use ledger::core::model::{Command, IdemKey};
 use ledger::core::types::{AccountId, MemberId, PartnerId, Points};

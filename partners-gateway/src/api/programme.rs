@@ -28,6 +28,308 @@ pub fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(put_programme_guard))
         .routes(routes!(put_partner_guard))
         .routes(routes!(budget))
+        .routes(routes!(get_expiry_policy, put_expiry_policy))
+        .routes(routes!(expiring_by_month))
+        .routes(routes!(member_expiring))
+}
+
+/// Rolling expiry: N months after the earn, rounded.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollingView {
+    /// Months after the earn.
+    #[schema(minimum = 1, maximum = 1200)]
+    pub months: u16,
+    /// `exact`, `month_end`, `quarter_end` or `year_end` (programme time zone).
+    pub round_to: RoundToView,
+}
+
+/// Where a rolling expiry is rounded to.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundToView {
+    /// Exactly N months after.
+    Exact,
+    /// End of that month.
+    MonthEnd,
+    /// End of that quarter.
+    QuarterEnd,
+    /// End of that year.
+    YearEnd,
+}
+
+/// An activity that keeps a member's points alive under inactivity expiry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityView {
+    /// Earning.
+    Earn,
+    /// Burning (or capturing a hold).
+    Burn,
+    /// Giving points.
+    TransferOut,
+    /// Receiving points.
+    TransferIn,
+    /// An operator adjustment.
+    Adjustment,
+}
+
+/// Inactivity expiry: every point after N months without a qualifying activity.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InactivityView {
+    /// Months without activity.
+    #[schema(minimum = 1, maximum = 1200)]
+    pub months: u16,
+    /// What counts (default earn and burn).
+    #[serde(default = "default_activities")]
+    #[schema(min_items = 1, max_items = 5)]
+    pub activities: Vec<ActivityView>,
+}
+
+fn default_activities() -> Vec<ActivityView> {
+    vec![ActivityView::Earn, ActivityView::Burn]
+}
+
+/// The expiry policy (time zone: the programme's).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExpiryPolicyDraft {
+    /// Idempotency key of the change.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// Rolling expiry of each lot; absent: lots earned from now never expire by age.
+    #[serde(default)]
+    pub rolling: Option<RollingView>,
+    /// Inactivity expiry; absent: none.
+    #[serde(default)]
+    pub inactivity: Option<InactivityView>,
+    /// Members at this tier level or above keep their points.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 255)]
+    pub exempt_from_tier: Option<u8>,
+    /// Count inactivity from before this policy: an explicit migration that may expire, at
+    /// once, points that were valid under the old policy.
+    #[serde(default)]
+    pub retroactive: bool,
+}
+
+/// The expiry policy in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExpiryPolicyView {
+    /// Absent: no policy; lots expire by their partner contract's validity days.
+    pub rolling: Option<RollingView>,
+    /// Inactivity expiry.
+    pub inactivity: Option<InactivityView>,
+    /// Tier exemption.
+    pub exempt_from_tier: Option<u8>,
+    /// The time zone it counts in.
+    pub time_zone: String,
+    /// Counted from before the policy.
+    pub retroactive: bool,
+    /// In force since (ms since the Unix epoch); absent: never set.
+    pub since_ms: Option<i64>,
+}
+
+const ACTIVITY_BITS: [(ActivityView, u8); 5] = [
+    (ActivityView::Earn, ledger::core::expiry::activity::EARN),
+    (ActivityView::Burn, ledger::core::expiry::activity::BURN),
+    (
+        ActivityView::TransferOut,
+        ledger::core::expiry::activity::TRANSFER_OUT,
+    ),
+    (
+        ActivityView::TransferIn,
+        ledger::core::expiry::activity::TRANSFER_IN,
+    ),
+    (
+        ActivityView::Adjustment,
+        ledger::core::expiry::activity::ADJUSTMENT,
+    ),
+];
+
+fn round_to(r: RoundToView) -> ledger::core::expiry::RoundTo {
+    use ledger::core::expiry::RoundTo;
+    match r {
+        RoundToView::Exact => RoundTo::Exact,
+        RoundToView::MonthEnd => RoundTo::MonthEnd,
+        RoundToView::QuarterEnd => RoundTo::QuarterEnd,
+        RoundToView::YearEnd => RoundTo::YearEnd,
+    }
+}
+
+fn round_view(r: ledger::core::expiry::RoundTo) -> RoundToView {
+    use ledger::core::expiry::RoundTo;
+    match r {
+        RoundTo::Exact => RoundToView::Exact,
+        RoundTo::MonthEnd => RoundToView::MonthEnd,
+        RoundTo::QuarterEnd => RoundToView::QuarterEnd,
+        RoundTo::YearEnd => RoundToView::YearEnd,
+    }
+}
+
+/// The expiry policy in force.
+#[utoipa::path(get, path = "/admin/v1/expiry-policy", tag = "programme",
+    responses((status = 200, body = ExpiryPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn get_expiry_policy(State(app): State<AppState>) -> JsonResult<ExpiryPolicyView> {
+    let p = blocking(move || Ok(app.ops.ledger.expiry_policy()?)).await?;
+    Ok(Json(match p {
+        Some(p) => ExpiryPolicyView {
+            rolling: p.policy.rolling.map(|r| RollingView {
+                months: r.months,
+                round_to: round_view(r.round_to),
+            }),
+            inactivity: p.policy.inactivity.map(|i| InactivityView {
+                months: i.months,
+                activities: ACTIVITY_BITS
+                    .iter()
+                    .filter(|(_, bit)| i.activities & bit != 0)
+                    .map(|(a, _)| *a)
+                    .collect(),
+            }),
+            exempt_from_tier: p.policy.exempt_from_tier,
+            time_zone: p.policy.time_zone,
+            retroactive: p.policy.retroactive,
+            since_ms: Some(p.since.0),
+        },
+        None => ExpiryPolicyView {
+            rolling: None,
+            inactivity: None,
+            exempt_from_tier: None,
+            time_zone: "UTC".into(),
+            retroactive: false,
+            since_ms: None,
+        },
+    }))
+}
+
+/// Set the expiry policy, from now. Lots earned before keep their expiry; inactivity counts
+/// from no earlier than now unless `retroactive`.
+#[utoipa::path(put, path = "/admin/v1/expiry-policy", tag = "programme",
+    request_body = ExpiryPolicyDraft,
+    responses((status = 200, body = ExpiryPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn put_expiry_policy(
+    State(app): State<AppState>,
+    ApiJson(d): ApiJson<ExpiryPolicyDraft>,
+) -> JsonResult<ExpiryPolicyView> {
+    let draft = op::ExpiryDraft {
+        reference: d.reference,
+        rolling: d.rolling.map(|r| ledger::core::expiry::Rolling {
+            months: r.months,
+            round_to: round_to(r.round_to),
+        }),
+        inactivity: d.inactivity.map(|i| ledger::core::expiry::Inactivity {
+            months: i.months,
+            activities: ACTIVITY_BITS
+                .iter()
+                .filter(|(a, _)| i.activities.contains(a))
+                .fold(0, |m, (_, bit)| m | bit),
+        }),
+        exempt_from_tier: d.exempt_from_tier,
+        retroactive: d.retroactive,
+    };
+    let ops = app.ops.clone();
+    blocking(move || op::set_expiry_policy(&ops, draft).map(|_| ())).await?;
+    get_expiry_policy(State(app)).await
+}
+
+/// Points left in dated lots, by the month (UTC) they expire in.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExpiringMonth {
+    /// `2027-03`.
+    pub month: String,
+    /// Points.
+    pub points: i64,
+}
+
+/// The programme's points expiring by month (lots' dates; inactivity expiry depends on what
+/// members do, so it is not forecast here). Past months hold points expired and not yet posted.
+#[utoipa::path(get, path = "/admin/v1/expiring", tag = "programme",
+    responses((status = 200, body = Vec<ExpiringMonth>),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn expiring_by_month(State(app): State<AppState>) -> JsonResult<Vec<ExpiringMonth>> {
+    let months = blocking(move || Ok(app.ops.ledger.expiring_by_month()?)).await?;
+    Ok(Json(
+        months
+            .into_iter()
+            .map(|(m, p)| ExpiringMonth {
+                month: crate::programme::guard::period_label(10_000 + m),
+                points: p.0,
+            })
+            .collect(),
+    ))
+}
+
+/// A member's points expiring soon.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExpiringView {
+    /// Points expiring within 30, 60 and 90 days (points already expired count in each).
+    pub within: Vec<ExpiringWithin>,
+    /// The lots behind them: when each expires and its points.
+    pub lots: Vec<ExpiringLot>,
+    /// When every point expires for inactivity, unless the member is active before.
+    pub inactivity_deadline_ms: Option<i64>,
+    /// The member's tier keeps its points.
+    pub exempt: bool,
+}
+
+/// Points expiring within a number of days.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExpiringWithin {
+    /// Days from now.
+    pub days: u16,
+    /// Points.
+    pub points: i64,
+}
+
+/// A lot expiring soon.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ExpiringLot {
+    /// When (ms since the Unix epoch).
+    pub expires_at_ms: i64,
+    /// Points left in it.
+    pub points: i64,
+}
+
+impl From<ledger::core::expiry::Expiring> for ExpiringView {
+    fn from(e: ledger::core::expiry::Expiring) -> Self {
+        ExpiringView {
+            within: e
+                .within
+                .into_iter()
+                .map(|(days, p)| ExpiringWithin { days, points: p.0 })
+                .collect(),
+            lots: e
+                .lots
+                .into_iter()
+                .map(|(t, p)| ExpiringLot {
+                    expires_at_ms: t.0,
+                    points: p.0,
+                })
+                .collect(),
+            inactivity_deadline_ms: e.inactivity_deadline.map(|t| t.0),
+            exempt: e.exempt,
+        }
+    }
+}
+
+/// A member's points expiring in the next 30, 60 and 90 days, and from which lots.
+#[utoipa::path(get, path = "/admin/v1/members/{id}/expiring", tag = "programme",
+    params(("id" = u64, Path, description = "Coalition member id")),
+    responses((status = 200, body = ExpiringView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn member_expiring(
+    State(app): State<AppState>,
+    Path(id): Path<u64>,
+) -> JsonResult<ExpiringView> {
+    let e = blocking(move || op::expiring(&app.ops, ledger::MemberId(id))).await?;
+    Ok(Json(e.into()))
 }
 
 /// A campaign: the version in force, every version, and the points it has given.

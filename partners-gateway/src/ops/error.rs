@@ -136,7 +136,9 @@ impl From<Rejection> for OpError {
             | Rejection::AdjustmentOperator { .. }
             | Rejection::ReferenceLength { .. }
             | Rejection::NeedsOperator
+            | Rejection::NeedsSystem
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
+            Rejection::ExpiryPolicyInvalid(_) => Kind::InvalidRule,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,

@@ -278,3 +278,59 @@ pub fn budget(ops: &Ops) -> Result<Vec<BudgetPeriod>, OpError> {
     out.sort_by(|a, b| b.period.cmp(&a.period).then(a.partner.cmp(&b.partner)));
     Ok(out)
 }
+
+/// The expiry policy as an operator sets it (the time zone is the programme's).
+#[derive(Debug, Clone)]
+pub struct ExpiryDraft {
+    /// Idempotency key of the change.
+    pub reference: String,
+    /// Rolling: months after the earn, and rounding.
+    pub rolling: Option<ledger::core::expiry::Rolling>,
+    /// Inactivity: months, and which activities count.
+    pub inactivity: Option<ledger::core::expiry::Inactivity>,
+    /// Tier level from which members keep their points.
+    pub exempt_from_tier: Option<u8>,
+    /// Count inactivity from before this policy (an explicit migration).
+    pub retroactive: bool,
+}
+
+/// Sets the expiry policy: a ledger command, so the change is journaled with its time and
+/// takes effect atomically for every later command. Blocking.
+pub fn set_expiry_policy(ops: &Ops, d: ExpiryDraft) -> Result<ledger::Receipt, OpError> {
+    super::check_reference("reference", &d.reference)?;
+    let time_zone = ops
+        .registry
+        .programme_settings()
+        .map_or_else(|| "UTC".to_string(), |s| s.time_zone);
+    let policy = ledger::core::expiry::ExpiryPolicy {
+        rolling: d.rolling,
+        inactivity: d.inactivity,
+        exempt_from_tier: d.exempt_from_tier,
+        time_zone,
+        retroactive: d.retroactive,
+    };
+    Ok(ops
+        .ledger
+        .execute_blocking(ledger::Command::SetExpiryPolicy {
+            key: ledger::IdemKey::operator(format!("expiry-policy/{}", d.reference)),
+            policy,
+        })?)
+}
+
+/// The points of member `m` expiring within 30, 60 and 90 days, and from which lots. Blocking.
+pub fn expiring(ops: &Ops, m: ledger::MemberId) -> Result<ledger::core::expiry::Expiring, OpError> {
+    let state = ops
+        .ledger
+        .member_state(m)?
+        .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member".to_string()))?;
+    let policy = ops
+        .ledger
+        .expiry_policy()?
+        .and_then(|p| p.policy.in_force(p.since));
+    Ok(ledger::core::expiry::expiring(
+        &state,
+        policy.as_ref(),
+        Timestamp::now(),
+        &[30, 60, 90],
+    ))
+}

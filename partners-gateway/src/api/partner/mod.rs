@@ -36,6 +36,7 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(enrol))
         .routes(routes!(balance))
+        .routes(routes!(expiring))
         .routes(routes!(statement))
         .routes(routes!(earn))
         .routes(routes!(burn))
@@ -185,6 +186,22 @@ async fn enrol(
         StatusCode::OK
     };
     Ok((status, Json(view)).into_response())
+}
+
+/// The member's points expiring in the next 30, 60 and 90 days, and from which lots.
+#[utoipa::path(get, path = "/v1/members/{member}/expiring", tag = "partner",
+    params(("member" = String, Path, description = "The partner's reference for the member", min_length = 1, max_length = 64, pattern = "^[!-~]+$")),
+    responses((status = 200, body = crate::api::programme::ExpiringView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("partner_signature" = [])))]
+async fn expiring(
+    State(app): State<AppState>,
+    Extension(caller): Extension<PartnerCaller>,
+    Path(reference): Path<String>,
+) -> JsonResult<crate::api::programme::ExpiringView> {
+    let ops = app.ops.clone();
+    let e = blocking(move || op::expiring(&ops, &caller, &reference)).await?;
+    Ok(Json(e.into()))
 }
 
 /// A member's posted, pending and available points.

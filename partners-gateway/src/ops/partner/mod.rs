@@ -18,7 +18,9 @@ mod reads;
 pub(crate) mod terms;
 
 pub use batch::{batch, prepare};
-pub use reads::{balance, enrol, quote, rates, statement, transaction, Enrol, Quote, Quoted};
+pub use reads::{
+    balance, enrol, expiring, quote, rates, statement, transaction, Enrol, Quote, Quoted,
+};
 pub use terms::EarnContext;
 
 /// Earn points for a purchase, a flight or a fill-up, priced from `amount`.

@@ -76,6 +76,18 @@ pub fn balance(
     })
 }
 
+/// The member's points expiring in the next 30, 60 and 90 days, and from which lots.
+/// Blocking.
+pub fn expiring(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<ledger::core::expiry::Expiring, OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    crate::ops::programme::expiring(ops, m)
+}
+
 /// A page of the member's statement at this partner, newest first. Blocking.
 pub fn statement(
     ops: &Ops,

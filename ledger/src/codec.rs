@@ -309,7 +309,10 @@ mod tests {
                 c
             },
             last_activity: Timestamp(7),
-            tier: 2,
+            extras: Some(Box::new(crate::core::state::MemberExtras {
+                tier: 2,
+                transfers: Default::default(),
+            })),
         };
         let b = MemberState::default();
         let written = encode(&MemberPageRef {

@@ -238,6 +238,16 @@ impl<S: Store> Ledger<S> {
         self.reads.member_state(&self.store, m)
     }
 
+    /// The transfer policy in force, if one was set.
+    pub fn transfer_policy(
+        &self,
+    ) -> Result<Option<crate::core::transfers::TransferPolicy>, LedgerError> {
+        match self.read_snapshot()?.get(&keys::transfer_policy())? {
+            Some(v) => Ok(Some(codec::decode("transfer policy", &v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The expiry policy in force, if one was set.
     pub fn expiry_policy(&self) -> Result<Option<StoredPolicy>, LedgerError> {
         match self.read_snapshot()?.get(&keys::expiry_policy())? {

@@ -52,6 +52,11 @@ pub const TOTAL: u8 = b'A';
 pub const HOLD_TIMEOUT: u8 = b'E';
 /// Programme policies: `Y e` the expiry policy in force.
 pub const POLICY: u8 = b'Y';
+/// The transfer policy in force (`TransferPolicy`).
+pub fn transfer_policy() -> Vec<u8> {
+    vec![POLICY, b't']
+}
+
 /// Cluster mode: members with points due to expire, `D ++ deadline ++ member`.
 pub const EXPIRY_DUE: u8 = b'D';
 /// Programme counters (campaign budgets, members' campaign caps, guard periods, first earns):
@@ -182,6 +187,7 @@ pub fn push_account(k: &mut Vec<u8>, a: AccountId) {
         AccountId::Promotions => k.push(4),
         AccountId::Breakage => k.push(5),
         AccountId::Adjustments => k.push(6),
+        AccountId::Fees => k.push(8),
         AccountId::Float => k.push(7),
     }
 }
@@ -202,6 +208,7 @@ pub fn parse_account(b: &[u8]) -> Option<(AccountId, usize)> {
         4 => (AccountId::Promotions, 1),
         5 => (AccountId::Breakage, 1),
         6 => (AccountId::Adjustments, 1),
+        8 => (AccountId::Fees, 1),
         7 => (AccountId::Float, 1),
         _ => return None,
     })

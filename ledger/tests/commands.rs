@@ -585,6 +585,7 @@ fn transfer_moves_points_with_their_expiry_and_never_overdraws() {
         from: M1,
         to: M2,
         points: Points(120),
+        consent: None,
     });
     assert_eq!((f.available(M1), f.available(M2)), (180, 120));
     let given: Vec<_> =
@@ -605,7 +606,8 @@ fn transfer_moves_points_with_their_expiry_and_never_overdraws() {
             key: IdemKey::operator("t2"),
             from: M1,
             to: M2,
-            points: Points(181)
+            points: Points(181),
+            consent: None
         }),
         Rejection::InsufficientPoints { .. }
     ));
@@ -614,7 +616,8 @@ fn transfer_moves_points_with_their_expiry_and_never_overdraws() {
             key: IdemKey::operator("t3"),
             from: M1,
             to: M1,
-            points: Points(1)
+            points: Points(1),
+            consent: None
         }),
         Rejection::TransferToSelf
     ));
@@ -623,7 +626,8 @@ fn transfer_moves_points_with_their_expiry_and_never_overdraws() {
             key: IdemKey::operator("t4"),
             from: M1,
             to: MemberId(77),
-            points: Points(1)
+            points: Points(1),
+            consent: None
         }),
         Rejection::UnknownMember(MemberId(77))
     );

@@ -238,7 +238,12 @@ fn inactivity_expires_everything_at_its_boundary_and_activity_moves_it() {
     assert_eq!(e.spendable(Timestamp(moved.0 - SECOND)), 290);
     assert_eq!(e.spendable(moved), 0);
     // A member at an exempt tier keeps everything.
-    e.state.members.get_mut(&M).expect("member").tier = 2;
+    e.state
+        .members
+        .get_mut(&M)
+        .expect("member")
+        .extras_mut()
+        .tier = 2;
     assert_eq!(e.spendable(Timestamp(moved.0 + 365 * 86_400_000)), 290);
     let x = e.expire(1, Timestamp(moved.0 + SECOND));
     assert!(matches!(

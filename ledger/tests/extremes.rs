@@ -151,6 +151,7 @@ fn command() -> impl Strategy<Value = Command> {
                 from: MemberId(from),
                 to: MemberId(to),
                 points: Points(points),
+                consent: None,
             }
         ),
         (any::<u64>(), extreme_u64(), extreme_i64()).prop_map(move |(n, m, points)| {

@@ -245,6 +245,7 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
                 from: MemberId(from),
                 to: MemberId(to),
                 points: Points(points),
+                consent: None,
             },
             from != to && model.available(from) >= points,
         ),

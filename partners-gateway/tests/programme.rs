@@ -617,3 +617,70 @@ async fn the_expiry_policy_dates_new_lots_and_members_see_what_expires_soon() {
     let still = gw.op("GET", "/admin/v1/expiry-policy", None).await;
     assert_eq!(still.body["rolling"]["months"], 2);
 }
+
+#[tokio::test]
+async fn members_transfer_points_within_the_programme_limits_with_consent() {
+    let gw = Gw::start().await;
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/transfer-policy",
+            Some(json!({"reference": "tp-1",
+            "min": 10, "max_per_transfer": 500, "max_per_day": 600, "fee": 5})),
+        )
+        .await;
+    assert_eq!(
+        (p.status.as_u16(), p.body["fee"].as_i64()),
+        (200, Some(5)),
+        "{:?}",
+        p.body
+    );
+    // FuelCo member 11 earns 300 (150 litres), then gives 200 to member 12.
+    assert_eq!(fill(&gw, 11, "fund", "150").await.status, 200);
+    let give = |reference: &'static str, points: i64| {
+        let gw = &gw;
+        async move {
+            gw.partner(
+                2,
+                "POST",
+                "/v1/transfers",
+                Some(json!({"reference": reference,
+                "from": "FC000011", "to": "FC000012", "points": points,
+                "consent": "in-app confirmation 7781"})),
+            )
+            .await
+        }
+    };
+    let t = give("gift-1", 200).await;
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    assert_eq!(
+        (t.body["kind"].as_str(), t.body["points"].as_i64()),
+        (Some("transfer"), Some(-205))
+    );
+    let bal = gw.partner(2, "GET", "/v1/members/FC000012", None).await;
+    assert_eq!(bal.body["posted"], 200);
+    // Beyond the limits: below the minimum, then more than is left.
+    assert_eq!(give("gift-2", 5).await.problem(), "transfer-limit");
+    assert_eq!(give("gift-3", 100).await.problem(), "insufficient-points");
+    // The operator route: member 12 gives back 100 (fee 5), recorded with its consent.
+    let back = gw
+        .op("POST", "/admin/v1/transfers", Some(json!({"reference": "back-1",
+            "from_member_id": 12, "to_member_id": 11, "points": 100, "consent": "call 2026-11-30, identity checked"})))
+        .await;
+    assert_eq!(back.status, 200, "{:?}", back.body);
+    let fees = gw
+        .op("GET", "/admin/v1/accounts/programme%2Ffees", None)
+        .await;
+    assert_eq!(fees.body["points"], 10);
+    // Without consent the partner route refuses.
+    let r = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/transfers",
+            Some(json!({"reference": "gift-4",
+        "from": "FC000011", "to": "FC000012", "points": 20})),
+        )
+        .await;
+    assert_eq!(r.problem(), "malformed-request");
+}

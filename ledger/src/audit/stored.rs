@@ -219,6 +219,20 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         recomputed_policy.as_ref(),
     )?;
 
+    let stored_transfers = match snap.get(&keys::transfer_policy())? {
+        Some(v) => Some(codec::decode::<crate::core::transfers::TransferPolicy>(
+            "transfer policy",
+            &v,
+        )?),
+        None => None,
+    };
+    stored_equal(
+        "programme".to_string(),
+        "transfer policy",
+        stored_transfers.as_ref(),
+        state.transfers.as_ref(),
+    )?;
+
     let contracts: HashMap<PartnerId, Contract> =
         scan_family(snap, keys::CONTRACT, "contract", |k| {
             k.get(1..5)

@@ -53,6 +53,8 @@ pub(super) enum Need {
     Counter(CounterKey),
     /// The expiry policy (every command reads it: spending depends on what has expired).
     Policy,
+    /// The transfer policy (transfers read it).
+    TransferPolicy,
 }
 
 impl<'t> Chunk<'t> {
@@ -146,6 +148,7 @@ impl<'t> Chunk<'t> {
                 Need::Reversed(t) => keys::reversed(*t),
                 Need::Counter(c) => keys::counter(c),
                 Need::Policy => keys::expiry_policy(),
+                Need::TransferPolicy => keys::transfer_policy(),
             };
             if self.loaded.insert(k.clone()) {
                 wanted.push((k, n));
@@ -166,6 +169,9 @@ impl<'t> Chunk<'t> {
                 Need::Policy => {
                     let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", &v)?;
                     self.state.expiry = p.policy.in_force(p.since);
+                }
+                Need::TransferPolicy => {
+                    self.state.transfers = Some(codec::decode("transfer policy", &v)?);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -352,9 +358,11 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         } => vec![Need::Member(*member), Need::Contract(*partner)],
         Command::Capture { hold, .. } | Command::Void { hold, .. } => vec![Need::Hold(*hold)],
         Command::Reverse { original, .. } => vec![Need::Reversed(*original)],
-        Command::Transfer { from, to, .. } => vec![Need::Member(*from), Need::Member(*to)],
+        Command::Transfer { from, to, .. } => {
+            vec![Need::Member(*from), Need::Member(*to), Need::TransferPolicy]
+        }
         Command::Expire { member, .. } => vec![Need::Member(*member)],
-        Command::SetExpiryPolicy { .. } => vec![],
+        Command::SetExpiryPolicy { .. } | Command::SetTransferPolicy { .. } => vec![],
     }
 }
 

@@ -14,4 +14,5 @@ pub mod programme;
 pub mod rejection;
 pub mod rules;
 pub mod state;
+pub mod transfers;
 pub mod types;

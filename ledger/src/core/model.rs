@@ -9,6 +9,7 @@ use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
     AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
 };
+use crate::core::transfers::TransferPolicy;
 use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,
@@ -162,6 +163,15 @@ pub enum Command {
         to: MemberId,
         /// Points moved.
         points: Points,
+        /// How the giving member consented, as the partner or operator attests it.
+        consent: Option<String>,
+    },
+    /// Set the programme's transfer policy (operator).
+    SetTransferPolicy {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The new policy.
+        policy: TransferPolicy,
     },
     /// Set the programme's expiry policy (operator). Lots earned before keep their expiry.
     SetExpiryPolicy {
@@ -207,6 +217,7 @@ impl Command {
             | Command::Reverse { key, .. }
             | Command::Transfer { key, .. }
             | Command::SetExpiryPolicy { key, .. }
+            | Command::SetTransferPolicy { key, .. }
             | Command::Expire { key, .. }
             | Command::Adjust { key, .. } => key,
         }
@@ -412,7 +423,17 @@ pub enum TxKind {
         to: MemberId,
         /// Points moved.
         points: Points,
+        /// Fee the giver paid, to `programme/fees`.
+        fee: Points,
+        /// The giver's local day and year the transfer counts in.
+        day: u32,
+        /// See `day`.
+        year: i32,
+        /// The giver's consent, as attested.
+        consent: Option<String>,
     },
+    /// The transfer policy was set.
+    TransferPolicySet(TransferPolicy),
     /// The expiry policy was set.
     ExpiryPolicySet(ExpiryPolicy),
     /// A member's expired points went to `programme/breakage`.
@@ -520,7 +541,9 @@ impl TxKind {
             | TxKind::Expire { member, .. }
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
-            TxKind::ContractSet(_) | TxKind::ExpiryPolicySet(_) => None,
+            TxKind::ContractSet(_) | TxKind::ExpiryPolicySet(_) | TxKind::TransferPolicySet(_) => {
+                None
+            }
         }
     }
 }
@@ -629,6 +652,7 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::Transfer { .. } => ("transfer", None),
         TxKind::Adjust { .. } => ("adjustment", None),
         TxKind::ExpiryPolicySet(_) => ("expiry-policy", None),
+        TxKind::TransferPolicySet(_) => ("transfer-policy", None),
         TxKind::Expire { .. } => ("expiry", None),
     }
 }

@@ -81,6 +81,26 @@ pub enum Rejection {
         /// Longest reference.
         len_max: usize,
     },
+    /// A transfer is outside the programme's transfer policy.
+    #[error("transfer limit {limit}: at most {max} (already {used})")]
+    TransferLimit {
+        /// Which limit: `min` (then `max` is the minimum), `max_per_transfer`, `max_per_day`,
+        /// `max_per_year`.
+        limit: &'static str,
+        /// The limit.
+        max: Points,
+        /// Already given in the period.
+        used: Points,
+    },
+    /// A transfer's consent attestation is empty or too long.
+    #[error("a transfer's consent must be 1 to {len_max} bytes")]
+    TransferConsent {
+        /// Longest attestation.
+        len_max: usize,
+    },
+    /// The transfer policy cannot run.
+    #[error("transfer policy: {0}")]
+    TransferPolicyInvalid(&'static str),
     /// The command is the ledger's own (expiry) and its key is not the system's.
     #[error("only the ledger itself posts this command")]
     NeedsSystem,

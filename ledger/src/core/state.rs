@@ -11,6 +11,7 @@ use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
     PARTNER_BITS,
 };
+use crate::core::transfers::{TransferPolicy, TransferUse};
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
 };
@@ -60,8 +61,18 @@ pub struct MemberState {
     pub campaigns: CampaignUses,
     /// The member's latest qualifying activity (inactivity expiry counts from it).
     pub last_activity: Timestamp,
+    /// What few members have: a tier above the base, transfers given. Boxed, so a member
+    /// without them costs one pointer.
+    pub extras: Option<Box<MemberExtras>>,
+}
+
+/// The rarer parts of a member's state.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct MemberExtras {
     /// The member's tier level (0: the base level).
     pub tier: u8,
+    /// Points the member has given today and this year.
+    pub transfers: TransferUse,
 }
 
 // Every enrolled member holds one of these in the writer's memory: its size is a budget. The
@@ -72,7 +83,12 @@ const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
 impl MemberState {
     /// The member's tier level (0: the base level).
     pub fn tier(&self) -> u8 {
-        self.tier
+        self.extras.as_ref().map_or(0, |x| x.tier)
+    }
+
+    /// The rarer parts of the state, created on first use.
+    pub fn extras_mut(&mut self) -> &mut MemberExtras {
+        self.extras.get_or_insert_with(Default::default)
     }
 
     /// Posted minus held: what a burn, hold or transfer may take.
@@ -150,6 +166,8 @@ pub struct State {
     pub counters: Map<CounterKey, Counter>,
     /// The expiry policy in force, if one was set.
     pub expiry: Option<InForce>,
+    /// The transfer policy in force, if one was set.
+    pub transfers: Option<TransferPolicy>,
     /// When each member with expiring points has some due: its earliest lot expiry or its
     /// inactivity deadline. Derived from the members (rebuilt at open), so never stored.
     pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
@@ -255,6 +273,19 @@ impl State {
                     s.campaigns.add(g.campaign, g.points, g.day, g.month);
                 }
             }
+            TxKind::Transfer {
+                from,
+                points,
+                fee,
+                day,
+                year,
+                ..
+            } if include(*from) => {
+                let s = self.members.entry(*from).or_default();
+                s.extras_mut()
+                    .transfers
+                    .add(Points(points.0 + fee.0), *day, *year);
+            }
             TxKind::Reversal { member, awards, .. } if include(*member) => {
                 let s = self.members.entry(*member).or_default();
                 for b in awards.iter().filter(|b| b.room.is_positive()) {
@@ -281,6 +312,9 @@ impl State {
             TxKind::ExpiryPolicySet(p) => {
                 self.expiry = p.clone().in_force(tx.at);
                 self.rebuild_expiry_due();
+            }
+            TxKind::TransferPolicySet(p) => {
+                self.transfers = Some(p.clone());
             }
             TxKind::Hold {
                 member,
@@ -459,7 +493,7 @@ impl State {
     /// When member state `s` next has points due to expire; `None`: never (no lots, a tier
     /// exempt from expiry, or no expiry dates and no inactivity policy).
     pub fn deadline(&self, s: &MemberState) -> Option<Timestamp> {
-        if s.lots.is_empty() || self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+        if s.lots.is_empty() || self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier())) {
             return None;
         }
         let lot = s.lots.first().and_then(|l| l.expires_at);
@@ -497,7 +531,7 @@ impl State {
     /// Whether all of member state `s`'s points have expired for inactivity at `at`.
     pub fn inactive(&self, s: &MemberState, at: Timestamp) -> bool {
         self.expiry.as_ref().is_some_and(|p| {
-            !p.exempt(s.tier)
+            !p.exempt(s.tier())
                 && p.inactivity_deadline(s.last_activity.max(s.enrolled))
                     .is_some_and(|d| d <= at)
         })
@@ -505,7 +539,7 @@ impl State {
 
     /// Whether `lot` of member state `s` has expired at `at` (from that instant on).
     pub fn lot_expired(&self, s: &MemberState, lot: &Lot, at: Timestamp) -> bool {
-        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier())) {
             return false;
         }
         lot.expires_at.is_some_and(|e| e <= at) || self.inactive(s, at)
@@ -513,7 +547,7 @@ impl State {
 
     /// Points of member state `s` expired at `at` but not yet moved to breakage.
     pub fn expired_points(&self, s: &MemberState, at: Timestamp) -> Points {
-        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier)) {
+        if self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier())) {
             return Points::ZERO;
         }
         if self.inactive(s, at) {

@@ -202,6 +202,8 @@ pub enum AccountId {
     /// `programme/float`: the money counterpart of points outstanding (issuance money in,
     /// redemption money out).
     Float,
+    /// `programme/fees`: transfer fees members paid in points.
+    Fees,
 }
 
 impl AccountId {
@@ -221,6 +223,7 @@ impl fmt::Display for AccountId {
             AccountId::Breakage => f.write_str("programme/breakage"),
             AccountId::Adjustments => f.write_str("programme/adjustments"),
             AccountId::Float => f.write_str("programme/float"),
+            AccountId::Fees => f.write_str("programme/fees"),
         }
     }
 }
@@ -248,6 +251,7 @@ impl FromStr for AccountId {
             ["programme", "promotions"] => Ok(AccountId::Promotions),
             ["programme", "breakage"] => Ok(AccountId::Breakage),
             ["programme", "adjustments"] => Ok(AccountId::Adjustments),
+            ["programme", "fees"] => Ok(AccountId::Fees),
             ["programme", "float"] => Ok(AccountId::Float),
             _ => Err(bad()),
         }
@@ -302,6 +306,7 @@ mod tests {
             AccountId::Breakage,
             AccountId::Adjustments,
             AccountId::Float,
+            AccountId::Fees,
         ];
         for a in all {
             assert_eq!(a.to_string().parse::<AccountId>(), Ok(a));

@@ -22,6 +22,7 @@ pub(crate) struct Touched {
     pub contracts: BTreeSet<PartnerId>,
     pub counters: BTreeSet<CounterKey>,
     pub expiry_policy: bool,
+    pub transfer_policy: bool,
 }
 
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
@@ -74,6 +75,9 @@ pub(crate) fn write_records(
     if let Some(p) = s.expiry.as_ref().filter(|_| t.expiry_policy) {
         w.set_owned(keys::expiry_policy(), codec::encode(&p.stored()));
     }
+    if let Some(p) = s.transfers.as_ref().filter(|_| t.transfer_policy) {
+        w.set_owned(keys::transfer_policy(), codec::encode(p));
+    }
 }
 
 /// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
@@ -111,6 +115,7 @@ impl Touched {
                 self.contracts.insert(c.partner);
             }
             TxKind::ExpiryPolicySet(_) => self.expiry_policy = true,
+            TxKind::TransferPolicySet(_) => self.transfer_policy = true,
             _ => {}
         }
         self.counters.extend(counters_touched(tx));

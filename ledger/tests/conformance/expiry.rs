@@ -198,3 +198,81 @@ fn inactivity_is_reset_by_activity<S: Store + Clone>(l: &Ledger<S>, offset: &'st
         .expect("member 1 still spends all");
     ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
 }
+
+fn give(reference: &str, points: i64) -> Command {
+    Command::Transfer {
+        key: IdemKey::operator(reference),
+        from: MemberId(1),
+        to: MemberId(2),
+        points: Points(points),
+        consent: Some("member confirmed in the app, session 81f2".into()),
+    }
+}
+
+/// Transfers within and beyond the policy's limits, with their fee, on the single writer.
+pub fn ledger_transfers_keep_to_their_limits_and_pay_their_fee<S: Store + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open(open(), config).expect("open ledger");
+    transfers_keep_to_limits(&l, offset);
+    l.shutdown();
+}
+
+/// The same on the cluster path.
+pub fn cluster_transfers_keep_to_their_limits_and_pay_their_fee<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 2 }).expect("open");
+    transfers_keep_to_limits(&l, offset);
+    l.shutdown();
+}
+
+fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
+    seed(l);
+    l.execute_blocking(Command::SetTransferPolicy {
+        key: IdemKey::operator("transfers-1"),
+        policy: ledger::core::transfers::TransferPolicy {
+            min: Some(Points(10)),
+            max_per_transfer: Some(Points(500)),
+            max_per_day: Some(Points(600)),
+            max_per_year: Some(Points(1_000)),
+            fee: Points(5),
+            time_zone: "UTC".into(),
+        },
+    })
+    .expect("policy");
+    l.execute_blocking(earn("t-fund", 1, 2_000)).expect("earn");
+    let limit = |r: Rejection| match r {
+        Rejection::TransferLimit { limit, .. } => limit,
+        other => panic!("not a limit: {other:?}"),
+    };
+    assert_eq!(limit(rejected(l.execute_blocking(give("t1", 9)))), "min");
+    assert_eq!(
+        limit(rejected(l.execute_blocking(give("t2", 501)))),
+        "max_per_transfer"
+    );
+    let ok = l.execute_blocking(give("t3", 400)).expect("within limits");
+    assert_eq!(ok.tx.points_to(AccountId::Fees), Points(5));
+    // 405 given today (with the fee); 250 more would pass 600.
+    assert_eq!(
+        limit(rejected(l.execute_blocking(give("t4", 250)))),
+        "max_per_day"
+    );
+    offset.store(DAY_MS, Ordering::Relaxed);
+    l.execute_blocking(give("t5", 250)).expect("a new day");
+    // A day later: 660 given this year; 400 more would pass 1,000.
+    offset.store(2 * DAY_MS, Ordering::Relaxed);
+    assert_eq!(
+        limit(rejected(l.execute_blocking(give("t6", 400)))),
+        "max_per_year"
+    );
+    assert_eq!(posted(l, 1), 2_000 - 405 - 255);
+    assert_eq!(posted(l, 2), 650);
+    assert_eq!(
+        l.account_balance(AccountId::Fees).expect("read").points,
+        Points(10)
+    );
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+}

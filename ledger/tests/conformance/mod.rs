@@ -55,6 +55,8 @@ macro_rules! for_each_conformance_check {
             cluster_points_expire_to_breakage_once,
             ledger_inactivity_expiry_is_reset_by_activity,
             cluster_inactivity_expiry_is_reset_by_activity,
+            ledger_transfers_keep_to_their_limits_and_pay_their_fee,
+            cluster_transfers_keep_to_their_limits_and_pay_their_fee,
         );
     };
 }
@@ -388,6 +390,7 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         from: m1,
         to: m2,
         points: Points(50),
+        consent: None,
     })
     .expect("transfer");
     let b1 = l.balance(m1).expect("read").expect("member 1");
@@ -494,6 +497,7 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
             from: m1,
             to: m3,
             points: Points(25),
+            consent: None,
         })
         .expect("transfer");
         l.execute_blocking(Command::Reverse {
@@ -648,6 +652,7 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
                     from: member,
                     to: MemberId(1 + (i + 1) % 3),
                     points: Points(5),
+                    consent: None,
                 },
             }
         })

@@ -201,6 +201,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The earn would take the points budget above its ceiling",
     ),
     (
+        Kind::TransferLimit,
+        "transfer-limit",
+        422,
+        "The transfer is outside the programme's transfer limits",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

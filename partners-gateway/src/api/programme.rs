@@ -31,6 +31,160 @@ pub fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(get_expiry_policy, put_expiry_policy))
         .routes(routes!(expiring_by_month))
         .routes(routes!(member_expiring))
+        .routes(routes!(get_transfer_policy, put_transfer_policy))
+        .routes(routes!(operator_transfer))
+}
+
+/// The transfer policy: limits per transfer, per day and per year for the giving member, and
+/// a fee in points (days and years in the programme's time zone). Each limit left out is none.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferPolicyDraft {
+    /// Idempotency key of the change.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// Smallest transfer.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub min: Option<i64>,
+    /// Largest transfer.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub max_per_transfer: Option<i64>,
+    /// Most a member gives per day.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub max_per_day: Option<i64>,
+    /// Most a member gives per calendar year.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub max_per_year: Option<i64>,
+    /// Fee in points on each transfer, paid by the giver to `programme/fees`.
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
+    pub fee: i64,
+}
+
+/// The transfer policy in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TransferPolicyView {
+    /// Smallest transfer.
+    pub min: Option<i64>,
+    /// Largest transfer.
+    pub max_per_transfer: Option<i64>,
+    /// Most a member gives per day.
+    pub max_per_day: Option<i64>,
+    /// Most a member gives per year.
+    pub max_per_year: Option<i64>,
+    /// Fee in points.
+    pub fee: i64,
+    /// The time zone days and years count in.
+    pub time_zone: String,
+}
+
+impl From<Option<ledger::core::transfers::TransferPolicy>> for TransferPolicyView {
+    fn from(p: Option<ledger::core::transfers::TransferPolicy>) -> Self {
+        match p {
+            Some(p) => TransferPolicyView {
+                min: p.min.map(|x| x.0),
+                max_per_transfer: p.max_per_transfer.map(|x| x.0),
+                max_per_day: p.max_per_day.map(|x| x.0),
+                max_per_year: p.max_per_year.map(|x| x.0),
+                fee: p.fee.0,
+                time_zone: p.time_zone,
+            },
+            None => TransferPolicyView {
+                min: None,
+                max_per_transfer: None,
+                max_per_day: None,
+                max_per_year: None,
+                fee: 0,
+                time_zone: "UTC".into(),
+            },
+        }
+    }
+}
+
+/// The transfer policy in force (no limits and no fee until one is set).
+#[utoipa::path(get, path = "/admin/v1/transfer-policy", tag = "programme",
+    responses((status = 200, body = TransferPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn get_transfer_policy(State(app): State<AppState>) -> JsonResult<TransferPolicyView> {
+    let p = blocking(move || Ok(app.ops.ledger.transfer_policy()?)).await?;
+    Ok(Json(p.into()))
+}
+
+/// Set the transfer policy, from now.
+#[utoipa::path(put, path = "/admin/v1/transfer-policy", tag = "programme",
+    request_body = TransferPolicyDraft,
+    responses((status = 200, body = TransferPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn put_transfer_policy(
+    State(app): State<AppState>,
+    ApiJson(d): ApiJson<TransferPolicyDraft>,
+) -> JsonResult<TransferPolicyView> {
+    let draft = op::TransferDraft {
+        reference: d.reference,
+        min: d.min,
+        max_per_transfer: d.max_per_transfer,
+        max_per_day: d.max_per_day,
+        max_per_year: d.max_per_year,
+        fee: d.fee,
+    };
+    let ops = app.ops.clone();
+    blocking(move || op::set_transfer_policy(&ops, draft).map(|_| ())).await?;
+    get_transfer_policy(State(app)).await
+}
+
+/// An operator's transfer between members.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OperatorTransferRequest {
+    /// Idempotency key.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// Giving member's coalition id.
+    #[schema(minimum = 1)]
+    pub from_member_id: u64,
+    /// Receiving member's coalition id.
+    #[schema(minimum = 1)]
+    pub to_member_id: u64,
+    /// Points given (the fee comes on top).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub points: i64,
+    /// How the giving member consented, as the operator records it.
+    #[schema(min_length = 1, max_length = 200)]
+    pub consent: String,
+}
+
+/// Move points between two members for them (a call-centre request).
+#[utoipa::path(post, path = "/admin/v1/transfers", tag = "programme",
+    request_body = OperatorTransferRequest,
+    responses((status = 200, body = crate::api::TransactionView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn operator_transfer(
+    State(app): State<AppState>,
+    ApiJson(r): ApiJson<OperatorTransferRequest>,
+) -> JsonResult<crate::api::TransactionView> {
+    let reference = r.reference.clone();
+    let t = op::OperatorTransfer {
+        reference: r.reference,
+        from: ledger::MemberId(r.from_member_id),
+        to: ledger::MemberId(r.to_member_id),
+        points: r.points,
+        consent: r.consent,
+    };
+    let receipt = op::transfer(&app.ops, t).await?;
+    let mut view = crate::api::TransactionView::of(
+        &receipt.tx,
+        Some(crate::api::Who::Id(r.from_member_id)),
+        receipt.replayed,
+    );
+    view.reference = reference;
+    Ok(Json(view))
 }
 
 /// Rolling expiry: N months after the earn, rounded.

@@ -40,6 +40,7 @@ pub enum Kind {
     NoPoints,
     InvalidRule,
     BudgetCeiling,
+    TransferLimit,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -48,7 +49,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 39] = [
+pub const ALL_KINDS: [Kind; 40] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -83,6 +84,7 @@ pub const ALL_KINDS: [Kind; 39] = [
     Kind::NoPoints,
     Kind::InvalidRule,
     Kind::BudgetCeiling,
+    Kind::TransferLimit,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -137,8 +139,12 @@ impl From<Rejection> for OpError {
             | Rejection::ReferenceLength { .. }
             | Rejection::NeedsOperator
             | Rejection::NeedsSystem
+            | Rejection::TransferConsent { .. }
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
-            Rejection::ExpiryPolicyInvalid(_) => Kind::InvalidRule,
+            Rejection::ExpiryPolicyInvalid(_) | Rejection::TransferPolicyInvalid(_) => {
+                Kind::InvalidRule
+            }
+            Rejection::TransferLimit { .. } => Kind::TransferLimit,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,

@@ -334,3 +334,73 @@ pub fn expiring(ops: &Ops, m: ledger::MemberId) -> Result<ledger::core::expiry::
         &[30, 60, 90],
     ))
 }
+
+/// A transfer an operator makes for a member (a call-centre request, a household move).
+#[derive(Debug, Clone)]
+pub struct OperatorTransfer {
+    /// Idempotency key.
+    pub reference: String,
+    /// Giving member.
+    pub from: ledger::MemberId,
+    /// Receiving member.
+    pub to: ledger::MemberId,
+    /// Points.
+    pub points: i64,
+    /// How the giving member consented, as the operator records it.
+    pub consent: String,
+}
+
+/// Posts an operator's transfer under the programme's transfer policy.
+pub async fn transfer(ops: &Ops, t: OperatorTransfer) -> Result<ledger::Receipt, OpError> {
+    super::check_reference("reference", &t.reference)?;
+    let points = super::check_points("points", t.points)?;
+    Ok(ops
+        .ledger
+        .execute(ledger::Command::Transfer {
+            key: ledger::IdemKey::operator(format!("transfer/{}", t.reference)),
+            from: t.from,
+            to: t.to,
+            points,
+            consent: Some(t.consent),
+        })
+        .await?)
+}
+
+/// The transfer policy as an operator sets it (the time zone is the programme's).
+#[derive(Debug, Clone)]
+pub struct TransferDraft {
+    /// Idempotency key of the change.
+    pub reference: String,
+    /// Limits and fee.
+    pub min: Option<i64>,
+    /// See `min`.
+    pub max_per_transfer: Option<i64>,
+    /// See `min`.
+    pub max_per_day: Option<i64>,
+    /// See `min`.
+    pub max_per_year: Option<i64>,
+    /// Fee in points.
+    pub fee: i64,
+}
+
+/// Sets the transfer policy (a journaled ledger command). Blocking.
+pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receipt, OpError> {
+    super::check_reference("reference", &d.reference)?;
+    let time_zone = ops
+        .registry
+        .programme_settings()
+        .map_or_else(|| "UTC".to_string(), |s| s.time_zone);
+    Ok(ops
+        .ledger
+        .execute_blocking(ledger::Command::SetTransferPolicy {
+            key: ledger::IdemKey::operator(format!("transfer-policy/{}", d.reference)),
+            policy: ledger::core::transfers::TransferPolicy {
+                min: d.min.map(ledger::Points),
+                max_per_transfer: d.max_per_transfer.map(ledger::Points),
+                max_per_day: d.max_per_day.map(ledger::Points),
+                max_per_year: d.max_per_year.map(ledger::Points),
+                fee: ledger::Points(d.fee),
+                time_zone,
+            },
+        })?)
+}

@@ -12,7 +12,7 @@ mod earn;
 mod expiry;
 mod hold;
 mod reversal;
-mod transfer;
+pub mod transfer;
 
 use crate::core::builder::Builder;
 use crate::core::model::{Command, Digest, IdemKey, Scope, Transaction};
@@ -93,8 +93,22 @@ impl State {
                 points,
             } => reversal::reverse(self, &mut b, key, *original, *points, history)?,
             Command::Transfer {
-                from, to, points, ..
-            } => transfer::transfer(self, &mut b, *from, *to, *points)?,
+                from,
+                to,
+                points,
+                consent,
+                ..
+            } => transfer::transfer(
+                self,
+                &mut b,
+                &transfer::TransferCmd {
+                    from: *from,
+                    to: *to,
+                    points: *points,
+                    consent: consent.as_deref(),
+                },
+            )?,
+            Command::SetTransferPolicy { key, policy } => transfer::set_policy(key, policy)?,
             Command::Adjust {
                 key,
                 member,

@@ -276,6 +276,40 @@ pub struct QuoteBonus {
     pub checked_at_posting: Vec<String>,
 }
 
+/// Give points from one member to another, both known to this partner.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Idempotency key.
+    #[schema(min_length = 1, max_length = 128, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// The giving member, by the partner's reference.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
+    pub from: String,
+    /// The receiving member, by the partner's reference.
+    #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
+    pub to: String,
+    /// Points given (the programme's fee, if any, comes on top).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub points: i64,
+    /// How the giving member consented, as the partner attests it (a signed form's number, an
+    /// in-app confirmation id); recorded on the transaction.
+    #[schema(min_length = 1, max_length = 200)]
+    pub consent: String,
+}
+
+impl From<TransferRequest> for op::Transfer {
+    fn from(r: TransferRequest) -> Self {
+        op::Transfer {
+            reference: r.reference,
+            from: r.from,
+            to: r.to,
+            points: r.points,
+            consent: r.consent,
+        }
+    }
+}
+
 /// A price in points.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 pub struct QuoteView {

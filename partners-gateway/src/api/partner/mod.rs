@@ -44,6 +44,7 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(capture))
         .routes(routes!(void))
         .routes(routes!(reversal))
+        .routes(routes!(transfer))
         .routes(routes!(batch))
         .routes(routes!(transaction))
         .routes(routes!(quote))
@@ -341,6 +342,25 @@ async fn reversal(
     ApiJson(r): ApiJson<ReversalRequest>,
 ) -> JsonResult<TransactionView> {
     run(&app, &caller, PartnerCommand::Reversal(r.into())).await
+}
+
+/// Give points from one member to another (both linked at this partner), with the giving
+/// member's consent as the partner attests it. Expiry dates travel with the points; the
+/// programme's transfer limits and fee apply.
+#[utoipa::path(post, path = "/v1/transfers", tag = "partner", request_body = TransferRequest,
+    responses((status = 200, body = TransactionView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json"),
+        (status = "5XX", body = Problem, content_type = "application/problem+json")),
+    security(("partner_signature" = [])))]
+async fn transfer(
+    State(app): State<AppState>,
+    Extension(caller): Extension<PartnerCaller>,
+    ApiJson(r): ApiJson<TransferRequest>,
+) -> JsonResult<TransactionView> {
+    let t: op::Transfer = r.into();
+    let (ops, c) = (app.ops.clone(), caller.clone());
+    let p = blocking(move || op::prepare_transfer(&ops, &c, &t)).await?;
+    Ok(Json(view(op::execute(&app.ops, &caller, p).await?)))
 }
 
 /// Many commands in one request; each has its own result, in order. Commands are submitted

@@ -76,6 +76,22 @@ pub struct Hold {
     pub timeout_seconds: u32,
 }
 
+/// Give points from one member to another, both linked at this partner.
+#[derive(Debug, Clone)]
+pub struct Transfer {
+    /// Idempotency key.
+    pub reference: String,
+    /// The giving member, by the partner's reference.
+    pub from: String,
+    /// The receiving member, by the partner's reference.
+    pub to: String,
+    /// Points given.
+    pub points: i64,
+    /// How the giving member consented (a signed form, an in-app confirmation id): the
+    /// partner's attestation, recorded on the transaction.
+    pub consent: String,
+}
+
 /// Undo all or part of an earlier earn or burn.
 #[derive(Debug, Clone)]
 pub struct Reversal {
@@ -448,6 +464,30 @@ pub fn prepare_reversal(
         pricing: None,
         member: Some(member),
         member_ref: None,
+    })
+}
+
+pub fn prepare_transfer(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &Transfer,
+) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, &r.reference)?;
+    let points = check_points("points", r.points)?;
+    let from = member_of(ops, caller, &r.from)?;
+    let to = member_of(ops, caller, &r.to)?;
+    Ok(Prepared {
+        cmd: Command::Transfer {
+            key,
+            from,
+            to,
+            points,
+            consent: Some(r.consent.clone()),
+        },
+        pricing: None,
+        member: Some(from),
+        member_ref: Some(r.from.clone()),
     })
 }
 

@@ -310,7 +310,10 @@ mod tests {
             },
             last_activity: Timestamp(7),
             extras: Some(Box::new(crate::core::state::MemberExtras {
-                tier: 2,
+                tier: crate::core::tiers::TierState {
+                    level: 2,
+                    ..Default::default()
+                },
                 transfers: Default::default(),
             })),
         };

@@ -57,6 +57,11 @@ pub fn transfer_policy() -> Vec<u8> {
     vec![POLICY, b't']
 }
 
+/// The tier policy in force (`TierPolicy`).
+pub fn tier_policy() -> Vec<u8> {
+    vec![POLICY, b'r']
+}
+
 /// Cluster mode: members with points due to expire, `D ++ deadline ++ member`.
 pub const EXPIRY_DUE: u8 = b'D';
 /// Programme counters (campaign budgets, members' campaign caps, guard periods, first earns):

@@ -113,6 +113,8 @@ pub(crate) fn load_state<Snap: Snapshot>(
             state.expiry = p.policy.in_force(p.since);
         } else if k == keys::transfer_policy().as_slice() {
             state.transfers = Some(codec::decode("transfer policy", v)?);
+        } else if k == keys::tier_policy().as_slice() {
+            state.tiers = Some(codec::decode("tier policy", v)?);
         }
         Ok(())
     })?;

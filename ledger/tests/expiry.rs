@@ -243,7 +243,8 @@ fn inactivity_expires_everything_at_its_boundary_and_activity_moves_it() {
         .get_mut(&M)
         .expect("member")
         .extras_mut()
-        .tier = 2;
+        .tier
+        .level = 2;
     assert_eq!(e.spendable(Timestamp(moved.0 + 365 * 86_400_000)), 290);
     let x = e.expire(1, Timestamp(moved.0 + SECOND));
     assert!(matches!(

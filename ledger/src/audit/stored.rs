@@ -233,6 +233,20 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         state.transfers.as_ref(),
     )?;
 
+    let stored_tiers = match snap.get(&keys::tier_policy())? {
+        Some(v) => Some(codec::decode::<crate::core::tiers::TierPolicy>(
+            "tier policy",
+            &v,
+        )?),
+        None => None,
+    };
+    stored_equal(
+        "programme".to_string(),
+        "tier policy",
+        stored_tiers.as_ref(),
+        state.tiers.as_ref(),
+    )?;
+
     let contracts: HashMap<PartnerId, Contract> =
         scan_family(snap, keys::CONTRACT, "contract", |k| {
             k.get(1..5)

@@ -55,6 +55,8 @@ pub(super) enum Need {
     Policy,
     /// The transfer policy (transfers read it).
     TransferPolicy,
+    /// The tier policy (earns, reversals and the ledger's own reviews read it).
+    TierPolicy,
 }
 
 impl<'t> Chunk<'t> {
@@ -92,7 +94,7 @@ impl<'t> Chunk<'t> {
                 .transpose()?;
             self.idem.insert(k, rec);
         }
-        self.load(vec![Need::Policy])?;
+        self.load(vec![Need::Policy, Need::TierPolicy])?;
         let first: Vec<Need> = items.iter().flat_map(|i| needs(&i.cmd)).collect();
         self.load(first)?;
         let mut second = Vec::new();
@@ -104,7 +106,7 @@ impl<'t> Chunk<'t> {
 
     /// Reads what `cmd` needs (a no-op for what `prefetch` read).
     pub(super) fn load_for(&mut self, cmd: &Command) -> Result<(), LedgerError> {
-        self.load(vec![Need::Policy])?;
+        self.load(vec![Need::Policy, Need::TierPolicy])?;
         self.load(needs(cmd))?;
         let more = self.second_needs(cmd)?;
         self.load(more)
@@ -149,6 +151,7 @@ impl<'t> Chunk<'t> {
                 Need::Counter(c) => keys::counter(c),
                 Need::Policy => keys::expiry_policy(),
                 Need::TransferPolicy => keys::transfer_policy(),
+                Need::TierPolicy => keys::tier_policy(),
             };
             if self.loaded.insert(k.clone()) {
                 wanted.push((k, n));
@@ -172,6 +175,9 @@ impl<'t> Chunk<'t> {
                 }
                 Need::TransferPolicy => {
                     self.state.transfers = Some(codec::decode("transfer policy", &v)?);
+                }
+                Need::TierPolicy => {
+                    self.state.tiers = Some(codec::decode("tier policy", &v)?);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -362,7 +368,10 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
             vec![Need::Member(*from), Need::Member(*to), Need::TransferPolicy]
         }
         Command::Expire { member, .. } => vec![Need::Member(*member)],
-        Command::SetExpiryPolicy { .. } | Command::SetTransferPolicy { .. } => vec![],
+        Command::SetExpiryPolicy { .. }
+        | Command::SetTransferPolicy { .. }
+        | Command::SetTierPolicy { .. } => vec![],
+        Command::SetTier { member, .. } => vec![Need::Member(*member)],
     }
 }
 

@@ -14,5 +14,6 @@ pub mod programme;
 pub mod rejection;
 pub mod rules;
 pub mod state;
+pub mod tiers;
 pub mod transfers;
 pub mod types;

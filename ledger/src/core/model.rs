@@ -9,6 +9,7 @@ use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
     AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
 };
+use crate::core::tiers::{TierChange, TierMark, TierPolicy};
 use crate::core::transfers::TransferPolicy;
 use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
@@ -166,6 +167,26 @@ pub enum Command {
         /// How the giving member consented, as the partner or operator attests it.
         consent: Option<String>,
     },
+    /// Set the programme's tier policy (operator).
+    SetTierPolicy {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The new policy.
+        policy: TierPolicy,
+    },
+    /// Hold a member at a tier level until a date (operator), with a reason.
+    SetTier {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The member.
+        member: MemberId,
+        /// The level (0 to the policy's highest).
+        level: u8,
+        /// When the hold ends; the member then has the level its qualification gives.
+        until: Timestamp,
+        /// Why, in words an auditor can follow.
+        reason: String,
+    },
     /// Set the programme's transfer policy (operator).
     SetTransferPolicy {
         /// Idempotency key (operator scope).
@@ -218,6 +239,8 @@ impl Command {
             | Command::Transfer { key, .. }
             | Command::SetExpiryPolicy { key, .. }
             | Command::SetTransferPolicy { key, .. }
+            | Command::SetTierPolicy { key, .. }
+            | Command::SetTier { key, .. }
             | Command::Expire { key, .. }
             | Command::Adjust { key, .. } => key,
         }
@@ -358,6 +381,8 @@ pub enum TxKind {
         awards: Vec<Granted>,
         /// What the points budget guard counted.
         guard: Option<Box<GuardRecord>>,
+        /// The qualification the earn counted for the member's tier, and the upgrade it made.
+        tier: Option<Box<(TierMark, Option<TierChange>)>>,
     },
     /// Points burned, directly or by capturing a hold.
     Burn {
@@ -414,6 +439,8 @@ pub enum TxKind {
         awards: Vec<AwardBack>,
         /// What the reversal takes back from the guard's counters.
         guard: Option<Box<GuardBack>>,
+        /// The qualification taken back from the member's tier.
+        tier: Option<TierMark>,
     },
     /// Points moved between members.
     Transfer {
@@ -444,7 +471,18 @@ pub enum TxKind {
         points: Points,
         /// Why: the lots' age or the member's inactivity.
         reason: ExpiryReason,
+        /// The member's tier review due at the same time, if any.
+        tier: Option<Box<TierChange>>,
     },
+    /// A member's tier changed, or was reviewed and kept.
+    TierChanged {
+        /// The member.
+        member: MemberId,
+        /// The change.
+        change: TierChange,
+    },
+    /// The tier policy was set.
+    TierPolicySet(TierPolicy),
     /// Operator correction.
     Adjust {
         /// Member corrected.
@@ -539,11 +577,13 @@ impl TxKind {
             | TxKind::Reversal { member, .. }
             | TxKind::Adjust { member, .. }
             | TxKind::Expire { member, .. }
+            | TxKind::TierChanged { member, .. }
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
-            TxKind::ContractSet(_) | TxKind::ExpiryPolicySet(_) | TxKind::TransferPolicySet(_) => {
-                None
-            }
+            TxKind::ContractSet(_)
+            | TxKind::ExpiryPolicySet(_)
+            | TxKind::TransferPolicySet(_)
+            | TxKind::TierPolicySet(_) => None,
         }
     }
 }
@@ -653,6 +693,8 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::Adjust { .. } => ("adjustment", None),
         TxKind::ExpiryPolicySet(_) => ("expiry-policy", None),
         TxKind::TransferPolicySet(_) => ("transfer-policy", None),
+        TxKind::TierPolicySet(_) => ("tier-policy", None),
+        TxKind::TierChanged { .. } => ("tier", None),
         TxKind::Expire { .. } => ("expiry", None),
     }
 }

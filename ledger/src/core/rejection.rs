@@ -98,6 +98,21 @@ pub enum Rejection {
         /// Longest attestation.
         len_max: usize,
     },
+    /// The tier policy cannot run.
+    #[error("tier policy: {0}")]
+    TierPolicyInvalid(&'static str),
+    /// A tier command before any tier policy.
+    #[error("the programme has no tier policy")]
+    NoTierPolicy,
+    /// A tier level above the policy's highest.
+    #[error("tier level must be 0 to {max}")]
+    TierOutOfRange {
+        /// The highest level.
+        max: u8,
+    },
+    /// A tier override that ends before it starts.
+    #[error("a tier override must end in the future")]
+    TierOverrideInPast,
     /// The transfer policy cannot run.
     #[error("transfer policy: {0}")]
     TransferPolicyInvalid(&'static str),

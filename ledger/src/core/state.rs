@@ -11,6 +11,7 @@ use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
     PARTNER_BITS,
 };
+use crate::core::tiers::{TierPolicy, TierState};
 use crate::core::transfers::{TransferPolicy, TransferUse};
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
@@ -69,8 +70,8 @@ pub struct MemberState {
 /// The rarer parts of a member's state.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct MemberExtras {
-    /// The member's tier level (0: the base level).
-    pub tier: u8,
+    /// The member's tier.
+    pub tier: TierState,
     /// Points the member has given today and this year.
     pub transfers: TransferUse,
 }
@@ -83,7 +84,7 @@ const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
 impl MemberState {
     /// The member's tier level (0: the base level).
     pub fn tier(&self) -> u8 {
-        self.extras.as_ref().map_or(0, |x| x.tier)
+        self.extras.as_ref().map_or(0, |x| x.tier.level)
     }
 
     /// The rarer parts of the state, created on first use.
@@ -168,6 +169,8 @@ pub struct State {
     pub expiry: Option<InForce>,
     /// The transfer policy in force, if one was set.
     pub transfers: Option<TransferPolicy>,
+    /// The tier policy in force, if one was set.
+    pub tiers: Option<TierPolicy>,
     /// When each member with expiring points has some due: its earliest lot expiry or its
     /// inactivity deadline. Derived from the members (rebuilt at open), so never stored.
     pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
@@ -263,6 +266,7 @@ impl State {
                 member,
                 partner,
                 awards,
+                tier,
                 ..
             } if include(*member) => {
                 let s = self.members.entry(*member).or_default();
@@ -272,7 +276,37 @@ impl State {
                 for g in awards.iter().filter(|g| g.points.is_positive()) {
                     s.campaigns.add(g.campaign, g.points, g.day, g.month);
                 }
+                if let Some(t) = tier {
+                    let x = s.extras_mut();
+                    x.tier.mark(t.0);
+                    if let Some(c) = &t.1 {
+                        x.tier.change(c, tx.at);
+                    }
+                }
             }
+            TxKind::Reversal {
+                member,
+                tier: Some(mark),
+                ..
+            } if include(*member) => {
+                let x = self.members.entry(*member).or_default().extras_mut();
+                x.tier.mark(*mark);
+            }
+            TxKind::Expire {
+                member,
+                tier: Some(c),
+                ..
+            } if include(*member) => {
+                let x = self.members.entry(*member).or_default().extras_mut();
+                x.tier.change(c, tx.at);
+            }
+            TxKind::TierChanged { member, change } if include(*member) => {
+                let x = self.members.entry(*member).or_default().extras_mut();
+                x.tier.change(change, tx.at);
+            }
+            _ => {}
+        }
+        match &tx.kind {
             TxKind::Transfer {
                 from,
                 points,
@@ -315,6 +349,10 @@ impl State {
             }
             TxKind::TransferPolicySet(p) => {
                 self.transfers = Some(p.clone());
+            }
+            TxKind::TierPolicySet(p) => {
+                self.tiers = Some(p.clone());
+                self.rebuild_expiry_due();
             }
             TxKind::Hold {
                 member,
@@ -492,19 +530,27 @@ impl State {
 
     /// When member state `s` next has points due to expire; `None`: never (no lots, a tier
     /// exempt from expiry, or no expiry dates and no inactivity policy).
+    ///
+    /// Also a tier review or the end of a tier override: the ledger's own work on the member
+    /// falls due at the earliest of them.
     pub fn deadline(&self, s: &MemberState) -> Option<Timestamp> {
-        if s.lots.is_empty() || self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier())) {
-            return None;
-        }
-        let lot = s.lots.first().and_then(|l| l.expires_at);
-        let idle = self
-            .expiry
+        let tier = self
+            .tiers
             .as_ref()
-            .and_then(|p| p.inactivity_deadline(s.last_activity.max(s.enrolled)));
-        match (lot, idle) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+            .zip(s.extras.as_ref())
+            .and_then(|(p, x)| p.due(&x.tier));
+        let expiry =
+            if s.lots.is_empty() || self.expiry.as_ref().is_some_and(|p| p.exempt(s.tier())) {
+                None
+            } else {
+                let lot = s.lots.first().and_then(|l| l.expires_at);
+                let idle = self
+                    .expiry
+                    .as_ref()
+                    .and_then(|p| p.inactivity_deadline(s.last_activity.max(s.enrolled)));
+                [lot, idle].into_iter().flatten().min()
+            };
+        [tier, expiry].into_iter().flatten().min()
     }
 
     /// Rebuilds the expiry index from every member (after recovery, or a policy change).

@@ -23,6 +23,7 @@ pub(crate) struct Touched {
     pub counters: BTreeSet<CounterKey>,
     pub expiry_policy: bool,
     pub transfer_policy: bool,
+    pub tier_policy: bool,
 }
 
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
@@ -78,6 +79,9 @@ pub(crate) fn write_records(
     if let Some(p) = s.transfers.as_ref().filter(|_| t.transfer_policy) {
         w.set_owned(keys::transfer_policy(), codec::encode(p));
     }
+    if let Some(p) = s.tiers.as_ref().filter(|_| t.tier_policy) {
+        w.set_owned(keys::tier_policy(), codec::encode(p));
+    }
 }
 
 /// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
@@ -116,6 +120,7 @@ impl Touched {
             }
             TxKind::ExpiryPolicySet(_) => self.expiry_policy = true,
             TxKind::TransferPolicySet(_) => self.transfer_policy = true,
+            TxKind::TierPolicySet(_) => self.tier_policy = true,
             _ => {}
         }
         self.counters.extend(counters_touched(tx));

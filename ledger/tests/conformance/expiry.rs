@@ -1,12 +1,13 @@
-//! Points expiry on both write paths: expired points are never spendable, the ledger posts
-//! them to breakage when they fall due, once, also across a restart.
+//! Expiry, transfers and tiers on both write paths: expired points are never spendable and the
+//! ledger posts them to breakage once, transfers keep to their limits, tiers move up at once and
+//! down at a period end.
 
 use super::{rejected, seed};
 use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
 use ledger::core::model::{Command, IdemKey};
 use ledger::core::types::{AccountId, MemberId, PartnerId, Points};
 use ledger::store::{Store, TxnStore};
-use ledger::{ClusterConfig, CommitterConfig, Ledger, LedgerConfig, Rejection, Timestamp};
+use ledger::{ClusterConfig, CommitterConfig, Ledger, LedgerConfig, Rejection, Timestamp, TxKind};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -273,6 +274,120 @@ fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static At
     assert_eq!(
         l.account_balance(AccountId::Fees).expect("read").points,
         Points(10)
+    );
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+}
+
+fn tier_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> u8 {
+    l.member_state(MemberId(m))
+        .expect("read")
+        .expect("member")
+        .tier()
+}
+
+/// Tiers on the single writer: upgrade at once, refunds take qualification back, downgrade at
+/// the year end, transfers never qualify, an override holds a level until its date.
+pub fn ledger_tiers_upgrade_at_once_and_downgrade_at_the_period_end<S: Store + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open(open(), config).expect("open ledger");
+    tiers_move(&l, offset);
+    l.shutdown();
+}
+
+/// The same on the cluster path.
+pub fn cluster_tiers_upgrade_at_once_and_downgrade_at_the_period_end<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 3 }).expect("open");
+    tiers_move(&l, offset);
+    l.shutdown();
+}
+
+fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
+    use ledger::core::tiers::{Basis, TierLevel, TierPolicy, Window};
+    seed(l);
+    l.execute_blocking(Command::SetTierPolicy {
+        key: IdemKey::operator("tiers-1"),
+        policy: TierPolicy {
+            levels: vec![
+                TierLevel {
+                    name: "Silver".into(),
+                    threshold: 1_000,
+                },
+                TierLevel {
+                    name: "طلایی".into(),
+                    threshold: 5_000,
+                },
+            ],
+            basis: Basis::Points,
+            window: Window::CalendarYear,
+            grace_periods: 0,
+            partners: vec![PartnerId(1)],
+            time_zone: "UTC".into(),
+        },
+    })
+    .expect("tier policy");
+    l.execute_blocking(earn("q1", 1, 600)).expect("earn");
+    assert_eq!(tier_of(l, 1), 0);
+    let up = l.execute_blocking(earn("q2", 1, 500)).expect("earn");
+    assert!(
+        matches!(&up.tx.kind, TxKind::Earn { tier: Some(t), .. } if t.1.as_ref().map(|c| c.to) == Some(1)),
+        "the qualifying earn upgrades at once: {:?}",
+        up.tx.kind
+    );
+    assert_eq!(tier_of(l, 1), 1);
+    // A refund takes its qualification back; the tier waits for the year end.
+    l.execute_blocking(Command::Reverse {
+        key: IdemKey::partner(PartnerId(1), "q2-refund"),
+        original: up.tx.id,
+        points: None,
+    })
+    .expect("refund");
+    assert_eq!(tier_of(l, 1), 1);
+    // Transfers never qualify: member 2 receives 2,000 and stays at the base.
+    l.execute_blocking(earn("q3", 3, 2_500)).expect("earn");
+    assert_eq!(tier_of(l, 3), 1, "earns at a qualifying partner qualify");
+    l.execute_blocking(Command::Transfer {
+        key: IdemKey::operator("q-gift"),
+        from: MemberId(3),
+        to: MemberId(2),
+        points: Points(2_000),
+        consent: None,
+    })
+    .expect("transfer");
+    assert_eq!(tier_of(l, 2), 0);
+    // An operator holds member 2 at level 2 for 30 days.
+    l.execute_blocking(Command::SetTier {
+        key: IdemKey::operator("hold-2"),
+        member: MemberId(2),
+        level: 2,
+        until: Timestamp(Timestamp::now().0 + 30 * DAY_MS),
+        reason: "service recovery after a lost booking".into(),
+    })
+    .expect("override");
+    assert_eq!(tier_of(l, 2), 2);
+    offset.store(31 * DAY_MS, Ordering::Relaxed);
+    eventually(l, "the override's end", |l| tier_of(l, 2) == 0);
+    // At the year end member 1 has only 600 and drops a level; member 3 keeps Silver.
+    let next_year = {
+        let now = Timestamp::now();
+        let today = chrono::DateTime::from_timestamp_millis(now.0).expect("now");
+        let start = chrono::NaiveDate::from_ymd_opt(chrono::Datelike::year(&today) + 1, 1, 2)
+            .expect("date")
+            .and_hms_opt(0, 0, 0)
+            .expect("time")
+            .and_utc();
+        start.timestamp_millis() - now.0
+    };
+    offset.store(next_year.max(32 * DAY_MS), Ordering::Relaxed);
+    eventually(l, "the year-end review", |l| tier_of(l, 1) == 0);
+    let stmt = l.statement(MemberId(1), None, 5).expect("statement");
+    assert_eq!(
+        stmt.entries[0].kind, "tier",
+        "the review is in the statement"
     );
     ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
 }

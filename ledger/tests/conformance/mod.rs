@@ -57,6 +57,8 @@ macro_rules! for_each_conformance_check {
             cluster_inactivity_expiry_is_reset_by_activity,
             ledger_transfers_keep_to_their_limits_and_pay_their_fee,
             cluster_transfers_keep_to_their_limits_and_pay_their_fee,
+            ledger_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
+            cluster_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
         );
     };
 }

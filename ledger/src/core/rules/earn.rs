@@ -7,6 +7,7 @@ use crate::core::model::{IdemKey, TxKind};
 use crate::core::programme::{AwardRequest, Funder, Granted, GuardRequest, Limited};
 use crate::core::rejection::Rejection;
 use crate::core::state::State;
+use crate::core::tiers::{Basis, TierChange, TierMark, TierState, TierWhy};
 use crate::core::types::{AccountId, MemberId, Money, PartnerId, Points};
 use rust_decimal::Decimal;
 
@@ -91,6 +92,7 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
             );
         }
     }
+    let tier = qualify(s, member, e.partner, e.points, b.at());
     Ok(TxKind::Earn {
         member: e.member,
         partner: e.partner,
@@ -99,7 +101,42 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
         price_per_point: price,
         awards: granted,
         guard: guard.map(Box::new),
+        tier,
     })
+}
+
+/// The tier qualification of an earn of `points` at `partner`, and the upgrade it makes: at
+/// once, to the highest level the window's total reaches.
+fn qualify(
+    s: &State,
+    member: &crate::core::state::MemberState,
+    partner: PartnerId,
+    points: Points,
+    at: crate::core::types::Timestamp,
+) -> Option<Box<(TierMark, Option<TierChange>)>> {
+    let p = s.tiers.as_ref().filter(|p| p.qualifies(partner))?;
+    let qualifying = match p.basis {
+        Basis::Points => points.0,
+        Basis::Activities => 1,
+    };
+    let none = TierState::default();
+    let t = member.extras.as_ref().map_or(&none, |x| &x.tier);
+    let target = p.target(p.window_total(t, at).saturating_add(qualifying));
+    let change = (target > t.level).then(|| TierChange {
+        from: t.level,
+        to: target,
+        why: TierWhy::Qualified,
+        short: 0,
+        reviewed: at,
+        override_until: t.override_until,
+    });
+    Some(Box::new((
+        TierMark {
+            month: p.month(at),
+            qualifying,
+        },
+        change,
+    )))
 }
 
 /// Base, bonus and awards together, within the per-command limit.

@@ -7,7 +7,8 @@ use crate::core::expiry::{ExpiryPolicy, PolicyError};
 use crate::core::model::{ExpiryReason, IdemKey, TxKind};
 use crate::core::rejection::Rejection;
 use crate::core::state::{Lot, State};
-use crate::core::types::{MemberId, Points};
+use crate::core::tiers::{TierChange, TierPolicy, TierWhy};
+use crate::core::types::{MemberId, Points, Timestamp};
 
 pub(super) fn set_policy(key: &IdemKey, policy: &ExpiryPolicy) -> Result<TxKind, Rejection> {
     require_operator(key)?;
@@ -44,15 +45,82 @@ pub(super) fn expire(
         .filter(|l| s.lot_expired(m, l, at))
         .copied()
         .collect();
+    let tier = s.tiers.as_ref().and_then(|p| {
+        let t = m
+            .extras
+            .as_ref()
+            .map(|x| x.tier.clone())
+            .unwrap_or_default();
+        p.review(&t, at)
+    });
     b.touch(member);
     let points = b.expire(member, &due);
-    Ok(TxKind::Expire {
+    Ok(match (points, tier) {
+        (Points::ZERO, Some(change)) => TxKind::TierChanged { member, change },
+        (points, tier) => TxKind::Expire {
+            member,
+            points,
+            reason: if points == Points::ZERO {
+                ExpiryReason::Rescheduled
+            } else {
+                reason
+            },
+            tier: tier.map(Box::new),
+        },
+    })
+}
+
+/// Sets the tier policy.
+pub(super) fn set_tier_policy(key: &IdemKey, p: &TierPolicy) -> Result<TxKind, Rejection> {
+    require_operator(key)?;
+    p.check().map_err(Rejection::TierPolicyInvalid)?;
+    Ok(TxKind::TierPolicySet(p.clone()))
+}
+
+/// Longest reason for a tier override, in bytes.
+pub const TIER_REASON_LEN_MAX: usize = 2_000;
+
+/// Holds `member` at tier `level` until `until`.
+pub(super) fn set_tier(
+    s: &State,
+    b: &mut Builder<'_>,
+    key: &IdemKey,
+    member: MemberId,
+    level: u8,
+    until: Timestamp,
+    reason: &str,
+) -> Result<TxKind, Rejection> {
+    require_operator(key)?;
+    let p = s.tiers.as_ref().ok_or(Rejection::NoTierPolicy)?;
+    if usize::from(level) > p.levels.len() {
+        return Err(Rejection::TierOutOfRange {
+            max: p.levels.len() as u8,
+        });
+    }
+    if until <= b.at() {
+        return Err(Rejection::TierOverrideInPast);
+    }
+    if reason.trim().is_empty() || reason.len() > TIER_REASON_LEN_MAX {
+        return Err(Rejection::AdjustmentReason {
+            len_max: TIER_REASON_LEN_MAX,
+        });
+    }
+    let m = s.require_member(member)?;
+    let t = m
+        .extras
+        .as_ref()
+        .map(|x| x.tier.clone())
+        .unwrap_or_default();
+    b.touch(member);
+    Ok(TxKind::TierChanged {
         member,
-        points,
-        reason: if points == Points::ZERO {
-            ExpiryReason::Rescheduled
-        } else {
-            reason
+        change: TierChange {
+            from: t.level,
+            to: level,
+            why: TierWhy::Override(reason.to_string()),
+            short: 0,
+            reviewed: t.reviewed.max(b.at()),
+            override_until: Some(until),
         },
     })
 }

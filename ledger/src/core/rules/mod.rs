@@ -109,6 +109,14 @@ impl State {
                 },
             )?,
             Command::SetTransferPolicy { key, policy } => transfer::set_policy(key, policy)?,
+            Command::SetTierPolicy { key, policy } => expiry::set_tier_policy(key, policy)?,
+            Command::SetTier {
+                key,
+                member,
+                level,
+                until,
+                reason,
+            } => expiry::set_tier(self, &mut b, key, *member, *level, *until, reason)?,
             Command::Adjust {
                 key,
                 member,

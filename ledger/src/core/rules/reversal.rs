@@ -8,6 +8,7 @@ use crate::core::model::{IdemKey, LotId, Scope, TxKind};
 use crate::core::programme::{AwardBack, Funder, Granted, GuardBack, GuardRecord};
 use crate::core::rejection::Rejection;
 use crate::core::state::{History, Reversed, State};
+use crate::core::tiers::TierMark;
 use crate::core::types::{AccountId, ClawbackPolicy, MemberId, Money, PartnerId, Points, TxId};
 use rust_decimal::Decimal;
 
@@ -33,6 +34,7 @@ pub(super) fn reverse<H: History + ?Sized>(
             price_per_point,
             awards,
             guard,
+            tier,
         } => {
             visible_to(key, *partner, original)?;
             let earned = Earned {
@@ -44,6 +46,7 @@ pub(super) fn reverse<H: History + ?Sized>(
                 price: *price_per_point,
                 awards,
                 guard: guard.as_deref(),
+                tier: tier.as_deref().map(|t| t.0),
             };
             Ok(reverse_earn(s, b, &earned, done, points)?)
         }
@@ -70,6 +73,7 @@ pub(super) fn reverse<H: History + ?Sized>(
                 clawback: Points::ZERO,
                 awards: Vec::new(),
                 guard: None,
+                tier: None,
             })
         }
         // A partner cannot see transactions that are not its earns or burns.
@@ -90,6 +94,7 @@ struct Earned<'a> {
     price: Money,
     awards: &'a [Granted],
     guard: Option<&'a GuardRecord>,
+    tier: Option<TierMark>,
 }
 
 /// The share of `whole` that reversing `n` of `issued` points takes back, when `already` were
@@ -184,6 +189,14 @@ fn reverse_earn(
         clawback: shortfall,
         awards: backs,
         guard,
+        tier: e.tier.map(|m| TierMark {
+            month: m.month,
+            qualifying: -if n == remaining {
+                m.qualifying - share(m.qualifying, e.issued, Points(0), done.points).0
+            } else {
+                share(m.qualifying, e.issued, done.points, n).0
+            },
+        }),
     })
 }
 

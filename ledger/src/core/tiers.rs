@@ -1,0 +1,383 @@
+//! Tiers: levels reached by qualifying points (or qualifying earns) over a calendar year or a
+//! rolling 12 months, in the programme's time zone. A member moves up at once, on the earn
+//! that qualifies it; it moves down only at a period end, after the policy's grace periods,
+//! one level at a time. Transfers never qualify and adjustments do not either; a reversal of
+//! an earn takes its qualification back. An operator may hold a member at a level until a
+//! date. Every change is a transaction, so a member's tier history is in its statement.
+
+use crate::core::types::{PartnerId, Timestamp};
+use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+/// Most levels above the base.
+pub const LEVELS_MAX: usize = 15;
+/// Longest level name, in characters.
+pub const NAME_LEN_MAX: usize = 64;
+
+/// What qualifies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Basis {
+    /// The partner-issued points of qualifying earns.
+    Points,
+    /// The number of qualifying earns.
+    Activities,
+}
+
+/// The window qualification counts over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    /// The calendar year; reviewed at each year end.
+    CalendarYear,
+    /// The last 12 calendar months; reviewed at each month end.
+    Rolling12Months,
+}
+
+/// A level above the base.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierLevel {
+    /// Its name (`Silver`, `طلایی`).
+    pub name: String,
+    /// Qualifying total that reaches it.
+    pub threshold: i64,
+}
+
+/// The programme's tier policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierPolicy {
+    /// Levels 1, 2, … in ascending thresholds (level 0 is the base).
+    pub levels: Vec<TierLevel>,
+    /// What qualifies.
+    pub basis: Basis,
+    /// Over which window.
+    pub window: Window,
+    /// Period ends a member may fall short at before it moves down a level (a soft landing).
+    pub grace_periods: u8,
+    /// Partners whose earns qualify; empty: all.
+    pub partners: Vec<PartnerId>,
+    /// IANA time zone months and years are counted in.
+    pub time_zone: String,
+}
+
+/// Why a tier changed (or was reviewed and kept).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TierWhy {
+    /// Qualifying activity reached the level.
+    Qualified,
+    /// A period-end review.
+    Review,
+    /// An operator set it, with a reason.
+    Override(String),
+    /// The operator's override ended.
+    OverrideEnded,
+}
+
+/// A tier change as recorded on a transaction: what the member's tier state becomes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierChange {
+    /// Level before.
+    pub from: u8,
+    /// Level after.
+    pub to: u8,
+    /// Why.
+    pub why: TierWhy,
+    /// Period ends found short since the last success (grace used).
+    pub short: u8,
+    /// The period end reviewed up to.
+    pub reviewed: Timestamp,
+    /// An operator's hold on the level, until then.
+    pub override_until: Option<Timestamp>,
+}
+
+/// A qualification counted on an earn (or taken back by a reversal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierMark {
+    /// The local month (months since 1970-01) it counts in.
+    pub month: u32,
+    /// Qualifying amount (negative: taken back).
+    pub qualifying: i64,
+}
+
+/// A member's tier: level, qualification per month (the last 12 months), grace and override.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct TierState {
+    /// Current level.
+    pub level: u8,
+    /// Since when.
+    pub since: Timestamp,
+    /// Qualifying amount per local month, in a ring by month % 12: (month, amount).
+    pub months: [(u32, i64); 12],
+    /// Period ends found short since the last success.
+    pub short: u8,
+    /// The last period end reviewed.
+    pub reviewed: Timestamp,
+    /// Held at the level by an operator until then.
+    pub override_until: Option<Timestamp>,
+}
+
+impl TierState {
+    /// Counts a qualification.
+    pub(crate) fn mark(&mut self, m: TierMark) {
+        let slot = &mut self.months[(m.month % 12) as usize];
+        if slot.0 == m.month {
+            slot.1 += m.qualifying;
+        } else if m.month > slot.0 && m.qualifying > 0 {
+            *slot = (m.month, m.qualifying);
+        }
+    }
+
+    /// Takes on a recorded change.
+    pub(crate) fn change(&mut self, c: &TierChange, at: Timestamp) {
+        if c.to != self.level {
+            self.since = at;
+        }
+        self.level = c.to;
+        self.short = c.short;
+        self.reviewed = c.reviewed;
+        self.override_until = c.override_until;
+    }
+}
+
+impl TierPolicy {
+    /// Checks the policy.
+    pub fn check(&self) -> Result<Tz, &'static str> {
+        let tz: Tz = self
+            .time_zone
+            .parse()
+            .map_err(|_| "time_zone is not an IANA time zone")?;
+        if self.levels.is_empty() || self.levels.len() > LEVELS_MAX {
+            return Err("1 to 15 levels");
+        }
+        if self
+            .levels
+            .iter()
+            .any(|l| l.name.trim().is_empty() || l.name.chars().count() > NAME_LEN_MAX)
+        {
+            return Err("level names must be 1 to 64 characters");
+        }
+        if self.levels[0].threshold <= 0
+            || self
+                .levels
+                .windows(2)
+                .any(|w| w[1].threshold <= w[0].threshold)
+        {
+            return Err("thresholds must be positive and strictly ascending");
+        }
+        Ok(tz)
+    }
+
+    fn tz(&self) -> Tz {
+        self.time_zone.parse().unwrap_or(Tz::UTC)
+    }
+
+    fn local_date(&self, at: Timestamp) -> NaiveDate {
+        self.tz()
+            .timestamp_millis_opt(at.0)
+            .single()
+            .map(|t| t.date_naive())
+            .unwrap_or_default()
+    }
+
+    /// The local month (months since 1970-01) of `at`.
+    pub fn month(&self, at: Timestamp) -> u32 {
+        let d = self.local_date(at);
+        u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0)
+    }
+
+    /// Whether an earn at `partner` qualifies.
+    pub fn qualifies(&self, partner: PartnerId) -> bool {
+        self.partners.is_empty() || self.partners.contains(&partner)
+    }
+
+    /// The highest level `total` reaches.
+    pub fn target(&self, total: i64) -> u8 {
+        self.levels
+            .iter()
+            .take_while(|l| total >= l.threshold)
+            .count() as u8
+    }
+
+    /// The threshold of `level` (0 for the base).
+    pub fn threshold(&self, level: u8) -> i64 {
+        match level {
+            0 => 0,
+            n => self
+                .levels
+                .get(usize::from(n) - 1)
+                .map_or(i64::MAX, |l| l.threshold),
+        }
+    }
+
+    /// The qualifying total of the window that holds `at`.
+    pub fn window_total(&self, s: &TierState, at: Timestamp) -> i64 {
+        let month = self.month(at);
+        let first = match self.window {
+            Window::CalendarYear => month - month % 12,
+            Window::Rolling12Months => month.saturating_sub(11),
+        };
+        s.months
+            .iter()
+            .filter(|(m, _)| (first..=month).contains(m))
+            .map(|(_, q)| *q)
+            .sum()
+    }
+
+    /// The first period end after `after`: the start of the next local year or month.
+    pub fn next_review(&self, after: Timestamp) -> Timestamp {
+        let d = self.local_date(after);
+        let next = match self.window {
+            Window::CalendarYear => NaiveDate::from_ymd_opt(d.year() + 1, 1, 1),
+            Window::Rolling12Months if d.month() == 12 => {
+                NaiveDate::from_ymd_opt(d.year() + 1, 1, 1)
+            }
+            Window::Rolling12Months => NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1),
+        };
+        next.and_then(|n| n.and_hms_opt(0, 0, 0))
+            .and_then(|n| self.tz().from_local_datetime(&n).earliest())
+            .map_or(Timestamp(i64::MAX), |t| Timestamp(t.timestamp_millis()))
+    }
+
+    /// When member tier state `s` is next due a review or the end of an override; `None` at
+    /// the base level with no override.
+    pub fn due(&self, s: &TierState) -> Option<Timestamp> {
+        let review = (s.level > 0).then(|| self.next_review(s.reviewed));
+        match (review, s.override_until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The review of `s` due at or before `at`, if any: an override ending, or the first
+    /// period end not yet reviewed (a member behind by several is reviewed once for each, one
+    /// level down at most each time).
+    pub fn review(&self, s: &TierState, at: Timestamp) -> Option<TierChange> {
+        if let Some(until) = s.override_until.filter(|u| *u <= at) {
+            let earned = self.target(self.window_total(s, until));
+            return Some(TierChange {
+                from: s.level,
+                to: earned,
+                why: TierWhy::OverrideEnded,
+                short: 0,
+                reviewed: until.max(s.reviewed),
+                override_until: None,
+            });
+        }
+        if s.level == 0 {
+            return None;
+        }
+        let end = self.next_review(s.reviewed);
+        if end > at {
+            return None;
+        }
+        if s.override_until.is_some_and(|u| u > end) {
+            return Some(TierChange {
+                from: s.level,
+                to: s.level,
+                why: TierWhy::Review,
+                short: 0,
+                reviewed: end,
+                override_until: s.override_until,
+            });
+        }
+        // The window that ended just before `end`.
+        let total = self.window_total(s, Timestamp(end.0 - 1));
+        let (to, short) = if total >= self.threshold(s.level) {
+            (s.level, 0)
+        } else if s.short >= self.grace_periods {
+            (s.level - 1, 0)
+        } else {
+            (s.level, s.short + 1)
+        };
+        Some(TierChange {
+            from: s.level,
+            to,
+            why: TierWhy::Review,
+            short,
+            reviewed: end,
+            override_until: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(window: Window, grace: u8) -> TierPolicy {
+        TierPolicy {
+            levels: vec![
+                TierLevel {
+                    name: "Silver".into(),
+                    threshold: 1_000,
+                },
+                TierLevel {
+                    name: "Gold".into(),
+                    threshold: 5_000,
+                },
+            ],
+            basis: Basis::Points,
+            window,
+            grace_periods: grace,
+            partners: vec![],
+            time_zone: "UTC".into(),
+        }
+    }
+
+    fn ms(s: &str) -> Timestamp {
+        Timestamp(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("time")
+                .timestamp_millis(),
+        )
+    }
+
+    #[test]
+    fn thresholds_windows_and_reviews() {
+        let p = policy(Window::CalendarYear, 1);
+        assert_eq!((p.target(999), p.target(1_000), p.target(9_999)), (0, 1, 2));
+        let mut s = TierState::default();
+        s.mark(TierMark {
+            month: p.month(ms("2026-03-10T00:00:00Z")),
+            qualifying: 6_000,
+        });
+        s.level = 2;
+        s.reviewed = ms("2026-03-10T00:00:00Z");
+        assert_eq!(p.window_total(&s, ms("2026-12-31T23:59:59Z")), 6_000);
+        assert_eq!(p.window_total(&s, ms("2027-01-01T00:00:00Z")), 0);
+        assert_eq!(p.next_review(s.reviewed), ms("2027-01-01T00:00:00Z"));
+        // Reviewed at the 2026 year end: qualified, kept.
+        let kept = p.review(&s, ms("2027-01-01T00:00:00Z")).expect("due");
+        assert_eq!((kept.to, kept.short), (2, 0));
+        s.change(&kept, ms("2027-01-01T00:00:00Z"));
+        // 2027 brings nothing: one grace period, then one level down, one per review.
+        assert!(p.review(&s, ms("2027-12-31T23:59:59Z")).is_none());
+        let grace = p.review(&s, ms("2028-01-01T00:00:00Z")).expect("due");
+        assert_eq!((grace.to, grace.short), (2, 1));
+        s.change(&grace, ms("2028-01-01T00:00:00Z"));
+        let down = p.review(&s, ms("2029-01-01T00:00:00Z")).expect("due");
+        assert_eq!((down.to, down.short), (1, 0));
+    }
+
+    #[test]
+    fn a_rolling_window_counts_the_last_twelve_months() {
+        let p = policy(Window::Rolling12Months, 0);
+        let mut s = TierState::default();
+        let mark = |s: &mut TierState, day: &str, q: i64| {
+            s.mark(TierMark {
+                month: p.month(ms(&format!("{day}T00:00:00Z"))),
+                qualifying: q,
+            })
+        };
+        mark(&mut s, "2026-01-15", 400);
+        mark(&mut s, "2026-06-15", 400);
+        assert_eq!(p.window_total(&s, ms("2026-12-31T00:00:00Z")), 800);
+        // The month ring reuses January's slot for the next January.
+        mark(&mut s, "2027-01-15", 300);
+        // January 2026 has left the window by January 2027.
+        assert_eq!(p.window_total(&s, ms("2027-01-31T00:00:00Z")), 700);
+        assert_eq!(
+            p.next_review(ms("2026-12-15T00:00:00Z")),
+            ms("2027-01-01T00:00:00Z")
+        );
+    }
+}

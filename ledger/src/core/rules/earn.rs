@@ -122,7 +122,7 @@ fn qualify(
     let none = TierState::default();
     let t = member.extras.as_ref().map_or(&none, |x| &x.tier);
     let target = p.target(p.window_total(t, at).saturating_add(qualifying));
-    let change = (target > t.level).then(|| TierChange {
+    let change = (target > t.level).then_some(TierChange {
         from: t.level,
         to: target,
         why: TierWhy::Qualified,

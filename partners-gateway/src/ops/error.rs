@@ -141,9 +141,12 @@ impl From<Rejection> for OpError {
             | Rejection::NeedsSystem
             | Rejection::TransferConsent { .. }
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
-            Rejection::ExpiryPolicyInvalid(_) | Rejection::TransferPolicyInvalid(_) => {
-                Kind::InvalidRule
-            }
+            Rejection::ExpiryPolicyInvalid(_)
+            | Rejection::TransferPolicyInvalid(_)
+            | Rejection::TierPolicyInvalid(_)
+            | Rejection::NoTierPolicy
+            | Rejection::TierOutOfRange { .. }
+            | Rejection::TierOverrideInPast => Kind::InvalidRule,
             Rejection::TransferLimit { .. } => Kind::TransferLimit,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,

@@ -238,6 +238,14 @@ impl<S: Store> Ledger<S> {
         self.reads.member_state(&self.store, m)
     }
 
+    /// The tier policy in force, if one was set.
+    pub fn tier_policy(&self) -> Result<Option<crate::core::tiers::TierPolicy>, LedgerError> {
+        match self.read_snapshot()?.get(&keys::tier_policy())? {
+            Some(v) => Ok(Some(codec::decode("tier policy", &v)?)),
+            None => Ok(None),
+        }
+    }
+
     /// The transfer policy in force, if one was set.
     pub fn transfer_policy(
         &self,

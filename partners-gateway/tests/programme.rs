@@ -92,7 +92,7 @@ async fn campaigns_are_versioned_with_author_and_reason_and_bad_definitions_are_
 
     for (body, slug) in [
         (
-            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "conditions": {"tiers": ["gold"]}}),
+            json!({"name": "x", "reason": "r", "effect": {"kind": "fixed", "points": 5}, "conditions": {"tiers": [16]}}),
             "rule-invalid",
         ),
         (
@@ -683,4 +683,83 @@ async fn members_transfer_points_within_the_programme_limits_with_consent() {
         )
         .await;
     assert_eq!(r.problem(), "malformed-request");
+}
+
+#[tokio::test]
+async fn tiers_qualify_on_earns_multiply_through_campaigns_and_can_be_held_by_an_operator() {
+    let gw = Gw::start().await;
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/tier-policy",
+            Some(json!({"reference": "tiers-1",
+            "levels": [{"name": "نقره‌ای", "threshold": 100}, {"name": "Gold", "threshold": 1000}],
+            "partners": [2]})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(p.body["levels"][0]["name"], "نقره‌ای");
+    // Silver members earn 50% more at FuelCo (a campaign with a tier condition).
+    campaign(
+        &gw,
+        json!({"name": "Silver bonus", "reason": "tier benefit",
+        "conditions": {"partners": [2], "tiers": [1, 2]},
+        "effect": {"kind": "multiplier", "factor": "1.5"}}),
+    )
+    .await;
+    // 40 litres: 80 base points, below Silver's 100; no bonus yet.
+    let first = fill(&gw, 21, "t-1", "40").await;
+    assert_eq!(bonuses(&first), vec![(1, 0, Some("condition".into()))]);
+    let view = gw
+        .partner(2, "GET", "/v1/members/FC000021/tier", None)
+        .await;
+    assert_eq!(
+        (
+            view.body["level"].as_i64(),
+            view.body["qualifying"].as_i64()
+        ),
+        (Some(0), Some(80))
+    );
+    assert_eq!(view.body["next"]["needed"], 20);
+    // The next fill reaches Silver at once, and the fill after it gets the Silver bonus.
+    fill(&gw, 21, "t-2", "10").await;
+    let view = gw
+        .partner(2, "GET", "/v1/members/FC000021/tier", None)
+        .await;
+    assert_eq!(
+        (view.body["level"].as_i64(), view.body["name"].as_str()),
+        (Some(1), Some("نقره‌ای"))
+    );
+    let third = fill(&gw, 21, "t-3", "10").await;
+    assert_eq!(bonuses(&third), vec![(1, 10, None)]);
+    // SkyWays earns do not qualify.
+    gw.earn_miles(22, "fly-1", "5000").await;
+    let op = gw.op("GET", "/admin/v1/members/22/tier", None).await;
+    assert_eq!(op.body["level"], 0);
+    // An operator holds member 22 at Gold for a month.
+    let until = common::now_s() * 1000 + 30 * 86_400_000;
+    let held = gw
+        .op(
+            "POST",
+            "/admin/v1/members/22/tier",
+            Some(json!({"reference": "hold-22",
+            "level": 2, "until_ms": until, "reason": "partner executive programme"})),
+        )
+        .await;
+    assert_eq!(
+        (held.status.as_u16(), held.body["level"].as_i64()),
+        (200, Some(2)),
+        "{:?}",
+        held.body
+    );
+    assert_eq!(held.body["override_until_ms"], until);
+    let bad = gw
+        .op(
+            "POST",
+            "/admin/v1/members/22/tier",
+            Some(json!({"reference": "hold-bad",
+            "level": 3, "until_ms": until, "reason": "no such level"})),
+        )
+        .await;
+    assert_eq!(bad.problem(), "rule-invalid");
 }

@@ -81,6 +81,8 @@ pub struct MemberCondition {
     pub enrolled_days_min: Option<u32>,
     /// Only if the member enrolled at most this many whole days before the earn.
     pub enrolled_days_max: Option<u32>,
+    /// Only at these tier levels, one bit each (bit 0: the base level); 0: any level.
+    pub tiers: u16,
 }
 
 /// Which limit reduced an award below what its rule computed.

@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
+use ledger::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +34,287 @@ pub fn routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
         .routes(routes!(member_expiring))
         .routes(routes!(get_transfer_policy, put_transfer_policy))
         .routes(routes!(operator_transfer))
+        .routes(routes!(get_tier_policy, put_tier_policy))
+        .routes(routes!(member_tier, set_member_tier))
+}
+
+/// A tier level.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierLevelView {
+    /// Its name, in any script.
+    #[schema(min_length = 1, max_length = 64)]
+    pub name: String,
+    /// Qualifying total that reaches it.
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub threshold: i64,
+}
+
+/// What qualifies for tiers.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum BasisView {
+    /// Partner-issued points of qualifying earns.
+    Points,
+    /// The number of qualifying earns.
+    Activities,
+}
+
+/// The window qualification counts over.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WindowView {
+    /// The calendar year, reviewed at its end.
+    CalendarYear,
+    /// The last 12 months, reviewed at each month end.
+    Rolling12Months,
+}
+
+/// The tier policy (time zone: the programme's).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierPolicyDraft {
+    /// Idempotency key of the change.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// Levels above the base, in ascending thresholds.
+    #[schema(min_items = 1, max_items = 15)]
+    pub levels: Vec<TierLevelView>,
+    /// What qualifies (default points).
+    #[serde(default = "default_basis")]
+    pub basis: BasisView,
+    /// The window (default the calendar year).
+    #[serde(default = "default_window")]
+    pub window: WindowView,
+    /// Period ends a member may fall short at before moving down a level.
+    #[serde(default)]
+    #[schema(maximum = 12)]
+    pub grace_periods: u8,
+    /// Partners whose earns qualify; empty: all.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub partners: Vec<u32>,
+}
+
+fn default_basis() -> BasisView {
+    BasisView::Points
+}
+
+fn default_window() -> WindowView {
+    WindowView::CalendarYear
+}
+
+/// The tier policy in force.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TierPolicyView {
+    /// Levels above the base; empty: no tiers.
+    pub levels: Vec<TierLevelView>,
+    /// What qualifies.
+    pub basis: BasisView,
+    /// The window.
+    pub window: WindowView,
+    /// Grace periods.
+    pub grace_periods: u8,
+    /// Qualifying partners; empty: all.
+    pub partners: Vec<u32>,
+    /// The time zone.
+    pub time_zone: String,
+}
+
+impl From<Option<ledger::core::tiers::TierPolicy>> for TierPolicyView {
+    fn from(p: Option<ledger::core::tiers::TierPolicy>) -> Self {
+        use ledger::core::tiers::{Basis, Window};
+        let p = p.unwrap_or(ledger::core::tiers::TierPolicy {
+            levels: vec![],
+            basis: Basis::Points,
+            window: Window::CalendarYear,
+            grace_periods: 0,
+            partners: vec![],
+            time_zone: "UTC".into(),
+        });
+        TierPolicyView {
+            levels: p
+                .levels
+                .into_iter()
+                .map(|l| TierLevelView {
+                    name: l.name,
+                    threshold: l.threshold,
+                })
+                .collect(),
+            basis: match p.basis {
+                Basis::Points => BasisView::Points,
+                Basis::Activities => BasisView::Activities,
+            },
+            window: match p.window {
+                Window::CalendarYear => WindowView::CalendarYear,
+                Window::Rolling12Months => WindowView::Rolling12Months,
+            },
+            grace_periods: p.grace_periods,
+            partners: p.partners.iter().map(|x| x.0).collect(),
+            time_zone: p.time_zone,
+        }
+    }
+}
+
+/// The tier policy in force.
+#[utoipa::path(get, path = "/admin/v1/tier-policy", tag = "programme",
+    responses((status = 200, body = TierPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn get_tier_policy(State(app): State<AppState>) -> JsonResult<TierPolicyView> {
+    let p = blocking(move || Ok(app.ops.ledger.tier_policy()?)).await?;
+    Ok(Json(p.into()))
+}
+
+/// Set the tier policy, from now. Members keep their levels; reviews apply the new thresholds
+/// at the next period end.
+#[utoipa::path(put, path = "/admin/v1/tier-policy", tag = "programme",
+    request_body = TierPolicyDraft,
+    responses((status = 200, body = TierPolicyView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn put_tier_policy(
+    State(app): State<AppState>,
+    ApiJson(d): ApiJson<TierPolicyDraft>,
+) -> JsonResult<TierPolicyView> {
+    use ledger::core::tiers::{Basis, TierLevel, TierPolicy, Window};
+    let policy = TierPolicy {
+        levels: d
+            .levels
+            .into_iter()
+            .map(|l| TierLevel {
+                name: l.name,
+                threshold: l.threshold,
+            })
+            .collect(),
+        basis: match d.basis {
+            BasisView::Points => Basis::Points,
+            BasisView::Activities => Basis::Activities,
+        },
+        window: match d.window {
+            WindowView::CalendarYear => Window::CalendarYear,
+            WindowView::Rolling12Months => Window::Rolling12Months,
+        },
+        grace_periods: d.grace_periods,
+        partners: d.partners.into_iter().map(ledger::PartnerId).collect(),
+        time_zone: String::new(),
+    };
+    let (ops, reference) = (app.ops.clone(), d.reference);
+    blocking(move || op::set_tier_policy(&ops, &reference, policy).map(|_| ())).await?;
+    get_tier_policy(State(app)).await
+}
+
+/// A member's tier, and its progress.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TierView {
+    /// Level (0: the base).
+    pub level: u8,
+    /// Its name (absent at the base).
+    pub name: Option<String>,
+    /// Since when (ms since the Unix epoch).
+    pub since_ms: i64,
+    /// Qualifying total of the current window.
+    pub qualifying: i64,
+    /// The next level up, and how much more qualifies for it.
+    pub next: Option<NextTier>,
+    /// Held at the level by an operator until then.
+    pub override_until_ms: Option<i64>,
+    /// The next period-end review.
+    pub next_review_ms: Option<i64>,
+}
+
+/// The next level up.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NextTier {
+    /// Level.
+    pub level: u8,
+    /// Name.
+    pub name: String,
+    /// Its threshold.
+    pub threshold: i64,
+    /// Qualifying still needed in the window.
+    pub needed: i64,
+}
+
+impl From<op::TierStanding> for TierView {
+    fn from(t: op::TierStanding) -> Self {
+        let levels = t.policy.map(|p| p.levels).unwrap_or_default();
+        let level = t.state.level;
+        TierView {
+            level,
+            name: levels
+                .get(usize::from(level).wrapping_sub(1))
+                .map(|l| l.name.clone()),
+            since_ms: t.state.since.0,
+            qualifying: t.qualifying,
+            next: levels.get(usize::from(level)).map(|l| NextTier {
+                level: level + 1,
+                name: l.name.clone(),
+                threshold: l.threshold,
+                needed: (l.threshold - t.qualifying).max(0),
+            }),
+            override_until_ms: t.state.override_until.map(|x| x.0),
+            next_review_ms: t.next_review.map(|x| x.0),
+        }
+    }
+}
+
+/// A member's tier and progress to the next.
+#[utoipa::path(get, path = "/admin/v1/members/{id}/tier", tag = "programme",
+    params(("id" = u64, Path, description = "Coalition member id")),
+    responses((status = 200, body = TierView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn member_tier(State(app): State<AppState>, Path(id): Path<u64>) -> JsonResult<TierView> {
+    let t = blocking(move || op::tier(&app.ops, ledger::MemberId(id))).await?;
+    Ok(Json(t.into()))
+}
+
+/// Hold a member at a tier level until a date, with a reason.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TierOverride {
+    /// Idempotency key.
+    #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
+    pub reference: String,
+    /// The level (0 to the highest).
+    #[schema(maximum = 15)]
+    pub level: u8,
+    /// Until (ms since the Unix epoch; in the future).
+    #[schema(minimum = 0, maximum = 253_402_300_799_000_i64)]
+    pub until_ms: i64,
+    /// Why.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+}
+
+/// Hold a member at a tier level until a date (the operator's override).
+#[utoipa::path(post, path = "/admin/v1/members/{id}/tier", tag = "programme",
+    params(("id" = u64, Path, description = "Coalition member id")),
+    request_body = TierOverride,
+    responses((status = 200, body = TierView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("operator_token" = [])))]
+async fn set_member_tier(
+    State(app): State<AppState>,
+    Path(id): Path<u64>,
+    ApiJson(o): ApiJson<TierOverride>,
+) -> JsonResult<TierView> {
+    let ops = app.ops.clone();
+    let t = blocking(move || {
+        let m = ledger::MemberId(id);
+        op::set_tier(
+            &ops,
+            &o.reference,
+            m,
+            o.level,
+            Timestamp(o.until_ms),
+            &o.reason,
+        )?;
+        op::tier(&ops, m)
+    })
+    .await?;
+    Ok(Json(t.into()))
 }
 
 /// The transfer policy: limits per transfer, per day and per year for the giving member, and

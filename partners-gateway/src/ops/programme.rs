@@ -404,3 +404,71 @@ pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receip
             },
         })?)
 }
+
+/// Sets the tier policy (a journaled ledger command; the time zone is the programme's).
+/// Blocking.
+pub fn set_tier_policy(
+    ops: &Ops,
+    reference: &str,
+    mut policy: ledger::core::tiers::TierPolicy,
+) -> Result<ledger::Receipt, OpError> {
+    super::check_reference("reference", reference)?;
+    policy.time_zone = ops
+        .registry
+        .programme_settings()
+        .map_or_else(|| "UTC".to_string(), |s| s.time_zone);
+    Ok(ops
+        .ledger
+        .execute_blocking(ledger::Command::SetTierPolicy {
+            key: ledger::IdemKey::operator(format!("tier-policy/{reference}")),
+            policy,
+        })?)
+}
+
+/// Holds member `m` at `level` until `until`, with a reason. Blocking.
+pub fn set_tier(
+    ops: &Ops,
+    reference: &str,
+    m: ledger::MemberId,
+    level: u8,
+    until: Timestamp,
+    reason: &str,
+) -> Result<ledger::Receipt, OpError> {
+    super::check_reference("reference", reference)?;
+    Ok(ops.ledger.execute_blocking(ledger::Command::SetTier {
+        key: ledger::IdemKey::operator(format!("tier/{reference}")),
+        member: m,
+        level,
+        until,
+        reason: reason.to_string(),
+    })?)
+}
+
+/// A member's tier and its progress to the next level.
+pub struct TierStanding {
+    /// The policy.
+    pub policy: Option<ledger::core::tiers::TierPolicy>,
+    /// The member's tier state.
+    pub state: ledger::core::tiers::TierState,
+    /// Qualifying total of the current window.
+    pub qualifying: i64,
+    /// The next period-end review.
+    pub next_review: Option<Timestamp>,
+}
+
+/// Member `m`'s tier standing. Blocking.
+pub fn tier(ops: &Ops, m: ledger::MemberId) -> Result<TierStanding, OpError> {
+    let s = ops
+        .ledger
+        .member_state(m)?
+        .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member".to_string()))?;
+    let state = s.extras.map(|x| x.tier).unwrap_or_default();
+    let policy = ops.ledger.tier_policy()?;
+    let now = Timestamp::now();
+    Ok(TierStanding {
+        qualifying: policy.as_ref().map_or(0, |p| p.window_total(&state, now)),
+        next_review: policy.as_ref().and_then(|p| p.due(&state)),
+        policy,
+        state,
+    })
+}

@@ -135,10 +135,11 @@ pub struct Conditions {
     #[serde(default)]
     #[schema(max_items = 64, value_type = Vec<String>)]
     pub channels: Vec<String>,
-    /// Member tiers. Refused until the programme has tiers.
+    /// Member tier levels (0 is the base level); the ledger checks the member's level when
+    /// it posts the earn.
     #[serde(default)]
-    #[schema(max_items = 64, value_type = Vec<String>)]
-    pub tiers: Vec<String>,
+    #[schema(max_items = 16)]
+    pub tiers: Vec<u8>,
     /// Only in the member's birthday month. Refused until members have profiles.
     #[serde(default)]
     pub birthday_month: bool,
@@ -386,10 +387,8 @@ impl CampaignDraft {
                 "partners: at most {LIST_MAX} ids, each from 1"
             )));
         }
-        if !c.tiers.is_empty() {
-            return Err(bad(
-                "tier conditions need member tiers, which the programme does not have yet",
-            ));
+        if c.tiers.iter().any(|t| *t > 15) {
+            return Err(bad("tiers are levels 0 to 15"));
         }
         if c.birthday_month {
             return Err(bad(
@@ -480,6 +479,7 @@ impl CampaignDraft {
                 first_earn_at_partner: c.first_earn_at_partner,
                 enrolled_days_min: c.enrolled_days_min,
                 enrolled_days_max: c.enrolled_days_max,
+                tiers: c.tiers.iter().fold(0u16, |m, t| m | 1 << t),
             },
         })
     }
@@ -953,10 +953,7 @@ mod tests {
     fn definitions_the_programme_cannot_run_are_refused_with_the_reason() {
         type Change = Box<dyn Fn(&mut CampaignDraft)>;
         let cases: Vec<(Change, &str)> = vec![
-            (
-                Box::new(|d| d.conditions.tiers = vec!["gold".into()]),
-                "tiers",
-            ),
+            (Box::new(|d| d.conditions.tiers = vec![16]), "tiers"),
             (Box::new(|d| d.conditions.birthday_month = true), "profiles"),
             (
                 Box::new(|d| d.starts_on = Some("2026-02-30".into())),

@@ -86,6 +86,9 @@ fn condition_holds(
     if c.first_earn_at_partner && s.has_earned_at(e.member, e.partner) {
         return false;
     }
+    if c.tiers != 0 && c.tiers & (1u16 << member.tier().min(15)) == 0 {
+        return false;
+    }
     let days = whole_days(member.enrolled, at);
     c.enrolled_days_min.is_none_or(|min| days >= min)
         && c.enrolled_days_max.is_none_or(|max| days <= max)

@@ -37,6 +37,7 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(enrol))
         .routes(routes!(balance))
         .routes(routes!(expiring))
+        .routes(routes!(tier))
         .routes(routes!(statement))
         .routes(routes!(earn))
         .routes(routes!(burn))
@@ -203,6 +204,22 @@ async fn expiring(
     let ops = app.ops.clone();
     let e = blocking(move || op::expiring(&ops, &caller, &reference)).await?;
     Ok(Json(e.into()))
+}
+
+/// The member's tier, and its progress to the next level.
+#[utoipa::path(get, path = "/v1/members/{member}/tier", tag = "partner",
+    params(("member" = String, Path, description = "The partner's reference for the member", min_length = 1, max_length = 64, pattern = "^[!-~]+$")),
+    responses((status = 200, body = crate::api::programme::TierView),
+        (status = "4XX", body = Problem, content_type = "application/problem+json")),
+    security(("partner_signature" = [])))]
+async fn tier(
+    State(app): State<AppState>,
+    Extension(caller): Extension<PartnerCaller>,
+    Path(reference): Path<String>,
+) -> JsonResult<crate::api::programme::TierView> {
+    let ops = app.ops.clone();
+    let t = blocking(move || op::tier(&ops, &caller, &reference)).await?;
+    Ok(Json(t.into()))
 }
 
 /// A member's posted, pending and available points.

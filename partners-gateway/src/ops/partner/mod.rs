@@ -19,7 +19,7 @@ pub(crate) mod terms;
 
 pub use batch::{batch, prepare};
 pub use reads::{
-    balance, enrol, expiring, quote, rates, statement, transaction, Enrol, Quote, Quoted,
+    balance, enrol, expiring, quote, rates, statement, tier, transaction, Enrol, Quote, Quoted,
 };
 pub use terms::EarnContext;
 

@@ -88,6 +88,17 @@ pub fn expiring(
     crate::ops::programme::expiring(ops, m)
 }
 
+/// The member's tier and its progress. Blocking.
+pub fn tier(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<crate::ops::programme::TierStanding, OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    crate::ops::programme::tier(ops, m)
+}
+
 /// A page of the member's statement at this partner, newest first. Blocking.
 pub fn statement(
     ops: &Ops,

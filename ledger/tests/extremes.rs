@@ -78,6 +78,7 @@ fn command() -> impl Strategy<Value = Command> {
                                 first_earn_at_partner: first,
                                 enrolled_days_min: Some(period),
                                 enrolled_days_max: None,
+                                tiers: pct.into(),
                             },
                         }],
                         guard: Some(Box::new(GuardRequest {

@@ -80,6 +80,8 @@ pub struct MemberExtras {
 // programme's fields (enrolment time, partners earned at, campaign use, last activity, tier)
 // took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap.
 const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
+// A member with a tier or transfers pays this too, once, on the heap.
+const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 256);
 
 impl MemberState {
     /// The member's tier level (0: the base level).

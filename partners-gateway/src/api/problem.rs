@@ -207,6 +207,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The transfer is outside the programme's transfer limits",
     ),
     (
+        Kind::TransferToSelf,
+        "transfer-to-self",
+        422,
+        "A transfer needs two different members",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

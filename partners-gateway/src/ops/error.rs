@@ -41,6 +41,7 @@ pub enum Kind {
     InvalidRule,
     BudgetCeiling,
     TransferLimit,
+    TransferToSelf,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -49,7 +50,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 40] = [
+pub const ALL_KINDS: [Kind; 41] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -85,6 +86,7 @@ pub const ALL_KINDS: [Kind; 40] = [
     Kind::InvalidRule,
     Kind::BudgetCeiling,
     Kind::TransferLimit,
+    Kind::TransferToSelf,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -133,7 +135,6 @@ impl From<Rejection> for OpError {
             | Rejection::NegativePrice
             | Rejection::PriceTooPrecise { .. } => Kind::InvalidAmount,
             Rejection::HoldTimeoutOutOfRange { .. }
-            | Rejection::TransferToSelf
             | Rejection::AdjustmentReason { .. }
             | Rejection::AdjustmentOperator { .. }
             | Rejection::ReferenceLength { .. }
@@ -148,6 +149,7 @@ impl From<Rejection> for OpError {
             | Rejection::TierOutOfRange { .. }
             | Rejection::TierOverrideInPast => Kind::InvalidRule,
             Rejection::TransferLimit { .. } => Kind::TransferLimit,
+            Rejection::TransferToSelf => Kind::TransferToSelf,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,

@@ -4,7 +4,10 @@
 //! `cargo bench -p ledger --bench committer` runs the default: 1,000,000 members, 5 partners,
 //! batch limits 100, 1,000 and 8,000, 3 runs of 10 s each. Environment overrides:
 //! `BENCH_MEMBERS`, `BENCH_SECONDS`, `BENCH_RUNS`, `BENCH_BATCHES` (comma list), `BENCH_DIR`
-//! (store directory, kept afterwards for `ledger verify --data DIR`).
+//! (store directory, kept afterwards for `ledger verify --data DIR`), `BENCH_PROGRAMME=1` (an
+//! expiry policy and a tier policy in force: every earn qualifies, every member change moves
+//! its due date), `BENCH_EXPIRY_LOTS=N` (instead: N members' lots expiring at one instant,
+//! posted while commands keep coming; see `expiry_bench`).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
@@ -127,6 +130,9 @@ fn seed(dir: &std::path::Path, members: u64) {
             })
             .expect("contract");
     }
+    if env_or("BENCH_PROGRAMME", 0) == 1 {
+        set_programme(&ledger);
+    }
     let mut window = VecDeque::new();
     for m in 1..=members {
         window.push_back(
@@ -154,6 +160,193 @@ fn seed(dir: &std::path::Path, members: u64) {
         "seeded {members} members in {:.1} s",
         t.elapsed().as_secs_f64()
     );
+}
+
+/// An expiry policy (36 months to the quarter end, 24 months of inactivity, the top tier
+/// exempt) and a tier policy (two levels on qualifying points over the calendar year).
+fn set_programme(ledger: &Ledger<EmbeddedStore>) {
+    use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
+    use ledger::core::tiers::{Basis, TierLevel, TierPolicy, Window};
+    ledger
+        .execute_blocking(Command::SetExpiryPolicy {
+            key: IdemKey::operator("bench-expiry"),
+            policy: ExpiryPolicy {
+                rolling: Some(Rolling {
+                    months: 36,
+                    round_to: RoundTo::QuarterEnd,
+                }),
+                inactivity: Some(Inactivity {
+                    months: 24,
+                    activities: activity::DEFAULT,
+                }),
+                exempt_from_tier: Some(2),
+                time_zone: "Europe/Berlin".into(),
+                retroactive: false,
+            },
+        })
+        .expect("expiry policy");
+    ledger
+        .execute_blocking(Command::SetTierPolicy {
+            key: IdemKey::operator("bench-tiers"),
+            policy: TierPolicy {
+                levels: vec![
+                    TierLevel {
+                        name: "Silver".into(),
+                        threshold: 1_000,
+                    },
+                    TierLevel {
+                        name: "Gold".into(),
+                        threshold: 5_000,
+                    },
+                ],
+                basis: Basis::Points,
+                window: Window::CalendarYear,
+                grace_periods: 1,
+                partners: vec![],
+                time_zone: "Europe/Berlin".into(),
+            },
+        })
+        .expect("tier policy");
+}
+
+/// `BENCH_EXPIRY_LOTS=N`: N members each earn one lot that expires a month later; then the
+/// clock moves past that instant and the committer posts N expiries in bounded batches while a
+/// stream of earns keeps coming. Reports how long the expiries took and the commit latency of
+/// the same stream before and during them.
+fn expiry_bench(dir: &std::path::Path, n: u64) {
+    use ledger::core::expiry::{ExpiryPolicy, Rolling, RoundTo};
+    use std::sync::atomic::{AtomicI64, Ordering};
+    let offset: &'static AtomicI64 = Box::leak(Box::new(AtomicI64::new(0)));
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3).expect("hist")));
+    let h = hist.clone();
+    let on_commit: CommitObserver = Arc::new(move |_, took: Duration| {
+        let _ = h.lock().expect("hist").record(took.as_micros() as u64);
+    });
+    let config = LedgerConfig {
+        committer: CommitterConfig {
+            batch_size_max: 1000,
+            queue_capacity: 65_536,
+            clock: Clock::shifted(offset),
+            ..CommitterConfig::default()
+        },
+        on_commit: Some(on_commit),
+        ..LedgerConfig::default()
+    };
+    let ledger = Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger");
+    ledger
+        .execute_blocking(Command::SetExpiryPolicy {
+            key: IdemKey::operator("x-policy"),
+            policy: ExpiryPolicy {
+                rolling: Some(Rolling {
+                    months: 1,
+                    round_to: RoundTo::MonthEnd,
+                }),
+                inactivity: None,
+                exempt_from_tier: None,
+                time_zone: "UTC".into(),
+                retroactive: false,
+            },
+        })
+        .expect("policy");
+    let t = Instant::now();
+    let mut window = VecDeque::new();
+    for m in 1..=n {
+        window.push_back(
+            ledger
+                .submit(Command::Earn {
+                    key: IdemKey::partner(PartnerId(1 + (m % 5) as u32), format!("x-earn-{m}")),
+                    member: MemberId(m),
+                    partner: PartnerId(1 + (m % 5) as u32),
+                    points: Points(100),
+                    bonus: Points(0),
+                    awards: vec![],
+                    guard: None,
+                })
+                .expect("queue"),
+        );
+        if window.len() >= 16_000 {
+            window
+                .pop_front()
+                .expect("p")
+                .blocking_recv()
+                .expect("a")
+                .expect("earn");
+        }
+    }
+    for p in window {
+        p.blocking_recv().expect("answer").expect("earn");
+    }
+    eprintln!("{n} lots earned in {:.1} s", t.elapsed().as_secs_f64());
+    // The stream of earns: measure commit latency before, then during the expiries.
+    let stream = |label: &str, seconds: f64, counter: &mut u64| {
+        hist.lock().expect("hist").reset();
+        let until = Instant::now() + Duration::from_secs_f64(seconds);
+        let mut window = VecDeque::new();
+        while Instant::now() < until {
+            *counter += 1;
+            let m = 1 + *counter % n;
+            window.push_back(
+                ledger
+                    .submit(Command::Earn {
+                        key: IdemKey::partner(PartnerId(1), format!("x-stream-{counter}")),
+                        member: MemberId(m),
+                        partner: PartnerId(1),
+                        points: Points(10),
+                        bonus: Points(0),
+                        awards: vec![],
+                        guard: None,
+                    })
+                    .expect("queue"),
+            );
+            if window.len() >= 3000 {
+                window
+                    .pop_front()
+                    .expect("p")
+                    .blocking_recv()
+                    .expect("a")
+                    .expect("earn");
+            }
+        }
+        for p in window {
+            p.blocking_recv().expect("answer").expect("earn");
+        }
+        let h = hist.lock().expect("hist");
+        println!(
+            "| {label} | {:.2} ms | {:.2} ms | {:.2} ms |",
+            h.value_at_quantile(0.5) as f64 / 1000.0,
+            h.value_at_quantile(0.99) as f64 / 1000.0,
+            h.max() as f64 / 1000.0
+        );
+    };
+    println!("| commit latency of a stream of earns | p50 | p99 | max |");
+    println!("|---|---|---|---|");
+    let mut counter = 0u64;
+    stream("before the expiry", 5.0, &mut counter);
+    // Past the month end: every lot of the first earns is due at one instant.
+    offset.store(62 * 86_400_000, Ordering::Relaxed);
+    let started = Instant::now();
+    let total = n as i64 * 100;
+    let mut took = None;
+    while took.is_none() {
+        stream("while expiring", 1.0, &mut counter);
+        if ledger
+            .account_balance(AccountId::Breakage)
+            .expect("read")
+            .points
+            .0
+            >= total
+        {
+            took = Some(started.elapsed());
+        }
+    }
+    let took = took.expect("expiries done");
+    println!();
+    println!(
+        "{n} lots expired in {:.1} s ({:.0} expiries/s), alongside the stream",
+        took.as_secs_f64(),
+        n as f64 / took.as_secs_f64()
+    );
+    ledger.shutdown();
 }
 
 /// What the generator sends next.
@@ -346,6 +539,12 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("bench dir");
+    let lots: u64 = env_or("BENCH_EXPIRY_LOTS", 0);
+    if lots > 0 {
+        seed(&dir, lots);
+        expiry_bench(&dir, lots);
+        return;
+    }
     eprintln!("committer bench: {members} members, {PARTNERS} partners, batches {batches:?}, {runs} runs x {seconds} s, store {}", dir.display());
     seed(&dir, members);
     println!("| batch limit | txs/s (median) | posting legs/s | mean batch | commit p50 | commit p99 | commit max | CPU µs/tx | runs (txs/s) |");

@@ -47,6 +47,7 @@ pub struct TierLevelView {
     pub name: String,
     /// Qualifying total that reaches it.
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub threshold: i64,
 }
 
@@ -87,7 +88,7 @@ pub struct TierPolicyDraft {
     #[serde(default = "default_window")]
     pub window: WindowView,
     /// Period ends a member may fall short at before moving down a level.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::required")]
     #[schema(maximum = 12)]
     pub grace_periods: u8,
     /// Partners whose earns qualify; empty: all.
@@ -279,9 +280,11 @@ pub struct TierOverride {
     pub reference: String,
     /// The level (0 to the highest).
     #[schema(maximum = 15)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub level: u8,
     /// Until (ms since the Unix epoch; in the future).
     #[schema(minimum = 0, maximum = 253_402_300_799_000_i64)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub until_ms: i64,
     /// Why.
     #[schema(min_length = 1, max_length = 500)]
@@ -326,23 +329,23 @@ pub struct TransferPolicyDraft {
     #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
     pub reference: String,
     /// Smallest transfer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub min: Option<i64>,
     /// Largest transfer.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub max_per_transfer: Option<i64>,
     /// Most a member gives per day.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub max_per_day: Option<i64>,
     /// Most a member gives per calendar year.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub max_per_year: Option<i64>,
     /// Fee in points on each transfer, paid by the giver to `programme/fees`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::points")]
     #[schema(minimum = 0, maximum = 1_000_000_000_000_i64)]
     pub fee: i64,
 }
@@ -429,12 +432,15 @@ pub struct OperatorTransferRequest {
     pub reference: String,
     /// Giving member's coalition id.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub from_member_id: u64,
     /// Receiving member's coalition id.
     #[schema(minimum = 1)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub to_member_id: u64,
     /// Points given (the fee comes on top).
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::api::whole::points")]
     pub points: i64,
     /// How the giving member consented, as the operator records it.
     #[schema(min_length = 1, max_length = 200)]
@@ -475,6 +481,7 @@ async fn operator_transfer(
 pub struct RollingView {
     /// Months after the earn.
     #[schema(minimum = 1, maximum = 1200)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub months: u16,
     /// `exact`, `month_end`, `quarter_end` or `year_end` (programme time zone).
     pub round_to: RoundToView,
@@ -516,6 +523,7 @@ pub enum ActivityView {
 pub struct InactivityView {
     /// Months without activity.
     #[schema(minimum = 1, maximum = 1200)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub months: u16,
     /// What counts (default earn and burn).
     #[serde(default = "default_activities")]
@@ -541,7 +549,7 @@ pub struct ExpiryPolicyDraft {
     #[serde(default)]
     pub inactivity: Option<InactivityView>,
     /// Members at this tier level or above keep their points.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     #[schema(minimum = 1, maximum = 255)]
     pub exempt_from_tier: Option<u8>,
     /// Count inactivity from before this policy: an explicit migration that may expire, at

@@ -291,6 +291,7 @@ pub struct TransferRequest {
     pub to: String,
     /// Points given (the programme's fee, if any, comes on top).
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    #[serde(deserialize_with = "crate::api::whole::points")]
     pub points: i64,
     /// How the giving member consented, as the partner attests it (a signed form's number, an
     /// in-app confirmation id); recorded on the transaction.

@@ -294,10 +294,25 @@ pub struct ExpiryDraft {
     pub retroactive: bool,
 }
 
+/// Longest reference of a policy change, a tier override or an operator transfer (its ledger
+/// key adds a prefix within the key's 128 bytes).
+pub const CHANGE_REFERENCE_LEN_MAX: usize = 100;
+
+fn check_change_reference(r: &str) -> Result<(), OpError> {
+    super::check_reference("reference", r)?;
+    if r.len() > CHANGE_REFERENCE_LEN_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("reference must be 1 to {CHANGE_REFERENCE_LEN_MAX} characters"),
+        ));
+    }
+    Ok(())
+}
+
 /// Sets the expiry policy: a ledger command, so the change is journaled with its time and
 /// takes effect atomically for every later command. Blocking.
 pub fn set_expiry_policy(ops: &Ops, d: ExpiryDraft) -> Result<ledger::Receipt, OpError> {
-    super::check_reference("reference", &d.reference)?;
+    check_change_reference(&d.reference)?;
     let time_zone = ops
         .registry
         .programme_settings()
@@ -352,7 +367,7 @@ pub struct OperatorTransfer {
 
 /// Posts an operator's transfer under the programme's transfer policy.
 pub async fn transfer(ops: &Ops, t: OperatorTransfer) -> Result<ledger::Receipt, OpError> {
-    super::check_reference("reference", &t.reference)?;
+    check_change_reference(&t.reference)?;
     let points = super::check_points("points", t.points)?;
     Ok(ops
         .ledger
@@ -385,7 +400,7 @@ pub struct TransferDraft {
 
 /// Sets the transfer policy (a journaled ledger command). Blocking.
 pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receipt, OpError> {
-    super::check_reference("reference", &d.reference)?;
+    check_change_reference(&d.reference)?;
     let time_zone = ops
         .registry
         .programme_settings()
@@ -412,7 +427,7 @@ pub fn set_tier_policy(
     reference: &str,
     mut policy: ledger::core::tiers::TierPolicy,
 ) -> Result<ledger::Receipt, OpError> {
-    super::check_reference("reference", reference)?;
+    check_change_reference(reference)?;
     policy.time_zone = ops
         .registry
         .programme_settings()
@@ -434,7 +449,7 @@ pub fn set_tier(
     until: Timestamp,
     reason: &str,
 ) -> Result<ledger::Receipt, OpError> {
-    super::check_reference("reference", reference)?;
+    check_change_reference(reference)?;
     Ok(ops.ledger.execute_blocking(ledger::Command::SetTier {
         key: ledger::IdemKey::operator(format!("tier/{reference}")),
         member: m,

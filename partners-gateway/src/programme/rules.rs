@@ -139,7 +139,7 @@ pub struct Conditions {
     /// it posts the earn.
     #[serde(default)]
     #[schema(max_items = 16)]
-    pub tiers: Vec<u8>,
+    pub tiers: Vec<u32>,
     /// Only in the member's birthday month. Refused until members have profiles.
     #[serde(default)]
     pub birthday_month: bool,
@@ -479,7 +479,7 @@ impl CampaignDraft {
                 first_earn_at_partner: c.first_earn_at_partner,
                 enrolled_days_min: c.enrolled_days_min,
                 enrolled_days_max: c.enrolled_days_max,
-                tiers: c.tiers.iter().fold(0u16, |m, t| m | 1 << t),
+                tiers: c.tiers.iter().fold(0u16, |m, t| m | 1 << (*t).min(15)),
             },
         })
     }

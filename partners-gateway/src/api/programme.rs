@@ -92,7 +92,7 @@ pub struct TierPolicyDraft {
     #[schema(maximum = 12)]
     pub grace_periods: u8,
     /// Partners whose earns qualify; empty: all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::list_int32")]
     #[schema(max_items = 64)]
     pub partners: Vec<u32>,
 }
@@ -660,6 +660,14 @@ async fn put_expiry_policy(
     State(app): State<AppState>,
     ApiJson(d): ApiJson<ExpiryPolicyDraft>,
 ) -> JsonResult<ExpiryPolicyView> {
+    if let Some(i) = &d.inactivity {
+        if i.activities.is_empty() || i.activities.len() > ACTIVITY_BITS.len() {
+            return Err(OpError::new(
+                crate::ops::error::Kind::InvalidRequest,
+                "inactivity.activities lists 1 to 5 activities",
+            ));
+        }
+    }
     let draft = op::ExpiryDraft {
         reference: d.reference,
         rolling: d.rolling.map(|r| ledger::core::expiry::Rolling {

@@ -7,7 +7,7 @@ use super::error::{Kind, OpError};
 use super::Ops;
 use crate::ops::registry::ProgrammeSettings;
 use crate::programme::guard::{period_label, BudgetGuard, GuardDraft};
-use crate::programme::rules::{Campaign, CampaignDraft, RuleError};
+use crate::programme::rules::{Campaign, CampaignDraft, RuleError, POINTS_MAX};
 use ledger::{CampaignId, Counter, CounterKey, GuardScope, PartnerId, Points, Timestamp};
 use rust_decimal::Decimal;
 
@@ -401,6 +401,15 @@ pub struct TransferDraft {
 /// Sets the transfer policy (a journaled ledger command). Blocking.
 pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receipt, OpError> {
     check_change_reference(&d.reference)?;
+    let limits = [d.min, d.max_per_transfer, d.max_per_day, d.max_per_year];
+    if limits.iter().flatten().any(|l| !(1..=POINTS_MAX).contains(l))
+        || !(0..=POINTS_MAX).contains(&d.fee)
+    {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("limits must be 1 to {POINTS_MAX} points, the fee 0 to {POINTS_MAX}"),
+        ));
+    }
     let time_zone = ops
         .registry
         .programme_settings()

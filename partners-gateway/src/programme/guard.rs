@@ -47,7 +47,10 @@ pub struct GuardDraft {
     pub on_ceiling: OnCeiling,
     /// Percentages of the ceiling whose first crossing in a period is recorded (default 80
     /// and 100).
-    #[serde(default = "default_thresholds")]
+    #[serde(
+        default = "default_thresholds",
+        deserialize_with = "crate::api::whole::list_int32"
+    )]
     #[schema(max_items = 4)]
     pub thresholds: Vec<u32>,
     /// `false` turns the guard off.

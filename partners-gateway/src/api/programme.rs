@@ -179,6 +179,18 @@ async fn put_tier_policy(
     ApiJson(d): ApiJson<TierPolicyDraft>,
 ) -> JsonResult<TierPolicyView> {
     use ledger::core::tiers::{Basis, TierLevel, TierPolicy, Window};
+    let points_max = crate::programme::rules::POINTS_MAX;
+    if d.levels.is_empty()
+        || d.levels.len() > 15
+        || d.partners.len() > 64
+        || d.grace_periods > 12
+        || d.levels.iter().any(|l| !(1..=points_max).contains(&l.threshold))
+    {
+        return Err(OpError::new(
+            crate::ops::error::Kind::InvalidRequest,
+            "1 to 15 levels with thresholds of 1 to 10^12, at most 64 partners, at most 12 grace periods",
+        ));
+    }
     let policy = TierPolicy {
         levels: d
             .levels
@@ -660,6 +672,12 @@ async fn put_expiry_policy(
     State(app): State<AppState>,
     ApiJson(d): ApiJson<ExpiryPolicyDraft>,
 ) -> JsonResult<ExpiryPolicyView> {
+    if d.exempt_from_tier == Some(0) {
+        return Err(OpError::new(
+            crate::ops::error::Kind::InvalidRequest,
+            "exempt_from_tier is a level from 1",
+        ));
+    }
     if let Some(i) = &d.inactivity {
         if i.activities.is_empty() || i.activities.len() > ACTIVITY_BITS.len() {
             return Err(OpError::new(

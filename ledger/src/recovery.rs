@@ -114,7 +114,10 @@ pub(crate) fn load_state<Snap: Snapshot>(
         } else if k == keys::transfer_policy().as_slice() {
             state.transfers = Some(codec::decode("transfer policy", v)?);
         } else if k == keys::tier_policy().as_slice() {
-            state.tiers = Some(codec::decode("tier policy", v)?);
+            state.tiers = Some(crate::core::tiers::Tiers::new(codec::decode(
+                "tier policy",
+                v,
+            )?));
         }
         Ok(())
     })?;

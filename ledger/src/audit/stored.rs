@@ -244,7 +244,7 @@ pub(super) fn compare_stored<Snap: Snapshot>(
         "programme".to_string(),
         "tier policy",
         stored_tiers.as_ref(),
-        state.tiers.as_ref(),
+        state.tiers.as_ref().map(|t| &t.policy),
     )?;
 
     let contracts: HashMap<PartnerId, Contract> =

@@ -170,14 +170,13 @@ impl<'t> Chunk<'t> {
                     self.state.members.insert(m, r.state);
                 }
                 Need::Policy => {
-                    let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", &v)?;
-                    self.state.expiry = p.policy.in_force(p.since);
+                    self.state.expiry = expiry_of(&v)?;
                 }
                 Need::TransferPolicy => {
                     self.state.transfers = Some(codec::decode("transfer policy", &v)?);
                 }
                 Need::TierPolicy => {
-                    self.state.tiers = Some(codec::decode("tier policy", &v)?);
+                    self.state.tiers = Some(tiers_of(&v)?);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -373,6 +372,35 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         | Command::SetTierPolicy { .. } => vec![],
         Command::SetTier { member, .. } => vec![Need::Member(*member)],
     }
+}
+
+/// The expiry policy stored as `v`, in force, with its calendar: built once per policy.
+fn expiry_of(v: &[u8]) -> Result<Option<crate::core::expiry::InForce>, LedgerError> {
+    static LAST: std::sync::Mutex<Option<(Vec<u8>, Option<crate::core::expiry::InForce>)>> =
+        std::sync::Mutex::new(None);
+    let mut last = LAST.lock().expect("expiry policy cache");
+    if let Some((_, p)) = last.as_ref().filter(|(raw, _)| raw == v) {
+        return Ok(p.clone());
+    }
+    let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", v)?;
+    let p = p.policy.in_force(p.since);
+    *last = Some((v.to_vec(), p.clone()));
+    Ok(p)
+}
+
+/// The tier policy stored as `v`, with its calendar: built once per policy and reused, since
+/// every transaction attempt reads the policy.
+fn tiers_of(v: &[u8]) -> Result<crate::core::tiers::Tiers, LedgerError> {
+    static LAST: std::sync::Mutex<Option<(Vec<u8>, crate::core::tiers::Tiers)>> =
+        std::sync::Mutex::new(None);
+    let mut last = LAST.lock().expect("tier policy cache");
+    if let Some((raw, t)) = last.as_ref().filter(|(raw, _)| raw == v) {
+        debug_assert_eq!(raw.as_slice(), v);
+        return Ok(t.clone());
+    }
+    let t = crate::core::tiers::Tiers::new(codec::decode("tier policy", v)?);
+    *last = Some((v.to_vec(), t.clone()));
+    Ok(t)
 }
 
 /// An earn reads its member, its partner's contract, each funding partner's, and the counters

@@ -117,7 +117,7 @@ impl InForce {
     }
 }
 
-/// A policy in force: since when, with its time zone parsed.
+/// A policy in force: since when, with its time zone parsed and its calendar computed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InForce {
     /// The policy.
@@ -125,6 +125,7 @@ pub struct InForce {
     /// When it took effect (its transaction's time).
     pub since: Timestamp,
     tz: Tz,
+    cal: std::sync::Arc<crate::core::tiers::Calendar>,
 }
 
 impl ExpiryPolicy {
@@ -153,6 +154,7 @@ impl ExpiryPolicy {
             policy: self,
             since,
             tz,
+            cal: std::sync::Arc::new(crate::core::tiers::Calendar::new(tz)),
         })
     }
 }
@@ -191,9 +193,13 @@ impl InForce {
         } else {
             last.max(self.since)
         };
-        let local = self.tz.timestamp_millis_opt(from.0).single()?;
-        let deadline = local.checked_add_months(Months::new(u32::from(i.months)))?;
-        Some(Timestamp(deadline.timestamp_millis()))
+        // N months on by the calendar: the same offset into the month N months later, capped
+        // at that month's end (so 31 January plus one month is the last instant of February).
+        let m = self.cal.month(from);
+        let into = from.0 - self.cal.start(m).0;
+        let target = m + u32::from(i.months);
+        let (start, next) = (self.cal.start(target), self.cal.start(target + 1));
+        Some(Timestamp(start.0.saturating_add(into).min(next.0.saturating_sub(1))))
     }
 
     /// Which activities count.

@@ -11,7 +11,7 @@ use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
     PARTNER_BITS,
 };
-use crate::core::tiers::{TierPolicy, TierState};
+use crate::core::tiers::{TierState, Tiers};
 use crate::core::transfers::{TransferPolicy, TransferUse};
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
@@ -171,8 +171,8 @@ pub struct State {
     pub expiry: Option<InForce>,
     /// The transfer policy in force, if one was set.
     pub transfers: Option<TransferPolicy>,
-    /// The tier policy in force, if one was set.
-    pub tiers: Option<TierPolicy>,
+    /// The tier policy in force, if one was set, with its calendar.
+    pub tiers: Option<Tiers>,
     /// When each member with expiring points has some due: its earliest lot expiry or its
     /// inactivity deadline. Derived from the members (rebuilt at open), so never stored.
     pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
@@ -353,7 +353,7 @@ impl State {
                 self.transfers = Some(p.clone());
             }
             TxKind::TierPolicySet(p) => {
-                self.tiers = Some(p.clone());
+                self.tiers = Some(Tiers::new(p.clone()));
                 self.rebuild_expiry_due();
             }
             TxKind::Hold {

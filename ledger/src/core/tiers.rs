@@ -6,7 +6,7 @@
 //! date. Every change is a transaction, so a member's tier history is in its statement.
 
 use crate::core::types::{PartnerId, Timestamp};
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -166,24 +166,6 @@ impl TierPolicy {
         Ok(tz)
     }
 
-    fn tz(&self) -> Tz {
-        self.time_zone.parse().unwrap_or(Tz::UTC)
-    }
-
-    fn local_date(&self, at: Timestamp) -> NaiveDate {
-        self.tz()
-            .timestamp_millis_opt(at.0)
-            .single()
-            .map(|t| t.date_naive())
-            .unwrap_or_default()
-    }
-
-    /// The local month (months since 1970-01) of `at`.
-    pub fn month(&self, at: Timestamp) -> u32 {
-        let d = self.local_date(at);
-        u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0)
-    }
-
     /// Whether an earn at `partner` qualifies.
     pub fn qualifies(&self, partner: PartnerId) -> bool {
         self.partners.is_empty() || self.partners.contains(&partner)
@@ -208,6 +190,89 @@ impl TierPolicy {
         }
     }
 
+}
+
+/// The start of every local month from 1970 to 2200 in a time zone, computed once per policy:
+/// months and period ends are then a binary search, not a time zone conversion, on the hot
+/// path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Calendar {
+    starts: Vec<i64>,
+}
+
+/// Months the calendar covers (1970-01 to 2199-12).
+const CALENDAR_MONTHS: u32 = 230 * 12;
+
+impl Calendar {
+    /// The calendar of `tz`.
+    pub fn new(tz: Tz) -> Calendar {
+        let starts = (0..=CALENDAR_MONTHS)
+            .map(|m| {
+                let (y, mo) = (1970 + (m / 12) as i32, m % 12 + 1);
+                NaiveDate::from_ymd_opt(y, mo, 1)
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .and_then(|d| tz.from_local_datetime(&d).earliest())
+                    .map_or(i64::MAX, |t| t.timestamp_millis())
+            })
+            .collect();
+        Calendar { starts }
+    }
+
+    /// The local month (months since 1970-01) `at` falls in.
+    pub fn month(&self, at: Timestamp) -> u32 {
+        (self.starts.partition_point(|s| *s <= at.0).saturating_sub(1)) as u32
+    }
+
+    /// The first instant of local month `m`.
+    pub fn start(&self, m: u32) -> Timestamp {
+        Timestamp(
+            self.starts
+                .get(m as usize)
+                .copied()
+                .unwrap_or(i64::MAX),
+        )
+    }
+}
+
+/// A tier policy in force, with its calendar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tiers {
+    /// The policy.
+    pub policy: TierPolicy,
+    cal: std::sync::Arc<Calendar>,
+}
+
+impl std::ops::Deref for Tiers {
+    type Target = TierPolicy;
+    fn deref(&self) -> &TierPolicy {
+        &self.policy
+    }
+}
+
+impl Tiers {
+    /// The policy in force, its calendar computed.
+    pub fn new(policy: TierPolicy) -> Tiers {
+        let tz: Tz = policy.time_zone.parse().unwrap_or(Tz::UTC);
+        Tiers {
+            policy,
+            cal: std::sync::Arc::new(Calendar::new(tz)),
+        }
+    }
+
+    /// The local month (months since 1970-01) of `at`.
+    pub fn month(&self, at: Timestamp) -> u32 {
+        self.cal.month(at)
+    }
+
+    /// The first period end after `after`: the start of the next local year or month.
+    pub fn next_review(&self, after: Timestamp) -> Timestamp {
+        let m = self.cal.month(after);
+        self.cal.start(match self.policy.window {
+            Window::CalendarYear => (m / 12 + 1) * 12,
+            Window::Rolling12Months => m + 1,
+        })
+    }
+
     /// The qualifying total of the window that holds `at`.
     pub fn window_total(&self, s: &TierState, at: Timestamp) -> i64 {
         let month = self.month(at);
@@ -220,21 +285,6 @@ impl TierPolicy {
             .filter(|(m, _)| (first..=month).contains(m))
             .map(|(_, q)| *q)
             .sum()
-    }
-
-    /// The first period end after `after`: the start of the next local year or month.
-    pub fn next_review(&self, after: Timestamp) -> Timestamp {
-        let d = self.local_date(after);
-        let next = match self.window {
-            Window::CalendarYear => NaiveDate::from_ymd_opt(d.year() + 1, 1, 1),
-            Window::Rolling12Months if d.month() == 12 => {
-                NaiveDate::from_ymd_opt(d.year() + 1, 1, 1)
-            }
-            Window::Rolling12Months => NaiveDate::from_ymd_opt(d.year(), d.month() + 1, 1),
-        };
-        next.and_then(|n| n.and_hms_opt(0, 0, 0))
-            .and_then(|n| self.tz().from_local_datetime(&n).earliest())
-            .map_or(Timestamp(i64::MAX), |t| Timestamp(t.timestamp_millis()))
     }
 
     /// When member tier state `s` is next due a review or the end of an override; `None` at
@@ -333,7 +383,7 @@ mod tests {
 
     #[test]
     fn thresholds_windows_and_reviews() {
-        let p = policy(Window::CalendarYear, 1);
+        let p = Tiers::new(policy(Window::CalendarYear, 1));
         assert_eq!((p.target(999), p.target(1_000), p.target(9_999)), (0, 1, 2));
         let mut s = TierState::default();
         s.mark(TierMark {
@@ -360,7 +410,7 @@ mod tests {
 
     #[test]
     fn a_rolling_window_counts_the_last_twelve_months() {
-        let p = policy(Window::Rolling12Months, 0);
+        let p = Tiers::new(policy(Window::Rolling12Months, 0));
         let mut s = TierState::default();
         let mark = |s: &mut TierState, day: &str, q: i64| {
             s.mark(TierMark {

@@ -80,7 +80,7 @@ pub(crate) fn write_records(
         w.set_owned(keys::transfer_policy(), codec::encode(p));
     }
     if let Some(p) = s.tiers.as_ref().filter(|_| t.tier_policy) {
-        w.set_owned(keys::tier_policy(), codec::encode(p));
+        w.set_owned(keys::tier_policy(), codec::encode(&p.policy));
     }
 }
 

@@ -92,7 +92,7 @@ pub struct TierPolicyDraft {
     #[schema(maximum = 12)]
     pub grace_periods: u8,
     /// Partners whose earns qualify; empty: all.
-    #[serde(default, deserialize_with = "crate::api::whole::list_int32")]
+    #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 64)]
     pub partners: Vec<u32>,
 }

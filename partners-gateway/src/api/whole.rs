@@ -104,21 +104,6 @@ pub fn nullable<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Opt
     d.deserialize_option(Nullable(PhantomData))
 }
 
-/// A list of whole numbers from 0 to 2,147,483,647 (the OpenAPI `int32` its schema states), in
-/// any JSON notation.
-pub fn list_int32<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Vec<T>, D::Error> {
-    Vec::<serde_json::Value>::deserialize(d)?
-        .into_iter()
-        .map(|v| {
-            let n: i64 = points(v).map_err(de::Error::custom)?;
-            if !(0..=i64::from(i32::MAX)).contains(&n) {
-                return Err(de::Error::custom(format!("{n} is not from 0 to 2147483647")));
-            }
-            T::try_from(i128::from(n)).map_err(|_| de::Error::custom(format!("{n} is out of range")))
-        })
-        .collect()
-}
-
 /// An optional whole number that, when present, is not `null`.
 pub fn present<'de, D: Deserializer<'de>, T: TryFrom<i128>>(d: D) -> Result<Option<T>, D::Error> {
     required(d).map(Some)

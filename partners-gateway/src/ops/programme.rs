@@ -488,10 +488,11 @@ pub fn tier(ops: &Ops, m: ledger::MemberId) -> Result<TierStanding, OpError> {
         .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member".to_string()))?;
     let state = s.extras.map(|x| x.tier).unwrap_or_default();
     let policy = ops.ledger.tier_policy()?;
+    let tiers = policy.clone().map(ledger::core::tiers::Tiers::new);
     let now = Timestamp::now();
     Ok(TierStanding {
-        qualifying: policy.as_ref().map_or(0, |p| p.window_total(&state, now)),
-        next_review: policy.as_ref().and_then(|p| p.due(&state)),
+        qualifying: tiers.as_ref().map_or(0, |p| p.window_total(&state, now)),
+        next_review: tiers.as_ref().and_then(|p| p.due(&state)),
         policy,
         state,
     })

@@ -49,7 +49,7 @@ pub struct GuardDraft {
     /// and 100).
     #[serde(
         default = "default_thresholds",
-        deserialize_with = "crate::api::whole::list_int32"
+        deserialize_with = "crate::programme::whole_list"
     )]
     #[schema(max_items = 4)]
     pub thresholds: Vec<u32>,

@@ -5,3 +5,27 @@
 pub mod guard;
 pub mod rates;
 pub mod rules;
+
+/// A list of whole numbers from 0 to 2,147,483,647 (the OpenAPI `int32` the schemas state), in
+/// any JSON notation (`7` or `7.0`).
+pub fn whole_list<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error;
+    <Vec<serde_json::Number> as serde::Deserialize>::deserialize(d)?
+        .into_iter()
+        .map(|n| {
+            let v = match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => i,
+                (None, Some(f)) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e15 => f as i64,
+                _ => return Err(D::Error::custom(format!("{n} is not a whole number"))),
+            };
+            if !(0..=i64::from(i32::MAX)).contains(&v) {
+                return Err(D::Error::custom(format!("{v} is not from 0 to 2147483647")));
+            }
+            T::try_from(v).map_err(|_| D::Error::custom(format!("{v} is out of range")))
+        })
+        .collect()
+}

@@ -85,7 +85,7 @@ impl Day {
 #[serde(deny_unknown_fields)]
 pub struct Conditions {
     /// Partner ids.
-    #[serde(default, deserialize_with = "crate::api::whole::list_int32")]
+    #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 64, value_type = Vec<u32>)]
     pub partners: Vec<u32>,
     /// Branch names (as partners send them).
@@ -137,7 +137,7 @@ pub struct Conditions {
     pub channels: Vec<String>,
     /// Member tier levels (0 is the base level); the ledger checks the member's level when
     /// it posts the earn.
-    #[serde(default, deserialize_with = "crate::api::whole::list_int32")]
+    #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 16)]
     pub tiers: Vec<u32>,
     /// Only in the member's birthday month. Refused until members have profiles.

@@ -40,6 +40,7 @@ impl Engine {
             state: State::new(Policy::default()),
             seq: 1,
         };
+        e.state.index_due = true;
         let t0 = Timestamp(0);
         e.ok(
             Command::SetContract {

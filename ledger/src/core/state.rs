@@ -81,7 +81,7 @@ pub struct MemberExtras {
 // took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap.
 const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
 // A member with a tier or transfers pays this too, once, on the heap.
-const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 256);
+const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 80);
 
 impl MemberState {
     /// The member's tier level (0: the base level).
@@ -174,8 +174,12 @@ pub struct State {
     /// The tier policy in force, if one was set, with its calendar.
     pub tiers: Option<Tiers>,
     /// When each member with expiring points has some due: its earliest lot expiry or its
-    /// inactivity deadline. Derived from the members (rebuilt at open), so never stored.
+    /// inactivity deadline. Derived from the members (rebuilt at open), so never stored; kept
+    /// only where `index_due` is set (the single writer's state: the projector and the audit
+    /// need no index).
     pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
+    /// Whether `apply` keeps `expiry_due`.
+    pub index_due: bool,
     /// Programme settings.
     pub policy: Policy,
 }
@@ -217,6 +221,10 @@ impl State {
     /// points and lots. Everything it needs is in the transaction itself, so recovery can
     /// bring a stored member forward from its own checkpoint without the rest of the state.
     pub fn apply_to_members(&mut self, tx: &Transaction, include: impl Fn(MemberId) -> bool) {
+        if !self.index_due {
+            self.change_members(tx, &include);
+            return;
+        }
         let before: Vec<(MemberId, Option<Timestamp>)> = tx
             .members()
             .filter(|m| include(*m))
@@ -557,6 +565,9 @@ impl State {
 
     /// Rebuilds the expiry index from every member (after recovery, or a policy change).
     pub fn rebuild_expiry_due(&mut self) {
+        if !self.index_due {
+            return;
+        }
         let due: BTreeSet<(Timestamp, MemberId)> = self
             .members
             .iter()

@@ -105,8 +105,8 @@ pub struct TierState {
     pub level: u8,
     /// Since when.
     pub since: Timestamp,
-    /// Qualifying amount per local month, in a ring by month % 12: (month, amount).
-    pub months: [(u32, i64); 12],
+    /// Qualifying amount per local month, the last 12 months with any: (month, amount).
+    pub months: thin_vec::ThinVec<(u32, i64)>,
     /// Period ends found short since the last success.
     pub short: u8,
     /// The last period end reviewed.
@@ -118,11 +118,14 @@ pub struct TierState {
 impl TierState {
     /// Counts a qualification.
     pub(crate) fn mark(&mut self, m: TierMark) {
-        let slot = &mut self.months[(m.month % 12) as usize];
-        if slot.0 == m.month {
-            slot.1 += m.qualifying;
-        } else if m.month > slot.0 && m.qualifying > 0 {
-            *slot = (m.month, m.qualifying);
+        match self.months.iter_mut().find(|(month, _)| *month == m.month) {
+            Some(slot) => slot.1 += m.qualifying,
+            None if m.qualifying > 0 => {
+                self.months.push((m.month, m.qualifying));
+                let newest = self.months.iter().map(|(month, _)| *month).max().unwrap_or(0);
+                self.months.retain(|(month, _)| *month + 11 >= newest);
+            }
+            None => {}
         }
     }
 

@@ -131,8 +131,10 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         tail.push(Arc::new(Batch { seq, at, txs }));
         Ok(())
     })?;
-    state.rebuild_expiry_due();
     let mirror = mirror.unwrap_or_else(|| state.clone());
+    // Only the writer posts expiries and reviews, so only its state keeps the due index.
+    state.index_due = true;
+    state.rebuild_expiry_due();
     Ok(Recovered {
         state,
         mirror,

@@ -8,7 +8,7 @@
 //! operator sets `retroactive` (an explicit migration).
 
 use crate::core::types::Timestamp;
-use chrono::{Datelike, Months, NaiveDate, TimeZone};
+use chrono::Datelike;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
@@ -160,28 +160,24 @@ impl ExpiryPolicy {
 }
 
 impl InForce {
-    /// When a lot earned at `at` expires under this policy; `None`: never.
+    /// When a lot earned at `at` expires under this policy; `None`: never. Months are counted by
+    /// the policy's calendar: the same offset into the month N months later (capped at that
+    /// month's end), or the start of the month, quarter or year after it.
     pub fn lot_expiry(&self, at: Timestamp) -> Option<Timestamp> {
         let r = self.policy.rolling?;
-        let local = self.tz.timestamp_millis_opt(at.0).single()?;
-        let later = local.checked_add_months(Months::new(u32::from(r.months)))?;
-        let date = later.date_naive();
-        let next =
-            |y: i32, m: u32| NaiveDate::from_ymd_opt(y + (m as i32 - 1) / 12, (m - 1) % 12 + 1, 1);
+        let m = self.cal.month(at);
+        let target = m + u32::from(r.months);
         let first_after = match r.round_to {
-            RoundTo::Exact => return Some(Timestamp(later.timestamp_millis())),
-            RoundTo::MonthEnd => next(date.year(), date.month() + 1),
-            RoundTo::QuarterEnd => next(date.year(), (date.month0() / 3 + 1) * 3 + 1),
-            RoundTo::YearEnd => next(date.year() + 1, 1),
-        }?;
-        self.start_of(first_after)
-    }
-
-    /// The first instant of `day` in the policy's time zone.
-    fn start_of(&self, day: NaiveDate) -> Option<Timestamp> {
-        let midnight = day.and_hms_opt(0, 0, 0)?;
-        let t = self.tz.from_local_datetime(&midnight).earliest()?;
-        Some(Timestamp(t.timestamp_millis()))
+            RoundTo::Exact => {
+                let into = at.0 - self.cal.start(m).0;
+                let (start, next) = (self.cal.start(target), self.cal.start(target + 1));
+                return Some(Timestamp(start.0.saturating_add(into).min(next.0.saturating_sub(1))));
+            }
+            RoundTo::MonthEnd => target + 1,
+            RoundTo::QuarterEnd => (target / 3 + 1) * 3,
+            RoundTo::YearEnd => (target / 12 + 1) * 12,
+        };
+        Some(self.cal.start(first_after))
     }
 
     /// When all the points of a member last active at `last` expire for inactivity; `None`:

@@ -721,8 +721,13 @@ async fn tiers_qualify_on_earns_multiply_through_campaigns_and_can_be_held_by_an
         (Some(0), Some(80))
     );
     assert_eq!(view.body["next"]["needed"], 20);
-    // The next fill reaches Silver at once, and the fill after it gets the Silver bonus.
-    fill(&gw, 21, "t-2", "10").await;
+    // The next fill reaches Silver at once (its answer says so), and the fill after it gets
+    // the Silver bonus.
+    let up = fill(&gw, 21, "t-2", "10").await;
+    assert_eq!(
+        up.body["tier"],
+        json!({"from": 0, "to": 1, "why": "qualified"})
+    );
     let view = gw
         .partner(2, "GET", "/v1/members/FC000021/tier", None)
         .await;

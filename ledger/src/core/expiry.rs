@@ -171,7 +171,9 @@ impl InForce {
             RoundTo::Exact => {
                 let into = at.0 - self.cal.start(m).0;
                 let (start, next) = (self.cal.start(target), self.cal.start(target + 1));
-                return Some(Timestamp(start.0.saturating_add(into).min(next.0.saturating_sub(1))));
+                return Some(Timestamp(
+                    start.0.saturating_add(into).min(next.0.saturating_sub(1)),
+                ));
             }
             RoundTo::MonthEnd => target + 1,
             RoundTo::QuarterEnd => (target / 3 + 1) * 3,
@@ -195,7 +197,9 @@ impl InForce {
         let into = from.0 - self.cal.start(m).0;
         let target = m + u32::from(i.months);
         let (start, next) = (self.cal.start(target), self.cal.start(target + 1));
-        Some(Timestamp(start.0.saturating_add(into).min(next.0.saturating_sub(1))))
+        Some(Timestamp(
+            start.0.saturating_add(into).min(next.0.saturating_sub(1)),
+        ))
     }
 
     /// Which activities count.

@@ -122,7 +122,12 @@ impl TierState {
             Some(slot) => slot.1 += m.qualifying,
             None if m.qualifying > 0 => {
                 self.months.push((m.month, m.qualifying));
-                let newest = self.months.iter().map(|(month, _)| *month).max().unwrap_or(0);
+                let newest = self
+                    .months
+                    .iter()
+                    .map(|(month, _)| *month)
+                    .max()
+                    .unwrap_or(0);
                 self.months.retain(|(month, _)| *month + 11 >= newest);
             }
             None => {}
@@ -192,7 +197,6 @@ impl TierPolicy {
                 .map_or(i64::MAX, |l| l.threshold),
         }
     }
-
 }
 
 /// The start of every local month from 1970 to 2200 in a time zone, computed once per policy:
@@ -223,17 +227,15 @@ impl Calendar {
 
     /// The local month (months since 1970-01) `at` falls in.
     pub fn month(&self, at: Timestamp) -> u32 {
-        (self.starts.partition_point(|s| *s <= at.0).saturating_sub(1)) as u32
+        (self
+            .starts
+            .partition_point(|s| *s <= at.0)
+            .saturating_sub(1)) as u32
     }
 
     /// The first instant of local month `m`.
     pub fn start(&self, m: u32) -> Timestamp {
-        Timestamp(
-            self.starts
-                .get(m as usize)
-                .copied()
-                .unwrap_or(i64::MAX),
-        )
+        Timestamp(self.starts.get(m as usize).copied().unwrap_or(i64::MAX))
     }
 }
 

@@ -136,8 +136,54 @@ pub struct TransactionView {
     /// taken back).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub bonuses: Vec<BonusView>,
+    /// The member's tier change this transaction made (an upgrade on an earn, a period-end
+    /// review, an operator's override or its end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<TierChangeView>,
     /// True when this answers a retry of a request already applied.
     pub replayed: bool,
+}
+
+/// A tier change: from and to which level, and why.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
+pub struct TierChangeView {
+    /// Level before.
+    pub from: u8,
+    /// Level after (the same when a review kept it).
+    pub to: u8,
+    /// `qualified`, `review`, `override` or `override_ended`.
+    pub why: String,
+    /// The operator's reason, for an override.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// An override's end (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until_ms: Option<i64>,
+}
+
+impl TierChangeView {
+    fn of(tx: &Transaction) -> Option<TierChangeView> {
+        use ledger::core::tiers::TierWhy;
+        let c = match &tx.kind {
+            TxKind::Earn { tier, .. } => tier.as_ref().and_then(|t| t.1.as_ref()),
+            TxKind::Expire { tier, .. } => tier.as_deref(),
+            TxKind::TierChanged { change, .. } => Some(change),
+            _ => None,
+        }?;
+        let (why, reason) = match &c.why {
+            TierWhy::Qualified => ("qualified", None),
+            TierWhy::Review => ("review", None),
+            TierWhy::Override(r) => ("override", Some(r.clone())),
+            TierWhy::OverrideEnded => ("override_ended", None),
+        };
+        Some(TierChangeView {
+            from: c.from,
+            to: c.to,
+            why: why.to_string(),
+            reason,
+            until_ms: c.override_until.map(|t| t.0),
+        })
+    }
 }
 
 /// A campaign's bonus on an earn, as granted.
@@ -240,6 +286,7 @@ impl TransactionView {
             }),
             hold_expires_at_ms,
             bonuses: BonusView::of(tx),
+            tier: TierChangeView::of(tx),
             replayed,
         }
     }

@@ -184,7 +184,9 @@ async fn put_tier_policy(
         || d.levels.len() > 15
         || d.partners.len() > 64
         || d.grace_periods > 12
-        || d.levels.iter().any(|l| !(1..=points_max).contains(&l.threshold))
+        || d.levels
+            .iter()
+            .any(|l| !(1..=points_max).contains(&l.threshold))
     {
         return Err(OpError::new(
             crate::ops::error::Kind::InvalidRequest,

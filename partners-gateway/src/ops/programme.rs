@@ -402,7 +402,10 @@ pub struct TransferDraft {
 pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receipt, OpError> {
     check_change_reference(&d.reference)?;
     let limits = [d.min, d.max_per_transfer, d.max_per_day, d.max_per_year];
-    if limits.iter().flatten().any(|l| !(1..=POINTS_MAX).contains(l))
+    if limits
+        .iter()
+        .flatten()
+        .any(|l| !(1..=POINTS_MAX).contains(l))
         || !(0..=POINTS_MAX).contains(&d.fee)
     {
         return Err(OpError::new(

@@ -22,8 +22,38 @@ use std::sync::Arc;
 
 /// The work of one transaction attempt: the partial state it read, what it decided, and the
 /// writes that follow.
+/// The policies as last read, with their calendars: every transaction attempt reads them, and a
+/// calendar is built only when the stored policy changes.
+#[derive(Default)]
+pub(super) struct PolicyCache {
+    expiry: Option<(Vec<u8>, Option<crate::core::expiry::InForce>)>,
+    tiers: Option<(Vec<u8>, crate::core::tiers::Tiers)>,
+}
+
+impl PolicyCache {
+    fn expiry(&mut self, v: &[u8]) -> Result<Option<crate::core::expiry::InForce>, LedgerError> {
+        if let Some((_, p)) = self.expiry.as_ref().filter(|(raw, _)| raw == v) {
+            return Ok(p.clone());
+        }
+        let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", v)?;
+        let p = p.policy.in_force(p.since);
+        self.expiry = Some((v.to_vec(), p.clone()));
+        Ok(p)
+    }
+
+    fn tiers(&mut self, v: &[u8]) -> Result<crate::core::tiers::Tiers, LedgerError> {
+        if let Some((_, t)) = self.tiers.as_ref().filter(|(raw, _)| raw == v) {
+            return Ok(t.clone());
+        }
+        let t = crate::core::tiers::Tiers::new(codec::decode("tier policy", v)?);
+        self.tiers = Some((v.to_vec(), t.clone()));
+        Ok(t)
+    }
+}
+
 pub(super) struct Chunk<'t> {
     txn: &'t dyn Txn,
+    policies: &'t mut PolicyCache,
     seq: u64,
     at: Timestamp,
     state: State,
@@ -60,9 +90,16 @@ pub(super) enum Need {
 }
 
 impl<'t> Chunk<'t> {
-    pub(super) fn new(txn: &'t dyn Txn, policy: Policy, seq: u64, at: Timestamp) -> Chunk<'t> {
+    pub(super) fn new(
+        txn: &'t dyn Txn,
+        policies: &'t mut PolicyCache,
+        policy: Policy,
+        seq: u64,
+        at: Timestamp,
+    ) -> Chunk<'t> {
         Chunk {
             txn,
+            policies,
             seq,
             at,
             state: State::new(policy),
@@ -170,13 +207,13 @@ impl<'t> Chunk<'t> {
                     self.state.members.insert(m, r.state);
                 }
                 Need::Policy => {
-                    self.state.expiry = expiry_of(&v)?;
+                    self.state.expiry = self.policies.expiry(&v)?;
                 }
                 Need::TransferPolicy => {
                     self.state.transfers = Some(codec::decode("transfer policy", &v)?);
                 }
                 Need::TierPolicy => {
-                    self.state.tiers = Some(tiers_of(&v)?);
+                    self.state.tiers = Some(self.policies.tiers(&v)?);
                 }
                 Need::Contract(p) => {
                     let c: Contract = codec::decode("contract", &v)?;
@@ -372,35 +409,6 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         | Command::SetTierPolicy { .. } => vec![],
         Command::SetTier { member, .. } => vec![Need::Member(*member)],
     }
-}
-
-/// The expiry policy stored as `v`, in force, with its calendar: built once per policy.
-fn expiry_of(v: &[u8]) -> Result<Option<crate::core::expiry::InForce>, LedgerError> {
-    static LAST: std::sync::Mutex<Option<(Vec<u8>, Option<crate::core::expiry::InForce>)>> =
-        std::sync::Mutex::new(None);
-    let mut last = LAST.lock().expect("expiry policy cache");
-    if let Some((_, p)) = last.as_ref().filter(|(raw, _)| raw == v) {
-        return Ok(p.clone());
-    }
-    let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", v)?;
-    let p = p.policy.in_force(p.since);
-    *last = Some((v.to_vec(), p.clone()));
-    Ok(p)
-}
-
-/// The tier policy stored as `v`, with its calendar: built once per policy and reused, since
-/// every transaction attempt reads the policy.
-fn tiers_of(v: &[u8]) -> Result<crate::core::tiers::Tiers, LedgerError> {
-    static LAST: std::sync::Mutex<Option<(Vec<u8>, crate::core::tiers::Tiers)>> =
-        std::sync::Mutex::new(None);
-    let mut last = LAST.lock().expect("tier policy cache");
-    if let Some((raw, t)) = last.as_ref().filter(|(raw, _)| raw == v) {
-        debug_assert_eq!(raw.as_slice(), v);
-        return Ok(t.clone());
-    }
-    let t = crate::core::tiers::Tiers::new(codec::decode("tier policy", v)?);
-    *last = Some((v.to_vec(), t.clone()));
-    Ok(t)
 }
 
 /// An earn reads its member, its partner's contract, each funding partner's, and the counters

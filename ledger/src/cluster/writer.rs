@@ -60,6 +60,7 @@ pub(super) struct ClusterWriter<S: TxnStore> {
     pub cluster: ClusterConfig,
     pub shared: Arc<crate::shared::status::Shared>,
     ids: IdBlock,
+    policies: super::chunk::PolicyCache,
     last_at: Timestamp,
     last_scan: Instant,
 }
@@ -81,6 +82,7 @@ impl<S: TxnStore> ClusterWriter<S> {
             },
             shared,
             ids: IdBlock { next: 0, end: 0 },
+            policies: Default::default(),
             last_at: Timestamp::default(),
             last_scan: Instant::now() - EXPIRY_SCAN_EVERY,
         }
@@ -264,11 +266,12 @@ impl<S: TxnStore> ClusterWriter<S> {
         let policy = self.policy;
         let shard = self.cluster.shard;
         let ids = &mut self.ids;
+        let policies = &mut self.policies;
         let (_, (decided, seq, txs)) = self.store.transact(attempts, &mut |txn| {
             let seq = ids.next;
             assert!(seq < ids.end, "a batch sequence outside the reserved block");
             ids.next += 1;
-            let mut chunk = Chunk::new(txn, policy, seq, at);
+            let mut chunk = Chunk::new(txn, policies, policy, seq, at);
             chunk.prefetch(items)?;
             let mut decided = Vec::with_capacity(items.len());
             for item in items {

@@ -28,11 +28,12 @@
 //! ```
 
 use crate::cluster::ClusterConfig;
-use crate::core::expiry::StoredPolicy;
+use crate::core::expiry::{InForce, StoredPolicy};
 use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
 use crate::core::programme::{Counter, CounterKey, GuardKey, GuardTotals};
 use crate::core::state::Balance;
 use crate::core::state::MemberState;
+use crate::core::tiers::Tiers;
 use crate::core::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
@@ -59,6 +60,10 @@ pub struct Ledger<S: Store> {
     jobs: Option<crossbeam_channel::Sender<Job>>,
     threads: Vec<JoinHandle<()>>,
     reads: Box<dyn PathReads<S>>,
+    /// The expiry policy as last read, in force with its calendar (built once per policy).
+    expiry_read: std::sync::Mutex<Option<(StoredPolicy, Option<InForce>)>>,
+    /// The tier policy as last read, with its calendar.
+    tiers_read: std::sync::Mutex<Option<Tiers>>,
 }
 
 impl<S: Store + Clone> Ledger<S> {
@@ -76,6 +81,8 @@ impl<S: Store + Clone> Ledger<S> {
             jobs: Some(s.jobs),
             threads: s.threads,
             reads: s.reads,
+            expiry_read: std::sync::Mutex::new(None),
+            tiers_read: std::sync::Mutex::new(None),
         }
     }
 }
@@ -262,6 +269,35 @@ impl<S: Store> Ledger<S> {
             Some(v) => Ok(Some(codec::decode("expiry policy", &v)?)),
             None => Ok(None),
         }
+    }
+
+    /// The expiry policy in force, with its calendar, if one was set: what member reads of
+    /// expiring points evaluate against. The calendar is built once per policy.
+    pub fn expiry_in_force(&self) -> Result<Option<InForce>, LedgerError> {
+        let Some(stored) = self.expiry_policy()? else {
+            return Ok(None);
+        };
+        let mut last = self.expiry_read.lock().expect("expiry policy cache");
+        if let Some((_, p)) = last.as_ref().filter(|(s, _)| *s == stored) {
+            return Ok(p.clone());
+        }
+        let p = stored.policy.clone().in_force(stored.since);
+        *last = Some((stored, p.clone()));
+        Ok(p)
+    }
+
+    /// The tier policy in force, with its calendar, if one was set (built once per policy).
+    pub fn tiers_in_force(&self) -> Result<Option<Tiers>, LedgerError> {
+        let Some(policy) = self.tier_policy()? else {
+            return Ok(None);
+        };
+        let mut last = self.tiers_read.lock().expect("tier policy cache");
+        if let Some(t) = last.as_ref().filter(|t| t.policy == policy) {
+            return Ok(Some(t.clone()));
+        }
+        let t = Tiers::new(policy);
+        *last = Some(t.clone());
+        Ok(Some(t))
     }
 
     /// Points in dated lots, by the UTC month they expire in (months since 1970-01): what is

@@ -338,10 +338,7 @@ pub fn expiring(ops: &Ops, m: ledger::MemberId) -> Result<ledger::core::expiry::
         .ledger
         .member_state(m)?
         .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member".to_string()))?;
-    let policy = ops
-        .ledger
-        .expiry_policy()?
-        .and_then(|p| p.policy.in_force(p.since));
+    let policy = ops.ledger.expiry_in_force()?;
     Ok(ledger::core::expiry::expiring(
         &state,
         policy.as_ref(),
@@ -490,8 +487,8 @@ pub fn tier(ops: &Ops, m: ledger::MemberId) -> Result<TierStanding, OpError> {
         .member_state(m)?
         .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member".to_string()))?;
     let state = s.extras.map(|x| x.tier).unwrap_or_default();
-    let policy = ops.ledger.tier_policy()?;
-    let tiers = policy.clone().map(ledger::core::tiers::Tiers::new);
+    let tiers = ops.ledger.tiers_in_force()?;
+    let policy = tiers.as_ref().map(|t| t.policy.clone());
     let now = Timestamp::now();
     Ok(TierStanding {
         qualifying: tiers.as_ref().map_or(0, |p| p.window_total(&state, now)),

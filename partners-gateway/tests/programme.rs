@@ -450,37 +450,11 @@ async fn the_budget_guard_refuses_or_caps_and_reports_its_ratio_per_period() {
     assert_eq!(r.problem(), "rule-invalid");
 }
 
-/// The shell blocks between `begin` and `end` in a doc.
-fn shell_blocks(doc: &str, begin: &str, end: &str) -> String {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("..")
-            .join(doc),
-    )
-    .unwrap();
-    let from = text.find(begin).expect("begin marker");
-    let to = text.find(end).expect("end marker");
-    let mut script = String::new();
-    let mut in_sh = false;
-    for line in text[from..to].lines() {
-        match line.trim_end() {
-            "```sh" => in_sh = true,
-            "```" if in_sh => in_sh = false,
-            l if in_sh => {
-                script.push_str(l);
-                script.push('\n');
-            }
-            _ => {}
-        }
-    }
-    script
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_programme_recipes_in_the_docs_work_as_written() {
     let gw = Gw::start().await;
     // `signed` and the credentials come from the first block of docs/api.md's recipe.
-    let api = shell_blocks(
+    let api = common::shell_blocks(
         "docs/api.md",
         "<!-- recipe:begin -->",
         "<!-- recipe:end -->",
@@ -492,7 +466,7 @@ async fn the_programme_recipes_in_the_docs_work_as_written() {
         .to_string()
         + "\n}\n";
     let script = signing
-        + &shell_blocks(
+        + &common::shell_blocks(
             "docs/programme.md",
             "<!-- programme-recipe:begin -->",
             "<!-- programme-recipe:end -->",

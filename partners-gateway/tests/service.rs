@@ -286,23 +286,11 @@ fn assert_replays(again: &common::Answer, first: &common::Answer) {
 }
 
 fn recipe() -> String {
-    let api = std::fs::read_to_string(repo_file("docs/api.md")).unwrap();
-    let begin = api.find("<!-- recipe:begin -->").expect("recipe begins");
-    let end = api.find("<!-- recipe:end -->").expect("recipe ends");
-    let mut script = String::new();
-    let mut in_sh = false;
-    for line in api[begin..end].lines() {
-        match line.trim_end() {
-            "```sh" => in_sh = true,
-            "```" if in_sh => in_sh = false,
-            l if in_sh => {
-                script.push_str(l);
-                script.push('\n');
-            }
-            _ => {}
-        }
-    }
-    script
+    common::shell_blocks(
+        "docs/api.md",
+        "<!-- recipe:begin -->",
+        "<!-- recipe:end -->",
+    )
 }
 
 /// Runs `script` with bash against the gateway; fails the test unless it succeeds. Its stdout.

@@ -271,3 +271,29 @@ fn read_env(path: &std::path::Path) -> HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The shell blocks between `begin` and `end` in a doc.
+pub fn shell_blocks(doc: &str, begin: &str, end: &str) -> String {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join(doc),
+    )
+    .unwrap();
+    let from = text.find(begin).expect("begin marker");
+    let to = text.find(end).expect("end marker");
+    let mut script = String::new();
+    let mut in_sh = false;
+    for line in text[from..to].lines() {
+        match line.trim_end() {
+            "```sh" => in_sh = true,
+            "```" if in_sh => in_sh = false,
+            l if in_sh => {
+                script.push_str(l);
+                script.push('\n');
+            }
+            _ => {}
+        }
+    }
+    script
+}

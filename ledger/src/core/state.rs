@@ -428,59 +428,35 @@ impl State {
         self.apply_counters(tx);
     }
 
-    /// Changes the programme counters by what an earn granted or a reversal gave back, and the
-    /// points expiring per month by every dated lot change.
+    /// Changes the programme counters by what `tx` records ([`counter_changes`]).
     fn apply_counters(&mut self, tx: &Transaction) {
-        for c in &tx.lots {
-            if let Some(at) = c.expires_at {
-                let e = self
-                    .counters
-                    .entry(CounterKey::Expiring(utc_month(at)))
-                    .or_insert(Counter::Points(Points::ZERO));
-                if let Counter::Points(p) = e {
-                    p.0 += c.delta.0;
+        for (key, change) in counter_changes(tx) {
+            match (key, change) {
+                (CounterKey::Campaign(c), CounterChange::Points(p)) => {
+                    self.add_awarded(c, Points(p))
                 }
-            }
-        }
-        match &tx.kind {
-            TxKind::Earn {
-                member,
-                partner,
-                awards,
-                guard,
-                ..
-            } => {
-                if partner.0 >= PARTNER_BITS {
-                    self.counters
-                        .insert(CounterKey::EarnedAt(*member, *partner), Counter::Seen);
+                (CounterKey::Guard(k), CounterChange::Guard { sales, value }) => {
+                    let t = self.guard_totals(k);
+                    t.sales += sales;
+                    t.value += value;
                 }
-                for g in awards.iter().filter(|g| g.points.is_positive()) {
-                    self.add_awarded(g.campaign, g.points);
+                (CounterKey::Guard(k), CounterChange::Crossed(pct)) => {
+                    self.guard_totals(k).crossed.push(pct)
                 }
-                if let Some(g) = guard {
-                    for k in &g.keys {
-                        let t = self.guard_totals(*k);
-                        t.sales += g.sale;
-                        t.value += g.value;
-                    }
-                    for (k, pct) in &g.crossed {
-                        self.guard_totals(*k).crossed.push(*pct);
+                (key, CounterChange::Seen) => {
+                    self.counters.insert(key, Counter::Seen);
+                }
+                (key, CounterChange::Points(d)) => {
+                    let e = self
+                        .counters
+                        .entry(key)
+                        .or_insert(Counter::Points(Points::ZERO));
+                    if let Counter::Points(p) = e {
+                        p.0 += d;
                     }
                 }
+                (key, change) => panic!("counter {key:?} cannot take {change:?}"),
             }
-            TxKind::Reversal { awards, guard, .. } => {
-                for b in awards.iter().filter(|b| b.room.is_positive()) {
-                    self.add_awarded(b.campaign, Points(-b.room.0));
-                }
-                if let Some(g) = guard {
-                    for k in &g.keys {
-                        let t = self.guard_totals(*k);
-                        t.sales -= g.sale;
-                        t.value -= g.value;
-                    }
-                }
-            }
-            _ => {}
         }
     }
 
@@ -637,12 +613,38 @@ impl State {
     }
 }
 
-/// The programme counters `tx` changes.
-pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
-    let mut out: Vec<CounterKey> = tx
+/// A change a transaction makes to one programme counter.
+#[derive(Debug, Clone, Copy)]
+enum CounterChange {
+    /// Points added (negative: taken away): a campaign's awards, a month's expiring points.
+    Points(i64),
+    /// Sales and value added to a guard period.
+    Guard {
+        /// Sales.
+        sales: Decimal,
+        /// Value of points.
+        value: Decimal,
+    },
+    /// A guard threshold crossed for the first time.
+    Crossed(u8),
+    /// Presence.
+    Seen,
+}
+
+/// Every change `tx` records to the programme counters: the one list both applying them and
+/// finding the records to write come from.
+fn counter_changes(tx: &Transaction) -> Vec<(CounterKey, CounterChange)> {
+    let mut out: Vec<(CounterKey, CounterChange)> = tx
         .lots
         .iter()
-        .filter_map(|c| c.expires_at.map(|at| CounterKey::Expiring(utc_month(at))))
+        .filter_map(|c| {
+            c.expires_at.map(|at| {
+                (
+                    CounterKey::Expiring(utc_month(at)),
+                    CounterChange::Points(c.delta.0),
+                )
+            })
+        })
         .collect();
     match &tx.kind {
         TxKind::Earn {
@@ -653,26 +655,52 @@ pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
             ..
         } => {
             if partner.0 >= PARTNER_BITS {
-                out.push(CounterKey::EarnedAt(*member, *partner));
+                out.push((CounterKey::EarnedAt(*member, *partner), CounterChange::Seen));
             }
             for g in awards.iter().filter(|g| g.points.is_positive()) {
-                out.push(CounterKey::Campaign(g.campaign));
+                out.push((
+                    CounterKey::Campaign(g.campaign),
+                    CounterChange::Points(g.points.0),
+                ));
             }
             if let Some(g) = guard {
-                out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));
+                for k in &g.keys {
+                    let change = CounterChange::Guard {
+                        sales: g.sale,
+                        value: g.value,
+                    };
+                    out.push((CounterKey::Guard(*k), change));
+                }
+                for (k, pct) in &g.crossed {
+                    out.push((CounterKey::Guard(*k), CounterChange::Crossed(*pct)));
+                }
             }
         }
         TxKind::Reversal { awards, guard, .. } => {
             for b in awards.iter().filter(|b| b.room.is_positive()) {
-                out.push(CounterKey::Campaign(b.campaign));
+                out.push((
+                    CounterKey::Campaign(b.campaign),
+                    CounterChange::Points(-b.room.0),
+                ));
             }
             if let Some(g) = guard {
-                out.extend(g.keys.iter().map(|k| CounterKey::Guard(*k)));
+                for k in &g.keys {
+                    let change = CounterChange::Guard {
+                        sales: -g.sale,
+                        value: -g.value,
+                    };
+                    out.push((CounterKey::Guard(*k), change));
+                }
             }
         }
         _ => {}
     }
     out
+}
+
+/// The programme counters `tx` changes.
+pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
+    counter_changes(tx).into_iter().map(|(k, _)| k).collect()
 }
 
 /// How a transaction of kind `kind` changes a member's held points: the member and the change

@@ -305,39 +305,29 @@ impl<S: Store> Ledger<S> {
     pub fn expiring_by_month(&self) -> Result<Vec<(u32, Points)>, LedgerError> {
         let snap = self.read_snapshot()?;
         let mut out: std::collections::BTreeMap<u32, i64> = Default::default();
-        let mut failure = None;
-        let prefix = [keys::COUNTER, b'x'];
-        snap.scan(&prefix, &[keys::COUNTER, b'x' + 1], &mut |k, v| match (
-            keys::parse_counter(k),
-            codec::decode::<Counter>("counter", v),
-        ) {
-            (Some(CounterKey::Expiring(m)), Ok(Counter::Points(p))) => {
+        for (k, c) in counters(&snap, b'x')? {
+            if let (CounterKey::Expiring(m), Counter::Points(p)) = (k, c) {
                 *out.entry(m).or_default() += p.0;
-                true
             }
-            (_, Err(e)) => {
-                failure = Some(e);
-                false
-            }
-            _ => true,
-        })?;
-        snap.scan(
+        }
+        // The cluster path's blind-added totals (`W`), empty on the single writer.
+        for (k, v) in snap.range(
             &[keys::EXPIRING_TOTAL],
             &[keys::EXPIRING_TOTAL + 1],
-            &mut |k, v| {
-                if let (Some(m), Ok(n)) = (
-                    k.get(1..5)
-                        .and_then(|b| b.try_into().ok())
-                        .map(u32::from_be_bytes),
-                    <[u8; 8]>::try_from(v),
-                ) {
-                    *out.entry(m).or_default() += i64::from_le_bytes(n);
-                }
-                true
-            },
-        )?;
-        if let Some(e) = failure {
-            return Err(e);
+            usize::MAX,
+            false,
+        )? {
+            let m = k
+                .get(1..5)
+                .and_then(|b| b.try_into().ok())
+                .map(u32::from_be_bytes);
+            let n = <[u8; 8]>::try_from(v.as_slice())
+                .ok()
+                .map(i64::from_le_bytes);
+            match (m, n) {
+                (Some(m), Some(n)) => *out.entry(m).or_default() += n,
+                _ => return Err(LedgerError::Corrupt(format!("expiring total {k:?}"))),
+            }
         }
         Ok(out
             .into_iter()
@@ -348,31 +338,13 @@ impl<S: Store> Ledger<S> {
 
     /// Every guard period's totals, in key order.
     pub fn guard_totals(&self) -> Result<Vec<(GuardKey, GuardTotals)>, LedgerError> {
-        let snap = self.read_snapshot()?;
-        let prefix = [keys::COUNTER, b'g'];
-        let mut out = Vec::new();
-        let mut failure = None;
-        snap.scan(&prefix, &[keys::COUNTER, b'g' + 1], &mut |k, v| {
-            let decoded = match (keys::parse_counter(k), codec::decode("guard totals", v)) {
-                (Some(CounterKey::Guard(g)), Ok(Counter::Guard(t))) => Ok((g, t)),
-                (_, Err(e)) => Err(e),
-                _ => Err(LedgerError::Corrupt(format!("guard counter {k:?}"))),
-            };
-            match decoded {
-                Ok(x) => {
-                    out.push(x);
-                    true
-                }
-                Err(e) => {
-                    failure = Some(e);
-                    false
-                }
-            }
-        })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(out),
-        }
+        counters(&self.read_snapshot()?, b'g')?
+            .into_iter()
+            .map(|(k, c)| match (k, c) {
+                (CounterKey::Guard(g), Counter::Guard(t)) => Ok((g, t)),
+                (k, _) => Err(LedgerError::Corrupt(format!("guard counter {k:?}"))),
+            })
+            .collect()
     }
 
     /// Why the ledger stopped accepting work, if it did (a storage failure stops the writer).
@@ -418,4 +390,20 @@ impl<S: Store> Drop for Ledger<S> {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Every programme counter of kind `kind` (`Q kind …`) in `snap`, decoded.
+fn counters<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    kind: u8,
+) -> Result<Vec<(CounterKey, Counter)>, LedgerError> {
+    let prefix = [keys::COUNTER, kind];
+    snap.range(&prefix, &[keys::COUNTER, kind + 1], usize::MAX, false)?
+        .into_iter()
+        .map(|(k, v)| {
+            let key = keys::parse_counter(&k)
+                .ok_or_else(|| LedgerError::Corrupt(format!("counter key {k:?}")))?;
+            Ok((key, codec::decode("programme counter", &v)?))
+        })
+        .collect()
 }

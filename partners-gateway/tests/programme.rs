@@ -471,20 +471,7 @@ async fn the_programme_recipes_in_the_docs_work_as_written() {
             "<!-- programme-recipe:begin -->",
             "<!-- programme-recipe:end -->",
         );
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -e\n{script}"))
-        .current_dir(gw.dir.path())
-        .env("GATEWAY", &gw.base)
-        .output()
-        .await
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::run_recipe(&gw, &script).await;
     let answers: Vec<Value> = stdout
         .lines()
         .filter(|l| !l.is_empty())

@@ -293,25 +293,6 @@ fn recipe() -> String {
     )
 }
 
-/// Runs `script` with bash against the gateway; fails the test unless it succeeds. Its stdout.
-async fn run_recipe(gw: &Gw, script: &str) -> String {
-    let out = tokio::process::Command::new("bash")
-        .arg("-c")
-        .arg(format!("set -e\n{script}"))
-        .current_dir(gw.dir.path())
-        .env("GATEWAY", &gw.base)
-        .output()
-        .await
-        .expect("bash runs");
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "recipe failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_curl_and_openssl_recipe_in_the_docs_earns_and_burns_as_written() {
     let gw = Gw::start().await;
@@ -320,7 +301,7 @@ async fn the_curl_and_openssl_recipe_in_the_docs_earns_and_burns_as_written() {
         script.contains("openssl dgst -sha256 -hmac"),
         "the recipe signs with openssl"
     );
-    let stdout = run_recipe(&gw, &script).await;
+    let stdout = common::run_recipe(&gw, &script).await;
     let answers: Vec<Value> = stdout
         .lines()
         .filter(|l| !l.is_empty())
@@ -472,7 +453,7 @@ async fn a_build_without_foundationdb_says_how_to_get_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_recipe_runs_on_the_cluster_path() {
     let gw = Gw::start_with(|c| c.writer = partners_gateway::config::WriterPath::Cluster).await;
-    let stdout = run_recipe(&gw, &recipe()).await;
+    let stdout = common::run_recipe(&gw, &recipe()).await;
     let last: Value = serde_json::from_str(stdout.lines().last().expect("answers")).unwrap();
     assert_eq!(
         (last["kind"].clone(), last["member_balance_after"].clone()),

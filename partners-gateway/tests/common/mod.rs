@@ -297,3 +297,23 @@ pub fn shell_blocks(doc: &str, begin: &str, end: &str) -> String {
     }
     script
 }
+
+/// Runs `script` with bash against `gw` (the shell recipes of the docs); fails the test unless
+/// it succeeds. Its stdout.
+pub async fn run_recipe(gw: &Gw, script: &str) -> String {
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("set -e\n{script}"))
+        .current_dir(gw.dir.path())
+        .env("GATEWAY", &gw.base)
+        .output()
+        .await
+        .expect("bash runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "recipe failed: {}\n{stdout}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}

@@ -20,7 +20,9 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q schemathesis==4.32.5 openapi-python-client==0.29.1 ruff==0.14.6
 fi
-cargo build -q -p partners-gateway
+# The same build `cargo test --workspace` makes (its features unified with the tests'), so CI
+# reuses it instead of compiling every dependency a second time.
+cargo test -q --workspace --no-run
 "$top/target/debug/partners-gateway" serve --demo --demo-members 200 --data "$work/data" \
   --listen "127.0.0.1:$port" > "$work/gateway.log" 2>&1 &
 gateway=$!

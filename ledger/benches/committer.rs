@@ -203,6 +203,7 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
                 window: Window::CalendarYear,
                 grace_periods: 1,
                 partners: vec![],
+                categories: vec![],
                 time_zone: "Europe/Berlin".into(),
             },
         })
@@ -261,6 +262,7 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
                     bonus: Points(0),
                     awards: vec![],
                     guard: None,
+                    purchase: None,
                 })
                 .expect("queue"),
         );
@@ -295,6 +297,7 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
                         bonus: Points(0),
                         awards: vec![],
                         guard: None,
+                        purchase: None,
                     })
                     .expect("queue"),
             );
@@ -445,6 +448,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
                     bonus: Points(0),
                     awards: vec![],
                     guard: None,
+                    purchase: None,
                 }
             };
             let is_hold = matches!(cmd, Command::Hold { .. });

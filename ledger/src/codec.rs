@@ -315,6 +315,7 @@ mod tests {
                     ..Default::default()
                 },
                 transfers: Default::default(),
+                pool: crate::core::transfers::PoolLink::Member(MemberId(9)),
             })),
         };
         let b = MemberState::default();

@@ -20,7 +20,7 @@
 //! let r = ledger.execute_blocking(Command::Earn {
 //!     key: IdemKey::partner(airline, "flight-LH123"),
 //!     member: MemberId(7), partner: airline, points: Points(1200), bonus: Points(0),
-//!     awards: vec![], guard: None,
+//!     awards: vec![], guard: None, purchase: None,
 //! }).unwrap();
 //! assert!(!r.replayed);
 //! assert_eq!(ledger.balance(MemberId(7)).unwrap().unwrap().available, Points(1200));

@@ -49,6 +49,7 @@ fn earn(reference: &str, member: u64, points: i64) -> Command {
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     }
 }
 

@@ -105,6 +105,7 @@ impl Fixture {
             bonus: Points(0),
             awards: vec![],
             guard: None,
+            purchase: None,
         })
     }
 
@@ -124,6 +125,7 @@ fn earn_credits_member_debits_issuance_and_prices_the_points() {
         bonus: Points(250),
         awards: vec![],
         guard: None,
+        purchase: None,
     });
     assert_eq!(f.available(M1), 1250);
     let issuance = f
@@ -170,6 +172,7 @@ fn earn_rejects_zero_negative_unknown_member_unknown_partner_and_foreign_scope()
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     assert_eq!(
         f.rejected(earn(0, M1, AIR, AIR)),
@@ -422,6 +425,7 @@ fn reversal_of_an_earn_partial_then_full_and_never_above_the_original() {
             bonus: Points(100),
             awards: vec![],
             guard: None,
+            purchase: None,
         })
         .tx
         .id;
@@ -643,6 +647,7 @@ fn adjustment_needs_an_operator_and_a_reason() {
         points: Points(p),
         reason: reason.into(),
         operator: "ops-anna".into(),
+        qualifies: false,
     };
     f.ok(adj(IdemKey::operator("a1"), 75, "goodwill: lost card"));
     assert_eq!(
@@ -697,6 +702,7 @@ fn a_retry_returns_the_original_receipt_and_a_changed_retry_is_a_conflict() {
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     assert_eq!(
         f.rejected(changed),
@@ -726,6 +732,7 @@ fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict()
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     // A fourth, distinct command after them: if it shares the first one's batch, so do the two
     // between (the queue is taken in order).
@@ -737,6 +744,7 @@ fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict()
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     let pending: Vec<_> = [earn(10), earn(10), earn(11), marker]
         .into_iter()
@@ -898,6 +906,7 @@ fn commands_queued_back_to_back_in_one_command_batches_see_each_other() {
             bonus: Points(0),
             awards: vec![],
             guard: None,
+            purchase: None,
         };
         let burn = |r: &str, points| Command::Burn {
             key: IdemKey::partner(FUEL, format!("{r}-{round}")),

@@ -102,6 +102,7 @@ impl Engine {
                 bonus: Points(0),
                 awards: vec![],
                 guard: None,
+                purchase: None,
             },
             at,
         )

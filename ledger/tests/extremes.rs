@@ -97,6 +97,7 @@ fn command() -> impl Strategy<Value = Command> {
                                 thresholds: vec![pct, 100],
                             }],
                         })),
+                        purchase: None,
                     }
                 },
             ),
@@ -162,6 +163,7 @@ fn command() -> impl Strategy<Value = Command> {
                 points: Points(points),
                 reason: "extreme".into(),
                 operator: "prop".into(),
+                qualifies: false,
             }
         }),
     ]

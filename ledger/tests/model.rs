@@ -176,6 +176,7 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
                     .into_iter()
                     .collect(),
                 guard: None,
+                purchase: None,
             },
             true,
         ),

@@ -50,6 +50,7 @@ fn earn(reference: String, member: u64) -> Command {
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn fill(ledger: Ledger<EmbeddedStore>) {
                 bonus: Points(0),
                 awards: vec![],
                 guard: None,
+                purchase: None,
             })
             .expect("earn");
     }

@@ -386,19 +386,15 @@ impl Simulation {
                 return Ok(());
             }
         };
-        let t = match terms(
-            &self.programme,
-            &Purchase {
-                partner: PartnerId(r.partner),
-                amount: &r.amount,
-                quantity,
-                base: priced.points,
-                branch: r.branch,
-                category: r.category,
-            },
-            &r.context,
-            r.at,
-        ) {
+        let purchase = Purchase {
+            partner: PartnerId(r.partner),
+            amount: &r.amount,
+            quantity,
+            base: priced.points,
+            branch: r.branch,
+            category: r.category,
+        };
+        let t = match terms(&self.programme, &purchase, &r.context, r.at) {
             Ok(t) => t,
             Err(e) => {
                 *self.report.refused.entry(e.detail).or_default() += 1;
@@ -416,6 +412,7 @@ impl Simulation {
             bonus: Points::ZERO,
             awards: t.awards,
             guard: t.guard,
+            purchase: purchase.for_tiers(),
         };
         let name = partner.name.clone();
         let price = partner.contract.issuance_price_per_point;

@@ -729,3 +729,214 @@ async fn tiers_qualify_on_earns_multiply_through_campaigns_and_can_be_held_by_an
         .await;
     assert_eq!(bad.problem(), "rule-invalid");
 }
+
+#[tokio::test]
+async fn a_household_owner_spends_the_pool_and_members_leave_with_their_own() {
+    let gw = Gw::start().await;
+    assert_eq!(fill(&gw, 21, "own", "50").await.status, 200);
+    assert_eq!(fill(&gw, 22, "kid", "100").await.status, 200);
+    let join = |reference: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.partner(
+                2,
+                "POST",
+                "/v1/households/join",
+                Some(json!({"reference": reference,
+                "owner": "FC000021", "member": "FC000022",
+                "consent": "household form 55-A signed at station-001"})),
+            )
+            .await
+        }
+    };
+    let j = join("house-1").await;
+    assert_eq!(j.status, 200, "{:?}", j.body);
+    assert_eq!(j.body["kind"], "pool-joined");
+    assert_eq!(join("house-1").await.body["replayed"], true);
+    assert_eq!(join("house-2").await.problem(), "pool-refused");
+    let h = gw
+        .partner(2, "GET", "/v1/members/FC000022/household", None)
+        .await;
+    assert_eq!(h.status, 200, "{:?}", h.body);
+    assert_eq!(
+        (
+            h.body["pooled"].as_bool(),
+            h.body["members"][0]["member"].as_str(),
+            h.body["members"][0]["owner"].as_bool(),
+            h.body["spendable"].as_i64()
+        ),
+        (Some(true), Some("FC000021"), Some(true), Some(300))
+    );
+    // The owner spends its own 100, then 150 of the member's.
+    let b = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/burn",
+            Some(json!({"reference": "pool-burn", "member": "FC000021", "points": 250})),
+        )
+        .await;
+    assert_eq!(b.status, 200, "{:?}", b.body);
+    let posted = |n: u64| {
+        let gw = &gw;
+        async move {
+            gw.partner(2, "GET", &format!("/v1/members/FC{n:06}"), None)
+                .await
+                .body["posted"]
+                .as_i64()
+        }
+    };
+    assert_eq!((posted(21).await, posted(22).await), (Some(0), Some(50)));
+    // The operator sees ids; the member leaves with its own 50.
+    let op_view = gw.op("GET", "/admin/v1/members/21/household", None).await;
+    assert_eq!(op_view.body["members"][1]["member_id"], 22);
+    let left = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/households/leave",
+            Some(json!({"reference": "leave-1", "member": "FC000022"})),
+        )
+        .await;
+    assert_eq!(left.status, 200, "{:?}", left.body);
+    let h = gw.op("GET", "/admin/v1/members/21/household", None).await;
+    assert_eq!(
+        (h.body["pooled"].as_bool(), h.body["spendable"].as_i64()),
+        (Some(false), Some(0))
+    );
+    assert_eq!(posted(22).await, Some(50));
+    // Operators join and dissolve too.
+    let oj = gw
+        .op(
+            "POST",
+            "/admin/v1/households/join",
+            Some(json!({"reference": "op-house",
+            "owner_id": 22, "member_id": 21, "consent": "call 2026-11-30, both on the line"})),
+        )
+        .await;
+    assert_eq!(oj.status, 200, "{:?}", oj.body);
+    let ol = gw
+        .op(
+            "POST",
+            "/admin/v1/households/leave",
+            Some(json!({"reference": "op-dissolve", "member_id": 22})),
+        )
+        .await;
+    assert_eq!(ol.status, 200, "{:?}", ol.body);
+    let again = gw
+        .op(
+            "POST",
+            "/admin/v1/households/leave",
+            Some(json!({"reference": "op-dissolve-2", "member_id": 22})),
+        )
+        .await;
+    assert_eq!(again.problem(), "pool-refused");
+}
+
+#[tokio::test]
+async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments() {
+    let gw = Gw::start().await;
+    let policy = |body: Value| {
+        let gw = &gw;
+        async move { gw.op("PUT", "/admin/v1/tier-policy", Some(body)).await }
+    };
+    // Spend in GBP, counted in pence: GBP 20.00 reaches Silver.
+    let p = policy(
+        json!({"reference": "spend", "basis": "spend", "currency": "GBP",
+        "levels": [{"name": "Silver", "threshold": 2000}]}),
+    )
+    .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    assert_eq!(
+        (p.body["basis"].as_str(), p.body["currency"].as_str()),
+        (Some("spend"), Some("GBP"))
+    );
+    let bill = |reference: &'static str, value: &'static str| {
+        let gw = &gw;
+        async move {
+            gw.partner(
+                3,
+                "POST",
+                "/v1/earn",
+                Some(json!({"reference": reference,
+                "member": "TN000031", "amount": {"value": value, "unit": "GBP"}})),
+            )
+            .await
+        }
+    };
+    assert_eq!(bill("bill-1", "12.50").await.status, 200);
+    let t = gw.op("GET", "/admin/v1/members/31/tier", None).await;
+    assert_eq!(
+        (t.body["level"].as_i64(), t.body["qualifying"].as_i64()),
+        (Some(0), Some(1_250))
+    );
+    assert_eq!(bill("bill-2", "8.00").await.status, 200);
+    let t = gw.op("GET", "/admin/v1/members/31/tier", None).await;
+    assert_eq!(
+        (t.body["level"].as_i64(), t.body["qualifying"].as_i64()),
+        (Some(1), Some(2_050))
+    );
+    // A currency without the spend basis, or the spend basis without one, is refused.
+    for bad in [
+        json!({"reference": "bad-1", "basis": "spend", "levels": [{"name": "S", "threshold": 5}]}),
+        json!({"reference": "bad-2", "currency": "GBP", "levels": [{"name": "S", "threshold": 5}]}),
+    ] {
+        assert_eq!(policy(bad).await.problem(), "invalid-request");
+    }
+
+    // Two qualifying earns, counted only for premium fuel at FuelCo.
+    let p = policy(json!({"reference": "premium", "basis": "activities",
+        "levels": [{"name": "Silver", "threshold": 2}],
+        "categories": [{"partner": 2, "categories": ["premium-fuel"]}]}))
+    .await;
+    assert_eq!(
+        p.body["categories"][0]["categories"][0], "premium-fuel",
+        "{:?}",
+        p.body
+    );
+    for (n, reference, category) in [
+        (32, "p1", Some("premium-fuel")),
+        (32, "p2", Some("premium-fuel")),
+        (33, "r1", None),
+        (33, "r2", Some("diesel")),
+    ] {
+        let mut body = json!({"reference": reference, "member": format!("FC{n:06}"),
+            "amount": {"value": "10", "unit": "litre"}});
+        if let Some(c) = category {
+            body["category"] = json!(c);
+        }
+        assert_eq!(
+            gw.partner(2, "POST", "/v1/earn", Some(body)).await.status,
+            200
+        );
+    }
+    let level = |n: u64| {
+        let gw = &gw;
+        async move {
+            gw.op("GET", &format!("/admin/v1/members/{n}/tier"), None)
+                .await
+                .body["level"]
+                .as_i64()
+        }
+    };
+    assert_eq!((level(32).await, level(33).await), (Some(1), Some(0)));
+
+    // On points, an adjustment counts only when the operator flags it.
+    let p =
+        policy(json!({"reference": "points", "levels": [{"name": "Silver", "threshold": 1000}]}))
+            .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    for (n, qualifies) in [(34, true), (35, false)] {
+        let a = gw
+            .op(
+                "POST",
+                &format!("/admin/v1/members/{n}/adjustments"),
+                Some(json!({
+                "reference": format!("goodwill-{n}"), "points": 1500,
+                "reason": "missed connection, goodwill", "qualifies": qualifies})),
+            )
+            .await;
+        assert_eq!(a.status, 200, "{:?}", a.body);
+    }
+    assert_eq!((level(34).await, level(35).await), (Some(1), Some(0)));
+}

@@ -31,6 +31,7 @@ fn command(cycle: u64, t: u64, i: u64) -> Command {
             bonus: Points(0),
             awards: vec![],
             guard: None,
+            purchase: None,
         }
     }
 }

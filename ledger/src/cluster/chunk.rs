@@ -172,8 +172,26 @@ impl<'t> Chunk<'t> {
                     None => vec![],
                 }
             }
+            // A pool owner's burn may draw on its household; a member leaving changes its
+            // owner's record, an owner leaving every member's.
+            Command::Burn { member, .. } => self.pool_needs(*member, false),
+            Command::LeavePool { member, .. } => self.pool_needs(*member, true),
             _ => vec![],
         })
+    }
+
+    /// The other members of `m`'s household pool: the members it owns, and (with `owner`) the
+    /// owner it belongs to.
+    fn pool_needs(&self, m: MemberId, owner: bool) -> Vec<Need> {
+        use crate::core::transfers::PoolLink;
+        match self.state.members.get(&m).and_then(|s| s.extras.as_deref()) {
+            Some(x) => match &x.pool {
+                PoolLink::Owner(v) => v.iter().map(|m| Need::Member(*m)).collect(),
+                PoolLink::Member(o) if owner => vec![Need::Member(*o)],
+                _ => vec![],
+            },
+            None => vec![],
+        }
     }
 
     /// Reads the records in `needs` not read yet, together, into the partial state.
@@ -407,7 +425,12 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         Command::SetExpiryPolicy { .. }
         | Command::SetTransferPolicy { .. }
         | Command::SetTierPolicy { .. } => vec![],
-        Command::SetTier { member, .. } => vec![Need::Member(*member)],
+        Command::SetTier { member, .. } | Command::LeavePool { member, .. } => {
+            vec![Need::Member(*member)]
+        }
+        Command::JoinPool { owner, member, .. } => {
+            vec![Need::Member(*owner), Need::Member(*member)]
+        }
     }
 }
 

@@ -265,15 +265,17 @@ impl<'a> Builder<'a> {
         already: Points,
         n: Points,
     ) -> Result<(), Rejection> {
+        // Every lot the original drew on, whoever's (a pool owner's burn draws on its
+        // household's): the last drawn comes back first.
         let consumed: Vec<LotChange> = orig
             .lots
             .iter()
-            .filter(|c| c.member == m && c.delta.0 < 0)
+            .filter(|c| c.delta.0 < 0)
             .copied()
             .collect();
         let mut skip = already.0;
         let mut need = n.0;
-        let mut restored = 0;
+        let mut restored: Vec<(MemberId, i64)> = Vec::new();
         for c in consumed.iter().rev() {
             let mut avail = -c.delta.0;
             let s = avail.min(skip);
@@ -281,9 +283,12 @@ impl<'a> Builder<'a> {
             avail -= s;
             let give = avail.min(need);
             if give > 0 {
-                self.add_to_member(m, Points(give), c.lot, c.expires_at)?;
+                self.add_to_member(c.member, Points(give), c.lot, c.expires_at)?;
                 need -= give;
-                restored += give;
+                match restored.iter_mut().find(|r| r.0 == c.member) {
+                    Some(r) => r.1 += give,
+                    None => restored.push((c.member, give)),
+                }
             }
         }
         if need > 0 {
@@ -293,10 +298,16 @@ impl<'a> Builder<'a> {
                 n: 0,
             };
             self.add_to_member(m, Points(need), lot, None)?;
-            restored += need;
+            match restored.iter_mut().find(|r| r.0 == m) {
+                Some(r) => r.1 += need,
+                None => restored.push((m, need)),
+            }
         }
-        self.points(source, Points(-restored));
-        self.points(AccountId::Member(m), Points(restored));
+        let total: i64 = restored.iter().map(|r| r.1).sum();
+        self.points(source, Points(-total));
+        for (member, p) in restored {
+            self.points(AccountId::Member(member), Points(p));
+        }
         Ok(())
     }
 

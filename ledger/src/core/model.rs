@@ -9,7 +9,7 @@ use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
     AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
 };
-use crate::core::tiers::{TierChange, TierMark, TierPolicy};
+use crate::core::tiers::{Purchase, TierChange, TierMark, TierPolicy};
 use crate::core::transfers::TransferPolicy;
 use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
@@ -104,6 +104,8 @@ pub enum Command {
         awards: Vec<AwardRequest>,
         /// The points budget guard, when a ceiling applies.
         guard: Option<Box<GuardRequest>>,
+        /// What the partner reported of the purchase (spend, category), for tiers.
+        purchase: Option<Box<Purchase>>,
     },
     /// Member redeems points at a partner, at once.
     Burn {
@@ -221,6 +223,28 @@ pub enum Command {
         reason: String,
         /// Who made the correction.
         operator: String,
+        /// Whether it counts towards the member's tier (a goodwill credit for a missed flight
+        /// does; a correction of a data error does not).
+        qualifies: bool,
+    },
+    /// Join `member` to the household pool `owner` holds, with the joining member's consent
+    /// (partner or operator). Points do not move: the owner may then spend the pool.
+    JoinPool {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The pool's owner (a pool exists once it has a member).
+        owner: MemberId,
+        /// The joining member.
+        member: MemberId,
+        /// How the joining member consented, as attested.
+        consent: String,
+    },
+    /// `member` leaves its pool; an owner leaving dissolves it. Each keeps its own points.
+    LeavePool {
+        /// Idempotency key.
+        key: IdemKey,
+        /// The member leaving, or the owner dissolving.
+        member: MemberId,
     },
 }
 
@@ -242,7 +266,9 @@ impl Command {
             | Command::SetTierPolicy { key, .. }
             | Command::SetTier { key, .. }
             | Command::Expire { key, .. }
-            | Command::Adjust { key, .. } => key,
+            | Command::Adjust { key, .. }
+            | Command::JoinPool { key, .. }
+            | Command::LeavePool { key, .. } => key,
         }
     }
 
@@ -493,6 +519,24 @@ pub enum TxKind {
         reason: String,
         /// Who.
         operator: String,
+        /// The qualification it counted, when flagged to qualify, and the upgrade it made.
+        tier: Option<Box<(TierMark, Option<TierChange>)>>,
+    },
+    /// A member joined a household pool.
+    PoolJoined {
+        /// The pool's owner.
+        owner: MemberId,
+        /// The joining member.
+        member: MemberId,
+        /// Its consent, as attested.
+        consent: String,
+    },
+    /// Members left a household pool (all of them when the owner dissolved it).
+    PoolLeft {
+        /// The pool's owner.
+        owner: MemberId,
+        /// Who left.
+        members: Vec<MemberId>,
     },
 }
 
@@ -580,6 +624,7 @@ impl TxKind {
             | TxKind::TierChanged { member, .. }
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
+            TxKind::PoolJoined { owner, .. } | TxKind::PoolLeft { owner, .. } => Some(*owner),
             TxKind::ContractSet(_)
             | TxKind::ExpiryPolicySet(_)
             | TxKind::TransferPolicySet(_)
@@ -696,6 +741,8 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::TierPolicySet(_) => ("tier-policy", None),
         TxKind::TierChanged { .. } => ("tier", None),
         TxKind::Expire { .. } => ("expiry", None),
+        TxKind::PoolJoined { .. } => ("pool-joined", None),
+        TxKind::PoolLeft { .. } => ("pool-left", None),
     }
 }
 
@@ -717,6 +764,7 @@ mod tests {
             bonus: Points(30),
             awards: vec![],
             guard: None,
+            purchase: None,
         };
         let pricing = Pricing {
             rate_version: 3,

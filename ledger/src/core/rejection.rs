@@ -92,6 +92,24 @@ pub enum Rejection {
         /// Already given in the period.
         used: Points,
     },
+    /// A member cannot pool with itself.
+    #[error("a household pool needs two different members")]
+    PoolWithSelf,
+    /// The joining member is already in a pool, or owns one.
+    #[error("member {} is already in a household pool", .0.0)]
+    PoolTaken(MemberId),
+    /// The owner belongs to another member's pool.
+    #[error("member {} belongs to another household pool and cannot own one", .0.0)]
+    PoolOwnerIsMember(MemberId),
+    /// The pool has as many members as it may.
+    #[error("a household pool holds at most {max} members besides its owner")]
+    PoolFull {
+        /// Most members.
+        max: usize,
+    },
+    /// The member is in no pool.
+    #[error("member {} is in no household pool", .0.0)]
+    NotInPool(MemberId),
     /// A transfer's consent attestation is empty or too long.
     #[error("a transfer's consent must be 1 to {len_max} bytes")]
     TransferConsent {

@@ -12,7 +12,7 @@ use crate::core::programme::{
     PARTNER_BITS,
 };
 use crate::core::tiers::{TierState, Tiers};
-use crate::core::transfers::{TransferPolicy, TransferUse};
+use crate::core::transfers::{PoolLink, TransferPolicy, TransferUse};
 use crate::core::types::{
     AccountId, Contract, Currency, MemberId, PartnerId, Points, Timestamp, TxId,
 };
@@ -74,14 +74,17 @@ pub struct MemberExtras {
     pub tier: TierState,
     /// Points the member has given today and this year.
     pub transfers: TransferUse,
+    /// The member's household pool.
+    pub pool: PoolLink,
 }
 
 // Every enrolled member holds one of these in the writer's memory: its size is a budget. The
 // programme's fields (enrolment time, partners earned at, campaign use, last activity, tier)
 // took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap.
 const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
-// A member with a tier or transfers pays this too, once, on the heap.
-const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 80);
+// A member with a tier, transfers or a household pool pays this too, once, on the heap (the
+// pool link took it from 80 to 96 bytes; a pool's member list is on the heap).
+const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 96);
 
 impl MemberState {
     /// The member's tier level (0: the base level).
@@ -92,6 +95,15 @@ impl MemberState {
     /// The rarer parts of the state, created on first use.
     pub fn extras_mut(&mut self) -> &mut MemberExtras {
         self.extras.get_or_insert_with(Default::default)
+    }
+
+    /// The members of the pool this member owns, in the order they joined (empty: it owns
+    /// none).
+    pub fn pool_members(&self) -> &[MemberId] {
+        match self.extras.as_deref().map(|x| &x.pool) {
+            Some(PoolLink::Owner(v)) => v,
+            _ => &[],
+        }
     }
 
     /// Posted minus held: what a burn, hold or transfer may take.
@@ -314,8 +326,20 @@ impl State {
                 let x = self.members.entry(*member).or_default().extras_mut();
                 x.tier.change(change, tx.at);
             }
+            TxKind::Adjust {
+                member,
+                tier: Some(t),
+                ..
+            } if include(*member) => {
+                let x = self.members.entry(*member).or_default().extras_mut();
+                x.tier.mark(t.0);
+                if let Some(c) = &t.1 {
+                    x.tier.change(c, tx.at);
+                }
+            }
             _ => {}
         }
+        self.change_pools(tx, include);
         match &tx.kind {
             TxKind::Transfer {
                 from,
@@ -335,6 +359,40 @@ impl State {
                 for b in awards.iter().filter(|b| b.room.is_positive()) {
                     s.campaigns
                         .add(b.campaign, Points(-b.room.0), b.day, b.month);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Household pools joined and left.
+    fn change_pools(&mut self, tx: &Transaction, include: &impl Fn(MemberId) -> bool) {
+        match &tx.kind {
+            TxKind::PoolJoined { owner, member, .. } => {
+                if include(*owner) {
+                    let x = self.members.entry(*owner).or_default().extras_mut();
+                    match &mut x.pool {
+                        PoolLink::Owner(v) => v.push(*member),
+                        p => *p = PoolLink::Owner(thin_vec::thin_vec![*member]),
+                    }
+                }
+                if include(*member) {
+                    self.members.entry(*member).or_default().extras_mut().pool =
+                        PoolLink::Member(*owner);
+                }
+            }
+            TxKind::PoolLeft { owner, members } => {
+                if include(*owner) {
+                    let x = self.members.entry(*owner).or_default().extras_mut();
+                    if let PoolLink::Owner(v) = &mut x.pool {
+                        v.retain(|m| !members.contains(m));
+                        if v.is_empty() {
+                            x.pool = PoolLink::None;
+                        }
+                    }
+                }
+                for m in members.iter().filter(|m| include(**m)) {
+                    self.members.entry(*m).or_default().extras_mut().pool = PoolLink::None;
                 }
             }
             _ => {}

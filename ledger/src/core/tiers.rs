@@ -1,11 +1,12 @@
-//! Tiers: levels reached by qualifying points (or qualifying earns) over a calendar year or a
-//! rolling 12 months, in the programme's time zone. A member moves up at once, on the earn
-//! that qualifies it; it moves down only at a period end, after the policy's grace periods,
-//! one level at a time. Transfers never qualify and adjustments do not either; a reversal of
-//! an earn takes its qualification back. An operator may hold a member at a level until a
-//! date. Every change is a transaction, so a member's tier history is in its statement.
+//! Tiers: levels reached by qualifying points, qualifying spend or the number of qualifying
+//! earns over a calendar year or a rolling 12 months, in the programme's time zone. A member
+//! moves up at once, on the earn that qualifies it; it moves down only at a period end, after
+//! the policy's grace periods, one level at a time. Transfers never qualify; an adjustment
+//! qualifies only when the operator flags it; a reversal of an earn takes its qualification
+//! back. An operator may hold a member at a level until a date. Every change is a
+//! transaction, so a member's tier history is in its statement.
 
-use crate::core::types::{PartnerId, Timestamp};
+use crate::core::types::{Currency, Money, PartnerId, Points, Timestamp};
 use chrono::{NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -22,7 +23,31 @@ pub enum Basis {
     Points,
     /// The number of qualifying earns.
     Activities,
+    /// The purchase amounts of qualifying earns made in this currency, in its minor units
+    /// (cents for EUR, rials for IRR).
+    Spend(Currency),
 }
+
+/// For one partner, the categories whose earns qualify (earns in others do not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartnerCategories {
+    /// The partner.
+    pub partner: PartnerId,
+    /// Its qualifying categories.
+    pub categories: Vec<String>,
+}
+
+/// What an earn reports of the purchase, for tier qualification.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Purchase {
+    /// The purchase amount, when the partner sent it in money.
+    pub spend: Option<Money>,
+    /// The purchase category, when the partner sent one.
+    pub category: Option<String>,
+}
+
+/// Most partners a policy may restrict to categories, and categories per partner.
+pub const CATEGORY_RULES_MAX: usize = 64;
 
 /// The window qualification counts over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +80,8 @@ pub struct TierPolicy {
     pub grace_periods: u8,
     /// Partners whose earns qualify; empty: all.
     pub partners: Vec<PartnerId>,
+    /// Partners whose earns qualify only in some categories.
+    pub categories: Vec<PartnerCategories>,
     /// IANA time zone months and years are counted in.
     pub time_zone: String,
 }
@@ -171,12 +198,61 @@ impl TierPolicy {
         {
             return Err("thresholds must be positive and strictly ascending");
         }
+        if self.categories.len() > CATEGORY_RULES_MAX
+            || self.categories.iter().any(|c| {
+                c.categories.is_empty()
+                    || c.categories.len() > CATEGORY_RULES_MAX
+                    || c.categories
+                        .iter()
+                        .any(|n| n.trim().is_empty() || n.len() > NAME_LEN_MAX)
+            })
+        {
+            return Err("1 to 64 categories of 1 to 64 bytes for each of at most 64 partners");
+        }
         Ok(tz)
     }
 
-    /// Whether an earn at `partner` qualifies.
-    pub fn qualifies(&self, partner: PartnerId) -> bool {
-        self.partners.is_empty() || self.partners.contains(&partner)
+    /// Whether an earn at `partner` in `category` qualifies.
+    pub fn qualifies(&self, partner: PartnerId, category: Option<&str>) -> bool {
+        if !(self.partners.is_empty() || self.partners.contains(&partner)) {
+            return false;
+        }
+        match self.categories.iter().find(|c| c.partner == partner) {
+            None => true,
+            Some(c) => category.is_some_and(|x| c.categories.iter().any(|n| n == x)),
+        }
+    }
+
+    /// What an earn of `points` at `partner` counts towards the tier, if it qualifies:
+    /// its points, one activity, or its spend in the basis's currency.
+    pub fn qualifying_earn(
+        &self,
+        partner: PartnerId,
+        points: Points,
+        purchase: Option<&Purchase>,
+    ) -> Option<i64> {
+        if !self.qualifies(partner, purchase.and_then(|p| p.category.as_deref())) {
+            return None;
+        }
+        match self.basis {
+            Basis::Points => Some(points.0),
+            Basis::Activities => Some(1),
+            Basis::Spend(c) => purchase
+                .and_then(|p| p.spend)
+                .filter(|m| m.currency == c && m.amount.is_sign_positive())
+                .and_then(|m| minor_units(m.amount, c)),
+        }
+    }
+
+    /// What an operator's adjustment of `points`, flagged to qualify, counts: its points, one
+    /// activity (taken back when negative), or nothing on a spend basis (an adjustment has no
+    /// purchase).
+    pub fn qualifying_adjustment(&self, points: Points) -> Option<i64> {
+        match self.basis {
+            Basis::Points => Some(points.0),
+            Basis::Activities => Some(points.0.signum()),
+            Basis::Spend(_) => None,
+        }
     }
 
     /// The highest level `total` reaches.
@@ -197,6 +273,13 @@ impl TierPolicy {
                 .map_or(i64::MAX, |l| l.threshold),
         }
     }
+}
+
+/// `amount` in the minor units of `c`, rounded down; `None` beyond `i64`.
+fn minor_units(amount: rust_decimal::Decimal, c: Currency) -> Option<i64> {
+    use rust_decimal::prelude::ToPrimitive;
+    let scale = rust_decimal::Decimal::from(10_i64.pow(c.minor_units()));
+    amount.checked_mul(scale)?.floor().to_i64()
 }
 
 /// The start of every local month from 1970 to 2200 in a time zone, computed once per policy:
@@ -374,6 +457,7 @@ mod tests {
             window,
             grace_periods: grace,
             partners: vec![],
+            categories: vec![],
             time_zone: "UTC".into(),
         }
     }

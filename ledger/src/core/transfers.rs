@@ -83,3 +83,20 @@ impl TransferPolicy {
         (day, local.year())
     }
 }
+
+/// Most members a household pool holds besides its owner.
+pub const POOL_MEMBERS_MAX: usize = 8;
+
+/// A member's place in a household pool. Points never move when members join or leave: each
+/// keeps its own lots, and the owner's burns draw on its own points first, then on each
+/// member's in the order they joined, soonest expiry first within each.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PoolLink {
+    /// In no pool.
+    #[default]
+    None,
+    /// Owns the pool of these members, in the order they joined.
+    Owner(thin_vec::ThinVec<crate::core::types::MemberId>),
+    /// Belongs to the pool of this owner.
+    Member(crate::core::types::MemberId),
+}

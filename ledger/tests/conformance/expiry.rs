@@ -35,6 +35,7 @@ fn earn(reference: &str, member: u64, points: i64) -> Command {
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     }
 }
 
@@ -326,6 +327,7 @@ fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
             window: Window::CalendarYear,
             grace_periods: 0,
             partners: vec![PartnerId(1)],
+            categories: vec![],
             time_zone: "UTC".into(),
         },
     })

@@ -20,10 +20,13 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 mod expiry;
+mod households;
 mod programme;
 // Used through `for_each_conformance_check!` by the files that run the suite.
 #[allow(unused_imports)]
 pub use expiry::*;
+#[allow(unused_imports)]
+pub use households::*;
 #[allow(unused_imports)]
 pub use programme::*;
 
@@ -59,6 +62,10 @@ macro_rules! for_each_conformance_check {
             cluster_transfers_keep_to_their_limits_and_pay_their_fee,
             ledger_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
             cluster_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
+            ledger_household_pools_spend_together_and_leave_with_their_own,
+            cluster_household_pools_spend_together_and_leave_with_their_own,
+            ledger_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,
+            cluster_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,
         );
     };
 }
@@ -334,6 +341,7 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         bonus: Points(100),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     let r = l.execute_blocking(earn.clone()).expect("earn");
     assert!(!r.replayed);
@@ -350,6 +358,7 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     assert_eq!(
         rejected(l.execute_blocking(conflict)),
@@ -453,6 +462,7 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     };
     let mut expected = Vec::new();
     for round in 0..3 {
@@ -561,6 +571,7 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
                 bonus: Points(0),
                 awards: vec![],
                 guard: None,
+                purchase: None,
             })
             .expect("earn");
         }
@@ -589,6 +600,7 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
             bonus: Points(0),
             awards: vec![],
             guard: None,
+            purchase: None,
         })
         .expect("replay after reopen");
     assert!(replay.replayed, "idempotency survives a restart");
@@ -626,6 +638,7 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
             bonus: Points(0),
             awards: vec![],
             guard: None,
+            purchase: None,
         })
         .expect("opening earn");
     }
@@ -642,6 +655,7 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
                     bonus: Points(1),
                     awards: vec![],
                     guard: None,
+                    purchase: None,
                 },
                 1 | 2 => Command::Burn {
                     key: IdemKey::partner(p2, format!("race-{i}")),
@@ -765,6 +779,7 @@ pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
         bonus: Points(0),
         awards: vec![],
         guard: None,
+        purchase: None,
     })
     .expect("earn");
     let hold = b

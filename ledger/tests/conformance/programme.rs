@@ -44,6 +44,7 @@ pub(super) fn earn(
         bonus: Points(0),
         awards,
         guard: None,
+        purchase: None,
     }
 }
 
@@ -236,6 +237,7 @@ fn campaign_awards_caps_and_budget<S: Store + Clone>(open: &mut dyn FnMut() -> L
         bonus: Points(0),
         awards: vec![first.clone()],
         guard: None,
+        purchase: None,
     });
     assert_eq!(granted(&r), vec![(10, 500, None)]);
     let r = run(Command::Earn {
@@ -246,6 +248,7 @@ fn campaign_awards_caps_and_budget<S: Store + Clone>(open: &mut dyn FnMut() -> L
         bonus: Points(0),
         awards: vec![first],
         guard: None,
+        purchase: None,
     });
     assert_eq!(granted(&r), vec![(10, 0, Some(Limited::Condition))]);
 
@@ -324,6 +327,7 @@ fn guarded(reference: &str, points: i64, bonus: i64, sale: i64, action: GuardAct
                 thresholds: vec![80, 100],
             }],
         })),
+        purchase: None,
     }
 }
 

@@ -27,7 +27,7 @@ use utoipa_axum::routes;
 
 /// The operator routes, each behind bearer-token authentication.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
-    crate::api::programme::routes(OpenApiRouter::new())
+    crate::api::households::operator_routes(crate::api::programme::routes(OpenApiRouter::new()))
         .routes(routes!(list_partners))
         .routes(routes!(get_partner, put_partner))
         .routes(routes!(list_keys, create_key))
@@ -192,6 +192,9 @@ pub struct AdjustmentRequest {
     /// Why, in words finance can audit.
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
+    /// Whether it counts towards the member's tier, as an earn would (default false).
+    #[serde(default)]
+    pub qualifies: bool,
 }
 
 /// An account's balance.
@@ -413,6 +416,7 @@ async fn adjust(
         points: r.points,
         reason: r.reason,
         operator: operator.name,
+        qualifies: r.qualifies,
     };
     let receipt = op::adjust(&app.ops, a).await?;
     let mut view = TransactionView::of(&receipt.tx, Some(Who::Id(id)), receipt.replayed);

@@ -213,6 +213,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "A transfer needs two different members",
     ),
     (
+        Kind::PoolRefused,
+        "pool-refused",
+        422,
+        "The household pool cannot change so",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

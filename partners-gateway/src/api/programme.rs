@@ -59,6 +59,21 @@ pub enum BasisView {
     Points,
     /// The number of qualifying earns.
     Activities,
+    /// The purchase amounts of qualifying earns in `currency`, in its minor units.
+    Spend,
+}
+
+/// For one partner, the only categories whose earns qualify.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerCategoriesView {
+    /// The partner.
+    #[serde(deserialize_with = "crate::api::whole::required")]
+    #[schema(minimum = 0, maximum = 4_294_967_295_i64)]
+    pub partner: u32,
+    /// Its qualifying categories, as partners send them (1 to 64 bytes each).
+    #[schema(min_items = 1, max_items = 64, value_type = Vec<String>)]
+    pub categories: Vec<String>,
 }
 
 /// The window qualification counts over.
@@ -95,6 +110,13 @@ pub struct TierPolicyDraft {
     #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 64)]
     pub partners: Vec<u32>,
+    /// Partners whose earns qualify only in some categories.
+    #[serde(default)]
+    #[schema(max_items = 64)]
+    pub categories: Vec<PartnerCategoriesView>,
+    /// The currency spend counts in (required with the `spend` basis, refused otherwise).
+    #[schema(min_length = 3, max_length = 3, pattern = "^[A-Z]{3}$")]
+    pub currency: Option<String>,
 }
 
 fn default_basis() -> BasisView {
@@ -118,6 +140,10 @@ pub struct TierPolicyView {
     pub grace_periods: u8,
     /// Qualifying partners; empty: all.
     pub partners: Vec<u32>,
+    /// Partners whose earns qualify only in some categories.
+    pub categories: Vec<PartnerCategoriesView>,
+    /// The currency spend counts in (the `spend` basis).
+    pub currency: Option<String>,
     /// The time zone.
     pub time_zone: String,
 }
@@ -131,6 +157,7 @@ impl From<Option<ledger::core::tiers::TierPolicy>> for TierPolicyView {
             window: Window::CalendarYear,
             grace_periods: 0,
             partners: vec![],
+            categories: vec![],
             time_zone: "UTC".into(),
         });
         TierPolicyView {
@@ -145,7 +172,20 @@ impl From<Option<ledger::core::tiers::TierPolicy>> for TierPolicyView {
             basis: match p.basis {
                 Basis::Points => BasisView::Points,
                 Basis::Activities => BasisView::Activities,
+                Basis::Spend(_) => BasisView::Spend,
             },
+            currency: match p.basis {
+                Basis::Spend(c) => Some(c.code().to_string()),
+                _ => None,
+            },
+            categories: p
+                .categories
+                .into_iter()
+                .map(|c| PartnerCategoriesView {
+                    partner: c.partner.0,
+                    categories: c.categories,
+                })
+                .collect(),
             window: match p.window {
                 Window::CalendarYear => WindowView::CalendarYear,
                 Window::Rolling12Months => WindowView::Rolling12Months,
@@ -183,6 +223,7 @@ async fn put_tier_policy(
     if d.levels.is_empty()
         || d.levels.len() > 15
         || d.partners.len() > 64
+        || d.categories.len() > 64
         || d.grace_periods > 12
         || d.levels
             .iter()
@@ -193,6 +234,21 @@ async fn put_tier_policy(
             "1 to 15 levels with thresholds of 1 to 10^12, at most 64 partners, at most 12 grace periods",
         ));
     }
+    let basis = match (d.basis, d.currency.as_deref()) {
+        (BasisView::Points, None) => Basis::Points,
+        (BasisView::Activities, None) => Basis::Activities,
+        (BasisView::Spend, Some(c)) => Basis::Spend(c.parse().map_err(
+            |e: ledger::core::types::UnknownCurrency| {
+                OpError::new(crate::ops::error::Kind::InvalidRequest, e.to_string())
+            },
+        )?),
+        _ => {
+            return Err(OpError::new(
+                crate::ops::error::Kind::InvalidRequest,
+                "currency goes with the spend basis and only with it",
+            ))
+        }
+    };
     let policy = TierPolicy {
         levels: d
             .levels
@@ -202,16 +258,21 @@ async fn put_tier_policy(
                 threshold: l.threshold,
             })
             .collect(),
-        basis: match d.basis {
-            BasisView::Points => Basis::Points,
-            BasisView::Activities => Basis::Activities,
-        },
+        basis,
         window: match d.window {
             WindowView::CalendarYear => Window::CalendarYear,
             WindowView::Rolling12Months => Window::Rolling12Months,
         },
         grace_periods: d.grace_periods,
         partners: d.partners.into_iter().map(ledger::PartnerId).collect(),
+        categories: d
+            .categories
+            .into_iter()
+            .map(|c| ledger::core::tiers::PartnerCategories {
+                partner: ledger::PartnerId(c.partner),
+                categories: c.categories,
+            })
+            .collect(),
         time_zone: String::new(),
     };
     let (ops, reference) = (app.ops.clone(), d.reference);

@@ -42,6 +42,7 @@ pub enum Kind {
     BudgetCeiling,
     TransferLimit,
     TransferToSelf,
+    PoolRefused,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -50,7 +51,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 41] = [
+pub const ALL_KINDS: [Kind; 42] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -87,6 +88,7 @@ pub const ALL_KINDS: [Kind; 41] = [
     Kind::BudgetCeiling,
     Kind::TransferLimit,
     Kind::TransferToSelf,
+    Kind::PoolRefused,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -150,6 +152,11 @@ impl From<Rejection> for OpError {
             | Rejection::TierOverrideInPast => Kind::InvalidRule,
             Rejection::TransferLimit { .. } => Kind::TransferLimit,
             Rejection::TransferToSelf => Kind::TransferToSelf,
+            Rejection::PoolWithSelf
+            | Rejection::PoolTaken(_)
+            | Rejection::PoolOwnerIsMember(_)
+            | Rejection::PoolFull { .. }
+            | Rejection::NotInPool(_) => Kind::PoolRefused,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,
@@ -169,6 +176,11 @@ impl From<Rejection> for OpError {
         // Ledger-internal ids mean nothing to a partner; say what happened without them.
         let detail = match &r {
             Rejection::UnknownMember(_) => "no such member".to_string(),
+            Rejection::PoolTaken(_) => "the member is already in a household pool".to_string(),
+            Rejection::PoolOwnerIsMember(_) => {
+                "the owner belongs to another household pool".to_string()
+            }
+            Rejection::NotInPool(_) => "the member is in no household pool".to_string(),
             Rejection::UnknownTransaction(_) => "no such transaction".to_string(),
             Rejection::HoldNotOpen { .. } => "the hold is no longer open".to_string(),
             Rejection::BudgetCeiling { key } => format!(

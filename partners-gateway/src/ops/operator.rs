@@ -89,6 +89,8 @@ pub struct Adjustment {
     pub reason: String,
     /// Who made it.
     pub operator: String,
+    /// Whether it counts towards the member's tier.
+    pub qualifies: bool,
 }
 
 /// Every partner. Blocking.
@@ -322,6 +324,7 @@ pub async fn adjust(ops: &Ops, a: Adjustment) -> Result<Receipt, OpError> {
             points: Points(a.points),
             reason: a.reason,
             operator: a.operator,
+            qualifies: a.qualifies,
         })
         .await?)
 }

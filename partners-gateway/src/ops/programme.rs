@@ -497,3 +497,85 @@ pub fn tier(ops: &Ops, m: ledger::MemberId) -> Result<TierStanding, OpError> {
         state,
     })
 }
+
+/// One member of a household pool and what it may spend now.
+pub struct Pooled {
+    /// The member.
+    pub member: ledger::MemberId,
+    /// Posted, less held, less expired.
+    pub spendable: ledger::Points,
+}
+
+/// A household pool: its owner first, then its members in the order they joined (the order
+/// an owner's burn draws on them).
+pub struct Household {
+    /// The owner, then the members.
+    pub members: Vec<Pooled>,
+}
+
+impl Household {
+    /// What the owner may spend from the pool.
+    pub fn spendable(&self) -> ledger::Points {
+        ledger::Points(self.members.iter().map(|m| m.spendable.0).sum())
+    }
+}
+
+/// The household pool member `m` owns or belongs to; `None` when it is in none. Blocking.
+pub fn household(ops: &Ops, m: ledger::MemberId) -> Result<Option<Household>, OpError> {
+    use ledger::core::transfers::PoolLink;
+    let unknown = || OpError::new(Kind::UnknownMember, "no such member".to_string());
+    let state = ops.ledger.member_state(m)?.ok_or_else(unknown)?;
+    let (owner, owner_state) = match state.extras.as_deref().map(|x| &x.pool) {
+        Some(PoolLink::Owner(_)) => (m, state),
+        Some(PoolLink::Member(o)) => (*o, ops.ledger.member_state(*o)?.ok_or_else(unknown)?),
+        _ => return Ok(None),
+    };
+    let policy = ops.ledger.expiry_in_force()?;
+    let now = Timestamp::now();
+    let spendable = |s: &ledger::core::state::MemberState| {
+        let expired = ledger::core::expiry::expiring(s, policy.as_ref(), now, &[0]).within[0].1;
+        ledger::Points((s.posted.0 - s.held.0 - expired.0).max(0))
+    };
+    let mut members = vec![Pooled {
+        member: owner,
+        spendable: spendable(&owner_state),
+    }];
+    for x in owner_state.pool_members() {
+        let s = ops.ledger.member_state(*x)?.ok_or_else(unknown)?;
+        members.push(Pooled {
+            member: *x,
+            spendable: spendable(&s),
+        });
+    }
+    Ok(Some(Household { members }))
+}
+
+/// Joins `member` to `owner`'s household pool (an operator acting for both). Blocking.
+pub fn join_household(
+    ops: &Ops,
+    reference: &str,
+    owner: ledger::MemberId,
+    member: ledger::MemberId,
+    consent: &str,
+) -> Result<ledger::Receipt, OpError> {
+    check_change_reference(reference)?;
+    Ok(ops.ledger.execute_blocking(ledger::Command::JoinPool {
+        key: ledger::IdemKey::operator(format!("household/{reference}")),
+        owner,
+        member,
+        consent: consent.to_string(),
+    })?)
+}
+
+/// Takes `member` out of its household pool (an owner leaving dissolves it). Blocking.
+pub fn leave_household(
+    ops: &Ops,
+    reference: &str,
+    member: ledger::MemberId,
+) -> Result<ledger::Receipt, OpError> {
+    check_change_reference(reference)?;
+    Ok(ops.ledger.execute_blocking(ledger::Command::LeavePool {
+        key: ledger::IdemKey::operator(format!("household/{reference}")),
+        member,
+    })?)
+}

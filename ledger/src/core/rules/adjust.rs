@@ -12,15 +12,29 @@ pub const REASON_LEN_MAX: usize = 2_000;
 /// Longest operator name on an adjustment, in bytes.
 pub const OPERATOR_LEN_MAX: usize = 128;
 
+/// An adjustment's fields.
+pub(super) struct AdjustCmd<'a> {
+    pub key: &'a IdemKey,
+    pub member: MemberId,
+    pub points: Points,
+    pub reason: &'a str,
+    pub operator: &'a str,
+    pub qualifies: bool,
+}
+
 pub(super) fn adjust(
     s: &State,
     b: &mut Builder<'_>,
-    key: &IdemKey,
-    member: MemberId,
-    points: Points,
-    reason: &str,
-    operator: &str,
+    a: &AdjustCmd<'_>,
 ) -> Result<TxKind, Rejection> {
+    let AdjustCmd {
+        key,
+        member,
+        points,
+        reason,
+        operator,
+        qualifies,
+    } = *a;
     require_operator(key)?;
     // `unsigned_abs`: `i64::MIN.abs()` would overflow.
     let max = Points(s.policy.points_per_command_max);
@@ -37,8 +51,14 @@ pub(super) fn adjust(
             len_max: OPERATOR_LEN_MAX,
         });
     }
+    let m = s.require_member(member)?;
+    let tier = match s.tiers.as_ref().filter(|_| qualifies) {
+        Some(p) => p
+            .qualifying_adjustment(points)
+            .and_then(|q| super::earn::qualify(s, m, q, b.at())),
+        None => None,
+    };
     if points.0 > 0 {
-        s.require_member(member)?;
         b.credit(member, AccountId::Adjustments, points, None)?;
     } else {
         let take = Points(-points.0);
@@ -50,5 +70,6 @@ pub(super) fn adjust(
         points,
         reason: reason.to_string(),
         operator: operator.to_string(),
+        tier,
     })
 }

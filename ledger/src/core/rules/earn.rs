@@ -7,7 +7,7 @@ use crate::core::model::{IdemKey, TxKind};
 use crate::core::programme::{AwardRequest, Funder, Granted, GuardRequest, Limited};
 use crate::core::rejection::Rejection;
 use crate::core::state::State;
-use crate::core::tiers::{Basis, TierChange, TierMark, TierState, TierWhy};
+use crate::core::tiers::{Purchase, TierChange, TierMark, TierState, TierWhy};
 use crate::core::types::{AccountId, MemberId, Money, PartnerId, Points};
 use rust_decimal::Decimal;
 
@@ -20,6 +20,7 @@ pub(super) struct EarnCmd<'a> {
     pub bonus: Points,
     pub awards: &'a [AwardRequest],
     pub guard: Option<&'a GuardRequest>,
+    pub purchase: Option<&'a Purchase>,
 }
 
 /// Issues the partner's points, the plain bonus and each campaign award as its limits allow,
@@ -92,7 +93,10 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
             );
         }
     }
-    let tier = qualify(s, member, e.partner, e.points, b.at());
+    let tier = s.tiers.as_ref().and_then(|p| {
+        let q = p.qualifying_earn(e.partner, e.points, e.purchase)?;
+        qualify(s, member, q, b.at())
+    });
     Ok(TxKind::Earn {
         member: e.member,
         partner: e.partner,
@@ -105,20 +109,16 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
     })
 }
 
-/// The tier qualification of an earn of `points` at `partner`, and the upgrade it makes: at
-/// once, to the highest level the window's total reaches.
-fn qualify(
+/// Counts `qualifying` towards member `member`'s tier and makes the upgrade it reaches: at
+/// once, to the highest level the window's total reaches. An earn and a flagged adjustment
+/// qualify this way.
+pub(super) fn qualify(
     s: &State,
     member: &crate::core::state::MemberState,
-    partner: PartnerId,
-    points: Points,
+    qualifying: i64,
     at: crate::core::types::Timestamp,
 ) -> Option<Box<(TierMark, Option<TierChange>)>> {
-    let p = s.tiers.as_ref().filter(|p| p.qualifies(partner))?;
-    let qualifying = match p.basis {
-        Basis::Points => points.0,
-        Basis::Activities => 1,
-    };
+    let p = s.tiers.as_ref()?;
     let none = TierState::default();
     let t = member.extras.as_ref().map_or(&none, |x| &x.tier);
     let target = p.target(p.window_total(t, at).saturating_add(qualifying));
@@ -164,9 +164,16 @@ pub(super) fn burn(
     require_partner(key, partner)?;
     s.check_points(points)?;
     let contract = s.contract(partner)?;
-    s.require_available(member, points, b.at())?;
     let price = Money::new(contract.redemption_price_per_point, contract.currency);
-    b.debit(member, AccountId::PartnerRedemption(partner), points)?;
+    let own = s.require_member(member)?;
+    let dest = AccountId::PartnerRedemption(partner);
+    if own.pool_members().is_empty() || s.spendable(own, b.at()) >= points {
+        s.require_available(member, points, b.at())?;
+        b.debit(member, dest, points)?;
+    } else {
+        // A pool owner short of its own points spends its household's.
+        super::pool::debit(s, b, member, dest, points, b.at())?;
+    }
     b.money(
         AccountId::Float,
         AccountId::PartnerRedemption(partner),

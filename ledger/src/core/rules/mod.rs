@@ -11,6 +11,7 @@ pub mod contract;
 mod earn;
 mod expiry;
 mod hold;
+pub mod pool;
 mod reversal;
 pub mod transfer;
 
@@ -57,6 +58,7 @@ impl State {
                 bonus,
                 awards,
                 guard,
+                purchase,
             } => earn::earn(
                 self,
                 &mut b,
@@ -68,6 +70,7 @@ impl State {
                     bonus: *bonus,
                     awards,
                     guard: guard.as_deref(),
+                    purchase: purchase.as_deref(),
                 },
             )?,
             Command::Burn {
@@ -123,7 +126,26 @@ impl State {
                 points,
                 reason,
                 operator,
-            } => adjust::adjust(self, &mut b, key, *member, *points, reason, operator)?,
+                qualifies,
+            } => adjust::adjust(
+                self,
+                &mut b,
+                &adjust::AdjustCmd {
+                    key,
+                    member: *member,
+                    points: *points,
+                    reason,
+                    operator,
+                    qualifies: *qualifies,
+                },
+            )?,
+            Command::JoinPool {
+                key,
+                owner,
+                member,
+                consent,
+            } => pool::join(self, &mut b, key, *owner, *member, consent)?,
+            Command::LeavePool { key, member } => pool::leave(self, &mut b, key, *member)?,
             Command::SetExpiryPolicy { key, policy } => expiry::set_policy(key, policy)?,
             Command::Expire { key, member } => expiry::expire(self, &mut b, key, *member)?,
         };

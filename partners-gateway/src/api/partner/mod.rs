@@ -33,7 +33,7 @@ pub use bodies::*;
 
 /// The partner routes, each behind signature verification.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
+    crate::api::households::partner_routes(OpenApiRouter::new())
         .routes(routes!(enrol))
         .routes(routes!(balance))
         .routes(routes!(expiring))
@@ -117,7 +117,7 @@ async fn authenticate(
 }
 
 /// The view of a posted transaction.
-fn view(p: Posted) -> TransactionView {
+pub(super) fn view(p: Posted) -> TransactionView {
     TransactionView::of(&p.tx, p.member_ref.map(Who::Reference), p.replayed)
 }
 

@@ -19,7 +19,8 @@ pub(crate) mod terms;
 
 pub use batch::{batch, prepare};
 pub use reads::{
-    balance, enrol, expiring, quote, rates, statement, tier, transaction, Enrol, Quote, Quoted,
+    balance, enrol, expiring, household, quote, rates, statement, tier, transaction, Enrol, Quote,
+    Quoted,
 };
 pub use terms::EarnContext;
 
@@ -275,16 +276,17 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         r.branch.as_deref(),
         r.category.as_deref(),
     )?;
+    let purchase = terms::Purchase {
+        partner: caller.partner,
+        amount: &r.amount,
+        quantity: q,
+        base: priced.points,
+        branch: r.branch.as_deref(),
+        category: r.category.as_deref(),
+    };
     let terms = terms::terms(
         &ops.registry.programme(),
-        &terms::Purchase {
-            partner: caller.partner,
-            amount: &r.amount,
-            quantity: q,
-            base: priced.points,
-            branch: r.branch.as_deref(),
-            category: r.category.as_deref(),
-        },
+        &purchase,
         &r.context,
         Timestamp::now(),
     )?;
@@ -297,6 +299,7 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
             bonus: Points(0),
             awards: terms.awards,
             guard: terms.guard,
+            purchase: purchase.for_tiers(),
         },
         pricing: Some(priced.pricing),
         member: Some(member),
@@ -491,9 +494,62 @@ pub fn prepare_transfer(
     })
 }
 
+/// A member joining another's household pool, both by the partner's references.
+#[derive(Debug, Clone)]
+pub struct JoinHousehold {
+    /// Idempotency key.
+    pub reference: String,
+    /// The pool's owner.
+    pub owner: String,
+    /// The joining member.
+    pub member: String,
+    /// How the joining member consented, as the partner attests it.
+    pub consent: String,
+}
+
+pub fn prepare_join_household(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &JoinHousehold,
+) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, &r.reference)?;
+    let owner = member_of(ops, caller, &r.owner)?;
+    let member = member_of(ops, caller, &r.member)?;
+    Ok(Prepared {
+        cmd: Command::JoinPool {
+            key,
+            owner,
+            member,
+            consent: r.consent.clone(),
+        },
+        pricing: None,
+        member: Some(owner),
+        member_ref: Some(r.owner.clone()),
+    })
+}
+
+pub fn prepare_leave_household(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    member_ref: &str,
+) -> Result<Prepared, OpError> {
+    caller.require(KeyScope::Burn)?;
+    let key = key(caller, reference)?;
+    let member = member_of(ops, caller, member_ref)?;
+    Ok(Prepared {
+        cmd: Command::LeavePool { key, member },
+        pricing: None,
+        member: Some(member),
+        member_ref: Some(member_ref.to_string()),
+    })
+}
+
 /// Hands the command to the ledger (moved, not copied) and keeps what answering needs.
 pub(crate) fn submit(ops: &Ops, p: Prepared) -> Result<(Sent, Pending), OpError> {
     let kind = match &p.cmd {
+        Command::JoinPool { .. } | Command::LeavePool { .. } => "household",
         Command::Earn { .. } => "earn",
         Command::Burn { .. } => "burn",
         Command::Hold { .. } => "hold",

@@ -99,6 +99,31 @@ pub fn tier(
     crate::ops::programme::tier(ops, m)
 }
 
+/// The household pool the member owns or belongs to, with each member's reference at this
+/// partner (`None` for members it does not know). Blocking.
+pub fn household(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+) -> Result<Option<Vec<(Option<String>, ledger::Points)>>, OpError> {
+    caller.require(KeyScope::Read)?;
+    let m = member_of(ops, caller, reference)?;
+    let Some(h) = crate::ops::programme::household(ops, m)? else {
+        return Ok(None);
+    };
+    h.members
+        .iter()
+        .map(|p| {
+            let r = ops
+                .registry
+                .reference_of(caller.partner, p.member)
+                .map_err(registry_error)?;
+            Ok((r, p.spendable))
+        })
+        .collect::<Result<Vec<_>, OpError>>()
+        .map(Some)
+}
+
 /// A page of the member's statement at this partner, newest first. Blocking.
 pub fn statement(
     ops: &Ops,

@@ -41,6 +41,22 @@ pub struct Purchase<'a> {
     pub category: Option<&'a str>,
 }
 
+impl Purchase<'_> {
+    /// What the ledger counts towards tiers: the spend, when the amount is money, and the
+    /// category. `None` when there is neither.
+    pub fn for_tiers(&self) -> Option<Box<ledger::core::tiers::Purchase>> {
+        let spend = self
+            .amount
+            .unit
+            .parse::<ledger::Currency>()
+            .ok()
+            .map(|c| ledger::Money::new(self.quantity, c));
+        let category = self.category.map(str::to_string);
+        (spend.is_some() || category.is_some())
+            .then(|| Box::new(ledger::core::tiers::Purchase { spend, category }))
+    }
+}
+
 /// Evaluates the programme's campaigns and guards for `p` at `now`.
 pub fn terms(
     programme: &CompiledProgramme,

@@ -99,13 +99,16 @@ pub fn tier(
     crate::ops::programme::tier(ops, m)
 }
 
-/// The household pool the member owns or belongs to, with each member's reference at this
-/// partner (`None` for members it does not know). Blocking.
+/// A household as a partner sees it: each member's reference at the partner (`None` for
+/// members it does not know) and what it may spend, the owner first.
+pub type PartnerHousehold = Vec<(Option<String>, ledger::Points)>;
+
+/// The household pool the member owns or belongs to. Blocking.
 pub fn household(
     ops: &Ops,
     caller: &PartnerCaller,
     reference: &str,
-) -> Result<Option<Vec<(Option<String>, ledger::Points)>>, OpError> {
+) -> Result<Option<PartnerHousehold>, OpError> {
     caller.require(KeyScope::Read)?;
     let m = member_of(ops, caller, reference)?;
     let Some(h) = crate::ops::programme::household(ops, m)? else {

@@ -182,6 +182,7 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
                 exempt_from_tier: Some(2),
                 time_zone: "Europe/Berlin".into(),
                 retroactive: false,
+                note: Default::default(),
             },
         })
         .expect("expiry policy");
@@ -205,6 +206,7 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
                 partners: vec![],
                 categories: vec![],
                 time_zone: "Europe/Berlin".into(),
+                note: Default::default(),
             },
         })
         .expect("tier policy");
@@ -246,6 +248,7 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
                 exempt_from_tier: None,
                 time_zone: "UTC".into(),
                 retroactive: false,
+                note: Default::default(),
             },
         })
         .expect("policy");

@@ -253,6 +253,24 @@ impl<S: Store> Ledger<S> {
         }
     }
 
+    /// Every version of the policy tagged `tag` (`e` expiry, `t` transfer, `r` tier), oldest
+    /// first.
+    pub fn policy_versions(
+        &self,
+        tag: u8,
+    ) -> Result<Vec<crate::core::programme::PolicyVersion>, LedgerError> {
+        let snap = self.read_snapshot()?;
+        let prefix = keys::policy_versions(tag);
+        let mut raw = Vec::new();
+        snap.scan(&prefix, &crate::store::prefix_end(&prefix), &mut |_, v| {
+            raw.push(v.to_vec());
+            true
+        })?;
+        raw.iter()
+            .map(|v| Ok(codec::decode("policy version", v)?))
+            .collect()
+    }
+
     /// The transfer policy in force, if one was set.
     pub fn transfer_policy(
         &self,

@@ -57,6 +57,18 @@ pub fn transfer_policy() -> Vec<u8> {
     vec![POLICY, b't']
 }
 
+/// Every version of a policy: `Y h tag tx`, tag `e`, `t` or `r` (`PolicyVersion`).
+pub fn policy_version(tag: u8, tx: TxId) -> Vec<u8> {
+    let mut k = vec![POLICY, b'h', tag];
+    k.extend_from_slice(&tx.0.to_be_bytes());
+    k
+}
+
+/// The prefix of the versions of the policy tagged `tag`.
+pub fn policy_versions(tag: u8) -> Vec<u8> {
+    vec![POLICY, b'h', tag]
+}
+
 /// The tier policy in force (`TierPolicy`).
 pub fn tier_policy() -> Vec<u8> {
     vec![POLICY, b'r']

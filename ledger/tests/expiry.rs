@@ -146,6 +146,7 @@ fn rolling(months: u16, round_to: RoundTo) -> ExpiryPolicy {
         exempt_from_tier: None,
         time_zone: "Europe/Berlin".into(),
         retroactive: false,
+        note: Default::default(),
     }
 }
 
@@ -228,6 +229,7 @@ fn inactivity_expires_everything_at_its_boundary_and_activity_moves_it() {
         exempt_from_tier: Some(2),
         time_zone: "UTC".into(),
         retroactive: false,
+        note: Default::default(),
     });
     e.earn(1, 300, ms("2026-01-01T00:00:00Z"));
     let deadline = ms("2027-07-01T00:00:00Z");

@@ -510,9 +510,11 @@ async fn the_expiry_policy_dates_new_lots_and_members_see_what_expires_soon() {
         .op(
             "PUT",
             "/admin/v1/expiry-policy",
-            Some(json!({"reference": "policy-1",
+            Some(
+                json!({"reference": "policy-1", "reason": "programme review 2026-11",
             "rolling": {"months": 2, "round_to": "exact"},
-            "inactivity": {"months": 24, "activities": ["earn", "burn"]}})),
+            "inactivity": {"months": 24, "activities": ["earn", "burn"]}}),
+            ),
         )
         .await;
     assert_eq!(p.status, 200, "{:?}", p.body);
@@ -570,13 +572,40 @@ async fn the_expiry_policy_dates_new_lots_and_members_see_what_expires_soon() {
         .op(
             "PUT",
             "/admin/v1/expiry-policy",
-            Some(json!({"reference": "policy-2",
-            "inactivity": {"months": 0}})),
+            Some(
+                json!({"reference": "policy-2", "reason": "programme review 2026-11",
+            "inactivity": {"months": 0}}),
+            ),
         )
         .await;
     assert!(bad.status.is_client_error(), "{:?}", bad.body);
     let still = gw.op("GET", "/admin/v1/expiry-policy", None).await;
     assert_eq!(still.body["rolling"]["months"], 2);
+    // A change without a reason is refused; every version is kept with its author and reason.
+    let unexplained = gw
+        .op(
+            "PUT",
+            "/admin/v1/expiry-policy",
+            Some(json!({"reference": "policy-3"})),
+        )
+        .await;
+    assert_eq!(unexplained.problem(), "malformed-request");
+    let v = gw
+        .op("GET", "/admin/v1/policies/expiry/versions", None)
+        .await;
+    assert_eq!(v.status, 200, "{:?}", v.body);
+    let versions = v.body["versions"].as_array().unwrap();
+    assert_eq!(versions.len(), 1, "{:?}", v.body);
+    assert_eq!(
+        (
+            versions[0]["version"].as_i64(),
+            versions[0]["reason"].as_str(),
+            versions[0]["expiry"]["rolling"]["months"].as_i64(),
+            versions[0]["since_ms"] == p.body["since_ms"]
+        ),
+        (Some(1), Some("programme review 2026-11"), Some(2), true)
+    );
+    assert!(!versions[0]["author"].as_str().unwrap_or("").is_empty());
 }
 
 #[tokio::test]
@@ -586,8 +615,10 @@ async fn members_transfer_points_within_the_programme_limits_with_consent() {
         .op(
             "PUT",
             "/admin/v1/transfer-policy",
-            Some(json!({"reference": "tp-1",
-            "min": 10, "max_per_transfer": 500, "max_per_day": 600, "fee": 5})),
+            Some(
+                json!({"reference": "tp-1", "reason": "programme review 2026-11",
+            "min": 10, "max_per_transfer": 500, "max_per_day": 600, "fee": 5}),
+            ),
         )
         .await;
     assert_eq!(
@@ -653,9 +684,11 @@ async fn tiers_qualify_on_earns_multiply_through_campaigns_and_can_be_held_by_an
         .op(
             "PUT",
             "/admin/v1/tier-policy",
-            Some(json!({"reference": "tiers-1",
+            Some(
+                json!({"reference": "tiers-1", "reason": "programme review 2026-11",
             "levels": [{"name": "نقره‌ای", "threshold": 100}, {"name": "Gold", "threshold": 1000}],
-            "partners": [2]})),
+            "partners": [2]}),
+            ),
         )
         .await;
     assert_eq!(p.status, 200, "{:?}", p.body);
@@ -842,7 +875,7 @@ async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments(
     };
     // Spend in GBP, counted in pence: GBP 20.00 reaches Silver.
     let p = policy(
-        json!({"reference": "spend", "basis": "spend", "currency": "GBP",
+        json!({"reference": "spend", "reason": "programme review 2026-11", "basis": "spend", "currency": "GBP",
         "levels": [{"name": "Silver", "threshold": 2000}]}),
     )
     .await;
@@ -878,16 +911,18 @@ async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments(
     );
     // A currency without the spend basis, or the spend basis without one, is refused.
     for bad in [
-        json!({"reference": "bad-1", "basis": "spend", "levels": [{"name": "S", "threshold": 5}]}),
-        json!({"reference": "bad-2", "currency": "GBP", "levels": [{"name": "S", "threshold": 5}]}),
+        json!({"reference": "bad-1", "reason": "programme review 2026-11", "basis": "spend", "levels": [{"name": "S", "threshold": 5}]}),
+        json!({"reference": "bad-2", "reason": "programme review 2026-11", "currency": "GBP", "levels": [{"name": "S", "threshold": 5}]}),
     ] {
         assert_eq!(policy(bad).await.problem(), "invalid-request");
     }
 
     // Two qualifying earns, counted only for premium fuel at FuelCo.
-    let p = policy(json!({"reference": "premium", "basis": "activities",
+    let p = policy(
+        json!({"reference": "premium", "reason": "programme review 2026-11", "basis": "activities",
         "levels": [{"name": "Silver", "threshold": 2}],
-        "categories": [{"partner": 2, "categories": ["premium-fuel"]}]}))
+        "categories": [{"partner": 2, "categories": ["premium-fuel"]}]}),
+    )
     .await;
     assert_eq!(
         p.body["categories"][0]["categories"][0], "premium-fuel",
@@ -923,7 +958,7 @@ async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments(
 
     // On points, an adjustment counts only when the operator flags it.
     let p =
-        policy(json!({"reference": "points", "levels": [{"name": "Silver", "threshold": 1000}]}))
+        policy(json!({"reference": "points", "reason": "programme review 2026-11", "levels": [{"name": "Silver", "threshold": 1000}]}))
             .await;
     assert_eq!(p.status, 200, "{:?}", p.body);
     for (n, qualifies) in [(34, true), (35, false)] {
@@ -939,4 +974,17 @@ async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments(
         assert_eq!(a.status, 200, "{:?}", a.body);
     }
     assert_eq!((level(34).await, level(35).await), (Some(1), Some(0)));
+    // Three versions were set (the refused ones are not among them), the last in force.
+    let v = gw.op("GET", "/admin/v1/policies/tier/versions", None).await;
+    let bases: Vec<&str> = v.body["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["tier"]["basis"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(bases, ["spend", "activities", "points"], "{:?}", v.body);
+    let unknown = gw
+        .op("GET", "/admin/v1/policies/rates/versions", None)
+        .await;
+    assert_eq!(unknown.problem(), "invalid-request");
 }

@@ -12,8 +12,9 @@
 //! pages) must equal the member as recomputed through the batch its record or page says it
 //! covers, and a page must hold every member enrolled by then.
 
-use crate::codec::{IdemRecord, MemberRecord};
+use crate::codec::{self, IdemRecord, MemberRecord};
 use crate::core::model::{IdemKey, Transaction, TxKind};
+use crate::core::programme::PolicyVersion;
 use crate::core::state::{MemberState, State};
 use crate::core::types::{MemberId, TxId};
 use crate::error::LedgerError;
@@ -189,6 +190,7 @@ pub fn audit<Snap: Snapshot>(snap: &Snap) -> Result<AuditReport, AuditFailure> {
         replay.state.members.len()
     };
     compare_stored(snap, &replay.state, &replay.keys_seen, cluster, &mut report)?;
+    check_policy_versions(snap, &replay.policy_versions)?;
     report.points_outstanding = replay.state.members.values().map(|m| m.posted.0).sum();
     Ok(report)
 }
@@ -231,6 +233,8 @@ struct Replay {
     unrecorded: Vec<(MemberId, u64)>,
     /// Stored member pages the replay never reached.
     records_due: BTreeMap<u64, Vec<MemberId>>,
+    /// Every policy version the journal sets, by (tag, transaction).
+    policy_versions: HashMap<(u8, TxId), PolicyVersion>,
 }
 
 impl Replay {
@@ -246,6 +250,7 @@ impl Replay {
             last_version: 0,
             unrecorded: Vec::new(),
             records_due: BTreeMap::new(),
+            policy_versions: HashMap::new(),
         };
         // The single committer writes a member page some batches after it changed, and says
         // which batch it covers: compare its members when the replay gets there. Cluster
@@ -279,6 +284,9 @@ impl Replay {
                         r.unrecorded.push((member, version));
                     }
                 }
+                if let Some(v) = PolicyVersion::of(tx) {
+                    r.policy_versions.insert((v.policy.tag(), v.tx), v);
+                }
                 previous = tx.id;
                 report.transactions += 1;
                 report.postings += tx.postings.len() as u64;
@@ -295,6 +303,46 @@ impl Replay {
         .map_err(|e| failure.take().unwrap_or(AuditFailure::Read(e)))?;
         Ok(r)
     }
+}
+
+/// The stored policy versions (`Y h`) are exactly those the journal sets.
+fn check_policy_versions<Snap: Snapshot>(
+    snap: &Snap,
+    replayed: &HashMap<(u8, TxId), PolicyVersion>,
+) -> Result<(), AuditFailure> {
+    let prefix = [keys::POLICY, b'h'];
+    let mut stored = HashMap::new();
+    let mut bad = None;
+    snap.scan(&prefix, &crate::store::prefix_end(&prefix), &mut |k, v| {
+        let parsed = (k.len() == 11)
+            .then(|| {
+                (
+                    k[2],
+                    TxId(u64::from_be_bytes(k[3..11].try_into().expect("8 bytes"))),
+                )
+            })
+            .ok_or_else(|| LedgerError::Corrupt(format!("policy version key {k:?}")))
+            .and_then(|id| Ok((id, codec::decode::<PolicyVersion>("policy version", v)?)));
+        match parsed {
+            Ok((id, version)) => {
+                stored.insert(id, version);
+                true
+            }
+            Err(e) => {
+                bad = Some(e);
+                false
+            }
+        }
+    })?;
+    if let Some(e) = bad {
+        return Err(AuditFailure::Read(e));
+    }
+    compare_maps(
+        &stored,
+        replayed,
+        |(tag, tx)| format!("policy {} version {}", char::from(*tag), tx.0),
+        "policy version",
+    )
 }
 
 fn read_watermark<Snap: Snapshot>(snap: &Snap, key: &[u8]) -> Result<u64, AuditFailure> {

@@ -85,6 +85,8 @@ pub struct ExpiryPolicy {
     /// Count inactivity from each member's last activity even before this policy began (an
     /// explicit migration); otherwise from no earlier than its start.
     pub retroactive: bool,
+    /// Who set it and why.
+    pub note: crate::core::types::ChangeNote,
 }
 
 /// Why a policy cannot run.
@@ -288,6 +290,7 @@ mod tests {
             exempt_from_tier: Some(3),
             time_zone: "Asia/Tehran".into(),
             retroactive: false,
+            note: Default::default(),
         }
         .in_force(Timestamp(0))
         .expect("checks")

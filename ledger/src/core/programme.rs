@@ -378,3 +378,55 @@ pub const PARTNER_BITS: u32 = 64;
 pub(crate) fn partner_bit(partner: PartnerId) -> Option<u64> {
     (partner.0 < PARTNER_BITS).then(|| 1u64 << partner.0)
 }
+
+/// A programme policy as set: one of the ledger's three.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PolicyOf {
+    /// The expiry policy.
+    Expiry(crate::core::expiry::ExpiryPolicy),
+    /// The transfer policy.
+    Transfer(crate::core::transfers::TransferPolicy),
+    /// The tier policy.
+    Tier(crate::core::tiers::TierPolicy),
+}
+
+impl PolicyOf {
+    /// The kind's tag in the version keys: `e`, `t` or `r`.
+    pub fn tag(&self) -> u8 {
+        match self {
+            PolicyOf::Expiry(_) => b'e',
+            PolicyOf::Transfer(_) => b't',
+            PolicyOf::Tier(_) => b'r',
+        }
+    }
+}
+
+/// One version of a programme policy, as its transaction set it: kept for every change, so
+/// operators and auditors see what was in force when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyVersion {
+    /// The transaction that set it.
+    pub tx: crate::core::types::TxId,
+    /// When it took effect.
+    pub at: crate::core::types::Timestamp,
+    /// The policy, with its change note.
+    pub policy: PolicyOf,
+}
+
+impl PolicyVersion {
+    /// The version `tx` records, if it sets a policy.
+    pub fn of(tx: &crate::core::model::Transaction) -> Option<PolicyVersion> {
+        use crate::core::model::TxKind;
+        let policy = match &tx.kind {
+            TxKind::ExpiryPolicySet(p) => PolicyOf::Expiry(p.clone()),
+            TxKind::TransferPolicySet(p) => PolicyOf::Transfer(p.clone()),
+            TxKind::TierPolicySet(p) => PolicyOf::Tier(p.clone()),
+            _ => return None,
+        };
+        Some(PolicyVersion {
+            tx: tx.id,
+            at: tx.at,
+            policy,
+        })
+    }
+}

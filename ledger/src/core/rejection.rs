@@ -92,6 +92,14 @@ pub enum Rejection {
         /// Already given in the period.
         used: Points,
     },
+    /// A policy change's author or reason is too long.
+    #[error("a policy change's author must be at most {author_max} bytes and its reason at most {reason_max}")]
+    ChangeNoteTooLong {
+        /// Longest author.
+        author_max: usize,
+        /// Longest reason.
+        reason_max: usize,
+    },
     /// A member cannot pool with itself.
     #[error("a household pool needs two different members")]
     PoolWithSelf,

@@ -84,6 +84,8 @@ pub struct TierPolicy {
     pub categories: Vec<PartnerCategories>,
     /// IANA time zone months and years are counted in.
     pub time_zone: String,
+    /// Who set it and why.
+    pub note: crate::core::types::ChangeNote,
 }
 
 /// Why a tier changed (or was reviewed and kept).
@@ -459,6 +461,7 @@ mod tests {
             partners: vec![],
             categories: vec![],
             time_zone: "UTC".into(),
+            note: Default::default(),
         }
     }
 

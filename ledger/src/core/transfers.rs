@@ -22,6 +22,8 @@ pub struct TransferPolicy {
     pub fee: Points,
     /// IANA time zone days and years are counted in.
     pub time_zone: String,
+    /// Who set it and why.
+    pub note: crate::core::types::ChangeNote,
 }
 
 /// What a member has given: today and this year.

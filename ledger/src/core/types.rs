@@ -334,3 +334,24 @@ mod tests {
         assert_eq!(b.to_string(), "6-0");
     }
 }
+
+/// Who changed a programme policy and why, journaled with the change.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ChangeNote {
+    /// The operator.
+    pub author: String,
+    /// Why, in words an auditor can follow.
+    pub reason: String,
+}
+
+impl ChangeNote {
+    /// Longest author, in bytes.
+    pub const AUTHOR_LEN_MAX: usize = 128;
+    /// Longest reason, in bytes (500 characters of any script).
+    pub const REASON_LEN_MAX: usize = 2_000;
+
+    /// Whether both fit their limits.
+    pub fn fits(&self) -> bool {
+        self.author.len() <= Self::AUTHOR_LEN_MAX && self.reason.len() <= Self::REASON_LEN_MAX
+    }
+}

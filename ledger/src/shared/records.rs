@@ -24,6 +24,8 @@ pub(crate) struct Touched {
     pub expiry_policy: bool,
     pub transfer_policy: bool,
     pub tier_policy: bool,
+    /// Policy versions set, as (key, record).
+    pub policy_versions: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
@@ -82,6 +84,9 @@ pub(crate) fn write_records(
     if let Some(p) = s.tiers.as_ref().filter(|_| t.tier_policy) {
         w.set_owned(keys::tier_policy(), codec::encode(&p.policy));
     }
+    for (k, v) in &t.policy_versions {
+        w.set_owned(k.clone(), v.clone());
+    }
 }
 
 /// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
@@ -122,6 +127,12 @@ impl Touched {
             TxKind::TransferPolicySet(_) => self.transfer_policy = true,
             TxKind::TierPolicySet(_) => self.tier_policy = true,
             _ => {}
+        }
+        if let Some(v) = crate::core::programme::PolicyVersion::of(tx) {
+            self.policy_versions.push((
+                keys::policy_version(v.policy.tag(), v.tx),
+                codec::encode(&v),
+            ));
         }
         self.counters.extend(counters_touched(tx));
     }

@@ -63,6 +63,7 @@ fn policy(rolling_months: Option<u16>, inactivity_months: Option<u16>) -> Comman
             exempt_from_tier: None,
             time_zone: "UTC".into(),
             retroactive: false,
+            note: Default::default(),
         },
     }
 }
@@ -242,6 +243,7 @@ fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static At
             max_per_year: Some(Points(1_000)),
             fee: Points(5),
             time_zone: "UTC".into(),
+            note: Default::default(),
         },
     })
     .expect("policy");
@@ -329,6 +331,7 @@ fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
             partners: vec![PartnerId(1)],
             categories: vec![],
             time_zone: "UTC".into(),
+            note: Default::default(),
         },
     })
     .expect("tier policy");

@@ -238,6 +238,7 @@ fn tier_policy(reference: &str, basis: Basis) -> Command {
                 categories: vec!["flights".into()],
             }],
             time_zone: "UTC".into(),
+            note: Default::default(),
         },
     }
 }
@@ -300,5 +301,17 @@ fn qualification<S: Store + Clone>(l: &Ledger<S>) {
         .expect("adjustment");
     }
     assert_eq!((tier_of(l, 2), tier_of(l, 3)), (1, 0));
+    // Both versions are kept, in order, with the transactions that set them.
+    let versions = l.policy_versions(b'r').expect("versions");
+    let bases: Vec<Basis> = versions
+        .iter()
+        .map(|v| match &v.policy {
+            ledger::core::programme::PolicyOf::Tier(p) => p.basis,
+            other => panic!("not a tier policy: {other:?}"),
+        })
+        .collect();
+    assert_eq!(bases, [Basis::Spend(eur), Basis::Points]);
+    assert!(versions[0].tx < versions[1].tx && versions[0].at <= versions[1].at);
+    assert!(l.policy_versions(b'e').expect("versions").is_empty());
     ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
 }

@@ -4,6 +4,7 @@
 pub mod households;
 pub mod operator;
 pub mod partner;
+pub mod policies;
 pub mod problem;
 pub mod programme;
 pub mod signature;

@@ -27,7 +27,8 @@ use utoipa_axum::routes;
 
 /// The operator routes, each behind bearer-token authentication.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
-    crate::api::households::operator_routes(crate::api::programme::routes(OpenApiRouter::new()))
+    let programme = crate::api::programme::routes(OpenApiRouter::new());
+    crate::api::policies::routes(crate::api::households::operator_routes(programme))
         .routes(routes!(list_partners))
         .routes(routes!(get_partner, put_partner))
         .routes(routes!(list_keys, create_key))

@@ -93,6 +93,10 @@ pub struct TierPolicyDraft {
     /// Idempotency key of the change.
     #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
     pub reference: String,
+    /// Why the policy changes, in words an auditor can follow (journaled with the operator's
+    /// name; see the versions route).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    pub reason: String,
     /// Levels above the base, in ascending thresholds.
     #[schema(min_items = 1, max_items = 15)]
     pub levels: Vec<TierLevelView>,
@@ -159,6 +163,7 @@ impl From<Option<ledger::core::tiers::TierPolicy>> for TierPolicyView {
             partners: vec![],
             categories: vec![],
             time_zone: "UTC".into(),
+            note: Default::default(),
         });
         TierPolicyView {
             levels: p
@@ -216,6 +221,7 @@ async fn get_tier_policy(State(app): State<AppState>) -> JsonResult<TierPolicyVi
     security(("operator_token" = [])))]
 async fn put_tier_policy(
     State(app): State<AppState>,
+    Extension(operator): Extension<OperatorRecord>,
     ApiJson(d): ApiJson<TierPolicyDraft>,
 ) -> JsonResult<TierPolicyView> {
     use ledger::core::tiers::{Basis, TierLevel, TierPolicy, Window};
@@ -274,6 +280,7 @@ async fn put_tier_policy(
             })
             .collect(),
         time_zone: String::new(),
+        note: op::change_note(&operator.name, &d.reason)?,
     };
     let (ops, reference) = (app.ops.clone(), d.reference);
     blocking(move || op::set_tier_policy(&ops, &reference, policy).map(|_| ())).await?;
@@ -403,6 +410,10 @@ pub struct TransferPolicyDraft {
     /// Idempotency key of the change.
     #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
     pub reference: String,
+    /// Why the policy changes, in words an auditor can follow (journaled with the operator's
+    /// name; see the versions route).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    pub reason: String,
     /// Smallest transfer.
     #[serde(default, deserialize_with = "crate::api::whole::points_nullable")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
@@ -483,6 +494,7 @@ async fn get_transfer_policy(State(app): State<AppState>) -> JsonResult<Transfer
     security(("operator_token" = [])))]
 async fn put_transfer_policy(
     State(app): State<AppState>,
+    Extension(operator): Extension<OperatorRecord>,
     ApiJson(d): ApiJson<TransferPolicyDraft>,
 ) -> JsonResult<TransferPolicyView> {
     let draft = op::TransferDraft {
@@ -492,6 +504,7 @@ async fn put_transfer_policy(
         max_per_day: d.max_per_day,
         max_per_year: d.max_per_year,
         fee: d.fee,
+        note: op::change_note(&operator.name, &d.reason)?,
     };
     let ops = app.ops.clone();
     blocking(move || op::set_transfer_policy(&ops, draft).map(|_| ())).await?;
@@ -617,6 +630,10 @@ pub struct ExpiryPolicyDraft {
     /// Idempotency key of the change.
     #[schema(min_length = 1, max_length = 100, pattern = "^[!-~]+$")]
     pub reference: String,
+    /// Why the policy changes, in words an auditor can follow (journaled with the operator's
+    /// name; see the versions route).
+    #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
+    pub reason: String,
     /// Rolling expiry of each lot; absent: lots earned from now never expire by age.
     #[serde(default)]
     pub rolling: Option<RollingView>,
@@ -694,7 +711,12 @@ fn round_view(r: ledger::core::expiry::RoundTo) -> RoundToView {
     security(("operator_token" = [])))]
 async fn get_expiry_policy(State(app): State<AppState>) -> JsonResult<ExpiryPolicyView> {
     let p = blocking(move || Ok(app.ops.ledger.expiry_policy()?)).await?;
-    Ok(Json(match p {
+    Ok(Json(expiry_view(p)))
+}
+
+/// The view of a stored expiry policy (`None`: never set).
+pub(crate) fn expiry_view(p: Option<ledger::core::expiry::StoredPolicy>) -> ExpiryPolicyView {
+    match p {
         Some(p) => ExpiryPolicyView {
             rolling: p.policy.rolling.map(|r| RollingView {
                 months: r.months,
@@ -721,7 +743,7 @@ async fn get_expiry_policy(State(app): State<AppState>) -> JsonResult<ExpiryPoli
             retroactive: false,
             since_ms: None,
         },
-    }))
+    }
 }
 
 /// Set the expiry policy, from now. Lots earned before keep their expiry; inactivity counts
@@ -733,6 +755,7 @@ async fn get_expiry_policy(State(app): State<AppState>) -> JsonResult<ExpiryPoli
     security(("operator_token" = [])))]
 async fn put_expiry_policy(
     State(app): State<AppState>,
+    Extension(operator): Extension<OperatorRecord>,
     ApiJson(d): ApiJson<ExpiryPolicyDraft>,
 ) -> JsonResult<ExpiryPolicyView> {
     if d.exempt_from_tier == Some(0) {
@@ -764,6 +787,7 @@ async fn put_expiry_policy(
         }),
         exempt_from_tier: d.exempt_from_tier,
         retroactive: d.retroactive,
+        note: op::change_note(&operator.name, &d.reason)?,
     };
     let ops = app.ops.clone();
     blocking(move || op::set_expiry_policy(&ops, draft).map(|_| ())).await?;

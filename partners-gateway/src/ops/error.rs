@@ -143,6 +143,7 @@ impl From<Rejection> for OpError {
             | Rejection::NeedsOperator
             | Rejection::NeedsSystem
             | Rejection::TransferConsent { .. }
+            | Rejection::ChangeNoteTooLong { .. }
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
             Rejection::ExpiryPolicyInvalid(_)
             | Rejection::TransferPolicyInvalid(_)

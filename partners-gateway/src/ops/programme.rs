@@ -292,11 +292,31 @@ pub struct ExpiryDraft {
     pub exempt_from_tier: Option<u8>,
     /// Count inactivity from before this policy (an explicit migration).
     pub retroactive: bool,
+    /// Who changes it and why.
+    pub note: ledger::core::types::ChangeNote,
 }
 
 /// Longest reference of a policy change, a tier override or an operator transfer (its ledger
 /// key adds a prefix within the key's 128 bytes).
 pub const CHANGE_REFERENCE_LEN_MAX: usize = 100;
+
+/// Longest reason for a policy change, in characters.
+pub const CHANGE_REASON_CHARS_MAX: usize = 500;
+
+/// The note a policy change is journaled with: the operator, and why (1 to 500 characters,
+/// not all spaces).
+pub fn change_note(author: &str, reason: &str) -> Result<ledger::core::types::ChangeNote, OpError> {
+    if reason.trim().is_empty() || reason.chars().count() > CHANGE_REASON_CHARS_MAX {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("reason must be 1 to {CHANGE_REASON_CHARS_MAX} characters, not all spaces"),
+        ));
+    }
+    Ok(ledger::core::types::ChangeNote {
+        author: author.to_string(),
+        reason: reason.to_string(),
+    })
+}
 
 fn check_change_reference(r: &str) -> Result<(), OpError> {
     super::check_reference("reference", r)?;
@@ -323,6 +343,7 @@ pub fn set_expiry_policy(ops: &Ops, d: ExpiryDraft) -> Result<ledger::Receipt, O
         exempt_from_tier: d.exempt_from_tier,
         time_zone,
         retroactive: d.retroactive,
+        note: d.note,
     };
     Ok(ops
         .ledger
@@ -393,6 +414,8 @@ pub struct TransferDraft {
     pub max_per_year: Option<i64>,
     /// Fee in points.
     pub fee: i64,
+    /// Who changes it and why.
+    pub note: ledger::core::types::ChangeNote,
 }
 
 /// Sets the transfer policy (a journaled ledger command). Blocking.
@@ -425,6 +448,7 @@ pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receip
                 max_per_year: d.max_per_year.map(ledger::Points),
                 fee: ledger::Points(d.fee),
                 time_zone,
+                note: d.note,
             },
         })?)
 }

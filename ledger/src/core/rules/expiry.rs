@@ -19,6 +19,12 @@ pub(super) fn set_policy(key: &IdemKey, policy: &ExpiryPolicy) -> Result<TxKind,
             PolicyError::Activities => "inactivity must count at least one activity",
         })
     })?;
+    if !policy.note.fits() {
+        return Err(Rejection::ChangeNoteTooLong {
+            author_max: crate::core::types::ChangeNote::AUTHOR_LEN_MAX,
+            reason_max: crate::core::types::ChangeNote::REASON_LEN_MAX,
+        });
+    }
     Ok(TxKind::ExpiryPolicySet(policy.clone()))
 }
 
@@ -74,6 +80,12 @@ pub(super) fn expire(
 pub(super) fn set_tier_policy(key: &IdemKey, p: &TierPolicy) -> Result<TxKind, Rejection> {
     require_operator(key)?;
     p.check().map_err(Rejection::TierPolicyInvalid)?;
+    if !p.note.fits() {
+        return Err(Rejection::ChangeNoteTooLong {
+            author_max: crate::core::types::ChangeNote::AUTHOR_LEN_MAX,
+            reason_max: crate::core::types::ChangeNote::REASON_LEN_MAX,
+        });
+    }
     Ok(TxKind::TierPolicySet(p.clone()))
 }
 

@@ -98,6 +98,12 @@ fn check_limits(
 
 pub(super) fn set_policy(key: &IdemKey, p: &TransferPolicy) -> Result<TxKind, Rejection> {
     require_operator(key)?;
+    if !p.note.fits() {
+        return Err(Rejection::ChangeNoteTooLong {
+            author_max: crate::core::types::ChangeNote::AUTHOR_LEN_MAX,
+            reason_max: crate::core::types::ChangeNote::REASON_LEN_MAX,
+        });
+    }
     let limits = [p.min, p.max_per_transfer, p.max_per_day, p.max_per_year];
     if p.tz().is_none() {
         return Err(Rejection::TransferPolicyInvalid(

@@ -267,7 +267,7 @@ impl<S: Store> Ledger<S> {
             true
         })?;
         raw.iter()
-            .map(|v| Ok(codec::decode("policy version", v)?))
+            .map(|v| codec::decode("policy version", v))
             .collect()
     }
 

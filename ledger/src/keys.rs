@@ -69,6 +69,12 @@ pub fn policy_versions(tag: u8) -> Vec<u8> {
     vec![POLICY, b'h', tag]
 }
 
+/// Cluster mode: where the expiry index sweep after a policy change goes on (the next member
+/// id, 8 bytes big-endian); absent when no sweep is due.
+pub fn due_sweep() -> Vec<u8> {
+    vec![POLICY, b's']
+}
+
 /// The tier policy in force (`TierPolicy`).
 pub fn tier_policy() -> Vec<u8> {
     vec![POLICY, b'r']

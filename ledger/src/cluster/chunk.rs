@@ -31,7 +31,10 @@ pub(super) struct PolicyCache {
 }
 
 impl PolicyCache {
-    fn expiry(&mut self, v: &[u8]) -> Result<Option<crate::core::expiry::InForce>, LedgerError> {
+    pub(super) fn expiry(
+        &mut self,
+        v: &[u8],
+    ) -> Result<Option<crate::core::expiry::InForce>, LedgerError> {
         if let Some((_, p)) = self.expiry.as_ref().filter(|(raw, _)| raw == v) {
             return Ok(p.clone());
         }
@@ -41,7 +44,7 @@ impl PolicyCache {
         Ok(p)
     }
 
-    fn tiers(&mut self, v: &[u8]) -> Result<crate::core::tiers::Tiers, LedgerError> {
+    pub(super) fn tiers(&mut self, v: &[u8]) -> Result<crate::core::tiers::Tiers, LedgerError> {
         if let Some((_, t)) = self.tiers.as_ref().filter(|(raw, _)| raw == v) {
             return Ok(t.clone());
         }
@@ -67,6 +70,8 @@ pub(super) struct Chunk<'t> {
     in_chunk: HashMap<IdemKey, usize>,
     /// Each member's expiry deadline as read, to move its `D` entry when it changes.
     deadlines: HashMap<MemberId, Option<Timestamp>>,
+    /// Expiry index entries the chunk's commands were called for (see `Item::due`).
+    called: Vec<(Timestamp, MemberId)>,
     /// Originals of reversals, read from the journal once per attempt.
     originals: HashMap<TxId, Transaction>,
     txs: Vec<Transaction>,
@@ -107,6 +112,7 @@ impl<'t> Chunk<'t> {
             idem: HashMap::new(),
             hold_expiry: HashMap::new(),
             deadlines: HashMap::new(),
+            called: Vec::new(),
             in_chunk: HashMap::new(),
             originals: HashMap::new(),
             txs: Vec::new(),
@@ -268,6 +274,7 @@ impl<'t> Chunk<'t> {
 
     /// Decides one command on the partial state; a new transaction joins the chunk.
     pub(super) fn process(&mut self, item: &Item) -> Decided {
+        self.called.extend(item.due);
         match self.try_process(item) {
             Ok(d) => d,
             Err(e) => Decided::Failed(Arc::new(e)),
@@ -354,6 +361,7 @@ impl<'t> Chunk<'t> {
     /// The chunk's writes: journal block, commit-order entry, and the derived records of
     /// everything it touched.
     pub(super) fn finish(mut self, shard: u8) -> (WriteSet, Vec<Transaction>) {
+        self.clear_called();
         if self.txs.is_empty() {
             return (self.writes, self.txs);
         }
@@ -392,7 +400,26 @@ impl<'t> Chunk<'t> {
                 }
             }
         }
+        if self.touched.expiry_policy || self.touched.tier_policy {
+            // Members' deadlines moved: sweep the index from the first member.
+            self.writes.set(&keys::due_sweep(), &0u64.to_be_bytes());
+        }
         (self.writes, self.txs)
+    }
+
+    /// Clears each expiry index entry a command was called for, unless its member is due then
+    /// still (as its state now stands under the policies in force).
+    fn clear_called(&mut self) {
+        for (t, m) in std::mem::take(&mut self.called) {
+            let now_due = self
+                .state
+                .members
+                .get(&m)
+                .and_then(|s| self.state.deadline(s));
+            if now_due != Some(t) {
+                self.writes.clear(&keys::expiry_due(t, m));
+            }
+        }
     }
 }
 

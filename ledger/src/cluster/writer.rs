@@ -10,6 +10,9 @@ use super::{
 };
 use crate::journal::JOURNAL_SHARDS;
 
+/// Member records per step of the expiry index sweep after a policy change (a step per scan).
+const SWEEP_MEMBERS: usize = 1_000;
+
 /// How often an idle writer wakes to look for expired holds.
 const IDLE_WAKE: Duration = Duration::from_millis(100);
 
@@ -35,6 +38,9 @@ pub(super) struct IdBlock {
 pub(super) struct Item {
     pub(super) cmd: Command,
     pub(super) pricing: Option<Pricing>,
+    /// The expiry index entry (`D` key) that called for this command: cleared with it unless
+    /// the member is still due then (an entry written under an earlier policy may be stale).
+    pub(super) due: Option<(Timestamp, crate::core::types::MemberId)>,
 }
 
 /// A command's answer.
@@ -112,6 +118,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                         Item {
                             cmd: j.cmd,
                             pricing: j.pricing,
+                            due: None,
                         },
                         j.reply,
                     )
@@ -151,6 +158,9 @@ impl<S: TxnStore> ClusterWriter<S> {
             return Vec::new();
         }
         self.last_scan = Instant::now();
+        if let Err(e) = self.sweep_due() {
+            tracing::warn!(error = %e, "expiry index sweep failed; retried at the next scan");
+        }
         let now = self.config.clock.now();
         let end = keys::hold_timeout(Timestamp(now.0.saturating_add(1)), TxId(0));
         let rows = match self.store.snapshot().and_then(|s| {
@@ -179,6 +189,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                     hold,
                 },
                 pricing: None,
+                due: None,
             })
             .collect();
         let room = self.config.hold_expiries_per_batch_max - items.len();
@@ -197,6 +208,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                     .map(|(deadline, member)| Item {
                         cmd: crate::shared::queue::expire_command(member, deadline),
                         pricing: None,
+                        due: Some((deadline, member)),
                     }),
             ),
             Err(e) => tracing::warn!(error = %e, "expiry scan failed"),
@@ -300,6 +312,58 @@ impl<S: TxnStore> ClusterWriter<S> {
                 Decided::Failed(e) => Outcome::Failed(e),
             })
             .collect())
+    }
+
+    /// One step of the expiry index sweep a policy change starts: the next
+    /// [`SWEEP_MEMBERS`] member records (read without conflicts), each given the `D` entry its
+    /// deadline under the policies now in force calls for. Entries of the old policy stay until
+    /// they fall due, when the expiry they call for finds nothing (a zero posting) and clears
+    /// them. Two processes sweeping at once conflict on the cursor; one goes on.
+    pub(super) fn sweep_due(&mut self) -> Result<(), LedgerError> {
+        let policy = self.policy;
+        let policies = &mut self.policies;
+        self.store.transact(ATTEMPTS_ALONE, &mut |txn| {
+            let mut w = WriteSet::default();
+            let Some(cursor) = txn.get(&keys::due_sweep())? else {
+                return Ok::<_, LedgerError>((w, ()));
+            };
+            let from = u64::from_be_bytes(
+                cursor
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| LedgerError::Corrupt("expiry sweep cursor".into()))?,
+            );
+            let mut state = crate::core::state::State::new(policy);
+            let got = txn.get_many(&[keys::expiry_policy(), keys::tier_policy()])?;
+            if let Some(v) = &got[0] {
+                state.expiry = policies.expiry(v)?;
+            }
+            if let Some(v) = &got[1] {
+                state.tiers = Some(policies.tiers(v)?);
+            }
+            let rows = txn.range_snapshot(
+                &keys::member(crate::core::types::MemberId(from)),
+                &[keys::MEMBER + 1],
+                SWEEP_MEMBERS,
+            )?;
+            let mut last = from;
+            for (k, v) in &rows {
+                let m = keys::parse_member(k)
+                    .ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
+                let r: crate::codec::MemberRecord = crate::codec::decode("member record", v)?;
+                if let Some(t) = state.deadline(&r.state) {
+                    w.set_owned(keys::expiry_due(t, m), Vec::new());
+                }
+                last = m.0;
+            }
+            if rows.len() < SWEEP_MEMBERS {
+                w.clear(&keys::due_sweep());
+            } else {
+                w.set(&keys::due_sweep(), &(last + 1).to_be_bytes());
+            }
+            Ok((w, ()))
+        })?;
+        Ok(())
     }
 
     /// Reserves the next block of batch sequence numbers (a small transaction on one key).

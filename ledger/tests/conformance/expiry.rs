@@ -396,3 +396,66 @@ fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
     );
     ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
 }
+
+/// A new policy reaches members who never transact again, on the single writer.
+pub fn ledger_a_policy_change_reaches_members_who_never_transact_again<S: Store + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open(open(), config).expect("open ledger");
+    policy_change_reaches_everyone(&l, offset, false);
+    l.shutdown();
+}
+
+/// The same on the cluster path, where the expiry index is swept after the change and entries
+/// written under the old policy are cleared when they fall due.
+pub fn cluster_a_policy_change_reaches_members_who_never_transact_again<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let (config, offset) = shifted();
+    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 6 }).expect("open");
+    policy_change_reaches_everyone(&l, offset, true);
+    l.shutdown();
+}
+
+fn due_entries<S: Store + Clone>(l: &Ledger<S>) -> usize {
+    use ledger::store::Snapshot;
+    l.read_snapshot()
+        .expect("snapshot")
+        .range(&[b'D'], &[b'E'], 1_000, false)
+        .expect("range")
+        .len()
+}
+
+fn policy_change_reaches_everyone<S: Store + Clone>(
+    l: &Ledger<S>,
+    offset: &'static AtomicI64,
+    cluster: bool,
+) {
+    seed(l);
+    // Lots dated by the contract: a year out.
+    l.execute_blocking(earn("n1", 1, 100)).expect("earn");
+    l.execute_blocking(earn("n2", 2, 100)).expect("earn");
+    if cluster {
+        assert_eq!(
+            due_entries(l),
+            2,
+            "each member is indexed at its lot's date"
+        );
+    }
+    // Then one month of inactivity expires everything; neither member transacts again.
+    l.execute_blocking(policy(None, Some(1))).expect("policy");
+    offset.store(32 * DAY_MS, Ordering::Relaxed);
+    eventually(l, "both inactivity expiries", |l| breakage(l) == 200);
+    assert_eq!((posted(l, 1), posted(l, 2)), (0, 0));
+    if cluster {
+        // The entries of the lots' old dates fall due after a year, find nothing and go.
+        assert_eq!(due_entries(l), 2);
+        offset.store(370 * DAY_MS, Ordering::Relaxed);
+        eventually(l, "the stale index entries cleared", |l| {
+            due_entries(l) == 0
+        });
+    }
+    assert_eq!(breakage(l), 200);
+    ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+}

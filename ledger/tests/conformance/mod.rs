@@ -62,6 +62,8 @@ macro_rules! for_each_conformance_check {
             cluster_transfers_keep_to_their_limits_and_pay_their_fee,
             ledger_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
             cluster_tiers_upgrade_at_once_and_downgrade_at_the_period_end,
+            ledger_a_policy_change_reaches_members_who_never_transact_again,
+            cluster_a_policy_change_reaches_members_who_never_transact_again,
             ledger_household_pools_spend_together_and_leave_with_their_own,
             cluster_household_pools_spend_together_and_leave_with_their_own,
             ledger_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,

@@ -422,7 +422,7 @@ fn due_entries<S: Store + Clone>(l: &Ledger<S>) -> usize {
     use ledger::store::Snapshot;
     l.read_snapshot()
         .expect("snapshot")
-        .range(&[b'D'], &[b'E'], 1_000, false)
+        .range(b"D", b"E", 1_000, false)
         .expect("range")
         .len()
 }

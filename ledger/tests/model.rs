@@ -1,5 +1,7 @@
 //! Property test: random command sequences run on the ledger and on a simple in-memory model;
-//! acceptance, receipts, balances and the audit must agree.
+//! acceptance, receipts, balances, tiers and the audit must agree. Then the clock moves past
+//! every lot's expiry: from that instant nothing is spendable, and every point still posted
+//! goes to breakage, once.
 
 use ledger::store::EmbeddedStore;
 use ledger::*;
@@ -123,6 +125,17 @@ struct Model {
     /// Points campaign 1 has awarded; points campaign 2 gave each member.
     awarded: i64,
     member_use: [i64; MEMBERS as usize + 1],
+    /// Qualifying points this year (earns at partner 1, less what reversals took back), and
+    /// the tier level each member reached (levels only rise until a year-end review).
+    qualifying: [i64; MEMBERS as usize + 1],
+    level: [u8; MEMBERS as usize + 1],
+}
+
+/// The tier thresholds: Silver, Gold.
+const TIER_THRESHOLDS: [i64; 2] = [300, 1_000];
+
+fn tier_target(total: i64) -> u8 {
+    TIER_THRESHOLDS.iter().take_while(|t| total >= **t).count() as u8
 }
 
 impl Model {
@@ -287,6 +300,11 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
                 }
             }
             model.posted[m as usize] += points + bonus + award.map_or(0, |(_, a)| a);
+            if p == 1 {
+                model.qualifying[m as usize] += points;
+                let reached = tier_target(model.qualifying[m as usize]);
+                model.level[m as usize] = model.level[m as usize].max(reached);
+            }
             model.originals.push(ModelOriginal {
                 id: tx.id,
                 earn: true,
@@ -362,6 +380,9 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
                     model.awarded -= award_n;
                 }
                 model.posted[o.member as usize] -= n + bonus_n + award_n;
+                if o.partner == 1 {
+                    model.qualifying[o.member as usize] -= n;
+                }
             } else {
                 model.posted[o.member as usize] += n;
             }
@@ -377,12 +398,20 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
 
 /// The ledger on the single committer, or on the cluster path (every batch a store
 /// transaction reading what it decides on); both must agree with the model.
-fn open_ledger(dir: &std::path::Path, cluster: bool) -> Ledger<EmbeddedStore> {
+fn open_ledger(
+    dir: &std::path::Path,
+    cluster: bool,
+    offset: &'static std::sync::atomic::AtomicI64,
+) -> Ledger<EmbeddedStore> {
     let store = EmbeddedStore::open(dir).expect("store");
     // Member records written two transactions after a change: the audit compares each as of
     // the batch it covers.
     let config = LedgerConfig {
         member_write_delay: 2,
+        committer: CommitterConfig {
+            clock: Clock::shifted(offset),
+            ..CommitterConfig::default()
+        },
         ..LedgerConfig::default()
     };
     let ledger = if cluster {
@@ -406,6 +435,28 @@ fn open_ledger(dir: &std::path::Path, cluster: bool) -> Ledger<EmbeddedStore> {
             })
             .expect("contract");
     }
+    ledger
+        .execute_blocking(Command::SetTierPolicy {
+            key: IdemKey::operator("tiers"),
+            policy: core::tiers::TierPolicy {
+                levels: TIER_THRESHOLDS
+                    .iter()
+                    .zip(["Silver", "Gold"])
+                    .map(|(t, n)| core::tiers::TierLevel {
+                        name: n.into(),
+                        threshold: *t,
+                    })
+                    .collect(),
+                basis: core::tiers::Basis::Points,
+                window: core::tiers::Window::CalendarYear,
+                grace_periods: 0,
+                partners: vec![PartnerId(1)],
+                categories: vec![],
+                time_zone: "UTC".into(),
+                note: Default::default(),
+            },
+        })
+        .expect("tier policy");
     for m in 1..=MEMBERS {
         ledger
             .execute_blocking(Command::Enrol {
@@ -433,7 +484,9 @@ proptest! {
 
 fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let ledger = open_ledger(dir.path(), cluster);
+    let offset: &'static std::sync::atomic::AtomicI64 =
+        Box::leak(Box::new(std::sync::atomic::AtomicI64::new(0)));
+    let ledger = open_ledger(dir.path(), cluster, offset);
     let mut model = Model::default();
     let mut issued: Vec<Option<(Command, Transaction)>> = Vec::new();
     for (i, op) in ops.iter().enumerate() {
@@ -474,6 +527,15 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                         awards[0].points.0,
                         model.grant(*m, *c, *a),
                         "step {}: award granted",
+                        i
+                    );
+                }
+                if let (Op::Earn { p, points, .. }, TxKind::Earn { tier, .. }) = (op, &r.tx.kind) {
+                    let counted = tier.as_ref().map(|t| t.0.qualifying);
+                    prop_assert_eq!(
+                        counted,
+                        (*p == 1).then_some(*points),
+                        "step {}: qualification",
                         i
                     );
                 }
@@ -523,6 +585,71 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
     };
     prop_assert_eq!(awarded, model.awarded, "campaign 1's budget counter");
     prop_assert!(awarded <= BUDGET);
+    for m in 1..=MEMBERS {
+        let s = ledger
+            .member_state(MemberId(m))
+            .expect("read")
+            .expect("member");
+        prop_assert_eq!(s.tier(), model.level[m as usize], "member {}'s tier", m);
+    }
+    expire_everything(&ledger, &model, offset)?;
     ledger.shutdown();
+    Ok(())
+}
+
+/// Moves the clock past every lot's expiry (lots last 30 or 60 days, holds an hour): at once
+/// nothing is spendable; then holds void, every posted point goes to breakage, and the books
+/// still audit.
+fn expire_everything(
+    ledger: &Ledger<EmbeddedStore>,
+    model: &Model,
+    offset: &'static std::sync::atomic::AtomicI64,
+) -> Result<(), TestCaseError> {
+    let outstanding: i64 = model.posted.iter().sum();
+    offset.store(100 * 86_400_000, std::sync::atomic::Ordering::Relaxed);
+    for m in (1..=MEMBERS).filter(|m| model.posted[*m as usize] > 0) {
+        let spend = ledger.execute_blocking(Command::Burn {
+            key: IdemKey::partner(PartnerId(1), format!("after-expiry-{m}")),
+            member: MemberId(m),
+            partner: PartnerId(1),
+            points: Points(1),
+        });
+        prop_assert!(
+            matches!(
+                spend,
+                Err(LedgerError::Rejected(Rejection::InsufficientPoints { .. }))
+            ),
+            "member {}: expired points spent: {:?}",
+            m,
+            spend.map(|r| r.tx.id)
+        );
+    }
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let settled = |l: &Ledger<EmbeddedStore>| {
+        (1..=MEMBERS).all(|m| {
+            l.balance(MemberId(m))
+                .expect("read")
+                .is_some_and(|b| b.posted.0 == 0 && b.pending.0 == 0)
+        })
+    };
+    while !settled(ledger) {
+        prop_assert!(
+            std::time::Instant::now() < until,
+            "expiry postings did not settle"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let breakage = ledger
+        .account_balance(AccountId::Breakage)
+        .expect("read")
+        .points
+        .0;
+    prop_assert_eq!(
+        breakage,
+        outstanding,
+        "every outstanding point went to breakage"
+    );
+    let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
+    prop_assert_eq!(report.points_outstanding, 0);
     Ok(())
 }

@@ -155,7 +155,10 @@ fn main() {
         for m in 1..=MEMBERS {
             enrol(e, m);
             for month in 0..12 {
-                e.run(earn(m, month), Timestamp(start.0 + month as i64 * 31 * DAY_MS));
+                e.run(
+                    earn(m, month),
+                    Timestamp(start.0 + month as i64 * 31 * DAY_MS),
+                );
             }
         }
     });
@@ -163,7 +166,10 @@ fn main() {
         for m in 1..=MEMBERS {
             enrol(e, m);
             for month in 0..12 {
-                e.run(earn(m, month), Timestamp(start.0 + month as i64 * 31 * DAY_MS));
+                e.run(
+                    earn(m, month),
+                    Timestamp(start.0 + month as i64 * 31 * DAY_MS),
+                );
             }
         }
     });

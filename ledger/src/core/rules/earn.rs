@@ -167,9 +167,14 @@ pub(super) fn burn(
     let price = Money::new(contract.redemption_price_per_point, contract.currency);
     let own = s.require_member(member)?;
     let dest = AccountId::PartnerRedemption(partner);
-    if own.pool_members().is_empty() || s.spendable(own, b.at()) >= points {
-        s.require_available(member, points, b.at())?;
+    let available = s.spendable(own, b.at());
+    if available >= points {
         b.debit(member, dest, points)?;
+    } else if own.pool_members().is_empty() {
+        return Err(Rejection::InsufficientPoints {
+            available,
+            requested: points,
+        });
     } else {
         // A pool owner short of its own points spends its household's.
         super::pool::debit(s, b, member, dest, points, b.at())?;

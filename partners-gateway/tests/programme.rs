@@ -820,9 +820,52 @@ async fn a_household_owner_spends_the_pool_and_members_leave_with_their_own() {
         }
     };
     assert_eq!((posted(21).await, posted(22).await), (Some(0), Some(50)));
-    // The operator sees ids; the member leaves with its own 50.
+    // The operator sees ids, and joins a SkyWays-only member: FuelCo sees it in the pool
+    // without its reference or balance, only in the pool's total.
+    let flyer = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/members",
+            Some(json!({"reference": "FF-HOUSE-1"})),
+        )
+        .await;
+    let flyer_id = flyer.body["member_id"].as_u64().expect("member id");
+    let flight = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/earn",
+            Some(json!({"reference": "house-flight",
+            "member": "FF-HOUSE-1", "amount": {"value": "40", "unit": "mile"}})),
+        )
+        .await;
+    assert_eq!(flight.status, 200, "{:?}", flight.body);
+    let oj = gw
+        .op("POST", "/admin/v1/households/join", Some(json!({"reference": "op-flyer",
+            "owner_id": 21, "member_id": flyer_id, "consent": "call 2026-11-30, both on the line"})))
+        .await;
+    assert_eq!(oj.status, 200, "{:?}", oj.body);
     let op_view = gw.op("GET", "/admin/v1/members/21/household", None).await;
     assert_eq!(op_view.body["members"][1]["member_id"], 22);
+    assert_eq!(op_view.body["members"][2]["spendable"], 40);
+    let seen = gw
+        .partner(2, "GET", "/v1/members/FC000021/household", None)
+        .await;
+    let stranger = &seen.body["members"][2];
+    assert!(
+        stranger.get("member").is_none() && stranger.get("spendable").is_none(),
+        "{stranger:?}"
+    );
+    assert_eq!(seen.body["spendable"], 90);
+    let out = gw
+        .op(
+            "POST",
+            "/admin/v1/households/leave",
+            Some(json!({"reference": "op-flyer-out", "member_id": flyer_id})),
+        )
+        .await;
+    assert_eq!(out.status, 200, "{:?}", out.body);
     let left = gw
         .partner(
             2,

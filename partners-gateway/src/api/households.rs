@@ -42,8 +42,10 @@ pub struct HouseholdMemberView {
     pub member_id: Option<u64>,
     /// Whether it owns the pool.
     pub owner: bool,
-    /// Posted, less held, less expired.
-    pub spendable: i64,
+    /// Posted, less held, less expired (absent, for a partner, on members it does not know:
+    /// the pool's total still counts them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spendable: Option<i64>,
 }
 
 /// A member's household pool: the owner first, then the members in the order they joined
@@ -66,16 +68,16 @@ fn view(members: Vec<(Who, i64)>) -> HouseholdView {
             .into_iter()
             .enumerate()
             .map(|(i, (who, spendable))| {
-                let (member, member_id) = match who {
-                    Who::Reference(r) if r.is_empty() => (None, None),
-                    Who::Reference(r) => (Some(r), None),
-                    Who::Id(id) => (None, Some(id)),
+                let (member, member_id, shown) = match who {
+                    Who::Reference(r) if r.is_empty() => (None, None, None),
+                    Who::Reference(r) => (Some(r), None, Some(spendable)),
+                    Who::Id(id) => (None, Some(id), Some(spendable)),
                 };
                 HouseholdMemberView {
                     member,
                     member_id,
                     owner: i == 0,
-                    spendable,
+                    spendable: shown,
                 }
             })
             .collect(),

@@ -170,7 +170,7 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
     ledger
         .execute_blocking(Command::SetExpiryPolicy {
             key: IdemKey::operator("bench-expiry"),
-            policy: ExpiryPolicy {
+            policy: Box::new(ExpiryPolicy {
                 rolling: Some(Rolling {
                     months: 36,
                     round_to: RoundTo::QuarterEnd,
@@ -183,13 +183,13 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
                 time_zone: "Europe/Berlin".into(),
                 retroactive: false,
                 note: Default::default(),
-            },
+            }),
         })
         .expect("expiry policy");
     ledger
         .execute_blocking(Command::SetTierPolicy {
             key: IdemKey::operator("bench-tiers"),
-            policy: TierPolicy {
+            policy: Box::new(TierPolicy {
                 levels: vec![
                     TierLevel {
                         name: "Silver".into(),
@@ -207,7 +207,7 @@ fn set_programme(ledger: &Ledger<EmbeddedStore>) {
                 categories: vec![],
                 time_zone: "Europe/Berlin".into(),
                 note: Default::default(),
-            },
+            }),
         })
         .expect("tier policy");
 }
@@ -239,7 +239,7 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
     ledger
         .execute_blocking(Command::SetExpiryPolicy {
             key: IdemKey::operator("x-policy"),
-            policy: ExpiryPolicy {
+            policy: Box::new(ExpiryPolicy {
                 rolling: Some(Rolling {
                     months: 1,
                     round_to: RoundTo::MonthEnd,
@@ -249,7 +249,7 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
                 time_zone: "UTC".into(),
                 retroactive: false,
                 note: Default::default(),
-            },
+            }),
         })
         .expect("policy");
     let t = Instant::now();

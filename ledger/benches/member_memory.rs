@@ -90,7 +90,7 @@ fn engine(tiers: bool) -> Engine {
         e.run(
             Command::SetTierPolicy {
                 key: IdemKey::operator("tiers"),
-                policy: TierPolicy {
+                policy: Box::new(TierPolicy {
                     levels: vec![TierLevel {
                         name: "Silver".into(),
                         threshold: 1_000_000,
@@ -102,7 +102,7 @@ fn engine(tiers: bool) -> Engine {
                     categories: vec![],
                     time_zone: "UTC".into(),
                     note: Default::default(),
-                },
+                }),
             },
             at,
         );

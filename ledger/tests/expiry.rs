@@ -65,7 +65,7 @@ impl Engine {
         e.ok(
             Command::SetExpiryPolicy {
                 key: IdemKey::operator("p"),
-                policy,
+                policy: Box::new(policy),
             },
             t0,
         );
@@ -268,14 +268,14 @@ fn a_policy_change_never_expires_points_that_were_valid_under_the_old_one() {
     e.ok(
         Command::SetExpiryPolicy {
             key: IdemKey::operator("p2"),
-            policy: ExpiryPolicy {
+            policy: Box::new(ExpiryPolicy {
                 inactivity: Some(Inactivity {
                     months: 6,
                     activities: activity::EARN,
                 }),
                 time_zone: "UTC".into(),
                 ..rolling(6, RoundTo::Exact)
-            },
+            }),
         },
         ms("2026-06-01T00:00:00Z"),
     );

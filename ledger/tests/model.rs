@@ -438,7 +438,7 @@ fn open_ledger(
     ledger
         .execute_blocking(Command::SetTierPolicy {
             key: IdemKey::operator("tiers"),
-            policy: core::tiers::TierPolicy {
+            policy: Box::new(core::tiers::TierPolicy {
                 levels: TIER_THRESHOLDS
                     .iter()
                     .zip(["Silver", "Gold"])
@@ -454,7 +454,7 @@ fn open_ledger(
                 categories: vec![],
                 time_zone: "UTC".into(),
                 note: Default::default(),
-            },
+            }),
         })
         .expect("tier policy");
     for m in 1..=MEMBERS {

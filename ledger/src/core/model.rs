@@ -173,8 +173,8 @@ pub enum Command {
     SetTierPolicy {
         /// Idempotency key (operator scope).
         key: IdemKey,
-        /// The new policy.
-        policy: TierPolicy,
+        /// The new policy (boxed: a rare command keeps every command small).
+        policy: Box<TierPolicy>,
     },
     /// Hold a member at a tier level until a date (operator), with a reason.
     SetTier {
@@ -193,15 +193,15 @@ pub enum Command {
     SetTransferPolicy {
         /// Idempotency key (operator scope).
         key: IdemKey,
-        /// The new policy.
-        policy: TransferPolicy,
+        /// The new policy (boxed: a rare command keeps every command small).
+        policy: Box<TransferPolicy>,
     },
     /// Set the programme's expiry policy (operator). Lots earned before keep their expiry.
     SetExpiryPolicy {
         /// Idempotency key (operator scope).
         key: IdemKey,
-        /// The new policy.
-        policy: ExpiryPolicy,
+        /// The new policy (boxed: a rare command keeps every command small).
+        policy: Box<ExpiryPolicy>,
     },
     /// Move a member's expired points to `programme/breakage` (the ledger itself, when they
     /// fall due).
@@ -247,6 +247,12 @@ pub enum Command {
         member: MemberId,
     },
 }
+
+// Commands travel through the queue and transactions through the writer, projector and
+// journal by value: their size is a budget. Rare commands box their large payloads (the
+// policies); a new variant that grows either fails here.
+const _: () = assert!(std::mem::size_of::<Command>() <= 104);
+const _: () = assert!(std::mem::size_of::<TxKind>() <= 104);
 
 impl Command {
     /// The command's idempotency key.
@@ -486,9 +492,9 @@ pub enum TxKind {
         consent: Option<String>,
     },
     /// The transfer policy was set.
-    TransferPolicySet(TransferPolicy),
+    TransferPolicySet(Box<TransferPolicy>),
     /// The expiry policy was set.
-    ExpiryPolicySet(ExpiryPolicy),
+    ExpiryPolicySet(Box<ExpiryPolicy>),
     /// A member's expired points went to `programme/breakage`.
     Expire {
         /// The member.
@@ -508,7 +514,7 @@ pub enum TxKind {
         change: TierChange,
     },
     /// The tier policy was set.
-    TierPolicySet(TierPolicy),
+    TierPolicySet(Box<TierPolicy>),
     /// Operator correction.
     Adjust {
         /// Member corrected.

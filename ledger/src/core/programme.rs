@@ -418,9 +418,9 @@ impl PolicyVersion {
     pub fn of(tx: &crate::core::model::Transaction) -> Option<PolicyVersion> {
         use crate::core::model::TxKind;
         let policy = match &tx.kind {
-            TxKind::ExpiryPolicySet(p) => PolicyOf::Expiry(p.clone()),
-            TxKind::TransferPolicySet(p) => PolicyOf::Transfer(p.clone()),
-            TxKind::TierPolicySet(p) => PolicyOf::Tier(p.clone()),
+            TxKind::ExpiryPolicySet(p) => PolicyOf::Expiry((**p).clone()),
+            TxKind::TransferPolicySet(p) => PolicyOf::Transfer((**p).clone()),
+            TxKind::TierPolicySet(p) => PolicyOf::Tier((**p).clone()),
             _ => return None,
         };
         Some(PolicyVersion {

@@ -412,14 +412,14 @@ impl State {
                 self.contracts.insert(c.partner, c.clone());
             }
             TxKind::ExpiryPolicySet(p) => {
-                self.expiry = p.clone().in_force(tx.at);
+                self.expiry = (**p).clone().in_force(tx.at);
                 self.rebuild_expiry_due();
             }
             TxKind::TransferPolicySet(p) => {
-                self.transfers = Some(p.clone());
+                self.transfers = Some((**p).clone());
             }
             TxKind::TierPolicySet(p) => {
-                self.tiers = Some(Tiers::new(p.clone()));
+                self.tiers = Some(Tiers::new((**p).clone()));
                 self.rebuild_expiry_due();
             }
             TxKind::Hold {

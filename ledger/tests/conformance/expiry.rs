@@ -51,7 +51,7 @@ fn burn(reference: &str, member: u64, points: i64) -> Command {
 fn policy(rolling_months: Option<u16>, inactivity_months: Option<u16>) -> Command {
     Command::SetExpiryPolicy {
         key: IdemKey::operator(format!("policy-{rolling_months:?}-{inactivity_months:?}")),
-        policy: ExpiryPolicy {
+        policy: Box::new(ExpiryPolicy {
             rolling: rolling_months.map(|months| Rolling {
                 months,
                 round_to: RoundTo::Exact,
@@ -64,7 +64,7 @@ fn policy(rolling_months: Option<u16>, inactivity_months: Option<u16>) -> Comman
             time_zone: "UTC".into(),
             retroactive: false,
             note: Default::default(),
-        },
+        }),
     }
 }
 
@@ -236,7 +236,7 @@ fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static At
     seed(l);
     l.execute_blocking(Command::SetTransferPolicy {
         key: IdemKey::operator("transfers-1"),
-        policy: ledger::core::transfers::TransferPolicy {
+        policy: Box::new(ledger::core::transfers::TransferPolicy {
             min: Some(Points(10)),
             max_per_transfer: Some(Points(500)),
             max_per_day: Some(Points(600)),
@@ -244,7 +244,7 @@ fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static At
             fee: Points(5),
             time_zone: "UTC".into(),
             note: Default::default(),
-        },
+        }),
     })
     .expect("policy");
     l.execute_blocking(earn("t-fund", 1, 2_000)).expect("earn");
@@ -314,7 +314,7 @@ fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
     seed(l);
     l.execute_blocking(Command::SetTierPolicy {
         key: IdemKey::operator("tiers-1"),
-        policy: TierPolicy {
+        policy: Box::new(TierPolicy {
             levels: vec![
                 TierLevel {
                     name: "Silver".into(),
@@ -332,7 +332,7 @@ fn tiers_move<S: Store + Clone>(l: &Ledger<S>, offset: &'static AtomicI64) {
             categories: vec![],
             time_zone: "UTC".into(),
             note: Default::default(),
-        },
+        }),
     })
     .expect("tier policy");
     l.execute_blocking(earn("q1", 1, 600)).expect("earn");

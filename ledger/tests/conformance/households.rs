@@ -224,7 +224,7 @@ fn tier_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> u8 {
 fn tier_policy(reference: &str, basis: Basis) -> Command {
     Command::SetTierPolicy {
         key: IdemKey::operator(reference),
-        policy: TierPolicy {
+        policy: Box::new(TierPolicy {
             levels: vec![TierLevel {
                 name: "Silver".into(),
                 threshold: 10_000,
@@ -239,7 +239,7 @@ fn tier_policy(reference: &str, basis: Basis) -> Command {
             }],
             time_zone: "UTC".into(),
             note: Default::default(),
-        },
+        }),
     }
 }
 

@@ -349,7 +349,7 @@ pub fn set_expiry_policy(ops: &Ops, d: ExpiryDraft) -> Result<ledger::Receipt, O
         .ledger
         .execute_blocking(ledger::Command::SetExpiryPolicy {
             key: ledger::IdemKey::operator(format!("expiry-policy/{}", d.reference)),
-            policy,
+            policy: Box::new(policy),
         })?)
 }
 
@@ -441,7 +441,7 @@ pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receip
         .ledger
         .execute_blocking(ledger::Command::SetTransferPolicy {
             key: ledger::IdemKey::operator(format!("transfer-policy/{}", d.reference)),
-            policy: ledger::core::transfers::TransferPolicy {
+            policy: Box::new(ledger::core::transfers::TransferPolicy {
                 min: d.min.map(ledger::Points),
                 max_per_transfer: d.max_per_transfer.map(ledger::Points),
                 max_per_day: d.max_per_day.map(ledger::Points),
@@ -449,7 +449,7 @@ pub fn set_transfer_policy(ops: &Ops, d: TransferDraft) -> Result<ledger::Receip
                 fee: ledger::Points(d.fee),
                 time_zone,
                 note: d.note,
-            },
+            }),
         })?)
 }
 
@@ -469,7 +469,7 @@ pub fn set_tier_policy(
         .ledger
         .execute_blocking(ledger::Command::SetTierPolicy {
             key: ledger::IdemKey::operator(format!("tier-policy/{reference}")),
-            policy,
+            policy: Box::new(policy),
         })?)
 }
 

@@ -25,7 +25,7 @@ pub(super) fn set_policy(key: &IdemKey, policy: &ExpiryPolicy) -> Result<TxKind,
             reason_max: crate::core::types::ChangeNote::REASON_LEN_MAX,
         });
     }
-    Ok(TxKind::ExpiryPolicySet(policy.clone()))
+    Ok(TxKind::ExpiryPolicySet(Box::new(policy.clone())))
 }
 
 /// Moves what has expired of `member`'s points to breakage: every lot past its date, or all
@@ -86,7 +86,7 @@ pub(super) fn set_tier_policy(key: &IdemKey, p: &TierPolicy) -> Result<TxKind, R
             reason_max: crate::core::types::ChangeNote::REASON_LEN_MAX,
         });
     }
-    Ok(TxKind::TierPolicySet(p.clone()))
+    Ok(TxKind::TierPolicySet(Box::new(p.clone())))
 }
 
 /// Longest reason for a tier override, in bytes.

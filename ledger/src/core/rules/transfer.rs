@@ -115,5 +115,5 @@ pub(super) fn set_policy(key: &IdemKey, p: &TransferPolicy) -> Result<TxKind, Re
             "limits must be positive and the fee not negative",
         ));
     }
-    Ok(TxKind::TransferPolicySet(p.clone()))
+    Ok(TxKind::TransferPolicySet(Box::new(p.clone())))
 }

@@ -3,7 +3,12 @@
 //! every lot's expiry: from that instant nothing is spendable, and every point still posted
 //! goes to breakage, once.
 
+use ledger::store::faults::{Faults, FaultyStore};
 use ledger::store::EmbeddedStore;
+
+/// The store under test: the embedded engine held to FoundationDB's limits, and on the
+/// cluster path injecting its retryable faults (conflicts, unknown commit results).
+type TestStore = FaultyStore<EmbeddedStore>;
 use ledger::*;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
@@ -402,8 +407,22 @@ fn open_ledger(
     dir: &std::path::Path,
     cluster: bool,
     offset: &'static std::sync::atomic::AtomicI64,
-) -> Ledger<EmbeddedStore> {
-    let store = EmbeddedStore::open(dir).expect("store");
+) -> Ledger<TestStore> {
+    let faults = if cluster {
+        Faults {
+            conflict: 60,
+            unknown_committed: 30,
+            unknown_lost: 30,
+            ..Faults::default()
+        }
+    } else {
+        Faults::default()
+    };
+    let store = FaultyStore::new(
+        EmbeddedStore::open(dir).expect("store"),
+        faults,
+        dir.as_os_str().len() as u64 + 1,
+    );
     // Member records written two transactions after a change: the audit compares each as of
     // the batch it covers.
     let config = LedgerConfig {
@@ -601,7 +620,7 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
 /// nothing is spendable; then holds void, every posted point goes to breakage, and the books
 /// still audit.
 fn expire_everything(
-    ledger: &Ledger<EmbeddedStore>,
+    ledger: &Ledger<TestStore>,
     model: &Model,
     offset: &'static std::sync::atomic::AtomicI64,
 ) -> Result<(), TestCaseError> {
@@ -625,7 +644,7 @@ fn expire_everything(
         );
     }
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let settled = |l: &Ledger<EmbeddedStore>| {
+    let settled = |l: &Ledger<TestStore>| {
         (1..=MEMBERS).all(|m| {
             l.balance(MemberId(m))
                 .expect("read")

@@ -952,12 +952,23 @@ async fn tiers_qualify_on_spend_on_chosen_categories_and_on_flagged_adjustments(
         (t.body["level"].as_i64(), t.body["qualifying"].as_i64()),
         (Some(1), Some(2_050))
     );
-    // A currency without the spend basis, or the spend basis without one, is refused.
-    for bad in [
-        json!({"reference": "bad-1", "reason": "programme review 2026-11", "basis": "spend", "levels": [{"name": "S", "threshold": 5}]}),
-        json!({"reference": "bad-2", "reason": "programme review 2026-11", "currency": "GBP", "levels": [{"name": "S", "threshold": 5}]}),
+    // A currency without the spend basis, the spend basis without one, or a code that is no
+    // currency, is refused.
+    for (bad, problem) in [
+        (
+            json!({"reference": "bad-1", "reason": "programme review 2026-11", "basis": "spend", "levels": [{"name": "S", "threshold": 5}]}),
+            "rule-invalid",
+        ),
+        (
+            json!({"reference": "bad-2", "reason": "programme review 2026-11", "currency": "GBP", "levels": [{"name": "S", "threshold": 5}]}),
+            "rule-invalid",
+        ),
+        (
+            json!({"reference": "bad-3", "reason": "programme review 2026-11", "basis": "spend", "currency": "AAA", "levels": [{"name": "S", "threshold": 5}]}),
+            "unknown-currency",
+        ),
     ] {
-        assert_eq!(policy(bad).await.problem(), "invalid-request");
+        assert_eq!(policy(bad).await.problem(), problem);
     }
 
     // Two qualifying earns, counted only for premium fuel at FuelCo.

@@ -69,7 +69,15 @@ pub(super) struct ClusterWriter<S: TxnStore> {
     policies: super::chunk::PolicyCache,
     last_at: Timestamp,
     last_scan: Instant,
+    /// Batch sequence numbers of the current batch's attempts that did not return success: one
+    /// may have committed all the same (`commit_unknown_result`), and a later attempt then
+    /// finds its transactions as replays that are in fact the callers' first answers. (A
+    /// caller's own retry comes in a later batch, and is a replay.)
+    maybe_ours: std::collections::VecDeque<u64>,
 }
+
+/// Attempts remembered in `maybe_ours`.
+const MAYBE_OURS_MAX: usize = 256;
 
 impl<S: TxnStore> ClusterWriter<S> {
     pub fn new(
@@ -91,6 +99,7 @@ impl<S: TxnStore> ClusterWriter<S> {
             policies: Default::default(),
             last_at: Timestamp::default(),
             last_scan: Instant::now() - EXPIRY_SCAN_EVERY,
+            maybe_ours: std::collections::VecDeque::new(),
         }
     }
 
@@ -218,6 +227,8 @@ impl<S: TxnStore> ClusterWriter<S> {
 
     /// Runs `items` in as many transactions as their size needs; outcomes in item order.
     pub(super) fn execute(&mut self, items: &[Item]) -> Vec<Outcome> {
+        // Only this batch's own attempts can hide its first answers.
+        self.maybe_ours.clear();
         let mut out = Vec::with_capacity(items.len());
         while out.len() < items.len() {
             let start = out.len();
@@ -228,8 +239,9 @@ impl<S: TxnStore> ClusterWriter<S> {
     }
 
     /// Runs a prefix of `items` (as much as fits one transaction) and returns its outcomes.
-    /// A transaction that keeps conflicting is split in halves, down to one command, so a
-    /// contended command never fails its batch-mates.
+    /// A transaction that keeps conflicting (or whose result stays unknown, or that is over the
+    /// size limit) is split in halves, down to one command, so a contended command never fails
+    /// its batch-mates.
     pub(super) fn run_isolated(&mut self, items: &[Item]) -> Vec<Outcome> {
         let attempts = if items.len() == 1 {
             ATTEMPTS_ALONE
@@ -238,8 +250,15 @@ impl<S: TxnStore> ClusterWriter<S> {
         };
         match self.run_transaction(items, attempts) {
             Ok(outcomes) => outcomes,
-            Err(LedgerError::Storage(StoreError::Conflict(why))) if items.len() > 1 => {
-                tracing::debug!(commands = items.len(), %why, "batch conflicted; splitting");
+            // Splitting helps a conflict (the contended command ends up alone), an unknown
+            // result (the halves find out what committed) and a transaction over the size
+            // limit; not a timeout or an unavailable cluster, which fail the batch at once.
+            Err(LedgerError::Storage(
+                e @ (StoreError::Conflict(_)
+                | StoreError::MaybeCommitted(_)
+                | StoreError::TransactionTooLarge(_)),
+            )) if items.len() > 1 => {
+                tracing::debug!(commands = items.len(), error = %e, "batch failed; splitting");
                 let half = items.len() / 2;
                 let mut out = self.run_isolated(&items[..half]);
                 let mut rest = out.len();
@@ -277,9 +296,10 @@ impl<S: TxnStore> ClusterWriter<S> {
         let at = self.config.clock.now().max(self.last_at);
         let policy = self.policy;
         let shard = self.cluster.shard;
+        let first_seq = self.ids.next;
         let ids = &mut self.ids;
         let policies = &mut self.policies;
-        let (_, (decided, seq, txs)) = self.store.transact(attempts, &mut |txn| {
+        let result = self.store.transact(attempts, &mut |txn| {
             let seq = ids.next;
             assert!(seq < ids.end, "a batch sequence outside the reserved block");
             ids.next += 1;
@@ -294,7 +314,17 @@ impl<S: TxnStore> ClusterWriter<S> {
             }
             let (writes, txs) = chunk.finish(shard);
             Ok::<_, LedgerError>((writes, (decided, seq, txs)))
-        })?;
+        });
+        let succeeded = result.as_ref().ok().map(|(_, (_, seq, _))| *seq);
+        for tried in first_seq..self.ids.next {
+            if Some(tried) != succeeded {
+                if self.maybe_ours.len() == MAYBE_OURS_MAX {
+                    self.maybe_ours.pop_front();
+                }
+                self.maybe_ours.push_back(tried);
+            }
+        }
+        let (_, (decided, seq, txs)) = result?;
         self.last_at = at;
         if !txs.is_empty() {
             self.shared.committed(seq, txs.len(), started.elapsed());
@@ -308,6 +338,9 @@ impl<S: TxnStore> ClusterWriter<S> {
                         .take()
                         .expect("each new transaction answers one command"),
                 )),
+                // Committed by an earlier attempt whose result was unknown: the caller's first
+                // answer, not a replay.
+                Decided::Replay(tx) if self.maybe_ours.contains(&tx.id.seq()) => Outcome::New(tx),
                 Decided::Replay(tx) => Outcome::Replay(tx),
                 Decided::Failed(e) => Outcome::Failed(e),
             })

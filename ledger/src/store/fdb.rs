@@ -26,15 +26,41 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 /// Milliseconds one commit may take, retries included, before it fails.
 pub const COMMIT_TIMEOUT_MS: i32 = 5_000;
+/// Milliseconds one attempt of a transaction may take (within [`COMMIT_TIMEOUT_MS`] for all).
+pub const ATTEMPT_TIMEOUT_MS: i32 = 1_000;
+/// The longest backoff `on_error` waits between attempts (FoundationDB's default is 1 s, with
+/// which 20 attempts cannot fit the deadline).
+pub const RETRY_DELAY_MAX_MS: i32 = 100;
 /// Retries of one commit after retryable errors (conflicts, `commit_unknown_result`).
 pub const COMMIT_RETRY_LIMIT: i32 = 20;
 
 /// Under the engine's own `0xff` range of the subspace, invisible to the ledger's keys.
 const MARKER: &[u8] = b"\xffcommit-marker/";
 
+/// FoundationDB's error codes the store tells apart, as its documentation's error table names
+/// them.
+mod code {
+    pub const NOT_COMMITTED: i32 = 1020;
+    pub const TIMED_OUT: i32 = 1031;
+    pub const TRANSACTION_TOO_LARGE: i32 = 2101;
+    pub const KEY_TOO_LARGE: i32 = 2102;
+    pub const VALUE_TOO_LARGE: i32 = 2103;
+}
+
+/// An FDB error by kind: a conflict, a timeout, a commit that may have happened, another
+/// retryable hiccup, a size limit, or anything else.
 impl From<FdbError> for StoreError {
     fn from(e: FdbError) -> Self {
-        StoreError::Engine(format!("foundationdb: {e} (code {})", e.code()))
+        let what = format!("foundationdb: {e} (code {})", e.code());
+        match e.code() {
+            code::NOT_COMMITTED => StoreError::Conflict(what),
+            code::TIMED_OUT => StoreError::Timeout(what),
+            code::TRANSACTION_TOO_LARGE => StoreError::TransactionTooLarge(what),
+            code::KEY_TOO_LARGE | code::VALUE_TOO_LARGE => StoreError::TooLarge(what),
+            _ if e.is_maybe_committed() => StoreError::MaybeCommitted(what),
+            _ if e.is_retryable() => StoreError::Unavailable(what),
+            _ => StoreError::Engine(what),
+        }
     }
 }
 
@@ -226,26 +252,40 @@ impl Store for FdbStore {
     }
 }
 
-/// FDB's `not_committed`: the transaction conflicted with a concurrent commit.
-const NOT_COMMITTED: i32 = 1020;
-
 impl TxnStore for FdbStore {
-    /// One FDB transaction per attempt, with the same timeout as [`Store::commit`] and a retry
-    /// limit of `attempts`. Reads through [`Txn::get`] add read conflict ranges; retryable
-    /// errors (conflicts, `commit_unknown_result`, `transaction_too_old`) go through FDB's
-    /// `on_error` backoff and run `body` again. No commit marker is written: the ledger reads and
-    /// writes each command's idempotency key inside `body`, so a retry after
-    /// `commit_unknown_result` finds its own earlier commit and answers it as a replay.
+    /// One FDB transaction, run up to `attempts` times. Each attempt may take
+    /// [`ATTEMPT_TIMEOUT_MS`], all of them together [`COMMIT_TIMEOUT_MS`] (FDB keeps a
+    /// transaction's timeout across `on_error`, counted from its creation, so each attempt sets
+    /// it to the time used so far plus one attempt's). Backoff is capped at
+    /// [`RETRY_DELAY_MAX_MS`] so the attempts fit. Reads through [`Txn::get`] add read conflict
+    /// ranges. Conflicts, `commit_unknown_result` and other retryable errors go through
+    /// `on_error` and run `body` again; a timeout or a size limit ends the call at once, as its
+    /// own [`StoreError`] kind. No commit marker is written: the ledger reads and writes each
+    /// command's idempotency key inside `body`, so a retry after `commit_unknown_result` finds
+    /// its own earlier commit.
     fn transact<T, E: From<StoreError>>(
         &self,
         attempts: u32,
         body: &mut TxnBody<'_, T, E>,
     ) -> Result<(Version, T), E> {
         let attempts = attempts.max(1);
+        let started = std::time::Instant::now();
         let mut trx = self.db.create_trx().map_err(StoreError::from)?;
-        let mut conflicts = 0u32;
+        let mut last = StoreError::Conflict("no attempt ran".into());
         for _ in 0..attempts {
-            trx.set_option(TransactionOption::Timeout(COMMIT_TIMEOUT_MS))
+            let used = i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+            if used >= COMMIT_TIMEOUT_MS {
+                return Err(StoreError::Timeout(format!(
+                    "{used} ms used of {COMMIT_TIMEOUT_MS}; last: {last}"
+                ))
+                .into());
+            }
+            let limit = used
+                .saturating_add(ATTEMPT_TIMEOUT_MS)
+                .min(COMMIT_TIMEOUT_MS);
+            trx.set_option(TransactionOption::Timeout(limit))
+                .map_err(StoreError::from)?;
+            trx.set_option(TransactionOption::MaxRetryDelay(RETRY_DELAY_MAX_MS))
                 .map_err(StoreError::from)?;
             let read_version = block_on(trx.get_read_version()).map_err(StoreError::from)? as u64;
             let txn = FdbTxn {
@@ -261,6 +301,7 @@ impl TxnStore for FdbStore {
                 if !e.is_retryable() {
                     return Err(StoreError::from(e).into());
                 }
+                last = StoreError::from(e);
                 trx = block_on(trx.on_error(e)).map_err(StoreError::from)?;
                 continue;
             }
@@ -273,16 +314,21 @@ impl TxnStore for FdbStore {
                     return Ok((v as u64, out));
                 }
                 Err(e) => {
-                    if e.code() == NOT_COMMITTED {
-                        conflicts += 1;
+                    let kind = StoreError::from(*e);
+                    if !kind.is_transient() || matches!(kind, StoreError::Timeout(_)) {
+                        return Err(kind.into());
                     }
+                    last = kind;
                     trx = block_on(e.on_error()).map_err(StoreError::from)?;
                 }
             }
         }
-        Err(StoreError::Conflict(format!(
-            "gave up after {attempts} attempts ({conflicts} conflicts)"
-        ))
+        Err(match last {
+            StoreError::Conflict(why) => {
+                StoreError::Conflict(format!("gave up after {attempts} attempts: {why}"))
+            }
+            other => other,
+        }
         .into())
     }
 }

@@ -22,6 +22,7 @@
 
 mod embedded;
 mod engine;
+pub mod faults;
 #[cfg(feature = "fdb")]
 pub mod fdb;
 
@@ -52,6 +53,40 @@ pub enum StoreError {
     /// A read-write transaction kept conflicting with concurrent ones and ran out of attempts.
     #[error("transaction conflict: {0}")]
     Conflict(String),
+    /// The transaction's deadline passed (`transaction_timed_out`). It may have committed; a
+    /// retry with the same idempotency keys finds out.
+    #[error("transaction timed out: {0}")]
+    Timeout(String),
+    /// The last attempt's commit may or may not have happened (`commit_unknown_result`) and no
+    /// attempt was left to find out. A retry with the same idempotency keys finds out.
+    #[error("commit result unknown: {0}")]
+    MaybeCommitted(String),
+    /// A transient cluster error other than a conflict (too old, a process behind, throttled)
+    /// outlasted the attempts.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A key or value above the engine's limit: no retry or split helps (a bug: every record
+    /// is bounded by construction).
+    #[error("too large: {0}")]
+    TooLarge(String),
+    /// The transaction as a whole is above the engine's limit: fewer commands per
+    /// transaction help.
+    #[error("transaction too large: {0}")]
+    TransactionTooLarge(String),
+}
+
+impl StoreError {
+    /// Whether trying again later, with the same idempotency keys, can succeed: the caller is
+    /// told to retry (503), not that something broke.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Conflict(_)
+                | StoreError::Timeout(_)
+                | StoreError::MaybeCommitted(_)
+                | StoreError::Unavailable(_)
+        )
+    }
 }
 
 /// How durable a commit must be before [`Store::commit`] returns.

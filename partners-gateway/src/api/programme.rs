@@ -245,12 +245,12 @@ async fn put_tier_policy(
         (BasisView::Activities, None) => Basis::Activities,
         (BasisView::Spend, Some(c)) => Basis::Spend(c.parse().map_err(
             |e: ledger::core::types::UnknownCurrency| {
-                OpError::new(crate::ops::error::Kind::InvalidRequest, e.to_string())
+                OpError::new(crate::ops::error::Kind::UnknownCurrency, e.to_string())
             },
         )?),
         _ => {
             return Err(OpError::new(
-                crate::ops::error::Kind::InvalidRequest,
+                crate::ops::error::Kind::InvalidRule,
                 "currency goes with the spend basis and only with it",
             ))
         }

@@ -216,6 +216,11 @@ impl From<LedgerError> for OpError {
             | LedgerError::Contended { .. }) => {
                 OpError::new(Kind::Unavailable, e.to_string()).retry_after(5)
             }
+            // Contention, a timeout, an unknown commit result, a cluster hiccup: the same
+            // request with the same reference is safe to send again.
+            LedgerError::Storage(e) if e.is_transient() => {
+                OpError::new(Kind::Unavailable, e.to_string()).retry_after(1)
+            }
             other @ (LedgerError::Spawn { .. }
             | LedgerError::WrongWritePath { .. }
             | LedgerError::Storage(_)
@@ -226,6 +231,9 @@ impl From<LedgerError> for OpError {
 
 impl From<ledger::store::StoreError> for OpError {
     fn from(e: ledger::store::StoreError) -> OpError {
+        if e.is_transient() {
+            return OpError::new(Kind::Unavailable, e.to_string()).retry_after(1);
+        }
         OpError::new(Kind::Internal, e.to_string())
     }
 }

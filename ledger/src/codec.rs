@@ -2,7 +2,9 @@
 //!
 //! Records are postcard (compact, serde-driven). A journal block is
 //! `[format u8][count u32 LE][offset u32 LE; count][postcard transaction; count]`, so one
-//! transaction can be decoded without decoding its neighbours.
+//! transaction can be decoded without decoding its neighbours. A transaction too large for a
+//! block (a burn drawing on thousands of lots) is written as consecutive part blocks,
+//! `[PART_FORMAT][index u16 LE][count u16 LE][bytes]`, each within FoundationDB's value limit.
 
 use crate::core::model::{describe, Digest, Transaction};
 use crate::core::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
@@ -14,6 +16,12 @@ pub const BLOCK_FORMAT: u8 = 1;
 
 /// A journal block stays under this many bytes (FoundationDB values are limited to 100 kB).
 pub const BLOCK_BYTES_MAX: usize = 64 * 1024;
+
+/// Format byte of a part of one transaction too large for a block.
+pub const PART_FORMAT: u8 = 2;
+
+/// Header bytes of a part block.
+const PART_HEADER: usize = 5;
 
 /// Encodes a record.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -39,6 +47,10 @@ impl BlockWriter {
     pub fn push(&mut self, tx: &Transaction) {
         let scratch = std::mem::take(&mut self.scratch);
         self.scratch = postcard::to_extend(tx, scratch).expect("transactions always encode");
+        if 5 + 4 + self.scratch.len() > BLOCK_BYTES_MAX {
+            self.push_parts();
+            return;
+        }
         if self.body.capacity() == 0 {
             // Sized once: growing by doubling would copy and fault in fresh pages per block.
             self.body.reserve(BLOCK_BYTES_MAX);
@@ -49,6 +61,24 @@ impl BlockWriter {
         }
         self.offsets.push(self.body.len() as u32);
         self.body.extend_from_slice(&self.scratch);
+        self.scratch.clear();
+    }
+
+    /// Writes the transaction in `scratch` as part blocks of its own.
+    fn push_parts(&mut self) {
+        if !self.offsets.is_empty() {
+            self.seal();
+        }
+        let pieces: Vec<&[u8]> = self.scratch.chunks(BLOCK_BYTES_MAX - PART_HEADER).collect();
+        let count = u16::try_from(pieces.len()).expect("a transaction of under 4 GB");
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let mut block = Vec::with_capacity(PART_HEADER + piece.len());
+            block.push(PART_FORMAT);
+            block.extend_from_slice(&(i as u16).to_le_bytes());
+            block.extend_from_slice(&count.to_le_bytes());
+            block.extend_from_slice(piece);
+            self.blocks.push(block);
+        }
         self.scratch.clear();
     }
 
@@ -72,6 +102,64 @@ impl BlockWriter {
             self.seal();
         }
         self.blocks
+    }
+}
+
+/// What one stored journal value gives, read in order through an [`Assembler`].
+pub enum Fed<'a> {
+    /// A block of whole transactions.
+    Block(Block<'a>),
+    /// A part of a large transaction; more follow.
+    Pending,
+    /// The last part of a large transaction: the transaction.
+    Whole(Box<Transaction>),
+}
+
+/// Reads a batch's journal values in order, putting large transactions' parts together.
+#[derive(Default)]
+pub struct Assembler {
+    bytes: Vec<u8>,
+    next: u16,
+}
+
+impl Assembler {
+    /// Takes the next stored value of the batch.
+    pub fn feed<'a>(&mut self, value: &'a [u8]) -> Result<Fed<'a>, LedgerError> {
+        let bad = |why: &str| LedgerError::Corrupt(format!("journal part: {why}"));
+        if value.first() != Some(&PART_FORMAT) {
+            if self.next != 0 {
+                return Err(bad("a block where a part was due"));
+            }
+            return Block::parse(value).map(Fed::Block);
+        }
+        let field = |at: usize| {
+            value
+                .get(at..at + 2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+                .ok_or_else(|| bad("short header"))
+        };
+        let (index, count) = (field(1)?, field(3)?);
+        if index != self.next || index >= count {
+            return Err(bad("parts out of order"));
+        }
+        self.bytes.extend_from_slice(&value[PART_HEADER..]);
+        if index + 1 < count {
+            self.next += 1;
+            return Ok(Fed::Pending);
+        }
+        let tx = decode("journal transaction", &self.bytes)?;
+        self.bytes.clear();
+        self.next = 0;
+        Ok(Fed::Whole(Box::new(tx)))
+    }
+
+    /// Takes the next stored value and gives its whole transactions.
+    pub fn transactions(&mut self, value: &[u8]) -> Result<Vec<Transaction>, LedgerError> {
+        Ok(match self.feed(value)? {
+            Fed::Block(b) => b.all()?,
+            Fed::Pending => Vec::new(),
+            Fed::Whole(tx) => vec![*tx],
+        })
     }
 }
 
@@ -181,6 +269,82 @@ pub struct MemberRecord {
     pub state: crate::core::state::MemberState,
 }
 
+/// Largest piece of a member record in one value: FoundationDB takes values of up to
+/// 100,000 bytes.
+pub const MEMBER_PART_BYTES: usize = 90_000;
+
+/// First byte of a member record stored in parts. (A whole record's encoding starts with its
+/// `through`, a varint, 0 on the cluster path: never this.)
+const PARTED: u8 = 0xfe;
+
+impl MemberRecord {
+    /// The record's stored values: the `M` value first, then the parts under `N` (none for a
+    /// record that fits one value). The `M` value of a parted record names how many parts
+    /// follow.
+    pub fn to_values(&self) -> Vec<Vec<u8>> {
+        let whole = encode(self);
+        if whole.len() <= MEMBER_PART_BYTES {
+            return vec![whole];
+        }
+        let mut pieces = whole.chunks(MEMBER_PART_BYTES);
+        let first = pieces.next().expect("a long record has a first piece");
+        let rest: Vec<Vec<u8>> = pieces.map(<[u8]>::to_vec).collect();
+        let mut head = Vec::with_capacity(3 + first.len());
+        head.push(PARTED);
+        head.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+        head.extend_from_slice(first);
+        let mut out = vec![head];
+        out.extend(rest);
+        out
+    }
+
+    /// How many parts follow the `M` value `head`.
+    pub fn parts_after(head: &[u8]) -> u16 {
+        match head {
+            [PARTED, a, b, ..] => u16::from_be_bytes([*a, *b]),
+            _ => 0,
+        }
+    }
+
+    /// The record from its `M` value and the parts that follow it, in order.
+    pub fn from_values(head: &[u8], parts: &[Vec<u8>]) -> Result<MemberRecord, LedgerError> {
+        let n = usize::from(Self::parts_after(head));
+        if n == 0 {
+            return decode("member record", head);
+        }
+        if parts.len() != n {
+            return Err(LedgerError::Corrupt(format!(
+                "member record: {} of {n} parts",
+                parts.len()
+            )));
+        }
+        let mut whole = head[3..].to_vec();
+        for p in parts {
+            whole.extend_from_slice(p);
+        }
+        decode("member record", &whole)
+    }
+
+    /// Member `m`'s record as `snap` has it, parts and all.
+    pub fn read<S: crate::store::Snapshot + ?Sized>(
+        snap: &S,
+        m: crate::core::types::MemberId,
+    ) -> Result<Option<MemberRecord>, LedgerError> {
+        let Some(head) = snap.get(&crate::keys::member(m))? else {
+            return Ok(None);
+        };
+        let n = Self::parts_after(&head);
+        let parts = (1..=n)
+            .map(|i| {
+                snap.get(&crate::keys::member_part(m, i))?.ok_or_else(|| {
+                    LedgerError::Corrupt(format!("member {} record part {i} missing", m.0))
+                })
+            })
+            .collect::<Result<Vec<_>, LedgerError>>()?;
+        Self::from_values(&head, &parts).map(Some)
+    }
+}
+
 /// A page of member states as the single committer's projector stores it: every enrolled
 /// member whose id falls in the page, as of batch `through`, by id. A page is written some
 /// time after one of its members changes, so that many changes cost one write; recovery
@@ -269,6 +433,67 @@ mod tests {
             })
             .collect();
         assert_eq!(decoded, txs);
+    }
+
+    #[test]
+    fn a_transaction_larger_than_a_block_goes_in_parts_and_comes_back_whole() {
+        let mut w = BlockWriter::default();
+        // Small, huge (300 kB: five parts), small.
+        let txs = vec![tx(0, 10), tx(1, 300_000), tx(2, 10)];
+        for t in &txs {
+            w.push(t);
+        }
+        let blocks = w.finish();
+        assert!(blocks.iter().all(|b| b.len() <= BLOCK_BYTES_MAX));
+        assert_eq!(blocks.iter().filter(|b| b[0] == PART_FORMAT).count(), 5);
+        let mut parts = Assembler::default();
+        let decoded: Vec<Transaction> = blocks
+            .iter()
+            .flat_map(|b| parts.transactions(b).expect("decodes"))
+            .collect();
+        assert_eq!(decoded, txs);
+        // Parts out of order, or a block where a part was due, are corruption.
+        let mut parts = Assembler::default();
+        assert!(parts.feed(&blocks[2]).is_err());
+        let mut parts = Assembler::default();
+        assert!(matches!(parts.feed(&blocks[1]), Ok(Fed::Pending)));
+        assert!(parts.feed(&blocks[0]).is_err());
+    }
+
+    #[test]
+    fn a_member_record_over_the_value_limit_is_stored_in_parts() {
+        use crate::core::model::LotId;
+        use crate::core::state::{Lot, MemberState};
+        let state = MemberState {
+            posted: Points(20_000),
+            lots: (0..20_000u32)
+                .map(|n| Lot {
+                    id: LotId {
+                        tx: TxId::new(u64::from(n) + 1, 0),
+                        n: 0,
+                    },
+                    expires_at: Some(Timestamp(1_800_000_000_000 + i64::from(n))),
+                    remaining: Points(1),
+                })
+                .collect(),
+            ..MemberState::default()
+        };
+        let r = MemberRecord { through: 0, state };
+        let values = r.to_values();
+        assert!(values.len() > 1 && values.iter().all(|v| v.len() <= MEMBER_PART_BYTES + 3));
+        assert_eq!(
+            usize::from(MemberRecord::parts_after(&values[0])),
+            values.len() - 1
+        );
+        let back = MemberRecord::from_values(&values[0], &values[1..]).expect("decodes");
+        assert_eq!(back, r);
+        assert!(MemberRecord::from_values(&values[0], &values[1..2]).is_err());
+        // A small record is one value, as before.
+        let small = MemberRecord {
+            through: 0,
+            state: MemberState::default(),
+        };
+        assert_eq!(small.to_values(), vec![encode(&small)]);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! of [`JOURNAL_SHARDS`] shard prefixes. [`for_each_batch`] merges the shards
 //! by versionstamp.
 
-use crate::codec::Block;
+use crate::codec::{Assembler, Fed};
 use crate::core::model::Transaction;
 use crate::core::types::TxId;
 use crate::error::LedgerError;
@@ -31,17 +31,22 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
     // Point reads of the batch's blocks in order, to the one holding the slot (a batch has a
     // few blocks; a point read costs far less than setting up a range scan over the LSM).
     let mut slot = usize::from(id.slot());
+    let mut parts = Assembler::default();
     for order in 0..=u16::MAX {
         let mut found: Option<Result<Option<Transaction>, LedgerError>> = None;
-        let present =
-            snapshot.get_with(
-                &keys::journal(id.seq(), order),
-                &mut |value| match Block::parse(value) {
-                    Ok(block) if slot < block.len() => found = Some(block.get(slot).map(Some)),
-                    Ok(block) => slot -= block.len(),
-                    Err(e) => found = Some(Err(e)),
-                },
-            )?;
+        let present = snapshot.get_with(
+            &keys::journal(id.seq(), order),
+            &mut |value| match parts.feed(value) {
+                Ok(Fed::Block(block)) if slot < block.len() => {
+                    found = Some(block.get(slot).map(Some))
+                }
+                Ok(Fed::Block(block)) => slot -= block.len(),
+                Ok(Fed::Pending) => {}
+                Ok(Fed::Whole(tx)) if slot == 0 => found = Some(Ok(Some(*tx))),
+                Ok(Fed::Whole(_)) => slot -= 1,
+                Err(e) => found = Some(Err(e)),
+            },
+        )?;
         if !present {
             return Ok(None);
         }
@@ -68,11 +73,12 @@ pub fn for_each_batch<S: Snapshot + ?Sized>(
     let end = prefix_end(&keys::journal_prefix());
     let mut current: Option<(u64, Vec<Transaction>)> = None;
     let mut failure: Option<LedgerError> = None;
+    let mut parts = Assembler::default();
     snapshot.scan(&begin, &end, &mut |k, v| {
         let step = (|| -> Result<(), LedgerError> {
             let (version, _) = keys::parse_journal(k)
                 .ok_or_else(|| LedgerError::Corrupt(format!("bad journal key {k:?}")))?;
-            let txs = Block::parse(v)?.all()?;
+            let txs = parts.transactions(v)?;
             // After the read: every transaction of a batch's block carries the batch's sequence.
             if let Some(tx) = txs.iter().find(|t| t.id.seq() != version) {
                 return Err(LedgerError::Corrupt(format!(
@@ -175,8 +181,9 @@ fn for_each_merged<S: Snapshot + ?Sized>(
         let begin = keys::journal(seq, 0);
         let end = keys::journal(seq + 1, 0);
         let mut txs = Vec::new();
+        let mut parts = Assembler::default();
         for (_, value) in snapshot.range(&begin, &end, usize::MAX, false)? {
-            txs.extend(Block::parse(&value)?.all()?);
+            txs.extend(parts.transactions(&value)?);
         }
         if txs.is_empty() {
             return Err(LedgerError::Corrupt(format!(

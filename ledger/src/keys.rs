@@ -20,6 +20,9 @@ use crate::core::types::{AccountId, MemberId, PartnerId, TxId};
 pub const JOURNAL: u8 = b'J';
 /// Member working state, one key per member (cluster path): `M ++ member`.
 pub const MEMBER: u8 = b'M';
+/// The further parts of a member record too large for one value (cluster path):
+/// `N ++ member ++ part (2 bytes, from 1)`.
+pub const MEMBER_PART: u8 = b'N';
 /// Member working state in pages of [`MEMBERS_PER_PAGE`] ids (single committer):
 /// `m ++ page`, page = member id / [`MEMBERS_PER_PAGE`].
 pub const MEMBER_PAGE: u8 = b'm';
@@ -165,6 +168,14 @@ pub fn parse_journal(key: &[u8]) -> Option<(u64, u16)> {
 pub fn member(m: MemberId) -> Vec<u8> {
     let mut k = vec![MEMBER];
     k.extend_from_slice(&m.0.to_be_bytes());
+    k
+}
+
+/// Part `part` (from 1) of member `m`'s record.
+pub fn member_part(m: MemberId, part: u16) -> Vec<u8> {
+    let mut k = vec![MEMBER_PART];
+    k.extend_from_slice(&m.0.to_be_bytes());
+    k.extend_from_slice(&part.to_be_bytes());
     k
 }
 

@@ -155,3 +155,87 @@ fn a_timeout_answers_a_retryable_error_and_the_retry_applies_once() {
     assert_eq!(posted(&l, 1), 100);
     l.shutdown();
 }
+
+/// A member with 20,000 open lots, and transactions that each move thousands of them, on the
+/// cluster path held to FoundationDB's limits: every record and journal block within 100 kB,
+/// every transaction within 10 MB.
+#[test]
+fn a_member_with_20000_open_lots_passes_through_the_cluster_path() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, l) = open(dir.path(), Faults::default(), 1);
+    for wave in 0..20 {
+        let pending: Vec<_> = (0..1_000)
+            .map(|i| {
+                l.submit(earn(&format!("lot-{wave}-{i}"), 1, 3))
+                    .expect("queue")
+            })
+            .collect();
+        for p in pending {
+            p.blocking_recv().expect("answer").expect("earn");
+        }
+    }
+    let s = l.member_state(MemberId(1)).expect("read").expect("member");
+    assert_eq!((s.lots.len(), s.posted.0), (20_000, 60_000));
+    // One burn takes 15,000 lots; a transfer moves 4,000 more to member 2.
+    let burn = l
+        .execute_blocking(Command::Burn {
+            key: IdemKey::partner(AIR, "big-burn"),
+            member: MemberId(1),
+            partner: AIR,
+            points: Points(45_000),
+        })
+        .expect("burn");
+    assert_eq!(burn.tx.lots.len(), 15_000);
+    let gift = l
+        .execute_blocking(Command::Transfer {
+            key: IdemKey::operator("big-gift"),
+            from: MemberId(1),
+            to: MemberId(2),
+            points: Points(12_000),
+            consent: None,
+        })
+        .expect("transfer");
+    assert_eq!(gift.tx.lots.len(), 8_000);
+    // The burn reversed: its 15,000 lots come back.
+    l.execute_blocking(Command::Reverse {
+        key: IdemKey::partner(AIR, "big-burn-back"),
+        original: burn.tx.id,
+        points: None,
+    })
+    .expect("reversal");
+    assert_eq!((posted(&l, 1), posted(&l, 2)), (48_000, 12_000));
+    let s = l.member_state(MemberId(1)).expect("read").expect("member");
+    assert_eq!(s.lots.len(), 16_000);
+    let report = audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.points_outstanding, 60_000);
+    l.shutdown();
+}
+
+/// A batch of the largest commands (adjustments with the longest reason and operator), as
+/// many as one transaction takes, within FoundationDB's transaction limit.
+#[test]
+fn a_batch_of_maximum_size_commands_fits_the_transaction_limit() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_store, l) = open(dir.path(), Faults::default(), 1);
+    let reason = "ر".repeat(ledger::core::rules::adjust::REASON_LEN_MAX / 2);
+    let operator = "o".repeat(ledger::core::rules::adjust::OPERATOR_LEN_MAX);
+    let pending: Vec<_> = (0..2_000u64)
+        .map(|i| {
+            l.submit(Command::Adjust {
+                key: IdemKey::operator(format!("adj-{i:0>110}")),
+                member: MemberId(1 + i % MEMBERS),
+                points: Points(1),
+                reason: reason.clone(),
+                operator: operator.clone(),
+                qualifies: false,
+            })
+            .expect("queue")
+        })
+        .collect();
+    for p in pending {
+        p.blocking_recv().expect("answer").expect("adjustment");
+    }
+    let report = audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.points_outstanding, 2_000);
+    l.shutdown();
+}

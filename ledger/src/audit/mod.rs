@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 mod stored;
 
-use stored::{compare_maps, compare_stored, member_pages, scan_family, stored_equal};
+use stored::{compare_maps, compare_stored, member_pages, scan_raw, stored_equal};
 /// What an audit that passed looked at.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditReport {
@@ -206,7 +206,26 @@ struct StoredMembers {
 impl StoredMembers {
     fn read<Snap: Snapshot>(snap: &Snap, cluster: bool) -> Result<StoredMembers, AuditFailure> {
         if cluster {
-            let records = scan_family(snap, keys::MEMBER, "member record", keys::parse_member)?;
+            let heads: HashMap<MemberId, Vec<u8>> =
+                scan_raw(snap, keys::MEMBER, keys::parse_member)?;
+            let mut records = HashMap::with_capacity(heads.len());
+            for (m, head) in heads {
+                let n = MemberRecord::parts_after(&head);
+                let parts = snap
+                    .range(
+                        &keys::member_part(m, 1),
+                        &keys::member_part(m, n + 1),
+                        usize::from(n),
+                        false,
+                    )?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect::<Vec<_>>();
+                records.insert(
+                    m,
+                    MemberRecord::from_values(&head, &parts).map_err(AuditFailure::Read)?,
+                );
+            }
             return Ok(StoredMembers {
                 records,
                 page_through: HashMap::new(),

@@ -373,7 +373,7 @@ fn normalized(mut b: Balance) -> Balance {
 }
 
 /// Every key of family `tag` with its raw value, by `parse`d id.
-fn scan_raw<Snap: Snapshot, K: std::hash::Hash + Eq>(
+pub(super) fn scan_raw<Snap: Snapshot, K: std::hash::Hash + Eq>(
     snap: &Snap,
     tag: u8,
     parse: impl Fn(&[u8]) -> Option<K>,

@@ -15,7 +15,7 @@ use crate::core::state::{History, HoldState, Reversed, State};
 use crate::core::types::{Contract, MemberId, PartnerId, Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
-use crate::shared::records::{write_records, write_statement_lines, Touched};
+use crate::shared::records::{write_records, write_statement_lines, ClusterRecords, Touched};
 use crate::store::{Txn, TxnSnapshot, WriteSet};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -66,7 +66,7 @@ pub(super) struct Chunk<'t> {
     /// Idempotency records read, by key.
     idem: HashMap<IdemKey, Option<IdemRecord>>,
     /// Expiry of every hold seen, to clear its timeout entry when it closes.
-    hold_expiry: HashMap<TxId, Timestamp>,
+    records: ClusterRecords,
     in_chunk: HashMap<IdemKey, usize>,
     /// Each member's expiry deadline as read, to move its `D` entry when it changes.
     deadlines: HashMap<MemberId, Option<Timestamp>>,
@@ -110,7 +110,10 @@ impl<'t> Chunk<'t> {
             state: State::new(policy),
             loaded: HashSet::new(),
             idem: HashMap::new(),
-            hold_expiry: HashMap::new(),
+            records: ClusterRecords {
+                hold_expiry: HashMap::new(),
+                parts: HashMap::new(),
+            },
             deadlines: HashMap::new(),
             called: Vec::new(),
             in_chunk: HashMap::new(),
@@ -226,7 +229,26 @@ impl<'t> Chunk<'t> {
             let Some(v) = v else { continue };
             match need {
                 Need::Member(m) => {
-                    let r: MemberRecord = codec::decode("member record", &v)?;
+                    let n = MemberRecord::parts_after(&v);
+                    let parts = if n == 0 {
+                        Vec::new()
+                    } else {
+                        let keys: Vec<Vec<u8>> = (1..=n).map(|i| keys::member_part(m, i)).collect();
+                        self.txn
+                            .get_many(&keys)?
+                            .into_iter()
+                            .map(|p| {
+                                p.ok_or_else(|| {
+                                    LedgerError::Corrupt(format!(
+                                        "member {} record part missing",
+                                        m.0
+                                    ))
+                                })
+                            })
+                            .collect::<Result<Vec<_>, _>>()?
+                    };
+                    self.records.parts.insert(m, n);
+                    let r = MemberRecord::from_values(&v, &parts)?;
                     self.deadlines.insert(m, self.state.deadline(&r.state));
                     self.state.members.insert(m, r.state);
                 }
@@ -245,7 +267,7 @@ impl<'t> Chunk<'t> {
                 }
                 Need::Hold(id) => {
                     let h: HoldState = codec::decode("hold", &v)?;
-                    self.hold_expiry.insert(id, h.expires_at);
+                    self.records.hold_expiry.insert(id, h.expires_at);
                     self.state.hold_timeouts.insert((h.expires_at, id));
                     self.state.holds.insert(id, h);
                 }
@@ -329,7 +351,7 @@ impl<'t> Chunk<'t> {
         };
         tx.pricing = item.pricing.clone();
         if let TxKind::Hold { expires_at, .. } = tx.kind {
-            self.hold_expiry.insert(tx.id, expires_at);
+            self.records.hold_expiry.insert(tx.id, expires_at);
         }
         self.state.apply(&tx);
         self.touched.members.extend(tx.members());
@@ -382,7 +404,7 @@ impl<'t> Chunk<'t> {
             &mut self.writes,
             &self.state,
             &self.touched,
-            Some(&self.hold_expiry),
+            Some(&self.records),
         );
         for m in &self.touched.members {
             let new = self

@@ -17,8 +17,11 @@
 //! - the journal block goes under `J seq`, with `seq` from a block of sequence numbers this
 //!   process reserved; its commit order is a versionstamped entry under one of
 //!   [`JOURNAL_SHARDS`] shard prefixes ([`keys::ORDER`]); readers merge the shards;
-//! - a transaction stays under [`TXN_BYTES_TARGET`]; a batch that conflicts is split in halves
-//!   until the conflicting command retries alone, so it never fails its batch-mates.
+//! - a transaction stops taking commands once the writes of the commands pass
+//!   [`TXN_BYTES_TARGET`]; its whole write set (journal blocks, member records and the rest,
+//!   measured after the last command) must stay under [`TXN_BYTES_MAX`], or it is split in
+//!   halves as a conflicting batch is; a single command always fits (every record and journal
+//!   value is bounded, see `codec::MEMBER_PART_BYTES` and `codec::PART_FORMAT`).
 //!
 //! `docs/foundationdb.md` lists, per command, what is read, written and can conflict.
 
@@ -37,6 +40,9 @@ use std::time::Duration;
 /// A transaction stops taking commands once its writes pass this many bytes (FDB allows
 /// 10 MB; staying under 1 MB keeps commits fast and conflicts cheap).
 pub const TXN_BYTES_TARGET: usize = 900_000;
+/// A transaction's whole write set stays under this many bytes (FoundationDB refuses
+/// transactions over 10,000,000 bytes, counting a little more than keys and values).
+pub const TXN_BYTES_MAX: usize = 8_000_000;
 /// Most commands in one transaction.
 pub const TXN_COMMANDS_MAX: usize = 1_000;
 /// Attempts of a transaction of several commands before it is split in halves.

@@ -35,12 +35,7 @@ impl<S: Store> PathReads<S> for ClusterReads {
 
     fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError> {
         self.shared.check()?;
-        match store.snapshot()?.get(&crate::keys::member(m))? {
-            Some(v) => Ok(Some(
-                crate::codec::decode::<crate::codec::MemberRecord>("member record", &v)?.state,
-            )),
-            None => Ok(None),
-        }
+        Ok(MemberRecord::read(&store.snapshot()?, m)?.map(|r| r.state))
     }
 
     fn statement(
@@ -91,15 +86,12 @@ fn member_balance<Snap: Snapshot + ?Sized>(
     snap: &Snap,
     m: MemberId,
 ) -> Result<Option<MemberBalance>, LedgerError> {
-    Ok(match snap.get(&keys::member(m))? {
-        Some(v) => {
-            let r: MemberRecord = codec::decode("member record", &v)?;
-            Some(MemberBalance {
-                posted: r.state.posted,
-                pending: r.state.held,
-                available: r.state.available(),
-            })
-        }
+    Ok(match MemberRecord::read(snap, m)? {
+        Some(r) => Some(MemberBalance {
+            posted: r.state.posted,
+            pending: r.state.held,
+            available: r.state.available(),
+        }),
         None => None,
     })
 }

@@ -5,8 +5,8 @@
 
 use super::chunk::Chunk;
 use super::{
-    ClusterConfig, ATTEMPTS_ALONE, ATTEMPTS_SHARED, EXPIRY_SCAN_EVERY, ID_BLOCK, TXN_BYTES_TARGET,
-    TXN_COMMANDS_MAX,
+    ClusterConfig, ATTEMPTS_ALONE, ATTEMPTS_SHARED, EXPIRY_SCAN_EVERY, ID_BLOCK, TXN_BYTES_MAX,
+    TXN_BYTES_TARGET, TXN_COMMANDS_MAX,
 };
 use crate::journal::JOURNAL_SHARDS;
 
@@ -313,6 +313,15 @@ impl<S: TxnStore> ClusterWriter<S> {
                 decided.push(chunk.process(item));
             }
             let (writes, txs) = chunk.finish(shard);
+            if writes.bytes > TXN_BYTES_MAX && decided.len() > 1 {
+                return Err(LedgerError::Storage(StoreError::TransactionTooLarge(
+                    format!(
+                        "{} bytes from {} commands (at most {TXN_BYTES_MAX})",
+                        writes.bytes,
+                        decided.len()
+                    ),
+                )));
+            }
             Ok::<_, LedgerError>((writes, (decided, seq, txs)))
         });
         let succeeded = result.as_ref().ok().map(|(_, (_, seq, _))| *seq);
@@ -383,7 +392,20 @@ impl<S: TxnStore> ClusterWriter<S> {
             for (k, v) in &rows {
                 let m = keys::parse_member(k)
                     .ok_or_else(|| LedgerError::Corrupt("member key".into()))?;
-                let r: crate::codec::MemberRecord = crate::codec::decode("member record", v)?;
+                let n = crate::codec::MemberRecord::parts_after(v);
+                let parts: Vec<Vec<u8>> = if n == 0 {
+                    Vec::new()
+                } else {
+                    txn.range_snapshot(
+                        &keys::member_part(m, 1),
+                        &keys::member_part(m, n + 1),
+                        usize::from(n),
+                    )?
+                    .into_iter()
+                    .map(|(_, v)| v)
+                    .collect()
+                };
+                let r = crate::codec::MemberRecord::from_values(v, &parts)?;
                 if let Some(t) = state.deadline(&r.state) {
                     w.set_owned(keys::expiry_due(t, m), Vec::new());
                 }

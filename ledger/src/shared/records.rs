@@ -28,6 +28,15 @@ pub(crate) struct Touched {
     pub policy_versions: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
+/// What the cluster path knows of the records it rewrites: every hold's timeout, and how many
+/// parts each member's record had when read.
+pub(crate) struct ClusterRecords {
+    /// Hold id to timeout, for every hold seen.
+    pub hold_expiry: HashMap<TxId, Timestamp>,
+    /// Parts after the `M` value of each member record read.
+    pub parts: HashMap<crate::core::types::MemberId, u16>,
+}
+
 /// Writes the member, hold, reversal and contract records `t` names, as they stand in `s`.
 /// Member records are the cluster path's, written with the transaction that changes them (the
 /// single committer's projector writes member pages instead and names no members). With
@@ -37,18 +46,30 @@ pub(crate) fn write_records(
     w: &mut WriteSet,
     s: &State,
     t: &Touched,
-    timeouts: Option<&HashMap<TxId, Timestamp>>,
+    cluster: Option<&ClusterRecords>,
 ) {
+    let timeouts = cluster.map(|c| &c.hold_expiry);
     for m in &t.members {
         let state = s
             .members
             .get(m)
             .expect("a touched member exists in the state")
             .clone();
+        let mut values = MemberRecord { through: 0, state }.to_values().into_iter();
         w.set_owned(
             keys::member(*m),
-            codec::encode(&MemberRecord { through: 0, state }),
+            values.next().expect("a record has a value"),
         );
+        let mut part = 0u16;
+        for v in values {
+            part += 1;
+            w.set_owned(keys::member_part(*m, part), v);
+        }
+        // Parts a longer earlier record had.
+        let before = cluster.map_or(0, |c| c.parts.get(m).copied().unwrap_or(0));
+        for stale in part + 1..=before {
+            w.clear(&keys::member_part(*m, stale));
+        }
     }
     for h in &t.holds {
         match s.holds.get(h) {

@@ -137,9 +137,14 @@ async fn run(
     caller: &PartnerCaller,
     c: PartnerCommand,
 ) -> JsonResult<TransactionView> {
-    let p = match c.names() {
-        Some(_) => prepare_blocking(app, caller, c).await?,
-        None => op::prepare(&app.ops, caller, &c)?,
+    // Inline only when nothing would touch the store: the member's link is in memory. A
+    // command naming an earlier transaction, or a member not yet seen here, reads the store
+    // off the async workers.
+    let p = match c.member().filter(|_| c.names().is_none()) {
+        Some(m) if app.ops.registry.member_cached(caller.partner, m).is_some() => {
+            op::prepare(&app.ops, caller, &c)?
+        }
+        _ => prepare_blocking(app, caller, c).await?,
     };
     Ok(Json(view(op::execute(&app.ops, caller, p).await?)))
 }

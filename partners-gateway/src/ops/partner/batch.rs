@@ -89,6 +89,16 @@ impl PartnerCommand {
         }
     }
 
+    /// The member an earn, burn or hold is for, by the partner's reference.
+    pub fn member(&self) -> Option<&str> {
+        match self {
+            PartnerCommand::Earn(r) => Some(&r.member),
+            PartnerCommand::Burn(r) => Some(&r.member),
+            PartnerCommand::Hold(r) => Some(&r.member),
+            _ => None,
+        }
+    }
+
     /// This command's own reference (its idempotency key).
     pub fn reference(&self) -> &str {
         match self {

@@ -82,6 +82,17 @@ fn link_back_key(partner: PartnerId, member: MemberId) -> Vec<u8> {
     k
 }
 
+/// A cached link's key, borrowed: a lookup allocates nothing. It hashes as the owned key does
+/// (a `String` hashes as its `str`).
+#[derive(Hash)]
+struct LinkRef<'a>(u32, &'a str);
+
+impl quick_cache::Equivalent<(u32, String)> for LinkRef<'_> {
+    fn equivalent(&self, key: &(u32, String)) -> bool {
+        self.0 == key.0 && self.1 == key.1
+    }
+}
+
 impl Registry {
     /// The member `reference` names at `partner`.
     pub fn member_of(
@@ -89,11 +100,25 @@ impl Registry {
         partner: PartnerId,
         reference: &str,
     ) -> Result<Option<MemberId>, RegistryError> {
+        if let Some(m) = self.member_cached(partner, reference) {
+            return Ok(Some(m));
+        }
         let snap = self.store.snapshot()?;
         match snap.get(&link_key(partner, reference))? {
-            Some(v) => Ok(Some(MemberId(be_u64(&v)?))),
+            Some(v) => {
+                let m = MemberId(be_u64(&v)?);
+                self.links.insert((partner.0, reference.to_string()), m.0);
+                Ok(Some(m))
+            }
             None => Ok(None),
         }
+    }
+
+    /// The member `reference` at `partner` names, if this gateway has it in memory: the
+    /// request path answers from here without a store read, and goes off the async workers
+    /// only on a miss.
+    pub fn member_cached(&self, partner: PartnerId, reference: &str) -> Option<MemberId> {
+        self.links.get(&LinkRef(partner.0, reference)).map(MemberId)
     }
 
     /// `partner`'s reference for `member`, if linked.

@@ -88,7 +88,13 @@ pub struct Registry {
     inner: RwLock<Inner>,
     /// Serialises this process's writers of cached records, so memory follows the store.
     write: Mutex<()>,
+    /// Partner references to members, as read or made here. A link never changes once made,
+    /// so an entry never goes stale; the cache is bounded, and a miss reads the store.
+    links: quick_cache::sync::Cache<(u32, String), u64>,
 }
+
+/// Links the cache keeps (about 100 bytes each).
+const LINKS_CACHED: usize = 1_000_000;
 
 impl Registry {
     /// Loads every cached registry record from `store`.
@@ -99,6 +105,7 @@ impl Registry {
             master,
             inner: RwLock::new(inner),
             write: Mutex::new(()),
+            links: quick_cache::sync::Cache::new(LINKS_CACHED),
         })
     }
 
@@ -348,17 +355,30 @@ mod tests {
                 a.member_of(PartnerId(1), &reference).expect("read"),
                 b.member_of(PartnerId(1), &reference).expect("read")
             );
+            // Read once, the link is in memory: the request path needs no store read.
+            assert_eq!(
+                b.member_cached(PartnerId(1), &reference),
+                b.member_of(PartnerId(1), &reference).expect("read")
+            );
         }
+        assert_eq!(b.member_cached(PartnerId(1), "CARD-unknown"), None);
     }
 
     #[test]
-    fn a_key_made_on_one_gateway_signs_on_another_and_its_revocation_follows_a_refresh() {
+    fn a_key_made_on_one_gateway_signs_on_another_after_a_refresh_and_so_does_its_revocation() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (a, b) = two(dir.path());
         let (key, secret) = a
             .create_key(PartnerId(4), vec![KeyScope::Read])
             .expect("create key");
-        let seen = b.key(&key.key_id).expect("read through to the store");
+        // A request's lookup is in memory only: the key signs on b from its next refresh.
+        assert!(
+            b.key(&key.key_id).is_none(),
+            "no store read before a signature"
+        );
+        let seen = b
+            .key_stored(&key.key_id)
+            .expect("an operator's read goes to the store");
         assert_eq!(seen.partner, 4);
         assert_eq!(
             b.secret_of(&key.key_id),

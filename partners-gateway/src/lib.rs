@@ -299,7 +299,9 @@ async fn serve_until_signal(config: Config) -> anyhow::Result<()> {
     };
     stop.await;
     println!("partners-gateway: shutting down: draining requests and the committer");
-    running.stop().await
+    let stopped = running.stop().await;
+    ledger::store::Engine::stop_client();
+    stopped
 }
 
 async fn shutdown_signal() {

@@ -43,13 +43,17 @@ fn main() -> ExitCode {
             data,
             store,
             fdb_subspace,
-        } => match verify(&data, &store, &fdb_subspace) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("verify: FAILED: {e:#}");
-                ExitCode::FAILURE
+        } => {
+            let verified = verify(&data, &store, &fdb_subspace);
+            Engine::stop_client();
+            match verified {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("verify: FAILED: {e:#}");
+                    ExitCode::FAILURE
+                }
             }
-        },
+        }
     }
 }
 

@@ -73,6 +73,14 @@ impl Engine {
         }
     }
 
+    /// Stops the engine's client machinery for good, once every store is dropped and before
+    /// the process exits: FoundationDB's network thread (nothing to do for the embedded
+    /// engine, or when no FoundationDB store was opened).
+    pub fn stop_client() {
+        #[cfg(feature = "fdb")]
+        super::fdb::stop_network();
+    }
+
     /// True for an engine many processes may write at once (they must use the cluster path).
     pub fn is_shared(&self) -> bool {
         !matches!(self, Engine::Embedded(_))

@@ -22,7 +22,7 @@ use super::{
 use foundationdb::options::{MutationType, StreamingMode, TransactionOption};
 use foundationdb::{Database, FdbError, KeySelector, RangeOption, Transaction};
 use futures::executor::block_on;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Milliseconds one commit may take, retries included, before it fails.
 pub const COMMIT_TIMEOUT_MS: i32 = 5_000;
@@ -64,15 +64,60 @@ impl From<FdbError> for StoreError {
     }
 }
 
-static NETWORK: OnceLock<foundationdb::api::NetworkAutoStop> = OnceLock::new();
+/// The FDB client network of this process.
+enum Network {
+    NotStarted,
+    Running(foundationdb::api::NetworkAutoStop),
+    Failed(String),
+    Stopped,
+}
 
-/// Starts the FDB client network thread once per process. It runs until the process exits.
-fn network() {
-    NETWORK.get_or_init(|| {
-        // SAFETY: the network is started once, here, and the guard lives in a static. Process
-        // exit is the only time it stops; FDB tolerates that for client processes.
-        unsafe { foundationdb::boot() }
-    });
+static NETWORK: Mutex<Network> = Mutex::new(Network::NotStarted);
+
+/// Starts the FDB client network thread, once per process: the first store opened starts it,
+/// and [`stop_network`] stops it before the process exits. A failed start is reported, to this
+/// caller and every later one, with FoundationDB's reason.
+fn network() -> Result<(), StoreError> {
+    let mut n = NETWORK.lock().expect("network lock");
+    match &*n {
+        Network::Running(_) => Ok(()),
+        Network::Failed(why) => Err(StoreError::Engine(format!(
+            "the FoundationDB client network failed to start: {why}"
+        ))),
+        Network::Stopped => Err(StoreError::Engine(
+            "the FoundationDB client network was stopped; it cannot start again in this process"
+                .into(),
+        )),
+        Network::NotStarted => {
+            let started = foundationdb::api::FdbApiBuilder::default()
+                .build()
+                // SAFETY: the network starts once per process (under this lock), and its guard
+                // is kept here until `stop_network` drops it, which stops and joins the thread.
+                .and_then(|b| unsafe { b.boot() });
+            match started {
+                Ok(guard) => {
+                    *n = Network::Running(guard);
+                    Ok(())
+                }
+                Err(e) => {
+                    let why = format!("{e} (code {})", e.code());
+                    *n = Network::Failed(why.clone());
+                    Err(StoreError::Engine(format!(
+                        "the FoundationDB client network failed to start: {why}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+/// Stops the FDB client network and waits for its thread: call once, before the process exits
+/// and after every store is dropped. Nothing to do when it never started.
+pub fn stop_network() {
+    let mut n = NETWORK.lock().expect("network lock");
+    if let Network::Running(guard) = std::mem::replace(&mut *n, Network::Stopped) {
+        drop(guard);
+    }
 }
 
 /// A store in one subspace of a FoundationDB cluster.
@@ -91,7 +136,7 @@ impl FdbStore {
                 "the subspace prefix must be non-empty and must not start with 0xff".into(),
             ));
         }
-        network();
+        network()?;
         let db = Database::new(Some(cluster_file))?;
         Ok(FdbStore {
             db: Arc::new(db),

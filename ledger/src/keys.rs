@@ -83,6 +83,13 @@ pub fn tier_policy() -> Vec<u8> {
     vec![POLICY, b'r']
 }
 
+/// Cluster mode: the lease of the process that posts the ledger's own commands (hold
+/// timeouts, expiries, the expiry index sweep): owner token (8 bytes) and until (ms, 8 bytes),
+/// big-endian.
+pub fn system_lease() -> Vec<u8> {
+    vec![META, b'L']
+}
+
 /// Cluster mode: members with points due to expire, `D ++ deadline ++ member`.
 pub const EXPIRY_DUE: u8 = b'D';
 /// Programme counters (campaign budgets, members' campaign caps, guard periods, first earns):

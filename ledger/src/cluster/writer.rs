@@ -74,7 +74,13 @@ pub(super) struct ClusterWriter<S: TxnStore> {
     /// finds its transactions as replays that are in fact the callers' first answers. (A
     /// caller's own retry comes in a later batch, and is a replay.)
     maybe_ours: std::collections::VecDeque<u64>,
+    /// This process's token in the system lease, and until when it holds it (ms).
+    token: u64,
+    lease_until: i64,
 }
+
+/// How long the system lease lasts unless renewed (renewed at half).
+const LEASE_MS: i64 = 3_000;
 
 /// Attempts remembered in `maybe_ours`.
 const MAYBE_OURS_MAX: usize = 256;
@@ -100,6 +106,15 @@ impl<S: TxnStore> ClusterWriter<S> {
             last_at: Timestamp::default(),
             last_scan: Instant::now() - EXPIRY_SCAN_EVERY,
             maybe_ours: std::collections::VecDeque::new(),
+            // Random per process (the standard library's hash keys are seeded from the OS).
+            token: {
+                use std::hash::{BuildHasher, Hasher};
+                std::collections::hash_map::RandomState::new()
+                    .build_hasher()
+                    .finish()
+                    | 1
+            },
+            lease_until: 0,
         }
     }
 
@@ -109,7 +124,10 @@ impl<S: TxnStore> ClusterWriter<S> {
             let first = match jobs.recv_timeout(IDLE_WAKE) {
                 Ok(j) => Some(j),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.release_lease();
+                    return;
+                }
             };
             let mut batch: Vec<Job> = first.into_iter().collect();
             if !batch.is_empty() {
@@ -160,13 +178,80 @@ impl<S: TxnStore> ClusterWriter<S> {
         }
     }
 
-    /// Void commands for holds past their timeout, at most once per scan interval. Every
-    /// process scans; two voiding the same hold conflict, and the loser replays.
+    /// Takes or renews the system lease, and says whether this process holds it: one process
+    /// at a time posts the ledger's own commands, so gateways do not race to void the same
+    /// holds. A lease not renewed for [`LEASE_MS`] (its holder stopped) passes to the next
+    /// process that scans. Processes' clocks are assumed to agree within the lease.
+    fn holds_lease(&mut self) -> bool {
+        let now = self.config.clock.now().0;
+        if self.lease_until - now > LEASE_MS / 2 {
+            return true;
+        }
+        let me = self.token;
+        let taken = self.store.transact(ATTEMPTS_ALONE, &mut |txn| {
+            let mut w = WriteSet::default();
+            if let Some(v) = txn.get(&keys::system_lease())? {
+                let field = |at: usize| {
+                    v.get(at..at + 8)
+                        .map(|b| u64::from_be_bytes(b.try_into().expect("8 bytes")))
+                        .ok_or_else(|| LedgerError::Corrupt("system lease".into()))
+                };
+                let (owner, until) = (field(0)?, field(8)? as i64);
+                if owner != me && until > now {
+                    return Ok((w, None));
+                }
+            }
+            let until = now + LEASE_MS;
+            let mut v = me.to_be_bytes().to_vec();
+            v.extend_from_slice(&(until as u64).to_be_bytes());
+            w.set_owned(keys::system_lease(), v);
+            Ok::<_, LedgerError>((w, Some(until)))
+        });
+        match taken {
+            Ok((_, Some(until))) => {
+                self.lease_until = until;
+                true
+            }
+            Ok((_, None)) => false,
+            Err(e) => {
+                tracing::warn!(error = %e, "system lease not renewed");
+                false
+            }
+        }
+    }
+
+    /// Gives the system lease up at shutdown, if this process holds it, so another takes it at
+    /// its next scan instead of after the lease runs out.
+    fn release_lease(&mut self) {
+        if self.lease_until == 0 {
+            return;
+        }
+        let me = self.token;
+        let released = self.store.transact(ATTEMPTS_ALONE, &mut |txn| {
+            let mut w = WriteSet::default();
+            let mine = txn
+                .get(&keys::system_lease())?
+                .is_some_and(|v| v.get(..8) == Some(&me.to_be_bytes()[..]));
+            if mine {
+                w.clear(&keys::system_lease());
+            }
+            Ok::<_, LedgerError>((w, ()))
+        });
+        if let Err(e) = released {
+            tracing::warn!(error = %e, "system lease not released; it runs out by itself");
+        }
+    }
+
+    /// Void commands for holds past their timeout and expiries that fell due, at most once per
+    /// scan interval, by the process holding the system lease.
     pub(super) fn expired_holds(&mut self) -> Vec<Item> {
         if self.last_scan.elapsed() < EXPIRY_SCAN_EVERY {
             return Vec::new();
         }
         self.last_scan = Instant::now();
+        if !self.holds_lease() {
+            return Vec::new();
+        }
         if let Err(e) = self.sweep_due() {
             tracing::warn!(error = %e, "expiry index sweep failed; retried at the next scan");
         }

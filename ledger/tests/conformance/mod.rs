@@ -818,10 +818,34 @@ pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
         points: None,
     });
     assert_eq!(rejected(after), Rejection::HoldNotOpen { hold });
-    let report = ledger::audit::audit(&a.read_snapshot().expect("snapshot")).expect("audit");
-    assert_eq!(report.open_holds, 0);
+    // One process at a time posts the ledger's own commands, under a lease; when it stops,
+    // another takes over. Stopping a, then b, stops the lease holder once for sure.
+    let expires = |l: &Ledger<S>, reference: &str| {
+        l.execute_blocking(Command::Hold {
+            key: IdemKey::partner(p1, reference),
+            member: m1,
+            partner: p1,
+            points: Points(10),
+            timeout_ms: 50,
+        })
+        .expect("hold");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while l.balance(m1).expect("read").expect("member").pending != Points(0) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hold {reference} did not expire within 10 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
     a.shutdown();
+    expires(&b, "h-after-a");
+    let c = open_cluster(store, 2);
     b.shutdown();
+    expires(&c, "h-after-b");
+    let report = ledger::audit::audit(&c.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.open_holds, 0);
+    c.shutdown();
 }
 
 /// A store written by one path cannot be opened by the other: their ids and indexes differ.

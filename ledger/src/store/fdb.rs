@@ -9,9 +9,14 @@
 //!   are FDB's little-endian `ADD` mutation; versionstamped keys are FDB's
 //!   `SET_VERSIONSTAMPED_KEY`, with the key holding FDB's 10-byte stamp followed by the write's
 //!   2-byte order.
-//! - Exactly once: each commit also writes a marker key whose value FDB stamps with the commit's
-//!   version. After `commit_unknown_result`, the retry first reads the marker. If it is there,
-//!   the earlier attempt committed, and its version is returned with nothing written twice.
+//! - [`Store::commit`] (the registry's and the gateway's own writes, not the ledger's commands)
+//!   also writes a marker key whose value FDB stamps with the commit's version. After
+//!   `commit_unknown_result`, the retry within the same call first reads the marker: if it is
+//!   there, the earlier attempt committed, and its version is returned with nothing written
+//!   twice. The marker covers only that case, within one call: a failed marker read, a timeout
+//!   or a restart leave the outcome unknown to the caller. The ledger's commands do not rely on
+//!   it: their exactly-once comes from idempotency keys read and written in the same
+//!   transaction ([`TxnStore::transact`]).
 //! - A snapshot is a read-only transaction at a fixed read version, with snapshot reads. FDB
 //!   keeps a read version for 5 s, so a scan that runs longer fails with `transaction_too_old`.
 

@@ -29,7 +29,9 @@ pub mod fdb;
 pub use embedded::{EmbeddedSnapshot, EmbeddedStore};
 pub use engine::{Engine, EngineSnapshot, EngineSpec};
 
-/// A commit version: strictly increasing across commits of one store.
+/// A commit version. A later commit never has a smaller one; on the embedded engine each
+/// commit's is one more than the last, while FoundationDB may give commits resolved together
+/// the same version (a versionstamp's batch position then tells them apart).
 pub type Version = u64;
 
 /// Length of the suffix a versionstamped key gets, as in FoundationDB: the commit version
@@ -260,7 +262,9 @@ pub trait Store: Send + Sync + 'static {
     /// [`Durability::Sync`], the commit is on stable storage when this returns.
     fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError>;
 
-    /// The version the next commit will get, when the caller is the store's only writer.
+    /// The version the next commit will get, when the caller is the store's only writer (the
+    /// embedded engine, on the single-writer path). On FoundationDB only an estimate: the read
+    /// version plus one.
     fn next_version(&self) -> Version;
 }
 

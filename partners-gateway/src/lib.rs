@@ -21,7 +21,7 @@ use api::state::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, ServeArgs};
 use ledger::store::{Engine, EngineSpec};
-use ledger::{CommitterConfig, Ledger, LedgerConfig, Timestamp};
+use ledger::{CommitterConfig, Ledger, LedgerConfig};
 use ops::registry::{Registry, Role};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -150,8 +150,8 @@ pub fn run_cli() -> anyhow::Result<()> {
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
             let master = ops::registry::load_master_key(&master_path)?;
             let registry = Registry::open(store, master)?;
-            let expires = expires_in_days.map(|d| Timestamp::now().0 + i64::from(d) * 86_400_000);
-            let (token, id) = registry.create_operator(&name, role, expires)?;
+            let (token, id) =
+                registry.create_operator(&name, role, expires_in_days.map(u32::from))?;
             eprintln!("operator token {id} for {name:?}; shown once:");
             println!("{token}");
             Ok(())

@@ -49,6 +49,10 @@ pub enum Engine {
     /// FoundationDB.
     #[cfg(feature = "fdb")]
     Fdb(super::fdb::FdbStore),
+    /// The embedded engine behind [`FaultyStore`](super::faults::FaultyStore): FoundationDB's
+    /// limits and faults, for tests of what runs on an `Engine` (the gateway's registry). Never
+    /// chosen by configuration.
+    Faulty(super::faults::FaultyStore<EmbeddedStore>),
 }
 
 impl Engine {
@@ -147,15 +151,26 @@ impl Store for Engine {
             Engine::Embedded(s) => Ok(EngineSnapshot::Embedded(s.snapshot()?)),
             #[cfg(feature = "fdb")]
             Engine::Fdb(s) => Ok(EngineSnapshot::Fdb(s.snapshot()?)),
+            Engine::Faulty(s) => Ok(EngineSnapshot::Embedded(s.snapshot()?)),
         }
     }
 
     fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
-        forward!(self, s => s.commit(writes, durability))
+        match self {
+            Engine::Embedded(s) => s.commit(writes, durability),
+            #[cfg(feature = "fdb")]
+            Engine::Fdb(s) => s.commit(writes, durability),
+            Engine::Faulty(s) => s.commit(writes, durability),
+        }
     }
 
     fn next_version(&self) -> Version {
-        forward!(self, s => s.next_version())
+        match self {
+            Engine::Embedded(s) => s.next_version(),
+            #[cfg(feature = "fdb")]
+            Engine::Fdb(s) => s.next_version(),
+            Engine::Faulty(s) => s.next_version(),
+        }
     }
 }
 
@@ -165,7 +180,12 @@ impl TxnStore for Engine {
         attempts: u32,
         body: &mut TxnBody<'_, T, E>,
     ) -> Result<(Version, T), E> {
-        forward!(self, s => s.transact(attempts, body))
+        match self {
+            Engine::Embedded(s) => s.transact(attempts, body),
+            #[cfg(feature = "fdb")]
+            Engine::Fdb(s) => s.transact(attempts, body),
+            Engine::Faulty(s) => s.transact(attempts, body),
+        }
     }
 }
 

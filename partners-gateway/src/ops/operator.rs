@@ -425,9 +425,8 @@ pub fn create_operator(
             format!("expires_in_days must be 1 to {OPERATOR_TOKEN_DAYS_MAX}"),
         ));
     }
-    let expires = expires_in_days.map(|d| Timestamp::now().0 + i64::from(d) * 86_400_000);
     ops.registry
-        .create_operator(name, role, expires)
+        .create_operator(name, role, expires_in_days)
         .map_err(|e| OpError::new(Kind::Internal, e.to_string()))
 }
 

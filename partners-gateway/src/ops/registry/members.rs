@@ -146,6 +146,11 @@ impl Registry {
         member: Option<MemberId>,
     ) -> Result<(MemberId, bool), RegistryError> {
         let link = link_key(partner, reference);
+        // Taken before the transaction, so every attempt links the same new id.
+        let new_id = match member {
+            Some(_) => None,
+            None => Some(self.next_member_id()?),
+        };
         self.transact(&mut |txn| {
             let mut ws = WriteSet::default();
             if let Some(v) = txn.get(&link)? {
@@ -154,13 +159,12 @@ impl Registry {
                     Some(m) if m != existing => Err(RegistryError::ReferenceTaken {
                         reference: reference.to_string(),
                     }),
-                    _ => Ok((ws, (existing, false))),
+                    // The id taken for this call is in no one else's hands: finding it linked
+                    // means an earlier attempt of this call committed (its result was unknown).
+                    _ => Ok((ws, (existing, new_id == Some(existing.0)))),
                 };
             }
-            let m = match member {
-                Some(m) => m,
-                None => MemberId(allocate(txn, &mut ws, 1)?.start),
-            };
+            let m = member.unwrap_or(MemberId(new_id.expect("an id for a new member")));
             ws.set_owned(link.clone(), m.0.to_be_bytes().to_vec());
             ws.set_owned(link_back_key(partner, m), reference.as_bytes().to_vec());
             Ok((ws, (m, true)))
@@ -217,7 +221,16 @@ impl Registry {
                         reference: reference.to_string(),
                     });
                 }
-                return Ok((ws, Ok((existing, false))));
+                // The code spent by this partner at this call's instant: an earlier attempt of
+                // this call made the link (its result was unknown).
+                let ours = match &code_key {
+                    Some(k) => match txn.get(k)? {
+                        Some(v) => unjson::<LinkCode>(&v)?.used == Some((partner.0, now_ms)),
+                        None => false,
+                    },
+                    None => false,
+                };
+                return Ok((ws, Ok((existing, ours))));
             }
             let Some(code_key) = &code_key else {
                 return Ok((ws, Err(LinkRefused::UnknownCode)));
@@ -251,7 +264,16 @@ impl Registry {
 
     /// Allocates a member id without a partner link (operator enrolment).
     pub fn allocate_member(&self) -> Result<MemberId, RegistryError> {
-        Ok(MemberId(self.allocate_members(1)?.start))
+        Ok(MemberId(self.next_member_id()?))
+    }
+
+    /// The next member id from this gateway's block, reserving a new block when it is used up.
+    fn next_member_id(&self) -> Result<u64, RegistryError> {
+        let mut ids = self.ids.lock().expect("member id block");
+        if ids.is_empty() {
+            *ids = self.allocate_members(MEMBER_ID_BLOCK)?;
+        }
+        Ok(ids.next().expect("a fresh block has ids"))
     }
 
     /// Allocates `n` consecutive member ids in one transaction (bulk enrolment).

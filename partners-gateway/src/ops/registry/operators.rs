@@ -42,19 +42,22 @@ pub fn operator_id(hash: &[u8; 32]) -> String {
 }
 
 impl Registry {
-    /// Creates an operator credential and returns its token (shown once) and its public id.
+    /// Creates an operator credential valid for `valid_days` (or until revoked) and returns its
+    /// token (shown once) and its public id. Its creation and expiry are counted from one
+    /// instant.
     pub fn create_operator(
         &self,
         name: &str,
         role: Role,
-        expires_at_ms: Option<i64>,
+        valid_days: Option<u32>,
     ) -> Result<(String, String), RegistryError> {
         let token = format!("ot_{}", random_hex(32));
+        let now = Timestamp::now().0;
         let rec = OperatorRecord {
             name: name.to_string(),
             role,
-            created_at_ms: Timestamp::now().0,
-            expires_at_ms,
+            created_at_ms: now,
+            expires_at_ms: valid_days.map(|d| now + i64::from(d) * 86_400_000),
             revoked_at_ms: None,
         };
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();

@@ -19,6 +19,7 @@ fn faults() -> Faults {
         timeout: 0,
         slow: 30,
         slow_ms: 2,
+        transaction_bytes_max: 0,
     }
 }
 

@@ -80,6 +80,7 @@ fn conflicts_and_unknown_results_are_retried_and_every_command_applies_once() {
         timeout: 0,
         slow: 20,
         slow_ms: 1,
+        transaction_bytes_max: 0,
     };
     let (store, l) = open(dir.path(), faults, 7);
     // Waves of 5 commands submitted together: batches of several commands, split when a
@@ -237,5 +238,40 @@ fn a_batch_of_maximum_size_commands_fits_the_transaction_limit() {
     }
     let report = audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
     assert_eq!(report.points_outstanding, 2_000);
+    l.shutdown();
+}
+
+/// A transaction over the size limit is split in halves until each part fits: every command
+/// applies, none fails for the size of its batch-mates.
+#[test]
+fn a_batch_over_the_transaction_limit_is_split_until_it_fits() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    // 20 kB a transaction: a few adjustments of the longest reason each.
+    let small = Faults {
+        transaction_bytes_max: 20_000,
+        ..Faults::default()
+    };
+    let (store, l) = open(dir.path(), small, 1);
+    let reason = "r".repeat(ledger::core::rules::adjust::REASON_LEN_MAX);
+    let pending: Vec<_> = (0..200u64)
+        .map(|i| {
+            l.submit(Command::Adjust {
+                key: IdemKey::operator(format!("big-{i}")),
+                member: MemberId(1 + i % MEMBERS),
+                points: Points(1),
+                reason: reason.clone(),
+                operator: "ops".into(),
+                qualifies: false,
+            })
+            .expect("queue")
+        })
+        .collect();
+    for p in pending {
+        let r = p.blocking_recv().expect("answer").expect("applied");
+        assert!(!r.replayed);
+    }
+    let report = audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+    assert_eq!(report.points_outstanding, 200);
+    drop(store);
     l.shutdown();
 }

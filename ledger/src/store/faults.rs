@@ -39,6 +39,9 @@ pub struct Faults {
     pub slow: u16,
     /// How much longer a slow commit takes.
     pub slow_ms: u16,
+    /// A transaction limit below FoundationDB's, in bytes, to drive what happens above it with
+    /// small batches (0: FoundationDB's own, [`TRANSACTION_BYTES_MAX`]).
+    pub transaction_bytes_max: u32,
 }
 
 impl Faults {
@@ -51,6 +54,7 @@ impl Faults {
             timeout: 5,
             slow: 20,
             slow_ms: 3,
+            transaction_bytes_max: 0,
         }
     }
 }
@@ -164,6 +168,11 @@ impl<S> FaultyStore<S> {
 /// Holds `writes` to FoundationDB's limits: a key of at most 10,000 bytes, a value of at most
 /// 100,000, a transaction of at most 10,000,000.
 pub fn check_limits(writes: &WriteSet) -> Result<(), StoreError> {
+    check_limits_within(writes, TRANSACTION_BYTES_MAX)
+}
+
+/// [`check_limits`] with a transaction limit of `transaction_max` bytes.
+fn check_limits_within(writes: &WriteSet, transaction_max: usize) -> Result<(), StoreError> {
     let mut total = 0usize;
     for w in &writes.writes {
         let (key, value) = match w {
@@ -186,9 +195,9 @@ pub fn check_limits(writes: &WriteSet) -> Result<(), StoreError> {
         }
         total += key + value + 32;
     }
-    if total > TRANSACTION_BYTES_MAX {
+    if total > transaction_max {
         return Err(StoreError::TransactionTooLarge(format!(
-            "transaction_too_large: {total} bytes (at most {TRANSACTION_BYTES_MAX})"
+            "transaction_too_large: {total} bytes (at most {transaction_max})"
         )));
     }
     Ok(())
@@ -231,11 +240,15 @@ impl<S: TxnStore> TxnStore for FaultyStore<S> {
     ) -> Result<(Version, T), E> {
         let attempts = attempts.max(1);
         let mut last = StoreError::Conflict("no attempt ran".into());
+        let limit = match self.faults.lock().expect("faults").transaction_bytes_max {
+            0 => TRANSACTION_BYTES_MAX,
+            n => n as usize,
+        };
         for _ in 0..attempts {
             let fault = self.draw();
             let mut run = |txn: &dyn Txn| -> Result<(WriteSet, T), Wrapped<E>> {
                 let (writes, out) = body(txn).map_err(Wrapped::Body)?;
-                check_limits(&writes).map_err(Wrapped::Abort)?;
+                check_limits_within(&writes, limit).map_err(Wrapped::Abort)?;
                 match fault {
                     Fault::Conflict => Err(Wrapped::Abort(StoreError::Conflict(
                         "injected not_committed".into(),

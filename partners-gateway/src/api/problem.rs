@@ -334,4 +334,31 @@ mod tests {
         slugs.dedup();
         assert_eq!(slugs.len(), ALL_KINDS.len(), "slugs are unique");
     }
+
+    #[test]
+    fn contention_timeouts_unknown_results_and_hiccups_answer_503_with_retry_after_never_500() {
+        use ledger::store::StoreError as S;
+        let transient = [
+            S::Conflict("not_committed".into()),
+            S::Timeout("transaction_timed_out".into()),
+            S::MaybeCommitted("commit_unknown_result".into()),
+            S::Unavailable("process_behind".into()),
+        ];
+        for e in transient {
+            for err in [
+                OpError::from(ledger::LedgerError::Storage(e.clone())),
+                OpError::from(e.clone()),
+            ] {
+                assert_eq!(err.kind.status(), StatusCode::SERVICE_UNAVAILABLE, "{e}");
+                assert!(err.retry_after_s.is_some(), "{e}");
+            }
+        }
+        let contended = OpError::from(ledger::LedgerError::Contended {
+            why: "20 attempts".into(),
+        });
+        assert_eq!(contended.kind.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // A record over the limit is a bug, not something to retry.
+        let bug = OpError::from(ledger::LedgerError::Storage(S::TooLarge("value".into())));
+        assert_eq!(bug.kind.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
 }

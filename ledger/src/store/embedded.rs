@@ -29,7 +29,18 @@ struct Inner {
     version: AtomicU64,
     /// Transaction commits still to be refused as conflicts (tests of the retry path).
     injected_conflicts: AtomicU64,
+    /// Optimistic transactions (see [`EmbeddedStore::set_optimistic`]).
+    optimistic: std::sync::atomic::AtomicBool,
+    /// In optimistic mode, the keys each recent transaction wrote, by commit version.
+    recent: Mutex<std::collections::VecDeque<(Version, Vec<Vec<u8>>)>>,
+    /// Transaction attempts refused as conflicts, and transactions committed.
+    conflicts: AtomicU64,
+    committed: AtomicU64,
 }
+
+/// Recent transactions an optimistic transaction's reads are checked against; one that began
+/// before the oldest of them conflicts (FoundationDB's `transaction_too_old`, in spirit).
+const RECENT_COMMITS: usize = 4_096;
 
 impl From<fjall::Error> for StoreError {
     fn from(e: fjall::Error) -> Self {
@@ -75,6 +86,10 @@ impl EmbeddedStore {
                 commit_lock: Mutex::new(()),
                 version: AtomicU64::new(version),
                 injected_conflicts: AtomicU64::new(0),
+                optimistic: std::sync::atomic::AtomicBool::new(false),
+                recent: Mutex::new(std::collections::VecDeque::new()),
+                conflicts: AtomicU64::new(0),
+                committed: AtomicU64::new(0),
             }),
         })
     }
@@ -84,6 +99,24 @@ impl EmbeddedStore {
     /// (Transactions on this engine are serialised and never conflict on their own.)
     pub fn inject_conflicts(&self, n: u64) {
         self.inner.injected_conflicts.store(n, Ordering::Release);
+    }
+
+    /// Runs transactions as FoundationDB does: bodies concurrently, without the commit lock,
+    /// and at commit each key a body read with [`Txn::get`] is checked against the keys
+    /// transactions committed since it began; one written meanwhile makes a conflict, and the
+    /// attempt runs again. For measuring how often the cluster path's transactions conflict
+    /// with several writers; by default transactions are serialised and never conflict. (Plain
+    /// [`Store::commit`]s are not checked against: only transactions are.)
+    pub fn set_optimistic(&self, on: bool) {
+        self.inner.optimistic.store(on, Ordering::Release);
+    }
+
+    /// Transaction attempts refused as conflicts, and transactions committed, so far.
+    pub fn transaction_counts(&self) -> (u64, u64) {
+        (
+            self.inner.conflicts.load(Ordering::Relaxed),
+            self.inner.committed.load(Ordering::Relaxed),
+        )
     }
 
     /// Bytes the store occupies on disk.
@@ -227,47 +260,111 @@ impl EmbeddedStore {
 }
 
 impl TxnStore for EmbeddedStore {
-    /// Transactions hold the commit lock from first read to commit, so they are serialised:
-    /// every read is current and none can conflict (except the ones [`Self::inject_conflicts`]
-    /// asks for).
+    /// Serialised by default: transactions hold the commit lock from first read to commit, so
+    /// every read is current and none can conflict (except the ones
+    /// [`Self::inject_conflicts`] asks for). Optimistic with [`Self::set_optimistic`].
     fn transact<T, E: From<StoreError>>(
         &self,
         attempts: u32,
         body: &mut TxnBody<'_, T, E>,
     ) -> Result<(Version, T), E> {
         let inner = &self.inner;
+        let optimistic = inner.optimistic.load(Ordering::Acquire);
         for _ in 0..attempts.max(1) {
-            let _guard = inner
-                .commit_lock
-                .lock()
-                .expect("commit lock poisoned by a panic");
+            let serial = (!optimistic).then(|| {
+                inner
+                    .commit_lock
+                    .lock()
+                    .expect("commit lock poisoned by a panic")
+            });
             let txn = EmbeddedTxn {
                 kv: &inner.kv,
                 version: inner.version.load(Ordering::Acquire),
+                reads: optimistic.then(|| Mutex::new(Vec::new())),
             };
             let (writes, out) = body(&txn)?;
+            let _guard = match serial {
+                Some(g) => g,
+                None => inner
+                    .commit_lock
+                    .lock()
+                    .expect("commit lock poisoned by a panic"),
+            };
             let injected = inner
                 .injected_conflicts
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
                 .is_ok();
-            if injected {
+            if injected || (optimistic && self.conflicts_with_recent(&txn)) {
+                inner.conflicts.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
+            let written: Vec<Vec<u8>> = if optimistic {
+                writes.writes.iter().filter_map(written_key).collect()
+            } else {
+                Vec::new()
+            };
             let version = self.commit_locked(writes, Durability::Sync)?;
+            inner.committed.fetch_add(1, Ordering::Relaxed);
+            if optimistic {
+                let mut recent = inner.recent.lock().expect("recent commits");
+                if recent.len() == RECENT_COMMITS {
+                    recent.pop_front();
+                }
+                recent.push_back((version, written));
+            }
             return Ok((version, out));
         }
         Err(StoreError::Conflict(format!("gave up after {} attempts", attempts.max(1))).into())
     }
 }
 
-/// The reads of one embedded transaction: the latest committed data, under the commit lock.
+impl EmbeddedStore {
+    /// Whether a transaction committed after `txn` began wrote a key `txn` read (under the
+    /// commit lock).
+    fn conflicts_with_recent(&self, txn: &EmbeddedTxn<'_>) -> bool {
+        let reads = txn
+            .reads
+            .as_ref()
+            .map(|r| r.lock().expect("reads").clone())
+            .unwrap_or_default();
+        let recent = self.inner.recent.lock().expect("recent commits");
+        if recent.front().is_some_and(|(v, _)| *v > txn.version + 1)
+            && recent.len() == RECENT_COMMITS
+        {
+            return true;
+        }
+        recent
+            .iter()
+            .filter(|(v, _)| *v > txn.version)
+            .any(|(_, keys)| keys.iter().any(|k| reads.contains(k)))
+    }
+}
+
+/// The key a write changes, for conflict checks (a range clear names its start).
+fn written_key(w: &Write) -> Option<Vec<u8>> {
+    match w {
+        Write::Set(k, _) | Write::Clear(k) | Write::Add(k, _) | Write::AddWide(k, _) => {
+            Some(k.clone())
+        }
+        Write::ClearRange(b, _) => Some(b.clone()),
+        Write::SetVersionstampedKey { .. } => None,
+    }
+}
+
+/// The reads of one embedded transaction: the latest committed data (under the commit lock,
+/// or in optimistic mode checked at commit).
 struct EmbeddedTxn<'a> {
     kv: &'a Keyspace,
     version: Version,
+    /// Keys read, in optimistic mode.
+    reads: Option<Mutex<Vec<Vec<u8>>>>,
 }
 
 impl Txn for EmbeddedTxn<'_> {
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(r) = &self.reads {
+            r.lock().expect("reads").push(key.to_vec());
+        }
         Ok(self.kv.get(key)?.map(|v| v.to_vec()))
     }
 

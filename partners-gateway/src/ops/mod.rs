@@ -92,3 +92,18 @@ pub fn check_points(field: &str, p: i64) -> Result<ledger::Points, OpError> {
 pub const POINTS_PER_COMMAND_MAX: i64 = 1_000_000_000_000;
 
 const _: () = assert!(POINTS_PER_COMMAND_MAX <= i64::MAX / 2);
+
+/// Longest consent attestation, in characters of any script (the ledger holds 4 bytes each).
+pub const CONSENT_CHARS_MAX: usize = 200;
+
+/// A member's consent as a partner or operator attests it: 1 to 200 characters, not all
+/// spaces.
+pub(crate) fn check_consent(consent: &str) -> Result<(), error::OpError> {
+    if consent.trim().is_empty() || consent.chars().count() > CONSENT_CHARS_MAX {
+        return Err(error::OpError::new(
+            error::Kind::InvalidRequest,
+            format!("consent must be 1 to {CONSENT_CHARS_MAX} characters, not all spaces"),
+        ));
+    }
+    Ok(())
+}

@@ -386,6 +386,7 @@ pub struct OperatorTransfer {
 /// Posts an operator's transfer under the programme's transfer policy.
 pub async fn transfer(ops: &Ops, t: OperatorTransfer) -> Result<ledger::Receipt, OpError> {
     check_change_reference(&t.reference)?;
+    super::check_consent(&t.consent)?;
     let points = super::check_points("points", t.points)?;
     Ok(ops
         .ledger
@@ -583,6 +584,7 @@ pub fn join_household(
     consent: &str,
 ) -> Result<ledger::Receipt, OpError> {
     check_change_reference(reference)?;
+    super::check_consent(consent)?;
     Ok(ops.ledger.execute_blocking(ledger::Command::JoinPool {
         key: ledger::IdemKey::operator(format!("household/{reference}")),
         owner,

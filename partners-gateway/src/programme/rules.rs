@@ -117,11 +117,11 @@ pub struct Conditions {
     #[schema(value_type = Option<String>, pattern = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time_until: Option<String>,
     /// At least this many whole days since the member enrolled.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(maximum = 100_000)]
     pub enrolled_days_min: Option<u32>,
     /// At most this many whole days since the member enrolled.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(maximum = 100_000)]
     pub enrolled_days_max: Option<u32>,
     /// Only the member's first earn at the partner.
@@ -159,6 +159,7 @@ pub enum Effect {
     Fixed {
         /// Points.
         #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+        #[serde(deserialize_with = "crate::programme::whole")]
         points: i64,
     },
     /// A bonus per unit of the purchase (per litre, per mile, per euro), rounded down.
@@ -174,19 +175,19 @@ pub enum Effect {
 #[serde(deny_unknown_fields)]
 pub struct Limits {
     /// Most bonus points per member per day (programme time zone).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub member_per_day: Option<i64>,
     /// Most bonus points per member per calendar month.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub member_per_month: Option<i64>,
     /// Most bonus points per member over the campaign.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub member_per_campaign: Option<i64>,
     /// Most bonus points the campaign gives in all.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
     pub budget: Option<i64>,
     /// Whether a refund (reversal) gives its bonus back to the caps and the budget (default
@@ -210,7 +211,7 @@ pub struct CampaignDraft {
     #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
     /// In force from this time (ms since the Unix epoch; default now, never in the past).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 0, maximum = 253_402_300_799_000_i64)]
     pub effective_from_ms: Option<i64>,
     /// `false` pauses the campaign from `effective_from_ms`.
@@ -230,7 +231,7 @@ pub struct CampaignDraft {
     /// What it gives.
     pub effect: Effect,
     /// Higher first (default 0).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole")]
     #[schema(maximum = 1_000_000)]
     pub priority: u32,
     /// Applies alone: only if no campaign of higher priority applied, and then no other does.
@@ -241,7 +242,7 @@ pub struct CampaignDraft {
     pub limits: Limits,
     /// The partner that pays for the bonus points (billed at its issuance price); left out, the
     /// programme pays from `programme/promotions`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::programme::whole_option")]
     #[schema(minimum = 1, maximum = 4_294_967_295_u64)]
     pub funded_by: Option<u32>,
 }

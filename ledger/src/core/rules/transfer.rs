@@ -9,8 +9,8 @@ use crate::core::state::State;
 use crate::core::transfers::TransferPolicy;
 use crate::core::types::{AccountId, MemberId, Points};
 
-/// Longest consent attestation, in bytes.
-pub const CONSENT_LEN_MAX: usize = 200;
+/// Longest consent attestation, in bytes (200 characters of any script).
+pub const CONSENT_LEN_MAX: usize = 800;
 
 /// A transfer command's fields.
 pub(super) struct TransferCmd<'a> {

@@ -477,6 +477,7 @@ pub fn prepare_transfer(
 ) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
+    crate::ops::check_consent(&r.consent)?;
     let points = check_points("points", r.points)?;
     let from = member_of(ops, caller, &r.from)?;
     let to = member_of(ops, caller, &r.to)?;
@@ -514,6 +515,7 @@ pub fn prepare_join_household(
 ) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
+    crate::ops::check_consent(&r.consent)?;
     let owner = member_of(ops, caller, &r.owner)?;
     let member = member_of(ops, caller, &r.member)?;
     Ok(Prepared {

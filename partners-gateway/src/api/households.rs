@@ -98,7 +98,7 @@ pub struct JoinHouseholdRequest {
     #[schema(min_length = 1, max_length = 64, pattern = "^[!-~]+$")]
     pub member: String,
     /// How the joining member consented, as the partner attests it.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub consent: String,
 }
 
@@ -199,7 +199,7 @@ pub struct OperatorJoinHousehold {
     #[serde(deserialize_with = "crate::api::whole::required")]
     pub member_id: u64,
     /// How the joining member consented, as the operator records it.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub consent: String,
 }
 

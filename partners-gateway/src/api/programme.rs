@@ -531,7 +531,7 @@ pub struct OperatorTransferRequest {
     #[serde(deserialize_with = "crate::api::whole::points")]
     pub points: i64,
     /// How the giving member consented, as the operator records it.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub consent: String,
 }
 

@@ -295,7 +295,7 @@ pub struct TransferRequest {
     pub points: i64,
     /// How the giving member consented, as the partner attests it (a signed form's number, an
     /// in-app confirmation id); recorded on the transaction.
-    #[schema(min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub consent: String,
 }
 

@@ -151,7 +151,8 @@ fn main() {
             e.run(earn(m, 0), start);
         }
     });
-    let tiered = per_member(true, |e| {
+    // Twelve earns a member, a month apart: with a tier policy, twelve monthly counters too.
+    let monthly = |e: &mut Engine| {
         for m in 1..=MEMBERS {
             enrol(e, m);
             for month in 0..12 {
@@ -161,18 +162,9 @@ fn main() {
                 );
             }
         }
-    });
-    let twelve_lots = per_member(false, |e| {
-        for m in 1..=MEMBERS {
-            enrol(e, m);
-            for month in 0..12 {
-                e.run(
-                    earn(m, month),
-                    Timestamp(start.0 + month as i64 * 31 * DAY_MS),
-                );
-            }
-        }
-    });
+    };
+    let tiered = per_member(true, monthly);
+    let twelve_lots = per_member(false, monthly);
     let pooled = per_member(false, |e| {
         for m in 1..=MEMBERS {
             enrol(e, m);

@@ -39,7 +39,7 @@ fn earn(reference: &str, member: u64, points: i64) -> Command {
     }
 }
 
-fn burn(reference: &str, member: u64, points: i64) -> Command {
+pub(super) fn burn(reference: &str, member: u64, points: i64) -> Command {
     Command::Burn {
         key: IdemKey::partner(PartnerId(2), reference),
         member: MemberId(member),
@@ -77,7 +77,7 @@ fn eventually<S: Store + Clone>(l: &Ledger<S>, what: &str, f: impl Fn(&Ledger<S>
     }
 }
 
-fn posted<S: Store + Clone>(l: &Ledger<S>, m: u64) -> i64 {
+pub(super) fn posted<S: Store + Clone>(l: &Ledger<S>, m: u64) -> i64 {
     l.balance(MemberId(m))
         .expect("read")
         .expect("member")
@@ -281,7 +281,7 @@ fn transfers_keep_to_limits<S: Store + Clone>(l: &Ledger<S>, offset: &'static At
     ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
 }
 
-fn tier_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> u8 {
+pub(super) fn tier_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> u8 {
     l.member_state(MemberId(m))
         .expect("read")
         .expect("member")

@@ -3,6 +3,7 @@
 //! leaving keeps each member's own points; tiers qualify on spend, per partner and category,
 //! and on adjustments an operator flags.
 
+use super::expiry::{burn, posted, tier_of};
 use super::{rejected, seed};
 use ledger::core::model::{Command, IdemKey};
 use ledger::core::tiers::{Basis, PartnerCategories, Purchase, TierLevel, TierPolicy, Window};
@@ -44,23 +45,6 @@ fn leave(reference: &str, member: u64) -> Command {
         key: IdemKey::partner(PartnerId(1), reference),
         member: MemberId(member),
     }
-}
-
-fn burn(reference: &str, member: u64, points: i64) -> Command {
-    Command::Burn {
-        key: IdemKey::partner(PartnerId(2), reference),
-        member: MemberId(member),
-        partner: PartnerId(2),
-        points: Points(points),
-    }
-}
-
-fn posted<S: Store + Clone>(l: &Ledger<S>, m: u64) -> i64 {
-    l.balance(MemberId(m))
-        .expect("read")
-        .expect("member")
-        .posted
-        .0
 }
 
 fn pool_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> Vec<u64> {
@@ -212,13 +196,6 @@ pub fn cluster_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments<
         .expect("open");
     qualification(&l);
     l.shutdown();
-}
-
-fn tier_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> u8 {
-    l.member_state(MemberId(m))
-        .expect("read")
-        .expect("member")
-        .tier()
 }
 
 fn tier_policy(reference: &str, basis: Basis) -> Command {

@@ -60,7 +60,9 @@ pub struct HouseholdView {
     pub spendable: i64,
 }
 
-fn view(members: Vec<(Who, i64)>) -> HouseholdView {
+/// The view of a household: each member as the caller may name it (`None`: a member the
+/// partner does not know, shown without reference or balance), and what it may spend.
+fn view(members: Vec<(Option<Who>, i64)>) -> HouseholdView {
     HouseholdView {
         pooled: !members.is_empty(),
         spendable: members.iter().map(|m| m.1).sum(),
@@ -69,9 +71,9 @@ fn view(members: Vec<(Who, i64)>) -> HouseholdView {
             .enumerate()
             .map(|(i, (who, spendable))| {
                 let (member, member_id, shown) = match who {
-                    Who::Reference(r) if r.is_empty() => (None, None, None),
-                    Who::Reference(r) => (Some(r), None, Some(spendable)),
-                    Who::Id(id) => (None, Some(id), Some(spendable)),
+                    None => (None, None, None),
+                    Some(Who::Reference(r)) => (Some(r), None, Some(spendable)),
+                    Some(Who::Id(id)) => (None, Some(id), Some(spendable)),
                 };
                 HouseholdMemberView {
                     member,
@@ -178,7 +180,7 @@ async fn partner_household(
     Ok(Json(view(
         h.unwrap_or_default()
             .into_iter()
-            .map(|(r, p)| (Who::Reference(r.unwrap_or_default()), p.0))
+            .map(|(r, p)| (r.map(Who::Reference), p.0))
             .collect(),
     )))
 }
@@ -279,7 +281,7 @@ async fn operator_household(
         h.map(|h| h.members)
             .unwrap_or_default()
             .into_iter()
-            .map(|p| (Who::Id(p.member.0), p.spendable.0))
+            .map(|p| (Some(Who::Id(p.member.0)), p.spendable.0))
             .collect(),
     )))
 }

@@ -197,3 +197,159 @@ fn for_each_merged<S: Snapshot + ?Sized>(
     }
     Ok(())
 }
+
+/// A journal batch as stored: where it stands in commit order, its sequence number and its
+/// blocks' bytes in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawBatch {
+    /// Its commit-order position: the sequence number (8 bytes, big-endian) on the single
+    /// path, the commit versionstamp (12 bytes) on the cluster path. Byte order is commit order.
+    pub position: Vec<u8>,
+    /// The batch sequence number its transaction ids carry.
+    pub seq: u64,
+    /// Its journal blocks' values, in block order.
+    pub blocks: Vec<Vec<u8>>,
+}
+
+/// The commit-order position of batch `seq` on the single path.
+pub fn single_position(seq: u64) -> Vec<u8> {
+    seq.to_be_bytes().to_vec()
+}
+
+/// Calls `f` with every batch after commit-order position `after` (from the start when
+/// `None`), in commit order, as stored; stops early when `f` returns false. Works on both
+/// write paths: positions come from [`RawBatch::position`].
+pub fn for_each_raw_batch<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    after: Option<&[u8]>,
+    f: &mut dyn FnMut(RawBatch) -> Result<bool, LedgerError>,
+) -> Result<(), LedgerError> {
+    if is_cluster_store(snapshot)? {
+        return for_each_merged_raw(snapshot, after, f);
+    }
+    let from = match after {
+        None => 0,
+        Some(p) => u64::from_be_bytes(
+            p.try_into()
+                .map_err(|_| LedgerError::Corrupt(format!("single-path position {p:?}")))?,
+        )
+        .saturating_add(1),
+    };
+    let begin = keys::journal(from, 0);
+    let end = prefix_end(&keys::journal_prefix());
+    let mut current: Option<RawBatch> = None;
+    let mut failure: Option<LedgerError> = None;
+    let mut stopped = false;
+    snapshot.scan(&begin, &end, &mut |k, v| {
+        let Some((seq, _)) = keys::parse_journal(k) else {
+            failure = Some(LedgerError::Corrupt(format!("bad journal key {k:?}")));
+            return false;
+        };
+        match &mut current {
+            Some(b) if b.seq == seq => b.blocks.push(v.to_vec()),
+            _ => {
+                if let Some(b) = current.take() {
+                    match f(b) {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            stopped = true;
+                            return false;
+                        }
+                        Err(e) => {
+                            failure = Some(e);
+                            return false;
+                        }
+                    }
+                }
+                current = Some(RawBatch {
+                    position: single_position(seq),
+                    seq,
+                    blocks: vec![v.to_vec()],
+                });
+            }
+        }
+        true
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let (Some(b), false) = (current, stopped) {
+        f(b)?;
+    }
+    Ok(())
+}
+
+/// [`for_each_raw_batch`] on the cluster path: the shards merged by versionstamp.
+fn for_each_merged_raw<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    after: Option<&[u8]>,
+    f: &mut dyn FnMut(RawBatch) -> Result<bool, LedgerError>,
+) -> Result<(), LedgerError> {
+    let mut cursors: Vec<ShardCursor> = (0..JOURNAL_SHARDS)
+        .map(|shard| {
+            let mut c = ShardCursor::new(shard);
+            if let Some(p) = after {
+                c.next.extend_from_slice(p);
+                c.next.push(0);
+            }
+            c
+        })
+        .collect();
+    let mut heap = BinaryHeap::new();
+    for (i, c) in cursors.iter_mut().enumerate() {
+        if let Some((stamp, seq)) = c.pop(snapshot)? {
+            heap.push(Reverse((stamp, i, seq)));
+        }
+    }
+    while let Some(Reverse((stamp, i, seq))) = heap.pop() {
+        let begin = keys::journal(seq, 0);
+        let end = keys::journal(seq + 1, 0);
+        let blocks: Vec<Vec<u8>> = snapshot
+            .range(&begin, &end, usize::MAX, false)?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let go_on = f(RawBatch {
+            position: stamp.to_vec(),
+            seq,
+            blocks,
+        })?;
+        if !go_on {
+            return Ok(());
+        }
+        if let Some((stamp, seq)) = cursors[i].pop(snapshot)? {
+            heap.push(Reverse((stamp, i, seq)));
+        }
+    }
+    Ok(())
+}
+
+/// Calls `f` with every batch after commit-order position `after` (from the start when
+/// `None`), decoded, in commit order, on either write path: its position, sequence and
+/// transactions. Stops early when `f` returns false.
+pub fn for_each_batch_after<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    after: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8], u64, Vec<Transaction>) -> Result<bool, LedgerError>,
+) -> Result<(), LedgerError> {
+    for_each_raw_batch(snapshot, after, &mut |raw| {
+        let mut parts = Assembler::default();
+        let mut txs = Vec::new();
+        for b in &raw.blocks {
+            txs.extend(parts.transactions(b)?);
+        }
+        if txs.is_empty() {
+            return Err(LedgerError::Corrupt(format!(
+                "journal batch {} has no transactions",
+                raw.seq
+            )));
+        }
+        if let Some(tx) = txs.iter().find(|t| t.id.seq() != raw.seq) {
+            return Err(LedgerError::Corrupt(format!(
+                "journal block of batch {} holds transaction {}",
+                raw.seq, tx.id
+            )));
+        }
+        f(&raw.position, raw.seq, txs)
+    })
+}

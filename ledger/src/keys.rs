@@ -515,6 +515,30 @@ pub fn parse_expiry_due(key: &[u8]) -> Option<(crate::core::types::Timestamp, Me
     })
 }
 
+/// The journal's hash chain: `T ++ position`, one record per journal batch in commit order
+/// (position: the batch sequence, 8 bytes, on the single path; the commit-order versionstamp,
+/// 12 bytes, on the cluster path). See [`crate::chain`].
+pub const CHAIN: u8 = b'T';
+
+/// The chain record of the batch at `position`.
+pub fn chain(position: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(1 + position.len());
+    k.push(CHAIN);
+    k.extend_from_slice(position);
+    k
+}
+
+/// The chain's head: the last chained batch's record and position (`P c`).
+pub fn chain_head() -> Vec<u8> {
+    vec![META, b'c']
+}
+
+/// The last closed accounting period (`Y p`): every command reads it, so none is dated inside
+/// it.
+pub fn closed_period() -> Vec<u8> {
+    vec![POLICY, b'p']
+}
+
 /// The hash of a key's store encoding.
 pub fn hash_encoded(encoded: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(encoded)

@@ -20,6 +20,7 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod chain;
 pub mod clock;
 pub mod cluster;
 pub mod codec;

@@ -111,6 +111,8 @@ pub(crate) fn load_state<Snap: Snapshot>(
         if k == keys::expiry_policy().as_slice() {
             let p: crate::core::expiry::StoredPolicy = codec::decode("expiry policy", v)?;
             state.expiry = p.policy.in_force(p.since);
+        } else if k == keys::closed_period().as_slice() {
+            state.closed_through = codec::decode_closed_period(v)?;
         } else if k == keys::transfer_policy().as_slice() {
             state.transfers = Some(codec::decode("transfer policy", v)?);
         } else if k == keys::tier_policy().as_slice() {

@@ -648,6 +648,7 @@ fn adjustment_needs_an_operator_and_a_reason() {
         reason: reason.into(),
         operator: "ops-anna".into(),
         qualifies: false,
+        corrects: None,
     };
     f.ok(adj(IdemKey::operator("a1"), 75, "goodwill: lost card"));
     assert_eq!(

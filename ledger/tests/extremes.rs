@@ -164,6 +164,7 @@ fn command() -> impl Strategy<Value = Command> {
                 reason: "extreme".into(),
                 operator: "prop".into(),
                 qualifies: false,
+                corrects: None,
             }
         }),
     ]

@@ -226,9 +226,10 @@ fn a_batch_of_maximum_size_commands_fits_the_transaction_limit() {
                 key: IdemKey::operator(format!("adj-{i:0>110}")),
                 member: MemberId(1 + i % MEMBERS),
                 points: Points(1),
-                reason: reason.clone(),
-                operator: operator.clone(),
+                reason: reason.as_str().into(),
+                operator: operator.as_str().into(),
                 qualifies: false,
+                corrects: None,
             })
             .expect("queue")
         })
@@ -259,9 +260,10 @@ fn a_batch_over_the_transaction_limit_is_split_until_it_fits() {
                 key: IdemKey::operator(format!("big-{i}")),
                 member: MemberId(1 + i % MEMBERS),
                 points: Points(1),
-                reason: reason.clone(),
+                reason: reason.as_str().into(),
                 operator: "ops".into(),
                 qualifies: false,
+                corrects: None,
             })
             .expect("queue")
         })

@@ -33,6 +33,10 @@ enum Cmd {
         /// FoundationDB key prefix of the ledger.
         #[arg(long, default_value = "coalition/")]
         fdb_subspace: String,
+        /// A published chain checkpoint (`POSITION:LINK`, as a period close exports it) the
+        /// store must still hold; repeat for several.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<ledger::chain::Checkpoint>,
     },
 }
 
@@ -43,8 +47,9 @@ fn main() -> ExitCode {
             data,
             store,
             fdb_subspace,
+            checkpoints,
         } => {
-            let verified = verify(&data, &store, &fdb_subspace);
+            let verified = verify(&data, &store, &fdb_subspace, &checkpoints);
             Engine::stop_client();
             match verified {
                 Ok(()) => ExitCode::SUCCESS,
@@ -57,7 +62,12 @@ fn main() -> ExitCode {
     }
 }
 
-fn verify(data: &std::path::Path, spec: &EngineSpec, subspace: &str) -> anyhow::Result<()> {
+fn verify(
+    data: &std::path::Path,
+    spec: &EngineSpec,
+    subspace: &str,
+    checkpoints: &[ledger::chain::Checkpoint],
+) -> anyhow::Result<()> {
     if *spec == EngineSpec::Embedded && !data.is_dir() {
         anyhow::bail!("no store at {}", data.display());
     }
@@ -76,6 +86,22 @@ fn verify(data: &std::path::Path, spec: &EngineSpec, subspace: &str) -> anyhow::
             println!("verify: FoundationDB subspace {subspace:?} through {cluster_file}")
         }
     }
+    // The chain first, on the store as found: opening the ledger writes to it.
+    let chain = ledger::chain::verify(&store.snapshot()?, checkpoints)?;
+    for f in &chain.findings {
+        println!("verify: chain: {f}");
+    }
+    println!(
+        "verify: chain: {} batches, {} chained, {} not yet sealed (cluster path), {} checkpoint(s) matched; head {}",
+        chain.batches,
+        chain.chained,
+        chain.unsealed,
+        chain.checkpoints,
+        chain
+            .head
+            .as_ref()
+            .map_or_else(|| "none".to_string(), |c| c.to_string())
+    );
     // A single-writer store is opened first: that recovers the journal after the projector's
     // watermark into the derived state, so the audit compares a complete projection. The
     // cluster path writes derived state with the journal, so its store is audited as it is.
@@ -98,6 +124,12 @@ fn verify(data: &std::path::Path, spec: &EngineSpec, subspace: &str) -> anyhow::
         "verify: points outstanding (owed to members): {}",
         report.points_outstanding
     );
+    if !chain.findings.is_empty() {
+        anyhow::bail!(
+            "the journal does not match its hash chain: {} finding(s) above",
+            chain.findings.len()
+        );
+    }
     println!("verify: OK");
     if let Some(l) = ledger {
         l.shutdown();

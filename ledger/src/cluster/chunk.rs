@@ -92,6 +92,9 @@ pub(super) enum Need {
     TransferPolicy,
     /// The tier policy (earns, reversals and the ledger's own reviews read it).
     TierPolicy,
+    /// The end of the last closed period (every transaction reads it: none is dated before
+    /// it, whatever this process's clock says).
+    ClosedPeriod,
 }
 
 impl<'t> Chunk<'t> {
@@ -140,7 +143,7 @@ impl<'t> Chunk<'t> {
                 .transpose()?;
             self.idem.insert(k, rec);
         }
-        self.load(vec![Need::Policy, Need::TierPolicy])?;
+        self.load(vec![Need::Policy, Need::TierPolicy, Need::ClosedPeriod])?;
         let first: Vec<Need> = items.iter().flat_map(|i| needs(&i.cmd)).collect();
         self.load(first)?;
         let mut second = Vec::new();
@@ -152,7 +155,7 @@ impl<'t> Chunk<'t> {
 
     /// Reads what `cmd` needs (a no-op for what `prefetch` read).
     pub(super) fn load_for(&mut self, cmd: &Command) -> Result<(), LedgerError> {
-        self.load(vec![Need::Policy, Need::TierPolicy])?;
+        self.load(vec![Need::Policy, Need::TierPolicy, Need::ClosedPeriod])?;
         self.load(needs(cmd))?;
         let more = self.second_needs(cmd)?;
         self.load(more)
@@ -216,6 +219,7 @@ impl<'t> Chunk<'t> {
                 Need::Policy => keys::expiry_policy(),
                 Need::TransferPolicy => keys::transfer_policy(),
                 Need::TierPolicy => keys::tier_policy(),
+                Need::ClosedPeriod => keys::closed_period(),
             };
             if self.loaded.insert(k.clone()) {
                 wanted.push((k, n));
@@ -254,6 +258,11 @@ impl<'t> Chunk<'t> {
                 }
                 Need::Policy => {
                     self.state.expiry = self.policies.expiry(&v)?;
+                }
+                Need::ClosedPeriod => {
+                    let through = codec::decode_closed_period(&v)?;
+                    self.state.closed_through = through;
+                    self.at = self.at.max(through);
                 }
                 Need::TransferPolicy => {
                     self.state.transfers = Some(codec::decode("transfer policy", &v)?);
@@ -472,6 +481,7 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         }
         Command::Expire { member, .. } => vec![Need::Member(*member)],
         Command::SetExpiryPolicy { .. }
+        | Command::ClosePeriod { .. }
         | Command::SetTransferPolicy { .. }
         | Command::SetTierPolicy { .. } => vec![],
         Command::SetTier { member, .. } | Command::LeavePool { member, .. } => {

@@ -63,6 +63,11 @@ impl<'a> Builder<'a> {
         self.tx.at
     }
 
+    /// The transaction's id.
+    pub(crate) fn id(&self) -> crate::core::types::TxId {
+        self.tx.id
+    }
+
     pub(crate) fn touch(&mut self, m: MemberId) {
         self.member(m);
     }

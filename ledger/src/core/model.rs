@@ -220,12 +220,24 @@ pub enum Command {
         /// Signed change: positive credits the member.
         points: Points,
         /// Why, in words finance can audit.
-        reason: String,
+        reason: Box<str>,
         /// Who made the correction.
-        operator: String,
+        operator: Box<str>,
         /// Whether it counts towards the member's tier (a goodwill credit for a missed flight
         /// does; a correction of a data error does not).
         qualifies: bool,
+        /// The earlier transaction this corrects (one in a closed period, say), if any.
+        corrects: Option<TxId>,
+    },
+    /// Close the accounting period ending at `through`: no transaction is dated before it
+    /// afterwards. Closes every earlier period with it.
+    ClosePeriod {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The period closed, as finance names it (`2026-10`).
+        period: String,
+        /// Its end (exclusive): the first instant of the next period.
+        through: Timestamp,
     },
     /// Join `member` to the household pool `owner` holds, with the joining member's consent
     /// (partner or operator). Points do not move: the owner may then spend the pool.
@@ -273,6 +285,7 @@ impl Command {
             | Command::SetTier { key, .. }
             | Command::Expire { key, .. }
             | Command::Adjust { key, .. }
+            | Command::ClosePeriod { key, .. }
             | Command::JoinPool { key, .. }
             | Command::LeavePool { key, .. } => key,
         }
@@ -527,6 +540,17 @@ pub enum TxKind {
         operator: String,
         /// The qualification it counted, when flagged to qualify, and the upgrade it made.
         tier: Option<Box<(TierMark, Option<TierChange>)>>,
+        /// The earlier transaction it corrects, if any.
+        corrects: Option<TxId>,
+    },
+    /// An accounting period was closed: no later transaction is dated before `through`.
+    PeriodClosed {
+        /// The period, as finance names it.
+        period: String,
+        /// Its end (exclusive).
+        through: Timestamp,
+        /// The end of the period closed before it (the start of the first period: zero).
+        from: Timestamp,
     },
     /// A member joined a household pool.
     PoolJoined {
@@ -634,7 +658,8 @@ impl TxKind {
             TxKind::ContractSet(_)
             | TxKind::ExpiryPolicySet(_)
             | TxKind::TransferPolicySet(_)
-            | TxKind::TierPolicySet(_) => None,
+            | TxKind::TierPolicySet(_)
+            | TxKind::PeriodClosed { .. } => None,
         }
     }
 }
@@ -749,6 +774,7 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::Expire { .. } => ("expiry", None),
         TxKind::PoolJoined { .. } => ("pool-joined", None),
         TxKind::PoolLeft { .. } => ("pool-left", None),
+        TxKind::PeriodClosed { .. } => ("period-close", None),
     }
 }
 

@@ -2,7 +2,7 @@
 //! needs to act on it. The ledger is unchanged when a command is rejected.
 
 use crate::core::programme::{CampaignId, GuardKey};
-use crate::core::types::{MemberId, PartnerId, Points, TxId};
+use crate::core::types::{MemberId, PartnerId, Points, Timestamp, TxId};
 
 /// A business-rule refusal. The ledger is unchanged when a command is rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -99,6 +99,30 @@ pub enum Rejection {
         author_max: usize,
         /// Longest reason.
         reason_max: usize,
+    },
+    /// An adjustment names a transaction that is not before it.
+    #[error("an adjustment corrects an earlier transaction; {corrects} is not earlier")]
+    CorrectsLater {
+        /// The transaction named.
+        corrects: TxId,
+    },
+    /// A period's name is blank or too long.
+    #[error("a period's name must hold a non-space character and at most {len_max} bytes")]
+    PeriodName {
+        /// Longest name.
+        len_max: usize,
+    },
+    /// The period has not ended yet.
+    #[error("the period ends at {} ms; it cannot be closed before then", through.0)]
+    PeriodNotOver {
+        /// The period's end.
+        through: Timestamp,
+    },
+    /// The period, or a later one, is closed already.
+    #[error("periods up to {} ms are closed already", closed_through.0)]
+    PeriodClosed {
+        /// The end of the last closed period.
+        closed_through: Timestamp,
     },
     /// A member cannot pool with itself.
     #[error("a household pool needs two different members")]

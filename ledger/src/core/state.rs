@@ -194,6 +194,9 @@ pub struct State {
     pub index_due: bool,
     /// Programme settings.
     pub policy: Policy,
+    /// The end (exclusive) of the last closed accounting period: no transaction is dated
+    /// before it (zero: none closed).
+    pub closed_through: Timestamp,
 }
 
 /// Where the engine reads transactions it no longer holds in memory (the journal, on the
@@ -417,6 +420,9 @@ impl State {
             }
             TxKind::TransferPolicySet(p) => {
                 self.transfers = Some((**p).clone());
+            }
+            TxKind::PeriodClosed { through, .. } => {
+                self.closed_through = self.closed_through.max(*through);
             }
             TxKind::TierPolicySet(p) => {
                 self.tiers = Some(Tiers::new((**p).clone()));

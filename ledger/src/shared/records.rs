@@ -24,6 +24,8 @@ pub(crate) struct Touched {
     pub expiry_policy: bool,
     pub transfer_policy: bool,
     pub tier_policy: bool,
+    /// An accounting period was closed.
+    pub closed_period: bool,
     /// Policy versions set, as (key, record).
     pub policy_versions: Vec<(Vec<u8>, Vec<u8>)>,
 }
@@ -105,6 +107,12 @@ pub(crate) fn write_records(
     if let Some(p) = s.tiers.as_ref().filter(|_| t.tier_policy) {
         w.set_owned(keys::tier_policy(), codec::encode(&p.policy));
     }
+    if t.closed_period {
+        w.set_owned(
+            keys::closed_period(),
+            codec::encode_closed_period(s.closed_through),
+        );
+    }
     for (k, v) in &t.policy_versions {
         w.set_owned(k.clone(), v.clone());
     }
@@ -147,6 +155,7 @@ impl Touched {
             TxKind::ExpiryPolicySet(_) => self.expiry_policy = true,
             TxKind::TransferPolicySet(_) => self.transfer_policy = true,
             TxKind::TierPolicySet(_) => self.tier_policy = true,
+            TxKind::PeriodClosed { .. } => self.closed_period = true,
             _ => {}
         }
         if let Some(v) = crate::core::programme::PolicyVersion::of(tx) {

@@ -48,6 +48,8 @@ pub(crate) struct Writer<S: Store> {
     pub recent: VecDeque<Arc<Batch>>,
     /// Transactions in `recent`.
     pub recent_txs: usize,
+    /// The journal's hash chain, handed to the syncer, which chains each batch it commits.
+    pub chain: Option<crate::chain::Chainer>,
 }
 
 /// How often an idle writer wakes to expire holds past their timeout.
@@ -70,12 +72,13 @@ struct Sealed {
 /// projector.
 struct Syncer<S: Store> {
     store: S,
+    chain: crate::chain::Chainer,
     shared: Arc<crate::shared::status::Shared>,
     to_projector: Sender<Arc<Batch>>,
 }
 
 impl<S: Store> Syncer<S> {
-    fn run(self, sealed: Receiver<Sealed>) {
+    fn run(mut self, sealed: Receiver<Sealed>) {
         while let Ok(first) = sealed.recv() {
             // Batches that waited while the last commit was syncing share one commit and fsync.
             let mut group = vec![first];
@@ -92,10 +95,20 @@ impl<S: Store> Syncer<S> {
 
     /// Commits `group` durably, then answers its callers and feeds the projector; on a storage
     /// failure, fails the ledger and answers every caller with it.
-    fn sync(&self, mut group: Vec<Sealed>) {
+    fn sync(&mut self, mut group: Vec<Sealed>) {
         let mut writes = WriteSet::default();
         for s in &mut group {
             if let Some(w) = s.writes.take() {
+                // The batch's writes are its journal blocks, in order: chain them in the same
+                // commit.
+                let blocks = w.writes.iter().filter_map(|w| match w {
+                    crate::store::Write::Set(_, v) => Some(v.as_slice()),
+                    _ => None,
+                });
+                let position = crate::journal::single_position(s.batch.seq);
+                self.chain
+                    .append(&position, s.batch.seq, blocks, &mut writes);
+                writes.bytes += w.bytes;
                 writes.writes.extend(w.writes);
             }
         }
@@ -161,6 +174,7 @@ impl<S: Store + Clone> Writer<S> {
         let (to_syncer, sealed) = crossbeam_channel::bounded::<Sealed>(SYNC_QUEUE);
         let syncer = Syncer {
             store: self.store.clone(),
+            chain: self.chain.take().expect("the writer runs once"),
             shared: self.shared.clone(),
             to_projector: self.to_projector.clone(),
         };
@@ -264,8 +278,13 @@ impl<S: Store + Clone> Writer<S> {
         }
     }
 
+    /// The batch's time: never before the last batch's, nor inside a closed period.
     fn clock(&self) -> Timestamp {
-        self.config.clock.now().max(self.last_at)
+        self.config
+            .clock
+            .now()
+            .max(self.last_at)
+            .max(self.state.closed_through)
     }
 
     /// Decides `batch` (emptying it) and the hold timeouts due, and seals the result for the

@@ -48,6 +48,7 @@ pub(crate) fn open<S: Store + Clone>(
             asked: WritePath::Single,
         });
     }
+    let chain = open_chain(store)?;
     let Loaded {
         state,
         through,
@@ -82,7 +83,27 @@ pub(crate) fn open<S: Store + Clone>(
             dirty,
             tail,
         },
+        chain,
     )
+}
+
+/// The journal's hash chain. A store written before the chain existed (no head) is chained
+/// from its first batch; once there is a head, every batch is chained in its own commit, so a
+/// batch after the head without a record is left for `verify` to report, not chained over.
+fn open_chain<S: Store>(store: &S) -> Result<crate::chain::Chainer, LedgerError> {
+    loop {
+        let snapshot = store.snapshot()?;
+        let head = crate::chain::head(&snapshot)?;
+        if head.is_some() {
+            return Ok(crate::chain::Chainer::new(head.as_ref()));
+        }
+        let mut writes = crate::store::WriteSet::default();
+        let n = crate::chain::seal_after(&snapshot, head.as_ref(), 10_000, 64 << 20, &mut writes)?;
+        if n == 0 {
+            return Ok(crate::chain::Chainer::new(head.as_ref()));
+        }
+        store.commit(writes, crate::store::Durability::Sync)?;
+    }
 }
 
 /// What recovery brought forward: the writer's state, the projector's mirror (the state as of
@@ -152,6 +173,7 @@ fn start<S: Store + Clone>(
     keys: Arc<KeyIndex>,
     through: u64,
     recovered: Recovered,
+    chain: crate::chain::Chainer,
 ) -> Result<Started<S>, LedgerError> {
     let Recovered {
         state,
@@ -196,6 +218,7 @@ fn start<S: Store + Clone>(
         next_seq: last_seq + 1,
         recent: std::collections::VecDeque::new(),
         recent_txs: 0,
+        chain: Some(chain),
     };
     for b in tail {
         writer.remember(&b.txs);

@@ -274,6 +274,7 @@ fn qualification<S: Store + Clone>(l: &Ledger<S>) {
             reason: "missed flight credited".into(),
             operator: "ops-7".into(),
             qualifies,
+            corrects: None,
         })
         .expect("adjustment");
     }

@@ -5,7 +5,7 @@ use crate::core::builder::Builder;
 use crate::core::model::{IdemKey, TxKind};
 use crate::core::rejection::Rejection;
 use crate::core::state::State;
-use crate::core::types::{AccountId, MemberId, Points};
+use crate::core::types::{AccountId, MemberId, Points, Timestamp, TxId};
 
 /// Longest adjustment reason, in bytes (500 characters of any script).
 pub const REASON_LEN_MAX: usize = 2_000;
@@ -20,6 +20,7 @@ pub(super) struct AdjustCmd<'a> {
     pub reason: &'a str,
     pub operator: &'a str,
     pub qualifies: bool,
+    pub corrects: Option<TxId>,
 }
 
 pub(super) fn adjust(
@@ -34,8 +35,12 @@ pub(super) fn adjust(
         reason,
         operator,
         qualifies,
+        corrects,
     } = *a;
     require_operator(key)?;
+    if let Some(c) = corrects.filter(|c| *c >= b.id()) {
+        return Err(Rejection::CorrectsLater { corrects: c });
+    }
     // `unsigned_abs`: `i64::MIN.abs()` would overflow.
     let max = Points(s.policy.points_per_command_max);
     if points.0 == 0 || points.0.unsigned_abs() > max.0.unsigned_abs() {
@@ -71,5 +76,39 @@ pub(super) fn adjust(
         reason: reason.to_string(),
         operator: operator.to_string(),
         tier,
+        corrects,
+    })
+}
+
+/// Longest period name, in bytes.
+pub const PERIOD_LEN_MAX: usize = 32;
+
+/// Closes the accounting period ending at `through` (exclusive): it must be over, and after the
+/// last period closed.
+pub(super) fn close_period(
+    s: &State,
+    b: &Builder<'_>,
+    key: &IdemKey,
+    period: &str,
+    through: Timestamp,
+) -> Result<TxKind, Rejection> {
+    require_operator(key)?;
+    if period.trim().is_empty() || period.len() > PERIOD_LEN_MAX {
+        return Err(Rejection::PeriodName {
+            len_max: PERIOD_LEN_MAX,
+        });
+    }
+    if through > b.at() {
+        return Err(Rejection::PeriodNotOver { through });
+    }
+    if through <= s.closed_through {
+        return Err(Rejection::PeriodClosed {
+            closed_through: s.closed_through,
+        });
+    }
+    Ok(TxKind::PeriodClosed {
+        period: period.to_string(),
+        through,
+        from: s.closed_through,
     })
 }

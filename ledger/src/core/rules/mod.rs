@@ -127,6 +127,7 @@ impl State {
                 reason,
                 operator,
                 qualifies,
+                corrects,
             } => adjust::adjust(
                 self,
                 &mut b,
@@ -137,8 +138,14 @@ impl State {
                     reason,
                     operator,
                     qualifies: *qualifies,
+                    corrects: *corrects,
                 },
             )?,
+            Command::ClosePeriod {
+                key,
+                period,
+                through,
+            } => adjust::close_period(self, &b, key, period, *through)?,
             Command::JoinPool {
                 key,
                 owner,

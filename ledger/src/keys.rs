@@ -539,6 +539,23 @@ pub fn closed_period() -> Vec<u8> {
     vec![POLICY, b'p']
 }
 
+/// Finance records: `F o ++ at (8 bytes) ++ n (4 bytes)` breakage overrides, each with its
+/// author and reason, kept in the order they were made.
+pub const FINANCE: u8 = b'F';
+
+/// A breakage override made at `at` (ms), the `n`-th at that millisecond.
+pub fn breakage_override(at: i64, n: u32) -> Vec<u8> {
+    let mut k = vec![FINANCE, b'o'];
+    k.extend_from_slice(&((at as u64) ^ (1 << 63)).to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The prefix of the breakage overrides.
+pub fn breakage_overrides() -> Vec<u8> {
+    vec![FINANCE, b'o']
+}
+
 /// The hash of a key's store encoding.
 pub fn hash_encoded(encoded: &[u8]) -> u128 {
     xxhash_rust::xxh3::xxh3_128(encoded)

@@ -26,6 +26,7 @@ pub mod cluster;
 pub mod codec;
 pub mod core;
 mod error;
+pub mod finance;
 mod handle;
 pub mod journal;
 pub mod keys;

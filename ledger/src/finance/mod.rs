@@ -1,0 +1,157 @@
+//! Finance: the trial balance at any instant, the points liability and its value, breakage,
+//! IFRS 15 revenue, partner settlement, closed periods with their checkpoints, reconciliation
+//! and streamed exports. `docs/finance.md` has the accounting model and each report.
+//!
+//! Everything is derived from the journal: [`Finance`] folds committed batches, in commit order
+//! on either write path, into a [`Book`] of incrementally kept aggregates, and every report
+//! reads one store snapshot (the book is first brought up to it).
+
+pub mod book;
+pub mod breakage;
+pub mod export;
+pub mod reconcile;
+pub mod reports;
+pub mod revenue;
+
+pub use book::Book;
+
+use crate::core::model::{describe, Scope, Transaction, TxKind};
+use crate::core::types::{MemberId, PartnerId, Timestamp};
+use crate::error::LedgerError;
+use crate::keys;
+use crate::store::{prefix_end, Snapshot, WriteSet};
+use breakage::Override;
+use std::sync::{Mutex, MutexGuard};
+
+/// The finance book of a running ledger, brought up to date on demand.
+pub struct Finance {
+    book: Mutex<Book>,
+}
+
+impl Finance {
+    /// An empty book whose days and months are those of `tz`.
+    pub fn new(tz: chrono_tz::Tz) -> Finance {
+        Finance {
+            book: Mutex::new(Book::new(tz)),
+        }
+    }
+
+    /// The book, with every batch `snapshot` holds folded in.
+    pub fn book_at<S: Snapshot + ?Sized>(
+        &self,
+        snapshot: &S,
+    ) -> Result<MutexGuard<'_, Book>, LedgerError> {
+        let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        catch_up(&mut book, snapshot)?;
+        Ok(book)
+    }
+}
+
+/// Folds every batch of `snapshot` after the book's position into it.
+pub fn catch_up<S: Snapshot + ?Sized>(book: &mut Book, snapshot: &S) -> Result<u64, LedgerError> {
+    let after = book.position.clone();
+    let mut n = 0;
+    crate::journal::for_each_batch_after(snapshot, after.as_deref(), &mut |position, _, txs| {
+        book.apply_batch(position, &txs, &mut |id| {
+            crate::journal::find_transaction(snapshot, id)
+                .ok()
+                .flatten()
+        });
+        n += 1;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
+/// The position just before `p` (same length, one less), so a read "after" it starts at `p`;
+/// `None` before the first.
+pub(crate) fn before(p: &[u8]) -> Option<Vec<u8>> {
+    let mut v = p.to_vec();
+    for b in v.iter_mut().rev() {
+        if *b > 0 {
+            *b -= 1;
+            return Some(v);
+        }
+        *b = 0xff;
+    }
+    None
+}
+
+/// Every breakage override, oldest first.
+pub fn overrides<S: Snapshot + ?Sized>(snapshot: &S) -> Result<Vec<Override>, LedgerError> {
+    let prefix = keys::breakage_overrides();
+    snapshot
+        .range(&prefix, &prefix_end(&prefix), usize::MAX, false)?
+        .into_iter()
+        .map(|(_, v)| {
+            serde_json::from_slice(&v)
+                .map_err(|e| LedgerError::Corrupt(format!("breakage override: {e}")))
+        })
+        .collect()
+}
+
+/// The write that records `o` (the `n`-th override made in its millisecond).
+pub fn override_write(o: &Override, n: u32) -> WriteSet {
+    let mut w = WriteSet::default();
+    w.set_owned(
+        keys::breakage_override(o.at, n),
+        serde_json::to_vec(o).expect("an override serialises"),
+    );
+    w
+}
+
+/// The partner's transactions dated in `[from, to)`, as reconciliation compares them;
+/// `member_ref` gives the partner's reference of a member.
+pub fn ledger_rows<S: Snapshot + ?Sized>(
+    book: &Book,
+    snapshot: &S,
+    partner: PartnerId,
+    from: Timestamp,
+    to: Timestamp,
+    member_ref: &mut dyn FnMut(MemberId) -> Option<String>,
+) -> Result<Vec<reconcile::LedgerRow>, LedgerError> {
+    let start = book.position_for_day(book.day(from)).and_then(before);
+    let mut rows = Vec::new();
+    crate::journal::for_each_batch_after(snapshot, start.as_deref(), &mut |_, _, txs| {
+        for tx in txs {
+            if tx.at < from || tx.at >= to || tx.key.scope != Scope::Partner(partner) {
+                continue;
+            }
+            if !matches!(
+                tx.kind,
+                TxKind::Earn { .. } | TxKind::Burn { .. } | TxKind::Reversal { .. }
+            ) {
+                continue;
+            }
+            rows.push(ledger_row(book, &tx, member_ref));
+        }
+        Ok(true)
+    })?;
+    Ok(rows)
+}
+
+fn ledger_row(
+    book: &Book,
+    tx: &Transaction,
+    member_ref: &mut dyn FnMut(MemberId) -> Option<String>,
+) -> reconcile::LedgerRow {
+    let points = tx
+        .postings
+        .iter()
+        .filter_map(|p| match (p.account, p.amount) {
+            (crate::core::types::AccountId::Member(_), crate::core::model::Amount::Points(x)) => {
+                Some(x.0)
+            }
+            _ => None,
+        })
+        .sum();
+    reconcile::LedgerRow {
+        reference: tx.key.reference.clone(),
+        tx: tx.id.to_string(),
+        kind: describe(&tx.kind).0,
+        at: reports::iso(book, tx.at),
+        member_reference: tx.kind.member().and_then(member_ref),
+        amount: tx.pricing.as_ref().map(|p| p.quantity),
+        points,
+    }
+}

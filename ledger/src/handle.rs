@@ -64,6 +64,8 @@ pub struct Ledger<S: Store> {
     expiry_read: std::sync::Mutex<Option<(StoredPolicy, Option<InForce>)>>,
     /// The tier policy as last read, with its calendar.
     tiers_read: std::sync::Mutex<Option<Tiers>>,
+    /// The finance book, once asked for, in the time zone it was asked in.
+    finance: std::sync::Mutex<Option<Arc<crate::finance::Finance>>>,
 }
 
 impl<S: Store + Clone> Ledger<S> {
@@ -83,6 +85,7 @@ impl<S: Store + Clone> Ledger<S> {
             reads: s.reads,
             expiry_read: std::sync::Mutex::new(None),
             tiers_read: std::sync::Mutex::new(None),
+            finance: std::sync::Mutex::new(None),
         }
     }
 }
@@ -217,7 +220,32 @@ impl<S: Store> Ledger<S> {
                 money: vec![],
             });
         }
-        account_balance_as_of(&self.read_snapshot()?, a, at)
+        let snap = self.read_snapshot()?;
+        if crate::journal::is_cluster_store(&snap)? {
+            // No balance history on the cluster path: the finance book's days, and the
+            // journal of `at`'s own day.
+            let finance = self.finance(None);
+            let book = finance.book_at(&snap)?;
+            return crate::finance::reports::balance_at(&book, &snap, a, at);
+        }
+        account_balance_as_of(&snap, a, at)
+    }
+
+    /// The finance book in time zone `tz` (the one already kept when `None`, UTC if there is
+    /// none): built from the journal on first use, then brought up to date by every report.
+    /// Asking for another zone starts a new book.
+    pub fn finance(&self, tz: Option<chrono_tz::Tz>) -> Arc<crate::finance::Finance> {
+        let mut kept = self.finance.lock().unwrap_or_else(|e| e.into_inner());
+        match (&*kept, tz) {
+            (Some(f), None) => return f.clone(),
+            (Some(f), Some(tz)) if f.time_zone() == tz => return f.clone(),
+            _ => {}
+        }
+        let f = Arc::new(crate::finance::Finance::new(
+            tz.unwrap_or(chrono_tz::Tz::UTC),
+        ));
+        *kept = Some(f.clone());
+        f
     }
 
     /// Partner `p`'s contract, if one was set.

@@ -59,14 +59,21 @@ pub fn find_transaction<S: Snapshot + ?Sized>(
 
 /// Calls `f` with every batch committed after sequence `after`, in commit order: the batch's
 /// sequence number and its transactions. On a cluster-path store `after` must be 0 (sequence
-/// numbers there are not in commit order).
+/// numbers there are not in commit order; [`for_each_batch_after`] reads from a commit-order
+/// position on either path).
 pub fn for_each_batch<S: Snapshot + ?Sized>(
     snapshot: &S,
     after: u64,
     f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
 ) -> Result<(), LedgerError> {
     if is_cluster_store(snapshot)? {
-        assert_eq!(after, 0, "a cluster-path journal is read from its start");
+        if after != 0 {
+            // Sequence numbers there are not in commit order: a cursor is a position.
+            return Err(LedgerError::WrongWritePath {
+                written: crate::error::WritePath::Cluster,
+                asked: crate::error::WritePath::Single,
+            });
+        }
         return for_each_merged(snapshot, f);
     }
     let begin = keys::journal(after.saturating_add(1), 0);

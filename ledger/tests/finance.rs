@@ -177,6 +177,13 @@ fn scenario(cluster: bool, offset: &'static AtomicI64) -> Run {
         "dated {} inside a closed period",
         late.at.0
     );
+    // A system account as of an instant inside a day, on either path (the cluster path from
+    // the finance book, not a replay of the whole journal).
+    let b = l
+        .balance_as_of(AccountId::PartnerIssuance(PartnerId(1)), burn.at)
+        .expect("as of");
+    assert_eq!(b.points, Points(-1_000));
+    assert_eq!(b.money, vec![("EUR".parse().expect("EUR"), eur(1_000))]);
     l.shutdown();
     Run {
         dir,

@@ -26,6 +26,7 @@ use std::sync::{Mutex, MutexGuard};
 /// The finance book of a running ledger, brought up to date on demand.
 pub struct Finance {
     book: Mutex<Book>,
+    tz: chrono_tz::Tz,
 }
 
 impl Finance {
@@ -33,7 +34,13 @@ impl Finance {
     pub fn new(tz: chrono_tz::Tz) -> Finance {
         Finance {
             book: Mutex::new(Book::new(tz)),
+            tz,
         }
+    }
+
+    /// The time zone of its days and months.
+    pub fn time_zone(&self) -> chrono_tz::Tz {
+        self.tz
     }
 
     /// The book, with every batch `snapshot` holds folded in.

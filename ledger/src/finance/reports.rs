@@ -55,18 +55,18 @@ fn account_name(l: Line) -> String {
     }
 }
 
-/// Balances at `at`: whole days from the book, the rest of `at`'s day from the journal.
-pub fn trial_balance<S: Snapshot + ?Sized>(
+/// Every line's balance per asset at `at`: whole days from the book, the rest of `at`'s day
+/// from the journal.
+fn sums_at<S: Snapshot + ?Sized>(
     book: &Book,
     snapshot: &S,
     at: Timestamp,
-) -> Result<TrialBalance, LedgerError> {
+) -> Result<BTreeMap<(Line, Asset), Decimal>, LedgerError> {
     let day = book.day(at);
     let mut sums = book.movements_before(day);
     if let Some(from) = book.position_for_day(day) {
-        let from = from.to_vec();
         // From the batch before the day's first (the position is inclusive).
-        let start = super::before(&from);
+        let start = super::before(from);
         crate::journal::for_each_batch_after(snapshot, start.as_deref(), &mut |_, _, txs| {
             for tx in &txs {
                 if tx.at > at || book.day(tx.at) < day {
@@ -79,6 +79,40 @@ pub fn trial_balance<S: Snapshot + ?Sized>(
             Ok(true)
         })?;
     }
+    Ok(sums)
+}
+
+/// Account `a`'s balance at `at` (a system account; members are one line here).
+pub fn balance_at<S: Snapshot + ?Sized>(
+    book: &Book,
+    snapshot: &S,
+    a: AccountId,
+    at: Timestamp,
+) -> Result<crate::core::state::Balance, LedgerError> {
+    let mut b = crate::core::state::Balance::default();
+    for ((line, asset), v) in sums_at(book, snapshot, at)? {
+        if line != Line::Account(a) {
+            continue;
+        }
+        match asset {
+            Asset::Points => {
+                b.points.0 += rust_decimal::prelude::ToPrimitive::to_i64(&v).unwrap_or_default()
+            }
+            Asset::Money(c) => b.add(crate::core::model::Amount::Money(
+                crate::core::types::Money::new(v, c),
+            )),
+        }
+    }
+    Ok(b)
+}
+
+/// Balances at `at`: whole days from the book, the rest of `at`'s day from the journal.
+pub fn trial_balance<S: Snapshot + ?Sized>(
+    book: &Book,
+    snapshot: &S,
+    at: Timestamp,
+) -> Result<TrialBalance, LedgerError> {
+    let sums = sums_at(book, snapshot, at)?;
     let mut lines: BTreeMap<Line, TrialLine> = BTreeMap::new();
     let mut total_points = Decimal::ZERO;
     let mut total_money: BTreeMap<String, Decimal> = BTreeMap::new();

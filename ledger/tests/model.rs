@@ -508,6 +508,8 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
     let ledger = open_ledger(dir.path(), cluster, offset);
     let mut model = Model::default();
     let mut issued: Vec<Option<(Command, Transaction)>> = Vec::new();
+    // Points owed to members after each accepted command, by its commit time.
+    let mut owed_at: std::collections::BTreeMap<i64, i64> = std::collections::BTreeMap::new();
     for (i, op) in ops.iter().enumerate() {
         if let Op::Retry { op: j } = op {
             if let Some(Some((cmd, tx))) = issued.get(*j) {
@@ -569,6 +571,7 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
                         m.0
                     );
                 }
+                owed_at.insert(r.tx.at.0, model.posted.iter().sum::<i64>());
                 issued.push(Some((cmd, (*r.tx).clone())));
             }
             Err(LedgerError::Rejected(why)) => {
@@ -595,6 +598,43 @@ fn agrees_with_the_model(ops: &[Op], cluster: bool) -> Result<(), TestCaseError>
     }
     let report = audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
     prop_assert_eq!(report.points_outstanding, model.posted.iter().sum::<i64>());
+    // The trial balance sums to zero at every instant the commands were posted at, and a
+    // millisecond before each; its members line is what the model owed then.
+    let snap = ledger.read_snapshot().expect("snapshot");
+    let finance = ledger.finance(None);
+    let book = finance.book_at(&snap).expect("finance book");
+    let mut before = 0;
+    for (&at, &owed) in &owed_at {
+        for (t, expect) in [(at - 1, before), (at, owed)] {
+            let tb = ledger::finance::reports::trial_balance(&book, &snap, Timestamp(t))
+                .expect("trial balance");
+            prop_assert_eq!(
+                tb.total_points,
+                rust_decimal::Decimal::ZERO,
+                "points at {}",
+                t
+            );
+            prop_assert!(
+                tb.total_money.values().all(|v| v.is_zero()),
+                "money at {}: {:?}",
+                t,
+                tb.total_money
+            );
+            let members = tb
+                .lines
+                .iter()
+                .find(|l| l.account == "members")
+                .map_or(rust_decimal::Decimal::ZERO, |l| l.points);
+            prop_assert_eq!(
+                members,
+                rust_decimal::Decimal::from(expect),
+                "members at {}",
+                t
+            );
+        }
+        before = owed;
+    }
+    drop(book);
     let awarded = match ledger
         .counter(&CounterKey::Campaign(CampaignId(1)))
         .expect("read")

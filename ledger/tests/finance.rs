@@ -410,7 +410,7 @@ fn check(run: &Run) {
         )),
         "{text}"
     );
-    assert!(text.contains(&run.late.id.to_string()));
+    assert!(text.contains(&run.late.id.0.to_string()));
     assert_eq!(Book::months_between(202511, 202602), 3);
 }
 

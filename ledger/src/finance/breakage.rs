@@ -40,6 +40,7 @@ pub struct CohortHistory {
 
 /// An operator's override of the estimate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Override {
     /// The rate, a share between 0 and 1.
     pub rate: Decimal,
@@ -55,6 +56,7 @@ pub struct Override {
 
 /// One cohort's estimate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CohortEstimate {
     /// Month of issue.
     pub cohort: u32,
@@ -74,15 +76,26 @@ pub struct CohortEstimate {
     pub method: &'static str,
 }
 
+/// A point of the redemption curve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CurvePoint {
+    /// Age in months.
+    pub age_months: u32,
+    /// Share of points issued redeemed by that age.
+    pub redeemed_share: Decimal,
+}
+
 /// The estimate for every cohort and the programme.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Estimate {
     /// Months after which a cohort counts as mature.
     pub maturity_months: u32,
     /// Per cohort.
     pub cohorts: Vec<CohortEstimate>,
     /// The redemption curve of the mature cohorts: cumulative share redeemed by age.
-    pub curve: Vec<(u32, Decimal)>,
+    pub curve: Vec<CurvePoint>,
     /// The programme's rate.
     pub rate: Decimal,
     /// The override in force, if any.
@@ -121,15 +134,18 @@ pub fn estimate(
     let mut running = 0;
     for (a, n) in &by_age {
         running += n;
-        curve.push((*a, ratio(running, mature_issued)));
+        curve.push(CurvePoint {
+            age_months: *a,
+            redeemed_share: ratio(running, mature_issued),
+        });
     }
     let ultimate = ratio(running, mature_issued);
     let share_by = |a: u32| {
         curve
             .iter()
-            .take_while(|(x, _)| *x <= a)
+            .take_while(|p| p.age_months <= a)
             .last()
-            .map_or(Decimal::ZERO, |(_, s)| *s)
+            .map_or(Decimal::ZERO, |p| p.redeemed_share)
     };
     let wide = overrides.iter().rfind(|o| o.cohort.is_none()).cloned();
     let mut out = Vec::with_capacity(cohorts.len());
@@ -214,8 +230,13 @@ mod tests {
         assert_eq!(e.cohorts[1].rate, Decimal::new(30, 2));
         assert_eq!(e.cohorts[2].method, "developed");
         assert_eq!(e.cohorts[2].rate, Decimal::new(50, 2));
+        let curve: Vec<(u32, Decimal)> = e
+            .curve
+            .iter()
+            .map(|p| (p.age_months, p.redeemed_share))
+            .collect();
         assert_eq!(
-            e.curve,
+            curve,
             vec![(0, Decimal::new(45, 2)), (1, Decimal::new(65, 2))]
         );
         // (0.40 + 0.30 + 0.50) x 1,000 / 3,000.

@@ -101,7 +101,7 @@ impl<'a> RowWriter<'a> {
 /// A journal row: one transaction.
 #[derive(Debug, Serialize)]
 pub struct JournalRow {
-    /// Transaction id (`batch-slot`).
+    /// Transaction id (decimal, as the API gives it).
     pub tx: String,
     /// Commit time.
     pub at: String,
@@ -180,13 +180,13 @@ fn detail(tx: &Transaction) -> String {
             corrects,
             ..
         } => match corrects {
-            Some(c) => format!("{reason} (by {operator}; corrects {c})"),
+            Some(c) => format!("{reason} (by {operator}; corrects {})", c.0),
             None => format!("{reason} (by {operator})"),
         },
-        TxKind::Reversal { original, .. } => format!("reverses {original}"),
+        TxKind::Reversal { original, .. } => format!("reverses {}", original.0),
         TxKind::PeriodClosed { period, .. } => format!("closes {period}"),
-        TxKind::Void { hold, .. } => format!("voids {hold}"),
-        TxKind::Burn { hold: Some(h), .. } => format!("captures {h}"),
+        TxKind::Void { hold, .. } => format!("voids {}", hold.0),
+        TxKind::Burn { hold: Some(h), .. } => format!("captures {}", h.0),
         _ => String::new(),
     }
 }
@@ -222,7 +222,7 @@ pub fn export<S: Snapshot + ?Sized>(
             let at = iso(book, tx.at);
             let go_on = match dataset {
                 Dataset::Journal => out.row(&JournalRow {
-                    tx: tx.id.to_string(),
+                    tx: tx.id.0.to_string(),
                     at,
                     kind,
                     scope: scope_name(&tx.key.scope),
@@ -244,7 +244,7 @@ pub fn export<S: Snapshot + ?Sized>(
                             }
                         };
                         ok = out.row(&PostingRow {
-                            tx: tx.id.to_string(),
+                            tx: tx.id.0.to_string(),
                             at: at.clone(),
                             kind,
                             account: p.account.to_string(),
@@ -259,7 +259,7 @@ pub fn export<S: Snapshot + ?Sized>(
                 }
                 Dataset::Statement(m) => match tx.member_balances.iter().find(|b| b.member == m) {
                     Some(b) => out.row(&StatementRow {
-                        tx: tx.id.to_string(),
+                        tx: tx.id.0.to_string(),
                         at,
                         kind,
                         partner: partner.map(|p| p.0),

@@ -154,7 +154,7 @@ fn ledger_row(
         .sum();
     reconcile::LedgerRow {
         reference: tx.key.reference.clone(),
-        tx: tx.id.to_string(),
+        tx: tx.id.0.to_string(),
         kind: describe(&tx.kind).0,
         at: reports::iso(book, tx.at),
         member_reference: tx.kind.member().and_then(member_ref),

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 
 /// A row of the partner's file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FileRow {
     /// The partner's reference.
     pub reference: String,
@@ -30,6 +31,7 @@ pub struct FileRow {
 
 /// A ledger transaction of the partner, as reconciliation compares it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerRow {
     /// The partner's reference.
     pub reference: String,
@@ -49,6 +51,7 @@ pub struct LedgerRow {
 
 /// A matched reference whose fields differ.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Difference {
     /// The reference.
     pub reference: String,
@@ -64,6 +67,7 @@ pub struct Difference {
 
 /// The result, as the partner reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reconciliation {
     /// Rows in the file.
     pub file_rows: usize,

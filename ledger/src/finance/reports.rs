@@ -26,6 +26,7 @@ pub fn month_name(m: u32) -> String {
 
 /// One trial-balance line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrialLine {
     /// The account (`members` for every member account together).
     pub account: String,
@@ -37,6 +38,7 @@ pub struct TrialLine {
 
 /// Every account's balance at an instant.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrialBalance {
     /// The instant.
     pub at: String,
@@ -143,6 +145,7 @@ pub fn trial_balance<S: Snapshot + ?Sized>(
 
 /// Outstanding points in one group, valued.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LiabilityLine {
     /// The group: an issuer (`partner/ID`, `adjustments`, `unattributed`), a cohort or an
     /// expiry month (`yyyy-mm`, `never`).
@@ -159,6 +162,7 @@ pub struct LiabilityLine {
 
 /// Points owed to members, grouped three ways.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Liability {
     /// As of.
     pub at: String,
@@ -307,6 +311,7 @@ pub fn breakage_at(book: &Book, m: u32, maturity_months: u32, overrides: &[Overr
 
 /// A partner's settlement statement for one month.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Settlement {
     /// The partner.
     pub partner: u32,
@@ -400,6 +405,7 @@ pub fn settlements(book: &Book, m: u32) -> Vec<Settlement> {
 /// The revenue schedule of one currency, month by month from the first with activity to
 /// `through` (`yyyymm`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RevenueSchedule {
     /// The currency.
     pub currency: String,
@@ -446,6 +452,7 @@ pub fn revenue(
 /// A closed period's final reports, with the chain checkpoint at its close and a digest over
 /// them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ClosedPeriod {
     /// The period's name.
     pub period: String,
@@ -453,7 +460,7 @@ pub struct ClosedPeriod {
     pub from: String,
     /// See `from`.
     pub through: String,
-    /// The close transaction (`seq-slot`).
+    /// The close transaction's id.
     pub close_tx: String,
     /// The chain checkpoint at the close's batch (`POSITION:LINK`), covering the journal up
     /// to the close (every transaction dated in the period comes before it); `None` until the
@@ -469,6 +476,24 @@ pub struct ClosedPeriod {
     pub digest: String,
 }
 
+/// The chain checkpoint (`POSITION:LINK`) of the batch at `position`, if chained yet.
+pub fn checkpoint_at<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    position: &[u8],
+) -> Result<Option<String>, LedgerError> {
+    Ok(snapshot
+        .get(&crate::keys::chain(position))?
+        .map(|v| crate::chain::ChainRecord::decode(&v))
+        .transpose()?
+        .map(|r| {
+            crate::chain::Checkpoint {
+                position: position.to_vec(),
+                link: r.link,
+            }
+            .to_string()
+        }))
+}
+
 /// The final reports of close `c`.
 pub fn closed_period<S: Snapshot + ?Sized>(
     book: &Book,
@@ -477,17 +502,7 @@ pub fn closed_period<S: Snapshot + ?Sized>(
     maturity_months: u32,
     overrides: &[Override],
 ) -> Result<ClosedPeriod, LedgerError> {
-    let checkpoint = snapshot
-        .get(&crate::keys::chain(&c.position))?
-        .map(|v| crate::chain::ChainRecord::decode(&v))
-        .transpose()?
-        .map(|r| {
-            crate::chain::Checkpoint {
-                position: c.position.clone(),
-                link: r.link,
-            }
-            .to_string()
-        });
+    let checkpoint = checkpoint_at(snapshot, &c.position)?;
     let last = book.month(Timestamp(c.through.0 - 1));
     let first = book.month(c.from.max(Timestamp(book_first(book, c))));
     let mut settlements = Vec::new();
@@ -501,7 +516,7 @@ pub fn closed_period<S: Snapshot + ?Sized>(
         period: c.period.clone(),
         from: iso(book, c.from),
         through: iso(book, c.through),
-        close_tx: c.tx.to_string(),
+        close_tx: c.tx.0.to_string(),
         checkpoint,
         trial_balance: trial_balance(book, snapshot, Timestamp(c.through.0 - 1))?,
         liability: liability(book, c.at, &c.liability, rate),

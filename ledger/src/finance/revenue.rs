@@ -39,6 +39,7 @@ pub struct PeriodInput {
 
 /// One row of the revenue schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScheduleRow {
     /// The period.
     pub period: String,

@@ -28,7 +28,8 @@ use utoipa_axum::routes;
 /// The operator routes, each behind bearer-token authentication.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
     let programme = crate::api::programme::routes(OpenApiRouter::new());
-    crate::api::policies::routes(crate::api::households::operator_routes(programme))
+    let finance = crate::api::finance::routes(programme);
+    crate::api::policies::routes(crate::api::households::operator_routes(finance))
         .routes(routes!(list_partners))
         .routes(routes!(get_partner, put_partner))
         .routes(routes!(list_keys, create_key))
@@ -69,10 +70,15 @@ async fn authenticate(
             "unknown operator token; send Authorization: Bearer <token>",
         ));
     };
-    if op.role == Role::Finance && req.method() != Method::GET {
+    // The finance role reads everything; its only writes are finance's own (period close,
+    // breakage overrides, reconciliations).
+    if op.role == Role::Finance
+        && req.method() != Method::GET
+        && !req.uri().path().starts_with("/admin/v1/finance/")
+    {
         return Err(OpError::new(
             Kind::ForbiddenRole,
-            "the finance role is read-only",
+            "the finance role reads, and writes only under /admin/v1/finance",
         ));
     }
     req.extensions_mut().insert(op);
@@ -196,6 +202,11 @@ pub struct AdjustmentRequest {
     /// Whether it counts towards the member's tier, as an earn would (default false).
     #[serde(default)]
     pub qualifies: bool,
+    /// The transaction this corrects, by its id (one in a closed period, say): the
+    /// correction posts now, in the open period, and the journal records what it corrects.
+    #[schema(pattern = "^[0-9]{1,20}$")]
+    #[serde(default)]
+    pub corrects: Option<String>,
 }
 
 /// An account's balance.
@@ -418,6 +429,15 @@ async fn adjust(
         reason: r.reason,
         operator: operator.name,
         qualifies: r.qualifies,
+        corrects: match r.corrects {
+            Some(c) => Some(ledger::TxId(c.parse().map_err(|_| {
+                OpError::new(
+                    Kind::InvalidRequest,
+                    "corrects is a transaction id (digits)",
+                )
+            })?)),
+            None => None,
+        },
     };
     let receipt = op::adjust(&app.ops, a).await?;
     let mut view = TransactionView::of(&receipt.tx, Some(Who::Id(id)), receipt.replayed);

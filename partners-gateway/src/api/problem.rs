@@ -219,6 +219,18 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The household pool cannot change so",
     ),
     (
+        Kind::PeriodRefused,
+        "period-refused",
+        422,
+        "The period cannot be closed so",
+    ),
+    (
+        Kind::FileInvalid,
+        "file-invalid",
+        422,
+        "The file cannot be read",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

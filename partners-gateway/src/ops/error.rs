@@ -43,6 +43,8 @@ pub enum Kind {
     TransferLimit,
     TransferToSelf,
     PoolRefused,
+    PeriodRefused,
+    FileInvalid,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -51,7 +53,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 42] = [
+pub const ALL_KINDS: [Kind; 44] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -89,6 +91,8 @@ pub const ALL_KINDS: [Kind; 42] = [
     Kind::TransferLimit,
     Kind::TransferToSelf,
     Kind::PoolRefused,
+    Kind::PeriodRefused,
+    Kind::FileInvalid,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -144,6 +148,8 @@ impl From<Rejection> for OpError {
             | Rejection::NeedsSystem
             | Rejection::TransferConsent { .. }
             | Rejection::ChangeNoteTooLong { .. }
+            | Rejection::CorrectsLater { .. }
+            | Rejection::PeriodName { .. }
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
             Rejection::ExpiryPolicyInvalid(_)
             | Rejection::TransferPolicyInvalid(_)
@@ -158,6 +164,7 @@ impl From<Rejection> for OpError {
             | Rejection::PoolOwnerIsMember(_)
             | Rejection::PoolFull { .. }
             | Rejection::NotInPool(_) => Kind::PoolRefused,
+            Rejection::PeriodNotOver { .. } | Rejection::PeriodClosed { .. } => Kind::PeriodRefused,
             Rejection::UnknownMember(_) => Kind::UnknownMember,
             Rejection::MemberExists(_) => Kind::MemberExists,
             Rejection::UnknownPartner(_) => Kind::UnknownPartner,

@@ -8,6 +8,7 @@
 //! defined, so that the schema cannot drift from the record.)
 
 pub mod error;
+pub mod finance;
 pub mod operator;
 pub mod partner;
 pub mod programme;

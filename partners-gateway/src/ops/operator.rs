@@ -91,6 +91,8 @@ pub struct Adjustment {
     pub operator: String,
     /// Whether it counts towards the member's tier.
     pub qualifies: bool,
+    /// The earlier transaction it corrects (one in a closed period, say).
+    pub corrects: Option<ledger::TxId>,
 }
 
 /// Every partner. Blocking.
@@ -310,6 +312,14 @@ pub async fn adjust(ops: &Ops, a: Adjustment) -> Result<Receipt, OpError> {
     if a.points == 0 {
         super::check_points("points", 0)?;
     }
+    if let Some(c) = a.corrects {
+        if ops.ledger.transaction(c)?.is_none() {
+            return Err(OpError::new(
+                Kind::UnknownTransaction,
+                "corrects names no committed transaction",
+            ));
+        }
+    }
     if a.reason.trim().is_empty() || a.reason.chars().count() > REASON_CHARS_MAX {
         return Err(OpError::new(
             Kind::InvalidRequest,
@@ -322,9 +332,10 @@ pub async fn adjust(ops: &Ops, a: Adjustment) -> Result<Receipt, OpError> {
             key: IdemKey::operator(format!("{ADJUSTMENT_KEY_PREFIX}{}", a.reference)),
             member: a.member,
             points: Points(a.points),
-            reason: a.reason,
-            operator: a.operator,
+            reason: a.reason.into(),
+            operator: a.operator.into(),
             qualifies: a.qualifies,
+            corrects: a.corrects,
         })
         .await?)
 }

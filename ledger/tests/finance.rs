@@ -406,7 +406,7 @@ fn check(run: &Run) {
     assert!(
         text.contains(&format!(
             "reversal was wrong (by finance@example; corrects {})",
-            run.feb_earn
+            run.feb_earn.0
         )),
         "{text}"
     );
@@ -439,5 +439,97 @@ fn months_follow_the_programmes_time_zone() {
     assert_eq!(
         Book::new(Tz::UTC).month(Timestamp(JAN_1 - 3_600_000)),
         202512
+    );
+}
+
+fn cli(args: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ledger"))
+        .args(args)
+        .output()
+        .expect("run ledger");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// The CLI gives the same reports, and a closed period's checkpoint verifies the store.
+#[test]
+fn the_cli_reports_and_verifies_a_closed_periods_checkpoint() {
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    let run = scenario(false, &OFFSET);
+    let dir = run.dir.path().to_str().expect("utf-8 path");
+    let at = (JAN_1 + 31 * DAY - 1).to_string();
+    let (ok, text) = cli(&["finance", "trial-balance", "--data", dir, "--at-ms", &at]);
+    assert!(ok, "{text}");
+    let tb: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(tb["total_points"], "0");
+    let members = tb["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .find(|l| l["account"] == "members")
+        .expect("members line");
+    assert_eq!(members["points"], "1500");
+    let (ok, text) = cli(&[
+        "finance",
+        "settlements",
+        "--data",
+        dir,
+        "--period",
+        "2026-02",
+        "--partner",
+        "2",
+    ]);
+    assert!(ok, "{text}");
+    let s: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let net: Decimal = s[0]["net"].as_str().expect("net").parse().expect("decimal");
+    assert_eq!(
+        (net, s[0]["direction"].as_str()),
+        (eur(-150), Some("programme-pays"))
+    );
+    let (ok, text) = cli(&["finance", "periods", "--data", dir]);
+    assert!(ok, "{text}");
+    let first = text.lines().next().expect("a closed period");
+    assert!(first.starts_with("2026-01\t"), "{text}");
+    let checkpoint = first.rsplit('\t').next().expect("checkpoint");
+    let (ok, text) = cli(&["verify", "--data", dir, "--checkpoint", checkpoint]);
+    assert!(ok, "{text}");
+    assert!(text.contains("1 checkpoint(s) matched"), "{text}");
+    let file = run.dir.path().join("p1.csv");
+    std::fs::write(&file, "reference,points\nf2,200\nf9,5\n").expect("file");
+    let (ok, text) = cli(&[
+        "finance",
+        "reconcile",
+        "--data",
+        dir,
+        "--period",
+        "2026-02",
+        "--partner",
+        "1",
+        "--csv",
+        file.to_str().expect("utf-8"),
+    ]);
+    assert!(ok, "{text}");
+    let r: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(r["matched"], serde_json::json!(["f2"]));
+    assert_eq!(r["missing_from_ledger"][0]["reference"], "f9");
+    assert_eq!(r["missing_from_file"][0]["reference"], "f2-back");
+    let (ok, text) = cli(&[
+        "finance",
+        "export-postings",
+        "--data",
+        dir,
+        "--format",
+        "ndjson",
+    ]);
+    assert!(ok, "{text}");
+    assert!(
+        text.lines().filter(|l| l.starts_with('{')).count() > 10,
+        "{text}"
     );
 }

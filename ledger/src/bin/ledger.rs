@@ -38,11 +38,68 @@ enum Cmd {
         #[arg(long = "checkpoint")]
         checkpoints: Vec<ledger::chain::Checkpoint>,
     },
+    /// Finance reports from the journal, on one snapshot: `trial-balance`, `liability`,
+    /// `breakage`, `revenue`, `settlements`, `periods` (with their checkpoints), `period`,
+    /// `reconcile` (a partner's CSV), and `export-journal`, `export-postings`,
+    /// `export-statement` (streamed CSV or NDJSON to stdout). Reads a FoundationDB store while
+    /// gateways run; an embedded store only when its gateway is stopped (a live embedded
+    /// gateway answers the same reports under `/admin/v1/finance`).
+    Finance {
+        /// The report.
+        report: String,
+        /// Data directory of the embedded store.
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// `embedded`, or `fdb:<cluster file>` (builds with the `fdb` feature).
+        #[arg(long, default_value = "embedded")]
+        store: EngineSpec,
+        /// FoundationDB key prefix of the ledger.
+        #[arg(long, default_value = "coalition/")]
+        fdb_subspace: String,
+        /// The programme's time zone (IANA name): its days and months.
+        #[arg(long, default_value = "UTC")]
+        tz: String,
+        /// The instant (ms since the epoch) for `trial-balance`; the end of exports.
+        #[arg(long)]
+        at_ms: Option<i64>,
+        /// The start of exports (ms since the epoch).
+        #[arg(long)]
+        from_ms: Option<i64>,
+        /// A month, `yyyy-mm` (settlements, period, reconcile, breakage, revenue).
+        #[arg(long)]
+        period: Option<String>,
+        /// A partner id (settlements, reconcile).
+        #[arg(long)]
+        partner: Option<u32>,
+        /// A member id (export-statement).
+        #[arg(long)]
+        member: Option<u64>,
+        /// The partner's CSV file (reconcile).
+        #[arg(long)]
+        csv: Option<PathBuf>,
+        /// `csv` or `ndjson` (exports).
+        #[arg(long, default_value = "csv")]
+        format: String,
+        /// Months after which a cohort is mature (breakage, liability, revenue).
+        #[arg(long, default_value_t = 24)]
+        maturity_months: u32,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        cmd @ Cmd::Finance { .. } => {
+            let done = finance(cmd);
+            Engine::stop_client();
+            match done {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("finance: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Verify {
             data,
             store,
@@ -58,6 +115,170 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn finance(cmd: Cmd) -> anyhow::Result<()> {
+    use ledger::finance::{self, reports, Book};
+    let Cmd::Finance {
+        report,
+        data,
+        store,
+        fdb_subspace,
+        tz,
+        at_ms,
+        from_ms,
+        period,
+        partner,
+        member,
+        csv,
+        format,
+        maturity_months,
+    } = cmd
+    else {
+        unreachable!("called for finance only")
+    };
+    if store == EngineSpec::Embedded && !data.is_dir() {
+        anyhow::bail!("no store at {}", data.display());
+    }
+    let tz: chrono_tz::Tz = tz
+        .parse()
+        .map_err(|_| anyhow::anyhow!("unknown time zone {tz:?}"))?;
+    let engine = Engine::open(&store, &data, fdb_subspace.as_bytes())?;
+    let snap = engine.snapshot()?;
+    let mut book = Book::new(tz);
+    finance::catch_up(&mut book, &snap)?;
+    let overrides = finance::overrides(&snap)?;
+    let now = ledger::Timestamp::now();
+    let month = |p: &Option<String>| -> anyhow::Result<u32> {
+        match p {
+            None => Ok(book.month(now)),
+            Some(s) => {
+                let (y, m) = s
+                    .split_once('-')
+                    .ok_or_else(|| anyhow::anyhow!("--period is yyyy-mm"))?;
+                Ok(y.parse::<u32>()? * 100 + m.parse::<u32>()?)
+            }
+        }
+    };
+    let print = |v: &dyn erased::Json| -> anyhow::Result<()> {
+        println!("{}", v.json()?);
+        Ok(())
+    };
+    match report.as_str() {
+        "trial-balance" => print(&reports::trial_balance(
+            &book,
+            &snap,
+            at_ms.map_or(now, ledger::Timestamp),
+        )?),
+        "liability" => {
+            let rate =
+                reports::breakage_at(&book, book.month(now), maturity_months, &overrides).rate;
+            print(&reports::liability(&book, now, book.buckets(), rate))
+        }
+        "breakage" => print(&reports::breakage_at(
+            &book,
+            month(&period)?,
+            maturity_months,
+            &overrides,
+        )),
+        "revenue" => print(&reports::revenue(
+            &book,
+            month(&period)?,
+            maturity_months,
+            &overrides,
+        )),
+        "settlements" => {
+            let all = reports::settlements(&book, month(&period)?);
+            let chosen: Vec<_> = all
+                .into_iter()
+                .filter(|s| partner.is_none_or(|p| p == s.partner))
+                .collect();
+            print(&chosen)
+        }
+        "periods" => {
+            for c in &book.closes {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.period,
+                    reports::iso(&book, c.from),
+                    reports::iso(&book, c.through),
+                    reports::checkpoint_at(&snap, &c.position)?
+                        .unwrap_or_else(|| "not sealed yet".into())
+                );
+            }
+            Ok(())
+        }
+        "period" => {
+            let p = period.ok_or_else(|| anyhow::anyhow!("--period names the closed month"))?;
+            let c = book
+                .closes
+                .iter()
+                .find(|c| c.period == p)
+                .ok_or_else(|| anyhow::anyhow!("period {p} is not closed"))?;
+            print(&reports::closed_period(
+                &book,
+                &snap,
+                c,
+                maturity_months,
+                &overrides,
+            )?)
+        }
+        "reconcile" => {
+            let p = ledger::PartnerId(partner.ok_or_else(|| anyhow::anyhow!("--partner"))?);
+            let file = std::fs::read(csv.ok_or_else(|| anyhow::anyhow!("--csv FILE"))?)?;
+            let rows = finance::reconcile::parse(&file)?;
+            let m = month(&period)?;
+            let ledger_rows = finance::ledger_rows(
+                &book,
+                &snap,
+                p,
+                book.month_start(m),
+                book.month_start(Book::next_month(m)),
+                &mut |_| None,
+            )?;
+            print(&finance::reconcile::reconcile(rows, ledger_rows))
+        }
+        "export-journal" | "export-postings" | "export-statement" => {
+            use std::io::Write;
+            let dataset = match report.as_str() {
+                "export-journal" => finance::export::Dataset::Journal,
+                "export-postings" => finance::export::Dataset::Postings,
+                _ => finance::export::Dataset::Statement(ledger::MemberId(
+                    member.ok_or_else(|| anyhow::anyhow!("--member"))?,
+                )),
+            };
+            let format: finance::export::Format =
+                format.parse().map_err(|e: String| anyhow::anyhow!(e))?;
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            let mut sink = |chunk: Vec<u8>| lock.write_all(&chunk).is_ok();
+            let mut w = finance::export::RowWriter::new(format, &mut sink);
+            finance::export::export(
+                &book,
+                &snap,
+                dataset,
+                from_ms.map(ledger::Timestamp),
+                at_ms.map(ledger::Timestamp),
+                &mut w,
+            )?;
+            let rows = w.finish();
+            eprintln!("finance: {rows} rows");
+            Ok(())
+        }
+        other => anyhow::bail!("no report {other:?}; see `ledger finance --help`"),
+    }
+}
+
+/// Serialises any report as pretty JSON.
+mod erased {
+    pub trait Json {
+        fn json(&self) -> serde_json::Result<String>;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> serde_json::Result<String> {
+            serde_json::to_string_pretty(self)
         }
     }
 }

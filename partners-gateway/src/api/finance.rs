@@ -106,17 +106,29 @@ async fn trial_balance(
     ))
 }
 
+/// The breakage estimate's maturity.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct MaturityQuery {
+    /// Months after which a cohort counts as mature (default 24).
+    #[param(minimum = 1, maximum = 240)]
+    pub maturity_months: Option<u32>,
+}
+
 /// Points owed to members now, by issuing partner, cohort and expiry month, valued at the
 /// issuance price and at the redemption prices in force.
-#[utoipa::path(get, path = "/admin/v1/finance/liability", tag = "finance", params(EstimateQuery),
+#[utoipa::path(get, path = "/admin/v1/finance/liability", tag = "finance", params(MaturityQuery),
     responses((status = 200, body = Liability),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn liability(
     State(app): State<AppState>,
-    Query(q): Query<EstimateQuery>,
+    Query(q): Query<MaturityQuery>,
 ) -> JsonResult<Liability> {
-    let m = q.maturity()?;
+    let m = EstimateQuery {
+        maturity_months: q.maturity_months,
+        period: None,
+    }
+    .maturity()?;
     Ok(Json(blocking(move || fin::liability(&app.ops, m)).await?))
 }
 
@@ -285,8 +297,9 @@ pub struct ReconcileRequest {
     #[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub period: String,
     /// The file: CSV with a header naming `reference` and any of `time`, `member_reference`,
-    /// `amount`, `points`.
-    #[schema(max_length = 67_108_864)]
+    /// `amount`, `points`. The request must fit the gateway's body limit (`body_bytes_max`,
+    /// 1 MiB by default); larger files go through `ledger reconcile`.
+    #[schema(max_length = 500_000)]
     pub csv: String,
 }
 

@@ -20,11 +20,14 @@ use rust_decimal::Decimal;
 use std::collections::HashMap;
 
 mod expiry;
+mod finance;
 mod households;
 mod programme;
 // Used through `for_each_conformance_check!` by the files that run the suite.
 #[allow(unused_imports)]
 pub use expiry::*;
+#[allow(unused_imports)]
+pub use finance::*;
 #[allow(unused_imports)]
 pub use households::*;
 #[allow(unused_imports)]
@@ -68,6 +71,8 @@ macro_rules! for_each_conformance_check {
             cluster_household_pools_spend_together_and_leave_with_their_own,
             ledger_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,
             cluster_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,
+            ledger_journal_is_chained_and_periods_close,
+            cluster_journal_is_chained_and_periods_close,
         );
     };
 }

@@ -336,11 +336,11 @@ impl Book {
     }
 
     /// Where to start reading the journal to see every transaction dated on `day` or later:
-    /// the first batch of the day before (writers' clocks may differ a little on the cluster
-    /// path), or of the first day after it the book has.
+    /// the first batch (in commit order) holding one dated that day, or a later day. `None`
+    /// when the book has nothing dated so late.
     pub fn position_for_day(&self, day: i32) -> Option<&[u8]> {
         self.day_start
-            .range(day - 1..)
+            .range(day..)
             .next()
             .map(|(_, p)| p.as_slice())
     }

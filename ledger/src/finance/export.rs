@@ -208,73 +208,59 @@ pub fn export<S: Snapshot + ?Sized>(
     to: Option<Timestamp>,
     out: &mut RowWriter<'_>,
 ) -> Result<u64, LedgerError> {
-    let start = from
-        .and_then(|f| book.position_for_day(book.day(f)))
-        .map(|p| p.to_vec());
-    // Read after the batch before the start position.
-    let after = start.as_deref().and_then(super::before);
-    crate::journal::for_each_batch_after(snapshot, after.as_deref(), &mut |_, _, txs| {
-        for tx in &txs {
-            if from.is_some_and(|f| tx.at < f) || to.is_some_and(|t| tx.at >= t) {
-                continue;
+    let last = to.map(|t| Timestamp(t.0 - 1));
+    super::for_each_dated(book, snapshot, from, last, &mut |tx| {
+        let (kind, partner) = describe(&tx.kind);
+        let at = iso(book, tx.at);
+        let go_on = match dataset {
+            Dataset::Journal => out.row(&JournalRow {
+                tx: tx.id.0.to_string(),
+                at,
+                kind,
+                scope: scope_name(&tx.key.scope),
+                reference: tx.key.reference.clone(),
+                partner: partner.map(|p| p.0),
+                member: tx.kind.member().map(|m| m.0),
+                member_points: member_points(tx, None),
+                quantity: tx.pricing.as_ref().map(|p| p.quantity.to_string()),
+                unit: tx.pricing.as_ref().map(|p| p.unit.clone()),
+                detail: detail(tx),
+            })?,
+            Dataset::Postings => {
+                let mut ok = true;
+                for p in &tx.postings {
+                    let (asset, amount) = match p.amount {
+                        Amount::Points(x) => ("points".to_string(), x.0.to_string()),
+                        Amount::Money(m) => (m.currency.code().to_string(), m.amount.to_string()),
+                    };
+                    ok = out.row(&PostingRow {
+                        tx: tx.id.0.to_string(),
+                        at: at.clone(),
+                        kind,
+                        account: p.account.to_string(),
+                        asset,
+                        amount,
+                    })?;
+                    if !ok {
+                        break;
+                    }
+                }
+                ok
             }
-            let (kind, partner) = describe(&tx.kind);
-            let at = iso(book, tx.at);
-            let go_on = match dataset {
-                Dataset::Journal => out.row(&JournalRow {
+            Dataset::Statement(m) => match tx.member_balances.iter().find(|b| b.member == m) {
+                Some(b) => out.row(&StatementRow {
                     tx: tx.id.0.to_string(),
                     at,
                     kind,
-                    scope: scope_name(&tx.key.scope),
-                    reference: tx.key.reference.clone(),
                     partner: partner.map(|p| p.0),
-                    member: tx.kind.member().map(|m| m.0),
-                    member_points: member_points(tx, None),
-                    quantity: tx.pricing.as_ref().map(|p| p.quantity.to_string()),
-                    unit: tx.pricing.as_ref().map(|p| p.unit.clone()),
+                    points: member_points(tx, Some(m)),
+                    balance: b.posted.0,
                     detail: detail(tx),
                 })?,
-                Dataset::Postings => {
-                    let mut ok = true;
-                    for p in &tx.postings {
-                        let (asset, amount) = match p.amount {
-                            Amount::Points(x) => ("points".to_string(), x.0.to_string()),
-                            Amount::Money(m) => {
-                                (m.currency.code().to_string(), m.amount.to_string())
-                            }
-                        };
-                        ok = out.row(&PostingRow {
-                            tx: tx.id.0.to_string(),
-                            at: at.clone(),
-                            kind,
-                            account: p.account.to_string(),
-                            asset,
-                            amount,
-                        })?;
-                        if !ok {
-                            break;
-                        }
-                    }
-                    ok
-                }
-                Dataset::Statement(m) => match tx.member_balances.iter().find(|b| b.member == m) {
-                    Some(b) => out.row(&StatementRow {
-                        tx: tx.id.0.to_string(),
-                        at,
-                        kind,
-                        partner: partner.map(|p| p.0),
-                        points: member_points(tx, Some(m)),
-                        balance: b.posted.0,
-                        detail: detail(tx),
-                    })?,
-                    None => true,
-                },
-            };
-            if !go_on {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+                None => true,
+            },
+        };
+        Ok(go_on)
     })?;
     Ok(out.rows)
 }

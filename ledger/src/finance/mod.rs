@@ -70,6 +70,49 @@ pub fn catch_up<S: Snapshot + ?Sized>(book: &mut Book, snapshot: &S) -> Result<u
     Ok(n)
 }
 
+/// How far apart the cluster path's writers' clocks may be, at most, for a journal scan that
+/// stops early: a scan for what is dated up to `t` stops at the first batch dated entirely
+/// after `t` plus this. (The single writer's times never go back; the cluster path's system
+/// lease already assumes clocks agree within seconds.)
+pub const CLOCK_SKEW_MS: i64 = 600_000;
+
+/// Calls `f` with every transaction dated in `[from, to]` (either end open when `None`), in
+/// commit order: from the first batch of `from`'s day, to the first batch dated entirely
+/// after `to` and the clock skew. `f` returns false to stop.
+pub fn for_each_dated<S: Snapshot + ?Sized>(
+    book: &Book,
+    snapshot: &S,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    f: &mut dyn FnMut(&Transaction) -> Result<bool, LedgerError>,
+) -> Result<(), LedgerError> {
+    let start = match from {
+        Some(t) => match book.position_for_day(book.day(t)) {
+            Some(p) => before(p),
+            // Nothing in the book is dated so late: only batches it has not folded yet.
+            None => book.position.clone(),
+        },
+        None => None,
+    };
+    let stop = to.map(|t| t.0.saturating_add(CLOCK_SKEW_MS));
+    crate::journal::for_each_batch_after(snapshot, start.as_deref(), &mut |_, _, txs| {
+        if let Some(s) = stop {
+            if txs.iter().all(|t| t.at.0 > s) {
+                return Ok(false);
+            }
+        }
+        for tx in &txs {
+            if from.is_some_and(|f| tx.at < f) || to.is_some_and(|t| tx.at > t) {
+                continue;
+            }
+            if !f(tx)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    })
+}
+
 /// The position just before `p` (same length, one less), so a read "after" it starts at `p`;
 /// `None` before the first.
 pub(crate) fn before(p: &[u8]) -> Option<Vec<u8>> {
@@ -117,20 +160,16 @@ pub fn ledger_rows<S: Snapshot + ?Sized>(
     to: Timestamp,
     member_ref: &mut dyn FnMut(MemberId) -> Option<String>,
 ) -> Result<Vec<reconcile::LedgerRow>, LedgerError> {
-    let start = book.position_for_day(book.day(from)).and_then(before);
     let mut rows = Vec::new();
-    crate::journal::for_each_batch_after(snapshot, start.as_deref(), &mut |_, _, txs| {
-        for tx in txs {
-            if tx.at < from || tx.at >= to || tx.key.scope != Scope::Partner(partner) {
-                continue;
-            }
-            if !matches!(
+    let last = Timestamp(to.0 - 1);
+    for_each_dated(book, snapshot, Some(from), Some(last), &mut |tx| {
+        if tx.key.scope == Scope::Partner(partner)
+            && matches!(
                 tx.kind,
                 TxKind::Earn { .. } | TxKind::Burn { .. } | TxKind::Reversal { .. }
-            ) {
-                continue;
-            }
-            rows.push(ledger_row(book, &tx, member_ref));
+            )
+        {
+            rows.push(ledger_row(book, tx, member_ref));
         }
         Ok(true)
     })?;

@@ -66,21 +66,17 @@ fn sums_at<S: Snapshot + ?Sized>(
 ) -> Result<BTreeMap<(Line, Asset), Decimal>, LedgerError> {
     let day = book.day(at);
     let mut sums = book.movements_before(day);
-    if let Some(from) = book.position_for_day(day) {
-        // From the batch before the day's first (the position is inclusive).
-        let start = super::before(from);
-        crate::journal::for_each_batch_after(snapshot, start.as_deref(), &mut |_, _, txs| {
-            for tx in &txs {
-                if tx.at > at || book.day(tx.at) < day {
-                    continue;
-                }
-                for (k, v) in Book::lines_of(tx) {
-                    *sums.entry(k).or_insert(Decimal::ZERO) += v;
-                }
+    let from = book.day_start_at(day);
+    super::for_each_dated(book, snapshot, Some(from), Some(at), &mut |tx| {
+        // Days before are in the sums already (a day's start can differ from `from` by a
+        // time-zone transition).
+        if book.day(tx.at) >= day {
+            for (k, v) in Book::lines_of(tx) {
+                *sums.entry(k).or_insert(Decimal::ZERO) += v;
             }
-            Ok(true)
-        })?;
-    }
+        }
+        Ok(true)
+    })?;
     Ok(sums)
 }
 

@@ -118,6 +118,24 @@ enum Cmd {
         #[arg(long, env = "LEDGER_OPERATOR_TOKEN", hide_env_values = true)]
         token: String,
     },
+    /// A finance report of a running service, on one snapshot of it: `trial-balance`,
+    /// `liability`, `breakage`, `revenue`, `settlements`, `periods`, `periods/2026-10`,
+    /// `exports/journal`, ... (`GET /admin/v1/finance/REPORT`), printed as the service answers
+    /// it (JSON, or the export's CSV or NDJSON, streamed). `ledger finance` reads a store
+    /// directly.
+    Finance {
+        /// The report's path under `/admin/v1/finance/`.
+        report: String,
+        /// Query parameters, `name=value` (`at_ms=...`, `period=2026-10`, `format=ndjson`).
+        #[arg(long = "with")]
+        with: Vec<String>,
+        /// The service's base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// An operator or finance token (from the environment, so it stays out of `ps`).
+        #[arg(long, env = "LEDGER_OPERATOR_TOKEN", hide_env_values = true)]
+        token: String,
+    },
 }
 
 /// Parses the command line and runs it.
@@ -220,6 +238,18 @@ pub fn run_cli() -> anyhow::Result<()> {
             eprintln!("wrote {transactions} earns to {}", out.display());
             Ok(())
         }
+        Cmd::Finance {
+            report,
+            with,
+            url,
+            token,
+        } => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting the async runtime")?;
+            runtime.block_on(finance_report(&url, &token, &report, &with))
+        }
         Cmd::Audit { url, token } => {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -232,6 +262,38 @@ pub fn run_cli() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints finance report `report` of the service at `url`, streaming the answer.
+async fn finance_report(url: &str, token: &str, report: &str, with: &[String]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let target = format!(
+        "{}/admin/v1/finance/{}",
+        url.trim_end_matches('/'),
+        report.trim_start_matches('/')
+    );
+    let query: Vec<(&str, &str)> = with
+        .iter()
+        .map(|q| q.split_once('=').unwrap_or((q.as_str(), "")))
+        .collect();
+    let mut answer = reqwest::Client::new()
+        .get(&target)
+        .query(&query)
+        .bearer_auth(token)
+        .send()
+        .await
+        .with_context(|| format!("reaching {target}"))?;
+    let status = answer.status();
+    if !status.is_success() {
+        let body = answer.text().await.unwrap_or_default();
+        anyhow::bail!("{target} answered {status}: {body}");
+    }
+    let mut out = std::io::stdout().lock();
+    while let Some(chunk) = answer.chunk().await.context("reading the answer")? {
+        out.write_all(&chunk)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// Runs the live audit of the service at `url` and prints its findings; true when it passed.

@@ -2,8 +2,8 @@
 //!
 //! Every journal batch, in commit order, gets a chain record (`T ++ position`, [`keys::chain`]):
 //! the SHA-256 of its blocks' bytes (`content`), and a `link` that hashes the previous batch's
-//! link, the batch's position and sequence, and its content. The last record is also kept as
-//! the chain's head (`P c`).
+//! link, the batch's position and sequence, and its content. On the cluster path the last
+//! record is also kept as the chain's head (`P c`), which sealers read with a conflict.
 //!
 //! - **Single path**: the syncer chains each batch in the same commit as its journal blocks, so
 //!   every durable batch is chained.
@@ -143,29 +143,45 @@ pub fn link(prev: &Hash, position: &[u8], seq: u64, content: &Hash) -> Hash {
     h.finalize().into()
 }
 
-/// The chain's head, if any batch is chained.
+/// The chain's head, if any batch is chained: the head record (`P c`, which the cluster path's
+/// sealers read with a conflict), or else the last chain record (the single path writes no
+/// head: its syncer is the only one chaining).
 pub fn head<S: Snapshot + ?Sized>(snapshot: &S) -> Result<Option<Head>, LedgerError> {
-    snapshot
-        .get(&keys::chain_head())?
-        .map(|v| Head::decode(&v))
+    if let Some(v) = snapshot.get(&keys::chain_head())? {
+        return Head::decode(&v).map(Some);
+    }
+    let last = snapshot.range(&[keys::CHAIN], &prefix_end(&[keys::CHAIN]), 1, true)?;
+    last.into_iter()
+        .next()
+        .map(|(k, v)| {
+            Ok(Head {
+                position: k[1..].to_vec(),
+                record: ChainRecord::decode(&v)?,
+            })
+        })
         .transpose()
 }
 
-/// Chains batches as they commit (the single path's syncer).
+/// Chains batches as they commit (the single path's syncer), or as they are sealed (the
+/// cluster path's sealer, which also keeps the head record).
 #[derive(Debug, Clone)]
 pub struct Chainer {
     prev: Hash,
+    write_head: bool,
 }
 
 impl Chainer {
-    /// Goes on from `head` (the start of the chain when `None`).
-    pub fn new(head: Option<&Head>) -> Chainer {
+    /// Goes on from `head` (the start of the chain when `None`); `write_head`: keep the head
+    /// record (`P c`) current too.
+    pub fn new(head: Option<&Head>, write_head: bool) -> Chainer {
         Chainer {
             prev: head.map_or(GENESIS, |h| h.record.link),
+            write_head,
         }
     }
 
-    /// Adds batch `seq` at `position` with `blocks` to `writes`: its record and the new head.
+    /// Adds batch `seq` at `position` with `blocks` to `writes`: its record, and the new head
+    /// when the chainer keeps one.
     pub fn append<'a>(
         &mut self,
         position: &[u8],
@@ -181,29 +197,33 @@ impl Chainer {
         };
         self.prev = record.link;
         writes.set_owned(keys::chain(position), record.encode());
-        writes.set_owned(
-            keys::chain_head(),
-            Head {
-                position: position.to_vec(),
-                record,
-            }
-            .encode(),
-        );
+        if self.write_head {
+            writes.set_owned(
+                keys::chain_head(),
+                Head {
+                    position: position.to_vec(),
+                    record,
+                }
+                .encode(),
+            );
+        }
     }
 }
 
 /// Chains the batches after `head` (at most `batches_max`, or until `bytes_max` block bytes
-/// were read), adding their records and the new head to `writes`; returns how many it chained.
-/// The cluster path's sealer runs it inside a transaction that read the head with a conflict;
-/// the single path runs it at open for batches written before the chain existed.
+/// were read), adding their records to `writes` (and the new head record, when `write_head`);
+/// returns how many it chained. The cluster path's sealer runs it inside a transaction that
+/// read the head with a conflict; the single path runs it at open for batches written before
+/// the chain existed.
 pub fn seal_after<S: Snapshot + ?Sized>(
     snapshot: &S,
     head: Option<&Head>,
     batches_max: usize,
     bytes_max: usize,
+    write_head: bool,
     writes: &mut WriteSet,
 ) -> Result<usize, LedgerError> {
-    let mut chainer = Chainer::new(head);
+    let mut chainer = Chainer::new(head, write_head);
     let mut n = 0;
     let mut bytes = 0;
     for_each_raw_batch(snapshot, head.map(|h| h.position.as_slice()), &mut |b| {

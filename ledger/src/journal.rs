@@ -74,7 +74,10 @@ pub fn for_each_batch<S: Snapshot + ?Sized>(
                 asked: crate::error::WritePath::Single,
             });
         }
-        return for_each_merged(snapshot, f);
+        return for_each_batch_after(snapshot, None, &mut |_, seq, txs| {
+            f(seq, txs)?;
+            Ok(true)
+        });
     }
     let begin = keys::journal(after.saturating_add(1), 0);
     let end = prefix_end(&keys::journal_prefix());
@@ -170,39 +173,6 @@ impl ShardCursor {
         }
         Ok(self.buffered.pop_front())
     }
-}
-
-/// The cluster path's batches in commit order: a k-way merge of the shards by versionstamp.
-fn for_each_merged<S: Snapshot + ?Sized>(
-    snapshot: &S,
-    f: &mut dyn FnMut(u64, Vec<Transaction>) -> Result<(), LedgerError>,
-) -> Result<(), LedgerError> {
-    let mut cursors: Vec<ShardCursor> = (0..JOURNAL_SHARDS).map(ShardCursor::new).collect();
-    let mut heap = BinaryHeap::new();
-    for (i, c) in cursors.iter_mut().enumerate() {
-        if let Some((stamp, seq)) = c.pop(snapshot)? {
-            heap.push(Reverse((stamp, i, seq)));
-        }
-    }
-    while let Some(Reverse((_, i, seq))) = heap.pop() {
-        let begin = keys::journal(seq, 0);
-        let end = keys::journal(seq + 1, 0);
-        let mut txs = Vec::new();
-        let mut parts = Assembler::default();
-        for (_, value) in snapshot.range(&begin, &end, usize::MAX, false)? {
-            txs.extend(parts.transactions(&value)?);
-        }
-        if txs.is_empty() {
-            return Err(LedgerError::Corrupt(format!(
-                "commit order names batch {seq}, which the journal does not have"
-            )));
-        }
-        f(seq, txs)?;
-        if let Some((stamp, seq)) = cursors[i].pop(snapshot)? {
-            heap.push(Reverse((stamp, i, seq)));
-        }
-    }
-    Ok(())
 }
 
 /// A journal batch as stored: where it stands in commit order, its sequence number and its

@@ -528,7 +528,7 @@ pub fn chain(position: &[u8]) -> Vec<u8> {
     k
 }
 
-/// The chain's head: the last chained batch's record and position (`P c`).
+/// The chain's head on the cluster path: the last sealed batch's record and position (`P c`).
 pub fn chain_head() -> Vec<u8> {
     vec![META, b'c']
 }

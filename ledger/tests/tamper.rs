@@ -278,7 +278,15 @@ fn cases(cluster: bool) {
             });
         }
         let mut w = WriteSet::default();
-        chain::seal_after(&snap, before.as_ref(), usize::MAX, usize::MAX, &mut w).expect("reseal");
+        chain::seal_after(
+            &snap,
+            before.as_ref(),
+            usize::MAX,
+            usize::MAX,
+            cluster,
+            &mut w,
+        )
+        .expect("reseal");
         drop(snap);
         store.commit(w, Durability::Sync).expect("rewrite chain");
         drop(store);

@@ -265,7 +265,12 @@ pub fn run_cli() -> anyhow::Result<()> {
 }
 
 /// Prints finance report `report` of the service at `url`, streaming the answer.
-async fn finance_report(url: &str, token: &str, report: &str, with: &[String]) -> anyhow::Result<()> {
+async fn finance_report(
+    url: &str,
+    token: &str,
+    report: &str,
+    with: &[String],
+) -> anyhow::Result<()> {
     use std::io::Write;
     let target = format!(
         "{}/admin/v1/finance/{}",

@@ -302,12 +302,23 @@ async fn run(writer: WriterPath) {
 
     // The CLI reads the same reports from the running service.
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners-gateway"))
-        .args(["finance", "settlements", "--with", &format!("period={month}"), "--url", &gw.base])
+        .args([
+            "finance",
+            "settlements",
+            "--with",
+            &format!("period={month}"),
+            "--url",
+            &gw.base,
+        ])
         .env("LEDGER_OPERATOR_TOKEN", gw.cred("FINANCE_TOKEN"))
         .output()
         .await
         .expect("run the CLI");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let cli: Value = serde_json::from_slice(&out.stdout).expect("JSON");
     assert_eq!(cli, s, "the CLI prints what the API answers");
 }

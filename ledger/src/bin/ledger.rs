@@ -19,20 +19,41 @@ struct Cli {
     command: Cmd,
 }
 
+/// Where the store is.
+#[derive(clap::Args)]
+struct StoreArgs {
+    /// Data directory of the embedded store.
+    #[arg(long, default_value = "data")]
+    data: PathBuf,
+    /// `embedded`, or `fdb:<cluster file>` (builds with the `fdb` feature).
+    #[arg(long, default_value = "embedded")]
+    store: EngineSpec,
+    /// FoundationDB key prefix of the ledger.
+    #[arg(long, default_value = "coalition/")]
+    fdb_subspace: String,
+}
+
+impl StoreArgs {
+    fn open(&self) -> anyhow::Result<Engine> {
+        if self.store == EngineSpec::Embedded && !self.data.is_dir() {
+            anyhow::bail!("no store at {}", self.data.display());
+        }
+        Engine::open(&self.store, &self.data, self.fdb_subspace.as_bytes()).with_context(|| {
+            match &self.store {
+                EngineSpec::Embedded => format!("opening {}", self.data.display()),
+                EngineSpec::Fdb { cluster_file } => format!("connecting through {cluster_file}"),
+            }
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Recompute every balance, lot and hold from the journal and check the invariants.
     /// Exits 1 naming the first broken account or transaction.
     Verify {
-        /// Data directory of the embedded store.
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-        /// `embedded`, or `fdb:<cluster file>` (builds with the `fdb` feature).
-        #[arg(long, default_value = "embedded")]
-        store: EngineSpec,
-        /// FoundationDB key prefix of the ledger.
-        #[arg(long, default_value = "coalition/")]
-        fdb_subspace: String,
+        #[command(flatten)]
+        at: StoreArgs,
         /// A published chain checkpoint (`POSITION:LINK`, as a period close exports it) the
         /// store must still hold; repeat for several.
         #[arg(long = "checkpoint")]
@@ -47,15 +68,8 @@ enum Cmd {
     Finance {
         /// The report.
         report: String,
-        /// Data directory of the embedded store.
-        #[arg(long, default_value = "data")]
-        data: PathBuf,
-        /// `embedded`, or `fdb:<cluster file>` (builds with the `fdb` feature).
-        #[arg(long, default_value = "embedded")]
-        store: EngineSpec,
-        /// FoundationDB key prefix of the ledger.
-        #[arg(long, default_value = "coalition/")]
-        fdb_subspace: String,
+        #[command(flatten)]
+        at: StoreArgs,
         /// The programme's time zone (IANA name): its days and months.
         #[arg(long, default_value = "UTC")]
         tz: String,
@@ -100,13 +114,8 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Cmd::Verify {
-            data,
-            store,
-            fdb_subspace,
-            checkpoints,
-        } => {
-            let verified = verify(&data, &store, &fdb_subspace, &checkpoints);
+        Cmd::Verify { at, checkpoints } => {
+            let verified = verify(&at, &checkpoints);
             Engine::stop_client();
             match verified {
                 Ok(()) => ExitCode::SUCCESS,
@@ -123,9 +132,7 @@ fn finance(cmd: Cmd) -> anyhow::Result<()> {
     use ledger::finance::{self, reports, Book};
     let Cmd::Finance {
         report,
-        data,
-        store,
-        fdb_subspace,
+        at,
         tz,
         at_ms,
         from_ms,
@@ -139,13 +146,10 @@ fn finance(cmd: Cmd) -> anyhow::Result<()> {
     else {
         unreachable!("called for finance only")
     };
-    if store == EngineSpec::Embedded && !data.is_dir() {
-        anyhow::bail!("no store at {}", data.display());
-    }
     let tz: chrono_tz::Tz = tz
         .parse()
         .map_err(|_| anyhow::anyhow!("unknown time zone {tz:?}"))?;
-    let engine = Engine::open(&store, &data, fdb_subspace.as_bytes())?;
+    let engine = at.open()?;
     let snap = engine.snapshot()?;
     let mut book = Book::new(tz);
     finance::catch_up(&mut book, &snap)?;
@@ -283,19 +287,9 @@ mod erased {
     }
 }
 
-fn verify(
-    data: &std::path::Path,
-    spec: &EngineSpec,
-    subspace: &str,
-    checkpoints: &[ledger::chain::Checkpoint],
-) -> anyhow::Result<()> {
-    if *spec == EngineSpec::Embedded && !data.is_dir() {
-        anyhow::bail!("no store at {}", data.display());
-    }
-    let store = Engine::open(spec, data, subspace.as_bytes()).with_context(|| match spec {
-        EngineSpec::Embedded => format!("opening {}", data.display()),
-        EngineSpec::Fdb { cluster_file } => format!("connecting through {cluster_file}"),
-    })?;
+fn verify(at: &StoreArgs, checkpoints: &[ledger::chain::Checkpoint]) -> anyhow::Result<()> {
+    let store = at.open()?;
+    let (data, spec, subspace) = (&at.data, &at.store, &at.fdb_subspace);
     let cluster = ledger::journal::is_cluster_store(&store.snapshot()?)?;
     match spec {
         EngineSpec::Embedded => println!(

@@ -541,6 +541,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                     head.as_ref(),
                     SEAL_BATCHES,
                     SEAL_BYTES,
+                    true,
                     &mut w,
                 )?;
                 Ok::<_, LedgerError>((w, n))

@@ -310,13 +310,7 @@ impl Book {
 
     /// Account movements summed over whole days before `day`.
     pub fn movements_before(&self, day: i32) -> BTreeMap<(Line, Asset), Decimal> {
-        let mut out = BTreeMap::new();
-        for m in self.days.range(..day).map(|(_, m)| m) {
-            for (k, v) in m {
-                *out.entry(*k).or_insert(Decimal::ZERO) += *v;
-            }
-        }
-        out
+        self.movements_between(i32::MIN, day)
     }
 
     /// Account movements summed over days `d0` to `d1` (exclusive).

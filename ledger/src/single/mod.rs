@@ -95,12 +95,19 @@ fn open_chain<S: Store>(store: &S) -> Result<crate::chain::Chainer, LedgerError>
         let snapshot = store.snapshot()?;
         let head = crate::chain::head(&snapshot)?;
         if head.is_some() {
-            return Ok(crate::chain::Chainer::new(head.as_ref()));
+            return Ok(crate::chain::Chainer::new(head.as_ref(), false));
         }
         let mut writes = crate::store::WriteSet::default();
-        let n = crate::chain::seal_after(&snapshot, head.as_ref(), 10_000, 64 << 20, &mut writes)?;
+        let n = crate::chain::seal_after(
+            &snapshot,
+            head.as_ref(),
+            10_000,
+            64 << 20,
+            false,
+            &mut writes,
+        )?;
         if n == 0 {
-            return Ok(crate::chain::Chainer::new(head.as_ref()));
+            return Ok(crate::chain::Chainer::new(head.as_ref(), false));
         }
         store.commit(writes, crate::store::Durability::Sync)?;
     }

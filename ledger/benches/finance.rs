@@ -176,6 +176,23 @@ fn main() {
         rss_mb() - rss0,
         book.live_lots()
     );
+    let t = Instant::now();
+    let saved = finance::save(&store, &book).expect("save");
+    let save_s = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    let loaded = finance::load(&store.snapshot().expect("snapshot"), Tz::UTC)
+        .expect("load")
+        .expect("saved");
+    let load_s = t.elapsed().as_secs_f64();
+    assert_eq!(loaded.transactions, book.transactions);
+    drop(loaded);
+    println!(
+        "| book saved / read back | {} chunks, {:.0} MB | {:.1} s / {:.1} s |",
+        saved.chunks,
+        f64::from(saved.chunks) * 90_000.0 / 1_048_576.0,
+        save_s,
+        load_s
+    );
     let mid = Timestamp(JAN_1 + 200 * DAY + 13 * 3_600_000);
     let tb: Vec<f64> = (0..runs)
         .map(|_| {

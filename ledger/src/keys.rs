@@ -551,6 +551,26 @@ pub fn breakage_override(at: i64, n: u32) -> Vec<u8> {
     k
 }
 
+/// The saved finance book in force: `F S` (generation, chunks, time zone, transactions folded).
+pub fn book_saved() -> Vec<u8> {
+    vec![FINANCE, b'S']
+}
+
+/// Chunk `n` of saved finance book `generation`: `F s ++ generation (u64) ++ n (u32)`.
+pub fn book_chunk(generation: u64, n: u32) -> Vec<u8> {
+    let mut k = vec![FINANCE, b's'];
+    k.extend_from_slice(&generation.to_be_bytes());
+    k.extend_from_slice(&n.to_be_bytes());
+    k
+}
+
+/// The prefix of saved finance book `generation`'s chunks.
+pub fn book_chunks(generation: u64) -> Vec<u8> {
+    let mut k = vec![FINANCE, b's'];
+    k.extend_from_slice(&generation.to_be_bytes());
+    k
+}
+
 /// The prefix of the breakage overrides.
 pub fn breakage_overrides() -> Vec<u8> {
     vec![FINANCE, b'o']

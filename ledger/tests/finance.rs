@@ -15,7 +15,7 @@
 
 use chrono_tz::Tz;
 use ledger::finance::{self, book::Book, reports};
-use ledger::store::{EmbeddedStore, Store};
+use ledger::store::{EmbeddedStore, Snapshot, Store};
 use ledger::*;
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -532,4 +532,95 @@ fn the_cli_reports_and_verifies_a_closed_periods_checkpoint() {
         text.lines().filter(|l| l.starts_with('{')).count() > 10,
         "{text}"
     );
+}
+
+/// A saved book reads back as it was, and a new process goes on from it with what came after.
+#[test]
+fn a_saved_book_reads_back_and_goes_on_from_where_it_was() {
+    static OFFSET: AtomicI64 = AtomicI64::new(0);
+    let run = scenario(false, &OFFSET);
+    let reports_of = |book: &Book, snap: &<EmbeddedStore as Store>::Snapshot| {
+        let times = [
+            JAN_1 + 31 * DAY - 1,
+            JAN_1 + 35 * DAY + 1_800_000,
+            JAN_1 + 100 * DAY,
+        ];
+        let tbs: Vec<_> = times
+            .iter()
+            .map(|t| reports::trial_balance(book, snap, Timestamp(*t)).expect("tb"))
+            .collect();
+        let l = reports::liability(
+            book,
+            Timestamp(JAN_1 + 100 * DAY),
+            book.buckets(),
+            Decimal::ZERO,
+        );
+        let s = reports::settlements(book, 202602);
+        let r = reports::revenue(book, 202603, 12, &[]);
+        (tbs, l, s, r, book.transactions, book.closes.clone())
+    };
+    {
+        let store = EmbeddedStore::open(run.dir.path()).expect("store");
+        let snap = store.snapshot().expect("snapshot");
+        let f = finance::Finance::new(Tz::UTC);
+        let book = f.book_at(&snap).expect("book");
+        let saved = finance::save(&store, &book).expect("save");
+        assert!(saved.chunks >= 1 && saved.transactions == book.transactions);
+        let before = reports_of(&book, &snap);
+        drop(book);
+        let snap = store.snapshot().expect("snapshot");
+        let loaded = finance::load(&snap, Tz::UTC)
+            .expect("load")
+            .expect("a saved book");
+        assert_eq!(
+            reports_of(&loaded, &snap),
+            before,
+            "the book reads back as it was"
+        );
+        let tehran: Tz = "Asia/Tehran".parse().expect("zone");
+        assert!(
+            finance::load(&snap, tehran).expect("load").is_none(),
+            "another zone's book is not it"
+        );
+        // Saving again replaces the chunks of the first save.
+        let again = finance::save(&store, &loaded).expect("save");
+        let snap = store.snapshot().expect("snapshot");
+        let prefix = keys::book_chunks(saved.generation);
+        let mut end = prefix.clone();
+        end.push(0xff);
+        assert!(snap
+            .range(&prefix, &end, 1, false)
+            .expect("read")
+            .is_empty());
+        assert_eq!(
+            finance::load(&snap, Tz::UTC)
+                .expect("load")
+                .expect("book")
+                .transactions,
+            again.transactions
+        );
+    }
+    // More transactions; a new process starts from the saved book and folds only those.
+    let store = EmbeddedStore::open(run.dir.path()).expect("store");
+    let l = Ledger::open(store.clone(), LedgerConfig::default()).expect("ledger");
+    l.execute_blocking(Command::Earn {
+        key: IdemKey::partner(PartnerId(2), "after-save"),
+        member: MemberId(2),
+        partner: PartnerId(2),
+        points: Points(40),
+        bonus: Points(0),
+        awards: vec![],
+        guard: None,
+        purchase: None,
+    })
+    .expect("earn");
+    let snap = l.read_snapshot().expect("snapshot");
+    let f = finance::Finance::new(Tz::UTC);
+    let resumed = f.book_at(&snap).expect("book");
+    let mut scratch = Book::new(Tz::UTC);
+    finance::catch_up(&mut scratch, &snap).expect("fold");
+    assert_eq!(reports_of(&resumed, &snap), reports_of(&scratch, &snap));
+    assert_eq!(resumed.batches, scratch.batches);
+    drop(resumed);
+    l.shutdown();
 }

@@ -19,7 +19,9 @@ use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// A trial-balance line: one system account, or every member account together.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Line {
     /// The sum of all `member/{id}` accounts (the members' sub-ledger).
     Members,
@@ -28,7 +30,9 @@ pub enum Line {
 }
 
 /// An asset a posting moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Asset {
     /// Points.
     Points,
@@ -37,7 +41,9 @@ pub enum Asset {
 }
 
 /// Who issued outstanding points.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Issuer {
     /// A partner's earn.
     Partner(PartnerId),
@@ -48,7 +54,9 @@ pub enum Issuer {
 }
 
 /// A liability bucket: points of one issuer, cohort, expiry month and currency.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct BucketKey {
     /// Who issued them.
     pub issuer: Issuer,
@@ -61,7 +69,7 @@ pub struct BucketKey {
 }
 
 /// What is outstanding in a bucket.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Outstanding {
     /// Points.
     pub points: i64,
@@ -71,7 +79,7 @@ pub struct Outstanding {
 }
 
 /// One cohort's history, by age in months since its month of issue.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Cohort {
     /// Points issued in the cohort (earns and credits).
     pub issued: i64,
@@ -86,7 +94,7 @@ pub struct Cohort {
 }
 
 /// One partner's settlement movements in one month.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SettlementMonth {
     /// Points the partner issued (its issuance account's points, earns).
     pub issued_points: i64,
@@ -109,7 +117,7 @@ pub struct SettlementMonth {
 }
 
 /// One currency's revenue inputs in one month.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RevenueMonth {
     /// Consideration billed to partners for points, less reversals.
     pub billed: Decimal,
@@ -120,7 +128,7 @@ pub struct RevenueMonth {
 }
 
 /// A closed period as the journal recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Close {
     /// The period's name.
     pub period: String,
@@ -140,7 +148,7 @@ pub struct Close {
 }
 
 /// A live lot's attribution.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize)]
 struct Live {
     bucket: u32,
     remaining: i64,
@@ -156,9 +164,11 @@ enum Flow {
     Other,
 }
 
-/// The finance book. Fold transactions in commit order with [`Book::apply`].
-#[derive(Debug)]
+/// The finance book. Fold transactions in commit order with [`Book::apply_batch`].
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct Book {
+    /// Kept by name beside a saved book (`finance::save`).
+    #[serde(skip, default = "utc")]
     tz: Tz,
     /// The commit-order position of the last batch folded.
     pub position: Option<Vec<u8>>,
@@ -185,6 +195,10 @@ pub struct Book {
     pub redeemed_at: BTreeMap<PartnerId, i64>,
     /// Closed periods, in order.
     pub closes: Vec<Close>,
+}
+
+fn utc() -> Tz {
+    Tz::UTC
 }
 
 /// Finds a committed transaction (a lot restored after the book let it go names its earn).
@@ -216,6 +230,11 @@ impl Book {
     /// The time zone of its days and months.
     pub fn time_zone(&self) -> Tz {
         self.tz
+    }
+
+    /// Sets the time zone of a book read back from its saved form.
+    pub(crate) fn set_time_zone(&mut self, tz: Tz) {
+        self.tz = tz;
     }
 
     /// Members enrolled.

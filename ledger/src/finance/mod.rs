@@ -23,10 +23,35 @@ use crate::store::{prefix_end, Snapshot, WriteSet};
 use breakage::Override;
 use std::sync::{Mutex, MutexGuard};
 
-/// The finance book of a running ledger, brought up to date on demand.
+/// The finance book of a running ledger, brought up to date on demand, and saved to the store
+/// now and then so a new process starts from the saved book and folds only what came after.
 pub struct Finance {
     book: Mutex<Book>,
     tz: chrono_tz::Tz,
+    /// Whether the saved book was looked for yet, and the transactions folded at the last save
+    /// or load.
+    saved: Mutex<(bool, u64)>,
+}
+
+/// Transactions folded since the last save after which a report saves the book.
+pub const SAVE_EVERY: u64 = 1_000_000;
+
+/// Bytes per saved chunk (within FoundationDB's 100,000-byte values).
+const CHUNK_BYTES: usize = 90_000;
+/// Chunks per commit when saving (within FoundationDB's 10,000,000-byte transactions).
+const CHUNKS_PER_COMMIT: usize = 64;
+
+/// What `F S` says of the saved book.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    /// Its chunks' generation (random, so savers on two gateways never mix chunks).
+    pub generation: u64,
+    /// How many chunks.
+    pub chunks: u32,
+    /// The time zone of its days and months.
+    pub tz: String,
+    /// Transactions it folded.
+    pub transactions: u64,
 }
 
 impl Finance {
@@ -35,6 +60,7 @@ impl Finance {
         Finance {
             book: Mutex::new(Book::new(tz)),
             tz,
+            saved: Mutex::new((false, 0)),
         }
     }
 
@@ -43,13 +69,40 @@ impl Finance {
         self.tz
     }
 
-    /// The book, with every batch `snapshot` holds folded in.
+    /// The book, with every batch `snapshot` holds folded in. The first call starts from the
+    /// saved book, if there is one in this time zone.
     pub fn book_at<S: Snapshot + ?Sized>(
         &self,
         snapshot: &S,
     ) -> Result<MutexGuard<'_, Book>, LedgerError> {
         let mut book = self.book.lock().unwrap_or_else(|e| e.into_inner());
+        {
+            let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+            if !saved.0 {
+                saved.0 = true;
+                if let Some(b) = load(snapshot, self.tz)? {
+                    saved.1 = b.transactions;
+                    *book = b;
+                }
+            }
+        }
         catch_up(&mut book, snapshot)?;
+        Ok(book)
+    }
+
+    /// [`Finance::book_at`], then the book saved to `store` when [`SAVE_EVERY`] transactions
+    /// were folded since it was last saved or loaded.
+    pub fn book_saving<St: crate::store::Store>(
+        &self,
+        store: &St,
+        snapshot: &St::Snapshot,
+    ) -> Result<MutexGuard<'_, Book>, LedgerError> {
+        let book = self.book_at(snapshot)?;
+        let mut saved = self.saved.lock().unwrap_or_else(|e| e.into_inner());
+        if book.transactions >= saved.1 + SAVE_EVERY {
+            save(store, &book)?;
+            saved.1 = book.transactions;
+        }
         Ok(book)
     }
 }
@@ -125,6 +178,96 @@ pub(crate) fn before(p: &[u8]) -> Option<Vec<u8>> {
         *b = 0xff;
     }
     None
+}
+
+/// Saves `book` to `store`: its chunks under a new generation, then, in one commit, `F S`
+/// naming it and every other generation's chunks cleared (another gateway's save in flight
+/// included: its reader then finds chunks missing and folds from the journal instead).
+pub fn save<St: crate::store::Store>(store: &St, book: &Book) -> Result<Saved, LedgerError> {
+    use crate::store::Durability;
+    let bytes = postcard::to_allocvec(book)
+        .map_err(|e| LedgerError::Corrupt(format!("finance book: {e}")))?;
+    let generation = {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(book.transactions);
+        h.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        h.finish()
+    };
+    let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_BYTES).collect();
+    for (g, group) in chunks.chunks(CHUNKS_PER_COMMIT).enumerate() {
+        let mut w = WriteSet::default();
+        for (i, c) in group.iter().enumerate() {
+            let n = (g * CHUNKS_PER_COMMIT + i) as u32;
+            w.set(&keys::book_chunk(generation, n), c);
+        }
+        store.commit(w, Durability::Buffered)?;
+    }
+    let saved = Saved {
+        generation,
+        chunks: chunks.len() as u32,
+        tz: book.time_zone().name().to_string(),
+        transactions: book.transactions,
+    };
+    let mut w = WriteSet::default();
+    w.set_owned(
+        keys::book_saved(),
+        postcard::to_allocvec(&saved).expect("a small record encodes"),
+    );
+    let all = keys::book_chunks(0);
+    let all = &all[..2];
+    let mine = keys::book_chunks(generation);
+    w.clear_range(all, &mine);
+    w.clear_range(&prefix_end(&mine), &prefix_end(all));
+    store.commit(w, Durability::Sync)?;
+    Ok(saved)
+}
+
+/// The saved book in `snapshot`, if there is one in time zone `tz`.
+pub fn load<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    tz: chrono_tz::Tz,
+) -> Result<Option<Book>, LedgerError> {
+    let Some(v) = snapshot.get(&keys::book_saved())? else {
+        return Ok(None);
+    };
+    let saved: Saved = postcard::from_bytes(&v)
+        .map_err(|e| LedgerError::Corrupt(format!("saved finance book record: {e}")))?;
+    if saved.tz != tz.name() {
+        return Ok(None);
+    }
+    let prefix = keys::book_chunks(saved.generation);
+    let mut bytes = Vec::new();
+    let mut n = 0u32;
+    snapshot.scan(&prefix, &prefix_end(&prefix), &mut |_, v| {
+        bytes.extend_from_slice(v);
+        n += 1;
+        true
+    })?;
+    // A save cleared by another gateway's, or one that does not decode: fold the journal.
+    if n != saved.chunks {
+        tracing::warn!(
+            generation = saved.generation,
+            chunks = n,
+            of = saved.chunks,
+            "saved finance book incomplete; folding the journal"
+        );
+        return Ok(None);
+    }
+    match postcard::from_bytes::<Book>(&bytes) {
+        Ok(mut book) => {
+            book.set_time_zone(tz);
+            Ok(Some(book))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "saved finance book unreadable; folding the journal");
+            Ok(None)
+        }
+    }
 }
 
 /// Every breakage override, oldest first.

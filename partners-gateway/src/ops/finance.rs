@@ -38,7 +38,7 @@ fn with_book<T>(
 ) -> Result<T, OpError> {
     let snap = ops.ledger.read_snapshot()?;
     let finance = ops.ledger.finance(Some(time_zone(ops)));
-    let book = finance.book_at(&snap)?;
+    let book = finance.book_saving(ops.ledger.store(), &snap)?;
     let overrides = ledger::finance::overrides(&snap)?;
     f(&book, &snap, &overrides)
 }

@@ -388,6 +388,19 @@ pub fn statement_entry(
     }
 }
 
+/// The stored end of the last closed period ([`crate::keys::closed_period`]): milliseconds, 8 bytes
+/// big-endian.
+pub fn encode_closed_period(through: Timestamp) -> Vec<u8> {
+    through.0.to_be_bytes().to_vec()
+}
+
+/// The end of the last closed period, as [`encode_closed_period`] stored it.
+pub fn decode_closed_period(v: &[u8]) -> Result<Timestamp, LedgerError> {
+    v.try_into()
+        .map(|b| Timestamp(i64::from_be_bytes(b)))
+        .map_err(|_| LedgerError::Corrupt(format!("closed period record of {} bytes", v.len())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,17 +565,4 @@ mod tests {
         assert_eq!(read.through, 17);
         assert_eq!(read.members, vec![(MemberId(2048), a), (MemberId(2049), b)]);
     }
-}
-
-/// The stored end of the last closed period ([`crate::keys::closed_period`]): milliseconds, 8 bytes
-/// big-endian.
-pub fn encode_closed_period(through: Timestamp) -> Vec<u8> {
-    through.0.to_be_bytes().to_vec()
-}
-
-/// The end of the last closed period, as [`encode_closed_period`] stored it.
-pub fn decode_closed_period(v: &[u8]) -> Result<Timestamp, LedgerError> {
-    v.try_into()
-        .map(|b| Timestamp(i64::from_be_bytes(b)))
-        .map_err(|_| LedgerError::Corrupt(format!("closed period record of {} bytes", v.len())))
 }

@@ -301,13 +301,18 @@ fn for_each_merged_raw<S: Snapshot + ?Sized>(
     Ok(())
 }
 
+/// What [`for_each_batch_after`] calls with each batch: its position, sequence and
+/// transactions; false to stop.
+pub type PositionedBatches<'a> =
+    dyn FnMut(&[u8], u64, Vec<Transaction>) -> Result<bool, LedgerError> + 'a;
+
 /// Calls `f` with every batch after commit-order position `after` (from the start when
 /// `None`), decoded, in commit order, on either write path: its position, sequence and
 /// transactions. Stops early when `f` returns false.
 pub fn for_each_batch_after<S: Snapshot + ?Sized>(
     snapshot: &S,
     after: Option<&[u8]>,
-    f: &mut dyn FnMut(&[u8], u64, Vec<Transaction>) -> Result<bool, LedgerError>,
+    f: &mut PositionedBatches<'_>,
 ) -> Result<(), LedgerError> {
     for_each_raw_batch(snapshot, after, &mut |raw| {
         let mut parts = Assembler::default();

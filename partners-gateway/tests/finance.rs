@@ -164,8 +164,23 @@ async fn run(writer: WriterPath) {
     }
     assert!(listed[0]["checkpoint"].is_string(), "{listed}");
     let a = get_ok(&gw, "/admin/v1/finance/periods/2025-12").await;
+    // Redemptions since change the prices in force; a closed period's report stays as it was.
+    let later = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/burn",
+            Some(json!({"reference": "FIN-B1", "member": "FF000007", "points": 10})),
+        )
+        .await;
+    assert_eq!(later.status, 200, "{:?}", later.body);
     let b = get_ok(&gw, "/admin/v1/finance/periods/2025-12").await;
-    assert_eq!(a["digest"], b["digest"]);
+    assert_eq!(a, b, "a closed period's report is final");
+    assert_ne!(
+        get_ok(&gw, "/admin/v1/finance/liability").await["redemption_price"],
+        a["liability"]["redemption_price"],
+        "while the live liability moved with the redemption"
+    );
     assert_eq!(a["checkpoint"], listed[0]["checkpoint"]);
     let open = finance(&gw, "GET", "/admin/v1/finance/periods/2026-01", None).await;
     assert_eq!(open.status, 404);
@@ -320,7 +335,12 @@ async fn run(writer: WriterPath) {
         String::from_utf8_lossy(&out.stderr)
     );
     let cli: Value = serde_json::from_slice(&out.stdout).expect("JSON");
-    assert_eq!(cli, s, "the CLI prints what the API answers");
+    let api = get_ok(
+        &gw,
+        &format!("/admin/v1/finance/settlements?period={month}"),
+    )
+    .await;
+    assert_eq!(cli, api, "the CLI prints what the API answers");
 }
 
 #[tokio::test]

@@ -145,6 +145,8 @@ pub struct Close {
     pub position: Vec<u8>,
     /// Liability at the close, per bucket.
     pub liability: Vec<(BucketKey, Outstanding)>,
+    /// The expected redemption price per currency at the close.
+    pub prices: BTreeMap<Currency, Decimal>,
 }
 
 /// A live lot's attribution.
@@ -235,6 +237,31 @@ impl Book {
     /// Sets the time zone of a book read back from its saved form.
     pub(crate) fn set_time_zone(&mut self, tz: Tz) {
         self.tz = tz;
+    }
+
+    /// The expected redemption price per currency: the contracts' redemption prices weighted by
+    /// points redeemed at each partner (a plain mean where nothing was redeemed yet).
+    pub fn redemption_prices(&self) -> BTreeMap<Currency, Decimal> {
+        let mut weighted: BTreeMap<Currency, (Decimal, Decimal, Decimal, u32)> = BTreeMap::new();
+        for (p, c) in &self.contracts {
+            let w = Decimal::from(self.redeemed_at.get(p).copied().unwrap_or(0).max(0));
+            let e = weighted.entry(c.currency).or_default();
+            e.0 += c.redemption_price_per_point * w;
+            e.1 += w;
+            e.2 += c.redemption_price_per_point;
+            e.3 += 1;
+        }
+        weighted
+            .into_iter()
+            .map(|(c, (sum, w, plain, n))| {
+                let price = if w > Decimal::ZERO {
+                    sum / w
+                } else {
+                    plain / Decimal::from(n.max(1))
+                };
+                (c, price.round_dp(10))
+            })
+            .collect()
     }
 
     /// Members enrolled.
@@ -398,6 +425,7 @@ impl Book {
                 at: tx.at,
                 position: position.to_vec(),
                 liability: self.buckets.clone(),
+                prices: self.redemption_prices(),
             }),
             _ => {}
         }

@@ -179,39 +179,25 @@ pub struct Liability {
     pub total: LiabilityLine,
 }
 
-/// The expected redemption price per currency: the contracts' redemption prices weighted by
-/// points redeemed at each partner (a plain mean where nothing was redeemed yet).
-pub fn redemption_prices(book: &Book) -> BTreeMap<Currency, Decimal> {
-    let mut weighted: BTreeMap<Currency, (Decimal, Decimal, Decimal, u32)> = BTreeMap::new();
-    for (p, c) in &book.contracts {
-        let w = Decimal::from(book.redeemed_at.get(p).copied().unwrap_or(0).max(0));
-        let e = weighted.entry(c.currency).or_default();
-        e.0 += c.redemption_price_per_point * w;
-        e.1 += w;
-        e.2 += c.redemption_price_per_point;
-        e.3 += 1;
-    }
-    weighted
-        .into_iter()
-        .map(|(c, (sum, w, plain, n))| {
-            let price = if w > Decimal::ZERO {
-                sum / w
-            } else {
-                plain / Decimal::from(n.max(1))
-            };
-            (c, price.round_dp(10))
-        })
-        .collect()
-}
-
-/// The liability from `buckets` (the book's, or a close's).
+/// The liability from `buckets` (the book's, or a close's), at the redemption prices in force
+/// now.
 pub fn liability(
     book: &Book,
     at: Timestamp,
     buckets: &[(super::book::BucketKey, Outstanding)],
     breakage_rate: Decimal,
 ) -> Liability {
-    let prices = redemption_prices(book);
+    liability_at_prices(book, at, buckets, &book.redemption_prices(), breakage_rate)
+}
+
+/// The liability from `buckets`, valued at `prices` (a close's, as they stood then).
+pub fn liability_at_prices(
+    book: &Book,
+    at: Timestamp,
+    buckets: &[(super::book::BucketKey, Outstanding)],
+    prices: &BTreeMap<Currency, Decimal>,
+    breakage_rate: Decimal,
+) -> Liability {
     let line = |group: String, items: &[&(super::book::BucketKey, Outstanding)]| {
         let points: i64 = items.iter().map(|(_, o)| o.points).sum();
         let mut issuance_value: BTreeMap<String, Decimal> = BTreeMap::new();
@@ -515,7 +501,7 @@ pub fn closed_period<S: Snapshot + ?Sized>(
         close_tx: c.tx.0.to_string(),
         checkpoint,
         trial_balance: trial_balance(book, snapshot, Timestamp(c.through.0 - 1))?,
-        liability: liability(book, c.at, &c.liability, rate),
+        liability: liability_at_prices(book, c.at, &c.liability, &c.prices, rate),
         settlements,
         digest: String::new(),
     };

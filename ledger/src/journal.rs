@@ -335,3 +335,31 @@ pub fn for_each_batch_after<S: Snapshot + ?Sized>(
         f(&raw.position, raw.seq, txs)
     })
 }
+
+/// The commit-order position of the last committed batch, if any, on either path.
+pub fn last_position<S: Snapshot + ?Sized>(snapshot: &S) -> Result<Option<Vec<u8>>, LedgerError> {
+    if is_cluster_store(snapshot)? {
+        let mut best: Option<Vec<u8>> = None;
+        for shard in 0..JOURNAL_SHARDS {
+            let prefix = keys::order_prefix(shard);
+            if let Some((k, _)) = snapshot
+                .range(&prefix, &prefix_end(&prefix), 1, true)?
+                .into_iter()
+                .next()
+            {
+                let stamp = k.get(2..).unwrap_or_default().to_vec();
+                if best.as_ref().is_none_or(|b| stamp > *b) {
+                    best = Some(stamp);
+                }
+            }
+        }
+        return Ok(best);
+    }
+    let j = keys::journal_prefix();
+    Ok(snapshot
+        .range(&j, &prefix_end(&j), 1, true)?
+        .into_iter()
+        .next()
+        .and_then(|(k, _)| keys::parse_journal(&k))
+        .map(|(seq, _)| single_position(seq)))
+}

@@ -132,6 +132,14 @@ pub mod gateway {
     pub const GUARD: u8 = b'g';
     /// Programme settings versions (time zone, currency): `G s ++ version (u32)`.
     pub const PROGRAMME: u8 = b's';
+    /// Webhook subscriptions: `G w ++ id (u32)`.
+    pub const WEBHOOK: u8 = b'w';
+    /// A subscription's delivery cursor: `G u ++ id (u32)`.
+    pub const WEBHOOK_CURSOR: u8 = b'u';
+    /// A subscription's delivery log: `G y ++ id (u32) ++ sequence (u64)`.
+    pub const WEBHOOK_LOG: u8 = b'y';
+    /// The webhook dispatcher's lease (one gateway delivers at a time): `G D`.
+    pub const DISPATCH_LEASE: u8 = b'D';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -9,11 +9,13 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod listener;
 pub mod nonce_journal;
 pub mod ops;
 pub mod programme;
 pub mod server;
+pub mod signing;
 pub mod simulate;
 
 use anyhow::Context;
@@ -424,6 +426,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     .context("nonce journal task")??;
     let journal = Arc::new(std::sync::Mutex::new(journal));
     nonce_journal::spawn(Arc::downgrade(&app), journal.clone());
+    ops::webhooks::spawn(Arc::downgrade(&app.ops));
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)

@@ -10,6 +10,7 @@ pub mod problem;
 pub mod programme;
 pub mod signature;
 pub mod state;
+pub mod webhooks;
 pub mod whole;
 
 use crate::ops::error::{Kind, OpError};

@@ -56,34 +56,7 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
-/// The canonical string a partner signs.
-pub fn canonical_string(
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    timestamp: &str,
-    nonce: &str,
-    body: &[u8],
-) -> String {
-    let mut pairs: Vec<&str> = query
-        .unwrap_or("")
-        .split('&')
-        .filter(|p| !p.is_empty())
-        .collect();
-    pairs.sort_unstable();
-    format!(
-        "{method}\n{path}\n{}\n{timestamp}\n{nonce}\n{}",
-        pairs.join("&"),
-        hex::encode(Sha256::digest(body))
-    )
-}
-
-/// Signs a canonical string with `secret`; what a partner's client does.
-pub fn sign(secret: &str, canonical: &str) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
-    mac.update(canonical.as_bytes());
-    hex::encode(mac.finalize().into_bytes())
-}
+pub use crate::signing::{canonical_string, sign};
 
 /// Checks a partner request's signature, clock skew and nonce. Returns the caller.
 pub fn verify(

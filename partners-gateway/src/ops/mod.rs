@@ -15,6 +15,7 @@ pub mod programme;
 pub mod registry;
 pub mod replay;
 pub mod statement;
+pub mod webhooks;
 
 use error::{Kind, OpError};
 use ledger::store::Engine;

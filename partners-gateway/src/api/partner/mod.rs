@@ -33,7 +33,9 @@ pub use bodies::*;
 
 /// The partner routes, each behind signature verification.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
-    crate::api::households::partner_routes(OpenApiRouter::new())
+    crate::api::webhooks::partner_routes(crate::api::households::partner_routes(
+        OpenApiRouter::new(),
+    ))
         .routes(routes!(enrol))
         .routes(routes!(balance))
         .routes(routes!(expiring))

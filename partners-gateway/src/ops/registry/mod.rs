@@ -41,6 +41,7 @@ mod operators;
 mod partners;
 mod programme;
 mod rates;
+mod webhooks;
 
 pub use keys::{random_hex, KeyRecord, KeyScope};
 pub use master_key::{create_master_key, load_master_key, write_private};
@@ -51,6 +52,7 @@ pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 pub use programme::{Compiled as CompiledProgramme, ProgrammeSettings};
+pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};
 
 /// Attempts of a registry transaction before it fails as contended.
 const TXN_ATTEMPTS: u32 = 20;

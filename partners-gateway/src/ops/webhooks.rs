@@ -1,0 +1,446 @@
+//! Webhooks: operators and partners subscribe a URL to event types; a dispatcher delivers each
+//! event derived from the journal, in commit order, signed, at least once.
+//!
+//! - **Cursor.** Each subscription has a cursor in the store (the last journal batch whose
+//!   events are all handled, and how many of the next batch's are). It moves, durably, after
+//!   every event delivered or given up on, so a crash redelivers at most the event in flight:
+//!   receivers dedupe on the event id.
+//! - **Order.** A subscription's events go one at a time in commit order, so each member's
+//!   events arrive in the order they happened.
+//! - **Retries.** A failed delivery (no answer in 5 s, or not 2xx) is retried after 1, 2, 4, ...
+//!   seconds (at most a minute apart); after [`ATTEMPTS_MAX`] attempts the event is a dead
+//!   letter (logged) and the next goes.
+//! - **Bounded.** The dispatcher reads at most [`READ_AHEAD`] events per subscription per round
+//!   from a store snapshot, off the request path; a slow or dead receiver holds back only its
+//!   own subscription.
+//! - **One dispatcher.** Gateways sharing a store take a lease (`G D`); only its holder
+//!   delivers.
+
+use super::error::{Kind, OpError};
+use super::registry::{DeliveryRecord, WebhookCursor, WebhookRecord};
+use super::Ops;
+use crate::events::{events_of, Event, KINDS};
+use ledger::{PartnerId, Timestamp, TxId};
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+/// Attempts before an event is a dead letter.
+pub const ATTEMPTS_MAX: u32 = 8;
+/// Events read ahead per subscription per round.
+pub const READ_AHEAD: usize = 64;
+/// Journal batches scanned per subscription per round at most.
+const SCAN_BATCHES: usize = 4_096;
+/// How often the dispatcher looks for events.
+pub const EVERY: Duration = Duration::from_millis(200);
+/// The dispatcher lease's length.
+const LEASE_MS: i64 = 10_000;
+/// Longest URL.
+pub const URL_LEN_MAX: usize = 2_048;
+
+/// Event types a partner may subscribe to (those of its own transactions).
+pub const PARTNER_KINDS: &[&str] = &[
+    "points.earned",
+    "points.burned",
+    "hold.opened",
+    "hold.captured",
+    "hold.voided",
+    "hold.expired",
+    "points.reversed",
+    "tier.changed",
+];
+
+/// What a subscriber asks for.
+#[derive(Debug, Clone)]
+pub struct WebhookDraft {
+    /// Where to post.
+    pub url: String,
+    /// Event types.
+    pub events: Vec<String>,
+}
+
+fn not_found() -> OpError {
+    OpError::new(Kind::NotFound, "no such webhook")
+}
+
+/// Checks a draft: an http(s) URL with a host, known event types the subscriber may have.
+fn check(d: &WebhookDraft, partner: Option<PartnerId>) -> Result<Vec<String>, OpError> {
+    let bad = |m: String| Err(OpError::new(Kind::InvalidRequest, m));
+    if d.url.len() > URL_LEN_MAX {
+        return bad(format!("url must be at most {URL_LEN_MAX} characters"));
+    }
+    match reqwest::Url::parse(&d.url) {
+        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => {}
+        _ => return bad("url must be an http or https URL with a host".into()),
+    }
+    let allowed = if partner.is_some() { PARTNER_KINDS } else { KINDS };
+    let mut events: Vec<String> = Vec::new();
+    for e in &d.events {
+        if !allowed.contains(&e.as_str()) {
+            return bad(format!(
+                "unknown event type {e:?}; one of {}",
+                allowed.join(", ")
+            ));
+        }
+        if !events.contains(e) {
+            events.push(e.clone());
+        }
+    }
+    if events.is_empty() {
+        return bad("events names at least one event type".into());
+    }
+    Ok(events)
+}
+
+/// Creates a subscription (a partner's when `partner`), receiving events from now on; returns
+/// it and its secret, shown once. Blocking.
+pub fn create(
+    ops: &Ops,
+    partner: Option<PartnerId>,
+    d: WebhookDraft,
+    created_by: &str,
+) -> Result<(WebhookRecord, String), OpError> {
+    let events = check(&d, partner)?;
+    let after = ledger::journal::last_position(&ops.ledger.read_snapshot()?)?;
+    let rec = ops
+        .registry
+        .add_webhook(
+            WebhookRecord {
+                id: 0,
+                partner: partner.map(|p| p.0),
+                url: d.url,
+                events,
+                created_by: created_by.to_string(),
+                created_at_ms: Timestamp::now().0,
+                disabled: false,
+            },
+            after,
+        )
+        .map_err(super::partner::registry_error)?;
+    let secret = ops.registry.webhook_secret(rec.id);
+    Ok((rec, secret))
+}
+
+/// The subscriptions the caller may see (a partner's own; an operator every one). Blocking.
+pub fn list(ops: &Ops, partner: Option<PartnerId>) -> Result<Vec<WebhookRecord>, OpError> {
+    Ok(ops
+        .registry
+        .webhooks()
+        .map_err(super::partner::registry_error)?
+        .into_iter()
+        .filter(|w| partner.is_none_or(|p| w.partner == Some(p.0)))
+        .collect())
+}
+
+/// Subscription `id`, if the caller may see it.
+fn visible(ops: &Ops, partner: Option<PartnerId>, id: u32) -> Result<WebhookRecord, OpError> {
+    match ops.registry.webhook(id).map_err(super::partner::registry_error)? {
+        Some(w) if partner.is_none_or(|p| w.partner == Some(p.0)) => Ok(w),
+        _ => Err(not_found()),
+    }
+}
+
+/// Stops subscription `id`. Blocking.
+pub fn disable(ops: &Ops, partner: Option<PartnerId>, id: u32) -> Result<WebhookRecord, OpError> {
+    visible(ops, partner, id)?;
+    ops.registry
+        .disable_webhook(id)
+        .map_err(super::partner::registry_error)?
+        .ok_or_else(not_found)
+}
+
+/// Subscription `id`'s newest delivery attempts, and where its cursor stands. Blocking.
+pub fn deliveries(
+    ops: &Ops,
+    partner: Option<PartnerId>,
+    id: u32,
+    limit: usize,
+) -> Result<(WebhookCursor, Vec<DeliveryRecord>), OpError> {
+    visible(ops, partner, id)?;
+    let cursor = ops
+        .registry
+        .webhook_cursor(id)
+        .map_err(super::partner::registry_error)?;
+    let log = ops
+        .registry
+        .deliveries(id, limit)
+        .map_err(super::partner::registry_error)?;
+    Ok((cursor, log))
+}
+
+/// Replays subscription `id` from event `from` (its id, `TRANSACTION-N`): every event of that
+/// transaction's batch from the start of the batch is delivered again, and everything after.
+/// Blocking.
+pub fn replay(ops: &Ops, partner: Option<PartnerId>, id: u32, from: &str) -> Result<(), OpError> {
+    visible(ops, partner, id)?;
+    let tx: u64 = from
+        .split_once('-')
+        .map_or(from, |(t, _)| t)
+        .parse()
+        .map_err(|_| OpError::new(Kind::InvalidRequest, "from is an event id, TRANSACTION-N"))?;
+    let seq = TxId(tx).seq();
+    let snap = ops.ledger.read_snapshot()?;
+    // The position of the batch before the one holding the transaction.
+    let mut before: Option<Vec<u8>> = None;
+    let mut found = false;
+    ledger::journal::for_each_raw_batch(&snap, None, &mut |b| {
+        if b.seq == seq {
+            found = true;
+            return Ok(false);
+        }
+        before = Some(b.position);
+        Ok(true)
+    })?;
+    if !found {
+        return Err(OpError::new(Kind::NotFound, "no such event"));
+    }
+    ops.registry
+        .set_webhook_cursor(id, before, 0)
+        .map_err(super::partner::registry_error)
+}
+
+/// An event waiting for delivery, with where it stands in the journal.
+struct Pending {
+    event: Event,
+    /// Its batch's position, and the position of the batch read before it.
+    position: Vec<u8>,
+    prev: Option<Vec<u8>>,
+    index: u32,
+    last_in_batch: bool,
+}
+
+/// The next events for `w` after its cursor, and the position of the last batch read that had
+/// none for it (so the cursor can move past batches with nothing to deliver). Blocking.
+fn pending(
+    ops: &Ops,
+    w: &WebhookRecord,
+    cursor: &WebhookCursor,
+) -> Result<(Vec<Pending>, Option<Vec<u8>>), OpError> {
+    let snap = ops.ledger.read_snapshot()?;
+    let mut out: Vec<Pending> = Vec::new();
+    let mut empty_upto: Option<Vec<u8>> = None;
+    let mut first = true;
+    let mut scanned = 0;
+    let mut prev = cursor.after.clone();
+    let mut failure = None;
+    ledger::journal::for_each_batch_after(&snap, cursor.after.as_deref(), &mut |pos, _, txs| {
+        scanned += 1;
+        let mut events: Vec<Event> = txs
+            .iter()
+            .flat_map(events_of)
+            .filter(|e| w.events.contains(&e.kind))
+            .filter(|e| w.partner.is_none_or(|p| e.partner_id == Some(p)))
+            .collect();
+        if let Some(p) = w.partner {
+            for e in &mut events {
+                if let Some(m) = e.member_id.take() {
+                    match ops.registry.reference_of(PartnerId(p), ledger::MemberId(m)) {
+                        Ok(r) => e.member = r,
+                        Err(err) => {
+                            failure = Some(err);
+                            return Ok(false);
+                        }
+                    }
+                }
+            }
+        }
+        let skip = if first { cursor.done as usize } else { 0 };
+        first = false;
+        let n = events.len();
+        if n <= skip {
+            if out.is_empty() {
+                empty_upto = Some(pos.to_vec());
+            }
+        } else {
+            for (i, event) in events.into_iter().enumerate().skip(skip) {
+                out.push(Pending {
+                    event,
+                    position: pos.to_vec(),
+                    prev: prev.clone(),
+                    index: i as u32,
+                    last_in_batch: i + 1 == n,
+                });
+            }
+        }
+        prev = Some(pos.to_vec());
+        Ok(out.len() < READ_AHEAD && scanned < SCAN_BATCHES)
+    })?;
+    if let Some(e) = failure {
+        return Err(super::partner::registry_error(e));
+    }
+    Ok((out, empty_upto))
+}
+
+/// A subscription's event being retried.
+struct Retry {
+    event_id: String,
+    attempts: u32,
+    next: Instant,
+}
+
+/// Delay before retry `attempt` (1-based): 1, 2, 4, ... seconds, at most 60.
+pub fn backoff(attempt: u32) -> Duration {
+    Duration::from_secs(1u64 << attempt.saturating_sub(1).min(6)).min(Duration::from_secs(60))
+}
+
+/// The dispatcher's state in one gateway.
+struct Dispatcher {
+    client: reqwest::Client,
+    token: u64,
+    retries: HashMap<u32, Retry>,
+}
+
+/// Starts the dispatcher; it stops when the operations are dropped.
+pub fn spawn(ops: Weak<Ops>) {
+    tokio::spawn(async move {
+        let mut d = Dispatcher {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("an HTTP client builds"),
+            token: rand::random(),
+            retries: HashMap::new(),
+        };
+        loop {
+            tokio::time::sleep(EVERY).await;
+            let Some(ops) = ops.upgrade() else { return };
+            if let Err(e) = d.round(&ops).await {
+                tracing::warn!(error = %e.detail, "webhook round failed");
+            }
+        }
+    });
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, OpError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpError::new(Kind::Internal, format!("webhook task failed: {e}")))?
+}
+
+impl Dispatcher {
+    async fn round(&mut self, ops: &Arc<Ops>) -> Result<(), OpError> {
+        let (o, token) = (ops.clone(), self.token);
+        let subs = blocking(move || {
+            let now = Timestamp::now().0;
+            let holder = o
+                .registry
+                .dispatch_lease(token, now, now + LEASE_MS)
+                .map_err(super::partner::registry_error)?;
+            if !holder {
+                return Ok(Vec::new());
+            }
+            list(&o, None)
+        })
+        .await?;
+        for w in subs.into_iter().filter(|w| !w.disabled) {
+            self.subscription(ops, w).await?;
+        }
+        Ok(())
+    }
+
+    /// Delivers what is due for `w`, in order, until a delivery fails.
+    async fn subscription(&mut self, ops: &Arc<Ops>, w: WebhookRecord) -> Result<(), OpError> {
+        if self
+            .retries
+            .get(&w.id)
+            .is_some_and(|r| r.next > Instant::now())
+        {
+            return Ok(());
+        }
+        let (o, wc) = (ops.clone(), w.clone());
+        let (mut cursor, events, empty_upto) = blocking(move || {
+            let cursor = o
+                .registry
+                .webhook_cursor(wc.id)
+                .map_err(super::partner::registry_error)?;
+            let (events, empty) = pending(&o, &wc, &cursor)?;
+            Ok((cursor, events, empty))
+        })
+        .await?;
+        if let Some(p) = empty_upto {
+            cursor.after = Some(p);
+            cursor.done = 0;
+            if events.is_empty() {
+                self.save(ops, w.id, cursor, Vec::new()).await?;
+                return Ok(());
+            }
+        }
+        let secret = ops.registry.webhook_secret(w.id);
+        for p in events {
+            let body = serde_json::to_vec(&p.event).expect("events serialise");
+            let attempt = match self.retries.get(&w.id) {
+                Some(r) if r.event_id == p.event.id => r.attempts + 1,
+                _ => 1,
+            };
+            let result = crate::events::delivery::deliver(
+                &self.client,
+                &w.url,
+                &secret,
+                w.id,
+                &p.event.id,
+                body,
+                Timestamp::now().0 / 1000,
+            )
+            .await;
+            let (outcome, status, error) = match &result {
+                Ok(s) => ("delivered", Some(*s), None),
+                Err((s, e)) if attempt >= ATTEMPTS_MAX => ("dead", *s, Some(e.clone())),
+                Err((s, e)) => ("failed", *s, Some(e.clone())),
+            };
+            let log = vec![DeliveryRecord {
+                event_id: p.event.id.clone(),
+                event_type: p.event.kind.clone(),
+                attempt,
+                at_ms: Timestamp::now().0,
+                outcome: outcome.to_string(),
+                status,
+                error,
+            }];
+            if outcome == "failed" {
+                self.retries.insert(
+                    w.id,
+                    Retry {
+                        event_id: p.event.id.clone(),
+                        attempts: attempt,
+                        next: Instant::now() + backoff(attempt),
+                    },
+                );
+                self.save(ops, w.id, cursor, log).await?;
+                return Ok(());
+            }
+            self.retries.remove(&w.id);
+            if outcome == "delivered" {
+                cursor.delivered += 1;
+            } else {
+                cursor.dead += 1;
+            }
+            if p.last_in_batch {
+                cursor.after = Some(p.position);
+                cursor.done = 0;
+            } else {
+                cursor.after = p.prev;
+                cursor.done = p.index + 1;
+            }
+            cursor = self.save(ops, w.id, cursor, log).await?;
+        }
+        Ok(())
+    }
+
+    async fn save(
+        &self,
+        ops: &Arc<Ops>,
+        id: u32,
+        cursor: WebhookCursor,
+        log: Vec<DeliveryRecord>,
+    ) -> Result<WebhookCursor, OpError> {
+        let o = ops.clone();
+        blocking(move || {
+            o.registry
+                .record_deliveries(id, cursor, &log)
+                .map_err(super::partner::registry_error)
+        })
+        .await
+    }
+}

@@ -61,7 +61,9 @@ async fn until(what: &str, mut f: impl FnMut() -> bool) {
 
 fn verified(secret: &str, headers: &HeaderMap, body: &[u8], uri: &str) -> bool {
     let h = |n: &str| headers[n].to_str().unwrap().to_string();
-    let (path, query) = uri.split_once('?').map_or((uri, None), |(p, q)| (p, Some(q)));
+    let (path, query) = uri
+        .split_once('?')
+        .map_or((uri, None), |(p, q)| (p, Some(q)));
     let canonical = partners_gateway::signing::canonical_string(
         "POST",
         path,
@@ -93,18 +95,31 @@ async fn events_are_delivered_signed_in_order_with_retries_replay_and_a_log() {
     let url = receiver(seen.clone()).await;
 
     // Refusals first: a bad URL, an unknown type, a partner asking for another's events.
-    for body in [
-        json!({"url": "ftp://x/hook", "events": ["points.earned"]}),
-        json!({"url": url, "events": ["points.mined"]}),
-        json!({"url": url, "events": []}),
+    for (body, status) in [
+        (
+            json!({"url": "ftp://x/hook", "events": ["points.earned"]}),
+            422,
+        ),
+        (json!({"url": url, "events": ["points.mined"]}), 400),
+        (json!({"url": url, "events": []}), 422),
     ] {
         let r = gw.op("POST", "/admin/v1/webhooks", Some(body)).await;
-        assert_eq!(r.status, 400, "{:?}", r.body);
+        assert_eq!(r.status, status, "{:?}", r.body);
     }
     let r = gw
-        .partner(1, "POST", "/v1/webhooks", Some(json!({"url": url, "events": ["period.closed"]})))
+        .partner(
+            1,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": url, "events": ["period.closed"]})),
+        )
         .await;
-    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(
+        (r.status.as_u16(), r.problem()),
+        (422, "webhook-refused"),
+        "{:?}",
+        r.body
+    );
 
     let created = gw
         .op(
@@ -120,7 +135,12 @@ async fn events_are_delivered_signed_in_order_with_retries_replay_and_a_log() {
     let theirs = Arc::new(Mutex::new(Seen::default()));
     let their_url = receiver(theirs.clone()).await;
     let p = gw
-        .partner(1, "POST", "/v1/webhooks", Some(json!({"url": their_url, "events": ["points.earned"]})))
+        .partner(
+            1,
+            "POST",
+            "/v1/webhooks",
+            Some(json!({"url": their_url, "events": ["points.earned"]})),
+        )
         .await;
     assert_eq!(p.status, 201, "{:?}", p.body);
     let their_secret = p.body["secret"].as_str().unwrap().to_string();
@@ -150,7 +170,10 @@ async fn events_are_delivered_signed_in_order_with_retries_replay_and_a_log() {
     .await;
     let events = delivered(&seen, 2);
     assert_eq!(
-        events.iter().map(|e| e["transaction_id"].as_str().unwrap().to_string()).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| e["transaction_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>(),
         refs,
         "every event once, in commit order"
     );
@@ -176,35 +199,69 @@ async fn events_are_delivered_signed_in_order_with_retries_replay_and_a_log() {
         .unwrap()
         .iter()
         .rev()
-        .map(|d| (d["outcome"].as_str().unwrap().to_string(), d["attempt"].as_u64().unwrap()))
+        .map(|d| {
+            (
+                d["outcome"].as_str().unwrap().to_string(),
+                d["attempt"].as_u64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         outcomes[..3],
-        [("failed".into(), 1), ("failed".into(), 2), ("delivered".into(), 3)]
+        [
+            ("failed".into(), 1),
+            ("failed".into(), 2),
+            ("delivered".into(), 3)
+        ]
     );
 
     // The partner's subscription: only its own earns, the member by its reference.
-    until("the partner's deliveries", || theirs.lock().unwrap().requests.len() >= 3).await;
+    until("the partner's deliveries", || {
+        theirs.lock().unwrap().requests.len() >= 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(600)).await;
     let theirs_events = delivered(&theirs, 0);
-    assert_eq!(theirs_events.len(), 3, "the fuel partner's burn is not the airline's");
+    assert_eq!(
+        theirs_events.len(),
+        3,
+        "the fuel partner's burn is not the airline's"
+    );
     assert_eq!(theirs_events[0]["member"], "FF000005");
     assert!(theirs_events[0].get("member_id").is_none());
     {
         let s = theirs.lock().unwrap();
-        assert!(verified(&their_secret, &s.requests[0].0, &s.requests[0].1, &s.requests[0].2));
+        assert!(verified(
+            &their_secret,
+            &s.requests[0].0,
+            &s.requests[0].1,
+            &s.requests[0].2
+        ));
     }
     let listed = gw.partner(1, "GET", "/v1/webhooks", None).await;
-    assert_eq!(listed.body.as_array().unwrap().len(), 1, "a partner sees only its own");
+    assert_eq!(
+        listed.body.as_array().unwrap().len(),
+        1,
+        "a partner sees only its own"
+    );
     let other = gw
-        .partner(2, "GET", &format!("/v1/webhooks/{}/deliveries", p.body["webhook"]["id"]), None)
+        .partner(
+            2,
+            "GET",
+            &format!("/v1/webhooks/{}/deliveries", p.body["webhook"]["id"]),
+            None,
+        )
         .await;
     assert_eq!(other.status, 404);
 
     // Replay from the second event: it and the ones after come again, same ids.
     let second = events[1]["id"].as_str().unwrap().to_string();
     let r = gw
-        .op("POST", &format!("/admin/v1/webhooks/{id}/replay"), Some(json!({"from_event": second})))
+        .op(
+            "POST",
+            &format!("/admin/v1/webhooks/{id}/replay"),
+            Some(json!({"from_event": second})),
+        )
         .await;
     assert_eq!(r.status, 204, "{:?}", r.body);
     until("the replay", || seen.lock().unwrap().requests.len() >= 9).await;
@@ -214,11 +271,16 @@ async fn events_are_delivered_signed_in_order_with_retries_replay_and_a_log() {
         .collect();
     assert_eq!(
         again,
-        events[1..].iter().map(|e| e["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
+        events[1..]
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
     );
 
     // Stopped: nothing more.
-    let r = gw.op("POST", &format!("/admin/v1/webhooks/{id}/disable"), None).await;
+    let r = gw
+        .op("POST", &format!("/admin/v1/webhooks/{id}/disable"), None)
+        .await;
     assert_eq!(r.body["disabled"], true);
     let before = seen.lock().unwrap().requests.len();
     assert_eq!(gw.earn_miles(5, "WH-after", "100").await.status, 200);
@@ -261,7 +323,10 @@ async fn the_documented_receiver_verifies_and_records_deliveries() {
         .expect("the receiver starts");
     let log = dir.join("events.log");
     // Wait for the receiver to listen.
-    until("the receiver", || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()).await;
+    until("the receiver", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    })
+    .await;
     let r = gw.earn_miles(9, "DOC-1", "500").await;
     assert_eq!(r.status, 200);
     let id = format!("{}-0", r.body["transaction_id"].as_str().unwrap());

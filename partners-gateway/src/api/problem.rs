@@ -231,6 +231,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The file cannot be read",
     ),
     (
+        Kind::WebhookRefused,
+        "webhook-refused",
+        422,
+        "The webhook cannot be set up so",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

@@ -39,12 +39,72 @@ pub fn partner_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 pub struct WebhookRequest {
     /// Where events are posted (http or https, with a host).
-    #[schema(min_length = 1, max_length = 2048, pattern = "^https?://[^\\s/?#]+[^\\s]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 2048,
+        pattern = "^https?://[^\\s/?#]+[^\\s]*$"
+    )]
     pub url: String,
-    /// Event types (`points.earned`, `hold.expired`, ...; a partner may take only those of its
-    /// own transactions).
+    /// Event types (a partner may take only those of its own transactions: earns, burns, holds
+    /// and their ends, reversals, tier changes).
     #[schema(min_items = 1, max_items = 14)]
-    pub events: Vec<String>,
+    pub events: Vec<EventType>,
+}
+
+/// An event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+pub enum EventType {
+    #[serde(rename = "member.enrolled")]
+    #[allow(missing_docs)]
+    MemberEnrolled,
+    #[serde(rename = "points.earned")]
+    #[allow(missing_docs)]
+    PointsEarned,
+    #[serde(rename = "points.burned")]
+    #[allow(missing_docs)]
+    PointsBurned,
+    #[serde(rename = "hold.opened")]
+    #[allow(missing_docs)]
+    HoldOpened,
+    #[serde(rename = "hold.captured")]
+    #[allow(missing_docs)]
+    HoldCaptured,
+    #[serde(rename = "hold.voided")]
+    #[allow(missing_docs)]
+    HoldVoided,
+    #[serde(rename = "hold.expired")]
+    #[allow(missing_docs)]
+    HoldExpired,
+    #[serde(rename = "points.reversed")]
+    #[allow(missing_docs)]
+    PointsReversed,
+    #[serde(rename = "points.transferred")]
+    #[allow(missing_docs)]
+    PointsTransferred,
+    #[serde(rename = "points.adjusted")]
+    #[allow(missing_docs)]
+    PointsAdjusted,
+    #[serde(rename = "points.expired")]
+    #[allow(missing_docs)]
+    PointsExpired,
+    #[serde(rename = "tier.changed")]
+    #[allow(missing_docs)]
+    TierChanged,
+    #[serde(rename = "budget.threshold_crossed")]
+    #[allow(missing_docs)]
+    BudgetThresholdCrossed,
+    #[serde(rename = "period.closed")]
+    #[allow(missing_docs)]
+    PeriodClosed,
+}
+
+impl EventType {
+    fn name(self) -> String {
+        serde_json::to_value(self)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default()
+    }
 }
 
 /// A new subscription and its secret, shown once.
@@ -99,7 +159,7 @@ fn limit(q: &LogQuery) -> Result<usize, crate::ops::error::OpError> {
 fn draft(r: WebhookRequest) -> WebhookDraft {
     WebhookDraft {
         url: r.url,
-        events: r.events,
+        events: r.events.into_iter().map(EventType::name).collect(),
     }
 }
 
@@ -125,7 +185,10 @@ async fn operator_create(
 ) -> Result<(StatusCode, Json<WebhookCreated>), crate::ops::error::OpError> {
     let (webhook, secret) =
         blocking(move || op::create(&app.ops, None, draft(r), &op_rec.name)).await?;
-    Ok((StatusCode::CREATED, Json(WebhookCreated { webhook, secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookCreated { webhook, secret }),
+    ))
 }
 
 /// Every subscription.
@@ -143,8 +206,13 @@ async fn operator_list(State(app): State<AppState>) -> JsonResult<Vec<WebhookRec
     responses((status = 200, body = WebhookRecord),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
-async fn operator_disable(State(app): State<AppState>, Path(id): Path<u32>) -> JsonResult<WebhookRecord> {
-    Ok(Json(blocking(move || op::disable(&app.ops, None, id)).await?))
+async fn operator_disable(
+    State(app): State<AppState>,
+    Path(id): Path<u32>,
+) -> JsonResult<WebhookRecord> {
+    Ok(Json(
+        blocking(move || op::disable(&app.ops, None, id)).await?,
+    ))
 }
 
 /// A subscription's delivery log.
@@ -194,7 +262,10 @@ async fn partner_create(
     let who = format!("partner/{}", caller.partner.0);
     let p = caller.partner;
     let (webhook, secret) = blocking(move || op::create(&app.ops, Some(p), draft(r), &who)).await?;
-    Ok((StatusCode::CREATED, Json(WebhookCreated { webhook, secret })))
+    Ok((
+        StatusCode::CREATED,
+        Json(WebhookCreated { webhook, secret }),
+    ))
 }
 
 /// The partner's subscriptions.
@@ -224,7 +295,9 @@ async fn partner_disable(
 ) -> JsonResult<WebhookRecord> {
     caller.require(KeyScope::Read)?;
     let p = caller.partner;
-    Ok(Json(blocking(move || op::disable(&app.ops, Some(p), id)).await?))
+    Ok(Json(
+        blocking(move || op::disable(&app.ops, Some(p), id)).await?,
+    ))
 }
 
 /// One of the partner's subscriptions' delivery log.

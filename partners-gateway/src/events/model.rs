@@ -76,7 +76,11 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
         TxKind::Earn { tier, guard, .. } => {
             out.push(("points.earned", Some(points(member)), None));
             if let Some(change) = tier.as_ref().and_then(|t| t.1.as_ref()) {
-                out.push(("tier.changed", None, Some(format!("{}->{}", change.from, change.to))));
+                out.push((
+                    "tier.changed",
+                    None,
+                    Some(format!("{}->{}", change.from, change.to)),
+                ));
             }
             for (_, pct) in guard.iter().flat_map(|g| g.crossed.iter()) {
                 out.push(("budget.threshold_crossed", None, Some(format!("{pct}%"))));
@@ -106,7 +110,9 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
             Some(points(member)),
             Some(reason.clone()),
         )),
-        TxKind::Expire { points: p, tier, .. } => {
+        TxKind::Expire {
+            points: p, tier, ..
+        } => {
             if p.0 > 0 {
                 out.push(("points.expired", Some(points(member)), None));
             }

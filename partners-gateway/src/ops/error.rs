@@ -45,6 +45,7 @@ pub enum Kind {
     PoolRefused,
     PeriodRefused,
     FileInvalid,
+    WebhookRefused,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -53,7 +54,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 44] = [
+pub const ALL_KINDS: [Kind; 45] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -93,6 +94,7 @@ pub const ALL_KINDS: [Kind; 44] = [
     Kind::PoolRefused,
     Kind::PeriodRefused,
     Kind::FileInvalid,
+    Kind::WebhookRefused,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,

@@ -65,15 +65,31 @@ fn not_found() -> OpError {
 
 /// Checks a draft: an http(s) URL with a host, known event types the subscriber may have.
 fn check(d: &WebhookDraft, partner: Option<PartnerId>) -> Result<Vec<String>, OpError> {
-    let bad = |m: String| Err(OpError::new(Kind::InvalidRequest, m));
-    if d.url.len() > URL_LEN_MAX {
+    let bad = |m: String| Err(OpError::new(Kind::WebhookRefused, m));
+    if d.url.chars().count() > URL_LEN_MAX {
         return bad(format!("url must be at most {URL_LEN_MAX} characters"));
+    }
+    // As the API document states it: `^https?://[^\s/?#]+[^\s]*$`.
+    let rest = d
+        .url
+        .strip_prefix("https://")
+        .or_else(|| d.url.strip_prefix("http://"));
+    let spaced = d.url.chars().any(|c| c.is_whitespace() || c == '\u{feff}');
+    if spaced || !rest.is_some_and(|r| r.chars().next().is_some_and(|c| !"/?#".contains(c))) {
+        return bad("url must be an http or https URL with a host, without spaces".into());
+    }
+    if d.events.len() > KINDS.len() {
+        return bad(format!("events names at most {} types", KINDS.len()));
     }
     match reqwest::Url::parse(&d.url) {
         Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => {}
         _ => return bad("url must be an http or https URL with a host".into()),
     }
-    let allowed = if partner.is_some() { PARTNER_KINDS } else { KINDS };
+    let allowed = if partner.is_some() {
+        PARTNER_KINDS
+    } else {
+        KINDS
+    };
     let mut events: Vec<String> = Vec::new();
     for e in &d.events {
         if !allowed.contains(&e.as_str()) {
@@ -134,7 +150,11 @@ pub fn list(ops: &Ops, partner: Option<PartnerId>) -> Result<Vec<WebhookRecord>,
 
 /// Subscription `id`, if the caller may see it.
 fn visible(ops: &Ops, partner: Option<PartnerId>, id: u32) -> Result<WebhookRecord, OpError> {
-    match ops.registry.webhook(id).map_err(super::partner::registry_error)? {
+    match ops
+        .registry
+        .webhook(id)
+        .map_err(super::partner::registry_error)?
+    {
         Some(w) if partner.is_none_or(|p| w.partner == Some(p.0)) => Ok(w),
         _ => Err(not_found()),
     }

@@ -118,7 +118,9 @@ impl Registry {
     /// Subscription `id`.
     pub fn webhook(&self, id: u32) -> Result<Option<WebhookRecord>, RegistryError> {
         let snap = self.store.snapshot()?;
-        snap.get(&id_key(WEBHOOK, id))?.map(|v| unjson(&v)).transpose()
+        snap.get(&id_key(WEBHOOK, id))?
+            .map(|v| unjson(&v))
+            .transpose()
     }
 
     /// Stops subscription `id`.
@@ -198,7 +200,12 @@ impl Registry {
 
     /// Takes or renews the dispatcher lease for `token` until `until_ms`; false when another
     /// gateway holds it.
-    pub fn dispatch_lease(&self, token: u64, now_ms: i64, until_ms: i64) -> Result<bool, RegistryError> {
+    pub fn dispatch_lease(
+        &self,
+        token: u64,
+        now_ms: i64,
+        until_ms: i64,
+    ) -> Result<bool, RegistryError> {
         self.transact(&mut |txn| {
             let k = key1(DISPATCH_LEASE, &[]);
             let mut ws = WriteSet::default();

@@ -350,3 +350,146 @@ async fn the_documented_receiver_verifies_and_records_deliveries() {
     assert_eq!(text.matches(&id).count(), 1, "{text}");
     child.kill().await.ok();
 }
+
+/// A receiver that takes a little time per delivery and counts every event id it acknowledged.
+async fn counting_receiver(seen: Arc<Mutex<Vec<String>>>) -> String {
+    let app = axum::Router::new().route(
+        "/count",
+        axum::routing::post(move |body: Bytes| {
+            let seen = seen.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let e: Value = serde_json::from_slice(&body).unwrap();
+                seen.lock()
+                    .unwrap()
+                    .push(e["id"].as_str().unwrap().to_string());
+                StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}/count")
+}
+
+/// The gateway binary on `data`, serving the demo at `port`, ready.
+async fn gateway_process(data: &std::path::Path, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners-gateway"))
+        .args(["serve", "--demo", "--demo-members", "20", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway starts");
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..300 {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the gateway never became ready");
+}
+
+/// Every event arrives across a kill -9 of the gateway mid-delivery; at most the event in
+/// flight arrives twice, with the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_arrives_across_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut gw = gateway_process(&data, port).await;
+    let creds: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(data.join("demo-credentials.env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let http = reqwest::Client::new();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let url = counting_receiver(seen.clone()).await;
+    let created: Value = http
+        .post(format!("{base}/admin/v1/webhooks"))
+        .bearer_auth(&creds["OPERATOR_TOKEN"])
+        .json(&json!({"url": url, "events": ["points.earned"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(created["webhook"]["id"].is_u64(), "{created}");
+    let mut expected = Vec::new();
+    for i in 0..80 {
+        let body = serde_json::to_vec(&json!({"reference": format!("K9-{i}"),
+            "member": format!("FF{:06}", 1 + i % 20), "amount": {"value": "100", "unit": "mile"}}))
+        .unwrap();
+        let headers = common::sign_headers(
+            &creds["SKYWAYS_KEY_ID"],
+            &creds["SKYWAYS_SECRET"],
+            "POST",
+            "/v1/earn",
+            &common::now_s().to_string(),
+            &format!("k9-nonce-{i:08}"),
+            &body,
+        );
+        let mut req = http
+            .post(format!("{base}/v1/earn"))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let answer: Value = req.send().await.unwrap().json().await.unwrap();
+        expected.push(format!(
+            "{}-0",
+            answer["transaction_id"].as_str().expect("earned")
+        ));
+    }
+    until("some deliveries", || seen.lock().unwrap().len() >= 20).await;
+    gw.start_kill().unwrap();
+    gw.wait().await.unwrap();
+    let at_kill = seen.lock().unwrap().len();
+    assert!(at_kill < expected.len(), "killed mid-delivery");
+    let mut gw = gateway_process(&data, port).await;
+    until("every event", || {
+        let s = seen.lock().unwrap();
+        expected.iter().all(|id| s.contains(id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let s = seen.lock().unwrap().clone();
+    let distinct: std::collections::HashSet<&String> = s.iter().collect();
+    assert_eq!(distinct.len(), expected.len(), "no event invented");
+    assert!(
+        s.len() - distinct.len() <= 1,
+        "at most the event in flight twice: {} deliveries of {}",
+        s.len(),
+        distinct.len()
+    );
+    let order: Vec<&String> = {
+        let mut firsts = Vec::new();
+        for id in &s {
+            if !firsts.contains(&id) {
+                firsts.push(id);
+            }
+        }
+        firsts
+    };
+    assert_eq!(
+        order,
+        expected.iter().collect::<Vec<_>>(),
+        "in commit order"
+    );
+    gw.start_kill().ok();
+}

@@ -75,7 +75,7 @@ fn check(d: &WebhookDraft, partner: Option<PartnerId>) -> Result<Vec<String>, Op
         .strip_prefix("https://")
         .or_else(|| d.url.strip_prefix("http://"));
     let spaced = d.url.chars().any(|c| c.is_whitespace() || c == '\u{feff}');
-    if spaced || !rest.is_some_and(|r| r.chars().next().is_some_and(|c| !"/?#".contains(c))) {
+    if spaced || rest.is_none_or(|r| r.chars().next().is_none_or(|c| "/?#".contains(c))) {
         return bad("url must be an http or https URL with a host, without spaces".into());
     }
     if d.events.len() > KINDS.len() {

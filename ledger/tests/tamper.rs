@@ -6,9 +6,10 @@
 use ledger::chain::{ChainRecord, Head};
 use ledger::store::{Durability, EmbeddedStore, Snapshot, Store, WriteSet};
 use ledger::*;
-use rust_decimal::Decimal;
 use std::path::Path;
 use std::process::Command as Process;
+
+mod support;
 
 /// A contract, five members who earn, and an operator's adjustment: one command per batch.
 fn write(dir: &Path, cluster: bool) {
@@ -19,39 +20,7 @@ fn write(dir: &Path, cluster: bool) {
         Ledger::open(store, LedgerConfig::default())
     }
     .expect("ledger");
-    let p = PartnerId(1);
-    ledger
-        .execute_blocking(Command::SetContract {
-            key: IdemKey::operator("c"),
-            contract: Contract {
-                partner: p,
-                currency: "EUR".parse().expect("EUR"),
-                issuance_price_per_point: Decimal::new(1, 2),
-                redemption_price_per_point: Decimal::new(1, 2),
-                points_validity_days: None,
-            },
-        })
-        .expect("contract");
-    for m in 1..=5 {
-        ledger
-            .execute_blocking(Command::Enrol {
-                key: IdemKey::operator(format!("m{m}")),
-                member: MemberId(m),
-            })
-            .expect("enrol");
-        ledger
-            .execute_blocking(Command::Earn {
-                key: IdemKey::partner(p, format!("e{m}")),
-                member: MemberId(m),
-                partner: p,
-                points: Points(100 * m as i64),
-                bonus: Points(0),
-                awards: vec![],
-                guard: None,
-                purchase: None,
-            })
-            .expect("earn");
-    }
+    support::five_members_earning(&ledger);
     ledger
         .execute_blocking(Command::Adjust {
             key: IdemKey::operator("goodwill"),

@@ -4,9 +4,10 @@
 use ledger::core::state::Balance;
 use ledger::store::{Durability, EmbeddedStore, Snapshot, Store, WriteSet};
 use ledger::*;
-use rust_decimal::Decimal;
 use std::path::Path;
 use std::process::Command as Process;
+
+mod support;
 
 fn write_ledger(dir: &Path) {
     let ledger = Ledger::open(
@@ -29,40 +30,7 @@ fn write_cluster_ledger(dir: &Path) {
 }
 
 fn fill(ledger: Ledger<EmbeddedStore>) {
-    let p = PartnerId(1);
-    let contract = Contract {
-        partner: p,
-        currency: "EUR".parse().expect("EUR"),
-        issuance_price_per_point: Decimal::new(1, 2),
-        redemption_price_per_point: Decimal::new(1, 2),
-        points_validity_days: None,
-    };
-    ledger
-        .execute_blocking(Command::SetContract {
-            key: IdemKey::operator("c"),
-            contract,
-        })
-        .expect("contract");
-    for m in 1..=5 {
-        ledger
-            .execute_blocking(Command::Enrol {
-                key: IdemKey::operator(format!("m{m}")),
-                member: MemberId(m),
-            })
-            .expect("enrol");
-        ledger
-            .execute_blocking(Command::Earn {
-                key: IdemKey::partner(p, format!("e{m}")),
-                member: MemberId(m),
-                partner: p,
-                points: Points(100 * m as i64),
-                bonus: Points(0),
-                awards: vec![],
-                guard: None,
-                purchase: None,
-            })
-            .expect("earn");
-    }
+    support::five_members_earning(&ledger);
     ledger.shutdown();
 }
 

@@ -313,7 +313,12 @@ impl Book {
     /// The first instant of local month `yyyymm`.
     pub fn month_start(&self, month: u32) -> Timestamp {
         let (y, m) = ((month / 100) as i32, month % 100);
-        let start = chrono::NaiveDate::from_ymd_opt(y, m.clamp(1, 12), 1)
+        self.midnight(chrono::NaiveDate::from_ymd_opt(y, m.clamp(1, 12), 1))
+    }
+
+    /// The first instant of `date` in the book's zone (the epoch for no date).
+    fn midnight(&self, date: Option<chrono::NaiveDate>) -> Timestamp {
+        let start = date
             .unwrap_or_default()
             .and_hms_opt(0, 0, 0)
             .unwrap_or_default();
@@ -327,16 +332,7 @@ impl Book {
 
     /// The first instant of local day `day`.
     pub fn day_start_at(&self, day: i32) -> Timestamp {
-        let start = chrono::NaiveDate::from_num_days_from_ce_opt(day)
-            .unwrap_or_default()
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default();
-        Timestamp(
-            self.tz
-                .from_local_datetime(&start)
-                .earliest()
-                .map_or(0, |d| d.timestamp_millis()),
-        )
+        self.midnight(chrono::NaiveDate::from_num_days_from_ce_opt(day))
     }
 
     /// The month after `yyyymm`.

@@ -12,6 +12,24 @@ pub const WEBHOOK_ID: &str = "x-webhook-id";
 /// How long a receiver may take to answer.
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Whether `url` is one a delivery can be posted to: http or https, with a host.
+pub fn usable_url(url: &str) -> bool {
+    reqwest::Url::parse(url)
+        .is_ok_and(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some())
+}
+
+/// The HTTP client deliveries go through.
+pub type Client = reqwest::Client;
+
+/// An HTTP client for deliveries: no redirects followed (a receiver answers where it was
+/// asked).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("an HTTP client builds")
+}
+
 /// Posts `body` (the event `event_id`) to `url`, signed with `secret`. The receiver's status
 /// when it answered 2xx; otherwise why not.
 pub async fn deliver(

@@ -81,9 +81,8 @@ fn check(d: &WebhookDraft, partner: Option<PartnerId>) -> Result<Vec<String>, Op
     if d.events.len() > KINDS.len() {
         return bad(format!("events names at most {} types", KINDS.len()));
     }
-    match reqwest::Url::parse(&d.url) {
-        Ok(u) if (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some() => {}
-        _ => return bad("url must be an http or https URL with a host".into()),
+    if !crate::events::delivery::usable_url(&d.url) {
+        return bad("url must be an http or https URL with a host".into());
     }
     let allowed = if partner.is_some() {
         PARTNER_KINDS
@@ -305,7 +304,7 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// The dispatcher's state in one gateway.
 struct Dispatcher {
-    client: reqwest::Client,
+    client: crate::events::delivery::Client,
     token: u64,
     retries: HashMap<u32, Retry>,
 }
@@ -314,10 +313,7 @@ struct Dispatcher {
 pub fn spawn(ops: Weak<Ops>) {
     tokio::spawn(async move {
         let mut d = Dispatcher {
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("an HTTP client builds"),
+            client: crate::events::delivery::client(),
             token: rand::random(),
             retries: HashMap::new(),
         };

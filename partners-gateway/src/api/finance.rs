@@ -335,7 +335,7 @@ pub struct ExportQuery {
     /// The member, for `statement`.
     #[param(minimum = 0, maximum = 18_446_744_073_709_551_615_u64)]
     pub member: Option<u64>,
-    /// The month (`yyyy-mm`), for `settlements`.
+    /// The month (`yyyy-mm`), for `settlements` (default: this month).
     #[param(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]
     pub period: Option<String>,
 }

@@ -317,11 +317,7 @@ pub fn check_export(ops: &Ops, r: &ExportRequest) -> Result<(), OpError> {
                 None => Err(OpError::new(Kind::UnknownMember, "no such member")),
             }
         }
-        "settlements" if r.month.is_some() => Ok(()),
-        "settlements" => Err(OpError::new(
-            Kind::InvalidRequest,
-            "a settlements export names its period (yyyy-mm)",
-        )),
+        "settlements" => Ok(()),
         other => Err(OpError::new(
             Kind::NotFound,
             format!("no dataset {other:?}: journal, postings, statement, trial-balance, liability or settlements"),

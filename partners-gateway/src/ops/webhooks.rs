@@ -192,11 +192,14 @@ pub fn deliveries(
 /// Blocking.
 pub fn replay(ops: &Ops, partner: Option<PartnerId>, id: u32, from: &str) -> Result<(), OpError> {
     visible(ops, partner, id)?;
-    let tx: u64 = from
-        .split_once('-')
-        .map_or(from, |(t, _)| t)
-        .parse()
-        .map_err(|_| OpError::new(Kind::InvalidRequest, "from is an event id, TRANSACTION-N"))?;
+    let digits =
+        |s: &str, max: usize| (1..=max).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit());
+    let tx: u64 = match from.split_once('-') {
+        // Past u64: no such transaction (found below as none).
+        Some((t, n)) if digits(t, 20) && digits(n, 5) => Some(t.parse().unwrap_or(u64::MAX)),
+        _ => None,
+    }
+    .ok_or_else(|| OpError::new(Kind::InvalidRequest, "from is an event id, TRANSACTION-N"))?;
     let seq = TxId(tx).seq();
     let snap = ops.ledger.read_snapshot()?;
     // The position of the batch before the one holding the transaction.

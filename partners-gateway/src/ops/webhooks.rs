@@ -342,18 +342,23 @@ impl Dispatcher {
     async fn round(&mut self, ops: &Arc<Ops>) -> Result<(), OpError> {
         let (o, token) = (ops.clone(), self.token);
         let subs = blocking(move || {
+            // With nothing to deliver, no lease is taken: an idle gateway writes nothing.
+            let subs: Vec<WebhookRecord> = list(&o, None)?
+                .into_iter()
+                .filter(|w| !w.disabled)
+                .collect();
+            if subs.is_empty() {
+                return Ok(subs);
+            }
             let now = Timestamp::now().0;
             let holder = o
                 .registry
                 .dispatch_lease(token, now, now + LEASE_MS)
                 .map_err(super::partner::registry_error)?;
-            if !holder {
-                return Ok(Vec::new());
-            }
-            list(&o, None)
+            Ok(if holder { subs } else { Vec::new() })
         })
         .await?;
-        for w in subs.into_iter().filter(|w| !w.disabled) {
+        for w in subs {
             self.subscription(ops, w).await?;
         }
         Ok(())

@@ -140,6 +140,10 @@ pub mod gateway {
     pub const WEBHOOK_LOG: u8 = b'y';
     /// The webhook dispatcher's lease (one gateway delivers at a time): `G D`.
     pub const DISPATCH_LEASE: u8 = b'D';
+    /// Member profiles (personal data, outside the journal): `G f ++ member (u64)`.
+    pub const PROFILE: u8 = b'f';
+    /// Who read or changed a profile: `G a ++ member (u64) ++ time (ms, u64) ++ n (u32)`.
+    pub const PROFILE_AUDIT: u8 = b'a';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod events;
 pub mod listener;
+pub mod members;
 pub mod nonce_journal;
 pub mod ops;
 pub mod programme;

@@ -7,6 +7,7 @@ pub mod operator;
 pub mod partner;
 pub mod policies;
 pub mod problem;
+pub mod profiles;
 pub mod programme;
 pub mod signature;
 pub mod state;

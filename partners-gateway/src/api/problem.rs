@@ -237,6 +237,12 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "The webhook cannot be set up so",
     ),
     (
+        Kind::ProfileRefused,
+        "profile-invalid",
+        422,
+        "A profile field has a value the programme does not accept",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

@@ -46,6 +46,7 @@ pub enum Kind {
     PeriodRefused,
     FileInvalid,
     WebhookRefused,
+    ProfileRefused,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -54,7 +55,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 45] = [
+pub const ALL_KINDS: [Kind; 46] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -95,6 +96,7 @@ pub const ALL_KINDS: [Kind; 45] = [
     Kind::PeriodRefused,
     Kind::FileInvalid,
     Kind::WebhookRefused,
+    Kind::ProfileRefused,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,

@@ -11,6 +11,7 @@ pub mod error;
 pub mod finance;
 pub mod operator;
 pub mod partner;
+pub mod profiles;
 pub mod programme;
 pub mod registry;
 pub mod replay;

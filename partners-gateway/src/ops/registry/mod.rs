@@ -39,6 +39,7 @@ mod members;
 mod nonces;
 mod operators;
 mod partners;
+mod profiles;
 mod programme;
 mod rates;
 mod webhooks;
@@ -51,6 +52,7 @@ pub use members::{
 pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
+pub use profiles::ProfileAudit;
 pub use programme::{Compiled as CompiledProgramme, ProgrammeSettings};
 pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};
 

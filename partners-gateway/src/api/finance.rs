@@ -292,6 +292,7 @@ async fn period(
 pub struct ReconcileRequest {
     /// The partner.
     #[schema(minimum = 0, maximum = 4_294_967_295_u64)]
+    #[serde(deserialize_with = "crate::api::whole::required")]
     pub partner: u32,
     /// The month (`yyyy-mm`).
     #[schema(pattern = "^[0-9]{4}-(0[1-9]|1[0-2])$")]

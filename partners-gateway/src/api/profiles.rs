@@ -8,6 +8,7 @@ use crate::api::problem::Problem;
 use crate::api::state::AppState;
 use crate::members::profile::Enrolment;
 use crate::members::{Channel, Profile, Viewer};
+use crate::ops::error::{Kind, OpError};
 use crate::ops::partner as partner_op;
 use crate::ops::profiles as op;
 use crate::ops::registry::{KeyScope, OperatorRecord, ProfileAudit, Role};
@@ -38,7 +39,7 @@ pub fn partner_routes(r: OpenApiRouter<AppState>) -> OpenApiRouter<AppState> {
 pub struct EnrolmentRequest {
     /// The partner.
     #[schema(minimum = 0, maximum = 4_294_967_295_u64)]
-    #[serde(default)]
+    #[serde(default, deserialize_with = "crate::api::whole::nullable")]
     pub partner: Option<u32>,
     /// Its branch.
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
@@ -132,6 +133,21 @@ pub struct AuditQuery {
     pub limit: Option<u32>,
 }
 
+/// `T` from a JSON object (an array, which serde would also take for a struct, is refused).
+fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, OpError> {
+    let nested_array = v
+        .as_object()
+        .is_some_and(|o| o.values().any(serde_json::Value::is_array));
+    if !v.is_object() || nested_array {
+        return Err(OpError::new(
+            Kind::MalformedRequest,
+            "the body is a JSON object of the documented fields",
+        ));
+    }
+    serde_json::from_value(v)
+        .map_err(|e| OpError::new(Kind::MalformedRequest, format!("invalid JSON body: {e}")))
+}
+
 fn viewer(op: &OperatorRecord) -> Viewer {
     match op.role {
         Role::Operator => Viewer::Operator,
@@ -168,8 +184,9 @@ async fn put_profile(
     State(app): State<AppState>,
     Extension(op_rec): Extension<OperatorRecord>,
     Path(id): Path<u64>,
-    ApiJson(r): ApiJson<ProfileRequest>,
+    ApiJson(v): ApiJson<serde_json::Value>,
 ) -> JsonResult<Profile> {
+    let r: ProfileRequest = object(v)?;
     Ok(Json(
         blocking(move || op::put(&app.ops, MemberId(id), r.into(), &op_rec.name)).await?,
     ))
@@ -179,7 +196,7 @@ async fn put_profile(
 /// time.
 #[utoipa::path(put, path = "/admin/v1/members/{id}/consent/{channel}", tag = "operator",
     params(("id" = u64, Path, description = "Coalition member id"),
-        ("channel" = Channel, Path, description = "sms, email or push")),
+        ("channel" = String, Path, description = "sms, email or push", pattern = "^(sms|email|push)$")),
     request_body = ConsentRequest,
     responses((status = 200, body = Profile),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
@@ -188,8 +205,9 @@ async fn put_consent(
     State(app): State<AppState>,
     Extension(op_rec): Extension<OperatorRecord>,
     Path((id, channel)): Path<(u64, Channel)>,
-    ApiJson(r): ApiJson<ConsentRequest>,
+    ApiJson(v): ApiJson<serde_json::Value>,
 ) -> JsonResult<Profile> {
+    let r: ConsentRequest = object(v)?;
     Ok(Json(
         blocking(move || {
             op::set_consent(

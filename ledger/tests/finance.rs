@@ -20,6 +20,8 @@ use ledger::*;
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+mod support;
+
 const DAY: i64 = 86_400_000;
 
 /// 2026-01-01T00:00:00Z.
@@ -57,27 +59,15 @@ fn scenario(cluster: bool, offset: &'static AtomicI64) -> Run {
     .expect("ledger");
     let run = |cmd: Command| l.execute_blocking(cmd).expect("command").tx;
     for (p, issue, redeem, days) in [(1, 1, 8, Some(60)), (2, 2, 5, None)] {
-        run(Command::SetContract {
-            key: IdemKey::operator(format!("c{p}")),
-            contract: Contract {
-                partner: PartnerId(p),
-                currency: "EUR".parse().expect("EUR"),
-                issuance_price_per_point: Decimal::new(issue, 2),
-                redemption_price_per_point: Decimal::new(redeem, 3),
-                points_validity_days: days,
-            },
-        });
+        run(support::contract(
+            p,
+            Decimal::new(issue, 2),
+            Decimal::new(redeem, 3),
+            days,
+        ));
     }
-    let earn = |m: u64, p: u32, points: i64, r: &str| Command::Earn {
-        key: IdemKey::partner(PartnerId(p), r),
-        member: MemberId(m),
-        partner: PartnerId(p),
-        points: Points(points),
-        bonus: Points(0),
-        awards: vec![],
-        guard: None,
-        purchase: None,
-    };
+    // Member m earns at partner p.
+    let earn = |m: u64, p: u32, points: i64, r: &str| support::earn(p, m, points, r);
     at(JAN_1 + 9 * DAY + 3_600_000);
     for m in 1..=2 {
         run(Command::Enrol {

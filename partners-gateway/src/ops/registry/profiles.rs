@@ -7,6 +7,7 @@ use ledger::keys::gateway::{PROFILE, PROFILE_AUDIT};
 use ledger::store::{Durability, Snapshot, Store, WriteSet};
 use ledger::MemberId;
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
 use utoipa::ToSchema;
 
 /// One read or change of a profile.
@@ -22,10 +23,16 @@ pub struct ProfileAudit {
     pub fields: Vec<String>,
 }
 
-fn audit_key(m: MemberId, at_ms: i64, n: u32) -> Vec<u8> {
+/// Orders entries of one gateway written in the same millisecond.
+static AUDIT_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// `member ++ at_ms ++ seq ++ random`: time order, then this gateway's order within a
+/// millisecond; the random tail keeps two gateways' entries of the same instant apart.
+fn audit_key(m: MemberId, at_ms: i64) -> Vec<u8> {
     let mut body = m.0.to_be_bytes().to_vec();
     body.extend_from_slice(&(at_ms as u64).to_be_bytes());
-    body.extend_from_slice(&n.to_be_bytes());
+    body.extend_from_slice(&AUDIT_SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    body.extend_from_slice(&rand::random::<u32>().to_be_bytes());
     key1(PROFILE_AUDIT, &body)
 }
 
@@ -49,7 +56,7 @@ impl Registry {
         if let Some(p) = profile {
             ws.set_owned(key1(PROFILE, &m.0.to_be_bytes()), json(p));
         }
-        ws.set_owned(audit_key(m, audit.at_ms, rand::random()), json(audit));
+        ws.set_owned(audit_key(m, audit.at_ms), json(audit));
         self.store.commit(ws, Durability::Sync)?;
         Ok(())
     }

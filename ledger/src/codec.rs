@@ -554,6 +554,7 @@ mod tests {
                 },
                 transfers: Default::default(),
                 pool: crate::core::transfers::PoolLink::Member(MemberId(9)),
+                standing: crate::core::state::Standing::Merged(MemberId(4)),
             })),
         };
         let b = MemberState::default();

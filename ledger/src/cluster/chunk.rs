@@ -188,8 +188,48 @@ impl<'t> Chunk<'t> {
             // owner's record, an owner leaving every member's.
             Command::Burn { member, .. } => self.pool_needs(*member, false),
             Command::LeavePool { member, .. } => self.pool_needs(*member, true),
+            Command::Merge { from, .. } => self.holds_of(*from)?,
             _ => vec![],
         })
+    }
+
+    /// The open holds of member `m` (a merge moves them). No index names a member's holds, so
+    /// this scans the open holds without conflicts and reads `m`'s with them: a hold opened
+    /// meanwhile changes `m`'s record, which the merge read, and a capture or void changes the
+    /// hold's.
+    fn holds_of(&self, m: MemberId) -> Result<Vec<Need>, LedgerError> {
+        if !self
+            .state
+            .members
+            .get(&m)
+            .is_some_and(|s| s.held.is_positive())
+        {
+            return Ok(vec![]);
+        }
+        const PAGE: usize = 10_000;
+        let mut out = Vec::new();
+        let mut begin = vec![keys::HOLD];
+        let end = vec![keys::HOLD + 1];
+        loop {
+            let page = self.txn.range_snapshot(&begin, &end, PAGE)?;
+            for (k, v) in &page {
+                let h: HoldState = codec::decode("hold", v)?;
+                if h.member == m {
+                    let id = k[1..]
+                        .try_into()
+                        .map(|b: [u8; 8]| TxId(u64::from_be_bytes(b)))
+                        .map_err(|_| LedgerError::Corrupt("hold key".into()))?;
+                    out.push(Need::Hold(id));
+                }
+            }
+            match page.last() {
+                Some((k, _)) if page.len() == PAGE => {
+                    begin = k.clone();
+                    begin.push(0);
+                }
+                _ => return Ok(out),
+            }
+        }
     }
 
     /// The other members of `m`'s household pool: the members it owns, and (with `owner`) the
@@ -490,6 +530,8 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         Command::JoinPool { owner, member, .. } => {
             vec![Need::Member(*owner), Need::Member(*member)]
         }
+        Command::SetStanding { member, .. } => vec![Need::Member(*member)],
+        Command::Merge { from, into, .. } => vec![Need::Member(*from), Need::Member(*into)],
     }
 }
 

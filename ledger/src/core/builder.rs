@@ -7,7 +7,7 @@ use crate::core::model::{
     Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{apply_lot, held_change, Lot, MemberState, State};
+use crate::core::state::{apply_lot, held_changes, Lot, MemberState, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -363,8 +363,7 @@ impl<'a> Builder<'a> {
             .expiry
             .as_ref()
             .map_or(crate::core::expiry::activity::DEFAULT, |p| p.activities());
-        let held = held_change(&kind);
-        if let Some((m, delta)) = held {
+        for (m, delta) in held_changes(&kind).into_iter().flatten() {
             self.member(m).held.0 += delta;
         }
         self.tx.kind = kind;

@@ -9,11 +9,12 @@ use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
     AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
 };
-use crate::core::tiers::{Purchase, TierChange, TierMark, TierPolicy};
+use crate::core::state::Standing;
+use crate::core::tiers::{Purchase, TierChange, TierMark, TierPolicy, TierState};
 use crate::core::transfers::TransferPolicy;
 use crate::core::types::{
-    AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
-    TxId,
+    AccountId, ChangeNote, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points,
+    Timestamp, TxId,
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -258,6 +259,32 @@ pub enum Command {
         /// The member leaving, or the owner dissolving.
         member: MemberId,
     },
+    /// Suspend, reinstate or close a member (operator), with a reason.
+    SetStanding {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The member.
+        member: MemberId,
+        /// Active (reinstate a suspended member), suspended or closed.
+        standing: Standing,
+        /// On closing: forfeit the balance to `programme/breakage` (else the member keeps it,
+        /// frozen). The programme's policy decides; the command carries the decision.
+        forfeit: bool,
+        /// Why, and who, in words an auditor can follow.
+        note: Box<ChangeNote>,
+    },
+    /// Merge member `from` (a duplicate card) into `into` (operator): its points with their
+    /// expiry, its open holds and its tier history move to `into`; `from` is left merged.
+    Merge {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The member absorbed.
+        from: MemberId,
+        /// The survivor.
+        into: MemberId,
+        /// Why, and who.
+        note: Box<ChangeNote>,
+    },
 }
 
 // Commands travel through the queue and transactions through the writer, projector and
@@ -287,7 +314,9 @@ impl Command {
             | Command::Adjust { key, .. }
             | Command::ClosePeriod { key, .. }
             | Command::JoinPool { key, .. }
-            | Command::LeavePool { key, .. } => key,
+            | Command::LeavePool { key, .. }
+            | Command::SetStanding { key, .. }
+            | Command::Merge { key, .. } => key,
         }
     }
 
@@ -568,6 +597,43 @@ pub enum TxKind {
         /// Who left.
         members: Vec<MemberId>,
     },
+    /// A member was suspended, reinstated or closed.
+    StandingSet {
+        /// The member.
+        member: MemberId,
+        /// Its standing now.
+        standing: Standing,
+        /// Points forfeited to `programme/breakage` on closing (zero when kept).
+        forfeited: Points,
+        /// Why, and who.
+        note: Box<ChangeNote>,
+    },
+    /// One member merged into another.
+    Merged(Box<Merge>),
+}
+
+/// What a merge moved, and the survivor's state it recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Merge {
+    /// The member absorbed.
+    pub from: MemberId,
+    /// The survivor.
+    pub into: MemberId,
+    /// Posted points moved, lots with their expiry.
+    pub points: Points,
+    /// Points of the open holds moved.
+    pub held: Points,
+    /// The open holds moved, now the survivor's.
+    pub holds: Vec<TxId>,
+    /// The survivor's tier afterwards: both members' qualification month by month, at the
+    /// higher level (`None`: neither had a tier record).
+    pub tier: Option<TierState>,
+    /// The partners the survivor has earned at afterwards (both members'), one bit each.
+    pub earned_at: u64,
+    /// The survivor's latest qualifying activity afterwards.
+    pub last_activity: Timestamp,
+    /// Why, and who.
+    pub note: ChangeNote,
 }
 
 /// Why points expired.
@@ -655,6 +721,8 @@ impl TxKind {
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
             TxKind::PoolJoined { owner, .. } | TxKind::PoolLeft { owner, .. } => Some(*owner),
+            TxKind::StandingSet { member, .. } => Some(*member),
+            TxKind::Merged(m) => Some(m.from),
             TxKind::ContractSet(_)
             | TxKind::ExpiryPolicySet(_)
             | TxKind::TransferPolicySet(_)
@@ -775,6 +843,8 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::PoolJoined { .. } => ("pool-joined", None),
         TxKind::PoolLeft { .. } => ("pool-left", None),
         TxKind::PeriodClosed { .. } => ("period-close", None),
+        TxKind::StandingSet { .. } => ("standing", None),
+        TxKind::Merged(_) => ("merge", None),
     }
 }
 

@@ -139,6 +139,44 @@ pub enum Rejection {
         /// Most members.
         max: usize,
     },
+    /// The member is suspended, closed or merged: it neither earns nor burns.
+    #[error("member {} is {standing}: it neither earns nor burns", .member.0)]
+    MemberNotActive {
+        /// The member.
+        member: MemberId,
+        /// Its standing.
+        standing: &'static str,
+    },
+    /// A member's standing cannot change this way (a closed member is not reopened).
+    #[error("a member cannot go from {from} to {to}")]
+    StandingChange {
+        /// Its standing now.
+        from: &'static str,
+        /// As asked.
+        to: &'static str,
+    },
+    /// The member has open holds: capture or void them first.
+    #[error("member {} has {} points in open holds; capture or void them first", .member.0, .held.0)]
+    OpenHolds {
+        /// The member.
+        member: MemberId,
+        /// Points held.
+        held: Points,
+    },
+    /// The merge is not possible as asked.
+    #[error("the merge is refused: {0}")]
+    MergeRefused(&'static str),
+    /// The member was merged into another; its transactions are the survivor's now.
+    #[error("member {} was merged into member {}", .member.0, .into.0)]
+    MemberMerged {
+        /// The member merged away.
+        member: MemberId,
+        /// The survivor.
+        into: MemberId,
+    },
+    /// A lifecycle change names no reason or no author.
+    #[error("a reason and an author are required")]
+    NoteMissing,
     /// The member is in no pool.
     #[error("member {} is in no household pool", .0.0)]
     NotInPool(MemberId),

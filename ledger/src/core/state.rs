@@ -76,20 +76,55 @@ pub struct MemberExtras {
     pub transfers: TransferUse,
     /// The member's household pool.
     pub pool: PoolLink,
+    /// Whether the member may earn and burn: active, suspended, closed or merged away.
+    pub standing: Standing,
+}
+
+/// A member's standing in the programme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Standing {
+    /// Earns and burns.
+    #[default]
+    Active,
+    /// Neither earns nor burns until reinstated; the balance is kept.
+    Suspended,
+    /// Closed for good: neither earns nor burns, and its balance was kept or forfeited as the
+    /// programme's policy said when it closed.
+    Closed,
+    /// Merged into the member named: its points, lots, holds and tier moved there.
+    Merged(MemberId),
+}
+
+impl Standing {
+    /// The standing's name in the API and the journal's readers.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Standing::Active => "active",
+            Standing::Suspended => "suspended",
+            Standing::Closed => "closed",
+            Standing::Merged(_) => "merged",
+        }
+    }
 }
 
 // Every enrolled member holds one of these in the writer's memory: its size is a budget. The
 // programme's fields (enrolment time, partners earned at, campaign use, last activity, tier)
 // took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap.
 const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
-// A member with a tier, transfers or a household pool pays this too, once, on the heap (the
-// pool link took it from 80 to 96 bytes; a pool's member list is on the heap).
-const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 96);
+// A member with a tier, transfers, a household pool or a standing other than active pays this
+// too, once, on the heap (the pool link took it from 80 to 96 bytes, the standing to 104; a
+// pool's member list is on the heap).
+const _: () = assert!(std::mem::size_of::<MemberExtras>() <= 104);
 
 impl MemberState {
     /// The member's tier level (0: the base level).
     pub fn tier(&self) -> u8 {
         self.extras.as_ref().map_or(0, |x| x.tier.level)
+    }
+
+    /// The member's standing (active unless suspended, closed or merged).
+    pub fn standing(&self) -> Standing {
+        self.extras.as_ref().map_or(Standing::Active, |x| x.standing)
     }
 
     /// The rarer parts of the state, created on first use.
@@ -277,7 +312,11 @@ impl State {
         for c in tx.lots.iter().filter(|c| include(c.member)) {
             apply_lot(self.members.entry(c.member).or_default(), c);
         }
-        if let Some((m, delta)) = held_change(&tx.kind).filter(|(m, _)| include(*m)) {
+        for (m, delta) in held_changes(&tx.kind)
+            .into_iter()
+            .flatten()
+            .filter(|(m, _)| include(*m))
+        {
             self.members.entry(m).or_default().held.0 += delta;
         }
         for m in tx.members().filter(|m| include(*m)) {
@@ -343,6 +382,7 @@ impl State {
             _ => {}
         }
         self.change_pools(tx, include);
+        self.change_standing(tx, include);
         match &tx.kind {
             TxKind::Transfer {
                 from,
@@ -362,6 +402,33 @@ impl State {
                 for b in awards.iter().filter(|b| b.room.is_positive()) {
                     s.campaigns
                         .add(b.campaign, Points(-b.room.0), b.day, b.month);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Standings set, and what a merge records of the survivor.
+    fn change_standing(&mut self, tx: &Transaction, include: &impl Fn(MemberId) -> bool) {
+        match &tx.kind {
+            TxKind::StandingSet {
+                member, standing, ..
+            } if include(*member) => {
+                self.members.entry(*member).or_default().extras_mut().standing = *standing;
+            }
+            TxKind::Merged(m) => {
+                if include(m.from) {
+                    let x = self.members.entry(m.from).or_default().extras_mut();
+                    x.standing = Standing::Merged(m.into);
+                    x.tier = TierState::default();
+                }
+                if include(m.into) {
+                    let s = self.members.entry(m.into).or_default();
+                    s.earned_at = m.earned_at;
+                    s.last_activity = m.last_activity;
+                    if let Some(t) = &m.tier {
+                        s.extras_mut().tier = t.clone();
+                    }
                 }
             }
             _ => {}
@@ -469,6 +536,14 @@ impl State {
                     },
                     "a closing transaction names its hold's member and points"
                 );
+            }
+            TxKind::Merged(m) => {
+                for h in &m.holds {
+                    self.holds
+                        .get_mut(h)
+                        .expect("a merge moves only open holds")
+                        .member = m.into;
+                }
             }
             TxKind::Reversal {
                 original,
@@ -769,8 +844,10 @@ pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
 
 /// How a transaction of kind `kind` changes a member's held points: the member and the change
 /// (an enrolment names its new member with no change).
-pub(crate) fn held_change(kind: &TxKind) -> Option<(MemberId, i64)> {
-    match kind {
+/// The changes `kind` makes to members' held points (a merge moves the absorbed member's holds
+/// to the survivor: two changes).
+pub(crate) fn held_changes(kind: &TxKind) -> [Option<(MemberId, i64)>; 2] {
+    let one = match kind {
         TxKind::Enrolled { member } => Some((*member, 0)),
         TxKind::Hold { member, points, .. } => Some((*member, points.0)),
         TxKind::Burn {
@@ -781,8 +858,12 @@ pub(crate) fn held_change(kind: &TxKind) -> Option<(MemberId, i64)> {
             ..
         } => Some((*member, -(points.0 + released.0))),
         TxKind::Void { member, points, .. } => Some((*member, -points.0)),
+        TxKind::Merged(m) if m.held.is_positive() => {
+            return [Some((m.from, -m.held.0)), Some((m.into, m.held.0))]
+        }
         _ => None,
-    }
+    };
+    [one, None]
 }
 
 pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {

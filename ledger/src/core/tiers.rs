@@ -164,6 +164,27 @@ impl TierState {
     }
 
     /// Takes on a recorded change.
+    /// Two members' tier records as one (a merge): qualification summed month by month (the
+    /// newest 12 months kept), the higher level with its date and any operator hold on it, the
+    /// later review.
+    pub fn merged(&self, other: &TierState) -> TierState {
+        let (hi, lo) = if other.level > self.level {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        let mut out = hi.clone();
+        out.short = 0;
+        out.reviewed = hi.reviewed.max(lo.reviewed);
+        for (month, amount) in lo.months.iter() {
+            out.mark(TierMark {
+                month: *month,
+                qualifying: *amount,
+            });
+        }
+        out
+    }
+
     pub(crate) fn change(&mut self, c: &TierChange, at: Timestamp) {
         if c.to != self.level {
             self.since = at;

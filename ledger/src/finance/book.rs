@@ -521,9 +521,10 @@ impl Book {
         }
         let flow_out = match &tx.kind {
             TxKind::Burn { .. } => Flow::Redeemed,
-            TxKind::Expire { .. } => Flow::Expired,
+            // Points forfeited when a member is closed lapse unredeemed, as expired ones do.
+            TxKind::Expire { .. } | TxKind::StandingSet { .. } => Flow::Expired,
             TxKind::Reversal { .. } => Flow::Reversed,
-            TxKind::Transfer { .. } => Flow::Moved,
+            TxKind::Transfer { .. } | TxKind::Merged(_) => Flow::Moved,
             _ => Flow::Other,
         };
         // What this transaction took from each bucket, in order: a transfer's new lots take
@@ -588,7 +589,7 @@ impl Book {
                     self.cohorts.entry(month).or_default().issued += n;
                     vec![(self.bucket(key), n, Some(Decimal::ZERO))]
                 }
-                TxKind::Transfer { .. } => {
+                TxKind::Transfer { .. } | TxKind::Merged(_) => {
                     let mut parts = Vec::new();
                     let mut need = n;
                     while need > 0 {

@@ -149,6 +149,7 @@ impl Touched {
             TxKind::Reversal { original, .. } => {
                 self.reversed.insert(*original);
             }
+            TxKind::Merged(m) => self.holds.extend(m.holds.iter().copied()),
             TxKind::ContractSet(c) => {
                 self.contracts.insert(c.partner);
             }

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 mod expiry;
 mod finance;
 mod households;
+mod lifecycle;
 mod programme;
 // Used through `for_each_conformance_check!` by the files that run the suite.
 #[allow(unused_imports)]
@@ -30,6 +31,8 @@ pub use expiry::*;
 pub use finance::*;
 #[allow(unused_imports)]
 pub use households::*;
+#[allow(unused_imports)]
+pub use lifecycle::*;
 #[allow(unused_imports)]
 pub use programme::*;
 
@@ -73,6 +76,8 @@ macro_rules! for_each_conformance_check {
             cluster_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments,
             ledger_journal_is_chained_and_periods_close,
             cluster_journal_is_chained_and_periods_close,
+            ledger_members_are_suspended_closed_and_merged,
+            cluster_members_are_suspended_closed_and_merged,
         );
     };
 }

@@ -243,6 +243,18 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         "A profile field has a value the programme does not accept",
     ),
     (
+        Kind::MemberNotActive,
+        "member-not-active",
+        422,
+        "The member is suspended, closed or merged, and neither earns nor burns",
+    ),
+    (
+        Kind::LifecycleRefused,
+        "lifecycle-refused",
+        422,
+        "The member's standing cannot change so, or the merge is not possible",
+    ),
+    (
         Kind::UnknownCampaign,
         "unknown-campaign",
         404,

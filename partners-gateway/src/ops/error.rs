@@ -47,6 +47,8 @@ pub enum Kind {
     FileInvalid,
     WebhookRefused,
     ProfileRefused,
+    MemberNotActive,
+    LifecycleRefused,
     UnknownCampaign,
     RateLimited,
     Overloaded,
@@ -55,7 +57,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 46] = [
+pub const ALL_KINDS: [Kind; 48] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -97,6 +99,8 @@ pub const ALL_KINDS: [Kind; 46] = [
     Kind::FileInvalid,
     Kind::WebhookRefused,
     Kind::ProfileRefused,
+    Kind::MemberNotActive,
+    Kind::LifecycleRefused,
     Kind::UnknownCampaign,
     Kind::RateLimited,
     Kind::Overloaded,
@@ -154,7 +158,14 @@ impl From<Rejection> for OpError {
             | Rejection::ChangeNoteTooLong { .. }
             | Rejection::CorrectsLater { .. }
             | Rejection::PeriodName { .. }
+            | Rejection::NoteMissing
             | Rejection::ScopeMismatch { .. } => Kind::InvalidRequest,
+            Rejection::MemberNotActive { .. } | Rejection::MemberMerged { .. } => {
+                Kind::MemberNotActive
+            }
+            Rejection::StandingChange { .. }
+            | Rejection::OpenHolds { .. }
+            | Rejection::MergeRefused(_) => Kind::LifecycleRefused,
             Rejection::ExpiryPolicyInvalid(_)
             | Rejection::TransferPolicyInvalid(_)
             | Rejection::TierPolicyInvalid(_)
@@ -193,6 +204,16 @@ impl From<Rejection> for OpError {
                 "the owner belongs to another household pool".to_string()
             }
             Rejection::NotInPool(_) => "the member is in no household pool".to_string(),
+            Rejection::MemberNotActive { standing, .. } => {
+                format!("the member is {standing}: it neither earns nor burns")
+            }
+            Rejection::MemberMerged { .. } => {
+                "the member was merged into another; post to the surviving member".to_string()
+            }
+            Rejection::OpenHolds { held, .. } => format!(
+                "the member has {} points in open holds; capture or void them first",
+                held.0
+            ),
             Rejection::UnknownTransaction(_) => "no such transaction".to_string(),
             Rejection::HoldNotOpen { .. } => "the hold is no longer open".to_string(),
             Rejection::BudgetCeiling { key } => format!(

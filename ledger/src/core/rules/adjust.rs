@@ -56,7 +56,7 @@ pub(super) fn adjust(
             len_max: OPERATOR_LEN_MAX,
         });
     }
-    let m = s.require_member(member)?;
+    let m = s.require_unmerged(member)?;
     let tier = match s.tiers.as_ref().filter(|_| qualifies) {
         Some(p) => p
             .qualifying_adjustment(points)

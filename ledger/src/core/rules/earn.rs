@@ -37,7 +37,7 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
         });
     }
     let contract = s.contract(e.partner)?;
-    let member = s.require_member(e.member)?;
+    let member = s.require_active(e.member)?;
     let price = Money::new(contract.issuance_price_per_point, contract.currency);
     let mut granted = awards::grant(s, e, member, b.at())?;
     let mut bonus = e.bonus;
@@ -165,7 +165,7 @@ pub(super) fn burn(
     s.check_points(points)?;
     let contract = s.contract(partner)?;
     let price = Money::new(contract.redemption_price_per_point, contract.currency);
-    let own = s.require_member(member)?;
+    let own = s.require_active(member)?;
     let dest = AccountId::PartnerRedemption(partner);
     let available = s.spendable(own, b.at());
     if available >= points {

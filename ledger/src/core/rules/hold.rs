@@ -26,6 +26,7 @@ pub(super) fn hold(
             max_ms: s.policy.hold_timeout_ms_max,
         });
     }
+    s.require_active(member)?;
     s.require_available(member, points, b.at())?;
     b.touch(member);
     Ok(TxKind::Hold {
@@ -52,7 +53,7 @@ pub(super) fn capture(
             requested: amount,
         });
     }
-    let m = s.require_member(h.member)?;
+    let m = s.require_active(h.member)?;
     // What the hold reserved, less what a clawback took or what expired since.
     let available = Points(s.spendable(m, b.at()).0 + h.points.0);
     if available < amount {

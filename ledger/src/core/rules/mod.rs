@@ -11,6 +11,7 @@ pub mod contract;
 mod earn;
 mod expiry;
 mod hold;
+pub mod lifecycle;
 pub mod pool;
 mod reversal;
 pub mod transfer;
@@ -18,7 +19,7 @@ pub mod transfer;
 use crate::core::builder::Builder;
 use crate::core::model::{Command, Digest, IdemKey, Scope, Transaction};
 use crate::core::rejection::Rejection;
-use crate::core::state::{History, HoldState, MemberState, State};
+use crate::core::state::{History, HoldState, MemberState, Standing, State};
 use crate::core::types::{Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 
 /// Why `decide` did not produce a transaction.
@@ -153,6 +154,19 @@ impl State {
                 consent,
             } => pool::join(self, &mut b, key, *owner, *member, consent)?,
             Command::LeavePool { key, member } => pool::leave(self, &mut b, key, *member)?,
+            Command::SetStanding {
+                key,
+                member,
+                standing,
+                forfeit,
+                note,
+            } => lifecycle::set_standing(self, &mut b, key, *member, *standing, *forfeit, note)?,
+            Command::Merge {
+                key,
+                from,
+                into,
+                note,
+            } => lifecycle::merge(self, &mut b, key, *from, *into, note)?,
             Command::SetExpiryPolicy { key, policy } => expiry::set_policy(key, policy)?,
             Command::Expire { key, member } => expiry::expire(self, &mut b, key, *member)?,
         };
@@ -181,6 +195,26 @@ impl State {
         self.members.get(&m).ok_or(Rejection::UnknownMember(m))
     }
 
+    /// Member `m`, enrolled and active: a suspended, closed or merged member neither earns
+    /// nor burns.
+    fn require_active(&self, m: MemberId) -> Result<&MemberState, Rejection> {
+        let s = self.require_member(m)?;
+        match s.standing() {
+            Standing::Active => Ok(s),
+            other => Err(standing_refusal(m, other)),
+        }
+    }
+
+    /// Member `m`, enrolled and not merged away (a suspended or closed member is still
+    /// corrected and reversed against).
+    fn require_unmerged(&self, m: MemberId) -> Result<&MemberState, Rejection> {
+        let s = self.require_member(m)?;
+        match s.standing() {
+            Standing::Merged(into) => Err(Rejection::MemberMerged { member: m, into }),
+            _ => Ok(s),
+        }
+    }
+
     /// What member `m` may spend at `at` covers `p`: posted less held less expired.
     fn require_available(&self, m: MemberId, p: Points, at: Timestamp) -> Result<(), Rejection> {
         let s = self.require_member(m)?;
@@ -201,6 +235,16 @@ impl State {
             .ok_or(Rejection::HoldNotOpen { hold })?;
         visible_to(key, h.partner, hold)?;
         Ok(*h)
+    }
+}
+
+fn standing_refusal(m: MemberId, standing: Standing) -> Rejection {
+    match standing {
+        Standing::Merged(into) => Rejection::MemberMerged { member: m, into },
+        other => Rejection::MemberNotActive {
+            member: m,
+            standing: other.name(),
+        },
     }
 }
 

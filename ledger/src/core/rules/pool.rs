@@ -37,6 +37,8 @@ pub(super) fn join(
     if owner == member {
         return Err(Rejection::PoolWithSelf);
     }
+    s.require_active(owner)?;
+    s.require_active(member)?;
     if consent.trim().is_empty() || consent.len() > CONSENT_LEN_MAX {
         return Err(Rejection::TransferConsent {
             len_max: CONSENT_LEN_MAX,

@@ -60,7 +60,7 @@ pub(super) fn reverse<H: History + ?Sized>(
             visible_to(key, *partner, original)?;
             let remaining = Points(burned.0 - done.points.0);
             let n = amount(s, points, remaining)?;
-            s.require_member(*member)?;
+            s.require_unmerged(*member)?;
             let redemption = AccountId::PartnerRedemption(*partner);
             b.restore(*member, redemption, &orig, done.points, n)?;
             b.money(redemption, AccountId::Float, n, *price_per_point);
@@ -147,7 +147,7 @@ fn reverse_earn(
     }
     let awarded: i64 = backs.iter().map(|a| a.points.0).sum();
     let total = Points(n.0 + bonus_n.0 + awarded);
-    let available = s.require_member(e.member)?.available().0.max(0);
+    let available = s.require_unmerged(e.member)?.available().0.max(0);
     let shortfall = Points((total.0 - available).max(0));
     if shortfall.is_positive() && s.policy.clawback == ClawbackPolicy::Reject {
         return Err(Rejection::ClawbackRejected { shortfall });

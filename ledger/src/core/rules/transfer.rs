@@ -36,8 +36,8 @@ pub(super) fn transfer(
             len_max: CONSENT_LEN_MAX,
         });
     }
-    s.require_member(t.to)?;
-    let giver = s.require_member(t.from)?;
+    s.require_active(t.to)?;
+    let giver = s.require_active(t.from)?;
     let (fee, day, year) = match &s.transfers {
         Some(p) => {
             let (day, year) = p.day_and_year(b.at());

@@ -142,8 +142,16 @@ pub mod gateway {
     pub const DISPATCH_LEASE: u8 = b'D';
     /// Member profiles (personal data, outside the journal): `G f ++ member (u64)`.
     pub const PROFILE: u8 = b'f';
-    /// Who read or changed a profile: `G a ++ member (u64) ++ time (ms, u64) ++ n (u32)`.
+    /// Who read or changed a profile: `G a ++ member (u64) ++ time (ms, u64) ++ seq (u32) ++
+    /// random (u32)`.
     pub const PROFILE_AUDIT: u8 = b'a';
+    /// A member's data key, which its profile is sealed under (on FoundationDB; the embedded
+    /// store keeps them in files beside it): `G K ++ member (u64)`.
+    pub const MEMBER_KEY: u8 = b'K';
+    /// The record of a member's erasure: `G E ++ member (u64)`.
+    pub const ERASURE: u8 = b'E';
+    /// What a merge moved at the gateway (links, profile): `G M ++ absorbed member (u64)`.
+    pub const MERGE: u8 = b'M';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

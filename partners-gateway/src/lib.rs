@@ -167,10 +167,11 @@ pub fn run_cli() -> anyhow::Result<()> {
                 "finance" => Role::Finance,
                 other => anyhow::bail!("role must be operator or finance, not {other:?}"),
             };
+            let vault = key_vault(&store, &data)?;
             let store = open_store(&store, &data, &fdb_subspace)?;
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
             let master = ops::registry::load_master_key(&master_path)?;
-            let registry = Registry::open(store, master)?;
+            let registry = Registry::open(store, master, vault)?;
             let (token, id) =
                 registry.create_operator(&name, role, expires_in_days.map(u32::from))?;
             eprintln!("operator token {id} for {name:?}; shown once:");
@@ -539,6 +540,19 @@ fn private_files(data: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Where members' data keys are kept: files beside the embedded store (`data/member-keys`), or
+/// records of the FoundationDB store.
+fn key_vault(spec: &EngineSpec, data: &Path) -> anyhow::Result<ops::registry::KeyVault> {
+    Ok(match spec {
+        EngineSpec::Embedded => {
+            let dir = data.join("member-keys");
+            ops::registry::KeyVault::files(&dir)
+                .with_context(|| format!("creating {}", dir.display()))?
+        }
+        EngineSpec::Fdb { .. } => ops::registry::KeyVault::Store,
+    })
+}
+
 /// Opens the configured engine: the embedded store in `data`, or the FoundationDB subspace.
 fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<Engine> {
     // The data directory also holds demo credentials and, by default, the master key: only the
@@ -560,7 +574,11 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         ops::registry::create_master_key(&config.master_key_file)?;
     }
     let master = ops::registry::load_master_key(&config.master_key_file)?;
-    let registry = Registry::open(store.clone(), master)?;
+    let registry = Registry::open(
+        store.clone(),
+        master,
+        key_vault(&config.store, &config.data)?,
+    )?;
     let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
         metrics::histogram!("ledger_batch_size").record(txs as f64);
         metrics::histogram!("ledger_commit_duration_seconds").record(took.as_secs_f64());

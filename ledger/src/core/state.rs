@@ -124,7 +124,9 @@ impl MemberState {
 
     /// The member's standing (active unless suspended, closed or merged).
     pub fn standing(&self) -> Standing {
-        self.extras.as_ref().map_or(Standing::Active, |x| x.standing)
+        self.extras
+            .as_ref()
+            .map_or(Standing::Active, |x| x.standing)
     }
 
     /// The rarer parts of the state, created on first use.
@@ -414,7 +416,11 @@ impl State {
             TxKind::StandingSet {
                 member, standing, ..
             } if include(*member) => {
-                self.members.entry(*member).or_default().extras_mut().standing = *standing;
+                self.members
+                    .entry(*member)
+                    .or_default()
+                    .extras_mut()
+                    .standing = *standing;
             }
             TxKind::Merged(m) => {
                 if include(m.from) {

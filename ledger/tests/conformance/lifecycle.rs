@@ -91,7 +91,11 @@ fn standing_of<S: Store + Clone>(l: &Ledger<S>, m: u64) -> Standing {
 }
 
 fn held<S: Store + Clone>(l: &Ledger<S>, m: u64) -> i64 {
-    l.balance(MemberId(m)).expect("read").expect("member").pending.0
+    l.balance(MemberId(m))
+        .expect("read")
+        .expect("member")
+        .pending
+        .0
 }
 
 fn audit<S: Store + Clone>(l: &Ledger<S>) {
@@ -127,7 +131,11 @@ fn lifecycle<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {
     // Suspension: no earn, burn or hold until reinstated; the balance stays.
     l.execute_blocking(standing("s3", 3, Standing::Suspended, false))
         .expect("suspend");
-    for cmd in [earn("m3-b", 3, 10), burn("m3-burn", 3, 10), hold("m3-h", 3, 10)] {
+    for cmd in [
+        earn("m3-b", 3, 10),
+        burn("m3-burn", 3, 10),
+        hold("m3-h", 3, 10),
+    ] {
         assert_eq!(
             rejected(l.execute_blocking(cmd)),
             Rejection::MemberNotActive {
@@ -186,7 +194,11 @@ fn lifecycle<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {
     );
     assert_eq!(posted(&l, 3), 0);
     assert_eq!(
-        l.account_balance(AccountId::Breakage).expect("read").points.0 - breakage_before.0,
+        l.account_balance(AccountId::Breakage)
+            .expect("read")
+            .points
+            .0
+            - breakage_before.0,
         500
     );
     assert_eq!(

@@ -3,6 +3,7 @@
 
 pub mod finance;
 pub mod households;
+pub mod lifecycle;
 pub mod operator;
 pub mod partner;
 pub mod policies;

@@ -986,6 +986,10 @@ pub struct ProgrammeDraft {
     #[schema(example = "IRR", pattern = "^[A-Z]{3}$")]
     #[serde(default)]
     pub currency: Option<String>,
+    /// What a closed (or erased) member's points become: `keep` (frozen; they still expire)
+    /// or `forfeit` (to `programme/breakage` when closed). Default `keep`.
+    #[serde(default)]
+    pub on_close: crate::ops::registry::OnClose,
     /// Why: recorded with the operator.
     #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
@@ -1002,6 +1006,7 @@ async fn get_programme(State(app): State<AppState>) -> JsonResult<ProgrammeSetti
             version: 0,
             time_zone: "UTC".into(),
             currency: None,
+            on_close: Default::default(),
             reason: "default".into(),
             author: String::new(),
             recorded_at_ms: 0,
@@ -1023,6 +1028,7 @@ async fn put_programme(
     let draft = SettingsDraft {
         time_zone: d.time_zone,
         currency: d.currency,
+        on_close: d.on_close,
         reason: d.reason,
     };
     let s = blocking(move || op::set_programme(&app.ops, draft, &operator.name)).await?;

@@ -47,7 +47,7 @@ pub struct WebhookRequest {
     pub url: String,
     /// Event types (a partner may take only those of its own transactions: earns, burns, holds
     /// and their ends, reversals, tier changes).
-    #[schema(min_items = 1, max_items = 14)]
+    #[schema(min_items = 1, max_items = 16)]
     pub events: Vec<EventType>,
 }
 
@@ -96,6 +96,12 @@ pub enum EventType {
     #[serde(rename = "period.closed")]
     #[allow(missing_docs)]
     PeriodClosed,
+    #[serde(rename = "member.standing_changed")]
+    #[allow(missing_docs)]
+    MemberStandingChanged,
+    #[serde(rename = "member.merged")]
+    #[allow(missing_docs)]
+    MemberMerged,
 }
 
 impl EventType {

@@ -23,6 +23,8 @@ pub const KINDS: &[&str] = &[
     "tier.changed",
     "budget.threshold_crossed",
     "period.closed",
+    "member.standing_changed",
+    "member.merged",
 ];
 
 /// An event, as a webhook delivers it (`application/json`).
@@ -128,6 +130,20 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
         TxKind::PeriodClosed { period, .. } => {
             out.push(("period.closed", None, Some(period.clone())))
         }
+        TxKind::StandingSet {
+            standing,
+            forfeited,
+            ..
+        } => out.push((
+            "member.standing_changed",
+            Some(-forfeited.0),
+            Some(standing.name().to_string()),
+        )),
+        TxKind::Merged(m) => out.push((
+            "member.merged",
+            Some(-m.points.0),
+            Some(format!("into member {}", m.into.0)),
+        )),
         _ => {}
     }
     let balance = member.and_then(|m| {

@@ -9,6 +9,7 @@
 
 pub mod error;
 pub mod finance;
+pub mod lifecycle;
 pub mod operator;
 pub mod partner;
 pub mod profiles;

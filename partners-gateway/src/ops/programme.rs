@@ -182,6 +182,8 @@ pub struct SettingsDraft {
     pub time_zone: String,
     /// ISO 4217 currency.
     pub currency: Option<String>,
+    /// What a closed member's points become.
+    pub on_close: super::registry::OnClose,
     /// Why.
     pub reason: String,
 }
@@ -220,6 +222,7 @@ pub fn set_programme(
             version: 0,
             time_zone: d.time_zone,
             currency: d.currency,
+            on_close: d.on_close,
             reason: d.reason,
             author: author.to_string(),
             recorded_at_ms: Timestamp::now().0,

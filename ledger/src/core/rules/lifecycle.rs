@@ -86,7 +86,9 @@ pub(super) fn merge(
     require_operator(key)?;
     check_note(note)?;
     if from == into {
-        return Err(Rejection::MergeRefused("a member cannot be merged into itself"));
+        return Err(Rejection::MergeRefused(
+            "a member cannot be merged into itself",
+        ));
     }
     let f = s.require_member(from)?;
     let t = s.require_member(into)?;
@@ -95,7 +97,10 @@ pub(super) fn merge(
             Standing::Active | Standing::Suspended => {}
             other => return Err(super::standing_refusal(m, other)),
         }
-        if !matches!(st.extras.as_deref().map(|x| &x.pool), None | Some(PoolLink::None)) {
+        if !matches!(
+            st.extras.as_deref().map(|x| &x.pool),
+            None | Some(PoolLink::None)
+        ) {
             return Err(Rejection::MergeRefused(
                 "a member in a household pool leaves it before a merge",
             ));

@@ -594,6 +594,15 @@ pub(crate) async fn finish(
             }
             (std::sync::Arc::new(tx), true)
         }
+        Err(LedgerError::Rejected(r @ Rejection::MemberMerged { .. })) => {
+            return Err(merged_card(
+                ops,
+                caller,
+                p.member,
+                p.member_ref.as_deref(),
+                r,
+            ))
+        }
         Err(e) => return Err(e.into()),
     };
     if !replayed {
@@ -650,6 +659,30 @@ fn count_points(partner: PartnerId, tx: &Transaction) {
 pub async fn execute(ops: &Ops, caller: &PartnerCaller, p: Prepared) -> Result<Posted, OpError> {
     let (sent, pending) = submit(ops, p)?;
     finish(ops, caller, sent, pending).await
+}
+
+/// A command for a member merged away, named by the partner's reference: another gateway moved
+/// the reference to the survivor after this one cached it. Forgets the cached link; when the
+/// store names another member now, the partner's retry (same reference, safe) posts to it.
+fn merged_card(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    member: Option<MemberId>,
+    reference: Option<&str>,
+    r: Rejection,
+) -> OpError {
+    let Some(reference) = reference else {
+        return r.into();
+    };
+    ops.registry.forget_link(caller.partner, reference);
+    match ops.registry.member_of(caller.partner, reference) {
+        Ok(Some(now)) if Some(now) != member => OpError::new(
+            Kind::Unavailable,
+            "the member was merged into another; retry, and the request posts to the survivor",
+        )
+        .retry_after(1),
+        _ => r.into(),
+    }
 }
 
 /// Longest hold timeout, in seconds: the ledger's default programme limit of 30 days.

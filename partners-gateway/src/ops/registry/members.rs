@@ -313,3 +313,101 @@ impl Registry {
         })
     }
 }
+
+/// Partner references a merge moved to a survivor that already had its own reference at the
+/// partner: they name the survivor, but no back link names them (`G M ++ survivor ++
+/// absorbed`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct MovedLinks {
+    /// (partner, reference).
+    refs: Vec<(u32, String)>,
+}
+
+fn moved_key(into: MemberId, from: MemberId) -> Vec<u8> {
+    let mut body = into.0.to_be_bytes().to_vec();
+    body.extend_from_slice(&from.0.to_be_bytes());
+    key1(ledger::keys::gateway::MERGE, &body)
+}
+
+fn moved_prefix(into: MemberId) -> Vec<u8> {
+    key1(ledger::keys::gateway::MERGE, &into.0.to_be_bytes())
+}
+
+impl Registry {
+    /// Every partner reference that names member `m`: its back link at each partner, and the
+    /// references merges moved to it.
+    pub fn links_of(&self, m: MemberId) -> Result<Vec<(PartnerId, String)>, RegistryError> {
+        let snap = self.store.snapshot()?;
+        let mut out = Vec::new();
+        for p in self.partners() {
+            if let Some(v) = snap.get(&link_back_key(PartnerId(p.id), m))? {
+                let r = String::from_utf8(v)
+                    .map_err(|e| RegistryError::Corrupt(format!("member reference: {e}")))?;
+                out.push((PartnerId(p.id), r));
+            }
+        }
+        let begin = moved_prefix(m);
+        let end = prefix_end(&begin);
+        for (_, v) in snap.range(&begin, &end, usize::MAX, false)? {
+            let moved: MovedLinks = unjson(&v)?;
+            out.extend(moved.refs.into_iter().map(|(p, r)| (PartnerId(p), r)));
+        }
+        Ok(out)
+    }
+
+    /// Adds to `ws` the removal of `reference` at `partner` (naming `m`), its back link and the
+    /// merge records of `m`; forgets it here.
+    pub(super) fn unlink_in(
+        &self,
+        ws: &mut WriteSet,
+        partner: PartnerId,
+        m: MemberId,
+        reference: &str,
+    ) {
+        ws.clear(&link_key(partner, reference));
+        ws.clear(&link_back_key(partner, m));
+        let begin = moved_prefix(m);
+        ws.clear_range(&begin, &prefix_end(&begin));
+        self.links.remove(&(partner.0, reference.to_string()));
+    }
+
+    /// Points every partner reference of `from` at `into` (a merge): a partner's card for the
+    /// absorbed member goes on earning for the survivor. Where `into` has no reference at the
+    /// partner, `from`'s becomes its reference there; otherwise it is recorded as moved.
+    /// Idempotent. Returns the references moved.
+    pub fn merge_links(
+        &self,
+        from: MemberId,
+        into: MemberId,
+    ) -> Result<Vec<(PartnerId, String)>, RegistryError> {
+        let refs = self.links_of(from)?;
+        let snap = self.store.snapshot()?;
+        let mut ws = WriteSet::default();
+        let mut moved = MovedLinks::default();
+        let mut named = std::collections::HashSet::new();
+        for (p, r) in &refs {
+            ws.set_owned(link_key(*p, r), into.0.to_be_bytes().to_vec());
+            ws.clear(&link_back_key(*p, from));
+            if snap.get(&link_back_key(*p, into))?.is_none() && named.insert(p.0) {
+                ws.set_owned(link_back_key(*p, into), r.as_bytes().to_vec());
+            } else {
+                moved.refs.push((p.0, r.clone()));
+            }
+        }
+        let begin = moved_prefix(from);
+        ws.clear_range(&begin, &prefix_end(&begin));
+        if !moved.refs.is_empty() {
+            ws.set_owned(moved_key(into, from), json(&moved));
+        }
+        self.store.commit(ws, Durability::Sync)?;
+        for (p, r) in &refs {
+            self.links.remove(&(p.0, r.clone()));
+        }
+        Ok(refs)
+    }
+
+    /// Forgets the cached link of `reference` at `partner` (another gateway moved it).
+    pub fn forget_link(&self, partner: PartnerId, reference: &str) {
+        self.links.remove(&(partner.0, reference.to_string()));
+    }
+}

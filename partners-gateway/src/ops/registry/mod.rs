@@ -42,6 +42,7 @@ mod partners;
 mod profiles;
 mod programme;
 mod rates;
+mod vault;
 mod webhooks;
 
 pub use keys::{random_hex, KeyRecord, KeyScope};
@@ -52,8 +53,9 @@ pub use members::{
 pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
-pub use profiles::ProfileAudit;
-pub use programme::{Compiled as CompiledProgramme, ProgrammeSettings};
+pub use profiles::{ErasureRecord, ProfileAudit};
+pub use programme::{Compiled as CompiledProgramme, OnClose, ProgrammeSettings};
+pub use vault::KeyVault;
 pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};
 
 /// Attempts of a registry transaction before it fails as contended.
@@ -89,6 +91,8 @@ pub enum RegistryError {
 pub struct Registry {
     store: Engine,
     master: [u8; 32],
+    /// Members' data keys, which their profiles are sealed under.
+    vault: KeyVault,
     inner: RwLock<Inner>,
     /// Serialises this process's writers of cached records, so memory follows the store.
     write: Mutex<()>,
@@ -109,11 +113,16 @@ const LINKS_CACHED: usize = 1_000_000;
 
 impl Registry {
     /// Loads every cached registry record from `store`.
-    pub fn open(store: Engine, master: [u8; 32]) -> Result<Registry, RegistryError> {
+    pub fn open(
+        store: Engine,
+        master: [u8; 32],
+        vault: KeyVault,
+    ) -> Result<Registry, RegistryError> {
         let inner = load_all(&store)?;
         Ok(Registry {
             store,
             master,
+            vault,
             inner: RwLock::new(inner),
             write: Mutex::new(()),
             links: quick_cache::sync::Cache::new(LINKS_CACHED),
@@ -233,8 +242,8 @@ mod tests {
         let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
         let master = [7u8; 32];
         (
-            Registry::open(store.clone(), master).expect("registry a"),
-            Registry::open(store, master).expect("registry b"),
+            Registry::open(store.clone(), master, KeyVault::Store).expect("registry a"),
+            Registry::open(store, master, KeyVault::Store).expect("registry b"),
         )
     }
 
@@ -339,8 +348,8 @@ mod tests {
         let engine = Engine::Faulty(store);
         let master = [7u8; 32];
         never_twice((
-            Registry::open(engine.clone(), master).expect("registry a"),
-            Registry::open(engine, master).expect("registry b"),
+            Registry::open(engine.clone(), master, KeyVault::Store).expect("registry a"),
+            Registry::open(engine, master, KeyVault::Store).expect("registry b"),
         ));
         assert!(
             injected

@@ -1,9 +1,11 @@
 //! Member profiles and their audit log. Personal data lives here, outside the journal (which
-//! holds only member ids), so erasing a person never touches the books.
+//! holds only member ids), so erasing a person never touches the books. A profile is sealed
+//! under its member's data key ([`super::vault`]): destroying the key erases every copy.
 
+use super::vault::{is_sealed, open, seal};
 use super::{json, key1, unjson, Registry, RegistryError};
 use crate::members::Profile;
-use ledger::keys::gateway::{PROFILE, PROFILE_AUDIT};
+use ledger::keys::gateway::{ERASURE, PROFILE, PROFILE_AUDIT};
 use ledger::store::{Durability, Snapshot, Store, WriteSet};
 use ledger::MemberId;
 use serde::{Deserialize, Serialize};
@@ -37,12 +39,20 @@ fn audit_key(m: MemberId, at_ms: i64) -> Vec<u8> {
 }
 
 impl Registry {
-    /// Member `m`'s profile, if one was recorded.
+    /// Member `m`'s profile, if one was recorded (and not erased).
     pub fn profile(&self, m: MemberId) -> Result<Option<Profile>, RegistryError> {
         let snap = self.store.snapshot()?;
-        snap.get(&key1(PROFILE, &m.0.to_be_bytes()))?
-            .map(|v| unjson(&v))
-            .transpose()
+        let Some(v) = snap.get(&key1(PROFILE, &m.0.to_be_bytes()))? else {
+            return Ok(None);
+        };
+        if !is_sealed(&v) {
+            return unjson(&v).map(Some);
+        }
+        match self.member_key(m, false)? {
+            Some(k) => unjson(&open(&k, m, &v)?).map(Some),
+            // The key is gone: the member was erased (the record goes with it).
+            None => Ok(None),
+        }
     }
 
     /// Records `profile` for `m` (when `Some`) and the audit entry, in one durable commit.
@@ -54,7 +64,10 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let mut ws = WriteSet::default();
         if let Some(p) = profile {
-            ws.set_owned(key1(PROFILE, &m.0.to_be_bytes()), json(p));
+            let k = self
+                .member_key(m, true)?
+                .expect("a key is created when asked for");
+            ws.set_owned(key1(PROFILE, &m.0.to_be_bytes()), seal(&k, m, &json(p)));
         }
         ws.set_owned(audit_key(m, audit.at_ms), json(audit));
         self.store.commit(ws, Durability::Sync)?;
@@ -74,5 +87,86 @@ impl Registry {
             .iter()
             .map(|(_, v)| unjson(v))
             .collect()
+    }
+}
+
+/// The record that a member's personal data was erased, kept for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ErasureRecord {
+    /// When (ms since the Unix epoch).
+    pub at_ms: i64,
+    /// The operator who carried it out.
+    pub operator: String,
+    /// Why (the request it answers), as the operator recorded it.
+    pub reason: String,
+    /// Whether the member had a data key (a profile) that was destroyed.
+    pub key_destroyed: bool,
+    /// Whether a profile record was deleted.
+    pub profile_deleted: bool,
+    /// Partner references unlinked.
+    pub links_removed: u32,
+    /// The ledger transaction that closed the member, when it was still open.
+    pub closed_by: Option<String>,
+}
+
+impl Registry {
+    /// Erases member `m`'s personal data: destroys its data key (every copy of its profile, in
+    /// any file, becomes unreadable), deletes the profile and every partner reference linked to
+    /// it, and records the erasure. The ledger keeps the member's id and journal. Idempotent:
+    /// a second call finds nothing more and returns the first record.
+    pub fn erase_member(
+        &self,
+        m: MemberId,
+        mut record: ErasureRecord,
+        links: &[(ledger::PartnerId, String)],
+    ) -> Result<ErasureRecord, RegistryError> {
+        let erasure = key1(ERASURE, &m.0.to_be_bytes());
+        if let Some(v) = self.store.snapshot()?.get(&erasure)? {
+            return unjson(&v);
+        }
+        record.key_destroyed = self.destroy_member_key(m)?;
+        let profile = key1(PROFILE, &m.0.to_be_bytes());
+        record.profile_deleted = self.store.snapshot()?.get(&profile)?.is_some();
+        let mut ws = WriteSet::default();
+        ws.clear(&profile);
+        for (p, reference) in links {
+            self.unlink_in(&mut ws, *p, m, reference);
+        }
+        record.links_removed = links.len() as u32;
+        ws.set_owned(erasure, json(&record));
+        self.store.commit(ws, Durability::Sync)?;
+        Ok(record)
+    }
+
+    /// The record of member `m`'s erasure, if it was erased.
+    pub fn erasure(&self, m: MemberId) -> Result<Option<ErasureRecord>, RegistryError> {
+        self.store
+            .snapshot()?
+            .get(&key1(ERASURE, &m.0.to_be_bytes()))?
+            .map(|v| unjson(&v))
+            .transpose()
+    }
+
+    /// Moves member `from`'s profile to `into` when `into` has none (a merge): sealed again
+    /// under `into`'s key; `from`'s record and key go.
+    pub fn move_profile(&self, from: MemberId, into: MemberId) -> Result<bool, RegistryError> {
+        let Some(p) = self.profile(from)? else {
+            return Ok(false);
+        };
+        let moved = self.profile(into)?.is_none();
+        let mut ws = WriteSet::default();
+        if moved {
+            let k = self
+                .member_key(into, true)?
+                .expect("a key is created when asked for");
+            ws.set_owned(
+                key1(PROFILE, &into.0.to_be_bytes()),
+                seal(&k, into, &json(&p)),
+            );
+        }
+        ws.clear(&key1(PROFILE, &from.0.to_be_bytes()));
+        self.store.commit(ws, Durability::Sync)?;
+        self.destroy_member_key(from)?;
+        Ok(moved)
     }
 }

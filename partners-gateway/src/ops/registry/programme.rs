@@ -9,6 +9,17 @@ use crate::programme::rules::{Campaign, ProgrammeClock, RuleSet};
 use ledger::keys::gateway::{CAMPAIGN, GUARD, NEXT_CAMPAIGN, PROGRAMME};
 use std::sync::Arc;
 
+/// What a closed member's points become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum OnClose {
+    /// The member keeps them, frozen: nothing earns or burns, they still expire.
+    #[default]
+    Keep,
+    /// They go to `programme/breakage` in the closing transaction.
+    Forfeit,
+}
+
 /// Programme-wide settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ProgrammeSettings {
@@ -18,6 +29,9 @@ pub struct ProgrammeSettings {
     pub time_zone: String,
     /// The programme's currency (ISO 4217), for the programme-wide points budget guard.
     pub currency: Option<String>,
+    /// What happens to a member's points when the member is closed (or erased).
+    #[serde(default)]
+    pub on_close: OnClose,
     /// Why: recorded with the author.
     pub reason: String,
     /// Who set them.

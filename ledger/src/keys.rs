@@ -150,8 +150,11 @@ pub mod gateway {
     pub const MEMBER_KEY: u8 = b'K';
     /// The record of a member's erasure: `G E ++ member (u64)`.
     pub const ERASURE: u8 = b'E';
-    /// What a merge moved at the gateway (links, profile): `G M ++ absorbed member (u64)`.
+    /// Partner references a merge moved to a survivor that had its own at the partner:
+    /// `G M ++ survivor (u64) ++ absorbed (u64)`.
     pub const MERGE: u8 = b'M';
+    /// Segment definitions: `G S ++ id (u32)` (ids from `G X S`).
+    pub const SEGMENT: u8 = b'S';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

@@ -429,6 +429,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let journal = Arc::new(std::sync::Mutex::new(journal));
     nonce_journal::spawn(Arc::downgrade(&app), journal.clone());
     ops::webhooks::spawn(Arc::downgrade(&app.ops));
+    ops::audience::spawn(Arc::downgrade(&app.ops));
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)
@@ -620,6 +621,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         registry,
         batch_commands_max: config.batch_commands_max,
         audit_running: Default::default(),
+        audience: Default::default(),
     };
     Ok(Arc::new(App::new(
         ops,

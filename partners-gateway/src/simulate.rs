@@ -394,7 +394,7 @@ impl Simulation {
             branch: r.branch,
             category: r.category,
         };
-        let t = match terms(&self.programme, &purchase, &r.context, r.at) {
+        let t = match terms(&self.programme, &purchase, &r.context, None, r.at) {
             Ok(t) => t,
             Err(e) => {
                 *self.report.refused.entry(e.detail).or_default() += 1;

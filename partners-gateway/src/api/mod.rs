@@ -10,6 +10,7 @@ pub mod policies;
 pub mod problem;
 pub mod profiles;
 pub mod programme;
+pub mod segments;
 pub mod signature;
 pub mod state;
 pub mod webhooks;

@@ -4,3 +4,4 @@
 pub mod profile;
 
 pub use profile::{Channel, Consent, Profile, ProfileError, Viewer};
+pub mod segments;

@@ -75,6 +75,9 @@ pub fn merge(
     })?;
     let moved = ops.registry.merge_links(from, into).map_err(registry)?;
     let profile_moved = ops.registry.move_profile(from, into).map_err(registry)?;
+    ops.audience.set_profile(from, None);
+    let survivor = ops.registry.profile(into).map_err(registry)?;
+    ops.audience.set_profile(into, survivor.as_ref());
     Ok(Merged {
         receipt,
         references_moved: moved.len(),
@@ -126,9 +129,12 @@ pub fn erase(
         links_removed: 0,
         closed_by,
     };
-    ops.registry
+    let done = ops
+        .registry
         .erase_member(m, record, &links)
-        .map_err(registry)
+        .map_err(registry)?;
+    ops.audience.set_profile(m, None);
+    Ok(done)
 }
 
 /// Member `m`'s standing, and the survivor when merged.

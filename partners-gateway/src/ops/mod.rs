@@ -7,6 +7,7 @@
 //! as a partner's key record or a rate table, derive their OpenAPI schema where they are
 //! defined, so that the schema cannot drift from the record.)
 
+pub mod audience;
 pub mod error;
 pub mod finance;
 pub mod lifecycle;
@@ -34,6 +35,8 @@ pub struct Ops {
     pub batch_commands_max: usize,
     /// Set while a live audit runs (one at a time: each reads the whole journal).
     pub audit_running: std::sync::atomic::AtomicBool,
+    /// Members' segment facts, followed from the journal and the profiles.
+    pub audience: audience::Audience,
 }
 
 /// An authenticated partner: who it is and the key it used (with its scopes).

@@ -85,6 +85,7 @@ pub fn put(ops: &Ops, m: MemberId, mut p: Profile, who: &str) -> Result<Profile,
     ops.registry
         .record_profile(m, Some(&p), &audit("update", who, changed(&old, &p)))
         .map_err(super::partner::registry_error)?;
+    ops.audience.set_profile(m, Some(&p));
     Ok(p)
 }
 

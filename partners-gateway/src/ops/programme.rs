@@ -58,6 +58,14 @@ pub fn save_campaign(
 ) -> Result<Campaign, OpError> {
     let now = Timestamp::now().0;
     let from = check(ops, &draft, now)?;
+    for s in &draft.conditions.segments {
+        if ops.registry.segment(*s).map_err(internal)?.is_none() {
+            return Err(OpError::new(
+                Kind::InvalidRule,
+                format!("segments: no segment {s}"),
+            ));
+        }
+    }
     let c = Campaign {
         id: 0,
         version: 0,

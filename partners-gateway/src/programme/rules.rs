@@ -140,9 +140,15 @@ pub struct Conditions {
     #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 16)]
     pub tiers: Vec<u32>,
-    /// Only in the member's birthday month. Refused until members have profiles.
+    /// Only in the member's birthday month (in the programme's time zone), from the birth date
+    /// of its profile.
     #[serde(default)]
     pub birthday_month: bool,
+    /// Only members in any of these segments (`/admin/v1/segments`), as of the last journal
+    /// transaction the segment facts include.
+    #[serde(default, deserialize_with = "crate::programme::whole_list")]
+    #[schema(max_items = 16, value_type = Vec<u32>)]
+    pub segments: Vec<u32>,
 }
 
 /// What a campaign gives.
@@ -291,6 +297,8 @@ struct Compiled {
     time: Option<(NaiveTime, NaiveTime)>,
     payment_methods: Vec<String>,
     channels: Vec<String>,
+    birthday_month: bool,
+    segments: Vec<u32>,
     effect: CompiledEffect,
     priority: u32,
     exclusive: bool,
@@ -391,10 +399,8 @@ impl CampaignDraft {
         if c.tiers.iter().any(|t| *t > 15) {
             return Err(bad("tiers are levels 0 to 15"));
         }
-        if c.birthday_month {
-            return Err(bad(
-                "birthday conditions need member profiles, which the programme does not have yet",
-            ));
+        if c.segments.len() > 16 || c.segments.contains(&0) {
+            return Err(bad("segments: at most 16 ids, each from 1"));
         }
         let starts = date(&self.starts_on, "starts_on")?;
         let ends = date(&self.ends_on, "ends_on")?;
@@ -468,6 +474,8 @@ impl CampaignDraft {
             time,
             payment_methods: c.payment_methods.clone(),
             channels: c.channels.clone(),
+            birthday_month: c.birthday_month,
+            segments: c.segments.clone(),
             effect,
             priority: self.priority,
             exclusive: self.exclusive,
@@ -543,7 +551,7 @@ impl ProgrammeClock {
 }
 
 /// What the rules see of one earn.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct EarnFacts<'a> {
     /// The earning partner.
     pub partner: PartnerId,
@@ -563,6 +571,17 @@ pub struct EarnFacts<'a> {
     pub payment_method: Option<&'a str>,
     /// Channel, if sent.
     pub channel: Option<&'a str>,
+    /// What the rules may ask of the member (`None`: nothing known, so birthday and segment
+    /// conditions do not hold).
+    pub member: Option<&'a dyn MemberSignals>,
+}
+
+/// What campaign conditions may ask about the earning member.
+pub trait MemberSignals {
+    /// The month (1 to 12) of the member's birth date, if its profile has one.
+    fn birth_month(&self) -> Option<u32>;
+    /// Whether the member is in segment `id`.
+    fn in_segment(&self, id: u32) -> bool;
 }
 
 /// A campaign that applied to an earn, before the ledger's limits.
@@ -690,6 +709,11 @@ impl Compiled {
             && listed(&self.categories, f.category)
             && listed(&self.payment_methods, f.payment_method)
             && listed(&self.channels, f.channel)
+            && (!self.birthday_month
+                || f.member.and_then(|m| m.birth_month()) == Some(f.at.date.month()))
+            && (self.segments.is_empty()
+                || f.member
+                    .is_some_and(|m| self.segments.iter().any(|s| m.in_segment(*s))))
             && self.min_amount.is_none_or(|m| f.quantity >= m)
             && self.starts.is_none_or(|s| f.at.date >= s)
             && self.ends.is_none_or(|e| f.at.date <= e)
@@ -781,7 +805,59 @@ mod tests {
             at: tehran().local(at),
             payment_method: Some("card"),
             channel: Some("store"),
+            member: None,
         }
+    }
+
+    struct Member {
+        birth_month: Option<u32>,
+        segments: Vec<u32>,
+    }
+
+    impl MemberSignals for Member {
+        fn birth_month(&self) -> Option<u32> {
+            self.birth_month
+        }
+        fn in_segment(&self, id: u32) -> bool {
+            self.segments.contains(&id)
+        }
+    }
+
+    #[test]
+    fn birthday_and_segment_conditions_ask_the_member() {
+        let mut d = draft(Effect::Fixed { points: 50 });
+        d.conditions.birthday_month = true;
+        let mut e = draft(Effect::Fixed { points: 70 });
+        e.conditions.segments = vec![3, 4];
+        let versions: Vec<Campaign> = [d, e]
+            .into_iter()
+            .enumerate()
+            .map(|(i, definition)| Campaign {
+                id: i as u32 + 1,
+                version: 1,
+                definition,
+                in_force_from_ms: 0,
+                author: "a".into(),
+                recorded_at_ms: 0,
+            })
+            .collect();
+        let (s, errors) = RuleSet::build(&versions);
+        assert!(errors.is_empty(), "{errors:?}");
+        let month = tehran().local(FRIDAY_EVENING).date.month();
+        let mut f = facts(FRIDAY_EVENING);
+        assert!(bonuses(&s, &f).is_empty(), "nothing known of the member");
+        let born_then = Member {
+            birth_month: Some(month),
+            segments: vec![4],
+        };
+        f.member = Some(&born_then);
+        assert_eq!(bonuses(&s, &f), vec![(1, 50), (2, 70)]);
+        let other = Member {
+            birth_month: Some(month % 12 + 1),
+            segments: vec![5],
+        };
+        f.member = Some(&other);
+        assert!(bonuses(&s, &f).is_empty());
     }
 
     fn bonuses(s: &RuleSet, f: &EarnFacts<'_>) -> Vec<(u32, i64)> {
@@ -955,7 +1031,7 @@ mod tests {
         type Change = Box<dyn Fn(&mut CampaignDraft)>;
         let cases: Vec<(Change, &str)> = vec![
             (Box::new(|d| d.conditions.tiers = vec![16]), "tiers"),
-            (Box::new(|d| d.conditions.birthday_month = true), "profiles"),
+            (Box::new(|d| d.conditions.segments = vec![0]), "segments"),
             (
                 Box::new(|d| d.starts_on = Some("2026-02-30".into())),
                 "not a date",

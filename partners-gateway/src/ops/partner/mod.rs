@@ -284,10 +284,12 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         branch: r.branch.as_deref(),
         category: r.category.as_deref(),
     };
+    let signals = crate::ops::audience::Signals::of(ops, member);
     let terms = terms::terms(
         &ops.registry.programme(),
         &purchase,
         &r.context,
+        Some(&signals),
         Timestamp::now(),
     )?;
     Ok(Prepared {

@@ -209,6 +209,7 @@ pub fn quote(ops: &Ops, caller: &PartnerCaller, q: &Quote) -> Result<Quoted, OpE
                     category: q.category.as_deref(),
                 },
                 &q.context,
+                None,
                 ledger::Timestamp::now(),
             )?
             .applied

@@ -5,7 +5,7 @@ use super::super::error::{Kind, OpError};
 use super::check_name;
 use crate::ops::registry::CompiledProgramme;
 use crate::programme::rates::{is_currency_code, Amount};
-use crate::programme::rules::{Applied, EarnFacts, LocalTime};
+use crate::programme::rules::{Applied, EarnFacts, LocalTime, MemberSignals};
 use ledger::{AwardRequest, GuardRequest, PartnerId, Points, Timestamp};
 use rust_decimal::Decimal;
 
@@ -62,6 +62,7 @@ pub fn terms(
     programme: &CompiledProgramme,
     p: &Purchase<'_>,
     cx: &EarnContext,
+    member: Option<&dyn MemberSignals>,
     now: Timestamp,
 ) -> Result<Terms, OpError> {
     check_tag("payment_method", cx.payment_method.as_deref())?;
@@ -81,6 +82,7 @@ pub fn terms(
                 at,
                 payment_method: cx.payment_method.as_deref(),
                 channel: cx.channel.as_deref(),
+                member,
             },
             now,
         )

@@ -42,6 +42,7 @@ mod partners;
 mod profiles;
 mod programme;
 mod rates;
+mod segments;
 mod vault;
 mod webhooks;
 
@@ -55,6 +56,7 @@ pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 pub use profiles::{ErasureRecord, ProfileAudit};
 pub use programme::{Compiled as CompiledProgramme, OnClose, ProgrammeSettings};
+pub use segments::SegmentRecord;
 pub use vault::KeyVault;
 pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};
 

@@ -6,7 +6,7 @@ use super::vault::{is_sealed, open, seal};
 use super::{json, key1, unjson, Registry, RegistryError};
 use crate::members::Profile;
 use ledger::keys::gateway::{ERASURE, PROFILE, PROFILE_AUDIT};
-use ledger::store::{Durability, Snapshot, Store, WriteSet};
+use ledger::store::{prefix_end, Durability, Snapshot, Store, WriteSet};
 use ledger::MemberId;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -136,6 +136,45 @@ impl Registry {
         ws.set_owned(erasure, json(&record));
         self.store.commit(ws, Durability::Sync)?;
         Ok(record)
+    }
+
+    /// Calls `f` with every member's profile, in member id order (members whose key is gone are
+    /// skipped).
+    pub fn for_each_profile(
+        &self,
+        f: &mut dyn FnMut(MemberId, Profile),
+    ) -> Result<(), RegistryError> {
+        let snap = self.store.snapshot()?;
+        let begin = key1(PROFILE, &[]);
+        let mut keys = super::vault::KeyReader::default();
+        let mut failure = None;
+        snap.scan(&begin, &prefix_end(&begin), &mut |k, v| {
+            let Ok(id) = <[u8; 8]>::try_from(&k[2..]) else {
+                failure = Some(RegistryError::Corrupt("profile key".into()));
+                return false;
+            };
+            let m = MemberId(u64::from_be_bytes(id));
+            let plain = if is_sealed(v) {
+                match keys.key(self, m) {
+                    Ok(Some(key)) => open(&key, m, v),
+                    Ok(None) => return true,
+                    Err(e) => Err(e),
+                }
+            } else {
+                Ok(v.to_vec())
+            };
+            match plain.and_then(|p| unjson(&p)) {
+                Ok(p) => {
+                    f(m, p);
+                    true
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            }
+        })?;
+        failure.map_or(Ok(()), Err)
     }
 
     /// The record of member `m`'s erasure, if it was erased.

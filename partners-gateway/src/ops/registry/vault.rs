@@ -185,6 +185,35 @@ impl Registry {
     }
 }
 
+/// Looks up many members' keys in id order, reading each key file once.
+#[derive(Default)]
+pub(super) struct KeyReader {
+    file: Option<(u64, Vec<(u64, [u8; 32])>)>,
+}
+
+impl KeyReader {
+    /// Member `m`'s key (members asked for in ascending order read each file once).
+    pub(super) fn key(
+        &mut self,
+        r: &Registry,
+        m: MemberId,
+    ) -> Result<Option<[u8; 32]>, RegistryError> {
+        let KeyVault::Files { dir, lock } = &r.vault else {
+            return r.member_key(m, false);
+        };
+        let block = m.0 / MEMBERS_PER_FILE;
+        if self.file.as_ref().is_none_or(|(b, _)| *b != block) {
+            let _g = lock.lock().expect("key vault lock");
+            self.file = Some((block, read_entries(&file_of(dir, m))?));
+        }
+        Ok(self
+            .file
+            .as_ref()
+            .and_then(|(_, v)| v.iter().find(|(id, _)| *id == m.0))
+            .map(|(_, k)| *k))
+    }
+}
+
 /// `plain` sealed under `key`, bound to member `m` (a value moved to another member's record
 /// does not open).
 pub(super) fn seal(key: &[u8; 32], m: MemberId, plain: &[u8]) -> Vec<u8> {

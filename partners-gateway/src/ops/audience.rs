@@ -1,0 +1,434 @@
+//! The audience: every member's segment facts ([`Facts`]), kept in memory and brought up to
+//! date from the journal (balances, tiers, standing, visits, spend, activity) and the profiles
+//! (birth date, gender, city), and the segments evaluated on them.
+//!
+//! It follows the journal in commit order from a cursor, on either write path, every half
+//! second (and before answering a segment query), so segments are as of the last transaction
+//! folded: the answers say which. It is rebuilt at start from the journal and the profiles;
+//! nothing of it is stored.
+
+use super::error::{Kind, OpError};
+use super::registry::SegmentRecord;
+use super::Ops;
+use crate::members::segments::{day_number, Compiled, Facts, Row, SegmentRules};
+use crate::members::Profile;
+use chrono::{NaiveDate, TimeZone};
+use ledger::core::state::Standing;
+use ledger::{MemberId, Timestamp, Transaction, TxKind};
+use rust_decimal::Decimal;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+/// How often the projection follows the journal.
+const EVERY: Duration = Duration::from_millis(500);
+/// Batches folded under one hold of the write lock.
+const BATCHES_PER_HOLD: usize = 512;
+
+#[derive(Default)]
+struct Cursor {
+    after: Option<Vec<u8>>,
+    transactions: u64,
+    profiles: bool,
+}
+
+/// Members' facts and compiled segments.
+#[derive(Default)]
+pub struct Audience {
+    facts: RwLock<Facts>,
+    cursor: Mutex<Cursor>,
+    compiled: Mutex<HashMap<u32, (u32, NaiveDate, Arc<Compiled>)>>,
+    /// The segment definitions, as last read (campaign conditions look them up per earn).
+    records: RwLock<HashMap<u32, SegmentRecord>>,
+}
+
+/// The programme's clock and currency, as the facts count days and spend.
+struct Terms {
+    tz: chrono_tz::Tz,
+    currency: Option<String>,
+}
+
+fn terms(ops: &Ops) -> Terms {
+    let s = ops.registry.programme_settings();
+    Terms {
+        tz: s
+            .as_ref()
+            .and_then(|s| s.time_zone.parse().ok())
+            .unwrap_or(chrono_tz::Tz::UTC),
+        currency: s.and_then(|s| s.currency),
+    }
+}
+
+/// The local day of `at` in `tz`.
+fn day(tz: chrono_tz::Tz, at: Timestamp) -> i32 {
+    chrono::DateTime::from_timestamp_millis(at.0)
+        .map(|t| day_number(tz.from_utc_datetime(&t.naive_utc()).date_naive()))
+        .unwrap_or(0)
+}
+
+/// Today in the programme's time zone.
+pub fn today(ops: &Ops) -> NaiveDate {
+    let tz = terms(ops).tz;
+    chrono::DateTime::from_timestamp_millis(Timestamp::now().0)
+        .map(|t| tz.from_utc_datetime(&t.naive_utc()).date_naive())
+        .unwrap_or_default()
+}
+
+fn minor_units(currency: &str) -> i64 {
+    match currency.parse::<ledger::Currency>() {
+        Ok(c) => 10i64.pow(c.minor_units()),
+        Err(_) => 100,
+    }
+}
+
+/// Sets a row's profile facts.
+fn put_profile(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
+    let birth = p
+        .and_then(|p| p.birth_date.as_deref())
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .map_or(i32::MIN, day_number);
+    let gender = p
+        .and_then(|p| p.gender.as_deref())
+        .map_or(0, |g| facts.genders.intern(g));
+    let city = p
+        .and_then(|p| p.city.as_deref())
+        .map_or(0, |c| facts.cities.intern(c));
+    let r = facts.row_mut(m.0);
+    r.birth = birth;
+    r.gender = gender;
+    r.city = city;
+}
+
+/// Folds one transaction into the facts.
+fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
+    let d = day(t.tz, tx.at);
+    for a in &tx.member_balances {
+        facts.row_mut(a.member.0).balance = a.posted.0;
+    }
+    let own = |facts: &mut Facts, m: MemberId| facts.row_mut(m.0).last_activity = d;
+    match &tx.kind {
+        TxKind::Enrolled { member } => facts.row_mut(member.0).enrolled = true,
+        TxKind::Earn { member, tier, .. } => {
+            let spend = tx.pricing.as_ref().and_then(|p| {
+                (t.currency.as_deref() == Some(p.unit.as_str())).then_some(p.quantity)
+            });
+            let per = facts.minor_per_unit;
+            let r = facts.row_mut(member.0);
+            r.visits += 1;
+            if r.first_visit == i32::MIN {
+                r.first_visit = d;
+            }
+            r.last_visit = d;
+            r.last_activity = d;
+            if let Some(q) = spend {
+                let minor: i64 = (q * Decimal::from(per)).round().try_into().unwrap_or(0);
+                r.spend_minor = r.spend_minor.saturating_add(minor);
+            }
+            if let Some(c) = tier.as_ref().and_then(|t| t.1.as_ref()) {
+                r.tier = c.to;
+            }
+        }
+        TxKind::Burn { member, .. } | TxKind::Adjust { member, .. } => own(facts, *member),
+        TxKind::Transfer { from, to, .. } => {
+            own(facts, *from);
+            own(facts, *to);
+        }
+        TxKind::TierChanged { member, change } => facts.row_mut(member.0).tier = change.to,
+        TxKind::Expire {
+            member,
+            tier: Some(c),
+            ..
+        } => facts.row_mut(member.0).tier = c.to,
+        TxKind::StandingSet {
+            member, standing, ..
+        } => facts.row_mut(member.0).active = *standing == Standing::Active,
+        TxKind::Merged(m) => {
+            facts.row_mut(m.from.0).active = false;
+            if let Some(tier) = &m.tier {
+                facts.row_mut(m.into.0).tier = tier.level;
+            }
+        }
+        _ => {}
+    }
+}
+
+impl Audience {
+    /// Brings the facts up to the journal's end: the profiles once, then every batch after the
+    /// cursor. Blocking. Returns the transactions folded in all.
+    pub fn catch_up(&self, ops: &Ops) -> Result<u64, OpError> {
+        let mut cursor = self.cursor.lock().expect("audience cursor");
+        let t = terms(ops);
+        if !cursor.profiles {
+            let mut facts = self.facts.write().expect("audience facts");
+            facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
+            ops.registry
+                .for_each_profile(&mut |m, p| put_profile(&mut facts, m, Some(&p)))
+                .map_err(super::partner::registry_error)?;
+            cursor.profiles = true;
+        }
+        self.reload_segments(ops)?;
+        let snap = ops.ledger.read_snapshot()?;
+        loop {
+            let mut facts = self.facts.write().expect("audience facts");
+            let mut batches = 0;
+            let mut last = None;
+            let mut n = 0u64;
+            ledger::journal::for_each_batch_after(
+                &snap,
+                cursor.after.as_deref(),
+                &mut |pos, _, txs| {
+                    for tx in &txs {
+                        fold(&mut facts, &t, tx);
+                    }
+                    n += txs.len() as u64;
+                    last = Some(pos.to_vec());
+                    batches += 1;
+                    Ok(batches < BATCHES_PER_HOLD)
+                },
+            )?;
+            drop(facts);
+            cursor.transactions += n;
+            if let Some(p) = last {
+                cursor.after = Some(p);
+            }
+            if batches < BATCHES_PER_HOLD {
+                return Ok(cursor.transactions);
+            }
+        }
+    }
+
+    /// Reads the segment definitions again.
+    fn reload_segments(&self, ops: &Ops) -> Result<(), OpError> {
+        let all = ops
+            .registry
+            .segments()
+            .map_err(super::partner::registry_error)?;
+        *self.records.write().expect("segment records") =
+            all.into_iter().map(|s| (s.id, s)).collect();
+        Ok(())
+    }
+
+    /// Whether member `m` is in segment `id` on `today` (false for a segment not defined).
+    pub fn in_segment(&self, id: u32, m: MemberId, today: NaiveDate) -> bool {
+        let rec = self
+            .records
+            .read()
+            .expect("segment records")
+            .get(&id)
+            .cloned();
+        rec.is_some_and(|r| self.contains(&r, m, today))
+    }
+
+    /// Transactions folded so far.
+    pub fn transactions(&self) -> u64 {
+        self.cursor.lock().expect("audience cursor").transactions
+    }
+
+    /// Takes member `m`'s profile facts from `p` (`None`: erased).
+    pub fn set_profile(&self, m: MemberId, p: Option<&Profile>) {
+        let mut facts = self.facts.write().expect("audience facts");
+        put_profile(&mut facts, m, p);
+    }
+
+    /// Segment `rec` compiled for `today` (cached per version and day).
+    fn compiled(&self, rec: &SegmentRecord, today: NaiveDate) -> Arc<Compiled> {
+        let mut cache = self.compiled.lock().expect("segment cache");
+        if let Some((v, d, c)) = cache.get(&rec.id) {
+            if *v == rec.version && *d == today {
+                return c.clone();
+            }
+        }
+        let c = Arc::new(self.compile(&rec.rules, today));
+        cache.insert(rec.id, (rec.version, today, c.clone()));
+        c
+    }
+
+    /// `rules` compiled on `today`. The texts they name are interned first, so a city no
+    /// member has yet matches the members who later give it.
+    fn compile(&self, rules: &SegmentRules, today: NaiveDate) -> Compiled {
+        let mut facts = self.facts.write().expect("audience facts");
+        for g in rules.genders.iter().flatten() {
+            facts.genders.intern(g);
+        }
+        for c in rules.cities.iter().flatten() {
+            facts.cities.intern(c);
+        }
+        Compiled::new(rules, &facts, today)
+    }
+
+    /// The members `rules` selects on `today`: at most `limit` ids, in id order, and how many
+    /// in all.
+    pub fn evaluate(
+        &self,
+        rules: &SegmentRules,
+        today: NaiveDate,
+        limit: usize,
+    ) -> (Vec<u64>, usize) {
+        let c = self.compile(rules, today);
+        c.members(&self.facts.read().expect("audience facts"), limit)
+    }
+
+    /// Whether member `m` is in segment `rec` on `today`.
+    pub fn contains(&self, rec: &SegmentRecord, m: MemberId, today: NaiveDate) -> bool {
+        let c = self.compiled(rec, today);
+        let facts = self.facts.read().expect("audience facts");
+        facts.row(m.0).is_some_and(|r| c.contains(r))
+    }
+
+    /// Member `m`'s facts row, if any.
+    pub fn row(&self, m: MemberId) -> Option<Row> {
+        self.facts.read().expect("audience facts").row(m.0).copied()
+    }
+}
+
+/// Follows the journal every half second while the gateway runs.
+pub fn spawn(ops: std::sync::Weak<Ops>) {
+    tokio::spawn(async move {
+        loop {
+            let Some(o) = ops.upgrade() else { return };
+            let r = tokio::task::spawn_blocking(move || o.audience.catch_up(&o)).await;
+            match r {
+                Ok(Err(e)) => tracing::warn!(error = %e.detail, "audience catch-up failed"),
+                Err(e) => tracing::warn!(error = %e, "audience task failed"),
+                Ok(Ok(_)) => {}
+            }
+            tokio::time::sleep(EVERY).await;
+        }
+    });
+}
+
+/// A segment definition as an operator sends it.
+#[derive(Debug, Clone)]
+pub struct SegmentDraft {
+    /// Name.
+    pub name: String,
+    /// Who is in it.
+    pub rules: SegmentRules,
+    /// Why.
+    pub reason: String,
+}
+
+/// Checks and records a segment: new (`id` `None`) or a new version of `id`. Blocking.
+pub fn save_segment(
+    ops: &Ops,
+    id: Option<u32>,
+    d: SegmentDraft,
+    author: &str,
+) -> Result<SegmentRecord, OpError> {
+    if d.name.trim().is_empty() || d.name.chars().count() > 100 {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            "name must be 1 to 100 characters, not all spaces",
+        ));
+    }
+    d.rules
+        .validate()
+        .map_err(|e| OpError::new(Kind::InvalidRule, e.to_string()))?;
+    if (d.rules.spend_min.is_some() || d.rules.spend_max.is_some()) && terms(ops).currency.is_none()
+    {
+        return Err(OpError::new(
+            Kind::InvalidRule,
+            "spend: counted in the programme's currency; set it first (PUT /admin/v1/programme)",
+        ));
+    }
+    let note = super::programme::change_note(author, &d.reason)?;
+    let rec = SegmentRecord {
+        id: id.unwrap_or(0),
+        name: d.name,
+        rules: d.rules,
+        version: 0,
+        author: note.author,
+        reason: note.reason,
+        updated_at_ms: Timestamp::now().0,
+    };
+    let saved = ops
+        .registry
+        .put_segment(rec)
+        .map_err(super::partner::registry_error)?
+        .ok_or_else(|| OpError::new(Kind::NotFound, "no such segment"))?;
+    ops.audience.reload_segments(ops)?;
+    Ok(saved)
+}
+
+/// What campaign conditions see of the earning member: its birth month and segments, from the
+/// audience's facts.
+pub struct Signals<'a> {
+    ops: &'a Ops,
+    member: MemberId,
+    today: std::cell::OnceCell<NaiveDate>,
+}
+
+impl<'a> Signals<'a> {
+    /// Member `m`'s signals.
+    pub fn of(ops: &'a Ops, member: MemberId) -> Signals<'a> {
+        Signals {
+            ops,
+            member,
+            today: std::cell::OnceCell::new(),
+        }
+    }
+}
+
+impl crate::programme::rules::MemberSignals for Signals<'_> {
+    fn birth_month(&self) -> Option<u32> {
+        use chrono::Datelike;
+        let r = self.ops.audience.row(self.member)?;
+        (r.birth != i32::MIN).then(|| {
+            (NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                + chrono::Duration::days(i64::from(r.birth)))
+            .month()
+        })
+    }
+
+    fn in_segment(&self, id: u32) -> bool {
+        let today = *self.today.get_or_init(|| today(self.ops));
+        self.ops.audience.in_segment(id, self.member, today)
+    }
+}
+
+/// Segment `id`. Blocking.
+pub fn segment(ops: &Ops, id: u32) -> Result<SegmentRecord, OpError> {
+    ops.registry
+        .segment(id)
+        .map_err(super::partner::registry_error)?
+        .ok_or_else(|| OpError::new(Kind::NotFound, "no such segment"))
+}
+
+/// Who is in a segment now.
+#[derive(Debug, Clone)]
+pub struct Membership {
+    /// Members, in id order, at most the limit asked.
+    pub members: Vec<u64>,
+    /// How many in all.
+    pub count: usize,
+    /// Journal transactions the facts include.
+    pub as_of_transactions: u64,
+    /// The day ages and days since activity were counted on.
+    pub today: NaiveDate,
+}
+
+/// The members `rules` selects, after bringing the facts up to date. Blocking.
+pub fn members(ops: &Ops, rules: &SegmentRules, limit: usize) -> Result<Membership, OpError> {
+    let as_of = ops.audience.catch_up(ops)?;
+    let today = today(ops);
+    let (members, count) = ops.audience.evaluate(rules, today, limit);
+    Ok(Membership {
+        members,
+        count,
+        as_of_transactions: as_of,
+        today,
+    })
+}
+
+/// The segments member `m` is in. Blocking.
+pub fn segments_of(ops: &Ops, m: MemberId) -> Result<Vec<SegmentRecord>, OpError> {
+    ops.audience.catch_up(ops)?;
+    let today = today(ops);
+    Ok(ops
+        .registry
+        .segments()
+        .map_err(super::partner::registry_error)?
+        .into_iter()
+        .filter(|s| ops.audience.contains(s, m, today))
+        .collect())
+}

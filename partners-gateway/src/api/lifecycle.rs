@@ -253,5 +253,5 @@ async fn get_erasure(
     })
     .await?;
     rec.map(Json)
-        .ok_or_else(|| OpError::new(Kind::NotFound, "the member was not erased").into())
+        .ok_or_else(|| OpError::new(Kind::NotFound, "the member was not erased"))
 }

@@ -32,12 +32,15 @@ struct Cursor {
     profiles: bool,
 }
 
+/// A segment compiled for a version and a day.
+type CompiledSegment = (u32, NaiveDate, Arc<Compiled>);
+
 /// Members' facts and compiled segments.
 #[derive(Default)]
 pub struct Audience {
     facts: RwLock<Facts>,
     cursor: Mutex<Cursor>,
-    compiled: Mutex<HashMap<u32, (u32, NaiveDate, Arc<Compiled>)>>,
+    compiled: Mutex<HashMap<u32, CompiledSegment>>,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
     records: RwLock<HashMap<u32, SegmentRecord>>,
 }

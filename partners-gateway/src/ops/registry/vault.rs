@@ -27,6 +27,9 @@ const ENTRY: usize = 40;
 /// First byte of an encrypted value.
 const SEALED: u8 = 0x01;
 
+/// A member id and its data key.
+type KeyEntry = (u64, [u8; 32]);
+
 /// Where members' data keys are kept.
 pub enum KeyVault {
     /// Files in this directory (the embedded store's), rewritten whole on each change.
@@ -55,7 +58,7 @@ fn file_of(dir: &Path, m: MemberId) -> PathBuf {
     dir.join(format!("member-keys-{:010}", m.0 / MEMBERS_PER_FILE))
 }
 
-fn read_entries(path: &Path) -> Result<Vec<(u64, [u8; 32])>, RegistryError> {
+fn read_entries(path: &Path) -> Result<Vec<KeyEntry>, RegistryError> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -82,7 +85,7 @@ fn read_entries(path: &Path) -> Result<Vec<(u64, [u8; 32])>, RegistryError> {
 
 /// Replaces `path` with `entries`: a new file, fsynced, renamed over the old, the directory
 /// fsynced. The old file's name then points at the new bytes only.
-fn write_entries(path: &Path, entries: &[(u64, [u8; 32])]) -> Result<(), RegistryError> {
+fn write_entries(path: &Path, entries: &[KeyEntry]) -> Result<(), RegistryError> {
     let io = |e: std::io::Error| RegistryError::Corrupt(format!("{}: {e}", path.display()));
     let tmp = path.with_extension("new");
     let mut bytes = Vec::with_capacity(entries.len() * ENTRY);
@@ -188,7 +191,7 @@ impl Registry {
 /// Looks up many members' keys in id order, reading each key file once.
 #[derive(Default)]
 pub(super) struct KeyReader {
-    file: Option<(u64, Vec<(u64, [u8; 32])>)>,
+    file: Option<(u64, Vec<KeyEntry>)>,
 }
 
 impl KeyReader {

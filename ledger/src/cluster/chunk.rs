@@ -530,7 +530,9 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
         Command::JoinPool { owner, member, .. } => {
             vec![Need::Member(*owner), Need::Member(*member)]
         }
-        Command::SetStanding { member, .. } => vec![Need::Member(*member)],
+        Command::SetStanding { member, .. } | Command::Notice { member, .. } => {
+            vec![Need::Member(*member)]
+        }
         Command::Merge { from, into, .. } => vec![Need::Member(*from), Need::Member(*into)],
     }
 }

@@ -285,6 +285,46 @@ pub enum Command {
         /// Why, and who.
         note: Box<ChangeNote>,
     },
+    /// Record that a dated occasion of a member's came (a birthday, an anniversary, points
+    /// about to expire), so the event reaches the outbox in commit order like any other. Posts
+    /// nothing and changes no balance; the key (operator scope, named by the occasion and the
+    /// day) makes it happen once.
+    Notice {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The member.
+        member: MemberId,
+        /// What came.
+        notice: Notice,
+    },
+}
+
+/// A dated occasion of a member's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Notice {
+    /// The member's birthday (from its profile), on this local day (days since 1970-01-01).
+    Birthday {
+        /// The local day.
+        day: u32,
+    },
+    /// The anniversary of the member's enrolment.
+    Anniversary {
+        /// The local day.
+        day: u32,
+        /// Years since enrolment.
+        years: u16,
+    },
+    /// Points of the member's that expire in `days` days, on `on`.
+    Expiring {
+        /// The local day notified.
+        day: u32,
+        /// Days until they expire.
+        days: u16,
+        /// When they expire.
+        on: Timestamp,
+        /// How many, as the member's lots stood when the notice was posted.
+        points: Points,
+    },
 }
 
 // Commands travel through the queue and transactions through the writer, projector and
@@ -316,7 +356,8 @@ impl Command {
             | Command::JoinPool { key, .. }
             | Command::LeavePool { key, .. }
             | Command::SetStanding { key, .. }
-            | Command::Merge { key, .. } => key,
+            | Command::Merge { key, .. }
+            | Command::Notice { key, .. } => key,
         }
     }
 
@@ -610,6 +651,13 @@ pub enum TxKind {
     },
     /// One member merged into another.
     Merged(Box<Merge>),
+    /// A dated occasion of a member's came (no postings).
+    Noticed {
+        /// The member.
+        member: MemberId,
+        /// What came.
+        notice: Notice,
+    },
 }
 
 /// What a merge moved, and the survivor's state it recorded.
@@ -721,7 +769,7 @@ impl TxKind {
             | TxKind::Enrolled { member } => Some(*member),
             TxKind::Transfer { from, .. } => Some(*from),
             TxKind::PoolJoined { owner, .. } | TxKind::PoolLeft { owner, .. } => Some(*owner),
-            TxKind::StandingSet { member, .. } => Some(*member),
+            TxKind::StandingSet { member, .. } | TxKind::Noticed { member, .. } => Some(*member),
             TxKind::Merged(m) => Some(m.from),
             TxKind::ContractSet(_)
             | TxKind::ExpiryPolicySet(_)
@@ -845,6 +893,7 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::PeriodClosed { .. } => ("period-close", None),
         TxKind::StandingSet { .. } => ("standing", None),
         TxKind::Merged(_) => ("merge", None),
+        TxKind::Noticed { .. } => ("notice", None),
     }
 }
 

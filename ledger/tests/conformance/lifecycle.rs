@@ -268,6 +268,40 @@ fn lifecycle<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {
     })
     .expect("capture the moved hold");
     assert_eq!((posted(&l, 2), held(&l, 2)), (1_300, 0));
+    // A notice posts nothing, is no line of the statement, and happens once per key.
+    let notice = |reference: &str, m: u64| Command::Notice {
+        key: IdemKey::operator(reference),
+        member: MemberId(m),
+        notice: ledger::core::model::Notice::Birthday { day: 20_787 },
+    };
+    let lines = l
+        .statement(MemberId(2), None, 50)
+        .expect("statement")
+        .entries
+        .len();
+    let n = l
+        .execute_blocking(notice("birthday/2/20787", 2))
+        .expect("notice");
+    assert!(n.tx.postings.is_empty() && n.tx.member_balances.is_empty());
+    assert!(
+        l.execute_blocking(notice("birthday/2/20787", 2))
+            .expect("again")
+            .replayed
+    );
+    assert_eq!(
+        l.statement(MemberId(2), None, 50)
+            .expect("statement")
+            .entries
+            .len(),
+        lines
+    );
+    assert_eq!(
+        rejected(l.execute_blocking(notice("birthday/1/20787", 1))),
+        Rejection::MemberMerged {
+            member: MemberId(1),
+            into: MemberId(2)
+        }
+    );
     audit(&l);
     l.shutdown();
 

@@ -47,7 +47,7 @@ pub struct WebhookRequest {
     pub url: String,
     /// Event types (a partner may take only those of its own transactions: earns, burns, holds
     /// and their ends, reversals, tier changes).
-    #[schema(min_items = 1, max_items = 16)]
+    #[schema(min_items = 1, max_items = 19)]
     pub events: Vec<EventType>,
 }
 
@@ -102,6 +102,15 @@ pub enum EventType {
     #[serde(rename = "member.merged")]
     #[allow(missing_docs)]
     MemberMerged,
+    #[serde(rename = "points.expiring")]
+    #[allow(missing_docs)]
+    PointsExpiring,
+    #[serde(rename = "member.birthday")]
+    #[allow(missing_docs)]
+    MemberBirthday,
+    #[serde(rename = "member.anniversary")]
+    #[allow(missing_docs)]
+    MemberAnniversary,
 }
 
 impl EventType {
@@ -341,4 +350,17 @@ async fn partner_replay(
     let p = caller.partner;
     blocking(move || op::replay(&app.ops, Some(p), id, &r.from_event)).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The schema's list of event types is the outbox's.
+    #[test]
+    fn every_event_type_can_be_subscribed_to() {
+        for k in crate::events::KINDS {
+            let t: super::EventType =
+                serde_json::from_value(serde_json::json!(k)).expect("an event type");
+            assert_eq!(t.name(), *k);
+        }
+    }
 }

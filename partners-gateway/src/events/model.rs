@@ -2,7 +2,7 @@
 //! (`TRANSACTION-N`: the transaction id and the event's place among its events), so a receiver
 //! that sees an id twice knows it is a redelivery.
 
-use ledger::core::model::Amount;
+use ledger::core::model::{Amount, Notice};
 use ledger::{AccountId, Transaction, TxKind};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -25,6 +25,9 @@ pub const KINDS: &[&str] = &[
     "period.closed",
     "member.standing_changed",
     "member.merged",
+    "points.expiring",
+    "member.birthday",
+    "member.anniversary",
 ];
 
 /// An event, as a webhook delivers it (`application/json`).
@@ -144,6 +147,19 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
             Some(-m.points.0),
             Some(format!("into member {}", m.into.0)),
         )),
+        TxKind::Noticed { notice, .. } => out.push(match notice {
+            Notice::Expiring {
+                days, on, points, ..
+            } => (
+                "points.expiring",
+                Some(points.0),
+                Some(format!("in {days} days, at {} ms", on.0)),
+            ),
+            Notice::Birthday { .. } => ("member.birthday", None, None),
+            Notice::Anniversary { years, .. } => {
+                ("member.anniversary", None, Some(format!("{years} years")))
+            }
+        }),
         _ => {}
     }
     let balance = member.and_then(|m| {

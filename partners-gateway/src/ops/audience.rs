@@ -284,6 +284,28 @@ impl Audience {
     }
 }
 
+/// Folds every batch of the journal in `snap` into `facts`, counting days in `tz` and spend in
+/// `currency` (what the audience does at start; benchmarks call it directly). Returns the
+/// transactions folded.
+pub fn fold_journal<S: ledger::store::Snapshot + ?Sized>(
+    snap: &S,
+    facts: &mut Facts,
+    tz: chrono_tz::Tz,
+    currency: Option<String>,
+) -> Result<u64, OpError> {
+    facts.minor_per_unit = currency.as_deref().map_or(100, minor_units);
+    let t = Terms { tz, currency };
+    let mut n = 0u64;
+    ledger::journal::for_each_batch_after(snap, None, &mut |_, _, txs| {
+        for tx in &txs {
+            fold(facts, &t, tx);
+        }
+        n += txs.len() as u64;
+        Ok(true)
+    })?;
+    Ok(n)
+}
+
 /// Follows the journal every half second while the gateway runs.
 pub fn spawn(ops: std::sync::Weak<Ops>) {
     tokio::spawn(async move {

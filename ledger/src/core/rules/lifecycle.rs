@@ -4,7 +4,7 @@
 
 use super::require_operator;
 use crate::core::builder::Builder;
-use crate::core::model::{IdemKey, Merge, TxKind};
+use crate::core::model::{IdemKey, Merge, Notice, TxKind};
 use crate::core::rejection::Rejection;
 use crate::core::state::{Standing, State};
 use crate::core::transfers::PoolLink;
@@ -150,4 +150,17 @@ pub(super) fn merge(
         last_activity: f.last_activity.max(t.last_activity),
         note: note.clone(),
     })))
+}
+
+/// Records a dated occasion of member `m`'s. The member is not touched: a notice is no line of
+/// its statement, only an event.
+pub(super) fn notice(
+    s: &State,
+    key: &IdemKey,
+    member: MemberId,
+    notice: Notice,
+) -> Result<TxKind, Rejection> {
+    require_operator(key)?;
+    s.require_unmerged(member)?;
+    Ok(TxKind::Noticed { member, notice })
 }

@@ -167,6 +167,11 @@ impl State {
                 into,
                 note,
             } => lifecycle::merge(self, &mut b, key, *from, *into, note)?,
+            Command::Notice {
+                key,
+                member,
+                notice,
+            } => lifecycle::notice(self, key, *member, *notice)?,
             Command::SetExpiryPolicy { key, policy } => expiry::set_policy(key, policy)?,
             Command::Expire { key, member } => expiry::expire(self, &mut b, key, *member)?,
         };

@@ -73,6 +73,7 @@ fn main() {
                     city: cities[rng.random_range(0..cities.len())],
                     tier: rng.random_range(0..4),
                     enrolled: true,
+                    enrolled_day: first,
                     active: rng.random_range(0..100) != 0,
                     balance: rng.random_range(0..50_000),
                     first_visit: first,

@@ -13,6 +13,7 @@ pub mod events;
 pub mod listener;
 pub mod members;
 pub mod nonce_journal;
+pub mod notify;
 pub mod ops;
 pub mod programme;
 pub mod server;

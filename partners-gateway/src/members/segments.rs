@@ -199,6 +199,8 @@ pub struct Row {
     pub tier: u8,
     /// Whether the member is enrolled (rows exist for ids never enrolled).
     pub enrolled: bool,
+    /// The day it enrolled (`i32::MIN`: unknown).
+    pub enrolled_day: i32,
     /// Whether it is active (not suspended, closed or merged): only active members are in
     /// segments.
     pub active: bool,
@@ -224,6 +226,7 @@ impl Default for Row {
             city: 0,
             tier: 0,
             enrolled: false,
+            enrolled_day: NONE_DAY,
             active: true,
             balance: 0,
             first_visit: NONE_DAY,
@@ -274,6 +277,9 @@ pub struct Facts {
     pub cities: Interner,
     /// Minor units per unit of the programme's currency (100 for EUR), for spend bounds.
     pub minor_per_unit: i64,
+    /// Points in dated lots, by member and expiry (ms since the Unix epoch), soonest first;
+    /// members with none are absent.
+    pub expiring: HashMap<u64, Vec<(i64, i64)>>,
 }
 
 impl Facts {
@@ -284,6 +290,24 @@ impl Facts {
             self.rows.resize(i + 1, Row::default());
         }
         &mut self.rows[i]
+    }
+
+    /// Adds `points` (negative: consumed) to member `m`'s lots expiring at `at`.
+    pub fn add_expiring(&mut self, m: u64, at: i64, points: i64) {
+        let v = self.expiring.entry(m).or_default();
+        match v.binary_search_by_key(&at, |e| e.0) {
+            Ok(i) => {
+                v[i].1 += points;
+                if v[i].1 <= 0 {
+                    v.remove(i);
+                }
+            }
+            Err(i) if points > 0 => v.insert(i, (at, points)),
+            Err(_) => {}
+        }
+        if v.is_empty() {
+            self.expiring.remove(&m);
+        }
     }
 
     /// Member `m`'s row, if any.
@@ -514,6 +538,7 @@ mod tests {
             city: tehran,
             tier: 2,
             enrolled: true,
+            enrolled_day: t - 400,
             active: true,
             balance: 5_000,
             first_visit: t - 40,

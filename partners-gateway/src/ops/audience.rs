@@ -108,9 +108,18 @@ fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
     for a in &tx.member_balances {
         facts.row_mut(a.member.0).balance = a.posted.0;
     }
+    for c in &tx.lots {
+        if let Some(at) = c.expires_at {
+            facts.add_expiring(c.member.0, at.0, c.delta.0);
+        }
+    }
     let own = |facts: &mut Facts, m: MemberId| facts.row_mut(m.0).last_activity = d;
     match &tx.kind {
-        TxKind::Enrolled { member } => facts.row_mut(member.0).enrolled = true,
+        TxKind::Enrolled { member } => {
+            let r = facts.row_mut(member.0);
+            r.enrolled = true;
+            r.enrolled_day = d;
+        }
         TxKind::Earn { member, tier, .. } => {
             let spend = tx.pricing.as_ref().and_then(|p| {
                 (t.currency.as_deref() == Some(p.unit.as_str())).then_some(p.quantity)

@@ -155,6 +155,25 @@ pub mod gateway {
     pub const MERGE: u8 = b'M';
     /// Segment definitions: `G S ++ id (u32)` (ids from `G X S`).
     pub const SEGMENT: u8 = b'S';
+    /// Notification settings: `G Q`.
+    pub const NOTIFY_SETTINGS: u8 = b'Q';
+    /// Message templates: `G t ++ event ++ 0 ++ channel (u8) ++ language`.
+    pub const TEMPLATE: u8 = b't';
+    /// Message providers: `G P ++ channel (u8)`.
+    pub const PROVIDER: u8 = b'P';
+    /// Messages waiting to go: `G J ++ due (ms, u64) ++ message id`.
+    pub const MESSAGE_JOB: u8 = b'J';
+    /// Messages sent, by member: `G Z ++ member (u64) ++ time (ms, u64) ++ seq (u32) ++ random
+    /// (u32)`.
+    pub const SENT_BY_MEMBER: u8 = b'Z';
+    /// Messages sent, by time: `G W ++ time (ms, u64) ++ seq (u32) ++ random (u32)`.
+    pub const SENT_BY_TIME: u8 = b'W';
+    /// Broadcasts: `G B ++ id (u32)` (ids from `G X B`).
+    pub const BROADCAST: u8 = b'B';
+    /// The notifier's journal cursor: `G z`.
+    pub const NOTIFY_CURSOR: u8 = b'z';
+    /// The last local day the daily schedule finished: `G T`.
+    pub const SCHEDULED_DAY: u8 = b'T';
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {

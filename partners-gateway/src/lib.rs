@@ -431,6 +431,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     nonce_journal::spawn(Arc::downgrade(&app), journal.clone());
     ops::webhooks::spawn(Arc::downgrade(&app.ops));
     ops::audience::spawn(Arc::downgrade(&app.ops));
+    ops::notify::spawn(Arc::downgrade(&app.ops));
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)

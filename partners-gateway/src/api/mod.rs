@@ -4,6 +4,7 @@
 pub mod finance;
 pub mod households;
 pub mod lifecycle;
+pub mod notify;
 pub mod operator;
 pub mod partner;
 pub mod policies;

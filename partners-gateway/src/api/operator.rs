@@ -28,9 +28,9 @@ use utoipa_axum::routes;
 /// The operator routes, each behind bearer-token authentication.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
     let programme = crate::api::programme::routes(OpenApiRouter::new());
-    let finance = crate::api::segments::operator_routes(crate::api::lifecycle::operator_routes(
-        crate::api::profiles::operator_routes(crate::api::webhooks::operator_routes(
-            crate::api::finance::routes(programme),
+    let finance = crate::api::notify::operator_routes(crate::api::segments::operator_routes(
+        crate::api::lifecycle::operator_routes(crate::api::profiles::operator_routes(
+            crate::api::webhooks::operator_routes(crate::api::finance::routes(programme)),
         )),
     ));
     crate::api::policies::routes(crate::api::households::operator_routes(finance))

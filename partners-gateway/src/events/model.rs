@@ -60,6 +60,9 @@ pub struct Event {
     /// What else the type carries: a tier's move (`1->2`), a threshold (`80%`), a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// When the points of a `points.expiring` event expire (ms since the Unix epoch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at_ms: Option<i64>,
 }
 
 /// The events of one committed transaction, in order.
@@ -148,12 +151,10 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
             Some(format!("into member {}", m.into.0)),
         )),
         TxKind::Noticed { notice, .. } => out.push(match notice {
-            Notice::Expiring {
-                days, on, points, ..
-            } => (
+            Notice::Expiring { days, points, .. } => (
                 "points.expiring",
                 Some(points.0),
-                Some(format!("in {days} days, at {} ms", on.0)),
+                Some(format!("{days} days")),
             ),
             Notice::Birthday { .. } => ("member.birthday", None, None),
             Notice::Anniversary { years, .. } => {
@@ -181,6 +182,13 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
             points,
             member_balance_after: balance,
             detail,
+            expires_at_ms: match &tx.kind {
+                TxKind::Noticed {
+                    notice: Notice::Expiring { on, .. },
+                    ..
+                } => Some(on.0),
+                _ => None,
+            },
         })
         .collect()
 }

@@ -287,6 +287,11 @@ impl Audience {
         facts.row(m.0).is_some_and(|r| c.contains(r))
     }
 
+    /// Runs `f` on the facts as they stand (the daily schedule reads every member's).
+    pub fn with_facts<R>(&self, f: impl FnOnce(&Facts) -> R) -> R {
+        f(&self.facts.read().expect("audience facts"))
+    }
+
     /// Member `m`'s facts row, if any.
     pub fn row(&self, m: MemberId) -> Option<Row> {
         self.facts.read().expect("audience facts").row(m.0).copied()

@@ -11,6 +11,7 @@ pub mod audience;
 pub mod error;
 pub mod finance;
 pub mod lifecycle;
+pub mod notify;
 pub mod operator;
 pub mod partner;
 pub mod profiles;

@@ -37,6 +37,7 @@ mod keys;
 mod master_key;
 mod members;
 mod nonces;
+mod notify;
 mod operators;
 mod partners;
 mod profiles;
@@ -52,6 +53,10 @@ pub use members::{
     LinkCode, LinkRefused, LINK_CODE_LEN, LINK_CODE_TTL_MS, MEMBER_REFERENCE_LEN_MAX,
 };
 pub use nonces::{NonceBatch, NONCE_BATCH_MAX};
+pub use notify::{
+    BroadcastRecord, BroadcastText, Job, JobSource, NotifyCursor, NotifySettings, ProviderRecord,
+    SendRecord, TemplateRecord,
+};
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 pub use profiles::{ErasureRecord, ProfileAudit};

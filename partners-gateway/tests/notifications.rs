@@ -1,0 +1,354 @@
+//! Notifications over HTTP against a fake SMS provider the test starts on loopback: messages
+//! from events in each member's language (Persian right-to-left safe, in Persian digits),
+//! consent blocking a send, retries when the provider fails, caps, quiet hours, the daily
+//! schedule (a birthday, points about to expire), and a broadcast to a segment.
+
+mod common;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Datelike;
+use common::Gw;
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the fake provider saw, and how many requests it still refuses.
+#[derive(Default)]
+struct Fake {
+    got: Vec<(HeaderMap, Value)>,
+    refuse: u32,
+}
+
+type Shared = Arc<Mutex<Fake>>;
+
+async fn sms(State(s): State<Shared>, headers: HeaderMap, body: String) -> StatusCode {
+    let mut f = s.lock().unwrap();
+    if f.refuse > 0 {
+        f.refuse -= 1;
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    f.got
+        .push((headers, serde_json::from_str(&body).expect("JSON body")));
+    StatusCode::ACCEPTED
+}
+
+async fn fake_provider() -> (String, Shared) {
+    let shared: Shared = Arc::default();
+    let app = axum::Router::new()
+        .route("/sms", post(sms))
+        .with_state(shared.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/sms"), shared)
+}
+
+/// Waits (at most 20 s) until `f` holds of the provider's requests.
+async fn until(shared: &Shared, what: &str, f: impl Fn(&[(HeaderMap, Value)]) -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f(&shared.lock().unwrap().got) {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Member `m`'s logged outcomes, newest first, once there are `n`.
+async fn outcomes(gw: &Gw, m: u64, n: usize) -> Vec<Value> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = gw
+            .op("GET", &format!("/admin/v1/members/{m}/notifications"), None)
+            .await;
+        let v = r.body.as_array().cloned().unwrap_or_default();
+        if v.len() >= n {
+            return v;
+        }
+        assert!(
+            Instant::now() < end,
+            "member {m}: {n} outcomes not logged: {v:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn texts_to(got: &[(HeaderMap, Value)], phone: &str) -> Vec<String> {
+    got.iter()
+        .filter(|(_, b)| b["to"] == phone)
+        .map(|(_, b)| b["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+async fn settings(gw: &Gw, extra: Value) {
+    let mut body = json!({"default_language": "fa", "expiring_days": [], "schedule_hour": 23,
+        "max_per_day": 4, "max_per_week": 10, "persian_digits": true, "reason": "launch"});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    let r = gw
+        .op("PUT", "/admin/v1/notifications/settings", Some(body))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+async fn template(gw: &Gw, event: &str, language: &str, body: &str) {
+    let r = gw
+        .op(
+            "PUT",
+            &format!("/admin/v1/notifications/templates/{event}/sms/{language}"),
+            Some(json!({ "body": body })),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_are_told_in_their_language_when_they_agreed_to_be() {
+    let (url, fake) = fake_provider().await;
+    let gw = Gw::start().await;
+    settings(&gw, json!({})).await;
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/notifications/providers/sms",
+            Some(json!({"url": url, "headers": [["x-api-key", "k-123"]],
+                "body_template": "{\"to\": {{ to }}, \"text\": {{ text }}, \"id\": {{ message_id }}}"})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    let bad = gw
+        .op(
+            "PUT",
+            "/admin/v1/notifications/templates/points.earned/sms/fa",
+            Some(json!({"body": "{{ points "})),
+        )
+        .await;
+    assert_eq!(bad.problem(), "rule-invalid", "{:?}", bad.body);
+    template(
+        &gw,
+        "points.earned",
+        "fa",
+        "{{ name }} عزیز، {{ points }} امتیاز گرفتید. مانده: {{ balance }}",
+    )
+    .await;
+    template(
+        &gw,
+        "points.earned",
+        "en",
+        "Dear {{ name }}, you earned {{ points }} points. Balance {{ balance }}.",
+    )
+    .await;
+    let today = chrono::Utc::now().date_naive();
+    for (m, profile, consent) in [
+        (
+            21,
+            json!({"name": "Sara", "language": "fa", "phone": "+989120000021"}),
+            true,
+        ),
+        (
+            22,
+            json!({"name": "John", "language": "en", "phone": "+447700900022",
+                "birth_date": format!("1990-{:02}-{:02}", today.month(), today.day().min(28))}),
+            true,
+        ),
+        (
+            23,
+            json!({"name": "Nima", "language": "fa", "phone": "+989120000023"}),
+            false,
+        ),
+    ] {
+        let r = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/profile"),
+                Some(profile),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let c = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/consent/sms"),
+                Some(json!({"granted": consent, "source": "app settings"})),
+            )
+            .await;
+        assert_eq!(c.status, 200, "{:?}", c.body);
+    }
+    for m in [21, 22, 23] {
+        assert_eq!(gw.earn_miles(m, &format!("N-{m}"), "120").await.status, 200);
+    }
+    until(&fake, "two messages", |g| g.len() >= 2).await;
+    let got = fake.lock().unwrap().got.clone();
+    assert_eq!(
+        texts_to(&got, "+989120000021"),
+        vec!["\u{2068}Sara\u{2069} عزیز، \u{2068}۱۲۰\u{2069} امتیاز گرفتید. مانده: \u{2068}۱۲۰\u{2069}"]
+    );
+    assert_eq!(
+        texts_to(&got, "+447700900022"),
+        vec!["Dear John, you earned 120 points. Balance 120."]
+    );
+    for (h, b) in &got {
+        assert_eq!(h["x-api-key"], "k-123");
+        assert_eq!(
+            h["idempotency-key"].to_str().unwrap(),
+            b["id"].as_str().unwrap()
+        );
+    }
+    // Without consent, nothing goes; the refusal is logged.
+    let n23 = outcomes(&gw, 23, 1).await;
+    assert_eq!(n23[0]["status"], "no-consent", "{n23:?}");
+    assert!(texts_to(&got, "+989120000023").is_empty());
+    let n21 = outcomes(&gw, 21, 1).await;
+    assert_eq!(
+        (&n21[0]["status"], &n21[0]["language"], &n21[0]["event"]),
+        (&json!("sent"), &json!("fa"), &json!("points.earned"))
+    );
+
+    // The provider fails twice: the message goes on the third attempt.
+    fake.lock().unwrap().refuse = 2;
+    assert_eq!(gw.earn_miles(21, "N-21-b", "5").await.status, 200);
+    let n21 = outcomes(&gw, 21, 2).await;
+    assert_eq!(
+        (&n21[0]["status"], &n21[0]["attempts"]),
+        (&json!("sent"), &json!(3)),
+        "{n21:?}"
+    );
+
+    // The daily schedule: member 22's birthday, and member 21's points about to expire.
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/expiry-policy",
+            Some(json!({"reference": "exp-1", "reason": "one month",
+                "rolling": {"months": 1, "round_to": "exact"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(gw.earn_miles(21, "N-21-c", "40").await.status, 200);
+    let month_days = (today.checked_add_months(chrono::Months::new(1)).unwrap() - today).num_days();
+    settings(&gw, json!({"expiring_days": [month_days]})).await;
+    template(&gw, "member.birthday", "en", "Happy birthday, {{ name }}!").await;
+    template(
+        &gw,
+        "points.expiring",
+        "fa",
+        "{{ points }} امتیاز شما در {{ days }} روز ({{ expires_on }}) منقضی می‌شود",
+    )
+    .await;
+    let run = gw
+        .op("POST", "/admin/v1/notifications/schedule/run", None)
+        .await;
+    assert_eq!(run.status, 200, "{:?}", run.body);
+    if today.day() <= 28 {
+        until(&fake, "the birthday message", |g| {
+            texts_to(g, "+447700900022").contains(&"Happy birthday, John!".to_string())
+        })
+        .await;
+    }
+    until(&fake, "the expiry reminder", |g| {
+        texts_to(g, "+989120000021")
+            .iter()
+            .any(|t| t.contains("منقضی"))
+    })
+    .await;
+    let reminder = texts_to(&fake.lock().unwrap().got, "+989120000021")
+        .into_iter()
+        .find(|t| t.contains("منقضی"))
+        .unwrap();
+    assert!(reminder.starts_with("\u{2068}۴۰\u{2069}"), "{reminder}");
+    let again = gw
+        .op("POST", "/admin/v1/notifications/schedule/run", None)
+        .await;
+    assert_eq!(again.body["notices"], 0, "a day is scheduled once");
+
+    // Caps: at most 4 a day: member 21 has had 4 (three earns, the reminder), the fifth is skipped.
+    assert_eq!(gw.earn_miles(21, "N-21-d", "1").await.status, 200);
+    let n21 = outcomes(&gw, 21, 5).await;
+    assert_eq!(n21[0]["status"], "capped", "{n21:?}");
+
+    // Quiet hours now: member 22's next message waits for their end.
+    let now = chrono::Utc::now().time();
+    let hhmm = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
+    settings(
+        &gw,
+        json!({"quiet_from": hhmm(now - chrono::Duration::minutes(30)),
+               "quiet_until": hhmm(now + chrono::Duration::minutes(30)),
+               "max_per_day": 100, "max_per_week": 100}),
+    )
+    .await;
+    let before = fake.lock().unwrap().got.len();
+    assert_eq!(gw.earn_miles(22, "N-22-b", "1").await.status, 200);
+    let end = Instant::now() + Duration::from_secs(3);
+    let mut queued = 0;
+    while Instant::now() < end {
+        let log = gw.op("GET", "/admin/v1/notifications/log", None).await;
+        queued = log.body["queued"].as_u64().unwrap();
+        if queued == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(queued, 1, "the message waits in the outbox");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        fake.lock().unwrap().got.len(),
+        before,
+        "nothing sent in quiet hours"
+    );
+
+    // A broadcast to a segment (the Persian speakers of Tehran): in their language, once.
+    settings(&gw, json!({"max_per_day": 100, "max_per_week": 100})).await;
+    for m in [21, 23] {
+        let r = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/profile"),
+                Some(
+                    json!({"name": if m == 21 { "Sara" } else { "Nima" }, "language": "fa",
+                    "phone": format!("+9891200000{m}"), "city": "Tehran"}),
+                ),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+    let seg = gw
+        .op(
+            "POST",
+            "/admin/v1/segments",
+            Some(json!({"name": "Tehran", "reason": "autumn", "rules": {"cities": ["Tehran"]}})),
+        )
+        .await;
+    assert_eq!(seg.status, 201, "{:?}", seg.body);
+    let b = gw
+        .op(
+            "POST",
+            "/admin/v1/notifications/broadcasts",
+            Some(
+                json!({"name": "Autumn", "segment": seg.body["id"], "channel": "sms",
+                "reason": "autumn offer",
+                "texts": [{"language": "fa", "body": "{{ name }}، پاییز با امتیاز دوبرابر"},
+                          {"language": "en", "body": "{{ name }}, double points this autumn"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    until(&fake, "the broadcast to member 21", |g| {
+        texts_to(g, "+989120000021")
+            .iter()
+            .any(|t| t.contains("پاییز"))
+    })
+    .await;
+    let n23 = outcomes(&gw, 23, 2).await;
+    assert_eq!(
+        (&n23[0]["event"], &n23[0]["status"]),
+        (&json!("broadcast"), &json!("no-consent"))
+    );
+    let list = gw
+        .op("GET", "/admin/v1/notifications/broadcasts", None)
+        .await;
+    assert_eq!(
+        (&list.body[0]["status"], &list.body[0]["queued"]),
+        (&json!("sent"), &json!(2))
+    );
+}

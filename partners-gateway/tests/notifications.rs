@@ -112,7 +112,7 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
         .op(
             "PUT",
             "/admin/v1/notifications/providers/sms",
-            Some(json!({"url": url, "headers": [["x-api-key", "k-123"]],
+            Some(json!({"url": url, "headers": [{"name": "x-api-key", "value": "k-123"}],
                 "body_template": "{\"to\": {{ to }}, \"text\": {{ text }}, \"id\": {{ message_id }}}"})),
         )
         .await;

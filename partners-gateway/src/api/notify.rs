@@ -44,10 +44,10 @@ pub struct SettingsRequest {
     /// The language of members whose profile names none.
     #[schema(pattern = "^[a-z]{2}(-[A-Z]{2})?$")]
     pub default_language: String,
-    /// Days before points expire that members are told.
+    /// Days before points expire that members are told (each 1 to 365).
     #[serde(default, deserialize_with = "crate::programme::whole_list")]
     #[schema(max_items = 4, value_type = Vec<u32>)]
-    pub expiring_days: Vec<u16>,
+    pub expiring_days: Vec<u32>,
     /// The local hour (0 to 23) the daily schedule runs.
     #[serde(deserialize_with = "crate::api::whole::required")]
     #[schema(minimum = 0, maximum = 23)]
@@ -103,9 +103,15 @@ async fn put_settings(
     Extension(operator): Extension<OperatorRecord>,
     ApiJson(r): ApiJson<SettingsRequest>,
 ) -> JsonResult<NotifySettings> {
+    if r.expiring_days.len() > 4 || r.expiring_days.iter().any(|d| !(1..=365).contains(d)) {
+        return Err(OpError::new(
+            crate::ops::error::Kind::InvalidRule,
+            "expiring_days: at most 4 values, each 1 to 365",
+        ));
+    }
     let s = NotifySettings {
         default_language: r.default_language,
-        expiring_days: r.expiring_days,
+        expiring_days: r.expiring_days.iter().map(|d| *d as u16).collect(),
         schedule_hour: r.schedule_hour,
         quiet_from: r.quiet_from,
         quiet_until: r.quiet_until,
@@ -240,10 +246,10 @@ pub struct ProviderRequest {
     /// Where messages are posted (http or https).
     #[schema(min_length = 1, max_length = 2000)]
     pub url: String,
-    /// Headers sent with each request, as `[name, value]` pairs.
+    /// Headers sent with each request (an API key, say).
     #[serde(default)]
     #[schema(max_items = 16)]
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<crate::notify::provider::Header>,
     /// The body: a template over `to`, `subject`, `text`, `language`, `message_id`,
     /// `member_id`, each written as JSON.
     #[schema(min_length = 1, max_length = 8000)]
@@ -369,8 +375,15 @@ pub struct LogQuery {
     pub limit: Option<u32>,
 }
 
-fn limit(q: &LogQuery) -> usize {
-    q.limit.unwrap_or(100).clamp(1, 1000) as usize
+fn limit(q: &LogQuery) -> Result<usize, OpError> {
+    match q.limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n as usize),
+        Some(_) => Err(OpError::new(
+            crate::ops::error::Kind::InvalidRequest,
+            "limit is 1 to 1000",
+        )),
+    }
 }
 
 /// The outbox of messages: how many wait, and the newest outcomes.
@@ -392,7 +405,7 @@ pub struct LogView {
         (status = "4XX", body = Problem, content_type = "application/problem+json")),
     security(("operator_token" = [])))]
 async fn log(State(app): State<AppState>, Query(q): Query<LogQuery>) -> JsonResult<LogView> {
-    let n = limit(&q);
+    let n = limit(&q)?;
     let s = blocking(move || op::status(&app.ops, n)).await?;
     Ok(Json(LogView {
         queued: s.queued,
@@ -412,7 +425,7 @@ async fn member_log(
     Path(id): Path<u64>,
     Query(q): Query<LogQuery>,
 ) -> JsonResult<Vec<SendRecord>> {
-    let n = limit(&q);
+    let n = limit(&q)?;
     Ok(Json(
         blocking(move || op::member_log(&app.ops, MemberId(id), n)).await?,
     ))

@@ -134,7 +134,7 @@ pub struct AuditQuery {
 }
 
 /// `T` from a JSON object (an array, which serde would also take for a struct, is refused).
-fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, OpError> {
+pub(crate) fn object<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> Result<T, OpError> {
     let nested_array = v
         .as_object()
         .is_some_and(|o| o.values().any(serde_json::Value::is_array));

@@ -35,7 +35,8 @@ pub struct SegmentRequest {
     #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     /// Who is in it: every condition given must hold.
-    pub rules: SegmentRules,
+    #[schema(value_type = SegmentRules)]
+    pub rules: serde_json::Value,
     /// Why: recorded with the operator.
     #[schema(min_length = 1, max_length = 500, pattern = "\\S")]
     pub reason: String,
@@ -46,7 +47,8 @@ pub struct SegmentRequest {
 #[serde(deny_unknown_fields)]
 pub struct PreviewRequest {
     /// Who would be in it.
-    pub rules: SegmentRules,
+    #[schema(value_type = SegmentRules)]
+    pub rules: serde_json::Value,
 }
 
 /// How many members to list.
@@ -90,6 +92,23 @@ fn limit(q: &MembersQuery) -> Result<usize, OpError> {
     }
 }
 
+/// A segment's rules from a JSON object (an array, which serde would also take for a struct
+/// of optional fields, is refused).
+fn rules_of(v: serde_json::Value) -> Result<SegmentRules, OpError> {
+    if !v.is_object() {
+        return Err(OpError::new(
+            crate::ops::error::Kind::MalformedRequest,
+            "rules is a JSON object of the documented conditions",
+        ));
+    }
+    serde_json::from_value(v).map_err(|e| {
+        OpError::new(
+            crate::ops::error::Kind::MalformedRequest,
+            format!("invalid rules: {e}"),
+        )
+    })
+}
+
 /// Every segment.
 #[utoipa::path(get, path = "/admin/v1/segments", tag = "operator",
     responses((status = 200, body = Vec<SegmentRecord>),
@@ -120,7 +139,7 @@ async fn create(
 ) -> Result<Response, OpError> {
     let d = SegmentDraft {
         name: r.name,
-        rules: r.rules,
+        rules: rules_of(r.rules)?,
         reason: r.reason,
     };
     let s = blocking(move || op::save_segment(&app.ops, None, d, &operator.name)).await?;
@@ -152,7 +171,7 @@ async fn revise(
 ) -> JsonResult<SegmentRecord> {
     let d = SegmentDraft {
         name: r.name,
-        rules: r.rules,
+        rules: rules_of(r.rules)?,
         reason: r.reason,
     };
     Ok(Json(
@@ -192,10 +211,11 @@ async fn preview(
     ApiJson(r): ApiJson<PreviewRequest>,
 ) -> JsonResult<MembersView> {
     let n = limit(&q)?;
-    r.rules
+    let rules: SegmentRules = rules_of(r.rules)?;
+    rules
         .validate()
         .map_err(|e| OpError::new(crate::ops::error::Kind::InvalidRule, e.to_string()))?;
-    let m = blocking(move || op::members(&app.ops, &r.rules, n)).await?;
+    let m = blocking(move || op::members(&app.ops, &rules, n)).await?;
     Ok(Json(view(m)))
 }
 

@@ -17,14 +17,26 @@ pub const HEADERS_MAX: usize = 16;
 pub struct ProviderConfig {
     /// Where messages are posted (http or https).
     pub url: String,
-    /// Headers sent with each request (an API key, say), as `[name, value]` pairs.
-    pub headers: Vec<(String, String)>,
+    /// Headers sent with each request (an API key, say).
+    pub headers: Vec<Header>,
     /// The request body: a template over `to` (phone, address or member id), `subject`,
     /// `text`, `language`, `message_id` and `member_id`, each written as JSON
     /// (`{"to": {{ to }}, "text": {{ text }}}`).
     pub body_template: String,
     /// The body's content type (default `application/json`).
     pub content_type: String,
+}
+
+/// A request header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    /// Its name (`x-api-key`).
+    #[schema(min_length = 1, max_length = 100)]
+    pub name: String,
+    /// Its value.
+    #[schema(max_length = 2000)]
+    pub value: String,
 }
 
 /// What a provider answered: its status on 2xx, else the status (if any) and why.
@@ -44,8 +56,8 @@ pub async fn send(
         .header("content-type", &p.content_type)
         .header("idempotency-key", message_id)
         .body(body);
-    for (name, value) in &p.headers {
-        req = req.header(name, value);
+    for h in &p.headers {
+        req = req.header(&h.name, &h.value);
     }
     let answer = req.send().await.map_err(|e| (None, e.to_string()))?;
     let status = answer.status().as_u16();

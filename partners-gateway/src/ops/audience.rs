@@ -461,6 +461,9 @@ pub fn members(ops: &Ops, rules: &SegmentRules, limit: usize) -> Result<Membersh
 
 /// The segments member `m` is in. Blocking.
 pub fn segments_of(ops: &Ops, m: MemberId) -> Result<Vec<SegmentRecord>, OpError> {
+    if ops.ledger.balance(m)?.is_none() {
+        return Err(OpError::new(Kind::UnknownMember, "no such member"));
+    }
     ops.audience.catch_up(ops)?;
     let today = today(ops);
     Ok(ops

@@ -32,7 +32,7 @@ pub fn set_standing(
     author: &str,
     reason: &str,
 ) -> Result<Receipt, OpError> {
-    super::check_reference("reference", reference)?;
+    super::programme::check_change_reference(reference)?;
     let note = change_note(author, reason)?;
     Ok(ops.ledger.execute_blocking(Command::SetStanding {
         key: IdemKey::operator(format!("standing/{reference}")),
@@ -65,7 +65,7 @@ pub fn merge(
     author: &str,
     reason: &str,
 ) -> Result<Merged, OpError> {
-    super::check_reference("reference", reference)?;
+    super::programme::check_change_reference(reference)?;
     let note = change_note(author, reason)?;
     let receipt = ops.ledger.execute_blocking(Command::Merge {
         key: IdemKey::operator(format!("merge/{reference}")),
@@ -96,7 +96,7 @@ pub fn erase(
     author: &str,
     reason: &str,
 ) -> Result<ErasureRecord, OpError> {
-    super::check_reference("reference", reference)?;
+    super::programme::check_change_reference(reference)?;
     change_note(author, reason)?;
     if let Some(done) = ops.registry.erasure(m).map_err(registry)? {
         return Ok(done);

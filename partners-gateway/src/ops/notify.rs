@@ -184,7 +184,11 @@ pub fn put_provider(
     if !crate::events::delivery::usable_url(&config.url) {
         return Err(invalid("url must be http or https, with a host"));
     }
-    if config.headers.len() > HEADERS_MAX || config.headers.iter().any(|(n, v)| !valid_header(n, v))
+    if config.headers.len() > HEADERS_MAX
+        || config
+            .headers
+            .iter()
+            .any(|h| !valid_header(&h.name, &h.value))
     {
         return Err(invalid(format!(
             "headers: at most {HEADERS_MAX} valid name and value pairs"
@@ -842,5 +846,8 @@ pub fn status(ops: &Ops, limit: usize) -> Result<Status, OpError> {
 
 /// Member `m`'s messages, newest first. Blocking.
 pub fn member_log(ops: &Ops, m: MemberId, limit: usize) -> Result<Vec<SendRecord>, OpError> {
+    if ops.ledger.balance(m)?.is_none() {
+        return Err(OpError::new(Kind::UnknownMember, "no such member"));
+    }
     ops.registry.sent_to(m, 0, limit).map_err(registry)
 }

@@ -329,7 +329,8 @@ pub fn change_note(author: &str, reason: &str) -> Result<ledger::core::types::Ch
     })
 }
 
-fn check_change_reference(r: &str) -> Result<(), OpError> {
+/// An operator's reference for a journaled change: 1 to 100 printable characters.
+pub fn check_change_reference(r: &str) -> Result<(), OpError> {
     super::check_reference("reference", r)?;
     if r.len() > CHANGE_REFERENCE_LEN_MAX {
         return Err(OpError::new(

@@ -33,9 +33,28 @@ pub fn set_standing(
     reason: &str,
 ) -> Result<Receipt, OpError> {
     super::programme::check_change_reference(reference)?;
+    standing_under(
+        ops,
+        format!("standing/{reference}"),
+        m,
+        standing,
+        author,
+        reason,
+    )
+}
+
+/// Sets member `m`'s standing under the ledger key `key` (operator scope).
+fn standing_under(
+    ops: &Ops,
+    key: String,
+    m: MemberId,
+    standing: Standing,
+    author: &str,
+    reason: &str,
+) -> Result<Receipt, OpError> {
     let note = change_note(author, reason)?;
     Ok(ops.ledger.execute_blocking(Command::SetStanding {
-        key: IdemKey::operator(format!("standing/{reference}")),
+        key: IdemKey::operator(key),
         member: m,
         standing,
         forfeit: standing == Standing::Closed && forfeits(ops),
@@ -107,9 +126,9 @@ pub fn erase(
         .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member"))?;
     let closed_by = match state.standing() {
         Standing::Active | Standing::Suspended => {
-            let r = set_standing(
+            let r = standing_under(
                 ops,
-                &format!("erase-{reference}"),
+                format!("erase/{reference}"),
                 m,
                 Standing::Closed,
                 author,

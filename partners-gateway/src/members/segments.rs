@@ -218,6 +218,9 @@ pub struct Row {
     pub spend_minor: i64,
 }
 
+// One row per member id is the audience's memory: its size is a budget.
+const _: () = assert!(std::mem::size_of::<Row>() <= 56);
+
 impl Default for Row {
     fn default() -> Self {
         Row {

@@ -148,6 +148,9 @@ pub mod gateway {
     /// A member's data key, which its profile is sealed under (on FoundationDB; the embedded
     /// store keeps them in files beside it): `G K ++ member (u64)`.
     pub const MEMBER_KEY: u8 = b'K';
+    /// A profile changed (so other gateways' audiences read it again): `G F ++ time (ms, u64)
+    /// ++ seq (u32) ++ random (u32) ++ member (u64)`, empty.
+    pub const PROFILE_CHANGE: u8 = b'F';
     /// The record of a member's erasure: `G E ++ member (u64)`.
     pub const ERASURE: u8 = b'E';
     /// Partner references a merge moved to a survivor that had its own at the partner:

@@ -74,6 +74,7 @@ fn main() {
                     tier: rng.random_range(0..4),
                     enrolled: true,
                     enrolled_day: first,
+                    reach: 0,
                     active: rng.random_range(0..100) != 0,
                     balance: rng.random_range(0..50_000),
                     first_visit: first,

@@ -195,10 +195,12 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
             b["id"].as_str().unwrap()
         );
     }
-    // Without consent, nothing goes; the refusal is logged.
-    let n23 = outcomes(&gw, 23, 1).await;
-    assert_eq!(n23[0]["status"], "no-consent", "{n23:?}");
+    // Without consent, nothing is even queued.
     assert!(texts_to(&got, "+989120000023").is_empty());
+    let n23 = gw
+        .op("GET", "/admin/v1/members/23/notifications", None)
+        .await;
+    assert_eq!(n23.body, json!([]), "nothing for member 23");
     let n21 = outcomes(&gw, 21, 1).await;
     assert_eq!(
         (&n21[0]["status"], &n21[0]["language"], &n21[0]["event"]),
@@ -339,7 +341,8 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
             .any(|t| t.contains("پاییز"))
     })
     .await;
-    let n23 = outcomes(&gw, 23, 2).await;
+    // A broadcast checks each member when it goes: member 23's refusal is logged.
+    let n23 = outcomes(&gw, 23, 1).await;
     assert_eq!(
         (&n23[0]["event"], &n23[0]["status"]),
         (&json!("broadcast"), &json!("no-consent"))
@@ -351,4 +354,131 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
         (&list.body[0]["status"], &list.body[0]["queued"]),
         (&json!("sent"), &json!(2))
     );
+}
+
+/// A kill -9 of the gateway while messages go: after the restart every earn's message reaches
+/// the provider, none twice but the one in flight, and that one with the same idempotency key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_goes_once_across_a_kill_9() {
+    let (url, fake) = fake_provider().await;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = common::gateway_process(&data, port).await;
+    let creds: std::collections::HashMap<String, String> =
+        std::fs::read_to_string(data.join("demo-credentials.env"))
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let op = |method: reqwest::Method, path: &str, body: Value| {
+        http.request(method, format!("{base}{path}"))
+            .bearer_auth(&creds["OPERATOR_TOKEN"])
+            .json(&body)
+            .send()
+    };
+    for (path, body) in [
+        (
+            "/admin/v1/notifications/settings",
+            json!({"default_language": "en", "schedule_hour": 23, "persian_digits": false,
+                   "reason": "no caps, no quiet hours"}),
+        ),
+        (
+            "/admin/v1/notifications/providers/sms",
+            json!({"url": url, "body_template": "{\"to\": {{ to }}, \"text\": {{ text }}}"}),
+        ),
+        (
+            "/admin/v1/notifications/templates/points.earned/sms/en",
+            json!({"body": "+{{ points }}"}),
+        ),
+    ] {
+        let r = op(reqwest::Method::PUT, path, body).await.unwrap();
+        assert!(
+            r.status().is_success(),
+            "{path}: {}",
+            r.text().await.unwrap()
+        );
+    }
+    for m in 1..=10u64 {
+        let r = op(
+            reqwest::Method::PUT,
+            &format!("/admin/v1/members/{m}/profile"),
+            json!({"phone": format!("+4477009000{m:02}"), "language": "en"}),
+        )
+        .await
+        .unwrap();
+        assert!(r.status().is_success());
+        let r = op(
+            reqwest::Method::PUT,
+            &format!("/admin/v1/members/{m}/consent/sms"),
+            json!({"granted": true, "source": "signup"}),
+        )
+        .await
+        .unwrap();
+        assert!(r.status().is_success());
+    }
+    let mut expected = Vec::new();
+    for i in 0..60u64 {
+        let body = serde_json::to_vec(&json!({"reference": format!("NK-{i}"),
+            "member": format!("FF{:06}", 1 + i % 10), "amount": {"value": "10", "unit": "mile"}}))
+        .unwrap();
+        let headers = common::sign_headers(
+            &creds["SKYWAYS_KEY_ID"],
+            &creds["SKYWAYS_SECRET"],
+            "POST",
+            "/v1/earn",
+            &common::now_s().to_string(),
+            &format!("nk-nonce-{i:08}"),
+            &body,
+        );
+        let mut req = http
+            .post(format!("{base}/v1/earn"))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let answer: Value = req.send().await.unwrap().json().await.unwrap();
+        expected.push(format!(
+            "{}-0:sms",
+            answer["transaction_id"].as_str().expect("earned")
+        ));
+    }
+    until(&fake, "some messages", |g| g.len() >= 10).await;
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    let at_kill = fake.lock().unwrap().got.len();
+    assert!(
+        at_kill < expected.len(),
+        "killed while sending ({at_kill} sent)"
+    );
+    let mut child = common::gateway_process(&data, port).await;
+    let ids = |g: &[(HeaderMap, Value)]| -> Vec<String> {
+        g.iter()
+            .map(|(h, _)| h["idempotency-key"].to_str().unwrap().to_string())
+            .collect()
+    };
+    until(&fake, "every message", |g| {
+        let got = ids(g);
+        expected.iter().all(|id| got.contains(id))
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let got = ids(&fake.lock().unwrap().got);
+    let distinct: std::collections::HashSet<&String> = got.iter().collect();
+    assert_eq!(distinct.len(), expected.len(), "no message invented");
+    assert!(
+        got.len() - distinct.len() <= 1,
+        "at most the message in flight twice: {} posts of {}",
+        got.len(),
+        distinct.len()
+    );
+    child.start_kill().ok();
 }

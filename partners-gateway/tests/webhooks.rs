@@ -373,28 +373,6 @@ async fn counting_receiver(seen: Arc<Mutex<Vec<String>>>) -> String {
     format!("http://{addr}/count")
 }
 
-/// The gateway binary on `data`, serving the demo at `port`, ready.
-async fn gateway_process(data: &std::path::Path, port: u16) -> tokio::process::Child {
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners-gateway"))
-        .args(["serve", "--demo", "--demo-members", "20", "--listen"])
-        .arg(format!("127.0.0.1:{port}"))
-        .arg("--data")
-        .arg(data)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the gateway starts");
-    let url = format!("http://127.0.0.1:{port}/readyz");
-    for _ in 0..300 {
-        if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
-            return child;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the gateway never became ready");
-}
-
 /// Every event arrives across a kill -9 of the gateway mid-delivery; at most the event in
 /// flight arrives twice, with the same id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -407,7 +385,7 @@ async fn every_event_arrives_across_a_kill_9() {
         .unwrap()
         .port();
     let base = format!("http://127.0.0.1:{port}");
-    let mut gw = gateway_process(&data, port).await;
+    let mut gw = common::gateway_process(&data, port).await;
     let creds: std::collections::HashMap<String, String> =
         std::fs::read_to_string(data.join("demo-credentials.env"))
             .unwrap()
@@ -461,7 +439,7 @@ async fn every_event_arrives_across_a_kill_9() {
     gw.wait().await.unwrap();
     let at_kill = seen.lock().unwrap().len();
     assert!(at_kill < expected.len(), "killed mid-delivery");
-    let mut gw = gateway_process(&data, port).await;
+    let mut gw = common::gateway_process(&data, port).await;
     until("every event", || {
         let s = seen.lock().unwrap();
         expected.iter().all(|id| s.contains(id))

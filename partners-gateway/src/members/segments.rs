@@ -183,6 +183,13 @@ impl SegmentRules {
     }
 }
 
+/// [`Row::reach`]: text messages.
+pub const REACH_SMS: u8 = 1;
+/// [`Row::reach`]: email.
+pub const REACH_EMAIL: u8 = 2;
+/// [`Row::reach`]: push.
+pub const REACH_PUSH: u8 = 4;
+
 /// "No value": a day, or an interned text.
 const NONE_DAY: i32 = i32::MIN;
 
@@ -204,6 +211,9 @@ pub struct Row {
     /// Whether it is active (not suspended, closed or merged): only active members are in
     /// segments.
     pub active: bool,
+    /// The channels it may be messaged on (consent given and an address), one bit each:
+    /// [`REACH_SMS`], [`REACH_EMAIL`], [`REACH_PUSH`].
+    pub reach: u8,
     /// Posted points.
     pub balance: i64,
     /// Day of the first and last visit (`i32::MIN`: none).
@@ -231,6 +241,7 @@ impl Default for Row {
             enrolled: false,
             enrolled_day: NONE_DAY,
             active: true,
+            reach: 0,
             balance: 0,
             first_visit: NONE_DAY,
             last_visit: NONE_DAY,
@@ -543,6 +554,7 @@ mod tests {
             enrolled: true,
             enrolled_day: t - 400,
             active: true,
+            reach: 0,
             balance: 5_000,
             first_visit: t - 40,
             last_visit: t - 10,

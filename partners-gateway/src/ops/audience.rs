@@ -30,6 +30,8 @@ struct Cursor {
     after: Option<Vec<u8>>,
     transactions: u64,
     profiles: bool,
+    /// The last profile change read (`G F`): changes made on other gateways are read again.
+    profile_change: Vec<u8>,
 }
 
 /// A segment compiled for a version and a day.
@@ -96,10 +98,27 @@ fn put_profile(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
     let city = p
         .and_then(|p| p.city.as_deref())
         .map_or(0, |c| facts.cities.intern(c));
+    let reach = p.map_or(0, |p| {
+        use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
+        use crate::members::Channel;
+        let agreed = |c: Channel| p.consent.get(&c).is_some_and(|c| c.granted);
+        let mut bits = 0;
+        if agreed(Channel::Sms) && p.phone.is_some() {
+            bits |= REACH_SMS;
+        }
+        if agreed(Channel::Email) && p.email.is_some() {
+            bits |= REACH_EMAIL;
+        }
+        if agreed(Channel::Push) {
+            bits |= REACH_PUSH;
+        }
+        bits
+    });
     let r = facts.row_mut(m.0);
     r.birth = birth;
     r.gender = gender;
     r.city = city;
+    r.reach = reach;
 }
 
 /// Folds one transaction into the facts.
@@ -171,12 +190,39 @@ impl Audience {
         let mut cursor = self.cursor.lock().expect("audience cursor");
         let t = terms(ops);
         if !cursor.profiles {
+            // The changes from here on are read again after the scan: none is missed.
+            cursor.profile_change = ops
+                .registry
+                .last_profile_change()
+                .map_err(super::partner::registry_error)?
+                .unwrap_or_default();
             let mut facts = self.facts.write().expect("audience facts");
             facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
             ops.registry
                 .for_each_profile(&mut |m, p| put_profile(&mut facts, m, Some(&p)))
                 .map_err(super::partner::registry_error)?;
             cursor.profiles = true;
+        }
+        loop {
+            let changes = ops
+                .registry
+                .profile_changes_after(&cursor.profile_change, 1_000)
+                .map_err(super::partner::registry_error)?;
+            for (k, m) in &changes {
+                let p = ops
+                    .registry
+                    .profile(*m)
+                    .map_err(super::partner::registry_error)?;
+                put_profile(
+                    &mut self.facts.write().expect("audience facts"),
+                    *m,
+                    p.as_ref(),
+                );
+                cursor.profile_change = k.clone();
+            }
+            if changes.len() < 1_000 {
+                break;
+            }
         }
         self.reload_segments(ops)?;
         let snap = ops.ledger.read_snapshot()?;
@@ -290,6 +336,18 @@ impl Audience {
     /// Runs `f` on the facts as they stand (the daily schedule reads every member's).
     pub fn with_facts<R>(&self, f: impl FnOnce(&Facts) -> R) -> R {
         f(&self.facts.read().expect("audience facts"))
+    }
+
+    /// Whether member `m` may be messaged on `channel` as far as the facts know (consent and an
+    /// address; checked again when the message goes).
+    pub fn reachable(&self, m: MemberId, channel: crate::members::Channel) -> bool {
+        use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
+        let bit = match channel {
+            crate::members::Channel::Sms => REACH_SMS,
+            crate::members::Channel::Email => REACH_EMAIL,
+            crate::members::Channel::Push => REACH_PUSH,
+        };
+        self.row(m).is_some_and(|r| r.reach & bit != 0)
     }
 
     /// Member `m`'s facts row, if any.

@@ -312,7 +312,13 @@ pub fn queue_from_journal(ops: &Ops) -> Result<usize, OpError> {
             let (Some(m), Some(chs)) = (e.member_id, channels.get(&e.kind)) else {
                 continue;
             };
-            for c in chs {
+            // A member who never agreed to a channel, or has no address for it, gets no
+            // message there (the audience knows, from the profiles); consent withdrawn since is
+            // caught when the message goes, and logged.
+            for c in chs
+                .iter()
+                .filter(|c| ops.audience.reachable(MemberId(m), **c))
+            {
                 jobs.push(Job {
                     id: format!("{}:{}", e.id, channel_name(*c)),
                     member: m,
@@ -410,8 +416,18 @@ fn event_name(job: &Job) -> String {
     }
 }
 
+/// What a round of sending reads once: the settings and the templates.
+#[derive(Clone)]
+pub struct Round {
+    /// The settings.
+    pub settings: NotifySettings,
+    /// Every template.
+    pub templates: Vec<TemplateRecord>,
+}
+
 /// Decides what to do with `job` now. Blocking.
-pub fn prepare(ops: &Ops, job: &Job, settings: &NotifySettings) -> Result<Next, OpError> {
+pub fn prepare(ops: &Ops, job: &Job, round: &Round) -> Result<Next, OpError> {
+    let settings = &round.settings;
     let m = MemberId(job.member);
     match ops.ledger.member_state(m)? {
         Some(s) if s.standing() == Standing::Active => {}
@@ -477,13 +493,11 @@ pub fn prepare(ops: &Ops, job: &Job, settings: &NotifySettings) -> Result<Next, 
         .map(|l| l.split('-').next().unwrap_or(l).to_string())
         .unwrap_or_else(|| settings.default_language.clone());
     let texts: Vec<(String, Option<String>, String)> = match &job.source {
-        JobSource::Event(e) => ops
-            .registry
-            .templates()
-            .map_err(registry)?
-            .into_iter()
+        JobSource::Event(e) => round
+            .templates
+            .iter()
             .filter(|t| t.event == e.kind && t.channel == job.channel)
-            .map(|t| (t.language, t.subject, t.body))
+            .map(|t| (t.language.clone(), t.subject.clone(), t.body.clone()))
             .collect(),
         JobSource::Broadcast(id) => ops
             .registry
@@ -616,19 +630,28 @@ async fn send_due(
     client: &crate::events::delivery::Client,
 ) -> Result<usize, OpError> {
     let o = ops.clone();
-    let (jobs, settings) = blocking(move || {
-        let s = o.registry.notify_settings().map_err(registry)?;
+    let (jobs, round) = blocking(move || {
         let j = o
             .registry
             .due_jobs(Timestamp::now().0, SENDS_PER_ROUND)
             .map_err(registry)?;
-        Ok((j, s))
+        if j.is_empty() {
+            return Ok((j, None));
+        }
+        let round = Round {
+            settings: o.registry.notify_settings().map_err(registry)?,
+            templates: o.registry.templates().map_err(registry)?,
+        };
+        Ok((j, Some(round)))
     })
     .await?;
+    let Some(round) = round else {
+        return Ok(0);
+    };
     let n = jobs.len();
     for job in jobs {
-        let (o, j, s) = (ops.clone(), job.clone(), settings.clone());
-        let next = blocking(move || prepare(&o, &j, &s)).await?;
+        let (o, j, r) = (ops.clone(), job.clone(), round.clone());
+        let next = blocking(move || prepare(&o, &j, &r)).await?;
         let o = ops.clone();
         match next {
             Next::Skip(status, why) => {

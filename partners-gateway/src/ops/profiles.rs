@@ -120,6 +120,7 @@ pub fn set_consent(
     ops.registry
         .record_profile(m, Some(&p), &audit("consent", who, vec![name]))
         .map_err(super::partner::registry_error)?;
+    ops.audience.set_profile(m, Some(&p));
     Ok(p)
 }
 

@@ -317,3 +317,26 @@ pub async fn run_recipe(gw: &Gw, script: &str) -> String {
     );
     stdout
 }
+
+/// The gateway binary on `data`, serving the demo (20 members) at `port`, ready: a process a
+/// test can kill -9.
+pub async fn gateway_process(data: &std::path::Path, port: u16) -> tokio::process::Child {
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_partners-gateway"))
+        .args(["serve", "--demo", "--demo-members", "20", "--listen"])
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(data)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway starts");
+    let url = format!("http://127.0.0.1:{port}/readyz");
+    for _ in 0..300 {
+        if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+            return child;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the gateway never became ready");
+}

@@ -5,9 +5,9 @@
 use super::vault::{is_sealed, open, seal};
 use super::{json, key1, unjson, Registry, RegistryError};
 use crate::members::Profile;
-use ledger::keys::gateway::{ERASURE, PROFILE, PROFILE_AUDIT};
+use ledger::keys::gateway::{ERASURE, PROFILE, PROFILE_AUDIT, PROFILE_CHANGE};
 use ledger::store::{prefix_end, Durability, Snapshot, Store, WriteSet};
-use ledger::MemberId;
+use ledger::{MemberId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU32, Ordering};
 use utoipa::ToSchema;
@@ -38,7 +38,54 @@ fn audit_key(m: MemberId, at_ms: i64) -> Vec<u8> {
     key1(PROFILE_AUDIT, &body)
 }
 
+/// Notes in `ws` that member `m`'s profile changed.
+fn note_change(ws: &mut WriteSet, m: MemberId) {
+    let mut body = (Timestamp::now().0.max(0) as u64).to_be_bytes().to_vec();
+    body.extend_from_slice(&AUDIT_SEQ.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+    body.extend_from_slice(&rand::random::<u32>().to_be_bytes());
+    body.extend_from_slice(&m.0.to_be_bytes());
+    ws.set_owned(key1(PROFILE_CHANGE, &body), Vec::new());
+}
+
 impl Registry {
+    /// The newest profile change's key (where a reader of the changes starts).
+    pub fn last_profile_change(&self) -> Result<Option<Vec<u8>>, RegistryError> {
+        let begin = key1(PROFILE_CHANGE, &[]);
+        Ok(self
+            .store
+            .snapshot()?
+            .range(&begin, &prefix_end(&begin), 1, true)?
+            .into_iter()
+            .next()
+            .map(|(k, _)| k))
+    }
+
+    /// Profile changes after key `after`, oldest first, at most `limit`: each change's key and
+    /// member.
+    pub fn profile_changes_after(
+        &self,
+        after: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, MemberId)>, RegistryError> {
+        let begin = key1(PROFILE_CHANGE, &[]);
+        let mut from = after.to_vec();
+        from.push(0);
+        let from = if from < begin { begin.clone() } else { from };
+        self.store
+            .snapshot()?
+            .range(&from, &prefix_end(&begin), limit, false)?
+            .into_iter()
+            .map(|(k, _)| {
+                let id = k
+                    .len()
+                    .checked_sub(8)
+                    .and_then(|i| <[u8; 8]>::try_from(&k[i..]).ok())
+                    .ok_or_else(|| RegistryError::Corrupt("profile change key".into()))?;
+                Ok((k, MemberId(u64::from_be_bytes(id))))
+            })
+            .collect()
+    }
+
     /// Member `m`'s profile, if one was recorded (and not erased).
     pub fn profile(&self, m: MemberId) -> Result<Option<Profile>, RegistryError> {
         let snap = self.store.snapshot()?;
@@ -68,6 +115,7 @@ impl Registry {
                 .member_key(m, true)?
                 .expect("a key is created when asked for");
             ws.set_owned(key1(PROFILE, &m.0.to_be_bytes()), seal(&k, m, &json(p)));
+            note_change(&mut ws, m);
         }
         ws.set_owned(audit_key(m, audit.at_ms), json(audit));
         self.store.commit(ws, Durability::Sync)?;
@@ -134,6 +182,7 @@ impl Registry {
         }
         record.links_removed = links.len() as u32;
         ws.set_owned(erasure, json(&record));
+        note_change(&mut ws, m);
         self.store.commit(ws, Durability::Sync)?;
         Ok(record)
     }
@@ -146,7 +195,6 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let snap = self.store.snapshot()?;
         let begin = key1(PROFILE, &[]);
-        let mut keys = super::vault::KeyReader::default();
         let mut failure = None;
         snap.scan(&begin, &prefix_end(&begin), &mut |k, v| {
             let Ok(id) = <[u8; 8]>::try_from(&k[2..]) else {
@@ -155,7 +203,7 @@ impl Registry {
             };
             let m = MemberId(u64::from_be_bytes(id));
             let plain = if is_sealed(v) {
-                match keys.key(self, m) {
+                match self.member_key(m, false) {
                     Ok(Some(key)) => open(&key, m, v),
                     Ok(None) => return true,
                     Err(e) => Err(e),
@@ -204,6 +252,8 @@ impl Registry {
             );
         }
         ws.clear(&key1(PROFILE, &from.0.to_be_bytes()));
+        note_change(&mut ws, from);
+        note_change(&mut ws, into);
         self.store.commit(ws, Durability::Sync)?;
         self.destroy_member_key(from)?;
         Ok(moved)

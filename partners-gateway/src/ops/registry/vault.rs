@@ -16,6 +16,7 @@ use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use ledger::keys::gateway::MEMBER_KEY;
 use ledger::store::{Durability, Snapshot, Store, WriteSet};
 use ledger::MemberId;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,8 +37,9 @@ pub enum KeyVault {
     Files {
         /// The directory.
         dir: PathBuf,
-        /// One writer at a time (the embedded store has one process).
-        lock: Mutex<()>,
+        /// Each key file read so far, by file number, as it is on disk (one writer at a time:
+        /// the embedded store has one process).
+        lock: Mutex<HashMap<u64, Vec<KeyEntry>>>,
     },
     /// Records of the shared store (`G K member`).
     Store,
@@ -49,7 +51,7 @@ impl KeyVault {
         std::fs::create_dir_all(dir)?;
         Ok(KeyVault::Files {
             dir: dir.to_path_buf(),
-            lock: Mutex::new(()),
+            lock: Mutex::new(HashMap::new()),
         })
     }
 }
@@ -112,6 +114,19 @@ fn write_entries(path: &Path, entries: &[KeyEntry]) -> Result<(), RegistryError>
     Ok(())
 }
 
+/// The entries of member `m`'s key file, read once and kept.
+fn cached<'a>(
+    files: &'a mut HashMap<u64, Vec<KeyEntry>>,
+    dir: &Path,
+    m: MemberId,
+) -> Result<&'a mut Vec<KeyEntry>, RegistryError> {
+    let n = m.0 / MEMBERS_PER_FILE;
+    if !files.contains_key(&n) {
+        files.insert(n, read_entries(&file_of(dir, m))?);
+    }
+    Ok(files.get_mut(&n).expect("just read"))
+}
+
 fn member_key_record(m: MemberId) -> Vec<u8> {
     key1(MEMBER_KEY, &m.0.to_be_bytes())
 }
@@ -125,9 +140,8 @@ impl Registry {
     ) -> Result<Option<[u8; 32]>, RegistryError> {
         match &self.vault {
             KeyVault::Files { dir, lock } => {
-                let _g = lock.lock().expect("key vault lock");
-                let path = file_of(dir, m);
-                let mut entries = read_entries(&path)?;
+                let mut files = lock.lock().expect("key vault lock");
+                let entries = cached(&mut files, dir, m)?;
                 if let Some((_, k)) = entries.iter().find(|(id, _)| *id == m.0) {
                     return Ok(Some(*k));
                 }
@@ -135,8 +149,10 @@ impl Registry {
                     return Ok(None);
                 }
                 let k: [u8; 32] = rand::random();
-                entries.push((m.0, k));
-                write_entries(&path, &entries)?;
+                let mut next = entries.clone();
+                next.push((m.0, k));
+                write_entries(&file_of(dir, m), &next)?;
+                *entries = next;
                 Ok(Some(k))
             }
             KeyVault::Store => {
@@ -165,15 +181,15 @@ impl Registry {
     pub(super) fn destroy_member_key(&self, m: MemberId) -> Result<bool, RegistryError> {
         match &self.vault {
             KeyVault::Files { dir, lock } => {
-                let _g = lock.lock().expect("key vault lock");
-                let path = file_of(dir, m);
-                let mut entries = read_entries(&path)?;
-                let before = entries.len();
-                entries.retain(|(id, _)| *id != m.0);
-                if entries.len() == before {
+                let mut files = lock.lock().expect("key vault lock");
+                let entries = cached(&mut files, dir, m)?;
+                let mut next = entries.clone();
+                next.retain(|(id, _)| *id != m.0);
+                if next.len() == entries.len() {
                     return Ok(false);
                 }
-                write_entries(&path, &entries)?;
+                write_entries(&file_of(dir, m), &next)?;
+                *entries = next;
                 Ok(true)
             }
             KeyVault::Store => {
@@ -185,35 +201,6 @@ impl Registry {
                 Ok(had)
             }
         }
-    }
-}
-
-/// Looks up many members' keys in id order, reading each key file once.
-#[derive(Default)]
-pub(super) struct KeyReader {
-    file: Option<(u64, Vec<KeyEntry>)>,
-}
-
-impl KeyReader {
-    /// Member `m`'s key (members asked for in ascending order read each file once).
-    pub(super) fn key(
-        &mut self,
-        r: &Registry,
-        m: MemberId,
-    ) -> Result<Option<[u8; 32]>, RegistryError> {
-        let KeyVault::Files { dir, lock } = &r.vault else {
-            return r.member_key(m, false);
-        };
-        let block = m.0 / MEMBERS_PER_FILE;
-        if self.file.as_ref().is_none_or(|(b, _)| *b != block) {
-            let _g = lock.lock().expect("key vault lock");
-            self.file = Some((block, read_entries(&file_of(dir, m))?));
-        }
-        Ok(self
-            .file
-            .as_ref()
-            .and_then(|(_, v)| v.iter().find(|(id, _)| *id == m.0))
-            .map(|(_, k)| *k))
     }
 }
 

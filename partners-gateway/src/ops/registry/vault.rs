@@ -120,11 +120,12 @@ fn cached<'a>(
     dir: &Path,
     m: MemberId,
 ) -> Result<&'a mut Vec<KeyEntry>, RegistryError> {
-    let n = m.0 / MEMBERS_PER_FILE;
-    if !files.contains_key(&n) {
-        files.insert(n, read_entries(&file_of(dir, m))?);
+    match files.entry(m.0 / MEMBERS_PER_FILE) {
+        std::collections::hash_map::Entry::Occupied(e) => Ok(e.into_mut()),
+        std::collections::hash_map::Entry::Vacant(e) => {
+            Ok(e.insert(read_entries(&file_of(dir, m))?))
+        }
     }
-    Ok(files.get_mut(&n).expect("just read"))
 }
 
 fn member_key_record(m: MemberId) -> Vec<u8> {

@@ -373,8 +373,8 @@ async fn counting_receiver(seen: Arc<Mutex<Vec<String>>>) -> String {
     format!("http://{addr}/count")
 }
 
-/// Every event arrives across a kill -9 of the gateway mid-delivery; at most the event in
-/// flight arrives twice, with the same id.
+/// Every event arrives across a kill -9 of the gateway mid-delivery, each member's in commit
+/// order; the round in flight arrives again, with the same ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_across_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -449,25 +449,22 @@ async fn every_event_arrives_across_a_kill_9() {
     let s = seen.lock().unwrap().clone();
     let distinct: std::collections::HashSet<&String> = s.iter().collect();
     assert_eq!(distinct.len(), expected.len(), "no event invented");
-    assert!(
-        s.len() - distinct.len() <= 1,
-        "at most the event in flight twice: {} deliveries of {}",
-        s.len(),
-        distinct.len()
-    );
-    let order: Vec<&String> = {
-        let mut firsts = Vec::new();
-        for id in &s {
+    // The round in flight at the kill goes again: no event arrives more than twice, and a
+    // receiver that dedupes on the id (as the documented one does) takes each once.
+    for id in &distinct {
+        let n = s.iter().filter(|x| x == id).count();
+        assert!(n <= 2, "{id} arrived {n} times");
+    }
+    // Each member's events arrive in commit order (their first arrivals).
+    for m in 0..20 {
+        let mine: Vec<&String> = expected.iter().skip(m).step_by(20).collect();
+        let mut firsts: Vec<&String> = Vec::new();
+        for id in s.iter().filter(|x| mine.contains(x)) {
             if !firsts.contains(&id) {
                 firsts.push(id);
             }
         }
-        firsts
-    };
-    assert_eq!(
-        order,
-        expected.iter().collect::<Vec<_>>(),
-        "in commit order"
-    );
+        assert_eq!(firsts, mine, "member {}'s events in commit order", m + 1);
+    }
     gw.start_kill().ok();
 }

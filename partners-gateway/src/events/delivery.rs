@@ -18,6 +18,9 @@ pub fn usable_url(url: &str) -> bool {
         .is_ok_and(|u| (u.scheme() == "http" || u.scheme() == "https") && u.host_str().is_some())
 }
 
+/// What a receiver answered: its status on 2xx, else the status (if any) and why.
+pub type Outcome = Result<u16, (Option<u16>, String)>;
+
 /// The HTTP client deliveries go through.
 pub type Client = reqwest::Client;
 
@@ -40,7 +43,7 @@ pub async fn deliver(
     event_id: &str,
     body: Vec<u8>,
     now_s: i64,
-) -> Result<u16, (Option<u16>, String)> {
+) -> Outcome {
     let parsed = reqwest::Url::parse(url).map_err(|e| (None, format!("bad url: {e}")))?;
     let timestamp = now_s.to_string();
     let canonical = crate::signing::canonical_string(

@@ -40,7 +40,7 @@ pub struct Header {
 }
 
 /// What a provider answered: its status on 2xx, else the status (if any) and why.
-pub type Outcome = Result<u16, (Option<u16>, String)>;
+pub use crate::events::delivery::Outcome;
 
 /// Posts `body` to the provider. `message_id` goes in `Idempotency-Key`, so a provider that
 /// honours it sends a message at most once however often the gateway retries.

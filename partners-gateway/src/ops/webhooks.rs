@@ -2,11 +2,13 @@
 //! event derived from the journal, in commit order, signed, at least once.
 //!
 //! - **Cursor.** Each subscription has a cursor in the store (the last journal batch whose
-//!   events are all handled, and how many of the next batch's are). It moves, durably, after
-//!   every event delivered or given up on, so a crash redelivers at most the event in flight:
-//!   receivers dedupe on the event id.
-//! - **Order.** A subscription's events go one at a time in commit order, so each member's
-//!   events arrive in the order they happened.
+//!   events are all handled, and how many of the next batch's are). A round delivers up to
+//!   [`READ_AHEAD`] events, then moves it, durably, past every event up to the first that
+//!   failed: a crash redelivers at most the round in flight, and receivers dedupe on the event
+//!   id.
+//! - **Order.** Each member's events go one at a time, in commit order, so they arrive in the
+//!   order they happened; [`IN_FLIGHT`] members' go at once. A member's failed event holds back
+//!   its later ones; other members' events delivered after it in the round go again with it.
 //! - **Retries.** A failed delivery (no answer in 5 s, or not 2xx) is retried after 1, 2, 4, ...
 //!   seconds (at most a minute apart); after [`ATTEMPTS_MAX`] attempts the event is a dead
 //!   letter (logged) and the next goes.
@@ -28,7 +30,9 @@ use std::time::{Duration, Instant};
 /// Attempts before an event is a dead letter.
 pub const ATTEMPTS_MAX: u32 = 8;
 /// Events read ahead per subscription per round.
-pub const READ_AHEAD: usize = 64;
+pub const READ_AHEAD: usize = 512;
+/// Members whose events a subscription delivers at once.
+pub const IN_FLIGHT: usize = 16;
 /// Journal batches scanned per subscription per round at most.
 const SCAN_BATCHES: usize = 4_096;
 /// How often the dispatcher looks for events.
@@ -364,7 +368,9 @@ impl Dispatcher {
         Ok(())
     }
 
-    /// Delivers what is due for `w`, in order, until a delivery fails.
+    /// Delivers what is due for `w`: up to [`READ_AHEAD`] events at a time, each member's in
+    /// order and [`IN_FLIGHT`] members at once; then the cursor moves past every event up to the
+    /// first that failed, in one commit.
     async fn subscription(&mut self, ops: &Arc<Ops>, w: WebhookRecord) -> Result<(), OpError> {
         if self
             .retries
@@ -391,65 +397,131 @@ impl Dispatcher {
                 return Ok(());
             }
         }
-        let secret = ops.registry.webhook_secret(w.id);
-        for p in events {
-            let body = serde_json::to_vec(&p.event).expect("events serialise");
-            let attempt = match self.retries.get(&w.id) {
-                Some(r) if r.event_id == p.event.id => r.attempts + 1,
-                _ => 1,
-            };
-            let result = crate::events::delivery::deliver(
-                &self.client,
-                &w.url,
-                &secret,
-                w.id,
-                &p.event.id,
-                body,
-                Timestamp::now().0 / 1000,
-            )
-            .await;
-            let (outcome, status, error) = match &result {
+        let results = self.deliver_round(ops, &w, &events).await;
+        let mut log = Vec::new();
+        let mut handled = events.len();
+        for (i, (p, r)) in events.iter().zip(&results).enumerate() {
+            let Some((attempt, result)) = r else { continue };
+            let (outcome, status, error) = match result {
                 Ok(s) => ("delivered", Some(*s), None),
-                Err((s, e)) if attempt >= ATTEMPTS_MAX => ("dead", *s, Some(e.clone())),
+                Err((s, e)) if *attempt >= ATTEMPTS_MAX => ("dead", *s, Some(e.clone())),
                 Err((s, e)) => ("failed", *s, Some(e.clone())),
             };
-            let log = vec![DeliveryRecord {
+            log.push(DeliveryRecord {
                 event_id: p.event.id.clone(),
                 event_type: p.event.kind.clone(),
-                attempt,
+                attempt: *attempt,
                 at_ms: Timestamp::now().0,
                 outcome: outcome.to_string(),
                 status,
                 error,
-            }];
-            if outcome == "failed" {
-                self.retries.insert(
-                    w.id,
-                    Retry {
-                        event_id: p.event.id.clone(),
-                        attempts: attempt,
-                        next: Instant::now() + backoff(attempt),
-                    },
-                );
-                self.save(ops, w.id, cursor, log).await?;
-                return Ok(());
+            });
+            if i >= handled {
+                continue;
             }
+            match outcome {
+                "delivered" => cursor.delivered += 1,
+                "dead" => cursor.dead += 1,
+                _ => {
+                    self.retries.insert(
+                        w.id,
+                        Retry {
+                            event_id: p.event.id.clone(),
+                            attempts: *attempt,
+                            next: Instant::now() + backoff(*attempt),
+                        },
+                    );
+                    handled = i;
+                }
+            }
+        }
+        if handled == events.len() {
             self.retries.remove(&w.id);
-            if outcome == "delivered" {
-                cursor.delivered += 1;
-            } else {
-                cursor.dead += 1;
-            }
-            if p.last_in_batch {
-                cursor.after = Some(p.position);
+        }
+        if let Some(last) = handled.checked_sub(1).map(|i| &events[i]) {
+            if last.last_in_batch {
+                cursor.after = Some(last.position.clone());
                 cursor.done = 0;
             } else {
-                cursor.after = p.prev;
-                cursor.done = p.index + 1;
+                cursor.after = last.prev.clone();
+                cursor.done = last.index + 1;
             }
-            cursor = self.save(ops, w.id, cursor, log).await?;
         }
+        self.save(ops, w.id, cursor, log).await?;
         Ok(())
+    }
+
+    /// Posts `events`, each member's in order (stopping at its first failure), members
+    /// [`IN_FLIGHT`] at a time. Each event's attempt number and result; `None`: not attempted
+    /// (an earlier event of its member failed).
+    async fn deliver_round(
+        &self,
+        ops: &Arc<Ops>,
+        w: &WebhookRecord,
+        events: &[Pending],
+    ) -> Vec<Option<(u32, crate::events::delivery::Outcome)>> {
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, p) in events.iter().enumerate() {
+            let who = match (&p.event.member_id, &p.event.member) {
+                (Some(id), _) => id.to_string(),
+                (None, Some(r)) => r.clone(),
+                (None, None) => String::new(),
+            };
+            groups.entry(who).or_default().push(i);
+        }
+        let secret = Arc::new(ops.registry.webhook_secret(w.id));
+        let gate = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
+        let mut set = tokio::task::JoinSet::new();
+        for idx in groups.into_values() {
+            let jobs: Vec<(usize, u32, Event)> = idx
+                .into_iter()
+                .map(|i| {
+                    let e = &events[i].event;
+                    let attempt = match self.retries.get(&w.id) {
+                        Some(r) if r.event_id == e.id => r.attempts + 1,
+                        _ => 1,
+                    };
+                    (i, attempt, e.clone())
+                })
+                .collect();
+            let (client, url, secret, gate, id) = (
+                self.client.clone(),
+                w.url.clone(),
+                secret.clone(),
+                gate.clone(),
+                w.id,
+            );
+            set.spawn(async move {
+                let _permit = gate.acquire_owned().await;
+                let mut out = Vec::new();
+                for (i, attempt, e) in jobs {
+                    let body = serde_json::to_vec(&e).expect("events serialise");
+                    let r = crate::events::delivery::deliver(
+                        &client,
+                        &url,
+                        &secret,
+                        id,
+                        &e.id,
+                        body,
+                        Timestamp::now().0 / 1000,
+                    )
+                    .await;
+                    let stop = r.is_err();
+                    out.push((i, attempt, r));
+                    if stop {
+                        break;
+                    }
+                }
+                out
+            });
+        }
+        let mut results = vec![None; events.len()];
+        while let Some(done) = set.join_next().await {
+            for (i, attempt, r) in done.unwrap_or_default() {
+                results[i] = Some((attempt, r));
+            }
+        }
+        results
     }
 
     async fn save(

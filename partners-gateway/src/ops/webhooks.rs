@@ -33,6 +33,8 @@ pub const ATTEMPTS_MAX: u32 = 8;
 pub const READ_AHEAD: usize = 512;
 /// Members whose events a subscription delivers at once.
 pub const IN_FLIGHT: usize = 16;
+/// How long one subscription's rounds may follow each other before the next subscription's.
+const BUSY: Duration = Duration::from_secs(1);
 /// Journal batches scanned per subscription per round at most.
 const SCAN_BATCHES: usize = 4_096;
 /// How often the dispatcher looks for events.
@@ -363,7 +365,10 @@ impl Dispatcher {
         })
         .await?;
         for w in subs {
-            self.subscription(ops, w).await?;
+            // A subscription with more waiting goes on at once, for up to a second a round
+            // (so one busy subscription does not hold back the others for longer).
+            let started = Instant::now();
+            while self.subscription(ops, w.clone()).await? && started.elapsed() < BUSY {}
         }
         Ok(())
     }
@@ -371,13 +376,15 @@ impl Dispatcher {
     /// Delivers what is due for `w`: up to [`READ_AHEAD`] events at a time, each member's in
     /// order and [`IN_FLIGHT`] members at once; then the cursor moves past every event up to the
     /// first that failed, in one commit.
-    async fn subscription(&mut self, ops: &Arc<Ops>, w: WebhookRecord) -> Result<(), OpError> {
+    ///
+    /// True when a full round went through and more may be waiting.
+    async fn subscription(&mut self, ops: &Arc<Ops>, w: WebhookRecord) -> Result<bool, OpError> {
         if self
             .retries
             .get(&w.id)
             .is_some_and(|r| r.next > Instant::now())
         {
-            return Ok(());
+            return Ok(false);
         }
         let (o, wc) = (ops.clone(), w.clone());
         let (mut cursor, events, empty_upto) = blocking(move || {
@@ -394,9 +401,10 @@ impl Dispatcher {
             cursor.done = 0;
             if events.is_empty() {
                 self.save(ops, w.id, cursor, Vec::new()).await?;
-                return Ok(());
+                return Ok(false);
             }
         }
+        let full = events.len() >= READ_AHEAD;
         let results = self.deliver_round(ops, &w, &events).await;
         let mut log = Vec::new();
         let mut handled = events.len();
@@ -448,7 +456,7 @@ impl Dispatcher {
             }
         }
         self.save(ops, w.id, cursor, log).await?;
-        Ok(())
+        Ok(full && handled == events.len())
     }
 
     /// Posts `events`, each member's in order (stopping at its first failure), members

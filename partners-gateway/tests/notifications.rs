@@ -369,13 +369,7 @@ async fn every_message_goes_once_across_a_kill_9() {
         .unwrap()
         .port();
     let mut child = common::gateway_process(&data, port).await;
-    let creds: std::collections::HashMap<String, String> =
-        std::fs::read_to_string(data.join("demo-credentials.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let creds = common::read_env(&data.join("demo-credentials.env"));
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let op = |method: reqwest::Method, path: &str, body: Value| {
@@ -426,30 +420,9 @@ async fn every_message_goes_once_across_a_kill_9() {
     }
     let mut expected = Vec::new();
     for i in 0..60u64 {
-        let body = serde_json::to_vec(&json!({"reference": format!("NK-{i}"),
-            "member": format!("FF{:06}", 1 + i % 10), "amount": {"value": "10", "unit": "mile"}}))
-        .unwrap();
-        let headers = common::sign_headers(
-            &creds["SKYWAYS_KEY_ID"],
-            &creds["SKYWAYS_SECRET"],
-            "POST",
-            "/v1/earn",
-            &common::now_s().to_string(),
-            &format!("nk-nonce-{i:08}"),
-            &body,
-        );
-        let mut req = http
-            .post(format!("{base}/v1/earn"))
-            .header("content-type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let answer: Value = req.send().await.unwrap().json().await.unwrap();
-        expected.push(format!(
-            "{}-0:sms",
-            answer["transaction_id"].as_str().expect("earned")
-        ));
+        let member = format!("FF{:06}", 1 + i % 10);
+        let tx = common::signed_earn(&http, &base, &creds, &format!("NK-{i}"), &member, "10").await;
+        expected.push(format!("{tx}-0:sms"));
     }
     until(&fake, "some messages", |g| g.len() >= 10).await;
     child.start_kill().unwrap();

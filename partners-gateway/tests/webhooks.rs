@@ -386,13 +386,7 @@ async fn every_event_arrives_across_a_kill_9() {
         .port();
     let base = format!("http://127.0.0.1:{port}");
     let mut gw = common::gateway_process(&data, port).await;
-    let creds: std::collections::HashMap<String, String> =
-        std::fs::read_to_string(data.join("demo-credentials.env"))
-            .unwrap()
-            .lines()
-            .filter_map(|l| l.split_once('='))
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+    let creds = common::read_env(&data.join("demo-credentials.env"));
     let http = reqwest::Client::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = counting_receiver(seen.clone()).await;
@@ -409,30 +403,10 @@ async fn every_event_arrives_across_a_kill_9() {
     assert!(created["webhook"]["id"].is_u64(), "{created}");
     let mut expected = Vec::new();
     for i in 0..80 {
-        let body = serde_json::to_vec(&json!({"reference": format!("K9-{i}"),
-            "member": format!("FF{:06}", 1 + i % 20), "amount": {"value": "100", "unit": "mile"}}))
-        .unwrap();
-        let headers = common::sign_headers(
-            &creds["SKYWAYS_KEY_ID"],
-            &creds["SKYWAYS_SECRET"],
-            "POST",
-            "/v1/earn",
-            &common::now_s().to_string(),
-            &format!("k9-nonce-{i:08}"),
-            &body,
-        );
-        let mut req = http
-            .post(format!("{base}/v1/earn"))
-            .header("content-type", "application/json")
-            .body(body);
-        for (k, v) in headers {
-            req = req.header(k, v);
-        }
-        let answer: Value = req.send().await.unwrap().json().await.unwrap();
-        expected.push(format!(
-            "{}-0",
-            answer["transaction_id"].as_str().expect("earned")
-        ));
+        let member = format!("FF{:06}", 1 + i % 20);
+        let tx =
+            common::signed_earn(&http, &base, &creds, &format!("K9-{i}"), &member, "100").await;
+        expected.push(format!("{tx}-0"));
     }
     until("some deliveries", || seen.lock().unwrap().len() >= 20).await;
     gw.start_kill().unwrap();

@@ -125,6 +125,20 @@ fn text(field: &'static str, v: &Option<String>, max: usize) -> Result<(), Profi
     }
 }
 
+/// Whether `s` is a language tag we take: two lower-case letters, optionally a hyphen and two
+/// upper-case ones (`fa`, `en-GB`).
+pub fn is_language_tag(l: &str) -> bool {
+    match l.split_once('-') {
+        None => l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()),
+        Some((a, b)) => {
+            a.len() == 2
+                && a.bytes().all(|x| x.is_ascii_lowercase())
+                && b.len() == 2
+                && b.bytes().all(|x| x.is_ascii_uppercase())
+        }
+    }
+}
+
 /// Whether `s` is E.164: `+`, a first digit 1 to 9, then 7 to 14 digits.
 pub fn is_e164(s: &str) -> bool {
     s.strip_prefix('+').is_some_and(|d| {
@@ -185,16 +199,7 @@ impl Profile {
             }
         }
         if let Some(l) = &self.language {
-            let ok = match l.split_once('-') {
-                None => l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()),
-                Some((a, b)) => {
-                    a.len() == 2
-                        && a.bytes().all(|x| x.is_ascii_lowercase())
-                        && b.len() == 2
-                        && b.bytes().all(|x| x.is_ascii_uppercase())
-                }
-            };
-            if !ok {
+            if !is_language_tag(l) {
                 return Err(err("language", "a language tag like fa, en or en-GB"));
             }
         }

@@ -76,18 +76,6 @@ fn day_number(d: NaiveDate) -> u32 {
     crate::members::segments::day_number(d).max(0) as u32
 }
 
-fn is_language(l: &str) -> bool {
-    match l.split_once('-') {
-        None => l.len() == 2 && l.bytes().all(|b| b.is_ascii_lowercase()),
-        Some((a, b)) => {
-            a.len() == 2
-                && a.bytes().all(|x| x.is_ascii_lowercase())
-                && b.len() == 2
-                && b.bytes().all(|x| x.is_ascii_uppercase())
-        }
-    }
-}
-
 fn check_text(what: &str, s: &str) -> Result<(), OpError> {
     if s.trim().is_empty() || s.chars().count() > TEXT_MAX {
         return Err(invalid(format!(
@@ -105,7 +93,7 @@ pub fn set_settings(
     mut s: NotifySettings,
     author: &str,
 ) -> Result<NotifySettings, OpError> {
-    if !is_language(&s.default_language) {
+    if !crate::members::profile::is_language_tag(&s.default_language) {
         return Err(invalid("default_language is a language tag like fa or en"));
     }
     if s.expiring_days.len() > 4 || s.expiring_days.iter().any(|d| *d == 0 || *d > 365) {
@@ -143,7 +131,7 @@ pub fn put_template(
             t.event
         )));
     }
-    if !is_language(&t.language) {
+    if !crate::members::profile::is_language_tag(&t.language) {
         return Err(invalid("language is a language tag like fa or en"));
     }
     check_text("body", &t.body)?;
@@ -241,7 +229,7 @@ pub fn create_broadcast(
         return Err(invalid("texts: 1 to 8 languages"));
     }
     for t in &d.texts {
-        if !is_language(&t.language) {
+        if !crate::members::profile::is_language_tag(&t.language) {
             return Err(invalid("texts: language is a language tag like fa or en"));
         }
         check_text("texts: body", &t.body)?;

@@ -262,7 +262,7 @@ pub fn hex_random() -> String {
     partners_gateway::ops::registry::random_hex(12)
 }
 
-fn read_env(path: &std::path::Path) -> HashMap<String, String> {
+pub fn read_env(path: &std::path::Path) -> HashMap<String, String> {
     std::fs::read_to_string(path)
         .unwrap_or_default()
         .lines()
@@ -339,4 +339,40 @@ pub async fn gateway_process(data: &std::path::Path, port: u16) -> tokio::proces
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     panic!("the gateway never became ready");
+}
+
+/// An earn of `miles` at the airline for `member` (its reference there), signed with the demo
+/// credentials `creds`, posted to the gateway at `base`: the transaction id.
+pub async fn signed_earn(
+    http: &reqwest::Client,
+    base: &str,
+    creds: &HashMap<String, String>,
+    reference: &str,
+    member: &str,
+    miles: &str,
+) -> String {
+    let body = serde_json::to_vec(&json!({"reference": reference, "member": member,
+        "amount": {"value": miles, "unit": "mile"}}))
+    .unwrap();
+    let headers = sign_headers(
+        &creds["SKYWAYS_KEY_ID"],
+        &creds["SKYWAYS_SECRET"],
+        "POST",
+        "/v1/earn",
+        &now_s().to_string(),
+        &format!("n-{}", hex_random()),
+        &body,
+    );
+    let mut req = http
+        .post(format!("{base}/v1/earn"))
+        .header("content-type", "application/json")
+        .body(body);
+    for (k, v) in headers {
+        req = req.header(k, v);
+    }
+    let answer: Value = req.send().await.unwrap().json().await.unwrap();
+    answer["transaction_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("earned: {answer}"))
+        .to_string()
 }

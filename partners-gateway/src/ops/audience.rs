@@ -428,6 +428,9 @@ pub fn save_segment(
             "spend: counted in the programme's currency; set it first (PUT /admin/v1/programme)",
         ));
     }
+    if id == Some(0) {
+        return Err(OpError::new(Kind::NotFound, "no such segment"));
+    }
     let note = super::programme::change_note(author, &d.reason)?;
     let rec = SegmentRecord {
         id: id.unwrap_or(0),

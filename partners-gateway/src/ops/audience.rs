@@ -268,13 +268,10 @@ impl Audience {
 
     /// Whether member `m` is in segment `id` on `today` (false for a segment not defined).
     pub fn in_segment(&self, id: u32, m: MemberId, today: NaiveDate) -> bool {
-        let rec = self
-            .records
-            .read()
-            .expect("segment records")
-            .get(&id)
-            .cloned();
-        rec.is_some_and(|r| self.contains(&r, m, today))
+        // Read in place: an earn with a segment campaign asks this, and a copy of the
+        // definition each time would be work on the request path for nothing.
+        let records = self.records.read().expect("segment records");
+        records.get(&id).is_some_and(|r| self.contains(r, m, today))
     }
 
     /// Transactions folded so far.

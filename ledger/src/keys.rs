@@ -14,6 +14,7 @@
 
 use crate::core::model::{IdemKey, Scope};
 use crate::core::programme::{CampaignId, CounterKey, GuardKey, GuardScope};
+use crate::core::rewards::RewardId;
 use crate::core::types::{AccountId, MemberId, PartnerId, TxId};
 
 /// Journal blocks: `J ++ batch sequence (8 bytes) ++ block order (2 bytes)`.
@@ -177,6 +178,63 @@ pub mod gateway {
     pub const NOTIFY_CURSOR: u8 = b'z';
     /// The last local day the daily schedule finished: `G T`.
     pub const SCHEDULED_DAY: u8 = b'T';
+    /// Engagement (rewards, vouchers, codes, referrals, draws, surveys, claims): `G e ++
+    /// family (u8) ++ body`; the families and their bodies are listed in `docs/keyspace.md`
+    /// and declared in [`engagement`].
+    pub const ENGAGEMENT: u8 = b'e';
+
+    /// The families under [`ENGAGEMENT`].
+    pub mod engagement {
+        /// Next ids: `n ++ family`.
+        pub const NEXT_ID: u8 = b'n';
+        /// Rewards: `r ++ id (u32)`.
+        pub const REWARD: u8 = b'r';
+        /// Vouchers: `v ++ code`.
+        pub const VOUCHER: u8 = b'v';
+        /// A voucher by the reference it was issued under: `k ++ reference` -> code.
+        pub const VOUCHER_BY_REFERENCE: u8 = b'k';
+        /// Issued vouchers by expiry: `x ++ expires (u64 ms) ++ code`.
+        pub const VOUCHER_EXPIRY: u8 = b'x';
+        /// A member's vouchers: `m ++ member (u64) ++ code`.
+        pub const MEMBER_VOUCHER: u8 = b'm';
+        /// Discount code sets: `s ++ id (u32)`.
+        pub const CODE_SET: u8 = b's';
+        /// Discount codes: `c ++ code` -> set and uses.
+        pub const CODE: u8 = b'c';
+        /// A member's uses of a code: `C ++ code ++ 0 ++ member (u64)`.
+        pub const CODE_MEMBER: u8 = b'C';
+        /// A code's use by the caller's reference: `U ++ scope ++ reference`.
+        pub const CODE_USE: u8 = b'U';
+        /// The referral policy: `P`.
+        pub const REFERRAL_POLICY: u8 = b'P';
+        /// A member's referral code: `R ++ member (u64)`.
+        pub const REFERRAL_CODE: u8 = b'R';
+        /// The member a referral code is: `Q ++ code`.
+        pub const REFERRAL_OWNER: u8 = b'Q';
+        /// Referrals by referee: `f ++ referee (u64)`.
+        pub const REFERRAL: u8 = b'f';
+        /// Referrals by referrer: `F ++ referrer (u64) ++ referee (u64)`, and the referrer's
+        /// count at `F ++ referrer`.
+        pub const REFERRAL_BY_REFERRER: u8 = b'F';
+        /// Referrals waiting for the referee's qualifying earn: `p ++ referee (u64)`.
+        pub const REFERRAL_PENDING: u8 = b'p';
+        /// Draws: `d ++ id (u32)`.
+        pub const DRAW: u8 = b'd';
+        /// A draw's entries: `e ++ draw (u32) ++ member (u64)` -> entries (u64).
+        pub const DRAW_ENTRY: u8 = b'e';
+        /// Entries bought, by reference: `E ++ draw (u32) ++ reference`.
+        pub const DRAW_PURCHASE: u8 = b'E';
+        /// Surveys: `q ++ id (u32)`.
+        pub const SURVEY: u8 = b'q';
+        /// Survey responses: `a ++ survey (u32) ++ member (u64)`.
+        pub const RESPONSE: u8 = b'a';
+        /// Claims: `h ++ id (u64)`; the claims settings at `h`.
+        pub const CLAIM: u8 = b'h';
+        /// A member's claims: `H ++ member (u64) ++ claim (u64)`.
+        pub const MEMBER_CLAIM: u8 = b'H';
+        /// Claims against a partner: `i ++ partner (u32) ++ claim (u64)`.
+        pub const PARTNER_CLAIM: u8 = b'i';
+    }
 
     /// The key of a gateway record of `kind` with `body`.
     pub fn key(kind: u8, body: &[u8]) -> Vec<u8> {
@@ -462,7 +520,7 @@ pub fn parse_tail_tx(key: &[u8]) -> Option<TxId> {
 }
 
 /// A programme counter: `Q c campaign`, `Q g scope partner period`
-/// (scope 0 programme, 1 partner), `Q e member partner`.
+/// (scope 0 programme, 1 partner), `Q e member partner`, `Q r reward`, `Q m member reward`.
 pub fn counter(k: &CounterKey) -> Vec<u8> {
     let mut v = vec![COUNTER];
     match *k {
@@ -488,6 +546,15 @@ pub fn counter(k: &CounterKey) -> Vec<u8> {
             v.push(b'e');
             v.extend_from_slice(&m.0.to_be_bytes());
             v.extend_from_slice(&p.0.to_be_bytes());
+        }
+        CounterKey::Reward(r) => {
+            v.push(b'r');
+            v.extend_from_slice(&r.0.to_be_bytes());
+        }
+        CounterKey::RewardMember(m, r) => {
+            v.push(b'm');
+            v.extend_from_slice(&m.0.to_be_bytes());
+            v.extend_from_slice(&r.0.to_be_bytes());
         }
     }
     v
@@ -519,6 +586,11 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
         b'x' => (CounterKey::Expiring(u32_at(2)?), 6),
         b'e' => (
             CounterKey::EarnedAt(MemberId(u64_at(2)?), PartnerId(u32_at(10)?)),
+            14,
+        ),
+        b'r' => (CounterKey::Reward(RewardId(u32_at(2)?)), 6),
+        b'm' => (
+            CounterKey::RewardMember(MemberId(u64_at(2)?), RewardId(u32_at(10)?)),
             14,
         ),
         _ => return None,
@@ -676,6 +748,8 @@ mod tests {
             }),
             CounterKey::EarnedAt(MemberId(4), PartnerId(70)),
             CounterKey::Expiring(682),
+            CounterKey::Reward(RewardId(9)),
+            CounterKey::RewardMember(MemberId(4), RewardId(9)),
         ] {
             assert_eq!(parse_counter(&counter(&k)), Some(k));
         }

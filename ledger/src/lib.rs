@@ -47,6 +47,7 @@ pub use crate::core::programme::{
     MemberCondition, MemberUse, AWARDS_PER_EARN_MAX, GUARD_THRESHOLDS_MAX,
 };
 pub use crate::core::rejection::Rejection;
+pub use crate::core::rewards::{Grant, GrantKind, GrantOrigin, Redemption, RewardClaim, RewardId};
 pub use crate::core::types::{
     AccountId, ClawbackPolicy, Contract, Currency, MemberId, Money, PartnerId, Points, Timestamp,
     TxId,

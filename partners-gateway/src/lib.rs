@@ -9,6 +9,7 @@
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod engagement;
 pub mod events;
 pub mod listener;
 pub mod members;
@@ -110,6 +111,22 @@ enum Cmd {
         /// Output file.
         #[arg(long)]
         out: PathBuf,
+    },
+    /// Recompute a draw's winners from its published entry list and its revealed seed, and
+    /// check the seed against the commitment (see `docs/engagement.md`).
+    DrawVerify {
+        /// The entry list as published (`GET /admin/v1/draws/{id}/entries`).
+        #[arg(long)]
+        entries: PathBuf,
+        /// The revealed seed (hex).
+        #[arg(long)]
+        seed: String,
+        /// The commitment published before the draw closed (hex of SHA-256 of the seed).
+        #[arg(long)]
+        commitment: Option<String>,
+        /// Number of prizes.
+        #[arg(long)]
+        prizes: usize,
     },
     /// Audit a running service without stopping it (`GET /admin/v1/audit`): prints what was
     /// checked, exits 1 if an invariant is broken. (`ledger verify --data` audits a stopped
@@ -241,6 +258,30 @@ pub fn run_cli() -> anyhow::Result<()> {
                 seed,
             )?;
             eprintln!("wrote {transactions} earns to {}", out.display());
+            Ok(())
+        }
+        Cmd::DrawVerify {
+            entries,
+            seed,
+            commitment,
+            prizes,
+        } => {
+            use engagement::draw;
+            let seed = draw::parse_seed(&seed).map_err(anyhow::Error::msg)?;
+            if let Some(c) = commitment {
+                let actual = draw::commitment(&seed);
+                anyhow::ensure!(
+                    actual == c.trim().to_ascii_lowercase(),
+                    "the seed does not match the commitment: SHA-256(seed) is {actual}"
+                );
+            }
+            let f = std::fs::File::open(&entries)
+                .with_context(|| format!("opening {}", entries.display()))?;
+            let list =
+                draw::read_entries(std::io::BufReader::new(f)).map_err(anyhow::Error::msg)?;
+            for (i, m) in draw::winners(&list, &seed, prizes).iter().enumerate() {
+                println!("{},{m}", i + 1);
+            }
             Ok(())
         }
         Cmd::Finance {
@@ -432,6 +473,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ops::webhooks::spawn(Arc::downgrade(&app.ops));
     ops::audience::spawn(Arc::downgrade(&app.ops));
     ops::notify::spawn(Arc::downgrade(&app.ops));
+    ops::engagement::spawn(Arc::downgrade(&app.ops));
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
         Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)

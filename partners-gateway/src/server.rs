@@ -34,6 +34,7 @@ use utoipa_axum::routes;
         (name = "partner", description = "Partner API; every request signed with HMAC-SHA256"),
         (name = "operator", description = "Operator API; bearer tokens, roles operator and finance"),
         (name = "programme", description = "Operator API for the programme's rules: campaigns, the points budget guard, settings"),
+        (name = "engagement", description = "Operator API for engagement: rewards and vouchers, discount codes, referrals, draws, surveys and NPS, claims (docs/engagement.md)"),
         (name = "finance", description = "Operator API for finance: trial balance, liability, breakage, revenue, settlement, period close, reconciliation, exports (docs/finance.md)"),
         (name = "service", description = "Health, readiness, metrics and this document"),
     )

@@ -435,7 +435,12 @@ fn check_expiry(
     let expired = state.lot_expired(m, lot, tx.at);
     let problem = match &tx.kind {
         TxKind::Expire { .. } if !expired => Some("expires a lot not yet expired"),
-        TxKind::Burn { .. } | TxKind::Transfer { .. } | TxKind::Adjust { .. } if expired => {
+        TxKind::Burn { .. }
+        | TxKind::Redeemed(_)
+        | TxKind::Transfer { .. }
+        | TxKind::Adjust { .. }
+            if expired =>
+        {
             Some("spends an expired lot")
         }
         _ => None,

@@ -534,6 +534,23 @@ pub(super) fn needs(cmd: &Command) -> Vec<Need> {
             vec![Need::Member(*member)]
         }
         Command::Merge { from, into, .. } => vec![Need::Member(*from), Need::Member(*into)],
+        // The reward's counters are read with conflicts: two redemptions of the last unit
+        // cannot both commit on one reading.
+        Command::Redeem {
+            member,
+            partner,
+            claim,
+            ..
+        } => vec![
+            Need::Member(*member),
+            Need::Contract(*partner),
+            Need::Counter(CounterKey::Reward(claim.reward)),
+            Need::Counter(CounterKey::RewardMember(*member, claim.reward)),
+        ],
+        Command::Grant { member, funder, .. } => match funder {
+            Funder::Partner(p) => vec![Need::Member(*member), Need::Contract(*p)],
+            Funder::Programme => vec![Need::Member(*member)],
+        },
     }
 }
 

@@ -388,7 +388,7 @@ fn activity_of(kind: &TxKind, m: MemberId) -> u8 {
     use crate::core::expiry::activity;
     match kind {
         TxKind::Earn { .. } => activity::EARN,
-        TxKind::Burn { .. } => activity::BURN,
+        TxKind::Burn { .. } | TxKind::Redeemed(_) => activity::BURN,
         TxKind::Transfer { from, .. } if *from == m => activity::TRANSFER_OUT,
         TxKind::Transfer { .. } => activity::TRANSFER_IN,
         TxKind::Adjust { .. } => activity::ADJUSTMENT,

@@ -12,6 +12,7 @@ pub mod expiry;
 pub mod model;
 pub mod programme;
 pub mod rejection;
+pub mod rewards;
 pub mod rules;
 pub mod state;
 pub mod tiers;

@@ -7,8 +7,9 @@
 
 use crate::core::expiry::ExpiryPolicy;
 use crate::core::programme::{
-    AwardBack, AwardRequest, Granted, GuardBack, GuardRecord, GuardRequest,
+    AwardBack, AwardRequest, Funder, Granted, GuardBack, GuardRecord, GuardRequest,
 };
+use crate::core::rewards::{Grant, GrantOrigin, Redemption, RewardClaim};
 use crate::core::state::Standing;
 use crate::core::tiers::{Purchase, TierChange, TierMark, TierPolicy, TierState};
 use crate::core::transfers::TransferPolicy;
@@ -297,6 +298,34 @@ pub enum Command {
         /// What came.
         notice: Notice,
     },
+    /// Redeem a catalogue reward (operator): the member's points burned at the partner that
+    /// fulfils it, under the reward's stock, per-member limit and tier eligibility.
+    Redeem {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// Redeeming member.
+        member: MemberId,
+        /// The fulfilling partner.
+        partner: PartnerId,
+        /// The reward's price in points.
+        points: Points,
+        /// The reward and its limits.
+        claim: RewardClaim,
+    },
+    /// Grant points to a member (operator), from the programme or a partner, traced to its
+    /// origin (a referral, a survey, a draw, a discount code).
+    Grant {
+        /// Idempotency key (operator scope).
+        key: IdemKey,
+        /// The member.
+        member: MemberId,
+        /// Points granted.
+        points: Points,
+        /// Who pays.
+        funder: Funder,
+        /// What it traces to (boxed: a rare command keeps every command small).
+        origin: Box<GrantOrigin>,
+    },
 }
 
 /// A dated occasion of a member's.
@@ -357,7 +386,9 @@ impl Command {
             | Command::LeavePool { key, .. }
             | Command::SetStanding { key, .. }
             | Command::Merge { key, .. }
-            | Command::Notice { key, .. } => key,
+            | Command::Notice { key, .. }
+            | Command::Redeem { key, .. }
+            | Command::Grant { key, .. } => key,
         }
     }
 
@@ -658,6 +689,11 @@ pub enum TxKind {
         /// What came.
         notice: Notice,
     },
+    /// A catalogue reward redeemed: a burn at the fulfilling partner, counted in the reward's
+    /// stock and the member's limit.
+    Redeemed(Box<Redemption>),
+    /// Points granted from the programme or a partner, with their origin.
+    Granted(Box<Grant>),
 }
 
 /// What a merge moved, and the survivor's state it recorded.
@@ -771,6 +807,8 @@ impl TxKind {
             TxKind::PoolJoined { owner, .. } | TxKind::PoolLeft { owner, .. } => Some(*owner),
             TxKind::StandingSet { member, .. } | TxKind::Noticed { member, .. } => Some(*member),
             TxKind::Merged(m) => Some(m.from),
+            TxKind::Redeemed(r) => Some(r.member),
+            TxKind::Granted(g) => Some(g.member),
             TxKind::ContractSet(_)
             | TxKind::ExpiryPolicySet(_)
             | TxKind::TransferPolicySet(_)
@@ -894,6 +932,14 @@ pub fn describe(kind: &TxKind) -> (&'static str, Option<PartnerId>) {
         TxKind::StandingSet { .. } => ("standing", None),
         TxKind::Merged(_) => ("merge", None),
         TxKind::Noticed { .. } => ("notice", None),
+        TxKind::Redeemed(r) => ("reward", Some(r.partner)),
+        TxKind::Granted(g) => (
+            "grant",
+            match g.funder {
+                Funder::Partner(p) => Some(p),
+                Funder::Programme => None,
+            },
+        ),
     }
 }
 

@@ -246,6 +246,10 @@ pub enum CounterKey {
     EarnedAt(MemberId, PartnerId),
     /// Points in lots expiring in a month (UTC; months since 1970-01), not yet expired or spent.
     Expiring(u32),
+    /// Units of a catalogue reward issued.
+    Reward(crate::core::rewards::RewardId),
+    /// Units of a catalogue reward one member has had.
+    RewardMember(MemberId, crate::core::rewards::RewardId),
 }
 
 /// A programme counter's value.

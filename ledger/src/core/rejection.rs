@@ -2,6 +2,7 @@
 //! needs to act on it. The ledger is unchanged when a command is rejected.
 
 use crate::core::programme::{CampaignId, GuardKey};
+use crate::core::rewards::RewardId;
 use crate::core::types::{MemberId, PartnerId, Points, Timestamp, TxId};
 
 /// A business-rule refusal. The ledger is unchanged when a command is rejected.
@@ -177,6 +178,38 @@ pub enum Rejection {
     /// A lifecycle change names no reason or no author.
     #[error("a reason and an author are required")]
     NoteMissing,
+    /// Every unit of the reward has been issued.
+    #[error("reward {} is out of stock ({issued} issued)", .reward.0)]
+    OutOfStock {
+        /// The reward.
+        reward: RewardId,
+        /// Units issued.
+        issued: u32,
+    },
+    /// The member already has as many of the reward as one member may.
+    #[error("member {} already has {max} of reward {}", .member.0, .reward.0)]
+    RewardLimit {
+        /// The member.
+        member: MemberId,
+        /// The reward.
+        reward: RewardId,
+        /// The per-member limit.
+        max: u32,
+    },
+    /// The member's tier is not one the reward is offered at.
+    #[error("reward {} is not offered at member {}'s tier", .reward.0, .member.0)]
+    RewardNotEligible {
+        /// The member.
+        member: MemberId,
+        /// The reward.
+        reward: RewardId,
+    },
+    /// A grant's note is empty or too long.
+    #[error("a grant's note must be 1 to {len_max} bytes")]
+    GrantNote {
+        /// Longest note.
+        len_max: usize,
+    },
     /// The member is in no pool.
     #[error("member {} is in no household pool", .0.0)]
     NotInPool(MemberId),

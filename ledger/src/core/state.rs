@@ -627,6 +627,14 @@ impl State {
         }
     }
 
+    /// Units a reward counter holds (see [`CounterKey::Reward`]).
+    pub fn units(&self, k: CounterKey) -> u32 {
+        match self.counters.get(&k) {
+            Some(Counter::Points(p)) => u32::try_from(p.0).unwrap_or(u32::MAX),
+            _ => 0,
+        }
+    }
+
     /// Points campaign `c` has awarded.
     pub fn awarded(&self, c: CampaignId) -> Points {
         match self.counters.get(&CounterKey::Campaign(c)) {
@@ -820,6 +828,14 @@ fn counter_changes(tx: &Transaction) -> Vec<(CounterKey, CounterChange)> {
                     out.push((CounterKey::Guard(*k), CounterChange::Crossed(*pct)));
                 }
             }
+        }
+        TxKind::Redeemed(r) => {
+            let id = r.claim.reward;
+            out.push((CounterKey::Reward(id), CounterChange::Points(1)));
+            out.push((
+                CounterKey::RewardMember(r.member, id),
+                CounterChange::Points(1),
+            ));
         }
         TxKind::Reversal { awards, guard, .. } => {
             for b in awards.iter().filter(|b| b.room.is_positive()) {

@@ -12,6 +12,7 @@
 
 use crate::core::model::LotId;
 use crate::core::model::{Amount, Transaction, TxKind};
+use crate::core::programme::Funder;
 use crate::core::types::{AccountId, Contract, Currency, PartnerId, Timestamp, TxId};
 use chrono::{Datelike, TimeZone};
 use chrono_tz::Tz;
@@ -49,6 +50,8 @@ pub enum Issuer {
     Partner(PartnerId),
     /// An operator's adjustment.
     Adjustments,
+    /// A grant from `programme/promotions` (a referral, a survey, a draw, a code).
+    Promotions,
     /// Points whose origin the book could not trace (restored onto a lot it no longer held).
     Unattributed,
 }
@@ -520,7 +523,7 @@ impl Book {
             return;
         }
         let flow_out = match &tx.kind {
-            TxKind::Burn { .. } => Flow::Redeemed,
+            TxKind::Burn { .. } | TxKind::Redeemed(_) => Flow::Redeemed,
             // Points forfeited when a member is closed lapse unredeemed, as expired ones do.
             TxKind::Expire { .. } | TxKind::StandingSet { .. } => Flow::Expired,
             TxKind::Reversal { .. } => Flow::Reversed,
@@ -579,6 +582,24 @@ impl Book {
                     self.cohorts.entry(month).or_default().issued += n;
                     vec![(self.bucket(key), n, value)]
                 }
+                TxKind::Granted(g) => {
+                    let (issuer, currency, value) = match (g.funder, g.price_per_point) {
+                        (Funder::Partner(p), Some(price)) => (
+                            Issuer::Partner(p),
+                            Some(price.currency),
+                            price.amount * Decimal::from(n),
+                        ),
+                        _ => (Issuer::Promotions, None, Decimal::ZERO),
+                    };
+                    let key = BucketKey {
+                        issuer,
+                        cohort: month,
+                        expiry,
+                        currency,
+                    };
+                    self.cohorts.entry(month).or_default().issued += n;
+                    vec![(self.bucket(key), n, Some(value))]
+                }
                 TxKind::Adjust { .. } => {
                     let key = BucketKey {
                         issuer: Issuer::Adjustments,
@@ -623,6 +644,18 @@ impl Book {
                                     cohort: self.month(at),
                                     expiry,
                                     currency,
+                                };
+                                self.bucket(key)
+                            }
+                            Some((at, TxKind::Granted(g))) => {
+                                let key = BucketKey {
+                                    issuer: match g.funder {
+                                        Funder::Partner(p) => Issuer::Partner(p),
+                                        Funder::Programme => Issuer::Promotions,
+                                    },
+                                    cohort: self.month(at),
+                                    expiry,
+                                    currency: g.price_per_point.map(|m| m.currency),
                                 };
                                 self.bucket(key)
                             }

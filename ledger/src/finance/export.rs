@@ -187,6 +187,8 @@ fn detail(tx: &Transaction) -> String {
         TxKind::PeriodClosed { period, .. } => format!("closes {period}"),
         TxKind::Void { hold, .. } => format!("voids {}", hold.0),
         TxKind::Burn { hold: Some(h), .. } => format!("captures {}", h.0),
+        TxKind::Redeemed(r) => format!("reward {}", r.claim.reward.0),
+        TxKind::Granted(g) => format!("{:?} {}: {}", g.origin.kind, g.origin.id, g.origin.note),
         _ => String::new(),
     }
 }

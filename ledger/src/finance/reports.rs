@@ -254,6 +254,7 @@ pub fn liability_at_prices(
         by_issuer: group_by(&|k| match k.issuer {
             Issuer::Partner(p) => format!("partner/{}", p.0),
             Issuer::Adjustments => "adjustments".into(),
+            Issuer::Promotions => "promotions".into(),
             Issuer::Unattributed => "unattributed".into(),
         }),
         by_cohort: group_by(&|k| month_name(k.cohort)),

@@ -1,6 +1,7 @@
 //! The HTTP API: request and response bodies, the JSON extractor, and the two surfaces
 //! (`partner`: signed, under `/v1`; `operator`: bearer tokens, under `/admin/v1`).
 
+pub mod engagement;
 pub mod finance;
 pub mod households;
 pub mod lifecycle;

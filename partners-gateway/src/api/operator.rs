@@ -33,6 +33,7 @@ pub fn router(app: AppState) -> OpenApiRouter<AppState> {
             crate::api::webhooks::operator_routes(crate::api::finance::routes(programme)),
         )),
     ));
+    let finance = crate::api::engagement::operator_routes(finance);
     crate::api::policies::routes(crate::api::households::operator_routes(finance))
         .routes(routes!(list_partners))
         .routes(routes!(get_partner, put_partner))

@@ -111,6 +111,12 @@ pub enum EventType {
     #[serde(rename = "member.anniversary")]
     #[allow(missing_docs)]
     MemberAnniversary,
+    #[serde(rename = "reward.redeemed")]
+    #[allow(missing_docs)]
+    RewardRedeemed,
+    #[serde(rename = "points.granted")]
+    #[allow(missing_docs)]
+    PointsGranted,
 }
 
 impl EventType {

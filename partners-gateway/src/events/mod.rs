@@ -5,4 +5,4 @@
 pub mod delivery;
 pub mod model;
 
-pub use model::{events_of, Event, KINDS};
+pub use model::{events_of, Event, KINDS, MESSAGE_KINDS};

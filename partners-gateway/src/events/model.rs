@@ -28,7 +28,13 @@ pub const KINDS: &[&str] = &[
     "points.expiring",
     "member.birthday",
     "member.anniversary",
+    "reward.redeemed",
+    "points.granted",
 ];
+
+/// Events that are messages to a member only (no journal transaction, no webhook): a claim's
+/// status changed.
+pub const MESSAGE_KINDS: &[&str] = &["claim.updated"];
 
 /// An event, as a webhook delivers it (`application/json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -112,6 +118,16 @@ pub fn events_of(tx: &Transaction) -> Vec<Event> {
             "points.transferred",
             Some(points(member)),
             Some(format!("to member {}", to.0)),
+        )),
+        TxKind::Redeemed(r) => out.push((
+            "reward.redeemed",
+            Some(points(member)),
+            Some(format!("reward {}", r.claim.reward.0)),
+        )),
+        TxKind::Granted(g) => out.push((
+            "points.granted",
+            Some(points(member)),
+            Some(g.origin.note.clone()),
         )),
         TxKind::Adjust { reason, .. } => out.push((
             "points.adjusted",

@@ -50,6 +50,14 @@ pub enum Kind {
     MemberNotActive,
     LifecycleRefused,
     UnknownCampaign,
+    OutOfStock,
+    RewardRefused,
+    VoucherRefused,
+    CodeRefused,
+    ReferralRefused,
+    DrawRefused,
+    SurveyRefused,
+    ClaimRefused,
     RateLimited,
     Overloaded,
     Unavailable,
@@ -57,7 +65,7 @@ pub enum Kind {
 }
 
 /// All kinds, for the documentation test that every kind is documented.
-pub const ALL_KINDS: [Kind; 48] = [
+pub const ALL_KINDS: [Kind; 56] = [
     Kind::MalformedRequest,
     Kind::InvalidRequest,
     Kind::InvalidAmount,
@@ -102,6 +110,14 @@ pub const ALL_KINDS: [Kind; 48] = [
     Kind::MemberNotActive,
     Kind::LifecycleRefused,
     Kind::UnknownCampaign,
+    Kind::OutOfStock,
+    Kind::RewardRefused,
+    Kind::VoucherRefused,
+    Kind::CodeRefused,
+    Kind::ReferralRefused,
+    Kind::DrawRefused,
+    Kind::SurveyRefused,
+    Kind::ClaimRefused,
     Kind::RateLimited,
     Kind::Overloaded,
     Kind::Unavailable,
@@ -195,6 +211,11 @@ impl From<Rejection> for OpError {
             | Rejection::AwardOutOfRange { .. }
             | Rejection::GuardMalformed(_) => Kind::InvalidRule,
             Rejection::BudgetCeiling { .. } => Kind::BudgetCeiling,
+            Rejection::OutOfStock { .. } => Kind::OutOfStock,
+            Rejection::RewardLimit { .. } | Rejection::RewardNotEligible { .. } => {
+                Kind::RewardRefused
+            }
+            Rejection::GrantNote { .. } => Kind::InvalidRequest,
         };
         // Ledger-internal ids mean nothing to a partner; say what happened without them.
         let detail = match &r {

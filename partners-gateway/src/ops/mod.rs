@@ -8,6 +8,7 @@
 //! defined, so that the schema cannot drift from the record.)
 
 pub mod audience;
+pub mod engagement;
 pub mod error;
 pub mod finance;
 pub mod lifecycle;

@@ -22,7 +22,7 @@ use super::registry::{
     SendRecord, TemplateRecord,
 };
 use super::Ops;
-use crate::events::{events_of, KINDS};
+use crate::events::{events_of, Event, KINDS, MESSAGE_KINDS};
 use crate::members::Channel;
 use crate::notify::provider::{valid_header, ProviderConfig, HEADERS_MAX};
 use crate::notify::{
@@ -67,7 +67,8 @@ fn programme_tz(ops: &Ops) -> chrono_tz::Tz {
         .unwrap_or(chrono_tz::Tz::UTC)
 }
 
-fn local(ops: &Ops, at_ms: i64) -> chrono::DateTime<chrono_tz::Tz> {
+/// Instant `at_ms` in the programme's time zone.
+pub(crate) fn local(ops: &Ops, at_ms: i64) -> chrono::DateTime<chrono_tz::Tz> {
     let utc = chrono::DateTime::from_timestamp_millis(at_ms).unwrap_or_default();
     programme_tz(ops).from_utc_datetime(&utc.naive_utc())
 }
@@ -125,7 +126,7 @@ pub fn put_template(
     mut t: TemplateRecord,
     author: &str,
 ) -> Result<TemplateRecord, OpError> {
-    if !KINDS.contains(&t.event.as_str()) {
+    if !KINDS.contains(&t.event.as_str()) && !MESSAGE_KINDS.contains(&t.event.as_str()) {
         return Err(invalid(format!(
             "event: {:?} is not an event type",
             t.event
@@ -327,6 +328,36 @@ pub fn queue_from_journal(ops: &Ops) -> Result<usize, OpError> {
     ops.registry
         .queue_from_journal(&jobs, &NotifyCursor { after: last })
         .map_err(registry)?;
+    Ok(jobs.len())
+}
+
+/// Queues `event` (one of [`MESSAGE_KINDS`], not from the journal) for its member on every
+/// channel with a template for it and an address the audience knows. Blocking. Returns the
+/// messages queued.
+pub fn notify_member(ops: &Ops, event: Event) -> Result<usize, OpError> {
+    let Some(m) = event.member_id else {
+        return Ok(0);
+    };
+    let mut chs: Vec<Channel> = Vec::new();
+    for t in ops.registry.templates().map_err(registry)? {
+        if t.event == event.kind && !chs.contains(&t.channel) {
+            chs.push(t.channel);
+        }
+    }
+    let now = Timestamp::now().0;
+    let jobs: Vec<Job> = chs
+        .into_iter()
+        .filter(|c| ops.audience.reachable(MemberId(m), *c))
+        .map(|c| Job {
+            id: format!("{}:{}", event.id, channel_name(c)),
+            member: m,
+            channel: c,
+            source: JobSource::Event(event.clone()),
+            due_ms: now,
+            attempts: 0,
+        })
+        .collect();
+    ops.registry.queue_jobs(&jobs).map_err(registry)?;
     Ok(jobs.len())
 }
 

@@ -14,6 +14,7 @@ mod hold;
 pub mod lifecycle;
 pub mod pool;
 mod reversal;
+mod reward;
 pub mod transfer;
 
 use crate::core::builder::Builder;
@@ -174,6 +175,20 @@ impl State {
             } => lifecycle::notice(self, key, *member, *notice)?,
             Command::SetExpiryPolicy { key, policy } => expiry::set_policy(key, policy)?,
             Command::Expire { key, member } => expiry::expire(self, &mut b, key, *member)?,
+            Command::Redeem {
+                key,
+                member,
+                partner,
+                points,
+                claim,
+            } => reward::redeem(self, &mut b, key, *member, *partner, *points, claim)?,
+            Command::Grant {
+                key,
+                member,
+                points,
+                funder,
+                origin,
+            } => reward::grant(self, &mut b, key, *member, *points, *funder, origin)?,
         };
         Ok(b.finish(kind))
     }

@@ -4,7 +4,7 @@
 
 use super::{visible_to, DecideError};
 use crate::core::builder::Builder;
-use crate::core::model::{IdemKey, LotId, Scope, TxKind};
+use crate::core::model::{IdemKey, LotId, Scope, Transaction, TxKind};
 use crate::core::programme::{AwardBack, Funder, Granted, GuardBack, GuardRecord};
 use crate::core::rejection::Rejection;
 use crate::core::state::{History, Reversed, State};
@@ -57,24 +57,13 @@ pub(super) fn reverse<H: History + ?Sized>(
             price_per_point,
             ..
         } => {
-            visible_to(key, *partner, original)?;
-            let remaining = Points(burned.0 - done.points.0);
-            let n = amount(s, points, remaining)?;
-            s.require_unmerged(*member)?;
-            let redemption = AccountId::PartnerRedemption(*partner);
-            b.restore(*member, redemption, &orig, done.points, n)?;
-            b.money(redemption, AccountId::Float, n, *price_per_point);
-            Ok(TxKind::Reversal {
-                original,
-                member: *member,
-                partner: *partner,
-                points: n,
-                bonus: Points::ZERO,
-                clawback: Points::ZERO,
-                awards: Vec::new(),
-                guard: None,
-                tier: None,
-            })
+            let burn = (*member, *partner, *burned, *price_per_point);
+            Ok(reverse_burn(s, b, key, &orig, burn, done.points, points)?)
+        }
+        // A returned voucher gives its points back; the unit stays issued.
+        TxKind::Redeemed(r) => {
+            let burn = (r.member, r.partner, r.points, r.price_per_point);
+            Ok(reverse_burn(s, b, key, &orig, burn, done.points, points)?)
         }
         // A partner cannot see transactions that are not its earns or burns.
         _ if matches!(key.scope, Scope::Partner(_)) => {
@@ -82,6 +71,41 @@ pub(super) fn reverse<H: History + ?Sized>(
         }
         _ => Err(Rejection::NotReversible(original).into()),
     }
+}
+
+/// A burn a reversal undoes: its member, partner, points and reimbursement price.
+type Burned = (MemberId, PartnerId, Points, Money);
+
+/// Undoes `points` (all that is left: `None`) of burn `orig`, of which `done` were undone
+/// before: the lots it drew on come back, and the partner's reimbursement with them.
+fn reverse_burn(
+    s: &State,
+    b: &mut Builder<'_>,
+    key: &IdemKey,
+    orig: &Transaction,
+    (member, partner, burned, price): Burned,
+    done: Points,
+    points: Option<Points>,
+) -> Result<TxKind, Rejection> {
+    let original = orig.id;
+    visible_to(key, partner, original)?;
+    let remaining = Points(burned.0 - done.0);
+    let n = amount(s, points, remaining)?;
+    s.require_unmerged(member)?;
+    let redemption = AccountId::PartnerRedemption(partner);
+    b.restore(member, redemption, orig, done, n)?;
+    b.money(redemption, AccountId::Float, n, price);
+    Ok(TxKind::Reversal {
+        original,
+        member,
+        partner,
+        points: n,
+        bonus: Points::ZERO,
+        clawback: Points::ZERO,
+        awards: Vec::new(),
+        guard: None,
+        tier: None,
+    })
 }
 
 /// The earn a reversal undoes.

@@ -34,7 +34,9 @@ pub use bodies::*;
 /// The partner routes, each behind signature verification.
 pub fn router(app: AppState) -> OpenApiRouter<AppState> {
     crate::api::profiles::partner_routes(crate::api::webhooks::partner_routes(
-        crate::api::households::partner_routes(OpenApiRouter::new()),
+        crate::api::households::partner_routes(crate::api::engagement::partner::partner_routes(
+            OpenApiRouter::new(),
+        )),
     ))
     .routes(routes!(enrol))
     .routes(routes!(balance))

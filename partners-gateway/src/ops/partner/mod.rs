@@ -267,9 +267,27 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
     let key = key(caller, &r.reference)?;
     check_name("branch", r.branch.as_deref())?;
     check_name("category", r.category.as_deref())?;
-    let q = r.amount.parse()?;
+    r.amount.parse()?;
     let member = member_of(ops, caller, &r.member)?;
-    let priced = rate_table(ops, caller.partner)?.price(
+    let mut p = earn_for(ops, caller.partner, key, member, r)?;
+    p.member_ref = Some(r.member.clone());
+    Ok(p)
+}
+
+/// The earn of `r` at `partner` for coalition member `member` under `key`: priced with the
+/// partner's rate table, with the campaigns and guard checks in force now. The partner's own
+/// earn and an accepted missing-points claim (`ops/engagement/claims.rs`) both come here, so
+/// a claim and the partner's posting of the same receipt make the same command.
+pub fn earn_for(
+    ops: &Ops,
+    partner: PartnerId,
+    key: IdemKey,
+    member: MemberId,
+    r: &Earn,
+) -> Result<Prepared, OpError> {
+    let q = r.amount.parse()?;
+    let caller_partner = partner;
+    let priced = rate_table(ops, caller_partner)?.price(
         Operation::Earn,
         q,
         &r.amount.unit,
@@ -277,7 +295,7 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         r.category.as_deref(),
     )?;
     let purchase = terms::Purchase {
-        partner: caller.partner,
+        partner: caller_partner,
         amount: &r.amount,
         quantity: q,
         base: priced.points,
@@ -296,7 +314,7 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         cmd: Command::Earn {
             key,
             member,
-            partner: caller.partner,
+            partner: caller_partner,
             points: priced.points,
             bonus: Points(0),
             awards: terms.awards,
@@ -305,8 +323,16 @@ pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepa
         },
         pricing: Some(priced.pricing),
         member: Some(member),
-        member_ref: Some(r.member.clone()),
+        member_ref: None,
     })
+}
+
+/// Posts a prepared earn and blocks until its receipt. Not for async contexts.
+pub fn post_blocking(ops: &Ops, p: Prepared) -> Result<ledger::Receipt, LedgerError> {
+    let pending = ops.ledger.submit_priced(p.cmd, p.pricing)?;
+    pending
+        .blocking_recv()
+        .map_err(|_| LedgerError::ShuttingDown)?
 }
 
 pub fn prepare_burn(ops: &Ops, caller: &PartnerCaller, r: &Burn) -> Result<Prepared, OpError> {

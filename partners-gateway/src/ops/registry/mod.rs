@@ -33,6 +33,7 @@ use ledger::keys::gateway::{
 };
 use ledger::keys::GATEWAY as PREFIX;
 
+mod engagement;
 mod keys;
 mod master_key;
 mod members;
@@ -47,6 +48,7 @@ mod segments;
 mod vault;
 mod webhooks;
 
+pub use engagement::EngTxn;
 pub use keys::{random_hex, KeyRecord, KeyScope};
 pub use master_key::{create_master_key, load_master_key, write_private};
 pub use members::{

@@ -446,6 +446,16 @@ impl Registry {
         })
     }
 
+    /// Queues `jobs`, in one durable commit.
+    pub fn queue_jobs(&self, jobs: &[Job]) -> Result<(), RegistryError> {
+        let mut ws = WriteSet::default();
+        for j in jobs {
+            ws.set_owned(job_key(j.due_ms, &j.id), json(j));
+        }
+        self.store.commit(ws, Durability::Sync)?;
+        Ok(())
+    }
+
     /// Queues a broadcast's `jobs` and records its progress `b`, in one durable commit.
     pub fn queue_broadcast(&self, b: &BroadcastRecord, jobs: &[Job]) -> Result<(), RegistryError> {
         let mut ws = WriteSet::default();

@@ -1,0 +1,99 @@
+//! Engagement operations: the rewards catalogue and vouchers ([`rewards`]), discount codes
+//! ([`codes`]), referrals ([`referrals`]), draws ([`draws`]), surveys and NPS ([`surveys`]),
+//! and members' claims ([`claims`]).
+//!
+//! What must be atomic lives in one place: a reward's stock and a member's limit in the ledger
+//! (`Command::Redeem`, counted in the same decision as the burn), a voucher's or a code's use in
+//! one registry transaction, points in the ledger under an idempotency key derived from the
+//! record they trace to (`Command::Grant`), so a retry or a second gateway can never pay twice.
+//!
+//! The operations are blocking (a registry transaction, then a ledger command, then a registry
+//! transaction): the HTTP handlers run them on the blocking pool.
+
+pub mod claims;
+pub mod codes;
+pub mod draws;
+pub mod referrals;
+pub mod rewards;
+pub mod surveys;
+
+use super::error::{Kind, OpError};
+use super::registry::RegistryError;
+use super::Ops;
+use crate::engagement::model::Funding;
+use crate::engagement::Invalid;
+use ledger::{Command, GrantKind, GrantOrigin, IdemKey, MemberId, Points, Receipt, Timestamp};
+use std::sync::Weak;
+use std::time::Duration;
+
+fn reg(e: RegistryError) -> OpError {
+    super::partner::registry_error(e)
+}
+
+fn invalid(e: Invalid) -> OpError {
+    OpError::new(Kind::InvalidRule, e.0)
+}
+
+fn now_ms() -> i64 {
+    Timestamp::now().0
+}
+
+/// Fails with 404 unless member `m` is enrolled.
+fn require_member(ops: &Ops, m: MemberId) -> Result<ledger::core::state::MemberState, OpError> {
+    ops.ledger
+        .member_state(m)?
+        .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member"))
+}
+
+/// Grants `points` to `member` under the operator key `key`, traced to `origin`. Blocking.
+fn grant(
+    ops: &Ops,
+    key: String,
+    member: MemberId,
+    points: i64,
+    funding: Funding,
+    origin: (GrantKind, u64, String),
+) -> Result<Receipt, OpError> {
+    let (kind, id, note) = origin;
+    Ok(ops.ledger.execute_blocking(Command::Grant {
+        key: IdemKey::operator(key),
+        member,
+        points: Points(points),
+        funder: funding.funder(),
+        origin: Box::new(GrantOrigin { kind, id, note }),
+    })?)
+}
+
+/// Checks an operator's or partner's reference for an engagement write: 1 to 100 printable
+/// ASCII characters (the key it makes carries a prefix within the ledger's 128).
+fn check_reference(r: &str) -> Result<(), OpError> {
+    super::programme::check_change_reference(r)
+}
+
+/// Does the work that falls due: vouchers past their expiry, referrals whose referee
+/// qualified (or whose window passed), draws past their closing time. Blocking. Returns how
+/// many records it moved.
+pub fn run_due(ops: &Ops) -> Result<usize, OpError> {
+    let now = now_ms();
+    Ok(rewards::sweep(ops, now)? + referrals::sweep(ops, now)? + draws::close_due(ops, now)?)
+}
+
+/// Runs [`run_due`] every 30 seconds while the gateway lives.
+pub fn spawn(ops: Weak<Ops>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            let Some(o) = ops.upgrade() else { return };
+            match tokio::task::spawn_blocking(move || run_due(&o)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e.detail, "engagement sweep failed"),
+                Err(e) => tracing::warn!(error = %e, "engagement sweep task failed"),
+                Ok(Ok(_)) => {}
+            }
+        }
+    });
+}
+
+/// A transaction id as the API shows it.
+fn tx_id(r: &Receipt) -> String {
+    r.tx.id.0.to_string()
+}

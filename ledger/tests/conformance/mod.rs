@@ -24,6 +24,7 @@ mod finance;
 mod households;
 mod lifecycle;
 mod programme;
+mod rewards;
 // Used through `for_each_conformance_check!` by the files that run the suite.
 #[allow(unused_imports)]
 pub use expiry::*;
@@ -35,6 +36,8 @@ pub use households::*;
 pub use lifecycle::*;
 #[allow(unused_imports)]
 pub use programme::*;
+#[allow(unused_imports)]
+pub use rewards::*;
 
 /// Calls `$make!(check, check, ...)` with every check of the suite: the one list each engine's
 /// test file runs.
@@ -78,6 +81,8 @@ macro_rules! for_each_conformance_check {
             cluster_journal_is_chained_and_periods_close,
             ledger_members_are_suspended_closed_and_merged,
             cluster_members_are_suspended_closed_and_merged,
+            ledger_rewards_are_never_oversold_and_grants_post_their_origin,
+            cluster_rewards_are_never_oversold_and_grants_post_their_origin,
         );
     };
 }

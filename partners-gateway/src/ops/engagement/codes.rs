@@ -300,7 +300,7 @@ fn record_use(
         }
     }
     if let Some(prev) = t.get::<CodeUse>(CODE_USE, &use_key(u.caller, &u.reference))? {
-        if prev.code != code || prev.member_id != u.member.0 {
+        if codes::normalise(&prev.code).as_deref() != Some(code) || prev.member_id != u.member.0 {
             return Ok(Err(OpError::new(
                 Kind::IdempotencyConflict,
                 "the reference was used for another code or member",

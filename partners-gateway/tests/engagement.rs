@@ -270,8 +270,8 @@ async fn discount_codes_keep_to_their_uses() {
             "POST",
             "/admin/v1/codes",
             Some(json!({"reason": "welcome mailing",
-            "spec": {"name": "Welcome 50", "kind": {"unique": {"count": 3}},
-                     "effect": {"points": {"points": 50}}}})),
+            "spec": {"name": "Welcome 50", "codes": {"kind": "unique", "count": 3},
+                     "effect": {"kind": "points", "points": 50}}})),
         )
         .await;
     assert_eq!(set.status, 201, "{:?}", set.body);
@@ -319,8 +319,8 @@ async fn discount_codes_keep_to_their_uses() {
             "/admin/v1/codes",
             Some(json!({"reason": "pump promotion",
             "spec": {"name": "Fuel 10%", "partner_id": 2,
-                     "kind": {"shared": {"code": "FUEL-10", "max_uses": 2}},
-                     "effect": {"discount": {"reference": "fuel-10-percent"}}}})),
+                     "codes": {"kind": "shared", "code": "FUEL-10", "max_uses": 2},
+                     "effect": {"kind": "discount", "reference": "fuel-10-percent"}}})),
         )
         .await;
     assert_eq!(shared.status, 201, "{:?}", shared.body);
@@ -521,7 +521,7 @@ async fn a_draw_is_reproduced_from_its_seed_and_published_entries() {
     let d = gw
         .op("POST", "/admin/v1/draws", Some(json!({"reason": "winter draw", "spec": {
             "names": [{"language": "en", "text": "Winter draw"}, {"language": "fa", "text": "قرعه‌کشی زمستان"}],
-            "entry": {"points_held": {"points_per_entry": 500}},
+            "entry": {"kind": "points_held", "points_per_entry": 500},
             "prizes": [{"points": 10000}, {"points": 5000}, {"points": 1000}],
             "closes_at_ms": now_ms() + 1_500, "commitment": commitment}})))
         .await;
@@ -894,4 +894,82 @@ async fn a_claim_and_the_partners_late_posting_of_its_receipt_count_once() {
     assert!(p1["median_hours"].is_string());
     let audit = gw.op("GET", "/admin/v1/audit", None).await;
     assert_eq!(audit.body["ok"], true, "{:?}", audit.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engagement_recipes_in_the_docs_work_as_written() {
+    let gw = Gw::start().await;
+    // `signed` and the credentials come from the first block of docs/api.md's recipe.
+    let api = common::shell_blocks(
+        "docs/api.md",
+        "<!-- recipe:begin -->",
+        "<!-- recipe:end -->",
+    );
+    let signing = api
+        .split("\n}\n")
+        .next()
+        .expect("the signed function")
+        .to_string()
+        + "\n}\n";
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_partners-gateway"))
+        .parent()
+        .expect("the binary's directory")
+        .display()
+        .to_string();
+    let script = format!("export PATH=\"{bin}:$PATH\"\n")
+        + &signing
+        + &common::shell_blocks(
+            "docs/engagement.md",
+            "<!-- engagement-recipe:begin -->",
+            "<!-- engagement-recipe:end -->",
+        );
+    let stdout = common::run_recipe(&gw, &script).await;
+    let answers: Vec<Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{') || l.starts_with('['))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("JSON answer: {l}")))
+        .collect();
+    assert!(
+        answers.iter().all(|a| a.get("type").is_none()),
+        "no problem answers: {answers:#?}"
+    );
+    let till = answers
+        .iter()
+        .find(|a| a["redeemed_reference"] == "PUMP-3-0001")
+        .expect("the till's redemption");
+    assert_eq!(till["status"], "redeemed");
+    let discount = answers
+        .iter()
+        .find(|a| a["discount_reference"].is_string())
+        .expect("the discount");
+    assert_eq!(discount["discount_reference"], "fuel-10-percent");
+    let drawn = answers
+        .iter()
+        .find(|a| a["status"] == "drawn")
+        .expect("the drawn draw");
+    let winners: Vec<String> = drawn["winners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+        .map(|(i, w)| format!("{},{}", i + 1, w["member_id"]))
+        .collect();
+    let verified: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.len() < 24 && l.contains(',') && !l.starts_with('{'))
+        .collect();
+    assert_eq!(verified, winners, "draw-verify agrees with the gateway");
+    let claim = answers
+        .iter()
+        .find(|a| a["credited_by"] == "claim")
+        .expect("the accepted claim");
+    assert_eq!(claim["status"], "accepted");
+    let nps = answers
+        .iter()
+        .find(|a| {
+            a.as_array()
+                .is_some_and(|r| r.first().is_some_and(|x| x["nps"].is_string()))
+        })
+        .expect("the NPS rows");
+    assert_eq!(nps[0]["nps"], "100");
 }

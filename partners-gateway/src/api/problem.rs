@@ -192,7 +192,7 @@ const DESCRIPTIONS: [(Kind, &str, u16, &str); ALL_KINDS.len()] = [
         Kind::InvalidRule,
         "rule-invalid",
         422,
-        "The campaign or budget guard cannot run as defined",
+        "The campaign, guard or engagement definition cannot run as given",
     ),
     (
         Kind::BudgetCeiling,

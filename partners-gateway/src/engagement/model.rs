@@ -218,7 +218,7 @@ impl RewardSpec {
 
 /// What a discount code gives.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CodeEffect {
     /// Bonus points, granted on use.
     Points {
@@ -240,7 +240,7 @@ pub enum CodeEffect {
 
 /// Whether the codes of a set are each used once, or one code is shared.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum CodeKind {
     /// `count` unique codes, each usable once.
     Unique {
@@ -269,7 +269,7 @@ pub struct CodeSetSpec {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Unique codes or one shared code.
-    pub kind: CodeKind,
+    pub codes: CodeKind,
     /// What a use gives.
     pub effect: CodeEffect,
     /// Only at this partner; a discount needs one.
@@ -298,7 +298,7 @@ impl CodeSetSpec {
     /// Checks every bound the schema states, and that a discount names its partner.
     pub fn check(&self) -> Result<(), Invalid> {
         text("name", &self.name, NAME_CHARS_MAX)?;
-        match &self.kind {
+        match &self.codes {
             CodeKind::Unique { count } => within("count", *count, 1, 10_000)?,
             CodeKind::Shared { code, max_uses } => {
                 let n = super::codes::normalise(code).filter(|c| c.len() >= 4);
@@ -410,7 +410,7 @@ impl ReferralPolicy {
 
 /// How a draw's entries come.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EntryRule {
     /// One entry per `points_per_entry` points a member holds when the draw closes.
     PointsHeld {
@@ -723,8 +723,8 @@ mod tests {
     #[test]
     fn a_discount_code_set_names_its_partner() {
         let s: CodeSetSpec = serde_json::from_value(serde_json::json!({
-            "name": "Fuel 10%", "kind": {"shared": {"code": "FUEL-10", "max_uses": 100}},
-            "effect": {"discount": {"reference": "fuel-10"}}
+            "name": "Fuel 10%", "codes": {"kind": "shared", "code": "FUEL-10", "max_uses": 100},
+            "effect": {"kind": "discount", "reference": "fuel-10"}
         }))
         .expect("a code set");
         assert!(s.check().unwrap_err().0.contains("partner_id"));

@@ -310,7 +310,8 @@ pub fn check_export(ops: &Ops, r: &ExportRequest) -> Result<(), OpError> {
         "journal" | "postings" | "trial-balance" | "liability" => Ok(()),
         "statement" => {
             let m = r.member.ok_or_else(|| {
-                OpError::new(Kind::InvalidRequest, "a statement export names its member")
+                // No member named is no statement to find: 404, as for an unknown member.
+                OpError::new(Kind::UnknownMember, "a statement export names its member")
             })?;
             match ops.ledger.balance(m)? {
                 Some(_) => Ok(()),

@@ -103,6 +103,14 @@ pub fn set_settings(
     if s.schedule_hour > 23 {
         return Err(invalid("schedule_hour is 0 to 23"));
     }
+    for (name, cap) in [
+        ("max_per_day", s.max_per_day),
+        ("max_per_week", s.max_per_week),
+    ] {
+        if cap.is_some_and(|n| !(1..=1000).contains(&n)) {
+            return Err(invalid(format!("{name} is 1 to 1000")));
+        }
+    }
     match (&s.quiet_from, &s.quiet_until) {
         (None, None) => {}
         (Some(a), Some(b)) if time_of_day(a).is_some() && time_of_day(b).is_some() && a != b => {}

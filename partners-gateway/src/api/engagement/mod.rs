@@ -784,12 +784,9 @@ pub struct NpsQuery {
     security(("operator_token" = [])))]
 async fn nps(State(app): State<AppState>, Query(q): Query<NpsQuery>) -> JsonResult<Vec<NpsRow>> {
     let mut by = Grouping::default();
-    for g in
-        q.by.as_deref()
-            .unwrap_or_default()
-            .split(',')
-            .filter(|g| !g.is_empty())
-    {
+    // Absent: one group; present: each name once of partner, branch, month (an empty name is
+    // refused, as the pattern says).
+    for g in q.by.as_deref().map(|b| b.split(',')).into_iter().flatten() {
         match g {
             "partner" => by.partner = true,
             "branch" => by.branch = true,

@@ -81,6 +81,15 @@ pub struct CodeUse {
     pub replayed: bool,
 }
 
+/// Code `code` (normalised) of a set as people read it: a shared code as the operator wrote it,
+/// a unique one in groups of four.
+fn shown(spec: &CodeSetSpec, code: &str) -> String {
+    match &spec.codes {
+        CodeKind::Shared { code: chosen, .. } => chosen.trim().to_ascii_uppercase(),
+        CodeKind::Unique { .. } => codes::display(code),
+    }
+}
+
 fn set_key(id: u32) -> Vec<u8> {
     id.to_be_bytes().to_vec()
 }
@@ -127,7 +136,7 @@ pub fn create_set(
     ops.registry
         .engage(&mut |t| {
             let id = t.next_id(CODE_SET)? as u32;
-            let made = match &spec.kind {
+            let made = match &spec.codes {
                 CodeKind::Unique { count } => unique_codes(t, *count)?,
                 CodeKind::Shared { code, .. } => {
                     let c = codes::normalise(code).expect("checked");
@@ -152,7 +161,7 @@ pub fn create_set(
                 created_at_ms: now,
             };
             t.put(CODE_SET, &set_key(id), &rec);
-            Ok(Ok((rec, made.iter().map(|c| codes::display(c)).collect())))
+            Ok(Ok((rec, made.iter().map(|c| shown(&spec, c)).collect())))
         })
         .map_err(reg)?
 }
@@ -175,7 +184,7 @@ pub fn set(ops: &Ops, id: u32) -> Result<(CodeSetRecord, Vec<(String, u32)>), Op
         .registry
         .eng_scan::<serde_json::Value>(CODE_SET, &set_key(id), None, usize::MAX)
         .map_err(reg)?;
-    let mut rec = None;
+    let mut rec: Option<CodeSetRecord> = None;
     let mut out = Vec::new();
     for (body, v) in rows {
         if body.len() == 4 {
@@ -190,10 +199,14 @@ pub fn set(ops: &Ops, id: u32) -> Result<(CodeSetRecord, Vec<(String, u32)>), Op
                 .eng_get::<CodeState>(CODE, c.as_bytes())
                 .map_err(reg)?
                 .map_or(0, |s| s.uses);
-            out.push((codes::display(&c), uses));
+            out.push((c, uses));
         }
     }
     let rec = rec.ok_or_else(|| OpError::new(Kind::NotFound, "no such code set"))?;
+    let out = out
+        .into_iter()
+        .map(|(c, uses)| (shown(&rec.spec, &c), uses))
+        .collect();
     Ok((rec, out))
 }
 
@@ -250,7 +263,7 @@ pub fn use_code(ops: &Ops, u: &UseCode) -> Result<CodeUse, OpError> {
         let origin = (
             GrantKind::Code,
             u64::from(used.set_id),
-            format!("code {}", codes::display(&code)),
+            format!("code {}", used.code),
         );
         match grant(ops, key, u.member, points, *funding, origin) {
             Ok(r) => used.transaction_id = Some(tx_id(&r)),
@@ -317,7 +330,7 @@ fn record_use(
     if !in_window(spec.valid_from_ms, spec.valid_until_ms, now) {
         return refuse("the code is not valid at this date");
     }
-    match spec.kind {
+    match spec.codes {
         CodeKind::Unique { .. } if st.uses >= 1 => return refuse("the code was already used"),
         CodeKind::Shared {
             max_uses: Some(m), ..
@@ -337,7 +350,7 @@ fn record_use(
         CodeEffect::Discount { reference } => (None, Some(reference.clone())),
     };
     let used = CodeUse {
-        code: codes::display(code),
+        code: shown(&spec, code),
         set_id: st.set,
         member_id: u.member.0,
         reference: u.reference.clone(),

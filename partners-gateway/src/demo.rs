@@ -118,6 +118,7 @@ pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
             key.key_id
         ));
     }
+    catalogue(app)?;
     let range = app.registry.allocate_members(members)?;
     enrol_all(app, range.clone())?;
     for (id, _, _, _, ref_prefix) in PARTNERS {
@@ -141,6 +142,32 @@ pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     crate::ops::registry::write_private(&path, &env, false)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The demo's rewards catalogue: one reward at each partner, named in English and Persian.
+fn catalogue(app: &Ops) -> anyhow::Result<()> {
+    let rewards = [
+        (
+            1,
+            5_000,
+            "Upgrade to business class",
+            "ارتقا به کلاس تجاری",
+            None,
+        ),
+        (2, 1_500, "20 litres of fuel", "۲۰ لیتر سوخت", Some(1_000)),
+        (3, 1_000, "£10 of airtime", "۱۰ پوند شارژ", None),
+    ];
+    for (partner, points, en, fa, stock) in rewards {
+        let spec = serde_json::json!({
+            "names": [{"language": "en", "text": en}, {"language": "fa", "text": fa}],
+            "partner_id": partner, "points": points, "stock": stock,
+            "per_member_max": 4, "voucher_days": 90,
+        });
+        let spec = serde_json::from_value(spec).context("a demo reward")?;
+        crate::ops::engagement::rewards::put_reward(app, 0, spec, "demo", "demo catalogue", None)
+            .map_err(|e| anyhow::anyhow!("demo reward: {}", e.detail))?;
+    }
+    Ok(())
 }
 
 /// Enrols members `range`, many in flight at once; a full queue is waited out, not an error.

@@ -160,6 +160,7 @@ fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
             }
         }
         TxKind::Burn { member, .. } | TxKind::Adjust { member, .. } => own(facts, *member),
+        TxKind::Redeemed(r) => own(facts, r.member),
         TxKind::Transfer { from, to, .. } => {
             own(facts, *from);
             own(facts, *to);

@@ -973,3 +973,75 @@ async fn the_engagement_recipes_in_the_docs_work_as_written() {
         .expect("the NPS rows");
     assert_eq!(nps[0]["nps"], "100");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn entries_bought_with_points_keep_to_their_limit() {
+    let gw = Gw::start().await;
+    assert_eq!(gw.earn_miles(4, "B-4", "1000").await.status, 200);
+    let seed = "ab".repeat(32);
+    let commitment = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(hex::decode(&seed).unwrap()))
+    };
+    let d = gw
+        .op("POST", "/admin/v1/draws", Some(json!({"reason": "sponsored by FuelCo", "spec": {
+            "names": [{"language": "en", "text": "Fuel for a year"}],
+            "entry": {"kind": "bought", "points_per_entry": 100, "partner_id": 2, "entries_per_member_max": 3},
+            "prizes": [{"points": 500}],
+            "closes_at_ms": now_ms() + 1_500, "commitment": commitment}})))
+        .await;
+    assert_eq!(d.status, 201, "{:?}", d.body);
+    let id = d.body["id"].as_u64().unwrap();
+    let buy = |entries: u64, reference: &str| {
+        let gw = &gw;
+        let body = json!({"member_id": 4, "entries": entries, "reference": reference});
+        async move {
+            gw.op("POST", &format!("/admin/v1/draws/{id}/entries"), Some(body))
+                .await
+        }
+    };
+    let before = posted(&gw, 4).await;
+    let first = buy(2, "b1").await;
+    assert_eq!(
+        (first.status.as_u16(), first.body["member_entries"].as_u64()),
+        (200, Some(2)),
+        "{:?}",
+        first.body
+    );
+    assert_eq!(
+        buy(2, "b1").await.body["transaction_id"],
+        first.body["transaction_id"],
+        "a retry"
+    );
+    assert_eq!(posted(&gw, 4).await, before - 200);
+    assert_eq!(
+        buy(2, "b2").await.problem(),
+        "draw-refused",
+        "over three entries"
+    );
+    assert_eq!(buy(1, "b3").await.status, 200);
+    assert_eq!(posted(&gw, 4).await, before - 300);
+    tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
+    assert_eq!(buy(1, "b4").await.problem(), "draw-refused", "closed");
+    run_due(&gw).await;
+    let csv = gw
+        .http
+        .get(format!("{}/admin/v1/draws/{id}/entries", gw.base))
+        .bearer_auth(gw.cred("OPERATOR_TOKEN"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(csv, "member_id,entries\n4,3\n");
+    let drawn = gw
+        .op(
+            "POST",
+            &format!("/admin/v1/draws/{id}/reveal"),
+            Some(json!({"seed": seed})),
+        )
+        .await;
+    assert_eq!(drawn.body["winners"][0]["member_id"], 4, "{:?}", drawn.body);
+    assert_eq!(posted(&gw, 4).await, before - 300 + 500);
+}

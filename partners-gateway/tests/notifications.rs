@@ -455,3 +455,67 @@ async fn every_message_goes_once_across_a_kill_9() {
     );
     child.start_kill().ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_is_told_each_time_its_claim_moves() {
+    let (url, fake) = fake_provider().await;
+    let gw = Gw::start().await;
+    settings(&gw, json!({})).await;
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/notifications/providers/sms",
+            Some(json!({"url": url, "body_template": "{\"to\": {{ to }}, \"text\": {{ text }}}"})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    template(&gw, "claim.updated", "en", "Your claim: {{ detail }}.").await;
+    let phone = "+447700900024";
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/members/24/profile",
+            Some(json!({"name": "Ali", "language": "en", "phone": phone})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let c = gw
+        .op(
+            "PUT",
+            "/admin/v1/members/24/consent/sms",
+            Some(json!({"granted": true, "source": "app settings"})),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let claim = gw
+        .op(
+            "POST",
+            "/admin/v1/members/24/claims",
+            Some(json!({"kind": "complaint", "partner_id": 2, "text": "the pump was closed"})),
+        )
+        .await;
+    assert_eq!(claim.status, 201, "{:?}", claim.body);
+    let id = claim.body["id"].as_u64().unwrap();
+    let decided = gw
+        .partner(
+            2,
+            "POST",
+            &format!("/v1/claims/{id}/decision"),
+            Some(json!({"status": "rejected", "note": "the station was under repair"})),
+        )
+        .await;
+    assert_eq!(decided.status, 200, "{:?}", decided.body);
+    until(&fake, "two claim messages", |g| {
+        texts_to(g, phone).len() >= 2
+    })
+    .await;
+    let mut texts = texts_to(&fake.lock().unwrap().got, phone);
+    texts.sort();
+    assert_eq!(
+        texts,
+        vec![
+            format!("Your claim: claim {id} open."),
+            format!("Your claim: claim {id} rejected."),
+        ]
+    );
+}

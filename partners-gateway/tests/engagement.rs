@@ -188,6 +188,38 @@ async fn stock(writer: WriterPath) {
         (second.status.as_u16(), second.problem()),
         (422, "reward-refused")
     );
+    // A reward for a segment the member is not in, and one not yet offered.
+    let rich = gw
+        .op(
+            "POST",
+            "/admin/v1/segments",
+            Some(json!({"name": "rich", "rules": {"balance_min": 1000000}, "reason": "vip"})),
+        )
+        .await;
+    assert_eq!(rich.status, 201, "{:?}", rich.body);
+    let vip = reward(&gw, json!({"segments": [rich.body["id"]]})).await;
+    let not_vip = redeem(&gw, 2, vip, "vip-1").await;
+    assert_eq!(
+        (not_vip.status.as_u16(), not_vip.problem()),
+        (422, "reward-refused")
+    );
+    let later = reward(&gw, json!({"valid_from_ms": now_ms() + 86_400_000})).await;
+    assert_eq!(
+        redeem(&gw, 2, later, "later-1").await.problem(),
+        "reward-refused"
+    );
+    let offered = gw.op("GET", "/admin/v1/members/2/rewards", None).await;
+    let ids: Vec<u64> = offered
+        .body
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_u64().unwrap())
+        .collect();
+    assert!(
+        ids.contains(&more) && !ids.contains(&vip) && !ids.contains(&later),
+        "{ids:?}"
+    );
     // Not enough points: refused, nothing issued, and a retry is judged afresh.
     let dear = reward(&gw, json!({"points": 1_000_000})).await;
     let poor = redeem(&gw, 2, dear, "too-dear").await;
@@ -711,6 +743,24 @@ async fn nps_on_an_example_checked_by_hand() {
         )
         .await;
     assert_eq!(out_of_range.problem(), "survey-refused");
+
+    // Sent to a segment through the notifications: a broadcast the survey records.
+    let seg = gw
+        .op(
+            "POST",
+            "/admin/v1/segments",
+            Some(json!({"name": "everyone", "rules": {}, "reason": "survey"})),
+        )
+        .await;
+    assert_eq!(seg.status, 201, "{:?}", seg.body);
+    let sent = gw
+        .op("POST", &format!("/admin/v1/surveys/{id}/send"), Some(json!({"name": "NPS Q4",
+            "segment": seg.body["id"], "channel": "sms", "reason": "quarterly NPS",
+            "texts": [{"language": "en", "body": "{{ name }}, how did we do? Answer in the app."}]})))
+        .await;
+    assert_eq!(sent.status, 201, "{:?}", sent.body);
+    let survey = gw.op("GET", &format!("/admin/v1/surveys/{id}"), None).await;
+    assert_eq!(survey.body["broadcasts"], json!([sent.body["id"]]));
 
     let all = gw
         .op("GET", &format!("/admin/v1/nps?survey={id}"), None)

@@ -522,6 +522,25 @@ async fn every_referral_abuse_is_refused_and_a_good_referral_pays_once() {
     assert_eq!(refer(third, &code).await.problem(), "referral-refused");
 }
 
+/// `hex(SHA-256(seed))` of a hex seed: what an operator commits to.
+fn commitment_of(seed: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(hex::decode(seed).unwrap()))
+}
+
+/// Draw `id`'s published entry list.
+async fn entry_list(gw: &Gw, id: u64) -> String {
+    let r = gw
+        .http
+        .get(format!("{}/admin/v1/draws/{id}/entries", gw.base))
+        .bearer_auth(gw.cred("OPERATOR_TOKEN"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.text().await.unwrap()
+}
+
 /// A one-time link code for member `m`, so a partner can link it.
 async fn link_code(gw: &Gw, m: u64) -> String {
     let r = gw
@@ -546,10 +565,7 @@ async fn a_draw_is_reproduced_from_its_seed_and_published_entries() {
         );
     }
     let seed = "5eed".repeat(16);
-    let commitment = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(hex::decode(&seed).unwrap()))
-    };
+    let commitment = commitment_of(&seed);
     let d = gw
         .op("POST", "/admin/v1/draws", Some(json!({"reason": "winter draw", "spec": {
             "names": [{"language": "en", "text": "Winter draw"}, {"language": "fa", "text": "قرعه‌کشی زمستان"}],
@@ -571,16 +587,7 @@ async fn a_draw_is_reproduced_from_its_seed_and_published_entries() {
     run_due(&gw).await;
     let closed = gw.op("GET", &format!("/admin/v1/draws/{id}"), None).await;
     assert_eq!(closed.body["status"], "closed", "{:?}", closed.body);
-    let csv = gw
-        .http
-        .get(format!("{}/admin/v1/draws/{id}/entries", gw.base))
-        .bearer_auth(gw.cred("OPERATOR_TOKEN"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = entry_list(&gw, id).await;
     assert!(csv.starts_with("member_id,entries\n"), "{csv}");
     {
         use sha2::Digest;
@@ -949,30 +956,11 @@ async fn a_claim_and_the_partners_late_posting_of_its_receipt_count_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engagement_recipes_in_the_docs_work_as_written() {
     let gw = Gw::start().await;
-    // `signed` and the credentials come from the first block of docs/api.md's recipe.
-    let api = common::shell_blocks(
-        "docs/api.md",
-        "<!-- recipe:begin -->",
-        "<!-- recipe:end -->",
+    let script = common::doc_recipe(
+        "docs/engagement.md",
+        "<!-- engagement-recipe:begin -->",
+        "<!-- engagement-recipe:end -->",
     );
-    let signing = api
-        .split("\n}\n")
-        .next()
-        .expect("the signed function")
-        .to_string()
-        + "\n}\n";
-    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_partners-gateway"))
-        .parent()
-        .expect("the binary's directory")
-        .display()
-        .to_string();
-    let script = format!("export PATH=\"{bin}:$PATH\"\n")
-        + &signing
-        + &common::shell_blocks(
-            "docs/engagement.md",
-            "<!-- engagement-recipe:begin -->",
-            "<!-- engagement-recipe:end -->",
-        );
     let stdout = common::run_recipe(&gw, &script).await;
     let answers: Vec<Value> = stdout
         .lines()
@@ -1029,10 +1017,7 @@ async fn entries_bought_with_points_keep_to_their_limit() {
     let gw = Gw::start().await;
     assert_eq!(gw.earn_miles(4, "B-4", "1000").await.status, 200);
     let seed = "ab".repeat(32);
-    let commitment = {
-        use sha2::Digest;
-        hex::encode(sha2::Sha256::digest(hex::decode(&seed).unwrap()))
-    };
+    let commitment = commitment_of(&seed);
     let d = gw
         .op("POST", "/admin/v1/draws", Some(json!({"reason": "sponsored by FuelCo", "spec": {
             "names": [{"language": "en", "text": "Fuel for a year"}],
@@ -1074,16 +1059,7 @@ async fn entries_bought_with_points_keep_to_their_limit() {
     tokio::time::sleep(std::time::Duration::from_millis(1_700)).await;
     assert_eq!(buy(1, "b4").await.problem(), "draw-refused", "closed");
     run_due(&gw).await;
-    let csv = gw
-        .http
-        .get(format!("{}/admin/v1/draws/{id}/entries", gw.base))
-        .bearer_auth(gw.cred("OPERATOR_TOKEN"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let csv = entry_list(&gw, id).await;
     assert_eq!(csv, "member_id,entries\n4,3\n");
     let drawn = gw
         .op(

@@ -453,24 +453,11 @@ async fn the_budget_guard_refuses_or_caps_and_reports_its_ratio_per_period() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_programme_recipes_in_the_docs_work_as_written() {
     let gw = Gw::start().await;
-    // `signed` and the credentials come from the first block of docs/api.md's recipe.
-    let api = common::shell_blocks(
-        "docs/api.md",
-        "<!-- recipe:begin -->",
-        "<!-- recipe:end -->",
+    let script = common::doc_recipe(
+        "docs/programme.md",
+        "<!-- programme-recipe:begin -->",
+        "<!-- programme-recipe:end -->",
     );
-    let signing = api
-        .split("\n}\n")
-        .next()
-        .expect("the signed function")
-        .to_string()
-        + "\n}\n";
-    let script = signing
-        + &common::shell_blocks(
-            "docs/programme.md",
-            "<!-- programme-recipe:begin -->",
-            "<!-- programme-recipe:end -->",
-        );
     let stdout = common::run_recipe(&gw, &script).await;
     let answers: Vec<Value> = stdout
         .lines()

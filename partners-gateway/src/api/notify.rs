@@ -328,6 +328,19 @@ pub struct BroadcastRequest {
     pub reason: String,
 }
 
+impl From<BroadcastRequest> for BroadcastDraft {
+    fn from(r: BroadcastRequest) -> Self {
+        BroadcastDraft {
+            name: r.name,
+            segment: r.segment,
+            channel: r.channel,
+            texts: r.texts,
+            send_at_ms: r.send_at_ms.unwrap_or_else(|| ledger::Timestamp::now().0),
+            reason: r.reason,
+        }
+    }
+}
+
 /// Schedule a message to a segment, at a date and time: each member gets it in its language,
 /// through the channel's provider, when consent, quiet hours and caps allow.
 #[utoipa::path(post, path = "/admin/v1/notifications/broadcasts", tag = "operator",
@@ -340,14 +353,7 @@ async fn create_broadcast(
     Extension(operator): Extension<OperatorRecord>,
     ApiJson(r): ApiJson<BroadcastRequest>,
 ) -> Result<Response, OpError> {
-    let d = BroadcastDraft {
-        name: r.name,
-        segment: r.segment,
-        channel: r.channel,
-        texts: r.texts,
-        send_at_ms: r.send_at_ms.unwrap_or_else(|| ledger::Timestamp::now().0),
-        reason: r.reason,
-    };
+    let d = BroadcastDraft::from(r);
     let b = blocking(move || op::create_broadcast(&app.ops, d, &operator.name)).await?;
     Ok((StatusCode::CREATED, Json(b)).into_response())
 }

@@ -298,6 +298,28 @@ pub fn shell_blocks(doc: &str, begin: &str, end: &str) -> String {
     script
 }
 
+/// The recipe between `begin` and `end` in `doc`, after the `signed` function of docs/api.md's
+/// recipe (its first block), with the gateway binary on the `PATH`.
+pub fn doc_recipe(doc: &str, begin: &str, end: &str) -> String {
+    let api = shell_blocks(
+        "docs/api.md",
+        "<!-- recipe:begin -->",
+        "<!-- recipe:end -->",
+    );
+    let signing = api
+        .split("\n}\n")
+        .next()
+        .expect("the signed function")
+        .to_string()
+        + "\n}\n";
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_partners-gateway"))
+        .parent()
+        .expect("the binary's directory")
+        .display()
+        .to_string();
+    format!("export PATH=\"{bin}:$PATH\"\n") + &signing + &shell_blocks(doc, begin, end)
+}
+
 /// Runs `script` with bash against `gw` (the shell recipes of the docs); fails the test unless
 /// it succeeds. Its stdout.
 pub async fn run_recipe(gw: &Gw, script: &str) -> String {

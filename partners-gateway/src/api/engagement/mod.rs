@@ -680,14 +680,7 @@ async fn send_survey(
     Path(id): Path<u32>,
     ApiJson(r): ApiJson<crate::api::notify::BroadcastRequest>,
 ) -> Result<Response, OpError> {
-    let d = BroadcastDraft {
-        name: r.name,
-        segment: r.segment,
-        channel: r.channel,
-        texts: r.texts,
-        send_at_ms: r.send_at_ms.unwrap_or_else(|| ledger::Timestamp::now().0),
-        reason: r.reason,
-    };
+    let d = BroadcastDraft::from(r);
     Ok(created(
         blocking(move || surveys::send(&app.ops, id, d, &operator.name)).await?,
     ))

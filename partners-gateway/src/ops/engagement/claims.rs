@@ -128,12 +128,7 @@ pub fn set_settings(ops: &Ops, s: ClaimSettings) -> Result<ClaimSettings, OpErro
 /// Files member `m`'s claim, by `by`. Blocking.
 pub fn file(ops: &Ops, m: MemberId, input: ClaimInput, by: &str) -> Result<ClaimRecord, OpError> {
     input.check().map_err(invalid)?;
-    if ops.registry.partner(PartnerId(input.partner_id)).is_none() {
-        return Err(OpError::new(
-            Kind::UnknownPartner,
-            format!("no partner {}", input.partner_id),
-        ));
-    }
+    super::require_partners(ops, [input.partner_id])?;
     require_member(ops, m)?;
     if let Some(a) = &input.amount {
         a.parse()?;

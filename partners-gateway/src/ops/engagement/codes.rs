@@ -121,17 +121,11 @@ pub fn create_set(
 ) -> Result<(CodeSetRecord, Vec<String>), OpError> {
     spec.check().map_err(invalid)?;
     crate::engagement::text("reason", reason, 500).map_err(invalid)?;
-    for p in spec.partner_id.iter().chain(match &spec.effect {
-        CodeEffect::Points { funding, .. } => funding.partner_id.as_ref(),
+    let funder = match &spec.effect {
+        CodeEffect::Points { funding, .. } => funding.partner_id,
         CodeEffect::Discount { .. } => None,
-    }) {
-        if ops.registry.partner(PartnerId(*p)).is_none() {
-            return Err(OpError::new(
-                Kind::UnknownPartner,
-                format!("no partner {p}"),
-            ));
-        }
-    }
+    };
+    super::require_partners(ops, spec.partner_id.into_iter().chain(funder))?;
     let now = now_ms();
     ops.registry
         .engage(&mut |t| {

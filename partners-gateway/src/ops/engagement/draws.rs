@@ -43,6 +43,8 @@ pub struct Winner {
     pub transaction_id: Option<String>,
     /// A reward prize's voucher.
     pub voucher_code: Option<String>,
+    /// Why the prize was not paid (the winner is no longer active), if it was not.
+    pub unpaid: Option<String>,
 }
 
 /// A draw as stored.
@@ -109,13 +111,9 @@ pub fn create(
         )));
     }
     if let EntryRule::Bought { partner_id, .. } = spec.entry {
-        if ops.registry.partner(PartnerId(partner_id)).is_none() {
-            return Err(OpError::new(
-                Kind::UnknownPartner,
-                format!("no partner {partner_id}"),
-            ));
-        }
+        super::require_partners(ops, [partner_id])?;
     }
+    super::require_partners(ops, spec.prizes.iter().filter_map(|p| p.funding.partner_id))?;
     for p in &spec.prizes {
         if let Some(r) = p.reward_id {
             super::rewards::reward(ops, r)?;
@@ -393,14 +391,28 @@ fn pay(ops: &Ops, d: &DrawRecord, i: usize, member: MemberId) -> Result<Winner, 
         (None, Some(r)) => (super::rewards::reward(ops, r)?.spec.points, Some(r)),
         (None, None) => return Err(OpError::new(Kind::Internal, "a prize gives nothing")),
     };
-    let g = grant(
+    let paid = grant(
         ops,
         format!("draw:{}:prize:{i}", d.id),
         member,
         points,
         prize.funding,
         (GrantKind::Draw, u64::from(d.id), note),
-    )?;
+    );
+    // A winner suspended, closed or merged since it entered keeps its place but not the prize;
+    // the draw is not redrawn (its result is what the seed and the entries give).
+    let g = match paid {
+        Err(e) if e.kind == Kind::MemberNotActive => {
+            return Ok(Winner {
+                prize: i as u32,
+                member_id: member.0,
+                transaction_id: None,
+                voucher_code: None,
+                unpaid: Some(e.detail),
+            })
+        }
+        other => other?,
+    };
     let voucher_code = match reward {
         Some(r) => {
             let (v, _) = super::rewards::redeem(
@@ -421,5 +433,6 @@ fn pay(ops: &Ops, d: &DrawRecord, i: usize, member: MemberId) -> Result<Winner, 
         member_id: member.0,
         transaction_id: Some(g.tx.id.0.to_string()),
         voucher_code,
+        unpaid: None,
     })
 }

@@ -45,6 +45,19 @@ fn require_member(ops: &Ops, m: MemberId) -> Result<ledger::core::state::MemberS
         .ok_or_else(|| OpError::new(Kind::UnknownMember, "no such member"))
 }
 
+/// Fails with 404 `unknown-partner` unless every partner in `partners` exists.
+fn require_partners(ops: &Ops, partners: impl IntoIterator<Item = u32>) -> Result<(), OpError> {
+    for p in partners {
+        if ops.registry.partner(ledger::PartnerId(p)).is_none() {
+            return Err(OpError::new(
+                Kind::UnknownPartner,
+                format!("no partner {p}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Grants `points` to `member` under the operator key `key`, traced to `origin`. Blocking.
 fn grant(
     ops: &Ops,

@@ -99,14 +99,7 @@ pub fn set_policy(
 ) -> Result<ReferralPolicyRecord, OpError> {
     p.check().map_err(invalid)?;
     crate::engagement::text("reason", reason, 500).map_err(invalid)?;
-    if let Some(f) = p.funding.partner_id {
-        if ops.registry.partner(ledger::PartnerId(f)).is_none() {
-            return Err(OpError::new(
-                Kind::UnknownPartner,
-                format!("no partner {f}"),
-            ));
-        }
-    }
+    super::require_partners(ops, p.funding.partner_id)?;
     ops.registry
         .engage(&mut |t| {
             let old: Option<ReferralPolicyRecord> = t.get(REFERRAL_POLICY, &[])?;

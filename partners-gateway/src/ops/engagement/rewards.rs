@@ -110,17 +110,6 @@ fn expiry_key(at: i64, code: &str) -> Vec<u8> {
     k
 }
 
-/// Checks the partners a reward names exist.
-fn check_partner(ops: &Ops, p: u32) -> Result<(), OpError> {
-    match ops.registry.partner(PartnerId(p)) {
-        Some(_) => Ok(()),
-        None => Err(OpError::new(
-            Kind::UnknownPartner,
-            format!("no partner {p}"),
-        )),
-    }
-}
-
 /// Defines reward `id` (0: a new one) with `spec`, by `author` for `reason`. A partner may
 /// define only rewards it fulfils. Blocking.
 pub fn put_reward(
@@ -141,7 +130,7 @@ pub fn put_reward(
             ));
         }
     }
-    check_partner(ops, spec.partner_id)?;
+    super::require_partners(ops, [spec.partner_id])?;
     for s in &spec.segments {
         super::super::audience::segment(ops, *s)?;
     }

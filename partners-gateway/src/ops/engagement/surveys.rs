@@ -72,14 +72,10 @@ pub fn create(
 ) -> Result<SurveyRecord, OpError> {
     spec.check().map_err(invalid)?;
     crate::engagement::text("reason", reason, 500).map_err(invalid)?;
-    for p in spec.partner_id.iter().chain(spec.funding.partner_id.iter()) {
-        if ops.registry.partner(ledger::PartnerId(*p)).is_none() {
-            return Err(OpError::new(
-                Kind::UnknownPartner,
-                format!("no partner {p}"),
-            ));
-        }
-    }
+    super::require_partners(
+        ops,
+        spec.partner_id.into_iter().chain(spec.funding.partner_id),
+    )?;
     let now = now_ms();
     ops.registry
         .engage(&mut |t| {

@@ -1071,3 +1071,161 @@ async fn entries_bought_with_points_keep_to_their_limit() {
     assert_eq!(drawn.body["winners"][0]["member_id"], 4, "{:?}", drawn.body);
     assert_eq!(posted(&gw, 4).await, before - 300 + 500);
 }
+
+/// A kill -9 while members redeem rewards: after the restart every redemption acknowledged
+/// before the kill has its voucher issued, every reward burn in the journal has exactly one
+/// voucher, and none is left pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_redemption_keeps_its_voucher_across_a_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = common::gateway_process(&data, port).await;
+    let creds = common::read_env(&data.join("demo-credentials.env"));
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::new();
+    let op = |method: reqwest::Method, path: String, body: Option<Value>| {
+        let mut r = http
+            .request(method, format!("{base}{path}"))
+            .bearer_auth(&creds["OPERATOR_TOKEN"]);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        r.send()
+    };
+    for m in 1..=20u64 {
+        common::signed_earn(
+            &http,
+            &base,
+            &creds,
+            &format!("K-{m}"),
+            &format!("FF{m:06}"),
+            "100000",
+        )
+        .await;
+    }
+    let r = op(reqwest::Method::POST, "/admin/v1/rewards".into(), Some(json!({"reason": "kill test",
+        "spec": {"names": [{"language": "en", "text": "Lounge pass"}], "partner_id": 1, "points": 100}})))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let reward = r.json::<Value>().await.unwrap()["id"].as_u64().unwrap();
+    // Redemptions in flight, one after another per member, 20 members at once; kill -9 after
+    // some have been acknowledged.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<(u64, String)>::new()));
+    let mut tasks = Vec::new();
+    for m in 1..=20u64 {
+        let (http, base, token, acked) = (
+            http.clone(),
+            base.clone(),
+            creds["OPERATOR_TOKEN"].clone(),
+            acknowledged.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            for i in 0..200 {
+                let Ok(r) = http
+                    .post(format!(
+                        "{base}/admin/v1/members/{m}/rewards/{reward}/redemptions"
+                    ))
+                    .bearer_auth(&token)
+                    .json(&json!({"reference": format!("K-{m}-{i}")}))
+                    .send()
+                    .await
+                else {
+                    return;
+                };
+                if r.status() != 201 {
+                    return;
+                }
+                let code = r.json::<Value>().await.unwrap()["code"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                acked.lock().unwrap().push((m, code));
+            }
+        }));
+    }
+    let start = std::time::Instant::now();
+    while acknowledged.lock().unwrap().len() < 100 {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "redemptions too slow"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acknowledged.lock().unwrap().clone();
+    let mut child = common::gateway_process(&data, port).await;
+    let mut issued = 0;
+    for m in 1..=20u64 {
+        let vouchers: Value = op(
+            reqwest::Method::GET,
+            format!("/admin/v1/members/{m}/vouchers"),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let vouchers = vouchers.as_array().expect("vouchers");
+        let statement: Value = op(
+            reqwest::Method::GET,
+            format!("/admin/v1/members/{m}/statement?limit=1000"),
+            None,
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        let burns = statement["entries"]
+            .as_array()
+            .expect("lines")
+            .iter()
+            .filter(|l| l["kind"] == "reward")
+            .count();
+        let (issued_now, pending): (Vec<&Value>, Vec<&Value>) =
+            vouchers.iter().partition(|v| v["status"] == "issued");
+        assert_eq!(
+            issued_now.len(),
+            burns,
+            "member {m}: one voucher per reward burn"
+        );
+        // The one in flight at the kill, if its burn never committed: never acknowledged, and
+        // a retry with its reference completes it.
+        assert!(pending.len() <= 1, "member {m}: {pending:?}");
+        for p in &pending {
+            assert!(
+                !acked.iter().any(|(_, c)| p["code"] == *c),
+                "acknowledged yet pending: {p}"
+            );
+            assert_eq!(p["status"], "pending");
+        }
+        for (_, code) in acked.iter().filter(|(a, _)| *a == m) {
+            assert!(
+                vouchers.iter().any(|v| &v["code"] == code),
+                "member {m}: acknowledged voucher {code} lost"
+            );
+        }
+        issued += issued_now.len();
+    }
+    eprintln!(
+        "{issued} vouchers issued, {} acknowledged before the kill",
+        acked.len()
+    );
+    assert!(
+        acked.len() >= 100 && issued >= acked.len(),
+        "{issued} issued, {} acknowledged",
+        acked.len()
+    );
+    child.start_kill().ok();
+}

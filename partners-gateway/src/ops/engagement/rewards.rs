@@ -92,7 +92,15 @@ pub struct VoucherRecord {
     pub branch: Option<String>,
     /// The reversal that returned its points, if it expired so.
     pub returned_transaction_id: Option<String>,
+    /// When the redemption was asked for (ms since the Unix epoch).
+    #[serde(default)]
+    pub requested_at_ms: i64,
 }
+
+/// How long a pending voucher may wait for its burn: far longer than any command lives (the
+/// request timeout, a FoundationDB transaction's 5 s). Older, with no burn under its reference,
+/// the redemption was never made, and the voucher is dropped.
+const PENDING_MS_MAX: i64 = 5 * 60_000;
 
 fn reward_key(id: u32) -> [u8; 4] {
     id.to_be_bytes()
@@ -276,7 +284,8 @@ pub fn redeem(ops: &Ops, r: &Redeem) -> Result<(VoucherRecord, bool), OpError> {
     };
     match ops.ledger.execute_blocking(cmd) {
         Ok(receipt) => {
-            let v = settle(ops, &voucher.code, Some(&receipt), &reward.spec)?;
+            let v = settle(ops, &voucher.code, Some(&receipt), &reward.spec)?
+                .ok_or_else(|| OpError::new(Kind::Internal, "an issued voucher vanished"))?;
             Ok((v, replayed || receipt.replayed))
         }
         Err(LedgerError::Rejected(why)) => {
@@ -326,6 +335,7 @@ fn pending(
         redeemed_reference: None,
         branch: None,
         returned_transaction_id: None,
+        requested_at_ms: super::now_ms(),
     };
     t.put(VOUCHER, code.as_bytes(), &v);
     t.put(VOUCHER_BY_REFERENCE, r.reference.as_bytes(), &code);
@@ -346,24 +356,31 @@ fn discard(ops: &Ops, v: &VoucherRecord) -> Result<(), OpError> {
 }
 
 /// Marks pending voucher `code` issued by `receipt` (or, with none, by what the ledger holds
-/// under its reference; still pending when the ledger holds nothing yet).
+/// under its reference). With no burn yet it stays pending, or, older than
+/// [`PENDING_MS_MAX`], is dropped (`None`).
 fn settle(
     ops: &Ops,
     code: &str,
     receipt: Option<&ledger::Receipt>,
     spec: &RewardSpec,
-) -> Result<VoucherRecord, OpError> {
+) -> Result<Option<VoucherRecord>, OpError> {
     let Some(v) = voucher(ops, code)? else {
-        return Err(OpError::new(Kind::NotFound, "no such voucher"));
+        return Ok(None);
     };
     if v.status != VoucherStatus::Pending {
-        return Ok(v);
+        return Ok(Some(v));
     }
     let tx = match receipt {
         Some(r) => Some(r.tx.as_ref().clone()),
         None => ops.ledger.transaction_by_key(&redeem_key(&v.reference))?,
     };
-    let Some(tx) = tx else { return Ok(v) };
+    let Some(tx) = tx else {
+        if now_ms() - v.requested_at_ms > PENDING_MS_MAX {
+            discard(ops, &v)?;
+            return Ok(None);
+        }
+        return Ok(Some(v));
+    };
     let at = tx.at.0;
     let expires = spec.voucher_expiry(at);
     let id = tx.id.0.to_string();
@@ -380,7 +397,7 @@ fn settle(
                 t.put(VOUCHER, code.as_bytes(), &cur);
                 t.put(VOUCHER_EXPIRY, &expiry_key(expires, code), &());
             }
-            Ok(Ok(cur))
+            Ok(Ok(Some(cur)))
         })
         .map_err(reg)?
 }
@@ -405,7 +422,7 @@ pub fn partner_voucher(
         .filter(|v| v.partner_id == caller.partner.0)
         .ok_or_else(unknown)?;
     let v = if v.status == VoucherStatus::Pending {
-        settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)?
+        settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)?.ok_or_else(unknown)?
     } else {
         v
     };
@@ -473,7 +490,7 @@ pub fn redeem_at_till(
         .map_err(reg)?
 }
 
-/// Member `m`'s vouchers, newest code order. Blocking.
+/// Member `m`'s vouchers, in code order. Blocking.
 pub fn member_vouchers(ops: &Ops, m: MemberId) -> Result<Vec<VoucherRecord>, OpError> {
     require_member(ops, m)?;
     let codes = ops
@@ -483,13 +500,21 @@ pub fn member_vouchers(ops: &Ops, m: MemberId) -> Result<Vec<VoucherRecord>, OpE
     let mut out = Vec::with_capacity(codes.len());
     for (body, ()) in codes {
         let code = String::from_utf8_lossy(&body[8..]).into_owned();
-        if let Some(v) = ops
+        let Some(v) = ops
             .registry
-            .eng_get(VOUCHER, code.as_bytes())
+            .eng_get::<VoucherRecord>(VOUCHER, code.as_bytes())
             .map_err(reg)?
-        {
-            out.push(v);
-        }
+        else {
+            continue;
+        };
+        // A voucher left pending by a crash between its burn and its issue is settled here
+        // from the ledger, so the member sees it as soon as it is theirs.
+        let v = if v.status == VoucherStatus::Pending {
+            settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)?
+        } else {
+            Some(v)
+        };
+        out.extend(v);
     }
     Ok(out)
 }

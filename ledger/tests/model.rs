@@ -52,10 +52,26 @@ enum Op {
         to: u64,
         points: i64,
     },
+    /// Reward 1 (100 points at partner 2; a stock of 5, at most 2 a member).
+    Redeem {
+        m: u64,
+    },
+    /// Points granted, funded by partner 1 (so they expire with its lots: a grant from the
+    /// programme with no expiry policy never expires, and the final expiry check would not
+    /// hold; the conformance suite covers those).
+    Grant {
+        m: u64,
+        points: i64,
+    },
     Retry {
         op: usize,
     },
 }
+
+/// Reward 1's price, stock and per-member limit.
+const REWARD_POINTS: i64 = 100;
+const REWARD_STOCK: u32 = 5;
+const REWARD_PER_MEMBER: u32 = 2;
 
 fn op() -> impl Strategy<Value = Op> {
     let m = 1..=MEMBERS;
@@ -67,7 +83,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0usize..8, proptest::option::of(1i64..400)).prop_map(|(hold, points)| Op::Capture { hold, points }),
         1 => (0usize..8).prop_map(|hold| Op::Void { hold }),
         2 => (0usize..12, proptest::option::of(1i64..300)).prop_map(|(original, points)| Op::Reverse { original, points }),
-        2 => (m.clone(), m, 1i64..300).prop_map(|(from, to, points)| Op::Transfer { from, to, points }),
+        2 => (m.clone(), m.clone(), 1i64..300).prop_map(|(from, to, points)| Op::Transfer { from, to, points }),
+        2 => m.clone().prop_map(|m| Op::Redeem { m }),
+        1 => (m, 1i64..300).prop_map(|(m, points)| Op::Grant { m, points }),
         1 => (0usize..40).prop_map(|op| Op::Retry { op }),
     ]
 }
@@ -134,6 +152,9 @@ struct Model {
     /// the tier level each member reached (levels only rise until a year-end review).
     qualifying: [i64; MEMBERS as usize + 1],
     level: [u8; MEMBERS as usize + 1],
+    /// Reward 1's vouchers issued, in all and per member.
+    redeemed: u32,
+    redeemed_by: [u32; MEMBERS as usize + 1],
 }
 
 /// The tier thresholds: Silver, Gold.
@@ -268,6 +289,38 @@ fn to_command(model: &Model, op: &Op, i: usize) -> Option<(Command, bool)> {
             },
             from != to && model.available(from) >= points,
         ),
+        Op::Redeem { m } => (
+            Command::Redeem {
+                key: IdemKey::operator(format!("op-{i}")),
+                member: MemberId(m),
+                partner: PartnerId(2),
+                points: Points(REWARD_POINTS),
+                claim: RewardClaim {
+                    reward: RewardId(1),
+                    version: 1,
+                    stock: Some(REWARD_STOCK),
+                    member_max: Some(REWARD_PER_MEMBER),
+                    tiers: 0,
+                },
+            },
+            model.available(m) >= REWARD_POINTS
+                && model.redeemed < REWARD_STOCK
+                && model.redeemed_by[m as usize] < REWARD_PER_MEMBER,
+        ),
+        Op::Grant { m, points } => (
+            Command::Grant {
+                key: IdemKey::operator(format!("op-{i}")),
+                member: MemberId(m),
+                points: Points(points),
+                funder: Funder::Partner(PartnerId(1)),
+                origin: Box::new(GrantOrigin {
+                    kind: GrantKind::Survey,
+                    id: i as u64,
+                    note: format!("answered survey {i}"),
+                }),
+            },
+            true,
+        ),
         Op::Retry { .. } => return None,
     })
 }
@@ -397,6 +450,25 @@ fn model_apply(model: &mut Model, op: &Op, tx: &Transaction) {
             model.posted[from as usize] -= points;
             model.posted[to as usize] += points;
         }
+        Op::Redeem { m } => {
+            model.posted[m as usize] -= REWARD_POINTS;
+            model.redeemed += 1;
+            model.redeemed_by[m as usize] += 1;
+            // A redemption reverses as a burn does (a returned voucher); its unit stays issued.
+            model.originals.push(ModelOriginal {
+                id: tx.id,
+                earn: false,
+                member: m,
+                partner: 2,
+                points: REWARD_POINTS,
+                bonus: 0,
+                reversed: 0,
+                reversed_bonus: 0,
+                award: None,
+                reversed_award: 0,
+            });
+        }
+        Op::Grant { m, points } => model.posted[m as usize] += points,
         Op::Retry { .. } => {}
     }
 }

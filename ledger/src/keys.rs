@@ -571,7 +571,9 @@ pub fn parse_counter(k: &[u8]) -> Option<CounterKey> {
         b'c' => (CounterKey::Campaign(CampaignId(u32_at(2)?)), 6),
         b'g' => {
             let scope = match k.get(2)? {
-                0 => GuardScope::Programme,
+                // The programme's scope writes partner 0: any other is not a key `counter`
+                // makes (found by the `records` fuzz target).
+                0 if u32_at(3)? == 0 => GuardScope::Programme,
                 1 => GuardScope::Partner(PartnerId(u32_at(3)?)),
                 _ => return None,
             };
@@ -755,6 +757,14 @@ mod tests {
         }
         assert_eq!(parse_counter(b"Qc12"), None);
         assert_eq!(parse_counter(b"Qz1234"), None);
+    }
+
+    /// Found by the `records` fuzz target: a programme-scope guard key naming a partner parsed
+    /// to the programme's key, which encodes differently. Only keys `counter` makes parse.
+    #[test]
+    fn a_programme_guard_key_naming_a_partner_is_not_a_counter_key() {
+        let crash = [81u8, 103, 0, 0, 0, 1, 255, 255, 212, 70, 0];
+        assert_eq!(parse_counter(&crash), None);
     }
 
     #[test]

@@ -279,7 +279,9 @@ pub fn run_cli() -> anyhow::Result<()> {
                 .with_context(|| format!("opening {}", entries.display()))?;
             let list =
                 draw::read_entries(std::io::BufReader::new(f)).map_err(anyhow::Error::msg)?;
-            for (i, m) in draw::winners(&list, &seed, prizes).iter().enumerate() {
+            let won = draw::winners(&list, &seed, prizes)
+                .map_err(|_| anyhow::anyhow!("the entries add up past 2^64"))?;
+            for (i, m) in won.iter().enumerate() {
                 println!("{},{m}", i + 1);
             }
             Ok(())

@@ -27,7 +27,7 @@ use std::io::{Read, Write};
 
 /// A programme file (TOML): the partners with their contracts and rate tables, the campaigns,
 /// the guards, and the redemption assumption.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProgrammeFile {
     /// IANA time zone (days, months, campaign hours).
@@ -50,7 +50,7 @@ pub struct ProgrammeFile {
 }
 
 /// A partner in a programme file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerFile {
     /// Partner id (the history's `partner` column).
@@ -73,7 +73,7 @@ pub struct PartnerFile {
 }
 
 /// A rate table in a programme file.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RatesFile {
     /// Unit priced.
@@ -90,7 +90,7 @@ pub struct RatesFile {
 }
 
 /// A guard in a programme file: the programme's (no partner) or a partner's.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GuardFile {
     /// The partner; absent for the programme.

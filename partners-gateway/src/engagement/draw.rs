@@ -33,13 +33,20 @@ pub fn commitment(seed: &[u8]) -> String {
     hex::encode(Sha256::digest(seed))
 }
 
+/// The entries of a list add up past what a draw counts in (`u64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyEntries;
+
 /// The winners of `prizes` prizes, in prize order (see the module's description).
-pub fn winners(entries: &[Entry], seed: &[u8], prizes: usize) -> Vec<u64> {
+pub fn winners(entries: &[Entry], seed: &[u8], prizes: usize) -> Result<Vec<u64>, TooManyEntries> {
     let mut left: Vec<Entry> = entries.iter().copied().filter(|e| e.entries > 0).collect();
     left.sort();
     let mut out = Vec::with_capacity(prizes.min(left.len()));
-    for k in 0..prizes as u32 {
-        let total: u64 = left.iter().map(|e| e.entries).sum();
+    for k in 0..prizes.min(u32::MAX as usize) as u32 {
+        let total = left
+            .iter()
+            .try_fold(0u64, |t, e| t.checked_add(e.entries))
+            .ok_or(TooManyEntries)?;
         if total == 0 {
             break;
         }
@@ -54,7 +61,7 @@ pub fn winners(entries: &[Entry], seed: &[u8], prizes: usize) -> Vec<u64> {
             .expect("x < total lands on an entry");
         out.push(left.remove(i).member);
     }
-    out
+    Ok(out)
 }
 
 /// A uniform number below `total` for prize `k`, by rejection sampling over SHA-256 outputs.
@@ -134,10 +141,10 @@ mod tests {
     #[test]
     fn the_same_seed_and_entries_give_the_same_winners_in_any_row_order() {
         let seed = [7u8; 32];
-        let a = winners(&list(), &seed, 5);
+        let a = winners(&list(), &seed, 5).unwrap();
         let mut reversed = list();
         reversed.reverse();
-        assert_eq!(a, winners(&reversed, &seed, 5));
+        assert_eq!(a, winners(&reversed, &seed, 5).unwrap());
         assert_eq!(a.len(), 5);
         let mut unique = a.clone();
         unique.sort();
@@ -149,7 +156,7 @@ mod tests {
         );
         assert_ne!(
             a,
-            winners(&list(), &[8u8; 32], 5),
+            winners(&list(), &[8u8; 32], 5).unwrap(),
             "another seed, other winners"
         );
     }
@@ -177,9 +184,24 @@ mod tests {
             },
         ];
         let wins = (0u32..400)
-            .filter(|s| winners(&entries, &s.to_be_bytes(), 1) == vec![1])
+            .filter(|s| winners(&entries, &s.to_be_bytes(), 1) == Ok(vec![1]))
             .count();
         assert!((300..=395).contains(&wins), "member 1 won {wins} of 400");
+    }
+
+    #[test]
+    fn entries_past_what_a_draw_counts_are_refused_not_wrapped() {
+        let huge = [
+            Entry {
+                member: 1,
+                entries: u64::MAX,
+            },
+            Entry {
+                member: 2,
+                entries: 1,
+            },
+        ];
+        assert_eq!(winners(&huge, b"seed", 1), Err(TooManyEntries));
     }
 
     #[test]

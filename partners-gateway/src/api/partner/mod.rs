@@ -27,7 +27,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-mod bodies;
+pub mod bodies;
 
 pub use bodies::*;
 

@@ -364,7 +364,8 @@ pub fn reveal(ops: &Ops, id: u32, seed_hex: &str) -> Result<DrawRecord, OpError>
         DrawStatus::Closed => {}
     }
     let entries = entries_of(ops, id)?;
-    let won = draw::winners(&entries, &seed, d.spec.prizes.len());
+    let won = draw::winners(&entries, &seed, d.spec.prizes.len())
+        .map_err(|_| OpError::new(Kind::Internal, "the draw's entries add up past u64"))?;
     let mut winners = Vec::with_capacity(won.len());
     for (i, member) in won.into_iter().enumerate() {
         winners.push(pay(ops, &d, i, MemberId(member))?);

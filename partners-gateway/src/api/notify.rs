@@ -444,7 +444,8 @@ pub struct ScheduleRun {
     pub notices: usize,
 }
 
-/// Run today's schedule now, before its hour (once a day: a second run posts nothing).
+/// Run today's schedule now, before its hour; run again, it posts only what is new since (notices
+/// are keyed by occasion, member and day, so none posts twice).
 #[utoipa::path(post, path = "/admin/v1/notifications/schedule/run", tag = "operator",
     responses((status = 200, body = ScheduleRun),
         (status = "4XX", body = Problem, content_type = "application/problem+json")),

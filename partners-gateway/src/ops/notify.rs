@@ -817,11 +817,19 @@ pub fn run_schedule(ops: &Ops, force: bool) -> Result<usize, OpError> {
     let today = now.date_naive();
     let t = day_number(today);
     let done = ops.registry.scheduled_through().map_err(registry)?;
-    if done.is_some_and(|d| d >= t) || (!force && now.hour() < u32::from(settings.schedule_hour)) {
+    let done_today = done.is_some_and(|d| d >= t);
+    if !force && (done_today || now.hour() < u32::from(settings.schedule_hour)) {
         return Ok(0);
     }
     ops.audience.catch_up(ops)?;
-    let first = done.map_or(t, |d| (d + 1).max(t.saturating_sub(CATCH_UP_DAYS)));
+    // A forced run after today's (an operator who changed the settings or the policy since)
+    // runs today again: notices are keyed by occasion, member and day, so only what is new
+    // posts.
+    let first = match done {
+        Some(_) if done_today => t,
+        Some(d) => (d + 1).max(t.saturating_sub(CATCH_UP_DAYS)),
+        None => t,
+    };
     let mut posted = 0;
     for d in first..=t {
         let day = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
@@ -833,7 +841,7 @@ pub fn run_schedule(ops: &Ops, force: bool) -> Result<usize, OpError> {
         }
         for p in pending {
             match p.blocking_recv() {
-                Ok(Ok(_)) => posted += 1,
+                Ok(Ok(r)) => posted += usize::from(!r.replayed),
                 Ok(Err(ledger::LedgerError::Rejected(r))) => {
                     tracing::info!(rejection = %r, "notice not posted")
                 }

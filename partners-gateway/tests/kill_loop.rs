@@ -15,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const MEMBERS: u64 = 20;
+
+/// A request sent: its reference, its member, and its transaction id if it was answered 200.
+type Sent = (String, u64, Option<String>);
 const CLIENTS: u64 = 8;
 
 /// One earn, signed as SkyWays: `Some(tx id)` on 200, `None` when no answer came (or not a
@@ -85,7 +88,7 @@ async fn nothing_acknowledged_is_lost_and_nothing_applies_twice_across_kill_9_cy
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     // Every request sent: (reference, member), and whether it was answered 200.
-    let sent: Arc<Mutex<Vec<(String, u64, Option<String>)>>> = Arc::default();
+    let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let mut before: HashMap<u64, i64> = HashMap::new();
     for cycle in 0..cycles {
         let mut child = common::gateway_process(&data, port).await;
@@ -153,8 +156,7 @@ async fn nothing_acknowledged_is_lost_and_nothing_applies_twice_across_kill_9_cy
         );
     }
     // Every unanswered request, retried with its reference, is applied once in all.
-    let unanswered: Vec<&(String, u64, Option<String>)> =
-        sent.iter().filter(|s| s.2.is_none()).collect();
+    let unanswered: Vec<&Sent> = sent.iter().filter(|s| s.2.is_none()).collect();
     for (reference, member, _) in &unanswered {
         assert!(
             earn(&http, &base, &creds, reference, *member)

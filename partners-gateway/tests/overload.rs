@@ -6,7 +6,6 @@ mod common;
 
 use common::Gw;
 use futures::future::join_all;
-use serde_json::json;
 
 /// This process's resident memory, in kB (the gateway runs in it).
 fn rss_kb() -> u64 {

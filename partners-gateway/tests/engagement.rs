@@ -1077,16 +1077,9 @@ async fn entries_bought_with_points_keep_to_their_limit() {
 /// voucher, and none is left pending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_redemption_keeps_its_voucher_across_a_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = common::gateway_process(&data, port).await;
-    let creds = common::read_env(&data.join("demo-credentials.env"));
-    let base = format!("http://127.0.0.1:{port}");
+    let fresh = common::Fresh::new();
+    let (mut child, creds) = fresh.start().await;
+    let base = fresh.base.clone();
     let http = reqwest::Client::new();
     let op = |method: reqwest::Method, path: String, body: Option<Value>| {
         let mut r = http
@@ -1163,7 +1156,7 @@ async fn every_redemption_keeps_its_voucher_across_a_kill_9() {
         t.await.unwrap();
     }
     let acked = acknowledged.lock().unwrap().clone();
-    let mut child = common::gateway_process(&data, port).await;
+    let (mut child, _) = fresh.start().await;
     let mut issued = 0;
     for m in 1..=20u64 {
         let vouchers: Value = op(

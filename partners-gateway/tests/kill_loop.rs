@@ -78,21 +78,15 @@ async fn nothing_acknowledged_is_lost_and_nothing_applies_twice_across_kill_9_cy
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(3);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
+    let fresh = common::Fresh::new();
+    let base = fresh.base.clone();
     let http = reqwest::Client::new();
     // Every request sent: (reference, member), and whether it was answered 200.
     let sent: Arc<Mutex<Vec<Sent>>> = Arc::default();
     let mut before: HashMap<u64, i64> = HashMap::new();
     for cycle in 0..cycles {
-        let mut child = common::gateway_process(&data, port).await;
-        let creds = Arc::new(common::read_env(&data.join("demo-credentials.env")));
+        let (mut child, creds) = fresh.start().await;
+        let creds = Arc::new(creds);
         if cycle == 0 {
             for m in 1..=MEMBERS {
                 before.insert(m, posted(&http, &base, &creds["OPERATOR_TOKEN"], m).await);
@@ -124,8 +118,7 @@ async fn nothing_acknowledged_is_lost_and_nothing_applies_twice_across_kill_9_cy
             t.await.unwrap();
         }
     }
-    let mut child = common::gateway_process(&data, port).await;
-    let creds = common::read_env(&data.join("demo-credentials.env"));
+    let (mut child, creds) = fresh.start().await;
     let sent = sent.lock().unwrap().clone();
     let acknowledged = sent.iter().filter(|s| s.2.is_some()).count();
     assert!(

@@ -361,16 +361,9 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_message_goes_once_across_a_kill_9() {
     let (url, fake) = fake_provider().await;
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = common::gateway_process(&data, port).await;
-    let creds = common::read_env(&data.join("demo-credentials.env"));
-    let base = format!("http://127.0.0.1:{port}");
+    let fresh = common::Fresh::new();
+    let (mut child, creds) = fresh.start().await;
+    let base = fresh.base.clone();
     let http = reqwest::Client::new();
     let op = |method: reqwest::Method, path: &str, body: Value| {
         http.request(method, format!("{base}{path}"))
@@ -432,7 +425,7 @@ async fn every_message_goes_once_across_a_kill_9() {
         at_kill < expected.len(),
         "killed while sending ({at_kill} sent)"
     );
-    let mut child = common::gateway_process(&data, port).await;
+    let (mut child, _) = fresh.start().await;
     let ids = |g: &[(HeaderMap, Value)]| -> Vec<String> {
         g.iter()
             .map(|(h, _)| h["idempotency-key"].to_str().unwrap().to_string())

@@ -377,16 +377,9 @@ async fn counting_receiver(seen: Arc<Mutex<Vec<String>>>) -> String {
 /// order; the round in flight arrives again, with the same ids.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_event_arrives_across_a_kill_9() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let mut gw = common::gateway_process(&data, port).await;
-    let creds = common::read_env(&data.join("demo-credentials.env"));
+    let fresh = common::Fresh::new();
+    let base = fresh.base.clone();
+    let (mut gw, creds) = fresh.start().await;
     let http = reqwest::Client::new();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let url = counting_receiver(seen.clone()).await;
@@ -413,7 +406,7 @@ async fn every_event_arrives_across_a_kill_9() {
     gw.wait().await.unwrap();
     let at_kill = seen.lock().unwrap().len();
     assert!(at_kill < expected.len(), "killed mid-delivery");
-    let mut gw = common::gateway_process(&data, port).await;
+    let (mut gw, _) = fresh.start().await;
     until("every event", || {
         let s = seen.lock().unwrap();
         expected.iter().all(|id| s.contains(id))

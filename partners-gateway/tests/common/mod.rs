@@ -340,6 +340,44 @@ pub async fn run_recipe(gw: &Gw, script: &str) -> String {
     stdout
 }
 
+/// A data directory and a loopback port of a test's own, for gateway processes it starts,
+/// kills and starts again.
+pub struct Fresh {
+    /// Holds the directory until the test ends.
+    pub dir: tempfile::TempDir,
+    /// The data directory.
+    pub data: PathBuf,
+    /// The port.
+    pub port: u16,
+    /// `http://127.0.0.1:{port}`.
+    pub base: String,
+}
+
+impl Fresh {
+    pub fn new() -> Fresh {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Fresh {
+            dir,
+            data,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    /// Starts the gateway binary on the data directory (the demo on the first start), ready;
+    /// the demo credentials with it.
+    pub async fn start(&self) -> (tokio::process::Child, HashMap<String, String>) {
+        let child = gateway_process(&self.data, self.port).await;
+        (child, read_env(&self.data.join("demo-credentials.env")))
+    }
+}
+
 /// The gateway binary on `data`, serving the demo (20 members) at `port`, ready: a process a
 /// test can kill -9.
 pub async fn gateway_process(data: &std::path::Path, port: u16) -> tokio::process::Child {

@@ -1157,29 +1157,15 @@ async fn every_redemption_keeps_its_voucher_across_a_kill_9() {
     }
     let acked = acknowledged.lock().unwrap().clone();
     let (mut child, _) = fresh.start().await;
+    let get_json = |path: String| {
+        let request = op(reqwest::Method::GET, path, None);
+        async move { request.await.unwrap().json::<Value>().await.unwrap() }
+    };
     let mut issued = 0;
     for m in 1..=20u64 {
-        let vouchers: Value = op(
-            reqwest::Method::GET,
-            format!("/admin/v1/members/{m}/vouchers"),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let vouchers = get_json(format!("/admin/v1/members/{m}/vouchers")).await;
         let vouchers = vouchers.as_array().expect("vouchers");
-        let statement: Value = op(
-            reqwest::Method::GET,
-            format!("/admin/v1/members/{m}/statement?limit=1000"),
-            None,
-        )
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+        let statement = get_json(format!("/admin/v1/members/{m}/statement?limit=1000")).await;
         let burns = statement["entries"]
             .as_array()
             .expect("lines")

@@ -402,6 +402,16 @@ fn settle(
         .map_err(reg)?
 }
 
+/// Voucher `v` as it stands: one left pending by a crash between its burn and its issue is
+/// settled from the ledger first (issued, still pending, or dropped: `None`), so whoever reads
+/// it sees it as soon as it is the member's.
+fn settled(ops: &Ops, v: VoucherRecord) -> Result<Option<VoucherRecord>, OpError> {
+    if v.status != VoucherStatus::Pending {
+        return Ok(Some(v));
+    }
+    settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)
+}
+
 /// Voucher `code` as typed (normalised), if it exists. Blocking.
 pub fn voucher(ops: &Ops, code: &str) -> Result<Option<VoucherRecord>, OpError> {
     let Some(c) = codes::normalise(code) else {
@@ -421,11 +431,7 @@ pub fn partner_voucher(
     let v = voucher(ops, code)?
         .filter(|v| v.partner_id == caller.partner.0)
         .ok_or_else(unknown)?;
-    let v = if v.status == VoucherStatus::Pending {
-        settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)?.ok_or_else(unknown)?
-    } else {
-        v
-    };
+    let v = settled(ops, v)?.ok_or_else(unknown)?;
     if v.status == VoucherStatus::Pending {
         return Err(unknown());
     }
@@ -507,14 +513,7 @@ pub fn member_vouchers(ops: &Ops, m: MemberId) -> Result<Vec<VoucherRecord>, OpE
         else {
             continue;
         };
-        // A voucher left pending by a crash between its burn and its issue is settled here
-        // from the ledger, so the member sees it as soon as it is theirs.
-        let v = if v.status == VoucherStatus::Pending {
-            settle(ops, &v.code, None, &reward(ops, v.reward_id)?.spec)?
-        } else {
-            Some(v)
-        };
-        out.extend(v);
+        out.extend(settled(ops, v)?);
     }
     Ok(out)
 }

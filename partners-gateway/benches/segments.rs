@@ -45,6 +45,7 @@ fn main() {
             let n = partners_gateway::ops::audience::fold_journal(
                 &snap,
                 &mut facts,
+                &mut partners_gateway::members::analytics::Analytics::default(),
                 chrono_tz::Tz::UTC,
                 Some("EUR".into()),
             )

@@ -107,6 +107,7 @@ struct FileConfig {
     connections: Option<ConnectionLimits>,
     demo: Option<bool>,
     demo_members: Option<u64>,
+    demo_history_days: Option<u32>,
 }
 
 /// `serve` flags; each overrides the file.
@@ -171,6 +172,10 @@ pub struct ServeArgs {
     /// Members the demo enrols [default: 3000].
     #[arg(long)]
     pub demo_members: Option<u64>,
+    /// Days of activity the demo posts for its members, dated in the past, so the dashboards
+    /// have a history [default: 365; 0: none].
+    #[arg(long)]
+    pub demo_history_days: Option<u32>,
     /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
     #[arg(long)]
     pub seconds: Option<u64>,
@@ -215,6 +220,8 @@ pub struct Config {
     pub demo: bool,
     /// Demo members.
     pub demo_members: u64,
+    /// Days of history the demo posts.
+    pub demo_history_days: u32,
     /// Run time limit.
     pub seconds: Option<u64>,
 }
@@ -241,6 +248,7 @@ impl Config {
             connections: ConnectionLimits::default(),
             demo: true,
             demo_members: 50,
+            demo_history_days: 0,
             seconds: None,
         }
     }
@@ -334,6 +342,10 @@ impl Config {
             connections: file.connections.unwrap_or_default(),
             demo: args.demo || file.demo.unwrap_or(false),
             demo_members: args.demo_members.or(file.demo_members).unwrap_or(3000),
+            demo_history_days: args
+                .demo_history_days
+                .or(file.demo_history_days)
+                .unwrap_or(365),
             seconds: args.seconds,
         })
     }

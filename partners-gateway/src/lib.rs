@@ -20,6 +20,7 @@ pub mod programme;
 pub mod server;
 pub mod signing;
 pub mod simulate;
+pub mod web;
 
 use anyhow::Context;
 use api::state::{App, AppState, Limits};
@@ -478,7 +479,8 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     ops::engagement::spawn(Arc::downgrade(&app.ops));
     let demo_credentials = if config.demo {
         let (app, data, n) = (app.clone(), config.data.clone(), config.demo_members);
-        Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n)).await??)
+        let days = config.demo_history_days;
+        Some(tokio::task::spawn_blocking(move || demo::seed(&app.ops, &data, n, days)).await??)
     } else {
         None
     };
@@ -636,6 +638,12 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
             batch_size_max: config.batch_size_max,
             linger: Duration::from_micros(config.linger_us),
             queue_capacity: config.queue_capacity,
+            // The demo dates its history in the past; the offset is 0 otherwise.
+            clock: if config.demo && config.demo_history_days > 0 {
+                ledger::Clock::shifted(&demo::CLOCK_OFFSET)
+            } else {
+                ledger::Clock::system()
+            },
             ..CommitterConfig::default()
         },
         on_commit: Some(on_commit),
@@ -669,7 +677,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         audit_running: Default::default(),
         audience: Default::default(),
     };
-    Ok(Arc::new(App::new(
+    let mut app = App::new(
         ops,
         nonces,
         Limits {
@@ -679,5 +687,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
             in_flight_max: config.connections.in_flight_max.max(1),
         },
         server::metrics_handle(),
-    )))
+    );
+    app.demo = config.demo;
+    Ok(Arc::new(app))
 }

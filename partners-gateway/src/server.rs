@@ -241,7 +241,12 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
     BatchCommandSchema.modify(&mut openapi);
     StatedLimits.modify(&mut openapi);
     let doc = openapi.clone();
+    let web = std::sync::Arc::new(crate::web::Web {
+        sessions: Default::default(),
+        codes_in_log: app.demo,
+    });
     let router = router
+        .merge(crate::web::router(web))
         .route(
             "/openapi.json",
             axum::routing::get(move || async move { Json(doc) }),

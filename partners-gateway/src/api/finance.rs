@@ -375,6 +375,12 @@ async fn export(
         member: q.member.map(MemberId),
         month: q.period.as_deref().map(fin::parse_month).transpose()?,
     };
+    stream_export(app, req).await
+}
+
+/// Checks an export, then streams it as its rows are made (the console's downloads too).
+pub async fn stream_export(app: AppState, req: ExportRequest) -> Result<Response, OpError> {
+    let format = req.format;
     let check = app.clone();
     let req2 = req.clone();
     blocking(move || fin::check_export(&check.ops, &req2)).await?;

@@ -990,6 +990,9 @@ pub struct ProgrammeDraft {
     /// or `forfeit` (to `programme/breakage` when closed). Default `keep`.
     #[serde(default)]
     pub on_close: crate::ops::registry::OnClose,
+    /// The language the console and the member portal open in: `fa` (default) or `en`.
+    #[serde(default)]
+    pub language: Option<crate::ops::registry::Language>,
     /// Why: recorded with the operator.
     #[schema(min_length = 1, max_length = 200)]
     pub reason: String,
@@ -1007,6 +1010,7 @@ async fn get_programme(State(app): State<AppState>) -> JsonResult<ProgrammeSetti
             time_zone: "UTC".into(),
             currency: None,
             on_close: Default::default(),
+            language: Default::default(),
             reason: "default".into(),
             author: String::new(),
             recorded_at_ms: 0,
@@ -1029,6 +1033,7 @@ async fn put_programme(
         time_zone: d.time_zone,
         currency: d.currency,
         on_close: d.on_close,
+        language: d.language.unwrap_or_default(),
         reason: d.reason,
     };
     let s = blocking(move || op::set_programme(&app.ops, draft, &operator.name)).await?;

@@ -46,6 +46,9 @@ pub struct App {
     blocked: Mutex<HashMap<std::net::IpAddr, std::time::Instant>>,
     /// Entries in `blocked`, read without the lock (almost always zero).
     blocked_count: std::sync::atomic::AtomicUsize,
+    /// Serving the demo coalition: the portal writes sign-in codes to the log when no
+    /// provider can send them.
+    pub demo: bool,
 }
 
 /// Most addresses blocked at once.
@@ -81,6 +84,7 @@ impl App {
             blocked_count: std::sync::atomic::AtomicUsize::new(0),
             limiters: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            demo: false,
         }
     }
 

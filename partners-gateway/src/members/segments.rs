@@ -274,6 +274,11 @@ impl Interner {
         *self.ids.entry(Self::normal(s)).or_insert(n)
     }
 
+    /// Every text seen (in its normal form) with its id.
+    pub fn names(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.ids.iter().map(|(s, id)| (s.as_str(), *id))
+    }
+
     /// The id of `s`, if seen.
     pub fn get(&self, s: &str) -> Option<u32> {
         self.ids.get(&Self::normal(s)).copied()

@@ -10,6 +10,7 @@
 use super::error::{Kind, OpError};
 use super::registry::SegmentRecord;
 use super::Ops;
+use crate::members::analytics::Analytics;
 use crate::members::segments::{day_number, Compiled, Facts, Row, SegmentRules};
 use crate::members::Profile;
 use chrono::{NaiveDate, TimeZone};
@@ -41,6 +42,10 @@ type CompiledSegment = (u32, NaiveDate, Arc<Compiled>);
 #[derive(Default)]
 pub struct Audience {
     facts: RwLock<Facts>,
+    /// The dashboards' aggregates, folded with the facts.
+    analytics: RwLock<Analytics>,
+    /// Members by the key of their phone or email.
+    contacts: RwLock<HashMap<[u8; 16], u64>>,
     cursor: Mutex<Cursor>,
     compiled: Mutex<HashMap<u32, CompiledSegment>>,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
@@ -86,8 +91,34 @@ fn minor_units(currency: &str) -> i64 {
     }
 }
 
+/// The index key of a phone or email: its normal form (lower case, a phone's digits and `+`
+/// only), hashed, so the index holds no contact in clear.
+pub fn contact_key(contact: &str) -> [u8; 16] {
+    use sha2::Digest;
+    let c = contact.trim();
+    let normal: String = if c.contains('@') {
+        c.to_lowercase()
+    } else {
+        c.chars()
+            .filter(|ch| ch.is_ascii_digit() || *ch == '+')
+            .collect()
+    };
+    let h = sha2::Sha256::digest(normal.as_bytes());
+    let mut k = [0u8; 16];
+    k.copy_from_slice(&h[..16]);
+    k
+}
+
+/// Sets a row's profile facts, and follows the change in the analytics.
+fn put_profile(facts: &mut Facts, analytics: &mut Analytics, m: MemberId, p: Option<&Profile>) {
+    let old = facts.row(m.0).copied().unwrap_or_default();
+    set_profile_facts(facts, m, p);
+    let new = *facts.row_mut(m.0);
+    analytics.row_changed(&old, &new, facts.minor_per_unit);
+}
+
 /// Sets a row's profile facts.
-fn put_profile(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
+fn set_profile_facts(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
     let birth = p
         .and_then(|p| p.birth_date.as_deref())
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
@@ -119,6 +150,93 @@ fn put_profile(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
     r.gender = gender;
     r.city = city;
     r.reach = reach;
+}
+
+/// The members a transaction's facts are about.
+fn touched(tx: &Transaction) -> impl Iterator<Item = MemberId> + '_ {
+    let named = match &tx.kind {
+        TxKind::Enrolled { member }
+        | TxKind::TierChanged { member, .. }
+        | TxKind::StandingSet { member, .. } => Some(*member),
+        TxKind::Merged(m) => Some(m.from),
+        _ => None,
+    };
+    tx.member_balances
+        .iter()
+        .map(|a| a.member)
+        .chain(named)
+        .chain(tx.lots.iter().map(|c| c.member))
+}
+
+/// Folds one transaction into the facts and the analytics.
+fn fold_all(facts: &mut Facts, analytics: &mut Analytics, t: &Terms, tx: &Transaction) {
+    let mut before: Vec<(MemberId, Row)> = Vec::with_capacity(2);
+    for m in touched(tx) {
+        if !before.iter().any(|b| b.0 == m) {
+            before.push((m, facts.row(m.0).copied().unwrap_or_default()));
+        }
+    }
+    fold(facts, t, tx);
+    let d = day(t.tz, tx.at);
+    analytics.transactions += 1;
+    // Points moved on members' balances, attributed to the partner that posted them.
+    let partner = match &tx.kind {
+        TxKind::Earn { partner, .. }
+        | TxKind::Burn { partner, .. }
+        | TxKind::Reversal { partner, .. } => Some(partner.0),
+        TxKind::Redeemed(r) => Some(r.partner.0),
+        _ => None,
+    };
+    let expiry = matches!(tx.kind, TxKind::Expire { .. });
+    for (m, old) in &before {
+        let new = facts.row(m.0).copied().unwrap_or_default();
+        let delta = new.balance - old.balance;
+        if expiry {
+            analytics.expired(d, -delta);
+        } else if delta > 0 {
+            analytics.points(d, partner, delta, 0);
+        } else if delta < 0 && !matches!(tx.kind, TxKind::Transfer { .. } | TxKind::Merged(_)) {
+            analytics.points(d, partner, 0, -delta);
+        }
+        analytics.row_changed(old, &new, facts.minor_per_unit);
+    }
+    if let TxKind::Earn {
+        partner,
+        points,
+        bonus,
+        price_per_point,
+        ..
+    } = &tx.kind
+    {
+        let priced = tx
+            .pricing
+            .as_ref()
+            .filter(|p| p.unit == price_per_point.currency.code());
+        let minor = |x: Decimal| -> i64 {
+            let per = 10i64.pow(price_per_point.currency.minor_units());
+            (x * Decimal::from(per)).round().try_into().unwrap_or(0)
+        };
+        let sales_cost = priced.map(|p| {
+            let pts = Decimal::from(points.0 + bonus.0);
+            (minor(p.quantity), minor(pts * price_per_point.amount))
+        });
+        let programme_sales = tx
+            .pricing
+            .as_ref()
+            .filter(|p| t.currency.as_deref() == Some(p.unit.as_str()))
+            .map(|p| {
+                (p.quantity * Decimal::from(facts.minor_per_unit))
+                    .round()
+                    .try_into()
+                    .unwrap_or(0)
+            });
+        analytics.earn(d, partner.0, sales_cost, programme_sales);
+    }
+    for c in &tx.lots {
+        if let Some(at) = c.expires_at {
+            analytics.lot(at.0, c.delta.0);
+        }
+    }
 }
 
 /// Folds one transaction into the facts.
@@ -198,9 +316,13 @@ impl Audience {
                 .map_err(super::partner::registry_error)?
                 .unwrap_or_default();
             let mut facts = self.facts.write().expect("audience facts");
+            let mut analytics = self.analytics.write().expect("audience analytics");
             facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
             ops.registry
-                .for_each_profile(&mut |m, p| put_profile(&mut facts, m, Some(&p)))
+                .for_each_profile(&mut |m, p| {
+                    self.index_contacts(m, Some(&p));
+                    put_profile(&mut facts, &mut analytics, m, Some(&p))
+                })
                 .map_err(super::partner::registry_error)?;
             cursor.profiles = true;
         }
@@ -214,11 +336,7 @@ impl Audience {
                     .registry
                     .profile(*m)
                     .map_err(super::partner::registry_error)?;
-                put_profile(
-                    &mut self.facts.write().expect("audience facts"),
-                    *m,
-                    p.as_ref(),
-                );
+                self.set_profile(*m, p.as_ref());
                 cursor.profile_change = k.clone();
             }
             if changes.len() < 1_000 {
@@ -229,6 +347,7 @@ impl Audience {
         let snap = ops.ledger.read_snapshot()?;
         loop {
             let mut facts = self.facts.write().expect("audience facts");
+            let mut analytics = self.analytics.write().expect("audience analytics");
             let mut batches = 0;
             let mut last = None;
             let mut n = 0u64;
@@ -237,7 +356,7 @@ impl Audience {
                 cursor.after.as_deref(),
                 &mut |pos, _, txs| {
                     for tx in &txs {
-                        fold(&mut facts, &t, tx);
+                        fold_all(&mut facts, &mut analytics, &t, tx);
                     }
                     n += txs.len() as u64;
                     last = Some(pos.to_vec());
@@ -245,6 +364,7 @@ impl Audience {
                     Ok(batches < BATCHES_PER_HOLD)
                 },
             )?;
+            drop(analytics);
             drop(facts);
             cursor.transactions += n;
             if let Some(p) = last {
@@ -282,8 +402,37 @@ impl Audience {
 
     /// Takes member `m`'s profile facts from `p` (`None`: erased).
     pub fn set_profile(&self, m: MemberId, p: Option<&Profile>) {
+        self.index_contacts(m, p);
         let mut facts = self.facts.write().expect("audience facts");
-        put_profile(&mut facts, m, p);
+        let mut analytics = self.analytics.write().expect("audience analytics");
+        put_profile(&mut facts, &mut analytics, m, p);
+    }
+
+    /// Indexes member `m`'s phone and email (as [`contact_key`]s) for sign-in and search.
+    fn index_contacts(&self, m: MemberId, p: Option<&Profile>) {
+        let mut idx = self.contacts.write().expect("contact index");
+        idx.retain(|_, v| *v != m.0);
+        if let Some(p) = p {
+            for c in [p.phone.as_deref(), p.email.as_deref()]
+                .into_iter()
+                .flatten()
+            {
+                idx.insert(contact_key(c), m.0);
+            }
+        }
+    }
+
+    /// The member whose profile has this phone or email, if any.
+    pub fn by_contact(&self, contact: &str) -> Option<MemberId> {
+        let idx = self.contacts.read().expect("contact index");
+        idx.get(&contact_key(contact)).map(|m| MemberId(*m))
+    }
+
+    /// A read of the dashboards' aggregates and the interned texts they count by.
+    pub fn with_analytics<R>(&self, f: impl FnOnce(&Analytics, &Facts) -> R) -> R {
+        let facts = self.facts.read().expect("audience facts");
+        let a = self.analytics.read().expect("audience analytics");
+        f(&a, &facts)
     }
 
     /// Segment `rec` compiled for `today` (cached per version and day).
@@ -354,12 +503,13 @@ impl Audience {
     }
 }
 
-/// Folds every batch of the journal in `snap` into `facts`, counting days in `tz` and spend in
+/// Folds every batch of the journal in `snap` into `facts` and `analytics`, counting days in `tz` and spend in
 /// `currency` (what the audience does at start; benchmarks call it directly). Returns the
 /// transactions folded.
 pub fn fold_journal<S: ledger::store::Snapshot + ?Sized>(
     snap: &S,
     facts: &mut Facts,
+    analytics: &mut Analytics,
     tz: chrono_tz::Tz,
     currency: Option<String>,
 ) -> Result<u64, OpError> {
@@ -368,7 +518,7 @@ pub fn fold_journal<S: ledger::store::Snapshot + ?Sized>(
     let mut n = 0u64;
     ledger::journal::for_each_batch_after(snap, None, &mut |_, _, txs| {
         for tx in &txs {
-            fold(facts, &t, tx);
+            fold_all(facts, analytics, &t, tx);
         }
         n += txs.len() as u64;
         Ok(true)

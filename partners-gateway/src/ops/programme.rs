@@ -192,6 +192,8 @@ pub struct SettingsDraft {
     pub currency: Option<String>,
     /// What a closed member's points become.
     pub on_close: super::registry::OnClose,
+    /// The pages' default language.
+    pub language: super::registry::Language,
     /// Why.
     pub reason: String,
 }
@@ -231,6 +233,7 @@ pub fn set_programme(
             time_zone: d.time_zone,
             currency: d.currency,
             on_close: d.on_close,
+            language: d.language,
             reason: d.reason,
             author: author.to_string(),
             recorded_at_ms: Timestamp::now().0,

@@ -328,6 +328,18 @@ pub fn earn_for(
 }
 
 /// Posts a prepared earn and blocks until its receipt. Not for async contexts.
+/// Queues a prepared command without waiting for its answer (a full queue answers
+/// `Overloaded` and gives the command back, to be sent again).
+pub fn queue_prepared(
+    ops: &Ops,
+    p: Prepared,
+) -> Result<ledger::Pending, Box<(LedgerError, Prepared)>> {
+    match ops.ledger.submit_priced(p.cmd.clone(), p.pricing.clone()) {
+        Ok(pending) => Ok(pending),
+        Err(e) => Err(Box::new((e, p))),
+    }
+}
+
 pub fn post_blocking(ops: &Ops, p: Prepared) -> Result<ledger::Receipt, LedgerError> {
     let pending = ops.ledger.submit_priced(p.cmd, p.pricing)?;
     pending

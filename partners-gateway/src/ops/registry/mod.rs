@@ -62,7 +62,7 @@ pub use notify::{
 pub use operators::{operator_id, OperatorRecord, Role};
 pub use partners::PartnerRecord;
 pub use profiles::{ErasureRecord, ProfileAudit};
-pub use programme::{Compiled as CompiledProgramme, OnClose, ProgrammeSettings};
+pub use programme::{Compiled as CompiledProgramme, Language, OnClose, ProgrammeSettings};
 pub use segments::SegmentRecord;
 pub use vault::KeyVault;
 pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};

@@ -32,12 +32,26 @@ pub struct ProgrammeSettings {
     /// What happens to a member's points when the member is closed (or erased).
     #[serde(default)]
     pub on_close: OnClose,
+    /// The language the console and the member portal open in.
+    #[serde(default)]
+    pub language: Language,
     /// Why: recorded with the author.
     pub reason: String,
     /// Who set them.
     pub author: String,
     /// When (ms since the Unix epoch).
     pub recorded_at_ms: i64,
+}
+
+/// A language the pages are in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Language {
+    /// Persian, right to left.
+    #[default]
+    Fa,
+    /// English.
+    En,
 }
 
 /// The programme's rules as loaded: every version, and what evaluation needs.

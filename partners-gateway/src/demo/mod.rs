@@ -1,6 +1,8 @@
 //! The demo coalition: an airline earning by miles flown, a fuel retailer earning by litres at
 //! several stations, a telecom earning on bills and letting members pay bills with points.
 
+mod history;
+
 use crate::ops::operator::{add_rate_table, define_partner, PartnerDefinition, RateDraft};
 use crate::ops::registry::{KeyScope, Role};
 use crate::ops::Ops;
@@ -52,11 +54,15 @@ fn table(unit: &str, earn: &str, burn: Option<&str>) -> RateDraft {
 }
 
 /// Seeds the demo coalition unless partners exist; returns the credentials file's path.
-pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
+pub fn seed(app: &Ops, data: &Path, members: u64, history_days: u32) -> anyhow::Result<PathBuf> {
     let path = data.join("demo-credentials.env");
     if !app.registry.partners().is_empty() {
         return Ok(path);
     }
+    // A history is dated in the past: the committer's clock starts `history_days` back and
+    // moves forward a day at a time as the days are posted (`history`).
+    set_clock_offset_days(-(history_days as i64));
+    let mut callers = Vec::new();
     let mut env = String::from(
         "# Demo coalition credentials. Secrets are shown once; keep this file private.\n",
     );
@@ -117,6 +123,10 @@ pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
             "{prefix}_KEY_ID={}\n{prefix}_SECRET={secret}\n",
             key.key_id
         ));
+        callers.push(crate::ops::PartnerCaller {
+            partner: PartnerId(id),
+            key,
+        });
     }
     catalogue(app)?;
     let range = app.registry.allocate_members(members)?;
@@ -139,9 +149,22 @@ pub fn seed(app: &Ops, data: &Path, members: u64) -> anyhow::Result<PathBuf> {
     env.push_str(&format!(
         "OPERATOR_TOKEN={operator}\nFINANCE_TOKEN={finance}\n"
     ));
+    if history_days > 0 {
+        history::history(app, &callers, range, history_days)?;
+    }
+    set_clock_offset_days(0);
     crate::ops::registry::write_private(&path, &env, false)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)
+}
+
+/// The demo's committer clock offset from the wall clock, in ms (0 but while a history is
+/// posted).
+pub static CLOCK_OFFSET: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+/// Sets [`CLOCK_OFFSET`] to `days` days (plus the hour of the day a history posts at).
+pub fn set_clock_offset_days(days: i64) {
+    CLOCK_OFFSET.store(days * 86_400_000, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// The demo's rewards catalogue: one reward at each partner, named in English and Persian.

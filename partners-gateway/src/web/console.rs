@@ -1,0 +1,963 @@
+//! The operator console: sign-in with an operator token, the programme dashboard, members,
+//! campaigns, configuration, finance and operations. Every change goes through the same
+//! operation the operator API calls, so it is checked, versioned and logged the same way.
+
+use super::dashboard::{self, Dashboard};
+use super::session::Who;
+use super::{redirect_with_cookie, refusal, render, render_status, Visit};
+use crate::api::blocking;
+use crate::api::state::AppState;
+use crate::members::analytics::month_of_day;
+use crate::members::segments::day_number;
+use crate::ops::error::{Kind, OpError};
+use crate::ops::registry::Role;
+use crate::ops::Ops;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use ledger::MemberId;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The console's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/console",
+            get(|| async { Redirect::to("/console/dashboard") }),
+        )
+        .route("/console/switch", get(super::switch))
+        .route("/console/sign-in", get(sign_in_page).post(sign_in))
+        .route("/console/sign-out", post(sign_out))
+        .route("/console/dashboard", get(dashboard_page))
+        .route("/console/dashboard/{file}", get(dashboard_csv))
+        .route("/console/members", get(members_page))
+        .route("/console/members/{id}", get(member_page))
+        .route("/console/members/{id}/adjust", post(adjust))
+        .route(
+            "/console/campaigns",
+            get(campaigns_page).post(create_campaign),
+        )
+        .route("/console/config", get(config_page))
+        .route("/console/finance", get(finance_page))
+        .route("/console/finance/close", post(close_period))
+        .route("/console/finance/export/{dataset}", get(finance_export))
+        .route("/console/operations", get(operations_page))
+}
+
+/// The signed-in operator, or the way to the sign-in page. A revoked or expired token ends the
+/// session at its next request.
+struct Operator {
+    name: String,
+    role: Role,
+}
+
+fn operator(app: &AppState, v: &Visit) -> Result<Operator, Response> {
+    let to_sign_in = || Redirect::to("/console/sign-in").into_response();
+    let Some((id, s)) = &v.session else {
+        return Err(to_sign_in());
+    };
+    let Who::Operator { token, name, role } = &s.who else {
+        return Err(to_sign_in());
+    };
+    if app.ops.registry.operator(token).is_none() {
+        v.web.sessions.end(id);
+        return Err(to_sign_in());
+    }
+    Ok(Operator {
+        name: name.clone(),
+        role: *role,
+    })
+}
+
+fn writer(app: &AppState, v: &Visit) -> Result<Operator, Response> {
+    let op = operator(app, v)?;
+    if op.role != Role::Operator {
+        return Err(refusal(
+            v,
+            &OpError::new(Kind::ForbiddenRole, v.t("finance-reads-only")),
+        ));
+    }
+    Ok(op)
+}
+
+#[derive(Serialize, Default)]
+struct SignInPage {
+    error: Option<String>,
+}
+
+async fn sign_in_page(v: Visit) -> Response {
+    render(&v, "console/sign-in.html", SignInPage::default())
+}
+
+#[derive(Deserialize)]
+struct SignInForm {
+    token: String,
+}
+
+async fn sign_in(State(app): State<AppState>, v: Visit, Form(f): Form<SignInForm>) -> Response {
+    if !v.same_site {
+        return (StatusCode::FORBIDDEN, "sign in from this site").into_response();
+    }
+    if let Err(e) = app.check_address(v.peer) {
+        return refusal(&v, &e);
+    }
+    let token = f.token.trim().to_string();
+    match app.ops.registry.operator(&token) {
+        Some(op) => {
+            let id = v.web.sessions.start(Who::Operator {
+                token,
+                name: op.name.clone(),
+                role: op.role,
+            });
+            tracing::info!(operator = %op.name, "console sign-in");
+            redirect_with_cookie("/console/dashboard", &super::session_cookie("console", &id))
+        }
+        None => {
+            app.failed_authentication(v.peer);
+            render_status(
+                &v,
+                StatusCode::UNAUTHORIZED,
+                "console/sign-in.html",
+                SignInPage {
+                    error: Some(v.t("sign-in-unknown-token")),
+                },
+            )
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    csrf: String,
+}
+
+async fn sign_out(v: Visit, Form(f): Form<CsrfForm>) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    if let Some((id, _)) = &v.session {
+        v.web.sessions.end(id);
+    }
+    redirect_with_cookie("/console/sign-in", &super::clear_cookie("console"))
+}
+
+/// Today's day number and month in the programme's time zone.
+fn today(ops: &Ops) -> (i32, i32) {
+    let d = day_number(crate::ops::audience::today(ops));
+    (d, month_of_day(d))
+}
+
+/// The dashboard in `lang` and `cal`, from the aggregates brought up to the journal's end.
+/// Blocking.
+pub fn dashboard_of(
+    ops: &Ops,
+    lang: super::i18n::Lang,
+    cal: super::i18n::Calendar,
+) -> Result<Dashboard, OpError> {
+    ops.audience.catch_up(ops)?;
+    let partners: Vec<(u32, String, i64)> = crate::ops::operator::partners(ops)?
+        .into_iter()
+        .map(|p| {
+            let minor = p
+                .contract
+                .as_ref()
+                .map_or(100, |c| 10i64.pow(c.currency.minor_units()));
+            (p.record.id, p.record.name.clone(), minor)
+        })
+        .collect();
+    let by_partner = crate::ops::engagement::surveys::nps(
+        ops,
+        None,
+        None,
+        None,
+        crate::ops::engagement::surveys::Grouping {
+            partner: true,
+            branch: false,
+            month: false,
+        },
+    )?;
+    let overall = crate::ops::engagement::surveys::nps(
+        ops,
+        None,
+        None,
+        None,
+        crate::ops::engagement::surveys::Grouping::default(),
+    )?;
+    let score = |s: &str| s.parse::<f64>().ok();
+    let nps = (
+        overall.first().and_then(|r| score(&r.nps)),
+        by_partner
+            .iter()
+            .filter_map(|r| Some((r.partner_id?, score(&r.nps)?)))
+            .collect(),
+    );
+    let (today, now) = today(ops);
+    Ok(ops.audience.with_analytics(|a, facts| {
+        dashboard::build(
+            a,
+            facts,
+            &dashboard::Context {
+                lang,
+                cal,
+                now,
+                today,
+                partners: &partners,
+                minor_per_unit: facts.minor_per_unit,
+                nps,
+            },
+        )
+    }))
+}
+
+/// The dashboard page's values.
+#[derive(Serialize)]
+pub struct DashboardPage {
+    /// The figures.
+    pub dashboard: Dashboard,
+    /// The charts as JSON, for the page's script.
+    pub charts_json: String,
+}
+
+async fn dashboard_page(State(app): State<AppState>, v: Visit) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let (ops, lang, cal) = (app.ops.clone(), v.lang, v.cal);
+    match blocking(move || dashboard_of(&ops, lang, cal)).await {
+        Ok(dashboard) => {
+            let charts_json = serde_json::to_string(&dashboard.charts).unwrap_or_default();
+            render(
+                &v,
+                "console/dashboard.html",
+                DashboardPage {
+                    dashboard,
+                    charts_json,
+                },
+            )
+        }
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+fn csv_response(name: &str, body: Vec<u8>) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+async fn dashboard_csv(
+    State(app): State<AppState>,
+    v: Visit,
+    Path(file): Path<String>,
+) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let Some(id) = file.strip_suffix(".csv") else {
+        return refusal(&v, &OpError::new(Kind::NotFound, "no such export"));
+    };
+    let (ops, lang, cal) = (app.ops.clone(), v.lang, v.cal);
+    let d = match blocking(move || dashboard_of(&ops, lang, cal)).await {
+        Ok(d) => d,
+        Err(e) => return refusal(&v, &e),
+    };
+    let body = if id == "partners" {
+        dashboard::partners_csv(&d)
+    } else {
+        match d.charts.iter().find(|c| c.id == id) {
+            Some(c) => dashboard::csv(c),
+            None => return refusal(&v, &OpError::new(Kind::NotFound, "no such chart")),
+        }
+    };
+    match body {
+        Ok(b) => csv_response(&file, b),
+        Err(e) => refusal(&v, &OpError::new(Kind::Internal, e.to_string())),
+    }
+}
+
+/// A member found by a search.
+#[derive(Serialize)]
+struct Found {
+    id: u64,
+    balance: i64,
+    tier: u8,
+    active: bool,
+}
+
+#[derive(Serialize)]
+struct MembersPage {
+    q: String,
+    found: Vec<Found>,
+    searched: bool,
+}
+
+/// Members matching `q`: a member id, a partner's member reference, a phone or an email.
+pub fn find_members(ops: &Ops, q: &str) -> Result<Vec<MemberId>, OpError> {
+    let q = q.trim();
+    let mut out = Vec::new();
+    if q.is_empty() {
+        return Ok(out);
+    }
+    if let Ok(n) = q.parse::<u64>() {
+        if ops.ledger.balance(MemberId(n))?.is_some() {
+            out.push(MemberId(n));
+        }
+    }
+    for p in ops.registry.partners() {
+        if let Ok(Some(m)) = ops.registry.member_of(ledger::PartnerId(p.id), q) {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    if let Some(m) = ops.audience.by_contact(q) {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+async fn members_page(
+    State(app): State<AppState>,
+    v: Visit,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let query = q.get("q").cloned().unwrap_or_default();
+    let ops = app.ops.clone();
+    let q2 = query.clone();
+    let found = blocking(move || {
+        let ids = find_members(&ops, &q2)?;
+        Ok(ids
+            .into_iter()
+            .map(|m| {
+                let row = ops.audience.row(m).unwrap_or_default();
+                Found {
+                    id: m.0,
+                    balance: row.balance,
+                    tier: row.tier,
+                    active: row.active,
+                }
+            })
+            .collect::<Vec<_>>())
+    })
+    .await;
+    match found {
+        Ok(found) => render(
+            &v,
+            "console/members.html",
+            MembersPage {
+                searched: !query.trim().is_empty(),
+                q: query,
+                found,
+            },
+        ),
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+/// A statement line as the member page shows it.
+#[derive(Serialize)]
+pub struct LineView {
+    /// Transaction id.
+    pub tx: u64,
+    /// When (ms).
+    pub at_ms: i64,
+    /// What kind.
+    pub kind: String,
+    /// Points moved.
+    pub points: i64,
+    /// Balance after.
+    pub balance: i64,
+}
+
+/// Member `m`'s latest statement lines.
+pub fn statement_lines(ops: &Ops, m: MemberId, limit: usize) -> Result<Vec<LineView>, OpError> {
+    let (lines, _) = crate::ops::operator::member_statement(ops, m, None, limit)?;
+    Ok(lines
+        .into_iter()
+        .map(|l| LineView {
+            tx: l.tx.0,
+            at_ms: l.at.0,
+            kind: l.kind.to_string(),
+            points: l.points,
+            balance: l.balance_after,
+        })
+        .collect())
+}
+
+#[derive(Serialize)]
+struct MemberPage {
+    id: u64,
+    balance: i64,
+    held: i64,
+    profile: Option<crate::members::Profile>,
+    links: Vec<(String, String)>,
+    lines: Vec<LineView>,
+    expiring: Vec<(i64, i64)>,
+    /// The member's tier's name and its qualifying points.
+    tier: Option<(String, i64)>,
+    done: Option<String>,
+}
+
+async fn member_page(
+    State(app): State<AppState>,
+    v: Visit,
+    Path(id): Path<u64>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let op = match operator(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let ops = app.ops.clone();
+    let m = MemberId(id);
+    let lang = v.lang;
+    let page = blocking(move || {
+        let b = crate::ops::operator::member_balance(&ops, m)?;
+        let viewer = match op.role {
+            Role::Operator => crate::members::Viewer::Operator,
+            Role::Finance => crate::members::Viewer::Finance,
+        };
+        let profile = crate::ops::profiles::get(&ops, m, viewer, &op.name).ok();
+        let names: HashMap<u32, String> = ops
+            .registry
+            .partners()
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let links = ops
+            .registry
+            .links_of(m)
+            .map_err(crate::ops::partner::registry_error)?
+            .into_iter()
+            .map(|(p, r)| (names.get(&p.0).cloned().unwrap_or_default(), r))
+            .collect();
+        let expiring = crate::ops::programme::expiring(&ops, m)?
+            .lots
+            .iter()
+            .map(|(at, p)| (at.0, p.0))
+            .collect();
+        Ok(MemberPage {
+            id: m.0,
+            balance: b.posted.0,
+            held: b.pending.0,
+            profile,
+            links,
+            lines: statement_lines(&ops, m, 50)?,
+            expiring,
+            tier: crate::ops::programme::tier(&ops, m).ok().and_then(|t| {
+                let name = match t.state.level as usize {
+                    0 => super::i18n::text(lang, "tier-base", &[]),
+                    l => t.policy?.levels.get(l - 1)?.name.clone(),
+                };
+                Some((name, t.qualifying))
+            }),
+            done: None,
+        })
+    })
+    .await;
+    match page {
+        Ok(mut p) => {
+            p.done = q.get("done").cloned();
+            render(&v, "console/member.html", p)
+        }
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct AdjustForm {
+    csrf: String,
+    points: String,
+    reason: String,
+    reference: String,
+}
+
+async fn adjust(
+    State(app): State<AppState>,
+    v: Visit,
+    Path(id): Path<u64>,
+    Form(f): Form<AdjustForm>,
+) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    let op = match writer(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Ok(points) = f.points.trim().parse::<i64>() else {
+        return refusal(
+            &v,
+            &OpError::new(Kind::InvalidRequest, v.t("adjust-points-whole")),
+        );
+    };
+    let a = crate::ops::operator::Adjustment {
+        reference: f.reference.trim().to_string(),
+        member: MemberId(id),
+        points,
+        reason: f.reason.trim().to_string(),
+        operator: op.name,
+        qualifies: false,
+        corrects: None,
+    };
+    match crate::ops::operator::adjust(&app.ops, a).await {
+        Ok(r) => Redirect::to(&format!("/console/members/{id}?done={}", r.tx.id.0)).into_response(),
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct CampaignRow {
+    id: u32,
+    version: u32,
+    name: String,
+    active: bool,
+    starts_on: Option<String>,
+    ends_on: Option<String>,
+    author: String,
+    effect: String,
+}
+
+#[derive(Serialize)]
+struct CampaignsPage {
+    campaigns: Vec<CampaignRow>,
+    partners: Vec<(u32, String)>,
+    error: Option<String>,
+    created: Option<String>,
+}
+
+fn campaigns_view(ops: &Ops) -> Result<CampaignsPage, OpError> {
+    let campaigns = crate::ops::programme::campaigns(ops)?
+        .into_iter()
+        .filter_map(|c| c.versions.last().cloned())
+        .map(|c| {
+            let d = &c.definition;
+            CampaignRow {
+                id: c.id,
+                version: c.version,
+                name: d.name.clone(),
+                active: d.active,
+                starts_on: d.starts_on.clone(),
+                ends_on: d.ends_on.clone(),
+                author: c.author.clone(),
+                effect: serde_json::to_string(&d.effect).unwrap_or_default(),
+            }
+        })
+        .collect();
+    Ok(CampaignsPage {
+        campaigns,
+        partners: ops
+            .registry
+            .partners()
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect(),
+        error: None,
+        created: None,
+    })
+}
+
+async fn campaigns_page(
+    State(app): State<AppState>,
+    v: Visit,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    match campaigns_view(&app.ops) {
+        Ok(mut p) => {
+            p.created = q.get("created").cloned();
+            render(&v, "console/campaigns.html", p)
+        }
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CampaignForm {
+    csrf: String,
+    name: String,
+    reason: String,
+    #[serde(default)]
+    partner: String,
+    effect: String,
+    value: String,
+    #[serde(default)]
+    starts_on: String,
+    #[serde(default)]
+    ends_on: String,
+    #[serde(default)]
+    budget: String,
+}
+
+/// The campaign a form describes, as the operator API's body.
+fn campaign_json(f: &CampaignForm) -> serde_json::Value {
+    let mut conditions = serde_json::Map::new();
+    if let Ok(p) = f.partner.trim().parse::<u32>() {
+        conditions.insert("partners".into(), serde_json::json!([p]));
+    }
+    let value = f.value.trim();
+    let effect = match f.effect.as_str() {
+        "fixed" => {
+            serde_json::json!({"kind": "fixed", "points": value.parse::<i64>().unwrap_or(0)})
+        }
+        "per_unit" => serde_json::json!({"kind": "per_unit", "points_per_unit": value}),
+        _ => serde_json::json!({"kind": "multiplier", "factor": value}),
+    };
+    let mut body = serde_json::json!({
+        "name": f.name.trim(),
+        "reason": f.reason.trim(),
+        "conditions": conditions,
+        "effect": effect,
+    });
+    let day = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+    if let Some(d) = day(&f.starts_on) {
+        body["starts_on"] = d.into();
+    }
+    if let Some(d) = day(&f.ends_on) {
+        body["ends_on"] = d.into();
+    }
+    if let Ok(b) = f.budget.trim().parse::<i64>() {
+        body["limits"] = serde_json::json!({"budget": b});
+    }
+    body
+}
+
+async fn create_campaign(
+    State(app): State<AppState>,
+    v: Visit,
+    Form(f): Form<CampaignForm>,
+) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    let op = match writer(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let ops = app.ops.clone();
+    let body = campaign_json(&f);
+    let saved = blocking(move || {
+        let draft = serde_json::from_value(body)
+            .map_err(|e| OpError::new(Kind::InvalidRule, e.to_string()))?;
+        crate::ops::programme::save_campaign(&ops, None, draft, &op.name)
+    })
+    .await;
+    match saved {
+        Ok(c) => Redirect::to(&format!("/console/campaigns?created={}", c.id)).into_response(),
+        Err(e) => match campaigns_view(&app.ops) {
+            Ok(mut p) => {
+                p.error = Some(e.detail);
+                render_status(&v, e.kind.status(), "console/campaigns.html", p)
+            }
+            Err(e) => refusal(&v, &e),
+        },
+    }
+}
+
+#[derive(Serialize)]
+struct PartnerView {
+    id: u32,
+    name: String,
+    currency: String,
+    keys: usize,
+    rate_version: Option<u32>,
+    earn_unit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConfigPage {
+    partners: Vec<PartnerView>,
+    programme: Option<crate::ops::registry::ProgrammeSettings>,
+    rewards: Vec<(u32, String, i64, Option<u32>)>,
+    tiers: String,
+    expiry: String,
+}
+
+async fn config_page(State(app): State<AppState>, v: Visit) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let ops = app.ops.clone();
+    let lang = v.lang;
+    let page = blocking(move || {
+        let mut partners = Vec::new();
+        for p in crate::ops::operator::partners(&ops)? {
+            let id = p.record.id;
+            let tables = crate::ops::operator::rate_tables(&ops, id)?;
+            let last = tables.last();
+            partners.push(PartnerView {
+                id,
+                name: p.record.name.clone(),
+                currency: p
+                    .contract
+                    .as_ref()
+                    .map(|c| c.currency.code().to_string())
+                    .unwrap_or_default(),
+                keys: crate::ops::operator::keys(&ops, id)?.len(),
+                rate_version: last.map(|t| t.version),
+                earn_unit: last.map(|t| t.unit.clone()),
+            });
+        }
+        let rewards = crate::ops::engagement::rewards::rewards(&ops, None)?
+            .into_iter()
+            .map(|r| {
+                let name = super::portal::localized(&r.spec.names, lang.code());
+                (r.id, name, r.spec.points, r.spec.stock)
+            })
+            .collect();
+        let tiers = ops.ledger.tier_policy()?;
+        let expiry = ops.ledger.expiry_policy()?;
+        Ok(ConfigPage {
+            partners,
+            programme: ops.registry.programme_settings(),
+            rewards,
+            tiers: serde_json::to_string_pretty(&tiers).unwrap_or_default(),
+            expiry: serde_json::to_string_pretty(&expiry).unwrap_or_default(),
+        })
+    })
+    .await;
+    match page {
+        Ok(p) => render(&v, "console/config.html", p),
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct FinancePage {
+    trial: Option<ledger::finance::reports::TrialBalance>,
+    liability_points: i64,
+    liability_value: Vec<(String, String)>,
+    periods: Vec<crate::ops::finance::PeriodSummary>,
+    suggested: String,
+    closed: Option<String>,
+}
+
+async fn finance_page(
+    State(app): State<AppState>,
+    v: Visit,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let ops = app.ops.clone();
+    let page = blocking(move || {
+        let trial = crate::ops::finance::trial_balance(&ops, None)?;
+        let l = crate::ops::finance::liability(&ops, 24)?;
+        let periods = crate::ops::finance::periods(&ops)?;
+        let today = crate::ops::audience::today(&ops);
+        let last = chrono::Datelike::with_day(&today, 1).unwrap_or(today) - chrono::Days::new(1);
+        Ok(FinancePage {
+            trial: Some(trial),
+            liability_points: l.points,
+            liability_value: l
+                .total
+                .redemption_value
+                .iter()
+                .map(|(c, v)| (c.clone(), v.round_dp(2).to_string()))
+                .collect(),
+            periods,
+            suggested: last.format("%Y-%m").to_string(),
+            closed: None,
+        })
+    })
+    .await;
+    match page {
+        Ok(mut p) => {
+            p.closed = q.get("closed").cloned();
+            render(&v, "console/finance.html", p)
+        }
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct CloseForm {
+    csrf: String,
+    period: String,
+}
+
+async fn close_period(State(app): State<AppState>, v: Visit, Form(f): Form<CloseForm>) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    // Closing a period is one of finance's own writes.
+    let op = match operator(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let period = f.period.trim().to_string();
+    match crate::ops::finance::close_period(&app.ops, &period, &op.name).await {
+        Ok(()) => Redirect::to(&format!("/console/finance?closed={period}")).into_response(),
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+async fn finance_export(
+    State(app): State<AppState>,
+    v: Visit,
+    Path(dataset): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let Some(dataset) = dataset.strip_suffix(".csv").map(str::to_string) else {
+        return refusal(&v, &OpError::new(Kind::NotFound, "no such export"));
+    };
+    let month = match q.get("period").filter(|p| !p.is_empty()) {
+        Some(p) => match crate::ops::finance::parse_month(p) {
+            Ok(m) => Some(m),
+            Err(e) => return refusal(&v, &e),
+        },
+        None => None,
+    };
+    let name = format!("{dataset}.csv");
+    let req = crate::ops::finance::ExportRequest {
+        dataset,
+        format: ledger::finance::export::Format::Csv,
+        from: None,
+        to: None,
+        member: q.get("member").and_then(|m| m.parse().ok()).map(MemberId),
+        month,
+    };
+    match crate::api::finance::stream_export(app.clone(), req).await {
+        Ok(mut res) => {
+            if let Ok(h) = format!("attachment; filename=\"{name}\"").parse() {
+                res.headers_mut().insert(header::CONTENT_DISPOSITION, h);
+            }
+            res
+        }
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Serialize)]
+struct OperationsPage {
+    metrics: Vec<(String, String)>,
+    webhooks: Vec<crate::ops::registry::WebhookRecord>,
+    queued: u64,
+    by_status: Vec<(String, u64)>,
+    sessions: usize,
+    changes: Vec<Change>,
+}
+
+/// A change to the programme's configuration, as the audit log shows it.
+#[derive(Serialize)]
+struct Change {
+    at_ms: i64,
+    what: String,
+    version: u32,
+    author: String,
+    reason: String,
+}
+
+/// The latest `n` changes: campaign versions, programme settings, budget guards and rewards,
+/// each with its author and reason.
+fn changes(ops: &Ops, n: usize) -> Result<Vec<Change>, OpError> {
+    let mut out = Vec::new();
+    for c in crate::ops::programme::campaigns(ops)? {
+        for v in c.versions {
+            out.push(Change {
+                at_ms: v.recorded_at_ms,
+                what: format!("campaign {} ({})", v.id, v.definition.name),
+                version: v.version,
+                author: v.author,
+                reason: v.definition.reason,
+            });
+        }
+    }
+    if let Some(s) = ops.registry.programme_settings() {
+        out.push(Change {
+            at_ms: s.recorded_at_ms,
+            what: "programme settings".into(),
+            version: s.version,
+            author: s.author,
+            reason: s.reason,
+        });
+    }
+    for g in ops.registry.guards() {
+        out.push(Change {
+            at_ms: g.recorded_at_ms,
+            what: format!("budget guard {:?}", g.scope),
+            version: g.version,
+            author: g.author,
+            reason: g.settings.reason.clone(),
+        });
+    }
+    for r in crate::ops::engagement::rewards::rewards(ops, None)? {
+        out.push(Change {
+            at_ms: r.updated_at_ms,
+            what: format!("reward {}", r.id),
+            version: r.version,
+            author: r.author,
+            reason: r.reason,
+        });
+    }
+    out.sort_by_key(|c| std::cmp::Reverse(c.at_ms));
+    out.truncate(n);
+    Ok(out)
+}
+
+/// The figures the operations page shows, read from the Prometheus text.
+fn metric_lines(text: &str) -> Vec<(String, String)> {
+    let wanted = [
+        "http_requests_total",
+        "http_request_duration_seconds_count",
+        "http_request_duration_seconds_sum",
+        "ledger_committed_transactions",
+        "requests_shed_total",
+        "webhook_deliveries_total",
+        "notifications_sent_total",
+    ];
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter(|l| wanted.iter().any(|w| l.starts_with(w)))
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .take(60)
+        .collect()
+}
+
+async fn operations_page(State(app): State<AppState>, v: Visit) -> Response {
+    if let Err(r) = operator(&app, &v) {
+        return r;
+    }
+    let ops = app.ops.clone();
+    let text = app.metrics.render();
+    let sessions = v.web.sessions.live();
+    let page = blocking(move || {
+        let notifications = crate::ops::notify::status(&ops, 100)?;
+        Ok(OperationsPage {
+            metrics: metric_lines(&text),
+            webhooks: crate::ops::webhooks::list(&ops, None)?,
+            queued: notifications.queued,
+            by_status: notifications.by_status.into_iter().collect(),
+            sessions,
+            changes: changes(&ops, 40)?,
+        })
+    })
+    .await;
+    match page {
+        Ok(p) => render(&v, "console/operations.html", p),
+        Err(e) => refusal(&v, &e),
+    }
+}

@@ -1,0 +1,74 @@
+//! The page templates, compiled into the binary (`web/templates`).
+
+/// Every template, by name.
+pub const TEMPLATES: &[(&str, &str)] = &[
+    (
+        "console/base.html",
+        include_str!("../../web/templates/console/base.html"),
+    ),
+    (
+        "console/campaigns.html",
+        include_str!("../../web/templates/console/campaigns.html"),
+    ),
+    (
+        "console/config.html",
+        include_str!("../../web/templates/console/config.html"),
+    ),
+    (
+        "console/dashboard.html",
+        include_str!("../../web/templates/console/dashboard.html"),
+    ),
+    (
+        "console/finance.html",
+        include_str!("../../web/templates/console/finance.html"),
+    ),
+    (
+        "console/member.html",
+        include_str!("../../web/templates/console/member.html"),
+    ),
+    (
+        "console/members.html",
+        include_str!("../../web/templates/console/members.html"),
+    ),
+    (
+        "console/operations.html",
+        include_str!("../../web/templates/console/operations.html"),
+    ),
+    (
+        "console/sign-in.html",
+        include_str!("../../web/templates/console/sign-in.html"),
+    ),
+    ("error.html", include_str!("../../web/templates/error.html")),
+    (
+        "layout.html",
+        include_str!("../../web/templates/layout.html"),
+    ),
+    (
+        "portal/base.html",
+        include_str!("../../web/templates/portal/base.html"),
+    ),
+    (
+        "portal/home.html",
+        include_str!("../../web/templates/portal/home.html"),
+    ),
+    (
+        "portal/profile.html",
+        include_str!("../../web/templates/portal/profile.html"),
+    ),
+    (
+        "portal/rewards.html",
+        include_str!("../../web/templates/portal/rewards.html"),
+    ),
+    (
+        "portal/sign-in.html",
+        include_str!("../../web/templates/portal/sign-in.html"),
+    ),
+    (
+        "portal/statement.html",
+        include_str!("../../web/templates/portal/statement.html"),
+    ),
+    (
+        "portal/survey.html",
+        include_str!("../../web/templates/portal/survey.html"),
+    ),
+];

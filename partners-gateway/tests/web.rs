@@ -244,7 +244,7 @@ async fn a_form_without_its_token_or_from_another_site_changes_nothing() {
     assert_eq!(again.headers[LOCATION], ok.headers[LOCATION]);
     assert_eq!(balance(&gw, 3).await, before + 100);
     // Bad input is refused with a page that says why, and changes nothing.
-    let bad = vec![
+    let bad = [
         ("csrf", token.clone()),
         ("points", "ten".to_string()),
         ("reason", "x".to_string()),

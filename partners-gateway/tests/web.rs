@@ -519,3 +519,142 @@ async fn the_dashboard_counts_what_was_posted_and_its_csv_says_the_same() {
         StatusCode::NOT_FOUND
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configuration_changes_go_through_the_api_checks_and_name_their_author() {
+    let gw = Gw::start().await;
+    let cookie = sign_in(&gw, &gw.cred("OPERATOR_TOKEN")).await;
+    let c = format!("{cookie}; lang=en");
+    let page = get(&gw, "/console/config", Some(&c)).await;
+    assert!(page.body.contains("name=\"target\" value=\"tier-policy\""));
+    let token = csrf(&page.body);
+    let edit = |body: String| {
+        let (gw, c, token) = (&gw, c.clone(), token.clone());
+        async move {
+            post_form(
+                gw,
+                "/console/config",
+                Some(&c),
+                &[("csrf", &token), ("target", "tier-policy"), ("body", &body)],
+                "same-origin",
+            )
+            .await
+        }
+    };
+    // Refused by the API's own check: nothing recorded, the reason shown, the body kept.
+    let bad = json!({"reference": "t-0", "levels": [{"name": "Silver", "threshold": 0}],
+        "basis": "points", "window": "rolling12_months", "grace_periods": 1, "reason": "review"});
+    let refused = edit(bad.to_string()).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{}", refused.body);
+    assert!(refused.body.contains("thresholds of 1"), "{}", refused.body);
+    assert!(refused.body.contains("&quot;t-0&quot;") || refused.body.contains("t-0"));
+    let none = gw.op("GET", "/admin/v1/policies/tier/versions", None).await;
+    assert_eq!(
+        none.body["versions"].as_array().map_or(0, Vec::len),
+        0,
+        "{:?}",
+        none.body
+    );
+    assert_eq!(
+        edit("{not json".into()).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let good = json!({"reference": "t-1", "levels": [{"name": "نقره‌ای", "threshold": 1500}],
+        "basis": "points", "window": "rolling12_months", "grace_periods": 1, "reason": "launch tiers"});
+    let saved = edit(good.to_string()).await;
+    assert_eq!(saved.status, StatusCode::OK, "{}", saved.body);
+    let v = gw.op("GET", "/admin/v1/policies/tier/versions", None).await;
+    let versions = v.body["versions"].as_array().expect("versions");
+    assert_eq!(versions.len(), 1, "{:?}", v.body);
+    let text = versions[0].to_string();
+    assert!(
+        text.contains("demo-operator") && text.contains("launch tiers"),
+        "{text}"
+    );
+    // Only the listed targets, and not for the finance role.
+    let other = post_form(
+        &gw,
+        "/console/config",
+        Some(&c),
+        &[("csrf", &token), ("target", "operators"), ("body", "{}")],
+        "same-origin",
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+    let fin = sign_in(&gw, &gw.cred("FINANCE_TOKEN")).await;
+    let fin_page = get(&gw, "/console/config", Some(&fin)).await;
+    assert!(
+        !fin_page.body.contains("name=\"target\""),
+        "no editors for finance"
+    );
+    let fin_post = post_form(
+        &gw,
+        "/console/config",
+        Some(&fin),
+        &[
+            ("csrf", &csrf(&fin_page.body)),
+            ("target", "tier-policy"),
+            ("body", &good.to_string()),
+        ],
+        "same-origin",
+    )
+    .await;
+    assert_eq!(fin_post.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partner_file_uploaded_in_the_console_is_reconciled() {
+    let gw = Gw::start().await;
+    let earn = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/earn",
+            Some(json!({"reference": "REC-1", "member": "FF000009",
+                "amount": {"value": "1000", "unit": "mile"}})),
+        )
+        .await;
+    assert_eq!(earn.status, 200, "{:?}", earn.body);
+    let month = chrono::Utc::now().format("%Y-%m").to_string();
+    let cookie = sign_in(&gw, &gw.cred("FINANCE_TOKEN")).await;
+    let c = format!("{cookie}; lang=en");
+    let page = get(&gw, "/console/finance", Some(&c)).await;
+    let token = csrf(&page.body);
+    let file = "reference,time,member_reference,amount,points\nREC-1,,FF000009,1000,1000\nREC-X,,FF000009,5,5\n";
+    let boundary = "xBOUNDARYx";
+    let mut body = String::new();
+    for (name, value, filename) in [
+        ("csrf", token.as_str(), None),
+        ("partner", "1", None),
+        ("period", month.as_str(), None),
+        ("csv", file, Some("skyways.csv")),
+    ] {
+        body.push_str(&format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\""
+        ));
+        if let Some(f) = filename {
+            body.push_str(&format!("; filename=\"{f}\"\r\nContent-Type: text/csv"));
+        }
+        body.push_str(&format!("\r\n\r\n{value}\r\n"));
+    }
+    body.push_str(&format!("--{boundary}--\r\n"));
+    let res = browser()
+        .post(format!("{}/console/finance/reconcile", gw.base))
+        .header(COOKIE, &c)
+        .header("sec-fetch-site", "same-origin")
+        .header(
+            "content-type",
+            format!("multipart/form-data; boundary={boundary}"),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(res.status(), StatusCode::OK);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("1 lines match the ledger"), "{html}");
+    assert!(
+        html.contains("REC-X"),
+        "the line missing from the ledger is named: {html}"
+    );
+}

@@ -17,7 +17,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
-use ledger::MemberId;
+use ledger::{MemberId, Timestamp};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
@@ -40,9 +40,10 @@ pub fn routes() -> Router<AppState> {
             "/console/campaigns",
             get(campaigns_page).post(create_campaign),
         )
-        .route("/console/config", get(config_page))
+        .route("/console/config", get(config_page).post(edit_config))
         .route("/console/finance", get(finance_page))
         .route("/console/finance/close", post(close_period))
+        .route("/console/finance/reconcile", post(reconcile))
         .route("/console/finance/export/{dataset}", get(finance_export))
         .route("/console/operations", get(operations_page))
 }
@@ -52,6 +53,8 @@ pub fn routes() -> Router<AppState> {
 struct Operator {
     name: String,
     role: Role,
+    /// The token, for the operator API called in-process.
+    token: String,
 }
 
 fn operator(app: &AppState, v: &Visit) -> Result<Operator, Response> {
@@ -69,6 +72,7 @@ fn operator(app: &AppState, v: &Visit) -> Result<Operator, Response> {
     Ok(Operator {
         name: name.clone(),
         role: *role,
+        token: token.clone(),
     })
 }
 
@@ -682,8 +686,18 @@ struct PartnerView {
     earn_unit: Option<String>,
 }
 
+/// An editor on the configuration page: a target, whether it needs an id, and a body to start
+/// from (the current values where the API's shape allows, else an example).
+#[derive(Serialize)]
+struct Editor {
+    target: &'static str,
+    id: Option<u32>,
+    body: String,
+}
+
 #[derive(Serialize)]
 struct ConfigPage {
+    editors: Vec<Editor>,
     partners: Vec<PartnerView>,
     programme: Option<crate::ops::registry::ProgrammeSettings>,
     rewards: Vec<(u32, String, i64, Option<u32>)>,
@@ -725,7 +739,9 @@ async fn config_page(State(app): State<AppState>, v: Visit) -> Response {
             .collect();
         let tiers = ops.ledger.tier_policy()?;
         let expiry = ops.ledger.expiry_policy()?;
+        let editors = editors(&ops, tiers.as_ref());
         Ok(ConfigPage {
+            editors,
             partners,
             programme: ops.registry.programme_settings(),
             rewards,
@@ -742,6 +758,7 @@ async fn config_page(State(app): State<AppState>, v: Visit) -> Response {
 
 #[derive(Serialize)]
 struct FinancePage {
+    partners: Vec<(u32, String)>,
     trial: Option<ledger::finance::reports::TrialBalance>,
     liability_points: i64,
     liability_value: Vec<(String, String)>,
@@ -766,6 +783,12 @@ async fn finance_page(
         let today = crate::ops::audience::today(&ops);
         let last = chrono::Datelike::with_day(&today, 1).unwrap_or(today) - chrono::Days::new(1);
         Ok(FinancePage {
+            partners: ops
+                .registry
+                .partners()
+                .into_iter()
+                .map(|p| (p.id, p.name))
+                .collect(),
             trial: Some(trial),
             liability_points: l.points,
             liability_value: l
@@ -960,4 +983,291 @@ async fn operations_page(State(app): State<AppState>, v: Visit) -> Response {
         Ok(p) => render(&v, "console/operations.html", p),
         Err(e) => refusal(&v, &e),
     }
+}
+
+fn pretty(v: serde_json::Value) -> String {
+    serde_json::to_string_pretty(&v).unwrap_or_default()
+}
+
+/// The configuration page's editors, each with the body its API route takes.
+fn editors(ops: &Ops, tiers: Option<&ledger::core::tiers::TierPolicy>) -> Vec<Editor> {
+    use serde_json::json;
+    let settings = ops.registry.programme_settings();
+    let levels: Vec<serde_json::Value> = tiers.map_or_else(
+        || vec![json!({"name": "Silver", "threshold": 1500})],
+        |t| {
+            t.levels
+                .iter()
+                .map(|l| json!({"name": l.name, "threshold": l.threshold}))
+                .collect()
+        },
+    );
+    let first = crate::ops::operator::partners(ops)
+        .ok()
+        .and_then(|p| p.into_iter().next());
+    let mut out = vec![
+        Editor {
+            target: "programme",
+            id: None,
+            body: pretty(json!({
+                "time_zone": settings.as_ref().map_or("UTC".to_string(), |s| s.time_zone.clone()),
+                "currency": settings.as_ref().and_then(|s| s.currency.clone()),
+                "language": settings.as_ref().map(|s| s.language),
+                "reason": "",
+            })),
+        },
+        Editor {
+            target: "tier-policy",
+            id: None,
+            body: pretty(json!({
+                "reference": format!("tiers-{}", Timestamp::now().0),
+                "levels": levels, "basis": "points", "window": "rolling12_months",
+                "grace_periods": 1, "reason": "",
+            })),
+        },
+        Editor {
+            target: "expiry-policy",
+            id: None,
+            body: pretty(json!({
+                "reference": format!("expiry-{}", Timestamp::now().0),
+                "rolling": {"months": 12, "round_to": "month_end"}, "reason": "",
+            })),
+        },
+        Editor {
+            target: "programme-guard",
+            id: None,
+            body: pretty(
+                json!({"ceiling": "0.03", "period": "month", "on_ceiling": "base_only", "reason": ""}),
+            ),
+        },
+    ];
+    if let Some(p) = first {
+        let c = p.contract.as_ref();
+        out.push(Editor {
+            target: "partner",
+            id: Some(p.record.id),
+            body: pretty(json!({
+                "name": p.record.name,
+                "currency": c.map(|c| c.currency.code().to_string()),
+                "issuance_price_per_point": c.map(|c| c.issuance_price_per_point.to_string()),
+                "redemption_price_per_point": c.map(|c| c.redemption_price_per_point.to_string()),
+                "points_validity_days": c.and_then(|c| c.points_validity_days),
+                "requests_per_second": p.record.requests_per_second,
+                "burst": p.record.burst,
+            })),
+        });
+        out.push(Editor {
+            target: "rates",
+            id: Some(p.record.id),
+            body: pretty(json!({"unit": "EUR", "earn_points_per_unit": "1"})),
+        });
+        out.push(Editor {
+            target: "key",
+            id: Some(p.record.id),
+            body: pretty(json!({"scopes": ["earn", "burn", "read"]})),
+        });
+    }
+    out.push(Editor {
+        target: "reward-new",
+        id: None,
+        body: pretty(json!({"reason": "", "spec": {
+            "names": [{"language": "fa", "text": ""}, {"language": "en", "text": ""}],
+            "partner_id": 1, "points": 1000, "stock": 100, "per_member_max": 2, "voucher_days": 60,
+            "on_expiry": "return"}})),
+    });
+    out
+}
+
+/// Calls the operator API in-process with the signed-in operator's token: the change is
+/// checked, versioned and logged with its author exactly as over HTTP. Returns the status and
+/// the answer's JSON.
+async fn call_api(
+    app: &AppState,
+    token: &str,
+    method: &str,
+    path: &str,
+    body: &serde_json::Value,
+) -> (StatusCode, serde_json::Value) {
+    use tower::ServiceExt;
+    let (router, _) = crate::api::operator::router(app.clone()).split_for_parts();
+    let req = axum::http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_string()));
+    let Ok(req) = req else {
+        return (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"detail": "bad request"}),
+        );
+    };
+    let res = match router.with_state(app.clone()).oneshot(req).await {
+        Ok(r) => r,
+        Err(e) => match e {},
+    };
+    let status = res.status();
+    let bytes = axum::body::to_bytes(res.into_body(), 4 << 20)
+        .await
+        .unwrap_or_default();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// What the configuration page can change, each through its operator API route.
+const EDITABLE: &[(&str, &str, &str)] = &[
+    ("programme", "PUT", "/admin/v1/programme"),
+    ("tier-policy", "PUT", "/admin/v1/tier-policy"),
+    ("expiry-policy", "PUT", "/admin/v1/expiry-policy"),
+    (
+        "programme-guard",
+        "PUT",
+        "/admin/v1/budget-guards/programme",
+    ),
+    ("partner", "PUT", "/admin/v1/partners/{id}"),
+    ("rates", "POST", "/admin/v1/partners/{id}/rates"),
+    ("key", "POST", "/admin/v1/partners/{id}/keys"),
+    ("reward-new", "POST", "/admin/v1/rewards"),
+    ("reward", "PUT", "/admin/v1/rewards/{id}"),
+];
+
+#[derive(Deserialize)]
+struct EditForm {
+    csrf: String,
+    target: String,
+    #[serde(default)]
+    id: String,
+    body: String,
+}
+
+#[derive(Serialize)]
+struct EditResult {
+    target: String,
+    ok: bool,
+    status: u16,
+    detail: String,
+    answer: String,
+    body: String,
+    id: String,
+}
+
+async fn edit_config(State(app): State<AppState>, v: Visit, Form(f): Form<EditForm>) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    let op = match writer(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let Some((_, method, path)) = EDITABLE.iter().find(|(t, _, _)| *t == f.target) else {
+        return refusal(
+            &v,
+            &OpError::new(Kind::NotFound, "nothing of that name to edit"),
+        );
+    };
+    let path = if path.contains("{id}") {
+        match f.id.trim().parse::<u32>() {
+            Ok(id) => path.replace("{id}", &id.to_string()),
+            Err(_) => {
+                return refusal(
+                    &v,
+                    &OpError::new(Kind::InvalidRequest, v.t("config-id-needed")),
+                )
+            }
+        }
+    } else {
+        path.to_string()
+    };
+    let (status, answer) = match serde_json::from_str::<serde_json::Value>(&f.body) {
+        Ok(body) => call_api(&app, &op.token, method, &path, &body).await,
+        Err(e) => (
+            StatusCode::BAD_REQUEST,
+            serde_json::json!({"detail": format!("{}: {e}", v.t("config-not-json"))}),
+        ),
+    };
+    let ok = status.is_success();
+    render_status(
+        &v,
+        if ok { StatusCode::OK } else { status },
+        "console/edited.html",
+        EditResult {
+            target: f.target,
+            ok,
+            status: status.as_u16(),
+            detail: answer["detail"].as_str().unwrap_or_default().to_string(),
+            answer: serde_json::to_string_pretty(&answer).unwrap_or_default(),
+            body: f.body,
+            id: f.id,
+        },
+    )
+}
+
+#[derive(Serialize)]
+struct Reconciled {
+    ok: bool,
+    detail: String,
+    matched: usize,
+    missing_from_ledger: Vec<serde_json::Value>,
+    missing_from_file: Vec<serde_json::Value>,
+    differences: Vec<serde_json::Value>,
+}
+
+async fn reconcile(
+    State(app): State<AppState>,
+    v: Visit,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let mut fields: HashMap<String, String> = HashMap::new();
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        match field.text().await {
+            Ok(t) => {
+                fields.insert(name, t);
+            }
+            Err(e) => {
+                return refusal(&v, &OpError::new(Kind::InvalidRequest, e.to_string()));
+            }
+        }
+    }
+    let get = |k: &str| fields.get(k).cloned().unwrap_or_default();
+    if let Err(r) = v.check_form(&get("csrf")) {
+        return r;
+    }
+    let op = match operator(&app, &v) {
+        Ok(o) => o,
+        Err(r) => return r,
+    };
+    let body = serde_json::json!({
+        "partner": get("partner").trim().parse::<u32>().unwrap_or(0),
+        "period": get("period").trim(),
+        "csv": get("csv"),
+    });
+    let (status, a) = call_api(
+        &app,
+        &op.token,
+        "POST",
+        "/admin/v1/finance/reconciliations",
+        &body,
+    )
+    .await;
+    let list = |k: &str| a[k].as_array().cloned().unwrap_or_default();
+    render_status(
+        &v,
+        if status.is_success() {
+            StatusCode::OK
+        } else {
+            status
+        },
+        "console/reconciled.html",
+        Reconciled {
+            ok: status.is_success(),
+            detail: a["detail"].as_str().unwrap_or_default().to_string(),
+            matched: list("matched").len(),
+            missing_from_ledger: list("missing_from_ledger"),
+            missing_from_file: list("missing_from_file"),
+            differences: list("differences"),
+        },
+    )
 }

@@ -19,6 +19,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/console/dashboard.html"),
     ),
     (
+        "console/edited.html",
+        include_str!("../../web/templates/console/edited.html"),
+    ),
+    (
         "console/finance.html",
         include_str!("../../web/templates/console/finance.html"),
     ),
@@ -33,6 +37,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "console/operations.html",
         include_str!("../../web/templates/console/operations.html"),
+    ),
+    (
+        "console/reconciled.html",
+        include_str!("../../web/templates/console/reconciled.html"),
     ),
     (
         "console/sign-in.html",

@@ -1,6 +1,6 @@
 //! A year (or any number of days) of the demo coalition's activity, so every dashboard chart
 //! shows something real: member profiles (age, gender, city, language, consent), a tier
-//! policy, points that last a year (to the month end), a survey, and day after day of earns at the three partners and burns at the
+//! policy, points that last a year (to the month end), a transfer policy, a survey, and day after day of earns at the three partners and burns at the
 //! telecom, posted through the same operations as partners' requests, each day dated that day
 //! (the committer's clock is moved forward a day at a time, `super::CLOCK_OFFSET`).
 //!
@@ -90,6 +90,20 @@ pub fn history(
         },
     )
     .map_err(|e| anyhow::anyhow!("demo expiry: {}", e.detail))?;
+    crate::ops::programme::set_transfer_policy(
+        app,
+        crate::ops::programme::TransferDraft {
+            reference: "demo-transfers".into(),
+            min: Some(100),
+            max_per_transfer: Some(5_000),
+            max_per_day: Some(10_000),
+            max_per_year: Some(50_000),
+            fee: 0,
+            note: crate::ops::programme::change_note("demo", "members may give points")
+                .map_err(|e| anyhow::anyhow!("{}", e.detail))?,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("demo transfers: {}", e.detail))?;
     let mut habits = Vec::new();
     for m in range.clone() {
         profile(app, &mut rng, MemberId(m))?;

@@ -440,6 +440,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_template_file_is_compiled_in() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("web/templates");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).expect("templates folder") {
+                let p = e.expect("entry").path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "html") {
+                    let rel = p.strip_prefix(&root).expect("under root");
+                    files.push(rel.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        files.sort();
+        let mut listed: Vec<String> = view::TEMPLATES.iter().map(|(n, _)| n.to_string()).collect();
+        listed.sort();
+        assert_eq!(files, listed, "web/view.rs lists every template file");
+    }
+
+    #[test]
     fn every_template_parses() {
         let env = env();
         for (name, _) in view::TEMPLATES {

@@ -37,6 +37,8 @@ pub fn routes() -> Router<AppState> {
         .route("/portal/rewards/{id}/redeem", post(redeem))
         .route("/portal/surveys/{id}", get(survey).post(answer))
         .route("/portal/profile", get(profile).post(consent))
+        .route("/portal/transfer", get(transfer_page).post(transfer))
+        .route("/portal/join", get(join))
 }
 
 /// The text in `lang` of a list of texts by language (the first when none is in `lang`).
@@ -659,4 +661,130 @@ async fn consent(
         Ok(p) => render(&v, "portal/profile.html", p),
         Err(e) => refusal(&v, &e),
     }
+}
+
+#[derive(Serialize)]
+struct TransferPage {
+    available: i64,
+    done: Option<(i64, String)>,
+    error: Option<String>,
+}
+
+async fn transfer_page(State(app): State<AppState>, v: Visit) -> Response {
+    let m = match member(&v) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let ops = app.ops.clone();
+    match blocking(move || crate::ops::operator::member_balance(&ops, m)).await {
+        Ok(b) => render(
+            &v,
+            "portal/transfer.html",
+            TransferPage {
+                available: b.available.0,
+                done: None,
+                error: None,
+            },
+        ),
+        Err(e) => refusal(&v, &e),
+    }
+}
+
+#[derive(Deserialize)]
+struct TransferForm {
+    csrf: String,
+    reference: String,
+    to: String,
+    points: String,
+}
+
+async fn transfer(State(app): State<AppState>, v: Visit, Form(f): Form<TransferForm>) -> Response {
+    if let Err(r) = v.check_form(&f.csrf) {
+        return r;
+    }
+    let m = match member(&v) {
+        Ok(m) => m,
+        Err(r) => return r,
+    };
+    let ops = app.ops.clone();
+    let to = f.to.trim().to_string();
+    let found = {
+        let (ops, to) = (ops.clone(), to.clone());
+        blocking(move || Ok(identify(&ops, &to))).await
+    };
+    let outcome = match (found, f.points.trim().parse::<i64>()) {
+        (Ok(Some(to_member)), Ok(points)) if to_member != m => {
+            let reference: String = f
+                .reference
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .take(32)
+                .collect();
+            crate::ops::programme::transfer(
+                &ops,
+                crate::ops::programme::OperatorTransfer {
+                    reference: format!("portal-{}-{reference}", m.0),
+                    from: m,
+                    to: to_member,
+                    points,
+                    consent: format!("member {} in the portal, signed in by one-time code", m.0),
+                },
+            )
+            .await
+            .map(|_| (points, to.clone()))
+        }
+        (Ok(Some(_)), Ok(_)) => Err(OpError::new(Kind::InvalidRequest, v.t("transfer-self"))),
+        (Ok(None), _) => Err(OpError::new(Kind::UnknownMember, v.t("transfer-unknown"))),
+        (_, Err(_)) => Err(OpError::new(
+            Kind::InvalidRequest,
+            v.t("adjust-points-whole"),
+        )),
+        (Err(e), _) => Err(e),
+    };
+    let available = crate::ops::operator::member_balance(&ops, m)
+        .map(|b| b.available.0)
+        .unwrap_or(0);
+    match outcome {
+        Ok(done) => render(
+            &v,
+            "portal/transfer.html",
+            TransferPage {
+                available,
+                done: Some(done),
+                error: None,
+            },
+        ),
+        Err(e) => super::render_status(
+            &v,
+            e.kind.status(),
+            "portal/transfer.html",
+            TransferPage {
+                available,
+                done: None,
+                error: Some(e.detail),
+            },
+        ),
+    }
+}
+
+#[derive(Serialize)]
+struct JoinPage {
+    code: String,
+}
+
+/// Where a referral link lands: the code to give when joining at a partner.
+async fn join(
+    v: Visit,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let code: String = q
+        .get("ref")
+        .map(|c| {
+            c.chars()
+                .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+                .take(32)
+                .collect()
+        })
+        .unwrap_or_default();
+    render(&v, "portal/join.html", JoinPage { code })
 }

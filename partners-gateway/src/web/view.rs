@@ -60,6 +60,10 @@ pub const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../web/templates/portal/home.html"),
     ),
     (
+        "portal/join.html",
+        include_str!("../../web/templates/portal/join.html"),
+    ),
+    (
         "portal/profile.html",
         include_str!("../../web/templates/portal/profile.html"),
     ),
@@ -78,5 +82,9 @@ pub const TEMPLATES: &[(&str, &str)] = &[
     (
         "portal/survey.html",
         include_str!("../../web/templates/portal/survey.html"),
+    ),
+    (
+        "portal/transfer.html",
+        include_str!("../../web/templates/portal/transfer.html"),
     ),
 ];

@@ -259,7 +259,16 @@ async function memberJourney(lang) {
   await page.click("main button[type=submit]");
   await page.waitForSelector(".ok");
   await look(page, `portal-survey-${lang}`);
+  // Points given to the other member, by its card number.
+  const other = rich[lang === "fa" ? 1 : 0];
+  await page.click('nav a[href="/portal/transfer"]');
+  await page.fill("#to", `FF${String(other.id).padStart(6, "0")}`);
+  await page.fill("#points", "100");
+  await page.click("main button[type=submit]");
+  await page.waitForSelector(".ok");
+  await look(page, `portal-transfer-${lang}`);
   await page.click('nav a[href="/portal/statement"]');
+  assert.ok((await page.textContent("main")).includes(lang === "fa" ? "انتقال" : "Transfer"), "the transfer is in the statement");
   await look(page, `portal-statement-${lang}`);
   await page.click('nav a[href="/portal/profile"]');
   await look(page, `portal-profile-${lang}`);

@@ -46,6 +46,8 @@ pub struct Audience {
     analytics: RwLock<Analytics>,
     /// Members by the key of their phone or email.
     contacts: RwLock<HashMap<[u8; 16], u64>>,
+    /// Members by the key of their name.
+    names: RwLock<HashMap<u64, Vec<u64>>>,
     cursor: Mutex<Cursor>,
     compiled: Mutex<HashMap<u32, CompiledSegment>>,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
@@ -107,6 +109,18 @@ pub fn contact_key(contact: &str) -> [u8; 16] {
     let mut k = [0u8; 16];
     k.copy_from_slice(&h[..16]);
     k
+}
+
+/// The index key of a name: its words in lower case, single-spaced, hashed.
+pub fn name_key(name: &str) -> u64 {
+    use sha2::Digest;
+    let normal = name
+        .split_whitespace()
+        .map(str::to_lowercase)
+        .collect::<Vec<_>>()
+        .join(" ");
+    let h = sha2::Sha256::digest(normal.as_bytes());
+    u64::from_be_bytes(h[..8].try_into().expect("8 bytes"))
 }
 
 /// Sets a row's profile facts, and follows the change in the analytics.
@@ -408,24 +422,67 @@ impl Audience {
         put_profile(&mut facts, &mut analytics, m, p);
     }
 
-    /// Indexes member `m`'s phone and email (as [`contact_key`]s) for sign-in and search.
+    /// Indexes member `m`'s phone, email and name (as [`contact_key`]s). An entry is only
+    /// added, never looked for to remove: a lookup checks the member's profile still has the
+    /// contact ([`Audience::by_contact`]), so a changed phone's old entry finds no one.
     fn index_contacts(&self, m: MemberId, p: Option<&Profile>) {
+        let Some(p) = p else { return };
         let mut idx = self.contacts.write().expect("contact index");
-        idx.retain(|_, v| *v != m.0);
-        if let Some(p) = p {
-            for c in [p.phone.as_deref(), p.email.as_deref()]
-                .into_iter()
-                .flatten()
-            {
-                idx.insert(contact_key(c), m.0);
+        for c in [p.phone.as_deref(), p.email.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            idx.insert(contact_key(c), m.0);
+        }
+        if let Some(n) = p.name.as_deref() {
+            let mut names = self.names.write().expect("name index");
+            let v = names.entry(name_key(n)).or_default();
+            if !v.contains(&m.0) {
+                v.push(m.0);
             }
         }
     }
 
-    /// The member whose profile has this phone or email, if any.
-    pub fn by_contact(&self, contact: &str) -> Option<MemberId> {
-        let idx = self.contacts.read().expect("contact index");
-        idx.get(&contact_key(contact)).map(|m| MemberId(*m))
+    /// The member whose profile has this phone or email, if any (checked against the profile).
+    pub fn by_contact(&self, ops: &Ops, contact: &str) -> Option<MemberId> {
+        let key = contact_key(contact);
+        let m = self
+            .contacts
+            .read()
+            .expect("contact index")
+            .get(&key)
+            .copied()?;
+        let p = ops.registry.profile(MemberId(m)).ok().flatten()?;
+        let still = [p.phone.as_deref(), p.email.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|c| contact_key(c) == key);
+        still.then_some(MemberId(m))
+    }
+
+    /// Members whose name is `name` (without regard to case or spacing), at most `limit`,
+    /// each checked against its profile.
+    pub fn by_name(&self, ops: &Ops, name: &str, limit: usize) -> Vec<MemberId> {
+        let key = name_key(name);
+        let ids = self
+            .names
+            .read()
+            .expect("name index")
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        ids.into_iter()
+            .filter(|m| {
+                ops.registry
+                    .profile(MemberId(*m))
+                    .ok()
+                    .flatten()
+                    .and_then(|p| p.name)
+                    .is_some_and(|n| name_key(&n) == key)
+            })
+            .take(limit)
+            .map(MemberId)
+            .collect()
     }
 
     /// A read of the dashboards' aggregates and the interned texts they count by.

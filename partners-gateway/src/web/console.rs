@@ -278,6 +278,8 @@ async fn dashboard_csv(
     };
     let body = if id == "partners" {
         dashboard::partners_csv(&d)
+    } else if id == "figures" {
+        kpis_csv(&d, lang)
     } else {
         match d.charts.iter().find(|c| c.id == id) {
             Some(c) => dashboard::csv(c),
@@ -306,7 +308,8 @@ struct MembersPage {
     searched: bool,
 }
 
-/// Members matching `q`: a member id, a partner's member reference, a phone or an email.
+/// Members matching `q`: a member id, a partner's member reference, a phone, an email or a
+/// full name.
 pub fn find_members(ops: &Ops, q: &str) -> Result<Vec<MemberId>, OpError> {
     let q = q.trim();
     let mut out = Vec::new();
@@ -325,7 +328,12 @@ pub fn find_members(ops: &Ops, q: &str) -> Result<Vec<MemberId>, OpError> {
             }
         }
     }
-    if let Some(m) = ops.audience.by_contact(q) {
+    if let Some(m) = ops.audience.by_contact(ops, q) {
+        if !out.contains(&m) {
+            out.push(m);
+        }
+    }
+    for m in ops.audience.by_name(ops, q, 50) {
         if !out.contains(&m) {
             out.push(m);
         }
@@ -759,6 +767,12 @@ async fn config_page(State(app): State<AppState>, v: Visit) -> Response {
 #[derive(Serialize)]
 struct FinancePage {
     partners: Vec<(u32, String)>,
+    /// The breakage rate in force (per cent of points expected never to be redeemed).
+    breakage_percent: String,
+    /// The revenue schedule's latest rows, per currency.
+    revenue: Vec<(String, Vec<ledger::finance::revenue::ScheduleRow>)>,
+    /// Last month's settlement per partner.
+    settlements: Vec<ledger::finance::reports::Settlement>,
     trial: Option<ledger::finance::reports::TrialBalance>,
     liability_points: i64,
     liability_value: Vec<(String, String)>,
@@ -782,7 +796,29 @@ async fn finance_page(
         let periods = crate::ops::finance::periods(&ops)?;
         let today = crate::ops::audience::today(&ops);
         let last = chrono::Datelike::with_day(&today, 1).unwrap_or(today) - chrono::Days::new(1);
+        let suggested = last.format("%Y-%m").to_string();
+        let breakage = crate::ops::finance::breakage(&ops, None, 24)?;
+        let revenue = crate::ops::finance::revenue(&ops, None, 24)?
+            .into_iter()
+            .map(|r| {
+                let n = r.rows.len();
+                (
+                    r.currency,
+                    r.rows.into_iter().skip(n.saturating_sub(6)).collect(),
+                )
+            })
+            .collect();
+        let settlements = crate::ops::finance::settlements(
+            &ops,
+            crate::ops::finance::parse_month(&suggested)?,
+            None,
+        )?;
         Ok(FinancePage {
+            breakage_percent: (breakage.rate * rust_decimal::Decimal::from(100))
+                .round_dp(1)
+                .to_string(),
+            revenue,
+            settlements,
             partners: ops
                 .registry
                 .partners()
@@ -798,7 +834,7 @@ async fn finance_page(
                 .map(|(c, v)| (c.clone(), v.round_dp(2).to_string()))
                 .collect(),
             periods,
-            suggested: last.format("%Y-%m").to_string(),
+            suggested,
             closed: None,
         })
     })
@@ -876,7 +912,11 @@ async fn finance_export(
 #[derive(Serialize)]
 struct OperationsPage {
     metrics: Vec<(String, String)>,
-    webhooks: Vec<crate::ops::registry::WebhookRecord>,
+    /// Each subscription with its latest deliveries.
+    webhooks: Vec<(
+        crate::ops::registry::WebhookRecord,
+        Vec<crate::ops::registry::DeliveryRecord>,
+    )>,
     queued: u64,
     by_status: Vec<(String, u64)>,
     sessions: usize,
@@ -940,6 +980,16 @@ fn changes(ops: &Ops, n: usize) -> Result<Vec<Change>, OpError> {
     Ok(out)
 }
 
+/// The headline figures as CSV.
+fn kpis_csv(d: &Dashboard, lang: super::i18n::Lang) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record(["figure", "value"])?;
+    for k in &d.kpis {
+        w.write_record([super::i18n::text(lang, k.key, &[]), k.value.clone()])?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}
+
 /// The figures the operations page shows, read from the Prometheus text.
 fn metric_lines(text: &str) -> Vec<(String, String)> {
     let wanted = [
@@ -971,7 +1021,15 @@ async fn operations_page(State(app): State<AppState>, v: Visit) -> Response {
         let notifications = crate::ops::notify::status(&ops, 100)?;
         Ok(OperationsPage {
             metrics: metric_lines(&text),
-            webhooks: crate::ops::webhooks::list(&ops, None)?,
+            webhooks: crate::ops::webhooks::list(&ops, None)?
+                .into_iter()
+                .map(|w| {
+                    let log = crate::ops::webhooks::deliveries(&ops, None, w.id, 5)
+                        .map(|(_, l)| l)
+                        .unwrap_or_default();
+                    (w, log)
+                })
+                .collect(),
             queued: notifications.queued,
             by_status: notifications.by_status.into_iter().collect(),
             sessions,

@@ -83,7 +83,7 @@ pub fn identify(ops: &Ops, identifier: &str) -> Option<MemberId> {
             return Some(m);
         }
     }
-    ops.audience.by_contact(id)
+    ops.audience.by_contact(ops, id)
 }
 
 #[derive(Deserialize)]

@@ -178,6 +178,9 @@ pub mod gateway {
     pub const NOTIFY_CURSOR: u8 = b'z';
     /// The last local day the daily schedule finished: `G T`.
     pub const SCHEDULED_DAY: u8 = b'T';
+    /// The console's and the portal's sessions (`G h s ++ SHA-256 of the session id`) and the
+    /// portal's sign-in codes (`G h c ++ member (u64)`).
+    pub const WEB: u8 = b'h';
     /// Engagement (rewards, vouchers, codes, referrals, draws, surveys, claims): `G e ++
     /// family (u8) ++ body`; the families and their bodies are listed in `docs/keyspace.md`
     /// and declared in [`engagement`].

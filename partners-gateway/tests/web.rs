@@ -658,3 +658,32 @@ async fn a_partner_file_uploaded_in_the_console_is_reconciled() {
         "the line missing from the ledger is named: {html}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_outlives_a_restart_and_sign_out_ends_it_for_good() {
+    let gw = Gw::start().await;
+    let cookie = sign_in(&gw, &gw.cred("OPERATOR_TOKEN")).await;
+    assert_eq!(
+        get(&gw, "/console/dashboard", Some(&cookie)).await.status,
+        StatusCode::OK
+    );
+    let data = gw.data_dir();
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&data);
+    let gw = Gw::start_in(dir, config).await;
+    let page = get(&gw, "/console/members", Some(&cookie)).await;
+    assert_eq!(page.status, StatusCode::OK, "the session is in the store");
+    let out = post_form(
+        &gw,
+        "/console/sign-out",
+        Some(&cookie),
+        &[("csrf", &csrf(&page.body))],
+        "same-origin",
+    )
+    .await;
+    assert_eq!(out.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        get(&gw, "/console/members", Some(&cookie)).await.status,
+        StatusCode::SEE_OTHER
+    );
+}

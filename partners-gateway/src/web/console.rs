@@ -53,26 +53,26 @@ pub fn routes() -> Router<AppState> {
 struct Operator {
     name: String,
     role: Role,
-    /// The token, for the operator API called in-process.
-    token: String,
+    /// Its credential, for the operator API called in-process.
+    record: crate::ops::registry::OperatorRecord,
 }
 
 fn operator(app: &AppState, v: &Visit) -> Result<Operator, Response> {
     let to_sign_in = || Redirect::to("/console/sign-in").into_response();
-    let Some((id, s)) = &v.session else {
+    let Some((_, s)) = &v.session else {
         return Err(to_sign_in());
     };
-    let Who::Operator { token, name, role } = &s.who else {
+    let Who::Operator { token_hash, .. } = &s.who else {
         return Err(to_sign_in());
     };
-    if app.ops.registry.operator(token).is_none() {
-        v.web.sessions.end(id);
+    // Revoked or expired: the session is over (its record is swept with the expired ones).
+    let Some(record) = app.ops.registry.operator_by_hash(token_hash) else {
         return Err(to_sign_in());
-    }
+    };
     Ok(Operator {
-        name: name.clone(),
-        role: *role,
-        token: token.clone(),
+        name: record.name.clone(),
+        role: record.role,
+        record,
     })
 }
 
@@ -111,13 +111,18 @@ async fn sign_in(State(app): State<AppState>, v: Visit, Form(f): Form<SignInForm
     let token = f.token.trim().to_string();
     match app.ops.registry.operator(&token) {
         Some(op) => {
-            let id = v.web.sessions.start(Who::Operator {
-                token,
+            let who = Who::Operator {
+                token_hash: super::session::hash(&token),
                 name: op.name.clone(),
                 role: op.role,
-            });
-            tracing::info!(operator = %op.name, "console sign-in");
-            redirect_with_cookie("/console/dashboard", &super::session_cookie("console", &id))
+            };
+            match v.start_session(who, "console").await {
+                Ok(cookie) => {
+                    tracing::info!(operator = %op.name, "console sign-in");
+                    redirect_with_cookie("/console/dashboard", &cookie)
+                }
+                Err(e) => refusal(&v, &e),
+            }
         }
         None => {
             app.failed_authentication(v.peer);
@@ -142,9 +147,7 @@ async fn sign_out(v: Visit, Form(f): Form<CsrfForm>) -> Response {
     if let Err(r) = v.check_form(&f.csrf) {
         return r;
     }
-    if let Some((id, _)) = &v.session {
-        v.web.sessions.end(id);
-    }
+    v.end_session().await;
     redirect_with_cookie("/console/sign-in", &super::clear_cookie("console"))
 }
 
@@ -1016,8 +1019,9 @@ async fn operations_page(State(app): State<AppState>, v: Visit) -> Response {
     }
     let ops = app.ops.clone();
     let text = app.metrics.render();
-    let sessions = v.web.sessions.live();
+    let web = v.web.clone();
     let page = blocking(move || {
+        let sessions = web.sessions.live(&ops.registry);
         let notifications = crate::ops::notify::status(&ops, 100)?;
         Ok(OperationsPage {
             metrics: metric_lines(&text),
@@ -1136,12 +1140,12 @@ fn editors(ops: &Ops, tiers: Option<&ledger::core::tiers::TierPolicy>) -> Vec<Ed
     out
 }
 
-/// Calls the operator API in-process with the signed-in operator's token: the change is
+/// Calls the operator API in-process as the signed-in operator: the change is
 /// checked, versioned and logged with its author exactly as over HTTP. Returns the status and
 /// the answer's JSON.
 async fn call_api(
     app: &AppState,
-    token: &str,
+    op: &crate::ops::registry::OperatorRecord,
     method: &str,
     path: &str,
     body: &serde_json::Value,
@@ -1151,8 +1155,8 @@ async fn call_api(
     let req = axum::http::Request::builder()
         .method(method)
         .uri(path)
-        .header(header::AUTHORIZATION, format!("Bearer {token}"))
         .header(header::CONTENT_TYPE, "application/json")
+        .extension(crate::api::operator::Delegated(op.clone()))
         .body(axum::body::Body::from(body.to_string()));
     let Ok(req) = req else {
         return (
@@ -1239,7 +1243,7 @@ async fn edit_config(State(app): State<AppState>, v: Visit, Form(f): Form<EditFo
         path.to_string()
     };
     let (status, answer) = match serde_json::from_str::<serde_json::Value>(&f.body) {
-        Ok(body) => call_api(&app, &op.token, method, &path, &body).await,
+        Ok(body) => call_api(&app, &op.record, method, &path, &body).await,
         Err(e) => (
             StatusCode::BAD_REQUEST,
             serde_json::json!({"detail": format!("{}: {e}", v.t("config-not-json"))}),
@@ -1304,7 +1308,7 @@ async fn reconcile(
     });
     let (status, a) = call_api(
         &app,
-        &op.token,
+        &op.record,
         "POST",
         "/admin/v1/finance/reconciliations",
         &body,

@@ -144,6 +144,8 @@ pub struct Visit {
     pub same_site: bool,
     /// The web state.
     pub web: Arc<Web>,
+    /// The server state.
+    pub app: AppState,
 }
 
 impl FromRequestParts<AppState> for Visit {
@@ -177,9 +179,26 @@ impl FromRequestParts<AppState> for Visit {
         } else {
             "portal"
         };
-        let session = jar
-            .get(&format!("__Host-{name}"))
-            .and_then(|id| web.sessions.get(id).map(|s| (id.clone(), s)));
+        let session = match jar.get(&format!("__Host-{name}")).cloned() {
+            Some(id) => {
+                let (app, web) = (app.clone(), web.clone());
+                let found = tokio::task::spawn_blocking(move || {
+                    web.sessions
+                        .get(&app.ops.registry, &id)
+                        .map(|s| s.map(|s| (id, s)))
+                })
+                .await;
+                match found {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::warn!(error = %e, "a session could not be read");
+                        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+                    }
+                    Err(_) => return Err(StatusCode::INTERNAL_SERVER_ERROR.into_response()),
+                }
+            }
+            None => None,
+        };
         let same_site = parts
             .headers
             .get("sec-fetch-site")
@@ -197,6 +216,7 @@ impl FromRequestParts<AppState> for Visit {
             peer,
             same_site,
             web,
+            app: app.clone(),
         })
     }
 }
@@ -223,6 +243,27 @@ impl Visit {
             )
                 .into_response())
         }
+    }
+
+    /// Ends the visit's session, if any (sign-out, or a credential no longer live).
+    pub async fn end_session(&self) {
+        if let Some((id, _)) = &self.session {
+            let (app, web, id) = (self.app.clone(), self.web.clone(), id.clone());
+            let _ =
+                tokio::task::spawn_blocking(move || web.sessions.end(&app.ops.registry, &id)).await;
+        }
+    }
+
+    /// Starts a session for `who`; the cookie that carries it.
+    pub async fn start_session(&self, who: session::Who, cookie: &str) -> Result<String, OpError> {
+        let (app, web) = (self.app.clone(), self.web.clone());
+        let id = crate::api::blocking(move || {
+            web.sessions
+                .start(&app.ops.registry, who)
+                .map_err(crate::ops::partner::registry_error)
+        })
+        .await?;
+        Ok(session_cookie(cookie, &id))
     }
 
     /// A message in the visit's language.

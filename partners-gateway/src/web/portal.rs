@@ -108,13 +108,21 @@ async fn request_code(
         let ident = identifier.clone();
         // Sent in the background: the answer takes as long whether or not a code goes out.
         tokio::spawn(async move {
-            let Some(m) = identify(&ops, &ident) else {
-                return;
-            };
-            let Some(code) = web.sessions.new_code(m) else {
-                return;
-            };
-            send_code(&ops, &web, m, &code, lang).await;
+            let (o, w) = (ops.clone(), web.clone());
+            let code = tokio::task::spawn_blocking(move || {
+                let m = identify(&o, &ident)?;
+                match w.sessions.new_code(&o.registry, m) {
+                    Ok(c) => c.map(|c| (m, c)),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "a sign-in code could not be made");
+                        None
+                    }
+                }
+            })
+            .await;
+            if let Ok(Some((m, code))) = code {
+                send_code(&ops, &web, m, &code, lang).await;
+            }
         });
     }
     render(
@@ -199,12 +207,31 @@ async fn verify(State(app): State<AppState>, v: Visit, Form(f): Form<VerifyForm>
     if let Err(e) = app.check_address(v.peer) {
         return refusal(&v, &e);
     }
-    let m = identify(&app.ops, &f.identifier);
-    match m {
-        Some(m) if v.web.sessions.check_code(m, &f.code) => {
-            let id = v.web.sessions.start(Who::Member(m));
-            redirect_with_cookie("/portal", &super::session_cookie("portal", &id))
-        }
+    let checked = {
+        let (ops, web, ident, code) = (
+            app.ops.clone(),
+            v.web.clone(),
+            f.identifier.clone(),
+            f.code.clone(),
+        );
+        blocking(move || {
+            let Some(m) = identify(&ops, &ident) else {
+                return Ok(None);
+            };
+            let ok = web
+                .sessions
+                .check_code(&ops.registry, m, &code)
+                .map_err(crate::ops::partner::registry_error)?;
+            Ok(ok.then_some(m))
+        })
+        .await
+    };
+    match checked {
+        Err(e) => refusal(&v, &e),
+        Ok(Some(m)) => match v.start_session(Who::Member(m), "portal").await {
+            Ok(cookie) => redirect_with_cookie("/portal", &cookie),
+            Err(e) => refusal(&v, &e),
+        },
         _ => {
             app.failed_authentication(v.peer);
             super::render_status(
@@ -229,9 +256,7 @@ async fn sign_out(v: Visit, Form(f): Form<CsrfForm>) -> Response {
     if let Err(r) = v.check_form(&f.csrf) {
         return r;
     }
-    if let Some((id, _)) = &v.session {
-        v.web.sessions.end(id);
-    }
+    v.end_session().await;
     redirect_with_cookie("/portal/sign-in", &super::clear_cookie("portal"))
 }
 

@@ -1,12 +1,20 @@
 //! Sessions of the console and the portal, and the portal's one-time sign-in codes.
 //!
 //! A session id is 256 random bits in a `__Host-` cookie (`Secure`, `HttpOnly`,
-//! `SameSite=Strict`, path `/`); the server keeps only its SHA-256. Each session has its own
-//! CSRF token, which every form carries and every POST must return. Sessions end after 30
-//! minutes without a request, 12 hours after sign-in, or at sign-out. An operator's session is
-//! checked against the operator's token at every request, so a revoked token ends it.
+//! `SameSite=Strict`, path `/`); the store keeps only its SHA-256 (`G h`, through
+//! `ops/registry/web.rs`), so every gateway on the store knows the session and a restart signs
+//! no one out. Each session has its own CSRF token, which every form carries and every POST
+//! must return. Sessions end after 30 minutes without a request, 12 hours after sign-in, or at
+//! sign-out. An operator's session is checked against the operator's credential at every
+//! request, so a revoked or expired token ends it.
+//!
+//! Codes: six digits, kept as their SHA-256 with an expiry and a count of wrong guesses, read
+//! and changed in one store transaction, so two gateways cannot both accept a code or both
+//! send a member's fourth code in the window. Every call here does store I/O: callers run it
+//! off the async threads.
 
-use ledger::MemberId;
+use crate::ops::registry::{Registry, RegistryError, Role, SessionRecord, SessionWho};
+use ledger::{MemberId, Timestamp};
 use rand::RngCore;
 use sha2::Digest;
 use std::collections::HashMap;
@@ -17,8 +25,10 @@ use std::time::{Duration, Instant};
 pub const IDLE: Duration = Duration::from_secs(30 * 60);
 /// Longest session.
 pub const LONGEST: Duration = Duration::from_secs(12 * 3600);
-/// Sessions kept at most (the oldest go first when full).
-pub const SESSIONS_MAX: usize = 100_000;
+/// A session's last use is written at most this often.
+const SEEN_EVERY_MS: i64 = 60_000;
+/// Expired sessions are swept at most this often, by the gateway signing someone in.
+const SWEEP_EVERY: Duration = Duration::from_secs(600);
 
 /// A sign-in code's life.
 pub const CODE_LIFE: Duration = Duration::from_secs(10 * 60);
@@ -28,18 +38,22 @@ pub const CODE_TRIES: u32 = 5;
 pub const CODES_PER_WINDOW: usize = 3;
 /// See [`CODES_PER_WINDOW`].
 pub const CODE_WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Code requests one address may make in [`CODE_WINDOW`] (on each gateway).
+pub const ASKS_PER_ADDRESS: usize = 10;
+/// Addresses whose asks are remembered at most.
+const ADDRESSES_MAX: usize = 100_000;
 
 /// Who a session is.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Who {
-    /// An operator or finance user, by the token it signed in with (kept server-side only).
+    /// An operator or finance user, by its token's SHA-256 (the token itself is never kept).
     Operator {
-        /// The token, checked again at every request.
-        token: String,
+        /// SHA-256 of the token.
+        token_hash: [u8; 32],
         /// Its name.
         name: String,
         /// Whether it may change things (`operator`) or only read (`finance`).
-        role: crate::ops::registry::Role,
+        role: Role,
     },
     /// A member of the programme.
     Member(MemberId),
@@ -52,31 +66,26 @@ pub struct Session {
     pub who: Who,
     /// The CSRF token its forms carry.
     pub csrf: String,
-    started: Instant,
-    seen: Instant,
 }
 
-/// A sign-in code sent to a member.
-#[derive(Debug, Clone)]
-struct Pending {
-    code_hash: [u8; 32],
-    expires: Instant,
-    tries: u32,
-}
-
-/// The gateway's sessions and pending codes.
-#[derive(Default)]
+/// What a gateway keeps beside the stored sessions: its own per-address limit on code
+/// requests, and when it last swept.
 pub struct Sessions {
-    map: Mutex<HashMap<[u8; 32], Session>>,
-    codes: Mutex<HashMap<MemberId, Pending>>,
-    sent: Mutex<HashMap<MemberId, Vec<Instant>>>,
     asked: Mutex<HashMap<std::net::IpAddr, Vec<Instant>>>,
+    swept: Mutex<Instant>,
 }
 
-/// Code requests one address may make in [`CODE_WINDOW`].
-pub const ASKS_PER_ADDRESS: usize = 10;
+impl Default for Sessions {
+    fn default() -> Self {
+        Sessions {
+            asked: Mutex::default(),
+            swept: Mutex::new(Instant::now()),
+        }
+    }
+}
 
-fn hash(s: &str) -> [u8; 32] {
+/// SHA-256 of `s`: how a session id, a code and an operator token are kept.
+pub fn hash(s: &str) -> [u8; 32] {
     sha2::Sha256::digest(s.as_bytes()).into()
 }
 
@@ -87,54 +96,98 @@ pub fn token() -> String {
     hex::encode(b)
 }
 
+fn now_ms() -> i64 {
+    Timestamp::now().0
+}
+
+fn to_stored(who: &Who) -> SessionWho {
+    match who {
+        Who::Operator {
+            token_hash,
+            name,
+            role,
+        } => SessionWho::Operator {
+            token_hash: hex::encode(token_hash),
+            name: name.clone(),
+            role: *role,
+        },
+        Who::Member(m) => SessionWho::Member { member: m.0 },
+    }
+}
+
+fn from_stored(w: &SessionWho) -> Option<Who> {
+    Some(match w {
+        SessionWho::Operator {
+            token_hash,
+            name,
+            role,
+        } => Who::Operator {
+            token_hash: hex::decode(token_hash).ok()?.try_into().ok()?,
+            name: name.clone(),
+            role: *role,
+        },
+        SessionWho::Member { member } => Who::Member(MemberId(*member)),
+    })
+}
+
+fn expired(r: &SessionRecord, now: i64) -> bool {
+    now - r.seen_ms >= IDLE.as_millis() as i64 || now - r.started_ms >= LONGEST.as_millis() as i64
+}
+
 impl Sessions {
     /// Starts a session for `who`; returns its id (for the cookie).
-    pub fn start(&self, who: Who) -> String {
+    pub fn start(&self, reg: &Registry, who: Who) -> Result<String, RegistryError> {
         let id = token();
-        let now = Instant::now();
-        let mut map = self.map.lock().expect("sessions");
-        if map.len() >= SESSIONS_MAX {
-            map.retain(|_, s| now.duration_since(s.seen) < IDLE);
-            if map.len() >= SESSIONS_MAX {
-                if let Some(oldest) = map.iter().min_by_key(|(_, s)| s.seen).map(|(k, _)| *k) {
-                    map.remove(&oldest);
-                }
-            }
-        }
-        map.insert(
-            hash(&id),
-            Session {
-                who,
+        let now = now_ms();
+        reg.put_web_session(
+            &hash(&id),
+            &SessionRecord {
+                who: to_stored(&who),
                 csrf: token(),
-                started: now,
-                seen: now,
+                started_ms: now,
+                seen_ms: now,
             },
-        );
-        id
+        )?;
+        let due = {
+            let mut swept = self.swept.lock().expect("sweep time");
+            let due = swept.elapsed() >= SWEEP_EVERY;
+            if due {
+                *swept = Instant::now();
+            }
+            due
+        };
+        if due {
+            reg.sweep_web_sessions(10_000, &|r| expired(r, now))?;
+        }
+        Ok(id)
     }
 
-    /// The live session with this id, marked as seen.
-    pub fn get(&self, id: &str) -> Option<Session> {
-        let now = Instant::now();
-        let mut map = self.map.lock().expect("sessions");
+    /// The live session with this id (its last use written when a minute old).
+    pub fn get(&self, reg: &Registry, id: &str) -> Result<Option<Session>, RegistryError> {
         let k = hash(id);
-        let s = map.get_mut(&k)?;
-        if now.duration_since(s.seen) >= IDLE || now.duration_since(s.started) >= LONGEST {
-            map.remove(&k);
-            return None;
+        let Some(mut r) = reg.web_session(&k)? else {
+            return Ok(None);
+        };
+        let now = now_ms();
+        if expired(&r, now) {
+            reg.end_web_session(&k)?;
+            return Ok(None);
         }
-        s.seen = now;
-        Some(s.clone())
+        if now - r.seen_ms >= SEEN_EVERY_MS {
+            r.seen_ms = now;
+            reg.put_web_session(&k, &r)?;
+        }
+        Ok(from_stored(&r.who).map(|who| Session { who, csrf: r.csrf }))
     }
 
     /// Ends the session with this id.
-    pub fn end(&self, id: &str) {
-        self.map.lock().expect("sessions").remove(&hash(id));
+    pub fn end(&self, reg: &Registry, id: &str) -> Result<(), RegistryError> {
+        reg.end_web_session(&hash(id))
     }
 
-    /// Sessions live now.
-    pub fn live(&self) -> usize {
-        self.map.lock().expect("sessions").len()
+    /// Sessions stored (at most 100,000 counted).
+    pub fn live(&self, reg: &Registry) -> usize {
+        reg.web_sessions(100_000).unwrap_or(0)
     }
 
     /// Whether `peer` may ask for another code ([`ASKS_PER_ADDRESS`] in the window); counts
@@ -143,7 +196,7 @@ impl Sessions {
         let Some(ip) = peer else { return true };
         let now = Instant::now();
         let mut asked = self.asked.lock().expect("code asks");
-        if asked.len() > SESSIONS_MAX {
+        if asked.len() > ADDRESSES_MAX {
             asked.retain(|_, v| v.iter().any(|t| now.duration_since(*t) < CODE_WINDOW));
         }
         let v = asked.entry(ip).or_default();
@@ -157,96 +210,127 @@ impl Sessions {
 
     /// A new six-digit code for `m`, unless `m` was sent [`CODES_PER_WINDOW`] codes in the
     /// window already. A new code replaces the one before.
-    pub fn new_code(&self, m: MemberId) -> Option<String> {
-        let now = Instant::now();
-        {
-            let mut sent = self.sent.lock().expect("codes sent");
-            sent.retain(|_, v| {
-                v.retain(|t| now.duration_since(*t) < CODE_WINDOW);
-                !v.is_empty()
-            });
-            let v = sent.entry(m).or_default();
-            if v.len() >= CODES_PER_WINDOW {
-                return None;
-            }
-            v.push(now);
-        }
+    pub fn new_code(&self, reg: &Registry, m: MemberId) -> Result<Option<String>, RegistryError> {
+        let now = now_ms();
+        let window = CODE_WINDOW.as_millis() as i64;
         let code = format!("{:06}", rand::rng().next_u32() % 1_000_000);
-        self.codes.lock().expect("codes").insert(
-            m,
-            Pending {
-                code_hash: hash(&code),
-                expires: now + CODE_LIFE,
-                tries: 0,
-            },
-        );
-        Some(code)
+        reg.web_code(m.0, &mut |old| {
+            let mut r = old.clone().unwrap_or_default();
+            r.sent_ms.retain(|t| now - t < window);
+            if r.sent_ms.len() >= CODES_PER_WINDOW {
+                return (old, None);
+            }
+            r.sent_ms.push(now);
+            r.code_hash = hex::encode(hash(&code));
+            r.expires_ms = now + CODE_LIFE.as_millis() as i64;
+            r.tries = 0;
+            (Some(r), Some(code.clone()))
+        })
     }
 
     /// Whether `code` is `m`'s live code; a right code is spent, and [`CODE_TRIES`] wrong ones
     /// spend it too.
-    pub fn check_code(&self, m: MemberId, code: &str) -> bool {
-        let now = Instant::now();
-        let mut codes = self.codes.lock().expect("codes");
-        let Some(p) = codes.get_mut(&m) else {
-            return false;
-        };
-        if now >= p.expires {
-            codes.remove(&m);
-            return false;
-        }
-        let given = hash(code.trim());
-        // Compared in constant time.
-        let same = given
-            .iter()
-            .zip(p.code_hash.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-        if same {
-            codes.remove(&m);
-            return true;
-        }
-        p.tries += 1;
-        if p.tries >= CODE_TRIES {
-            codes.remove(&m);
-        }
-        false
+    pub fn check_code(
+        &self,
+        reg: &Registry,
+        m: MemberId,
+        code: &str,
+    ) -> Result<bool, RegistryError> {
+        let now = now_ms();
+        let given = hex::encode(hash(code.trim()));
+        reg.web_code(m.0, &mut |old| {
+            let Some(mut r) = old.clone() else {
+                return (None, false);
+            };
+            if r.code_hash.is_empty() || now >= r.expires_ms {
+                return (old, false);
+            }
+            // Compared in constant time.
+            let same = given.len() == r.code_hash.len()
+                && given
+                    .bytes()
+                    .zip(r.code_hash.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0;
+            if same {
+                r.code_hash.clear();
+                return (Some(r), true);
+            }
+            r.tries += 1;
+            if r.tries >= CODE_TRIES {
+                r.code_hash.clear();
+            }
+            (Some(r), false)
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ops::registry::KeyVault;
+    use ledger::store::{EmbeddedStore, Engine};
 
-    #[test]
-    fn a_code_is_spent_by_its_use_or_by_five_wrong_guesses() {
-        let s = Sessions::default();
-        let m = MemberId(7);
-        let code = s.new_code(m).expect("a code");
-        assert_eq!(code.len(), 6);
-        assert!(!s.check_code(MemberId(8), &code));
-        assert!(s.check_code(m, &code));
-        assert!(!s.check_code(m, &code), "used once");
-        let code = s.new_code(m).expect("a second code");
-        let wrong = if code == "000000" { "000001" } else { "000000" };
-        for _ in 0..CODE_TRIES {
-            assert!(!s.check_code(m, wrong));
-        }
-        assert!(!s.check_code(m, &code), "spent by wrong guesses");
-        // Three codes in the window, then none.
-        assert!(s.new_code(m).is_some());
-        assert!(s.new_code(m).is_none());
+    /// Two gateways' registries on one store.
+    fn two(dir: &std::path::Path) -> (Registry, Registry) {
+        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
+        let master = [7u8; 32];
+        (
+            Registry::open(store.clone(), master, KeyVault::Store).expect("registry a"),
+            Registry::open(store, master, KeyVault::Store).expect("registry b"),
+        )
     }
 
     #[test]
-    fn sessions_are_found_by_id_and_end() {
+    fn a_code_is_spent_by_its_use_or_by_five_wrong_guesses_on_any_gateway() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (a, b) = two(dir.path());
         let s = Sessions::default();
-        let id = s.start(Who::Member(MemberId(3)));
-        let got = s.get(&id).expect("live");
-        assert!(matches!(got.who, Who::Member(MemberId(3))));
+        let m = MemberId(7);
+        let code = s.new_code(&a, m).expect("store").expect("a code");
+        assert_eq!(code.len(), 6);
+        assert!(!s.check_code(&b, MemberId(8), &code).expect("store"));
+        // Sent by one gateway, accepted by the other, once.
+        assert!(s.check_code(&b, m, &code).expect("store"));
+        assert!(!s.check_code(&a, m, &code).expect("store"), "used once");
+        let code = s.new_code(&b, m).expect("store").expect("a second code");
+        let wrong = if code == "000000" { "000001" } else { "000000" };
+        for _ in 0..CODE_TRIES {
+            assert!(!s.check_code(&a, m, wrong).expect("store"));
+        }
+        assert!(
+            !s.check_code(&a, m, &code).expect("store"),
+            "spent by wrong guesses"
+        );
+        // Three codes in the window, across gateways, then none.
+        assert!(s.new_code(&a, m).expect("store").is_some());
+        assert!(s.new_code(&b, m).expect("store").is_none());
+    }
+
+    #[test]
+    fn sessions_are_known_to_every_gateway_and_end_everywhere() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (a, b) = two(dir.path());
+        let s = Sessions::default();
+        let id = s.start(&a, Who::Member(MemberId(3))).expect("start");
+        let got = s
+            .get(&b, &id)
+            .expect("store")
+            .expect("live on the other gateway");
+        assert_eq!(got.who, Who::Member(MemberId(3)));
         assert_eq!(got.csrf.len(), 64);
-        assert!(s.get("not-a-session").is_none());
-        s.end(&id);
-        assert!(s.get(&id).is_none());
+        assert!(s.get(&a, "not-a-session").expect("store").is_none());
+        assert_eq!(s.live(&a), 1);
+        s.end(&b, &id).expect("end");
+        assert!(s.get(&a, &id).expect("store").is_none());
+        // An idle session is over.
+        let old = SessionRecord {
+            who: SessionWho::Member { member: 4 },
+            csrf: token(),
+            started_ms: now_ms() - 3_600_000,
+            seen_ms: now_ms() - IDLE.as_millis() as i64 - 1,
+        };
+        a.put_web_session(&hash("idle"), &old).expect("put");
+        assert!(s.get(&b, "idle").expect("store").is_none());
     }
 }

@@ -46,6 +46,7 @@ mod programme;
 mod rates;
 mod segments;
 mod vault;
+mod web;
 mod webhooks;
 
 pub use engagement::EngTxn;
@@ -65,6 +66,7 @@ pub use profiles::{ErasureRecord, ProfileAudit};
 pub use programme::{Compiled as CompiledProgramme, Language, OnClose, ProgrammeSettings};
 pub use segments::SegmentRecord;
 pub use vault::KeyVault;
+pub use web::{CodeRecord, SessionRecord, SessionWho};
 pub use webhooks::{DeliveryRecord, WebhookCursor, WebhookRecord, LOG_KEPT};
 
 /// Attempts of a registry transaction before it fails as contended.

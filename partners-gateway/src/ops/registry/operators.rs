@@ -90,6 +90,16 @@ impl Registry {
             .cloned()
     }
 
+    /// The live operator whose token has SHA-256 `hash`.
+    pub fn operator_by_hash(&self, hash: &[u8; 32]) -> Option<OperatorRecord> {
+        let now = Timestamp::now().0;
+        self.read()
+            .operators
+            .get(hash)
+            .filter(|r| r.is_live(now))
+            .cloned()
+    }
+
     /// Every operator credential, by public id, live or not.
     pub fn operators(&self) -> Vec<(String, OperatorRecord)> {
         let mut all: Vec<_> = self

@@ -499,6 +499,12 @@ pub fn set_tier(
     reason: &str,
 ) -> Result<ledger::Receipt, OpError> {
     check_change_reference(reference)?;
+    if !(0..=TIME_MS_MAX).contains(&until.0) {
+        return Err(OpError::new(
+            Kind::InvalidRequest,
+            format!("until_ms must be 0 to {TIME_MS_MAX} (the end of year 9999)"),
+        ));
+    }
     Ok(ops.ledger.execute_blocking(ledger::Command::SetTier {
         key: ledger::IdemKey::operator(format!("tier/{reference}")),
         member: m,
@@ -507,6 +513,9 @@ pub fn set_tier(
         reason: reason.to_string(),
     })?)
 }
+
+/// The latest instant an operator may name, in ms since the Unix epoch: 9999-12-31T23:59:59Z.
+pub const TIME_MS_MAX: i64 = 253_402_300_799_000;
 
 /// A member's tier and its progress to the next level.
 pub struct TierStanding {

@@ -128,11 +128,15 @@ pub fn digits(lang: Lang, s: &str) -> String {
     }
 }
 
-/// A whole number with thousands grouped, in `lang`'s digits.
+/// A whole number with thousands grouped, in `lang`'s digits. A negative number in Persian
+/// starts with a left-to-right mark, so its minus stays on the left in right-to-left text.
 pub fn number(lang: Lang, n: i64) -> String {
     let raw = n.unsigned_abs().to_string();
-    let mut out = String::with_capacity(raw.len() + raw.len() / 3 + 1);
+    let mut out = String::with_capacity(raw.len() + raw.len() / 3 + 4);
     if n < 0 {
+        if lang == Lang::Fa {
+            out.push('\u{200E}');
+        }
         out.push('-');
     }
     for (i, c) in raw.chars().enumerate() {
@@ -240,6 +244,7 @@ mod tests {
         assert_eq!(number(Lang::En, 1_234_567), "1,234,567");
         assert_eq!(number(Lang::En, -1_000), "-1,000");
         assert_eq!(number(Lang::Fa, 1_234_567), "۱٬۲۳۴٬۵۶۷");
+        assert_eq!(number(Lang::Fa, -500), "\u{200E}-۵۰۰");
         assert_eq!(decimal(Lang::En, 12.345, 1), "12.3");
         assert_eq!(decimal(Lang::Fa, 1234.5, 2), "۱٬۲۳۴٫۵۰");
         let d = NaiveDate::from_ymd_opt(2026, 12, 1).expect("date");

@@ -309,6 +309,17 @@ fn env() -> &'static minijinja::Environment<'static> {
         env.add_filter("digits", |state: &minijinja::State, v: minijinja::Value| {
             i18n::digits(lang_of(state), &v.to_string())
         });
+        env.add_filter("isodate", |state: &minijinja::State, d: &str| {
+            let lang = lang_of(state);
+            let cal = state
+                .lookup("cal")
+                .and_then(|c| c.as_str().and_then(Calendar::parse))
+                .unwrap_or(Calendar::Gregorian);
+            match chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d") {
+                Ok(day) => i18n::date(lang, cal, day),
+                Err(_) => i18n::digits(lang, d),
+            }
+        });
         env.add_filter("day", |state: &minijinja::State, ms: i64| {
             let lang = lang_of(state);
             let cal = state

@@ -486,13 +486,14 @@ async fn member_page(
         })
     })
     .await;
-    match page {
-        Ok(mut p) => {
+    super::show(
+        &v,
+        "console/member.html",
+        page.map(|mut p| {
             p.done = q.get("done").cloned();
-            render(&v, "console/member.html", p)
-        }
-        Err(e) => refusal(&v, &e),
-    }
+            p
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -596,13 +597,14 @@ async fn campaigns_page(
     if let Err(r) = operator(&app, &v) {
         return r;
     }
-    match campaigns_view(&app.ops) {
-        Ok(mut p) => {
+    super::show(
+        &v,
+        "console/campaigns.html",
+        campaigns_view(&app.ops).map(|mut p| {
             p.created = q.get("created").cloned();
-            render(&v, "console/campaigns.html", p)
-        }
-        Err(e) => refusal(&v, &e),
-    }
+            p
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -761,10 +763,7 @@ async fn config_page(State(app): State<AppState>, v: Visit) -> Response {
         })
     })
     .await;
-    match page {
-        Ok(p) => render(&v, "console/config.html", p),
-        Err(e) => refusal(&v, &e),
-    }
+    super::show(&v, "console/config.html", page)
 }
 
 #[derive(Serialize)]
@@ -842,13 +841,14 @@ async fn finance_page(
         })
     })
     .await;
-    match page {
-        Ok(mut p) => {
+    super::show(
+        &v,
+        "console/finance.html",
+        page.map(|mut p| {
             p.closed = q.get("closed").cloned();
-            render(&v, "console/finance.html", p)
-        }
-        Err(e) => refusal(&v, &e),
-    }
+            p
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -1041,10 +1041,7 @@ async fn operations_page(State(app): State<AppState>, v: Visit) -> Response {
         })
     })
     .await;
-    match page {
-        Ok(p) => render(&v, "console/operations.html", p),
-        Err(e) => refusal(&v, &e),
-    }
+    super::show(&v, "console/operations.html", page)
 }
 
 fn pretty(v: serde_json::Value) -> String {

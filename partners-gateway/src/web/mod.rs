@@ -429,6 +429,14 @@ fn internal(e: impl std::fmt::Display) -> Response {
         .into_response()
 }
 
+/// The page `template` with the operation's answer, or its refusal.
+pub fn show<T: Serialize>(visit: &Visit, template: &str, r: Result<T, OpError>) -> Response {
+    match r {
+        Ok(page) => render(visit, template, page),
+        Err(e) => refusal(visit, &e),
+    }
+}
+
 /// An operation's refusal as a page: the problem's status and its detail.
 pub fn refusal(visit: &Visit, e: &OpError) -> Response {
     #[derive(Serialize)]

@@ -382,10 +382,11 @@ async fn home(State(app): State<AppState>, v: Visit) -> Response {
         Err(r) => return r,
     };
     let (ops, lang) = (app.ops.clone(), v.lang.code());
-    match blocking(move || home_page(&ops, m, lang)).await {
-        Ok(p) => render(&v, "portal/home.html", p),
-        Err(e) => refusal(&v, &e),
-    }
+    super::show(
+        &v,
+        "portal/home.html",
+        blocking(move || home_page(&ops, m, lang)).await,
+    )
 }
 
 #[derive(Serialize)]
@@ -460,13 +461,14 @@ async fn rewards(
         })
     })
     .await;
-    match page {
-        Ok(mut p) => {
+    super::show(
+        &v,
+        "portal/rewards.html",
+        page.map(|mut p| {
             p.issued = q.get("issued").cloned();
-            render(&v, "portal/rewards.html", p)
-        }
-        Err(e) => refusal(&v, &e),
-    }
+            p
+        }),
+    )
 }
 
 #[derive(Deserialize)]
@@ -638,10 +640,11 @@ async fn profile(State(app): State<AppState>, v: Visit) -> Response {
         Err(r) => return r,
     };
     let ops = app.ops.clone();
-    match blocking(move || Ok(profile_page(&ops, m))).await {
-        Ok(p) => render(&v, "portal/profile.html", p),
-        Err(e) => refusal(&v, &e),
-    }
+    super::show(
+        &v,
+        "portal/profile.html",
+        blocking(move || Ok(profile_page(&ops, m))).await,
+    )
 }
 
 async fn consent(
@@ -682,10 +685,7 @@ async fn consent(
         Ok(p)
     })
     .await;
-    match done {
-        Ok(p) => render(&v, "portal/profile.html", p),
-        Err(e) => refusal(&v, &e),
-    }
+    super::show(&v, "portal/profile.html", done)
 }
 
 #[derive(Serialize)]

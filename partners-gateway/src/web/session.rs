@@ -268,18 +268,7 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::registry::KeyVault;
-    use ledger::store::{EmbeddedStore, Engine};
-
-    /// Two gateways' registries on one store.
-    fn two(dir: &std::path::Path) -> (Registry, Registry) {
-        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
-        let master = [7u8; 32];
-        (
-            Registry::open(store.clone(), master, KeyVault::Store).expect("registry a"),
-            Registry::open(store, master, KeyVault::Store).expect("registry b"),
-        )
-    }
+    use crate::ops::registry::two_on_one_store as two;
 
     #[test]
     fn a_code_is_spent_by_its_use_or_by_five_wrong_guesses_on_any_gateway() {

@@ -243,19 +243,24 @@ fn unjson<T: serde::de::DeserializeOwned>(v: &[u8]) -> Result<T, RegistryError> 
     serde_json::from_slice(v).map_err(|e| RegistryError::Corrupt(e.to_string()))
 }
 
+/// Two registries on one store in `dir`, as two gateways on one cluster (for tests).
+#[cfg(test)]
+pub(crate) fn two_on_one_store(dir: &std::path::Path) -> (Registry, Registry) {
+    let store = Engine::Embedded(ledger::store::EmbeddedStore::open(dir).expect("store"));
+    let master = [7u8; 32];
+    (
+        Registry::open(store.clone(), master, KeyVault::Store).expect("registry a"),
+        Registry::open(store, master, KeyVault::Store).expect("registry b"),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use ledger::store::EmbeddedStore;
 
-    /// Two registries on one store, as two gateways on one cluster.
     fn two(dir: &std::path::Path) -> (Registry, Registry) {
-        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
-        let master = [7u8; 32];
-        (
-            Registry::open(store.clone(), master, KeyVault::Store).expect("registry a"),
-            Registry::open(store, master, KeyVault::Store).expect("registry b"),
-        )
+        two_on_one_store(dir)
     }
 
     #[test]

@@ -581,6 +581,65 @@ async fn configuration_changes_go_through_the_api_checks_and_name_their_author()
     )
     .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
+    // A campaign made in the console, then paused from its editor: a second version.
+    let made = post_form(
+        &gw,
+        "/console/campaigns",
+        Some(&c),
+        &[
+            ("csrf", &token),
+            ("name", "Double Friday"),
+            ("reason", "promo"),
+            ("partner", "2"),
+            ("effect", "multiplier"),
+            ("value", "2"),
+        ],
+        "same-origin",
+    )
+    .await;
+    assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+    let cfg = get(&gw, "/console/config", Some(&c)).await;
+    let at = cfg
+        .body
+        .find("value=\"campaign\"")
+        .expect("a campaign editor");
+    let rest = &cfg.body[at..];
+    let start = rest.find("required>").expect("textarea") + "required>".len();
+    let text = &rest[start..start + rest[start..].find("</textarea>").expect("end")];
+    let text = text.replace("&quot;", "\"").replace("&#x2f;", "/");
+    let mut body: Value = serde_json::from_str(&text).expect("the editor holds the definition");
+    assert_eq!(body["name"], "Double Friday");
+    body["active"] = json!(false);
+    body["reason"] = json!("paused for the holiday");
+    let id = made.headers[LOCATION]
+        .to_str()
+        .unwrap()
+        .rsplit('=')
+        .next()
+        .unwrap()
+        .to_string();
+    let paused = post_form(
+        &gw,
+        "/console/config",
+        Some(&c),
+        &[
+            ("csrf", &token),
+            ("target", "campaign"),
+            ("id", &id),
+            ("body", &body.to_string()),
+        ],
+        "same-origin",
+    )
+    .await;
+    assert_eq!(paused.status, StatusCode::OK, "{}", paused.body);
+    let versions = gw
+        .op("GET", &format!("/admin/v1/campaigns/{id}"), None)
+        .await;
+    let text = versions.body.to_string();
+    assert!(
+        text.contains("paused for the holiday") && text.contains("demo-operator"),
+        "{text}"
+    );
     let fin = sign_in(&gw, &gw.cred("FINANCE_TOKEN")).await;
     let fin_page = get(&gw, "/console/config", Some(&fin)).await;
     assert!(

@@ -1126,6 +1126,23 @@ fn editors(ops: &Ops, tiers: Option<&ledger::core::tiers::TierPolicy>) -> Vec<Ed
             body: pretty(json!({"scopes": ["earn", "burn", "read"]})),
         });
     }
+    // The latest campaign's definition, to change, pause or end it as a new version.
+    if let Some(c) = crate::ops::programme::campaigns(ops).ok().and_then(|cs| {
+        cs.into_iter()
+            .filter_map(|c| c.versions.last().cloned())
+            .last()
+    }) {
+        let mut d = serde_json::to_value(&c.definition).unwrap_or_default();
+        d["reason"] = json!("");
+        if let Some(o) = d.as_object_mut() {
+            o.remove("effective_from_ms");
+        }
+        out.push(Editor {
+            target: "campaign",
+            id: Some(c.id),
+            body: pretty(d),
+        });
+    }
     out.push(Editor {
         target: "reward-new",
         id: None,
@@ -1188,6 +1205,7 @@ const EDITABLE: &[(&str, &str, &str)] = &[
     ("partner", "PUT", "/admin/v1/partners/{id}"),
     ("rates", "POST", "/admin/v1/partners/{id}/rates"),
     ("key", "POST", "/admin/v1/partners/{id}/keys"),
+    ("campaign", "PUT", "/admin/v1/campaigns/{id}"),
     ("reward-new", "POST", "/admin/v1/rewards"),
     ("reward", "PUT", "/admin/v1/rewards/{id}"),
 ];

@@ -307,3 +307,4 @@ col-from-breakage = From breakage
 col-recognised = Recognised
 col-deferred = Deferred at the end
 webhooks-latest = Latest deliveries
+edit-campaign = A campaign's new version (to change, pause or end it)

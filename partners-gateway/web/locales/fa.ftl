@@ -306,3 +306,4 @@ col-from-breakage = از امتیاز بی‌استفاده
 col-recognised = شناسایی‌شده
 col-deferred = معوق در پایان
 webhooks-latest = آخرین تحویل‌ها
+edit-campaign = نسخهٔ تازهٔ یک کمپین (برای تغییر، توقف یا پایان آن)

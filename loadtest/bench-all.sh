@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The whole benchmark set, in one command, with the table docs/benchmarks.md records:
+#   - the committer (no HTTP) at batch 1,000 with every programme feature on;
+#   - the gateway's peak of single signed requests (closed loop, 128 connections);
+#   - the open loop at 15,000 requests/s (p99 against its 10 ms target);
+#   - the batch endpoint (8 connections, 100 commands a request), postings per second.
+# Each is run RUNS times (default 3); the table gives the median and every run, so a noisy
+# machine shows as spread, not as a single lucky figure. Every gateway run ends with loadtest's
+# own check (journal lookups, audit, points owed); a failed check fails the script.
+#
+#   loadtest/bench-all.sh                  # RUNS=3, SECONDS=15, committer 10 s a run
+#   RUNS=1 SECONDS=5 loadtest/bench-all.sh # a quick look
+#
+# Loopback only. Needs python3 (for the table). Targets are issue 24's; the TigerBeetle figure
+# (427,000 transfers/s with its own `benchmark`, batch 8,189) was measured on this machine and is
+# quoted as the bar, not re-run here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS="${RUNS:-3}"
+SECS="${SECONDS_PER_RUN:-${SECONDS:-15}}"
+COMMITTER_SECONDS="${COMMITTER_SECONDS:-10}"
+OPEN_RATE="${OPEN_RATE:-15000}"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+echo "== building (release, once)" >&2
+cargo build -q --release -p loadtest -p partners-gateway
+cargo bench -q -p ledger --bench committer --no-run 2>/dev/null
+committer="$(ls -t target/release/deps/committer-* | grep -v '\.d$' | head -1)"
+
+echo "== committer: batch 1,000, programme on, $RUNS x ${COMMITTER_SECONDS} s" >&2
+BENCH_DIR="$work/committer" BENCH_MEMBERS="${BENCH_MEMBERS:-1000000}" BENCH_SECONDS="$COMMITTER_SECONDS" \
+  BENCH_RUNS="$RUNS" BENCH_BATCHES=1000 BENCH_PROGRAMME=1 "$committer" --bench >"$work/committer.md" 2>"$work/committer.log"
+rm -rf "$work/committer"
+
+run_loadtest() { # name, extra args...
+  local name=$1
+  shift
+  for r in $(seq 1 "$RUNS"); do
+    echo "== $name, run $r of $RUNS" >&2
+    ./target/release/loadtest --seconds "$SECS" --json "$work/$name-$r.json" "$@" >"$work/$name-$r.log" 2>&1 || {
+      cat "$work/$name-$r.log" >&2
+      exit 1
+    }
+  done
+}
+run_loadtest peak --connections 128
+run_loadtest open --rate "$OPEN_RATE"
+run_loadtest batch --connections 8 --batch-size 100
+
+python3 - "$work" "$RUNS" "$OPEN_RATE" <<'EOF'
+import json, re, statistics, sys
+work, runs, rate = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+def load(name):
+    out = []
+    for r in range(1, runs + 1):
+        with open(f"{work}/{name}-{r}.json") as f:
+            s = json.load(f)
+        v = s.get("verification")
+        if v is None:
+            sys.exit(f"{name} run {r}: no post-run check in the report")
+        if v.get("failures"):
+            sys.exit(f"{name} run {r}: the post-run check failed: {v['failures']}")
+        out.append(s)
+    return out
+
+def fmt(xs, f="{:,.0f}"):
+    return f.format(statistics.median(xs)), ", ".join(f.format(x) for x in xs)
+
+rows = []
+committer = open(f"{work}/committer.md").read()
+m = re.search(r"^\| 1000 \| (\d+) \| (\d+) \| \d+ \| ([\d.]+) ms \| ([\d.]+) ms \| [\d.]+ ms \| [\d.]+ \| ([^|]+) \|", committer, re.M)
+if m:
+    runs_txs = [float(x) for x in m.group(5).split(",")]
+    med, every = fmt(runs_txs)
+    rows.append(("committer, transactions/s at batch 1,000, programme on", med, every, "430,000 (TigerBeetle: 427,000)"))
+    rows.append(("committer, commit p99 (median run)", m.group(4) + " ms", "", "under 15 ms"))
+peak = load("peak")
+med, every = fmt([s["requests_ok_per_second"] for s in peak])
+rows.append(("peak, single signed requests acknowledged/s (128 connections)", med, every, "40,000"))
+opn = load("open")
+p99 = [s["latency"]["all"]["p99_ms"] for s in opn]
+med, every = fmt(p99, "{:.2f}")
+rows.append((f"open loop at {int(rate):,}/s, p99 ms", med, every, "under 10 ms"))
+batch = load("batch")
+med, every = fmt([s["postings_per_second"] or 0 for s in batch])
+rows.append(("batch endpoint, postings/s (8 connections x 100 commands)", med, every, "400,000"))
+
+print("| figure | median | runs | target |")
+print("|---|---|---|---|")
+for r in rows:
+    print("| " + " | ".join(r) + " |")
+EOF

@@ -1129,8 +1129,8 @@ fn editors(ops: &Ops, tiers: Option<&ledger::core::tiers::TierPolicy>) -> Vec<Ed
     // The latest campaign's definition, to change, pause or end it as a new version.
     if let Some(c) = crate::ops::programme::campaigns(ops).ok().and_then(|cs| {
         cs.into_iter()
-            .filter_map(|c| c.versions.last().cloned())
-            .last()
+            .rev()
+            .find_map(|c| c.versions.last().cloned())
     }) {
         let mut d = serde_json::to_value(&c.definition).unwrap_or_default();
         d["reason"] = json!("");

@@ -8,8 +8,8 @@
 # machine shows as spread, not as a single lucky figure. Every gateway run ends with loadtest's
 # own check (journal lookups, audit, points owed); a failed check fails the script.
 #
-#   loadtest/bench-all.sh                  # RUNS=3, SECONDS=15, committer 10 s a run
-#   RUNS=1 SECONDS=5 loadtest/bench-all.sh # a quick look
+#   loadtest/bench-all.sh                      # RUNS=3, RUN_SECONDS=15, committer 10 s a run
+#   RUNS=1 RUN_SECONDS=5 loadtest/bench-all.sh # a quick look
 #
 # Loopback only. Needs python3 (for the table). Targets are issue 24's; the TigerBeetle figure
 # (427,000 transfers/s with its own `benchmark`, batch 8,189) was measured on this machine and is
@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${RUNS:-3}"
-SECS="${SECONDS_PER_RUN:-${SECONDS:-15}}"
+SECS="${RUN_SECONDS:-15}"
 COMMITTER_SECONDS="${COMMITTER_SECONDS:-10}"
 OPEN_RATE="${OPEN_RATE:-15000}"
 work="$(mktemp -d)"

@@ -327,7 +327,6 @@ pub fn earn_for(
     })
 }
 
-/// Posts a prepared earn and blocks until its receipt. Not for async contexts.
 /// Queues a prepared command without waiting for its answer (a full queue answers
 /// `Overloaded` and gives the command back, to be sent again).
 pub fn queue_prepared(
@@ -340,6 +339,7 @@ pub fn queue_prepared(
     }
 }
 
+/// Posts a prepared earn and blocks until its receipt. Not for async contexts.
 pub fn post_blocking(ops: &Ops, p: Prepared) -> Result<ledger::Receipt, LedgerError> {
     let pending = ops.ledger.submit_priced(p.cmd, p.pricing)?;
     pending

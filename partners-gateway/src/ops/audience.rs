@@ -202,15 +202,15 @@ fn fold_all(facts: &mut Facts, analytics: &mut Analytics, t: &Terms, tx: &Transa
         _ => None,
     };
     let expiry = matches!(tx.kind, TxKind::Expire { .. });
+    // Points moved between members are neither issued nor redeemed.
+    let between = matches!(tx.kind, TxKind::Transfer { .. } | TxKind::Merged(_));
     for (m, old) in &before {
         let new = facts.row(m.0).copied().unwrap_or_default();
         let delta = new.balance - old.balance;
         if expiry {
             analytics.expired(d, -delta);
-        } else if delta > 0 {
-            analytics.points(d, partner, delta, 0);
-        } else if delta < 0 && !matches!(tx.kind, TxKind::Transfer { .. } | TxKind::Merged(_)) {
-            analytics.points(d, partner, 0, -delta);
+        } else if !between && delta != 0 {
+            analytics.points(d, partner, delta.max(0), (-delta).max(0));
         }
         analytics.row_changed(old, &new, facts.minor_per_unit);
     }

@@ -169,21 +169,7 @@ async fn console_pages_need_a_session_and_answer_with_a_strict_policy() {
         get(&gw, "/assets/nothing.js", None).await.status,
         StatusCode::NOT_FOUND
     );
-    // Signing out ends the session.
-    let page = get(&gw, "/console/members", Some(&cookie)).await;
-    let out = post_form(
-        &gw,
-        "/console/sign-out",
-        Some(&cookie),
-        &[("csrf", &csrf(&page.body))],
-        "same-origin",
-    )
-    .await;
-    assert_eq!(out.status, StatusCode::SEE_OTHER);
-    assert_eq!(
-        get(&gw, "/console/dashboard", Some(&cookie)).await.status,
-        StatusCode::SEE_OTHER
-    );
+    // Signing out: `a_session_outlives_a_restart_and_sign_out_ends_it_for_good`.
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,17 +28,21 @@ struct Page {
     body: String,
 }
 
-async fn get(gw: &Gw, path: &str, cookie: Option<&str>) -> Page {
-    let mut req = browser().get(format!("{}{path}", gw.base));
+/// Sends `req` with the cookie, if any, and reads the page.
+async fn send(mut req: reqwest::RequestBuilder, cookie: Option<&str>) -> Page {
     if let Some(c) = cookie {
         req = req.header(COOKIE, c);
     }
-    let res = req.send().await.expect("get");
+    let res = req.send().await.expect("request");
     Page {
         status: res.status(),
         headers: res.headers().clone(),
         body: res.text().await.unwrap_or_default(),
     }
+}
+
+async fn get(gw: &Gw, path: &str, cookie: Option<&str>) -> Page {
+    send(browser().get(format!("{}{path}", gw.base)), cookie).await
 }
 
 async fn post_form(
@@ -48,19 +52,11 @@ async fn post_form(
     form: &[(&str, &str)],
     site: &str,
 ) -> Page {
-    let mut req = browser()
+    let req = browser()
         .post(format!("{}{path}", gw.base))
         .header("sec-fetch-site", site)
         .form(form);
-    if let Some(c) = cookie {
-        req = req.header(COOKIE, c);
-    }
-    let res = req.send().await.expect("post");
-    Page {
-        status: res.status(),
-        headers: res.headers().clone(),
-        body: res.text().await.unwrap_or_default(),
-    }
+    send(req, cookie).await
 }
 
 /// The `name=value` of a Set-Cookie answer, checked to carry the session cookie's attributes.

@@ -1,27 +1,45 @@
 //! Byte encodings of stored records: journal blocks and derived-state values.
 //!
 //! Records are postcard (compact, serde-driven). A journal block is
-//! `[format u8][count u32 LE][offset u32 LE; count][postcard transaction; count]`, so one
-//! transaction can be decoded without decoding its neighbours. A transaction too large for a
-//! block (a burn drawing on thousands of lots) is written as consecutive part blocks,
-//! `[PART_FORMAT][index u16 LE][count u16 LE][bytes]`, each within FoundationDB's value limit.
+//! `[format u8][check u64 LE][count u32 LE][offset u32 LE; count][postcard transaction; count]`,
+//! so one transaction can be decoded without decoding its neighbours. A transaction too large
+//! for a block (a burn drawing on thousands of lots) is written as consecutive part blocks,
+//! `[PART_FORMAT][index u16 LE][count u16 LE][check u64 LE][bytes]`, each within FoundationDB's
+//! value limit. The check is the XXH3-64 of everything after it: a block the disk or a read
+//! gave back altered is refused as corrupt instead of decoded into other amounts, as
+//! TigerBeetle checksums what it reads. Blocks written before the check (formats 1 and 2,
+//! without it) still read.
 
 use crate::core::model::{describe, Digest, Transaction};
 use crate::core::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
-/// Format byte of journal blocks written by this version.
-pub const BLOCK_FORMAT: u8 = 1;
+/// Format byte of journal blocks written by this version: checked.
+pub const BLOCK_FORMAT: u8 = 3;
+
+/// Format byte of journal blocks written before blocks carried a check.
+const BLOCK_FORMAT_UNCHECKED: u8 = 1;
+
+/// Header bytes of a block: format, check, count.
+const BLOCK_HEADER: usize = 1 + 8 + 4;
 
 /// A journal block stays under this many bytes (FoundationDB values are limited to 100 kB).
 pub const BLOCK_BYTES_MAX: usize = 64 * 1024;
 
-/// Format byte of a part of one transaction too large for a block.
-pub const PART_FORMAT: u8 = 2;
+/// Format byte of a part of one transaction too large for a block: checked.
+pub const PART_FORMAT: u8 = 4;
 
-/// Header bytes of a part block.
-const PART_HEADER: usize = 5;
+/// Format byte of a part written before parts carried a check.
+const PART_FORMAT_UNCHECKED: u8 = 2;
+
+/// Header bytes of a part block: format, index, count, check.
+const PART_HEADER: usize = 1 + 2 + 2 + 8;
+
+/// The check of a block's bytes after its header's check field.
+fn check(bytes: &[u8]) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(bytes)
+}
 
 /// Encodes a record.
 pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
@@ -47,7 +65,7 @@ impl BlockWriter {
     pub fn push(&mut self, tx: &Transaction) {
         let scratch = std::mem::take(&mut self.scratch);
         self.scratch = postcard::to_extend(tx, scratch).expect("transactions always encode");
-        if 5 + 4 + self.scratch.len() > BLOCK_BYTES_MAX {
+        if BLOCK_HEADER + 4 + self.scratch.len() > BLOCK_BYTES_MAX {
             self.push_parts();
             return;
         }
@@ -55,7 +73,8 @@ impl BlockWriter {
             // Sized once: growing by doubling would copy and fault in fresh pages per block.
             self.body.reserve(BLOCK_BYTES_MAX);
         }
-        let projected = 5 + 4 * (self.offsets.len() + 1) + self.body.len() + self.scratch.len();
+        let projected =
+            BLOCK_HEADER + 4 * (self.offsets.len() + 1) + self.body.len() + self.scratch.len();
         if !self.offsets.is_empty() && projected > BLOCK_BYTES_MAX {
             self.seal();
         }
@@ -76,6 +95,7 @@ impl BlockWriter {
             block.push(PART_FORMAT);
             block.extend_from_slice(&(i as u16).to_le_bytes());
             block.extend_from_slice(&count.to_le_bytes());
+            block.extend_from_slice(&check(piece).to_le_bytes());
             block.extend_from_slice(piece);
             self.blocks.push(block);
         }
@@ -84,13 +104,16 @@ impl BlockWriter {
 
     fn seal(&mut self) {
         let n = self.offsets.len();
-        let mut block = Vec::with_capacity(5 + 4 * n + self.body.len());
+        let mut block = Vec::with_capacity(BLOCK_HEADER + 4 * n + self.body.len());
         block.push(BLOCK_FORMAT);
+        block.extend_from_slice(&[0; 8]);
         block.extend_from_slice(&(n as u32).to_le_bytes());
         for o in &self.offsets {
             block.extend_from_slice(&o.to_le_bytes());
         }
         block.extend_from_slice(&self.body);
+        let sum = check(&block[9..]);
+        block[1..9].copy_from_slice(&sum.to_le_bytes());
         self.blocks.push(block);
         self.body.clear();
         self.offsets.clear();
@@ -126,12 +149,16 @@ impl Assembler {
     /// Takes the next stored value of the batch.
     pub fn feed<'a>(&mut self, value: &'a [u8]) -> Result<Fed<'a>, LedgerError> {
         let bad = |why: &str| LedgerError::Corrupt(format!("journal part: {why}"));
-        if value.first() != Some(&PART_FORMAT) {
-            if self.next != 0 {
-                return Err(bad("a block where a part was due"));
+        let header = match value.first() {
+            Some(&PART_FORMAT) => PART_HEADER,
+            Some(&PART_FORMAT_UNCHECKED) => 5,
+            _ => {
+                if self.next != 0 {
+                    return Err(bad("a block where a part was due"));
+                }
+                return Block::parse(value).map(Fed::Block);
             }
-            return Block::parse(value).map(Fed::Block);
-        }
+        };
         let field = |at: usize| {
             value
                 .get(at..at + 2)
@@ -142,7 +169,14 @@ impl Assembler {
         if index != self.next || index >= count {
             return Err(bad("parts out of order"));
         }
-        self.bytes.extend_from_slice(&value[PART_HEADER..]);
+        let bytes = value.get(header..).ok_or_else(|| bad("short header"))?;
+        if header == PART_HEADER {
+            let stored = u64::from_le_bytes(value[5..13].try_into().expect("8 bytes"));
+            if stored != check(bytes) {
+                return Err(bad("check mismatch: the part was altered"));
+            }
+        }
+        self.bytes.extend_from_slice(bytes);
         if index + 1 < count {
             self.next += 1;
             return Ok(Fed::Pending);
@@ -173,19 +207,32 @@ impl<'a> Block<'a> {
     /// Parses a block's header.
     pub fn parse(bytes: &'a [u8]) -> Result<Block<'a>, LedgerError> {
         let bad = |why: &str| LedgerError::Corrupt(format!("journal block: {why}"));
-        if bytes.first() != Some(&BLOCK_FORMAT) {
-            return Err(bad("unknown format"));
-        }
+        let count_at = match bytes.first() {
+            Some(&BLOCK_FORMAT) => {
+                let stored = bytes.get(1..9).ok_or_else(|| bad("short header"))?;
+                let stored = u64::from_le_bytes(stored.try_into().expect("8 bytes"));
+                if stored != check(&bytes[9..]) {
+                    return Err(bad("check mismatch: the block was altered"));
+                }
+                9
+            }
+            Some(&BLOCK_FORMAT_UNCHECKED) => 1,
+            _ => return Err(bad("unknown format")),
+        };
         let n = u32::from_le_bytes(
             bytes
-                .get(1..5)
+                .get(count_at..count_at + 4)
                 .ok_or_else(|| bad("short header"))?
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
-        let body_at = 5 + 4 * n;
+        let offsets_at = count_at + 4;
+        let body_at = n
+            .checked_mul(4)
+            .and_then(|o| o.checked_add(offsets_at))
+            .ok_or_else(|| bad("short offset table"))?;
         let header = bytes
-            .get(5..body_at)
+            .get(offsets_at..body_at)
             .ok_or_else(|| bad("short offset table"))?;
         let offsets: Vec<usize> = header
             .chunks_exact(4)
@@ -516,6 +563,47 @@ mod tests {
         let block = w.finish().remove(0);
         assert!(Block::parse(&block[..3]).is_err());
         assert!(Block::parse(&[9, 0, 0, 0, 0]).is_err());
+    }
+
+    #[test]
+    fn a_block_or_part_altered_by_one_bit_is_refused_and_an_unchecked_one_still_reads() {
+        let mut w = BlockWriter::default();
+        for i in 0..4 {
+            w.push(&tx(i, 40));
+        }
+        w.push(&tx(9, 100_000));
+        let blocks = w.finish();
+        assert_eq!(blocks[0][0], BLOCK_FORMAT);
+        assert!(blocks[1..].iter().all(|b| b[0] == PART_FORMAT));
+        for b in &blocks {
+            for at in [1, 9, 13, b.len() / 2, b.len() - 1] {
+                let mut bad = b.clone();
+                bad[at] ^= 0x10;
+                let mut parts = Assembler::default();
+                if b[0] == PART_FORMAT && b[1] != 0 {
+                    // A later part: feed the parts before it unaltered.
+                    for earlier in &blocks[1..] {
+                        if earlier == b {
+                            break;
+                        }
+                        parts.feed(earlier).expect("an earlier part");
+                    }
+                }
+                let err = parts.transactions(&bad).expect_err("refused");
+                assert!(
+                    matches!(&err, LedgerError::Corrupt(why) if why.contains("mismatch") || why.contains("order") || why.contains("short")),
+                    "byte {at}: {err:?}"
+                );
+            }
+        }
+        // The same block as written before the check: format 1, no check field.
+        let mut old = vec![BLOCK_FORMAT_UNCHECKED];
+        old.extend_from_slice(&blocks[0][9..]);
+        let read = Block::parse(&old)
+            .expect("an unchecked block")
+            .all()
+            .expect("decodes");
+        assert_eq!(read, (0..4).map(|i| tx(i, 40)).collect::<Vec<_>>());
     }
 
     #[test]

@@ -286,3 +286,73 @@ fn a_policy_change_never_expires_points_that_were_valid_under_the_old_one() {
     // Inactivity counts from the member's last earn, 2026-06-02, not from before the policy.
     assert_eq!(e.spendable(ms("2026-12-01T23:59:59Z")), 110);
 }
+
+/// Found by the simulation (seed 277): a merge moves the absorbed member's whole balance, and
+/// lots already due whose expiry the ledger had not posted yet are part of it. They move with
+/// their date (not left behind, which broke "lots cover the balance") and expire at the
+/// survivor.
+#[test]
+fn a_merge_takes_lots_already_due_with_it_and_they_expire_at_the_survivor() {
+    let mut e = Engine::new(rolling(1, RoundTo::Exact));
+    let survivor = MemberId(2);
+    e.ok(
+        Command::Enrol {
+            key: IdemKey::operator("e2"),
+            member: survivor,
+        },
+        Timestamp(0),
+    );
+    let t0 = ms("2026-01-10T00:00:00Z");
+    e.earn(1, 100, t0);
+    let later = ms("2026-03-10T00:00:00Z");
+    assert_eq!(e.spendable(later), 0, "the lot is due");
+    let merged = e.ok(
+        Command::Merge {
+            key: IdemKey::operator("merge"),
+            from: M,
+            into: survivor,
+            note: Box::new(ledger::core::types::ChangeNote {
+                author: "ops".into(),
+                reason: "duplicate card".into(),
+            }),
+        },
+        later,
+    );
+    assert!(merged
+        .lots
+        .iter()
+        .any(|l| l.member == survivor && l.delta == Points(100)));
+    let s = e.state.member(survivor).expect("survivor");
+    assert_eq!(s.posted, Points(100));
+    assert_eq!(s.lots.iter().map(|l| l.remaining.0).sum::<i64>(), 100);
+    assert!(s
+        .lots
+        .iter()
+        .all(|l| l.expires_at.is_some_and(|x| x <= later)));
+    assert_eq!(
+        e.state.spendable(s, later),
+        Points(0),
+        "still not spendable"
+    );
+    let expired = e.ok(
+        Command::Expire {
+            key: IdemKey {
+                scope: Scope::System,
+                reference: "x-survivor".into(),
+            },
+            member: survivor,
+        },
+        later,
+    );
+    assert!(matches!(
+        expired.kind,
+        TxKind::Expire {
+            points: Points(100),
+            ..
+        }
+    ));
+    assert_eq!(
+        e.state.member(survivor).expect("survivor").posted,
+        Points(0)
+    );
+}

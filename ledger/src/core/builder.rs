@@ -167,7 +167,7 @@ impl<'a> Builder<'a> {
         dest: AccountId,
         p: Points,
     ) -> Result<Vec<LotChange>, Rejection> {
-        let taken = self.take(m, p, None);
+        let taken = self.take(m, p, None, false);
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
         Ok(taken)
@@ -176,8 +176,15 @@ impl<'a> Builder<'a> {
     /// Removes `p` points from member `m`'s posted balance and lots; `first` is drained first.
     ///
     /// Expired lots are never spent: only a reversal (`first`, its own earn's lot) may draw on
-    /// them, taking back points that would expire anyway.
-    pub(crate) fn take(&mut self, m: MemberId, p: Points, first: Option<LotId>) -> Vec<LotChange> {
+    /// them, taking back points that would expire anyway, and a merge (`expired_too`), which
+    /// moves every lot, due or not, to the survivor, where the due ones expire.
+    pub(crate) fn take(
+        &mut self,
+        m: MemberId,
+        p: Points,
+        first: Option<LotId>,
+        expired_too: bool,
+    ) -> Vec<LotChange> {
         let at = self.tx.at;
         let state = self.state;
         let before = state.members.get(&m);
@@ -189,7 +196,9 @@ impl<'a> Builder<'a> {
         let order: Vec<usize> = {
             let mut idx: Vec<usize> = (0..s.lots.len())
                 .filter(|&i| {
-                    first.is_some() || before.is_none_or(|b| !state.lot_expired(b, &s.lots[i], at))
+                    first.is_some()
+                        || expired_too
+                        || before.is_none_or(|b| !state.lot_expired(b, &s.lots[i], at))
                 })
                 .collect();
             if let Some(f) = first {
@@ -229,7 +238,7 @@ impl<'a> Builder<'a> {
         if p.0 == 0 {
             return Ok(());
         }
-        self.take(m, p, Some(own_lot));
+        self.take(m, p, Some(own_lot), false);
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
         Ok(())
@@ -316,13 +325,36 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
+    /// Moves `p` spendable points of `from` to `to`, each lot with its expiry date.
     pub(crate) fn transfer(
         &mut self,
         from: MemberId,
         to: MemberId,
         p: Points,
     ) -> Result<(), Rejection> {
-        let taken = self.take(from, p, None);
+        self.move_points(from, to, p, false)
+    }
+
+    /// Moves every point of `from` (its whole posted balance, `p`) to `to`, each lot with its
+    /// expiry date, including lots already due that the ledger's expiry has not posted yet:
+    /// they expire at `to` instead (a merge).
+    pub(crate) fn transfer_all(
+        &mut self,
+        from: MemberId,
+        to: MemberId,
+        p: Points,
+    ) -> Result<(), Rejection> {
+        self.move_points(from, to, p, true)
+    }
+
+    fn move_points(
+        &mut self,
+        from: MemberId,
+        to: MemberId,
+        p: Points,
+        expired_too: bool,
+    ) -> Result<(), Rejection> {
+        let taken = self.take(from, p, None, expired_too);
         self.points(AccountId::Member(from), Points(-p.0));
         self.points(AccountId::Member(to), p);
         for (n, c) in taken.iter().enumerate() {

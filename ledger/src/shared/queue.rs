@@ -58,6 +58,9 @@ pub struct CommitterConfig {
     pub hold_expiries_per_batch_max: usize,
     /// The clock batches are stamped with.
     pub clock: crate::clock::Clock,
+    /// How often an idle writer wakes to post the hold timeouts and points expiries that fell
+    /// due without a command to carry them.
+    pub idle_wake: Duration,
 }
 
 impl Default for CommitterConfig {
@@ -68,6 +71,7 @@ impl Default for CommitterConfig {
             queue_capacity: 65_536,
             hold_expiries_per_batch_max: 1024,
             clock: crate::clock::Clock::system(),
+            idle_wake: Duration::from_millis(100),
         }
     }
 }
@@ -84,6 +88,7 @@ impl CommitterConfig {
                 .hold_expiries_per_batch_max
                 .clamp(1, HOLD_EXPIRIES_PER_BATCH_MAX),
             clock: self.clock,
+            idle_wake: self.idle_wake.max(Duration::from_millis(1)),
         };
         assert!(c.batch_size_max + c.hold_expiries_per_batch_max <= BATCH_TXS_MAX);
         c

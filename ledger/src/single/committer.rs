@@ -26,7 +26,7 @@ use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// Transactions of the most recent batches the writer keeps in memory, so that a reversal or
 /// a retry naming a recent transaction (the usual case) does not read the journal.
@@ -51,9 +51,6 @@ pub(crate) struct Writer<S: Store> {
     /// The journal's hash chain, handed to the syncer, which chains each batch it commits.
     pub chain: Option<crate::chain::Chainer>,
 }
-
-/// How often an idle writer wakes to expire holds past their timeout.
-const IDLE_WAKE: Duration = Duration::from_millis(100);
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
@@ -186,7 +183,22 @@ impl<S: Store + Clone> Writer<S> {
                 self.stop(&jobs, Vec::new(), &format!("cannot start the syncer: {e}"));
                 return;
             }
-            self.decide(&jobs, &to_syncer);
+            // A panic in a rule leaves the state half-changed: the ledger stops, as after a
+            // storage failure, and says why, instead of leaving callers waiting.
+            let decided = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.decide(&jobs, &to_syncer)
+            }));
+            if let Err(panic) = decided {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                let why = format!("writer panicked: {what}");
+                tracing::error!(%why, "committer stopped; restart to recover from disk");
+                self.shared.fail(why.clone());
+                self.stop(&jobs, Vec::new(), &why);
+            }
             // Closing the channel lets the syncer finish what it holds and stop.
             drop(to_syncer);
         });
@@ -235,7 +247,7 @@ impl<S: Store + Clone> Writer<S> {
     /// Blocks for the next command, waking to expire holds while idle.
     fn next_job(&mut self, jobs: &Receiver<Job>, to_syncer: &Sender<Sealed>) -> Option<Job> {
         loop {
-            match jobs.recv_timeout(IDLE_WAKE) {
+            match jobs.recv_timeout(self.config.idle_wake) {
                 Ok(j) => return Some(j),
                 Err(RecvTimeoutError::Disconnected) => return None,
                 Err(RecvTimeoutError::Timeout) => {
@@ -312,16 +324,32 @@ impl<S: Store + Clone> Writer<S> {
                 Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
             }
         }
-        let room = self
-            .config
-            .hold_expiries_per_batch_max
-            .saturating_sub(txs.len());
-        for (deadline, member) in self.state.due_expiries(at, room) {
-            let cmd = crate::shared::queue::expire_command(member, deadline);
-            match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
-                Outcome::New(_) | Outcome::Replay(_) => {}
-                Outcome::Failed(e) => {
-                    tracing::warn!(member = member.0, error = %e, "expiry not posted")
+        // Everything due at `at`, within the batch's room: an expiry can make the member's next
+        // deadline due too (a later lot, a tier review), which this batch then posts as well.
+        let mut tried = std::collections::HashSet::new();
+        loop {
+            let room = self
+                .config
+                .hold_expiries_per_batch_max
+                .saturating_sub(txs.len());
+            let due: Vec<_> = self
+                .state
+                .due_expiries(at, room + tried.len())
+                .into_iter()
+                .filter(|d| !tried.contains(d))
+                .take(room)
+                .collect();
+            if due.is_empty() {
+                break;
+            }
+            for (deadline, member) in due {
+                tried.insert((deadline, member));
+                let cmd = crate::shared::queue::expire_command(member, deadline);
+                match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
+                    Outcome::New(_) | Outcome::Replay(_) => {}
+                    Outcome::Failed(e) => {
+                        tracing::warn!(member = member.0, error = %e, "expiry not posted")
+                    }
                 }
             }
         }

@@ -25,6 +25,7 @@ mod engine;
 pub mod faults;
 #[cfg(feature = "fdb")]
 pub mod fdb;
+pub mod sim;
 
 pub use embedded::{EmbeddedSnapshot, EmbeddedStore};
 pub use engine::{Engine, EngineSnapshot, EngineSpec};

@@ -127,7 +127,7 @@ pub(super) fn merge(
         ));
     }
     if f.posted.is_positive() {
-        b.transfer(from, into, f.posted)?;
+        b.transfer_all(from, into, f.posted)?;
     }
     b.touch(from);
     b.touch(into);

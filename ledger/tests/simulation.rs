@@ -1,0 +1,986 @@
+//! Deterministic simulation, in the manner of TigerBeetle's VOPR: the committer, projector and
+//! recovery of the single write path run on [`SimStore`], whose seeded generator crashes the
+//! process before any operation or after a durable commit, fails fsyncs (the commit landing or
+//! not), loses writes made after the last fsync, tears the last one, slows operations, fails
+//! reads by checksum and flips bits in journal blocks read back.
+//!
+//! A seeded stream of commands of every kind drives it, one at a time, with the clock moved by
+//! the stream (so hold timeouts, expiries and tier reviews happen in it too). Beside it runs
+//! the model: the same ledger on a store that never fails, fed the same stream. After every
+//! crash (or stop) the process restarts from what the disk kept, and then:
+//!
+//! - the chain verifies and the audit passes (derived state equals the journal replayed);
+//! - every transaction ever acknowledged is in the journal, unchanged;
+//! - the command in flight is sent again with its key, and gets what the model got: its first
+//!   receipt if it landed (exactly once), else a fresh decision equal to the model's;
+//! - then every member's state, the audit's totals and the whole journal equal the model's.
+//!
+//! Every read's answer is the model's or an error: a flipped journal block is refused by its
+//! check, never decoded into other amounts.
+//!
+//! `SIM_SEEDS` seeds run (default 400, `SIM_STEPS` commands each, default 120); CI's figure is
+//! in `docs/hardening.md`. A failure names its seed; `SIM_SEED=n cargo test -p ledger --test
+//! simulation` runs it alone and repeats it exactly: the seed fixes the commands, the clock and
+//! every fault, and the commands go one at a time, so the store sees the same operations in
+//! the same order (the `seeds_repeat_exactly` test checks the operation trace).
+
+use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
+use ledger::core::model::Notice;
+use ledger::core::state::Standing;
+use ledger::core::tiers::{Basis, Purchase, TierLevel, TierPolicy, Window};
+use ledger::core::transfers::TransferPolicy;
+use ledger::core::types::ChangeNote;
+use ledger::store::sim::{SimCounts, SimFaults, SimStore};
+use ledger::*;
+use rust_decimal::Decimal;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+const DAY: i64 = 86_400_000;
+/// 2026-01-05, a Monday.
+const START: i64 = 1_767_571_200_000;
+const PARTNERS: u32 = 3;
+const MEMBERS_AT_START: u64 = 6;
+const MEMBERS_MAX: u64 = 10;
+
+/// The fault rates; `SIM_FAULTS=off` runs a seed without any (to tell a rule's failure from a
+/// recovery's).
+fn faults() -> SimFaults {
+    if std::env::var("SIM_FAULTS").is_ok_and(|v| v == "off") {
+        return SimFaults::default();
+    }
+    SimFaults {
+        crash: 1_500,
+        crash_after_sync: 4_000,
+        fsync_error: 3_000,
+        read_error: 1_500,
+        flip: 20_000,
+        slow: 2_000,
+        slow_us: 200,
+    }
+}
+
+fn config(clock: &'static AtomicI64) -> LedgerConfig {
+    LedgerConfig {
+        committer: CommitterConfig {
+            clock: Clock::manual(clock),
+            // Due hold timeouts and expiries ride with the next command, never with a timer:
+            // the run repeats exactly.
+            idle_wake: Duration::from_secs(3_600),
+            ..CommitterConfig::default()
+        },
+        // Member pages written a few transactions after their change, so that restarts bring
+        // pages forward from the journal, and pages of every age are on the disk.
+        member_write_delay: 3,
+        ..LedgerConfig::default()
+    }
+}
+
+/// The stream's generator (xorshift64*).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+        lo + self.below((hi - lo + 1) as u64) as i64
+    }
+    fn chance(&mut self, per_cent: u64) -> bool {
+        self.below(100) < per_cent
+    }
+}
+
+fn note(i: usize) -> ChangeNote {
+    ChangeNote {
+        author: "sim@ops".into(),
+        reason: format!("simulated change {i}"),
+    }
+}
+
+/// What the stream remembers to refer back to: transactions by kind, and the commands sent.
+#[derive(Default)]
+struct Memory {
+    holds: Vec<TxId>,
+    originals: Vec<TxId>,
+    any: Vec<TxId>,
+    sent: Vec<Command>,
+    members: u64,
+}
+
+fn member(rng: &mut Rng, mem: &Memory) -> MemberId {
+    MemberId(1 + rng.below(mem.members))
+}
+
+fn partner(rng: &mut Rng) -> PartnerId {
+    PartnerId(1 + rng.below(u64::from(PARTNERS)) as u32)
+}
+
+fn pick(rng: &mut Rng, ids: &[TxId]) -> TxId {
+    if ids.is_empty() {
+        TxId::new(1, 0)
+    } else {
+        ids[rng.below(ids.len() as u64) as usize]
+    }
+}
+
+fn award(rng: &mut Rng) -> AwardRequest {
+    let campaign = 1 + rng.below(2) as u32;
+    AwardRequest {
+        campaign: CampaignId(campaign),
+        version: 1,
+        points: Points(rng.range(1, 80)),
+        funder: if campaign == 1 {
+            Funder::Programme
+        } else {
+            Funder::Partner(PartnerId(2))
+        },
+        limits: AwardLimits {
+            budget: (campaign == 1).then_some(Points(400)),
+            member_total: (campaign == 2).then_some(Points(150)),
+            refund_returns_room: true,
+            ..AwardLimits::default()
+        },
+        requires: MemberCondition::default(),
+    }
+}
+
+fn guard(rng: &mut Rng, now: i64) -> GuardRequest {
+    GuardRequest {
+        sale: Decimal::from(rng.range(1, 200)),
+        currency: "EUR".parse().expect("EUR"),
+        checks: vec![GuardCheck {
+            scope: GuardScope::Partner(PartnerId(1)),
+            period: (now / DAY / 30) as u32,
+            currency: Some("EUR".parse().expect("EUR")),
+            ceiling: Decimal::new(5, 2),
+            action: if rng.chance(50) {
+                GuardAction::Refuse
+            } else {
+                GuardAction::BaseOnly
+            },
+            thresholds: vec![80, 100],
+        }],
+    }
+}
+
+/// The next command of the stream: every kind of command, with references to earlier
+/// transactions and earlier commands (retries, and a key sent again with other content).
+fn command(rng: &mut Rng, mem: &mut Memory, i: usize, now: i64) -> Command {
+    let pkey = |p: PartnerId| IdemKey::partner(p, format!("c{i}"));
+    let okey = || IdemKey::operator(format!("c{i}"));
+    let roll = rng.below(100);
+    match roll {
+        0..=19 => {
+            let p = partner(rng);
+            Command::Earn {
+                key: pkey(p),
+                member: member(rng, mem),
+                partner: p,
+                points: Points(rng.range(1, 600)),
+                bonus: Points(if rng.chance(20) { rng.range(1, 50) } else { 0 }),
+                awards: if rng.chance(30) {
+                    vec![award(rng)]
+                } else {
+                    vec![]
+                },
+                guard: (p == PartnerId(1) && rng.chance(30)).then(|| Box::new(guard(rng, now))),
+                purchase: rng.chance(40).then(|| {
+                    Box::new(Purchase {
+                        spend: Some(Money::new(
+                            Decimal::new(rng.range(100, 90_000), 2),
+                            "EUR".parse().expect("EUR"),
+                        )),
+                        category: rng.chance(50).then(|| "fuel".to_string()),
+                    })
+                }),
+            }
+        }
+        20..=29 => {
+            let p = partner(rng);
+            Command::Burn {
+                key: pkey(p),
+                member: member(rng, mem),
+                partner: p,
+                points: Points(rng.range(1, 500)),
+            }
+        }
+        30..=36 => {
+            let p = partner(rng);
+            Command::Hold {
+                key: pkey(p),
+                member: member(rng, mem),
+                partner: p,
+                points: Points(rng.range(1, 300)),
+                timeout_ms: rng.range(1_000, 3 * DAY) as u32,
+            }
+        }
+        37..=41 => Command::Capture {
+            key: pkey(PartnerId(1)),
+            hold: pick(rng, &mem.holds),
+            points: rng.chance(50).then(|| Points(rng.range(1, 300))),
+        },
+        42..=44 => Command::Void {
+            key: pkey(PartnerId(1)),
+            hold: pick(rng, &mem.holds),
+        },
+        45..=50 => Command::Reverse {
+            key: pkey(PartnerId(1)),
+            original: pick(rng, &mem.originals),
+            points: rng.chance(50).then(|| Points(rng.range(1, 300))),
+        },
+        51..=55 => Command::Transfer {
+            key: okey(),
+            from: member(rng, mem),
+            to: member(rng, mem),
+            points: Points(rng.range(1, 400)),
+            consent: rng.chance(50).then(|| "signed at the desk".to_string()),
+        },
+        56..=57 => Command::SetTierPolicy {
+            key: okey(),
+            policy: Box::new(TierPolicy {
+                levels: vec![
+                    TierLevel {
+                        name: "Silver".into(),
+                        threshold: rng.range(200, 1_000),
+                    },
+                    TierLevel {
+                        name: "طلایی".into(),
+                        threshold: rng.range(1_500, 4_000),
+                    },
+                ],
+                basis: if rng.chance(50) {
+                    Basis::Points
+                } else {
+                    Basis::Activities
+                },
+                window: if rng.chance(50) {
+                    Window::CalendarYear
+                } else {
+                    Window::Rolling12Months
+                },
+                grace_periods: rng.below(2) as u8,
+                partners: vec![PartnerId(1), PartnerId(3)],
+                categories: vec![],
+                time_zone: "Asia/Tehran".into(),
+                note: note(i),
+            }),
+        },
+        58..=59 => Command::SetTier {
+            key: okey(),
+            member: member(rng, mem),
+            level: rng.below(3) as u8,
+            until: Timestamp(now + rng.range(1, 60) * DAY),
+            reason: "service recovery".into(),
+        },
+        60 => Command::SetTransferPolicy {
+            key: okey(),
+            policy: Box::new(TransferPolicy {
+                min: Some(Points(rng.range(1, 20))),
+                max_per_transfer: Some(Points(rng.range(100, 500))),
+                max_per_day: Some(Points(rng.range(300, 900))),
+                max_per_year: None,
+                fee: Points(rng.range(0, 5)),
+                time_zone: "UTC".into(),
+                note: note(i),
+            }),
+        },
+        61..=62 => Command::SetExpiryPolicy {
+            key: okey(),
+            policy: Box::new(ExpiryPolicy {
+                rolling: rng.chance(70).then(|| Rolling {
+                    months: rng.range(1, 6) as u16,
+                    round_to: if rng.chance(50) {
+                        RoundTo::Exact
+                    } else {
+                        RoundTo::MonthEnd
+                    },
+                }),
+                inactivity: rng.chance(40).then(|| Inactivity {
+                    months: rng.range(1, 4) as u16,
+                    activities: activity::DEFAULT,
+                }),
+                exempt_from_tier: rng.chance(30).then_some(2),
+                time_zone: "UTC".into(),
+                retroactive: rng.chance(30),
+                note: note(i),
+            }),
+        },
+        63 => Command::Expire {
+            key: IdemKey {
+                scope: Scope::System,
+                reference: format!("c{i}"),
+            },
+            member: member(rng, mem),
+        },
+        64..=66 => Command::Adjust {
+            key: okey(),
+            member: member(rng, mem),
+            points: Points(rng.range(-200, 300)),
+            reason: "goodwill".into(),
+            operator: "sim@ops".into(),
+            qualifies: rng.chance(50),
+            corrects: rng.chance(30).then(|| pick(rng, &mem.any)),
+        },
+        67 => Command::ClosePeriod {
+            key: okey(),
+            period: format!("p{i}"),
+            through: Timestamp(now - now.rem_euclid(DAY) - rng.range(0, 2) * DAY),
+        },
+        68..=70 => Command::JoinPool {
+            key: pkey(PartnerId(1)),
+            owner: member(rng, mem),
+            member: member(rng, mem),
+            consent: "household form".into(),
+        },
+        71..=72 => Command::LeavePool {
+            key: pkey(PartnerId(1)),
+            member: member(rng, mem),
+        },
+        73..=74 => Command::SetStanding {
+            key: okey(),
+            member: member(rng, mem),
+            standing: match rng.below(3) {
+                0 => Standing::Suspended,
+                1 => Standing::Active,
+                _ => Standing::Closed,
+            },
+            forfeit: rng.chance(50),
+            note: Box::new(note(i)),
+        },
+        75 => Command::Merge {
+            key: okey(),
+            from: member(rng, mem),
+            into: member(rng, mem),
+            note: Box::new(note(i)),
+        },
+        76..=77 => Command::Notice {
+            key: okey(),
+            member: member(rng, mem),
+            notice: match rng.below(3) {
+                0 => Notice::Birthday {
+                    day: (now / DAY) as u32,
+                },
+                1 => Notice::Anniversary {
+                    day: (now / DAY) as u32,
+                    years: 1,
+                },
+                _ => Notice::Expiring {
+                    day: (now / DAY) as u32,
+                    days: 30,
+                    on: Timestamp(now + 30 * DAY),
+                    points: Points(rng.range(1, 100)),
+                },
+            },
+        },
+        78..=81 => Command::Redeem {
+            key: okey(),
+            member: member(rng, mem),
+            partner: PartnerId(2),
+            points: Points(100),
+            claim: RewardClaim {
+                reward: RewardId(1 + rng.below(2) as u32),
+                version: 1,
+                stock: Some(6),
+                member_max: Some(2),
+                tiers: 0,
+            },
+        },
+        82..=85 => Command::Grant {
+            key: okey(),
+            member: member(rng, mem),
+            points: Points(rng.range(1, 200)),
+            funder: if rng.chance(50) {
+                Funder::Programme
+            } else {
+                Funder::Partner(PartnerId(1))
+            },
+            origin: Box::new(GrantOrigin {
+                kind: match rng.below(4) {
+                    0 => GrantKind::Referral,
+                    1 => GrantKind::Survey,
+                    2 => GrantKind::Draw,
+                    _ => GrantKind::Code,
+                },
+                id: i as u64,
+                note: format!("origin {i}"),
+            }),
+        },
+        86 => Command::SetContract {
+            key: okey(),
+            contract: contract(PartnerId(1 + rng.below(3) as u32), rng.range(30, 400)),
+        },
+        87 if mem.members < MEMBERS_MAX => {
+            mem.members += 1;
+            Command::Enrol {
+                key: okey(),
+                member: MemberId(mem.members),
+            }
+        }
+        88..=94 if !mem.sent.is_empty() => {
+            // A retry: the same command, with the same key.
+            mem.sent[rng.below(mem.sent.len() as u64) as usize].clone()
+        }
+        95..=96 if !mem.sent.is_empty() => {
+            // The same key with other content: refused as a conflict, or judged afresh if the
+            // first was refused.
+            match mem.sent[rng.below(mem.sent.len() as u64) as usize].clone() {
+                Command::Earn {
+                    key,
+                    member,
+                    partner,
+                    points,
+                    ..
+                } => Command::Earn {
+                    key,
+                    member,
+                    partner,
+                    points: Points(points.0 + 1),
+                    bonus: Points(0),
+                    awards: vec![],
+                    guard: None,
+                    purchase: None,
+                },
+                other => other,
+            }
+        }
+        _ => Command::Enrol {
+            key: okey(),
+            member: member(rng, mem),
+        },
+    }
+}
+
+fn contract(p: PartnerId, validity_days: i64) -> Contract {
+    Contract {
+        partner: p,
+        currency: "EUR".parse().expect("EUR"),
+        issuance_price_per_point: Decimal::new(1, 2),
+        redemption_price_per_point: Decimal::new(75, 4),
+        points_validity_days: (p == PartnerId(1)).then_some(validity_days as u32),
+    }
+}
+
+fn leak_clock() -> &'static AtomicI64 {
+    Box::leak(Box::new(AtomicI64::new(START)))
+}
+
+/// What one seed's run did.
+#[derive(Debug, Default)]
+struct Run {
+    steps: usize,
+    restarts: u64,
+    open_failures: u64,
+    read_errors_seen: u64,
+    acknowledged: usize,
+    rejected: usize,
+    replayed_after_restart: u64,
+    counts: SimCounts,
+    trace: u64,
+}
+
+/// The ledger under faults, and how to bring it back.
+struct Live {
+    store: SimStore,
+    ledger: Option<Ledger<SimStore>>,
+    clock: &'static AtomicI64,
+    faults: SimFaults,
+}
+
+impl Live {
+    fn ledger(&self) -> &Ledger<SimStore> {
+        self.ledger.as_ref().expect("open")
+    }
+
+    fn down(&self) -> bool {
+        let failure = self.ledger().failure();
+        if let Some(why) = &failure {
+            assert!(!why.contains("panicked"), "the writer panicked: {why}");
+        }
+        self.store.is_dead() || failure.is_some()
+    }
+
+    /// The process dies; a new one recovers from what the disk kept, opening until it opens
+    /// (an open refused by a read fault or killed by a crash is itself simulated again).
+    fn restart(&mut self, seed: u64, run: &mut Run) {
+        run.restarts += 1;
+        let mut disk = self.store.crash();
+        self.ledger.take();
+        for _ in 0..200 {
+            self.store = SimStore::recover(disk, self.faults);
+            self.store.flip_values_under(&[ledger::keys::JOURNAL]);
+            match Ledger::open(self.store.clone(), config(self.clock)) {
+                Ok(l) => {
+                    self.ledger = Some(l);
+                    return;
+                }
+                Err(e) => {
+                    run.open_failures += 1;
+                    assert!(
+                        !matches!(e, LedgerError::Rejected(_)),
+                        "seed {seed}: open failed oddly: {e}"
+                    );
+                    disk = self.store.crash();
+                }
+            }
+        }
+        panic!("seed {seed}: the ledger did not open in 200 attempts");
+    }
+
+    /// Brings the process back until it is up, and waits for its projector to cover what
+    /// recovery handed it (so that its commits come before the next command's, every run
+    /// alike); after a restart, checks what it recovered. Returns whether it restarted.
+    fn ensure_up(&mut self, seed: u64, run: &mut Run, acked: &[Transaction]) -> bool {
+        let mut restarted = false;
+        loop {
+            if !self.down() {
+                let _ = self.ledger().balance(MemberId(1));
+                if !self.down() {
+                    break;
+                }
+            }
+            self.restart(seed, run);
+            restarted = true;
+        }
+        if restarted {
+            check_recovered(seed, self, acked);
+        }
+        restarted
+    }
+
+    /// Runs `f` with faults off (the checks read everything and must not be failed by the
+    /// store they check).
+    fn quiet<T>(&self, f: impl FnOnce(&Ledger<SimStore>) -> T) -> T {
+        self.store.set_faults(SimFaults::default());
+        let out = f(self.ledger());
+        self.store.set_faults(self.faults);
+        out
+    }
+}
+
+fn journal<S: ledger::store::Snapshot>(snap: &S) -> Vec<Transaction> {
+    let mut all = Vec::new();
+    ledger::journal::for_each_batch(snap, 0, &mut |_, txs| {
+        all.extend(txs);
+        Ok(())
+    })
+    .expect("journal reads");
+    all
+}
+
+/// The checks after a restart: the chain, the audit, and every acknowledged transaction.
+fn check_recovered(seed: u64, live: &Live, acked: &[Transaction]) {
+    live.quiet(|l| {
+        let snap = l.read_snapshot().expect("snapshot");
+        ledger::chain::verify(&snap, &[])
+            .unwrap_or_else(|e| panic!("seed {seed}: chain after restart: {e}"));
+        ledger::audit::audit(&snap)
+            .unwrap_or_else(|e| panic!("seed {seed}: audit after restart: {e}"));
+        for tx in acked {
+            let found = l.transaction_by_key(&tx.key).expect("read");
+            assert_eq!(
+                found.as_ref(),
+                Some(tx),
+                "seed {seed}: an acknowledged transaction changed or was lost in a crash"
+            );
+        }
+    });
+}
+
+/// Member states, the audit's totals and the whole journal, against the model's.
+fn check_against_model(seed: u64, step: usize, live: &Live, model: &Ledger<SimStore>) {
+    live.quiet(|l| {
+        let snap = l.read_snapshot().expect("snapshot");
+        let model_snap = model.read_snapshot().expect("snapshot");
+        let (a, b) = (journal(&snap), journal(&model_snap));
+        if a != b {
+            let at = a
+                .iter()
+                .zip(&b)
+                .position(|(x, y)| x != y)
+                .or(Some(a.len().min(b.len())));
+            panic!(
+                "seed {seed} step {step}: journal differs from the model's ({} vs {} transactions; first difference at {at:?}: {:?} vs {:?})",
+                a.len(),
+                b.len(),
+                at.and_then(|i| a.get(i..)),
+                at.and_then(|i| b.get(i..)),
+            );
+        }
+        for m in 1..=MEMBERS_MAX {
+            let (a, b) = (
+                l.member_state(MemberId(m)).expect("read"),
+                model.member_state(MemberId(m)).expect("read"),
+            );
+            assert_eq!(a, b, "seed {seed} step {step}: member {m} differs from the model");
+            let (a, b) = (
+                l.balance(MemberId(m)).expect("read"),
+                model.balance(MemberId(m)).expect("read"),
+            );
+            assert_eq!(a, b, "seed {seed} step {step}: balance of {m} differs");
+        }
+        // Member records stored so far depend on when pages were written (a restart writes
+        // them on its own schedule), not on what they hold: the audit checked what they hold.
+        let totals = |snap: &ledger::store::sim::SimSnapshot| ledger::audit::AuditReport {
+            member_records: 0,
+            ..ledger::audit::audit(snap).expect("audit")
+        };
+        assert_eq!(
+            totals(&snap),
+            totals(&model_snap),
+            "seed {seed} step {step}: audit totals differ"
+        );
+    });
+}
+
+fn same_outcome(
+    seed: u64,
+    step: usize,
+    cmd: &Command,
+    live: &Result<Receipt, LedgerError>,
+    model: &Result<Receipt, LedgerError>,
+) {
+    match (live, model) {
+        (Ok(a), Ok(b)) => assert_eq!(
+            a.tx, b.tx,
+            "seed {seed} step {step}: {cmd:?} committed differently from the model"
+        ),
+        (Err(LedgerError::Rejected(a)), Err(LedgerError::Rejected(b))) => {
+            assert_eq!(a, b, "seed {seed} step {step}: {cmd:?} refused differently")
+        }
+        (a, b) => {
+            panic!("seed {seed} step {step}: {cmd:?}: {a:?} under faults, {b:?} in the model")
+        }
+    }
+}
+
+/// Sends `cmd` to the ledger under faults until it is answered on its merits, restarting
+/// whenever the process died or stopped. Returns the answer and whether it restarted.
+fn answer(
+    seed: u64,
+    step: usize,
+    live: &mut Live,
+    r: &mut Run,
+    acked: &[Transaction],
+    cmd: &Command,
+) -> (Result<Receipt, LedgerError>, bool) {
+    let mut restarted = false;
+    loop {
+        restarted |= live.ensure_up(seed, r, acked);
+        match live.ledger().execute_blocking(cmd.clone()) {
+            Ok(receipt) => return (Ok(receipt), restarted),
+            Err(LedgerError::Rejected(why)) => return (Err(LedgerError::Rejected(why)), restarted),
+            Err(LedgerError::Stopped { .. }) | Err(LedgerError::ShuttingDown) => continue,
+            // A read the command needed (the first receipt of a retry, the original of a
+            // reversal) failed its check: nothing was decided; the caller tries again.
+            Err(LedgerError::Corrupt(_) | LedgerError::Storage(_)) => {
+                r.read_errors_seen += 1;
+                continue;
+            }
+            Err(e) => panic!("seed {seed} step {step}: {cmd:?} failed unexpectedly: {e}"),
+        }
+    }
+}
+
+/// One seed's run.
+fn run(seed: u64, steps: usize) -> Run {
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let clock = leak_clock();
+    let faults = faults();
+    let model = Ledger::open(SimStore::new(SimFaults::default(), 1), config(clock)).expect("model");
+    let store = SimStore::new(faults, seed);
+    store.flip_values_under(&[ledger::keys::JOURNAL]);
+    let mut live = Live {
+        ledger: None,
+        store: store.clone(),
+        clock,
+        faults,
+    };
+    let mut r = Run::default();
+    // Opening a fresh store can itself meet faults.
+    match Ledger::open(store.clone(), config(clock)) {
+        Ok(l) => live.ledger = Some(l),
+        Err(_) => {
+            live.ledger = Some(
+                Ledger::open(SimStore::new(SimFaults::default(), 1), config(clock))
+                    .expect("placeholder"),
+            );
+            live.restart(seed, &mut r);
+        }
+    }
+    live.ensure_up(seed, &mut r, &[]);
+
+    let mut mem = Memory {
+        members: MEMBERS_AT_START,
+        ..Memory::default()
+    };
+    let mut setup: Vec<Command> = (1..=PARTNERS)
+        .map(|p| Command::SetContract {
+            key: IdemKey::operator(format!("contract-{p}")),
+            contract: contract(PartnerId(p), 120),
+        })
+        .collect();
+    setup.extend((1..=MEMBERS_AT_START).map(|m| Command::Enrol {
+        key: IdemKey::operator(format!("enrol-{m}")),
+        member: MemberId(m),
+    }));
+
+    let mut acked: Vec<Transaction> = Vec::new();
+    let audit_every_step = std::env::var_os("SIM_AUDIT").is_some();
+    let mut step_outcome = None;
+    for i in 0..setup.len() + steps {
+        // The clock moves: minutes most often, sometimes days or a month, past hold timeouts,
+        // expiries, tier overrides and year ends.
+        if i >= setup.len() && rng.chance(25) {
+            let by = match rng.below(10) {
+                0..=5 => rng.range(1_000, 3_600_000),
+                6..=8 => rng.range(DAY / 2, 5 * DAY),
+                _ => rng.range(20 * DAY, 70 * DAY),
+            };
+            clock.fetch_add(by, Ordering::Relaxed);
+        }
+        let cmd = match setup.get(i) {
+            Some(c) => c.clone(),
+            None => command(&mut rng, &mut mem, i, clock.load(Ordering::Relaxed)),
+        };
+
+        // Due hold timeouts and expiries post with the next batch, so a retry after a restart
+        // (one more batch) would post them at another point than the model did. A flush
+        // before and after each command (a retry of the first enrolment: a batch with nothing
+        // of its own) posts them at the same points on both.
+        let flush = setup[MEMBERS_AT_START as usize + PARTNERS as usize - 1].clone();
+        let mut restarted_in_step = false;
+        let sends = if i < setup.len() {
+            vec![("command", &cmd)]
+        } else {
+            vec![("flush", &flush), ("command", &cmd), ("flush", &flush)]
+        };
+        for (what, c) in sends {
+            let (outcome, restarted) = answer(seed, i, &mut live, &mut r, &acked, c);
+            if std::env::var_os("SIM_VERBOSE").is_some() && what == "command" {
+                eprintln!("step {i} at {}: {c:?}", clock.load(Ordering::Relaxed));
+            }
+            let expected = model.execute_blocking(c.clone());
+            if std::env::var_os("SIM_VERBOSE").is_some() {
+                match &expected {
+                    Ok(r) => eprintln!(
+                        "  -> {:?} {:?} {:?}",
+                        r.tx.id, r.tx.kind, r.tx.member_balances
+                    ),
+                    Err(e) => eprintln!("  -> {e}"),
+                }
+            }
+            if audit_every_step {
+                // SIM_AUDIT=1: the model audited after every command, naming the first that
+                // breaks an invariant.
+                let snap = model.read_snapshot().expect("snapshot");
+                if let Err(e) = ledger::audit::audit(&snap) {
+                    panic!("seed {seed} step {i}: after {c:?} ({expected:?}) the audit fails: {e}");
+                }
+            }
+            same_outcome(seed, i, c, &outcome, &expected);
+            if restarted {
+                if let Ok(receipt) = &outcome {
+                    r.replayed_after_restart += u64::from(receipt.replayed && what == "command");
+                }
+            }
+            restarted_in_step |= restarted;
+            if what == "command" {
+                step_outcome = Some(outcome);
+            }
+        }
+        // After a restart, once the step's last flush has posted what fell due: the model's
+        // state, exactly.
+        if restarted_in_step {
+            live.ensure_up(seed, &mut r, &acked);
+            check_against_model(seed, i, &live, &model);
+        }
+        let outcome = step_outcome.take().expect("the command was sent");
+        match &outcome {
+            Ok(receipt) => {
+                r.acknowledged += 1;
+                acked.push((*receipt.tx).clone());
+                match &receipt.tx.kind {
+                    TxKind::Hold { .. } => mem.holds.push(receipt.tx.id),
+                    TxKind::Earn { .. } | TxKind::Burn { .. } => mem.originals.push(receipt.tx.id),
+                    _ => {}
+                }
+                mem.any.push(receipt.tx.id);
+            }
+            Err(_) => r.rejected += 1,
+        }
+        if i >= setup.len() {
+            mem.sent.push(cmd.clone());
+        }
+
+        // A read that waits for the projector (so its commit comes before the next command's,
+        // every run alike), and a statement that reads journal blocks, faults included.
+        let m = MemberId(1 + rng.below(mem.members));
+        let expected_balance = model.balance(m).expect("model read");
+        match live.ledger().balance(m) {
+            Ok(b) => assert_eq!(
+                b, expected_balance,
+                "seed {seed} step {i}: balance of {m:?}"
+            ),
+            Err(LedgerError::Stopped { .. }) => {}
+            Err(e) => panic!("seed {seed} step {i}: balance read: {e}"),
+        }
+        if rng.chance(20) && !live.down() {
+            let expected = model.statement(m, None, 20).expect("model statement");
+            match live.ledger().statement(m, None, 20) {
+                Ok(page) => assert_eq!(page, expected, "seed {seed} step {i}: statement"),
+                Err(LedgerError::Corrupt(_) | LedgerError::Storage(_)) => r.read_errors_seen += 1,
+                Err(LedgerError::Stopped { .. }) => {}
+                Err(e) => panic!("seed {seed} step {i}: statement read: {e}"),
+            }
+        }
+    }
+    live.ensure_up(seed, &mut r, &acked);
+    check_against_model(seed, usize::MAX, &live, &model);
+    r.steps = steps;
+    r.counts = live.store.counts();
+    r.trace = live.store.trace();
+    r
+}
+
+fn seeds() -> Vec<u64> {
+    if let Ok(one) = std::env::var("SIM_SEED") {
+        return vec![one.parse().expect("SIM_SEED is a number")];
+    }
+    let n: u64 = std::env::var("SIM_SEEDS")
+        .ok()
+        .map(|s| s.parse().expect("SIM_SEEDS is a number"))
+        .unwrap_or(400);
+    let first: u64 = std::env::var("SIM_FIRST_SEED")
+        .ok()
+        .map(|s| s.parse().expect("SIM_FIRST_SEED is a number"))
+        .unwrap_or(1);
+    (first..first + n).collect()
+}
+
+fn steps() -> usize {
+    std::env::var("SIM_STEPS")
+        .ok()
+        .map(|s| s.parse().expect("SIM_STEPS is a number"))
+        .unwrap_or(120)
+}
+
+#[test]
+fn seeds_hold_every_invariant_under_storage_faults() {
+    let seeds = seeds();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let chunks: Vec<Vec<u64>> = (0..threads)
+        .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
+        .collect();
+    let started = std::time::Instant::now();
+    let runs: Vec<(u64, Run)> = std::thread::scope(|s| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                s.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|seed| {
+                            if std::env::var_os("SIM_VERBOSE").is_some() {
+                                eprintln!("seed {seed}");
+                            }
+                            let r = std::panic::catch_unwind(|| run(seed, steps()));
+                            match r {
+                                Ok(r) => (seed, r),
+                                Err(e) => {
+                                    eprintln!(
+                                        "seed {seed} failed; repeat it with SIM_SEED={seed} cargo test -p ledger --test simulation"
+                                    );
+                                    std::panic::resume_unwind(e)
+                                }
+                            }
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a seed failed"))
+            .collect()
+    });
+    let mut total = Run::default();
+    for (_, r) in &runs {
+        total.steps += r.steps;
+        total.restarts += r.restarts;
+        total.open_failures += r.open_failures;
+        total.read_errors_seen += r.read_errors_seen;
+        total.acknowledged += r.acknowledged;
+        total.rejected += r.rejected;
+        total.replayed_after_restart += r.replayed_after_restart;
+        let c = &r.counts;
+        let t = &mut total.counts;
+        t.ops += c.ops;
+        t.crashes += c.crashes;
+        t.crashes_after_sync += c.crashes_after_sync;
+        t.fsync_errors_landed += c.fsync_errors_landed;
+        t.fsync_errors_lost += c.fsync_errors_lost;
+        t.read_errors += c.read_errors;
+        t.flips += c.flips;
+        t.slow += c.slow;
+        t.lost_unsynced += c.lost_unsynced;
+        t.torn += c.torn;
+    }
+    eprintln!(
+        "simulation: {} seeds, {} commands in {:.1} s: {} acknowledged, {} refused; {} restarts ({} opens failed), {} answered from the first attempt after a restart; {} reads refused; faults {:?}",
+        runs.len(),
+        total.steps,
+        started.elapsed().as_secs_f64(),
+        total.acknowledged,
+        total.rejected,
+        total.restarts,
+        total.open_failures,
+        total.replayed_after_restart,
+        total.read_errors_seen,
+        total.counts
+    );
+    if runs.len() >= 50 {
+        // The run exercised what it claims to: every fault kind happened.
+        let c = &total.counts;
+        for (what, n) in [
+            ("crashes", c.crashes),
+            ("crashes after a durable commit", c.crashes_after_sync),
+            ("failed fsyncs that landed", c.fsync_errors_landed),
+            ("failed fsyncs that did not", c.fsync_errors_lost),
+            ("failed reads", c.read_errors),
+            ("flipped reads", c.flips),
+            ("lost unsynced commits", c.lost_unsynced),
+            ("torn writes", c.torn),
+            ("slow operations", c.slow),
+        ] {
+            assert!(n > 0, "no {what} in {} seeds", runs.len());
+        }
+        assert!(
+            total.replayed_after_restart > 0,
+            "no command landed before a crash"
+        );
+    }
+}
+
+#[test]
+fn seeds_repeat_exactly() {
+    let seed = std::env::var("SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(7);
+    let (a, b) = (run(seed, 60), run(seed, 60));
+    assert_eq!(
+        (a.trace, a.counts, a.acknowledged, a.restarts),
+        (b.trace, b.counts, b.acknowledged, b.restarts),
+        "seed {seed} ran differently twice"
+    );
+    assert!(a.counts.ops > 0);
+}

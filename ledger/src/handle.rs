@@ -393,6 +393,13 @@ impl<S: Store> Ledger<S> {
             .collect()
     }
 
+    /// Idempotency keys the writer holds in memory (the single path; `None` on the cluster
+    /// path, which holds none): about `LedgerConfig::keys_in_memory` at most, however long the
+    /// history.
+    pub fn keys_in_memory(&self) -> Option<usize> {
+        self.reads.keys_in_memory()
+    }
+
     /// Why the ledger stopped accepting work, if it did (a storage failure stops the writer).
     pub fn failure(&self) -> Option<String> {
         self.shared.failure()

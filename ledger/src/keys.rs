@@ -42,6 +42,9 @@ pub const HOLD: u8 = b'H';
 pub const IDEMPOTENCY: u8 = b'I';
 /// Idempotency index in chunks (single committer): `K ++ seq`.
 pub const IDEM_CHUNK: u8 = b'K';
+/// `L` hash: the single writer's idempotency records of keys older than the ones it keeps in
+/// memory (`LedgerConfig::keys_in_memory`), by the xxh3-128 hash of the key's encoding.
+pub const IDEM_ON_DISK: u8 = b'L';
 /// Amounts reversed per original: `R ++ tx id`.
 pub const REVERSED: u8 = b'R';
 /// Member statements: `S ++ member ++ tx id`.
@@ -402,6 +405,14 @@ pub fn idempotency(key: &IdemKey) -> Vec<u8> {
     let mut k = Vec::with_capacity(n + key.reference.len());
     k.extend_from_slice(&head[..n]);
     k.extend_from_slice(key.reference.as_bytes());
+    k
+}
+
+/// The on-disk idempotency records of keys with hash `h` (nearly always one).
+pub fn idempotency_on_disk(h: u128) -> Vec<u8> {
+    let mut k = Vec::with_capacity(17);
+    k.push(IDEM_ON_DISK);
+    k.extend_from_slice(&h.to_be_bytes());
     k
 }
 

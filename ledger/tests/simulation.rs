@@ -31,6 +31,7 @@ use ledger::core::tiers::{Basis, Purchase, TierLevel, TierPolicy, Window};
 use ledger::core::transfers::TransferPolicy;
 use ledger::core::types::ChangeNote;
 use ledger::store::sim::{SimCounts, SimFaults, SimStore};
+use ledger::store::Snapshot;
 use ledger::*;
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -72,6 +73,9 @@ fn config(clock: &'static AtomicI64) -> LedgerConfig {
         // Member pages written a few transactions after their change, so that restarts bring
         // pages forward from the journal, and pages of every age are on the disk.
         member_write_delay: 3,
+        // A window of 40 keys: most keys of a run leave memory for the on-disk index, and
+        // retries of them are answered from there.
+        keys_in_memory: 40,
         ..LedgerConfig::default()
     }
 }
@@ -481,6 +485,7 @@ struct Run {
     acknowledged: usize,
     rejected: usize,
     replayed_after_restart: u64,
+    keys_on_disk: u64,
     counts: SimCounts,
     trace: u64,
 }
@@ -510,6 +515,12 @@ impl Live {
     /// (an open refused by a read fault or killed by a crash is itself simulated again).
     fn restart(&mut self, seed: u64, run: &mut Run) {
         run.restarts += 1;
+        if std::env::var_os("SIM_VERBOSE").is_some() {
+            eprintln!(
+                "  restart: {:?}",
+                self.ledger.as_ref().and_then(|l| l.failure())
+            );
+        }
         let mut disk = self.store.crash();
         self.ledger.take();
         for _ in 0..200 {
@@ -564,7 +575,7 @@ impl Live {
     }
 }
 
-fn journal<S: ledger::store::Snapshot>(snap: &S) -> Vec<Transaction> {
+fn journal<S: Snapshot>(snap: &S) -> Vec<Transaction> {
     let mut all = Vec::new();
     ledger::journal::for_each_batch(snap, 0, &mut |_, txs| {
         all.extend(txs);
@@ -843,6 +854,26 @@ fn run(seed: u64, steps: usize) -> Run {
     }
     live.ensure_up(seed, &mut r, &acked);
     check_against_model(seed, usize::MAX, &live, &model);
+    // The key window held: most keys live on disk, and memory keeps about the window.
+    live.quiet(|l| {
+        let held = l.keys_in_memory().expect("the single path holds keys");
+        assert!(held <= 3 * 40, "seed {seed}: {held} keys in memory");
+        let snap = l.read_snapshot().expect("snapshot");
+        let mut on_disk = 0;
+        snap.scan(
+            &[ledger::keys::IDEM_ON_DISK],
+            &[ledger::keys::IDEM_ON_DISK + 1],
+            &mut |_, _| {
+                on_disk += 1;
+                true
+            },
+        )
+        .expect("scan");
+        r.keys_on_disk = on_disk;
+        if acked.len() > 120 {
+            assert!(on_disk > 0, "seed {seed}: no key left memory");
+        }
+    });
     r.steps = steps;
     r.counts = live.store.counts();
     r.trace = live.store.trace();
@@ -921,6 +952,7 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         total.acknowledged += r.acknowledged;
         total.rejected += r.rejected;
         total.replayed_after_restart += r.replayed_after_restart;
+        total.keys_on_disk += r.keys_on_disk;
         let c = &r.counts;
         let t = &mut total.counts;
         t.ops += c.ops;
@@ -935,7 +967,7 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         t.torn += c.torn;
     }
     eprintln!(
-        "simulation: {} seeds, {} commands in {:.1} s: {} acknowledged, {} refused; {} restarts ({} opens failed), {} answered from the first attempt after a restart; {} reads refused; faults {:?}",
+        "simulation: {} seeds, {} commands in {:.1} s: {} acknowledged, {} refused; {} restarts ({} opens failed), {} answered from the first attempt after a restart; {} reads refused; {} keys on disk at the ends; faults {:?}",
         runs.len(),
         total.steps,
         started.elapsed().as_secs_f64(),
@@ -945,6 +977,7 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         total.open_failures,
         total.replayed_after_restart,
         total.read_errors_seen,
+        total.keys_on_disk,
         total.counts
     );
     if runs.len() >= 50 {

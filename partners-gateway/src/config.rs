@@ -11,6 +11,8 @@
 //! batch_size_max = 8192
 //! linger_us = 0
 //! queue_capacity = 65536
+//! keys_in_memory = 10000000   # idempotency keys of the latest transactions kept in memory;
+//!                             # older ones are answered from the on-disk index
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
 //! batch_commands_max = 1000
@@ -99,6 +101,7 @@ struct FileConfig {
     batch_size_max: Option<usize>,
     linger_us: Option<u64>,
     queue_capacity: Option<usize>,
+    keys_in_memory: Option<usize>,
     log_format: Option<LogFormat>,
     body_bytes_max: Option<usize>,
     batch_commands_max: Option<usize>,
@@ -150,6 +153,10 @@ pub struct ServeArgs {
     /// Commands that may queue before requests get 503 [default: 65536].
     #[arg(long)]
     pub queue_capacity: Option<usize>,
+    /// Idempotency keys of the latest transactions the writer keeps in memory; older keys are
+    /// answered from the on-disk index [default: 10000000].
+    #[arg(long)]
+    pub keys_in_memory: Option<usize>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -204,6 +211,8 @@ pub struct Config {
     pub linger_us: u64,
     /// Committer queue capacity.
     pub queue_capacity: usize,
+    /// Idempotency keys kept in memory.
+    pub keys_in_memory: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Body limit.
@@ -240,6 +249,7 @@ impl Config {
             batch_size_max: 8192,
             linger_us: 0,
             queue_capacity: 65_536,
+            keys_in_memory: 10_000_000,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
             batch_commands_max: 1000,
@@ -319,6 +329,11 @@ impl Config {
                 .queue_capacity
                 .or(file.queue_capacity)
                 .unwrap_or(65_536)
+                .max(1),
+            keys_in_memory: args
+                .keys_in_memory
+                .or(file.keys_in_memory)
+                .unwrap_or(10_000_000)
                 .max(1),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             body_bytes_max: args

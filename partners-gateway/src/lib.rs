@@ -647,6 +647,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
             ..CommitterConfig::default()
         },
         on_commit: Some(on_commit),
+        keys_in_memory: config.keys_in_memory,
         ..LedgerConfig::default()
     };
     let ledger = if config.writer == config::WriterPath::Cluster {

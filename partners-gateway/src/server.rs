@@ -400,6 +400,9 @@ async fn metrics_text(
         .operator(token)
         .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
     metrics::gauge!("ledger_queue_depth").set(app.ops.ledger.queue_depth() as f64);
+    if let Some(keys) = app.ops.ledger.keys_in_memory() {
+        metrics::gauge!("ledger_idempotency_keys_in_memory").set(keys as f64);
+    }
     let (held, capacity) = app.nonces.fill();
     metrics::gauge!("nonce_cache_entries").set(held as f64);
     metrics::gauge!("nonce_cache_capacity").set(capacity as f64);

@@ -355,6 +355,51 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
     if let Some(f) = failure {
         return Err(f);
     }
+    // Keys older than the writer's memory window: on-disk records by hash.
+    snap.scan(
+        &[keys::IDEM_ON_DISK],
+        &[keys::IDEM_ON_DISK + 1],
+        &mut |k, v| {
+            let parsed = k
+                .get(1..17)
+                .and_then(|b| b.try_into().ok())
+                .map(u128::from_be_bytes)
+                .ok_or_else(|| LedgerError::Corrupt(format!("on-disk idempotency key {k:?}")))
+                .and_then(|h| {
+                    codec::decode::<Vec<IdemRecord>>("on-disk idempotency record", v)
+                        .map(|r| (h, r))
+                });
+            let (h, recs) = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    failure = Some(AuditFailure::Read(e));
+                    return false;
+                }
+            };
+            for rec in recs {
+                count += 1;
+                match expected.remove(&(h, rec.tx)) {
+                    Some((_, want)) if *want == rec => {}
+                    found => {
+                        failure = Some(AuditFailure::Stored {
+                            account: format!("on-disk idempotency record {k:?}"),
+                            what: "idempotency entry",
+                            stored: format!("{rec:?}"),
+                            recomputed: match found {
+                                Some((key, want)) => format!("{want:?} for {key}"),
+                                None => "no such key in the journal (or listed twice)".into(),
+                            },
+                        });
+                        return false;
+                    }
+                }
+            }
+            true
+        },
+    )?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
     if let Some((key, rec)) = expected.values().next() {
         return Err(AuditFailure::Stored {
             account: format!("idempotency key {key}"),

@@ -65,6 +65,12 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
     fn member_as_of(&self, store: &S, m: MemberId, at: Timestamp) -> Result<Points, LedgerError>;
     /// Member `m`'s whole state (lots, activity, tier, campaign use); `None` if not enrolled.
     fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError>;
+
+    /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
+    /// store).
+    fn keys_in_memory(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Transaction `id` of member `m`'s chain, with its line for `m`.

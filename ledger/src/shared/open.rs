@@ -25,6 +25,11 @@ pub struct LedgerConfig {
     /// restart replays at most about twice this many transactions for member pages; a clean
     /// shutdown writes them all.
     pub member_write_delay: u64,
+    /// Idempotency keys the single writer keeps in memory: those of about this many of the
+    /// latest transactions. Older keys move to an on-disk index (`L` records), still answered
+    /// exactly once: a key missing from memory is looked up there before it counts as new.
+    /// Memory and restart time then follow this window, not the length of history.
+    pub keys_in_memory: usize,
 }
 
 impl Default for LedgerConfig {
@@ -34,6 +39,7 @@ impl Default for LedgerConfig {
             policy: Policy::default(),
             on_commit: None,
             member_write_delay: 1_000_000,
+            keys_in_memory: 10_000_000,
         }
     }
 }
@@ -44,6 +50,7 @@ impl std::fmt::Debug for LedgerConfig {
             .field("committer", &self.committer)
             .field("policy", &self.policy)
             .field("member_write_delay", &self.member_write_delay)
+            .field("keys_in_memory", &self.keys_in_memory)
             .finish_non_exhaustive()
     }
 }

@@ -50,6 +50,10 @@ pub(crate) struct Writer<S: Store> {
     pub recent_txs: usize,
     /// The journal's hash chain, handed to the syncer, which chains each batch it commits.
     pub chain: Option<crate::chain::Chainer>,
+    /// Idempotency entries the projector moved to disk, and those not yet dropped from memory
+    /// (until the writer's snapshot includes the commit that moved them).
+    pub spilled: Receiver<crate::single::projector::Spilled>,
+    pub leaving: VecDeque<crate::single::projector::Spilled>,
 }
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
@@ -306,56 +310,100 @@ impl<S: Store + Clone> Writer<S> {
         let seq = self.next_seq;
         let at = self.clock();
         let snapshot = self.store.snapshot()?;
+        self.forget_spilled(snapshot.version());
         let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
 
-        for hold in self
+        // What fell due at `at`: hold timeouts, then expiries and tier reviews. Their keys are
+        // looked up before any is decided, so that a read failing here refuses the whole batch
+        // and changes nothing: due work is posted all together, never split by a read error.
+        let timeouts: Vec<Command> = self
             .state
             .expired_holds(at, self.config.hold_expiries_per_batch_max)
-        {
-            let cmd = Command::Void {
+            .into_iter()
+            .map(|hold| Command::Void {
                 key: IdemKey {
                     scope: crate::core::model::Scope::System,
                     reference: format!("hold-timeout/{hold}"),
                 },
                 hold,
-            };
-            match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
+            })
+            .collect();
+        let room = self
+            .config
+            .hold_expiries_per_batch_max
+            .saturating_sub(timeouts.len());
+        let mut tried = std::collections::HashSet::new();
+        let mut due = self.state.due_expiries(at, room);
+        let first: Vec<Command> = due
+            .iter()
+            .map(|(deadline, member)| crate::shared::queue::expire_command(*member, *deadline))
+            .collect();
+        let mut found = match self.look_up(timeouts.iter().chain(&first), &snapshot, &txs, seq) {
+            Ok(found) => found.into_iter(),
+            Err(e) => {
+                tracing::warn!(error = %e, "batch refused: a read for due work failed");
+                return Ok(self.refuse(batch, started, seq, at, e));
+            }
+        };
+        for cmd in &timeouts {
+            let known = found.next();
+            match self.process(cmd, None, seq, at, &snapshot, &mut txs, known) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
-                Outcome::Failed(e) => tracing::warn!(%hold, error = %e, "hold timeout not applied"),
+                Outcome::Failed(e) => {
+                    tracing::warn!(key = %cmd.key(), error = %e, "hold timeout not applied")
+                }
             }
         }
         // Everything due at `at`, within the batch's room: an expiry can make the member's next
         // deadline due too (a later lot, a tier review), which this batch then posts as well.
-        let mut tried = std::collections::HashSet::new();
-        loop {
-            let room = self
-                .config
-                .hold_expiries_per_batch_max
-                .saturating_sub(txs.len());
-            let due: Vec<_> = self
-                .state
-                .due_expiries(at, room + tried.len())
-                .into_iter()
-                .filter(|d| !tried.contains(d))
-                .take(room)
-                .collect();
-            if due.is_empty() {
-                break;
+        let mut round = 0;
+        while !due.is_empty() {
+            if round > 0 {
+                let cmds: Vec<Command> = due
+                    .iter()
+                    .map(|(d, m)| crate::shared::queue::expire_command(*m, *d))
+                    .collect();
+                // Part of this instant's due work is decided in memory already: a read failing
+                // now stops the writer (a restart posts it all again, together).
+                found = self.look_up(cmds.iter(), &snapshot, &txs, seq)?.into_iter();
             }
             for (deadline, member) in due {
                 tried.insert((deadline, member));
                 let cmd = crate::shared::queue::expire_command(member, deadline);
-                match self.process(&cmd, None, seq, at, &snapshot, &mut txs) {
+                let known = found.next();
+                match self.process(&cmd, None, seq, at, &snapshot, &mut txs, known) {
                     Outcome::New(_) | Outcome::Replay(_) => {}
                     Outcome::Failed(e) => {
                         tracing::warn!(member = member.0, error = %e, "expiry not posted")
                     }
                 }
             }
+            round += 1;
+            let room = self
+                .config
+                .hold_expiries_per_batch_max
+                .saturating_sub(txs.len());
+            due = self
+                .state
+                .due_expiries(at, room + tried.len())
+                .into_iter()
+                .filter(|d| !tried.contains(d))
+                .take(room)
+                .collect();
         }
         let outcomes: Vec<Outcome> = batch
             .iter()
-            .map(|j| self.process(&j.cmd, j.pricing.as_ref(), seq, at, &snapshot, &mut txs))
+            .map(|j| {
+                self.process(
+                    &j.cmd,
+                    j.pricing.as_ref(),
+                    seq,
+                    at,
+                    &snapshot,
+                    &mut txs,
+                    None,
+                )
+            })
             .collect();
         drop(snapshot);
 
@@ -416,6 +464,7 @@ impl<S: Store + Clone> Writer<S> {
         at: Timestamp,
         snapshot: &S::Snapshot,
         txs: &mut Vec<Transaction>,
+        known: Option<Option<Transaction>>,
     ) -> Outcome {
         let key = cmd.key();
         if key.reference.is_empty() || key.reference.len() > IdemKey::REFERENCE_LEN_MAX {
@@ -431,7 +480,11 @@ impl<S: Store + Clone> Writer<S> {
             None => cmd.digest(),
         };
         let hash = crate::keys::hash_key(key);
-        match self.find_key(key, hash, snapshot, txs, seq) {
+        let found = match known {
+            Some(found) => Ok(found),
+            None => self.find_key(key, hash, snapshot, txs, seq),
+        };
+        match found {
             Ok(Some(original)) if original.digest != digest => {
                 return Outcome::Failed(
                     Rejection::IdempotencyConflict {
@@ -469,6 +522,61 @@ impl<S: Store + Clone> Writer<S> {
         }
     }
 
+    /// Looks up the keys of `cmds` (system commands of due work): what each key committed,
+    /// if anything, or the first read that failed.
+    fn look_up<'a>(
+        &self,
+        cmds: impl Iterator<Item = &'a Command>,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        seq: u64,
+    ) -> Result<Vec<Option<Transaction>>, LedgerError> {
+        cmds.map(|cmd| {
+            let key = cmd.key();
+            self.find_key(key, crate::keys::hash_key(key), snapshot, txs, seq)
+        })
+        .collect()
+    }
+
+    /// A batch refused as a whole before anything was decided: every command is answered with
+    /// `why` (a caller may retry), and nothing is written.
+    fn refuse(
+        &self,
+        batch: &mut Vec<Job>,
+        started: Instant,
+        seq: u64,
+        at: Timestamp,
+        why: LedgerError,
+    ) -> Sealed {
+        let answers = batch
+            .drain(..)
+            .map(|job| (job.reply, Err(why.clone())))
+            .collect();
+        Sealed {
+            started,
+            writes: None,
+            batch: Arc::new(Batch {
+                seq,
+                at,
+                txs: Vec::new(),
+            }),
+            answers,
+        }
+    }
+
+    /// Drops from memory the idempotency entries whose on-disk records `version` includes:
+    /// from now on they are looked up there.
+    fn forget_spilled(&mut self, version: crate::store::Version) {
+        self.leaving.extend(self.spilled.try_iter());
+        while self.leaving.front().is_some_and(|(v, _)| *v <= version) {
+            let (_, entries) = self.leaving.pop_front().expect("a front");
+            for (h, tx) in &entries {
+                self.keys.remove_hash(*h, *tx);
+            }
+            self.keys.left(entries.len());
+        }
+    }
+
     /// Looks an idempotency key (of hash `hash`) up in the in-memory index of every key decided,
     /// this batch's included, and returns the transaction it committed. A hit is confirmed
     /// against the transaction it names; should a hash collision name another key's
@@ -482,7 +590,7 @@ impl<S: Store + Clone> Writer<S> {
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         let Some(id) = self.keys.get_hash(hash) else {
-            return Ok(None);
+            return self.find_on_disk(key, hash, snapshot, txs, seq);
         };
         match self.original_of(id, snapshot, txs, seq)? {
             Some(tx) if tx.key == *key => return Ok(Some(tx)),
@@ -491,6 +599,29 @@ impl<S: Store + Clone> Writer<S> {
         // Another key with the same hash holds the first entry: look through the others.
         for id in self.keys.colliding(key) {
             if let Some(tx) = self.original_of(id, snapshot, txs, seq)? {
+                if tx.key == *key {
+                    return Ok(Some(tx));
+                }
+            }
+        }
+        self.find_on_disk(key, hash, snapshot, txs, seq)
+    }
+
+    /// A key absent from memory may be older than the keys memory holds: its record is then
+    /// on disk (`L` hash), which `snapshot` includes (see [`Self::forget_spilled`]).
+    fn find_on_disk(
+        &self,
+        key: &IdemKey,
+        hash: u128,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        seq: u64,
+    ) -> Result<Option<Transaction>, LedgerError> {
+        if !self.keys.spilled() {
+            return Ok(None);
+        }
+        for rec in crate::single::key_index::on_disk(snapshot, hash)? {
+            if let Some(tx) = self.original_of(rec.tx, snapshot, txs, seq)? {
                 if tx.key == *key {
                     return Ok(Some(tx));
                 }

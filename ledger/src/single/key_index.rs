@@ -13,6 +13,14 @@
 //! entries of the transactions it covers, one value per commit instead of one key per command.
 //! [`KeyIndex::load`] reads them back; the journal after the watermark supplies the rest.
 //!
+//! Memory holds the keys of about the latest `keys_in_memory` transactions only. Beyond that,
+//! the projector moves the oldest chunks' entries to point records by hash (`L` hash, see
+//! [`on_disk`]) in one commit with the chunks' removal, and hands them to the writer, which
+//! drops them from memory once its snapshot includes that commit. From then on a key missing
+//! from memory is looked up on disk before it counts as new ([`KeyIndex::spilled`] says
+//! whether any is there), so a retry of a key of any age is still answered exactly once, and
+//! memory and restart time follow the window, not the length of history.
+//!
 //! The table is split into [`SHARDS`] maps by the hash's top bits. A single map holding every
 //! key would, on each doubling, rehash all of them at once into fresh memory: with a few
 //! million keys that is a ~100 MB allocation the kernel must zero, and a commit stalled for
@@ -20,6 +28,7 @@
 //! shard has its own lock: the writer inserts, readers ([`crate::Ledger::transaction_by_key`])
 //! look up, and neither waits on more than one shard.
 
+use crate::codec::IdemRecord;
 use crate::codec::{self, IdemChunk};
 use crate::core::model::IdemKey;
 use crate::core::types::TxId;
@@ -28,6 +37,7 @@ use crate::keys::{self, hash_key};
 use crate::store::{prefix_end, Snapshot};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::RwLock;
 
 /// The key is already a uniform hash; take its low 64 bits instead of hashing again.
@@ -62,6 +72,12 @@ pub(crate) struct KeyIndex {
     shards: Vec<RwLock<Shard>>,
     /// Entries whose hash another key's entry already holds in its shard.
     overflow: RwLock<HashMap<u128, Vec<TxId>>>,
+    /// Entries held.
+    count: AtomicUsize,
+    /// Whether any key's record is on disk only (`L` records exist).
+    spilled: AtomicBool,
+    /// Entries written to disk whose removal from memory the writer has yet to make.
+    leaving: AtomicUsize,
 }
 
 impl Default for KeyIndex {
@@ -69,7 +85,21 @@ impl Default for KeyIndex {
         KeyIndex {
             shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
             overflow: RwLock::default(),
+            count: AtomicUsize::new(0),
+            spilled: AtomicBool::new(false),
+            leaving: AtomicUsize::new(0),
         }
+    }
+}
+
+/// The records of keys with hash `h` that left memory: read from the store.
+pub(crate) fn on_disk<S: Snapshot + ?Sized>(
+    snapshot: &S,
+    h: u128,
+) -> Result<Vec<IdemRecord>, LedgerError> {
+    match snapshot.get(&keys::idempotency_on_disk(h))? {
+        Some(v) => codec::decode("on-disk idempotency record", &v),
+        None => Ok(Vec::new()),
     }
 }
 
@@ -105,9 +135,79 @@ impl KeyIndex {
                 false
             }
         })?;
-        match failure {
-            Some(e) => Err(e),
-            None => Ok(index),
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let on_disk = [keys::IDEM_ON_DISK];
+        let any = !snapshot
+            .range(&on_disk, &prefix_end(&on_disk), 1, false)?
+            .is_empty();
+        index.spilled.store(any, Ordering::Release);
+        Ok(index)
+    }
+
+    /// Entries held in memory.
+    pub fn len(&self) -> usize {
+        self.count.load(Ordering::Acquire)
+    }
+
+    /// Entries held in memory that are not on their way out.
+    pub fn staying(&self) -> usize {
+        self.len()
+            .saturating_sub(self.leaving.load(Ordering::Acquire))
+    }
+
+    /// Notes `n` entries now on disk, to leave memory once the writer sees them there.
+    pub fn leave(&self, n: usize) {
+        self.leaving.fetch_add(n, Ordering::AcqRel);
+    }
+
+    /// Notes `n` entries gone from memory.
+    pub fn left(&self, n: usize) {
+        self.leaving.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    /// Whether some keys are on disk only: a key missing from memory must be looked up there.
+    pub fn spilled(&self) -> bool {
+        self.spilled.load(Ordering::Acquire)
+    }
+
+    /// Notes that keys are now on disk (before any leaves memory).
+    pub fn mark_spilled(&self) {
+        self.spilled.store(true, Ordering::Release);
+    }
+
+    /// Drops entry (`h`, `tx`) from memory (its record is on disk).
+    pub fn remove_hash(&self, h: u128, tx: TxId) {
+        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
+        if shard.get(&in_shard(h)) == Some(&tx) {
+            shard.remove(&in_shard(h));
+            self.count.fetch_sub(1, Ordering::AcqRel);
+            drop(shard);
+            // A colliding entry, if any, takes the shard's slot.
+            let mut overflow = self.overflow.write().expect("key index overflow lock");
+            if let Some(others) = overflow.get_mut(&h) {
+                let next = others.remove(0);
+                if others.is_empty() {
+                    overflow.remove(&h);
+                }
+                self.shards[shard_of(h)]
+                    .write()
+                    .expect("key index lock")
+                    .insert(in_shard(h), next);
+            }
+            return;
+        }
+        drop(shard);
+        let mut overflow = self.overflow.write().expect("key index overflow lock");
+        if let Some(others) = overflow.get_mut(&h) {
+            if let Some(i) = others.iter().position(|t| *t == tx) {
+                others.remove(i);
+                self.count.fetch_sub(1, Ordering::AcqRel);
+            }
+            if others.is_empty() {
+                overflow.remove(&h);
+            }
         }
     }
 
@@ -146,6 +246,7 @@ impl KeyIndex {
         match shard.entry(in_shard(h)) {
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(tx);
+                self.count.fetch_add(1, Ordering::AcqRel);
             }
             std::collections::hash_map::Entry::Occupied(e) if *e.get() == tx => {}
             std::collections::hash_map::Entry::Occupied(_) => {
@@ -154,14 +255,15 @@ impl KeyIndex {
                 let others = overflow.entry(h).or_default();
                 if !others.contains(&tx) {
                     others.push(tx);
+                    self.count.fetch_add(1, Ordering::AcqRel);
                 }
             }
         }
     }
 
-    /// Keys held.
+    /// Keys held, counted entry by entry (the count's check).
     #[cfg(test)]
-    fn len(&self) -> usize {
+    fn counted(&self) -> usize {
         let overflow: usize = self
             .overflow
             .read()
@@ -191,6 +293,7 @@ mod tests {
             index.insert(&IdemKey::partner(PartnerId(1), format!("r{i}")), TxId(i));
         }
         assert_eq!(index.len(), n as usize);
+        assert_eq!(index.counted(), n as usize);
         let used = index
             .shards
             .iter()
@@ -220,6 +323,15 @@ mod tests {
         assert_eq!(index.get(&key), Some(TxId(1)));
         assert_eq!(index.colliding(&key), vec![TxId(2), TxId(3)]);
         assert_eq!(index.len(), 3);
+        assert_eq!(index.counted(), 3);
+        // Leaving memory: the first, and a colliding one takes its slot.
+        index.remove_hash(h, TxId(1));
+        assert_eq!(index.get(&key), Some(TxId(2)));
+        assert_eq!(index.colliding(&key), vec![TxId(3)]);
+        index.remove_hash(h, TxId(3));
+        index.remove_hash(h, TxId(9));
+        assert_eq!((index.len(), index.counted()), (1, 1));
+        assert!(index.colliding(&key).is_empty());
         assert!(index
             .colliding(&IdemKey::partner(PartnerId(3), "other"))
             .is_empty());

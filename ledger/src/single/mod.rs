@@ -40,7 +40,6 @@ pub(crate) fn open<S: Store + Clone>(
     store: &S,
     config: &LedgerConfig,
 ) -> Result<Started<S>, LedgerError> {
-    let committer = config.committer.checked();
     let snapshot = store.snapshot()?;
     if is_cluster_store(&snapshot)? {
         return Err(LedgerError::WrongWritePath {
@@ -73,7 +72,7 @@ pub(crate) fn open<S: Store + Clone>(
     drop(snapshot);
     start(
         store,
-        committer,
+        config,
         shared,
         keys,
         through,
@@ -175,13 +174,15 @@ fn bring_forward<Snap: crate::store::Snapshot>(
 /// journal batches it has yet to cover.
 fn start<S: Store + Clone>(
     store: &S,
-    committer: crate::shared::queue::CommitterConfig,
+    config: &LedgerConfig,
     shared: Arc<Shared>,
     keys: Arc<KeyIndex>,
     through: u64,
     recovered: Recovered,
     chain: crate::chain::Chainer,
 ) -> Result<Started<S>, LedgerError> {
+    let committer = config.committer.checked();
+    let keys_in_memory = config.keys_in_memory;
     let Recovered {
         state,
         mirror,
@@ -198,7 +199,11 @@ fn start<S: Store + Clone>(
     let (to_projector, from_writer) =
         crossbeam_channel::bounded::<Arc<Batch>>(PROJECTOR_QUEUE_BATCHES);
     let heads = Arc::new(Heads::from_state(&state));
+    let (spilled_to, spilled) = crossbeam_channel::unbounded();
     let projector = Projector {
+        keys: keys.clone(),
+        keys_in_memory,
+        spilled: spilled_to,
         store: store.clone(),
         heads: heads.clone(),
         pages: PageMembers::of(&mirror),
@@ -226,6 +231,8 @@ fn start<S: Store + Clone>(
         recent: std::collections::VecDeque::new(),
         recent_txs: 0,
         chain: Some(chain),
+        spilled,
+        leaving: std::collections::VecDeque::new(),
     };
     for b in tail {
         writer.remember(&b.txs);

@@ -32,7 +32,8 @@ use crate::keys;
 use crate::shared::queue::Batch;
 use crate::shared::records::{write_records, Touched};
 use crate::single::heads::{Head, Heads};
-use crate::store::{Durability, Store, WriteSet};
+use crate::single::key_index::{on_disk, KeyIndex};
+use crate::store::{Durability, Snapshot, Store, Version, WriteSet};
 use crossbeam_channel::Receiver;
 use std::sync::Arc;
 
@@ -40,6 +41,13 @@ use std::sync::Arc;
 /// under its journal lock, which the committer's synced commits also take, so a projector
 /// commit is kept to a few milliseconds (about 3 derived keys per transaction, ~1.3 µs each).
 const FLUSH_TXS_MAX: usize = 4_096;
+
+/// Most idempotency entries one commit moves to disk (whole chunks; at least one).
+const SPILL_MAX: usize = 16_384;
+
+/// Entries a commit moved to disk, at the commit's version: the writer drops them from memory
+/// once its snapshot includes that version.
+pub(crate) type Spilled = (Version, Vec<(u128, crate::core::types::TxId)>);
 
 pub(crate) struct Projector<S: Store> {
     pub store: S,
@@ -53,6 +61,11 @@ pub(crate) struct Projector<S: Store> {
     pub last_seq: u64,
     /// Each member's latest transaction and points, for readers.
     pub heads: Arc<Heads>,
+    /// The writer's idempotency keys in memory, and how many it keeps.
+    pub keys: Arc<KeyIndex>,
+    pub keys_in_memory: usize,
+    /// Where entries moved to disk are handed to the writer.
+    pub spilled: crossbeam_channel::Sender<Spilled>,
 }
 
 impl<S: Store> Projector<S> {
@@ -140,10 +153,69 @@ impl<S: Store> Projector<S> {
             &keys::members_through(),
             &self.dirty.through(self.last_seq).to_be_bytes(),
         );
+        let spill = self.spill(&mut w)?;
         w.sort_by_key();
-        self.store.commit(w, Durability::Buffered)?;
+        let version = self.store.commit(w, Durability::Buffered)?;
+        if !spill.is_empty() {
+            self.keys.mark_spilled();
+            self.keys.leave(spill.len());
+            // The writer may have stopped; its memory then goes with it.
+            let _ = self.spilled.send((version, spill));
+        }
         self.shared.projected_to(self.last_seq);
         Ok(())
+    }
+
+    /// When memory holds more keys than the window (and a sixteenth), moves the oldest index
+    /// chunks' entries to on-disk records by hash, in this commit, down to the window, at most
+    /// [`SPILL_MAX`] a commit. Returns the entries moved.
+    fn spill(
+        &mut self,
+        w: &mut WriteSet,
+    ) -> Result<Vec<(u128, crate::core::types::TxId)>, crate::LedgerError> {
+        let held = self.keys.staying();
+        let window = self.keys_in_memory.max(1);
+        if held <= window + window / 16 {
+            return Ok(Vec::new());
+        }
+        let want = (held - window).min(SPILL_MAX);
+        let snapshot = self.store.snapshot()?;
+        let mut moved: Vec<(u128, IdemRecord)> = Vec::new();
+        let mut chunks = Vec::new();
+        let mut failure = None;
+        let begin = [keys::IDEM_CHUNK];
+        snapshot.scan(
+            &begin,
+            &crate::store::prefix_end(&begin),
+            &mut |k, v| match codec::decode::<IdemChunk>("idempotency chunk", v) {
+                Ok(chunk) => {
+                    chunks.push(k.to_vec());
+                    moved.extend(chunk.entries);
+                    moved.len() < want
+                }
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            },
+        )?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let mut by_hash: std::collections::BTreeMap<u128, Vec<IdemRecord>> = Default::default();
+        for (h, rec) in &moved {
+            by_hash.entry(*h).or_default().push(*rec);
+        }
+        for (h, mut recs) in by_hash {
+            // Another key of this hash may be on disk already (nearly never): keep both.
+            let mut all = on_disk(&snapshot, h)?;
+            all.append(&mut recs);
+            w.set_owned(keys::idempotency_on_disk(h), codec::encode(&all));
+        }
+        for k in chunks {
+            w.clear(&k);
+        }
+        Ok(moved.into_iter().map(|(h, r)| (h, r.tx)).collect())
     }
 
     /// Writes member page `page` as the mirror has it, through the last batch projected.

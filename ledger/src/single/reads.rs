@@ -30,6 +30,10 @@ pub(super) struct SingleReads {
 }
 
 impl<S: Store> PathReads<S> for SingleReads {
+    fn keys_in_memory(&self) -> Option<usize> {
+        Some(self.keys.len())
+    }
+
     fn catch_up(&self) -> Result<(), LedgerError> {
         self.shared
             .wait_projected(self.shared.committed_version(), READ_WAIT_MAX)
@@ -91,6 +95,7 @@ impl<S: Store> PathReads<S> for SingleReads {
             .into_iter()
             .chain(self.keys.colliding(key));
         let snap = store.snapshot()?;
+        let candidates: Vec<TxId> = candidates.collect();
         for id in candidates {
             if !PathReads::<S>::is_durable(self, id) {
                 continue;
@@ -98,6 +103,22 @@ impl<S: Store> PathReads<S> for SingleReads {
             if let Some(tx) = find_transaction(&snap, id)? {
                 if tx.key == *key {
                     return Ok(Some(tx));
+                }
+            }
+        }
+        if !self.keys.spilled() {
+            return Ok(None);
+        }
+        // Older than the keys memory holds: on disk. The writer may have dropped the key from
+        // memory after this snapshot was taken but before the lookup above, so a miss is
+        // confirmed on a snapshot taken after it.
+        let hash = crate::keys::hash_key(key);
+        for snap in [snap, store.snapshot()?] {
+            for rec in super::key_index::on_disk(&snap, hash)? {
+                if let Some(tx) = find_transaction(&snap, rec.tx)? {
+                    if tx.key == *key {
+                        return Ok(Some(tx));
+                    }
                 }
             }
         }

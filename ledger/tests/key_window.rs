@@ -1,0 +1,118 @@
+//! The single writer keeps the idempotency keys of about `keys_in_memory` latest transactions
+//! in memory; older ones move to the on-disk index and are still answered exactly once, by the
+//! writer (a retry replays, a changed command conflicts) and by reads, before and after a
+//! restart, which loads only the window.
+
+use ledger::store::EmbeddedStore;
+use ledger::*;
+use rust_decimal::Decimal;
+
+const AIR: PartnerId = PartnerId(1);
+const WINDOW: usize = 100;
+
+fn earn(i: u64, points: i64) -> Command {
+    Command::Earn {
+        key: IdemKey::partner(AIR, format!("ticket-{i}")),
+        member: MemberId(1 + i % 5),
+        partner: AIR,
+        points: Points(points),
+        bonus: Points(0),
+        awards: vec![],
+        guard: None,
+        purchase: None,
+    }
+}
+
+fn open(dir: &std::path::Path) -> Ledger<EmbeddedStore> {
+    let config = LedgerConfig {
+        keys_in_memory: WINDOW,
+        ..LedgerConfig::default()
+    };
+    Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
+}
+
+#[test]
+fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let l = open(dir.path());
+    l.execute_blocking(Command::SetContract {
+        key: IdemKey::operator("contract"),
+        contract: Contract {
+            partner: AIR,
+            currency: "EUR".parse().expect("EUR"),
+            issuance_price_per_point: Decimal::new(1, 2),
+            redemption_price_per_point: Decimal::new(1, 2),
+            points_validity_days: None,
+        },
+    })
+    .expect("contract");
+    for m in 1..=5 {
+        l.execute_blocking(Command::Enrol {
+            key: IdemKey::operator(format!("enrol-{m}")),
+            member: MemberId(m),
+        })
+        .expect("enrol");
+    }
+    const N: u64 = 3_000;
+    let first: Vec<Receipt> = (0..N)
+        .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
+        .collect();
+    // Settle: the projector has moved old keys out; the next batch drops them from memory.
+    l.execute_blocking(earn(N, 10)).expect("earn");
+    let _ = l.balance(MemberId(1)).expect("read");
+    l.execute_blocking(earn(N + 1, 10)).expect("earn");
+    let held = l.keys_in_memory().expect("single path");
+    assert!(
+        held < 4 * WINDOW,
+        "{held} keys in memory with a window of {WINDOW}"
+    );
+
+    let check = |l: &Ledger<EmbeddedStore>| {
+        for i in [0, 1, 7, N / 2, N - 1] {
+            let again = l.execute_blocking(earn(i, 10)).expect("retry");
+            assert!(again.replayed, "ticket-{i} replayed");
+            assert_eq!(
+                again.tx, first[i as usize].tx,
+                "ticket-{i}: the first receipt"
+            );
+            let changed = l.execute_blocking(earn(i, 11));
+            assert!(
+                matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first[i as usize].tx.id),
+                "ticket-{i} with other content: {changed:?}"
+            );
+            let read = l
+                .transaction_by_key(&IdemKey::partner(AIR, format!("ticket-{i}")))
+                .expect("read")
+                .expect("found");
+            assert_eq!(read, *first[i as usize].tx);
+        }
+        let posted: i64 = (1..=5)
+            .map(|m| {
+                l.balance(MemberId(m))
+                    .expect("read")
+                    .expect("member")
+                    .posted
+                    .0
+            })
+            .sum();
+        assert_eq!(
+            posted,
+            (N as i64 + 2) * 10,
+            "every earn once, no retry twice"
+        );
+        let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+        assert_eq!(report.idempotency_keys, 1 + 5 + N as usize + 2);
+    };
+    check(&l);
+
+    l.shutdown();
+    let l = open(dir.path());
+    let held = l.keys_in_memory().expect("single path");
+    assert!(
+        held < 4 * WINDOW,
+        "a restart loads the window only: {held} keys"
+    );
+    check(&l);
+    let fresh = l.execute_blocking(earn(N + 2, 10)).expect("a new key");
+    assert!(!fresh.replayed);
+}

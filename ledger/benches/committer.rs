@@ -103,6 +103,12 @@ fn open(
             ..CommitterConfig::default()
         },
         on_commit: Some(on_commit),
+        // BENCH_KEYS_IN_MEMORY: a small window puts the run past it (keys moving to disk, new
+        // keys checked against the filter over them).
+        keys_in_memory: env_or(
+            "BENCH_KEYS_IN_MEMORY",
+            LedgerConfig::default().keys_in_memory,
+        ),
         ..LedgerConfig::default()
     };
     Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")

@@ -1,5 +1,7 @@
 //! Memory and restart time as history grows: a store grown to each target number of
-//! transactions (earns at 100,000 members, through the committer at batch 8,192), then opened
+//! transactions (earns, each followed by a burn of the same points, at 100,000 members, so
+//! that what grows is history and not what members hold; through the committer at batch
+//! 8,192), then opened
 //! in a fresh process, which reports how long the open took, its resident memory (VmRSS, and
 //! the peak VmHWM) and the idempotency keys it holds in memory; and then checks that a retry of
 //! the very first earn is still answered as a replay.
@@ -39,13 +41,26 @@ fn open(dir: &Path) -> Ledger<EmbeddedStore> {
     Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
 }
 
+/// Transaction `n`: an earn when `n` is even, then a burn of the same points by the same
+/// member, which spends the earn's lot.
 fn earn(n: u64) -> Command {
-    let p = PartnerId(1 + (n % u64::from(PARTNERS)) as u32);
+    let pair = n / 2;
+    let p = PartnerId(1 + (pair % u64::from(PARTNERS)) as u32);
+    let member = MemberId(1 + (pair.wrapping_mul(2_654_435_761) % MEMBERS));
+    let points = Points(100 + (pair % 900) as i64);
+    if n % 2 == 1 {
+        return Command::Burn {
+            key: IdemKey::partner(p, format!("h{n}")),
+            member,
+            partner: p,
+            points,
+        };
+    }
     Command::Earn {
         key: IdemKey::partner(p, format!("h{n}")),
-        member: MemberId(1 + (n.wrapping_mul(2_654_435_761) % MEMBERS)),
+        member,
         partner: p,
-        points: Points(100 + (n % 900) as i64),
+        points,
         bonus: Points(0),
         awards: vec![],
         guard: None,
@@ -53,7 +68,7 @@ fn earn(n: u64) -> Command {
     }
 }
 
-/// Earns posted so far, kept beside the store.
+/// Transactions (earns and burns) posted so far, kept beside the store.
 fn posted(dir: &Path) -> u64 {
     std::fs::read_to_string(dir.join("history-earns"))
         .ok()
@@ -110,8 +125,8 @@ fn grow(dir: &Path, target: u64) {
             .expect("pending")
             .blocking_recv()
             .expect("answer")
-            .expect("earn");
-        assert!(!r.replayed, "an earn key was used twice");
+            .expect("earn or burn");
+        assert!(!r.replayed, "a key was used twice");
         if last_report.elapsed().as_secs() >= 30 {
             last_report = Instant::now();
             eprintln!(

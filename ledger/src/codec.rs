@@ -1,14 +1,16 @@
 //! Byte encodings of stored records: journal blocks and derived-state values.
 //!
 //! Records are postcard (compact, serde-driven). A journal block is
-//! `[format u8][check u64 LE][count u32 LE][offset u32 LE; count][postcard transaction; count]`,
-//! so one transaction can be decoded without decoding its neighbours. A transaction too large
-//! for a block (a burn drawing on thousands of lots) is written as consecutive part blocks,
-//! `[PART_FORMAT][index u16 LE][count u16 LE][check u64 LE][bytes]`, each within FoundationDB's
-//! value limit. The check is the XXH3-64 of everything after it: a block the disk or a read
-//! gave back altered is refused as corrupt instead of decoded into other amounts, as
-//! TigerBeetle checksums what it reads. Blocks written before the check (formats 1 and 2,
-//! without it) still read.
+//! `[format u8][table check u32 LE][count u32 LE][(offset u32 LE, check u32 LE); count]
+//! [postcard transaction; count]`, so one transaction can be decoded, and checked, without its
+//! neighbours; the table check covers the count and the table, so an altered count cannot hide
+//! a transaction. A transaction too
+//! large for a block (a burn drawing on thousands of lots) is written as consecutive part
+//! blocks, `[PART_FORMAT][index u16 LE][count u16 LE][check u64 LE][bytes]`, each within
+//! FoundationDB's value limit. A transaction's check is the low 32 bits of the XXH3-64 of its
+//! bytes, a part's the XXH3-64 of its index, count and bytes: a block the disk or a read gave back altered is
+//! refused as corrupt instead of decoded into other amounts, as TigerBeetle checksums what it
+//! reads. Blocks written before the checks (formats 1 and 2, without them) still read.
 
 use crate::core::model::{describe, Digest, Transaction};
 use crate::core::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
@@ -21,8 +23,11 @@ pub const BLOCK_FORMAT: u8 = 3;
 /// Format byte of journal blocks written before blocks carried a check.
 const BLOCK_FORMAT_UNCHECKED: u8 = 1;
 
-/// Header bytes of a block: format, check, count.
-const BLOCK_HEADER: usize = 1 + 8 + 4;
+/// Header bytes of a block: format, table check, count.
+const BLOCK_HEADER: usize = 1 + 4 + 4;
+
+/// Bytes of a block's table per transaction: offset and check.
+const BLOCK_ENTRY: usize = 4 + 4;
 
 /// A journal block stays under this many bytes (FoundationDB values are limited to 100 kB).
 pub const BLOCK_BYTES_MAX: usize = 64 * 1024;
@@ -57,6 +62,7 @@ pub struct BlockWriter {
     blocks: Vec<Vec<u8>>,
     body: Vec<u8>,
     offsets: Vec<u32>,
+    checks: Vec<u32>,
     scratch: Vec<u8>,
 }
 
@@ -65,7 +71,7 @@ impl BlockWriter {
     pub fn push(&mut self, tx: &Transaction) {
         let scratch = std::mem::take(&mut self.scratch);
         self.scratch = postcard::to_extend(tx, scratch).expect("transactions always encode");
-        if BLOCK_HEADER + 4 + self.scratch.len() > BLOCK_BYTES_MAX {
+        if BLOCK_HEADER + BLOCK_ENTRY + self.scratch.len() > BLOCK_BYTES_MAX {
             self.push_parts();
             return;
         }
@@ -73,12 +79,15 @@ impl BlockWriter {
             // Sized once: growing by doubling would copy and fault in fresh pages per block.
             self.body.reserve(BLOCK_BYTES_MAX);
         }
-        let projected =
-            BLOCK_HEADER + 4 * (self.offsets.len() + 1) + self.body.len() + self.scratch.len();
+        let projected = BLOCK_HEADER
+            + BLOCK_ENTRY * (self.offsets.len() + 1)
+            + self.body.len()
+            + self.scratch.len();
         if !self.offsets.is_empty() && projected > BLOCK_BYTES_MAX {
             self.seal();
         }
         self.offsets.push(self.body.len() as u32);
+        self.checks.push(check(&self.scratch) as u32);
         self.body.extend_from_slice(&self.scratch);
         self.scratch.clear();
     }
@@ -95,7 +104,9 @@ impl BlockWriter {
             block.push(PART_FORMAT);
             block.extend_from_slice(&(i as u16).to_le_bytes());
             block.extend_from_slice(&count.to_le_bytes());
-            block.extend_from_slice(&check(piece).to_le_bytes());
+            let mut covered = block[1..5].to_vec();
+            covered.extend_from_slice(piece);
+            block.extend_from_slice(&check(&covered).to_le_bytes());
             block.extend_from_slice(piece);
             self.blocks.push(block);
         }
@@ -104,19 +115,21 @@ impl BlockWriter {
 
     fn seal(&mut self) {
         let n = self.offsets.len();
-        let mut block = Vec::with_capacity(BLOCK_HEADER + 4 * n + self.body.len());
+        let mut block = Vec::with_capacity(BLOCK_HEADER + BLOCK_ENTRY * n + self.body.len());
         block.push(BLOCK_FORMAT);
-        block.extend_from_slice(&[0; 8]);
+        block.extend_from_slice(&[0; 4]);
         block.extend_from_slice(&(n as u32).to_le_bytes());
-        for o in &self.offsets {
+        for (o, c) in self.offsets.iter().zip(&self.checks) {
             block.extend_from_slice(&o.to_le_bytes());
+            block.extend_from_slice(&c.to_le_bytes());
         }
+        let table = check(&block[5..]) as u32;
+        block[1..5].copy_from_slice(&table.to_le_bytes());
         block.extend_from_slice(&self.body);
-        let sum = check(&block[9..]);
-        block[1..9].copy_from_slice(&sum.to_le_bytes());
         self.blocks.push(block);
         self.body.clear();
         self.offsets.clear();
+        self.checks.clear();
     }
 
     /// The finished blocks, in order.
@@ -172,7 +185,9 @@ impl Assembler {
         let bytes = value.get(header..).ok_or_else(|| bad("short header"))?;
         if header == PART_HEADER {
             let stored = u64::from_le_bytes(value[5..13].try_into().expect("8 bytes"));
-            if stored != check(bytes) {
+            let mut covered = value[1..5].to_vec();
+            covered.extend_from_slice(bytes);
+            if stored != check(&covered) {
                 return Err(bad("check mismatch: the part was altered"));
             }
         }
@@ -200,6 +215,8 @@ impl Assembler {
 /// A decoded view of one journal block.
 pub struct Block<'a> {
     offsets: Vec<usize>,
+    /// Each transaction's check (none in blocks written before checks).
+    checks: Option<Vec<u32>>,
     body: &'a [u8],
 }
 
@@ -207,16 +224,9 @@ impl<'a> Block<'a> {
     /// Parses a block's header.
     pub fn parse(bytes: &'a [u8]) -> Result<Block<'a>, LedgerError> {
         let bad = |why: &str| LedgerError::Corrupt(format!("journal block: {why}"));
-        let count_at = match bytes.first() {
-            Some(&BLOCK_FORMAT) => {
-                let stored = bytes.get(1..9).ok_or_else(|| bad("short header"))?;
-                let stored = u64::from_le_bytes(stored.try_into().expect("8 bytes"));
-                if stored != check(&bytes[9..]) {
-                    return Err(bad("check mismatch: the block was altered"));
-                }
-                9
-            }
-            Some(&BLOCK_FORMAT_UNCHECKED) => 1,
+        let (entry, count_at) = match bytes.first() {
+            Some(&BLOCK_FORMAT) => (BLOCK_ENTRY, 5),
+            Some(&BLOCK_FORMAT_UNCHECKED) => (4, 1),
             _ => return Err(bad("unknown format")),
         };
         let n = u32::from_le_bytes(
@@ -226,25 +236,37 @@ impl<'a> Block<'a> {
                 .try_into()
                 .expect("4 bytes"),
         ) as usize;
-        let offsets_at = count_at + 4;
         let body_at = n
-            .checked_mul(4)
-            .and_then(|o| o.checked_add(offsets_at))
+            .checked_mul(entry)
+            .and_then(|o| o.checked_add(count_at + 4))
             .ok_or_else(|| bad("short offset table"))?;
         let header = bytes
-            .get(offsets_at..body_at)
+            .get(count_at + 4..body_at)
             .ok_or_else(|| bad("short offset table"))?;
+        if entry == BLOCK_ENTRY {
+            let stored = u32::from_le_bytes(bytes[1..5].try_into().expect("4 bytes"));
+            if stored != check(&bytes[5..body_at]) as u32 {
+                return Err(bad("check mismatch: the table was altered"));
+            }
+        }
+        let word = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("4 bytes"));
         let offsets: Vec<usize> = header
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")) as usize)
+            .chunks_exact(entry)
+            .map(|c| word(&c[..4]) as usize)
             .collect();
+        let checks = (entry == BLOCK_ENTRY)
+            .then(|| header.chunks_exact(entry).map(|c| word(&c[4..8])).collect());
         let body = &bytes[body_at..];
         if offsets.windows(2).any(|w| w[0] >= w[1])
             || offsets.last().is_some_and(|&o| o >= body.len())
         {
             return Err(bad("offsets out of order"));
         }
-        Ok(Block { offsets, body })
+        Ok(Block {
+            offsets,
+            checks,
+            body,
+        })
     }
 
     /// Number of transactions in the block.
@@ -261,7 +283,15 @@ impl<'a> Block<'a> {
     pub fn get(&self, i: usize) -> Result<Transaction, LedgerError> {
         let start = self.offsets[i];
         let end = self.offsets.get(i + 1).copied().unwrap_or(self.body.len());
-        decode("journal transaction", &self.body[start..end])
+        let bytes = &self.body[start..end];
+        if let Some(checks) = &self.checks {
+            if checks[i] != check(bytes) as u32 {
+                return Err(LedgerError::Corrupt(format!(
+                    "journal block: check mismatch: transaction {i} was altered"
+                )));
+            }
+        }
+        decode("journal transaction", bytes)
     }
 
     /// Decodes every transaction in order.
@@ -576,7 +606,7 @@ mod tests {
         assert_eq!(blocks[0][0], BLOCK_FORMAT);
         assert!(blocks[1..].iter().all(|b| b[0] == PART_FORMAT));
         for b in &blocks {
-            for at in [1, 9, 13, b.len() / 2, b.len() - 1] {
+            for at in [1, 3, 5, 6, 9, 13, 17, b.len() / 2, b.len() - 1] {
                 let mut bad = b.clone();
                 bad[at] ^= 0x10;
                 let mut parts = Assembler::default();
@@ -596,9 +626,14 @@ mod tests {
                 );
             }
         }
-        // The same block as written before the check: format 1, no check field.
+        // The same block as written before the checks: format 1, offsets only.
+        let n = u32::from_le_bytes(blocks[0][5..9].try_into().expect("4")) as usize;
         let mut old = vec![BLOCK_FORMAT_UNCHECKED];
-        old.extend_from_slice(&blocks[0][9..]);
+        old.extend_from_slice(&blocks[0][5..9]);
+        for e in blocks[0][9..9 + 8 * n].chunks_exact(8) {
+            old.extend_from_slice(&e[..4]);
+        }
+        old.extend_from_slice(&blocks[0][9 + 8 * n..]);
         let read = Block::parse(&old)
             .expect("an unchecked block")
             .all()

@@ -477,6 +477,12 @@ pub fn members_through() -> Vec<u8> {
     vec![META, b'k']
 }
 
+/// How many idempotency entries the single writer moved to disk (`L` records), a u64: sizes
+/// the in-memory filter over them at open.
+pub fn keys_on_disk() -> Vec<u8> {
+    vec![META, b'd']
+}
+
 /// Which writer owns the store: `single` (one committer) or `cluster` (many processes).
 pub fn writer_mode() -> Vec<u8> {
     vec![META, b'm']

@@ -33,6 +33,7 @@ use ledger::core::types::ChangeNote;
 use ledger::store::sim::{SimCounts, SimFaults, SimStore};
 use ledger::store::Snapshot;
 use ledger::*;
+use rand::Rng as _;
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -80,21 +81,15 @@ fn config(clock: &'static AtomicI64) -> LedgerConfig {
     }
 }
 
-/// The stream's generator (xorshift64*).
-struct Rng(u64);
+/// The stream's generator, seeded.
+struct Rng(rand::rngs::StdRng);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.0.random_range(0..n.max(1))
     }
     fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + self.below((hi - lo + 1) as u64) as i64
+        self.0.random_range(lo..=hi)
     }
     fn chance(&mut self, per_cent: u64) -> bool {
         self.below(100) < per_cent
@@ -701,7 +696,7 @@ fn answer(
 
 /// One seed's run.
 fn run(seed: u64, steps: usize) -> Run {
-    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut rng = Rng(rand::SeedableRng::seed_from_u64(seed));
     let clock = leak_clock();
     let faults = faults();
     let model = Ledger::open(SimStore::new(SimFaults::default(), 1), config(clock)).expect("model");

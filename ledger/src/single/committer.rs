@@ -54,6 +54,8 @@ pub(crate) struct Writer<S: Store> {
     /// (until the writer's snapshot includes the commit that moved them).
     pub spilled: Receiver<crate::single::projector::Spilled>,
     pub leaving: VecDeque<crate::single::projector::Spilled>,
+    /// Held while the writer runs: the key filter's rebuild stops when it is dropped.
+    pub alive: Option<Sender<()>>,
 }
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
@@ -617,7 +619,7 @@ impl<S: Store + Clone> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        if !self.keys.spilled() {
+        if !self.keys.spilled() || self.keys.filter.surely_absent(hash) {
             return Ok(None);
         }
         for rec in crate::single::key_index::on_disk(snapshot, hash)? {

@@ -54,7 +54,7 @@ pub(crate) fn open<S: Store + Clone>(
         members_through,
         member_stamps,
     } = load_state(&snapshot, config.policy)?;
-    let keys = Arc::new(KeyIndex::load(&snapshot)?);
+    let keys = Arc::new(KeyIndex::load(&snapshot, config.keys_in_memory)?);
     let shared = Shared::new(through, through, config.on_commit.clone());
     let Recovered {
         state,
@@ -170,6 +170,10 @@ fn bring_forward<Snap: crate::store::Snapshot>(
     })
 }
 
+/// Keys on disk up to which the filter over them is rebuilt during open rather than beside the
+/// writer.
+const FILTER_REBUILT_INLINE_MAX: usize = 1_000_000;
+
 /// Starts the projector and the committer on the recovered state, and hands the projector the
 /// journal batches it has yet to cover.
 fn start<S: Store + Clone>(
@@ -200,6 +204,7 @@ fn start<S: Store + Clone>(
         crossbeam_channel::bounded::<Arc<Batch>>(PROJECTOR_QUEUE_BATCHES);
     let heads = Arc::new(Heads::from_state(&state));
     let (spilled_to, spilled) = crossbeam_channel::unbounded();
+    let mut writer_alive_guard = None;
     let projector = Projector {
         keys: keys.clone(),
         keys_in_memory,
@@ -233,6 +238,7 @@ fn start<S: Store + Clone>(
         chain: Some(chain),
         spilled,
         leaving: std::collections::VecDeque::new(),
+        alive: None,
     };
     for b in tail {
         writer.remember(&b.txs);
@@ -243,7 +249,40 @@ fn start<S: Store + Clone>(
                 why: "the projector stopped during recovery".into(),
             })?;
     }
+    let mut threads = Vec::new();
+    if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {
+        // Few keys on disk: rebuilt before the writer starts (a fraction of a second).
+        let (_alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
+        keys.rebuild_filter(&store.snapshot()?, &writer_alive)?;
+    }
+    if !keys.filter_ready() {
+        // The filter over keys on disk, rebuilt beside the writer, which reads the disk for
+        // every key missing from memory until it is done. It stops when the writer does.
+        let snapshot = store.snapshot()?;
+        let keys = keys.clone();
+        let (alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
+        writer_alive_guard = Some(alive);
+        let started = std::time::Instant::now();
+        threads.push(
+            std::thread::Builder::new()
+                .name("ledger-key-filter".into())
+                .spawn(move || match keys.rebuild_filter(&snapshot, &writer_alive) {
+                    Ok(true) => tracing::info!(
+                        seconds = started.elapsed().as_secs_f64(),
+                        "filter over idempotency keys on disk rebuilt"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => tracing::error!(error = %e, "filter over keys on disk not rebuilt; every new key reads the disk"),
+                })
+                .map_err(|e| LedgerError::Spawn {
+                    thread: "key filter",
+                    why: e.to_string(),
+                })?,
+        );
+    }
     let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity);
+    let mut writer = writer;
+    writer.alive = writer_alive_guard;
     let writer = std::thread::Builder::new()
         .name("ledger-committer".into())
         .spawn(move || writer.run(queue))
@@ -254,7 +293,7 @@ fn start<S: Store + Clone>(
     Ok(Started {
         shared: shared.clone(),
         jobs,
-        threads: vec![writer, projector],
+        threads: [writer, projector].into_iter().chain(threads).collect(),
         reads: Box::new(reads::SingleReads {
             keys,
             heads,

@@ -157,6 +157,10 @@ impl<S: Store> Projector<S> {
         w.sort_by_key();
         let version = self.store.commit(w, Durability::Buffered)?;
         if !spill.is_empty() {
+            // In the filter before the writer can drop them from memory.
+            for (h, _) in &spill {
+                self.keys.filter.insert(*h);
+            }
             self.keys.mark_spilled();
             self.keys.leave(spill.len());
             // The writer may have stopped; its memory then goes with it.
@@ -208,13 +212,27 @@ impl<S: Store> Projector<S> {
         }
         for (h, mut recs) in by_hash {
             // Another key of this hash may be on disk already (nearly never): keep both.
-            let mut all = on_disk(&snapshot, h)?;
+            let mut all = if self.keys.filter.surely_absent(h) {
+                Vec::new()
+            } else {
+                on_disk(&snapshot, h)?
+            };
             all.append(&mut recs);
             w.set_owned(keys::idempotency_on_disk(h), codec::encode(&all));
         }
         for k in chunks {
             w.clear(&k);
         }
+        let before = match snapshot.get(&keys::keys_on_disk())? {
+            Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
+                crate::LedgerError::Corrupt("count of keys on disk is not 8 bytes".into())
+            })?),
+            None => 0,
+        };
+        w.set(
+            &keys::keys_on_disk(),
+            &(before + moved.len() as u64).to_be_bytes(),
+        );
         Ok(moved.into_iter().map(|(h, r)| (h, r.tx)).collect())
     }
 

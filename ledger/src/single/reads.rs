@@ -106,13 +106,13 @@ impl<S: Store> PathReads<S> for SingleReads {
                 }
             }
         }
-        if !self.keys.spilled() {
+        let hash = crate::keys::hash_key(key);
+        if !self.keys.spilled() || self.keys.filter.surely_absent(hash) {
             return Ok(None);
         }
         // Older than the keys memory holds: on disk. The writer may have dropped the key from
         // memory after this snapshot was taken but before the lookup above, so a miss is
         // confirmed on a snapshot taken after it.
-        let hash = crate::keys::hash_key(key);
         for snap in [snap, store.snapshot()?] {
             for rec in super::key_index::on_disk(&snap, hash)? {
                 if let Some(tx) = find_transaction(&snap, rec.tx)? {

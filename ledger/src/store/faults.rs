@@ -142,11 +142,7 @@ impl<S> FaultyStore<S> {
 
     fn draw(&self) -> Fault {
         let mut x = self.rng.lock().expect("fault generator");
-        // xorshift64*: small, seeded, good enough to spread faults.
-        *x ^= *x >> 12;
-        *x ^= *x << 25;
-        *x ^= *x >> 27;
-        let roll = (x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) % 1_000;
+        let roll = (super::xorshift64star(&mut x) >> 33) % 1_000;
         let f = *self.faults.lock().expect("faults");
         let mut edge = 0u64;
         for (share, fault) in [

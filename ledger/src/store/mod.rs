@@ -357,6 +357,15 @@ pub trait TxnStore: Store {
     ) -> Result<(Version, T), E>;
 }
 
+/// xorshift64*: the small seeded generator the fault-injecting stores draw their faults from
+/// (a seed must repeat a run exactly, across versions of any crate).
+pub(crate) fn xorshift64star(x: &mut u64) -> u64 {
+    *x ^= *x >> 12;
+    *x ^= *x << 25;
+    *x ^= *x >> 27;
+    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+}
+
 /// The end of the key range holding every key that starts with `prefix`.
 pub fn prefix_end(prefix: &[u8]) -> Vec<u8> {
     let mut end = prefix.to_vec();

@@ -24,7 +24,8 @@
 //! of every key (runs are short).
 
 use super::{
-    Durability, KeyValue, Snapshot, Store, StoreError, Version, Write, WriteSet, SYSTEM_PREFIX,
+    xorshift64star as next, Durability, KeyValue, Snapshot, Store, StoreError, Version, Write,
+    WriteSet, SYSTEM_PREFIX,
 };
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -139,14 +140,6 @@ enum Op {
     Snapshot,
     Read,
     Commit(Durability),
-}
-
-/// xorshift64*: small and seeded.
-fn next(x: &mut u64) -> u64 {
-    *x ^= *x >> 12;
-    *x ^= *x << 25;
-    *x ^= *x >> 27;
-    x.wrapping_mul(0x2545_f491_4f6c_dd1d)
 }
 
 fn dead() -> StoreError {

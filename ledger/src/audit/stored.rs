@@ -324,65 +324,26 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
     }
     let mut count = 0usize;
     let mut failure: Option<AuditFailure> = None;
-    snap.scan(&[keys::IDEM_CHUNK], &[keys::IDEM_CHUNK + 1], &mut |k, v| {
-        let chunk = match codec::decode::<IdemChunk>("idempotency chunk", v) {
-            Ok(c) => c,
-            Err(e) => {
-                failure = Some(AuditFailure::Read(e));
-                return false;
-            }
-        };
-        for (h, rec) in chunk.entries {
-            count += 1;
-            match expected.remove(&(h, rec.tx)) {
-                Some((_, want)) if *want == rec => {}
-                found => {
-                    failure = Some(AuditFailure::Stored {
-                        account: format!("idempotency chunk {k:?}"),
-                        what: "idempotency entry",
-                        stored: format!("{rec:?}"),
-                        recomputed: match found {
-                            Some((key, want)) => format!("{want:?} for {key}"),
-                            None => "no such key in the journal (or listed twice)".into(),
-                        },
-                    });
-                    return false;
-                }
-            }
-        }
-        true
-    })?;
-    if let Some(f) = failure {
-        return Err(f);
-    }
-    // Keys older than the writer's memory window: on-disk records by hash.
-    snap.scan(
-        &[keys::IDEM_ON_DISK],
-        &[keys::IDEM_ON_DISK + 1],
-        &mut |k, v| {
-            let parsed = k
-                .get(1..17)
-                .and_then(|b| b.try_into().ok())
-                .map(u128::from_be_bytes)
-                .ok_or_else(|| LedgerError::Corrupt(format!("on-disk idempotency key {k:?}")))
-                .and_then(|h| {
-                    codec::decode::<Vec<IdemRecord>>("on-disk idempotency record", v)
-                        .map(|r| (h, r))
-                });
-            let (h, recs) = match parsed {
-                Ok(p) => p,
+    // The chunks, then the records of keys older than the writer's memory window.
+    for (family, what) in [
+        (keys::IDEM_CHUNK, "idempotency chunk"),
+        (keys::IDEM_ON_DISK, "on-disk idempotency record"),
+    ] {
+        snap.scan(&[family], &[family + 1], &mut |k, v| {
+            let entries = match stored_entries(family, k, v) {
+                Ok(e) => e,
                 Err(e) => {
                     failure = Some(AuditFailure::Read(e));
                     return false;
                 }
             };
-            for rec in recs {
+            for (h, rec) in entries {
                 count += 1;
                 match expected.remove(&(h, rec.tx)) {
                     Some((_, want)) if *want == rec => {}
                     found => {
                         failure = Some(AuditFailure::Stored {
-                            account: format!("on-disk idempotency record {k:?}"),
+                            account: format!("{what} {k:?}"),
                             what: "idempotency entry",
                             stored: format!("{rec:?}"),
                             recomputed: match found {
@@ -395,10 +356,10 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
                 }
             }
             true
-        },
-    )?;
-    if let Some(f) = failure {
-        return Err(f);
+        })?;
+        if let Some(f) = failure.take() {
+            return Err(f);
+        }
     }
     if let Some((key, rec)) = expected.values().next() {
         return Err(AuditFailure::Stored {
@@ -409,6 +370,21 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
         });
     }
     Ok(count)
+}
+
+/// The (key hash, record) entries of one stored value of the idempotency index: a chunk (`K`)
+/// or an on-disk record (`L` hash).
+fn stored_entries(family: u8, k: &[u8], v: &[u8]) -> Result<Vec<(u128, IdemRecord)>, LedgerError> {
+    if family == keys::IDEM_CHUNK {
+        return Ok(codec::decode::<IdemChunk>("idempotency chunk", v)?.entries);
+    }
+    let h = k
+        .get(1..17)
+        .and_then(|b| b.try_into().ok())
+        .map(u128::from_be_bytes)
+        .ok_or_else(|| LedgerError::Corrupt(format!("on-disk idempotency key {k:?}")))?;
+    let recs: Vec<IdemRecord> = codec::decode("on-disk idempotency record", v)?;
+    Ok(recs.into_iter().map(|r| (h, r)).collect())
 }
 
 /// `b` with its currencies in code order, as the cluster path's totals list them.

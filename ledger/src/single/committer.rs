@@ -594,19 +594,31 @@ impl<S: Store + Clone> Writer<S> {
         let Some(id) = self.keys.get_hash(hash) else {
             return self.find_on_disk(key, hash, snapshot, txs, seq);
         };
-        match self.original_of(id, snapshot, txs, seq)? {
-            Some(tx) if tx.key == *key => return Ok(Some(tx)),
-            _ => {}
+        // Another key with the same hash may hold the first entry: then look through the others.
+        let ids = std::iter::once(id).chain(self.keys.colliding(key));
+        if let Some(tx) = self.first_of(key, ids, snapshot, txs, seq)? {
+            return Ok(Some(tx));
         }
-        // Another key with the same hash holds the first entry: look through the others.
-        for id in self.keys.colliding(key) {
+        self.find_on_disk(key, hash, snapshot, txs, seq)
+    }
+
+    /// The first of transactions `ids` whose key is `key` (a hash names candidates only).
+    fn first_of(
+        &self,
+        key: &IdemKey,
+        ids: impl Iterator<Item = TxId>,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        seq: u64,
+    ) -> Result<Option<Transaction>, LedgerError> {
+        for id in ids {
             if let Some(tx) = self.original_of(id, snapshot, txs, seq)? {
                 if tx.key == *key {
                     return Ok(Some(tx));
                 }
             }
         }
-        self.find_on_disk(key, hash, snapshot, txs, seq)
+        Ok(None)
     }
 
     /// A key absent from memory may be older than the keys memory holds: its record is then
@@ -622,14 +634,8 @@ impl<S: Store + Clone> Writer<S> {
         if !self.keys.spilled() || self.keys.filter.surely_absent(hash) {
             return Ok(None);
         }
-        for rec in crate::single::key_index::on_disk(snapshot, hash)? {
-            if let Some(tx) = self.original_of(rec.tx, snapshot, txs, seq)? {
-                if tx.key == *key {
-                    return Ok(Some(tx));
-                }
-            }
-        }
-        Ok(None)
+        let ids = crate::single::key_index::on_disk(snapshot, hash)?;
+        self.first_of(key, ids.into_iter().map(|r| r.tx), snapshot, txs, seq)
     }
 
     /// The transaction a retried key produced: only read when the retry is a true replay.

@@ -385,7 +385,7 @@ impl Txn for EmbeddedTxn<'_> {
     }
 }
 
-fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
+pub(super) fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
     let bytes: [u8; 8] = v.try_into().map_err(|_| {
         StoreError::InvalidWrite(format!(
             "atomic add on a {}-byte value; expected 8",
@@ -395,7 +395,7 @@ fn le_i64(v: &[u8]) -> Result<i64, StoreError> {
     Ok(i64::from_le_bytes(bytes))
 }
 
-fn le_i128(v: &[u8]) -> Result<i128, StoreError> {
+pub(super) fn le_i128(v: &[u8]) -> Result<i128, StoreError> {
     let bytes: [u8; 16] = v.try_into().map_err(|_| {
         StoreError::InvalidWrite(format!(
             "wide atomic add on a {}-byte value; expected 16",

@@ -237,12 +237,7 @@ impl Sim {
                 Write::Add(k, delta) => {
                     user_key(&k)?;
                     let now = match current(&effects, &k) {
-                        Some(v) => i64::from_le_bytes(v.as_ref().try_into().map_err(|_| {
-                            StoreError::InvalidWrite(format!(
-                                "atomic add on a {}-byte value; expected 8",
-                                v.len()
-                            ))
-                        })?),
+                        Some(v) => super::embedded::le_i64(&v)?,
                         None => 0,
                     };
                     let next = now.wrapping_add(delta).to_le_bytes();
@@ -251,12 +246,7 @@ impl Sim {
                 Write::AddWide(k, delta) => {
                     user_key(&k)?;
                     let now = match current(&effects, &k) {
-                        Some(v) => i128::from_le_bytes(v.as_ref().try_into().map_err(|_| {
-                            StoreError::InvalidWrite(format!(
-                                "wide atomic add on a {}-byte value; expected 16",
-                                v.len()
-                            ))
-                        })?),
+                        Some(v) => super::embedded::le_i128(&v)?,
                         None => 0,
                     };
                     let next = now.wrapping_add(delta).to_le_bytes();

@@ -244,10 +244,7 @@ impl EmbeddedStore {
                     value,
                 } => {
                     check_user_key(&prefix)?;
-                    let mut key = prefix;
-                    key.extend_from_slice(&version.to_be_bytes());
-                    key.extend_from_slice(&0u16.to_be_bytes());
-                    key.extend_from_slice(&order.to_be_bytes());
+                    let key = super::versionstamped_key(prefix, version, order);
                     batch.insert(&inner.kv, key, value);
                 }
             }

@@ -40,6 +40,16 @@ pub type Version = u64;
 /// always 0 on the embedded engine), then the write's own order within its commit (2 bytes).
 pub const VERSIONSTAMP_LEN: usize = 12;
 
+/// The key a versionstamped write gets on an engine whose commits are not batched with others
+/// (the embedded and simulated ones): `prefix`, the commit version, a batch position of 0,
+/// then the write's own `order`.
+pub(crate) fn versionstamped_key(mut prefix: Vec<u8>, version: Version, order: u16) -> Vec<u8> {
+    prefix.extend_from_slice(&version.to_be_bytes());
+    prefix.extend_from_slice(&0u16.to_be_bytes());
+    prefix.extend_from_slice(&order.to_be_bytes());
+    prefix
+}
+
 /// Keys starting with this byte belong to the engine itself, never to the ledger.
 pub const SYSTEM_PREFIX: u8 = 0xff;
 

@@ -258,10 +258,7 @@ impl Sim {
                     value,
                 } => {
                     user_key(&prefix)?;
-                    let mut key = prefix;
-                    key.extend_from_slice(&version.to_be_bytes());
-                    key.extend_from_slice(&0u16.to_be_bytes());
-                    key.extend_from_slice(&order.to_be_bytes());
+                    let key = super::versionstamped_key(prefix, version, order);
                     effects.push(Effect::Set(key, value.into()));
                 }
             }

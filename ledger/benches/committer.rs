@@ -537,6 +537,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    ledger::allocator::tune();
     if std::env::args().any(|a| a == "--list") {
         return;
     }

@@ -141,6 +141,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    ledger::allocator::tune();
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }

@@ -19,6 +19,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod audit;
 pub mod chain;
 pub mod clock;

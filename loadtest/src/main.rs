@@ -82,6 +82,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
+    ledger::allocator::tune();
     let a = Args::parse();
     let mode = match (a.rate, a.connections) {
         (Some(rate), _) => Mode::Open { rate },

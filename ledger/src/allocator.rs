@@ -31,7 +31,7 @@ mod tests {
         super::tune();
         // SAFETY: reads one option.
         let got = unsafe { libmimalloc_sys::mi_option_get(super::MI_OPTION_PURGE_DELAY) };
-        assert_eq!(i64::from(got), super::PURGE_DELAY_MS);
+        assert_eq!(got as i64, super::PURGE_DELAY_MS);
         // And its neighbour the bindings do name is where the enum puts it.
         assert_eq!(
             libmimalloc_sys::mi_option_use_numa_nodes - 1,

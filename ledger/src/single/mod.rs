@@ -240,6 +240,13 @@ fn start<S: Store + Clone>(
         leaving: std::collections::VecDeque::new(),
         alive: None,
     };
+    if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {
+        // Few keys on disk: rebuilt before the writer starts (a fraction of a second), and
+        // before the projector has the journal's tail, so that its commits never interleave
+        // with this scan (the simulation repeats a seed's store operations in one order).
+        let (_alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
+        keys.rebuild_filter(&store.snapshot()?, &writer_alive)?;
+    }
     for b in tail {
         writer.remember(&b.txs);
         writer
@@ -250,11 +257,6 @@ fn start<S: Store + Clone>(
             })?;
     }
     let mut threads = Vec::new();
-    if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {
-        // Few keys on disk: rebuilt before the writer starts (a fraction of a second).
-        let (_alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
-        keys.rebuild_filter(&store.snapshot()?, &writer_alive)?;
-    }
     if !keys.filter_ready() {
         // The filter over keys on disk, rebuilt beside the writer, which reads the disk for
         // every key missing from memory until it is done. It stops when the writer does.

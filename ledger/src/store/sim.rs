@@ -84,6 +84,7 @@ pub struct SimDisk {
     counts: SimCounts,
     rng: u64,
     trace: u64,
+    label: u64,
 }
 
 /// One resolved write of a commit record.
@@ -110,6 +111,8 @@ struct Sim {
     flip_prefix: Option<Vec<u8>>,
     trace: u64,
     counts: SimCounts,
+    /// The seed the store was made with, kept across crashes (names it in traces).
+    label: u64,
 }
 
 /// The simulated store. Cheap to clone; clones share it.
@@ -159,6 +162,7 @@ impl Sim {
             flip_prefix: None,
             trace: 0xcbf2_9ce4_8422_2325,
             counts: SimCounts::default(),
+            label: rng,
         }
     }
 
@@ -174,6 +178,16 @@ impl Sim {
             return Err(dead());
         }
         self.counts.ops += 1;
+        if let Some(which) = std::env::var_os("SIM_TRACE_OPS") {
+            // Every operation of the stores made with the seeds named (or `all`), with the
+            // thread that made it: two runs of a seed that differ show where.
+            let which = which.to_string_lossy();
+            if which == "all" || which.split(',').any(|x| x.parse() == Ok(self.label)) {
+                let thread = std::thread::current();
+                let name = thread.name().unwrap_or("caller");
+                eprintln!("OP[{}] {} {op:?} {name}", self.label, self.counts.ops);
+            }
+        }
         let f = self.faults;
         let roll = |x: &mut u64| (next(x) >> 11) % 1_000_000;
         if f.slow > 0 && roll(&mut self.rng) < u64::from(f.slow) {
@@ -500,6 +514,7 @@ impl SimStore {
             counts,
             rng,
             trace: s.trace,
+            label: s.label,
         }
     }
 
@@ -525,6 +540,7 @@ impl SimStore {
         s.synced = at;
         s.counts = disk.counts;
         s.trace = disk.trace;
+        s.label = disk.label;
         SimStore {
             sim: Arc::new(Mutex::new(s)),
         }

@@ -899,46 +899,44 @@ fn steps() -> usize {
         .unwrap_or(120)
 }
 
-#[test]
-fn seeds_hold_every_invariant_under_storage_faults() {
-    let seeds = seeds();
-    let threads = std::thread::available_parallelism()
-        .map_or(2, |n| n.get())
-        .min(4);
-    let chunks: Vec<Vec<u64>> = (0..threads)
-        .map(|t| seeds.iter().copied().skip(t).step_by(threads).collect())
-        .collect();
-    let started = std::time::Instant::now();
-    let runs: Vec<(u64, Run)> = std::thread::scope(|s| {
-        let handles: Vec<_> = chunks
-            .into_iter()
-            .map(|chunk| {
-                s.spawn(move || {
-                    chunk
-                        .into_iter()
-                        .map(|seed| {
-                            if std::env::var_os("SIM_VERBOSE").is_some() {
-                                eprintln!("seed {seed}");
-                            }
-                            let r = std::panic::catch_unwind(|| run(seed, steps()));
-                            match r {
-                                Ok(r) => (seed, r),
-                                Err(e) => {
-                                    eprintln!(
-                                        "seed {seed} failed; repeat it with SIM_SEED={seed} cargo test -p ledger --test simulation"
-                                    );
-                                    std::panic::resume_unwind(e)
-                                }
-                            }
-                        })
-                        .collect::<Vec<_>>()
-                })
+/// `each` of `seeds` on `threads` threads (seed i on thread i mod threads); the results, thread
+/// by thread. A panic in any seed fails the caller.
+fn on_threads<T: Send>(seeds: &[u64], threads: usize, each: impl Fn(u64) -> T + Sync) -> Vec<T> {
+    let each = &each;
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let mine: Vec<u64> = seeds.iter().copied().skip(t).step_by(threads).collect();
+                s.spawn(move || mine.into_iter().map(each).collect::<Vec<T>>())
             })
             .collect();
         handles
             .into_iter()
             .flat_map(|h| h.join().expect("a seed failed"))
             .collect()
+    })
+}
+
+#[test]
+fn seeds_hold_every_invariant_under_storage_faults() {
+    let seeds = seeds();
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .min(4);
+    let started = std::time::Instant::now();
+    let runs: Vec<(u64, Run)> = on_threads(&seeds, threads, |seed| {
+        if std::env::var_os("SIM_VERBOSE").is_some() {
+            eprintln!("seed {seed}");
+        }
+        match std::panic::catch_unwind(|| run(seed, steps())) {
+            Ok(r) => (seed, r),
+            Err(e) => {
+                eprintln!(
+                    "seed {seed} failed; repeat it with SIM_SEED={seed} cargo test -p ledger --test simulation"
+                );
+                std::panic::resume_unwind(e)
+            }
+        }
     });
     let mut total = Run::default();
     for (_, r) in &runs {
@@ -1021,27 +1019,16 @@ fn seeds_repeat_exactly() {
             60,
         ),
     };
-    let differing: Vec<u64> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..2)
-            .map(|t| {
-                let mine: Vec<u64> = seeds.iter().copied().skip(t).step_by(2).collect();
-                s.spawn(move || {
-                    mine.into_iter()
-                        .filter(|&seed| {
-                            let (a, b) = (run(seed, steps), run(seed, steps));
-                            assert!(a.counts.ops > 0);
-                            (a.trace, a.counts, a.acknowledged, a.restarts)
-                                != (b.trace, b.counts, b.acknowledged, b.restarts)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("a seed failed"))
-            .collect()
-    });
+    let differing: Vec<u64> = on_threads(&seeds, 2, |seed| {
+        let (a, b) = (run(seed, steps), run(seed, steps));
+        assert!(a.counts.ops > 0);
+        let same = (a.trace, a.counts, a.acknowledged, a.restarts)
+            == (b.trace, b.counts, b.acknowledged, b.restarts);
+        (!same).then_some(seed)
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(
         differing.is_empty(),
         "seeds that ran differently twice: {differing:?} of {}",

@@ -400,6 +400,13 @@ impl<S: Store> Ledger<S> {
         self.reads.keys_in_memory()
     }
 
+    /// How many idempotency keys on disk the Bloom filter over them holds at under 1% false
+    /// positives (the single path; `None` on the cluster path). It doubles, filled beside the
+    /// writer, once the keys on disk pass it.
+    pub fn key_filter_capacity(&self) -> Option<usize> {
+        self.reads.key_filter_capacity()
+    }
+
     /// Why the ledger stopped accepting work, if it did (a storage failure stops the writer).
     pub fn failure(&self) -> Option<String> {
         self.shared.failure()

@@ -67,7 +67,8 @@ fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
         "{held} keys in memory with a window of {WINDOW}"
     );
 
-    let check = |l: &Ledger<EmbeddedStore>| {
+    // `earns`: the earns posted so far, each once.
+    let check = |l: &Ledger<EmbeddedStore>, earns: u64| {
         for i in [0, 1, 7, N / 2, N - 1] {
             let again = l.execute_blocking(earn(i, 10)).expect("retry");
             assert!(again.replayed, "ticket-{i} replayed");
@@ -95,15 +96,11 @@ fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
                     .0
             })
             .sum();
-        assert_eq!(
-            posted,
-            (N as i64 + 2) * 10,
-            "every earn once, no retry twice"
-        );
+        assert_eq!(posted, earns as i64 * 10, "every earn once, no retry twice");
         let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
-        assert_eq!(report.idempotency_keys, 1 + 5 + N as usize + 2);
+        assert_eq!(report.idempotency_keys, 1 + 5 + earns as usize);
     };
-    check(&l);
+    check(&l, N + 2);
 
     l.shutdown();
     let l = open(dir.path());
@@ -112,7 +109,36 @@ fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
         held < 4 * WINDOW,
         "a restart loads the window only: {held} keys"
     );
-    check(&l);
+    check(&l, N + 2);
     let fresh = l.execute_blocking(earn(N + 2, 10)).expect("a new key");
     assert!(!fresh.replayed);
+
+    // The filter over keys on disk was sized at this open for those there then plus four
+    // windows; as many keys again outgrow it, and a filter twice the keys on disk, filled
+    // beside the writer, takes its place. Every key, old or new, is still answered once.
+    let sized = l.key_filter_capacity().expect("single path");
+    assert!(sized < 2 * N as usize, "sized at open: {sized}");
+    let more: Vec<Receipt> = (N + 3..2 * N + 3)
+        .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let grown = loop {
+        let now = l.key_filter_capacity().expect("single path");
+        if now > sized || std::time::Instant::now() > deadline {
+            break now;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        grown >= 2 * sized,
+        "the filter grew from {sized} to {grown}"
+    );
+    for (i, receipt) in (N + 3..).zip(&more).step_by(97) {
+        let again = l.execute_blocking(earn(i, 10)).expect("retry");
+        assert!(
+            again.replayed && again.tx == receipt.tx,
+            "ticket-{i} replayed"
+        );
+    }
+    check(&l, 2 * N + 3);
 }

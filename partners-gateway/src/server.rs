@@ -403,6 +403,9 @@ async fn metrics_text(
     if let Some(keys) = app.ops.ledger.keys_in_memory() {
         metrics::gauge!("ledger_idempotency_keys_in_memory").set(keys as f64);
     }
+    if let Some(capacity) = app.ops.ledger.key_filter_capacity() {
+        metrics::gauge!("ledger_idempotency_key_filter_capacity").set(capacity as f64);
+    }
     let (held, capacity) = app.nonces.fill();
     metrics::gauge!("nonce_cache_entries").set(held as f64);
     metrics::gauge!("nonce_cache_capacity").set(capacity as f64);

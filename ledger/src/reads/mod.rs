@@ -71,6 +71,12 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
     fn keys_in_memory(&self) -> Option<usize> {
         None
     }
+
+    /// Keys on disk the filter over them holds at under 1% false positives (`None`: the path
+    /// keeps no such filter).
+    fn key_filter_capacity(&self) -> Option<usize> {
+        None
+    }
 }
 
 /// Transaction `id` of member `m`'s chain, with its line for `m`.

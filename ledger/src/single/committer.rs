@@ -631,7 +631,7 @@ impl<S: Store + Clone> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        if !self.keys.spilled() || self.keys.filter.surely_absent(hash) {
+        if !self.keys.spilled() || self.keys.surely_absent(hash) {
             return Ok(None);
         }
         let ids = crate::single::key_index::on_disk(snapshot, hash)?;

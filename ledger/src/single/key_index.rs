@@ -25,8 +25,10 @@
 //! filter over the keys on disk ([`DiskFilter`], 10 bits a key, under 1% false positives)
 //! answers "certainly not there" first. It is filled as keys move to disk and, after a
 //! restart, rebuilt from the `L` records by a background thread; until then every miss reads
-//! the disk. At about 1.25 bytes a key on disk, it is the one part of the index that still
-//! follows history, an order of magnitude below the entries themselves.
+//! the disk. Once the keys on disk pass its capacity, a filter of twice as many is filled from
+//! the `L` records beside the writer and replaces it, so its false positives stay under 1%
+//! however long the process runs. At about 1.25 bytes a key on disk, it is the one part of the
+//! index that still follows history, an order of magnitude below the entries themselves.
 //!
 //! The table is split into [`SHARDS`] maps by the hash's top bits. A single map holding every
 //! key would, on each doubling, rehash all of them at once into fresh memory: with a few
@@ -45,7 +47,7 @@ use crate::store::{prefix_end, Snapshot};
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::RwLock;
+use std::sync::{Arc, Mutex, RwLock};
 
 /// The key is already a uniform hash; take its low 64 bits instead of hashing again.
 #[derive(Default)]
@@ -85,8 +87,11 @@ pub(crate) struct KeyIndex {
     spilled: AtomicBool,
     /// Entries written to disk whose removal from memory the writer has yet to make.
     leaving: AtomicUsize,
-    /// Which hashes may be on disk.
-    pub filter: DiskFilter,
+    /// Which hashes may be on disk. Replaced by a larger one, filled beside the writer, once
+    /// the keys on disk outgrow it ([`KeyIndex::start_growth`]).
+    filter: RwLock<Arc<DiskFilter>>,
+    /// The larger filter being filled, if any: keys moved to disk meanwhile go into both.
+    growing: Mutex<Option<Arc<DiskFilter>>>,
     /// Keys on disk when the index was loaded.
     pub on_disk_at_open: usize,
 }
@@ -94,29 +99,33 @@ pub(crate) struct KeyIndex {
 /// Bits of filter per key on disk, and probes per key: under 1% false positives at capacity.
 const FILTER_BITS_PER_KEY: usize = 10;
 const FILTER_PROBES: u64 = 7;
+/// The smallest filter, in keys (5 kB).
+const FILTER_KEYS_MIN: usize = 4_096;
 
 /// A Bloom filter over the hashes of the keys on disk, sized at open for those there then plus
-/// four windows' worth to come (a million while none is on disk). Bits are set atomically, so the projector adds while the
-/// writer tests. Beyond its capacity it still never misses a key; only more new keys read the
-/// disk (it is sized afresh at the next open).
+/// four windows' worth to come (a million while none is on disk). Bits are set atomically, so
+/// the projector adds while the writer tests. Beyond its capacity it would still never miss a
+/// key, only claim more new keys (each then read from disk); so once the keys on disk pass its
+/// capacity, a filter of twice as many is filled beside the writer and takes its place.
 pub(crate) struct DiskFilter {
     words: Vec<std::sync::atomic::AtomicU64>,
     bits: u64,
+    /// Keys it holds at under 1% false positives.
+    capacity: usize,
     /// Whether every key on disk is in it (false while the background rebuild runs).
     ready: AtomicBool,
 }
 
 impl DiskFilter {
     fn with_capacity(keys: usize) -> DiskFilter {
-        let words = keys
-            .max(1 << 16)
-            .saturating_mul(FILTER_BITS_PER_KEY)
-            .div_ceil(64);
+        let capacity = keys.max(FILTER_KEYS_MIN);
+        let words = capacity.saturating_mul(FILTER_BITS_PER_KEY).div_ceil(64);
         DiskFilter {
             words: (0..words)
                 .map(|_| std::sync::atomic::AtomicU64::new(0))
                 .collect(),
             bits: words as u64 * 64,
+            capacity,
             ready: AtomicBool::new(false),
         }
     }
@@ -155,10 +164,44 @@ impl Default for KeyIndex {
             count: AtomicUsize::new(0),
             spilled: AtomicBool::new(false),
             leaving: AtomicUsize::new(0),
-            filter: DiskFilter::with_capacity(0),
+            filter: RwLock::new(Arc::new(DiskFilter::with_capacity(0))),
+            growing: Mutex::new(None),
             on_disk_at_open: 0,
         }
     }
+}
+
+/// Adds every `L` record's hash in `snapshot` to `filter`, then marks it complete. Returns false
+/// if it stopped because `alive` closed.
+fn fill<S: Snapshot + ?Sized>(
+    filter: &DiskFilter,
+    snapshot: &S,
+    alive: &crossbeam_channel::Receiver<()>,
+) -> Result<bool, LedgerError> {
+    let on_disk = [keys::IDEM_ON_DISK];
+    let mut n = 0u64;
+    let mut stopped = false;
+    snapshot.scan(&on_disk, &prefix_end(&on_disk), &mut |k, _| {
+        n += 1;
+        if n.is_multiple_of(65_536)
+            && matches!(
+                alive.try_recv(),
+                Err(crossbeam_channel::TryRecvError::Disconnected)
+            )
+        {
+            stopped = true;
+            return false;
+        }
+        if let Some(h) = k.get(1..17).and_then(|b| b.try_into().ok()) {
+            filter.insert(u128::from_be_bytes(h));
+        }
+        true
+    })?;
+    if stopped {
+        return Ok(false);
+    }
+    filter.ready.store(true, Ordering::Release);
+    Ok(true)
 }
 
 /// The records of keys with hash `h` that left memory: read from the store.
@@ -229,11 +272,12 @@ impl KeyIndex {
         } else {
             1 << 20
         };
-        index.filter = DiskFilter::with_capacity(count.saturating_add(room));
+        let filter = DiskFilter::with_capacity(count.saturating_add(room));
+        // Nothing on disk: the empty filter is complete.
+        filter.ready.store(!any, Ordering::Release);
+        index.filter = RwLock::new(Arc::new(filter));
         index.on_disk_at_open = count;
         index.spilled.store(any, Ordering::Release);
-        // Nothing on disk: the empty filter is complete.
-        index.filter.ready.store(!any, Ordering::Release);
         Ok(index)
     }
 
@@ -245,35 +289,78 @@ impl KeyIndex {
         snapshot: &S,
         writer_alive: &crossbeam_channel::Receiver<()>,
     ) -> Result<bool, LedgerError> {
-        let on_disk = [keys::IDEM_ON_DISK];
-        let mut n = 0u64;
-        let mut stopped = false;
-        snapshot.scan(&on_disk, &prefix_end(&on_disk), &mut |k, _| {
-            n += 1;
-            if n.is_multiple_of(65_536)
-                && matches!(
-                    writer_alive.try_recv(),
-                    Err(crossbeam_channel::TryRecvError::Disconnected)
-                )
-            {
-                stopped = true;
-                return false;
-            }
-            if let Some(h) = k.get(1..17).and_then(|b| b.try_into().ok()) {
-                self.filter.insert(u128::from_be_bytes(h));
-            }
-            true
-        })?;
-        if stopped {
-            return Ok(false);
-        }
-        self.filter.ready.store(true, Ordering::Release);
-        Ok(true)
+        let filter = self.current_filter();
+        fill(&filter, snapshot, writer_alive)
+    }
+
+    fn current_filter(&self) -> Arc<DiskFilter> {
+        self.filter.read().expect("key filter lock").clone()
     }
 
     /// Whether the filter is complete (every key on disk in it).
     pub fn filter_ready(&self) -> bool {
-        self.filter.ready.load(Ordering::Acquire)
+        self.current_filter().ready.load(Ordering::Acquire)
+    }
+
+    /// How many keys on disk the filter in use holds at under 1% false positives.
+    pub fn filter_capacity(&self) -> usize {
+        self.current_filter().capacity
+    }
+
+    /// Whether a key of hash `h` is certainly not on disk.
+    pub fn surely_absent(&self, h: u128) -> bool {
+        self.filter
+            .read()
+            .expect("key filter lock")
+            .surely_absent(h)
+    }
+
+    /// Adds hashes now on disk to the filter in use and to the one being filled, if any.
+    pub fn filter_insert(&self, hashes: impl Iterator<Item = u128> + Clone) {
+        let growing = self.growing.lock().expect("key filter lock");
+        if let Some(g) = growing.as_ref() {
+            hashes.clone().for_each(|h| g.insert(h));
+        }
+        let current = self.current_filter();
+        hashes.for_each(|h| current.insert(h));
+    }
+
+    /// With `on_disk` keys on disk, past the filter's capacity and no larger filter being
+    /// filled: starts one for twice as many, into which keys moved to disk from now on also go.
+    /// The caller then takes a snapshot (which holds every key moved before) and fills it with
+    /// [`KeyIndex::fill_larger`].
+    pub fn start_growth(&self, on_disk: usize) -> Option<Arc<DiskFilter>> {
+        let mut growing = self.growing.lock().expect("key filter lock");
+        if growing.is_some() || on_disk <= self.filter_capacity() {
+            return None;
+        }
+        let larger = Arc::new(DiskFilter::with_capacity(on_disk.saturating_mul(2)));
+        *growing = Some(larger.clone());
+        Some(larger)
+    }
+
+    /// Gives up on the larger filter being filled (the filter in use stays).
+    pub fn abandon_growth(&self) {
+        *self.growing.lock().expect("key filter lock") = None;
+    }
+
+    /// Fills `larger` (from [`KeyIndex::start_growth`]) with every key on disk in `snapshot`
+    /// and puts it in use. Returns false, leaving the filter in use as it was, if `alive`
+    /// closed first.
+    pub fn fill_larger<S: Snapshot + ?Sized>(
+        &self,
+        larger: Arc<DiskFilter>,
+        snapshot: &S,
+        alive: &crossbeam_channel::Receiver<()>,
+    ) -> Result<bool, LedgerError> {
+        let done = fill(&larger, snapshot, alive);
+        let mut growing = self.growing.lock().expect("key filter lock");
+        *growing = None;
+        if matches!(done, Ok(true)) {
+            // Under the lock that inserts take: no key moved to disk is missed in the swap.
+            *self.filter.write().expect("key filter lock") = larger;
+        }
+        done
     }
 
     /// Entries held in memory.

@@ -216,6 +216,7 @@ fn start<S: Store + Clone>(
         shared: shared.clone(),
         dirty,
         last_seq: through,
+        grower: None,
     };
     let projector = std::thread::Builder::new()
         .name("ledger-projector".into())

@@ -66,11 +66,18 @@ pub(crate) struct Projector<S: Store> {
     pub keys_in_memory: usize,
     /// Where entries moved to disk are handed to the writer.
     pub spilled: crossbeam_channel::Sender<Spilled>,
+    /// The thread filling a larger filter over the keys on disk, if one was started, and the
+    /// channel whose closing stops it.
+    pub grower: Option<(crossbeam_channel::Sender<()>, std::thread::JoinHandle<()>)>,
 }
 
-impl<S: Store> Projector<S> {
+impl<S: Store + Clone> Projector<S> {
     pub fn run(mut self, batches: Receiver<Arc<Batch>>) {
         self.project(&batches);
+        if let Some((alive, thread)) = self.grower.take() {
+            drop(alive);
+            let _ = thread.join();
+        }
         // The writer has stopped: write every changed member page, so the next start replays
         // nothing for members.
         let skip = self
@@ -153,18 +160,17 @@ impl<S: Store> Projector<S> {
             &keys::members_through(),
             &self.dirty.through(self.last_seq).to_be_bytes(),
         );
-        let spill = self.spill(&mut w)?;
+        let (spill, on_disk) = self.spill(&mut w)?;
         w.sort_by_key();
         let version = self.store.commit(w, Durability::Buffered)?;
         if !spill.is_empty() {
             // In the filter before the writer can drop them from memory.
-            for (h, _) in &spill {
-                self.keys.filter.insert(*h);
-            }
+            self.keys.filter_insert(spill.iter().map(|(h, _)| *h));
             self.keys.mark_spilled();
             self.keys.leave(spill.len());
             // The writer may have stopped; its memory then goes with it.
             let _ = self.spilled.send((version, spill));
+            self.grow_filter(on_disk);
         }
         self.shared.projected_to(self.last_seq);
         Ok(())
@@ -172,15 +178,16 @@ impl<S: Store> Projector<S> {
 
     /// When memory holds more keys than the window (and a sixteenth), moves the oldest index
     /// chunks' entries to on-disk records by hash, in this commit, down to the window, at most
-    /// [`SPILL_MAX`] a commit. Returns the entries moved.
+    /// [`SPILL_MAX`] a commit. Returns the entries moved, and the keys on disk once the commit
+    /// lands.
     fn spill(
         &mut self,
         w: &mut WriteSet,
-    ) -> Result<Vec<(u128, crate::core::types::TxId)>, crate::LedgerError> {
+    ) -> Result<(Vec<(u128, crate::core::types::TxId)>, usize), crate::LedgerError> {
         let held = self.keys.staying();
         let window = self.keys_in_memory.max(1);
         if held <= window + window / 16 {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), 0));
         }
         let want = (held - window).min(SPILL_MAX);
         let snapshot = self.store.snapshot()?;
@@ -212,7 +219,7 @@ impl<S: Store> Projector<S> {
         }
         for (h, mut recs) in by_hash {
             // Another key of this hash may be on disk already (nearly never): keep both.
-            let mut all = if self.keys.filter.surely_absent(h) {
+            let mut all = if self.keys.surely_absent(h) {
                 Vec::new()
             } else {
                 on_disk(&snapshot, h)?
@@ -229,11 +236,56 @@ impl<S: Store> Projector<S> {
             })?),
             None => 0,
         };
-        w.set(
-            &keys::keys_on_disk(),
-            &(before + moved.len() as u64).to_be_bytes(),
-        );
-        Ok(moved.into_iter().map(|(h, r)| (h, r.tx)).collect())
+        let on_disk = before + moved.len() as u64;
+        w.set(&keys::keys_on_disk(), &on_disk.to_be_bytes());
+        Ok((
+            moved.into_iter().map(|(h, r)| (h, r.tx)).collect(),
+            on_disk as usize,
+        ))
+    }
+
+    /// Once the keys on disk outgrow the filter over them, fills one twice as large on a thread
+    /// of its own (the store scanned while the writer goes on) and puts it in use. Keys moved
+    /// to disk meanwhile go into both, so the new one misses none.
+    fn grow_filter(&mut self, on_disk: usize) {
+        let Some(larger) = self.keys.start_growth(on_disk) else {
+            return;
+        };
+        if let Some((_, thread)) = self.grower.take() {
+            // The last one has finished (it was no longer growing); collect it.
+            let _ = thread.join();
+        }
+        let (alive, stop) = crossbeam_channel::bounded::<()>(0);
+        let (keys, store) = (self.keys.clone(), self.store.clone());
+        let spawned = std::thread::Builder::new()
+            .name("ledger-key-filter".into())
+            .spawn(move || {
+                let started = std::time::Instant::now();
+                let filled = store
+                    .snapshot()
+                    .map_err(crate::LedgerError::from)
+                    .and_then(|snapshot| keys.fill_larger(larger, &snapshot, &stop));
+                match filled {
+                    Ok(true) => tracing::info!(
+                        keys_on_disk = on_disk,
+                        capacity = keys.filter_capacity(),
+                        seconds = started.elapsed().as_secs_f64(),
+                        "filter over idempotency keys on disk grown"
+                    ),
+                    Ok(false) => {}
+                    Err(e) => {
+                        keys.abandon_growth();
+                        tracing::error!(error = %e, "filter over keys on disk not grown; more new keys read the disk");
+                    }
+                }
+            });
+        match spawned {
+            Ok(thread) => self.grower = Some((alive, thread)),
+            Err(e) => {
+                self.keys.abandon_growth();
+                tracing::error!(error = %e, "filter over keys on disk not grown: no thread");
+            }
+        }
     }
 
     /// Writes member page `page` as the mirror has it, through the last batch projected.

@@ -34,6 +34,10 @@ impl<S: Store> PathReads<S> for SingleReads {
         Some(self.keys.len())
     }
 
+    fn key_filter_capacity(&self) -> Option<usize> {
+        Some(self.keys.filter_capacity())
+    }
+
     fn catch_up(&self) -> Result<(), LedgerError> {
         self.shared
             .wait_projected(self.shared.committed_version(), READ_WAIT_MAX)
@@ -107,7 +111,7 @@ impl<S: Store> PathReads<S> for SingleReads {
             }
         }
         let hash = crate::keys::hash_key(key);
-        if !self.keys.spilled() || self.keys.filter.surely_absent(hash) {
+        if !self.keys.spilled() || self.keys.surely_absent(hash) {
             return Ok(None);
         }
         // Older than the keys memory holds: on disk. The writer may have dropped the key from

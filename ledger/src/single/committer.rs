@@ -54,6 +54,11 @@ pub(crate) struct Writer<S: Store> {
     /// (until the writer's snapshot includes the commit that moved them).
     pub spilled: Receiver<crate::single::projector::Spilled>,
     pub leaving: VecDeque<crate::single::projector::Spilled>,
+    /// The filter over keys on disk, as of the last entries dropped from memory: taken once a
+    /// batch (a lock per key would have the writer and projector contend for one cache line).
+    /// Any key the writer no longer holds in memory went to disk before it took this filter,
+    /// so the filter holds it, whether the projector put it there or a larger filter's fill did.
+    pub filter: Arc<crate::single::key_index::DiskFilter>,
     /// Held while the writer runs: the key filter's rebuild stops when it is dropped.
     pub alive: Option<Sender<()>>,
 }
@@ -577,6 +582,7 @@ impl<S: Store + Clone> Writer<S> {
             }
             self.keys.left(entries.len());
         }
+        self.filter = self.keys.current_filter();
     }
 
     /// Looks an idempotency key (of hash `hash`) up in the in-memory index of every key decided,
@@ -631,7 +637,7 @@ impl<S: Store + Clone> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        if !self.keys.spilled() || self.keys.surely_absent(hash) {
+        if !self.keys.spilled() || self.filter.surely_absent(hash) {
             return Ok(None);
         }
         let ids = crate::single::key_index::on_disk(snapshot, hash)?;

@@ -293,7 +293,8 @@ impl KeyIndex {
         fill(&filter, snapshot, writer_alive)
     }
 
-    fn current_filter(&self) -> Arc<DiskFilter> {
+    /// The filter in use.
+    pub fn current_filter(&self) -> Arc<DiskFilter> {
         self.filter.read().expect("key filter lock").clone()
     }
 

@@ -239,6 +239,7 @@ fn start<S: Store + Clone>(
         chain: Some(chain),
         spilled,
         leaving: std::collections::VecDeque::new(),
+        filter: keys.current_filter(),
         alive: None,
     };
     if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {

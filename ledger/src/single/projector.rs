@@ -217,9 +217,10 @@ impl<S: Store + Clone> Projector<S> {
         for (h, rec) in &moved {
             by_hash.entry(*h).or_default().push(*rec);
         }
+        let filter = self.keys.current_filter();
         for (h, mut recs) in by_hash {
             // Another key of this hash may be on disk already (nearly never): keep both.
-            let mut all = if self.keys.surely_absent(h) {
+            let mut all = if filter.surely_absent(h) {
                 Vec::new()
             } else {
                 on_disk(&snapshot, h)?

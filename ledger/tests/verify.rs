@@ -282,3 +282,41 @@ fn verify_audits_a_cluster_path_store_and_names_a_tampered_total() {
     assert!(!ok, "{text}");
     assert!(text.contains("partner/1/issuance"), "{text}");
 }
+
+/// A clean shutdown hands every changed member page to the projector as the writer has it
+/// (with the default delay, none came due while the ledger ran): each page covers the last
+/// batch, the watermark of member pages reaches it, and the stored members hold their points.
+#[test]
+fn a_clean_shutdown_leaves_every_member_page_current() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    write_ledger(dir.path());
+    let store = EmbeddedStore::open(dir.path()).expect("store");
+    let snapshot = store.snapshot().expect("snapshot");
+    let watermark = |key: Vec<u8>| {
+        let raw = snapshot.get(&key).expect("read").expect("a watermark");
+        u64::from_be_bytes(raw.as_slice().try_into().expect("8 bytes"))
+    };
+    let projected = watermark(keys::projected_through());
+    assert!(projected > 0, "the batches were projected");
+    assert_eq!(
+        watermark(keys::members_through()),
+        projected,
+        "every member page is current through the last batch"
+    );
+    let raw = snapshot
+        .get(&keys::member_page(keys::page_of(MemberId(3))))
+        .expect("read")
+        .expect("the page of members 1 to 5 was written");
+    let page: codec::MemberPage = codec::decode("member page", &raw).expect("decode");
+    assert_eq!(page.through, projected, "the page is as of the last batch");
+    let posted: Vec<(u64, i64)> = page
+        .members
+        .iter()
+        .map(|(m, s)| (m.0, s.posted.0))
+        .collect();
+    assert_eq!(
+        posted,
+        vec![(1, 100), (2, 200), (3, 300), (4, 400), (5, 500)],
+        "each member's points as earned"
+    );
+}

@@ -27,6 +27,20 @@ pub(crate) struct Batch {
     pub at: Timestamp,
     /// Shared with the receipts of their commands.
     pub txs: Vec<Arc<Transaction>>,
+    /// Member pages due to be written, copied from the writer's state as of this batch.
+    pub pages: Vec<PageCopy>,
+    /// The batch through which every member page is current once this batch's pages are
+    /// written.
+    pub members_through: u64,
+}
+
+/// A member page's members, copied from the writer's state as of the batch that carries it.
+pub(crate) struct PageCopy {
+    pub page: u64,
+    pub members: Vec<(
+        crate::core::types::MemberId,
+        crate::core::state::MemberState,
+    )>,
 }
 
 /// Transactions one batch may commit: a [`TxId`](crate::TxId) keeps the slot in 16 bits.

@@ -20,7 +20,7 @@ use crate::core::state::{History, State};
 use crate::core::types::{Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
-use crate::shared::queue::{Batch, CommitterConfig, Job, Reply};
+use crate::shared::queue::{Batch, CommitterConfig, Job, PageCopy, Reply};
 use crate::single::key_index::KeyIndex;
 use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -61,6 +61,10 @@ pub(crate) struct Writer<S: Store> {
     pub filter: Arc<crate::single::key_index::DiskFilter>,
     /// Held while the writer runs: the key filter's rebuild stops when it is dropped.
     pub alive: Option<Sender<()>>,
+    /// Member pages changed since they were last handed to the projector.
+    pub dirty: crate::single::pages::DirtyPages,
+    /// The enrolled members of each page, by id.
+    pub pages: crate::single::pages::PageMembers,
 }
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
@@ -213,6 +217,38 @@ impl<S: Store + Clone> Writer<S> {
             // Closing the channel lets the syncer finish what it holds and stop.
             drop(to_syncer);
         });
+        self.hand_over_pages();
+    }
+
+    /// Once the syncer has handed on every batch: copies every changed member page for the
+    /// projector to write, so the next start replays nothing for members. Nothing after a
+    /// failure (memory may be ahead of disk then), nor when the ledger is told to skip it.
+    fn hand_over_pages(&mut self) {
+        let skip = self
+            .shared
+            .skip_shutdown_writes
+            .load(std::sync::atomic::Ordering::Acquire);
+        if skip || self.shared.failure().is_some() || self.dirty.len() == 0 {
+            return;
+        }
+        // Every batch decided is durable: the pages are as of the last one.
+        let seq = self.next_seq - 1;
+        let pages = self
+            .dirty
+            .take_due(true)
+            .into_iter()
+            .map(|p| self.pages.copy(p, &self.state))
+            .collect();
+        let last = Batch {
+            seq,
+            at: self.last_at,
+            txs: Vec::new(),
+            pages,
+            members_through: self.dirty.through(seq),
+        };
+        if self.to_projector.send(Arc::new(last)).is_err() {
+            tracing::error!("member pages not written at shutdown: the projector stopped; the next start replays the journal for them");
+        }
     }
 
     /// Decides batch after batch until the queue closes or storage fails.
@@ -398,6 +434,7 @@ impl<S: Store + Clone> Writer<S> {
                 .take(room)
                 .collect();
         }
+        self.state.warm(batch.iter().filter_map(|j| j.cmd.member()));
         let outcomes: Vec<Outcome> = batch
             .iter()
             .map(|j| {
@@ -431,8 +468,18 @@ impl<S: Store + Clone> Writer<S> {
             self.last_at = at;
             Some(writes)
         };
-        let txs = txs.into_iter().map(Arc::new).collect();
-        let txs = Arc::new(Batch { seq, at, txs });
+        let (pages, members_through) = if txs.is_empty() {
+            (Vec::new(), 0)
+        } else {
+            self.cut_pages(seq, &txs)
+        };
+        let txs = Arc::new(Batch {
+            seq,
+            at,
+            txs: txs.into_iter().map(Arc::new).collect(),
+            pages,
+            members_through,
+        });
         if !txs.txs.is_empty() {
             self.keep_recent(txs.clone());
         }
@@ -566,9 +613,33 @@ impl<S: Store + Clone> Writer<S> {
                 seq,
                 at,
                 txs: Vec::new(),
+                pages: Vec::new(),
+                members_through: 0,
             }),
             answers,
         }
+    }
+
+    /// Notes the member pages that `txs`, batch `seq`, changed, and copies those now due to be
+    /// written. Returns the copies, for the projector to write in the commit that covers this
+    /// batch, and the batch through which every page is then current.
+    fn cut_pages(&mut self, seq: u64, txs: &[Transaction]) -> (Vec<PageCopy>, u64) {
+        for tx in txs {
+            if let crate::core::model::TxKind::Enrolled { member } = tx.kind {
+                self.pages.add(member);
+            }
+            for m in tx.members() {
+                self.dirty.touch(m, seq);
+            }
+        }
+        self.dirty.advance(txs.len() as u64);
+        let copies = self
+            .dirty
+            .take_due(false)
+            .into_iter()
+            .map(|p| self.pages.copy(p, &self.state))
+            .collect();
+        (copies, self.dirty.through(seq))
     }
 
     /// Drops from memory the idempotency entries whose on-disk records `version` includes:

@@ -64,11 +64,13 @@ impl Heads {
         heads
     }
 
-    fn shard(&self, m: MemberId) -> &RwLock<Map<MemberId, Head>> {
+    fn shard_index(&self, m: MemberId) -> usize {
         // Fibonacci hashing spreads sequential member ids over the shards.
-        let i =
-            (m.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize;
-        &self.shards[i]
+        (m.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize
+    }
+
+    fn shard(&self, m: MemberId) -> &RwLock<Map<MemberId, Head>> {
+        &self.shards[self.shard_index(m)]
     }
 
     /// Member `m`'s head, if the member is enrolled.
@@ -79,5 +81,21 @@ impl Heads {
     /// Sets member `m`'s head.
     pub fn set(&self, m: MemberId, head: Head) {
         self.shard(m).write().expect("heads lock").insert(m, head);
+    }
+
+    /// Sets many heads, later entries of a member over earlier ones: shard by shard, each
+    /// lock taken once for all of its members (a lock per member would wait on each insert's
+    /// memory in turn; inserts under one lock overlap).
+    pub fn set_all(&self, mut heads: Vec<(MemberId, Head)>) {
+        // Stable: a member's heads keep their order, so its last one is inserted last.
+        heads.sort_by_key(|(m, _)| self.shard_index(*m));
+        for run in heads.chunk_by(|a, b| self.shard_index(a.0) == self.shard_index(b.0)) {
+            let mut shard = self.shards[self.shard_index(run[0].0)]
+                .write()
+                .expect("heads lock");
+            for (m, head) in run {
+                shard.insert(*m, *head);
+            }
+        }
     }
 }

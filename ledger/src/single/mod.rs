@@ -58,7 +58,7 @@ pub(crate) fn open<S: Store + Clone>(
     let shared = Shared::new(through, through, config.on_commit.clone());
     let Recovered {
         state,
-        mirror,
+        rest,
         dirty,
         tail,
     } = bring_forward(
@@ -78,7 +78,7 @@ pub(crate) fn open<S: Store + Clone>(
         through,
         Recovered {
             state,
-            mirror,
+            rest,
             dirty,
             tail,
         },
@@ -112,12 +112,12 @@ fn open_chain<S: Store>(store: &S) -> Result<crate::chain::Chainer, LedgerError>
     }
 }
 
-/// What recovery brought forward: the writer's state, the projector's mirror (the state as of
-/// the watermark), the member pages that changed since their stored batch, and the journal
-/// batches the projector has yet to cover.
+/// What recovery brought forward: the writer's state, the projector's (the state as of the
+/// watermark, but for the members), the member pages that changed since their stored batch,
+/// and the journal batches the projector has yet to cover.
 struct Recovered {
     state: State,
-    mirror: State,
+    rest: State,
     dirty: DirtyPages,
     tail: Vec<Arc<Batch>>,
 }
@@ -134,7 +134,7 @@ fn bring_forward<Snap: crate::store::Snapshot>(
     member_write_delay: u64,
 ) -> Result<Recovered, LedgerError> {
     let mut dirty = DirtyPages::new(member_write_delay);
-    let mut mirror: Option<State> = None;
+    let mut rest: Option<State> = None;
     let mut tail: Vec<Arc<Batch>> = Vec::new();
     for_each_batch(snapshot, members_through.min(through), &mut |seq, txs| {
         if seq <= through {
@@ -147,24 +147,33 @@ fn bring_forward<Snap: crate::store::Snapshot>(
             }
             return Ok(());
         }
-        if mirror.is_none() {
-            mirror = Some(state.clone());
+        if rest.is_none() {
+            rest = Some(state.without_members());
         }
         for tx in &txs {
             state.apply(tx);
+            for m in tx.members() {
+                dirty.touch(m, seq);
+            }
         }
+        dirty.advance(txs.len() as u64);
         let at = txs.last().map(|t| t.at).unwrap_or_default();
-        let txs = txs.into_iter().map(Arc::new).collect();
-        tail.push(Arc::new(Batch { seq, at, txs }));
+        tail.push(Arc::new(Batch {
+            seq,
+            at,
+            txs: txs.into_iter().map(Arc::new).collect(),
+            pages: Vec::new(),
+            members_through: dirty.through(seq),
+        }));
         Ok(())
     })?;
-    let mirror = mirror.unwrap_or_else(|| state.clone());
+    let rest = rest.unwrap_or_else(|| state.without_members());
     // Only the writer posts expiries and reviews, so only its state keeps the due index.
     state.index_due = true;
     state.rebuild_expiry_due();
     Ok(Recovered {
         state,
-        mirror,
+        rest,
         dirty,
         tail,
     })
@@ -189,7 +198,7 @@ fn start<S: Store + Clone>(
     let keys_in_memory = config.keys_in_memory;
     let Recovered {
         state,
-        mirror,
+        rest,
         dirty,
         tail,
     } = recovered;
@@ -203,6 +212,7 @@ fn start<S: Store + Clone>(
     let (to_projector, from_writer) =
         crossbeam_channel::bounded::<Arc<Batch>>(PROJECTOR_QUEUE_BATCHES);
     let heads = Arc::new(Heads::from_state(&state));
+    let pages = PageMembers::of(&state);
     let (spilled_to, spilled) = crossbeam_channel::unbounded();
     let mut writer_alive_guard = None;
     let projector = Projector {
@@ -211,10 +221,8 @@ fn start<S: Store + Clone>(
         spilled: spilled_to,
         store: store.clone(),
         heads: heads.clone(),
-        pages: PageMembers::of(&mirror),
-        mirror,
+        rest,
         shared: shared.clone(),
-        dirty,
         last_seq: through,
         grower: None,
     };
@@ -241,6 +249,8 @@ fn start<S: Store + Clone>(
         leaving: std::collections::VecDeque::new(),
         filter: keys.current_filter(),
         alive: None,
+        pages,
+        dirty,
     };
     if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {
         // Few keys on disk: rebuilt before the writer starts (a fraction of a second), and

@@ -5,10 +5,11 @@
 use crate::core::state::{Map, State};
 use crate::core::types::MemberId;
 use crate::keys;
+use crate::shared::queue::PageCopy;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 
-/// The enrolled members of each member page, by id, so a page is written from the mirror
+/// The enrolled members of each member page, by id, so a page is copied from the writer's state
 /// without probing every id it could hold.
 #[derive(Default)]
 pub(crate) struct PageMembers(Map<u64, Vec<MemberId>>);
@@ -38,26 +39,41 @@ impl PageMembers {
     pub(super) fn members(&self, page: u64) -> &[MemberId] {
         self.0.get(&page).map_or(&[], Vec::as_slice)
     }
+
+    /// A copy of page `page`'s members as `state` has them, for the projector to write.
+    pub(super) fn copy(&self, page: u64, state: &State) -> PageCopy {
+        PageCopy {
+            page,
+            members: self
+                .members(page)
+                .iter()
+                .map(|m| {
+                    let s = state.members.get(m).expect("a page's members are enrolled");
+                    (*m, s.clone())
+                })
+                .collect(),
+        }
+    }
 }
 
-/// Member pages whose stored copy is behind the mirror.
+/// Member pages whose stored copy is behind the writer's state.
 ///
-/// A page changed after `at` projected transactions is written once `delay` plus a per-page
-/// offset in `[0, delay)` more have been projected. Writing every page exactly `delay` after
+/// A page changed after `at` decided transactions is written once `delay` plus a per-page
+/// offset in `[0, delay)` more have been decided. Writing every page exactly `delay` after
 /// its change would write in bursts: traffic spread over many members dirties nearly every page
 /// within a few batches, and they would all come due together, again and again. The offsets
 /// (the page number times the golden ratio, modulo 1) spread them evenly instead.
 pub(crate) struct DirtyPages {
     delay: u64,
-    /// Page to (batch, transactions projected before it) of its oldest unwritten change.
+    /// Page to (batch, transactions decided before it) of its oldest unwritten change.
     since: Map<u64, (u64, u64)>,
     /// The same changes in order of change, for the watermark. An entry is stale once its page
     /// was written (the page may have changed again since, with a newer entry further back).
     order: VecDeque<(u64, u64, u64)>,
-    /// The same changes by when they are due: (due, page, batch, projected before).
+    /// The same changes by when they are due: (due, page, batch, decided before).
     due: BinaryHeap<Reverse<(u64, u64, u64, u64)>>,
-    /// Transactions projected so far by this process.
-    projected: u64,
+    /// Transactions decided so far by this process.
+    decided: u64,
 }
 
 impl DirtyPages {
@@ -68,7 +84,7 @@ impl DirtyPages {
             since: Map::default(),
             order: VecDeque::new(),
             due: BinaryHeap::new(),
-            projected: 0,
+            decided: 0,
         }
     }
 
@@ -82,7 +98,7 @@ impl DirtyPages {
     pub fn touch(&mut self, m: MemberId, seq: u64) {
         let page = keys::page_of(m);
         if let std::collections::hash_map::Entry::Vacant(e) = self.since.entry(page) {
-            let at = self.projected;
+            let at = self.decided;
             e.insert((seq, at));
             self.order.push_back((page, seq, at));
             let due = at + self.delay + self.offset(page);
@@ -90,9 +106,9 @@ impl DirtyPages {
         }
     }
 
-    /// Counts `n` more transactions projected.
+    /// Counts `n` more transactions decided.
     pub fn advance(&mut self, n: u64) {
-        self.projected += n;
+        self.decided += n;
     }
 
     /// Takes the pages due now (with `all`, every changed page).
@@ -100,7 +116,7 @@ impl DirtyPages {
         let mut due = Vec::new();
         while let Some(&Reverse((when, page, seq, at))) = self.due.peek() {
             let live = self.since.get(&page) == Some(&(seq, at));
-            if live && !all && when > self.projected {
+            if live && !all && when > self.decided {
                 break;
             }
             self.due.pop();
@@ -112,8 +128,8 @@ impl DirtyPages {
         due
     }
 
-    /// The batch through which every member page is current, given that `last` is the
-    /// latest batch projected.
+    /// The batch through which every member page is current once the pages taken so far are
+    /// written, given that `last` is the latest batch decided.
     pub(super) fn through(&mut self, last: u64) -> u64 {
         while let Some(&(page, seq, at)) = self.order.front() {
             if self.since.get(&page) == Some(&(seq, at)) {

@@ -2,34 +2,39 @@
 //! totals, contracts, the idempotency index) and each member's head in memory current from
 //! committed batches, off the writer's hot path.
 //!
-//! It mirrors the writer's [`State`] by applying the same transactions, coalesces many batches
-//! into one storage commit, and records the last batch it covered (the watermark) in that same
-//! commit. The idempotency index (one chunk per commit), balances, holds, reversal totals and
-//! contracts are always exactly "the journal through the watermark". It sets each member's
-//! head before it announces the batch projected, so reads that wait for it see their writes.
-//! No statement lines are written: statements walk each member's chain through the journal.
+//! It keeps the writer's [`State`] but for the members (accounts, holds, reversal totals,
+//! contracts, counters) by applying the same transactions, coalesces many batches into one
+//! storage commit, and records the last batch it covered (the watermark) in that same commit.
+//! The idempotency index (one chunk per commit), balances, holds, reversal totals and contracts
+//! are always exactly "the journal through the watermark". It sets each member's head from the
+//! balances each transaction records, before it announces the batch projected, so reads that
+//! wait for it see their writes. No statement lines are written: statements walk each member's
+//! chain through the journal.
 //!
 //! Member states are the exception. They are stored in pages of [`MEMBERS_PER_PAGE`] ids, and
 //! a changed page is written [`member_write_delay`] transactions (plus a per-page offset of up
 //! to as many again, so that pages changed together are not written together) after its oldest
 //! unwritten change, so that the many changes to its members meanwhile cost one write of one
-//! key (one key per member changed was the projector's and the LSM's largest cost). Each page
-//! says which batch it covers, and a second watermark says through which batch every page is
-//! current. Balance reads never use them (they read the heads). A restart brings each page
-//! forward with the journal after its own batch (see `Ledger::open`). Commits are
-//! [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt from
-//! it.
+//! key (one key per member changed was the projector's and the LSM's largest cost). The writer
+//! keeps the count of changed pages ([`super::pages::DirtyPages`]) and, when a page comes due,
+//! copies its members from its own state into the batch; the projector writes the copy in the
+//! commit that covers that batch, so the projector keeps no member state of its own (a second
+//! copy of every member, brought forward by applying every transaction again, cost it about
+//! 40% of its time and doubled the members' memory). Each page says which batch it covers,
+//! and a second watermark, which the writer computes with the page copies, says through which
+//! batch every page is current. Balance reads never use them (they read the heads). A restart
+//! brings each page forward with the journal after its own batch (see `Ledger::open`). Commits
+//! are [`Durability::Buffered`]: the synced journal is the truth, and all of this is rebuilt
+//! from it.
 //!
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 //! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE
 
-use super::pages::{DirtyPages, PageMembers};
 use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberPageRef};
-use crate::core::model::TxKind;
 use crate::core::state::State;
 use crate::core::types::Timestamp;
 use crate::keys;
-use crate::shared::queue::Batch;
+use crate::shared::queue::{Batch, PageCopy};
 use crate::shared::records::{write_records, Touched};
 use crate::single::heads::{Head, Heads};
 use crate::single::key_index::{on_disk, KeyIndex};
@@ -51,12 +56,10 @@ pub(crate) type Spilled = (Version, Vec<(u128, crate::core::types::TxId)>);
 
 pub(crate) struct Projector<S: Store> {
     pub store: S,
-    pub mirror: State,
+    /// The state as of the last batch projected, but for the members (see
+    /// [`State::without_members`]): accounts, holds, reversal totals, contracts, counters.
+    pub rest: State,
     pub shared: Arc<crate::shared::status::Shared>,
-    /// Member pages changed since they were last written.
-    pub dirty: DirtyPages,
-    /// The enrolled members of each page, by id.
-    pub pages: PageMembers,
     /// The last batch projected.
     pub last_seq: u64,
     /// Each member's latest transaction and points, for readers.
@@ -77,17 +80,6 @@ impl<S: Store + Clone> Projector<S> {
         if let Some((alive, thread)) = self.grower.take() {
             drop(alive);
             let _ = thread.join();
-        }
-        // The writer has stopped: write every changed member page, so the next start replays
-        // nothing for members.
-        let skip = self
-            .shared
-            .skip_shutdown_writes
-            .load(std::sync::atomic::Ordering::Acquire);
-        if !skip && self.shared.failure().is_none() && self.dirty.len() > 0 {
-            if let Err(e) = self.flush(&[]) {
-                tracing::error!(error = %e, "member pages not written at shutdown; the next start replays the journal for them");
-            }
         }
     }
 
@@ -113,27 +105,25 @@ impl<S: Store + Clone> Projector<S> {
         }
     }
 
-    /// Projects `group` (with an empty group: writes every waiting member page).
+    /// Projects `group`. A batch without transactions carries only member pages: the
+    /// writer's last pages, at shutdown.
     fn flush(&mut self, group: &[Arc<Batch>]) -> Result<(), crate::LedgerError> {
         // The syncer hands batches on in commit order, each once.
         let mut last = self.last_seq;
-        for b in group {
+        for b in group.iter().filter(|b| !b.txs.is_empty()) {
             assert!(b.seq > last, "batch {} projected after batch {last}", b.seq);
             last = b.seq;
         }
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
         let mut chunk = IdemChunk::default();
+        let mut heads = Vec::new();
         for batch in group {
             for tx in &batch.txs {
-                self.mirror.apply(tx);
+                self.rest.apply_to_rest(tx);
                 touched.note_records(tx);
-                if let TxKind::Enrolled { member } = tx.kind {
-                    self.pages.add(member);
-                }
                 for a in &tx.member_balances {
-                    self.heads.set(a.member, Head::of(tx.id, a));
-                    self.dirty.touch(a.member, batch.seq);
+                    heads.push((a.member, Head::of(tx.id, a)));
                 }
                 chunk.entries.push((
                     crate::keys::hash_key(&tx.key),
@@ -143,23 +133,25 @@ impl<S: Store + Clone> Projector<S> {
                     },
                 ));
             }
-            self.dirty.advance(batch.txs.len() as u64);
+            for copy in &batch.pages {
+                write_page(&mut w, copy, batch.seq);
+            }
         }
+        self.heads.set_all(heads);
 
-        if let Some(last) = group.last() {
+        if let Some(last) = group.iter().rev().find(|b| !b.txs.is_empty()) {
             self.last_seq = last.seq;
             w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
             self.write_accounts(&mut w, &touched, last.seq, last.at);
         }
-        for page in self.dirty.take_due(group.is_empty()) {
-            self.write_page(&mut w, page);
-        }
-        write_records(&mut w, &self.mirror, &touched, None);
+        write_records(&mut w, &self.rest, &touched, None);
         w.set(&keys::projected_through(), &self.last_seq.to_be_bytes());
-        w.set(
-            &keys::members_through(),
-            &self.dirty.through(self.last_seq).to_be_bytes(),
-        );
+        if let Some(last) = group.last() {
+            w.set(
+                &keys::members_through(),
+                &last.members_through.to_be_bytes(),
+            );
+        }
         let (spill, on_disk) = self.spill(&mut w)?;
         w.sort_by_key();
         let version = self.store.commit(w, Durability::Buffered)?;
@@ -289,33 +281,9 @@ impl<S: Store + Clone> Projector<S> {
         }
     }
 
-    /// Writes member page `page` as the mirror has it, through the last batch projected.
-    fn write_page(&self, w: &mut WriteSet, page: u64) {
-        let members = self
-            .pages
-            .members(page)
-            .iter()
-            .map(|m| {
-                let state = self
-                    .mirror
-                    .members
-                    .get(m)
-                    .expect("a page's members are enrolled");
-                (*m, state)
-            })
-            .collect();
-        w.set_owned(
-            keys::member_page(page),
-            codec::encode(&MemberPageRef {
-                through: self.last_seq,
-                members,
-            }),
-        );
-    }
-
     fn write_accounts(&self, w: &mut WriteSet, t: &Touched, seq: u64, at: Timestamp) {
         for a in &t.accounts {
-            let b = self.mirror.accounts.get(a).cloned().unwrap_or_default();
+            let b = self.rest.accounts.get(a).cloned().unwrap_or_default();
             w.set_owned(
                 keys::balance_history(*a, seq),
                 codec::encode(&HistoryEntry {
@@ -326,4 +294,15 @@ impl<S: Store + Clone> Projector<S> {
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
     }
+}
+
+/// Writes the copy of a member page that batch `seq` carries: the page as of that batch.
+fn write_page(w: &mut WriteSet, copy: &PageCopy, seq: u64) {
+    w.set_owned(
+        keys::member_page(copy.page),
+        codec::encode(&MemberPageRef {
+            through: seq,
+            members: copy.members.iter().map(|(m, s)| (*m, s)).collect(),
+        }),
+    );
 }

@@ -270,7 +270,7 @@ impl State {
             tiers: self.tiers.clone(),
             expiry_due: BTreeSet::new(),
             index_due: false,
-            policy: self.policy.clone(),
+            policy: self.policy,
             closed_through: self.closed_through,
         }
     }

@@ -1,9 +1,9 @@
 //! The committer: the single writer, in two threads.
 //!
 //! The writer takes commands from a bounded queue, decides a batch of them against its
-//! in-memory [`State`], encodes the batch's transactions as journal blocks and hands them to the
-//! syncer, then decides the next batch while the syncer commits this one to storage and waits
-//! for it to be durable. Only then does the syncer publish the batch as committed, answer every
+//! in-memory [`State`] and hands the batch to the syncer, then decides the next batch while the
+//! syncer encodes this one as journal blocks, commits them to storage and waits for them to be
+//! durable. Only then does the syncer publish the batch as committed, answer every
 //! caller and hand the batch to the projector. (Besides the batch being synced, up to
 //! [`SYNC_QUEUE`] decided batches wait for it, and then share one commit and fsync; a slow
 //! fsync is then followed by one more, not by one per waiting batch.) Batches are numbered by
@@ -70,12 +70,11 @@ pub(crate) struct Writer<S: Store> {
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
 
-/// A decided batch on its way to the syncer: its journal writes (none when it has no
-/// transactions: every command was rejected or replayed), and each caller's answer, to send
-/// once the writes are durable.
+/// A decided batch on its way to the syncer, which writes its transactions to the journal
+/// (none: every command was rejected or replayed), and each caller's answer, to send once the
+/// writes are durable.
 struct Sealed {
     started: Instant,
-    writes: Option<WriteSet>,
     batch: Arc<Batch>,
     answers: Vec<(Reply, Result<Receipt, LedgerError>)>,
 }
@@ -107,21 +106,26 @@ impl<S: Store> Syncer<S> {
 
     /// Commits `group` durably, then answers its callers and feeds the projector; on a storage
     /// failure, fails the ledger and answers every caller with it.
-    fn sync(&mut self, mut group: Vec<Sealed>) {
+    fn sync(&mut self, group: Vec<Sealed>) {
         let mut writes = WriteSet::default();
-        for s in &mut group {
-            if let Some(w) = s.writes.take() {
-                // The batch's writes are its journal blocks, in order: chain them in the same
-                // commit.
-                let blocks = w.writes.iter().filter_map(|w| match w {
-                    crate::store::Write::Set(_, v) => Some(v.as_slice()),
-                    _ => None,
-                });
-                let position = crate::journal::single_position(s.batch.seq);
-                self.chain
-                    .append(&position, s.batch.seq, blocks, &mut writes);
-                writes.bytes += w.bytes;
-                writes.writes.extend(w.writes);
+        for s in group.iter().filter(|s| !s.batch.txs.is_empty()) {
+            // The batch's journal blocks, encoded here rather than on the writer's thread, and
+            // chained in the same commit.
+            let seq = s.batch.seq;
+            let mut blocks = BlockWriter::default();
+            for tx in &s.batch.txs {
+                blocks.push(tx);
+            }
+            let blocks = blocks.finish();
+            let position = crate::journal::single_position(seq);
+            self.chain.append(
+                &position,
+                seq,
+                blocks.iter().map(Vec::as_slice),
+                &mut writes,
+            );
+            for (order, block) in blocks.into_iter().enumerate() {
+                writes.set_owned(keys::journal(seq, order as u16), block);
             }
         }
         if !writes.writes.is_empty() {
@@ -451,23 +455,12 @@ impl<S: Store + Clone> Writer<S> {
             .collect();
         drop(snapshot);
 
-        let writes = if txs.is_empty() {
-            None
-        } else {
-            let mut blocks = BlockWriter::default();
-            for tx in &txs {
-                blocks.push(tx);
-            }
-            let mut writes = WriteSet::default();
-            for (order, block) in blocks.finish().into_iter().enumerate() {
-                writes.set_owned(keys::journal(seq, order as u16), block);
-            }
+        if !txs.is_empty() {
             // The next batch builds on this one at once; should this one not reach the disk,
             // the syncer fails the ledger and nothing after it is answered.
             self.next_seq = seq + 1;
             self.last_at = at;
-            Some(writes)
-        };
+        }
         let (pages, members_through) = if txs.is_empty() {
             (Vec::new(), 0)
         } else {
@@ -503,7 +496,6 @@ impl<S: Store + Clone> Writer<S> {
             .collect();
         Ok(Sealed {
             started,
-            writes,
             batch: txs,
             answers,
         })
@@ -608,7 +600,6 @@ impl<S: Store + Clone> Writer<S> {
             .collect();
         Sealed {
             started,
-            writes: None,
             batch: Arc::new(Batch {
                 seq,
                 at,

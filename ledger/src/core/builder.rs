@@ -7,7 +7,7 @@ use crate::core::model::{
     Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{apply_lot, held_changes, Lot, MemberState, State};
+use crate::core::state::{apply_lot_to, held_changes, Lot, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -16,7 +16,19 @@ pub(crate) struct Builder<'a> {
     state: &'a State,
     tx: Transaction,
     /// Working copies of the members this transaction touches.
-    touched: Vec<(MemberId, MemberState)>,
+    touched: Vec<(MemberId, Working)>,
+}
+
+/// What the builder changes of a member while it decides: the points posted and held, and the
+/// lots. The rest of the member's state (tier, campaigns, standing, pool) is read from the
+/// state and changed only by `State::apply`, so it is not copied.
+#[derive(Default)]
+pub(crate) struct Working {
+    pub posted: Points,
+    pub held: Points,
+    pub lots: Vec<Lot>,
+    /// The member's latest transaction before this one.
+    last: Option<TxId>,
 }
 
 impl<'a> Builder<'a> {
@@ -46,12 +58,25 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub(crate) fn member(&mut self, m: MemberId) -> &mut MemberState {
+    pub(crate) fn member(&mut self, m: MemberId) -> &mut Working {
         let i = match self.touched.iter().position(|(id, _)| *id == m) {
             Some(i) => i,
             None => {
-                let s = self.state.members.get(&m).cloned().unwrap_or_default();
-                self.touched.push((m, s));
+                let w = match self.state.members.get(&m) {
+                    Some(s) => {
+                        // Room for the lot an earn adds, so that adding it does not copy again.
+                        let mut lots = Vec::with_capacity(s.lots.len() + 1);
+                        lots.extend_from_slice(&s.lots);
+                        Working {
+                            posted: s.posted,
+                            held: s.held,
+                            lots,
+                            last: s.last,
+                        }
+                    }
+                    None => Working::default(),
+                };
+                self.touched.push((m, w));
                 self.touched.len() - 1
             }
         };
@@ -73,10 +98,19 @@ impl<'a> Builder<'a> {
     }
 
     pub(crate) fn points(&mut self, account: AccountId, p: Points) {
-        self.tx.postings.push(Posting {
+        self.posting(Posting {
             account,
             amount: Amount::Points(p),
         });
+    }
+
+    /// Adds a leg. The first one makes room for the six legs of an earn with its money legs
+    /// and a bonus: one allocation, where growing one leg at a time would copy twice.
+    fn posting(&mut self, leg: Posting) {
+        if self.tx.postings.capacity() == 0 {
+            self.tx.postings.reserve_exact(6);
+        }
+        self.tx.postings.push(leg);
     }
 
     /// Credits `p` points from `source` to member `m`, in a new lot.
@@ -154,7 +188,7 @@ impl<'a> Builder<'a> {
                 expires_at,
                 delta: Points(into_lot),
             };
-            apply_lot(s, &change);
+            apply_lot_to(&mut s.lots, &change);
             self.tx.lots.push(change);
         }
         Ok(())
@@ -222,7 +256,7 @@ impl<'a> Builder<'a> {
         }
         debug_assert_eq!(need, 0, "lots must cover the positive balance");
         for c in &changes {
-            apply_lot(s, c);
+            apply_lot_to(&mut s.lots, c);
         }
         self.tx.lots.extend_from_slice(&changes);
         changes
@@ -259,7 +293,7 @@ impl<'a> Builder<'a> {
         let s = self.member(m);
         s.posted.0 -= total;
         for c in &changes {
-            apply_lot(s, c);
+            apply_lot_to(&mut s.lots, c);
         }
         self.tx.lots.extend(changes);
         if total != 0 {
@@ -379,11 +413,11 @@ impl<'a> Builder<'a> {
         if value.is_zero() {
             return;
         }
-        self.tx.postings.push(Posting {
+        self.posting(Posting {
             account: debit,
             amount: Amount::Money(Money::new(value, price.currency)),
         });
-        self.tx.postings.push(Posting {
+        self.posting(Posting {
             account: credit,
             amount: Amount::Money(Money::new(-value, price.currency)),
         });

@@ -298,7 +298,8 @@ impl State {
             self.change_members(tx, &include);
             return;
         }
-        let before: Vec<(MemberId, Option<Timestamp>)> = tx
+        // Nearly always one or two members: on the stack.
+        let before: smallvec::SmallVec<[(MemberId, Option<Timestamp>); 4]> = tx
             .members()
             .filter(|m| include(*m))
             .map(|m| (m, self.members.get(&m).and_then(|s| self.deadline(s))))
@@ -927,6 +928,11 @@ pub(crate) fn held_changes(kind: &TxKind) -> [Option<(MemberId, i64)>; 2] {
 }
 
 pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
+    apply_lot_to(&mut m.lots, c);
+}
+
+/// Applies lot change `c` to a member's lots (kept in consumption order).
+pub(crate) fn apply_lot_to(lots: &mut Vec<Lot>, c: &LotChange) {
     // Lots are kept in consumption order, and a change names its lot's expiry: a binary search
     // finds the lot (or where a new one goes) without walking a long list.
     let key = (
@@ -934,17 +940,17 @@ pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
         c.expires_at.unwrap_or_default(),
         c.lot,
     );
-    match m.lots.binary_search_by(|l| l.order().cmp(&key)) {
+    match lots.binary_search_by(|l| l.order().cmp(&key)) {
         Ok(i) => {
-            m.lots[i].remaining.0 += c.delta.0;
+            lots[i].remaining.0 += c.delta.0;
             assert!(
-                m.lots[i].remaining.0 >= 0,
+                lots[i].remaining.0 >= 0,
                 "lot {:?} of member {} went negative",
                 c.lot,
                 c.member.0
             );
-            if m.lots[i].remaining.0 == 0 {
-                m.lots.remove(i);
+            if lots[i].remaining.0 == 0 {
+                lots.remove(i);
             }
         }
         Err(at) => {
@@ -954,7 +960,7 @@ pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
                 c.lot,
                 c.member.0
             );
-            m.lots.insert(
+            lots.insert(
                 at,
                 Lot {
                     id: c.lot,

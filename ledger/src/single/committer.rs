@@ -526,24 +526,54 @@ impl<S: Store + Clone> Writer<S> {
             None => cmd.digest(),
         };
         let hash = crate::keys::hash_key(key);
-        let found = match known {
-            Some(found) => Ok(found),
-            None => self.find_key(key, hash, snapshot, txs, seq),
-        };
-        match found {
-            Ok(Some(original)) if original.digest != digest => {
-                return Outcome::Failed(
-                    Rejection::IdempotencyConflict {
-                        original: original.id,
-                    }
-                    .into(),
-                );
-            }
-            Ok(Some(original)) => return Outcome::Replay(Box::new(original)),
-            Ok(None) => {}
-            Err(e) => return Outcome::Failed(e),
-        }
         let id = TxId::in_batch(seq, txs.len());
+        // A key memory does not hold (nearly every command's) takes its entry for the
+        // transaction it would commit in the same probe that finds it absent; the entry goes
+        // again if the command commits nothing. Entries are indexed as they are decided, so a
+        // repeat later in this batch finds its original here (and the transaction in `txs`).
+        // Readers confirm every hit against the journal, so they see the key only once its
+        // batch is durable; and a failed commit stops the writer, so no decision is taken on a
+        // key whose transaction was lost.
+        let (found, claimed) = match known {
+            Some(found) => (Ok(found), false),
+            None => match self.keys.claim(hash, id) {
+                None => (self.find_on_disk(key, hash, snapshot, txs, seq), true),
+                Some(held) => (self.find_held(key, hash, held, snapshot, txs, seq), false),
+            },
+        };
+        let outcome = match found {
+            Ok(Some(original)) if original.digest != digest => Outcome::Failed(
+                Rejection::IdempotencyConflict {
+                    original: original.id,
+                }
+                .into(),
+            ),
+            Ok(Some(original)) => Outcome::Replay(Box::new(original)),
+            Ok(None) => self.decide_one(cmd, pricing, digest, id, at, snapshot, txs, seq),
+            Err(e) => Outcome::Failed(e),
+        };
+        match outcome {
+            Outcome::New(_) if !claimed => self.keys.insert_hash(hash, id),
+            Outcome::New(_) => {}
+            _ if claimed => self.keys.remove_hash(hash, id),
+            _ => {}
+        }
+        outcome
+    }
+
+    /// Decides a command whose key is new, and applies the transaction it commits as `id`.
+    #[allow(clippy::too_many_arguments)]
+    fn decide_one(
+        &mut self,
+        cmd: &Command,
+        pricing: Option<&Pricing>,
+        digest: crate::core::model::Digest,
+        id: TxId,
+        at: Timestamp,
+        snapshot: &S::Snapshot,
+        txs: &mut Vec<Transaction>,
+        seq: u64,
+    ) -> Outcome {
         let history = BatchHistory {
             snapshot,
             txs,
@@ -554,12 +584,6 @@ impl<S: Store + Clone> Writer<S> {
             Ok(mut tx) => {
                 tx.pricing = pricing.cloned();
                 self.state.apply(&tx);
-                // Indexed now, while the key's slot is in cache: a repeat later in this batch
-                // finds it here (and its transaction in `txs`). Readers confirm every hit
-                // against the journal, so they see the key only once its batch is durable; and
-                // a failed commit stops the writer, so no decision is taken on a key whose
-                // transaction was lost.
-                self.keys.insert_hash(hash, tx.id);
                 txs.push(tx);
                 Outcome::New(txs.len() - 1)
             }
@@ -659,11 +683,24 @@ impl<S: Store + Clone> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        let Some(id) = self.keys.get_hash(hash) else {
-            return self.find_on_disk(key, hash, snapshot, txs, seq);
-        };
+        match self.keys.get_hash(hash) {
+            Some(held) => self.find_held(key, hash, held, snapshot, txs, seq),
+            None => self.find_on_disk(key, hash, snapshot, txs, seq),
+        }
+    }
+
+    /// Like [`Self::find_key`], once memory was found to hold transaction `held` for the hash.
+    fn find_held(
+        &self,
+        key: &IdemKey,
+        hash: u128,
+        held: TxId,
+        snapshot: &S::Snapshot,
+        txs: &[Transaction],
+        seq: u64,
+    ) -> Result<Option<Transaction>, LedgerError> {
         // Another key with the same hash may hold the first entry: then look through the others.
-        let ids = std::iter::once(id).chain(self.keys.colliding(key));
+        let ids = std::iter::once(held).chain(self.keys.colliding(key));
         if let Some(tx) = self.first_of(key, ids, snapshot, txs, seq)? {
             return Ok(Some(tx));
         }

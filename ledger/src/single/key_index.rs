@@ -458,6 +458,20 @@ impl KeyIndex {
         self.insert_hash(hash_key(key), tx);
     }
 
+    /// Records `tx` as hash `h`'s entry unless the shard already holds one for it, which it
+    /// returns instead: one probe, where a lookup and then an insert would make two.
+    pub fn claim(&self, h: u128, tx: TxId) -> Option<TxId> {
+        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
+        match shard.entry(in_shard(h)) {
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(tx);
+                self.count.fetch_add(1, Ordering::AcqRel);
+                None
+            }
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+        }
+    }
+
     /// Records an entry by hash; an entry already held is not added twice.
     pub fn insert_hash(&self, h: u128, tx: TxId) {
         let mut shard = self.shards[shard_of(h)].write().expect("key index lock");

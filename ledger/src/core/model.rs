@@ -392,20 +392,6 @@ impl Command {
         }
     }
 
-    /// The member a member's command is about (the giver, for a transfer), if any.
-    pub fn member(&self) -> Option<MemberId> {
-        match self {
-            Command::Earn { member, .. }
-            | Command::Burn { member, .. }
-            | Command::Hold { member, .. }
-            | Command::Adjust { member, .. }
-            | Command::Redeem { member, .. }
-            | Command::Grant { member, .. } => Some(*member),
-            Command::Transfer { from, .. } => Some(*from),
-            _ => None,
-        }
-    }
-
     /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.
     pub fn digest(&self) -> Digest {
         let mut h = DigestWriter::default();

@@ -689,23 +689,6 @@ impl State {
         }
     }
 
-    /// Reads the state of each of `members` once, all in one pass, and changes nothing. The
-    /// lookups do not depend on one another, so the processor overlaps their trips to memory;
-    /// a batch's members are then in the cache when its commands are decided one by one, each
-    /// of which would otherwise wait for its own member's lines in turn (the way TigerBeetle
-    /// prefetches a batch's accounts before executing it).
-    pub fn warm(&self, members: impl Iterator<Item = MemberId>) {
-        let mut seen = 0i64;
-        for m in members {
-            if let Some(s) = self.members.get(&m) {
-                let first = s.lots.first().map_or(0, |l| l.remaining.0);
-                let last = s.lots.last().map_or(0, |l| l.remaining.0);
-                seen = seen.wrapping_add(first ^ last);
-            }
-        }
-        std::hint::black_box(seen);
-    }
-
     /// When member state `s` next has points due to expire; `None`: never (no lots, a tier
     /// exempt from expiry, or no expiry dates and no inactivity policy).
     ///

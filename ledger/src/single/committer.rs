@@ -438,7 +438,6 @@ impl<S: Store + Clone> Writer<S> {
                 .take(room)
                 .collect();
         }
-        self.state.warm(batch.iter().filter_map(|j| j.cmd.member()));
         let outcomes: Vec<Outcome> = batch
             .iter()
             .map(|j| {

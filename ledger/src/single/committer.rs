@@ -237,18 +237,13 @@ impl<S: Store + Clone> Writer<S> {
         }
         // Every batch decided is durable: the pages are as of the last one.
         let seq = self.next_seq - 1;
-        let pages = self
-            .dirty
-            .take_due(true)
-            .into_iter()
-            .map(|p| self.pages.copy(p, &self.state))
-            .collect();
+        let (pages, members_through) = self.take_pages(true, seq);
         let last = Batch {
             seq,
             at: self.last_at,
             txs: Vec::new(),
             pages,
-            members_through: self.dirty.through(seq),
+            members_through,
         };
         if self.to_projector.send(Arc::new(last)).is_err() {
             tracing::error!("member pages not written at shutdown: the projector stopped; the next start replays the journal for them");
@@ -647,9 +642,15 @@ impl<S: Store + Clone> Writer<S> {
             }
         }
         self.dirty.advance(txs.len() as u64);
+        self.take_pages(false, seq)
+    }
+
+    /// Copies the member pages due (with `all`, every changed page) as of batch `seq`, and says
+    /// through which batch every page is current once they are written.
+    fn take_pages(&mut self, all: bool, seq: u64) -> (Vec<PageCopy>, u64) {
         let copies = self
             .dirty
-            .take_due(false)
+            .take_due(all)
             .into_iter()
             .map(|p| self.pages.copy(p, &self.state))
             .collect();

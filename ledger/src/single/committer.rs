@@ -449,15 +449,13 @@ impl<S: Store + Clone> Writer<S> {
             .collect();
         drop(snapshot);
 
-        if !txs.is_empty() {
+        let (pages, members_through) = if txs.is_empty() {
+            (Vec::new(), 0)
+        } else {
             // The next batch builds on this one at once; should this one not reach the disk,
             // the syncer fails the ledger and nothing after it is answered.
             self.next_seq = seq + 1;
             self.last_at = at;
-        }
-        let (pages, members_through) = if txs.is_empty() {
-            (Vec::new(), 0)
-        } else {
             self.cut_pages(seq, &txs)
         };
         let txs = Arc::new(Batch {

@@ -484,6 +484,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     } else {
         None
     };
+    warm_links(app.clone());
     let listener =
         listen(config.listen).with_context(|| format!("listening on {}", config.listen))?;
     let addr = listener.local_addr()?;
@@ -553,6 +554,23 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     socket.set_nodelay(true)?;
     socket.bind(addr)?;
     socket.listen(ACCEPT_BACKLOG)
+}
+
+/// Reads the partners' member links into memory beside the first requests, so a gateway that
+/// restarts under load answers from memory soon instead of reading the store for every member
+/// it has not seen yet. Stops early when shutdown begins.
+fn warm_links(app: AppState) {
+    tokio::task::spawn_blocking(move || {
+        let started = std::time::Instant::now();
+        match app.ops.registry.warm_links(&|| !app.draining()) {
+            Ok(n) => tracing::info!(
+                links = n,
+                took_ms = started.elapsed().as_millis() as u64,
+                "member links in memory"
+            ),
+            Err(e) => tracing::warn!(error = %e, "reading member links into memory failed"),
+        }
+    });
 }
 
 /// How often a gateway on a shared store reloads partners, keys, rates and operators.

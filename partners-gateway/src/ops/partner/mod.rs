@@ -431,6 +431,18 @@ pub fn own_hold(
     }
 }
 
+/// The caller's reference for `member`, read while preparing (off the async workers), so the
+/// answer needs no store read after the commit.
+fn reference_of(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    member: MemberId,
+) -> Result<Option<String>, OpError> {
+    ops.registry
+        .reference_of(caller.partner, member)
+        .map_err(registry_error)
+}
+
 pub fn prepare_capture(
     ops: &Ops,
     caller: &PartnerCaller,
@@ -450,7 +462,7 @@ pub fn prepare_capture(
         },
         pricing: None,
         member: Some(member),
-        member_ref: None,
+        member_ref: reference_of(ops, caller, member)?,
     })
 }
 
@@ -467,7 +479,7 @@ pub fn prepare_void(
         cmd: Command::Void { key, hold: hold.id },
         pricing: None,
         member: Some(member),
-        member_ref: None,
+        member_ref: reference_of(ops, caller, member)?,
     })
 }
 
@@ -506,7 +518,7 @@ pub fn prepare_reversal(
         },
         pricing: None,
         member: Some(member),
-        member_ref: None,
+        member_ref: reference_of(ops, caller, member)?,
     })
 }
 

@@ -76,6 +76,18 @@ fn link_key(partner: PartnerId, reference: &str) -> Vec<u8> {
     k
 }
 
+/// The partner and reference of a [`link_key`].
+fn link_of_key(k: &[u8]) -> Result<(u32, String), RegistryError> {
+    let prefix = key1(LINK, &[]).len();
+    let partner = k
+        .get(prefix..prefix + 4)
+        .ok_or_else(|| RegistryError::Corrupt("a link key is short".into()))?;
+    let partner = u32::from_be_bytes(partner.try_into().expect("4 bytes"));
+    let reference = String::from_utf8(k[prefix + 4..].to_vec())
+        .map_err(|e| RegistryError::Corrupt(format!("link reference: {e}")))?;
+    Ok((partner, reference))
+}
+
 fn link_back_key(partner: PartnerId, member: MemberId) -> Vec<u8> {
     let mut k = key1(LINK_BACK, &partner.0.to_be_bytes());
     k.extend_from_slice(&member.0.to_be_bytes());
@@ -168,6 +180,9 @@ impl Registry {
             ws.set_owned(link.clone(), m.0.to_be_bytes().to_vec());
             ws.set_owned(link_back_key(partner, m), reference.as_bytes().to_vec());
             Ok((ws, (m, true)))
+        })
+        .inspect(|(m, _)| {
+            self.links.insert((partner.0, reference.to_string()), m.0);
         })
     }
 
@@ -310,9 +325,53 @@ impl Registry {
                 );
             }
             Ok((ws, ()))
-        })
+        })?;
+        for (reference, member) in links {
+            self.links.insert((partner.0, reference.clone()), member.0);
+        }
+        Ok(())
+    }
+
+    /// Reads links from the store into the cache until it is full or every link is in it, a
+    /// page of [`WARM_PAGE`] at a time, each from its own snapshot (a cluster snapshot lives
+    /// seconds only). A gateway that starts warm answers its partners' members without a
+    /// store read each. Returns the links read. `go_on` is asked before each page: false
+    /// stops early (the service is stopping).
+    pub fn warm_links(&self, go_on: &dyn Fn() -> bool) -> Result<usize, RegistryError> {
+        let mut begin = key1(LINK, &[]);
+        let end = prefix_end(&begin);
+        let mut read = 0;
+        while go_on() {
+            let room = LINKS_CACHED.saturating_sub(self.links.len());
+            if room == 0 {
+                break;
+            }
+            let page = self
+                .store
+                .snapshot()?
+                .range(&begin, &end, room.min(WARM_PAGE), false)?;
+            for (k, v) in &page {
+                let (partner, reference) = link_of_key(k)?;
+                // An entry made or read meanwhile is at least as new as this snapshot's.
+                if self.links.get(&LinkRef(partner, &reference)).is_none() {
+                    self.links.insert((partner, reference), be_u64(v)?);
+                }
+            }
+            read += page.len();
+            match page.last() {
+                Some((k, _)) if page.len() == room.min(WARM_PAGE) => {
+                    begin = k.to_vec();
+                    begin.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(read)
     }
 }
+
+/// Links read per snapshot while warming the cache.
+const WARM_PAGE: usize = 10_000;
 
 /// Partner references a merge moved to a survivor that already had its own reference at the
 /// partner: they name the survivor, but no back link names them (`G M ++ survivor ++

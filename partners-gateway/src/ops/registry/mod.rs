@@ -434,6 +434,41 @@ mod tests {
     }
 
     #[test]
+    fn links_made_here_are_in_memory_and_another_gateway_reads_them_all_in_at_start() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        // More than two pages of the warm-up, on two partners, the same references on each.
+        let n = 25_000u64;
+        for partner in [1u32, 2] {
+            let links: Vec<(String, MemberId)> = (0..n)
+                .map(|i| (format!("CARD-{i}"), MemberId(i * 10 + u64::from(partner))))
+                .collect();
+            a.link_many(PartnerId(partner), &links).expect("links");
+        }
+        let (single, created) = a.link(PartnerId(3), "ONE", None).expect("link");
+        assert!(created);
+        // The gateway that made them answers from memory.
+        assert_eq!(a.member_cached(PartnerId(2), "CARD-7"), Some(MemberId(72)));
+        assert_eq!(a.member_cached(PartnerId(3), "ONE"), Some(single));
+        // The other has read none yet; a stop asked before the first page reads nothing.
+        assert_eq!(b.member_cached(PartnerId(1), "CARD-7"), None);
+        assert_eq!(b.warm_links(&|| false).expect("warm"), 0);
+        assert_eq!(b.member_cached(PartnerId(1), "CARD-7"), None);
+        assert_eq!(b.warm_links(&|| true).expect("warm"), 2 * n as usize + 1);
+        for i in (0..n).step_by(997).chain([n - 1]) {
+            for partner in [1u32, 2] {
+                assert_eq!(
+                    b.member_cached(PartnerId(partner), &format!("CARD-{i}")),
+                    Some(MemberId(i * 10 + u64::from(partner))),
+                    "partner {partner}, CARD-{i}"
+                );
+            }
+        }
+        assert_eq!(b.member_cached(PartnerId(3), "ONE"), Some(single));
+        assert_eq!(b.member_cached(PartnerId(3), "CARD-1"), None);
+    }
+
+    #[test]
     fn a_key_made_on_one_gateway_signs_on_another_after_a_refresh_and_so_does_its_revocation() {
         let dir = tempfile::tempdir().expect("temp dir");
         let (a, b) = two(dir.path());

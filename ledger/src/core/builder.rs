@@ -7,7 +7,7 @@ use crate::core::model::{
     Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{apply_lot_to, held_changes, Lot, State};
+use crate::core::state::{held_changes, Lot, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -16,19 +16,75 @@ pub(crate) struct Builder<'a> {
     state: &'a State,
     tx: Transaction,
     /// Working copies of the members this transaction touches.
-    touched: Vec<(MemberId, Working)>,
+    touched: Vec<(MemberId, Working<'a>)>,
 }
 
 /// What the builder changes of a member while it decides: the points posted and held, and the
 /// lots. The rest of the member's state (tier, campaigns, standing, pool) is read from the
-/// state and changed only by `State::apply`, so it is not copied.
+/// state and changed only by `State::apply`, so it is not copied. Nor are the lots: a member
+/// may hold thousands, and a command changes one or a few, so the working copy is the
+/// member's lots as they are plus this transaction's changes to them ([`Working::lots`]).
 #[derive(Default)]
-pub(crate) struct Working {
+pub(crate) struct Working<'a> {
     pub posted: Points,
     pub held: Points,
-    pub lots: Vec<Lot>,
+    /// The member's lots before this transaction, in consumption order.
+    base: &'a [Lot],
+    /// This transaction's changes to them so far, in order.
+    changes: Vec<LotChange>,
     /// The member's latest transaction before this one.
     last: Option<TxId>,
+}
+
+impl Working<'_> {
+    /// The member's lots as this transaction has left them so far, in consumption order
+    /// (soonest expiry first): its lots before, with this transaction's changes, read lazily,
+    /// so a command that needs the first few lots does not walk the rest.
+    fn lots(&self) -> impl Iterator<Item = Lot> + '_ {
+        // The net change to each lot this transaction changed, in consumption order.
+        let mut net: Vec<Lot> = self
+            .changes
+            .iter()
+            .map(|c| Lot {
+                id: c.lot,
+                expires_at: c.expires_at,
+                remaining: c.delta,
+            })
+            .collect();
+        net.sort_by_key(Lot::order);
+        net.dedup_by(|later, first| {
+            let same = later.id == first.id;
+            if same {
+                first.remaining.0 += later.remaining.0;
+            }
+            same
+        });
+        let mut base = self.base.iter().copied().peekable();
+        let mut net = net.into_iter().peekable();
+        std::iter::from_fn(move || loop {
+            let lot = match (base.peek(), net.peek()) {
+                (None, None) => return None,
+                (Some(_), None) => base.next(),
+                (None, Some(_)) => net.next(),
+                (Some(b), Some(n)) => match b.order().cmp(&n.order()) {
+                    std::cmp::Ordering::Less => base.next(),
+                    std::cmp::Ordering::Greater => net.next(),
+                    std::cmp::Ordering::Equal => {
+                        let delta = n.remaining.0;
+                        net.next();
+                        base.next().map(|mut l| {
+                            l.remaining.0 += delta;
+                            l
+                        })
+                    }
+                },
+            }?;
+            debug_assert!(lot.remaining.0 >= 0, "lot {:?} went negative", lot.id);
+            if lot.remaining.0 > 0 {
+                return Some(lot);
+            }
+        })
+    }
 }
 
 impl<'a> Builder<'a> {
@@ -58,22 +114,18 @@ impl<'a> Builder<'a> {
         }
     }
 
-    pub(crate) fn member(&mut self, m: MemberId) -> &mut Working {
+    pub(crate) fn member(&mut self, m: MemberId) -> &mut Working<'a> {
         let i = match self.touched.iter().position(|(id, _)| *id == m) {
             Some(i) => i,
             None => {
                 let w = match self.state.members.get(&m) {
-                    Some(s) => {
-                        // Room for the lot an earn adds, so that adding it does not copy again.
-                        let mut lots = Vec::with_capacity(s.lots.len() + 1);
-                        lots.extend_from_slice(&s.lots);
-                        Working {
-                            posted: s.posted,
-                            held: s.held,
-                            lots,
-                            last: s.last,
-                        }
-                    }
+                    Some(s) => Working {
+                        posted: s.posted,
+                        held: s.held,
+                        base: &s.lots,
+                        changes: Vec::new(),
+                        last: s.last,
+                    },
                     None => Working::default(),
                 };
                 self.touched.push((m, w));
@@ -188,7 +240,7 @@ impl<'a> Builder<'a> {
                 expires_at,
                 delta: Points(into_lot),
             };
-            apply_lot_to(&mut s.lots, &change);
+            s.changes.push(change);
             self.tx.lots.push(change);
         }
         Ok(())
@@ -227,37 +279,37 @@ impl<'a> Builder<'a> {
         s.posted.0 -= p.0;
         let mut need = from_lots;
         let mut changes = Vec::new();
-        let order: Vec<usize> = {
-            let mut idx: Vec<usize> = (0..s.lots.len())
-                .filter(|&i| {
-                    first.is_some()
-                        || expired_too
-                        || before.is_none_or(|b| !state.lot_expired(b, &s.lots[i], at))
-                })
-                .collect();
-            if let Some(f) = first {
-                idx.sort_by_key(|&i| s.lots[i].id != f);
-            }
-            idx
-        };
-        for i in order {
-            if need == 0 {
-                break;
-            }
-            let l = s.lots[i];
-            let n = need.min(l.remaining.0);
-            need -= n;
+        let draw = |l: Lot, need: &mut i64, changes: &mut Vec<LotChange>| {
+            let n = (*need).min(l.remaining.0);
+            *need -= n;
             changes.push(LotChange {
                 member: m,
                 lot: l.id,
                 expires_at: l.expires_at,
                 delta: Points(-n),
             });
+        };
+        if need > 0 {
+            // `first` (a reversal's own lot) is drained first, then the rest in order; with
+            // `first` or `expired_too`, lots already due are drawn on too.
+            if let Some(own) = first.and_then(|f| s.lots().find(|l| l.id == f)) {
+                draw(own, &mut need, &mut changes);
+            }
+            for l in s.lots() {
+                if need == 0 {
+                    break;
+                }
+                let skip = Some(l.id) == first
+                    || (first.is_none()
+                        && !expired_too
+                        && before.is_some_and(|b| state.lot_expired(b, &l, at)));
+                if !skip {
+                    draw(l, &mut need, &mut changes);
+                }
+            }
         }
         debug_assert_eq!(need, 0, "lots must cover the positive balance");
-        for c in &changes {
-            apply_lot_to(&mut s.lots, c);
-        }
+        s.changes.extend_from_slice(&changes);
         self.tx.lots.extend_from_slice(&changes);
         changes
     }
@@ -292,9 +344,7 @@ impl<'a> Builder<'a> {
             .collect();
         let s = self.member(m);
         s.posted.0 -= total;
-        for c in &changes {
-            apply_lot_to(&mut s.lots, c);
-        }
+        s.changes.extend_from_slice(&changes);
         self.tx.lots.extend(changes);
         if total != 0 {
             self.points(AccountId::Member(m), Points(-total));

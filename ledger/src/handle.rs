@@ -204,6 +204,9 @@ impl<S: Store> Ledger<S> {
         if !self.reads.is_durable(id) {
             return Ok(None);
         }
+        if let Some(tx) = self.reads.recent_transaction(id) {
+            return Ok(Some(tx));
+        }
         find_transaction(&self.store.snapshot()?, id)
     }
 

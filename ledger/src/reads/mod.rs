@@ -68,6 +68,12 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
 
     /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
     /// store).
+    /// Durable transaction `id` if the path holds it in memory (committed moments ago); `None`
+    /// sends the caller to the journal.
+    fn recent_transaction(&self, _id: TxId) -> Option<Transaction> {
+        None
+    }
+
     fn keys_in_memory(&self) -> Option<usize> {
         None
     }

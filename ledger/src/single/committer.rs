@@ -28,10 +28,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Instant;
 
-/// Transactions of the most recent batches the writer keeps in memory, so that a reversal or
-/// a retry naming a recent transaction (the usual case) does not read the journal.
-const RECENT_TXS_MAX: usize = 16_384;
-
 pub(crate) struct Writer<S: Store> {
     pub store: S,
     pub state: State,
@@ -43,11 +39,9 @@ pub(crate) struct Writer<S: Store> {
     pub last_at: Timestamp,
     /// Journal sequence number of the next batch; transaction ids embed it.
     pub next_seq: u64,
-    /// The latest committed batches, oldest first, up to [`RECENT_TXS_MAX`] transactions.
-    /// Their sequence numbers are consecutive: only a batch with transactions takes one.
-    pub recent: VecDeque<Arc<Batch>>,
-    /// Transactions in `recent`.
-    pub recent_txs: usize,
+    /// The latest decided batches (shared with reads), so that a command naming a recent
+    /// transaction (the usual case) does not read the journal.
+    pub recent: Arc<crate::single::recent::Recent>,
     /// The journal's hash chain, handed to the syncer, which chains each batch it commits.
     pub chain: Option<crate::chain::Chainer>,
     /// Idempotency entries the projector moved to disk, and those not yet dropped from memory
@@ -466,7 +460,7 @@ impl<S: Store + Clone> Writer<S> {
             members_through,
         });
         if !txs.txs.is_empty() {
-            self.keep_recent(txs.clone());
+            self.recent.keep(txs.clone());
         }
         let answers = batch
             .drain(..)
@@ -758,17 +752,6 @@ impl<S: Store + Clone> Writer<S> {
         .transaction(id)
     }
 
-    /// Keeps a committed batch for lookups, dropping the oldest beyond [`RECENT_TXS_MAX`].
-    pub fn keep_recent(&mut self, batch: Arc<Batch>) {
-        self.recent_txs += batch.txs.len();
-        self.recent.push_back(batch);
-        while self.recent_txs > RECENT_TXS_MAX && self.recent.len() > 1 {
-            if let Some(old) = self.recent.pop_front() {
-                self.recent_txs -= old.txs.len();
-            }
-        }
-    }
-
     /// Indexes the keys of batches replayed at open (the writer indexes its own as it decides).
     pub fn remember(&self, txs: &[Arc<Transaction>]) {
         for tx in txs {
@@ -783,7 +766,7 @@ struct BatchHistory<'a, Snap: Snapshot> {
     snapshot: &'a Snap,
     txs: &'a [Transaction],
     seq: u64,
-    recent: &'a VecDeque<Arc<Batch>>,
+    recent: &'a crate::single::recent::Recent,
 }
 
 impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
@@ -793,17 +776,8 @@ impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
         if id.seq() == self.seq {
             return Ok(self.txs.get(usize::from(id.slot())).cloned());
         }
-        let first = self.recent.front().map_or(u64::MAX, |b| b.seq);
-        if let Some(b) = id
-            .seq()
-            .checked_sub(first)
-            .and_then(|i| self.recent.get(usize::try_from(i).ok()?))
-            .filter(|b| b.seq == id.seq())
-        {
-            return Ok(b
-                .txs
-                .get(usize::from(id.slot()))
-                .map(|t| Transaction::clone(t)));
+        if let Some(t) = self.recent.get(id) {
+            return Ok(Some(Transaction::clone(&t)));
         }
         crate::journal::find_transaction(self.snapshot, id)
     }

@@ -17,6 +17,7 @@ pub(crate) mod key_index;
 pub(crate) mod pages;
 pub(crate) mod projector;
 mod reads;
+pub(crate) mod recent;
 
 use crate::core::state::State;
 use crate::core::types::MemberId;
@@ -233,6 +234,7 @@ fn start<S: Store + Clone>(
             thread: "projector",
             why: e.to_string(),
         })?;
+    let recent = Arc::new(recent::Recent::default());
     let writer = Writer {
         store: store.clone(),
         state,
@@ -242,8 +244,7 @@ fn start<S: Store + Clone>(
         to_projector,
         last_at,
         next_seq: last_seq + 1,
-        recent: std::collections::VecDeque::new(),
-        recent_txs: 0,
+        recent: recent.clone(),
         chain: Some(chain),
         spilled,
         leaving: std::collections::VecDeque::new(),
@@ -312,6 +313,7 @@ fn start<S: Store + Clone>(
             keys,
             heads,
             shared,
+            recent,
         }),
     })
 }

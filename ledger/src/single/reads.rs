@@ -27,11 +27,20 @@ pub(super) struct SingleReads {
     /// Each member's latest transaction and points (set by the projector).
     pub heads: Arc<Heads>,
     pub shared: Arc<Shared>,
+    /// The latest batches the writer decided (shared with it).
+    pub recent: Arc<super::recent::Recent>,
 }
 
 impl<S: Store> PathReads<S> for SingleReads {
     fn keys_in_memory(&self) -> Option<usize> {
         Some(self.keys.len())
+    }
+
+    fn recent_transaction(&self, id: TxId) -> Option<Transaction> {
+        PathReads::<S>::is_durable(self, id)
+            .then(|| self.recent.get(id))
+            .flatten()
+            .map(|t| Transaction::clone(&t))
     }
 
     fn key_filter_capacity(&self) -> Option<usize> {
@@ -93,13 +102,21 @@ impl<S: Store> PathReads<S> for SingleReads {
         // The committer adds a key as it decides the command, before the batch is durable; a
         // hit counts only once the transaction it names is durable and has this key. A key
         // whose command was answered is always found.
-        let candidates = self
+        let candidates: Vec<TxId> = self
             .keys
             .get(key)
             .into_iter()
-            .chain(self.keys.colliding(key));
+            .chain(self.keys.colliding(key))
+            .collect();
+        // Committed moments ago: in memory, no store read.
+        for &id in &candidates {
+            if let Some(tx) = PathReads::<S>::recent_transaction(self, id) {
+                if tx.key == *key {
+                    return Ok(Some(tx));
+                }
+            }
+        }
         let snap = store.snapshot()?;
-        let candidates: Vec<TxId> = candidates.collect();
         for id in candidates {
             if !PathReads::<S>::is_durable(self, id) {
                 continue;

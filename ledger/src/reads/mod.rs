@@ -66,14 +66,14 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
     /// Member `m`'s whole state (lots, activity, tier, campaign use); `None` if not enrolled.
     fn member_state(&self, store: &S, m: MemberId) -> Result<Option<MemberState>, LedgerError>;
 
-    /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
-    /// store).
     /// Durable transaction `id` if the path holds it in memory (committed moments ago); `None`
     /// sends the caller to the journal.
     fn recent_transaction(&self, _id: TxId) -> Option<Transaction> {
         None
     }
 
+    /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
+    /// store).
     fn keys_in_memory(&self) -> Option<usize> {
         None
     }

@@ -431,8 +431,8 @@ pub fn own_hold(
     }
 }
 
-/// The caller's reference for `member`, read while preparing (off the async workers), so the
-/// answer needs no store read after the commit.
+/// The caller's reference for `member` (a store read: off the async workers). Capture, void
+/// and reversal read it while preparing, so their answer needs no store read after the commit.
 fn reference_of(
     ops: &Ops,
     caller: &PartnerCaller,
@@ -663,10 +663,7 @@ pub(crate) async fn finish(
     let member_ref = match p.member_ref {
         Some(r) => Some(r),
         None => match p.member {
-            Some(m) => ops
-                .registry
-                .reference_of(caller.partner, m)
-                .map_err(registry_error)?,
+            Some(m) => reference_of(ops, caller, m)?,
             None => None,
         },
     };

@@ -117,10 +117,7 @@ pub fn household(
     h.members
         .iter()
         .map(|p| {
-            let r = ops
-                .registry
-                .reference_of(caller.partner, p.member)
-                .map_err(registry_error)?;
+            let r = reference_of(ops, caller, p.member)?;
             Ok((r, p.spendable))
         })
         .collect::<Result<Vec<_>, OpError>>()
@@ -146,10 +143,7 @@ pub fn transaction(ops: &Ops, caller: &PartnerCaller, reference: &str) -> Result
     caller.require(KeyScope::Read)?;
     let tx = own_transaction(ops, caller, reference)?;
     let member_ref = match tx.kind.member() {
-        Some(m) => ops
-            .registry
-            .reference_of(caller.partner, m)
-            .map_err(registry_error)?,
+        Some(m) => reference_of(ops, caller, m)?,
         None => None,
     };
     Ok(Posted {

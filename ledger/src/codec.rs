@@ -648,15 +648,16 @@ mod tests {
         let a = MemberState {
             posted: Points(120),
             held: Points(20),
-            lots: vec![Lot {
+            lots: [Lot {
                 id: LotId {
                     tx: TxId::new(3, 1),
                     n: 0,
                 },
                 expires_at: Some(Timestamp(86_400_000)),
                 remaining: Points(120),
-            }],
-            last: Some(TxId::new(9, 4)),
+            }]
+            .into(),
+            last: crate::core::types::MaybeTx::some(TxId::new(9, 4)),
             enrolled: Timestamp(5),
             earned_at: 0b101,
             campaigns: {

@@ -506,7 +506,7 @@ fn check_transaction(
             state
                 .members
                 .get(&m)
-                .map_or((0, None), |s| (s.posted.0, s.last))
+                .map_or((0, None), |s| (s.posted.0, s.last.get()))
         })
         .collect();
     state.apply(tx);

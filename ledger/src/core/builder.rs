@@ -28,8 +28,9 @@ pub(crate) struct Builder<'a> {
 pub(crate) struct Working<'a> {
     pub posted: Points,
     pub held: Points,
-    /// The member's lots before this transaction, in consumption order.
-    base: &'a [Lot],
+    /// The member's lots before this transaction, in consumption order (the two halves of
+    /// the member's ring of lots).
+    base: (&'a [Lot], &'a [Lot]),
     /// This transaction's changes to them so far, in order.
     changes: Vec<LotChange>,
     /// The member's latest transaction before this one.
@@ -59,7 +60,7 @@ impl Working<'_> {
             }
             same
         });
-        let mut base = self.base.iter().copied().peekable();
+        let mut base = self.base.0.iter().chain(self.base.1).copied().peekable();
         let mut net = net.into_iter().peekable();
         std::iter::from_fn(move || loop {
             let lot = match (base.peek(), net.peek()) {
@@ -122,9 +123,9 @@ impl<'a> Builder<'a> {
                     Some(s) => Working {
                         posted: s.posted,
                         held: s.held,
-                        base: &s.lots,
+                        base: s.lots.as_slices(),
                         changes: Vec::new(),
-                        last: s.last,
+                        last: s.last.get(),
                     },
                     None => Working::default(),
                 };

@@ -127,6 +127,59 @@ pub struct PartnerId(pub u32);
 )]
 pub struct TxId(pub u64);
 
+/// An optional transaction id in 8 bytes, where `Option<TxId>` takes 16: a member's latest
+/// transaction, held for every enrolled member. Stored and compared as the `Option<TxId>` it
+/// stands for.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct MaybeTx(Option<std::num::NonZeroU64>);
+
+impl MaybeTx {
+    /// No transaction.
+    pub const NONE: MaybeTx = MaybeTx(None);
+
+    /// Transaction `id`. Every id a batch can number fits (`TxId::new` keeps the sequence under
+    /// 2^48, so an id never reaches `u64::MAX`).
+    pub fn some(id: TxId) -> MaybeTx {
+        MaybeTx(std::num::NonZeroU64::new(
+            id.0.checked_add(1)
+                .expect("a transaction id below u64::MAX"),
+        ))
+    }
+
+    /// The transaction, if any.
+    pub fn get(self) -> Option<TxId> {
+        self.0.map(|v| TxId(v.get() - 1))
+    }
+}
+
+impl From<Option<TxId>> for MaybeTx {
+    fn from(id: Option<TxId>) -> MaybeTx {
+        id.map_or(MaybeTx::NONE, MaybeTx::some)
+    }
+}
+
+impl fmt::Debug for MaybeTx {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl Serialize for MaybeTx {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for MaybeTx {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MaybeTx, D::Error> {
+        let id = Option::<TxId>::deserialize(d)?;
+        if id == Some(TxId(u64::MAX)) {
+            return Err(serde::de::Error::custom("transaction id u64::MAX"));
+        }
+        Ok(MaybeTx::from(id))
+    }
+}
+
 impl TxId {
     /// Bits of the id that hold the slot within the batch.
     pub const SLOT_BITS: u32 = 16;
@@ -332,6 +385,27 @@ mod tests {
         assert!(a < b);
         assert_eq!((a.seq(), a.slot()), (5, 65535));
         assert_eq!(b.to_string(), "6-0");
+    }
+
+    #[test]
+    fn maybe_tx_takes_eight_bytes_and_is_stored_as_the_option_it_stands_for() {
+        assert_eq!(std::mem::size_of::<MaybeTx>(), 8);
+        for id in [
+            None,
+            Some(TxId(0)),
+            Some(TxId::new(9, 4)),
+            Some(TxId(u64::MAX - 1)),
+        ] {
+            let m = MaybeTx::from(id);
+            assert_eq!(m.get(), id);
+            let bytes = postcard::to_allocvec(&m).expect("encodes");
+            assert_eq!(bytes, postcard::to_allocvec(&id).expect("encodes"));
+            let back: MaybeTx = postcard::from_bytes(&bytes).expect("decodes");
+            assert_eq!(back, m);
+        }
+        // The one id it cannot hold is refused when read, not wrapped to another.
+        let max = postcard::to_allocvec(&Some(TxId(u64::MAX))).expect("encodes");
+        assert!(postcard::from_bytes::<MaybeTx>(&max).is_err());
     }
 }
 

@@ -55,7 +55,7 @@ impl Heads {
             heads.set(
                 *m,
                 Head {
-                    tx: s.last,
+                    tx: s.last.get(),
                     posted: s.posted,
                     held: s.held,
                 },

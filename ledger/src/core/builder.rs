@@ -332,10 +332,13 @@ impl<'a> Builder<'a> {
     }
 
     /// Moves `lots` (all expired) of member `m` to `programme/breakage`, whole.
-    pub(crate) fn expire(&mut self, m: MemberId, lots: &[Lot]) -> Points {
-        let total: i64 = lots.iter().map(|l| l.remaining.0).sum();
+    pub(crate) fn expire<'l>(
+        &mut self,
+        m: MemberId,
+        lots: impl IntoIterator<Item = &'l Lot>,
+    ) -> Points {
         let changes: Vec<LotChange> = lots
-            .iter()
+            .into_iter()
             .map(|l| LotChange {
                 member: m,
                 lot: l.id,
@@ -343,6 +346,7 @@ impl<'a> Builder<'a> {
                 delta: Points(-l.remaining.0),
             })
             .collect();
+        let total: i64 = -changes.iter().map(|c| c.delta.0).sum::<i64>();
         let s = self.member(m);
         s.posted.0 -= total;
         s.changes.extend_from_slice(&changes);

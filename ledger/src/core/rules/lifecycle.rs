@@ -60,7 +60,7 @@ pub(super) fn set_standing(
             });
         }
         if forfeit {
-            forfeited = b.expire(member, &m.lots.iter().copied().collect::<Vec<_>>());
+            forfeited = b.expire(member, &m.lots);
         }
     }
     b.touch(member);

@@ -607,6 +607,11 @@ mod tests {
         assert!(dropped.try_recv().is_err(), "nothing else freed yet");
     }
 
+    fn held_ids(store: &EmbeddedStore) -> Vec<u64> {
+        let kept = store.inner.memtables.lock().expect("lock");
+        kept.held.iter().map(|(id, _)| *id).collect()
+    }
+
     /// The store notes fjall's active memtable at every commit: after each rotation it holds
     /// the new one, and never more than three.
     #[test]
@@ -618,15 +623,7 @@ mod tests {
             let mut w = WriteSet::default();
             w.set(b"k", &[i]);
             store.commit(w, Durability::Sync).expect("commit");
-            let held: Vec<u64> = store
-                .inner
-                .memtables
-                .lock()
-                .expect("lock")
-                .held
-                .iter()
-                .map(|(id, _)| *id)
-                .collect();
+            let held = held_ids(&store);
             assert!(held.len() <= MEMTABLES_KEPT);
             let active = store.inner.kv.tree.active_memtable().id();
             assert_eq!(held.last(), Some(&active));
@@ -635,15 +632,7 @@ mod tests {
         }
         seen.dedup();
         assert_eq!(seen.len(), 6, "each commit saw a new memtable: {seen:?}");
-        let held: Vec<u64> = store
-            .inner
-            .memtables
-            .lock()
-            .expect("lock")
-            .held
-            .iter()
-            .map(|(id, _)| *id)
-            .collect();
+        let held = held_ids(&store);
         assert_eq!(held, seen[3..]);
     }
 }

@@ -918,15 +918,20 @@ pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
     apply_lot_to(&mut m.lots, c);
 }
 
+/// Where the lot change `c` names sits in consumption order ([`Lot::order`]).
+fn order_of(c: &LotChange) -> (bool, Timestamp, LotId) {
+    (
+        c.expires_at.is_none(),
+        c.expires_at.unwrap_or_default(),
+        c.lot,
+    )
+}
+
 /// Applies lot change `c` to a member's lots (kept in consumption order).
 pub(crate) fn apply_lot_to(lots: &mut VecDeque<Lot>, c: &LotChange) {
     // Lots are kept in consumption order, and a change names its lot's expiry: a binary search
     // finds the lot (or where a new one goes) without walking a long list.
-    let key = (
-        c.expires_at.is_none(),
-        c.expires_at.unwrap_or_default(),
-        c.lot,
-    );
+    let key = order_of(c);
     // Nearly every change is at an end: a burn draws on the front lot, an earn's lot expires
     // last. Those are found without the search.
     let found = if lots.back().is_none_or(|l| l.order() < key) {
@@ -1019,11 +1024,7 @@ mod tests {
                     delta: Points(-take),
                 }
             };
-            let key = (
-                change.expires_at.is_none(),
-                change.expires_at.unwrap_or_default(),
-                change.lot,
-            );
+            let key = order_of(&change);
             match model.binary_search_by(|l| l.order().cmp(&key)) {
                 Ok(i) => {
                     if i == 0 {

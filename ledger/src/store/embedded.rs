@@ -56,7 +56,6 @@ type Held = Arc<dyn std::any::Any + Send + Sync>;
 /// once per memtable, `docs/benchmarks.md`). Holding each memtable until two more have become
 /// active means fjall's reference is never the last one: the reaper drops it, and nothing
 /// waits. The cost is one more memtable held for one more rotation (at most 64 MiB).
-#[derive(Default)]
 struct Memtables {
     /// By memtable id, oldest first.
     held: std::collections::VecDeque<(u64, Held)>,
@@ -85,15 +84,14 @@ impl Memtables {
     /// Notes the memtable active now (`id`), and hands the oldest kept to the reaper once more
     /// than [`MEMTABLES_KEPT`] have been seen.
     fn note(&mut self, id: u64, memtable: impl FnOnce() -> Held) {
-        if self.reaper.is_none() || self.held.back().is_some_and(|(last, _)| *last == id) {
+        let Some(reaper) = &self.reaper else { return };
+        if self.held.back().is_some_and(|(last, _)| *last == id) {
             return;
         }
         self.held.push_back((id, memtable()));
         while self.held.len() > MEMTABLES_KEPT {
             let (_, oldest) = self.held.pop_front().expect("more than kept");
-            if let Some(reaper) = &self.reaper {
-                let _ = reaper.send(oldest);
-            }
+            let _ = reaper.send(oldest);
         }
     }
 }
@@ -318,7 +316,7 @@ impl EmbeddedStore {
             .memtables
             .lock()
             .expect("memtables lock poisoned by a panic")
-            .note(active.id(), || active.clone());
+            .note(active.id(), move || active);
         Ok(version)
     }
 }

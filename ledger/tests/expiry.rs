@@ -356,3 +356,149 @@ fn a_merge_takes_lots_already_due_with_it_and_they_expire_at_the_survivor() {
         Points(0)
     );
 }
+
+/// The due index follows every deadline change, earlier and later:
+/// whatever the order of earns at partners of short and long validity, burns, expiries and an
+/// inactivity policy set halfway, it names the members an exact index would, in its order,
+/// and holds at most one entry a member.
+#[test]
+fn the_due_index_answers_as_an_exact_one_would() {
+    use rand::{Rng, SeedableRng};
+    const MEMBERS: u64 = 12;
+    const DAY: i64 = 86_400_000;
+    let mut e = Engine {
+        state: State::new(Policy::default()),
+        seq: 1,
+    };
+    e.state.index_due = true;
+    let mut now = ms("2026-01-05T00:00:00Z");
+    for (p, days) in [(1, 400), (2, 9)] {
+        e.ok(
+            Command::SetContract {
+                key: IdemKey::operator(format!("c{p}")),
+                contract: Contract {
+                    partner: PartnerId(p),
+                    currency: "EUR".parse().expect("EUR"),
+                    issuance_price_per_point: Decimal::new(1, 2),
+                    redemption_price_per_point: Decimal::new(1, 2),
+                    points_validity_days: Some(days),
+                },
+            },
+            now,
+        );
+    }
+    for m in 1..=MEMBERS {
+        e.ok(
+            Command::Enrol {
+                key: IdemKey::operator(format!("e{m}")),
+                member: MemberId(m),
+            },
+            now,
+        );
+    }
+    let exact = |s: &State, now: Timestamp, limit: usize| {
+        let mut all: Vec<(Timestamp, MemberId)> = s
+            .members
+            .iter()
+            .filter_map(|(m, st)| s.deadline(st).map(|d| (d, *m)))
+            .filter(|(d, _)| *d <= now)
+            .collect();
+        all.sort();
+        all.truncate(limit);
+        all
+    };
+    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    let (mut asked, mut found, mut moved_earlier, mut accepted) = (0, 0, 0, 0);
+    for n in 0..6_000u32 {
+        now = Timestamp(now.0 + rng.random_range(0..2 * DAY));
+        if n == 3_000 {
+            e.ok(
+                Command::SetExpiryPolicy {
+                    key: IdemKey::operator("inactivity"),
+                    policy: Box::new(ExpiryPolicy {
+                        rolling: Some(Rolling {
+                            months: 2,
+                            round_to: RoundTo::Exact,
+                        }),
+                        inactivity: Some(Inactivity {
+                            months: 1,
+                            activities: activity::EARN | activity::BURN,
+                        }),
+                        exempt_from_tier: None,
+                        time_zone: "UTC".into(),
+                        retroactive: false,
+                        note: Default::default(),
+                    }),
+                },
+                now,
+            );
+        }
+        let member = MemberId(rng.random_range(1..=MEMBERS));
+        let before = e
+            .state
+            .members
+            .get(&member)
+            .and_then(|s| e.state.deadline(s));
+        let cmd = match rng.random_range(0..10) {
+            0..=5 => {
+                let partner = PartnerId(1 + rng.random_range(0..2));
+                Command::Earn {
+                    key: IdemKey::partner(partner, format!("earn-{n}")),
+                    member,
+                    partner,
+                    points: Points(rng.random_range(1..500)),
+                    bonus: Points(0),
+                    awards: vec![],
+                    guard: None,
+                    purchase: None,
+                }
+            }
+            _ => Command::Burn {
+                key: IdemKey::partner(PartnerId(1), format!("burn-{n}")),
+                member,
+                partner: PartnerId(1),
+                points: Points(rng.random_range(1..300)),
+            },
+        };
+        let outcome = e.run(cmd, now);
+        accepted += u32::from(outcome.is_ok());
+        let after = e
+            .state
+            .members
+            .get(&member)
+            .and_then(|s| e.state.deadline(s));
+        moved_earlier += u32::from(matches!((before, after), (Some(b), Some(a)) if a < b));
+        // The writer's use: what is due, then an expiry for the first of them.
+        if rng.random_range(0..3) == 0 {
+            let limit = rng.random_range(1..5);
+            let due = e.state.due_expiries(now, limit);
+            assert_eq!(due, exact(&e.state, now, limit), "step {n}");
+            asked += 1;
+            if let Some((t, m)) = due.first() {
+                found += 1;
+                e.ok(
+                    Command::Expire {
+                        key: IdemKey {
+                            scope: Scope::System,
+                            reference: format!("expire/{}/{}", m.0, t.0),
+                        },
+                        member: *m,
+                    },
+                    now,
+                );
+            }
+        }
+        assert!(
+            e.state.expiry_due.len() <= MEMBERS as usize,
+            "step {n}: {} entries",
+            e.state.expiry_due.len()
+        );
+    }
+    // The walk went where it had to: deadlines moved earlier, and members fell due.
+    assert!(accepted > 4_000, "{accepted} of 6,000 commands accepted");
+    assert!(
+        moved_earlier > 100,
+        "{moved_earlier} deadlines moved earlier"
+    );
+    assert!(found > 300, "{found} of {asked} asks found a member due");
+}

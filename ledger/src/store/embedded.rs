@@ -134,7 +134,7 @@ impl EmbeddedStore {
         // key window, every transaction's key moves to an `L` record by hash: keys spread
         // over the whole range, so each merge rewrites all of level 1. Merging a quarter as
         // often took fjall's workers from about half a core to a third, and the committer
-        // from 143,000 to 159,000 transactions/s (`docs/benchmarks.md`, sixth session). Point
+        // from 143,000 to 158,000 transactions/s (medians of three) (`docs/benchmarks.md`, sixth session). Point
         // reads check at most 16 tables' filters before the levels.
         //
         // (fjall keeps a keyspace's options from its creation: stores created before keep

@@ -16,9 +16,6 @@ use std::sync::{Arc, Mutex};
 
 const VERSION_KEY: &[u8] = b"\xff/version";
 
-/// Tables level 0 gathers before fjall merges it into level 1 (see [`EmbeddedStore::open`]).
-const L0_TABLES_BEFORE_COMPACTION: u8 = 16;
-
 /// The embedded store. Cheap to clone; clones share the database.
 #[derive(Clone)]
 pub struct EmbeddedStore {
@@ -129,25 +126,12 @@ impl EmbeddedStore {
         // into a page cache the kernel does not write back by itself, then fsyncs each file as
         // it is finished. One 50 MB fsync filled the disk's queue, and the committer's fsync
         // behind it took 20 ms or more; a flush now reaches the disk 4 MiB at a time.
-        //
-        // Level 0 is merged into level 1 once it holds 16 tables, not fjall's 4. Past the
-        // key window, every transaction's key moves to an `L` record by hash: keys spread
-        // over the whole range, so each merge rewrites all of level 1. Merging a quarter as
-        // often took fjall's workers from about half a core to a third, and the committer
-        // from 143,000 to 158,000 transactions/s (medians of three) (`docs/benchmarks.md`, sixth session). Point
-        // reads check at most 16 tables' filters before the levels.
-        //
         // (fjall keeps a keyspace's options from its creation: stores created before keep
-        // 64 MiB blob files and a threshold of 4.)
+        // 64 MiB blob files.)
         let kv = db.keyspace("kv", || {
-            KeyspaceCreateOptions::default()
-                .with_kv_separation(Some(
-                    fjall::KvSeparationOptions::default().file_target_size(4 * 1024 * 1024),
-                ))
-                .compaction_strategy(Arc::new(
-                    fjall::compaction::Leveled::default()
-                        .with_l0_threshold(L0_TABLES_BEFORE_COMPACTION),
-                ))
+            KeyspaceCreateOptions::default().with_kv_separation(Some(
+                fjall::KvSeparationOptions::default().file_target_size(4 * 1024 * 1024),
+            ))
         })?;
         let version = match kv.get(VERSION_KEY)? {
             Some(v) => decode_version(&v)?,

@@ -42,9 +42,14 @@ pub const HOLD: u8 = b'H';
 pub const IDEMPOTENCY: u8 = b'I';
 /// Idempotency index in chunks (single committer): `K ++ seq`.
 pub const IDEM_CHUNK: u8 = b'K';
-/// `L` hash: the single writer's idempotency records of keys older than the ones it keeps in
-/// memory (`LedgerConfig::keys_in_memory`), by the xxh3-128 hash of the key's encoding.
-pub const IDEM_ON_DISK: u8 = b'L';
+/// `l` hash: the single writer's idempotency records of keys older than the ones it keeps in
+/// memory (`LedgerConfig::keys_in_memory`), by the low 64 bits of the xxh3-128 hash of the
+/// key's encoding ([`disk_hash`]): the ids of the transactions of every key of that hash.
+pub const IDEM_BY_HASH: u8 = b'l';
+/// `L` hash: the same records as first written, until 2026-12 (the full 128-bit hash in the
+/// key, each transaction with its command's digest). Read, never written: stores of that time
+/// keep them.
+pub const IDEM_ON_DISK_V1: u8 = b'L';
 /// Amounts reversed per original: `R ++ tx id`.
 pub const REVERSED: u8 = b'R';
 /// Member statements: `S ++ member ++ tx id`.
@@ -408,10 +413,22 @@ pub fn idempotency(key: &IdemKey) -> Vec<u8> {
     k
 }
 
-/// The on-disk idempotency records of keys with hash `h` (nearly always one).
-pub fn idempotency_on_disk(h: u128) -> Vec<u8> {
+/// The part of a key's 128-bit hash ([`hash_key`]) its on-disk record is found by.
+pub fn disk_hash(h: u128) -> u64 {
+    h as u64
+}
+
+/// The on-disk idempotency record of keys whose [`disk_hash`] is `h` (nearly always one key).
+pub fn idempotency_by_hash(h: u64) -> [u8; 9] {
+    let mut k = [IDEM_BY_HASH; 9];
+    k[1..].copy_from_slice(&h.to_be_bytes());
+    k
+}
+
+/// The first form of on-disk idempotency record ([`IDEM_ON_DISK_V1`]) of keys of hash `h`.
+pub fn idempotency_on_disk_v1(h: u128) -> Vec<u8> {
     let mut k = Vec::with_capacity(17);
-    k.push(IDEM_ON_DISK);
+    k.push(IDEM_ON_DISK_V1);
     k.extend_from_slice(&h.to_be_bytes());
     k
 }
@@ -477,7 +494,7 @@ pub fn members_through() -> Vec<u8> {
     vec![META, b'k']
 }
 
-/// How many idempotency entries the single writer moved to disk (`L` records), a u64: sizes
+/// How many idempotency entries the single writer moved to disk (`l` and `L` records), a u64: sizes
 /// the in-memory filter over them at open.
 pub fn keys_on_disk() -> Vec<u8> {
     vec![META, b'd']

@@ -3,6 +3,7 @@
 //! writer (a retry replays, a changed command conflicts) and by reads, before and after a
 //! restart, which loads only the window.
 
+use ledger::keys;
 use ledger::store::EmbeddedStore;
 use ledger::*;
 use rust_decimal::Decimal;
@@ -141,4 +142,141 @@ fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
         );
     }
     check(&l, 2 * N + 3);
+}
+
+/// Rewrites every on-disk record of `store` (`l` hash) in the first form (`L` full hash, each
+/// transaction with its command's digest), as a store written before the compact form holds
+/// them. `committed` is every transaction so far. Returns how many records it rewrote.
+fn rewrite_in_first_form(store: &EmbeddedStore, committed: &[Receipt]) -> usize {
+    use ledger::store::{Durability, Snapshot, Store, WriteSet};
+    let by_tx: std::collections::HashMap<TxId, (u128, &Receipt)> = committed
+        .iter()
+        .map(|r| (r.tx.id, (keys::hash_key(&r.tx.key), r)))
+        .collect();
+    let snap = store.snapshot().expect("snapshot");
+    let mut w = WriteSet::default();
+    let mut rewritten = 0;
+    snap.scan(
+        &[keys::IDEM_BY_HASH],
+        &[keys::IDEM_BY_HASH + 1],
+        &mut |k, v| {
+            let ids: Vec<TxId> = ledger::codec::decode("record", v).expect("record");
+            let mut by_hash: std::collections::BTreeMap<u128, Vec<ledger::codec::IdemRecord>> =
+                Default::default();
+            for id in ids {
+                let (h, r) = by_tx[&id];
+                assert_eq!(keys::idempotency_by_hash(keys::disk_hash(h)).as_slice(), k);
+                by_hash
+                    .entry(h)
+                    .or_default()
+                    .push(ledger::codec::IdemRecord {
+                        tx: id,
+                        digest: r.tx.digest,
+                    });
+            }
+            for (h, recs) in by_hash {
+                w.set_owned(
+                    keys::idempotency_on_disk_v1(h),
+                    ledger::codec::encode(&recs),
+                );
+            }
+            w.clear(k);
+            rewritten += 1;
+            true
+        },
+    )
+    .expect("scan");
+    store.commit(w, Durability::Sync).expect("commit");
+    rewritten
+}
+
+/// How many records of family `family` the store holds.
+fn count_family(l: &Ledger<EmbeddedStore>, family: u8) -> usize {
+    use ledger::store::Snapshot;
+    let mut n = 0;
+    l.read_snapshot()
+        .expect("snapshot")
+        .scan(&[family], &[family + 1], &mut |_, _| {
+            n += 1;
+            true
+        })
+        .expect("scan");
+    n
+}
+
+#[test]
+fn records_of_the_first_form_are_still_answered_exactly_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let l = open(dir.path());
+    let mut committed = vec![l
+        .execute_blocking(Command::SetContract {
+            key: IdemKey::operator("contract"),
+            contract: Contract {
+                partner: AIR,
+                currency: "EUR".parse().expect("EUR"),
+                issuance_price_per_point: Decimal::new(1, 2),
+                redemption_price_per_point: Decimal::new(1, 2),
+                points_validity_days: None,
+            },
+        })
+        .expect("contract")];
+    for m in 1..=5 {
+        committed.push(
+            l.execute_blocking(Command::Enrol {
+                key: IdemKey::operator(format!("enrol-{m}")),
+                member: MemberId(m),
+            })
+            .expect("enrol"),
+        );
+    }
+    const N: u64 = 1_500;
+    let mut earns: Vec<Receipt> = (0..N)
+        .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
+        .collect();
+    let _ = l.balance(MemberId(1)).expect("read");
+    l.shutdown();
+
+    // The store as one written before the compact form: every record on disk in the first form.
+    committed.extend(earns.iter().cloned());
+    let rewritten =
+        rewrite_in_first_form(&EmbeddedStore::open(dir.path()).expect("store"), &committed);
+    assert!(rewritten > N as usize / 2, "{rewritten} records rewritten");
+
+    let l = open(dir.path());
+    assert_eq!(count_family(&l, keys::IDEM_BY_HASH), 0);
+    assert_eq!(count_family(&l, keys::IDEM_ON_DISK_V1), rewritten);
+    // New keys move to disk in the compact form beside the old ones.
+    earns.extend((N..2 * N).map(|i| l.execute_blocking(earn(i, 10)).expect("earn")));
+    let _ = l.balance(MemberId(1)).expect("read");
+    l.execute_blocking(earn(2 * N, 10)).expect("earn");
+    let compact = count_family(&l, keys::IDEM_BY_HASH);
+    assert!(compact > N as usize / 2, "{compact} compact records");
+
+    let check = |l: &Ledger<EmbeddedStore>| {
+        for i in (0..2 * N).step_by(53) {
+            let first = &earns[i as usize];
+            let again = l.execute_blocking(earn(i, 10)).expect("retry");
+            assert!(
+                again.replayed && again.tx == first.tx,
+                "ticket-{i} replayed"
+            );
+            let changed = l.execute_blocking(earn(i, 11));
+            assert!(
+                matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id),
+                "ticket-{i} with other content: {changed:?}"
+            );
+            let read = l
+                .transaction_by_key(&IdemKey::partner(AIR, format!("ticket-{i}")))
+                .expect("read")
+                .expect("found");
+            assert_eq!(read, *first.tx);
+        }
+        let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+        assert_eq!(report.idempotency_keys, 1 + 5 + 2 * N as usize + 1);
+    };
+    check(&l);
+    l.shutdown();
+    // After a restart too: the filter is rebuilt from both forms.
+    let l = open(dir.path());
+    check(&l);
 }

@@ -858,8 +858,8 @@ fn run(seed: u64, steps: usize) -> Run {
         let snap = l.read_snapshot().expect("snapshot");
         let mut on_disk = 0;
         snap.scan(
-            &[ledger::keys::IDEM_ON_DISK],
-            &[ledger::keys::IDEM_ON_DISK + 1],
+            &[ledger::keys::IDEM_BY_HASH],
+            &[ledger::keys::IDEM_BY_HASH + 1],
             &mut |_, _| {
                 on_disk += 1;
                 true

@@ -317,17 +317,23 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
     snap: &Snap,
     keys_seen: &HashMap<IdemKey, IdemRecord>,
 ) -> Result<usize, AuditFailure> {
-    let mut expected: HashMap<(u128, TxId), (&IdemKey, &IdemRecord)> =
+    // By the part of the hash every form of entry holds, and the transaction (one per key).
+    let mut expected: HashMap<(u64, TxId), (&IdemKey, &IdemRecord, u128)> =
         HashMap::with_capacity(keys_seen.len());
     for (k, r) in keys_seen {
-        expected.insert((crate::keys::hash_key(k), r.tx), (k, r));
+        let h = crate::keys::hash_key(k);
+        expected.insert((crate::keys::disk_hash(h), r.tx), (k, r, h));
     }
     let mut count = 0usize;
     let mut failure: Option<AuditFailure> = None;
     // The chunks, then the records of keys older than the writer's memory window.
     for (family, what) in [
         (keys::IDEM_CHUNK, "idempotency chunk"),
-        (keys::IDEM_ON_DISK, "on-disk idempotency record"),
+        (keys::IDEM_BY_HASH, "on-disk idempotency record"),
+        (
+            keys::IDEM_ON_DISK_V1,
+            "on-disk idempotency record (first form)",
+        ),
     ] {
         snap.scan(&[family], &[family + 1], &mut |k, v| {
             let entries = match stored_entries(family, k, v) {
@@ -337,22 +343,23 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
                     return false;
                 }
             };
-            for (h, rec) in entries {
+            for e in entries {
                 count += 1;
-                match expected.remove(&(h, rec.tx)) {
-                    Some((_, want)) if *want == rec => {}
-                    found => {
-                        failure = Some(AuditFailure::Stored {
-                            account: format!("{what} {k:?}"),
-                            what: "idempotency entry",
-                            stored: format!("{rec:?}"),
-                            recomputed: match found {
-                                Some((key, want)) => format!("{want:?} for {key}"),
-                                None => "no such key in the journal (or listed twice)".into(),
-                            },
-                        });
-                        return false;
-                    }
+                let found = expected.remove(&(e.disk_hash, e.tx));
+                let agrees = found.is_some_and(|(_, want, h)| {
+                    e.hash.is_none_or(|eh| eh == h) && e.digest.is_none_or(|d| d == want.digest)
+                });
+                if !agrees {
+                    failure = Some(AuditFailure::Stored {
+                        account: format!("{what} {k:?}"),
+                        what: "idempotency entry",
+                        stored: format!("{e:?}"),
+                        recomputed: match found {
+                            Some((key, want, h)) => format!("{want:?}, hash {h:#x}, for {key}"),
+                            None => "no such key in the journal (or listed twice)".into(),
+                        },
+                    });
+                    return false;
                 }
             }
             true
@@ -361,7 +368,7 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
             return Err(f);
         }
     }
-    if let Some((key, rec)) = expected.values().next() {
+    if let Some((key, rec, _)) = expected.values().next() {
         return Err(AuditFailure::Stored {
             account: format!("idempotency key {key}"),
             what: "idempotency entry",
@@ -372,19 +379,61 @@ fn compare_idempotency_chunks<Snap: Snapshot>(
     Ok(count)
 }
 
-/// The (key hash, record) entries of one stored value of the idempotency index: a chunk (`K`)
-/// or an on-disk record (`L` hash).
-fn stored_entries(family: u8, k: &[u8], v: &[u8]) -> Result<Vec<(u128, IdemRecord)>, LedgerError> {
-    if family == keys::IDEM_CHUNK {
-        return Ok(codec::decode::<IdemChunk>("idempotency chunk", v)?.entries);
+/// One entry of the single committer's idempotency index as stored: what its form holds.
+#[derive(Debug)]
+struct StoredEntry {
+    disk_hash: u64,
+    tx: TxId,
+    /// The full hash, in chunks and first-form records.
+    hash: Option<u128>,
+    /// The command's digest, in chunks and first-form records.
+    digest: Option<crate::core::model::Digest>,
+}
+
+/// The entries of one stored value of the idempotency index: a chunk (`K`), an on-disk record
+/// (`l` hash) or a first-form on-disk record (`L` hash).
+fn stored_entries(family: u8, k: &[u8], v: &[u8]) -> Result<Vec<StoredEntry>, LedgerError> {
+    let full = |h: u128, r: IdemRecord| StoredEntry {
+        disk_hash: keys::disk_hash(h),
+        tx: r.tx,
+        hash: Some(h),
+        digest: Some(r.digest),
+    };
+    let bad_key = || LedgerError::Corrupt(format!("on-disk idempotency key {k:?}"));
+    match family {
+        keys::IDEM_CHUNK => Ok(codec::decode::<IdemChunk>("idempotency chunk", v)?
+            .entries
+            .into_iter()
+            .map(|(h, r)| full(h, r))
+            .collect()),
+        keys::IDEM_BY_HASH => {
+            let h = k
+                .get(1..9)
+                .filter(|_| k.len() == 9)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(bad_key)?;
+            let ids: Vec<TxId> = codec::decode("on-disk idempotency record", v)?;
+            Ok(ids
+                .into_iter()
+                .map(|tx| StoredEntry {
+                    disk_hash: h,
+                    tx,
+                    hash: None,
+                    digest: None,
+                })
+                .collect())
+        }
+        _ => {
+            let h = k
+                .get(1..17)
+                .and_then(|b| b.try_into().ok())
+                .map(u128::from_be_bytes)
+                .ok_or_else(bad_key)?;
+            let recs: Vec<IdemRecord> = codec::decode("on-disk idempotency record", v)?;
+            Ok(recs.into_iter().map(|r| full(h, r)).collect())
+        }
     }
-    let h = k
-        .get(1..17)
-        .and_then(|b| b.try_into().ok())
-        .map(u128::from_be_bytes)
-        .ok_or_else(|| LedgerError::Corrupt(format!("on-disk idempotency key {k:?}")))?;
-    let recs: Vec<IdemRecord> = codec::decode("on-disk idempotency record", v)?;
-    Ok(recs.into_iter().map(|r| (h, r)).collect())
 }
 
 /// `b` with its currencies in code order, as the cluster path's totals list them.

@@ -719,7 +719,7 @@ impl<S: Store + Clone> Writer<S> {
     }
 
     /// A key absent from memory may be older than the keys memory holds: its record is then
-    /// on disk (`L` hash), which `snapshot` includes (see [`Self::forget_spilled`]).
+    /// on disk (`l` hash), which `snapshot` includes (see [`Self::forget_spilled`]).
     fn find_on_disk(
         &self,
         key: &IdemKey,
@@ -728,11 +728,11 @@ impl<S: Store + Clone> Writer<S> {
         txs: &[Transaction],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
-        if !self.keys.spilled() || self.filter.surely_absent(hash) {
+        if !self.keys.spilled() || self.filter.surely_absent(crate::keys::disk_hash(hash)) {
             return Ok(None);
         }
-        let ids = crate::single::key_index::on_disk(snapshot, hash)?;
-        self.first_of(key, ids.into_iter().map(|r| r.tx), snapshot, txs, seq)
+        let ids = self.keys.on_disk(snapshot, hash)?;
+        self.first_of(key, ids.into_iter(), snapshot, txs, seq)
     }
 
     /// The transaction a retried key produced: only read when the retry is a true replay.

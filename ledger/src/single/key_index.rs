@@ -14,19 +14,26 @@
 //! [`KeyIndex::load`] reads them back; the journal after the watermark supplies the rest.
 //!
 //! Memory holds the keys of about the latest `keys_in_memory` transactions only. Beyond that,
-//! the projector moves the oldest chunks' entries to point records by hash (`L` hash, see
-//! [`on_disk`]) in one commit with the chunks' removal, and hands them to the writer, which
+//! the projector moves the oldest chunks' entries to point records by hash (`l` hash, see
+//! [`KeyIndex::on_disk`]) in one commit with the chunks' removal, and hands them to the writer, which
 //! drops them from memory once its snapshot includes that commit. From then on a key missing
 //! from memory is looked up on disk before it counts as new ([`KeyIndex::spilled`] says
 //! whether any is there), so a retry of a key of any age is still answered exactly once, and
 //! memory and restart time follow the window, not the length of history.
 //!
+//! A record on disk is as small as a lookup allows: 9 bytes of key (the low 64 bits of the
+//! hash) and the transaction ids, about 6 bytes. Those records are spread over the whole key
+//! range, so each merge of the LSM's levels rewrites them; past the window they were most of
+//! the store's background work (`docs/benchmarks.md`). Neither the full hash nor the command's
+//! digest is needed there: every hit is confirmed against its transaction in the journal,
+//! which holds both. Records of the first form (`L`, full hash and digest) are still read.
+//!
 //! Nearly every command's key is new, and a lookup on disk costs microseconds, so a Bloom
 //! filter over the keys on disk ([`DiskFilter`], 10 bits a key, under 1% false positives)
 //! answers "certainly not there" first. It is filled as keys move to disk and, after a
-//! restart, rebuilt from the `L` records by a background thread; until then every miss reads
+//! restart, rebuilt from the records on disk by a background thread; until then every miss reads
 //! the disk. Once the keys on disk pass its capacity, a filter of twice as many is filled from
-//! the `L` records beside the writer and replaces it, so its false positives stay under 1%
+//! the records on disk beside the writer and replaces it, so its false positives stay under 1%
 //! however long the process runs. At about 1.25 bytes a key on disk, it is the one part of the
 //! index that still follows history, an order of magnitude below the entries themselves.
 //!
@@ -37,8 +44,7 @@
 //! shard has its own lock: the writer inserts, readers ([`crate::Ledger::transaction_by_key`])
 //! look up, and neither waits on more than one shard.
 
-use crate::codec::IdemRecord;
-use crate::codec::{self, IdemChunk};
+use crate::codec::{self, IdemChunk, IdemRecord};
 use crate::core::model::IdemKey;
 use crate::core::types::TxId;
 use crate::error::LedgerError;
@@ -83,7 +89,7 @@ pub(crate) struct KeyIndex {
     overflow: RwLock<HashMap<u128, Vec<TxId>>>,
     /// Entries held.
     count: AtomicUsize,
-    /// Whether any key's record is on disk only (`L` records exist).
+    /// Whether any key's record is on disk only (`l` or `L` records exist).
     spilled: AtomicBool,
     /// Entries written to disk whose removal from memory the writer has yet to make.
     leaving: AtomicUsize,
@@ -94,6 +100,8 @@ pub(crate) struct KeyIndex {
     growing: Mutex<Option<Arc<DiskFilter>>>,
     /// Keys on disk when the index was loaded.
     pub on_disk_at_open: usize,
+    /// Whether records of the first form (`L`) were on disk at open: lookups then read them too.
+    v1_on_disk: bool,
 }
 
 /// Bits of filter per key on disk, and probes per key: under 1% false positives at capacity.
@@ -130,8 +138,14 @@ impl DiskFilter {
         }
     }
 
-    fn bits(&self, h: u128) -> impl Iterator<Item = u64> + '_ {
-        let (a, b) = (h as u64, ((h >> 64) as u64) | 1);
+    fn bits(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
+        // The second hash of the double hashing, mixed from the first (splitmix64's finaliser).
+        let mut b = h ^ (h >> 30);
+        b = b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        b ^= b >> 27;
+        b = b.wrapping_mul(0x94d0_49bb_1331_11eb);
+        b ^= b >> 31;
+        let (a, b) = (h, b | 1);
         // Each probe's 64 bits mapped onto the filter's length by a multiply (no power of two
         // needed, so the filter is as long as its capacity asks).
         (0..FILTER_PROBES).map(move |i| {
@@ -140,15 +154,15 @@ impl DiskFilter {
         })
     }
 
-    /// Adds a hash.
-    pub fn insert(&self, h: u128) {
+    /// Adds a key by its [`keys::disk_hash`].
+    pub fn insert(&self, h: u64) {
         for bit in self.bits(h) {
             self.words[(bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
         }
     }
 
-    /// Whether a key of hash `h` is certainly not on disk.
-    pub fn surely_absent(&self, h: u128) -> bool {
+    /// Whether a key of [`keys::disk_hash`] `h` is certainly not on disk.
+    pub fn surely_absent(&self, h: u64) -> bool {
         self.ready.load(Ordering::Acquire)
             && self.bits(h).any(|bit| {
                 self.words[(bit / 64) as usize].load(Ordering::Relaxed) & (1 << (bit % 64)) == 0
@@ -167,49 +181,63 @@ impl Default for KeyIndex {
             filter: RwLock::new(Arc::new(DiskFilter::with_capacity(0))),
             growing: Mutex::new(None),
             on_disk_at_open: 0,
+            v1_on_disk: false,
         }
     }
 }
 
-/// Adds every `L` record's hash in `snapshot` to `filter`, then marks it complete. Returns false
-/// if it stopped because `alive` closed.
+/// Adds the hash of every record on disk in `snapshot` (both forms) to `filter`, then marks it
+/// complete. Returns false if it stopped because `alive` closed.
 fn fill<S: Snapshot + ?Sized>(
     filter: &DiskFilter,
     snapshot: &S,
     alive: &crossbeam_channel::Receiver<()>,
 ) -> Result<bool, LedgerError> {
-    let on_disk = [keys::IDEM_ON_DISK];
     let mut n = 0u64;
     let mut stopped = false;
-    snapshot.scan(&on_disk, &prefix_end(&on_disk), &mut |k, _| {
-        n += 1;
-        if n.is_multiple_of(65_536)
-            && matches!(
-                alive.try_recv(),
-                Err(crossbeam_channel::TryRecvError::Disconnected)
-            )
-        {
-            stopped = true;
-            return false;
+    for family in [keys::IDEM_BY_HASH, keys::IDEM_ON_DISK_V1] {
+        let prefix = [family];
+        snapshot.scan(&prefix, &prefix_end(&prefix), &mut |k, _| {
+            n += 1;
+            if n.is_multiple_of(65_536)
+                && matches!(
+                    alive.try_recv(),
+                    Err(crossbeam_channel::TryRecvError::Disconnected)
+                )
+            {
+                stopped = true;
+                return false;
+            }
+            if let Some(h) = disk_hash_of(k) {
+                filter.insert(h);
+            }
+            true
+        })?;
+        if stopped {
+            return Ok(false);
         }
-        if let Some(h) = k.get(1..17).and_then(|b| b.try_into().ok()) {
-            filter.insert(u128::from_be_bytes(h));
-        }
-        true
-    })?;
-    if stopped {
-        return Ok(false);
     }
     filter.ready.store(true, Ordering::Release);
     Ok(true)
 }
 
-/// The records of keys with hash `h` that left memory: read from the store.
-pub(crate) fn on_disk<S: Snapshot + ?Sized>(
+/// The [`keys::disk_hash`] a record on disk is stored under, read from its key (either form).
+fn disk_hash_of(k: &[u8]) -> Option<u64> {
+    match *k.first()? {
+        keys::IDEM_BY_HASH => Some(u64::from_be_bytes(k.get(1..9)?.try_into().ok()?)),
+        keys::IDEM_ON_DISK_V1 => Some(keys::disk_hash(u128::from_be_bytes(
+            k.get(1..17)?.try_into().ok()?,
+        ))),
+        _ => None,
+    }
+}
+
+/// The transactions of the record (`l`) of keys of [`keys::disk_hash`] `h`, empty if none.
+pub(crate) fn by_hash<S: Snapshot + ?Sized>(
     snapshot: &S,
-    h: u128,
-) -> Result<Vec<IdemRecord>, LedgerError> {
-    match snapshot.get(&keys::idempotency_on_disk(h))? {
+    h: u64,
+) -> Result<Vec<TxId>, LedgerError> {
+    match snapshot.get(&keys::idempotency_by_hash(h))? {
         Some(v) => codec::decode("on-disk idempotency record", &v),
         None => Ok(Vec::new()),
     }
@@ -253,10 +281,14 @@ impl KeyIndex {
         if let Some(e) = failure {
             return Err(e);
         }
-        let on_disk = [keys::IDEM_ON_DISK];
-        let any = !snapshot
-            .range(&on_disk, &prefix_end(&on_disk), 1, false)?
-            .is_empty();
+        let exists = |family: u8| -> Result<bool, LedgerError> {
+            let prefix = [family];
+            Ok(!snapshot
+                .range(&prefix, &prefix_end(&prefix), 1, false)?
+                .is_empty())
+        };
+        let v1 = exists(keys::IDEM_ON_DISK_V1)?;
+        let any = v1 || exists(keys::IDEM_BY_HASH)?;
         let count =
             match snapshot.get(&keys::keys_on_disk())? {
                 Some(v) => u64::from_be_bytes(v.as_slice().try_into().map_err(|_| {
@@ -277,11 +309,29 @@ impl KeyIndex {
         filter.ready.store(!any, Ordering::Release);
         index.filter = RwLock::new(Arc::new(filter));
         index.on_disk_at_open = count;
+        index.v1_on_disk = v1;
         index.spilled.store(any, Ordering::Release);
         Ok(index)
     }
 
-    /// Fills the filter from every `L` record in `snapshot` (taken at open; keys moved to disk
+    /// The transactions of the keys of hash `h` that left memory, read from the store: the
+    /// candidates a key of that hash may have committed (a collision names others too).
+    pub fn on_disk<S: Snapshot + ?Sized>(
+        &self,
+        snapshot: &S,
+        h: u128,
+    ) -> Result<Vec<TxId>, LedgerError> {
+        let mut ids = by_hash(snapshot, keys::disk_hash(h))?;
+        if self.v1_on_disk {
+            if let Some(v) = snapshot.get(&keys::idempotency_on_disk_v1(h))? {
+                let recs: Vec<IdemRecord> = codec::decode("on-disk idempotency record", &v)?;
+                ids.extend(recs.into_iter().map(|r| r.tx));
+            }
+        }
+        Ok(ids)
+    }
+
+    /// Fills the filter from every record on disk in `snapshot` (taken at open; keys moved to disk
     /// later are added as they move), then marks it complete. Runs on a thread of its own.
     /// Returns false if it stopped because `writer_alive` closed (the writer stopped).
     pub fn rebuild_filter<S: Snapshot + ?Sized>(
@@ -313,11 +363,12 @@ impl KeyIndex {
         self.filter
             .read()
             .expect("key filter lock")
-            .surely_absent(h)
+            .surely_absent(keys::disk_hash(h))
     }
 
-    /// Adds hashes now on disk to the filter in use and to the one being filled, if any.
-    pub fn filter_insert(&self, hashes: impl Iterator<Item = u128> + Clone) {
+    /// Adds keys now on disk, by [`keys::disk_hash`], to the filter in use and to the one being
+    /// filled, if any.
+    pub fn filter_insert(&self, hashes: impl Iterator<Item = u64> + Clone) {
         let growing = self.growing.lock().expect("key filter lock");
         if let Some(g) = growing.as_ref() {
             hashes.clone().for_each(|h| g.insert(h));
@@ -572,8 +623,13 @@ mod tests {
     #[test]
     fn the_filter_never_misses_a_key_and_rarely_claims_one() {
         let f = DiskFilter::with_capacity(100_000);
-        let keys: Vec<u128> = (0..100_000u64)
-            .map(|i| hash_key(&IdemKey::partner(PartnerId(1), format!("on-disk-{i}"))))
+        let keys: Vec<u64> = (0..100_000u64)
+            .map(|i| {
+                keys::disk_hash(hash_key(&IdemKey::partner(
+                    PartnerId(1),
+                    format!("on-disk-{i}"),
+                )))
+            })
             .collect();
         assert!(!f.surely_absent(keys[0]), "not ready: never claims absence");
         f.ready.store(true, Ordering::Release);
@@ -589,7 +645,12 @@ mod tests {
             "no false negative"
         );
         let false_positives = (0..100_000u64)
-            .map(|i| hash_key(&IdemKey::partner(PartnerId(1), format!("new-{i}"))))
+            .map(|i| {
+                keys::disk_hash(hash_key(&IdemKey::partner(
+                    PartnerId(1),
+                    format!("new-{i}"),
+                )))
+            })
             .filter(|h| !f.surely_absent(*h))
             .count();
         assert!(

@@ -32,12 +32,12 @@
 
 use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberPageRef};
 use crate::core::state::State;
-use crate::core::types::Timestamp;
+use crate::core::types::{Timestamp, TxId};
 use crate::keys;
 use crate::shared::queue::{Batch, PageCopy};
 use crate::shared::records::{write_records, Touched};
 use crate::single::heads::{Head, Heads};
-use crate::single::key_index::{on_disk, KeyIndex};
+use crate::single::key_index::{by_hash, KeyIndex};
 use crate::store::{Durability, Snapshot, Store, Version, WriteSet};
 use crossbeam_channel::Receiver;
 use std::sync::Arc;
@@ -157,7 +157,8 @@ impl<S: Store + Clone> Projector<S> {
         let version = self.store.commit(w, Durability::Buffered)?;
         if !spill.is_empty() {
             // In the filter before the writer can drop them from memory.
-            self.keys.filter_insert(spill.iter().map(|(h, _)| *h));
+            self.keys
+                .filter_insert(spill.iter().map(|(h, _)| keys::disk_hash(*h)));
             self.keys.mark_spilled();
             self.keys.leave(spill.len());
             // The writer may have stopped; its memory then goes with it.
@@ -205,20 +206,20 @@ impl<S: Store + Clone> Projector<S> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let mut by_hash: std::collections::BTreeMap<u128, Vec<IdemRecord>> = Default::default();
+        let mut grouped: std::collections::BTreeMap<u64, Vec<TxId>> = Default::default();
         for (h, rec) in &moved {
-            by_hash.entry(*h).or_default().push(*rec);
+            grouped.entry(keys::disk_hash(*h)).or_default().push(rec.tx);
         }
         let filter = self.keys.current_filter();
-        for (h, mut recs) in by_hash {
+        for (h, mut ids) in grouped {
             // Another key of this hash may be on disk already (nearly never): keep both.
             let mut all = if filter.surely_absent(h) {
                 Vec::new()
             } else {
-                on_disk(&snapshot, h)?
+                by_hash(&snapshot, h)?
             };
-            all.append(&mut recs);
-            w.set_owned(keys::idempotency_on_disk(h), codec::encode(&all));
+            all.append(&mut ids);
+            w.set_owned(keys::idempotency_by_hash(h).to_vec(), codec::encode(&all));
         }
         for k in chunks {
             w.clear(&k);

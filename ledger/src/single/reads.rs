@@ -135,8 +135,8 @@ impl<S: Store> PathReads<S> for SingleReads {
         // memory after this snapshot was taken but before the lookup above, so a miss is
         // confirmed on a snapshot taken after it.
         for snap in [snap, store.snapshot()?] {
-            for rec in super::key_index::on_disk(&snap, hash)? {
-                if let Some(tx) = find_transaction(&snap, rec.tx)? {
+            for id in self.keys.on_disk(&snap, hash)? {
+                if let Some(tx) = find_transaction(&snap, id)? {
                     if tx.key == *key {
                         return Ok(Some(tx));
                     }

@@ -2,7 +2,7 @@
 # The whole benchmark set, in one command, with the table docs/benchmarks.md records:
 #   - the committer (no HTTP) at batch 1,000 with every programme feature on;
 #   - the same past its key window (a window of 1,000,000 keys, full from the seed on, so every
-#     transaction's key also moves to an `L` record on disk: a long-lived ledger's steady state);
+#     transaction's key also moves to an `l` record on disk: a long-lived ledger's steady state);
 #   - the gateway's peak of single signed requests (closed loop, 128 connections);
 #   - the open loop at 15,000 requests/s (p99 against its 10 ms target);
 #   - the batch endpoint (8 connections, 100 commands a request), postings per second.

@@ -32,28 +32,37 @@ fn open(dir: &std::path::Path) -> Ledger<EmbeddedStore> {
     Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
 }
 
+/// The airline's contract and five members: the receipts of the commands.
+fn set_up(l: &Ledger<EmbeddedStore>) -> Vec<Receipt> {
+    let mut receipts = vec![l
+        .execute_blocking(Command::SetContract {
+            key: IdemKey::operator("contract"),
+            contract: Contract {
+                partner: AIR,
+                currency: "EUR".parse().expect("EUR"),
+                issuance_price_per_point: Decimal::new(1, 2),
+                redemption_price_per_point: Decimal::new(1, 2),
+                points_validity_days: None,
+            },
+        })
+        .expect("contract")];
+    for m in 1..=5 {
+        receipts.push(
+            l.execute_blocking(Command::Enrol {
+                key: IdemKey::operator(format!("enrol-{m}")),
+                member: MemberId(m),
+            })
+            .expect("enrol"),
+        );
+    }
+    receipts
+}
+
 #[test]
 fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
     let l = open(dir.path());
-    l.execute_blocking(Command::SetContract {
-        key: IdemKey::operator("contract"),
-        contract: Contract {
-            partner: AIR,
-            currency: "EUR".parse().expect("EUR"),
-            issuance_price_per_point: Decimal::new(1, 2),
-            redemption_price_per_point: Decimal::new(1, 2),
-            points_validity_days: None,
-        },
-    })
-    .expect("contract");
-    for m in 1..=5 {
-        l.execute_blocking(Command::Enrol {
-            key: IdemKey::operator(format!("enrol-{m}")),
-            member: MemberId(m),
-        })
-        .expect("enrol");
-    }
+    set_up(&l);
     const N: u64 = 3_000;
     let first: Vec<Receipt> = (0..N)
         .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
@@ -208,27 +217,7 @@ fn count_family(l: &Ledger<EmbeddedStore>, family: u8) -> usize {
 fn records_of_the_first_form_are_still_answered_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
     let l = open(dir.path());
-    let mut committed = vec![l
-        .execute_blocking(Command::SetContract {
-            key: IdemKey::operator("contract"),
-            contract: Contract {
-                partner: AIR,
-                currency: "EUR".parse().expect("EUR"),
-                issuance_price_per_point: Decimal::new(1, 2),
-                redemption_price_per_point: Decimal::new(1, 2),
-                points_validity_days: None,
-            },
-        })
-        .expect("contract")];
-    for m in 1..=5 {
-        committed.push(
-            l.execute_blocking(Command::Enrol {
-                key: IdemKey::operator(format!("enrol-{m}")),
-                member: MemberId(m),
-            })
-            .expect("enrol"),
-        );
-    }
+    let mut committed = set_up(&l);
     const N: u64 = 1_500;
     let mut earns: Vec<Receipt> = (0..N)
         .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))

@@ -8,7 +8,7 @@ mod common;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
-use chrono::Datelike;
+use chrono::{Datelike, Timelike};
 use common::Gw;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -139,7 +139,25 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
         "Dear {{ name }}, you earned {{ points }} points. Balance {{ balance }}.",
     )
     .await;
-    let today = chrono::Utc::now().date_naive();
+    // The schedule runs by itself once the local hour reaches `schedule_hour` (23 here), and
+    // would then post the birthday before its template exists. The programme's time zone is
+    // one where the hour is well before 23 now; "today" is the date there.
+    let zone = if chrono::Utc::now().hour() < 21 {
+        "UTC"
+    } else {
+        "Etc/GMT+3"
+    };
+    let set = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": zone, "reason": "the test's day"})),
+        )
+        .await;
+    assert_eq!(set.status, 200, "{:?}", set.body);
+    let tz: chrono_tz::Tz = zone.parse().expect("time zone");
+    let today = chrono::Utc::now().with_timezone(&tz).date_naive();
+    assert!(chrono::Utc::now().with_timezone(&tz).hour() < 22);
     for (m, profile, consent) in [
         (
             21,
@@ -269,8 +287,9 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
     let n21 = outcomes(&gw, 21, 5).await;
     assert_eq!(n21[0]["status"], "capped", "{n21:?}");
 
-    // Quiet hours now: member 22's next message waits for their end.
-    let now = chrono::Utc::now().time();
+    // Quiet hours now (in the programme's time zone): member 22's next message waits for
+    // their end.
+    let now = chrono::Utc::now().with_timezone(&tz).time();
     let hhmm = |t: chrono::NaiveTime| t.format("%H:%M").to_string();
     settings(
         &gw,

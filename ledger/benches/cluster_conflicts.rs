@@ -74,7 +74,7 @@ fn run(pick: Pick, seconds: u64) -> (f64, u64, u64) {
             Ledger::open_cluster(
                 store.clone(),
                 LedgerConfig::default(),
-                ClusterConfig { shard },
+                ClusterConfig::on_shard(shard),
             )
             .expect("writer")
         })

@@ -14,7 +14,7 @@ fn open(dir: &std::path::Path) -> (EmbeddedStore, Ledger<EmbeddedStore>) {
     let ledger = Ledger::open_cluster(
         store.clone(),
         LedgerConfig::default(),
-        ClusterConfig { shard: 2 },
+        ClusterConfig::on_shard(2),
     )
     .expect("ledger");
     ledger
@@ -144,7 +144,7 @@ fn a_single_writer_store_is_not_opened_on_the_cluster_path() {
         })
         .expect("enrol");
     single.shutdown();
-    match Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 0 }) {
+    match Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(0)) {
         Err(LedgerError::WrongWritePath { written, asked }) => {
             assert_eq!((written, asked), (WritePath::Single, WritePath::Cluster))
         }

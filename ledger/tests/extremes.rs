@@ -173,7 +173,7 @@ fn command() -> impl Strategy<Value = Command> {
 fn open(dir: &std::path::Path, cluster: bool) -> Ledger<EmbeddedStore> {
     let store = EmbeddedStore::open(dir).expect("store");
     let ledger = if cluster {
-        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 1 })
+        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(1))
     } else {
         Ledger::open(store, LedgerConfig::default())
     }

@@ -22,7 +22,7 @@ fn open(dir: &std::path::Path, faults: Faults, seed: u64) -> (Store, Ledger<Stor
     let ledger = Ledger::open_cluster(
         store.clone(),
         LedgerConfig::default(),
-        ClusterConfig { shard: 3 },
+        ClusterConfig::on_shard(3),
     )
     .expect("ledger");
     ledger
@@ -293,7 +293,7 @@ fn four_writers_conflict_for_real_and_every_command_applies_once() {
             Ledger::open_cluster(
                 store.clone(),
                 LedgerConfig::default(),
-                ClusterConfig { shard },
+                ClusterConfig::on_shard(shard),
             )
             .expect("writer")
         })

@@ -52,7 +52,7 @@ fn scenario(cluster: bool, offset: &'static AtomicI64) -> Run {
     };
     let store = EmbeddedStore::open(dir.path()).expect("store");
     let l = if cluster {
-        Ledger::open_cluster(store, config, ClusterConfig { shard: 2 })
+        Ledger::open_cluster(store, config, ClusterConfig::on_shard(2))
     } else {
         Ledger::open(store, config)
     }

@@ -506,7 +506,7 @@ fn open_ledger(
         ..LedgerConfig::default()
     };
     let ledger = if cluster {
-        Ledger::open_cluster(store, config, ClusterConfig { shard: 5 })
+        Ledger::open_cluster(store, config, ClusterConfig::on_shard(5))
     } else {
         Ledger::open(store, config)
     }

@@ -4,6 +4,15 @@
 //! not), loses writes made after the last fsync, tears the last one, slows operations, fails
 //! reads by checksum and flips bits in journal blocks read back.
 //!
+//! The cluster path runs the same way (`cluster_seeds_…`): its writer's store transactions on
+//! [`SimStore`] meet the same crashes, read faults and slow operations, and two faults of a
+//! cluster besides: a commit refused as a conflict, and a commit whose fsync failed, reported
+//! as FoundationDB reports `commit_unknown_result` (landed or not), both retried by the
+//! transaction. Its model is the cluster path on a store that never fails; transaction ids
+//! differ between the two (a restarted process reserves new ones, and every attempt takes
+//! one), so commands reach the model with its own ids, and transactions and members are
+//! compared with the live ids mapped to the model's.
+//!
 //! A seeded stream of commands of every kind drives it, one at a time, with the clock moved by
 //! the stream (so hold timeouts, expiries and tier reviews happen in it too). Beside it runs
 //! the model: the same ledger on a store that never fails, fed the same stream. After every
@@ -26,7 +35,7 @@
 
 use ledger::core::expiry::{activity, ExpiryPolicy, Inactivity, Rolling, RoundTo};
 use ledger::core::model::Notice;
-use ledger::core::state::Standing;
+use ledger::core::state::{MemberState, Standing};
 use ledger::core::tiers::{Basis, Purchase, TierLevel, TierPolicy, Window};
 use ledger::core::transfers::TransferPolicy;
 use ledger::core::types::ChangeNote;
@@ -35,6 +44,7 @@ use ledger::store::Snapshot;
 use ledger::*;
 use rand::Rng as _;
 use rust_decimal::Decimal;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
@@ -45,20 +55,65 @@ const PARTNERS: u32 = 3;
 const MEMBERS_AT_START: u64 = 6;
 const MEMBERS_MAX: u64 = 10;
 
+/// Which write path a run drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// The single committer and its projector.
+    Single,
+    /// The cluster path's writer, every batch a store transaction.
+    Cluster,
+}
+
 /// The fault rates; `SIM_FAULTS=off` runs a seed without any (to tell a rule's failure from a
 /// recovery's).
-fn faults() -> SimFaults {
+fn faults(path: Path) -> SimFaults {
     if std::env::var("SIM_FAULTS").is_ok_and(|v| v == "off") {
         return SimFaults::default();
     }
+    // The cluster path makes about four durable commits a batch where the single path makes
+    // one or two (the lease, the sweep and the seal besides the batch's own), and reads its
+    // state from the store: crashes are rarer per operation there, so that runs reach as deep
+    // into their histories between restarts.
+    let (crash, crash_after_sync) = match path {
+        Path::Single => (1_500, 4_000),
+        Path::Cluster => (400, 1_500),
+    };
     SimFaults {
-        crash: 1_500,
-        crash_after_sync: 4_000,
+        crash,
+        crash_after_sync,
         fsync_error: 3_000,
         read_error: 1_500,
         flip: 20_000,
         slow: 2_000,
         slow_us: 200,
+        conflict: match path {
+            Path::Single => 0,
+            Path::Cluster => 20_000,
+        },
+    }
+}
+
+/// Opens the ledger on `path` over `store`. On the cluster path the process's lease token is
+/// the seed's, so a restarted process takes the lease back at once (as a gateway restarted in
+/// place does), and it scans for due work at every batch, as the single committer posts it:
+/// due hold timeouts and expiries post at the same points on the live ledger and the model.
+fn open(
+    path: Path,
+    store: &SimStore,
+    clock: &'static AtomicI64,
+    token: u64,
+) -> Result<Ledger<SimStore>, LedgerError> {
+    match path {
+        Path::Single => Ledger::open(store.clone(), config(clock)),
+        Path::Cluster => Ledger::open_cluster(
+            store.clone(),
+            config(clock),
+            ClusterConfig {
+                lease_token: std::num::NonZeroU64::new(token | 1),
+                scan_every: Duration::ZERO,
+                ..ClusterConfig::on_shard(0)
+            },
+        ),
     }
 }
 
@@ -123,7 +178,8 @@ fn partner(rng: &mut Rng) -> PartnerId {
 
 fn pick(rng: &mut Rng, ids: &[TxId]) -> TxId {
     if ids.is_empty() {
-        TxId::new(1, 0)
+        // No transaction has this id, on either path.
+        TxId::new(1 << 40, 0)
     } else {
         ids[rng.below(ids.len() as u64) as usize]
     }
@@ -480,6 +536,7 @@ struct Run {
     acknowledged: usize,
     rejected: usize,
     replayed_after_restart: u64,
+    contended: u64,
     keys_on_disk: u64,
     counts: SimCounts,
     trace: u64,
@@ -487,6 +544,8 @@ struct Run {
 
 /// The ledger under faults, and how to bring it back.
 struct Live {
+    path: Path,
+    seed: u64,
     store: SimStore,
     ledger: Option<Ledger<SimStore>>,
     clock: &'static AtomicI64,
@@ -521,7 +580,7 @@ impl Live {
         for _ in 0..200 {
             self.store = SimStore::recover(disk, self.faults);
             self.store.flip_values_under(&[ledger::keys::JOURNAL]);
-            match Ledger::open(self.store.clone(), config(self.clock)) {
+            match open(self.path, &self.store, self.clock, self.seed) {
                 Ok(l) => {
                     self.ledger = Some(l);
                     return;
@@ -572,6 +631,125 @@ impl Live {
     }
 }
 
+/// The live ledger's transaction ids and the model's, paired as the two are compared. On the
+/// single path every id pairs with itself; on the cluster path ids differ (a restarted process
+/// reserves a new block of them, and every attempt of a transaction takes one) but keep their
+/// order. A live id pairs with one model id only, and the other way round.
+#[derive(Default)]
+struct Ids {
+    /// On the single path refusals compare exactly (they name transactions in the same ids).
+    single: bool,
+    to_model: HashMap<TxId, TxId>,
+    to_live: HashMap<TxId, TxId>,
+}
+
+/// `t` with every transaction id it holds passed through `f`, in a fixed order.
+fn map_tx(t: &Transaction, f: &mut dyn FnMut(TxId) -> TxId) -> Transaction {
+    let mut t = t.clone();
+    t.id = f(t.id);
+    match &mut t.kind {
+        TxKind::Burn { hold: Some(h), .. } => *h = f(*h),
+        TxKind::Void { hold, .. } => {
+            *hold = f(*hold);
+            // A hold's timeout is posted under a key that names the hold.
+            if t.key.scope == Scope::System && t.key.reference.starts_with("hold-timeout/") {
+                t.key.reference = format!("hold-timeout/{hold}");
+            }
+        }
+        TxKind::Reversal { original, .. } => *original = f(*original),
+        TxKind::Adjust {
+            corrects: Some(c), ..
+        } => *c = f(*c),
+        TxKind::Merged(m) => m.holds.iter_mut().for_each(|h| *h = f(*h)),
+        _ => {}
+    }
+    for l in &mut t.lots {
+        l.lot.tx = f(l.lot.tx);
+    }
+    for b in &mut t.member_balances {
+        b.prev = b.prev.map(&mut *f);
+    }
+    t
+}
+
+/// `m` with its lots' and latest transaction's ids passed through `f`.
+fn map_member(m: &MemberState, f: &mut dyn FnMut(TxId) -> TxId) -> MemberState {
+    let mut m = m.clone();
+    for l in &mut m.lots {
+        l.id.tx = f(l.id.tx);
+    }
+    m.last = m.last.get().map(&mut *f).into();
+    m
+}
+
+impl Ids {
+    /// Pairs `live` with `model`; false if either is already paired with another.
+    fn pair(&mut self, live: TxId, model: TxId) -> bool {
+        let a = *self.to_model.entry(live).or_insert(model);
+        let b = *self.to_live.entry(model).or_insert(live);
+        a == model && b == live
+    }
+
+    fn model_id(&self, live: TxId) -> TxId {
+        self.to_model.get(&live).copied().unwrap_or(live)
+    }
+
+    /// Pairs the ids `live` and `model` hold, field by field; false when they cannot be the
+    /// same transaction under one pairing.
+    fn pair_tx(&mut self, live: &Transaction, model: &Transaction) -> bool {
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        map_tx(live, &mut |x| {
+            a.push(x);
+            x
+        });
+        map_tx(model, &mut |x| {
+            b.push(x);
+            x
+        });
+        a.len() == b.len() && a.into_iter().zip(b).all(|(x, y)| self.pair(x, y))
+    }
+
+    /// `live` in the model's ids, for comparing with the model's transaction (through
+    /// [`Ids::model_tx`]).
+    fn tx(&self, live: &Transaction) -> Transaction {
+        let mut t = map_tx(live, &mut |x| self.model_id(x));
+        if !self.single {
+            // A command's digest covers the transactions it names, in its ledger's ids.
+            t.digest = Default::default();
+        }
+        t
+    }
+
+    /// The model's transaction, as [`Ids::tx`] leaves a live one.
+    fn model_tx(&self, model: &Transaction) -> Transaction {
+        let mut t = model.clone();
+        if !self.single {
+            t.digest = Default::default();
+        }
+        t
+    }
+
+    fn member(&self, live: &MemberState) -> MemberState {
+        map_member(live, &mut |x| self.model_id(x))
+    }
+
+    /// `cmd` as the model must receive it: the transactions it names, in the model's ids.
+    fn command(&self, cmd: &Command) -> Command {
+        let mut cmd = cmd.clone();
+        match &mut cmd {
+            Command::Capture { hold, .. } | Command::Void { hold, .. } => {
+                *hold = self.model_id(*hold)
+            }
+            Command::Reverse { original, .. } => *original = self.model_id(*original),
+            Command::Adjust {
+                corrects: Some(c), ..
+            } => *c = self.model_id(*c),
+            _ => {}
+        }
+        cmd
+    }
+}
+
 fn journal<S: Snapshot>(snap: &S) -> Vec<Transaction> {
     let mut all = Vec::new();
     ledger::journal::for_each_batch(snap, 0, &mut |_, txs| {
@@ -601,13 +779,23 @@ fn check_recovered(seed: u64, live: &Live, acked: &[Transaction]) {
     });
 }
 
-/// Member states, the audit's totals and the whole journal, against the model's.
-fn check_against_model(seed: u64, step: usize, live: &Live, model: &Ledger<SimStore>) {
+/// Member states, the audit's totals and the whole journal, against the model's (the live
+/// ids paired with the model's, in journal order).
+fn check_against_model(
+    seed: u64,
+    step: usize,
+    live: &Live,
+    model: &Ledger<SimStore>,
+    ids: &mut Ids,
+) {
     live.quiet(|l| {
         let snap = l.read_snapshot().expect("snapshot");
         let model_snap = model.read_snapshot().expect("snapshot");
         let (a, b) = (journal(&snap), journal(&model_snap));
-        if a != b {
+        let paired = a.len() == b.len() && a.iter().zip(&b).all(|(x, y)| ids.pair_tx(x, y));
+        let a: Vec<Transaction> = a.iter().map(|t| ids.tx(t)).collect();
+        let b: Vec<Transaction> = b.iter().map(|t| ids.model_tx(t)).collect();
+        if !paired || a != b {
             let at = a
                 .iter()
                 .zip(&b)
@@ -623,7 +811,9 @@ fn check_against_model(seed: u64, step: usize, live: &Live, model: &Ledger<SimSt
         }
         for m in 1..=MEMBERS_MAX {
             let (a, b) = (
-                l.member_state(MemberId(m)).expect("read"),
+                l.member_state(MemberId(m))
+                    .expect("read")
+                    .map(|s| ids.member(&s)),
                 model.member_state(MemberId(m)).expect("read"),
             );
             assert_eq!(a, b, "seed {seed} step {step}: member {m} differs from the model");
@@ -635,9 +825,16 @@ fn check_against_model(seed: u64, step: usize, live: &Live, model: &Ledger<SimSt
         }
         // Member records stored so far depend on when pages were written (a restart writes
         // them on its own schedule), not on what they hold: the audit checked what they hold.
-        let totals = |snap: &ledger::store::sim::SimSnapshot| ledger::audit::AuditReport {
-            member_records: 0,
-            ..ledger::audit::audit(snap).expect("audit")
+        // On the cluster path a batch whose transaction kept conflicting is split in halves, so
+        // the same transactions may come in more batches than the model's.
+        let cluster = !ids.single;
+        let totals = |snap: &ledger::store::sim::SimSnapshot| {
+            let report = ledger::audit::audit(snap).expect("audit");
+            ledger::audit::AuditReport {
+                member_records: 0,
+                batches: if cluster { 0 } else { report.batches },
+                ..report
+            }
         };
         assert_eq!(
             totals(&snap),
@@ -653,14 +850,31 @@ fn same_outcome(
     cmd: &Command,
     live: &Result<Receipt, LedgerError>,
     model: &Result<Receipt, LedgerError>,
+    ids: &mut Ids,
 ) {
     match (live, model) {
-        (Ok(a), Ok(b)) => assert_eq!(
-            a.tx, b.tx,
-            "seed {seed} step {step}: {cmd:?} committed differently from the model"
-        ),
-        (Err(LedgerError::Rejected(a)), Err(LedgerError::Rejected(b))) => {
+        (Ok(a), Ok(b)) => {
+            let paired = ids.pair_tx(&a.tx, &b.tx);
+            assert_eq!(
+                ids.tx(&a.tx),
+                ids.model_tx(&b.tx),
+                "seed {seed} step {step}: {cmd:?} committed differently from the model"
+            );
+            assert!(
+                paired,
+                "seed {seed} step {step}: {cmd:?} names other transactions than the model's"
+            );
+        }
+        (Err(LedgerError::Rejected(a)), Err(LedgerError::Rejected(b))) if ids.single => {
             assert_eq!(a, b, "seed {seed} step {step}: {cmd:?} refused differently")
+        }
+        (Err(LedgerError::Rejected(a)), Err(LedgerError::Rejected(b))) => {
+            // A refusal may name a transaction, in each ledger's own ids.
+            assert_eq!(
+                std::mem::discriminant(a),
+                std::mem::discriminant(b),
+                "seed {seed} step {step}: {cmd:?} refused differently: {a:?} / {b:?}"
+            )
         }
         (a, b) => {
             panic!("seed {seed} step {step}: {cmd:?}: {a:?} under faults, {b:?} in the model")
@@ -669,7 +883,8 @@ fn same_outcome(
 }
 
 /// Sends `cmd` to the ledger under faults until it is answered on its merits, restarting
-/// whenever the process died or stopped. Returns the answer and whether it restarted.
+/// whenever the process died or stopped. Returns the answer, whether it restarted, and whether
+/// the first send was answered.
 fn answer(
     seed: u64,
     step: usize,
@@ -677,34 +892,51 @@ fn answer(
     r: &mut Run,
     acked: &[Transaction],
     cmd: &Command,
-) -> (Result<Receipt, LedgerError>, bool) {
+) -> (Result<Receipt, LedgerError>, bool, bool) {
     let mut restarted = false;
-    loop {
+    for sends in 1.. {
         restarted |= live.ensure_up(seed, r, acked);
         match live.ledger().execute_blocking(cmd.clone()) {
-            Ok(receipt) => return (Ok(receipt), restarted),
-            Err(LedgerError::Rejected(why)) => return (Err(LedgerError::Rejected(why)), restarted),
+            Ok(receipt) => return (Ok(receipt), restarted, sends == 1),
+            Err(LedgerError::Rejected(why)) => {
+                return (Err(LedgerError::Rejected(why)), restarted, sends == 1)
+            }
             Err(LedgerError::Stopped { .. }) | Err(LedgerError::ShuttingDown) => continue,
             // A read the command needed (the first receipt of a retry, the original of a
-            // reversal) failed its check: nothing was decided; the caller tries again.
+            // reversal, on the cluster path any read of its transaction) failed its check; the
+            // caller tries again. Nothing was decided, or, on the cluster path, an earlier
+            // attempt whose commit's result was unknown may have landed: the retry finds it.
             Err(LedgerError::Corrupt(_) | LedgerError::Storage(_)) => {
                 r.read_errors_seen += 1;
+                continue;
+            }
+            // The cluster path: a command whose transaction kept conflicting, or whose last
+            // commit's result stayed unknown; the caller retries with the same key.
+            Err(LedgerError::Contended { .. }) => {
+                r.contended += 1;
                 continue;
             }
             Err(e) => panic!("seed {seed} step {step}: {cmd:?} failed unexpectedly: {e}"),
         }
     }
+    unreachable!("the sends are counted without end")
 }
 
 /// One seed's run.
-fn run(seed: u64, steps: usize) -> Run {
+fn run(path: Path, seed: u64, steps: usize) -> Run {
     let mut rng = Rng(rand::SeedableRng::seed_from_u64(seed));
     let clock = leak_clock();
-    let faults = faults();
-    let model = Ledger::open(SimStore::new(SimFaults::default(), 1), config(clock)).expect("model");
+    let faults = faults(path);
+    let model = open(path, &SimStore::new(SimFaults::default(), 1), clock, 1).expect("model");
+    let mut ids = Ids {
+        single: path == Path::Single,
+        ..Ids::default()
+    };
     let store = SimStore::new(faults, seed);
     store.flip_values_under(&[ledger::keys::JOURNAL]);
     let mut live = Live {
+        path,
+        seed,
         ledger: None,
         store: store.clone(),
         clock,
@@ -712,11 +944,11 @@ fn run(seed: u64, steps: usize) -> Run {
     };
     let mut r = Run::default();
     // Opening a fresh store can itself meet faults.
-    match Ledger::open(store.clone(), config(clock)) {
+    match open(path, &store, clock, seed) {
         Ok(l) => live.ledger = Some(l),
         Err(_) => {
             live.ledger = Some(
-                Ledger::open(SimStore::new(SimFaults::default(), 1), config(clock))
+                open(path, &SimStore::new(SimFaults::default(), 1), clock, seed)
                     .expect("placeholder"),
             );
             live.restart(seed, &mut r);
@@ -770,11 +1002,11 @@ fn run(seed: u64, steps: usize) -> Run {
             vec![("flush", &flush), ("command", &cmd), ("flush", &flush)]
         };
         for (what, c) in sends {
-            let (outcome, restarted) = answer(seed, i, &mut live, &mut r, &acked, c);
+            let (outcome, restarted, first_send) = answer(seed, i, &mut live, &mut r, &acked, c);
             if std::env::var_os("SIM_VERBOSE").is_some() && what == "command" {
                 eprintln!("step {i} at {}: {c:?}", clock.load(Ordering::Relaxed));
             }
-            let expected = model.execute_blocking(c.clone());
+            let expected = model.execute_blocking(ids.command(c));
             if std::env::var_os("SIM_VERBOSE").is_some() {
                 match &expected {
                     Ok(r) => eprintln!(
@@ -792,7 +1024,16 @@ fn run(seed: u64, steps: usize) -> Run {
                     panic!("seed {seed} step {i}: after {c:?} ({expected:?}) the audit fails: {e}");
                 }
             }
-            same_outcome(seed, i, c, &outcome, &expected);
+            same_outcome(seed, i, c, &outcome, &expected, &mut ids);
+            if let (true, Ok(a), Ok(b)) = (first_send, &outcome, &expected) {
+                // Answered at the first send, a command is a replay exactly when the model's
+                // is (on the cluster path, a commit whose result was unknown and that landed is
+                // the caller's first answer all the same).
+                assert_eq!(
+                    a.replayed, b.replayed,
+                    "seed {seed} step {i}: {c:?} answered as a replay on one ledger only"
+                );
+            }
             if restarted {
                 if let Ok(receipt) = &outcome {
                     r.replayed_after_restart += u64::from(receipt.replayed && what == "command");
@@ -807,7 +1048,7 @@ fn run(seed: u64, steps: usize) -> Run {
         // state, exactly.
         if restarted_in_step {
             live.ensure_up(seed, &mut r, &acked);
-            check_against_model(seed, i, &live, &model);
+            check_against_model(seed, i, &live, &model, &mut ids);
         }
         let outcome = step_outcome.take().expect("the command was sent");
         match &outcome {
@@ -837,12 +1078,33 @@ fn run(seed: u64, steps: usize) -> Run {
                 "seed {seed} step {i}: balance of {m:?}"
             ),
             Err(LedgerError::Stopped { .. }) => {}
+            // The cluster path reads balances from the store (the single path from memory),
+            // and meets its faults.
+            Err(LedgerError::Corrupt(_) | LedgerError::Storage(_)) if path == Path::Cluster => {
+                r.read_errors_seen += 1
+            }
             Err(e) => panic!("seed {seed} step {i}: balance read: {e}"),
         }
         if rng.chance(20) && !live.down() {
             let expected = model.statement(m, None, 20).expect("model statement");
             match live.ledger().statement(m, None, 20) {
-                Ok(page) => assert_eq!(page, expected, "seed {seed} step {i}: statement"),
+                Ok(mut page) => {
+                    let paired = page.entries.len() == expected.entries.len()
+                        && page
+                            .entries
+                            .iter()
+                            .zip(&expected.entries)
+                            .all(|(a, b)| ids.pair(a.tx, b.tx));
+                    for e in &mut page.entries {
+                        e.tx = ids.model_id(e.tx);
+                    }
+                    page.next = page.next.map(|x| ids.model_id(x));
+                    assert_eq!(page, expected, "seed {seed} step {i}: statement");
+                    assert!(
+                        paired,
+                        "seed {seed} step {i}: statement names other transactions"
+                    );
+                }
                 Err(LedgerError::Corrupt(_) | LedgerError::Storage(_)) => r.read_errors_seen += 1,
                 Err(LedgerError::Stopped { .. }) => {}
                 Err(e) => panic!("seed {seed} step {i}: statement read: {e}"),
@@ -850,9 +1112,12 @@ fn run(seed: u64, steps: usize) -> Run {
         }
     }
     live.ensure_up(seed, &mut r, &acked);
-    check_against_model(seed, usize::MAX, &live, &model);
+    check_against_model(seed, usize::MAX, &live, &model, &mut ids);
     // The key window held: most keys live on disk, and memory keeps about the window.
     live.quiet(|l| {
+        if path == Path::Cluster {
+            return;
+        }
         let held = l.keys_in_memory().expect("the single path holds keys");
         assert!(held <= 3 * 40, "seed {seed}: {held} keys in memory");
         let snap = l.read_snapshot().expect("snapshot");
@@ -919,6 +1184,17 @@ fn on_threads<T: Send>(seeds: &[u64], threads: usize, each: impl Fn(u64) -> T + 
 
 #[test]
 fn seeds_hold_every_invariant_under_storage_faults() {
+    seeds_hold(Path::Single);
+}
+
+/// The cluster path under the same faults, and a cluster's conflicts and unknown commit
+/// results. (`SIM_SEEDS` and the other settings as for the single path.)
+#[test]
+fn cluster_path_under_faults_keeps_every_invariant() {
+    seeds_hold(Path::Cluster);
+}
+
+fn seeds_hold(path: Path) {
     let seeds = seeds();
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
@@ -928,11 +1204,15 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         if std::env::var_os("SIM_VERBOSE").is_some() {
             eprintln!("seed {seed}");
         }
-        match std::panic::catch_unwind(|| run(seed, steps())) {
+        match std::panic::catch_unwind(|| run(path, seed, steps())) {
             Ok(r) => (seed, r),
             Err(e) => {
+                let test = match path {
+                    Path::Single => "seeds_hold",
+                    Path::Cluster => "cluster_path_under",
+                };
                 eprintln!(
-                    "seed {seed} failed; repeat it with SIM_SEED={seed} cargo test -p ledger --test simulation"
+                    "seed {seed} failed on the {path:?} path; repeat it with SIM_SEED={seed} cargo test -p ledger --test simulation {test}"
                 );
                 std::panic::resume_unwind(e)
             }
@@ -947,6 +1227,7 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         total.acknowledged += r.acknowledged;
         total.rejected += r.rejected;
         total.replayed_after_restart += r.replayed_after_restart;
+        total.contended += r.contended;
         total.keys_on_disk += r.keys_on_disk;
         let c = &r.counts;
         let t = &mut total.counts;
@@ -960,9 +1241,11 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         t.slow += c.slow;
         t.lost_unsynced += c.lost_unsynced;
         t.torn += c.torn;
+        t.conflicts += c.conflicts;
+        t.unknown_results += c.unknown_results;
     }
     eprintln!(
-        "simulation: {} seeds, {} commands in {:.1} s: {} acknowledged, {} refused; {} restarts ({} opens failed), {} answered from the first attempt after a restart; {} reads refused; {} keys on disk at the ends; faults {:?}",
+        "simulation of the {path:?} path: {} seeds, {} commands in {:.1} s: {} acknowledged, {} refused; {} restarts ({} opens failed), {} answered from the first attempt after a restart; {} reads refused; {} answered as contended; {} keys on disk at the ends; faults {:?}",
         runs.len(),
         total.steps,
         started.elapsed().as_secs_f64(),
@@ -972,23 +1255,34 @@ fn seeds_hold_every_invariant_under_storage_faults() {
         total.open_failures,
         total.replayed_after_restart,
         total.read_errors_seen,
+        total.contended,
         total.keys_on_disk,
         total.counts
     );
     if runs.len() >= 50 {
         // The run exercised what it claims to: every fault kind happened.
         let c = &total.counts;
-        for (what, n) in [
+        let mut kinds = vec![
             ("crashes", c.crashes),
             ("crashes after a durable commit", c.crashes_after_sync),
             ("failed fsyncs that landed", c.fsync_errors_landed),
             ("failed fsyncs that did not", c.fsync_errors_lost),
             ("failed reads", c.read_errors),
             ("flipped reads", c.flips),
-            ("lost unsynced commits", c.lost_unsynced),
-            ("torn writes", c.torn),
             ("slow operations", c.slow),
-        ] {
+        ];
+        match path {
+            // Only the single committer writes without an fsync (its projector).
+            Path::Single => kinds.extend([
+                ("lost unsynced commits", c.lost_unsynced),
+                ("torn writes", c.torn),
+            ]),
+            Path::Cluster => kinds.extend([
+                ("conflicts", c.conflicts),
+                ("unknown commit results", c.unknown_results),
+            ]),
+        }
+        for (what, n) in kinds {
             assert!(n > 0, "no {what} in {} seeds", runs.len());
         }
         assert!(
@@ -1000,6 +1294,15 @@ fn seeds_hold_every_invariant_under_storage_faults() {
 
 #[test]
 fn seeds_repeat_exactly() {
+    repeats(Path::Single);
+}
+
+#[test]
+fn cluster_path_repeats_exactly() {
+    repeats(Path::Cluster);
+}
+
+fn repeats(path: Path) {
     // One seed by default (SIM_SEED or 7, 60 commands); `SIM_REPEAT_SEEDS=n` checks n seeds
     // from SIM_FIRST_SEED (default 1) at SIM_STEPS commands (default 120), on two threads.
     let (seeds, steps): (Vec<u64>, usize) = match std::env::var("SIM_REPEAT_SEEDS") {
@@ -1020,7 +1323,7 @@ fn seeds_repeat_exactly() {
         ),
     };
     let differing: Vec<u64> = on_threads(&seeds, 2, |seed| {
-        let (a, b) = (run(seed, steps), run(seed, steps));
+        let (a, b) = (run(path, seed, steps), run(path, seed, steps));
         assert!(a.counts.ops > 0);
         let same = (a.trace, a.counts, a.acknowledged, a.restarts)
             == (b.trace, b.counts, b.acknowledged, b.restarts);

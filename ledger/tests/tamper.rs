@@ -15,7 +15,7 @@ mod support;
 fn write(dir: &Path, cluster: bool) {
     let store = EmbeddedStore::open(dir).expect("store");
     let ledger = if cluster {
-        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard: 3 })
+        Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(3))
     } else {
         Ledger::open(store, LedgerConfig::default())
     }

@@ -23,7 +23,7 @@ fn write_cluster_ledger(dir: &Path) {
     let ledger = Ledger::open_cluster(
         EmbeddedStore::open(dir).expect("store"),
         LedgerConfig::default(),
-        ClusterConfig { shard: 9 },
+        ClusterConfig::on_shard(9),
     )
     .expect("ledger");
     fill(ledger);

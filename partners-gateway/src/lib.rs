@@ -677,9 +677,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         Ledger::open_cluster(
             store,
             ledger_config,
-            ledger::ClusterConfig {
-                shard: config.journal_shard,
-            },
+            ledger::ClusterConfig::on_shard(config.journal_shard),
         )
     } else {
         Ledger::open(store, ledger_config)

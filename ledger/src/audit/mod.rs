@@ -206,8 +206,11 @@ struct StoredMembers {
 impl StoredMembers {
     fn read<Snap: Snapshot>(snap: &Snap, cluster: bool) -> Result<StoredMembers, AuditFailure> {
         if cluster {
-            let heads: HashMap<MemberId, Vec<u8>> =
-                scan_raw(snap, keys::MEMBER, keys::parse_member)?;
+            // In member order: the reads of their parts come in one order on every run.
+            let heads: std::collections::BTreeMap<MemberId, Vec<u8>> =
+                scan_raw(snap, keys::MEMBER, keys::parse_member)?
+                    .into_iter()
+                    .collect();
             let mut records = HashMap::with_capacity(heads.len());
             for (m, head) in heads {
                 let n = MemberRecord::parts_after(&head);

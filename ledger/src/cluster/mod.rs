@@ -51,8 +51,9 @@ const ATTEMPTS_SHARED: u32 = 3;
 const ATTEMPTS_ALONE: u32 = 20;
 /// Batch sequence numbers reserved per trip to the allocator.
 const ID_BLOCK: u64 = 4_096;
-/// How often an idle process looks for holds past their timeout.
-const EXPIRY_SCAN_EVERY: Duration = Duration::from_millis(500);
+/// How often the process holding the system lease looks for holds past their timeout and
+/// expiries due, and seals the chain, by default.
+pub const SCAN_EVERY: Duration = Duration::from_millis(500);
 
 /// Settings of a process on the cluster path.
 #[derive(Debug, Clone, Copy)]
@@ -60,6 +61,27 @@ pub struct ClusterConfig {
     /// The journal shard this process appends under (`0..JOURNAL_SHARDS`); give each gateway
     /// its own where possible.
     pub shard: u8,
+    /// This process's identity in the system lease. `None` draws a random one at open, and a
+    /// restarted process waits for its predecessor's lease to run out (3 s of the clock)
+    /// before it posts hold timeouts and expiries. A restarted process given its
+    /// predecessor's token takes the lease back at once; two live processes must never share
+    /// one.
+    pub lease_token: Option<std::num::NonZeroU64>,
+    /// How often, on the committer's clock, the lease holder looks for hold timeouts and
+    /// expiries due and seals the chain ([`SCAN_EVERY`]; zero: at every batch). An idle
+    /// process wakes every [`CommitterConfig::idle_wake`](crate::CommitterConfig) to look.
+    pub scan_every: Duration,
+}
+
+impl ClusterConfig {
+    /// A process appending under journal shard `shard`, with the other settings' defaults.
+    pub fn on_shard(shard: u8) -> ClusterConfig {
+        ClusterConfig {
+            shard,
+            lease_token: None,
+            scan_every: SCAN_EVERY,
+        }
+    }
 }
 
 /// Marks the store as written on the cluster path (or checks that it is), inside one

@@ -5,18 +5,13 @@
 
 use super::chunk::Chunk;
 use super::{
-    ClusterConfig, ATTEMPTS_ALONE, ATTEMPTS_SHARED, EXPIRY_SCAN_EVERY, ID_BLOCK, TXN_BYTES_MAX,
-    TXN_BYTES_TARGET, TXN_COMMANDS_MAX,
+    ClusterConfig, ATTEMPTS_ALONE, ATTEMPTS_SHARED, ID_BLOCK, TXN_BYTES_MAX, TXN_BYTES_TARGET,
+    TXN_COMMANDS_MAX,
 };
 use crate::journal::JOURNAL_SHARDS;
 
 /// Member records per step of the expiry index sweep after a policy change (a step per scan).
 const SWEEP_MEMBERS: usize = 1_000;
-
-/// How often an idle writer wakes to look for expired holds.
-const IDLE_WAKE: Duration = Duration::from_millis(100);
-
-const _: () = assert!(IDLE_WAKE.as_millis() <= EXPIRY_SCAN_EVERY.as_millis());
 
 use crate::core::model::{Command, IdemKey, Policy, Pricing, Receipt, Scope, Transaction};
 use crate::core::types::{Timestamp, TxId};
@@ -26,7 +21,7 @@ use crate::shared::queue::{CommitterConfig, Job};
 use crate::store::{Snapshot, StoreError, TxnStore, WriteSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// A block of batch sequence numbers this process reserved.
 pub(super) struct IdBlock {
@@ -68,7 +63,8 @@ pub(super) struct ClusterWriter<S: TxnStore> {
     ids: IdBlock,
     policies: super::chunk::PolicyCache,
     last_at: Timestamp,
-    last_scan: Instant,
+    /// When, on the committer's clock, the last scan for due work ran (`None`: not yet).
+    last_scan: Option<Timestamp>,
     /// Batch sequence numbers of the current batch's attempts that did not return success: one
     /// may have committed all the same (`commit_unknown_result`), and a later attempt then
     /// finds its transactions as replays that are in fact the callers' first answers. (A
@@ -107,21 +103,26 @@ impl<S: TxnStore> ClusterWriter<S> {
             config,
             cluster: ClusterConfig {
                 shard: cluster.shard % JOURNAL_SHARDS,
+                ..cluster
             },
             shared,
             ids: IdBlock { next: 0, end: 0 },
             policies: Default::default(),
             last_at: Timestamp::default(),
-            last_scan: Instant::now() - EXPIRY_SCAN_EVERY,
+            last_scan: None,
             maybe_ours: std::collections::VecDeque::new(),
-            // Random per process (the standard library's hash keys are seeded from the OS).
-            token: {
-                use std::hash::{BuildHasher, Hasher};
-                std::collections::hash_map::RandomState::new()
-                    .build_hasher()
-                    .finish()
-                    | 1
-            },
+            // Random per process unless given (the standard library's hash keys are seeded
+            // from the OS).
+            token: cluster.lease_token.map_or_else(
+                || {
+                    use std::hash::{BuildHasher, Hasher};
+                    std::collections::hash_map::RandomState::new()
+                        .build_hasher()
+                        .finish()
+                        | 1
+                },
+                |t| t.get(),
+            ),
             lease_until: 0,
         }
     }
@@ -129,7 +130,7 @@ impl<S: TxnStore> ClusterWriter<S> {
     pub fn run(mut self, jobs: Receiver<Job>) {
         let max = self.config.batch_size_max.min(TXN_COMMANDS_MAX * 8);
         loop {
-            let first = match jobs.recv_timeout(IDLE_WAKE) {
+            let first = match jobs.recv_timeout(self.config.idle_wake) {
                 Ok(j) => Some(j),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => {
@@ -141,7 +142,20 @@ impl<S: TxnStore> ClusterWriter<S> {
             if !batch.is_empty() {
                 batch.extend(jobs.try_iter().take(max - 1));
             }
-            let mut items = self.expired_holds();
+            let mut items = match self.expired_holds() {
+                Ok(items) => items,
+                Err(e) => {
+                    // Due work goes first: a batch never goes ahead of due work its scan could
+                    // not read (as the single committer refuses its batch). Its callers may
+                    // retry; the next batch scans again.
+                    tracing::warn!(error = %e, "batch refused: the scan for due work failed");
+                    self.last_scan = None;
+                    for job in batch {
+                        let _ = job.reply.send(Err(e.clone()));
+                    }
+                    continue;
+                }
+            };
             let internal = items.len();
             if batch.is_empty() && internal == 0 {
                 continue;
@@ -190,10 +204,10 @@ impl<S: TxnStore> ClusterWriter<S> {
     /// at a time posts the ledger's own commands, so gateways do not race to void the same
     /// holds. A lease not renewed for [`LEASE_MS`] (its holder stopped) passes to the next
     /// process that scans. Processes' clocks are assumed to agree within the lease.
-    fn holds_lease(&mut self) -> bool {
+    fn holds_lease(&mut self) -> Result<bool, LedgerError> {
         let now = self.config.clock.now().0;
         if self.lease_until - now > LEASE_MS / 2 {
-            return true;
+            return Ok(true);
         }
         let me = self.token;
         let taken = self.store.transact(ATTEMPTS_ALONE, &mut |txn| {
@@ -215,16 +229,12 @@ impl<S: TxnStore> ClusterWriter<S> {
             w.set_owned(keys::system_lease(), v);
             Ok::<_, LedgerError>((w, Some(until)))
         });
-        match taken {
-            Ok((_, Some(until))) => {
+        match taken? {
+            (_, Some(until)) => {
                 self.lease_until = until;
-                true
+                Ok(true)
             }
-            Ok((_, None)) => false,
-            Err(e) => {
-                tracing::warn!(error = %e, "system lease not renewed");
-                false
-            }
+            (_, None) => Ok(false),
         }
     }
 
@@ -235,7 +245,7 @@ impl<S: TxnStore> ClusterWriter<S> {
             return;
         }
         // Chain what this process's last batches added, so a clean stop leaves the chain whole.
-        if self.holds_lease() {
+        if matches!(self.holds_lease(), Ok(true)) {
             if let Err(e) = self.seal_chain() {
                 tracing::warn!(error = %e, "journal chain not sealed at shutdown");
             }
@@ -257,37 +267,40 @@ impl<S: TxnStore> ClusterWriter<S> {
     }
 
     /// Void commands for holds past their timeout and expiries that fell due, at most once per
-    /// scan interval, by the process holding the system lease.
-    pub(super) fn expired_holds(&mut self) -> Vec<Item> {
-        if self.last_scan.elapsed() < EXPIRY_SCAN_EVERY {
-            return Vec::new();
+    /// scan interval, by the process holding the system lease. An error when the lease, the
+    /// expiry index sweep or the scans could not be read or written: the caller refuses its
+    /// batch rather than decide it ahead of due work.
+    pub(super) fn expired_holds(&mut self) -> Result<Vec<Item>, LedgerError> {
+        // On the committer's clock, so a test's clock drives the scans too; a clock set back
+        // scans at once rather than waiting for it to catch up.
+        let now = self.config.clock.now();
+        let every = i64::try_from(self.cluster.scan_every.as_millis()).unwrap_or(i64::MAX);
+        if let Some(last) = self.last_scan {
+            if now.0 >= last.0 && now.0 - last.0 < every {
+                return Ok(Vec::new());
+            }
         }
-        self.last_scan = Instant::now();
-        if !self.holds_lease() {
-            return Vec::new();
+        self.last_scan = Some(now);
+        if !self.holds_lease()? {
+            return Ok(Vec::new());
         }
-        if let Err(e) = self.sweep_due() {
-            tracing::warn!(error = %e, "expiry index sweep failed; retried at the next scan");
-        }
+        // The sweep writes the expiry index entries a policy change calls for: the scan below
+        // reads them.
+        self.sweep_due()?;
+        // The chain is not read by the scan: a failed seal is retried at the next one.
         if let Err(e) = self.seal_chain() {
             tracing::warn!(error = %e, "journal chain not sealed; retried at the next scan");
         }
         let now = self.config.clock.now();
         let end = keys::hold_timeout(Timestamp(now.0.saturating_add(1)), TxId(0));
-        let rows = match self.store.snapshot().and_then(|s| {
+        let rows = self.store.snapshot().and_then(|s| {
             s.range(
                 &[keys::HOLD_TIMEOUT],
                 &end,
                 self.config.hold_expiries_per_batch_max,
                 false,
             )
-        }) {
-            Ok(rows) => rows,
-            Err(e) => {
-                tracing::warn!(error = %e, "hold timeout scan failed");
-                return Vec::new();
-            }
-        };
+        })?;
         let mut items: Vec<Item> = rows
             .iter()
             .filter_map(|(k, _)| keys::parse_hold_timeout(k))
@@ -308,23 +321,20 @@ impl<S: TxnStore> ClusterWriter<S> {
             Timestamp(now.0.saturating_add(1)),
             crate::core::types::MemberId(0),
         );
-        match self
+        let due = self
             .store
             .snapshot()
-            .and_then(|s| s.range(&[keys::EXPIRY_DUE], &end, room, false))
-        {
-            Ok(due) => items.extend(
-                due.iter()
-                    .filter_map(|(k, _)| keys::parse_expiry_due(k))
-                    .map(|(deadline, member)| Item {
-                        cmd: crate::shared::queue::expire_command(member, deadline),
-                        pricing: None,
-                        due: Some((deadline, member)),
-                    }),
-            ),
-            Err(e) => tracing::warn!(error = %e, "expiry scan failed"),
-        }
-        items
+            .and_then(|s| s.range(&[keys::EXPIRY_DUE], &end, room, false))?;
+        items.extend(
+            due.iter()
+                .filter_map(|(k, _)| keys::parse_expiry_due(k))
+                .map(|(deadline, member)| Item {
+                    cmd: crate::shared::queue::expire_command(member, deadline),
+                    pricing: None,
+                    due: Some((deadline, member)),
+                }),
+        );
+        Ok(items)
     }
 
     /// Runs `items` in as many transactions as their size needs; outcomes in item order.

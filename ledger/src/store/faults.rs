@@ -293,12 +293,6 @@ impl<S: TxnStore> TxnStore for FaultyStore<S> {
                 }
             }
         }
-        Err(match last {
-            StoreError::Conflict(why) => {
-                StoreError::Conflict(format!("gave up after {attempts} attempts: {why}"))
-            }
-            other => other,
-        }
-        .into())
+        Err(StoreError::gave_up(attempts, last).into())
     }
 }

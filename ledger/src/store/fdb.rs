@@ -373,13 +373,7 @@ impl TxnStore for FdbStore {
                 }
             }
         }
-        Err(match last {
-            StoreError::Conflict(why) => {
-                StoreError::Conflict(format!("gave up after {attempts} attempts: {why}"))
-            }
-            other => other,
-        }
-        .into())
+        Err(StoreError::gave_up(attempts, last).into())
     }
 }
 

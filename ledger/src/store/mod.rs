@@ -89,6 +89,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// What a transaction that ran out of its `attempts` ends with: its last attempt's error,
+    /// a conflict saying how many attempts it took.
+    pub(crate) fn gave_up(attempts: u32, last: StoreError) -> StoreError {
+        match last {
+            StoreError::Conflict(why) => {
+                StoreError::Conflict(format!("gave up after {attempts} attempts: {why}"))
+            }
+            other => other,
+        }
+    }
+
     /// Whether trying again later, with the same idempotency keys, can succeed: the caller is
     /// told to retry (503), not that something broke.
     pub fn is_transient(&self) -> bool {

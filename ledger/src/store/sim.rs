@@ -24,8 +24,8 @@
 //! of every key (runs are short).
 
 use super::{
-    xorshift64star as next, Durability, KeyValue, Snapshot, Store, StoreError, Version, Write,
-    WriteSet, SYSTEM_PREFIX,
+    xorshift64star as next, Durability, KeyValue, Snapshot, Store, StoreError, Txn, TxnBody,
+    TxnStore, Version, Write, WriteSet, SYSTEM_PREFIX,
 };
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -50,6 +50,9 @@ pub struct SimFaults {
     pub slow: u32,
     /// How much longer a slow operation takes, in microseconds.
     pub slow_us: u32,
+    /// A read-write transaction's commit conflicts (FoundationDB's `not_committed`), and
+    /// [`TxnStore::transact`] runs its body again.
+    pub conflict: u32,
 }
 
 /// What the generator injected, and what crashes cost.
@@ -75,6 +78,10 @@ pub struct SimCounts {
     pub lost_unsynced: u64,
     /// Crashes that tore the last record on the disk.
     pub torn: u64,
+    /// Transaction commits refused as conflicts.
+    pub conflicts: u64,
+    /// Transaction commits whose fsync failed, retried as an unknown result.
+    pub unknown_results: u64,
 }
 
 /// What survived a crash: the disk's bytes.
@@ -214,6 +221,14 @@ impl Sim {
         })
     }
 
+    /// Whether a transaction's commit conflicts (drawn before the commit's own operation).
+    fn conflicts(&mut self) -> bool {
+        let p = u64::from(self.faults.conflict);
+        let hit = p > 0 && (next(&mut self.rng) >> 11) % 1_000_000 < p;
+        self.counts.conflicts += u64::from(hit);
+        hit
+    }
+
     fn value_at(&self, key: &[u8], version: Version) -> Option<Arc<[u8]>> {
         visible(self.data.get(key)?, version)
     }
@@ -317,6 +332,17 @@ impl Sim {
     }
 
     fn commit(&mut self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
+        self.commit_or_unknown(writes, durability)?
+            .ok_or_else(|| StoreError::Engine("simulated fsync failure".into()))
+    }
+
+    /// A commit; `Ok(None)` when its fsync failed, and whether it is on the disk is unknown to
+    /// the caller (the generator decided).
+    fn commit_or_unknown(
+        &mut self,
+        writes: WriteSet,
+        durability: Durability,
+    ) -> Result<Option<Version>, StoreError> {
         let fault = self.draw(Op::Commit(durability))?;
         if fault == Fault::Crash {
             return Err(dead());
@@ -335,7 +361,7 @@ impl Sim {
                 } else {
                     self.counts.fsync_errors_lost += 1;
                 }
-                Err(StoreError::Engine("simulated fsync failure".into()))
+                Ok(None)
             }
             Fault::CrashAfterSync => {
                 self.append(version, &effects);
@@ -351,7 +377,7 @@ impl Sim {
                     self.synced = self.log.len();
                 }
                 self.apply(version, &effects);
-                Ok(version)
+                Ok(Some(version))
             }
         }
     }
@@ -586,6 +612,77 @@ impl Store for SimStore {
 
     fn next_version(&self) -> Version {
         self.lock().version + 1
+    }
+}
+
+/// Read-write transactions, as the cluster path runs them. The simulation drives one writer
+/// at a time, so a transaction's reads are current when it commits; the faults stand in for
+/// what concurrency and a cluster add: a commit refused as a conflict
+/// ([`SimFaults::conflict`]), and a durable commit whose fsync failed, reported as FoundationDB
+/// reports `commit_unknown_result` (it may have landed, as the generator drew). Both run `body`
+/// again on fresh reads, as FoundationDB's retry loop does; a crash or a failed read ends the
+/// call.
+impl TxnStore for SimStore {
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        attempts: u32,
+        body: &mut TxnBody<'_, T, E>,
+    ) -> Result<(Version, T), E> {
+        let attempts = attempts.max(1);
+        let mut last = StoreError::Conflict("no attempt ran".into());
+        for _ in 0..attempts {
+            let txn = SimTxn {
+                sim: self.sim.clone(),
+                version: self.lock().version,
+            };
+            let (writes, out) = body(&txn)?;
+            let mut s = self.lock();
+            if s.conflicts() {
+                last = StoreError::Conflict("simulated conflict".into());
+                continue;
+            }
+            match s.commit_or_unknown(writes, Durability::Sync)? {
+                Some(version) => return Ok((version, out)),
+                None => {
+                    s.counts.unknown_results += 1;
+                    last = StoreError::MaybeCommitted("simulated fsync failure".into());
+                }
+            }
+        }
+        Err(StoreError::gave_up(attempts, last).into())
+    }
+}
+
+/// The reads of one simulated transaction: the latest version when it began.
+struct SimTxn {
+    sim: Arc<Mutex<Sim>>,
+    version: Version,
+}
+
+impl Txn for SimTxn {
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        SimSnapshot {
+            sim: self.sim.clone(),
+            version: self.version,
+        }
+        .get(key)
+    }
+
+    fn range_snapshot(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<KeyValue>, StoreError> {
+        SimSnapshot {
+            sim: self.sim.clone(),
+            version: self.version,
+        }
+        .range(begin, end, limit, false)
+    }
+
+    fn read_version(&self) -> Version {
+        self.version
     }
 }
 

@@ -108,7 +108,7 @@ pub fn cluster_points_expire_to_breakage_once<S: TxnStore + Clone>(open: &mut dy
     let store = open();
     points_expire_to_breakage_once(
         &mut || {
-            Ledger::open_cluster(store.clone(), config.clone(), ClusterConfig { shard: 0 })
+            Ledger::open_cluster(store.clone(), config.clone(), ClusterConfig::on_shard(0))
                 .expect("open ledger in cluster mode")
         },
         offset,
@@ -173,7 +173,7 @@ pub fn cluster_inactivity_expiry_is_reset_by_activity<S: TxnStore + Clone>(
     open: &mut dyn FnMut() -> S,
 ) {
     let (config, offset) = shifted();
-    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 1 }).expect("open");
+    let l = Ledger::open_cluster(open(), config, ClusterConfig::on_shard(1)).expect("open");
     inactivity_is_reset_by_activity(&l, offset);
     l.shutdown();
 }
@@ -227,7 +227,7 @@ pub fn cluster_transfers_keep_to_their_limits_and_pay_their_fee<S: TxnStore + Cl
     open: &mut dyn FnMut() -> S,
 ) {
     let (config, offset) = shifted();
-    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 2 }).expect("open");
+    let l = Ledger::open_cluster(open(), config, ClusterConfig::on_shard(2)).expect("open");
     transfers_keep_to_limits(&l, offset);
     l.shutdown();
 }
@@ -304,7 +304,7 @@ pub fn cluster_tiers_upgrade_at_once_and_downgrade_at_the_period_end<S: TxnStore
     open: &mut dyn FnMut() -> S,
 ) {
     let (config, offset) = shifted();
-    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 3 }).expect("open");
+    let l = Ledger::open_cluster(open(), config, ClusterConfig::on_shard(3)).expect("open");
     tiers_move(&l, offset);
     l.shutdown();
 }
@@ -413,7 +413,7 @@ pub fn cluster_a_policy_change_reaches_members_who_never_transact_again<S: TxnSt
     open: &mut dyn FnMut() -> S,
 ) {
     let (config, offset) = shifted();
-    let l = Ledger::open_cluster(open(), config, ClusterConfig { shard: 6 }).expect("open");
+    let l = Ledger::open_cluster(open(), config, ClusterConfig::on_shard(6)).expect("open");
     policy_change_reaches_everyone(&l, offset, true);
     l.shutdown();
 }

@@ -109,7 +109,7 @@ pub fn cluster_journal_is_chained_and_periods_close<S: TxnStore + Clone>(
     let l = Ledger::open_cluster(
         store.clone(),
         LedgerConfig::default(),
-        ClusterConfig { shard: 6 },
+        ClusterConfig::on_shard(6),
     )
     .expect("open ledger in cluster mode");
     chain_and_close(&store, l);

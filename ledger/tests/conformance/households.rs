@@ -74,7 +74,7 @@ pub fn cluster_household_pools_spend_together_and_leave_with_their_own<S: TxnSto
         Ledger::open_cluster(
             store.clone(),
             LedgerConfig::default(),
-            ClusterConfig { shard: 4 },
+            ClusterConfig::on_shard(4),
         )
         .expect("open ledger in cluster mode")
     });
@@ -192,7 +192,7 @@ pub fn cluster_tiers_qualify_on_spend_by_category_and_on_flagged_adjustments<
 >(
     open: &mut dyn FnMut() -> S,
 ) {
-    let l = Ledger::open_cluster(open(), LedgerConfig::default(), ClusterConfig { shard: 5 })
+    let l = Ledger::open_cluster(open(), LedgerConfig::default(), ClusterConfig::on_shard(5))
         .expect("open");
     qualification(&l);
     l.shutdown();

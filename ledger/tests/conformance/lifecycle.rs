@@ -28,7 +28,7 @@ pub fn cluster_members_are_suspended_closed_and_merged<S: TxnStore + Clone>(
         Ledger::open_cluster(
             store.clone(),
             LedgerConfig::default(),
-            ClusterConfig { shard: 6 },
+            ClusterConfig::on_shard(6),
         )
         .expect("open ledger in cluster mode")
     });

@@ -342,8 +342,12 @@ pub fn cluster_commands_balances_and_audit<S: TxnStore + Clone>(open: &mut dyn F
 }
 
 fn open_cluster<S: TxnStore + Clone>(store: S, shard: u8) -> Ledger<S> {
-    Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig { shard })
-        .expect("open ledger in cluster mode")
+    Ledger::open_cluster(
+        store,
+        LedgerConfig::default(),
+        ClusterConfig::on_shard(shard),
+    )
+    .expect("open ledger in cluster mode")
 }
 
 fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) {

@@ -5,11 +5,11 @@
 //!
 //! ```
 //! use ledger::keys;
-//! use ledger::{MemberId, TxId};
-//! let a = keys::statement(MemberId(1), TxId::new(1, 0));
-//! let b = keys::statement(MemberId(1), TxId::new(2, 0));
+//! use ledger::TxId;
+//! let a = keys::reversed(TxId::new(1, 0));
+//! let b = keys::reversed(TxId::new(2, 0));
 //! assert!(a < b);
-//! assert!(a.starts_with(&keys::statement_prefix(MemberId(1))));
+//! assert!(a.starts_with(&[keys::REVERSED]));
 //! ```
 
 use crate::core::model::{IdemKey, Scope};
@@ -52,7 +52,9 @@ pub const IDEM_BY_HASH: u8 = b'l';
 pub const IDEM_ON_DISK_V1: u8 = b'L';
 /// Amounts reversed per original: `R ++ tx id`.
 pub const REVERSED: u8 = b'R';
-/// Member statements: `S ++ member ++ tx id`.
+/// Member statement lines, `S ++ member ++ tx id`, which the cluster path wrote until its
+/// statements walked each member's chain as the single committer's do (ids are not in commit
+/// order across processes). Neither written nor read now: stores of that time keep them.
 pub const STATEMENT: u8 = b'S';
 /// Projector metadata: `P ++ name`.
 pub const META: u8 = b'P';
@@ -465,20 +467,6 @@ pub fn idempotency_head(key: &IdemKey) -> ([u8; 6], usize) {
 /// The reversed-so-far record of an original earn or burn.
 pub fn reversed(id: TxId) -> Vec<u8> {
     let mut k = vec![REVERSED];
-    k.extend_from_slice(&id.0.to_be_bytes());
-    k
-}
-
-/// The prefix of a member's statement entries.
-pub fn statement_prefix(m: MemberId) -> Vec<u8> {
-    let mut k = vec![STATEMENT];
-    k.extend_from_slice(&m.0.to_be_bytes());
-    k
-}
-
-/// A member's statement entry for transaction `id`.
-pub fn statement(m: MemberId, id: TxId) -> Vec<u8> {
-    let mut k = statement_prefix(m);
     k.extend_from_slice(&id.0.to_be_bytes());
     k
 }

@@ -15,7 +15,7 @@ use crate::core::state::{History, HoldState, Reversed, State};
 use crate::core::types::{Contract, MemberId, PartnerId, Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
-use crate::shared::records::{write_records, write_statement_lines, ClusterRecords, Touched};
+use crate::shared::records::{write_records, ClusterRecords, Touched};
 use crate::store::{Txn, TxnSnapshot, WriteSet};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -415,7 +415,6 @@ impl<'t> Chunk<'t> {
                 self.writes.add(&keys::expiring_total(month), c.delta.0);
             }
         }
-        write_statement_lines(&mut self.writes, &tx);
         self.writes.set_owned(
             keys::idempotency(&tx.key),
             codec::encode(&IdemRecord {

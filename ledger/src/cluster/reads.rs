@@ -2,16 +2,16 @@
 //! transaction (member records, statement lines, one idempotency record per command), so a
 //! read never waits for a projector.
 
-use crate::codec::{self, IdemRecord, MemberRecord, StatementEntry};
+use crate::codec::{self, IdemRecord, MemberRecord};
 use crate::core::model::{IdemKey, Transaction};
 use crate::core::state::MemberState;
 use crate::core::types::{MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
 use crate::keys;
-use crate::reads::{MemberBalance, PathReads, StatementPage};
+use crate::reads::{member_points_as_of, statement_page, MemberBalance, PathReads, StatementPage};
 use crate::shared::status::Shared;
-use crate::store::{prefix_end, Snapshot, Store};
+use crate::store::{Snapshot, Store};
 use std::sync::Arc;
 
 pub(super) struct ClusterReads {
@@ -46,7 +46,9 @@ impl<S: Store> PathReads<S> for ClusterReads {
         limit: usize,
     ) -> Result<StatementPage, LedgerError> {
         self.shared.check()?;
-        cluster_statement(&store.snapshot()?, m, before, limit)
+        let snap = store.snapshot()?;
+        let head = MemberRecord::read(&snap, m)?.and_then(|r| r.state.last.get());
+        statement_page(&snap, m, head, before, limit)
     }
 
     fn transaction_by_key(
@@ -68,15 +70,8 @@ impl<S: Store> PathReads<S> for ClusterReads {
     fn member_as_of(&self, store: &S, m: MemberId, at: Timestamp) -> Result<Points, LedgerError> {
         self.shared.check()?;
         let snap = store.snapshot()?;
-        // Statement lines carry the balance after each transaction, newest first.
-        let prefix = keys::statement_prefix(m);
-        for (_, v) in snap.range(&prefix, &prefix_end(&prefix), usize::MAX, true)? {
-            let e: StatementEntry = codec::decode("statement entry", &v)?;
-            if e.at <= at {
-                return Ok(e.balance_after);
-            }
-        }
-        Ok(Points::ZERO)
+        let head = MemberRecord::read(&snap, m)?.and_then(|r| r.state.last.get());
+        member_points_as_of(&snap, m, head, at)
     }
 }
 
@@ -94,30 +89,4 @@ fn member_balance<Snap: Snapshot + ?Sized>(
         }),
         None => None,
     })
-}
-
-/// A page of the cluster path's statement lines (`S` member tx), newest first.
-fn cluster_statement<Snap: Snapshot + ?Sized>(
-    snap: &Snap,
-    m: MemberId,
-    before: Option<TxId>,
-    limit: usize,
-) -> Result<StatementPage, LedgerError> {
-    let begin = keys::statement_prefix(m);
-    let end = match before {
-        Some(id) => keys::statement(m, id),
-        None => prefix_end(&begin),
-    };
-    let rows = snap.range(&begin, &end, limit + 1, true)?;
-    let mut entries = rows
-        .iter()
-        .map(|(_, v)| codec::decode::<StatementEntry>("statement entry", v))
-        .collect::<Result<Vec<_>, _>>()?;
-    let next = if entries.len() > limit {
-        entries.truncate(limit);
-        entries.last().map(|e| e.tx)
-    } else {
-        None
-    };
-    Ok(StatementPage { entries, next })
 }

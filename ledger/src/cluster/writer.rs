@@ -86,6 +86,10 @@ const SEAL_ROUNDS: usize = 8;
 /// How long the system lease lasts unless renewed (renewed at half).
 const LEASE_MS: i64 = 3_000;
 
+/// Rounds of due work a batch posts before its commands (each round what the one before made
+/// due at the same instant).
+const DUE_ROUNDS_MAX: usize = 64;
+
 /// Attempts remembered in `maybe_ours`.
 const MAYBE_OURS_MAX: usize = 256;
 
@@ -142,22 +146,18 @@ impl<S: TxnStore> ClusterWriter<S> {
             if !batch.is_empty() {
                 batch.extend(jobs.try_iter().take(max - 1));
             }
-            let mut items = match self.expired_holds() {
-                Ok(items) => items,
-                Err(e) => {
-                    // Due work goes first: a batch never goes ahead of due work its scan could
-                    // not read (as the single committer refuses its batch). Its callers may
-                    // retry; the next batch scans again.
-                    tracing::warn!(error = %e, "batch refused: the scan for due work failed");
-                    self.last_scan = None;
-                    for job in batch {
-                        let _ = job.reply.send(Err(e.clone()));
-                    }
-                    continue;
+            if let Err(e) = self.expired_holds().and_then(|due| self.post_due(due)) {
+                // Due work goes first: a batch never goes ahead of due work its scan could not
+                // read (as the single committer refuses its batch). Its callers may retry; the
+                // next batch scans again.
+                tracing::warn!(error = %e, "batch refused: the scan for due work failed");
+                self.last_scan = None;
+                for job in batch {
+                    let _ = job.reply.send(Err(e.clone()));
                 }
-            };
-            let internal = items.len();
-            if batch.is_empty() && internal == 0 {
+                continue;
+            }
+            if batch.is_empty() {
                 continue;
             }
             let (batch, replies): (Vec<Item>, Vec<_>) = batch
@@ -173,17 +173,8 @@ impl<S: TxnStore> ClusterWriter<S> {
                     )
                 })
                 .unzip();
-            items.extend(batch);
-            let outcomes = self.execute(&items);
-            let mut replies = replies.into_iter();
-            for (i, outcome) in outcomes.into_iter().enumerate() {
-                if i < internal {
-                    if let Outcome::Failed(e) = outcome {
-                        tracing::warn!(command = ?items[i].cmd, error = %e, "hold timeout not applied");
-                    }
-                    continue;
-                }
-                let Some(reply) = replies.next() else { break };
+            let outcomes = self.execute(&batch);
+            for (outcome, reply) in outcomes.into_iter().zip(replies) {
                 let answer = match outcome {
                     Outcome::New(tx) => Ok(Receipt {
                         tx: Arc::new(*tx),
@@ -266,6 +257,40 @@ impl<S: TxnStore> ClusterWriter<S> {
         }
     }
 
+    /// Posts `due` (hold timeouts and expiries), then what fell due by posting it, round after
+    /// round: an expiry or a tier review can make the member's next deadline due at the same
+    /// instant. All of it goes before the batch's own commands, as the single committer posts
+    /// everything due at its instant first, so the number of batches never changes when due
+    /// work is posted. A failed scan is an error (the batch is refused).
+    fn post_due(&mut self, mut due: Vec<Item>) -> Result<(), LedgerError> {
+        for _ in 0..DUE_ROUNDS_MAX {
+            if due.is_empty() {
+                return Ok(());
+            }
+            let outcomes = self.execute(&due);
+            let mut new = false;
+            for (item, outcome) in due.iter().zip(outcomes) {
+                match outcome {
+                    Outcome::New(_) => new = true,
+                    Outcome::Replay(_) => {}
+                    // Refused on its merits: logged, and the batch goes on.
+                    Outcome::Failed(e) if matches!(*e, LedgerError::Rejected(_)) => {
+                        tracing::warn!(command = ?item.cmd, error = %e, "due work not applied")
+                    }
+                    // Not decided (a read failed, the store is contended): the batch must not
+                    // go ahead of it.
+                    Outcome::Failed(e) => return Err(unshare(e)),
+                }
+            }
+            // Replays and failures only: nothing new can have fallen due.
+            if !new {
+                return Ok(());
+            }
+            due = self.scan_due()?;
+        }
+        Ok(())
+    }
+
     /// Void commands for holds past their timeout and expiries that fell due, at most once per
     /// scan interval, by the process holding the system lease. An error when the lease, the
     /// expiry index sweep or the scans could not be read or written: the caller refuses its
@@ -291,6 +316,12 @@ impl<S: TxnStore> ClusterWriter<S> {
         if let Err(e) = self.seal_chain() {
             tracing::warn!(error = %e, "journal chain not sealed; retried at the next scan");
         }
+        self.scan_due()
+    }
+
+    /// The hold timeouts and expiry index entries due now, as commands (at most
+    /// `hold_expiries_per_batch_max`).
+    fn scan_due(&mut self) -> Result<Vec<Item>, LedgerError> {
         let now = self.config.clock.now();
         let end = keys::hold_timeout(Timestamp(now.0.saturating_add(1)), TxId(0));
         let rows = self.store.snapshot().and_then(|s| {

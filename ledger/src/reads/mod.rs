@@ -129,6 +129,50 @@ pub(crate) fn walk_chain<Snap: Snapshot + ?Sized>(
     Ok(at)
 }
 
+/// A page of member `m`'s statement, newest first, walking its chain through the journal from
+/// `head` (its latest transaction), or from the transaction before `before`. Both write paths
+/// answer statements this way: the chain is in commit order on either (each transaction links
+/// the member's previous one), where transaction ids are not on the cluster path (each process
+/// numbers its transactions from its own block of ids).
+pub(crate) fn statement_page<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    m: MemberId,
+    head: Option<TxId>,
+    before: Option<TxId>,
+    limit: usize,
+) -> Result<StatementPage, LedgerError> {
+    let from = match before {
+        None => head,
+        Some(id) => member_link(snap, m, id)?.1.prev,
+    };
+    let mut entries = Vec::new();
+    let rest = walk_chain(snap, m, from, |tx, a| {
+        entries.push(crate::codec::statement_entry(tx, m, a.posted, a.held));
+        entries.len() < limit
+    })?;
+    let next = rest.and(entries.last().map(|e| e.tx));
+    Ok(StatementPage { entries, next })
+}
+
+/// Member `m`'s posted points at `at`: its chain walked back from `head` to the last
+/// transaction by then.
+pub(crate) fn member_points_as_of<Snap: Snapshot + ?Sized>(
+    snap: &Snap,
+    m: MemberId,
+    head: Option<TxId>,
+    at: Timestamp,
+) -> Result<Points, LedgerError> {
+    let mut points = Points::ZERO;
+    walk_chain(snap, m, head, |tx, link| {
+        if tx.at <= at {
+            points = link.posted;
+            return false;
+        }
+        true
+    })?;
+    Ok(points)
+}
+
 /// A non-member account's balance in `snap`: the projector's balance record plus the cluster
 /// path's blind-added totals (one or the other is empty, depending on which path wrote the
 /// store). Members are read from the heads (single committer) or member records (cluster).

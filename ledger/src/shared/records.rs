@@ -2,7 +2,6 @@
 //! member records and statement lines (the cluster path's), written from a [`State`] for what a
 //! run of transactions [`Touched`].
 
-use crate::codec::statement_entry;
 use crate::codec::{self, MemberRecord};
 use crate::core::model::{Transaction, TxKind};
 use crate::core::programme::CounterKey;
@@ -115,17 +114,6 @@ pub(crate) fn write_records(
     }
     for (k, v) in &t.policy_versions {
         w.set_owned(k.clone(), v.clone());
-    }
-}
-
-/// The cluster path's statement lines (`S` member tx) for `tx`. (The single committer writes
-/// none: each member's transactions are chained through the journal, see [`MemberAfter`].)
-///
-/// [`MemberAfter`]: crate::core::model::MemberAfter
-pub(crate) fn write_statement_lines(w: &mut WriteSet, tx: &Transaction) {
-    for a in &tx.member_balances {
-        let entry = statement_entry(tx, a.member, a.posted, a.held);
-        w.set_owned(keys::statement(a.member, tx.id), codec::encode(&entry));
     }
 }
 

@@ -5,14 +5,16 @@
 
 use super::heads::Heads;
 use super::key_index::KeyIndex;
-use crate::codec::{self, statement_entry, MemberPage};
+use crate::codec::{self, MemberPage};
 use crate::core::model::{IdemKey, Transaction};
 use crate::core::state::{MemberState, State};
 use crate::core::types::{MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
 use crate::keys;
-use crate::reads::{member_link, walk_chain, MemberBalance, PathReads, StatementPage};
+use crate::reads::{
+    member_points_as_of, statement_page, walk_chain, MemberBalance, PathReads, StatementPage,
+};
 use crate::shared::status::Shared;
 use crate::store::{Snapshot, Store};
 use std::sync::Arc;
@@ -80,18 +82,7 @@ impl<S: Store> PathReads<S> for SingleReads {
             });
         };
         // Taken after the head was read: it holds the head's transaction and all before it.
-        let snap = store.snapshot()?;
-        let from = match before {
-            None => head.tx,
-            Some(id) => member_link(&snap, m, id)?.1.prev,
-        };
-        let mut entries = Vec::new();
-        let rest = walk_chain(&snap, m, from, |tx, a| {
-            entries.push(statement_entry(tx, m, a.posted, a.held));
-            entries.len() < limit
-        })?;
-        let next = rest.and(entries.last().map(|e| e.tx));
-        Ok(StatementPage { entries, next })
+        statement_page(&store.snapshot()?, m, head.tx, before, limit)
     }
 
     fn transaction_by_key(
@@ -188,15 +179,6 @@ impl<S: Store> PathReads<S> for SingleReads {
         // Walk the member's chain back from its head to the last transaction by `at`.
         PathReads::<S>::catch_up(self)?;
         let head = self.heads.get(m).and_then(|h| h.tx);
-        let snap = store.snapshot()?;
-        let mut points = Points::ZERO;
-        walk_chain(&snap, m, head, |tx, link| {
-            if tx.at <= at {
-                points = link.posted;
-                return false;
-            }
-            true
-        })?;
-        Ok(points)
+        member_points_as_of(&store.snapshot()?, m, head, at)
     }
 }

@@ -13,7 +13,7 @@
 //! ```
 
 use ledger::core::model::{Command, IdemKey};
-use ledger::core::types::{AccountId, Contract, MemberId, PartnerId, Points};
+use ledger::core::types::{AccountId, Contract, MemberId, PartnerId, Points, Timestamp, TxId};
 use ledger::store::{Durability, Snapshot, Store, TxnStore, WriteSet};
 use ledger::{ClusterConfig, Ledger, LedgerConfig, LedgerError, Rejection, WritePath};
 use rust_decimal::Decimal;
@@ -57,6 +57,7 @@ macro_rules! for_each_conformance_check {
             cluster_commands_balances_and_audit,
             cluster_state_survives_reopen,
             cluster_processes_share_one_store,
+            cluster_statements_follow_commit_order_across_processes,
             cluster_holds_expire,
             cluster_and_single_writer_stores_do_not_mix,
             ledger_campaign_awards_caps_and_budget,
@@ -780,6 +781,73 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
         Ok(())
     })
     .expect("read journal");
+    a.shutdown();
+    b.shutdown();
+}
+
+/// Two processes number transactions from their own blocks of ids, so ids are not in commit
+/// order: a member's statement (newest first, page by page) and its balance as of a time follow
+/// the order the transactions committed in, whichever process posted them.
+pub fn cluster_statements_follow_commit_order_across_processes<S: TxnStore + Clone>(
+    open: &mut dyn FnMut() -> S,
+) {
+    let store = open();
+    let a = open_cluster(store.clone(), 0);
+    seed(&a);
+    let b = open_cluster(store.clone(), 1);
+    let p1 = PartnerId(1);
+    let earn = |l: &Ledger<S>, reference: &str, points: i64| {
+        l.execute_blocking(Command::Earn {
+            key: IdemKey::partner(p1, reference),
+            member: MemberId(1),
+            partner: p1,
+            points: Points(points),
+            bonus: Points(0),
+            awards: vec![],
+            guard: None,
+            purchase: None,
+        })
+        .expect("earn")
+        .tx
+    };
+    // `b` reserves its block after `a`'s: its ids are the larger, though `a` posts last.
+    let first = earn(&b, "at-b", 100);
+    let second = earn(&a, "at-a", 50);
+    assert!(
+        first.id > second.id,
+        "ids out of commit order: {first:?} {second:?}"
+    );
+    for l in [&a, &b] {
+        let page = l.statement(MemberId(1), None, 10).expect("statement");
+        let lines: Vec<(TxId, i64)> = page
+            .entries
+            .iter()
+            .map(|e| (e.tx, e.balance_after.0))
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            &lines[..2],
+            &[(second.id, 150), (first.id, 100)],
+            "newest first, in commit order"
+        );
+        // Page by page, the same order.
+        let one = l.statement(MemberId(1), None, 1).expect("page 1");
+        assert_eq!(one.entries[0].tx, second.id);
+        let two = l.statement(MemberId(1), one.next, 1).expect("page 2");
+        assert_eq!(two.entries[0].tx, first.id);
+        // As of now the member has both earns; as of the first, only it.
+        let now = l
+            .balance_as_of(AccountId::Member(MemberId(1)), second.at)
+            .expect("as of");
+        assert_eq!(now.points, Points(150));
+        let before = l
+            .balance_as_of(AccountId::Member(MemberId(1)), Timestamp(second.at.0 - 1))
+            .expect("as of");
+        assert!(
+            before.points == Points(100) || first.at == second.at,
+            "as of before the second earn: {before:?}"
+        );
+    }
     a.shutdown();
     b.shutdown();
 }

@@ -7,12 +7,13 @@
 //! (store directory, kept afterwards for `ledger verify --data DIR`), `BENCH_PROGRAMME=1` (an
 //! expiry policy and a tier policy in force: every earn qualifies, every member change moves
 //! its due date), `BENCH_EXPIRY_LOTS=N` (instead: N members' lots expiring at one instant,
-//! posted while commands keep coming; see `expiry_bench`).
+//! posted while commands keep coming; see `expiry_bench`), `BENCH_OUTSTANDING_BATCHES`
+//! (commands the generator keeps outstanding, in batches: default 3).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
-//! come due then). The generator keeps `3 x batch` commands outstanding: enough to fill a batch
-//! while two are in flight.
+//! come due then). The generator keeps `3 x batch` commands outstanding (by default): enough to
+//! fill a batch while two are in flight.
 //!
 //! Figures: transactions (commands) per second and posting legs per second, committed and
 //! acknowledged; commit latency per batch (first command taken off the queue to fsync done),
@@ -99,7 +100,7 @@ fn open(
     let config = LedgerConfig {
         committer: CommitterConfig {
             batch_size_max: batch,
-            queue_capacity: 4 * batch.max(1024),
+            queue_capacity: 64 * batch.max(1024),
             ..CommitterConfig::default()
         },
         on_commit: Some(on_commit),
@@ -377,7 +378,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let mut rng = rand::rngs::StdRng::seed_from_u64(run_no * 1000 + batch as u64);
     // Enough outstanding commands to fill a batch while two more are in flight (one being
     // synced, one waiting for it), as many concurrent callers would.
-    let window_max = (3 * batch).clamp(256, 24_000);
+    let window_max = (env_or("BENCH_OUTSTANDING_BATCHES", 3) * batch).clamp(256, 48_000);
     let mut window: VecDeque<(Pending, bool)> = VecDeque::new();
     let mut follow: VecDeque<Next> = VecDeque::new();
     let mut earned: VecDeque<(TxId, u32)> = VecDeque::with_capacity(4096);

@@ -9,6 +9,16 @@
 //! 44,677 page faults in 20 s of CPU and about a tenth of the committer's and a sixth of the
 //! projector's samples (`docs/benchmarks.md`). Holding freed memory for 10 s cut the faults to
 //! about 4,000; memory a quiet process no longer uses still goes back, 10 s later.
+//!
+//! Transparent huge pages are turned off for the process (Linux). mimalloc asks for them on its
+//! arenas, and the kernel then backs a first touch with a 2 MiB page, zeroed at once. On this
+//! project's machine (a virtual machine whose host reclaims memory the guest freed) a fresh
+//! 2 MiB page took about 26 ms to fault in: 512 MB touched for the first time took 6.0-6.6 s
+//! in 2 MiB pages against 0.25-0.31 s in 4 KiB pages. A process that grows (the key index, the
+//! members' lots, fjall's memtables) met those stalls on the writer and the request path: the
+//! open loop's p99 and the commit p99 fell by half or more without them
+//! (`docs/benchmarks.md`). An operator on hardware where huge pages pay may set
+//! `MIMALLOC_ALLOW_THP=1`; `tune` then leaves them on.
 
 /// How long freed memory stays mapped before mimalloc returns it to the kernel, in ms.
 pub const PURGE_DELAY_MS: i64 = 10_000;
@@ -22,10 +32,52 @@ pub fn tune() {
     // SAFETY: sets one process-wide option value; it takes no pointers and mimalloc reads the
     // option afresh each time it decides to purge.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS as _) };
+    if !huge_pages_wanted(std::env::var("MIMALLOC_ALLOW_THP").ok().as_deref()) {
+        huge_pages_off();
+    }
+}
+
+/// Turns transparent huge pages off for this process and its children (Linux only).
+fn huge_pages_off() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: PR_SET_THP_DISABLE takes integer arguments only and sets a flag on this
+        // process (kept by its children), which the kernel reads at each page fault.
+        let done = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+        if done != 0 {
+            tracing::warn!("transparent huge pages left on: prctl refused");
+        }
+    }
+}
+
+/// Whether the operator asked for transparent huge pages (`MIMALLOC_ALLOW_THP` set, not 0).
+fn huge_pages_wanted(setting: Option<&str>) -> bool {
+    setting.is_some_and(|v| {
+        let v = v.trim();
+        !(v == "0" || v.eq_ignore_ascii_case("false") || v.eq_ignore_ascii_case("off"))
+    })
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn huge_pages_stay_off_unless_the_operator_asks() {
+        assert!(!super::huge_pages_wanted(None));
+        assert!(!super::huge_pages_wanted(Some("0")));
+        assert!(!super::huge_pages_wanted(Some("off")));
+        assert!(super::huge_pages_wanted(Some("1")));
+        assert!(super::huge_pages_wanted(Some("2")));
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn huge_pages_are_turned_off_for_the_process() {
+        super::huge_pages_off();
+        // SAFETY: reads this process's flag; no pointers.
+        let off = unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) };
+        assert_eq!(off, 1);
+    }
+
     #[test]
     fn the_purge_delay_is_set_on_the_option_mimalloc_reads() {
         super::tune();

@@ -150,7 +150,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                 // Due work goes first: a batch never goes ahead of due work its scan could not
                 // read (as the single committer refuses its batch). Its callers may retry; the
                 // next batch scans again.
-                tracing::warn!(error = %e, "batch refused: the scan for due work failed");
+                tracing::warn!(error = %e, "batch refused: due work was not decided (the scan or a round of it failed)");
                 self.last_scan = None;
                 for job in batch {
                     let _ = job.reply.send(Err(e.clone()));

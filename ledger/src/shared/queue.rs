@@ -34,13 +34,12 @@ pub(crate) struct Batch {
     pub members_through: u64,
 }
 
-/// A member page's members, copied from the writer's state as of the batch that carries it.
+/// A member page as of the batch that carries it, encoded from the writer's state (a
+/// [`MemberPage`](crate::codec::MemberPage) whose `through` is that batch): one buffer, where
+/// a copy of each member's state would take several allocations for the projector to free.
 pub(crate) struct PageCopy {
     pub page: u64,
-    pub members: Vec<(
-        crate::core::types::MemberId,
-        crate::core::state::MemberState,
-    )>,
+    pub encoded: Vec<u8>,
 }
 
 /// Transactions one batch may commit: a [`TxId`](crate::TxId) keeps the slot in 16 bits.

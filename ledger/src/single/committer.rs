@@ -644,7 +644,7 @@ impl<S: Store + Clone> Writer<S> {
             .dirty
             .take_due(all)
             .into_iter()
-            .map(|p| self.pages.copy(p, &self.state))
+            .map(|p| self.pages.copy(p, &self.state, seq))
             .collect();
         (copies, self.dirty.through(seq))
     }

@@ -40,18 +40,20 @@ impl PageMembers {
         self.0.get(&page).map_or(&[], Vec::as_slice)
     }
 
-    /// A copy of page `page`'s members as `state` has them, for the projector to write.
-    pub(super) fn copy(&self, page: u64, state: &State) -> PageCopy {
+    /// Page `page`'s members as `state` has them after batch `through`, encoded for the
+    /// projector to write.
+    pub(super) fn copy(&self, page: u64, state: &State, through: u64) -> PageCopy {
+        let members = self
+            .members(page)
+            .iter()
+            .map(|m| {
+                let s = state.members.get(m).expect("a page's members are enrolled");
+                (*m, s)
+            })
+            .collect();
         PageCopy {
             page,
-            members: self
-                .members(page)
-                .iter()
-                .map(|m| {
-                    let s = state.members.get(m).expect("a page's members are enrolled");
-                    (*m, s.clone())
-                })
-                .collect(),
+            encoded: crate::codec::encode(&crate::codec::MemberPageRef { through, members }),
         }
     }
 }

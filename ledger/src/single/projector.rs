@@ -30,11 +30,11 @@
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 //! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE
 
-use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord, MemberPageRef};
+use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord};
 use crate::core::state::State;
 use crate::core::types::{Timestamp, TxId};
 use crate::keys;
-use crate::shared::queue::{Batch, PageCopy};
+use crate::shared::queue::Batch;
 use crate::shared::records::{write_records, Touched};
 use crate::single::heads::{Head, Heads};
 use crate::single::key_index::{by_hash, KeyIndex};
@@ -134,7 +134,8 @@ impl<S: Store + Clone> Projector<S> {
                 ));
             }
             for copy in &batch.pages {
-                write_page(&mut w, copy, batch.seq);
+                // Encoded by the writer as of this batch.
+                w.set(&keys::member_page(copy.page), &copy.encoded);
             }
         }
         self.heads.set_all(heads);
@@ -295,15 +296,4 @@ impl<S: Store + Clone> Projector<S> {
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
     }
-}
-
-/// Writes the copy of a member page that batch `seq` carries: the page as of that batch.
-fn write_page(w: &mut WriteSet, copy: &PageCopy, seq: u64) {
-    w.set_owned(
-        keys::member_page(copy.page),
-        codec::encode(&MemberPageRef {
-            through: seq,
-            members: copy.members.iter().map(|(m, s)| (*m, s)).collect(),
-        }),
-    );
 }

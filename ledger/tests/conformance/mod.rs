@@ -322,6 +322,25 @@ pub fn seed<S: Store + Clone>(l: &Ledger<S>) {
         .expect("enrol");
     }
 }
+/// A plain earn at `partner`: no bonus, award, guard or purchase, keyed by `reference` in the
+/// partner's scope.
+fn earn_at(
+    partner: PartnerId,
+    reference: impl Into<String>,
+    member: MemberId,
+    points: i64,
+) -> Command {
+    Command::Earn {
+        key: IdemKey::partner(partner, reference),
+        member,
+        partner,
+        points: Points(points),
+        bonus: Points(0),
+        awards: vec![],
+        guard: None,
+        purchase: None,
+    }
+}
 
 fn rejected(r: Result<ledger::Receipt, LedgerError>) -> Rejection {
     match r {
@@ -372,16 +391,7 @@ fn commands_balances_and_audit<S: Store + Clone>(open: &mut dyn FnMut() -> Ledge
         again.replayed && again.tx == r.tx,
         "a retry returns the original receipt"
     );
-    let conflict = Command::Earn {
-        key: IdemKey::partner(p1, "e-1"),
-        member: m1,
-        partner: p1,
-        points: Points(5),
-        bonus: Points(0),
-        awards: vec![],
-        guard: None,
-        purchase: None,
-    };
+    let conflict = earn_at(p1, "e-1", m1, 5);
     assert_eq!(
         rejected(l.execute_blocking(conflict)),
         Rejection::IdempotencyConflict { original: r.tx.id }
@@ -476,16 +486,7 @@ pub fn ledger_member_records_catch_up_after_a_crash<S: Store + Clone>(open: &mut
     };
     let (p1, p2) = (PartnerId(1), PartnerId(2));
     let (m1, m2, m3) = (MemberId(1), MemberId(2), MemberId(3));
-    let earn = |key: &str, m: MemberId, points: i64| Command::Earn {
-        key: IdemKey::partner(p1, key),
-        member: m,
-        partner: p1,
-        points: Points(points),
-        bonus: Points(0),
-        awards: vec![],
-        guard: None,
-        purchase: None,
-    };
+    let earn = |key: &str, m: MemberId, points: i64| earn_at(p1, key, m, points);
     let mut expected = Vec::new();
     for round in 0..3 {
         let l = Ledger::open(open(), config()).expect("open ledger");
@@ -585,17 +586,8 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
         let l = open();
         seed(&l);
         for i in 0..20 {
-            l.execute_blocking(Command::Earn {
-                key: IdemKey::partner(p1, format!("e{i}")),
-                member: m1,
-                partner: p1,
-                points: Points(10),
-                bonus: Points(0),
-                awards: vec![],
-                guard: None,
-                purchase: None,
-            })
-            .expect("earn");
+            l.execute_blocking(earn_at(p1, format!("e{i}"), m1, 10))
+                .expect("earn");
         }
         hold_id = l
             .execute_blocking(Command::Hold {
@@ -614,16 +606,7 @@ fn state_survives_reopen<S: Store + Clone>(open: &mut dyn FnMut() -> Ledger<S>) 
     let b = l.balance(m1).expect("read").expect("member");
     assert_eq!((b.posted, b.pending), (Points(200), Points(30)));
     let replay = l
-        .execute_blocking(Command::Earn {
-            key: IdemKey::partner(p1, "e3"),
-            member: m1,
-            partner: p1,
-            points: Points(10),
-            bonus: Points(0),
-            awards: vec![],
-            guard: None,
-            purchase: None,
-        })
+        .execute_blocking(earn_at(p1, "e3", m1, 10))
         .expect("replay after reopen");
     assert!(replay.replayed, "idempotency survives a restart");
     l.execute_blocking(Command::Void {
@@ -652,17 +635,8 @@ pub fn cluster_processes_share_one_store<S: TxnStore + Clone>(open: &mut dyn FnM
     seed(&a);
     let (p1, p2) = (PartnerId(1), PartnerId(2));
     for m in 1..=3 {
-        a.execute_blocking(Command::Earn {
-            key: IdemKey::partner(p1, format!("start-{m}")),
-            member: MemberId(m),
-            partner: p1,
-            points: Points(100),
-            bonus: Points(0),
-            awards: vec![],
-            guard: None,
-            purchase: None,
-        })
-        .expect("opening earn");
+        a.execute_blocking(earn_at(p1, format!("start-{m}"), MemberId(m), 100))
+            .expect("opening earn");
     }
     // Each command goes to both processes at once: the same key, raced.
     let commands: Vec<Command> = (0..120)
@@ -797,18 +771,9 @@ pub fn cluster_statements_follow_commit_order_across_processes<S: TxnStore + Clo
     let b = open_cluster(store.clone(), 1);
     let p1 = PartnerId(1);
     let earn = |l: &Ledger<S>, reference: &str, points: i64| {
-        l.execute_blocking(Command::Earn {
-            key: IdemKey::partner(p1, reference),
-            member: MemberId(1),
-            partner: p1,
-            points: Points(points),
-            bonus: Points(0),
-            awards: vec![],
-            guard: None,
-            purchase: None,
-        })
-        .expect("earn")
-        .tx
+        l.execute_blocking(earn_at(p1, reference, MemberId(1), points))
+            .expect("earn")
+            .tx
     };
     // `b` reserves its block after `a`'s: its ids are the larger, though `a` posts last.
     let first = earn(&b, "at-b", 100);
@@ -860,17 +825,7 @@ pub fn cluster_holds_expire<S: TxnStore + Clone>(open: &mut dyn FnMut() -> S) {
     let b = open_cluster(store.clone(), 1);
     seed(&a);
     let (p1, m1) = (PartnerId(1), MemberId(1));
-    a.execute_blocking(Command::Earn {
-        key: IdemKey::partner(p1, "e"),
-        member: m1,
-        partner: p1,
-        points: Points(100),
-        bonus: Points(0),
-        awards: vec![],
-        guard: None,
-        purchase: None,
-    })
-    .expect("earn");
+    a.execute_blocking(earn_at(p1, "e", m1, 100)).expect("earn");
     let hold = b
         .execute_blocking(Command::Hold {
             key: IdemKey::partner(p1, "h"),

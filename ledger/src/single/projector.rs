@@ -17,8 +17,8 @@
 //! unwritten change, so that the many changes to its members meanwhile cost one write of one
 //! key (one key per member changed was the projector's and the LSM's largest cost). The writer
 //! keeps the count of changed pages ([`super::pages::DirtyPages`]) and, when a page comes due,
-//! copies its members from its own state into the batch; the projector writes the copy in the
-//! commit that covers that batch, so the projector keeps no member state of its own (a second
+//! encodes its members from its own state into the batch (one buffer); the projector writes it
+//! as is in the commit that covers that batch, so the projector keeps no member state of its own (a second
 //! copy of every member, brought forward by applying every transaction again, cost it about
 //! 40% of its time and doubled the members' memory). Each page says which batch it covers,
 //! and a second watermark, which the writer computes with the page copies, says through which

@@ -15,8 +15,9 @@ use rust_decimal::Decimal;
 pub(crate) struct Builder<'a> {
     state: &'a State,
     tx: Transaction,
-    /// Working copies of the members this transaction touches.
-    touched: Vec<(MemberId, Working<'a>)>,
+    /// Working copies of the members this transaction touches (nearly always one or two: held
+    /// in place, no allocation).
+    touched: smallvec::SmallVec<[(MemberId, Working<'a>); 2]>,
 }
 
 /// What the builder changes of a member while it decides: the points posted and held, and the
@@ -111,7 +112,7 @@ impl<'a> Builder<'a> {
                 member_balances: Vec::new(),
                 pricing: None,
             },
-            touched: Vec::new(),
+            touched: smallvec::SmallVec::new(),
         }
     }
 

@@ -392,6 +392,36 @@ impl Command {
         }
     }
 
+    /// The command's idempotency key, to move out of a command that is done with
+    /// ([`crate::core::state::State::decide_keyless`]).
+    pub(crate) fn key_mut(&mut self) -> &mut IdemKey {
+        match self {
+            Command::SetContract { key, .. }
+            | Command::Enrol { key, .. }
+            | Command::Earn { key, .. }
+            | Command::Burn { key, .. }
+            | Command::Hold { key, .. }
+            | Command::Capture { key, .. }
+            | Command::Void { key, .. }
+            | Command::Reverse { key, .. }
+            | Command::Transfer { key, .. }
+            | Command::SetExpiryPolicy { key, .. }
+            | Command::SetTransferPolicy { key, .. }
+            | Command::SetTierPolicy { key, .. }
+            | Command::SetTier { key, .. }
+            | Command::Expire { key, .. }
+            | Command::Adjust { key, .. }
+            | Command::ClosePeriod { key, .. }
+            | Command::JoinPool { key, .. }
+            | Command::LeavePool { key, .. }
+            | Command::SetStanding { key, .. }
+            | Command::Merge { key, .. }
+            | Command::Notice { key, .. }
+            | Command::Redeem { key, .. }
+            | Command::Grant { key, .. } => key,
+        }
+    }
+
     /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.
     pub fn digest(&self) -> Digest {
         let mut h = DigestWriter::default();

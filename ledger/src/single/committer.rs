@@ -64,6 +64,10 @@ pub(crate) struct Writer<S: Store> {
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
 
+/// How many commands ahead of the one being decided the writer fetches key index slots. A
+/// decision takes microseconds, a miss to memory a fraction of one: a few ahead hide it.
+const PREFETCH_AHEAD: usize = 4;
+
 /// A decided batch on its way to the syncer, which writes its transactions to the journal
 /// (none: every command was rejected or replayed), and each caller's answer, to send once the
 /// writes are durable.
@@ -352,7 +356,7 @@ impl<S: Store + Clone> Writer<S> {
         // What fell due at `at`: hold timeouts, then expiries and tier reviews. Their keys are
         // looked up before any is decided, so that a read failing here refuses the whole batch
         // and changes nothing: due work is posted all together, never split by a read error.
-        let timeouts: Vec<Command> = self
+        let mut timeouts: Vec<Command> = self
             .state
             .expired_holds(at, self.config.hold_expiries_per_batch_max)
             .into_iter()
@@ -381,9 +385,9 @@ impl<S: Store + Clone> Writer<S> {
                 return Ok(self.refuse(batch, started, seq, at, e));
             }
         };
-        for cmd in &timeouts {
+        for cmd in &mut timeouts {
             let known = found.next();
-            match self.process(cmd, None, seq, at, &snapshot, &mut txs, known) {
+            match self.process(cmd, &mut None, None, seq, at, &snapshot, &mut txs, known) {
                 Outcome::New(_) | Outcome::Replay(_) => {}
                 Outcome::Failed(e) => {
                     tracing::warn!(key = %cmd.key(), error = %e, "hold timeout not applied")
@@ -405,9 +409,11 @@ impl<S: Store + Clone> Writer<S> {
             }
             for (deadline, member) in due {
                 tried.insert((deadline, member));
-                let cmd = crate::shared::queue::expire_command(member, deadline);
+                let mut cmd = crate::shared::queue::expire_command(member, deadline);
                 let known = found.next();
-                match self.process(&cmd, None, seq, at, &snapshot, &mut txs, known) {
+                match self.process(
+                    &mut cmd, &mut None, None, seq, at, &snapshot, &mut txs, known,
+                ) {
                     Outcome::New(_) | Outcome::Replay(_) => {}
                     Outcome::Failed(e) => {
                         tracing::warn!(member = member.0, error = %e, "expiry not posted")
@@ -427,12 +433,27 @@ impl<S: Store + Clone> Writer<S> {
                 .take(room)
                 .collect();
         }
-        let outcomes: Vec<Outcome> = batch
+        // The commands' key hashes, and the key index's slots for them fetched a few commands
+        // ahead of each claim, so that the claims' misses to memory overlap the decisions.
+        let hashes: Vec<u128> = batch
             .iter()
-            .map(|j| {
+            .map(|j| crate::keys::hash_key(j.cmd.key()))
+            .collect();
+        for h in hashes.iter().take(PREFETCH_AHEAD) {
+            self.keys.prefetch(*h);
+        }
+        let outcomes: Vec<Outcome> = batch
+            .iter_mut()
+            .zip(&hashes)
+            .enumerate()
+            .map(|(i, (j, hash))| {
+                if let Some(ahead) = hashes.get(i + PREFETCH_AHEAD) {
+                    self.keys.prefetch(*ahead);
+                }
                 self.process(
-                    &j.cmd,
-                    j.pricing.as_ref(),
+                    &mut j.cmd,
+                    &mut j.pricing,
+                    Some(*hash),
                     seq,
                     at,
                     &snapshot,
@@ -490,8 +511,9 @@ impl<S: Store + Clone> Writer<S> {
     #[allow(clippy::too_many_arguments)]
     fn process(
         &mut self,
-        cmd: &Command,
-        pricing: Option<&Pricing>,
+        cmd: &mut Command,
+        pricing: &mut Option<Pricing>,
+        hash: Option<u128>,
         seq: u64,
         at: Timestamp,
         snapshot: &S::Snapshot,
@@ -507,11 +529,11 @@ impl<S: Store + Clone> Writer<S> {
                 .into(),
             );
         }
-        let digest = match pricing {
+        let digest = match pricing.as_ref() {
             Some(p) => cmd.digest_with(p),
             None => cmd.digest(),
         };
-        let hash = crate::keys::hash_key(key);
+        let hash = hash.unwrap_or_else(|| crate::keys::hash_key(key));
         let id = TxId::in_batch(seq, txs.len());
         // A key memory does not hold (nearly every command's) takes its entry for the
         // transaction it would commit in the same probe that finds it absent; the entry goes
@@ -551,8 +573,8 @@ impl<S: Store + Clone> Writer<S> {
     #[allow(clippy::too_many_arguments)]
     fn decide_one(
         &mut self,
-        cmd: &Command,
-        pricing: Option<&Pricing>,
+        cmd: &mut Command,
+        pricing: &mut Option<Pricing>,
         digest: crate::core::model::Digest,
         id: TxId,
         at: Timestamp,
@@ -566,9 +588,15 @@ impl<S: Store + Clone> Writer<S> {
             seq,
             recent: &self.recent,
         };
-        match self.state.decide(cmd, digest, id, at, &history) {
+        // The command is answered once decided: its key and pricing move into the transaction.
+        match self.state.decide_keyless(cmd, digest, id, at, &history) {
             Ok(mut tx) => {
-                tx.pricing = pricing.cloned();
+                let key = cmd.key_mut();
+                tx.key = IdemKey {
+                    scope: key.scope,
+                    reference: std::mem::take(&mut key.reference),
+                };
+                tx.pricing = pricing.take();
                 self.state.apply(&tx);
                 txs.push(tx);
                 Outcome::New(txs.len() - 1)

@@ -3,8 +3,9 @@
 //! a per-key index in the store.
 //!
 //! Each entry is 74 bits of a 128-bit xxh3 hash of the key's store encoding (10 choose the shard,
-//! 64 are the table's key) and the id of the transaction the key committed: 16 bytes per key,
-//! about 20 with the table's overhead. A hit is confirmed against the transaction it names
+//! 64 are the table's key) and the id of the transaction the key committed: one 16-byte slot of
+//! an open-addressing table ([`super::key_table`]) that is between three eighths and three
+//! quarters full. A hit is confirmed against the transaction it names
 //! (whose key and command digest the journal holds) before it is acted on. Two keys with one
 //! hash are both kept: the first in its shard, the others in a small overflow map; so a
 //! collision can never turn a new command into a replay or a conflict, nor hide a committed key.
@@ -37,13 +38,15 @@
 //! however long the process runs. At about 1.25 bytes a key on disk, it is the one part of the
 //! index that still follows history, an order of magnitude below the entries themselves.
 //!
-//! The table is split into [`SHARDS`] maps by the hash's top bits. A single map holding every
+//! The index is split into [`SHARDS`] tables by the hash's top bits. A single table holding every
 //! key would, on each doubling, rehash all of them at once into fresh memory: with a few
 //! million keys that is a ~100 MB allocation the kernel must zero, and a commit stalled for
 //! hundreds of milliseconds. Shards grow one at a time, a few hundred kilobytes each. Each
 //! shard has its own lock: the writer inserts, readers ([`crate::Ledger::transaction_by_key`])
-//! look up, and neither waits on more than one shard.
+//! look up, and neither waits on more than one shard. The writer fetches a batch's slots a few
+//! commands ahead of claiming them ([`KeyIndex::prefetch`]), without the lock.
 
+use super::key_table::{self, KeyTable};
 use crate::codec::{self, IdemChunk, IdemRecord};
 use crate::core::model::IdemKey;
 use crate::core::types::TxId;
@@ -51,40 +54,34 @@ use crate::error::LedgerError;
 use crate::keys::{self, hash_key};
 use crate::store::{prefix_end, Snapshot};
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-
-/// The key is already a uniform hash; take its low 64 bits instead of hashing again.
-#[derive(Default)]
-pub(crate) struct PreHashed(u64);
-
-impl Hasher for PreHashed {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut b = [0u8; 8];
-            b[..chunk.len()].copy_from_slice(chunk);
-            self.0 ^= u64::from_le_bytes(b);
-        }
-    }
-
-    fn write_u64(&mut self, v: u64) {
-        self.0 = v;
-    }
-}
 
 /// How many maps the index is split into (a power of two).
 const SHARDS: usize = 1024;
 
-type Shard = HashMap<u64, TxId, BuildHasherDefault<PreHashed>>;
+/// A shard: its table, and where the table's slots were last placed (a hint for prefetching
+/// without the lock, see [`KeyIndex::prefetch`]). One cache line each.
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard {
+    table: RwLock<KeyTable>,
+    base: AtomicUsize,
+    size: AtomicUsize,
+}
+
+impl Shard {
+    /// Publishes where the table's slots are now (after a change that may have moved them).
+    fn publish(&self, table: &KeyTable) {
+        let (base, size) = table.slot_address();
+        self.base.store(base, Ordering::Relaxed);
+        self.size.store(size, Ordering::Relaxed);
+    }
+}
 
 /// The index.
 pub(crate) struct KeyIndex {
-    shards: Vec<RwLock<Shard>>,
+    shards: Vec<Shard>,
     /// Entries whose hash another key's entry already holds in its shard.
     overflow: RwLock<HashMap<u128, Vec<TxId>>>,
     /// Entries held.
@@ -173,7 +170,7 @@ impl DiskFilter {
 impl Default for KeyIndex {
     fn default() -> KeyIndex {
         KeyIndex {
-            shards: (0..SHARDS).map(|_| RwLock::new(Shard::default())).collect(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             overflow: RwLock::default(),
             count: AtomicUsize::new(0),
             spilled: AtomicBool::new(false),
@@ -448,9 +445,12 @@ impl KeyIndex {
 
     /// Drops entry (`h`, `tx`) from memory (its record is on disk).
     pub fn remove_hash(&self, h: u128, tx: TxId) {
-        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
-        if shard.get(&in_shard(h)) == Some(&tx) {
-            shard.remove(&in_shard(h));
+        let mut shard = self.shards[shard_of(h)]
+            .table
+            .write()
+            .expect("key index lock");
+        if shard.get(in_shard(h)) == Some(tx) {
+            shard.remove(in_shard(h));
             self.count.fetch_sub(1, Ordering::AcqRel);
             drop(shard);
             // A colliding entry, if any, takes the shard's slot.
@@ -460,10 +460,10 @@ impl KeyIndex {
                 if others.is_empty() {
                     overflow.remove(&h);
                 }
-                self.shards[shard_of(h)]
-                    .write()
-                    .expect("key index lock")
-                    .insert(in_shard(h), next);
+                let shard = &self.shards[shard_of(h)];
+                let mut table = shard.table.write().expect("key index lock");
+                table.claim(in_shard(h), next);
+                shard.publish(&table);
             }
             return;
         }
@@ -489,10 +489,10 @@ impl KeyIndex {
     /// [`KeyIndex::get`] by the key's hash ([`hash_key`]).
     pub fn get_hash(&self, h: u128) -> Option<TxId> {
         self.shards[shard_of(h)]
+            .table
             .read()
             .expect("key index lock")
-            .get(&in_shard(h))
-            .copied()
+            .get(in_shard(h))
     }
 
     /// Transactions beyond the first whose keys share `key`'s hash (nearly always none).
@@ -512,28 +512,42 @@ impl KeyIndex {
     /// Records `tx` as hash `h`'s entry unless the shard already holds one for it, which it
     /// returns instead: one probe, where a lookup and then an insert would make two.
     pub fn claim(&self, h: u128, tx: TxId) -> Option<TxId> {
-        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
-        match shard.entry(in_shard(h)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(tx);
-                self.count.fetch_add(1, Ordering::AcqRel);
-                None
-            }
-            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+        let shard = &self.shards[shard_of(h)];
+        let mut table = shard.table.write().expect("key index lock");
+        let held = table.claim(in_shard(h), tx);
+        shard.publish(&table);
+        drop(table);
+        if held.is_none() {
+            self.count.fetch_add(1, Ordering::AcqRel);
         }
+        held
+    }
+
+    /// Asks the processor to fetch the slot hash `h`'s claim will probe first, without the
+    /// shard's lock: the writer does so for the commands ahead of the one it decides, so that
+    /// their misses overlap (a lock's atomic makes each probe wait for the one before).
+    pub fn prefetch(&self, h: u128) {
+        let shard = &self.shards[shard_of(h)];
+        key_table::prefetch(
+            shard.base.load(Ordering::Relaxed),
+            shard.size.load(Ordering::Relaxed),
+            in_shard(h),
+        );
     }
 
     /// Records an entry by hash; an entry already held is not added twice.
     pub fn insert_hash(&self, h: u128, tx: TxId) {
-        let mut shard = self.shards[shard_of(h)].write().expect("key index lock");
-        match shard.entry(in_shard(h)) {
-            std::collections::hash_map::Entry::Vacant(e) => {
-                e.insert(tx);
+        let shard = &self.shards[shard_of(h)];
+        let mut table = shard.table.write().expect("key index lock");
+        let held = table.claim(in_shard(h), tx);
+        shard.publish(&table);
+        drop(table);
+        match held {
+            None => {
                 self.count.fetch_add(1, Ordering::AcqRel);
             }
-            std::collections::hash_map::Entry::Occupied(e) if *e.get() == tx => {}
-            std::collections::hash_map::Entry::Occupied(_) => {
-                drop(shard);
+            Some(t) if t == tx => {}
+            Some(_) => {
                 let mut overflow = self.overflow.write().expect("key index overflow lock");
                 let others = overflow.entry(h).or_default();
                 if !others.contains(&tx) {
@@ -557,7 +571,7 @@ impl KeyIndex {
         let first: usize = self
             .shards
             .iter()
-            .map(|s| s.read().expect("lock").len())
+            .map(|s| s.table.read().expect("lock").len())
             .sum();
         first + overflow
     }
@@ -580,7 +594,7 @@ mod tests {
         let used = index
             .shards
             .iter()
-            .filter(|s| !s.read().expect("lock").is_empty())
+            .filter(|s| !s.table.read().expect("lock").is_empty())
             .count();
         assert!(
             used > SHARDS * 9 / 10,

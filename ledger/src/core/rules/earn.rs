@@ -66,7 +66,7 @@ pub(super) fn earn(s: &State, b: &mut Builder<'_>, e: &EarnCmd<'_>) -> Result<Tx
         Some(p) => p.lot_expiry(b.at()),
         None => contract.lot_expiry(b.at()),
     };
-    let mut sources = Vec::with_capacity(2 + granted.len());
+    let mut sources: smallvec::SmallVec<[(AccountId, Points); 4]> = smallvec::SmallVec::new();
     sources.push((AccountId::PartnerIssuance(e.partner), e.points));
     sources.push((AccountId::Promotions, bonus));
     for a in &granted {

@@ -48,7 +48,27 @@ impl State {
         at: Timestamp,
         history: &H,
     ) -> Result<Transaction, DecideError<H::Error>> {
-        let mut b = Builder::new(self, cmd.key().clone(), digest, id, at);
+        let mut tx = self.decide_keyless(cmd, digest, id, at, history)?;
+        tx.key = cmd.key().clone();
+        Ok(tx)
+    }
+
+    /// [`State::decide`], leaving the transaction's key empty: for a caller that owns the
+    /// command and moves its key into the transaction, where a copy would cost an allocation
+    /// per command.
+    pub(crate) fn decide_keyless<H: History + ?Sized>(
+        &self,
+        cmd: &Command,
+        digest: Digest,
+        id: TxId,
+        at: Timestamp,
+        history: &H,
+    ) -> Result<Transaction, DecideError<H::Error>> {
+        let placeholder = IdemKey {
+            scope: Scope::System,
+            reference: String::new(),
+        };
+        let mut b = Builder::new(self, placeholder, digest, id, at);
         let kind = match cmd {
             Command::SetContract { key, contract } => contract::set(key, contract)?,
             Command::Enrol { member, .. } => contract::enrol(self, &mut b, *member)?,

@@ -3,6 +3,7 @@
 //! records ([`records`]), and what the handle knows of a started path ([`open`]).
 
 pub(crate) mod open;
+pub(crate) mod prefetch;
 pub(crate) mod queue;
 pub(crate) mod records;
 pub(crate) mod status;

@@ -20,6 +20,7 @@ use crate::core::state::{History, State};
 use crate::core::types::{Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
+use crate::shared::prefetch;
 use crate::shared::queue::{Batch, CommitterConfig, Job, PageCopy, Reply};
 use crate::single::key_index::KeyIndex;
 use crate::store::{Durability, Snapshot, Store, WriteSet};
@@ -64,10 +65,6 @@ pub(crate) struct Writer<S: Store> {
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
 
-/// How many commands ahead of the one being decided the writer fetches key index slots. A
-/// decision takes microseconds, a miss to memory a fraction of one: a few ahead hide it.
-const PREFETCH_AHEAD: usize = 4;
-
 /// A decided batch on its way to the syncer, which writes its transactions to the journal
 /// (none: every command was rejected or replayed), and each caller's answer, to send once the
 /// writes are durable.
@@ -110,8 +107,10 @@ impl<S: Store> Syncer<S> {
             // The batch's journal blocks, encoded here rather than on the writer's thread, and
             // chained in the same commit.
             let seq = s.batch.seq;
+            // The transactions were written on the writer's core: each is fetched a few ahead.
             let mut blocks = BlockWriter::default();
-            for tx in &s.batch.txs {
+            for (i, tx) in s.batch.txs.iter().enumerate() {
+                prefetch::transactions(&s.batch.txs, i);
                 blocks.push(tx);
             }
             let blocks = blocks.finish();
@@ -439,7 +438,7 @@ impl<S: Store + Clone> Writer<S> {
             .iter()
             .map(|j| crate::keys::hash_key(j.cmd.key()))
             .collect();
-        for h in hashes.iter().take(PREFETCH_AHEAD) {
+        for h in hashes.iter().take(prefetch::AHEAD) {
             self.keys.prefetch(*h);
         }
         let outcomes: Vec<Outcome> = batch
@@ -447,7 +446,7 @@ impl<S: Store + Clone> Writer<S> {
             .zip(&hashes)
             .enumerate()
             .map(|(i, (j, hash))| {
-                if let Some(ahead) = hashes.get(i + PREFETCH_AHEAD) {
+                if let Some(ahead) = hashes.get(i + prefetch::AHEAD) {
                     self.keys.prefetch(*ahead);
                 }
                 self.process(

@@ -148,15 +148,9 @@ pub(crate) fn prefetch(base: usize, size: usize, key: u64) {
     if size == 0 {
         return;
     }
-    let at = base.wrapping_add((key as usize & (size - 1)) * std::mem::size_of::<Slot>());
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch reads nothing into the program and never faults, whatever the address
-    // (Intel SDM, PREFETCHh: "does not generate exceptions"); no memory is dereferenced here.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(at as *const i8);
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = at;
+    crate::shared::prefetch::line(
+        base.wrapping_add((key as usize & (size - 1)) * std::mem::size_of::<Slot>()),
+    );
 }
 
 #[cfg(test)]

@@ -119,7 +119,8 @@ impl<S: Store + Clone> Projector<S> {
         let mut chunk = IdemChunk::default();
         let mut heads = Vec::new();
         for batch in group {
-            for tx in &batch.txs {
+            for (i, tx) in batch.txs.iter().enumerate() {
+                crate::shared::prefetch::transactions(&batch.txs, i);
                 self.rest.apply_to_rest(tx);
                 touched.note_records(tx);
                 for a in &tx.member_balances {

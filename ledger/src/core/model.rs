@@ -362,10 +362,11 @@ pub enum Notice {
 const _: () = assert!(std::mem::size_of::<Command>() <= 104);
 const _: () = assert!(std::mem::size_of::<TxKind>() <= 104);
 
-impl Command {
-    /// The command's idempotency key.
-    pub fn key(&self) -> &IdemKey {
-        match self {
+/// The key field of any command, by reference or by mutable reference (one list of variants
+/// for [`Command::key`] and [`Command::key_mut`]).
+macro_rules! command_key {
+    ($cmd:expr) => {
+        match $cmd {
             Command::SetContract { key, .. }
             | Command::Enrol { key, .. }
             | Command::Earn { key, .. }
@@ -390,36 +391,19 @@ impl Command {
             | Command::Redeem { key, .. }
             | Command::Grant { key, .. } => key,
         }
+    };
+}
+
+impl Command {
+    /// The command's idempotency key.
+    pub fn key(&self) -> &IdemKey {
+        command_key!(self)
     }
 
     /// The command's idempotency key, to move out of a command that is done with
     /// ([`crate::core::state::State::decide_keyless`]).
     pub(crate) fn key_mut(&mut self) -> &mut IdemKey {
-        match self {
-            Command::SetContract { key, .. }
-            | Command::Enrol { key, .. }
-            | Command::Earn { key, .. }
-            | Command::Burn { key, .. }
-            | Command::Hold { key, .. }
-            | Command::Capture { key, .. }
-            | Command::Void { key, .. }
-            | Command::Reverse { key, .. }
-            | Command::Transfer { key, .. }
-            | Command::SetExpiryPolicy { key, .. }
-            | Command::SetTransferPolicy { key, .. }
-            | Command::SetTierPolicy { key, .. }
-            | Command::SetTier { key, .. }
-            | Command::Expire { key, .. }
-            | Command::Adjust { key, .. }
-            | Command::ClosePeriod { key, .. }
-            | Command::JoinPool { key, .. }
-            | Command::LeavePool { key, .. }
-            | Command::SetStanding { key, .. }
-            | Command::Merge { key, .. }
-            | Command::Notice { key, .. }
-            | Command::Redeem { key, .. }
-            | Command::Grant { key, .. } => key,
-        }
+        command_key!(self)
     }
 
     /// A digest of the whole command, to tell a true retry from a conflicting reuse of a key.

@@ -73,7 +73,7 @@ struct Shard {
 impl Shard {
     /// Publishes where the table's slots are now (after a change that may have moved them).
     fn publish(&self, table: &KeyTable) {
-        let (base, size) = table.slot_address();
+        let (base, size) = table.placement();
         self.base.store(base, Ordering::Relaxed);
         self.size.store(size, Ordering::Relaxed);
     }

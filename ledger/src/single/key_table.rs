@@ -4,7 +4,7 @@
 //! Nearly every command claims a new key, and the table is far larger than the caches, so a
 //! claim costs a miss to main memory. A general map hides where its slots are; this one is a
 //! flat array probed linearly from `key & mask`, so the writer can fetch a batch's slots ahead
-//! of deciding it ([`KeyTable::slot_address`]), and the misses of a batch overlap instead of
+//! of deciding it ([`KeyTable::placement`], [`prefetch`]), and the misses of a batch overlap instead of
 //! following one another behind each shard's lock.
 //!
 //! A slot is 16 bytes: the key and the transaction id plus one (0 marks an empty slot; an id
@@ -133,9 +133,9 @@ impl KeyTable {
         }
     }
 
-    /// Where the probe for `key` starts, and the table's size in slots: a hint for
-    /// [`prefetch`], published by the key index beside the lock (the table may move after).
-    pub fn slot_address(&self) -> (usize, usize) {
+    /// Where the slots are and how many: what [`prefetch`] needs to find a key's first slot,
+    /// published by the key index beside the lock (a hint: the slots may move after).
+    pub fn placement(&self) -> (usize, usize) {
         (self.slots.as_ptr() as usize, self.slots.len())
     }
 }

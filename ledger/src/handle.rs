@@ -120,15 +120,11 @@ impl<S: Store> Ledger<S> {
         self.shared.check()?;
         let (reply, answer) = tokio::sync::oneshot::channel();
         let jobs = self.jobs.as_ref().ok_or(LedgerError::ShuttingDown)?;
-        jobs.try_send(Job {
-            cmd,
-            pricing,
-            reply,
-        })
-        .map_err(|e| match e {
-            crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
-            crossbeam_channel::TrySendError::Disconnected(_) => self.stopped(),
-        })?;
+        jobs.try_send(Job::new(cmd, pricing, reply))
+            .map_err(|e| match e {
+                crossbeam_channel::TrySendError::Full(_) => LedgerError::Overloaded,
+                crossbeam_channel::TrySendError::Disconnected(_) => self.stopped(),
+            })?;
         Ok(answer)
     }
 

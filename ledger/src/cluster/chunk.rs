@@ -361,10 +361,7 @@ impl<'t> Chunk<'t> {
             }
             .into());
         }
-        let digest = match &item.pricing {
-            Some(p) => cmd.digest_with(p),
-            None => cmd.digest(),
-        };
+        let digest = item.digest;
         let existing = match self.in_chunk.get(key) {
             Some(&i) => Some((self.txs[i].id, self.txs[i].digest)),
             None => self

@@ -33,9 +33,23 @@ pub(super) struct IdBlock {
 pub(super) struct Item {
     pub(super) cmd: Command,
     pub(super) pricing: Option<Pricing>,
+    /// The command's digest with its pricing.
+    pub(super) digest: crate::core::model::Digest,
     /// The expiry index entry (`D` key) that called for this command: cleared with it unless
     /// the member is still due then (an entry written under an earlier policy may be stale).
     pub(super) due: Option<(Timestamp, crate::core::types::MemberId)>,
+}
+
+impl Item {
+    /// Due work the system posts: unpriced, with the expiry index entry that called for it.
+    fn system(cmd: Command, due: Option<(Timestamp, crate::core::types::MemberId)>) -> Item {
+        Item {
+            digest: cmd.digest(),
+            cmd,
+            pricing: None,
+            due,
+        }
+    }
 }
 
 /// A command's answer.
@@ -167,6 +181,7 @@ impl<S: TxnStore> ClusterWriter<S> {
                         Item {
                             cmd: j.cmd,
                             pricing: j.pricing,
+                            digest: j.digest,
                             due: None,
                         },
                         j.reply,
@@ -335,16 +350,17 @@ impl<S: TxnStore> ClusterWriter<S> {
         let mut items: Vec<Item> = rows
             .iter()
             .filter_map(|(k, _)| keys::parse_hold_timeout(k))
-            .map(|hold| Item {
-                cmd: Command::Void {
-                    key: IdemKey {
-                        scope: Scope::System,
-                        reference: format!("hold-timeout/{hold}"),
+            .map(|hold| {
+                Item::system(
+                    Command::Void {
+                        key: IdemKey {
+                            scope: Scope::System,
+                            reference: format!("hold-timeout/{hold}"),
+                        },
+                        hold,
                     },
-                    hold,
-                },
-                pricing: None,
-                due: None,
+                    None,
+                )
             })
             .collect();
         let room = self.config.hold_expiries_per_batch_max - items.len();
@@ -359,10 +375,11 @@ impl<S: TxnStore> ClusterWriter<S> {
         items.extend(
             due.iter()
                 .filter_map(|(k, _)| keys::parse_expiry_due(k))
-                .map(|(deadline, member)| Item {
-                    cmd: crate::shared::queue::expire_command(member, deadline),
-                    pricing: None,
-                    due: Some((deadline, member)),
+                .map(|(deadline, member)| {
+                    Item::system(
+                        crate::shared::queue::expire_command(member, deadline),
+                        Some((deadline, member)),
+                    )
                 }),
         );
         Ok(items)

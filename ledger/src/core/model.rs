@@ -413,6 +413,14 @@ impl Command {
         h.finish()
     }
 
+    /// The digest of the command as submitted: with the pricing it was converted under, if any.
+    pub fn digest_priced(&self, pricing: Option<&Pricing>) -> Digest {
+        match pricing {
+            Some(p) => self.digest_with(p),
+            None => self.digest(),
+        }
+    }
+
     /// The digest of the command together with the pricing it was converted under.
     pub fn digest_with(&self, pricing: &Pricing) -> Digest {
         let mut h = DigestWriter::default();

@@ -6,7 +6,7 @@
 //! and the audit call only `apply`, so there is one way state changes.
 
 use crate::core::expiry::{utc_month, InForce};
-use crate::core::model::{Amount, LotChange, LotId, Policy, Transaction, TxKind};
+use crate::core::model::{Amount, Command, LotChange, LotId, Policy, Transaction, TxKind};
 use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
     PARTNER_BITS,
@@ -282,6 +282,36 @@ impl State {
     /// A member's state, if enrolled.
     pub fn member(&self, m: MemberId) -> Option<&MemberState> {
         self.members.get(&m)
+    }
+
+    /// The member whose state deciding `cmd` reads first: the one it names, or the holder of
+    /// the hold it captures or voids (a reversal's member is in its original, not known here).
+    pub fn member_named(&self, cmd: &Command) -> Option<MemberId> {
+        match cmd {
+            Command::Enrol { member, .. }
+            | Command::Earn { member, .. }
+            | Command::Burn { member, .. }
+            | Command::Hold { member, .. }
+            | Command::SetTier { member, .. }
+            | Command::Expire { member, .. }
+            | Command::Adjust { member, .. }
+            | Command::JoinPool { member, .. }
+            | Command::LeavePool { member, .. }
+            | Command::SetStanding { member, .. }
+            | Command::Notice { member, .. }
+            | Command::Redeem { member, .. }
+            | Command::Grant { member, .. } => Some(*member),
+            Command::Transfer { from, .. } | Command::Merge { from, .. } => Some(*from),
+            Command::Capture { hold, .. } | Command::Void { hold, .. } => {
+                self.holds.get(hold).map(|h| h.member)
+            }
+            Command::SetContract { .. }
+            | Command::Reverse { .. }
+            | Command::SetExpiryPolicy { .. }
+            | Command::SetTransferPolicy { .. }
+            | Command::SetTierPolicy { .. }
+            | Command::ClosePeriod { .. } => None,
+        }
     }
 
     /// Changes the state by the recorded effects of `tx`: the only way the state changes (the

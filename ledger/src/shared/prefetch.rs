@@ -4,6 +4,8 @@
 //! the writer's core).
 
 use crate::core::model::Transaction;
+use crate::core::state::State;
+use crate::core::types::MemberId;
 
 /// Bytes in a cache line.
 const LINE: usize = 64;
@@ -65,5 +67,34 @@ pub(crate) fn transactions(txs: &[std::sync::Arc<Transaction>], i: usize) {
         slice(&tx.postings);
         slice(&tx.lots);
         slice(&tx.member_balances);
+    }
+}
+
+/// Asks for member `m`'s state: looking it up brings in the map's slot, and the lines after the
+/// state's first are asked for. The writer calls it `2 * AHEAD` commands before deciding the
+/// command that names `m`.
+#[inline]
+pub(crate) fn member(state: &State, m: Option<MemberId>) {
+    if let Some(s) = m.and_then(|m| state.member(m)) {
+        bytes(s as *const _ as usize, std::mem::size_of_val(s), 2);
+    }
+}
+
+/// Asks for what member `m`'s state points to: the two ends of its ring of lots (a burn draws
+/// on the front, an earn adds at the back) and its rarer parts (its standing and tier). The
+/// writer calls it `AHEAD` commands before deciding the command, once [`member`] has brought
+/// the state itself in.
+#[inline]
+pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
+    if let Some(s) = m.and_then(|m| state.member(m)) {
+        if let Some(l) = s.lots.front() {
+            line(l as *const _ as usize);
+        }
+        if let Some(l) = s.lots.back() {
+            line(l as *const _ as usize);
+        }
+        if let Some(x) = &s.extras {
+            line(&**x as *const _ as usize);
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! goes to, the committed batch handed on, and the limits of both (checked against each other
 //! by [`CommitterConfig::checked`]).
 
-use crate::core::model::{Command, Pricing, Receipt, Transaction};
+use crate::core::model::{Command, Digest, Pricing, Receipt, Transaction};
 use crate::core::types::Timestamp;
 use crate::error::LedgerError;
 use std::sync::Arc;
@@ -19,6 +19,23 @@ pub(crate) struct Job {
     pub cmd: Command,
     pub pricing: Option<Pricing>,
     pub reply: Reply,
+    /// The hash of the command's key ([`crate::keys::hash_key`]) and its digest with its
+    /// pricing: computed by the submitting thread, so that the one writer does not.
+    pub hash: u128,
+    pub digest: Digest,
+}
+
+impl Job {
+    /// A job for `cmd`, its hash and digest computed here, on the caller's thread.
+    pub(crate) fn new(cmd: Command, pricing: Option<Pricing>, reply: Reply) -> Job {
+        Job {
+            hash: crate::keys::hash_key(cmd.key()),
+            digest: cmd.digest_priced(pricing.as_ref()),
+            cmd,
+            pricing,
+            reply,
+        }
+    }
 }
 
 /// A committed batch, as handed to the projector.

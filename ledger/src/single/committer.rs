@@ -17,7 +17,7 @@ use crate::codec::BlockWriter;
 use crate::core::model::{Command, IdemKey, Pricing, Receipt, Transaction};
 use crate::core::rules::DecideError;
 use crate::core::state::{History, State};
-use crate::core::types::{Timestamp, TxId};
+use crate::core::types::{MemberId, Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::shared::prefetch;
@@ -432,27 +432,34 @@ impl<S: Store + Clone> Writer<S> {
                 .take(room)
                 .collect();
         }
-        // The commands' key hashes, and the key index's slots for them fetched a few commands
-        // ahead of each claim, so that the claims' misses to memory overlap the decisions.
-        let hashes: Vec<u128> = batch
+        // The key index's slots for the commands' keys (hashed by the submitting threads) are
+        // fetched a few commands ahead of each claim, and so is each command's member, so that
+        // the misses to memory overlap the decisions.
+        let ahead: Vec<(u128, Option<MemberId>)> = batch
             .iter()
-            .map(|j| crate::keys::hash_key(j.cmd.key()))
+            .map(|j| (j.hash, self.state.member_named(&j.cmd)))
             .collect();
-        for h in hashes.iter().take(prefetch::AHEAD) {
+        for (h, _) in ahead.iter().take(prefetch::AHEAD) {
             self.keys.prefetch(*h);
+        }
+        for (_, m) in ahead.iter().take(2 * prefetch::AHEAD) {
+            prefetch::member(&self.state, *m);
         }
         let outcomes: Vec<Outcome> = batch
             .iter_mut()
-            .zip(&hashes)
             .enumerate()
-            .map(|(i, (j, hash))| {
-                if let Some(ahead) = hashes.get(i + prefetch::AHEAD) {
-                    self.keys.prefetch(*ahead);
+            .map(|(i, j)| {
+                if let Some((h, _)) = ahead.get(i + prefetch::AHEAD) {
+                    self.keys.prefetch(*h);
+                    prefetch::member_parts(&self.state, ahead[i + prefetch::AHEAD].1);
+                }
+                if let Some((_, m)) = ahead.get(i + 2 * prefetch::AHEAD) {
+                    prefetch::member(&self.state, *m);
                 }
                 self.process(
                     &mut j.cmd,
                     &mut j.pricing,
-                    Some(*hash),
+                    Some((j.hash, j.digest)),
                     seq,
                     at,
                     &snapshot,
@@ -512,7 +519,7 @@ impl<S: Store + Clone> Writer<S> {
         &mut self,
         cmd: &mut Command,
         pricing: &mut Option<Pricing>,
-        hash: Option<u128>,
+        submitted: Option<(u128, crate::core::model::Digest)>,
         seq: u64,
         at: Timestamp,
         snapshot: &S::Snapshot,
@@ -528,11 +535,12 @@ impl<S: Store + Clone> Writer<S> {
                 .into(),
             );
         }
-        let digest = match pricing.as_ref() {
-            Some(p) => cmd.digest_with(p),
-            None => cmd.digest(),
-        };
-        let hash = hash.unwrap_or_else(|| crate::keys::hash_key(key));
+        let (hash, digest) = submitted.unwrap_or_else(|| {
+            (
+                crate::keys::hash_key(key),
+                cmd.digest_priced(pricing.as_ref()),
+            )
+        });
         let id = TxId::in_batch(seq, txs.len());
         // A key memory does not hold (nearly every command's) takes its entry for the
         // transaction it would commit in the same probe that finds it absent; the entry goes

@@ -494,8 +494,8 @@ mod tests {
                 member: MemberId(u64::from(i)),
             },
             postings: vec![],
-            lots: vec![],
-            member_balances: vec![],
+            lots: Default::default(),
+            member_balances: Default::default(),
             pricing: None,
         }
     }

@@ -4,7 +4,8 @@
 //! burn drew on.
 
 use crate::core::model::{
-    Amount, Digest, IdemKey, LotChange, LotId, MemberAfter, Posting, Transaction, TxKind,
+    Amount, Digest, IdemKey, LotChange, LotChanges, LotId, MemberAfter, MemberLines, Posting,
+    Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
 use crate::core::state::{held_changes, Lot, State};
@@ -32,8 +33,8 @@ pub(crate) struct Working<'a> {
     /// The member's lots before this transaction, in consumption order (the two halves of
     /// the member's ring of lots).
     base: (&'a [Lot], &'a [Lot]),
-    /// This transaction's changes to them so far, in order.
-    changes: Vec<LotChange>,
+    /// This transaction's changes to them so far, in order (nearly always one or two).
+    changes: LotChanges,
     /// The member's latest transaction before this one.
     last: Option<TxId>,
 }
@@ -108,8 +109,8 @@ impl<'a> Builder<'a> {
                     member: MemberId(0),
                 },
                 postings: Vec::new(),
-                lots: Vec::new(),
-                member_balances: Vec::new(),
+                lots: LotChanges::new(),
+                member_balances: MemberLines::new(),
                 pricing: None,
             },
             touched: smallvec::SmallVec::new(),
@@ -125,7 +126,7 @@ impl<'a> Builder<'a> {
                         posted: s.posted,
                         held: s.held,
                         base: s.lots.as_slices(),
-                        changes: Vec::new(),
+                        changes: LotChanges::new(),
                         last: s.last.get(),
                     },
                     None => Working::default(),
@@ -254,7 +255,7 @@ impl<'a> Builder<'a> {
         m: MemberId,
         dest: AccountId,
         p: Points,
-    ) -> Result<Vec<LotChange>, Rejection> {
+    ) -> Result<LotChanges, Rejection> {
         let taken = self.take(m, p, None, false);
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
@@ -272,7 +273,7 @@ impl<'a> Builder<'a> {
         p: Points,
         first: Option<LotId>,
         expired_too: bool,
-    ) -> Vec<LotChange> {
+    ) -> LotChanges {
         let at = self.tx.at;
         let state = self.state;
         let before = state.members.get(&m);
@@ -280,8 +281,8 @@ impl<'a> Builder<'a> {
         let from_lots = s.posted.0.max(0) - (s.posted.0 - p.0).max(0);
         s.posted.0 -= p.0;
         let mut need = from_lots;
-        let mut changes = Vec::new();
-        let draw = |l: Lot, need: &mut i64, changes: &mut Vec<LotChange>| {
+        let mut changes = LotChanges::new();
+        let draw = |l: Lot, need: &mut i64, changes: &mut LotChanges| {
             let n = (*need).min(l.remaining.0);
             *need -= n;
             changes.push(LotChange {
@@ -338,7 +339,7 @@ impl<'a> Builder<'a> {
         m: MemberId,
         lots: impl IntoIterator<Item = &'l Lot>,
     ) -> Points {
-        let changes: Vec<LotChange> = lots
+        let changes: LotChanges = lots
             .into_iter()
             .map(|l| LotChange {
                 member: m,

@@ -769,12 +769,20 @@ pub struct Transaction {
     /// Balanced legs: per asset they sum to zero.
     pub postings: Vec<Posting>,
     /// Expiry-lot changes.
-    pub lots: Vec<LotChange>,
+    pub lots: LotChanges,
     /// Each member touched: points after this transaction, and the member's previous one.
-    pub member_balances: Vec<MemberAfter>,
+    pub member_balances: MemberLines,
     /// What the points were converted from, when a partner's rate table priced them.
     pub pricing: Option<Pricing>,
 }
+
+/// A transaction's lot changes: nearly always one or two, held in the transaction itself (no
+/// allocation of their own); stored and sent as a plain list.
+pub type LotChanges = smallvec::SmallVec<[LotChange; 2]>;
+
+/// A transaction's member lines: one per member touched, nearly always one or two, held in the
+/// transaction itself; stored and sent as a plain list.
+pub type MemberLines = smallvec::SmallVec<[MemberAfter; 2]>;
 
 /// A member's points after a transaction, and the member's transaction before it. The `prev`
 /// links chain each member's transactions back through the journal: statements and as-of reads

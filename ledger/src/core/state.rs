@@ -842,8 +842,8 @@ enum CounterChange {
 
 /// Every change `tx` records to the programme counters: the one list both applying them and
 /// finding the records to write come from.
-fn counter_changes(tx: &Transaction) -> Vec<(CounterKey, CounterChange)> {
-    let mut out: Vec<(CounterKey, CounterChange)> = tx
+fn counter_changes(tx: &Transaction) -> smallvec::SmallVec<[(CounterKey, CounterChange); 4]> {
+    let mut out: smallvec::SmallVec<[(CounterKey, CounterChange); 4]> = tx
         .lots
         .iter()
         .filter_map(|c| {

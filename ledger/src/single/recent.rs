@@ -74,8 +74,8 @@ mod tests {
                         member: MemberId(seq * 100_000 + u64::from(slot)),
                     },
                     postings: vec![],
-                    lots: vec![],
-                    member_balances: vec![],
+                    lots: Default::default(),
+                    member_balances: Default::default(),
                     pricing: None,
                 })
             })

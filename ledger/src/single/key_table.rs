@@ -119,7 +119,13 @@ impl KeyTable {
     /// again.
     fn grow(&mut self) {
         let size = (self.slots.len() * 2).max(SLOTS_MIN);
-        let old = std::mem::replace(&mut self.slots, vec![[0, 0]; size]);
+        // Written, not allocated zeroed: fresh zeroed memory is mapped to the kernel's zero
+        // page on the first read, and the probe reads each slot before writing it. Every page
+        // would then take a second fault on that write, and the copy it makes flushes the
+        // other cores' TLBs. Writing the zeros takes one fault a page, with no flush.
+        let mut fresh = Vec::with_capacity(size);
+        fresh.resize(size, [0, 0]);
+        let old = std::mem::replace(&mut self.slots, fresh);
         let mask = size - 1;
         for [k, t] in old {
             if t == 0 {

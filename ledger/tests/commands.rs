@@ -716,6 +716,57 @@ fn a_retry_returns_the_original_receipt_and_a_changed_retry_is_a_conflict() {
 }
 
 #[test]
+fn a_priced_retry_counts_as_the_same_command_only_under_the_same_pricing() {
+    // The digest a retry is judged by (computed by the submitting thread) covers the pricing.
+    let f = fixture(Policy::default());
+    let earn = || Command::Earn {
+        key: IdemKey::partner(AIR, "priced"),
+        member: M1,
+        partner: AIR,
+        points: Points(120),
+        bonus: Points(0),
+        awards: vec![],
+        guard: None,
+        purchase: None,
+    };
+    let pricing = |rate_version: u32| Pricing {
+        rate_version,
+        quantity: Decimal::new(1200, 1),
+        unit: "EUR".into(),
+        branch: None,
+        category: None,
+        points_per_unit: Decimal::ONE,
+    };
+    let submit = |p: Pricing| {
+        f.ledger
+            .submit_priced(earn(), Some(p))
+            .expect("queued")
+            .blocking_recv()
+            .expect("answered")
+    };
+    let first = submit(pricing(3)).expect("accepted");
+    assert!(!first.replayed);
+    assert_eq!(first.tx.pricing, Some(pricing(3)));
+    let again = submit(pricing(3)).expect("a retry under the same pricing");
+    assert!(again.replayed);
+    assert_eq!(again.tx, first.tx);
+    match submit(pricing(4)) {
+        Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) => {
+            assert_eq!(original, first.tx.id)
+        }
+        other => panic!("a retry under other pricing must conflict, got {other:?}"),
+    }
+    assert_eq!(
+        f.rejected(earn()),
+        Rejection::IdempotencyConflict {
+            original: first.tx.id
+        },
+        "nor is the command without its pricing the same"
+    );
+    assert_eq!(f.available(M1), 120, "applied once");
+}
+
+#[test]
 fn a_repeat_and_a_changed_repeat_in_the_same_batch_are_a_replay_and_a_conflict() {
     // A long linger gathers all three commands into one batch.
     let f = fixture_with(LedgerConfig {

@@ -979,6 +979,57 @@ mod tests {
     use crate::core::types::{MemberId, PartnerId};
     use sha2::Digest as _;
 
+    /// A transaction's lot changes and member lines are kept inline, but stored and sent
+    /// exactly as the plain lists journals were first written with: the same bytes in the
+    /// journal's encoding and in JSON, held inline or spilled to the heap.
+    #[test]
+    fn inline_lists_encode_as_plain_lists() {
+        let lot = |i: u64| LotChange {
+            member: MemberId(i),
+            lot: LotId {
+                tx: TxId(i << 16 | 3),
+                n: i as u16,
+            },
+            expires_at: (i % 2 == 0).then_some(Timestamp(1_700_000_000_000 + i as i64)),
+            delta: Points(-(i as i64) * 7),
+        };
+        let line = |i: u64| MemberAfter {
+            member: MemberId(i),
+            posted: Points(i as i64 * 100),
+            held: Points(i as i64),
+            prev: (i > 1).then_some(TxId(i)),
+            active: i % 2 == 1,
+        };
+        for n in [0u64, 1, 2, 3, 5] {
+            let lots: Vec<LotChange> = (1..=n).map(lot).collect();
+            let inline: LotChanges = lots.iter().copied().collect();
+            assert_eq!(inline.spilled(), n > 2);
+            assert_eq!(
+                postcard::to_allocvec(&inline).expect("encode"),
+                postcard::to_allocvec(&lots).expect("encode")
+            );
+            assert_eq!(
+                serde_json::to_string(&inline).expect("json"),
+                serde_json::to_string(&lots).expect("json")
+            );
+            let back: LotChanges =
+                postcard::from_bytes(&postcard::to_allocvec(&lots).expect("encode"))
+                    .expect("a plain list reads back inline");
+            assert_eq!(back.as_slice(), lots.as_slice());
+
+            let lines: Vec<MemberAfter> = (1..=n).map(line).collect();
+            let inline: MemberLines = lines.iter().copied().collect();
+            assert_eq!(
+                postcard::to_allocvec(&inline).expect("encode"),
+                postcard::to_allocvec(&lines).expect("encode")
+            );
+            assert_eq!(
+                serde_json::to_string(&inline).expect("json"),
+                serde_json::to_string(&lines).expect("json")
+            );
+        }
+    }
+
     /// Digests are journaled and compared across restarts and versions: the streamed digest
     /// must stay the SHA-256 of the encodings, as first written.
     #[test]

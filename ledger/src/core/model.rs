@@ -990,7 +990,9 @@ mod tests {
                 tx: TxId(i << 16 | 3),
                 n: i as u16,
             },
-            expires_at: (i % 2 == 0).then_some(Timestamp(1_700_000_000_000 + i as i64)),
+            expires_at: i
+                .is_multiple_of(2)
+                .then_some(Timestamp(1_700_000_000_000 + i as i64)),
             delta: Points(-(i as i64) * 7),
         };
         let line = |i: u64| MemberAfter {
@@ -998,7 +1000,7 @@ mod tests {
             posted: Points(i as i64 * 100),
             held: Points(i as i64),
             prev: (i > 1).then_some(TxId(i)),
-            active: i % 2 == 1,
+            active: !i.is_multiple_of(2),
         };
         for n in [0u64, 1, 2, 3, 5] {
             let lots: Vec<LotChange> = (1..=n).map(lot).collect();

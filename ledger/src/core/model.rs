@@ -1002,33 +1002,29 @@ mod tests {
             prev: (i > 1).then_some(TxId(i)),
             active: !i.is_multiple_of(2),
         };
+        /// `inline` (the `SmallVec`) reads back from, and encodes to, what `plain` does.
+        fn same_as_plain<A>(inline: &smallvec::SmallVec<A>, plain: &Vec<A::Item>)
+        where
+            A: smallvec::Array,
+            A::Item: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+        {
+            let bytes = postcard::to_allocvec(plain).expect("encode");
+            assert_eq!(postcard::to_allocvec(inline).expect("encode"), bytes);
+            assert_eq!(
+                serde_json::to_string(inline).expect("json"),
+                serde_json::to_string(plain).expect("json")
+            );
+            let back: smallvec::SmallVec<A> =
+                postcard::from_bytes(&bytes).expect("a plain list reads back inline");
+            assert_eq!(back.as_slice(), plain.as_slice());
+        }
         for n in [0u64, 1, 2, 3, 5] {
             let lots: Vec<LotChange> = (1..=n).map(lot).collect();
             let inline: LotChanges = lots.iter().copied().collect();
             assert_eq!(inline.spilled(), n > 2);
-            assert_eq!(
-                postcard::to_allocvec(&inline).expect("encode"),
-                postcard::to_allocvec(&lots).expect("encode")
-            );
-            assert_eq!(
-                serde_json::to_string(&inline).expect("json"),
-                serde_json::to_string(&lots).expect("json")
-            );
-            let back: LotChanges =
-                postcard::from_bytes(&postcard::to_allocvec(&lots).expect("encode"))
-                    .expect("a plain list reads back inline");
-            assert_eq!(back.as_slice(), lots.as_slice());
-
+            same_as_plain(&inline, &lots);
             let lines: Vec<MemberAfter> = (1..=n).map(line).collect();
-            let inline: MemberLines = lines.iter().copied().collect();
-            assert_eq!(
-                postcard::to_allocvec(&inline).expect("encode"),
-                postcard::to_allocvec(&lines).expect("encode")
-            );
-            assert_eq!(
-                serde_json::to_string(&inline).expect("json"),
-                serde_json::to_string(&lines).expect("json")
-            );
+            same_as_plain(&lines.iter().copied().collect::<MemberLines>(), &lines);
         }
     }
 

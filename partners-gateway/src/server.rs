@@ -6,7 +6,7 @@ use crate::api::state::AppState;
 use crate::api::{operator, partner};
 use crate::ops::error::{Kind, OpError};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -15,8 +15,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 use std::time::Instant;
 use tower::ServiceBuilder;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
@@ -253,27 +252,20 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
         )
         .fallback(|| async { OpError::new(Kind::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
-            OpError::new(Kind::MethodNotAllowed, "the route does not accept this method")
+            OpError::new(
+                Kind::MethodNotAllowed,
+                "the route does not accept this method",
+            )
         })
-        .layer(axum::extract::DefaultBodyLimit::max(app.limits.body_bytes_max))
-        .layer(axum::middleware::from_fn(track))
+        // One layer at the edge of every route (axum boxes each `Router::layer` once per
+        // request): request id, span, bounds, metrics and security headers in `edge`.
         .layer(
             ServiceBuilder::new()
-                .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-                .layer(
-                    TraceLayer::new_for_http().make_span_with(|req: &Request| {
-                        let id = req
-                            .headers()
-                            .get("x-request-id")
-                            .and_then(|v| v.to_str().ok())
-                            .unwrap_or("-");
-                        tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
-                    }),
-                )
-                .layer(PropagateRequestIdLayer::x_request_id()),
+                .layer(axum::middleware::from_fn_with_state(app.clone(), edge))
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    app.limits.body_bytes_max,
+                )),
         )
-        .layer(axum::middleware::from_fn_with_state(app.clone(), bound))
-        .layer(axum::middleware::from_fn(harden))
         .with_state(app);
     (router, openapi)
 }
@@ -282,82 +274,106 @@ pub fn router(app: AppState) -> (axum::Router, utoipa::openapi::OpenApi) {
 /// `A-Z a-z 0-9 - _ .`, is replaced by a fresh one (it is echoed and logged).
 pub const REQUEST_ID_LEN_MAX: usize = 64;
 
-/// Outermost: drops a client's request id unless it is short and plain (a fresh one is made),
-/// and adds the security headers to every answer. Answers carry balances and statements, so
-/// none may be cached.
-async fn harden(mut req: Request, next: Next) -> Response {
-    let plain = |v: &axum::http::HeaderValue| {
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The headers every answer carries. Answers carry balances and statements, so none may be
+/// cached.
+const SECURITY_HEADERS: [(HeaderName, &str); 5] = [
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
+/// The edge of every route, in one middleware:
+/// - the request id: a client's is kept when it is short and plain, else a fresh UUID v4
+///   replaces it; it is echoed on the answer and names the request's span;
+/// - the bounds: beyond `in_flight_max` requests at once, or past the request timeout (slow
+///   bodies included), the answer is 503 with `Retry-After`;
+/// - the metrics: requests by route, method, partner and status, and their duration;
+/// - the security headers on every answer.
+async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let plain = |v: &HeaderValue| {
         let b = v.as_bytes();
         !b.is_empty()
             && b.len() <= REQUEST_ID_LEN_MAX
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
     };
-    if req.headers().get("x-request-id").is_some_and(|v| !plain(v)) {
-        req.headers_mut().remove("x-request-id");
-    }
-    let mut res = next.run(req).await;
-    let h = res.headers_mut();
-    for (name, value) in [
-        ("x-content-type-options", "nosniff"),
-        ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
-        (
-            "content-security-policy",
-            "default-src 'none'; frame-ancestors 'none'",
-        ),
-        ("cache-control", "no-store"),
-    ] {
-        h.entry(name)
-            .or_insert(axum::http::HeaderValue::from_static(value));
-    }
-    res
-}
-
-/// Bounds each request in number and time: beyond `in_flight_max` requests at once, or past
-/// the request timeout (slow bodies included), the answer is 503 with `Retry-After`.
-async fn bound(State(app): State<AppState>, req: Request, next: Next) -> Response {
-    let Ok(_permit) = app.in_flight.clone().try_acquire_owned() else {
-        metrics::counter!("requests_shed_total", "why" => "in_flight").increment(1);
-        return OpError::new(
-            Kind::Overloaded,
-            "too many requests in flight; retry shortly",
-        )
-        .retry_after(1)
-        .into_response();
-    };
-    match tokio::time::timeout(app.limits.request_timeout, next.run(req)).await {
-        Ok(res) => res,
-        Err(_) => {
-            metrics::counter!("requests_shed_total", "why" => "timeout").increment(1);
-            OpError::new(
-                Kind::Unavailable,
-                "the request took too long; retry with the same reference",
-            )
-            .retry_after(1)
-            .into_response()
+    let id = match req.headers().get(&X_REQUEST_ID) {
+        Some(v) if plain(v) => v.clone(),
+        _ => {
+            let mut buf = uuid::Uuid::encode_buffer();
+            let fresh = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+            let v = HeaderValue::from_str(fresh).expect("a UUID is a header value");
+            req.headers_mut().insert(X_REQUEST_ID, v.clone());
+            v
         }
-    }
-}
-
-/// Counts requests by route, method, partner and status, and times them.
-async fn track(req: Request, next: Next) -> Response {
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
     let method = req.method().to_string();
-    let started = Instant::now();
-    let res = next.run(req).await;
+    let span = tracing::info_span!(
+        "request",
+        method = %method,
+        path = %req.uri().path(),
+        request_id = %id.to_str().unwrap_or("-"),
+    );
+    let mut res = match app.in_flight.try_acquire() {
+        Err(_) => {
+            metrics::counter!("requests_shed_total", "why" => "in_flight").increment(1);
+            OpError::new(
+                Kind::Overloaded,
+                "too many requests in flight; retry shortly",
+            )
+            .retry_after(1)
+            .into_response()
+        }
+        Ok(_permit) => {
+            let inner = next.run(req).instrument(span.clone());
+            match tokio::time::timeout(app.limits.request_timeout, inner).await {
+                Ok(res) => res,
+                Err(_) => {
+                    metrics::counter!("requests_shed_total", "why" => "timeout").increment(1);
+                    OpError::new(
+                        Kind::Unavailable,
+                        "the request took too long; retry with the same reference",
+                    )
+                    .retry_after(1)
+                    .into_response()
+                }
+            }
+        }
+    };
+    let elapsed = started.elapsed();
+    let status = res.status();
+    if status.is_server_error() {
+        span.in_scope(
+            || tracing::error!(status = status.as_u16(), latency = ?elapsed, "response failed"),
+        );
+    } else {
+        span.in_scope(|| tracing::debug!(status = status.as_u16(), latency = ?elapsed, "finished processing request"));
+    }
     let partner = res
         .extensions()
         .get::<PartnerId>()
         .map_or_else(|| "none".to_string(), |p| p.0.to_string());
-    let status = res.status().as_u16().to_string();
     metrics::histogram!("gateway_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
-        .record(started.elapsed().as_secs_f64());
-    metrics::counter!("gateway_requests_total", "route" => route, "method" => method, "partner" => partner, "status" => status)
+        .record(elapsed.as_secs_f64());
+    metrics::counter!("gateway_requests_total", "route" => route, "method" => method, "partner" => partner, "status" => status.as_u16().to_string())
         .increment(1);
+    let h = res.headers_mut();
+    h.entry(X_REQUEST_ID).or_insert(id);
+    for (name, value) in SECURITY_HEADERS {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    }
     res
 }
 

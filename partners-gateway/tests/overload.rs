@@ -63,6 +63,12 @@ async fn overload_sheds_with_retry_after_applies_nothing_shed_and_recovers() {
                 a.headers.contains_key("retry-after"),
                 "503 without Retry-After"
             );
+            // A shed answer passed the same edge as any other: it names its request and
+            // carries the security headers.
+            let id = a.headers["x-request-id"].to_str().expect("ascii");
+            assert_eq!(id.len(), 36, "a fresh UUID: {id}");
+            assert_eq!(a.headers["cache-control"], "no-store");
+            assert_eq!(a.headers["x-content-type-options"], "nosniff");
         }
         applied += ok as i64 * 10;
         rss_after.push(rss_kb());

@@ -29,15 +29,23 @@ struct Ring {
 
 impl Recent {
     /// Keeps `batch` (the writer's latest), dropping the oldest beyond [`RECENT_TXS_MAX`].
+    ///
+    /// The batches leaving usually hold the last reference to their transactions: they are
+    /// dropped after the lock is released, so that readers never wait for a thousand
+    /// transactions to be freed.
     pub fn keep(&self, batch: Arc<Batch>) {
+        let mut left = Vec::new();
         let mut ring = self.inner.lock().expect("recent batches lock");
         ring.txs += batch.txs.len();
         ring.batches.push_back(batch);
         while ring.txs > RECENT_TXS_MAX && ring.batches.len() > 1 {
             if let Some(old) = ring.batches.pop_front() {
                 ring.txs -= old.txs.len();
+                left.push(old);
             }
         }
+        drop(ring);
+        drop(left);
     }
 
     /// Transaction `id`, if its batch is still kept.

@@ -350,7 +350,9 @@ impl<S: Store + Clone> Writer<S> {
         let at = self.clock();
         let snapshot = self.store.snapshot()?;
         self.forget_spilled(snapshot.version());
-        let mut txs: Vec<Transaction> = Vec::with_capacity(batch.len());
+        // Each transaction goes into its own `Arc` as it is decided (the receipts and the recent
+        // batches share it): a 528-byte transaction is copied once, not into a list and again.
+        let mut txs: Vec<Arc<Transaction>> = Vec::with_capacity(batch.len());
 
         // What fell due at `at`: hold timeouts, then expiries and tier reviews. Their keys are
         // looked up before any is decided, so that a read failing here refuses the whole batch
@@ -482,7 +484,7 @@ impl<S: Store + Clone> Writer<S> {
         let txs = Arc::new(Batch {
             seq,
             at,
-            txs: txs.into_iter().map(Arc::new).collect(),
+            txs,
             pages,
             members_through,
         });
@@ -523,7 +525,7 @@ impl<S: Store + Clone> Writer<S> {
         seq: u64,
         at: Timestamp,
         snapshot: &S::Snapshot,
-        txs: &mut Vec<Transaction>,
+        txs: &mut Vec<Arc<Transaction>>,
         known: Option<Option<Transaction>>,
     ) -> Outcome {
         let key = cmd.key();
@@ -586,7 +588,7 @@ impl<S: Store + Clone> Writer<S> {
         id: TxId,
         at: Timestamp,
         snapshot: &S::Snapshot,
-        txs: &mut Vec<Transaction>,
+        txs: &mut Vec<Arc<Transaction>>,
         seq: u64,
     ) -> Outcome {
         let history = BatchHistory {
@@ -605,7 +607,7 @@ impl<S: Store + Clone> Writer<S> {
                 };
                 tx.pricing = pricing.take();
                 self.state.apply(&tx);
-                txs.push(tx);
+                txs.push(Arc::new(tx));
                 Outcome::New(txs.len() - 1)
             }
             Err(DecideError::Rejected(r)) => Outcome::Failed(r.into()),
@@ -619,7 +621,7 @@ impl<S: Store + Clone> Writer<S> {
         &self,
         cmds: impl Iterator<Item = &'a Command>,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Vec<Option<Transaction>>, LedgerError> {
         cmds.map(|cmd| {
@@ -659,7 +661,7 @@ impl<S: Store + Clone> Writer<S> {
     /// Notes the member pages that `txs`, batch `seq`, changed, and copies those now due to be
     /// written. Returns the copies, for the projector to write in the commit that covers this
     /// batch, and the batch through which every page is then current.
-    fn cut_pages(&mut self, seq: u64, txs: &[Transaction]) -> (Vec<PageCopy>, u64) {
+    fn cut_pages(&mut self, seq: u64, txs: &[Arc<Transaction>]) -> (Vec<PageCopy>, u64) {
         for tx in txs {
             if let crate::core::model::TxKind::Enrolled { member } = tx.kind {
                 self.pages.add(member);
@@ -707,7 +709,7 @@ impl<S: Store + Clone> Writer<S> {
         key: &IdemKey,
         hash: u128,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         match self.keys.get_hash(hash) {
@@ -723,7 +725,7 @@ impl<S: Store + Clone> Writer<S> {
         hash: u128,
         held: TxId,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         // Another key with the same hash may hold the first entry: then look through the others.
@@ -740,7 +742,7 @@ impl<S: Store + Clone> Writer<S> {
         key: &IdemKey,
         ids: impl Iterator<Item = TxId>,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         for id in ids {
@@ -760,7 +762,7 @@ impl<S: Store + Clone> Writer<S> {
         key: &IdemKey,
         hash: u128,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         if !self.keys.spilled() || self.filter.surely_absent(crate::keys::disk_hash(hash)) {
@@ -775,7 +777,7 @@ impl<S: Store + Clone> Writer<S> {
         &self,
         id: TxId,
         snapshot: &S::Snapshot,
-        txs: &[Transaction],
+        txs: &[Arc<Transaction>],
         seq: u64,
     ) -> Result<Option<Transaction>, LedgerError> {
         BatchHistory {
@@ -799,7 +801,7 @@ impl<S: Store + Clone> Writer<S> {
 /// in memory, then the journal.
 struct BatchHistory<'a, Snap: Snapshot> {
     snapshot: &'a Snap,
-    txs: &'a [Transaction],
+    txs: &'a [Arc<Transaction>],
     seq: u64,
     recent: &'a crate::single::recent::Recent,
 }
@@ -809,7 +811,10 @@ impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
 
     fn transaction(&self, id: TxId) -> Result<Option<Transaction>, LedgerError> {
         if id.seq() == self.seq {
-            return Ok(self.txs.get(usize::from(id.slot())).cloned());
+            return Ok(self
+                .txs
+                .get(usize::from(id.slot()))
+                .map(|t| Transaction::clone(t)));
         }
         if let Some(t) = self.recent.get(id) {
             return Ok(Some(Transaction::clone(&t)));

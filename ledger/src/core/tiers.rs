@@ -306,15 +306,21 @@ fn minor_units(amount: rust_decimal::Decimal, c: Currency) -> Option<i64> {
 }
 
 /// The start of every local month from 1970 to 2200 in a time zone, computed once per policy:
-/// months and period ends are then a binary search, not a time zone conversion, on the hot
+/// months and period ends are then a table lookup, not a time zone conversion, on the hot
 /// path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Calendar {
+    /// Strictly increasing: a month starts at its first local midnight, or, where the clocks
+    /// skip that midnight, at the first instant after the skip.
     starts: Vec<i64>,
 }
 
 /// Months the calendar covers (1970-01 to 2199-12).
 const CALENDAR_MONTHS: u32 = 230 * 12;
+
+/// A month's average length in milliseconds (365.2425 / 12 days): the first guess of the
+/// month an instant falls in, within one of the answer.
+const MONTH_MS_AVERAGE: i64 = 2_629_746_000;
 
 impl Calendar {
     /// The calendar of `tz`.
@@ -322,21 +328,38 @@ impl Calendar {
         let starts = (0..=CALENDAR_MONTHS)
             .map(|m| {
                 let (y, mo) = (1970 + (m / 12) as i32, m % 12 + 1);
-                NaiveDate::from_ymd_opt(y, mo, 1)
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .and_then(|d| tz.from_local_datetime(&d).earliest())
+                let midnight =
+                    NaiveDate::from_ymd_opt(y, mo, 1).and_then(|d| d.and_hms_opt(0, 0, 0));
+                // Where the clocks skip the first midnight (a daylight-saving change at 00:00),
+                // the month starts at the first local time that exists: the next minute on.
+                (0..=24 * 60)
+                    .find_map(|minutes| {
+                        let local = midnight? + chrono::Duration::minutes(minutes);
+                        tz.from_local_datetime(&local).earliest()
+                    })
                     .map_or(i64::MAX, |t| t.timestamp_millis())
             })
             .collect();
         Calendar { starts }
     }
 
-    /// The local month (months since 1970-01) `at` falls in.
+    /// The local month (months since 1970-01) `at` falls in (0 before 1970-01, the last month
+    /// after the table's end).
     pub fn month(&self, at: Timestamp) -> u32 {
-        (self
-            .starts
-            .partition_point(|s| *s <= at.0)
-            .saturating_sub(1)) as u32
+        let last = self.starts.len().saturating_sub(1);
+        let first = self.starts.first().copied().unwrap_or(i64::MIN);
+        // A guess from the average month's length, then a step or two along the table: no
+        // binary search over 2,760 months for every member a transaction changes.
+        let mut m = usize::try_from(at.0.saturating_sub(first) / MONTH_MS_AVERAGE)
+            .unwrap_or(0)
+            .min(last);
+        while m > 0 && self.starts[m] > at.0 {
+            m -= 1;
+        }
+        while m < last && self.starts[m + 1] <= at.0 {
+            m += 1;
+        }
+        m as u32
     }
 
     /// The first instant of local month `m`.
@@ -463,6 +486,53 @@ impl Tiers {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The month by a binary search of the table: what `Calendar::month` answered before it
+    /// guessed and stepped.
+    fn month_by_search(cal: &Calendar, at: i64) -> u32 {
+        cal.starts.partition_point(|s| *s <= at).saturating_sub(1) as u32
+    }
+
+    #[test]
+    fn every_zones_months_start_in_order_even_where_midnight_is_skipped() {
+        for tz in chrono_tz::TZ_VARIANTS {
+            let cal = Calendar::new(tz);
+            assert_eq!(cal.starts.len(), CALENDAR_MONTHS as usize + 1);
+            assert!(
+                cal.starts.windows(2).all(|w| w[0] < w[1]),
+                "{tz}: month starts out of order"
+            );
+        }
+        // Paraguay's clocks went from 2017-10-01 00:00 to 01:00 (UTC-4 to UTC-3): October
+        // began at 01:00 local, 04:00 UTC. A missing midnight once put i64::MAX in the table.
+        let cal = Calendar::new(chrono_tz::America::Asuncion);
+        let october_2017 = (2017 - 1970) * 12 + 9;
+        assert_eq!(cal.start(october_2017), Timestamp(1_506_830_400_000));
+        assert_eq!(cal.month(Timestamp(1_506_830_400_000)), october_2017);
+        assert_eq!(cal.month(Timestamp(1_506_830_399_999)), october_2017 - 1);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_month_is_the_tables_month(
+            at in proptest::prop_oneof![
+                -10_000_000_000_000i64..10_000_000_000_000,
+                proptest::num::i64::ANY,
+            ],
+            zone in 0usize..chrono_tz::TZ_VARIANTS.len(),
+        ) {
+            let cal = Calendar::new(chrono_tz::TZ_VARIANTS[zone]);
+            proptest::prop_assert_eq!(cal.month(Timestamp(at)), month_by_search(&cal, at));
+            // Each month's first instant, and the instant before it.
+            let m = month_by_search(&cal, at) as usize;
+            let start = cal.starts[m];
+            proptest::prop_assert_eq!(cal.month(Timestamp(start)), m as u32);
+            proptest::prop_assert_eq!(
+                cal.month(Timestamp(start.saturating_sub(1))),
+                month_by_search(&cal, start.saturating_sub(1))
+            );
+        }
+    }
 
     fn policy(window: Window, grace: u8) -> TierPolicy {
         TierPolicy {

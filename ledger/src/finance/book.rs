@@ -14,7 +14,7 @@ use crate::core::model::LotId;
 use crate::core::model::{Amount, Transaction, TxKind};
 use crate::core::programme::Funder;
 use crate::core::types::{AccountId, Contract, Currency, PartnerId, Timestamp, TxId};
-use chrono::{Datelike, TimeZone};
+use chrono::Datelike;
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -319,18 +319,10 @@ impl Book {
         self.midnight(chrono::NaiveDate::from_ymd_opt(y, m.clamp(1, 12), 1))
     }
 
-    /// The first instant of `date` in the book's zone (the epoch for no date).
+    /// The first instant of `date` in the book's zone (the epoch for no date): its midnight, or
+    /// the first local time after it where the clocks skip midnight.
     fn midnight(&self, date: Option<chrono::NaiveDate>) -> Timestamp {
-        let start = date
-            .unwrap_or_default()
-            .and_hms_opt(0, 0, 0)
-            .unwrap_or_default();
-        Timestamp(
-            self.tz
-                .from_local_datetime(&start)
-                .earliest()
-                .map_or(0, |d| d.timestamp_millis()),
-        )
+        crate::core::tiers::day_start(self.tz, date.unwrap_or_default()).unwrap_or(Timestamp(0))
     }
 
     /// The first instant of local day `day`.
@@ -704,5 +696,24 @@ impl Book {
             expiry,
             currency: None,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_day_or_month_whose_midnight_is_skipped_starts_at_the_first_local_time() {
+        // Paraguay's clocks went from 2017-10-01 00:00 to 01:00 (UTC-4 to UTC-3): the day and
+        // the month began at 04:00 UTC. The missing midnight used to give the epoch.
+        let book = Book::new(chrono_tz::America::Asuncion);
+        assert_eq!(book.month_start(201710), Timestamp(1_506_830_400_000));
+        let day = chrono::NaiveDate::from_ymd_opt(2017, 10, 1)
+            .expect("a date")
+            .num_days_from_ce();
+        assert_eq!(book.day_start_at(day), Timestamp(1_506_830_400_000));
+        // An ordinary midnight: 2017-09-01 00:00 at UTC-4.
+        assert_eq!(book.month_start(201709), Timestamp(1_504_238_400_000));
     }
 }

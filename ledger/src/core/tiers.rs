@@ -306,8 +306,8 @@ fn minor_units(amount: rust_decimal::Decimal, c: Currency) -> Option<i64> {
 }
 
 /// The first instant of local day `date` in `tz`: its midnight, or, where the clocks skip
-/// midnight (a daylight-saving change at 00:00, as in 133 of the zone database's 597 zones at
-/// some month's start since 1970), the first local time after the skip.
+/// midnight (a daylight-saving change at 00:00: in 133 of the zone database's 597 zones, some
+/// month between 1970 and 2199 starts so), the first local time after the skip.
 pub fn day_start(tz: Tz, date: NaiveDate) -> Option<Timestamp> {
     let midnight = date.and_hms_opt(0, 0, 0)?;
     (0..=24 * 60).find_map(|minutes| {
@@ -355,7 +355,7 @@ impl Calendar {
         let last = self.starts.len().saturating_sub(1);
         let first = self.starts.first().copied().unwrap_or(i64::MIN);
         // A guess from the average month's length, then a step or two along the table: no
-        // binary search over 2,760 months for every member a transaction changes.
+        // binary search over 2,761 months for every member a transaction changes.
         let mut m = usize::try_from(at.0.saturating_sub(first) / MONTH_MS_AVERAGE)
             .unwrap_or(0)
             .min(last);

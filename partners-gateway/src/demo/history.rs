@@ -190,7 +190,7 @@ pub fn history(
                 category,
                 context: EarnContext::default(),
             };
-            if let Ok(p) = prepare_earn(app, c, &earn) {
+            if let Ok(p) = prepare_earn(app, c, &earn, None) {
                 prepared.push(p);
             }
             // Now and then a member pays a phone bill with points.
@@ -203,7 +203,7 @@ pub fn history(
                     branch: None,
                     category: None,
                 };
-                if let Ok(p) = prepare_burn(app, tel, &burn) {
+                if let Ok(p) = prepare_burn(app, tel, &burn, None) {
                     prepared.push(p);
                 }
             }

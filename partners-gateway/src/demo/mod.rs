@@ -125,7 +125,7 @@ pub fn seed(app: &Ops, data: &Path, members: u64, history_days: u32) -> anyhow::
         ));
         callers.push(crate::ops::PartnerCaller {
             partner: PartnerId(id),
-            key,
+            key: key.into(),
         });
     }
     catalogue(app)?;

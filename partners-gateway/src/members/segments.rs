@@ -9,7 +9,7 @@
 use chrono::{Datelike, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use utoipa::ToSchema;
 
 /// An inclusive range; a side left out is open.
@@ -297,8 +297,9 @@ pub struct Facts {
     /// Minor units per unit of the programme's currency (100 for EUR), for spend bounds.
     pub minor_per_unit: i64,
     /// Points in dated lots, by member and expiry (ms since the Unix epoch), soonest first;
-    /// members with none are absent.
-    pub expiring: HashMap<u64, Vec<(i64, i64)>>,
+    /// members with none are absent. A ring: lots are added at the back (later expiry) and
+    /// spent from the front, each in constant time however many lots a member holds.
+    pub expiring: HashMap<u64, VecDeque<(i64, i64)>>,
 }
 
 impl Facts {

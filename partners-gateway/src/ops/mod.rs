@@ -46,8 +46,8 @@ pub struct Ops {
 pub struct PartnerCaller {
     /// The partner.
     pub partner: ledger::PartnerId,
-    /// The key used.
-    pub key: KeyRecord,
+    /// The key used (shared with the registry's list: a request copies no key record).
+    pub key: std::sync::Arc<KeyRecord>,
 }
 
 impl PartnerCaller {

@@ -144,11 +144,13 @@ async fn run(
     // Inline only when nothing would touch the store: the member's link is in memory. A
     // command naming an earlier transaction, or a member not yet seen here, reads the store
     // off the async workers.
-    let p = match c.member().filter(|_| c.names().is_none()) {
-        Some(m) if app.ops.registry.member_cached(caller.partner, m).is_some() => {
-            op::prepare(&app.ops, caller, &c)?
-        }
-        _ => prepare_blocking(app, caller, c).await?,
+    let linked = c
+        .member()
+        .filter(|_| c.names().is_none())
+        .and_then(|m| app.ops.registry.member_cached(caller.partner, m));
+    let p = match linked {
+        Some(m) => op::prepare_linked(&app.ops, caller, &c, Some(m))?,
+        None => prepare_blocking(app, caller, c).await?,
     };
     Ok(Json(view(op::execute(&app.ops, caller, p).await?)))
 }

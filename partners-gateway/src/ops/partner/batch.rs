@@ -6,10 +6,22 @@ use super::*;
 /// Prepares any partner command (capture, void and reversal read the ledger: call them off
 /// the async workers).
 pub fn prepare(ops: &Ops, caller: &PartnerCaller, c: &PartnerCommand) -> Result<Prepared, OpError> {
+    prepare_linked(ops, caller, c, None)
+}
+
+/// [`prepare`], with the member the command names already resolved from the link cache
+/// (`linked`, for an earn, burn or hold): the request path looked it up to decide to prepare
+/// inline, and does not look it up twice.
+pub fn prepare_linked(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    c: &PartnerCommand,
+    linked: Option<MemberId>,
+) -> Result<Prepared, OpError> {
     match c {
-        PartnerCommand::Earn(r) => prepare_earn(ops, caller, r),
-        PartnerCommand::Burn(r) => prepare_burn(ops, caller, r),
-        PartnerCommand::Hold(r) => prepare_hold(ops, caller, r),
+        PartnerCommand::Earn(r) => prepare_earn(ops, caller, r, linked),
+        PartnerCommand::Burn(r) => prepare_burn(ops, caller, r, linked),
+        PartnerCommand::Hold(r) => prepare_hold(ops, caller, r, linked),
         PartnerCommand::Capture {
             hold_reference,
             reference,

@@ -17,7 +17,7 @@ mod batch;
 mod reads;
 pub(crate) mod terms;
 
-pub use batch::{batch, prepare};
+pub use batch::{batch, prepare, prepare_linked};
 pub use reads::{
     balance, enrol, expiring, household, quote, rates, statement, tier, transaction, Enrol, Quote,
     Quoted,
@@ -196,6 +196,20 @@ pub(crate) fn member_of(
         })
 }
 
+/// `linked`, the member the caller already resolved `reference` to from the link cache, or
+/// else the member `reference` names.
+fn linked_or(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    linked: Option<MemberId>,
+) -> Result<MemberId, OpError> {
+    match linked {
+        Some(m) => Ok(m),
+        None => member_of(ops, caller, reference),
+    }
+}
+
 pub(crate) fn check_member_reference(r: &str) -> Result<(), OpError> {
     if r.is_empty()
         || r.len() > MEMBER_REFERENCE_LEN_MAX
@@ -220,7 +234,10 @@ pub(crate) fn check_name(field: &str, v: Option<&str>) -> Result<(), OpError> {
     }
 }
 
-pub(crate) fn rate_table(ops: &Ops, partner: PartnerId) -> Result<RateTable, OpError> {
+pub(crate) fn rate_table(
+    ops: &Ops,
+    partner: PartnerId,
+) -> Result<std::sync::Arc<RateTable>, OpError> {
     ops.registry
         .rate_in_force(partner, Timestamp::now())
         .ok_or_else(|| {
@@ -262,13 +279,18 @@ fn points_or_amount(
     }
 }
 
-pub fn prepare_earn(ops: &Ops, caller: &PartnerCaller, r: &Earn) -> Result<Prepared, OpError> {
+pub fn prepare_earn(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &Earn,
+    linked: Option<MemberId>,
+) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Earn)?;
     let key = key(caller, &r.reference)?;
     check_name("branch", r.branch.as_deref())?;
     check_name("category", r.category.as_deref())?;
     r.amount.parse()?;
-    let member = member_of(ops, caller, &r.member)?;
+    let member = linked_or(ops, caller, &r.member, linked)?;
     let mut p = earn_for(ops, caller.partner, key, member, r)?;
     p.member_ref = Some(r.member.clone());
     Ok(p)
@@ -347,7 +369,12 @@ pub fn post_blocking(ops: &Ops, p: Prepared) -> Result<ledger::Receipt, LedgerEr
         .map_err(|_| LedgerError::ShuttingDown)?
 }
 
-pub fn prepare_burn(ops: &Ops, caller: &PartnerCaller, r: &Burn) -> Result<Prepared, OpError> {
+pub fn prepare_burn(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &Burn,
+    linked: Option<MemberId>,
+) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
     let (points, pricing) = points_or_amount(
@@ -358,7 +385,7 @@ pub fn prepare_burn(ops: &Ops, caller: &PartnerCaller, r: &Burn) -> Result<Prepa
         r.branch.as_deref(),
         r.category.as_deref(),
     )?;
-    let member = member_of(ops, caller, &r.member)?;
+    let member = linked_or(ops, caller, &r.member, linked)?;
     Ok(Prepared {
         cmd: Command::Burn {
             key,
@@ -372,7 +399,12 @@ pub fn prepare_burn(ops: &Ops, caller: &PartnerCaller, r: &Burn) -> Result<Prepa
     })
 }
 
-pub fn prepare_hold(ops: &Ops, caller: &PartnerCaller, r: &Hold) -> Result<Prepared, OpError> {
+pub fn prepare_hold(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    r: &Hold,
+    linked: Option<MemberId>,
+) -> Result<Prepared, OpError> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, &r.reference)?;
     let (points, pricing) = points_or_amount(
@@ -384,7 +416,7 @@ pub fn prepare_hold(ops: &Ops, caller: &PartnerCaller, r: &Hold) -> Result<Prepa
         r.category.as_deref(),
     )?;
     let timeout_ms = check_timeout(r.timeout_seconds)?;
-    let member = member_of(ops, caller, &r.member)?;
+    let member = linked_or(ops, caller, &r.member, linked)?;
     Ok(Prepared {
         cmd: Command::Hold {
             key,

@@ -82,13 +82,13 @@ impl Registry {
             .write()
             .expect("registry lock")
             .keys
-            .insert(rec.key_id.clone(), rec);
+            .insert(rec.key_id.clone(), Arc::new(rec));
         Ok(())
     }
 
     /// A key by id, from memory: every key is loaded at start and at each refresh (2 s), so a
     /// key made on another gateway signs requests here from the next refresh.
-    pub fn key(&self, key_id: &str) -> Option<KeyRecord> {
+    pub fn key(&self, key_id: &str) -> Option<Arc<KeyRecord>> {
         self.read().keys.get(key_id).cloned()
     }
 
@@ -98,7 +98,7 @@ impl Registry {
     /// checked.
     pub fn key_stored(&self, key_id: &str) -> Option<KeyRecord> {
         if let Some(k) = self.key(key_id) {
-            return Some(k);
+            return Some(KeyRecord::clone(&k));
         }
         if key_id.is_empty() || key_id.len() > 64 {
             return None;
@@ -113,7 +113,7 @@ impl Registry {
             .write()
             .expect("registry lock")
             .keys
-            .insert(rec.key_id.clone(), rec.clone());
+            .insert(rec.key_id.clone(), Arc::new(rec.clone()));
         Some(rec)
     }
 
@@ -124,7 +124,7 @@ impl Registry {
             .keys
             .values()
             .filter(|k| k.partner == partner.0)
-            .cloned()
+            .map(|k| KeyRecord::clone(k))
             .collect();
         keys.sort_by(|a, b| (a.created_at_ms, &a.key_id).cmp(&(b.created_at_ms, &b.key_id)));
         keys
@@ -137,5 +137,23 @@ impl Registry {
         mac.update(b"partner-key-secret/v1/");
         mac.update(key_id.as_bytes());
         hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// HMAC-SHA256 keyed by `key`'s secret, ready for a request's canonical string. Made once
+    /// per key and copied after: a request costs no derivation of its key's secret. Only keys
+    /// the registry holds are kept, so the map is as small as the key list.
+    pub fn signing_mac(&self, key: &KeyRecord) -> Hmac<Sha256> {
+        if let Some(mac) = self.macs.read().expect("macs lock").get(&key.key_id) {
+            return mac.clone();
+        }
+        let mac = Hmac::<Sha256>::new_from_slice(self.secret_of(&key.key_id).as_bytes())
+            .expect("HMAC takes any key length");
+        if self.read().keys.contains_key(&key.key_id) {
+            self.macs
+                .write()
+                .expect("macs lock")
+                .insert(key.key_id.clone(), mac.clone());
+        }
+        mac
     }
 }

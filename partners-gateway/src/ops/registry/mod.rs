@@ -25,7 +25,7 @@ use ledger::{MemberId, PartnerId, Timestamp};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use utoipa::ToSchema;
 
 use ledger::keys::gateway::{
@@ -75,8 +75,8 @@ const TXN_ATTEMPTS: u32 = 20;
 #[derive(Default)]
 struct Inner {
     partners: BTreeMap<u32, PartnerRecord>,
-    keys: HashMap<String, KeyRecord>,
-    rates: BTreeMap<u32, Vec<RateTable>>,
+    keys: HashMap<String, Arc<KeyRecord>>,
+    rates: BTreeMap<u32, Vec<Arc<RateTable>>>,
     operators: HashMap<[u8; 32], OperatorRecord>,
     programme: programme::Programme,
 }
@@ -113,6 +113,9 @@ pub struct Registry {
     /// Member ids this gateway reserved and has not handed out yet: enrolments take ids from
     /// here, so gateways do not all read and write one counter per enrolment.
     ids: Mutex<std::ops::Range<u64>>,
+    /// Each key's HMAC-SHA256 state keyed by its secret, made on a key's first signed request:
+    /// a secret is a function of the master key and the key id, so an entry never goes stale.
+    macs: RwLock<HashMap<String, Hmac<Sha256>>>,
 }
 
 /// Member ids a gateway reserves at a time. Ids left when it stops are never used: ids are
@@ -138,6 +141,7 @@ impl Registry {
             write: Mutex::new(()),
             links: quick_cache::sync::Cache::new(LINKS_CACHED),
             ids: Mutex::new(0..0),
+            macs: RwLock::new(HashMap::new()),
         })
     }
 
@@ -199,7 +203,7 @@ fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryErro
         }
         Some(KEY) => {
             let r: KeyRecord = unjson(v)?;
-            inner.keys.insert(r.key_id.clone(), r);
+            inner.keys.insert(r.key_id.clone(), Arc::new(r));
         }
         Some(RATE) => {
             let t: RateTable = unjson(v)?;
@@ -209,7 +213,7 @@ fn load_record(inner: &mut Inner, k: &[u8], v: &[u8]) -> Result<(), RegistryErro
                     .ok_or_else(|| RegistryError::Corrupt("rate key".into()))?,
             );
             // Keys sort by version, so each partner's list stays in version order.
-            inner.rates.entry(partner).or_default().push(t);
+            inner.rates.entry(partner).or_default().push(Arc::new(t));
         }
         Some(OPERATOR) => {
             let hash: [u8; 32] = body
@@ -466,6 +470,50 @@ mod tests {
         }
         assert_eq!(b.member_cached(PartnerId(3), "ONE"), Some(single));
         assert_eq!(b.member_cached(PartnerId(3), "CARD-1"), None);
+    }
+
+    #[test]
+    fn a_keys_kept_signing_state_signs_as_its_secret_does_and_only_known_keys_are_kept() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, _) = two(dir.path());
+        let (one, secret_one) = a
+            .create_key(PartnerId(4), vec![KeyScope::Earn])
+            .expect("create key");
+        let (two, secret_two) = a
+            .create_key(PartnerId(5), vec![KeyScope::Earn])
+            .expect("create key");
+        let with_secret = |secret: &str, msg: &[u8]| {
+            let mut m = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+            m.update(msg);
+            m.finalize().into_bytes()
+        };
+        for round in 0..2 {
+            for (key, secret) in [(&one, &secret_one), (&two, &secret_two)] {
+                let mut m = a.signing_mac(key);
+                m.update(b"POST\n/v1/earn");
+                assert_eq!(
+                    m.finalize().into_bytes(),
+                    with_secret(secret, b"POST\n/v1/earn"),
+                    "round {round}: a copy of the kept state, never one already used"
+                );
+            }
+        }
+        assert_eq!(a.macs.read().expect("macs").len(), 2);
+        let stranger = KeyRecord {
+            key_id: "pk_not_in_the_registry".into(),
+            ..one.clone()
+        };
+        let mut m = a.signing_mac(&stranger);
+        m.update(b"x");
+        assert_eq!(
+            m.finalize().into_bytes(),
+            with_secret(&a.secret_of(&stranger.key_id), b"x")
+        );
+        assert_eq!(
+            a.macs.read().expect("macs").len(),
+            2,
+            "a key the registry does not hold is not kept"
+        );
     }
 
     #[test]

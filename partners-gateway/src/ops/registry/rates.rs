@@ -32,7 +32,7 @@ impl Registry {
         })?;
         let mut inner = self.inner.write().expect("registry lock");
         let list = inner.rates.entry(partner.0).or_default();
-        list.push(table.clone());
+        list.push(Arc::new(table.clone()));
         list.sort_by_key(|t| t.version);
         list.dedup_by_key(|t| t.version);
         Ok(table)
@@ -43,13 +43,13 @@ impl Registry {
         self.read()
             .rates
             .get(&partner.0)
-            .cloned()
+            .map(|l| l.iter().map(|t| RateTable::clone(t)).collect())
             .unwrap_or_default()
     }
 
     /// The rate table in force for `partner` at `at`: the latest `effective_from` not after
     /// `at`, and among equals the highest version.
-    pub fn rate_in_force(&self, partner: PartnerId, at: Timestamp) -> Option<RateTable> {
+    pub fn rate_in_force(&self, partner: PartnerId, at: Timestamp) -> Option<Arc<RateTable>> {
         let inner = self.read();
         inner
             .rates

@@ -6,13 +6,14 @@ use crate::api::state::AppState;
 use crate::api::{operator, partner};
 use crate::ops::error::{Kind, OpError};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use ledger::PartnerId;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use std::sync::OnceLock;
+use std::collections::HashMap;
+use std::sync::{LazyLock, OnceLock, RwLock};
 use std::time::Instant;
 use tower::ServiceBuilder;
 use tracing::Instrument;
@@ -315,11 +316,8 @@ async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Resp
             v
         }
     };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let method = req.method().to_string();
+    let route = req.extensions().get::<MatchedPath>().cloned();
+    let method = req.method().clone();
     let span = tracing::info_span!(
         "request",
         method = %method,
@@ -361,20 +359,82 @@ async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Resp
     } else {
         span.in_scope(|| tracing::debug!(status = status.as_u16(), latency = ?elapsed, "finished processing request"));
     }
-    let partner = res
-        .extensions()
-        .get::<PartnerId>()
-        .map_or_else(|| "none".to_string(), |p| p.0.to_string());
-    metrics::histogram!("gateway_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
-        .record(elapsed.as_secs_f64());
-    metrics::counter!("gateway_requests_total", "route" => route, "method" => method, "partner" => partner, "status" => status.as_u16().to_string())
-        .increment(1);
+    let partner = res.extensions().get::<PartnerId>().map(|p| p.0);
+    record_request(
+        route.as_ref().map_or("unmatched", MatchedPath::as_str),
+        method,
+        partner,
+        status,
+        elapsed,
+    );
     let h = res.headers_mut();
     h.entry(X_REQUEST_ID).or_insert(id);
     for (name, value) in SECURITY_HEADERS {
         h.entry(name).or_insert(HeaderValue::from_static(value));
     }
     res
+}
+
+/// A request's metrics: its duration by route and method, and its count by route, method,
+/// partner and status.
+struct RequestHandles {
+    duration: metrics::Histogram,
+    requests: metrics::Counter,
+}
+
+/// The handles of each label combination seen, by route, then (method, partner, status). The
+/// recorder is the process's (installed by [`metrics_handle`] before any request is served), so
+/// this is too.
+type RequestMetrics = HashMap<String, HashMap<(Method, Option<u32>, u16), RequestHandles>>;
+
+static REQUEST_METRICS: LazyLock<RwLock<RequestMetrics>> = LazyLock::new(Default::default);
+
+/// Label combinations kept in [`REQUEST_METRICS`]; past it (methods are open-ended), a request
+/// builds its labels and looks its metrics up in the recorder.
+const REQUEST_METRICS_KEPT: usize = 4_096;
+
+/// Records a request's duration and count, through handles made at the first request of its
+/// combination of labels: a request then builds no label strings and no lookup in the
+/// recorder's registry.
+fn record_request(
+    route: &str,
+    method: Method,
+    partner: Option<u32>,
+    status: StatusCode,
+    elapsed: std::time::Duration,
+) {
+    let key = (method, partner, status.as_u16());
+    if let Some(h) = REQUEST_METRICS
+        .read()
+        .expect("request metrics lock")
+        .get(route)
+        .and_then(|by| by.get(&key))
+    {
+        h.duration.record(elapsed.as_secs_f64());
+        h.requests.increment(1);
+        return;
+    }
+    let (method, partner, status) = &key;
+    let h = RequestHandles {
+        duration: metrics::histogram!(
+            "gateway_request_duration_seconds",
+            "route" => route.to_string(),
+            "method" => method.to_string()
+        ),
+        requests: metrics::counter!(
+            "gateway_requests_total",
+            "route" => route.to_string(),
+            "method" => method.to_string(),
+            "partner" => partner.map_or_else(|| "none".to_string(), |p| p.to_string()),
+            "status" => status.to_string()
+        ),
+    };
+    h.duration.record(elapsed.as_secs_f64());
+    h.requests.increment(1);
+    let mut all = REQUEST_METRICS.write().expect("request metrics lock");
+    if all.values().map(HashMap::len).sum::<usize>() < REQUEST_METRICS_KEPT {
+        all.entry(route.to_string()).or_default().insert(key, h);
+    }
 }
 
 /// Liveness: the process answers.

@@ -152,17 +152,21 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
         .status,
         200
     );
-    assert_eq!(
-        gw.partner(
-            2,
-            "POST",
-            "/v1/burn",
-            Some(json!({"reference": "MET-3", "member": "FC000003", "points": 1_000_000}))
-        )
-        .await
-        .status,
-        422
-    );
+    // Three refusals of one kind: the first makes the metrics' handles for its labels, the
+    // next two count through them.
+    for reference in ["MET-3", "MET-4", "MET-5"] {
+        assert_eq!(
+            gw.partner(
+                2,
+                "POST",
+                "/v1/burn",
+                Some(json!({"reference": reference, "member": "FC000003", "points": 1_000_000}))
+            )
+            .await
+            .status,
+            422
+        );
+    }
     // The metrics show each partner's volumes: no token, no metrics; a partner's signature is
     // not enough either.
     let anonymous = gw
@@ -207,11 +211,16 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     )
     .expect("earn requests counted");
     assert!(value(earn) >= 1.0);
-    assert!(find(
+    let refused = find(
         "gateway_requests_total",
-        &[("route", "/v1/burn"), ("partner", "2"), ("status", "422")]
+        &[("route", "/v1/burn"), ("partner", "2"), ("status", "422")],
     )
-    .is_some());
+    .expect("refused burns counted");
+    assert!(
+        value(refused) >= 3.0,
+        "each refusal counted: {}",
+        value(refused)
+    );
     assert!(value(find("points_issued_total", &[("partner", "1")]).expect("issued")) >= 321.0);
     assert!(value(find("points_redeemed_total", &[("partner", "2")]).expect("redeemed")) >= 21.0);
     let is_histogram = |s: Option<&prometheus_parse::Sample>| matches!(s.map(|s| &s.value), Some(prometheus_parse::Value::Histogram(h)) if !h.is_empty());

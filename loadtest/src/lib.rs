@@ -74,6 +74,9 @@ pub struct Options {
     pub gateway_batch_size_max: usize,
     /// Campaigns to define before the run (`campaigns.rs`).
     pub campaigns: usize,
+    /// The harness's own async worker threads; `None` chooses by mode (see
+    /// [`Options::threads`]).
+    pub client_threads: Option<usize>,
 }
 
 impl Default for Options {
@@ -94,7 +97,25 @@ impl Default for Options {
             verify: true,
             gateway_batch_size_max: 8192,
             campaigns: 0,
+            client_threads: None,
         }
+    }
+}
+
+impl Options {
+    /// The harness's async worker threads: as given, else one for a closed loop and two for an
+    /// open loop. The harness shares the machine with the gateway it measures. In a closed loop
+    /// a second client thread mostly competed with the gateway's workers for the same two cores:
+    /// one thread gave 1.08 times the peak (`docs/benchmarks.md`, 2026-12-03). An open loop
+    /// must send on time, and its latency counts from each request's intended send time, so a
+    /// lone client thread preempted by the gateway shows as the gateway's latency: its p99 was
+    /// higher with one thread than with two.
+    pub fn threads(&self) -> usize {
+        let default = match self.mode {
+            Mode::Closed { .. } => 1,
+            Mode::Open { .. } => 2,
+        };
+        self.client_threads.unwrap_or(default).max(1)
     }
 }
 
@@ -149,7 +170,7 @@ pub fn run(opts: Options) -> anyhow::Result<Outcome> {
     };
     let client = Client::new(&base, creds)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(opts.threads())
         .enable_all()
         .build()?;
     if opts.campaigns > 0 {
@@ -462,5 +483,30 @@ async fn progress_lines(shared: Arc<Shared>) {
             all.value_at_quantile(0.99) as f64 / 1000.0,
             rec.commands_failed,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Mode, Options};
+
+    #[test]
+    fn the_harness_takes_one_thread_in_a_closed_loop_two_in_an_open_loop_or_as_told() {
+        let closed = Options {
+            mode: Mode::Closed { connections: 128 },
+            ..Options::default()
+        };
+        let open = Options {
+            mode: Mode::Open { rate: 15_000.0 },
+            ..Options::default()
+        };
+        assert_eq!(closed.threads(), 1);
+        assert_eq!(open.threads(), 2);
+        let told = |n| Options {
+            client_threads: Some(n),
+            ..closed.clone()
+        };
+        assert_eq!(told(3).threads(), 3);
+        assert_eq!(told(0).threads(), 1);
     }
 }

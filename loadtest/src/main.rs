@@ -79,6 +79,11 @@ struct Args {
     /// Define this many campaigns (two per partner apply to every earn) before the run.
     #[arg(long, default_value_t = 0)]
     campaigns: usize,
+    /// The harness's async worker threads [default: 1 for a closed loop, which leaves the rest
+    /// of a small machine to the gateway it measures; 2 for an open loop, which must send on
+    /// time]. Give more when the gateway runs on another machine.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    client_threads: Option<u16>,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -106,6 +111,7 @@ fn main() -> anyhow::Result<()> {
         verify: !a.no_verify,
         gateway_batch_size_max: a.gateway_batch_size_max,
         campaigns: a.campaigns,
+        client_threads: a.client_threads.map(usize::from),
     })?;
     let summary = report::summary(&outcome);
     print!("{}", report::text(&summary));

@@ -56,6 +56,7 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
+use crate::signing::write_canonical;
 pub use crate::signing::{canonical_string, sign};
 
 /// Checks a partner request's signature, clock skew and nonce. Returns the caller.
@@ -101,13 +102,29 @@ pub fn verify(
         ));
     }
     debug_assert_eq!(key.key_id, key_id, "the key precheck found");
-    let canonical = canonical_string(req.method, req.path, req.query, ts, nonce, req.body);
     let mut mac = registry.signing_mac(&key);
-    mac.update(canonical.as_bytes());
-    let sig_bytes = hex::decode(sig)
-        .map_err(|_| OpError::new(Kind::BadSignature, format!("{SIGNATURE} must be hex")))?;
+    write_canonical(
+        |b| mac.update(b),
+        req.method,
+        req.path,
+        req.query,
+        ts,
+        nonce,
+        req.body,
+    );
+    // A signature is 32 bytes, 64 hex digits; other lengths are decoded as they come, to be
+    // refused as not matching (or as not hex).
+    let mut sig_array = [0u8; 32];
+    let sig_vec;
+    let sig_bytes: &[u8] = if hex::decode_to_slice(sig, &mut sig_array).is_ok() {
+        &sig_array
+    } else {
+        sig_vec = hex::decode(sig)
+            .map_err(|_| OpError::new(Kind::BadSignature, format!("{SIGNATURE} must be hex")))?;
+        &sig_vec
+    };
     // Constant-time comparison.
-    mac.verify_slice(&sig_bytes).map_err(|_| {
+    mac.verify_slice(sig_bytes).map_err(|_| {
         OpError::new(
             Kind::BadSignature,
             "the signature does not match the canonical request; see docs/api.md",
@@ -283,19 +300,28 @@ impl NonceCache {
                 .fetch_sub(dropped.len(), std::sync::atomic::Ordering::Relaxed);
             g.rotated = Instant::now();
         }
-        if g.current.contains(&id) || g.previous.contains(&id) {
-            return Err(OpError::new(
+        let replayed = || {
+            OpError::new(
                 Kind::ReplayedNonce,
                 "this nonce was already used with this key; sign each request with a new nonce",
-            ));
+            )
+        };
+        if g.previous.contains(&id) {
+            return Err(replayed());
         }
         if g.current.len() + g.previous.len() >= self.shard_capacity {
+            if g.current.contains(&id) {
+                return Err(replayed());
+            }
             return Err(
                 OpError::new(Kind::Overloaded, "the replay cache is full; retry shortly")
                     .retry_after(1),
             );
         }
-        g.current.insert(id);
+        // One probe: the insert finds a nonce already seen in this generation.
+        if !g.current.insert(id) {
+            return Err(replayed());
+        }
         drop(g);
         self.entries
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -352,5 +378,42 @@ mod tests {
             }
         }
         assert!(refused >= 200 - NONCE_SHARDS, "refused {refused}");
+        // A nonce the full cache holds is still refused as a replay, and counts once.
+        let held = (0..200)
+            .map(|i| format!("nonce-{i:012}"))
+            .find(|n| {
+                cache.check_and_insert("k", n).map_err(|e| e.kind) == Err(Kind::ReplayedNonce)
+            })
+            .expect("the full cache holds some nonce");
+        let (entries, _) = cache.fill();
+        assert_eq!(
+            cache.check_and_insert("k", &held).unwrap_err().kind,
+            Kind::ReplayedNonce
+        );
+        assert_eq!(cache.fill().0, entries);
+    }
+
+    #[test]
+    fn a_nonce_from_the_previous_generation_is_still_a_replay() {
+        let cache = NonceCache::new(Duration::from_millis(250), 1000);
+        cache.check_and_insert("k", "nonce-0000000001").unwrap();
+        // Past 2 x skew, the next check rotates: the nonce moves to the previous generation
+        // (and the checks after it fall well within the new generation's 500 ms).
+        std::thread::sleep(Duration::from_millis(600));
+        cache.check_and_insert("k", "nonce-0000000002").unwrap();
+        assert_eq!(
+            cache
+                .check_and_insert("k", "nonce-0000000001")
+                .unwrap_err()
+                .kind,
+            Kind::ReplayedNonce
+        );
+        assert_eq!(
+            cache
+                .check_and_insert("k", "nonce-0000000002")
+                .unwrap_err()
+                .kind,
+            Kind::ReplayedNonce
+        );
     }
 }

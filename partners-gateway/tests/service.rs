@@ -140,8 +140,7 @@ async fn the_openapi_document_is_valid_and_matches_the_live_server() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     let gw = Gw::start().await;
-    // Two earns and two burns: the first of each makes the partner's counter, the second
-    // counts through it.
+    // Two earns and two burns: each is counted, not only the first.
     assert_eq!(gw.earn_miles(3, "MET-1", "321").await.status, 200);
     assert_eq!(gw.earn_miles(3, "MET-1B", "100").await.status, 200);
     for (reference, points) in [("MET-2", 21), ("MET-2B", 9)] {

@@ -707,6 +707,7 @@ pub(crate) async fn finish(
 }
 
 fn count_points(partner: PartnerId, tx: &Transaction) {
+    let label = partner.0.to_string();
     match &tx.kind {
         TxKind::Earn {
             points,
@@ -716,49 +717,24 @@ fn count_points(partner: PartnerId, tx: &Transaction) {
         } => {
             let bonus: i64 = awards.iter().map(|a| a.points.0).sum();
             if bonus > 0 {
-                partner_counter("points_bonus_total", partner).increment(bonus as u64);
+                metrics::counter!("points_bonus_total", "partner" => label.clone())
+                    .increment(bonus as u64);
             }
             for (k, pct) in guard.iter().flat_map(|g| g.crossed.iter()) {
                 // Journaled on this transaction; the members-and-events outbox delivers it.
                 tracing::warn!(scope = ?k.scope, period = %crate::programme::guard::period_label(k.period),
                     percent_of_ceiling = pct, transaction = %tx.id, "points budget threshold crossed");
-                partner_counter("budget_thresholds_crossed_total", partner).increment(1);
+                metrics::counter!("budget_thresholds_crossed_total", "partner" => label.clone())
+                    .increment(1);
             }
-            partner_counter("points_issued_total", partner).increment(points.0 as u64)
+            metrics::counter!("points_issued_total", "partner" => label).increment(points.0 as u64)
         }
         TxKind::Burn { points, .. } => {
-            partner_counter("points_redeemed_total", partner).increment(points.0 as u64)
+            metrics::counter!("points_redeemed_total", "partner" => label)
+                .increment(points.0 as u64)
         }
         _ => {}
     }
-}
-
-/// Counters by (name, partner), made at a partner's first transaction of that kind: an earn
-/// or a burn then builds no label string and no lookup in the recorder's registry.
-static PARTNER_COUNTERS: std::sync::LazyLock<
-    std::sync::RwLock<std::collections::HashMap<(&'static str, u32), metrics::Counter>>,
-> = std::sync::LazyLock::new(Default::default);
-
-/// Counters kept in [`PARTNER_COUNTERS`]; past it, a transaction looks its counter up in the
-/// recorder.
-const PARTNER_COUNTERS_KEPT: usize = 4_096;
-
-/// Counter `name` labelled with `partner`.
-fn partner_counter(name: &'static str, partner: PartnerId) -> metrics::Counter {
-    let key = (name, partner.0);
-    if let Some(c) = PARTNER_COUNTERS
-        .read()
-        .expect("partner counters lock")
-        .get(&key)
-    {
-        return c.clone();
-    }
-    let c = metrics::counter!(name, "partner" => partner.0.to_string());
-    let mut all = PARTNER_COUNTERS.write().expect("partner counters lock");
-    if all.len() < PARTNER_COUNTERS_KEPT {
-        all.insert(key, c.clone());
-    }
-    c
 }
 
 pub async fn execute(ops: &Ops, caller: &PartnerCaller, p: Prepared) -> Result<Posted, OpError> {

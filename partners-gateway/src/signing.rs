@@ -19,35 +19,43 @@ pub fn canonical_string(
     body: &[u8],
 ) -> String {
     let mut out = Vec::with_capacity(160);
-    write_canonical(
-        |b| out.extend_from_slice(b),
+    let parts = Canonical {
         method,
         path,
         query,
         timestamp,
         nonce,
         body,
-    );
+    };
+    write_canonical(|b| out.extend_from_slice(b), &parts);
     String::from_utf8(out).expect("the parts are text and the body's digest is hex")
+}
+
+/// What a canonical string is made of.
+pub struct Canonical<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The request path.
+    pub path: &'a str,
+    /// The query string, unsorted, if any.
+    pub query: Option<&'a str>,
+    /// Unix seconds, as sent.
+    pub timestamp: &'a str,
+    /// The nonce, as sent.
+    pub nonce: &'a str,
+    /// The body.
+    pub body: &'a [u8],
 }
 
 /// Feeds the canonical string's bytes to `sink` in order, building no string: how the gateway
 /// verifies a request (into the key's MAC) without allocating it. [`canonical_string`] is this
 /// with a buffer for a sink, so the two cannot differ.
-pub fn write_canonical(
-    mut sink: impl FnMut(&[u8]),
-    method: &str,
-    path: &str,
-    query: Option<&str>,
-    timestamp: &str,
-    nonce: &str,
-    body: &[u8],
-) {
-    sink(method.as_bytes());
+pub fn write_canonical(mut sink: impl FnMut(&[u8]), c: &Canonical<'_>) {
+    sink(c.method.as_bytes());
     sink(b"\n");
-    sink(path.as_bytes());
+    sink(c.path.as_bytes());
     sink(b"\n");
-    if let Some(q) = query.filter(|q| !q.is_empty()) {
+    if let Some(q) = c.query.filter(|q| !q.is_empty()) {
         let mut pairs: Vec<&str> = q.split('&').filter(|p| !p.is_empty()).collect();
         pairs.sort_unstable();
         for (i, p) in pairs.iter().enumerate() {
@@ -58,12 +66,12 @@ pub fn write_canonical(
         }
     }
     sink(b"\n");
-    sink(timestamp.as_bytes());
+    sink(c.timestamp.as_bytes());
     sink(b"\n");
-    sink(nonce.as_bytes());
+    sink(c.nonce.as_bytes());
     sink(b"\n");
     let mut digest_hex = [0u8; 64];
-    hex::encode_to_slice(Sha256::digest(body), &mut digest_hex)
+    hex::encode_to_slice(Sha256::digest(c.body), &mut digest_hex)
         .expect("a SHA-256 digest is 32 bytes, 64 in hex");
     sink(&digest_hex);
 }
@@ -126,7 +134,15 @@ mod tests {
             let want = documented(m, p, q, ts, n, body);
             assert_eq!(canonical_string(m, p, q, ts, n, body), want);
             let mut mac = Hmac::<Sha256>::new_from_slice(b"secret").expect("any key length");
-            write_canonical(|b| mac.update(b), m, p, q, ts, n, body);
+            let parts = Canonical {
+                method: m,
+                path: p,
+                query: q,
+                timestamp: ts,
+                nonce: n,
+                body,
+            };
+            write_canonical(|b| mac.update(b), &parts);
             assert_eq!(
                 hex::encode(mac.finalize().into_bytes()),
                 sign("secret", &want),

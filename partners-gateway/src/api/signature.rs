@@ -56,8 +56,8 @@ pub struct SignedRequest<'a> {
     pub body: &'a [u8],
 }
 
-use crate::signing::write_canonical;
 pub use crate::signing::{canonical_string, sign};
+use crate::signing::{write_canonical, Canonical};
 
 /// Checks a partner request's signature, clock skew and nonce. Returns the caller.
 pub fn verify(
@@ -103,15 +103,15 @@ pub fn verify(
     }
     debug_assert_eq!(key.key_id, key_id, "the key precheck found");
     let mut mac = registry.signing_mac(&key);
-    write_canonical(
-        |b| mac.update(b),
-        req.method,
-        req.path,
-        req.query,
-        ts,
+    let parts = Canonical {
+        method: req.method,
+        path: req.path,
+        query: req.query,
+        timestamp: ts,
         nonce,
-        req.body,
-    );
+        body: req.body,
+    };
+    write_canonical(|b| mac.update(b), &parts);
     // A signature is 32 bytes, 64 hex digits; other lengths are decoded as they come, to be
     // refused as not matching (or as not hex).
     let mut sig_array = [0u8; 32];

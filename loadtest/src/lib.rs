@@ -106,7 +106,7 @@ impl Options {
     /// The harness's async worker threads: as given, else one for a closed loop and two for an
     /// open loop. The harness shares the machine with the gateway it measures. In a closed loop
     /// a second client thread mostly competed with the gateway's workers for the same two cores:
-    /// one thread gave 1.08 times the peak (`docs/benchmarks.md`, 2026-12-03). An open loop
+    /// one thread gave 1.10 times the peak (`docs/benchmarks.md`, 2026-12-03). An open loop
     /// must send on time, and its latency counts from each request's intended send time, so a
     /// lone client thread preempted by the gateway shows as the gateway's latency: its p99 was
     /// higher with one thread than with two.

@@ -125,36 +125,25 @@ async fn authentication_failures_are_401_and_change_nothing() {
     let a = gw.raw("POST", "/v1/earn", h, tampered).await;
     assert_eq!((a.status.as_u16(), a.problem()), (401, "bad-signature"));
 
-    // The right signature cut short, lengthened, or not hex: refused, each as a bad signature.
-    let good = sign_headers(
-        &key,
-        &secret,
-        "POST",
-        "/v1/earn",
-        &ts,
-        "nonce-sig-shapes-0",
-        &body,
-    );
-    let sig = good
-        .iter()
-        .find(|(k, _)| k == "x-signature")
-        .map(|(_, v)| v.clone())
-        .expect("signed");
-    assert_eq!(sig.len(), 64);
-    let shapes = [
-        sig[..62].to_string(),
-        format!("{sig}00"),
-        format!("{}zz", &sig[..62]),
-        String::new(),
+    // Each request's own signature cut short, lengthened, made not hex, or emptied: refused,
+    // each as a bad signature.
+    let shapes: [fn(&str) -> String; 4] = [
+        |s| s[..62].to_string(),
+        |s| format!("{s}00"),
+        |s| format!("{}zz", &s[..62]),
+        |_| String::new(),
     ];
-    for (i, bad) in shapes.into_iter().enumerate() {
-        let nonce = format!("nonce-sig-shapes-{}", i + 1);
+    for (i, shape) in shapes.into_iter().enumerate() {
+        let nonce = format!("nonce-sig-shapes-{i}");
         let mut h = sign_headers(&key, &secret, "POST", "/v1/earn", &ts, &nonce, &body);
-        for (k, v) in h.iter_mut() {
-            if k == "x-signature" {
-                *v = bad.clone();
-            }
-        }
+        let sig = h
+            .iter_mut()
+            .find(|(k, _)| k == "x-signature")
+            .map(|(_, v)| v)
+            .expect("signed");
+        assert_eq!(sig.len(), 64);
+        let bad = shape(sig);
+        *sig = bad.clone();
         let a = gw.raw("POST", "/v1/earn", h, body.clone()).await;
         assert_eq!(
             (a.status.as_u16(), a.problem()),

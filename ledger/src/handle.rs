@@ -206,6 +206,13 @@ impl<S: Store> Ledger<S> {
         find_transaction(&self.store.snapshot()?, id)
     }
 
+    /// The transaction an idempotency key produced, if this process holds it in memory
+    /// (committed moments ago, on the single path): no store read, so an async task may call
+    /// it. `None` says nothing; [`Ledger::transaction_by_key`] answers for certain.
+    pub fn recent_transaction_by_key(&self, key: &IdemKey) -> Option<Transaction> {
+        self.reads.recent_by_key(key)
+    }
+
     /// The transaction an idempotency key produced, if any.
     pub fn transaction_by_key(&self, key: &IdemKey) -> Result<Option<Transaction>, LedgerError> {
         self.reads.transaction_by_key(&self.store, key)

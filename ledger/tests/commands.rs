@@ -1038,3 +1038,38 @@ fn after_a_restart_retries_and_reversals_find_their_originals_in_the_journal() {
     assert_eq!(f.available(M1), 200);
     f.audit();
 }
+
+#[test]
+fn a_transaction_committed_moments_ago_is_found_by_key_in_memory_as_in_the_store() {
+    let f = fixture(Policy::default());
+    let receipt = f.earn("fresh", M1, AIR, 10);
+    let key = IdemKey::partner(AIR, "fresh");
+    let stored = f
+        .ledger
+        .transaction_by_key(&key)
+        .expect("read")
+        .expect("found");
+    let in_memory = f.ledger.recent_transaction_by_key(&key).expect("in memory");
+    assert_eq!(in_memory, stored);
+    assert_eq!(in_memory, *receipt.tx);
+    // Only that key: another partner's same reference, and a reference never used, are not.
+    assert_eq!(
+        f.ledger
+            .recent_transaction_by_key(&IdemKey::partner(FUEL, "fresh")),
+        None
+    );
+    assert_eq!(
+        f.ledger
+            .recent_transaction_by_key(&IdemKey::partner(AIR, "never")),
+        None
+    );
+    // A refused command leaves no key behind.
+    let refused = IdemKey::partner(FUEL, "too-much");
+    f.rejected(Command::Burn {
+        key: refused.clone(),
+        member: M1,
+        partner: FUEL,
+        points: Points(1_000_000),
+    });
+    assert_eq!(f.ledger.recent_transaction_by_key(&refused), None);
+}

@@ -612,6 +612,144 @@ async fn a_replay_returns_the_original_and_a_changed_replay_is_409() {
     );
 }
 
+/// Capture, void and reversal are prepared from memory when the transaction they name was
+/// committed moments ago and the caller's reference for the member is known here, and from the
+/// store otherwise (after a restart memory holds neither): both answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_void_and_reversal_answer_alike_from_memory_and_from_the_store() {
+    let gw = Gw::start().await;
+    let hold = |reference: &'static str| json!({"reference": reference, "member": "FF000042", "points": 100, "timeout_seconds": 600});
+    let answer = |a: &common::Answer| {
+        (
+            a.status.as_u16(),
+            a.body["kind"].clone(),
+            a.body["member"].clone(),
+            a.body["points"].clone(),
+        )
+    };
+    assert_eq!(gw.earn_miles(M, "E-1", "1000").await.status, 200);
+    for h in ["H-1", "H-2", "H-3"] {
+        assert_eq!(
+            gw.partner(1, "POST", "/v1/holds", Some(hold(h)))
+                .await
+                .status,
+            200
+        );
+    }
+    let capture = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/H-1/capture",
+            Some(json!({"reference": "C-1", "points": 60})),
+        )
+        .await;
+    assert_eq!(
+        answer(&capture),
+        (200, json!("capture"), json!("FF000042"), json!(-60))
+    );
+    let void = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/H-2/void",
+            Some(json!({"reference": "V-1"})),
+        )
+        .await;
+    assert_eq!(
+        answer(&void),
+        (200, json!("void"), json!("FF000042"), json!(100))
+    );
+    let reversal = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/reversals",
+            Some(json!({"reference": "R-1", "original_reference": "E-1", "points": 10})),
+        )
+        .await;
+    assert_eq!(
+        answer(&reversal),
+        (200, json!("reversal"), json!("FF000042"), json!(-10))
+    );
+    // Another partner's hold answers as unknown either way, and so does an earn named as a hold.
+    let theirs = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/holds/H-3/void",
+            Some(json!({"reference": "V-X"})),
+        )
+        .await;
+    assert_eq!(
+        (theirs.status.as_u16(), theirs.problem()),
+        (404, "unknown-transaction")
+    );
+    let not_a_hold = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/E-1/void",
+            Some(json!({"reference": "V-Y"})),
+        )
+        .await;
+    assert_eq!(
+        (not_a_hold.status.as_u16(), not_a_hold.problem()),
+        (404, "unknown-transaction")
+    );
+
+    // Restarted: a retry (answered as a replay) and new commands read the store.
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    let again = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/H-1/capture",
+            Some(json!({"reference": "C-1", "points": 60})),
+        )
+        .await;
+    assert_eq!(answer(&again), answer(&capture));
+    assert_eq!(again.body["replayed"], json!(true));
+    let void = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/holds/H-3/void",
+            Some(json!({"reference": "V-3"})),
+        )
+        .await;
+    assert_eq!(
+        answer(&void),
+        (200, json!("void"), json!("FF000042"), json!(100))
+    );
+    let reversal = gw
+        .partner(
+            1,
+            "POST",
+            "/v1/reversals",
+            Some(json!({"reference": "R-2", "original_reference": "E-1", "points": 10})),
+        )
+        .await;
+    assert_eq!(
+        answer(&reversal),
+        (200, json!("reversal"), json!("FF000042"), json!(-10))
+    );
+    let theirs = gw
+        .partner(
+            2,
+            "POST",
+            "/v1/reversals",
+            Some(json!({"reference": "R-X", "original_reference": "E-1"})),
+        )
+        .await;
+    assert_eq!(
+        (theirs.status.as_u16(), theirs.problem()),
+        (404, "unknown-transaction")
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holds_are_captured_voided_and_earns_and_burns_reversed() {
     let gw = Gw::start().await;

@@ -72,6 +72,12 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
         None
     }
 
+    /// The durable transaction key `key` produced, if the path holds both in memory (committed
+    /// moments ago); `None` sends the caller to [`PathReads::transaction_by_key`], which may
+    /// read the store.
+    fn recent_by_key(&self, _key: &IdemKey) -> Option<Transaction> {
+        None
+    }
     /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
     /// store).
     fn keys_in_memory(&self) -> Option<usize> {

@@ -33,13 +33,42 @@ pub(super) struct SingleReads {
     pub recent: Arc<super::recent::Recent>,
 }
 
+impl SingleReads {
+    /// The transactions key `key` may name in memory: its own entry and any whose key shares
+    /// its hash. The committer adds a key as it decides the command, before the batch is
+    /// durable; a hit counts only once the transaction it names is durable and has this key.
+    /// A key whose command was answered is always found.
+    fn key_candidates(&self, key: &IdemKey) -> Vec<TxId> {
+        self.keys
+            .get(key)
+            .into_iter()
+            .chain(self.keys.colliding(key))
+            .collect()
+    }
+
+    /// The durable transaction with `key` among `candidates` that the recent ring still holds.
+    fn recent_by_key_of(&self, candidates: &[TxId], key: &IdemKey) -> Option<Transaction> {
+        candidates.iter().find_map(|&id| {
+            self.is_durable_here(id)
+                .then(|| self.recent.get(id))
+                .flatten()
+                .filter(|tx| tx.key == *key)
+                .map(|tx| Transaction::clone(&tx))
+        })
+    }
+
+    fn is_durable_here(&self, id: TxId) -> bool {
+        id.seq() <= self.shared.committed_version()
+    }
+}
+
 impl<S: Store> PathReads<S> for SingleReads {
     fn keys_in_memory(&self) -> Option<usize> {
         Some(self.keys.len())
     }
 
     fn recent_transaction(&self, id: TxId) -> Option<Transaction> {
-        PathReads::<S>::is_durable(self, id)
+        self.is_durable_here(id)
             .then(|| self.recent.get(id))
             .flatten()
             .map(|t| Transaction::clone(&t))
@@ -55,7 +84,7 @@ impl<S: Store> PathReads<S> for SingleReads {
     }
 
     fn is_durable(&self, id: TxId) -> bool {
-        id.seq() <= self.shared.committed_version()
+        self.is_durable_here(id)
     }
 
     fn balance(&self, _: &S, m: MemberId) -> Result<Option<MemberBalance>, LedgerError> {
@@ -85,27 +114,19 @@ impl<S: Store> PathReads<S> for SingleReads {
         statement_page(&store.snapshot()?, m, head.tx, before, limit)
     }
 
+    fn recent_by_key(&self, key: &IdemKey) -> Option<Transaction> {
+        self.recent_by_key_of(&self.key_candidates(key), key)
+    }
+
     fn transaction_by_key(
         &self,
         store: &S,
         key: &IdemKey,
     ) -> Result<Option<Transaction>, LedgerError> {
-        // The committer adds a key as it decides the command, before the batch is durable; a
-        // hit counts only once the transaction it names is durable and has this key. A key
-        // whose command was answered is always found.
-        let candidates: Vec<TxId> = self
-            .keys
-            .get(key)
-            .into_iter()
-            .chain(self.keys.colliding(key))
-            .collect();
+        let candidates = self.key_candidates(key);
         // Committed moments ago: in memory, no store read.
-        for &id in &candidates {
-            if let Some(tx) = PathReads::<S>::recent_transaction(self, id) {
-                if tx.key == *key {
-                    return Ok(Some(tx));
-                }
-            }
+        if let Some(tx) = self.recent_by_key_of(&candidates, key) {
+            return Ok(Some(tx));
         }
         let snap = store.snapshot()?;
         for id in candidates {

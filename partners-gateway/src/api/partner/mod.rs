@@ -141,16 +141,19 @@ async fn run(
     caller: &PartnerCaller,
     c: PartnerCommand,
 ) -> JsonResult<TransactionView> {
-    // Inline only when nothing would touch the store: the member's link is in memory. A
-    // command naming an earlier transaction, or a member not yet seen here, reads the store
-    // off the async workers.
+    // Inline only when nothing would touch the store: the member's link is in memory, or the
+    // transaction a command names (committed moments ago) and the caller's reference for its
+    // member are. Anything else reads the store off the async workers.
     let linked = c
         .member()
         .filter(|_| c.names().is_none())
         .and_then(|m| app.ops.registry.member_cached(caller.partner, m));
     let p = match linked {
         Some(m) => op::prepare_linked(&app.ops, caller, &c, Some(m))?,
-        None => prepare_blocking(app, caller, c).await?,
+        None => match op::prepare_in_memory(&app.ops, caller, &c) {
+            Some(prepared) => prepared?,
+            None => prepare_blocking(app, caller, c).await?,
+        },
     };
     Ok(Json(view(op::execute(&app.ops, caller, p).await?)))
 }

@@ -18,21 +18,48 @@ pub fn prepare_linked(
     c: &PartnerCommand,
     linked: Option<MemberId>,
 ) -> Result<Prepared, OpError> {
-    match c {
-        PartnerCommand::Earn(r) => prepare_earn(ops, caller, r, linked),
-        PartnerCommand::Burn(r) => prepare_burn(ops, caller, r, linked),
-        PartnerCommand::Hold(r) => prepare_hold(ops, caller, r, linked),
+    prepare_from(ops, caller, c, linked, Reads::Store).map_err(Unprepared::into_answer)
+}
+
+/// A capture, void or reversal prepared from what this process holds in memory (the
+/// transaction it names committed moments ago, the caller's reference for the member made or
+/// read here), so an async worker can prepare it without a store read. `None`: memory does not
+/// hold it (or `c` is another command); [`prepare`] it off the async workers.
+pub fn prepare_in_memory(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    c: &PartnerCommand,
+) -> Option<Result<Prepared, OpError>> {
+    c.names()?;
+    match prepare_from(ops, caller, c, None, Reads::Memory) {
+        Ok(p) => Some(Ok(p)),
+        Err(Unprepared::Refused(e)) => Some(Err(e)),
+        Err(Unprepared::NotInMemory) => None,
+    }
+}
+
+fn prepare_from(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    c: &PartnerCommand,
+    linked: Option<MemberId>,
+    reads: Reads,
+) -> Result<Prepared, Unprepared> {
+    Ok(match c {
+        PartnerCommand::Earn(r) => prepare_earn(ops, caller, r, linked)?,
+        PartnerCommand::Burn(r) => prepare_burn(ops, caller, r, linked)?,
+        PartnerCommand::Hold(r) => prepare_hold(ops, caller, r, linked)?,
         PartnerCommand::Capture {
             hold_reference,
             reference,
             points,
-        } => prepare_capture(ops, caller, hold_reference, reference, *points),
+        } => prepare_capture(ops, caller, hold_reference, reference, *points, reads)?,
         PartnerCommand::Void {
             hold_reference,
             reference,
-        } => prepare_void(ops, caller, hold_reference, reference),
-        PartnerCommand::Reversal(r) => prepare_reversal(ops, caller, r),
-    }
+        } => prepare_void(ops, caller, hold_reference, reference, reads)?,
+        PartnerCommand::Reversal(r) => prepare_reversal(ops, caller, r, reads)?,
+    })
 }
 
 impl PartnerCommand {

@@ -17,7 +17,7 @@ mod batch;
 mod reads;
 pub(crate) mod terms;
 
-pub use batch::{batch, prepare, prepare_linked};
+pub use batch::{batch, prepare, prepare_in_memory, prepare_linked};
 pub use reads::{
     balance, enrol, expiring, household, quote, rates, statement, tier, transaction, Enrol, Quote,
     Quoted,
@@ -431,21 +431,75 @@ pub fn prepare_hold(
     })
 }
 
+/// Where preparing a command reads the transaction it names and the caller's reference for
+/// its member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    /// The ledger and the registry, store included: off the async workers.
+    Store,
+    /// What this process holds in memory only (a transaction committed moments ago, a
+    /// reference made or read here): on an async worker, with no store read.
+    Memory,
+}
+
+/// Why a command was not prepared.
+#[derive(Debug)]
+pub enum Unprepared {
+    /// Refused, as the API answers.
+    Refused(OpError),
+    /// Memory did not hold what it names ([`Reads::Memory`] only): prepare it from the store.
+    NotInMemory,
+}
+
+impl From<OpError> for Unprepared {
+    fn from(e: OpError) -> Self {
+        Unprepared::Refused(e)
+    }
+}
+
+impl Unprepared {
+    /// The answer of a command prepared from the store, where memory is never the limit.
+    fn into_answer(self) -> OpError {
+        match self {
+            Unprepared::Refused(e) => e,
+            Unprepared::NotInMemory => {
+                OpError::new(Kind::Internal, "a store read stopped at memory")
+            }
+        }
+    }
+}
+
 /// The caller's own transaction posted under `reference`; others' answer as unknown.
 pub fn own_transaction(
     ops: &Ops,
     caller: &PartnerCaller,
     reference: &str,
 ) -> Result<Transaction, OpError> {
+    own_transaction_in(ops, caller, reference, Reads::Store).map_err(Unprepared::into_answer)
+}
+
+fn own_transaction_in(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    reads: Reads,
+) -> Result<Transaction, Unprepared> {
     check_reference("reference", reference)?;
-    ops.ledger
-        .transaction_by_key(&IdemKey::partner(caller.partner, reference))?
-        .ok_or_else(|| {
-            OpError::new(
-                Kind::UnknownTransaction,
-                format!("no transaction with reference {reference:?}"),
-            )
-        })
+    let key = IdemKey::partner(caller.partner, reference);
+    let found = match reads {
+        Reads::Store => ops.ledger.transaction_by_key(&key).map_err(OpError::from)?,
+        Reads::Memory => Some(
+            ops.ledger
+                .recent_transaction_by_key(&key)
+                .ok_or(Unprepared::NotInMemory)?,
+        ),
+    };
+    Ok(found.ok_or_else(|| {
+        OpError::new(
+            Kind::UnknownTransaction,
+            format!("no transaction with reference {reference:?}"),
+        )
+    })?)
 }
 
 pub fn own_hold(
@@ -453,26 +507,53 @@ pub fn own_hold(
     caller: &PartnerCaller,
     reference: &str,
 ) -> Result<(Transaction, MemberId), OpError> {
-    let tx = own_transaction(ops, caller, reference)?;
+    own_hold_in(ops, caller, reference, Reads::Store).map_err(Unprepared::into_answer)
+}
+
+fn own_hold_in(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    reference: &str,
+    reads: Reads,
+) -> Result<(Transaction, MemberId), Unprepared> {
+    let tx = own_transaction_in(ops, caller, reference, reads)?;
     match tx.kind {
         TxKind::Hold { member, .. } => Ok((tx, member)),
         _ => Err(OpError::new(
             Kind::UnknownTransaction,
             format!("no hold with reference {reference:?}"),
-        )),
+        )
+        .into()),
     }
 }
 
-/// The caller's reference for `member` (a store read: off the async workers). Capture, void
+/// The caller's reference for `member` (from the store, or from memory only). Capture, void
 /// and reversal read it while preparing, so their answer needs no store read after the commit.
 fn reference_of(
     ops: &Ops,
     caller: &PartnerCaller,
     member: MemberId,
 ) -> Result<Option<String>, OpError> {
-    ops.registry
-        .reference_of(caller.partner, member)
-        .map_err(registry_error)
+    reference_in(ops, caller, member, Reads::Store).map_err(Unprepared::into_answer)
+}
+
+fn reference_in(
+    ops: &Ops,
+    caller: &PartnerCaller,
+    member: MemberId,
+    reads: Reads,
+) -> Result<Option<String>, Unprepared> {
+    match reads {
+        Reads::Store => Ok(ops
+            .registry
+            .reference_of(caller.partner, member)
+            .map_err(registry_error)?),
+        Reads::Memory => ops
+            .registry
+            .reference_cached(caller.partner, member)
+            .map(Some)
+            .ok_or(Unprepared::NotInMemory),
+    }
 }
 
 pub fn prepare_capture(
@@ -481,11 +562,12 @@ pub fn prepare_capture(
     hold_reference: &str,
     reference: &str,
     points: Option<i64>,
-) -> Result<Prepared, OpError> {
+    reads: Reads,
+) -> Result<Prepared, Unprepared> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, reference)?;
     let points = points.map(|p| check_points("points", p)).transpose()?;
-    let (hold, member) = own_hold(ops, caller, hold_reference)?;
+    let (hold, member) = own_hold_in(ops, caller, hold_reference, reads)?;
     Ok(Prepared {
         cmd: Command::Capture {
             key,
@@ -494,7 +576,7 @@ pub fn prepare_capture(
         },
         pricing: None,
         member: Some(member),
-        member_ref: reference_of(ops, caller, member)?,
+        member_ref: reference_in(ops, caller, member, reads)?,
     })
 }
 
@@ -503,15 +585,16 @@ pub fn prepare_void(
     caller: &PartnerCaller,
     hold_reference: &str,
     reference: &str,
-) -> Result<Prepared, OpError> {
+    reads: Reads,
+) -> Result<Prepared, Unprepared> {
     caller.require(KeyScope::Burn)?;
     let key = key(caller, reference)?;
-    let (hold, member) = own_hold(ops, caller, hold_reference)?;
+    let (hold, member) = own_hold_in(ops, caller, hold_reference, reads)?;
     Ok(Prepared {
         cmd: Command::Void { key, hold: hold.id },
         pricing: None,
         member: Some(member),
-        member_ref: reference_of(ops, caller, member)?,
+        member_ref: reference_in(ops, caller, member, reads)?,
     })
 }
 
@@ -519,10 +602,11 @@ pub fn prepare_reversal(
     ops: &Ops,
     caller: &PartnerCaller,
     r: &Reversal,
-) -> Result<Prepared, OpError> {
+    reads: Reads,
+) -> Result<Prepared, Unprepared> {
     let key = key(caller, &r.reference)?;
     let points = r.points.map(|p| check_points("points", p)).transpose()?;
-    let original = own_transaction(ops, caller, &r.original_reference)?;
+    let original = own_transaction_in(ops, caller, &r.original_reference, reads)?;
     let member = match original.kind {
         TxKind::Earn { member, .. } => {
             caller.require(KeyScope::Earn)?;
@@ -539,7 +623,8 @@ pub fn prepare_reversal(
                     "{:?} is not an earn or a burn and cannot be reversed",
                     r.original_reference
                 ),
-            ))
+            )
+            .into())
         }
     };
     Ok(Prepared {
@@ -550,7 +635,7 @@ pub fn prepare_reversal(
         },
         pricing: None,
         member: Some(member),
-        member_ref: reference_of(ops, caller, member)?,
+        member_ref: reference_in(ops, caller, member, reads)?,
     })
 }
 

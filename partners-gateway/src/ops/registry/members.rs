@@ -141,11 +141,28 @@ impl Registry {
     ) -> Result<Option<String>, RegistryError> {
         let snap = self.store.snapshot()?;
         match snap.get(&link_back_key(partner, member))? {
-            Some(v) => Ok(Some(String::from_utf8(v).map_err(|e| {
-                RegistryError::Corrupt(format!("member reference: {e}"))
-            })?)),
+            Some(v) => {
+                let reference = String::from_utf8(v)
+                    .map_err(|e| RegistryError::Corrupt(format!("member reference: {e}")))?;
+                // The link and its back link are written and cleared together: this
+                // snapshot's link names the member by this reference.
+                if self.links.get(&LinkRef(partner.0, &reference)).is_none() {
+                    self.links.insert((partner.0, reference.clone()), member.0);
+                }
+                self.backs
+                    .insert((partner.0, member.0), Arc::from(reference.as_str()));
+                Ok(Some(reference))
+            }
             None => Ok(None),
         }
+    }
+
+    /// `partner`'s reference for `member` as [`Registry::reference_of`] would read it, if this
+    /// gateway has it in memory (made or read here, and the link cache still naming the member
+    /// by it): no store read.
+    pub fn reference_cached(&self, partner: PartnerId, member: MemberId) -> Option<String> {
+        let reference = self.backs.get(&(partner.0, member.0))?;
+        (self.member_cached(partner, &reference) == Some(member)).then(|| reference.to_string())
     }
 
     /// Links `reference` at `partner` to `member`, or to a newly allocated member when `member`
@@ -176,13 +193,16 @@ impl Registry {
                     _ => Ok((ws, (existing, new_id == Some(existing.0)))),
                 };
             }
-            let m = member.unwrap_or(MemberId(new_id.expect("an id for a new member")));
+            let m = member.unwrap_or_else(|| MemberId(new_id.expect("an id for a new member")));
             ws.set_owned(link.clone(), m.0.to_be_bytes().to_vec());
             ws.set_owned(link_back_key(partner, m), reference.as_bytes().to_vec());
             Ok((ws, (m, true)))
         })
-        .inspect(|(m, _)| {
+        .inspect(|&(m, created)| {
             self.links.insert((partner.0, reference.to_string()), m.0);
+            if created {
+                self.backs.insert((partner.0, m.0), Arc::from(reference));
+            }
         })
     }
 
@@ -275,6 +295,11 @@ impl Registry {
             );
             Ok((ws, Ok((member, true))))
         })
+        .inspect(|linked| {
+            if let Ok((m, true)) = linked {
+                self.backs.insert((partner.0, m.0), Arc::from(reference));
+            }
+        })
     }
 
     /// Allocates a member id without a partner link (operator enrolment).
@@ -328,6 +353,8 @@ impl Registry {
         })?;
         for (reference, member) in links {
             self.links.insert((partner.0, reference.clone()), member.0);
+            self.backs
+                .insert((partner.0, member.0), Arc::from(reference.as_str()));
         }
         Ok(())
     }
@@ -428,6 +455,7 @@ impl Registry {
         let begin = moved_prefix(m);
         ws.clear_range(&begin, &prefix_end(&begin));
         self.links.remove(&(partner.0, reference.to_string()));
+        self.backs.remove(&(partner.0, m.0));
     }
 
     /// Points every partner reference of `from` at `into` (a merge): a partner's card for the
@@ -461,6 +489,8 @@ impl Registry {
         self.store.commit(ws, Durability::Sync)?;
         for (p, r) in &refs {
             self.links.remove(&(p.0, r.clone()));
+            self.backs.remove(&(p.0, from.0));
+            self.backs.remove(&(p.0, into.0));
         }
         Ok(refs)
     }

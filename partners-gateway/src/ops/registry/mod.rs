@@ -110,6 +110,10 @@ pub struct Registry {
     /// Partner references to members, as read or made here. A link never changes once made,
     /// so an entry never goes stale; the cache is bounded, and a miss reads the store.
     links: quick_cache::sync::Cache<(u32, String), u64>,
+    /// Each member's reference at a partner (its back link), as made or read here: capture,
+    /// void and reversal answer with it without a store read. Trusted only while `links`
+    /// still names the member by it (a merge or unlink elsewhere ends that).
+    backs: quick_cache::sync::Cache<(u32, u64), Arc<str>>,
     /// Member ids this gateway reserved and has not handed out yet: enrolments take ids from
     /// here, so gateways do not all read and write one counter per enrolment.
     ids: Mutex<std::ops::Range<u64>>,
@@ -124,6 +128,9 @@ const MEMBER_ID_BLOCK: u64 = 100;
 
 /// Links the cache keeps (about 100 bytes each).
 const LINKS_CACHED: usize = 1_000_000;
+
+/// Back links the cache keeps: the members lately linked or answered for.
+const BACKS_CACHED: usize = 200_000;
 
 impl Registry {
     /// Loads every cached registry record from `store`.
@@ -140,6 +147,7 @@ impl Registry {
             inner: RwLock::new(inner),
             write: Mutex::new(()),
             links: quick_cache::sync::Cache::new(LINKS_CACHED),
+            backs: quick_cache::sync::Cache::new(BACKS_CACHED),
             ids: Mutex::new(0..0),
             macs: RwLock::new(HashMap::new()),
         })
@@ -295,6 +303,67 @@ mod tests {
         assert_eq!(a.forget_nonces(2_000).expect("forget"), 1);
         let left = a.read_nonces(0, 0, &HashMap::new()).expect("read");
         assert_eq!(left.len(), 2, "the batch of 1,000 ms is gone");
+    }
+
+    #[test]
+    fn a_members_reference_in_memory_is_the_one_the_store_holds() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let (a, b) = two(dir.path());
+        let p = PartnerId(1);
+        let same = |r: &Registry, m: MemberId| {
+            let cached = r.reference_cached(p, m);
+            let stored = r.reference_of(p, m).expect("read");
+            assert!(
+                cached.is_none() || cached == stored,
+                "{m:?}: memory {cached:?}, store {stored:?}"
+            );
+            cached
+        };
+        a.put_partner(PartnerRecord {
+            id: p.0,
+            name: "Airline".into(),
+            requests_per_second: 100,
+            burst: 100,
+        })
+        .expect("partner");
+        let (m, created) = a.link(p, "R-1", None).expect("link");
+        assert!(created);
+        assert_eq!(same(&a, m).as_deref(), Some("R-1"));
+        // Another gateway knows it only once it has read it.
+        assert_eq!(b.reference_cached(p, m), None);
+        assert_eq!(b.reference_of(p, m).expect("read").as_deref(), Some("R-1"));
+        assert_eq!(b.reference_cached(p, m).as_deref(), Some("R-1"));
+        // A second reference for the member becomes its back link.
+        assert_eq!(a.link(p, "R-2", Some(m)).expect("link"), (m, true));
+        assert_eq!(same(&a, m).as_deref(), Some("R-2"));
+        // Linking the same reference again changes nothing.
+        assert_eq!(a.link(p, "R-2", Some(m)).expect("link"), (m, false));
+        assert_eq!(same(&a, m).as_deref(), Some("R-2"));
+        // A merge moves the absorbed member's references: memory forgets both sides.
+        let (gone, _) = a.link(p, "S-1", None).expect("link");
+        assert_eq!(same(&a, gone).as_deref(), Some("S-1"));
+        assert_eq!(
+            a.merge_links(gone, m).expect("merge"),
+            vec![(p, "S-1".into())]
+        );
+        assert_eq!(a.reference_cached(p, gone), None);
+        assert_eq!(a.reference_of(p, gone).expect("read"), None);
+        same(&a, m);
+        // An erasure unlinks every reference, and memory with it.
+        let links = a.links_of(m).expect("links");
+        assert!(!links.is_empty());
+        let record = ErasureRecord {
+            at_ms: 1,
+            operator: "ops".into(),
+            reason: "asked".into(),
+            key_destroyed: false,
+            profile_deleted: false,
+            links_removed: 0,
+            closed_by: None,
+        };
+        a.erase_member(m, record, &links).expect("erase");
+        assert_eq!(a.reference_cached(p, m), None);
+        assert_eq!(a.reference_of(p, m).expect("read"), None);
     }
 
     #[test]

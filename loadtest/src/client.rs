@@ -71,7 +71,7 @@ pub enum Reply {
         /// Status.
         status: u16,
         /// Body.
-        body: Vec<u8>,
+        body: Bytes,
     },
     /// No answer: the request may or may not have been applied.
     Transport(String),
@@ -108,7 +108,7 @@ impl Client {
     }
 
     /// Sends one request signed as `partner`.
-    pub async fn send(&self, partner: u32, method: &str, target: &str, body: &[u8]) -> Reply {
+    pub async fn send(&self, partner: u32, method: &str, target: &str, body: Bytes) -> Reply {
         match tokio::time::timeout(
             REQUEST_TIMEOUT,
             self.try_send(partner, method, target, body),
@@ -126,7 +126,7 @@ impl Client {
         partner: u32,
         method: &str,
         target: &str,
-        body: &[u8],
+        body: Bytes,
     ) -> Result<Reply, String> {
         let Some(c) = self.inner.partners.get(&partner) else {
             return Err(format!("no credentials for partner {partner}"));
@@ -143,7 +143,7 @@ impl Client {
         let nonce = format!("{:032x}", rand::random::<u128>());
         let signature = sign(
             &c.secret,
-            &canonical_string(method, path, query, &ts, &nonce, body),
+            &canonical_string(method, path, query, &ts, &nonce, &body),
         );
         let request = |body: Bytes| {
             hyper::Request::builder()
@@ -158,7 +158,6 @@ impl Client {
                 .body(Full::new(body))
                 .map_err(|e| e.to_string())
         };
-        let body = Bytes::copy_from_slice(body);
         let mut sender = self.connection().await?;
         let res = match sender.send_request(request(body.clone())?).await {
             Ok(res) => res,
@@ -179,8 +178,7 @@ impl Client {
             .collect()
             .await
             .map_err(|e| e.to_string())?
-            .to_bytes()
-            .to_vec();
+            .to_bytes();
         self.inner.idle.lock().expect("pool lock").push(sender);
         Ok(Reply::Http { status, body })
     }

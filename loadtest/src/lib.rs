@@ -236,7 +236,7 @@ async fn warm_up(client: &Client, opts: &Options) {
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..n.max(1) {
         let c = client.clone();
-        tasks.spawn(async move { c.send(1, "GET", "/v1/rates", b"").await });
+        tasks.spawn(async move { c.send(1, "GET", "/v1/rates", Default::default()).await });
     }
     while tasks.join_next().await.is_some() {}
 }
@@ -269,7 +269,7 @@ async fn closed_loop(shared: Arc<Shared>, mut wl: Workload) {
         let t0 = Instant::now();
         let reply = shared
             .client
-            .send(op.partner, "POST", &op.path, &body_of(&op))
+            .send(op.partner, "POST", &op.path, body_of(&op))
             .await;
         for (i, points) in settle(&shared, &op, &items, reply, t0.elapsed()) {
             wl.acknowledged(items.get(i).unwrap_or(&op), points);
@@ -299,7 +299,7 @@ async fn open_loop(shared: Arc<Shared>, opts: &Options, run_id: &str, rate: f64)
             let _permit = permits.acquire_owned().await.expect("semaphore open");
             let reply = shared
                 .client
-                .send(op.partner, "POST", &op.path, &body_of(&op))
+                .send(op.partner, "POST", &op.path, body_of(&op))
                 .await;
             let latency = intended.elapsed();
             for (i, points) in settle(&shared, &op, &items, reply, latency) {
@@ -337,8 +337,8 @@ fn next_request(shared: &Shared, wl: &mut Workload) -> (Op, Vec<Op>) {
     (op, items)
 }
 
-fn body_of(op: &Op) -> Vec<u8> {
-    serde_json::to_vec(&op.body).expect("bodies encode")
+fn body_of(op: &Op) -> hyper::body::Bytes {
+    serde_json::to_vec(&op.body).expect("bodies encode").into()
 }
 
 /// Records a reply; returns (item index, points) of each acknowledged command.

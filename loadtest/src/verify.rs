@@ -204,7 +204,7 @@ pub async fn outstanding_over_http(client: &Client, members: u64) -> anyhow::Res
     let mut total = 0;
     for m in 1..=members {
         let path = format!("/v1/members/{}", crate::workload::member_reference(1, m));
-        match client.send(1, "GET", &path, b"").await {
+        match client.send(1, "GET", &path, Default::default()).await {
             Reply::Http { status: 200, body } => {
                 let v: serde_json::Value = serde_json::from_slice(&body)?;
                 total += v["posted"].as_i64().unwrap_or(0);
@@ -235,7 +235,9 @@ pub async fn verify_over_http(
         );
     for (partner, reference) in keys {
         let path = format!("/v1/transactions/{reference}");
-        if let Reply::Http { status: 200, body } = client.send(partner, "GET", &path, b"").await {
+        if let Reply::Http { status: 200, body } =
+            client.send(partner, "GET", &path, Default::default()).await
+        {
             let v: serde_json::Value = serde_json::from_slice(&body)?;
             found.insert(
                 (partner, reference),

@@ -437,6 +437,29 @@ pub struct MemberPage<S = crate::core::state::MemberState> {
 /// A page being written, borrowing the states (encodes exactly as [`MemberPage`]).
 pub type MemberPageRef<'a> = MemberPage<&'a crate::core::state::MemberState>;
 
+/// Encodes a page exactly as [`encode`] encodes `MemberPageRef { through, members }`, one
+/// member at a time, calling `before(i)` before the `i`th (the writer asks there for the
+/// memory of the members a few on).
+pub fn encode_member_page(
+    through: u64,
+    members: &[(
+        crate::core::types::MemberId,
+        &crate::core::state::MemberState,
+    )],
+    before: impl Fn(usize),
+) -> Vec<u8> {
+    const EXPECT: &str = "in-memory records always encode";
+    // A struct is its fields in order; a sequence is its length (a varint) and its elements.
+    let out = Vec::with_capacity(16 + members.len() * 48);
+    let mut out = postcard::to_extend(&through, out).expect(EXPECT);
+    out = postcard::to_extend(&members.len(), out).expect(EXPECT);
+    for (i, member) in members.iter().enumerate() {
+        before(i);
+        out = postcard::to_extend(member, out).expect(EXPECT);
+    }
+    out
+}
+
 /// A balance-history entry of a non-member account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HistoryEntry {
@@ -688,6 +711,42 @@ mod tests {
         });
         let read: MemberPage = decode("member page", &written).expect("decodes");
         assert_eq!(read.through, 17);
-        assert_eq!(read.members, vec![(MemberId(2048), a), (MemberId(2049), b)]);
+        assert_eq!(
+            read.members,
+            vec![(MemberId(2048), a.clone()), (MemberId(2049), b.clone())]
+        );
+
+        // Encoded member by member, as the writer does, a page is the same bytes: empty, two
+        // members, and 300 (a length of two bytes), states of every shape, ids past one byte.
+        let mut c = a.clone();
+        c.lots.push_front(Lot {
+            id: LotId {
+                tx: TxId::new(2, 7),
+                n: 1,
+            },
+            expires_at: None,
+            remaining: Points(1),
+        });
+        c.extras = None;
+        let shapes = [&a, &b, &c];
+        for (through, n) in [(0u64, 0usize), (17, 2), (u64::MAX, 300)] {
+            let members: Vec<(MemberId, &MemberState)> = (0..n)
+                .map(|i| (MemberId(1_000_000 + i as u64 * 131), shapes[i % 3]))
+                .collect();
+            let whole = encode(&MemberPageRef {
+                through,
+                members: members.clone(),
+            });
+            let called = std::cell::Cell::new(0);
+            let each = encode_member_page(through, &members, |i| {
+                assert_eq!(i, called.get(), "called before each member, in order");
+                called.set(i + 1);
+            });
+            assert_eq!(each, whole, "{n} members");
+            assert_eq!(called.get(), n);
+            let read: MemberPage = decode("member page", &whole).expect("decodes");
+            assert_eq!(read.members.len(), n);
+            assert_eq!(read.through, through);
+        }
     }
 }

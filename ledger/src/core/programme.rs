@@ -272,6 +272,11 @@ pub enum Counter {
 pub struct CampaignUses(thin_vec::ThinVec<(CampaignId, MemberUse)>);
 
 impl CampaignUses {
+    /// Every campaign's use, in the order of their first awards.
+    pub(crate) fn as_slice(&self) -> &[(CampaignId, MemberUse)] {
+        &self.0
+    }
+
     /// The use of campaign `c`.
     pub fn get(&self, c: CampaignId) -> MemberUse {
         self.0

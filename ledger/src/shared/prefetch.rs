@@ -98,3 +98,26 @@ pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
         }
     }
 }
+
+/// Before the `i`th of a page's members is encoded, in three steps, each reading only what an
+/// earlier step asked for: the state `3 * AHEAD` on (its first lines; looking it up brought in
+/// the key's); what the one `2 * AHEAD` on points to (its ring of lots, its campaigns, its rarer
+/// parts); and what those rarer parts of the one `AHEAD` on point to (its tier's months).
+#[inline]
+pub(crate) fn page_member(members: &[(MemberId, &crate::core::state::MemberState)], i: usize) {
+    if let Some((_, s)) = members.get(i + 3 * AHEAD) {
+        bytes(*s as *const _ as usize, std::mem::size_of_val(*s), 2);
+    }
+    if let Some((_, s)) = members.get(i + 2 * AHEAD) {
+        let (front, back) = s.lots.as_slices();
+        slice(front);
+        slice(back);
+        slice(s.campaigns.as_slice());
+        if let Some(x) = &s.extras {
+            bytes(&**x as *const _ as usize, std::mem::size_of_val(&**x), 2);
+        }
+    }
+    if let Some(x) = members.get(i + AHEAD).and_then(|(_, s)| s.extras.as_ref()) {
+        slice(x.tier.months.as_slice());
+    }
+}

@@ -41,9 +41,11 @@ impl PageMembers {
     }
 
     /// Page `page`'s members as `state` has them after batch `through`, encoded for the
-    /// projector to write.
+    /// projector to write. The states are looked up first, all together (the lookups do not
+    /// wait on one another), then encoded one by one, each asked for a few members ahead: a
+    /// page's states lie scattered over a map far larger than the caches.
     pub(super) fn copy(&self, page: u64, state: &State, through: u64) -> PageCopy {
-        let members = self
+        let members: Vec<_> = self
             .members(page)
             .iter()
             .map(|m| {
@@ -53,7 +55,9 @@ impl PageMembers {
             .collect();
         PageCopy {
             page,
-            encoded: crate::codec::encode(&crate::codec::MemberPageRef { through, members }),
+            encoded: crate::codec::encode_member_page(through, &members, |i| {
+                crate::shared::prefetch::page_member(&members, i)
+            }),
         }
     }
 }

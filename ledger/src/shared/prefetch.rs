@@ -70,13 +70,27 @@ pub(crate) fn transactions(txs: &[std::sync::Arc<Transaction>], i: usize) {
     }
 }
 
-/// Asks for member `m`'s state: looking it up brings in the map's slot, and the lines after the
-/// state's first are asked for. The writer calls it `2 * AHEAD` commands before deciding the
-/// command that names `m`.
+/// Where member `m`'s state lies (0: not enrolled), for [`member`] to ask for later. The writer
+/// looks up a whole batch's members this way before deciding any: lookups in a row overlap
+/// their misses, where one lookup before each command would wait for its own.
 #[inline]
-pub(crate) fn member(state: &State, m: Option<MemberId>) {
-    if let Some(s) = m.and_then(|m| state.member(m)) {
-        bytes(s as *const _ as usize, std::mem::size_of_val(s), 2);
+pub(crate) fn member_at(state: &State, m: Option<MemberId>) -> usize {
+    m.and_then(|m| state.member(m))
+        .map_or(0, |s| s as *const _ as usize)
+}
+
+/// Asks for the member state at `at` (from [`member_at`]; 0 asks for nothing). The writer calls
+/// it `2 * AHEAD` commands before deciding the command that names the member. The address is a
+/// hint only: should the map have moved its states since (an enrolment grew it), the lines
+/// asked for are merely useless.
+#[inline]
+pub(crate) fn member(at: usize) {
+    if at != 0 {
+        bytes(
+            at,
+            std::mem::size_of::<crate::core::state::MemberState>(),
+            2,
+        );
     }
 }
 

@@ -436,27 +436,31 @@ impl<S: Store + Clone> Writer<S> {
         }
         // The key index's slots for the commands' keys (hashed by the submitting threads) are
         // fetched a few commands ahead of each claim, and so is each command's member, so that
-        // the misses to memory overlap the decisions.
-        let ahead: Vec<(u128, Option<MemberId>)> = batch
+        // the misses to memory overlap the decisions. The members are looked up all together
+        // first (the lookups do not wait on one another), keeping where each state lies.
+        let ahead: Vec<(u128, Option<MemberId>, usize)> = batch
             .iter()
-            .map(|j| (j.hash, self.state.member_named(&j.cmd)))
+            .map(|j| {
+                let m = self.state.member_named(&j.cmd);
+                (j.hash, m, prefetch::member_at(&self.state, m))
+            })
             .collect();
-        for (h, _) in ahead.iter().take(prefetch::AHEAD) {
+        for (h, ..) in ahead.iter().take(prefetch::AHEAD) {
             self.keys.prefetch(*h);
         }
-        for (_, m) in ahead.iter().take(2 * prefetch::AHEAD) {
-            prefetch::member(&self.state, *m);
+        for (.., at) in ahead.iter().take(2 * prefetch::AHEAD) {
+            prefetch::member(*at);
         }
         let outcomes: Vec<Outcome> = batch
             .iter_mut()
             .enumerate()
             .map(|(i, j)| {
-                if let Some((h, _)) = ahead.get(i + prefetch::AHEAD) {
+                if let Some((h, m, _)) = ahead.get(i + prefetch::AHEAD) {
                     self.keys.prefetch(*h);
-                    prefetch::member_parts(&self.state, ahead[i + prefetch::AHEAD].1);
+                    prefetch::member_parts(&self.state, *m);
                 }
-                if let Some((_, m)) = ahead.get(i + 2 * prefetch::AHEAD) {
-                    prefetch::member(&self.state, *m);
+                if let Some((.., at)) = ahead.get(i + 2 * prefetch::AHEAD) {
+                    prefetch::member(*at);
                 }
                 self.process(
                     &mut j.cmd,

@@ -230,7 +230,7 @@ pub struct State {
     /// inactivity deadline. Derived from the members (rebuilt at open), so never stored; kept
     /// only where `index_due` is set (the single writer's state: the projector and the audit
     /// need no index).
-    pub expiry_due: BTreeSet<(Timestamp, MemberId)>,
+    pub expiry_due: crate::core::due::DueIndex,
     /// Whether `apply` keeps `expiry_due`.
     pub index_due: bool,
     /// Programme settings.
@@ -272,7 +272,7 @@ impl State {
             expiry: self.expiry.clone(),
             transfers: self.transfers.clone(),
             tiers: self.tiers.clone(),
-            expiry_due: BTreeSet::new(),
+            expiry_due: Default::default(),
             index_due: false,
             policy: self.policy,
             closed_through: self.closed_through,
@@ -343,10 +343,10 @@ impl State {
             let new = self.members.get(&m).and_then(|s| self.deadline(s));
             if new != old {
                 if let Some(t) = old {
-                    self.expiry_due.remove(&(t, m));
+                    self.expiry_due.remove(t, m);
                 }
                 if let Some(t) = new {
-                    self.expiry_due.insert((t, m));
+                    self.expiry_due.insert(t, m);
                 }
             }
         }
@@ -753,7 +753,7 @@ impl State {
         if !self.index_due {
             return;
         }
-        let due: BTreeSet<(Timestamp, MemberId)> = self
+        let due: crate::core::due::DueIndex = self
             .members
             .iter()
             .filter_map(|(m, s)| self.deadline(s).map(|t| (t, *m)))
@@ -763,13 +763,8 @@ impl State {
 
     /// Members with points due to expire at or before `now`, soonest first, at most `limit`,
     /// with the deadline the index holds.
-    pub fn due_expiries(&self, now: Timestamp, limit: usize) -> Vec<(Timestamp, MemberId)> {
-        self.expiry_due
-            .iter()
-            .take_while(|(t, _)| *t <= now)
-            .take(limit)
-            .copied()
-            .collect()
+    pub fn due_expiries(&mut self, now: Timestamp, limit: usize) -> Vec<(Timestamp, MemberId)> {
+        self.expiry_due.due(now, limit)
     }
 
     /// Whether all of member state `s`'s points have expired for inactivity at `at`.

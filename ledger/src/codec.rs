@@ -15,6 +15,7 @@
 use crate::core::model::{describe, Digest, Transaction};
 use crate::core::types::{AccountId, MemberId, PartnerId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
+use crate::store::Value;
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// Format byte of journal blocks written by this version: checked.
@@ -56,14 +57,17 @@ pub fn decode<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, Ledger
     postcard::from_bytes(bytes).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))
 }
 
-/// Packs encoded transactions into journal blocks of at most [`BLOCK_BYTES_MAX`] bytes.
+/// Packs encoded transactions into journal blocks of at most [`BLOCK_BYTES_MAX`] bytes, each
+/// built once in the [`Value`] the store keeps (no block-sized buffer of its own, no copy at
+/// commit). Kept across batches, it reuses its buffers.
 #[derive(Default)]
 pub struct BlockWriter {
-    blocks: Vec<Vec<u8>>,
+    blocks: Vec<Value>,
     body: Vec<u8>,
     offsets: Vec<u32>,
     checks: Vec<u32>,
     scratch: Vec<u8>,
+    head: Vec<u8>,
 }
 
 impl BlockWriter {
@@ -100,44 +104,45 @@ impl BlockWriter {
         let pieces: Vec<&[u8]> = self.scratch.chunks(BLOCK_BYTES_MAX - PART_HEADER).collect();
         let count = u16::try_from(pieces.len()).expect("a transaction of under 4 GB");
         for (i, piece) in pieces.into_iter().enumerate() {
-            let mut block = Vec::with_capacity(PART_HEADER + piece.len());
-            block.push(PART_FORMAT);
-            block.extend_from_slice(&(i as u16).to_le_bytes());
-            block.extend_from_slice(&count.to_le_bytes());
-            let mut covered = block[1..5].to_vec();
+            let mut head = Vec::with_capacity(PART_HEADER);
+            head.push(PART_FORMAT);
+            head.extend_from_slice(&(i as u16).to_le_bytes());
+            head.extend_from_slice(&count.to_le_bytes());
+            let mut covered = head[1..5].to_vec();
             covered.extend_from_slice(piece);
-            block.extend_from_slice(&check(&covered).to_le_bytes());
-            block.extend_from_slice(piece);
-            self.blocks.push(block);
+            head.extend_from_slice(&check(&covered).to_le_bytes());
+            self.blocks.push(Value::fused(&head, piece));
         }
         self.scratch.clear();
     }
 
+    /// Ends the block being filled: its header and table, then its transactions, written once
+    /// into the value stored.
     fn seal(&mut self) {
         let n = self.offsets.len();
-        let mut block = Vec::with_capacity(BLOCK_HEADER + BLOCK_ENTRY * n + self.body.len());
-        block.push(BLOCK_FORMAT);
-        block.extend_from_slice(&[0; 4]);
-        block.extend_from_slice(&(n as u32).to_le_bytes());
+        let head = &mut self.head;
+        head.clear();
+        head.push(BLOCK_FORMAT);
+        head.extend_from_slice(&[0; 4]);
+        head.extend_from_slice(&(n as u32).to_le_bytes());
         for (o, c) in self.offsets.iter().zip(&self.checks) {
-            block.extend_from_slice(&o.to_le_bytes());
-            block.extend_from_slice(&c.to_le_bytes());
+            head.extend_from_slice(&o.to_le_bytes());
+            head.extend_from_slice(&c.to_le_bytes());
         }
-        let table = check(&block[5..]) as u32;
-        block[1..5].copy_from_slice(&table.to_le_bytes());
-        block.extend_from_slice(&self.body);
-        self.blocks.push(block);
+        let table = check(&head[5..]) as u32;
+        head[1..5].copy_from_slice(&table.to_le_bytes());
+        self.blocks.push(Value::fused(head, &self.body));
         self.body.clear();
         self.offsets.clear();
         self.checks.clear();
     }
 
-    /// The finished blocks, in order.
-    pub fn finish(mut self) -> Vec<Vec<u8>> {
+    /// The finished blocks, in order; the writer is then empty, ready for the next batch.
+    pub fn finish(&mut self) -> Vec<Value> {
         if !self.offsets.is_empty() {
             self.seal();
         }
-        self.blocks
+        std::mem::take(&mut self.blocks)
     }
 }
 
@@ -549,6 +554,33 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_kept_across_batches_writes_what_a_fresh_one_writes() {
+        let batches: Vec<Vec<Transaction>> = vec![
+            (0..700).map(|i| tx(i, 100)).collect(),
+            vec![tx(1, 5), tx(2, 200_000), tx(3, 7)],
+            Vec::new(),
+            (0..3).map(|i| tx(i, 1)).collect(),
+        ];
+        let mut kept = BlockWriter::default();
+        for txs in &batches {
+            let mut fresh = BlockWriter::default();
+            for t in txs {
+                kept.push(t);
+                fresh.push(t);
+            }
+            let (a, b) = (kept.finish(), fresh.finish());
+            assert_eq!(a, b);
+            assert_eq!(a.is_empty(), txs.is_empty());
+            let mut parts = Assembler::default();
+            let back: Vec<Transaction> = a
+                .iter()
+                .flat_map(|v| parts.transactions(v).expect("reads back"))
+                .collect();
+            assert_eq!(&back, txs);
+        }
+    }
+
+    #[test]
     fn a_transaction_larger_than_a_block_goes_in_parts_and_comes_back_whole() {
         let mut w = BlockWriter::default();
         // Small, huge (300 kB: five parts), small.
@@ -630,7 +662,7 @@ mod tests {
         assert!(blocks[1..].iter().all(|b| b[0] == PART_FORMAT));
         for b in &blocks {
             for at in [1, 3, 5, 6, 9, 13, 17, b.len() / 2, b.len() - 1] {
-                let mut bad = b.clone();
+                let mut bad = b.to_vec();
                 bad[at] ^= 0x10;
                 let mut parts = Assembler::default();
                 if b[0] == PART_FORMAT && b[1] != 0 {

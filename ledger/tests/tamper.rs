@@ -73,7 +73,7 @@ fn edit(dir: &Path, key: &IdemKey, change: impl FnOnce(&mut Transaction)) -> u64
     let mut w = codec::BlockWriter::default();
     w.push(&tx);
     let mut writes = WriteSet::default();
-    writes.set_owned(keys::journal(seq, 0), w.finish().pop().expect("one block"));
+    writes.set_value(keys::journal(seq, 0), w.finish().pop().expect("one block"));
     store.commit(writes, Durability::Sync).expect("tamper");
     seq
 }

@@ -118,7 +118,7 @@ fn rewrite_member_line(
     let mut w = codec::BlockWriter::default();
     w.push(&txs[0]);
     let block = w.finish().pop().expect("one block");
-    tamper(dir, key, block);
+    tamper(dir, key, block.to_vec());
 }
 
 #[test]

@@ -438,7 +438,7 @@ impl<'t> Chunk<'t> {
         }
         let w = &mut self.writes;
         for (order, block) in blocks.finish().into_iter().enumerate() {
-            w.set_owned(keys::journal(self.seq, order as u16), block);
+            w.set_value(keys::journal(self.seq, order as u16), block);
         }
         w.set_versionstamped_key(
             &keys::order_prefix(shard),

@@ -81,6 +81,8 @@ struct Syncer<S: Store> {
     chain: crate::chain::Chainer,
     shared: Arc<crate::shared::status::Shared>,
     to_projector: Sender<Arc<Batch>>,
+    /// Kept from batch to batch, so its buffers are reused.
+    blocks: BlockWriter,
 }
 
 impl<S: Store> Syncer<S> {
@@ -108,21 +110,16 @@ impl<S: Store> Syncer<S> {
             // chained in the same commit.
             let seq = s.batch.seq;
             // The transactions were written on the writer's core: each is fetched a few ahead.
-            let mut blocks = BlockWriter::default();
             for (i, tx) in s.batch.txs.iter().enumerate() {
                 prefetch::transactions(&s.batch.txs, i);
-                blocks.push(tx);
+                self.blocks.push(tx);
             }
-            let blocks = blocks.finish();
+            let blocks = self.blocks.finish();
             let position = crate::journal::single_position(seq);
-            self.chain.append(
-                &position,
-                seq,
-                blocks.iter().map(Vec::as_slice),
-                &mut writes,
-            );
+            self.chain
+                .append(&position, seq, blocks.iter().map(|b| &b[..]), &mut writes);
             for (order, block) in blocks.into_iter().enumerate() {
-                writes.set_owned(keys::journal(seq, order as u16), block);
+                writes.set_value(keys::journal(seq, order as u16), block);
             }
         }
         if !writes.writes.is_empty() {
@@ -190,6 +187,7 @@ impl<S: Store + Clone> Writer<S> {
             chain: self.chain.take().expect("the writer runs once"),
             shared: self.shared.clone(),
             to_projector: self.to_projector.clone(),
+            blocks: BlockWriter::default(),
         };
         std::thread::scope(|scope| {
             let started = std::thread::Builder::new()

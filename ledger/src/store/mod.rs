@@ -123,11 +123,16 @@ pub enum Durability {
     Buffered,
 }
 
+/// A value to store: immutable bytes, shared by reference count, in the layout the embedded
+/// engine's memtable keeps. A value built as one (a journal block) moves into the memtable as
+/// it is; a `Vec` given to [`WriteSet::set_owned`] is copied into one once.
+pub use byteview::ByteView as Value;
+
 /// One write in a [`WriteSet`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Write {
     /// Set `key` to `value`.
-    Set(Vec<u8>, Vec<u8>),
+    Set(Vec<u8>, Value),
     /// Remove `key`.
     Clear(Vec<u8>),
     /// Remove every key in `[begin, end)`.
@@ -180,11 +185,18 @@ impl WriteSet {
     /// Set `key` to `value`.
     pub fn set(&mut self, key: &[u8], value: &[u8]) {
         self.bytes += key.len() + value.len();
-        self.writes.push(Write::Set(key.to_vec(), value.to_vec()));
+        self.writes
+            .push(Write::Set(key.to_vec(), Value::new(value)));
     }
 
-    /// Set `key` to an owned `value`, without copying it.
+    /// Set `key` to an owned `value` (copied once into a [`Value`]).
     pub fn set_owned(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.bytes += key.len() + value.len();
+        self.writes.push(Write::Set(key, Value::from(value)));
+    }
+
+    /// Set `key` to `value`, without copying it.
+    pub fn set_value(&mut self, key: Vec<u8>, value: Value) {
         self.bytes += key.len() + value.len();
         self.writes.push(Write::Set(key, value));
     }
@@ -414,10 +426,10 @@ mod tests {
         assert_eq!(
             w.writes,
             vec![
-                Write::Set(b"a".to_vec(), b"x".to_vec()),
+                Write::Set(b"a".to_vec(), b"x".into()),
                 Write::Clear(b"b".to_vec()),
-                Write::Set(b"m".to_vec(), b"1".to_vec()),
-                Write::Set(b"m".to_vec(), b"2".to_vec()),
+                Write::Set(b"m".to_vec(), b"1".into()),
+                Write::Set(b"m".to_vec(), b"2".into()),
             ]
         );
     }

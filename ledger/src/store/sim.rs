@@ -253,7 +253,7 @@ impl Sim {
             match w {
                 Write::Set(k, v) => {
                     user_key(&k)?;
-                    effects.push(Effect::Set(k, v.into()));
+                    effects.push(Effect::Set(k, v[..].into()));
                 }
                 Write::Clear(k) => {
                     user_key(&k)?;

@@ -70,6 +70,70 @@ pub(crate) fn transactions(txs: &[std::sync::Arc<Transaction>], i: usize) {
     }
 }
 
+/// Before the first of `txs` is dropped (the rest follow in order): asks for the transaction
+/// `2 * AHEAD` on (its reference count and fields), and for the first line of each heap block
+/// the one `AHEAD` on will free (freeing writes there), its fields being here by then. Only
+/// what a transaction whose last reference is going would touch; a hint either way.
+#[inline]
+pub(crate) fn dropping(txs: &[std::sync::Arc<Transaction>]) {
+    if let Some(tx) = txs.get(2 * AHEAD) {
+        bytes(
+            std::sync::Arc::as_ptr(tx) as usize,
+            std::mem::size_of::<Transaction>(),
+            9,
+        );
+    }
+    if let Some(tx) = txs.get(AHEAD) {
+        if tx.key.reference.capacity() != 0 {
+            line(tx.key.reference.as_ptr() as usize);
+        }
+        if tx.postings.capacity() != 0 {
+            line(tx.postings.as_ptr() as usize);
+        }
+        if let Some(p) = &tx.pricing {
+            if p.unit.capacity() != 0 {
+                line(p.unit.as_ptr() as usize);
+            }
+        }
+        kind_parts(&tx.kind);
+    }
+}
+
+/// Asks for the first line of each heap block of the kinds posted most (earns, reversals,
+/// expiries); the rarer kinds' are left to the miss.
+#[inline]
+fn kind_parts(kind: &crate::core::model::TxKind) {
+    use crate::core::model::TxKind;
+    match kind {
+        TxKind::Earn {
+            awards,
+            guard,
+            tier,
+            ..
+        } => {
+            if awards.capacity() != 0 {
+                line(awards.as_ptr() as usize);
+            }
+            if let Some(g) = guard {
+                line(&**g as *const _ as usize);
+            }
+            if let Some(t) = tier {
+                line(&**t as *const _ as usize);
+            }
+        }
+        TxKind::Reversal { awards, guard, .. } => {
+            if awards.capacity() != 0 {
+                line(awards.as_ptr() as usize);
+            }
+            if let Some(g) = guard {
+                line(&**g as *const _ as usize);
+            }
+        }
+        TxKind::Expire { tier: Some(t), .. } => line(&**t as *const _ as usize),
+        _ => {}
+    }
+}
+
 /// Where member `m`'s state lies (0: not enrolled), for [`member`] to ask for later. The writer
 /// looks up a whole batch's members this way before deciding any: lookups in a row overlap
 /// their misses, where one lookup before each command would wait for its own.
@@ -110,6 +174,19 @@ pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
         if let Some(x) = &s.extras {
             line(&**x as *const _ as usize);
         }
+    }
+}
+
+/// Asks for member `m`'s tier months (an earn sums its qualification window over them). The
+/// writer calls it `AHEAD / 2` commands before deciding the command, once [`member_parts`] has
+/// brought in the rarer parts that point to them.
+#[inline]
+pub(crate) fn member_months(state: &State, m: Option<MemberId>) {
+    if let Some(x) = m
+        .and_then(|m| state.member(m))
+        .and_then(|s| s.extras.as_ref())
+    {
+        slice(x.tier.months.as_slice());
     }
 }
 

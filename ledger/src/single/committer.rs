@@ -460,6 +460,9 @@ impl<S: Store + Clone> Writer<S> {
                 if let Some((.., at)) = ahead.get(i + 2 * prefetch::AHEAD) {
                     prefetch::member(*at);
                 }
+                if let Some((_, m, _)) = ahead.get(i + prefetch::AHEAD / 2) {
+                    prefetch::member_months(&self.state, *m);
+                }
                 self.process(
                     &mut j.cmd,
                     &mut j.pricing,

@@ -45,7 +45,9 @@ impl Recent {
             }
         }
         drop(ring);
-        drop(left);
+        for old in left {
+            free(old);
+        }
     }
 
     /// Transaction `id`, if its batch is still kept.
@@ -61,6 +63,24 @@ impl Recent {
             .get(usize::from(id.slot()))
             .filter(|t| t.id == id)
             .cloned()
+    }
+}
+
+/// Drops a batch leaving the ring. When the ring held its last reference (as nearly always:
+/// the projector and the callers are done with it by then), its transactions are dropped one
+/// by one with what each will read and free asked for a few ahead: they were written and read
+/// on other cores thousands of transactions ago, and dropping them in a plain loop waited on a
+/// miss to memory for each of their heap blocks in turn.
+fn free(batch: Arc<Batch>) {
+    let Ok(batch) = Arc::try_unwrap(batch) else {
+        return;
+    };
+    let mut txs = batch.txs.into_iter();
+    loop {
+        crate::shared::prefetch::dropping(txs.as_slice());
+        if txs.next().is_none() {
+            break;
+        }
     }
 }
 

@@ -217,12 +217,19 @@ impl Assembler {
     }
 }
 
-/// A decoded view of one journal block.
+/// A decoded view of one journal block: its table and body as stored, read in place (a read
+/// of one transaction allocates nothing for the others).
 pub struct Block<'a> {
-    offsets: Vec<usize>,
-    /// Each transaction's check (none in blocks written before checks).
-    checks: Option<Vec<u32>>,
+    /// The table: per transaction its offset, then (checked formats) its check.
+    table: &'a [u8],
+    /// Bytes of a table entry: 8 with checks, 4 in blocks written before them.
+    entry: usize,
     body: &'a [u8],
+}
+
+/// The little-endian `u32` at `at` in `bytes` (within bounds: checked by [`Block::parse`]).
+fn word(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes"))
 }
 
 impl<'a> Block<'a> {
@@ -245,7 +252,7 @@ impl<'a> Block<'a> {
             .checked_mul(entry)
             .and_then(|o| o.checked_add(count_at + 4))
             .ok_or_else(|| bad("short offset table"))?;
-        let header = bytes
+        let table = bytes
             .get(count_at + 4..body_at)
             .ok_or_else(|| bad("short offset table"))?;
         if entry == BLOCK_ENTRY {
@@ -254,47 +261,45 @@ impl<'a> Block<'a> {
                 return Err(bad("check mismatch: the table was altered"));
             }
         }
-        let word = |c: &[u8]| u32::from_le_bytes(c.try_into().expect("4 bytes"));
-        let offsets: Vec<usize> = header
-            .chunks_exact(entry)
-            .map(|c| word(&c[..4]) as usize)
-            .collect();
-        let checks = (entry == BLOCK_ENTRY)
-            .then(|| header.chunks_exact(entry).map(|c| word(&c[4..8])).collect());
         let body = &bytes[body_at..];
-        if offsets.windows(2).any(|w| w[0] >= w[1])
-            || offsets.last().is_some_and(|&o| o >= body.len())
-        {
+        let mut previous: Option<u32> = None;
+        for i in 0..n {
+            let o = word(table, i * entry);
+            if previous.is_some_and(|p| p >= o) {
+                return Err(bad("offsets out of order"));
+            }
+            previous = Some(o);
+        }
+        if previous.is_some_and(|o| o as usize >= body.len()) {
             return Err(bad("offsets out of order"));
         }
-        Ok(Block {
-            offsets,
-            checks,
-            body,
-        })
+        Ok(Block { table, entry, body })
     }
 
     /// Number of transactions in the block.
     pub fn len(&self) -> usize {
-        self.offsets.len()
+        self.table.len() / self.entry
     }
 
     /// True when the block holds no transaction.
     pub fn is_empty(&self) -> bool {
-        self.offsets.is_empty()
+        self.table.is_empty()
     }
 
     /// Decodes transaction `i`.
     pub fn get(&self, i: usize) -> Result<Transaction, LedgerError> {
-        let start = self.offsets[i];
-        let end = self.offsets.get(i + 1).copied().unwrap_or(self.body.len());
+        let at = i * self.entry;
+        let start = word(self.table, at) as usize;
+        let end = if i + 1 < self.len() {
+            word(self.table, at + self.entry) as usize
+        } else {
+            self.body.len()
+        };
         let bytes = &self.body[start..end];
-        if let Some(checks) = &self.checks {
-            if checks[i] != check(bytes) as u32 {
-                return Err(LedgerError::Corrupt(format!(
-                    "journal block: check mismatch: transaction {i} was altered"
-                )));
-            }
+        if self.entry == BLOCK_ENTRY && word(self.table, at + 4) != check(bytes) as u32 {
+            return Err(LedgerError::Corrupt(format!(
+                "journal block: check mismatch: transaction {i} was altered"
+            )));
         }
         decode("journal transaction", bytes)
     }

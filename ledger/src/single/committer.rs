@@ -433,19 +433,18 @@ impl<S: Store + Clone> Writer<S> {
                 .collect();
         }
         // The key index's slots for the commands' keys (hashed by the submitting threads) are
-        // fetched a few commands ahead of each claim, and so is each command's member, so that
-        // the misses to memory overlap the decisions. The members are looked up all together
-        // first (the lookups do not wait on one another), keeping where each state lies.
+        // asked for all together first, with the members' lookups (neither waits on the other:
+        // a slot's page walk, a miss in the TLB nearly always, overlaps the next ones instead
+        // of stalling one command each), and again a few commands ahead of each claim; so is
+        // each command's member, keeping where each state lies.
         let ahead: Vec<(u128, Option<MemberId>, usize)> = batch
             .iter()
             .map(|j| {
+                self.keys.prefetch(j.hash);
                 let m = self.state.member_named(&j.cmd);
                 (j.hash, m, prefetch::member_at(&self.state, m))
             })
             .collect();
-        for (h, ..) in ahead.iter().take(prefetch::AHEAD) {
-            self.keys.prefetch(*h);
-        }
         for (.., at) in ahead.iter().take(2 * prefetch::AHEAD) {
             prefetch::member(*at);
         }

@@ -8,7 +8,9 @@
 //! expiry policy and a tier policy in force: every earn qualifies, every member change moves
 //! its due date), `BENCH_EXPIRY_LOTS=N` (instead: N members' lots expiring at one instant,
 //! posted while commands keep coming; see `expiry_bench`), `BENCH_OUTSTANDING_BATCHES`
-//! (commands the generator keeps outstanding, in batches: default 3).
+//! (commands the generator keeps outstanding, in batches: default 3), `BENCH_KEYS_IN_MEMORY`
+//! and `BENCH_REVERSAL_TOTALS` (the writer's windows of keys and of reversal totals: small ones
+//! put the run past them).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
@@ -109,6 +111,12 @@ fn open(
         keys_in_memory: env_or(
             "BENCH_KEYS_IN_MEMORY",
             LedgerConfig::default().keys_in_memory,
+        ),
+        // BENCH_REVERSAL_TOTALS: a small window has reversals read their originals' totals
+        // from the store.
+        reversal_totals_in_memory: env_or(
+            "BENCH_REVERSAL_TOTALS",
+            LedgerConfig::default().reversal_totals_in_memory,
         ),
         ..LedgerConfig::default()
     };

@@ -14,6 +14,9 @@
 //! `KEYS_IN_MEMORY` sets the writer's key window while growing and opening (default: the
 //! ledger's, 10,000,000; `max` for no window, as before the window existed). The store is kept
 //! in `HISTORY_DIR` and grown further by the next target. Each measurement prints one JSON line.
+//!
+//! `HISTORY_REVERSE=1` follows each earn with a reversal of it in full instead of a burn: every
+//! second transaction then leaves a reversal total behind (what the reversal window bounds).
 
 use ledger::store::EmbeddedStore;
 use ledger::*;
@@ -115,33 +118,53 @@ fn grow(dir: &Path, target: u64) {
     let from = n;
     let mut window: VecDeque<Pending> = VecDeque::new();
     let mut last_report = Instant::now();
+    let reverse = std::env::var("HISTORY_REVERSE").is_ok_and(|v| v == "1");
     while n < target || !window.is_empty() {
         while n < target && window.len() < 24_000 {
             window.push_back(l.submit(earn(n)).expect("queue has room"));
-            n += 1;
+            // With reversals, each earn's reversal is transaction `n + 1`, sent once it lands.
+            n += if reverse { 2 } else { 1 };
         }
         let r = window
             .pop_front()
             .expect("pending")
             .blocking_recv()
             .expect("answer")
-            .expect("earn or burn");
+            .expect("earn, burn or reversal");
         assert!(!r.replayed, "a key was used twice");
-        if last_report.elapsed().as_secs() >= 30 {
+        if reverse && matches!(r.tx.kind, TxKind::Earn { .. }) {
+            let of: u64 = r.tx.key.reference[1..]
+                .parse()
+                .expect("an earn's key is h<n>");
+            let undo = Command::Reverse {
+                key: IdemKey {
+                    scope: r.tx.key.scope,
+                    reference: format!("h{}", of + 1),
+                },
+                original: r.tx.id,
+                points: None,
+            };
+            window.push_back(l.submit(undo).expect("queue has room"));
+        }
+        if last_report.elapsed().as_secs() >= 10 {
             last_report = Instant::now();
             eprintln!(
-                "grown to {} earns, {:.0}/s, {} keys in memory",
+                "grown to {} earns, {:.0}/s, {} keys and {} reversal totals in memory, {:.0} MB resident",
                 n - window.len() as u64,
                 (n - from - window.len() as u64) as f64 / started.elapsed().as_secs_f64(),
-                l.keys_in_memory().unwrap_or(0)
+                l.keys_in_memory().unwrap_or(0),
+                l.reversal_totals_in_memory().unwrap_or(0),
+                status("VmRSS:") as f64 / 1024.0
             );
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    // The growing process's own memory: what a process running this long holds.
+    let rss_mb = status("VmRSS:") as f64 / 1024.0;
     l.shutdown();
     std::fs::write(dir.join("history-earns"), n.to_string()).expect("count");
     eprintln!(
-        "grew {} earns in {secs:.0} s ({:.0}/s)",
+        "grew {} earns in {secs:.0} s ({:.0}/s), {rss_mb:.0} MB resident at the end",
         n - from,
         (n - from) as f64 / secs
     );

@@ -406,6 +406,14 @@ impl<S: Store> Ledger<S> {
         self.reads.keys_in_memory()
     }
 
+    /// Reversal totals the writer holds in memory, as of its last batch (the single path;
+    /// `None` on the cluster path, which holds none between commands): about
+    /// `LedgerConfig::reversal_totals_in_memory` at most, however many originals were ever
+    /// reversed.
+    pub fn reversal_totals_in_memory(&self) -> Option<usize> {
+        self.reads.reversal_totals_in_memory()
+    }
+
     /// How many idempotency keys on disk the Bloom filter over them holds at under 1% false
     /// positives (the single path; `None` on the cluster path). It doubles, filled beside the
     /// writer, once the keys on disk pass it.

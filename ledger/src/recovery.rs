@@ -4,7 +4,7 @@
 use crate::codec::{self, MemberPage};
 use crate::core::model::Policy;
 use crate::core::programme::Counter;
-use crate::core::state::{Balance, HoldState, Map, Reversed, State};
+use crate::core::state::{Balance, HoldState, Map, State};
 use crate::core::types::{Contract, MemberId};
 use crate::error::LedgerError;
 use crate::keys;
@@ -97,14 +97,6 @@ pub(crate) fn load_state<Snap: Snapshot>(
         let h: HoldState = codec::decode("hold", v)?;
         state.hold_timeouts.insert((h.expires_at, id));
         state.holds.insert(id, h);
-        Ok(())
-    })?;
-    each(keys::REVERSED, &mut |k, v| {
-        let id =
-            keys::parse_tail_tx(k).ok_or_else(|| LedgerError::Corrupt("reversed key".into()))?;
-        state
-            .reversed
-            .insert(id, codec::decode::<Reversed>("reversed record", v)?);
         Ok(())
     })?;
     each(keys::POLICY, &mut |k, v| {

@@ -496,9 +496,11 @@ fn open_ledger(
         dir.as_os_str().len() as u64 + 1,
     );
     // Member records written two transactions after a change: the audit compares each as of
-    // the batch it covers.
+    // the batch it covers. Two reversal totals in memory: a reversal of an older original
+    // may read its total from the store.
     let config = LedgerConfig {
         member_write_delay: 2,
+        reversal_totals_in_memory: 2,
         committer: CommitterConfig {
             clock: Clock::shifted(offset),
             ..CommitterConfig::default()

@@ -132,6 +132,9 @@ fn config(clock: &'static AtomicI64) -> LedgerConfig {
         // A window of 40 keys: most keys of a run leave memory for the on-disk index, and
         // retries of them are answered from there.
         keys_in_memory: 40,
+        // A window of 3 reversal totals: most reversals of a run find their original's total
+        // dropped from memory and read it from the store.
+        reversal_totals_in_memory: 3,
         ..LedgerConfig::default()
     }
 }

@@ -13,6 +13,8 @@
 //! queue_capacity = 65536
 //! keys_in_memory = 10000000   # idempotency keys of the latest transactions kept in memory;
 //!                             # older ones are answered from the on-disk index
+//! reversal_totals_in_memory = 250000  # reversal totals of the latest originals kept in
+//!                             # memory; a reversal of an older one reads its total from disk
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
 //! batch_commands_max = 1000
@@ -102,6 +104,7 @@ struct FileConfig {
     linger_us: Option<u64>,
     queue_capacity: Option<usize>,
     keys_in_memory: Option<usize>,
+    reversal_totals_in_memory: Option<usize>,
     log_format: Option<LogFormat>,
     body_bytes_max: Option<usize>,
     batch_commands_max: Option<usize>,
@@ -157,6 +160,11 @@ pub struct ServeArgs {
     /// answered from the on-disk index [default: 10000000].
     #[arg(long)]
     pub keys_in_memory: Option<usize>,
+    /// Reversal totals (the part of an earn or burn reversed so far) of the latest originals
+    /// the writer keeps in memory; a reversal of an older original reads its total from the
+    /// store [default: 250000].
+    #[arg(long)]
+    pub reversal_totals_in_memory: Option<usize>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -213,6 +221,8 @@ pub struct Config {
     pub queue_capacity: usize,
     /// Idempotency keys kept in memory.
     pub keys_in_memory: usize,
+    /// Reversal totals kept in memory.
+    pub reversal_totals_in_memory: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Body limit.
@@ -250,6 +260,7 @@ impl Config {
             linger_us: 0,
             queue_capacity: 65_536,
             keys_in_memory: 10_000_000,
+            reversal_totals_in_memory: 250_000,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
             batch_commands_max: 1000,
@@ -334,6 +345,11 @@ impl Config {
                 .keys_in_memory
                 .or(file.keys_in_memory)
                 .unwrap_or(10_000_000)
+                .max(1),
+            reversal_totals_in_memory: args
+                .reversal_totals_in_memory
+                .or(file.reversal_totals_in_memory)
+                .unwrap_or(250_000)
                 .max(1),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             body_bytes_max: args

@@ -479,6 +479,9 @@ async fn metrics_text(
     if let Some(keys) = app.ops.ledger.keys_in_memory() {
         metrics::gauge!("ledger_idempotency_keys_in_memory").set(keys as f64);
     }
+    if let Some(totals) = app.ops.ledger.reversal_totals_in_memory() {
+        metrics::gauge!("ledger_reversal_totals_in_memory").set(totals as f64);
+    }
     if let Some(capacity) = app.ops.ledger.key_filter_capacity() {
         metrics::gauge!("ledger_idempotency_key_filter_capacity").set(capacity as f64);
     }

@@ -235,6 +235,10 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     assert!(is_histogram(find("ledger_batch_size", &[])));
     assert!(is_histogram(find("ledger_commit_duration_seconds", &[])));
     assert!(find("ledger_queue_depth", &[]).is_some());
+    // The single writer's windows: the keys it holds (at least this test's), and the reversal
+    // totals (none reversed here; other tests may have).
+    assert!(find("ledger_idempotency_keys_in_memory", &[]).is_some_and(|s| value(s) >= 1.0));
+    assert!(find("ledger_reversal_totals_in_memory", &[]).is_some_and(|s| value(s) >= 0.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -395,6 +399,7 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
     assert_eq!(config.data, PathBuf::from("/var/lib/points/data"));
     assert_eq!(config.log_format, partners_gateway::config::LogFormat::Json);
     assert_eq!(config.batch_commands_max, 1000);
+    assert_eq!(config.reversal_totals_in_memory, 250_000);
 }
 
 #[test]

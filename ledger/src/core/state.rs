@@ -216,7 +216,9 @@ pub struct State {
     pub holds: Map<TxId, HoldState>,
     /// Open holds by timeout.
     pub hold_timeouts: BTreeSet<(Timestamp, TxId)>,
-    /// Amounts reversed so far, per original earn or burn.
+    /// Amounts reversed so far, per original earn or burn: every one in a state rebuilt from
+    /// the journal; in the single path's writer and projector, a window of the latest, the
+    /// others read from the store when a reversal names them (see `single::reversals`).
     pub reversed: Map<TxId, Reversed>,
     /// Programme counters: campaign budgets, guard periods, first earns at wide partner ids.
     pub counters: Map<CounterKey, Counter>,
@@ -258,8 +260,10 @@ impl State {
         }
     }
 
-    /// A copy of everything but the members (and their due index): what the single path's
-    /// projector keeps, since the writer hands it copies of the member pages it writes.
+    /// A copy of everything but the members (and their due index) and the reversal totals:
+    /// what the single path's projector starts from, since the writer hands it copies of the
+    /// member pages it writes, and it reads the totals it needs from the store as it goes
+    /// (see `single::reversals`).
     pub fn without_members(&self) -> State {
         State {
             members: Map::default(),
@@ -267,7 +271,7 @@ impl State {
             contracts: self.contracts.clone(),
             holds: self.holds.clone(),
             hold_timeouts: self.hold_timeouts.clone(),
-            reversed: self.reversed.clone(),
+            reversed: Map::default(),
             counters: self.counters.clone(),
             expiry: self.expiry.clone(),
             transfers: self.transfers.clone(),

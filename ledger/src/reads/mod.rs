@@ -84,6 +84,12 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
         None
     }
 
+    /// Reversal totals the writer holds in memory (`None`: the path holds none between
+    /// commands; each reversal reads its original's total from the store).
+    fn reversal_totals_in_memory(&self) -> Option<usize> {
+        None
+    }
+
     /// Keys on disk the filter over them holds at under 1% false positives (`None`: the path
     /// keeps no such filter).
     fn key_filter_capacity(&self) -> Option<usize> {

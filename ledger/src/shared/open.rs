@@ -30,6 +30,12 @@ pub struct LedgerConfig {
     /// exactly once: a key missing from memory is looked up there before it counts as new.
     /// Memory and restart time then follow this window, not the length of history.
     pub keys_in_memory: usize,
+    /// Reversal totals (the part of an earn or burn reversed so far) the single writer and its
+    /// projector each keep in memory: those of about this many of the highest-numbered
+    /// originals reversed. A reversal of an older original reads its total from the store
+    /// (one key). Memory and restart time then follow this window, not the number of
+    /// originals ever reversed.
+    pub reversal_totals_in_memory: usize,
 }
 
 impl Default for LedgerConfig {
@@ -40,6 +46,7 @@ impl Default for LedgerConfig {
             on_commit: None,
             member_write_delay: 1_000_000,
             keys_in_memory: 10_000_000,
+            reversal_totals_in_memory: 250_000,
         }
     }
 }
@@ -51,6 +58,7 @@ impl std::fmt::Debug for LedgerConfig {
             .field("policy", &self.policy)
             .field("member_write_delay", &self.member_write_delay)
             .field("keys_in_memory", &self.keys_in_memory)
+            .field("reversal_totals_in_memory", &self.reversal_totals_in_memory)
             .finish_non_exhaustive()
     }
 }

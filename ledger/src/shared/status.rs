@@ -1,7 +1,7 @@
 //! What the handle, the writer threads and the projector share: the committed and projected
 //! watermarks, the first failure, and the counters.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub(crate) skip_shutdown_writes: AtomicBool,
     pub stats: LedgerStats,
     on_commit: Option<CommitObserver>,
+    /// Reversal totals the single writer holds in memory (as of its last batch).
+    reversal_totals: AtomicUsize,
 }
 
 impl Shared {
@@ -46,7 +48,24 @@ impl Shared {
             skip_shutdown_writes: AtomicBool::new(false),
             stats: LedgerStats::default(),
             on_commit,
+            reversal_totals: AtomicUsize::new(0),
         })
+    }
+
+    /// The last batch projected: the store holds its derived records (a snapshot taken after
+    /// this returns includes them).
+    pub fn projected(&self) -> u64 {
+        *self.projected.lock().expect("projected lock")
+    }
+
+    /// Notes how many reversal totals the single writer holds in memory.
+    pub fn set_reversal_totals(&self, n: usize) {
+        self.reversal_totals.store(n, Ordering::Relaxed);
+    }
+
+    /// Reversal totals the single writer holds in memory.
+    pub fn reversal_totals(&self) -> usize {
+        self.reversal_totals.load(Ordering::Relaxed)
     }
 
     /// Marks batches through `seq` projected and wakes the readers waiting for them.

@@ -60,6 +60,8 @@ pub(crate) struct Writer<S: Store> {
     pub dirty: crate::single::pages::DirtyPages,
     /// The enrolled members of each page, by id.
     pub pages: crate::single::pages::PageMembers,
+    /// Which reversal totals `state` holds (the others are read from the store).
+    pub reversals: crate::single::reversals::Window,
 }
 
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
@@ -346,8 +348,12 @@ impl<S: Store + Clone> Writer<S> {
         let started = Instant::now();
         let seq = self.next_seq;
         let at = self.clock();
+        // Read before the snapshot: the snapshot includes every batch projected through it.
+        let stored_through = self.shared.projected();
         let snapshot = self.store.snapshot()?;
         self.forget_spilled(snapshot.version());
+        self.reversals.trim(&mut self.state, stored_through);
+        self.shared.set_reversal_totals(self.reversals.len());
         // Each transaction goes into its own `Arc` as it is decided (the receipts and the recent
         // batches share it): a 528-byte transaction is copied once, not into a list and again.
         let mut txs: Vec<Arc<Transaction>> = Vec::with_capacity(batch.len());
@@ -475,6 +481,7 @@ impl<S: Store + Clone> Writer<S> {
             })
             .collect();
         drop(snapshot);
+        self.reversals.changed(txs.iter().map(|t| &**t), seq);
 
         let (pages, members_through) = if txs.is_empty() {
             (Vec::new(), 0)
@@ -595,6 +602,16 @@ impl<S: Store + Clone> Writer<S> {
         txs: &mut Vec<Arc<Transaction>>,
         seq: u64,
     ) -> Outcome {
+        if let Command::Reverse { original, .. } = cmd {
+            if self.reversals.must_read(&self.state, *original) {
+                let read = self
+                    .reversals
+                    .read(&mut self.state, snapshot, &[*original], seq);
+                if let Err(e) = read {
+                    return Outcome::Failed(e);
+                }
+            }
+        }
         let history = BatchHistory {
             snapshot,
             txs,

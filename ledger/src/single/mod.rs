@@ -19,9 +19,10 @@ pub(crate) mod pages;
 pub(crate) mod projector;
 mod reads;
 pub(crate) mod recent;
+pub(crate) mod reversals;
 
 use crate::core::state::State;
-use crate::core::types::MemberId;
+use crate::core::types::{MemberId, TxId};
 use crate::error::{LedgerError, WritePath};
 use crate::journal::{for_each_batch, is_cluster_store};
 use crate::recovery::{load_state, Loaded};
@@ -34,6 +35,7 @@ use heads::Heads;
 use key_index::KeyIndex;
 use pages::{DirtyPages, PageMembers};
 use projector::Projector;
+use reversals::Window;
 use std::sync::Arc;
 
 /// Opens the single path on `store`: loads derived state, brings it forward with the journal
@@ -58,34 +60,18 @@ pub(crate) fn open<S: Store + Clone>(
     } = load_state(&snapshot, config.policy)?;
     let keys = Arc::new(KeyIndex::load(&snapshot, config.keys_in_memory)?);
     let shared = Shared::new(through, through, config.on_commit.clone());
-    let Recovered {
-        state,
-        rest,
-        dirty,
-        tail,
-    } = bring_forward(
+    let recovered = bring_forward(
         &snapshot,
         state,
-        through,
-        members_through,
+        Watermarks {
+            through,
+            members_through,
+        },
         &member_stamps,
-        config.member_write_delay,
+        config,
     )?;
     drop(snapshot);
-    start(
-        store,
-        config,
-        shared,
-        keys,
-        through,
-        Recovered {
-            state,
-            rest,
-            dirty,
-            tail,
-        },
-        chain,
-    )
+    start(store, config, shared, keys, through, recovered, chain)
 }
 
 /// The journal's hash chain. A store written before the chain existed (no head) is chained
@@ -115,13 +101,23 @@ fn open_chain<S: Store>(store: &S) -> Result<crate::chain::Chainer, LedgerError>
 }
 
 /// What recovery brought forward: the writer's state, the projector's (the state as of the
-/// watermark, but for the members), the member pages that changed since their stored batch,
-/// and the journal batches the projector has yet to cover.
+/// watermark, but for the members and the reversal totals), the member pages that changed
+/// since their stored batch, the journal batches the projector has yet to cover, and which
+/// reversal totals each of the writer and the projector holds.
 struct Recovered {
     state: State,
     rest: State,
     dirty: DirtyPages,
     tail: Vec<Arc<Batch>>,
+    reversals: Window,
+    rest_reversals: Window,
+}
+
+/// The projector's watermarks as stored: the batch it covered, and the batch through which
+/// every member page is current.
+struct Watermarks {
+    through: u64,
+    members_through: u64,
 }
 
 /// Brings member pages forward to the watermark, each from the batch it covers (they are
@@ -130,13 +126,25 @@ struct Recovered {
 fn bring_forward<Snap: crate::store::Snapshot>(
     snapshot: &Snap,
     mut state: State,
-    through: u64,
-    members_through: u64,
+    marks: Watermarks,
     member_stamps: &crate::core::state::Map<MemberId, u64>,
-    member_write_delay: u64,
+    config: &LedgerConfig,
 ) -> Result<Recovered, LedgerError> {
-    let mut dirty = DirtyPages::new(member_write_delay);
+    let Watermarks {
+        through,
+        members_through,
+    } = marks;
+    let mut dirty = DirtyPages::new(config.member_write_delay);
     let mut rest: Option<State> = None;
+    // Stored reversal totals are those of originals through the watermark; none is in memory
+    // yet. Those the journal's tail reverses are read before they are applied.
+    let window = || {
+        Window::new(
+            config.reversal_totals_in_memory,
+            TxId::in_batch(through + 1, 0),
+        )
+    };
+    let mut reversals = window();
     let mut tail: Vec<Arc<Batch>> = Vec::new();
     for_each_batch(snapshot, members_through.min(through), &mut |seq, txs| {
         if seq <= through {
@@ -152,6 +160,9 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         if rest.is_none() {
             rest = Some(state.without_members());
         }
+        let read = reversals.to_read(&state, txs.iter());
+        reversals.read(&mut state, snapshot, &read, seq)?;
+        reversals.changed(txs.iter(), seq);
         for tx in &txs {
             state.apply(tx);
             for m in tx.members() {
@@ -178,6 +189,8 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         rest,
         dirty,
         tail,
+        reversals,
+        rest_reversals: window(),
     })
 }
 
@@ -203,6 +216,8 @@ fn start<S: Store + Clone>(
         rest,
         dirty,
         tail,
+        reversals,
+        rest_reversals,
     } = recovered;
     let last_at = tail.last().map(|b| b.at).unwrap_or_default();
     let last_seq = tail.last().map(|b| b.seq).unwrap_or(through);
@@ -211,6 +226,7 @@ fn start<S: Store + Clone>(
         "the journal tail starts after the watermark"
     );
     shared.recovered_through(last_seq);
+    shared.set_reversal_totals(reversals.len());
     let (to_projector, from_writer) =
         crossbeam_channel::bounded::<Arc<Batch>>(PROJECTOR_QUEUE_BATCHES);
     let heads = Arc::new(Heads::from_state(&state));
@@ -224,6 +240,7 @@ fn start<S: Store + Clone>(
         store: store.clone(),
         heads: heads.clone(),
         rest,
+        reversals: rest_reversals,
         shared: shared.clone(),
         last_seq: through,
         grower: None,
@@ -253,6 +270,7 @@ fn start<S: Store + Clone>(
         alive: None,
         pages,
         dirty,
+        reversals,
     };
     if !keys.filter_ready() && keys.on_disk_at_open <= FILTER_REBUILT_INLINE_MAX {
         // Few keys on disk: rebuilt before the writer starts (a fraction of a second), and

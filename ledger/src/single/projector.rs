@@ -57,8 +57,11 @@ pub(crate) type Spilled = (Version, Vec<(u128, crate::core::types::TxId)>);
 pub(crate) struct Projector<S: Store> {
     pub store: S,
     /// The state as of the last batch projected, but for the members (see
-    /// [`State::without_members`]): accounts, holds, reversal totals, contracts, counters.
+    /// [`State::without_members`]): accounts, holds, contracts, counters, and a window of the
+    /// reversal totals (the others are read from the store when a reversal names them).
     pub rest: State,
+    /// Which reversal totals `rest` holds.
+    pub reversals: crate::single::reversals::Window,
     pub shared: Arc<crate::shared::status::Shared>,
     /// The last batch projected.
     pub last_seq: u64,
@@ -114,6 +117,15 @@ impl<S: Store + Clone> Projector<S> {
             assert!(b.seq > last, "batch {} projected after batch {last}", b.seq);
             last = b.seq;
         }
+        // Totals the group's reversals build on that memory does not hold: as this projector
+        // last stored them.
+        let txs = || group.iter().flat_map(|b| b.txs.iter().map(|t| &**t));
+        let read = self.reversals.to_read(&self.rest, txs());
+        if !read.is_empty() {
+            let snapshot = self.store.snapshot()?;
+            self.reversals
+                .read(&mut self.rest, &snapshot, &read, last)?;
+        }
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
         let mut chunk = IdemChunk::default();
@@ -134,6 +146,8 @@ impl<S: Store + Clone> Projector<S> {
                     },
                 ));
             }
+            self.reversals
+                .changed(batch.txs.iter().map(|t| &**t), batch.seq);
             for copy in &batch.pages {
                 // Encoded by the writer as of this batch.
                 w.set(&keys::member_page(copy.page), &copy.encoded);
@@ -157,6 +171,8 @@ impl<S: Store + Clone> Projector<S> {
         let (spill, on_disk) = self.spill(&mut w)?;
         w.sort_by_key();
         let version = self.store.commit(w, Durability::Buffered)?;
+        // Every total this commit wrote is stored as memory holds it.
+        self.reversals.trim(&mut self.rest, u64::MAX);
         if !spill.is_empty() {
             // In the filter before the writer can drop them from memory.
             self.keys

@@ -67,6 +67,10 @@ impl<S: Store> PathReads<S> for SingleReads {
         Some(self.keys.len())
     }
 
+    fn reversal_totals_in_memory(&self) -> Option<usize> {
+        Some(self.shared.reversal_totals())
+    }
+
     fn recent_transaction(&self, id: TxId) -> Option<Transaction> {
         self.is_durable_here(id)
             .then(|| self.recent.get(id))

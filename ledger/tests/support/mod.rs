@@ -54,3 +54,16 @@ pub fn five_members_earning<S: Store>(l: &Ledger<S>) {
             .expect("earn");
     }
 }
+
+/// The posted points of members `members`, summed.
+pub fn posted_sum<S: Store>(l: &Ledger<S>, members: impl Iterator<Item = u64>) -> i64 {
+    members
+        .map(|m| {
+            l.balance(MemberId(m))
+                .expect("read")
+                .expect("member")
+                .posted
+                .0
+        })
+        .sum()
+}

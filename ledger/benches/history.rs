@@ -18,6 +18,10 @@
 //! `HISTORY_REVERSE=1` follows each earn with a reversal of it in full instead of a burn: every
 //! second transaction then leaves a reversal total behind (what the reversal window bounds).
 
+/// The allocator the shipped binaries use (`partners-gateway`, `loadtest`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use ledger::store::EmbeddedStore;
 use ledger::*;
 use rust_decimal::Decimal;

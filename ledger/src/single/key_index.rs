@@ -52,7 +52,7 @@ use crate::core::model::IdemKey;
 use crate::core::types::TxId;
 use crate::error::LedgerError;
 use crate::keys::{self, hash_key};
-use crate::store::{prefix_end, Snapshot};
+use crate::store::{prefix_end, Snapshot, Store};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -185,33 +185,49 @@ impl Default for KeyIndex {
 
 /// Adds the hash of every record on disk in `snapshot` (both forms) to `filter`, then marks it
 /// complete. Returns false if it stopped because `alive` closed.
-fn fill<S: Snapshot + ?Sized>(
+/// Keys a filter's fill reads under one snapshot before it takes the next. The store keeps
+/// every version of its tree back to the oldest snapshot open, and with them each memtable
+/// flushed since: one snapshot held through a scan of tens of millions of keys (a minute or
+/// more) held hundreds of megabytes of memtables that way.
+const FILL_KEYS_PER_SNAPSHOT: usize = 65_536;
+
+/// Inserts the hash of every key on disk into `filter`, reading `FILL_KEYS_PER_SNAPSHOT` keys
+/// at a time, each batch from a fresh snapshot of `store`, resuming after the last key read.
+/// None is missed: records of keys on disk are only ever written, never removed, so a key
+/// present when the fill started is in every later snapshot. False if `alive` closed first.
+fn fill<St: Store + ?Sized>(
     filter: &DiskFilter,
-    snapshot: &S,
+    store: &St,
     alive: &crossbeam_channel::Receiver<()>,
 ) -> Result<bool, LedgerError> {
-    let mut n = 0u64;
-    let mut stopped = false;
     for family in [keys::IDEM_BY_HASH, keys::IDEM_ON_DISK_V1] {
         let prefix = [family];
-        snapshot.scan(&prefix, &prefix_end(&prefix), &mut |k, _| {
-            n += 1;
-            if n.is_multiple_of(65_536)
-                && matches!(
-                    alive.try_recv(),
-                    Err(crossbeam_channel::TryRecvError::Disconnected)
-                )
-            {
-                stopped = true;
-                return false;
+        let end = prefix_end(&prefix);
+        let mut from = prefix.to_vec();
+        loop {
+            if matches!(
+                alive.try_recv(),
+                Err(crossbeam_channel::TryRecvError::Disconnected)
+            ) {
+                return Ok(false);
             }
-            if let Some(h) = disk_hash_of(k) {
-                filter.insert(h);
-            }
-            true
-        })?;
-        if stopped {
-            return Ok(false);
+            let mut n = 0;
+            let mut last = None;
+            store.snapshot()?.scan(&from, &end, &mut |k, _| {
+                if let Some(h) = disk_hash_of(k) {
+                    filter.insert(h);
+                }
+                n += 1;
+                if n < FILL_KEYS_PER_SNAPSHOT {
+                    return true;
+                }
+                last = Some(k.to_vec());
+                false
+            })?;
+            let Some(mut next) = last else { break };
+            // The least key after the last one read.
+            next.push(0);
+            from = next;
         }
     }
     filter.ready.store(true, Ordering::Release);
@@ -328,16 +344,17 @@ impl KeyIndex {
         Ok(ids)
     }
 
-    /// Fills the filter from every record on disk in `snapshot` (taken at open; keys moved to disk
-    /// later are added as they move), then marks it complete. Runs on a thread of its own.
-    /// Returns false if it stopped because `writer_alive` closed (the writer stopped).
-    pub fn rebuild_filter<S: Snapshot + ?Sized>(
+    /// Fills the filter from every record on disk in `store` (those there at open, read in
+    /// batches from fresh snapshots; keys moved to disk later are added as they move), then
+    /// marks it complete. Runs on a thread of its own. Returns false if it stopped because
+    /// `writer_alive` closed (the writer stopped).
+    pub fn rebuild_filter<St: Store + ?Sized>(
         &self,
-        snapshot: &S,
+        store: &St,
         writer_alive: &crossbeam_channel::Receiver<()>,
     ) -> Result<bool, LedgerError> {
         let filter = self.current_filter();
-        fill(&filter, snapshot, writer_alive)
+        fill(&filter, store, writer_alive)
     }
 
     /// The filter in use.
@@ -393,16 +410,16 @@ impl KeyIndex {
         *self.growing.lock().expect("key filter lock") = None;
     }
 
-    /// Fills `larger` (from [`KeyIndex::start_growth`]) with every key on disk in `snapshot`
-    /// and puts it in use. Returns false, leaving the filter in use as it was, if `alive`
-    /// closed first.
-    pub fn fill_larger<S: Snapshot + ?Sized>(
+    /// Fills `larger` (from [`KeyIndex::start_growth`]) with every key on disk in `store`,
+    /// read in batches from fresh snapshots taken after growth started, and puts it in use.
+    /// Returns false, leaving the filter in use as it was, if `alive` closed first.
+    pub fn fill_larger<St: Store + ?Sized>(
         &self,
         larger: Arc<DiskFilter>,
-        snapshot: &S,
+        store: &St,
         alive: &crossbeam_channel::Receiver<()>,
     ) -> Result<bool, LedgerError> {
-        let done = fill(&larger, snapshot, alive);
+        let done = fill(&larger, store, alive);
         let mut growing = self.growing.lock().expect("key filter lock");
         *growing = None;
         if matches!(done, Ok(true)) {
@@ -581,6 +598,73 @@ impl KeyIndex {
 mod tests {
     use super::*;
     use crate::core::types::PartnerId;
+    use crate::store::{
+        Durability, EmbeddedSnapshot, EmbeddedStore, StoreError, Version, WriteSet,
+    };
+
+    /// The embedded store, counting the snapshots taken of it.
+    struct Counted {
+        inner: EmbeddedStore,
+        snapshots: AtomicUsize,
+    }
+
+    impl Store for Counted {
+        type Snapshot = EmbeddedSnapshot;
+        fn snapshot(&self) -> Result<EmbeddedSnapshot, StoreError> {
+            self.snapshots.fetch_add(1, Ordering::Relaxed);
+            self.inner.snapshot()
+        }
+        fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
+            self.inner.commit(writes, durability)
+        }
+        fn next_version(&self) -> Version {
+            self.inner.next_version()
+        }
+    }
+
+    #[test]
+    fn a_fill_reads_every_key_on_disk_in_batches_each_from_a_fresh_snapshot() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Counted {
+            inner: EmbeddedStore::open(dir.path()).expect("store"),
+            snapshots: AtomicUsize::new(0),
+        };
+        // Two full batches and a few more of records by hash, and three of the first form.
+        let n = 2 * FILL_KEYS_PER_SNAPSHOT as u64 + 7;
+        let hash = |i: u64| i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut w = WriteSet::default();
+        for i in 0..n {
+            w.set(
+                &keys::idempotency_by_hash(hash(i)),
+                &codec::encode(&vec![TxId(i)]),
+            );
+        }
+        let first_form: Vec<u128> = (1..=3u128).map(|i| i << 100 | i).collect();
+        for &h in &first_form {
+            w.set(&keys::idempotency_on_disk_v1(h), b"first form");
+        }
+        store.commit(w, Durability::Sync).expect("commit");
+        let filter = DiskFilter::with_capacity(2 * n as usize);
+        let (_alive, alive) = crossbeam_channel::bounded::<()>(0);
+        assert!(fill(&filter, &store, &alive).expect("fill"));
+        assert!(filter.ready.load(Ordering::Acquire));
+        // Every key, on either side of each batch's end, is in the filter.
+        let missed: Vec<u64> = (0..n).filter(|&i| filter.surely_absent(hash(i))).collect();
+        assert!(missed.is_empty(), "keys missed by the fill: {missed:?}");
+        for &h in &first_form {
+            assert!(!filter.surely_absent(keys::disk_hash(h)));
+        }
+        // And the filter is not simply full: hashes never written are mostly absent.
+        let present = (n..n + 10_000)
+            .filter(|&i| !filter.surely_absent(hash(i)))
+            .count();
+        assert!(
+            present < 500,
+            "{present} of 10,000 absent hashes seem present"
+        );
+        // Three batches of records by hash, one of the first form: a snapshot each.
+        assert_eq!(store.snapshots.load(Ordering::Relaxed), 4);
+    }
 
     #[test]
     fn keys_spread_over_the_shards_and_each_is_found_with_its_record() {

@@ -277,7 +277,7 @@ fn start<S: Store + Clone>(
         // before the projector has the journal's tail, so that its commits never interleave
         // with this scan (the simulation repeats a seed's store operations in one order).
         let (_alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
-        keys.rebuild_filter(&store.snapshot()?, &writer_alive)?;
+        keys.rebuild_filter(store, &writer_alive)?;
     }
     for b in tail {
         writer.remember(&b.txs);
@@ -292,15 +292,14 @@ fn start<S: Store + Clone>(
     if !keys.filter_ready() {
         // The filter over keys on disk, rebuilt beside the writer, which reads the disk for
         // every key missing from memory until it is done. It stops when the writer does.
-        let snapshot = store.snapshot()?;
-        let keys = keys.clone();
+        let (keys, store) = (keys.clone(), store.clone());
         let (alive, writer_alive) = crossbeam_channel::bounded::<()>(0);
         writer_alive_guard = Some(alive);
         let started = std::time::Instant::now();
         threads.push(
             std::thread::Builder::new()
                 .name("ledger-key-filter".into())
-                .spawn(move || match keys.rebuild_filter(&snapshot, &writer_alive) {
+                .spawn(move || match keys.rebuild_filter(&store, &writer_alive) {
                     Ok(true) => tracing::info!(
                         seconds = started.elapsed().as_secs_f64(),
                         "filter over idempotency keys on disk rebuilt"

@@ -273,10 +273,7 @@ impl<S: Store + Clone> Projector<S> {
             .name("ledger-key-filter".into())
             .spawn(move || {
                 let started = std::time::Instant::now();
-                let filled = store
-                    .snapshot()
-                    .map_err(crate::LedgerError::from)
-                    .and_then(|snapshot| keys.fill_larger(larger, &snapshot, &stop));
+                let filled = keys.fill_larger(larger, &store, &stop);
                 match filled {
                     Ok(true) => tracing::info!(
                         keys_on_disk = on_disk,

@@ -15,6 +15,7 @@
 //!                             # older ones are answered from the on-disk index
 //! reversal_totals_in_memory = 250000  # reversal totals of the latest originals kept in
 //!                             # memory; a reversal of an older one reads its total from disk
+//! store_cache_mb = 256        # embedded only: the store's block cache, in MiB
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
 //! batch_commands_max = 1000
@@ -35,6 +36,9 @@ use ledger::store::EngineSpec;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+
+/// The largest block cache accepted, in MiB (1 TiB).
+const STORE_CACHE_MB_MAX: u64 = 1 << 20;
 
 /// How the ledger writes: one writer owning the store, or the many-gateway cluster path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
@@ -105,6 +109,7 @@ struct FileConfig {
     queue_capacity: Option<usize>,
     keys_in_memory: Option<usize>,
     reversal_totals_in_memory: Option<usize>,
+    store_cache_mb: Option<u64>,
     log_format: Option<LogFormat>,
     body_bytes_max: Option<usize>,
     batch_commands_max: Option<usize>,
@@ -165,6 +170,10 @@ pub struct ServeArgs {
     /// store [default: 250000].
     #[arg(long)]
     pub reversal_totals_in_memory: Option<usize>,
+    /// The embedded store's block cache in MiB: blocks and values read back from disk. The
+    /// process holds this much once enough has been read [default: 256].
+    #[arg(long)]
+    pub store_cache_mb: Option<u64>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -223,6 +232,8 @@ pub struct Config {
     pub keys_in_memory: usize,
     /// Reversal totals kept in memory.
     pub reversal_totals_in_memory: usize,
+    /// The embedded store's block cache, in MiB.
+    pub store_cache_mb: u64,
     /// Log format.
     pub log_format: LogFormat,
     /// Body limit.
@@ -261,6 +272,7 @@ impl Config {
             queue_capacity: 65_536,
             keys_in_memory: 10_000_000,
             reversal_totals_in_memory: 250_000,
+            store_cache_mb: 256,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
             batch_commands_max: 1000,
@@ -323,6 +335,10 @@ impl Config {
         if !(1..=60_000).contains(&batch_size_max) {
             anyhow::bail!("batch_size_max must be 1 to 60000, got {batch_size_max}");
         }
+        let store_cache_mb = args.store_cache_mb.or(file.store_cache_mb).unwrap_or(256);
+        if !(1..=STORE_CACHE_MB_MAX).contains(&store_cache_mb) {
+            anyhow::bail!("store_cache_mb must be 1 to {STORE_CACHE_MB_MAX}, got {store_cache_mb}");
+        }
         Ok(Config {
             store,
             fdb_subspace,
@@ -351,6 +367,7 @@ impl Config {
                 .or(file.reversal_totals_in_memory)
                 .unwrap_or(250_000)
                 .max(1),
+            store_cache_mb,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             body_bytes_max: args
                 .body_bytes_max

@@ -26,7 +26,7 @@ use anyhow::Context;
 use api::state::{App, AppState, Limits};
 use clap::{Parser, Subcommand};
 use config::{Config, LogFormat, ServeArgs};
-use ledger::store::{Engine, EngineSpec};
+use ledger::store::{EmbeddedOptions, Engine, EngineSpec};
 use ledger::{CommitterConfig, Ledger, LedgerConfig};
 use ops::registry::{Registry, Role};
 use std::net::SocketAddr;
@@ -187,7 +187,7 @@ pub fn run_cli() -> anyhow::Result<()> {
                 other => anyhow::bail!("role must be operator or finance, not {other:?}"),
             };
             let vault = key_vault(&store, &data)?;
-            let store = open_store(&store, &data, &fdb_subspace)?;
+            let store = open_store(&store, &data, &fdb_subspace, EmbeddedOptions::default())?;
             let master_path = master_key_file.unwrap_or_else(|| data.join("gateway-master.key"));
             let master = ops::registry::load_master_key(&master_path)?;
             let registry = Registry::open(store, master, vault)?;
@@ -621,12 +621,17 @@ fn key_vault(spec: &EngineSpec, data: &Path) -> anyhow::Result<ops::registry::Ke
 }
 
 /// Opens the configured engine: the embedded store in `data`, or the FoundationDB subspace.
-fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<Engine> {
+fn open_store(
+    spec: &EngineSpec,
+    data: &Path,
+    subspace: &str,
+    embedded: EmbeddedOptions,
+) -> anyhow::Result<Engine> {
     // The data directory also holds demo credentials and, by default, the master key: only the
     // service's user may enter it, and what it creates there is private (umask 077).
     std::fs::create_dir_all(data).with_context(|| format!("creating {}", data.display()))?;
     private_files(data)?;
-    Engine::open(spec, data, subspace.as_bytes()).with_context(|| match spec {
+    Engine::open(spec, data, subspace.as_bytes(), embedded).with_context(|| match spec {
         EngineSpec::Embedded => format!("opening the store at {}", data.display()),
         EngineSpec::Fdb { cluster_file } => {
             format!("connecting to FoundationDB through {cluster_file}")
@@ -635,7 +640,10 @@ fn open_store(spec: &EngineSpec, data: &Path, subspace: &str) -> anyhow::Result<
 }
 
 fn open_app(config: &Config) -> anyhow::Result<AppState> {
-    let store = open_store(&config.store, &config.data, &config.fdb_subspace)?;
+    let embedded = EmbeddedOptions {
+        cache_bytes: config.store_cache_mb << 20,
+    };
+    let store = open_store(&config.store, &config.data, &config.fdb_subspace, embedded)?;
     // Only the demo creates a missing master key; a real deployment creates it once, on purpose.
     if config.demo && !config.master_key_file.exists() {
         ops::registry::create_master_key(&config.master_key_file)?;

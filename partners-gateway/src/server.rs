@@ -485,6 +485,17 @@ async fn metrics_text(
     if let Some(capacity) = app.ops.ledger.key_filter_capacity() {
         metrics::gauge!("ledger_idempotency_key_filter_capacity").set(capacity as f64);
     }
+    if let ledger::store::Engine::Embedded(store) = app.ops.ledger.store() {
+        let memory = store.memory();
+        metrics::gauge!("ledger_store_cache_bytes").set(memory.cache_bytes as f64);
+        metrics::gauge!("ledger_store_cache_capacity_bytes").set(memory.cache_capacity as f64);
+        metrics::gauge!("ledger_store_memtable_bytes").set(memory.memtable_bytes as f64);
+    }
+    metrics::gauge!("process_allocator_committed_bytes")
+        .set(ledger::allocator::committed_bytes() as f64);
+    if let Some(rss) = ledger::allocator::resident_bytes() {
+        metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
+    }
     let (held, capacity) = app.nonces.fill();
     metrics::gauge!("nonce_cache_entries").set(held as f64);
     metrics::gauge!("nonce_cache_capacity").set(capacity as f64);

@@ -239,6 +239,18 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     // totals (none reversed here; other tests may have).
     assert!(find("ledger_idempotency_keys_in_memory", &[]).is_some_and(|s| value(s) >= 1.0));
     assert!(find("ledger_reversal_totals_in_memory", &[]).is_some_and(|s| value(s) >= 0.0));
+    // Memory: the store's cache at its configured capacity, its memtables holding this
+    // test's writes, and the process's resident set.
+    assert_eq!(
+        find("ledger_store_cache_capacity_bytes", &[]).map(value),
+        Some((256u64 << 20) as f64)
+    );
+    assert!(
+        find("ledger_store_cache_bytes", &[]).is_some_and(|s| value(s) <= (256u64 << 20) as f64)
+    );
+    assert!(find("ledger_store_memtable_bytes", &[]).is_some_and(|s| value(s) > 0.0));
+    assert!(find("process_resident_memory_bytes", &[]).is_some_and(|s| value(s) > 1e6));
+    assert!(find("process_allocator_committed_bytes", &[]).is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -400,6 +412,28 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
     assert_eq!(config.log_format, partners_gateway::config::LogFormat::Json);
     assert_eq!(config.batch_commands_max, 1000);
     assert_eq!(config.reversal_totals_in_memory, 250_000);
+    assert_eq!(config.store_cache_mb, 256);
+}
+
+#[test]
+fn a_store_cache_out_of_range_is_refused_with_a_clear_message() {
+    use partners_gateway::config::{Config, ServeArgs};
+    for bad in [0, (1 << 20) + 1] {
+        let err = Config::resolve(ServeArgs {
+            store_cache_mb: Some(bad),
+            ..Default::default()
+        })
+        .expect_err("out of range");
+        let msg = err.to_string();
+        assert!(msg.contains("store_cache_mb must be 1 to 1048576"), "{msg}");
+        assert!(msg.contains(&format!("got {bad}")), "{msg}");
+    }
+    let config = Config::resolve(ServeArgs {
+        store_cache_mb: Some(64),
+        ..Default::default()
+    })
+    .expect("64 MiB");
+    assert_eq!(config.store_cache_mb, 64);
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use ledger::store::{Engine, EngineSpec, Store};
+use ledger::store::{EmbeddedOptions, Engine, EngineSpec, Store};
 use ledger::{Ledger, LedgerConfig};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,11 +38,15 @@ impl StoreArgs {
         if self.store == EngineSpec::Embedded && !self.data.is_dir() {
             anyhow::bail!("no store at {}", self.data.display());
         }
-        Engine::open(&self.store, &self.data, self.fdb_subspace.as_bytes()).with_context(|| {
-            match &self.store {
-                EngineSpec::Embedded => format!("opening {}", self.data.display()),
-                EngineSpec::Fdb { cluster_file } => format!("connecting through {cluster_file}"),
-            }
+        Engine::open(
+            &self.store,
+            &self.data,
+            self.fdb_subspace.as_bytes(),
+            EmbeddedOptions::default(),
+        )
+        .with_context(|| match &self.store {
+            EngineSpec::Embedded => format!("opening {}", self.data.display()),
+            EngineSpec::Fdb { cluster_file } => format!("connecting through {cluster_file}"),
         })
     }
 }

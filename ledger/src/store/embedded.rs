@@ -106,16 +106,49 @@ impl From<fjall::Error> for StoreError {
     }
 }
 
+/// Settings of the embedded engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EmbeddedOptions {
+    /// Bytes of the block cache: blocks and blob values read back (member pages, idempotency
+    /// chunks, records). The process's memory holds this much once enough has been read, plus
+    /// the memtables (up to three of 64 MiB) and what the ledger keeps in its windows.
+    pub cache_bytes: u64,
+}
+
+impl Default for EmbeddedOptions {
+    fn default() -> Self {
+        EmbeddedOptions {
+            cache_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// What the embedded engine holds in memory, by its own accounting.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineMemory {
+    /// Bytes in the block cache now.
+    pub cache_bytes: u64,
+    /// The block cache's capacity.
+    pub cache_capacity: u64,
+    /// Bytes in memtables, the active one and those sealed and waiting for their flush.
+    pub memtable_bytes: u64,
+}
+
 impl EmbeddedStore {
-    /// Opens (or creates) the store in directory `path`.
+    /// Opens (or creates) the store in directory `path`, with the default settings.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        EmbeddedStore::open_with(path, EmbeddedOptions::default())
+    }
+
+    /// Opens (or creates) the store in directory `path`.
+    pub fn open_with(path: &Path, options: EmbeddedOptions) -> Result<EmbeddedStore, StoreError> {
         let db = Database::builder(path)
             // The ledger fsyncs explicitly on every durable commit.
             .manual_journal_persist(true)
             // fjall's write-ahead log is written once and fsynced at once: compressing it would
             // cost the writer's thread CPU on the commit path (flushed tables still compress).
             .journal_compression(fjall::CompressionType::None)
-            .cache_size(256 * 1024 * 1024)
+            .cache_size(options.cache_bytes)
             .open()?;
         // Values of 1 KiB or more (journal blocks, member pages, idempotency chunks) live in
         // blob files that compaction does not rewrite: the tree holds their keys and pointers.
@@ -181,6 +214,36 @@ impl EmbeddedStore {
     /// Bytes the store occupies on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
+    }
+
+    /// What the engine holds in memory, by its own accounting.
+    pub fn memory(&self) -> EngineMemory {
+        let db = &self.inner.db;
+        EngineMemory {
+            cache_bytes: db.cache_size(),
+            cache_capacity: db.cache_capacity(),
+            memtable_bytes: db.write_buffer_size(),
+        }
+    }
+
+    /// What the embedded engine holds in memory and how far behind its background work is,
+    /// one line for benches that watch a long-running process: memtable bytes, sealed
+    /// memtables, block cache bytes, tables, blob files, journals, tree versions kept for open
+    /// snapshots, and snapshot instants tracked.
+    pub fn engine_report(&self) -> String {
+        let db = &self.inner.db;
+        let kv = &self.inner.kv;
+        format!(
+            "memtables {} MB ({} sealed), cache {} MB, {} tables, {} blob files, {} journals, {} old versions, {} snapshot instants",
+            db.write_buffer_size() / 1_000_000,
+            kv.sealed_memtable_count(),
+            db.cache_size() / 1_000_000,
+            kv.table_count(),
+            kv.blob_file_count(),
+            db.journal_count(),
+            kv.tree.version_free_list_len(),
+            db.supervisor.snapshot_tracker.len(),
+        )
     }
 }
 

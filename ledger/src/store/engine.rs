@@ -6,7 +6,8 @@
 //! written once.
 
 use super::{
-    EmbeddedStore, KeyValue, Snapshot, Store, StoreError, TxnBody, TxnStore, Version, WriteSet,
+    EmbeddedOptions, EmbeddedStore, KeyValue, Snapshot, Store, StoreError, TxnBody, TxnStore,
+    Version, WriteSet,
 };
 use crate::store::Durability;
 use std::path::Path;
@@ -56,12 +57,18 @@ pub enum Engine {
 }
 
 impl Engine {
-    /// Opens `spec`: the embedded engine in `data`, or the FoundationDB subspace `subspace`.
-    pub fn open(spec: &EngineSpec, data: &Path, subspace: &[u8]) -> Result<Engine, StoreError> {
+    /// Opens `spec`: the embedded engine in `data` with `embedded`'s settings, or the
+    /// FoundationDB subspace `subspace`.
+    pub fn open(
+        spec: &EngineSpec,
+        data: &Path,
+        subspace: &[u8],
+        embedded: EmbeddedOptions,
+    ) -> Result<Engine, StoreError> {
         match spec {
             EngineSpec::Embedded => {
                 let _ = subspace;
-                Ok(Engine::Embedded(EmbeddedStore::open(data)?))
+                Ok(Engine::Embedded(EmbeddedStore::open_with(data, embedded)?))
             }
             #[cfg(feature = "fdb")]
             EngineSpec::Fdb { cluster_file } => Ok(Engine::Fdb(super::fdb::FdbStore::open(

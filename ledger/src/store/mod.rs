@@ -27,7 +27,7 @@ pub mod faults;
 pub mod fdb;
 pub mod sim;
 
-pub use embedded::{EmbeddedSnapshot, EmbeddedStore};
+pub use embedded::{EmbeddedOptions, EmbeddedSnapshot, EmbeddedStore, EngineMemory};
 pub use engine::{Engine, EngineSnapshot, EngineSpec};
 
 /// A commit version. A later commit never has a smaller one; on the embedded engine each

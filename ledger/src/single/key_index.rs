@@ -183,18 +183,17 @@ impl Default for KeyIndex {
     }
 }
 
-/// Adds the hash of every record on disk in `snapshot` (both forms) to `filter`, then marks it
-/// complete. Returns false if it stopped because `alive` closed.
 /// Keys a filter's fill reads under one snapshot before it takes the next. The store keeps
 /// every version of its tree back to the oldest snapshot open, and with them each memtable
 /// flushed since: one snapshot held through a scan of tens of millions of keys (a minute or
 /// more) held hundreds of megabytes of memtables that way.
 const FILL_KEYS_PER_SNAPSHOT: usize = 65_536;
 
-/// Inserts the hash of every key on disk into `filter`, reading `FILL_KEYS_PER_SNAPSHOT` keys
-/// at a time, each batch from a fresh snapshot of `store`, resuming after the last key read.
-/// None is missed: records of keys on disk are only ever written, never removed, so a key
-/// present when the fill started is in every later snapshot. False if `alive` closed first.
+/// Inserts the hash of every record of keys on disk (both forms) into `filter`, then marks it
+/// complete. Reads `FILL_KEYS_PER_SNAPSHOT` keys at a time, each batch from a fresh snapshot
+/// of `store`, resuming after the last key read. None is missed: records of keys on disk are
+/// only ever written, never removed, so a key present when the fill started is in every later
+/// snapshot. Returns false if it stopped because `alive` closed.
 fn fill<St: Store + ?Sized>(
     filter: &DiskFilter,
     store: &St,

@@ -32,10 +32,7 @@ fn env(name: &str, default: u64) -> u64 {
 }
 
 fn rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| s.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .map_or(0.0, |pages| pages * 4096.0 / 1_048_576.0)
+    ledger::allocator::resident_bytes().map_or(0.0, |b| b as f64 / 1_048_576.0)
 }
 
 fn build(dir: &std::path::Path, txs: u64, members: u64) {

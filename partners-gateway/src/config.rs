@@ -40,6 +40,9 @@ use std::path::{Path, PathBuf};
 /// The largest block cache accepted, in MiB (1 TiB).
 const STORE_CACHE_MB_MAX: u64 = 1 << 20;
 
+/// The block cache unless configured, in MiB: the embedded engine's own default.
+const STORE_CACHE_MB_DEFAULT: u64 = ledger::store::EmbeddedOptions::DEFAULT_CACHE_BYTES >> 20;
+
 /// How the ledger writes: one writer owning the store, or the many-gateway cluster path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ValueEnum)]
 #[serde(rename_all = "snake_case")]
@@ -272,7 +275,7 @@ impl Config {
             queue_capacity: 65_536,
             keys_in_memory: 10_000_000,
             reversal_totals_in_memory: 250_000,
-            store_cache_mb: 256,
+            store_cache_mb: STORE_CACHE_MB_DEFAULT,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
             batch_commands_max: 1000,
@@ -335,7 +338,10 @@ impl Config {
         if !(1..=60_000).contains(&batch_size_max) {
             anyhow::bail!("batch_size_max must be 1 to 60000, got {batch_size_max}");
         }
-        let store_cache_mb = args.store_cache_mb.or(file.store_cache_mb).unwrap_or(256);
+        let store_cache_mb = args
+            .store_cache_mb
+            .or(file.store_cache_mb)
+            .unwrap_or(STORE_CACHE_MB_DEFAULT);
         if !(1..=STORE_CACHE_MB_MAX).contains(&store_cache_mb) {
             anyhow::bail!("store_cache_mb must be 1 to {STORE_CACHE_MB_MAX}, got {store_cache_mb}");
         }

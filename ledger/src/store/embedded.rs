@@ -115,10 +115,15 @@ pub struct EmbeddedOptions {
     pub cache_bytes: u64,
 }
 
+impl EmbeddedOptions {
+    /// The block cache's size unless configured: 256 MiB.
+    pub const DEFAULT_CACHE_BYTES: u64 = 256 << 20;
+}
+
 impl Default for EmbeddedOptions {
     fn default() -> Self {
         EmbeddedOptions {
-            cache_bytes: 256 * 1024 * 1024,
+            cache_bytes: EmbeddedOptions::DEFAULT_CACHE_BYTES,
         }
     }
 }

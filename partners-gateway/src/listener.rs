@@ -1,12 +1,19 @@
 //! The accept loop: what a slow or greedy client can hold is bounded. Connections beyond
 //! [`ConnectionLimits::max`] in all or [`ConnectionLimits::per_ip_max`] from one address are
-//! closed at accept; a client must send its request head within the header-read timeout (hyper
-//! closes the connection otherwise); accept errors (out of file descriptors) back off instead
-//! of spinning. Shutdown stops accepting and lets open connections finish their requests.
+//! closed at accept; a client must send each request head within the header-read timeout,
+//! counted from the accept and, on a kept-alive connection, from the end of the answer before
+//! (hyper closes the connection otherwise), so a connection that says nothing holds its slot
+//! for that long at most; accept errors (out of file descriptors) back off instead of spinning.
+//! Shutdown stops accepting and lets open connections finish their requests.
+//!
+//! The gateway speaks HTTP/1.1 only. Serving HTTP/2 beside it meant reading a connection's
+//! first bytes to tell the two apart, with no deadline: a client that connected and sent
+//! nothing, or stopped inside the HTTP/2 preface, held its slot for ever, and `max` of them shut
+//! every other client out. (HTTP/2 to the partners, where wanted, ends at the proxy in front.)
 
 use crate::config::ConnectionLimits;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -61,12 +68,10 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max.max(1)));
     let per_ip = Arc::new(PerIp::default());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut builder = Builder::new(TokioExecutor::new());
+    let mut builder = http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(Duration::from_millis(limits.header_read_timeout_ms.max(1)));
-    builder.http2().timer(TokioTimer::new());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -99,9 +104,7 @@ pub async fn serve(
                 req
             },
         ));
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
+        let conn = builder.serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         let per_ip = per_ip.clone();
         tokio::spawn(async move {

@@ -364,6 +364,67 @@ async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering(
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
 }
 
+/// A connection that sent nothing at all was held for ever: the header-read timeout started
+/// only once the first bytes told HTTP/1 from HTTP/2, so `max` silent connections shut every
+/// client out. Now the gateway speaks HTTP/1.1 only and the timeout runs from the accept:
+/// silent connections, one stalled in the middle of an HTTP/2 preface, and ones left idle
+/// after a request are all closed, and their slots serve other clients.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_idle_connections_are_closed_after_the_header_read_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gw::start_with(|c| {
+        c.connections = partners_gateway::config::ConnectionLimits {
+            max: 24,
+            per_ip_max: 24,
+            header_read_timeout_ms: 1_000,
+            request_timeout_ms: 30_000,
+            in_flight_max: 4_096,
+        }
+    })
+    .await;
+    let addr: std::net::SocketAddr = gw
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("address");
+    let mut held = Vec::new();
+    // Twelve that send nothing, six that stop inside the HTTP/2 preface, six that are answered
+    // once and then say nothing more: every slot taken.
+    for i in 0..24 {
+        let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        if (12..18).contains(&i) {
+            s.write_all(b"PRI * HT").await.expect("write");
+        } else if i >= 18 {
+            s.write_all(b"GET /healthz HTTP/1.1\r\nHost: idle\r\n\r\n")
+                .await
+                .expect("write");
+            let mut buf = [0u8; 512];
+            let n = s.read(&mut buf).await.expect("answer");
+            assert!(buf[..n].starts_with(b"HTTP/1.1 200"), "{:?}", &buf[..n]);
+        }
+        held.push(s);
+    }
+    let started = std::time::Instant::now();
+    for (i, s) in held.iter_mut().enumerate() {
+        // Read to the end (the gateway may answer 408 before it closes).
+        let mut rest = Vec::new();
+        let read =
+            tokio::time::timeout(std::time::Duration::from_secs(6), s.read_to_end(&mut rest)).await;
+        assert!(
+            matches!(read, Ok(Ok(_)) | Ok(Err(_))),
+            "connection {i} was closed by the gateway"
+        );
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(800),
+        "closed by the timeout, not at once: {waited:?}"
+    );
+    // Their slots serve again.
+    let answer = get_healthz_from("127.0.0.1", addr).await.expect("answered");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:.80}");
+}
+
 /// Operator tokens had no expiry and could not be listed or revoked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_tokens_are_listed_without_secrets_expire_and_are_revoked() {

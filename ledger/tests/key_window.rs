@@ -269,3 +269,117 @@ fn records_of_the_first_form_are_still_answered_exactly_once() {
     let l = open(dir.path());
     check(&l);
 }
+
+/// Rewrites every index chunk of `store` (`K` seq) in the first form (each transaction with
+/// its command's digest), as a store written before the compact chunks holds them.
+/// `committed` is every transaction so far. Returns how many entries it rewrote.
+fn rewrite_chunks_in_first_form(store: &EmbeddedStore, committed: &[Receipt]) -> usize {
+    use ledger::codec::{IdemChunk, IdemRecord};
+    use ledger::store::{Durability, Snapshot, Store, WriteSet};
+    let digests: std::collections::HashMap<TxId, _> =
+        committed.iter().map(|r| (r.tx.id, r.tx.digest)).collect();
+    let snap = store.snapshot().expect("snapshot");
+    let mut w = WriteSet::default();
+    let mut rewritten = 0;
+    snap.scan(&[keys::IDEM_CHUNK], &[keys::IDEM_CHUNK + 1], &mut |k, v| {
+        let entries = ledger::codec::key_chunk_entries(v).expect("chunk");
+        assert!(
+            entries.iter().all(|e| e.digest.is_none()),
+            "written compact"
+        );
+        rewritten += entries.len();
+        let first = IdemChunk {
+            entries: entries
+                .iter()
+                .map(|e| {
+                    (
+                        e.hash,
+                        IdemRecord {
+                            tx: e.tx,
+                            digest: digests[&e.tx],
+                        },
+                    )
+                })
+                .collect(),
+        };
+        w.set_owned(k.to_vec(), ledger::codec::encode(&first));
+        true
+    })
+    .expect("scan");
+    store.commit(w, Durability::Sync).expect("commit");
+    rewritten
+}
+
+/// Index chunks were written with each command's digest until 2026-12-04, and are now written
+/// without it. A store whose chunks are all in the first form opens with every key of its
+/// window in memory, answers each exactly once, moves those chunks' keys to disk past the
+/// window like any others, and passes the audit, before and after a restart.
+#[test]
+fn index_chunks_of_the_first_form_are_still_loaded_and_moved() {
+    let dir = tempfile::tempdir().expect("dir");
+    // A window larger than the history: every key stays in the chunks.
+    let roomy = |dir: &std::path::Path| {
+        let config = LedgerConfig {
+            keys_in_memory: 100_000,
+            ..LedgerConfig::default()
+        };
+        Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
+    };
+    let l = roomy(dir.path());
+    let mut committed = set_up(&l);
+    const N: u64 = 600;
+    let earns: Vec<Receipt> = (0..N)
+        .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
+        .collect();
+    let _ = l.balance(MemberId(1)).expect("read");
+    l.shutdown();
+    committed.extend(earns.iter().cloned());
+    let rewritten =
+        rewrite_chunks_in_first_form(&EmbeddedStore::open(dir.path()).expect("store"), &committed);
+    assert_eq!(rewritten, committed.len(), "every transaction's key");
+
+    let check = |l: &Ledger<EmbeddedStore>, earned: u64| {
+        for i in (0..N).step_by(41) {
+            let first = &earns[i as usize];
+            let again = l.execute_blocking(earn(i, 10)).expect("retry");
+            assert!(
+                again.replayed && again.tx == first.tx,
+                "ticket-{i} replayed"
+            );
+            let changed = l.execute_blocking(earn(i, 11));
+            assert!(
+                matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id),
+                "ticket-{i} with other content: {changed:?}"
+            );
+        }
+        let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
+        assert_eq!(report.idempotency_keys, 1 + 5 + earned as usize);
+    };
+    // Loaded from first-form chunks into memory.
+    let l = roomy(dir.path());
+    assert_eq!(l.keys_in_memory().expect("single path"), committed.len());
+    check(&l, N);
+    l.shutdown();
+
+    // With the small window, the first-form chunks' keys move to disk beside compact ones.
+    let l = open(dir.path());
+    let more: Vec<Receipt> = (N..2 * N)
+        .map(|i| l.execute_blocking(earn(i, 10)).expect("earn"))
+        .collect();
+    let _ = l.balance(MemberId(1)).expect("read");
+    l.execute_blocking(earn(2 * N, 10)).expect("earn");
+    assert!(count_family(&l, keys::IDEM_BY_HASH) > N as usize);
+    let held = l.keys_in_memory().expect("single path");
+    assert!(held < 4 * WINDOW, "{held} keys in memory");
+    check(&l, 2 * N + 1);
+    for (i, receipt) in (N..).zip(&more).step_by(59) {
+        let again = l.execute_blocking(earn(i, 10)).expect("retry");
+        assert!(
+            again.replayed && again.tx == receipt.tx,
+            "ticket-{i} replayed"
+        );
+    }
+    l.shutdown();
+    let l = open(dir.path());
+    check(&l, 2 * N + 1);
+}

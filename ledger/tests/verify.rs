@@ -212,19 +212,18 @@ fn verify_names_an_idempotency_key_missing_from_the_index_chunks() {
     drop(store);
     let total: usize = chunks
         .iter()
-        .map(|(_, v)| {
-            codec::decode::<codec::IdemChunk>("chunk", v)
-                .expect("decode")
-                .entries
-                .len()
-        })
+        .map(|(_, v)| codec::key_chunk_entries(v).expect("decode").len())
         .sum();
     assert_eq!(total, 11, "one entry per committed command");
     // Drop the last entry of the last chunk: the last command's key.
     let (key, raw) = chunks.last().expect("a chunk").clone();
-    let mut chunk: codec::IdemChunk = codec::decode("chunk", &raw).expect("decode");
-    chunk.entries.pop();
-    tamper(dir.path(), key, codec::encode(&chunk));
+    let mut chunk: Vec<(u128, TxId)> = codec::key_chunk_entries(&raw)
+        .expect("decode")
+        .iter()
+        .map(|e| (e.hash, e.tx))
+        .collect();
+    chunk.pop();
+    tamper(dir.path(), key, codec::encode_key_chunk(&chunk));
     let (ok, text) = verify(dir.path());
     assert!(!ok, "verify must fail on a missing index entry:\n{text}");
     assert!(

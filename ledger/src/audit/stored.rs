@@ -1,7 +1,7 @@
 //! Stored derived state against the replay: member pages and records, account balances,
 //! holds, reversal totals, contracts and the idempotency index.
 
-use crate::codec::{self, IdemChunk, IdemRecord, MemberPage, MemberRecord};
+use crate::codec::{self, IdemRecord, MemberPage, MemberRecord};
 use crate::core::model::IdemKey;
 use crate::core::programme::{Counter, CounterKey};
 use crate::core::state::{Balance, HoldState, Reversed, State};
@@ -386,7 +386,7 @@ struct StoredEntry {
     tx: TxId,
     /// The full hash, in chunks and first-form records.
     hash: Option<u128>,
-    /// The command's digest, in chunks and first-form records.
+    /// The command's digest, in first-form chunks and records.
     digest: Option<crate::core::model::Digest>,
 }
 
@@ -401,10 +401,14 @@ fn stored_entries(family: u8, k: &[u8], v: &[u8]) -> Result<Vec<StoredEntry>, Le
     };
     let bad_key = || LedgerError::Corrupt(format!("on-disk idempotency key {k:?}"));
     match family {
-        keys::IDEM_CHUNK => Ok(codec::decode::<IdemChunk>("idempotency chunk", v)?
-            .entries
+        keys::IDEM_CHUNK => Ok(codec::key_chunk_entries(v)?
             .into_iter()
-            .map(|(h, r)| full(h, r))
+            .map(|e| StoredEntry {
+                disk_hash: keys::disk_hash(e.hash),
+                tx: e.tx,
+                hash: Some(e.hash),
+                digest: e.digest,
+            })
             .collect()),
         keys::IDEM_BY_HASH => {
             let h = k

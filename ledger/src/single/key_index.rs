@@ -47,7 +47,7 @@
 //! commands ahead of claiming them ([`KeyIndex::prefetch`]), without the lock.
 
 use super::key_table::{self, KeyTable};
-use crate::codec::{self, IdemChunk, IdemRecord};
+use crate::codec::{self, IdemRecord};
 use crate::core::model::IdemKey;
 use crate::core::types::TxId;
 use crate::error::LedgerError;
@@ -275,21 +275,22 @@ impl KeyIndex {
         let begin = [keys::IDEM_CHUNK];
         let end = prefix_end(&begin);
         let mut failure = None;
-        snapshot.scan(&begin, &end, &mut |_, v| match codec::decode::<IdemChunk>(
-            "idempotency chunk",
-            v,
-        ) {
-            Ok(chunk) => {
-                for (h, rec) in chunk.entries {
-                    index.insert_hash(h, rec.tx);
+        snapshot.scan(
+            &begin,
+            &end,
+            &mut |_, v| match codec::key_chunk_entries(v) {
+                Ok(entries) => {
+                    for e in entries {
+                        index.insert_hash(e.hash, e.tx);
+                    }
+                    true
                 }
-                true
-            }
-            Err(e) => {
-                failure = Some(e);
-                false
-            }
-        })?;
+                Err(e) => {
+                    failure = Some(e);
+                    false
+                }
+            },
+        )?;
         if let Some(e) = failure {
             return Err(e);
         }

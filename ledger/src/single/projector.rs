@@ -30,7 +30,7 @@
 //! [`member_write_delay`]: crate::LedgerConfig::member_write_delay
 //! [`MEMBERS_PER_PAGE`]: crate::keys::MEMBERS_PER_PAGE
 
-use crate::codec::{self, HistoryEntry, IdemChunk, IdemRecord};
+use crate::codec::{self, HistoryEntry};
 use crate::core::state::State;
 use crate::core::types::{Timestamp, TxId};
 use crate::keys;
@@ -128,7 +128,7 @@ impl<S: Store + Clone> Projector<S> {
         }
         let mut w = WriteSet::default();
         let mut touched = Touched::default();
-        let mut chunk = IdemChunk::default();
+        let mut chunk: Vec<(u128, TxId)> = Vec::new();
         let mut heads = Vec::new();
         for batch in group {
             for (i, tx) in batch.txs.iter().enumerate() {
@@ -138,13 +138,7 @@ impl<S: Store + Clone> Projector<S> {
                 for a in &tx.member_balances {
                     heads.push((a.member, Head::of(tx.id, a)));
                 }
-                chunk.entries.push((
-                    crate::keys::hash_key(&tx.key),
-                    IdemRecord {
-                        tx: tx.id,
-                        digest: tx.digest,
-                    },
-                ));
+                chunk.push((crate::keys::hash_key(&tx.key), tx.id));
             }
             self.reversals
                 .changed(batch.txs.iter().map(|t| &**t), batch.seq);
@@ -157,7 +151,10 @@ impl<S: Store + Clone> Projector<S> {
 
         if let Some(last) = group.iter().rev().find(|b| !b.txs.is_empty()) {
             self.last_seq = last.seq;
-            w.set_owned(keys::idempotency_chunk(last.seq), codec::encode(&chunk));
+            w.set_owned(
+                keys::idempotency_chunk(last.seq),
+                codec::encode_key_chunk(&chunk),
+            );
             self.write_accounts(&mut w, &touched, last.seq, last.at);
         }
         write_records(&mut w, &self.rest, &touched, None);
@@ -202,31 +199,29 @@ impl<S: Store + Clone> Projector<S> {
         }
         let want = (held - window).min(SPILL_MAX);
         let snapshot = self.store.snapshot()?;
-        let mut moved: Vec<(u128, IdemRecord)> = Vec::new();
+        let mut moved: Vec<(u128, TxId)> = Vec::new();
         let mut chunks = Vec::new();
         let mut failure = None;
         let begin = [keys::IDEM_CHUNK];
-        snapshot.scan(
-            &begin,
-            &crate::store::prefix_end(&begin),
-            &mut |k, v| match codec::decode::<IdemChunk>("idempotency chunk", v) {
-                Ok(chunk) => {
+        snapshot.scan(&begin, &crate::store::prefix_end(&begin), &mut |k, v| {
+            match codec::key_chunk_entries(v) {
+                Ok(entries) => {
                     chunks.push(k.to_vec());
-                    moved.extend(chunk.entries);
+                    moved.extend(entries.into_iter().map(|e| (e.hash, e.tx)));
                     moved.len() < want
                 }
                 Err(e) => {
                     failure = Some(e);
                     false
                 }
-            },
-        )?;
+            }
+        })?;
         if let Some(e) = failure {
             return Err(e);
         }
         let mut grouped: std::collections::BTreeMap<u64, Vec<TxId>> = Default::default();
-        for (h, rec) in &moved {
-            grouped.entry(keys::disk_hash(*h)).or_default().push(rec.tx);
+        for (h, tx) in &moved {
+            grouped.entry(keys::disk_hash(*h)).or_default().push(*tx);
         }
         let filter = self.keys.current_filter();
         for (h, mut ids) in grouped {
@@ -250,10 +245,7 @@ impl<S: Store + Clone> Projector<S> {
         };
         let on_disk = before + moved.len() as u64;
         w.set(&keys::keys_on_disk(), &on_disk.to_be_bytes());
-        Ok((
-            moved.into_iter().map(|(h, r)| (h, r.tx)).collect(),
-            on_disk as usize,
-        ))
+        Ok((moved, on_disk as usize))
     }
 
     /// Once the keys on disk outgrow the filter over them, fills one twice as large on a thread

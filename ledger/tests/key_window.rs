@@ -58,6 +58,26 @@ fn set_up(l: &Ledger<EmbeddedStore>) -> Vec<Receipt> {
     receipts
 }
 
+/// Earn `i` is answered exactly once: a retry replays `first`, the same key with other content
+/// conflicts naming it, and a read by key finds it.
+fn answered_once(l: &Ledger<EmbeddedStore>, i: u64, first: &Receipt) {
+    let again = l.execute_blocking(earn(i, 10)).expect("retry");
+    assert!(
+        again.replayed && again.tx == first.tx,
+        "ticket-{i} replayed"
+    );
+    let changed = l.execute_blocking(earn(i, 11));
+    assert!(
+        matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id),
+        "ticket-{i} with other content: {changed:?}"
+    );
+    let read = l
+        .transaction_by_key(&IdemKey::partner(AIR, format!("ticket-{i}")))
+        .expect("read")
+        .expect("found");
+    assert_eq!(read, *first.tx);
+}
+
 #[test]
 fn keys_older_than_the_window_are_answered_from_disk_exactly_once() {
     let dir = tempfile::tempdir().expect("dir");
@@ -243,22 +263,7 @@ fn records_of_the_first_form_are_still_answered_exactly_once() {
 
     let check = |l: &Ledger<EmbeddedStore>| {
         for i in (0..2 * N).step_by(53) {
-            let first = &earns[i as usize];
-            let again = l.execute_blocking(earn(i, 10)).expect("retry");
-            assert!(
-                again.replayed && again.tx == first.tx,
-                "ticket-{i} replayed"
-            );
-            let changed = l.execute_blocking(earn(i, 11));
-            assert!(
-                matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id),
-                "ticket-{i} with other content: {changed:?}"
-            );
-            let read = l
-                .transaction_by_key(&IdemKey::partner(AIR, format!("ticket-{i}")))
-                .expect("read")
-                .expect("found");
-            assert_eq!(read, *first.tx);
+            answered_once(l, i, &earns[i as usize]);
         }
         let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
         assert_eq!(report.idempotency_keys, 1 + 5 + 2 * N as usize + 1);
@@ -340,17 +345,7 @@ fn index_chunks_of_the_first_form_are_still_loaded_and_moved() {
 
     let check = |l: &Ledger<EmbeddedStore>, earned: u64| {
         for i in (0..N).step_by(41) {
-            let first = &earns[i as usize];
-            let again = l.execute_blocking(earn(i, 10)).expect("retry");
-            assert!(
-                again.replayed && again.tx == first.tx,
-                "ticket-{i} replayed"
-            );
-            let changed = l.execute_blocking(earn(i, 11));
-            assert!(
-                matches!(changed, Err(LedgerError::Rejected(Rejection::IdempotencyConflict { original })) if original == first.tx.id),
-                "ticket-{i} with other content: {changed:?}"
-            );
+            answered_once(l, i, &earns[i as usize]);
         }
         let report = ledger::audit::audit(&l.read_snapshot().expect("snapshot")).expect("audit");
         assert_eq!(report.idempotency_keys, 1 + 5 + earned as usize);
@@ -373,11 +368,7 @@ fn index_chunks_of_the_first_form_are_still_loaded_and_moved() {
     assert!(held < 4 * WINDOW, "{held} keys in memory");
     check(&l, 2 * N + 1);
     for (i, receipt) in (N..).zip(&more).step_by(59) {
-        let again = l.execute_blocking(earn(i, 10)).expect("retry");
-        assert!(
-            again.replayed && again.tx == receipt.tx,
-            "ticket-{i} replayed"
-        );
+        answered_once(&l, i, receipt);
     }
     l.shutdown();
     let l = open(dir.path());

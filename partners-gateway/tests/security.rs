@@ -313,27 +313,34 @@ async fn get_healthz_from(local: &str, addr: std::net::SocketAddr) -> std::io::R
     Ok(String::from_utf8_lossy(&answer).into_owned())
 }
 
-/// 300 connections that sent their headers slowly all stayed open, and with few file
-/// descriptors the health check timed out. Now connections are capped in all and per address,
-/// and a request head that does not arrive in time closes its connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gw = Gw::start_with(|c| {
+/// A gateway capped at `max` connections, `per_ip_max` from one address, with a header-read
+/// timeout of one second; and its address.
+async fn gateway_with_connection_caps(max: usize, per_ip_max: usize) -> (Gw, std::net::SocketAddr) {
+    let gw = Gw::start_with(move |c| {
         c.connections = partners_gateway::config::ConnectionLimits {
-            max: 64,
-            per_ip_max: 32,
+            max,
+            per_ip_max,
             header_read_timeout_ms: 1_000,
             request_timeout_ms: 30_000,
             in_flight_max: 4_096,
         }
     })
     .await;
-    let addr: std::net::SocketAddr = gw
+    let addr = gw
         .base
         .trim_start_matches("http://")
         .parse()
         .expect("address");
+    (gw, addr)
+}
+
+/// 300 connections that sent their headers slowly all stayed open, and with few file
+/// descriptors the health check timed out. Now connections are capped in all and per address,
+/// and a request head that does not arrive in time closes its connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (_gw, addr) = gateway_with_connection_caps(64, 32).await;
     let mut slow = Vec::new();
     for _ in 0..300 {
         let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -372,21 +379,7 @@ async fn slow_connections_are_capped_and_closed_and_the_service_keeps_answering(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_and_idle_connections_are_closed_after_the_header_read_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let gw = Gw::start_with(|c| {
-        c.connections = partners_gateway::config::ConnectionLimits {
-            max: 24,
-            per_ip_max: 24,
-            header_read_timeout_ms: 1_000,
-            request_timeout_ms: 30_000,
-            in_flight_max: 4_096,
-        }
-    })
-    .await;
-    let addr: std::net::SocketAddr = gw
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("address");
+    let (_gw, addr) = gateway_with_connection_caps(24, 24).await;
     let mut held = Vec::new();
     // Twelve that send nothing, six that stop inside the HTTP/2 preface, six that are answered
     // once and then say nothing more: every slot taken.

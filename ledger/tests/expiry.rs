@@ -9,17 +9,20 @@ use ledger::core::state::{History, State};
 use ledger::*;
 use rust_decimal::Decimal;
 
-struct NoHistory;
-impl History for NoHistory {
+/// Every transaction the engine applied, for reversals to find their originals in.
+#[derive(Default)]
+struct Log(std::collections::HashMap<TxId, Transaction>);
+impl History for Log {
     type Error = ();
-    fn transaction(&self, _: TxId) -> Result<Option<Transaction>, ()> {
-        Ok(None)
+    fn transaction(&self, id: TxId) -> Result<Option<Transaction>, ()> {
+        Ok(self.0.get(&id).cloned())
     }
 }
 
 struct Engine {
     state: State,
     seq: u64,
+    log: Log,
 }
 
 const M: MemberId = MemberId(1);
@@ -39,6 +42,7 @@ impl Engine {
         let mut e = Engine {
             state: State::new(Policy::default()),
             seq: 1,
+            log: Log::default(),
         };
         e.state.index_due = true;
         let t0 = Timestamp(0);
@@ -77,14 +81,15 @@ impl Engine {
         self.seq += 1;
         match self
             .state
-            .decide(&cmd, Digest::default(), id, at, &NoHistory)
+            .decide(&cmd, Digest::default(), id, at, &self.log)
         {
             Ok(tx) => {
                 self.state.apply(&tx);
+                self.log.0.insert(tx.id, tx.clone());
                 Ok(tx)
             }
             Err(DecideError::Rejected(r)) => Err(r),
-            Err(DecideError::Failed(())) => panic!("no history lookups here"),
+            Err(DecideError::Failed(())) => panic!("the log does not fail"),
         }
     }
 
@@ -216,6 +221,74 @@ fn lots_are_consumed_soonest_expiry_first_after_partial_burns_and_reversals() {
         Points(0),
         "nothing of A is left to expire"
     );
+}
+
+/// A refund takes back its own earn's lot first wherever that lot sits among the member's
+/// lots (found by its expiry, not by walking them), and, once that lot is spent, the soonest
+/// expiring others; its bonus is taken after its points, from what the points left.
+#[test]
+fn a_reversal_draws_on_its_own_lot_among_hundreds_then_on_the_soonest() {
+    let mut e = Engine::new(rolling(24, RoundTo::Exact));
+    const DAY: i64 = 86_400_000;
+    let start = ms("2026-01-01T00:00:00Z").0;
+    let earns: Vec<Transaction> = (0..300)
+        .map(|n| {
+            e.ok(
+                Command::Earn {
+                    key: IdemKey::partner(P, format!("earn-{n}")),
+                    member: M,
+                    partner: P,
+                    points: Points(10),
+                    bonus: Points(2),
+                    awards: vec![],
+                    guard: None,
+                    purchase: None,
+                },
+                Timestamp(start + n * DAY),
+            )
+        })
+        .collect();
+    let lot = |n: usize| earns[n].lots[0].lot;
+    let at = Timestamp(start + 301 * DAY);
+    // 12 points a lot: the burn spends lots 0..100 and 6 of lot 100.
+    e.burn(1, 1_206, at).expect("burn");
+    let drawn = |tx: &Transaction| -> Vec<(ledger::core::model::LotId, i64)> {
+        tx.lots.iter().map(|c| (c.lot, c.delta.0)).collect()
+    };
+    let reverse = |e: &mut Engine, n: &str, original: TxId, points: Option<i64>| {
+        e.ok(
+            Command::Reverse {
+                key: IdemKey::partner(P, format!("reverse-{n}")),
+                original,
+                points: points.map(Points),
+            },
+            at,
+        )
+    };
+    // A lot in the middle, untouched: its 10 points and then its 2 of bonus, all from itself.
+    let r = reverse(&mut e, "200", earns[200].id, None);
+    assert_eq!(drawn(&r), vec![(lot(200), -10), (lot(200), -2)]);
+    // Half of one near the end, then the rest: the second sees what the first took.
+    let r = reverse(&mut e, "290a", earns[290].id, Some(5));
+    assert_eq!(drawn(&r), vec![(lot(290), -5), (lot(290), -1)]);
+    let r = reverse(&mut e, "290b", earns[290].id, None);
+    assert_eq!(drawn(&r), vec![(lot(290), -5), (lot(290), -1)]);
+    // A spent lot: the soonest lots instead, the rest of lot 100 (6 points) and then lot 101.
+    let r = reverse(&mut e, "50", earns[50].id, None);
+    assert_eq!(
+        drawn(&r),
+        vec![(lot(100), -6), (lot(101), -4), (lot(101), -2)]
+    );
+    // The lot that burn and reversal partly spent gives what it has left first.
+    let r = reverse(&mut e, "101", earns[101].id, None);
+    assert_eq!(
+        drawn(&r),
+        vec![(lot(101), -6), (lot(102), -4), (lot(102), -2)]
+    );
+    let m = e.state.member(M).expect("member");
+    let held: i64 = m.lots.iter().map(|l| l.remaining.0).sum();
+    assert_eq!(held, m.posted.0, "the lots still sum to the balance");
+    assert_eq!(m.posted.0, 300 * 12 - 1_206 - 12 - 12 - 12 - 12);
 }
 
 #[test]
@@ -369,6 +442,7 @@ fn the_due_index_answers_as_an_exact_one_would() {
     let mut e = Engine {
         state: State::new(Policy::default()),
         seq: 1,
+        log: Log::default(),
     };
     e.state.index_due = true;
     let mut now = ms("2026-01-05T00:00:00Z");

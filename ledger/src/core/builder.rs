@@ -8,7 +8,7 @@ use crate::core::model::{
     Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{held_changes, Lot, State};
+use crate::core::state::{held_changes, search_lots, Lot, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -40,6 +40,28 @@ pub(crate) struct Working<'a> {
 }
 
 impl Working<'_> {
+    /// Lot `id`, whose expiry is `expires_at`, as this transaction has left it so far, if any
+    /// of it remains: found by its place in consumption order, so a member holding thousands
+    /// of lots is not walked (a refund names its earn's lot, which may be anywhere).
+    fn lot(&self, id: LotId, expires_at: Option<Timestamp>) -> Option<Lot> {
+        let key = (expires_at.is_none(), expires_at.unwrap_or_default(), id);
+        let (front, back) = self.base;
+        let before = search_lots(self.base, key).ok().map(|i| {
+            front
+                .get(i)
+                .unwrap_or_else(|| &back[i - front.len()])
+                .remaining
+                .0
+        });
+        let changed = self.changes.iter().filter(|c| c.lot == id);
+        let remaining = before.unwrap_or(0) + changed.map(|c| c.delta.0).sum::<i64>();
+        (remaining > 0).then_some(Lot {
+            id,
+            expires_at,
+            remaining: Points(remaining),
+        })
+    }
+
     /// The member's lots as this transaction has left them so far, in consumption order
     /// (soonest expiry first): its lots before, with this transaction's changes, read lazily,
     /// so a command that needs the first few lots does not walk the rest.
@@ -262,7 +284,8 @@ impl<'a> Builder<'a> {
         Ok(taken)
     }
 
-    /// Removes `p` points from member `m`'s posted balance and lots; `first` is drained first.
+    /// Removes `p` points from member `m`'s posted balance and lots; `first` (a lot and its
+    /// expiry) is drained first.
     ///
     /// Expired lots are never spent: only a reversal (`first`, its own earn's lot) may draw on
     /// them, taking back points that would expire anyway, and a merge (`expired_too`), which
@@ -271,7 +294,7 @@ impl<'a> Builder<'a> {
         &mut self,
         m: MemberId,
         p: Points,
-        first: Option<LotId>,
+        first: Option<(LotId, Option<Timestamp>)>,
         expired_too: bool,
     ) -> LotChanges {
         let at = self.tx.at;
@@ -295,9 +318,13 @@ impl<'a> Builder<'a> {
         if need > 0 {
             // `first` (a reversal's own lot) is drained first, then the rest in order; with
             // `first` or `expired_too`, lots already due are drawn on too.
-            if let Some(own) = first.and_then(|f| s.lots().find(|l| l.id == f)) {
+            debug_assert!(first.is_none_or(|(id, expires_at)| {
+                s.lot(id, expires_at) == s.lots().find(|l| l.id == id)
+            }));
+            if let Some(own) = first.and_then(|(id, expires_at)| s.lot(id, expires_at)) {
                 draw(own, &mut need, &mut changes);
             }
+            let first = first.map(|(id, _)| id);
             for l in s.lots() {
                 if need == 0 {
                     break;
@@ -317,17 +344,19 @@ impl<'a> Builder<'a> {
         changes
     }
 
+    /// Takes `p` points from member `m` to `dest` for a reversal of an earn: the earn's own lot
+    /// (`own_lot`, expiring at `expires_at`) first, then the member's other lots in order.
     pub(crate) fn take_for_reversal(
         &mut self,
         m: MemberId,
-        own_lot: LotId,
+        (own_lot, expires_at): (LotId, Option<Timestamp>),
         dest: AccountId,
         p: Points,
     ) -> Result<(), Rejection> {
         if p.0 == 0 {
             return Ok(());
         }
-        self.take(m, p, Some(own_lot), false);
+        self.take(m, p, Some((own_lot, expires_at)), false);
         self.points(AccountId::Member(m), Points(-p.0));
         self.points(dest, p);
         Ok(())

@@ -9,7 +9,9 @@ use crate::core::programme::{AwardBack, Funder, Granted, GuardBack, GuardRecord}
 use crate::core::rejection::Rejection;
 use crate::core::state::{History, Reversed, State};
 use crate::core::tiers::TierMark;
-use crate::core::types::{AccountId, ClawbackPolicy, MemberId, Money, PartnerId, Points, TxId};
+use crate::core::types::{
+    AccountId, ClawbackPolicy, MemberId, Money, PartnerId, Points, Timestamp, TxId,
+};
 use rust_decimal::Decimal;
 
 pub(super) fn reverse<H: History + ?Sized>(
@@ -37,8 +39,12 @@ pub(super) fn reverse<H: History + ?Sized>(
             tier,
         } => {
             visible_to(key, *partner, original)?;
+            let lot = LotId { tx: original, n: 0 };
+            // The lot's expiry places it in the member's lots (none: the earn credited none).
+            let expires_at = orig.lots.iter().find(|c| c.lot == lot);
             let earned = Earned {
                 original,
+                lot: (lot, expires_at.and_then(|c| c.expires_at)),
                 member: *member,
                 partner: *partner,
                 issued: *issued,
@@ -111,6 +117,8 @@ fn reverse_burn(
 /// The earn a reversal undoes.
 struct Earned<'a> {
     original: TxId,
+    /// The lot the earn credited, and its expiry.
+    lot: (LotId, Option<Timestamp>),
     member: MemberId,
     partner: PartnerId,
     issued: Points,
@@ -176,10 +184,7 @@ fn reverse_earn(
     if shortfall.is_positive() && s.policy.clawback == ClawbackPolicy::Reject {
         return Err(Rejection::ClawbackRejected { shortfall });
     }
-    let lot = LotId {
-        tx: e.original,
-        n: 0,
-    };
+    let lot = e.lot;
     let issuance = AccountId::PartnerIssuance(e.partner);
     b.take_for_reversal(e.member, lot, issuance, n)?;
     b.take_for_reversal(e.member, lot, AccountId::Promotions, bonus_n)?;

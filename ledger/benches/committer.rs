@@ -10,7 +10,9 @@
 //! posted while commands keep coming; see `expiry_bench`), `BENCH_OUTSTANDING_BATCHES`
 //! (commands the generator keeps outstanding, in batches: default 3), `BENCH_KEYS_IN_MEMORY`
 //! and `BENCH_REVERSAL_TOTALS` (the writer's windows of keys and of reversal totals: small ones
-//! put the run past them).
+//! put the run past them), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
+//! so holds N lots, as a mature programme's members do; with `BENCH_SEED_SPEND=1` each then
+//! burns them all: the same history without the lots).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
@@ -167,12 +169,69 @@ fn seed(dir: &std::path::Path, members: u64) {
                 .expect("enrol");
         }
     }
+    // BENCH_SEED_EARNS=N: every member then earns N times (N lots each, as a mature
+    // programme's members hold), before the runs.
+    let earns: u64 = env_or("BENCH_SEED_EARNS", 0);
+    for round in 0..earns {
+        for m in 1..=members {
+            let p = PartnerId(1 + (m % PARTNERS as u64) as u32);
+            window.push_back(
+                ledger
+                    .submit(Command::Earn {
+                        key: IdemKey::partner(p, format!("seed-{m}-{round}")),
+                        member: MemberId(m),
+                        partner: p,
+                        points: Points(100),
+                        bonus: Points(0),
+                        awards: vec![],
+                        guard: None,
+                        purchase: None,
+                    })
+                    .expect("queue"),
+            );
+            if window.len() >= 16_000 {
+                window
+                    .pop_front()
+                    .expect("pending")
+                    .blocking_recv()
+                    .expect("answer")
+                    .expect("earn");
+            }
+        }
+    }
+    // BENCH_SEED_SPEND=1: then every member burns what it earned, so that the history is
+    // there but the lots are not (the control for BENCH_SEED_EARNS).
+    if earns > 0 && env_or("BENCH_SEED_SPEND", 0) == 1 {
+        for m in 1..=members {
+            let p = PartnerId(1 + (m % PARTNERS as u64) as u32);
+            window.push_back(
+                ledger
+                    .submit(Command::Burn {
+                        key: IdemKey::partner(p, format!("seed-spend-{m}")),
+                        member: MemberId(m),
+                        partner: p,
+                        points: Points(100 * earns as i64),
+                    })
+                    .expect("queue"),
+            );
+            if window.len() >= 16_000 {
+                window
+                    .pop_front()
+                    .expect("pending")
+                    .blocking_recv()
+                    .expect("answer")
+                    .expect("burn");
+            }
+        }
+    }
     for p in window {
-        p.blocking_recv().expect("answer").expect("enrol");
+        p.blocking_recv()
+            .expect("answer")
+            .expect("enrol, earn or burn");
     }
     let _ = ledger.read_snapshot().expect("projector catches up");
     eprintln!(
-        "seeded {members} members in {:.1} s",
+        "seeded {members} members ({earns} earns each) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
 }

@@ -44,9 +44,13 @@ impl Working<'_> {
     /// of it remains: found by its place in consumption order, so a member holding thousands
     /// of lots is not walked (a refund names its earn's lot, which may be anywhere).
     fn lot(&self, id: LotId, expires_at: Option<Timestamp>) -> Option<Lot> {
-        let key = (expires_at.is_none(), expires_at.unwrap_or_default(), id);
+        let mut lot = Lot {
+            id,
+            expires_at,
+            remaining: Points(0),
+        };
         let (front, back) = self.base;
-        let before = search_lots(self.base, key).ok().map(|i| {
+        let before = search_lots(self.base, lot.order()).ok().map(|i| {
             front
                 .get(i)
                 .unwrap_or_else(|| &back[i - front.len()])
@@ -54,12 +58,8 @@ impl Working<'_> {
                 .0
         });
         let changed = self.changes.iter().filter(|c| c.lot == id);
-        let remaining = before.unwrap_or(0) + changed.map(|c| c.delta.0).sum::<i64>();
-        (remaining > 0).then_some(Lot {
-            id,
-            expires_at,
-            remaining: Points(remaining),
-        })
+        lot.remaining.0 = before.unwrap_or(0) + changed.map(|c| c.delta.0).sum::<i64>();
+        (lot.remaining.0 > 0).then_some(lot)
     }
 
     /// The member's lots as this transaction has left them so far, in consumption order

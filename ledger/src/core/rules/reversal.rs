@@ -41,10 +41,10 @@ pub(super) fn reverse<H: History + ?Sized>(
             visible_to(key, *partner, original)?;
             let lot = LotId { tx: original, n: 0 };
             // The lot's expiry places it in the member's lots (none: the earn credited none).
-            let expires_at = orig.lots.iter().find(|c| c.lot == lot);
+            let credited = orig.lots.iter().find(|c| c.lot == lot);
             let earned = Earned {
                 original,
-                lot: (lot, expires_at.and_then(|c| c.expires_at)),
+                lot: (lot, credited.and_then(|c| c.expires_at)),
                 member: *member,
                 partner: *partner,
                 issued: *issued,

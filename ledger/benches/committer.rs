@@ -125,6 +125,25 @@ fn open(
     Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
 }
 
+/// Submits every command with up to 16,000 outstanding, and waits for all: each must succeed.
+fn submit_all(ledger: &Ledger<EmbeddedStore>, cmds: impl IntoIterator<Item = Command>) {
+    let mut window = VecDeque::new();
+    let answer = |p: ledger::Pending| {
+        p.blocking_recv()
+            .expect("answer")
+            .unwrap_or_else(|e| panic!("seeding: {e:?}"))
+    };
+    for cmd in cmds {
+        window.push_back(ledger.submit(cmd).expect("queue"));
+        if window.len() >= 16_000 {
+            answer(window.pop_front().expect("pending"));
+        }
+    }
+    for p in window {
+        answer(p);
+    }
+}
+
 fn seed(dir: &std::path::Path, members: u64) {
     let hist = Arc::new(Mutex::new(Histogram::new(3).expect("hist")));
     let ledger = open(dir, 8000, hist);
@@ -150,84 +169,44 @@ fn seed(dir: &std::path::Path, members: u64) {
     if env_or("BENCH_PROGRAMME", 0) == 1 {
         set_programme(&ledger);
     }
-    let mut window = VecDeque::new();
-    for m in 1..=members {
-        window.push_back(
-            ledger
-                .submit(Command::Enrol {
-                    key: IdemKey::operator(format!("m{m}")),
-                    member: MemberId(m),
-                })
-                .expect("queue"),
-        );
-        if window.len() >= 16_000 {
-            window
-                .pop_front()
-                .expect("pending")
-                .blocking_recv()
-                .expect("answer")
-                .expect("enrol");
-        }
-    }
+    submit_all(
+        &ledger,
+        (1..=members).map(|m| Command::Enrol {
+            key: IdemKey::operator(format!("m{m}")),
+            member: MemberId(m),
+        }),
+    );
     // BENCH_SEED_EARNS=N: every member then earns N times (N lots each, as a mature
     // programme's members hold), before the runs.
     let earns: u64 = env_or("BENCH_SEED_EARNS", 0);
-    for round in 0..earns {
-        for m in 1..=members {
-            let p = PartnerId(1 + (m % PARTNERS as u64) as u32);
-            window.push_back(
-                ledger
-                    .submit(Command::Earn {
-                        key: IdemKey::partner(p, format!("seed-{m}-{round}")),
-                        member: MemberId(m),
-                        partner: p,
-                        points: Points(100),
-                        bonus: Points(0),
-                        awards: vec![],
-                        guard: None,
-                        purchase: None,
-                    })
-                    .expect("queue"),
-            );
-            if window.len() >= 16_000 {
-                window
-                    .pop_front()
-                    .expect("pending")
-                    .blocking_recv()
-                    .expect("answer")
-                    .expect("earn");
-            }
-        }
-    }
+    let partner = |m: u64| PartnerId(1 + (m % u64::from(PARTNERS)) as u32);
+    submit_all(
+        &ledger,
+        (0..earns).flat_map(|round| {
+            (1..=members).map(move |m| Command::Earn {
+                key: IdemKey::partner(partner(m), format!("seed-{m}-{round}")),
+                member: MemberId(m),
+                partner: partner(m),
+                points: Points(100),
+                bonus: Points(0),
+                awards: vec![],
+                guard: None,
+                purchase: None,
+            })
+        }),
+    );
     // BENCH_SEED_SPEND=1: then every member burns what it earned, so that the history is
     // there but the lots are not (the control for BENCH_SEED_EARNS).
     if earns > 0 && env_or("BENCH_SEED_SPEND", 0) == 1 {
-        for m in 1..=members {
-            let p = PartnerId(1 + (m % PARTNERS as u64) as u32);
-            window.push_back(
-                ledger
-                    .submit(Command::Burn {
-                        key: IdemKey::partner(p, format!("seed-spend-{m}")),
-                        member: MemberId(m),
-                        partner: p,
-                        points: Points(100 * earns as i64),
-                    })
-                    .expect("queue"),
-            );
-            if window.len() >= 16_000 {
-                window
-                    .pop_front()
-                    .expect("pending")
-                    .blocking_recv()
-                    .expect("answer")
-                    .expect("burn");
-            }
-        }
-    }
-    for p in window {
-        p.blocking_recv()
-            .expect("answer")
-            .expect("enrol, earn or burn");
+        submit_all(
+            &ledger,
+            (1..=members).map(|m| Command::Burn {
+                key: IdemKey::partner(partner(m), format!("seed-spend-{m}")),
+                member: MemberId(m),
+                partner: partner(m),
+                points: Points(100 * earns as i64),
+            }),
+        );
     }
     let _ = ledger.read_snapshot().expect("projector catches up");
     eprintln!(
@@ -327,34 +306,19 @@ fn expiry_bench(dir: &std::path::Path, n: u64) {
         })
         .expect("policy");
     let t = Instant::now();
-    let mut window = VecDeque::new();
-    for m in 1..=n {
-        window.push_back(
-            ledger
-                .submit(Command::Earn {
-                    key: IdemKey::partner(PartnerId(1 + (m % 5) as u32), format!("x-earn-{m}")),
-                    member: MemberId(m),
-                    partner: PartnerId(1 + (m % 5) as u32),
-                    points: Points(100),
-                    bonus: Points(0),
-                    awards: vec![],
-                    guard: None,
-                    purchase: None,
-                })
-                .expect("queue"),
-        );
-        if window.len() >= 16_000 {
-            window
-                .pop_front()
-                .expect("p")
-                .blocking_recv()
-                .expect("a")
-                .expect("earn");
-        }
-    }
-    for p in window {
-        p.blocking_recv().expect("answer").expect("earn");
-    }
+    submit_all(
+        &ledger,
+        (1..=n).map(|m| Command::Earn {
+            key: IdemKey::partner(PartnerId(1 + (m % 5) as u32), format!("x-earn-{m}")),
+            member: MemberId(m),
+            partner: PartnerId(1 + (m % 5) as u32),
+            points: Points(100),
+            bonus: Points(0),
+            awards: vec![],
+            guard: None,
+            purchase: None,
+        }),
+    );
     eprintln!("{n} lots earned in {:.1} s", t.elapsed().as_secs_f64());
     // The stream of earns: measure commit latency before, then during the expiries.
     let stream = |label: &str, seconds: f64, counter: &mut u64| {

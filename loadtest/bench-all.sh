@@ -11,6 +11,10 @@
 #     the figure every earlier table gave;
 #   - the open loop at 15,000 requests/s (p99 against its 10 ms target);
 #   - the batch endpoint (8 connections, 100 commands a request), postings per second.
+# The machine's own speed is probed before and after the set (`loadtest-machine`: compute,
+# memory latency, loopback round trip across cores and on one) and printed under the table: on
+# this shared machine the same build has run the peak at 36,000 requests/s one day and 20,000
+# another, and the probes say which kind of day a set ran on.
 # Each is run RUNS times (default 3); the table gives the median and every run, so a noisy
 # machine shows as spread, not as a single lucky figure. Every gateway run ends with loadtest's
 # own check (journal lookups, audit, points owed); a failed check fails the script.
@@ -34,6 +38,9 @@ echo "== building (release, once)" >&2
 cargo build -q --release -p loadtest -p partners-gateway
 cargo bench -q -p ledger --bench committer --no-run 2>/dev/null
 committer="$(ls -t target/release/deps/committer-* | grep -v '\.d$' | head -1)"
+
+echo "== the machine's phase, before" >&2
+./target/release/loadtest-machine --json >"$work/machine-before.json"
 
 echo "== committer: batch 1,000, programme on, $RUNS x ${COMMITTER_SECONDS} s" >&2
 BENCH_DIR="$work/committer" BENCH_MEMBERS="${BENCH_MEMBERS:-1000000}" BENCH_SECONDS="$COMMITTER_SECONDS" \
@@ -66,6 +73,9 @@ run_loadtest peak --connections 256
 run_loadtest peak128 --connections 128
 run_loadtest open --rate "$OPEN_RATE"
 run_loadtest batch --connections 8 --batch-size 100
+
+echo "== the machine's phase, after" >&2
+./target/release/loadtest-machine --json >"$work/machine-after.json"
 
 python3 - "$work" "$RUNS" "$OPEN_RATE" <<'EOF'
 import json, re, statistics, sys
@@ -116,4 +126,14 @@ print("| figure | median | runs | target |")
 print("|---|---|---|---|")
 for r in rows:
     print("| " + " | ".join(r) + " |")
+
+def machine(when):
+    with open(f"{work}/machine-{when}.json") as f:
+        m = json.load(f)
+    return (f"compute {m['compute_ns_per_1000_steps']:,.0f} ns per 1,000 steps, "
+            f"memory {m['memory_ns_per_load']:.0f} ns a load, "
+            f"loopback {m['loopback_us_per_round_trip']:.1f} µs a round trip "
+            f"({m['loopback_one_core_us_per_round_trip']:.1f} on one core)")
+print()
+print(f"Machine before the set: {machine('before')}; after: {machine('after')} (`loadtest-machine`).")
 EOF

@@ -10,12 +10,15 @@
 //!   trip (two system calls a side and two wake-ups: what the gateway's HTTP exchange pays),
 //!   with the two threads free to run on any core, and again with both held to the first core.
 //!   The two differ by what waking a thread on another, idle core costs: on this machine's
-//!   virtual cores, which do not poll before they halt, 60-75 µs across against 14-17 µs on one
-//!   core (2026-12-04).
+//!   virtual cores, which do not poll before they halt, 59-85 µs across against 13.7-17.5 µs on
+//!   one core (2026-12-04).
 //!
 //! Each probe runs `--rounds` times (default 5), about 0.3 s a round; the median is printed,
 //! with every round. `loadtest-machine --json` prints the medians as one JSON object.
 
+use clap::Parser;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
@@ -29,25 +32,24 @@ const MEMORY_LOADS: usize = 3_000_000;
 /// Round trips in one loopback round.
 const LOOPBACK_TRIPS: usize = 10_000;
 
+#[derive(Parser)]
+#[command(
+    name = "loadtest-machine",
+    about = "The machine's phase: compute, memory latency, loopback round trip",
+    version
+)]
+struct Args {
+    /// Print the medians as one JSON object.
+    #[arg(long)]
+    json: bool,
+    /// Rounds of each probe; the median is reported.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..))]
+    rounds: u16,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut json = false;
-    let mut rounds = 5usize;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--json" => json = true,
-            "--rounds" => {
-                rounds = args
-                    .next()
-                    .and_then(|n| n.parse().ok())
-                    .filter(|&n| n > 0)
-                    .ok_or_else(|| anyhow::anyhow!("--rounds takes a positive number"))?;
-            }
-            other => anyhow::bail!(
-                "unknown argument {other:?}; usage: loadtest-machine [--json] [--rounds N]"
-            ),
-        }
-    }
+    let a = Args::parse();
+    let rounds = usize::from(a.rounds);
     let compute: Vec<f64> = (0..rounds).map(|_| compute_round()).collect();
     let cycle = random_cycle(MEMORY_SLOTS, 0x5EED);
     let memory: Vec<f64> = (0..rounds).map(|_| memory_round(&cycle)).collect();
@@ -60,10 +62,14 @@ fn main() -> anyhow::Result<()> {
         .collect::<std::io::Result<Vec<f64>>>()?;
     let (c, m) = (median(&compute), median(&memory));
     let (l, l1) = (median(&loopback), median(&one_core));
-    if json {
-        println!(
-            "{{\"compute_ns_per_1000_steps\":{c:.1},\"memory_ns_per_load\":{m:.1},\"loopback_us_per_round_trip\":{l:.2},\"loopback_one_core_us_per_round_trip\":{l1:.2}}}"
-        );
+    if a.json {
+        let v = serde_json::json!({
+            "compute_ns_per_1000_steps": c,
+            "memory_ns_per_load": m,
+            "loopback_us_per_round_trip": l,
+            "loopback_one_core_us_per_round_trip": l1,
+        });
+        println!("{v}");
     } else {
         println!(
             "compute:            {c:8.1} ns per 1,000 steps ({})",
@@ -101,17 +107,9 @@ fn compute_round() -> f64 {
 /// it repeats and no prefetcher can guess the next.
 fn random_cycle(n: usize, seed: u64) -> Vec<u32> {
     let mut next: Vec<u32> = (0..n as u32).collect();
-    let mut s = seed;
+    let mut rng = SmallRng::seed_from_u64(seed);
     for i in (1..n).rev() {
-        // splitmix64: a fixed, seeded sequence; the shuffle need not be uniform to defeat the
-        // prefetcher, only irregular.
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^= z >> 31;
-        let j = (z % i as u64) as usize;
-        next.swap(i, j);
+        next.swap(i, rng.random_range(0..i));
     }
     next
 }

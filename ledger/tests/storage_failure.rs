@@ -3,7 +3,8 @@
 //! every later command is refused, and a reopened store holds exactly what was acknowledged.
 
 use ledger::store::{
-    Durability, EmbeddedSnapshot, EmbeddedStore, Store, StoreError, Version, WriteSet,
+    Durability, EmbeddedSnapshot, EmbeddedStore, Store, StoreError, TxnBody, TxnStore, Version,
+    WriteSet,
 };
 use ledger::*;
 
@@ -131,4 +132,176 @@ fn a_failed_durable_commit_answers_no_one_with_success_and_stops_the_ledger() {
         2 + 3 + 20,
         "2 contracts, 3 enrolments, 20 earns"
     );
+}
+
+/// What a caller heard: its key, and whether it was acknowledged.
+type Heard = (IdemKey, bool);
+
+#[test]
+fn commands_sent_while_the_writer_stops_are_all_answered() {
+    // Callers keep sending while the disk fails under them: a command that passed the failure
+    // check just before the writer's last drain still reaches the queue, and must be answered
+    // (refused), not left waiting. Many rounds, since the moment of failure moves each time.
+    const ROUNDS: usize = 60;
+    const SENDERS: usize = 3;
+    for round in 0..ROUNDS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let broken = Arc::new(AtomicBool::new(false));
+        let store = Breakable {
+            inner: EmbeddedStore::open(dir.path()).expect("store"),
+            broken: broken.clone(),
+        };
+        let ledger = Arc::new(Ledger::open(store, LedgerConfig::default()).expect("ledger"));
+        conformance::seed(&ledger);
+        let (heard, answers) = std::sync::mpsc::channel::<Vec<Heard>>();
+        let senders: Vec<_> = (0..SENDERS)
+            .map(|t| {
+                let (ledger, heard) = (ledger.clone(), heard.clone());
+                std::thread::spawn(move || {
+                    let mut pending = Vec::new();
+                    let mut refused_at_once = 0;
+                    for i in 0.. {
+                        let key = IdemKey::partner(AIR, format!("r{round}-t{t}-{i}"));
+                        let cmd = earn(key.reference.clone(), 1 + i % 3);
+                        match ledger.submit(cmd) {
+                            Ok(answer) => pending.push((key, answer)),
+                            Err(_) => refused_at_once += 1,
+                        }
+                        if refused_at_once == 200 {
+                            break;
+                        }
+                    }
+                    let told = pending
+                        .into_iter()
+                        .map(|(key, answer)| {
+                            let ok = matches!(answer.blocking_recv(), Ok(Ok(_)));
+                            (key, ok)
+                        })
+                        .collect();
+                    let _ = heard.send(told);
+                })
+            })
+            .collect();
+        drop(heard);
+        std::thread::sleep(std::time::Duration::from_millis(5 + (round as u64 % 7) * 3));
+        broken.store(true, Ordering::Release);
+        let mut told = Vec::new();
+        for _ in 0..SENDERS {
+            let part = answers
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("round {round}: a caller was never answered"));
+            told.extend(part);
+        }
+        for s in senders {
+            s.join().expect("sender");
+        }
+        assert!(
+            ledger.failure().is_some(),
+            "round {round}: the ledger stopped"
+        );
+        drop(Arc::try_unwrap(ledger).ok().expect("the only handle left"));
+
+        let store = EmbeddedStore::open(dir.path()).expect("store reopens");
+        let ledger = Ledger::open(store, LedgerConfig::default()).expect("ledger reopens");
+        for (key, acknowledged) in &told {
+            let found = ledger.transaction_by_key(key).expect("read").is_some();
+            assert_eq!(
+                found, *acknowledged,
+                "round {round}: {key} acknowledged {acknowledged} but in the journal {found}"
+            );
+        }
+        audit::audit(&ledger.read_snapshot().expect("snapshot")).expect("audit passes");
+    }
+}
+
+/// The embedded store on the cluster path, whose transactions panic once `armed` is set: a bug
+/// in the writer's path, not a storage error (those refuse a batch and the writer goes on).
+#[derive(Clone)]
+struct Panicky {
+    inner: EmbeddedStore,
+    armed: Arc<AtomicBool>,
+}
+
+impl Store for Panicky {
+    type Snapshot = EmbeddedSnapshot;
+
+    fn snapshot(&self) -> Result<EmbeddedSnapshot, StoreError> {
+        self.inner.snapshot()
+    }
+
+    fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
+        self.inner.commit(writes, durability)
+    }
+
+    fn next_version(&self) -> Version {
+        self.inner.next_version()
+    }
+}
+
+impl TxnStore for Panicky {
+    fn transact<T, E: From<StoreError>>(
+        &self,
+        attempts: u32,
+        body: &mut TxnBody<'_, T, E>,
+    ) -> Result<(Version, T), E> {
+        if self.armed.load(Ordering::Acquire) {
+            panic!("a bug under the cluster writer");
+        }
+        self.inner.transact(attempts, body)
+    }
+}
+
+#[test]
+fn a_panicking_cluster_writer_stops_the_ledger_and_answers_every_caller() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let armed = Arc::new(AtomicBool::new(false));
+    let store = Panicky {
+        inner: EmbeddedStore::open(dir.path()).expect("store"),
+        armed: armed.clone(),
+    };
+    let ledger = Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(1))
+        .expect("ledger");
+    conformance::seed(&ledger);
+    let before = ledger
+        .execute_blocking(earn("before".into(), 1))
+        .expect("earn before the panic");
+
+    armed.store(true, Ordering::Release);
+    let pending: Vec<_> = (0..500)
+        .map(|i| ledger.submit(earn(format!("after-{i}"), 1 + i % 3)))
+        .collect();
+    let (told, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let acknowledged = pending
+            .into_iter()
+            .filter_map(Result::ok)
+            .map(|answer| answer.blocking_recv())
+            .filter(|answer| matches!(answer, Ok(Ok(_))))
+            .count();
+        let _ = told.send(acknowledged);
+    });
+    let acknowledged = answers
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("every caller is answered");
+    assert_eq!(acknowledged, 0, "nothing is acknowledged after the panic");
+    let why = ledger.failure().expect("the ledger says it stopped");
+    assert!(why.contains("a bug under the cluster writer"), "{why}");
+    match ledger.execute_blocking(earn("later".into(), 1)) {
+        Err(LedgerError::Stopped { why }) => assert!(why.contains("cluster writer panicked")),
+        other => panic!("a stopped ledger refuses new work with its reason: {other:?}"),
+    }
+    drop(ledger);
+
+    let store = EmbeddedStore::open(dir.path()).expect("store reopens");
+    let ledger = Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(1))
+        .expect("ledger reopens");
+    let found = ledger
+        .transaction_by_key(&before.tx.key)
+        .expect("read")
+        .expect("the acknowledged earn survives");
+    assert_eq!(found, *before.tx);
+    assert!(ledger
+        .transaction_by_key(&IdemKey::partner(AIR, "after-0".to_string()))
+        .expect("read")
+        .is_none());
 }

@@ -134,9 +134,24 @@ pub(crate) fn open<S: TxnStore + Clone>(
         shared.clone(),
     );
     let (jobs, queue) = crossbeam_channel::bounded::<Job>(committer.queue_capacity);
+    let failed = shared.clone();
     let writer = std::thread::Builder::new()
         .name("ledger-cluster-writer".into())
-        .spawn(move || writer.run(queue))
+        .spawn(move || {
+            // Each batch is its own cluster transaction, so storage errors refuse a batch and
+            // the writer goes on; a panic (a bug) stops the ledger and says why, and every
+            // command queued or sent after it is refused instead of left waiting.
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| writer.run(&queue)));
+            if let Err(panic) = ran {
+                let why = format!(
+                    "cluster writer panicked: {}",
+                    crate::shared::status::panic_text(&*panic)
+                );
+                tracing::error!(%why, "writer stopped; restart the process");
+                failed.fail(why.clone());
+                crate::shared::queue::refuse_until_closed(&queue, &why);
+            }
+        })
         .map_err(|e| LedgerError::Spawn {
             thread: "cluster writer",
             why: e.to_string(),

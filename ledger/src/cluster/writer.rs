@@ -145,7 +145,7 @@ impl<S: TxnStore> ClusterWriter<S> {
         }
     }
 
-    pub fn run(mut self, jobs: Receiver<Job>) {
+    pub fn run(mut self, jobs: &Receiver<Job>) {
         let max = self.config.batch_size_max.min(TXN_COMMANDS_MAX * 8);
         loop {
             let first = match jobs.recv_timeout(self.config.idle_wake) {

@@ -38,6 +38,17 @@ impl Job {
     }
 }
 
+/// Answers every command that reaches a stopped writer with `why`, until the ledger drops its
+/// sender. A channel keeps what it holds until its last sender goes, even after its receiver
+/// is dropped: a command sent after the writer's last drain would otherwise wait forever.
+pub(crate) fn refuse_until_closed(jobs: &crossbeam_channel::Receiver<Job>, why: &str) {
+    for job in jobs.iter() {
+        let _ = job.reply.send(Err(LedgerError::Stopped {
+            why: why.to_string(),
+        }));
+    }
+}
+
 /// A committed batch, as handed to the projector.
 pub(crate) struct Batch {
     pub seq: u64,

@@ -146,3 +146,12 @@ impl Shared {
         Ok(())
     }
 }
+
+/// What a panic said, when it said it in text.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}

@@ -194,9 +194,26 @@ impl<S: Store + Clone> Writer<S> {
         std::thread::scope(|scope| {
             let started = std::thread::Builder::new()
                 .name("ledger-syncer".into())
-                .spawn_scoped(scope, move || syncer.run(sealed));
+                .spawn_scoped(scope, move || {
+                    // A panicking syncer fails the ledger; the writer then sees its channel
+                    // closed and refuses everything after.
+                    let shared = syncer.shared.clone();
+                    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        syncer.run(sealed)
+                    }));
+                    if let Err(panic) = ran {
+                        let why = format!(
+                            "syncer panicked: {}",
+                            crate::shared::status::panic_text(&*panic)
+                        );
+                        tracing::error!(%why, "committer stopped; restart to recover from disk");
+                        shared.fail(why);
+                    }
+                });
             if let Err(e) = started {
-                self.stop(&jobs, Vec::new(), &format!("cannot start the syncer: {e}"));
+                let why = format!("cannot start the syncer: {e}");
+                self.shared.fail(why.clone());
+                self.stop(&jobs, Vec::new(), &why);
                 return;
             }
             // A panic in a rule leaves the state half-changed: the ledger stops, as after a
@@ -205,12 +222,10 @@ impl<S: Store + Clone> Writer<S> {
                 self.decide(&jobs, &to_syncer)
             }));
             if let Err(panic) = decided {
-                let what = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_default();
-                let why = format!("writer panicked: {what}");
+                let why = format!(
+                    "writer panicked: {}",
+                    crate::shared::status::panic_text(&*panic)
+                );
                 tracing::error!(%why, "committer stopped; restart to recover from disk");
                 self.shared.fail(why.clone());
                 self.stop(&jobs, Vec::new(), &why);
@@ -219,6 +234,11 @@ impl<S: Store + Clone> Writer<S> {
             drop(to_syncer);
         });
         self.hand_over_pages();
+        // The writer returns on its own only after a failure (otherwise the queue closed): a
+        // caller that passed the failure check before the last drain may still send.
+        if let Some(why) = self.shared.failure() {
+            crate::shared::queue::refuse_until_closed(&jobs, &why);
+        }
     }
 
     /// Once the syncer has handed on every batch: copies every changed member page for the

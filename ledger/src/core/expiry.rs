@@ -13,9 +13,47 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// The UTC month (months since 1970-01) of `t`.
+///
+/// Each thread keeps the bounds of the last month it computed: the lots of a batch mostly
+/// expire in a few months, and a comparison of two instants costs a small part of a calendar
+/// date (chrono's date of every new lot's expiry was 6% of the projector's time).
 pub fn utc_month(t: Timestamp) -> u32 {
-    let d = chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default();
-    u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0)
+    thread_local! {
+        /// The last month computed: its first instant, the next month's, and its number.
+        static LAST: std::cell::Cell<(i64, i64, u32)> = const { std::cell::Cell::new((0, 0, 0)) };
+    }
+    LAST.with(|last| {
+        let (start, end, month) = last.get();
+        if start <= t.0 && t.0 < end {
+            return month;
+        }
+        let (month, bounds) = utc_month_bounds(t);
+        if let Some(bounds) = bounds {
+            last.set((bounds.0, bounds.1, month));
+        }
+        month
+    })
+}
+
+/// The UTC month of `t` from the calendar, with the month's first instant and the next
+/// month's, in milliseconds (none when `t` is outside the calendar's range).
+fn utc_month_bounds(t: Timestamp) -> (u32, Option<(i64, i64)>) {
+    let Some(d) = chrono::DateTime::from_timestamp_millis(t.0) else {
+        return (0, None);
+    };
+    let month = u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0);
+    let first = d
+        .date_naive()
+        .with_day(1)
+        .and_then(|day| day.and_hms_opt(0, 0, 0));
+    let bounds = first.and_then(|first| {
+        let next = first.checked_add_months(chrono::Months::new(1))?;
+        Some((
+            first.and_utc().timestamp_millis(),
+            next.and_utc().timestamp_millis(),
+        ))
+    });
+    (month, bounds)
 }
 
 /// What counts as activity for inactivity expiry, one bit each.
@@ -282,6 +320,41 @@ pub fn expiring(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The month straight from the calendar, as `utc_month` computed it before it kept bounds.
+    fn calendar_month(t: i64) -> u32 {
+        let d = chrono::DateTime::from_timestamp_millis(t).unwrap_or_default();
+        u32::try_from((d.year() - 1970) * 12 + d.month0() as i32).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_kept_month_bounds_answer_as_the_calendar_does() {
+        let mut instants = vec![i64::MIN, i64::MIN + 1, -1, 0, 1, i64::MAX - 1, i64::MAX];
+        // Each side of every month's first instant from 1969 to 2101, leap Februaries included.
+        for year in 1969..=2101 {
+            for month in 1..=12 {
+                let first = chrono::NaiveDate::from_ymd_opt(year, month, 1)
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .expect("a date")
+                    .and_utc()
+                    .timestamp_millis();
+                instants.extend([first - 1, first, first + 1, first + 86_400_000 * 15]);
+            }
+        }
+        // In order, backwards, and interleaved far apart, so the kept bounds are hit and missed.
+        let mut mixed = instants.clone();
+        mixed.reverse();
+        let mut shuffled = instants.clone();
+        {
+            use rand::{seq::SliceRandom, SeedableRng};
+            shuffled.shuffle(&mut rand::rngs::SmallRng::seed_from_u64(7));
+        }
+        for t in instants.iter().chain(&mixed).chain(&shuffled) {
+            assert_eq!(utc_month(Timestamp(*t)), calendar_month(*t), "at {t}");
+        }
+        assert_eq!(utc_month(Timestamp(ms("2024-02-29T23:59:59.999Z"))), 649);
+        assert_eq!(utc_month(Timestamp(ms("2024-03-01T00:00:00Z"))), 650);
+    }
 
     fn policy(rolling: Option<Rolling>, inactivity: Option<Inactivity>) -> InForce {
         ExpiryPolicy {

@@ -14,11 +14,24 @@ mod conformance;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-/// The embedded store, whose durable commits fail once `broken` is set.
+/// The embedded store, whose durable commits fail once `broken` is set (and whose
+/// transactions then panic, below).
 #[derive(Clone)]
 struct Breakable {
     inner: EmbeddedStore,
     broken: Arc<AtomicBool>,
+}
+
+impl Breakable {
+    /// The store in `dir`, whole, and the switch that breaks it.
+    fn open(dir: &std::path::Path) -> (Breakable, Arc<AtomicBool>) {
+        let broken = Arc::new(AtomicBool::new(false));
+        let store = Breakable {
+            inner: EmbeddedStore::open(dir).expect("store"),
+            broken: broken.clone(),
+        };
+        (store, broken)
+    }
 }
 
 impl Store for Breakable {
@@ -58,11 +71,7 @@ fn earn(reference: String, member: u64) -> Command {
 #[test]
 fn a_failed_durable_commit_answers_no_one_with_success_and_stops_the_ledger() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let broken = Arc::new(AtomicBool::new(false));
-    let store = Breakable {
-        inner: EmbeddedStore::open(dir.path()).expect("store"),
-        broken: broken.clone(),
-    };
+    let (store, broken) = Breakable::open(dir.path());
     let ledger = Ledger::open(store, LedgerConfig::default()).expect("ledger");
     conformance::seed(&ledger);
     let before: Vec<Receipt> = (0..20)
@@ -146,11 +155,7 @@ fn commands_sent_while_the_writer_stops_are_all_answered() {
     const SENDERS: usize = 3;
     for round in 0..ROUNDS {
         let dir = tempfile::tempdir().expect("temp dir");
-        let broken = Arc::new(AtomicBool::new(false));
-        let store = Breakable {
-            inner: EmbeddedStore::open(dir.path()).expect("store"),
-            broken: broken.clone(),
-        };
+        let (store, broken) = Breakable::open(dir.path());
         let ledger = Arc::new(Ledger::open(store, LedgerConfig::default()).expect("ledger"));
         conformance::seed(&ledger);
         let (heard, answers) = std::sync::mpsc::channel::<Vec<Heard>>();
@@ -214,37 +219,15 @@ fn commands_sent_while_the_writer_stops_are_all_answered() {
     }
 }
 
-/// The embedded store on the cluster path, whose transactions panic once `armed` is set: a bug
-/// in the writer's path, not a storage error (those refuse a batch and the writer goes on).
-#[derive(Clone)]
-struct Panicky {
-    inner: EmbeddedStore,
-    armed: Arc<AtomicBool>,
-}
-
-impl Store for Panicky {
-    type Snapshot = EmbeddedSnapshot;
-
-    fn snapshot(&self) -> Result<EmbeddedSnapshot, StoreError> {
-        self.inner.snapshot()
-    }
-
-    fn commit(&self, writes: WriteSet, durability: Durability) -> Result<Version, StoreError> {
-        self.inner.commit(writes, durability)
-    }
-
-    fn next_version(&self) -> Version {
-        self.inner.next_version()
-    }
-}
-
-impl TxnStore for Panicky {
+/// On the cluster path, a transaction of a broken store panics: a bug under the writer, not a
+/// storage error (those refuse a batch, and the writer goes on).
+impl TxnStore for Breakable {
     fn transact<T, E: From<StoreError>>(
         &self,
         attempts: u32,
         body: &mut TxnBody<'_, T, E>,
     ) -> Result<(Version, T), E> {
-        if self.armed.load(Ordering::Acquire) {
+        if self.broken.load(Ordering::Acquire) {
             panic!("a bug under the cluster writer");
         }
         self.inner.transact(attempts, body)
@@ -254,11 +237,7 @@ impl TxnStore for Panicky {
 #[test]
 fn a_panicking_cluster_writer_stops_the_ledger_and_answers_every_caller() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let armed = Arc::new(AtomicBool::new(false));
-    let store = Panicky {
-        inner: EmbeddedStore::open(dir.path()).expect("store"),
-        armed: armed.clone(),
-    };
+    let (store, broken) = Breakable::open(dir.path());
     let ledger = Ledger::open_cluster(store, LedgerConfig::default(), ClusterConfig::on_shard(1))
         .expect("ledger");
     conformance::seed(&ledger);
@@ -266,7 +245,7 @@ fn a_panicking_cluster_writer_stops_the_ledger_and_answers_every_caller() {
         .execute_blocking(earn("before".into(), 1))
         .expect("earn before the panic");
 
-    armed.store(true, Ordering::Release);
+    broken.store(true, Ordering::Release);
     let pending: Vec<_> = (0..500)
         .map(|i| ledger.submit(earn(format!("after-{i}"), 1 + i % 3)))
         .collect();

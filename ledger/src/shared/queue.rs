@@ -43,10 +43,15 @@ impl Job {
 /// is dropped: a command sent after the writer's last drain would otherwise wait forever.
 pub(crate) fn refuse_until_closed(jobs: &crossbeam_channel::Receiver<Job>, why: &str) {
     for job in jobs.iter() {
-        let _ = job.reply.send(Err(LedgerError::Stopped {
-            why: why.to_string(),
-        }));
+        refuse(job.reply, why);
     }
+}
+
+/// Answers a caller that the ledger stopped, and why.
+pub(crate) fn refuse(reply: Reply, why: &str) {
+    let _ = reply.send(Err(LedgerError::Stopped {
+        why: why.to_string(),
+    }));
 }
 
 /// A committed batch, as handed to the projector.

@@ -169,9 +169,7 @@ fn storage_failed(shared: &crate::shared::status::Shared, e: &dyn std::fmt::Disp
 /// Answers every caller with `why` as the reason the ledger is unavailable.
 fn answer_all(answers: Vec<(Reply, Result<Receipt, LedgerError>)>, why: &str) {
     for (reply, _) in answers {
-        let _ = reply.send(Err(LedgerError::Stopped {
-            why: why.to_string(),
-        }));
+        crate::shared::queue::refuse(reply, why);
     }
 }
 
@@ -301,9 +299,7 @@ impl<S: Store + Clone> Writer<S> {
     /// Answers `batch` and everything queued with `why`.
     fn stop(&self, jobs: &Receiver<Job>, batch: Vec<Job>, why: &str) {
         for j in batch.into_iter().chain(jobs.try_iter()) {
-            let _ = j.reply.send(Err(LedgerError::Stopped {
-                why: why.to_string(),
-            }));
+            crate::shared::queue::refuse(j.reply, why);
         }
     }
 

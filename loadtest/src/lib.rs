@@ -17,7 +17,6 @@ pub mod workload;
 
 use client::{Client, Reply};
 use recorder::{Ack, Recorder, Unanswered};
-use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -319,26 +318,18 @@ fn next_request(shared: &Shared, wl: &mut Workload) -> (Op, Vec<Op>) {
     let items: Vec<Op> = (0..shared.batch_size)
         .map(|_| wl.next_for(partner))
         .collect();
-    let commands: Vec<Value> = items
-        .iter()
-        .map(|op| {
-            let mut b = op.body.clone();
-            b["op"] = json!(op.kind.name());
-            b
-        })
-        .collect();
     let op = Op {
         kind: OpKind::Batch,
         partner,
         path: "/v1/batch".into(),
         reference: String::new(),
-        body: json!({ "commands": commands }),
+        body: workload::batch_body(&items),
     };
     (op, items)
 }
 
 fn body_of(op: &Op) -> hyper::body::Bytes {
-    serde_json::to_vec(&op.body).expect("bodies encode").into()
+    op.body.clone().into()
 }
 
 /// Records a reply; returns (item index, points) of each acknowledged command.

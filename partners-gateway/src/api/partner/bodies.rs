@@ -173,8 +173,9 @@ pub struct ReversalRequest {
 }
 
 /// One command of a batch: the single request's body plus `op` (and, for capture and void,
-/// `hold_reference`).
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+/// `hold_reference`). Read by `batch_command`, which reads the fields straight from the body
+/// when `op` comes first; written (and documented) as the internally tagged enum it is.
+#[derive(Debug, Clone, Serialize, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum BatchCommand {
     /// As `POST /v1/earn`.

@@ -27,6 +27,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+mod batch_command;
 pub mod bodies;
 
 pub use bodies::*;

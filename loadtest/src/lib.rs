@@ -264,12 +264,10 @@ async fn drive(shared: Arc<Shared>, opts: &Options) {
 
 async fn closed_loop(shared: Arc<Shared>, mut wl: Workload) {
     while shared.take_slot() {
-        let (op, items) = next_request(&shared, &mut wl);
+        let (mut op, items) = next_request(&shared, &mut wl);
+        let body = body_of(&mut op);
         let t0 = Instant::now();
-        let reply = shared
-            .client
-            .send(op.partner, "POST", &op.path, body_of(&op))
-            .await;
+        let reply = shared.client.send(op.partner, "POST", &op.path, body).await;
         for (i, points) in settle(&shared, &op, &items, reply, t0.elapsed()) {
             wl.acknowledged(items.get(i).unwrap_or(&op), points);
         }
@@ -291,15 +289,13 @@ async fn open_loop(shared: Arc<Shared>, opts: &Options, run_id: &str, rate: f64)
         while let Ok((op, points)) = acked_rx.try_recv() {
             wl.acknowledged(&op, points);
         }
-        let (op, items) = next_request(&shared, &mut wl);
+        let (mut op, items) = next_request(&shared, &mut wl);
+        let body = body_of(&mut op);
         let (shared, permits, acked_tx) = (shared.clone(), permits.clone(), acked_tx.clone());
         tasks.spawn(async move {
             // Waiting for a permit is queueing; it counts from the intended send time.
             let _permit = permits.acquire_owned().await.expect("semaphore open");
-            let reply = shared
-                .client
-                .send(op.partner, "POST", &op.path, body_of(&op))
-                .await;
+            let reply = shared.client.send(op.partner, "POST", &op.path, body).await;
             let latency = intended.elapsed();
             for (i, points) in settle(&shared, &op, &items, reply, latency) {
                 let _ = acked_tx.send((items.get(i).unwrap_or(&op).clone(), points));
@@ -328,8 +324,9 @@ fn next_request(shared: &Shared, wl: &mut Workload) -> (Op, Vec<Op>) {
     (op, items)
 }
 
-fn body_of(op: &Op) -> hyper::body::Bytes {
-    op.body.clone().into()
+/// The request's body, taken out of `op`: what follows reads its kind, partner and reference only.
+fn body_of(op: &mut Op) -> hyper::body::Bytes {
+    std::mem::take(&mut op.body).into()
 }
 
 /// Records a reply; returns (item index, points) of each acknowledged command.

@@ -51,6 +51,11 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+/// What [`Ledger::for_each_batch_after`] calls with each batch: its commit-order position,
+/// sequence number and transactions; false to stop.
+pub type FollowedBatches<'a> =
+    dyn FnMut(&[u8], u64, &[&Transaction]) -> Result<bool, LedgerError> + 'a;
+
 /// The ledger: a running write path over a store, and its reads. The one-process path
 /// ([`crate::single`]) is a committer and a projector; the many-process path
 /// ([`crate::cluster`]) a writer whose every batch is a store transaction.
@@ -211,6 +216,56 @@ impl<S: Store> Ledger<S> {
     /// it. `None` says nothing; [`Ledger::transaction_by_key`] answers for certain.
     pub fn recent_transaction_by_key(&self, key: &IdemKey) -> Option<Transaction> {
         self.reads.recent_by_key(key)
+    }
+
+    /// Calls `f` with every batch of `snapshot` (one of [`Ledger::read_snapshot`]'s) after
+    /// commit-order position `after`, in commit order: its position, sequence number and
+    /// transactions, as [`crate::journal::for_each_batch_after`] gives them; stops early when
+    /// `f` returns false. A journal follower that keeps up (the gateway's audience, its
+    /// notifier and webhooks) asks for batches committed moments ago: on the single path those
+    /// still held in memory are handed over as the writer decided them, instead of being read
+    /// from the store and decoded again. The rest, and every batch on the cluster path, come
+    /// from the journal.
+    pub fn for_each_batch_after(
+        &self,
+        snapshot: &S::Snapshot,
+        after: Option<&[u8]>,
+        f: &mut FollowedBatches<'_>,
+    ) -> Result<(), LedgerError> {
+        if let Some(done) = self.follow_recent(snapshot, after, f) {
+            return done;
+        }
+        crate::journal::for_each_batch_after(snapshot, after, &mut |position, seq, txs| {
+            let txs: Vec<&Transaction> = txs.iter().collect();
+            f(position, seq, &txs)
+        })
+    }
+
+    /// [`Ledger::for_each_batch_after`] from memory, if the path holds every batch after
+    /// `after` through the last in `snapshot`; `None` (having called `f` for none) otherwise.
+    fn follow_recent(
+        &self,
+        snapshot: &S::Snapshot,
+        after: Option<&[u8]>,
+        f: &mut FollowedBatches<'_>,
+    ) -> Option<Result<(), LedgerError>> {
+        // Single-path positions are a batch's sequence number, 8 bytes; from the start, the
+        // journal (memory holds only what the writer decided since it opened).
+        let first = u64::from_be_bytes(after?.try_into().ok()?).checked_add(1)?;
+        let last = match crate::journal::last_position(snapshot) {
+            Ok(Some(p)) => u64::from_be_bytes(p.as_slice().try_into().ok()?),
+            Ok(None) => return Some(Ok(())),
+            Err(e) => return Some(Err(e)),
+        };
+        self.reads
+            .for_each_recent_batch(first, last, &mut |seq, batch| {
+                let txs: Vec<&Transaction> = batch.iter().map(|t| &**t).collect();
+                self.shared
+                    .stats
+                    .followed_from_memory
+                    .fetch_add(1, Ordering::Relaxed);
+                f(&crate::journal::single_position(seq), seq, &txs)
+            })
     }
 
     /// The transaction an idempotency key produced, if any.

@@ -57,7 +57,7 @@ pub use clock::Clock;
 pub use cluster::ClusterConfig;
 pub use codec::statement_entry;
 pub use error::{LedgerError, WritePath};
-pub use handle::{Ledger, LedgerConfig};
+pub use handle::{FollowedBatches, Ledger, LedgerConfig};
 pub use reads::{MemberBalance, StatementPage, STATEMENT_PAGE_MAX};
 pub use shared::queue::{
     CommitterConfig, Pending, BATCH_SIZE_MAX, BATCH_TXS_MAX, HOLD_EXPIRIES_PER_BATCH_MAX,

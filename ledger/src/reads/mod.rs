@@ -38,6 +38,11 @@ pub struct StatementPage {
     pub next: Option<TxId>,
 }
 
+/// What [`PathReads::for_each_recent_batch`] calls with each batch held in memory: its sequence
+/// number and transactions; false to stop.
+pub(crate) type RecentBatches<'a> =
+    dyn FnMut(u64, &[std::sync::Arc<Transaction>]) -> Result<bool, LedgerError> + 'a;
+
 /// The reads each write path answers in its own way.
 pub(crate) trait PathReads<S: Store>: Send + Sync {
     /// Waits until reads see every command acknowledged before the call.
@@ -78,6 +83,19 @@ pub(crate) trait PathReads<S: Store>: Send + Sync {
     fn recent_by_key(&self, _key: &IdemKey) -> Option<Transaction> {
         None
     }
+    /// Calls `f` with batches `first..=last` (each durable) in order, with their sequence
+    /// numbers, if the path still holds every one of them in memory (decided moments ago);
+    /// stops early when `f` returns false. `None`, without calling `f`, sends the caller to
+    /// the journal.
+    fn for_each_recent_batch(
+        &self,
+        _first: u64,
+        _last: u64,
+        _f: &mut RecentBatches<'_>,
+    ) -> Option<Result<(), LedgerError>> {
+        None
+    }
+
     /// Idempotency keys held in memory (`None`: the path holds none; every lookup reads the
     /// store).
     fn keys_in_memory(&self) -> Option<usize> {

@@ -20,6 +20,9 @@ pub struct LedgerStats {
     pub transactions: AtomicU64,
     /// Sum of batch commit durations, microseconds.
     pub commit_us_total: AtomicU64,
+    /// Batches journal followers were handed from memory rather than read from the journal
+    /// ([`crate::Ledger::for_each_batch_after`]).
+    pub followed_from_memory: AtomicU64,
 }
 
 /// State shared by the handle, the writer threads and the projector.

@@ -13,7 +13,8 @@ use crate::error::LedgerError;
 use crate::journal::find_transaction;
 use crate::keys;
 use crate::reads::{
-    member_points_as_of, statement_page, walk_chain, MemberBalance, PathReads, StatementPage,
+    member_points_as_of, statement_page, walk_chain, MemberBalance, PathReads, RecentBatches,
+    StatementPage,
 };
 use crate::shared::status::Shared;
 use crate::store::{Snapshot, Store};
@@ -69,6 +70,27 @@ impl<S: Store> PathReads<S> for SingleReads {
 
     fn reversal_totals_in_memory(&self) -> Option<usize> {
         Some(self.shared.reversal_totals())
+    }
+
+    fn for_each_recent_batch(
+        &self,
+        first: u64,
+        last: u64,
+        f: &mut RecentBatches<'_>,
+    ) -> Option<Result<(), LedgerError>> {
+        if last > self.shared.committed_version() {
+            return None;
+        }
+        let batches = self.recent.batches(first, last)?;
+        let mut each = || {
+            for b in &batches {
+                if !f(b.seq, &b.txs)? {
+                    break;
+                }
+            }
+            Ok(())
+        };
+        Some(each())
     }
 
     fn recent_transaction(&self, id: TxId) -> Option<Transaction> {

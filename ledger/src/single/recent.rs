@@ -50,6 +50,24 @@ impl Recent {
         }
     }
 
+    /// Batches `first..=last`, in order, if every one of them is still kept (empty when
+    /// `first > last`). The caller says which are durable: a kept batch may not be yet.
+    pub fn batches(&self, first: u64, last: u64) -> Option<Vec<Arc<Batch>>> {
+        if first > last {
+            return Some(Vec::new());
+        }
+        let n = usize::try_from(last - first).ok()?.checked_add(1)?;
+        let ring = self.inner.lock().expect("recent batches lock");
+        let start = usize::try_from(first.checked_sub(ring.batches.front()?.seq)?).ok()?;
+        let out: Vec<Arc<Batch>> = ring.batches.range(start..).take(n).cloned().collect();
+        drop(ring);
+        // Sequence numbers are consecutive, so the ends say the whole range is there.
+        (out.len() == n
+            && out.first().map(|b| b.seq) == Some(first)
+            && out.last().map(|b| b.seq) == Some(last))
+        .then_some(out)
+    }
+
     /// Transaction `id`, if its batch is still kept.
     pub fn get(&self, id: TxId) -> Option<Arc<Transaction>> {
         let ring = self.inner.lock().expect("recent batches lock");

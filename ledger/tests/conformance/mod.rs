@@ -21,6 +21,7 @@ use std::collections::HashMap;
 
 mod expiry;
 mod finance;
+mod follow;
 mod households;
 mod lifecycle;
 mod programme;
@@ -30,6 +31,8 @@ mod rewards;
 pub use expiry::*;
 #[allow(unused_imports)]
 pub use finance::*;
+#[allow(unused_imports)]
+pub use follow::*;
 #[allow(unused_imports)]
 pub use households::*;
 #[allow(unused_imports)]
@@ -84,6 +87,8 @@ macro_rules! for_each_conformance_check {
             cluster_members_are_suspended_closed_and_merged,
             ledger_rewards_are_never_oversold_and_grants_post_their_origin,
             cluster_rewards_are_never_oversold_and_grants_post_their_origin,
+            ledger_followers_get_the_journals_batches,
+            cluster_followers_get_the_journals_batches,
         );
     };
 }

@@ -368,11 +368,11 @@ impl Audience {
             let mut batches = 0;
             let mut last = None;
             let mut n = 0u64;
-            ledger::journal::for_each_batch_after(
+            ops.ledger.for_each_batch_after(
                 &snap,
                 cursor.after.as_deref(),
                 &mut |pos, _, txs| {
-                    for tx in &txs {
+                    for tx in txs {
                         fold_all(&mut facts, &mut analytics, &t, tx);
                     }
                     n += txs.len() as u64;

@@ -304,32 +304,33 @@ pub fn queue_from_journal(ops: &Ops) -> Result<usize, OpError> {
     let mut last = None;
     let mut batches = 0;
     let now = Timestamp::now().0;
-    ledger::journal::for_each_batch_after(&snap, cursor.after.as_deref(), &mut |pos, _, txs| {
-        for e in txs.iter().flat_map(events_of) {
-            let (Some(m), Some(chs)) = (e.member_id, channels.get(&e.kind)) else {
-                continue;
-            };
-            // A member who never agreed to a channel, or has no address for it, gets no
-            // message there (the audience knows, from the profiles); consent withdrawn since is
-            // caught when the message goes, and logged.
-            for c in chs
-                .iter()
-                .filter(|c| ops.audience.reachable(MemberId(m), **c))
-            {
-                jobs.push(Job {
-                    id: format!("{}:{}", e.id, channel_name(*c)),
-                    member: m,
-                    channel: *c,
-                    source: JobSource::Event(e.clone()),
-                    due_ms: now,
-                    attempts: 0,
-                });
+    ops.ledger
+        .for_each_batch_after(&snap, cursor.after.as_deref(), &mut |pos, _, txs| {
+            for e in txs.iter().copied().flat_map(events_of) {
+                let (Some(m), Some(chs)) = (e.member_id, channels.get(&e.kind)) else {
+                    continue;
+                };
+                // A member who never agreed to a channel, or has no address for it, gets no
+                // message there (the audience knows, from the profiles); consent withdrawn since is
+                // caught when the message goes, and logged.
+                for c in chs
+                    .iter()
+                    .filter(|c| ops.audience.reachable(MemberId(m), **c))
+                {
+                    jobs.push(Job {
+                        id: format!("{}:{}", e.id, channel_name(*c)),
+                        member: m,
+                        channel: *c,
+                        source: JobSource::Event(e.clone()),
+                        due_ms: now,
+                        attempts: 0,
+                    });
+                }
             }
-        }
-        last = Some(pos.to_vec());
-        batches += 1;
-        Ok(batches < BATCHES_PER_ROUND)
-    })?;
+            last = Some(pos.to_vec());
+            batches += 1;
+            Ok(batches < BATCHES_PER_ROUND)
+        })?;
     if last.is_none() {
         return Ok(0);
     }

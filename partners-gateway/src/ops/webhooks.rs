@@ -253,48 +253,50 @@ fn pending(
     let mut scanned = 0;
     let mut prev = cursor.after.clone();
     let mut failure = None;
-    ledger::journal::for_each_batch_after(&snap, cursor.after.as_deref(), &mut |pos, _, txs| {
-        scanned += 1;
-        let mut events: Vec<Event> = txs
-            .iter()
-            .flat_map(events_of)
-            .filter(|e| w.events.contains(&e.kind))
-            .filter(|e| w.partner.is_none_or(|p| e.partner_id == Some(p)))
-            .collect();
-        if let Some(p) = w.partner {
-            for e in &mut events {
-                if let Some(m) = e.member_id.take() {
-                    match ops.registry.reference_of(PartnerId(p), ledger::MemberId(m)) {
-                        Ok(r) => e.member = r,
-                        Err(err) => {
-                            failure = Some(err);
-                            return Ok(false);
+    ops.ledger
+        .for_each_batch_after(&snap, cursor.after.as_deref(), &mut |pos, _, txs| {
+            scanned += 1;
+            let mut events: Vec<Event> = txs
+                .iter()
+                .copied()
+                .flat_map(events_of)
+                .filter(|e| w.events.contains(&e.kind))
+                .filter(|e| w.partner.is_none_or(|p| e.partner_id == Some(p)))
+                .collect();
+            if let Some(p) = w.partner {
+                for e in &mut events {
+                    if let Some(m) = e.member_id.take() {
+                        match ops.registry.reference_of(PartnerId(p), ledger::MemberId(m)) {
+                            Ok(r) => e.member = r,
+                            Err(err) => {
+                                failure = Some(err);
+                                return Ok(false);
+                            }
                         }
                     }
                 }
             }
-        }
-        let skip = if first { cursor.done as usize } else { 0 };
-        first = false;
-        let n = events.len();
-        if n <= skip {
-            if out.is_empty() {
-                empty_upto = Some(pos.to_vec());
+            let skip = if first { cursor.done as usize } else { 0 };
+            first = false;
+            let n = events.len();
+            if n <= skip {
+                if out.is_empty() {
+                    empty_upto = Some(pos.to_vec());
+                }
+            } else {
+                for (i, event) in events.into_iter().enumerate().skip(skip) {
+                    out.push(Pending {
+                        event,
+                        position: pos.to_vec(),
+                        prev: prev.clone(),
+                        index: i as u32,
+                        last_in_batch: i + 1 == n,
+                    });
+                }
             }
-        } else {
-            for (i, event) in events.into_iter().enumerate().skip(skip) {
-                out.push(Pending {
-                    event,
-                    position: pos.to_vec(),
-                    prev: prev.clone(),
-                    index: i as u32,
-                    last_in_batch: i + 1 == n,
-                });
-            }
-        }
-        prev = Some(pos.to_vec());
-        Ok(out.len() < READ_AHEAD && scanned < SCAN_BATCHES)
-    })?;
+            prev = Some(pos.to_vec());
+            Ok(out.len() < READ_AHEAD && scanned < SCAN_BATCHES)
+        })?;
     if let Some(e) = failure {
         return Err(super::partner::registry_error(e));
     }

@@ -219,20 +219,27 @@ impl<S: Store + Clone> Projector<S> {
         if let Some(e) = failure {
             return Err(e);
         }
-        let mut grouped: std::collections::BTreeMap<u64, Vec<TxId>> = Default::default();
-        for (h, tx) in &moved {
-            grouped.entry(keys::disk_hash(*h)).or_default().push(*tx);
-        }
+        // By on-disk hash, each hash's transactions in the order moved (a stable sort), and
+        // written in key order: one record a hash, encoded into one buffer reused for all.
+        let mut by_disk: Vec<(u64, TxId)> = moved
+            .iter()
+            .map(|(h, tx)| (keys::disk_hash(*h), *tx))
+            .collect();
+        by_disk.sort_by_key(|e| e.0);
         let filter = self.keys.current_filter();
-        for (h, mut ids) in grouped {
+        let mut ids: Vec<TxId> = Vec::new();
+        let mut buf: Vec<u8> = Vec::new();
+        for group in by_disk.chunk_by(|a, b| a.0 == b.0) {
+            let h = group[0].0;
             // Another key of this hash may be on disk already (nearly never): keep both.
-            let mut all = if filter.surely_absent(h) {
-                Vec::new()
-            } else {
-                by_hash(&snapshot, h)?
-            };
-            all.append(&mut ids);
-            w.set_owned(keys::idempotency_by_hash(h).to_vec(), codec::encode(&all));
+            ids.clear();
+            if !filter.surely_absent(h) {
+                ids = by_hash(&snapshot, h)?;
+            }
+            ids.extend(group.iter().map(|e| e.1));
+            buf.clear();
+            buf = postcard::to_extend(&ids, buf).expect("transaction ids always encode");
+            w.set(&keys::idempotency_by_hash(h), &buf);
         }
         for k in chunks {
             w.clear(&k);

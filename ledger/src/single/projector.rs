@@ -237,8 +237,7 @@ impl<S: Store + Clone> Projector<S> {
                 ids = by_hash(&snapshot, h)?;
             }
             ids.extend(group.iter().map(|e| e.1));
-            buf.clear();
-            buf = postcard::to_extend(&ids, buf).expect("transaction ids always encode");
+            codec::encode_into(&ids, &mut buf);
             w.set(&keys::idempotency_by_hash(h), &buf);
         }
         for k in chunks {

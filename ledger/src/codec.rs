@@ -617,7 +617,7 @@ mod tests {
     use crate::core::types::MemberId;
 
     #[test]
-    fn a_record_encoded_into_a_reused_buffer_has_encodes_bytes() {
+    fn a_record_encoded_into_a_reused_buffer_has_the_bytes_encode_gives() {
         let mut buf = vec![0xAB; 40];
         for ids in [vec![7u64, 300, 1 << 40], vec![], vec![u64::MAX]] {
             encode_into(&ids, &mut buf);

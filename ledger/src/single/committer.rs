@@ -459,10 +459,15 @@ impl<S: Store + Clone> Writer<S> {
         // a slot's page walk, a miss in the TLB nearly always, overlaps the next ones instead
         // of stalling one command each), and again a few commands ahead of each claim; so is
         // each command's member, keeping where each state lies.
+        // Past the window, so is each key's block of the filter over keys on disk.
+        let filter = self.keys.spilled().then(|| self.filter.clone());
         let ahead: Vec<(u128, Option<MemberId>, usize)> = batch
             .iter()
             .map(|j| {
                 self.keys.prefetch(j.hash);
+                if let Some(f) = &filter {
+                    f.prefetch(crate::keys::disk_hash(j.hash));
+                }
                 let m = self.state.member_named(&j.cmd);
                 (j.hash, m, prefetch::member_at(&self.state, m))
             })
@@ -476,6 +481,9 @@ impl<S: Store + Clone> Writer<S> {
             .map(|(i, j)| {
                 if let Some((h, m, _)) = ahead.get(i + prefetch::AHEAD) {
                     self.keys.prefetch(*h);
+                    if let Some(f) = &filter {
+                        f.prefetch(crate::keys::disk_hash(*h));
+                    }
                     prefetch::member_parts(&self.state, *m);
                 }
                 if let Some((.., at)) = ahead.get(i + 2 * prefetch::AHEAD) {

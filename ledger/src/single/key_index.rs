@@ -101,9 +101,10 @@ pub(crate) struct KeyIndex {
     v1_on_disk: bool,
 }
 
-/// Bits of filter per key on disk, and probes per key: under 1% false positives at capacity.
+/// Bits of filter per key on disk, and probes per key: under 1% false positives at capacity
+/// (0.96% with the bits of a key in one block, as calculated for blocks of 512 bits).
 const FILTER_BITS_PER_KEY: usize = 10;
-const FILTER_PROBES: u64 = 7;
+const FILTER_PROBES: u32 = 7;
 /// The smallest filter, in keys (5 kB).
 const FILTER_KEYS_MIN: usize = 4_096;
 
@@ -112,58 +113,75 @@ const FILTER_KEYS_MIN: usize = 4_096;
 /// the projector adds while the writer tests. Beyond its capacity it would still never miss a
 /// key, only claim more new keys (each then read from disk); so once the keys on disk pass its
 /// capacity, a filter of twice as many is filled beside the writer and takes its place.
+///
+/// A key's bits all fall in one block of one cache line, so a test or an insert costs one
+/// miss, not one a bit, and the writer can fetch a command's block ahead
+/// ([`DiskFilter::prefetch`]). Its block is chosen by the hash's high bits, so hashes in
+/// order (the projector's spill) walk the blocks in order.
 pub(crate) struct DiskFilter {
-    words: Vec<std::sync::atomic::AtomicU64>,
-    bits: u64,
+    blocks: Vec<Block>,
     /// Keys it holds at under 1% false positives.
     capacity: usize,
     /// Whether every key on disk is in it (false while the background rebuild runs).
     ready: AtomicBool,
 }
 
+/// One cache line of the filter: 512 bits.
+#[repr(align(64))]
+#[derive(Default)]
+struct Block([std::sync::atomic::AtomicU64; 8]);
+
 impl DiskFilter {
     fn with_capacity(keys: usize) -> DiskFilter {
         let capacity = keys.max(FILTER_KEYS_MIN);
-        let words = capacity.saturating_mul(FILTER_BITS_PER_KEY).div_ceil(64);
+        let blocks = capacity.saturating_mul(FILTER_BITS_PER_KEY).div_ceil(512);
         DiskFilter {
-            words: (0..words)
-                .map(|_| std::sync::atomic::AtomicU64::new(0))
-                .collect(),
-            bits: words as u64 * 64,
+            blocks: (0..blocks).map(|_| Block::default()).collect(),
             capacity,
             ready: AtomicBool::new(false),
         }
     }
 
-    fn bits(&self, h: u64) -> impl Iterator<Item = u64> + '_ {
-        // The second hash of the double hashing, mixed from the first (splitmix64's finaliser).
+    /// The block of a key of hash `h`: its 64 bits mapped onto the filter's length by a
+    /// multiply (no power of two needed, so the filter is as long as its capacity asks).
+    fn block(&self, h: u64) -> &Block {
+        &self.blocks[((u128::from(h) * self.blocks.len() as u128) >> 64) as usize]
+    }
+
+    /// The key's bits in its block: nine bits each from a second hash, mixed from the first
+    /// (splitmix64's finaliser), as (word, bit in it).
+    fn bits(h: u64) -> impl Iterator<Item = (usize, u64)> {
         let mut b = h ^ (h >> 30);
         b = b.wrapping_mul(0xbf58_476d_1ce4_e5b9);
         b ^= b >> 27;
         b = b.wrapping_mul(0x94d0_49bb_1331_11eb);
         b ^= b >> 31;
-        let (a, b) = (h, b | 1);
-        // Each probe's 64 bits mapped onto the filter's length by a multiply (no power of two
-        // needed, so the filter is as long as its capacity asks).
         (0..FILTER_PROBES).map(move |i| {
-            let x = a.wrapping_add(i.wrapping_mul(b));
-            ((u128::from(x) * u128::from(self.bits)) >> 64) as u64
+            let bit = (b >> (9 * i)) & 511;
+            ((bit / 64) as usize, 1 << (bit % 64))
         })
     }
 
     /// Adds a key by its [`keys::disk_hash`].
     pub fn insert(&self, h: u64) {
-        for bit in self.bits(h) {
-            self.words[(bit / 64) as usize].fetch_or(1 << (bit % 64), Ordering::Relaxed);
+        let block = self.block(h);
+        for (word, bit) in Self::bits(h) {
+            block.0[word].fetch_or(bit, Ordering::Relaxed);
         }
     }
 
     /// Whether a key of [`keys::disk_hash`] `h` is certainly not on disk.
     pub fn surely_absent(&self, h: u64) -> bool {
-        self.ready.load(Ordering::Acquire)
-            && self.bits(h).any(|bit| {
-                self.words[(bit / 64) as usize].load(Ordering::Relaxed) & (1 << (bit % 64)) == 0
-            })
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        let block = self.block(h);
+        Self::bits(h).any(|(word, bit)| block.0[word].load(Ordering::Relaxed) & bit == 0)
+    }
+
+    /// Asks the processor to fetch the block a test of `h` reads (a hint only).
+    pub fn prefetch(&self, h: u64) {
+        crate::shared::prefetch::line(self.block(h) as *const Block as usize);
     }
 }
 
@@ -751,8 +769,9 @@ mod tests {
             })
             .filter(|h| !f.surely_absent(*h))
             .count();
+        // 0.96% as calculated at capacity, for 7 bits of a key in one block of 512.
         assert!(
-            false_positives < 2_000,
+            (700..1_200).contains(&false_positives),
             "{false_positives} of 100,000 new keys claimed"
         );
     }

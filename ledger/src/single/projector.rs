@@ -165,15 +165,19 @@ impl<S: Store + Clone> Projector<S> {
                 &last.members_through.to_be_bytes(),
             );
         }
-        let (spill, on_disk) = self.spill(&mut w)?;
+        let Spill {
+            moved: spill,
+            by_disk,
+            on_disk,
+        } = self.spill(&mut w)?;
         w.sort_by_key();
         let version = self.store.commit(w, Durability::Buffered)?;
         // Every total this commit wrote is stored as memory holds it.
         self.reversals.trim(&mut self.rest, u64::MAX);
         if !spill.is_empty() {
-            // In the filter before the writer can drop them from memory.
-            self.keys
-                .filter_insert(spill.iter().map(|(h, _)| keys::disk_hash(*h)));
+            // In the filter before the writer can drop them from memory; in hash order, so
+            // the filter's blocks are walked in order.
+            self.keys.filter_insert(by_disk.iter().map(|(h, _)| *h));
             self.keys.mark_spilled();
             self.keys.leave(spill.len());
             // The writer may have stopped; its memory then goes with it.
@@ -186,16 +190,12 @@ impl<S: Store + Clone> Projector<S> {
 
     /// When memory holds more keys than the window (and a sixteenth), moves the oldest index
     /// chunks' entries to on-disk records by hash, in this commit, down to the window, at most
-    /// [`SPILL_MAX`] a commit. Returns the entries moved, and the keys on disk once the commit
-    /// lands.
-    fn spill(
-        &mut self,
-        w: &mut WriteSet,
-    ) -> Result<(Vec<(u128, crate::core::types::TxId)>, usize), crate::LedgerError> {
+    /// [`SPILL_MAX`] a commit.
+    fn spill(&mut self, w: &mut WriteSet) -> Result<Spill, crate::LedgerError> {
         let held = self.keys.staying();
         let window = self.keys_in_memory.max(1);
         if held <= window + window / 16 {
-            return Ok((Vec::new(), 0));
+            return Ok(Spill::default());
         }
         let want = (held - window).min(SPILL_MAX);
         let snapshot = self.store.snapshot()?;
@@ -251,7 +251,11 @@ impl<S: Store + Clone> Projector<S> {
         };
         let on_disk = before + moved.len() as u64;
         w.set(&keys::keys_on_disk(), &on_disk.to_be_bytes());
-        Ok((moved, on_disk as usize))
+        Ok(Spill {
+            moved,
+            by_disk,
+            on_disk: on_disk as usize,
+        })
     }
 
     /// Once the keys on disk outgrow the filter over them, fills one twice as large on a thread
@@ -308,4 +312,13 @@ impl<S: Store + Clone> Projector<S> {
             w.set_owned(keys::balance(*a), codec::encode(&b));
         }
     }
+}
+
+/// What a commit's spill moved to disk: the entries, as they left the index chunks and by
+/// on-disk hash in order, and the keys on disk once the commit lands.
+#[derive(Default)]
+struct Spill {
+    moved: Vec<(u128, crate::core::types::TxId)>,
+    by_disk: Vec<(u64, crate::core::types::TxId)>,
+    on_disk: usize,
 }

@@ -635,34 +635,30 @@ impl State {
 
     /// Changes the programme counters by what `tx` records ([`counter_changes`]).
     fn apply_counters(&mut self, tx: &Transaction) {
-        for (key, change) in counter_changes(tx) {
-            match (key, change) {
-                (CounterKey::Campaign(c), CounterChange::Points(p)) => {
-                    self.add_awarded(c, Points(p))
-                }
-                (CounterKey::Guard(k), CounterChange::Guard { sales, value }) => {
-                    let t = self.guard_totals(k);
-                    t.sales += sales;
-                    t.value += value;
-                }
-                (CounterKey::Guard(k), CounterChange::Crossed(pct)) => {
-                    self.guard_totals(k).crossed.push(pct)
-                }
-                (key, CounterChange::Seen) => {
-                    self.counters.insert(key, Counter::Seen);
-                }
-                (key, CounterChange::Points(d)) => {
-                    let e = self
-                        .counters
-                        .entry(key)
-                        .or_insert(Counter::Points(Points::ZERO));
-                    if let Counter::Points(p) = e {
-                        p.0 += d;
-                    }
-                }
-                (key, change) => panic!("counter {key:?} cannot take {change:?}"),
+        counter_changes(tx, |key, change| match (key, change) {
+            (CounterKey::Campaign(c), CounterChange::Points(p)) => self.add_awarded(c, Points(p)),
+            (CounterKey::Guard(k), CounterChange::Guard { sales, value }) => {
+                let t = self.guard_totals(k);
+                t.sales += sales;
+                t.value += value;
             }
-        }
+            (CounterKey::Guard(k), CounterChange::Crossed(pct)) => {
+                self.guard_totals(k).crossed.push(pct)
+            }
+            (key, CounterChange::Seen) => {
+                self.counters.insert(key, Counter::Seen);
+            }
+            (key, CounterChange::Points(d)) => {
+                let e = self
+                    .counters
+                    .entry(key)
+                    .or_insert(Counter::Points(Points::ZERO));
+                if let Counter::Points(p) = e {
+                    p.0 += d;
+                }
+            }
+            (key, change) => panic!("counter {key:?} cannot take {change:?}"),
+        });
     }
 
     fn add_awarded(&mut self, c: CampaignId, p: Points) {
@@ -839,21 +835,19 @@ enum CounterChange {
     Seen,
 }
 
-/// Every change `tx` records to the programme counters: the one list both applying them and
-/// finding the records to write come from.
-fn counter_changes(tx: &Transaction) -> smallvec::SmallVec<[(CounterKey, CounterChange); 4]> {
-    let mut out: smallvec::SmallVec<[(CounterKey, CounterChange); 4]> = tx
-        .lots
-        .iter()
-        .filter_map(|c| {
-            c.expires_at.map(|at| {
-                (
-                    CounterKey::Expiring(utc_month(at)),
-                    CounterChange::Points(c.delta.0),
-                )
-            })
-        })
-        .collect();
+/// Every change `tx` records to the programme counters, handed to `out` in order: the one
+/// list both applying them and finding the records to write come from. Handed over, not
+/// collected: a list of them, returned and iterated, was copied twice for every transaction
+/// the writer and the projector apply.
+fn counter_changes(tx: &Transaction, mut out: impl FnMut(CounterKey, CounterChange)) {
+    for c in &tx.lots {
+        if let Some(at) = c.expires_at {
+            out(
+                CounterKey::Expiring(utc_month(at)),
+                CounterChange::Points(c.delta.0),
+            );
+        }
+    }
     match &tx.kind {
         TxKind::Earn {
             member,
@@ -863,13 +857,13 @@ fn counter_changes(tx: &Transaction) -> smallvec::SmallVec<[(CounterKey, Counter
             ..
         } => {
             if partner.0 >= PARTNER_BITS {
-                out.push((CounterKey::EarnedAt(*member, *partner), CounterChange::Seen));
+                out(CounterKey::EarnedAt(*member, *partner), CounterChange::Seen);
             }
             for g in awards.iter().filter(|g| g.points.is_positive()) {
-                out.push((
+                out(
                     CounterKey::Campaign(g.campaign),
                     CounterChange::Points(g.points.0),
-                ));
+                );
             }
             if let Some(g) = guard {
                 for k in &g.keys {
@@ -877,27 +871,27 @@ fn counter_changes(tx: &Transaction) -> smallvec::SmallVec<[(CounterKey, Counter
                         sales: g.sale,
                         value: g.value,
                     };
-                    out.push((CounterKey::Guard(*k), change));
+                    out(CounterKey::Guard(*k), change);
                 }
                 for (k, pct) in &g.crossed {
-                    out.push((CounterKey::Guard(*k), CounterChange::Crossed(*pct)));
+                    out(CounterKey::Guard(*k), CounterChange::Crossed(*pct));
                 }
             }
         }
         TxKind::Redeemed(r) => {
             let id = r.claim.reward;
-            out.push((CounterKey::Reward(id), CounterChange::Points(1)));
-            out.push((
+            out(CounterKey::Reward(id), CounterChange::Points(1));
+            out(
                 CounterKey::RewardMember(r.member, id),
                 CounterChange::Points(1),
-            ));
+            );
         }
         TxKind::Reversal { awards, guard, .. } => {
             for b in awards.iter().filter(|b| b.room.is_positive()) {
-                out.push((
+                out(
                     CounterKey::Campaign(b.campaign),
                     CounterChange::Points(-b.room.0),
-                ));
+                );
             }
             if let Some(g) = guard {
                 for k in &g.keys {
@@ -905,18 +899,19 @@ fn counter_changes(tx: &Transaction) -> smallvec::SmallVec<[(CounterKey, Counter
                         sales: -g.sale,
                         value: -g.value,
                     };
-                    out.push((CounterKey::Guard(*k), change));
+                    out(CounterKey::Guard(*k), change);
                 }
             }
         }
         _ => {}
     }
-    out
 }
 
 /// The programme counters `tx` changes.
 pub fn counters_touched(tx: &Transaction) -> Vec<CounterKey> {
-    counter_changes(tx).into_iter().map(|(k, _)| k).collect()
+    let mut keys = Vec::new();
+    counter_changes(tx, |k, _| keys.push(k));
+    keys
 }
 
 /// How a transaction of kind `kind` changes a member's held points: the member and the change

@@ -737,9 +737,7 @@ impl<S: Store + Clone> Writer<S> {
         self.leaving.extend(self.spilled.try_iter());
         while self.leaving.front().is_some_and(|(v, _)| *v <= version) {
             let (_, entries) = self.leaving.pop_front().expect("a front");
-            for (h, tx) in &entries {
-                self.keys.remove_hash(*h, *tx);
-            }
+            self.keys.remove_hashes(&entries);
             self.keys.left(entries.len());
         }
         self.filter = self.keys.current_filter();

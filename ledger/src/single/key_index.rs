@@ -515,6 +515,44 @@ impl KeyIndex {
         }
     }
 
+    /// Drops entries (`h`, `tx`) from memory (their records are on disk), as
+    /// [`KeyIndex::remove_hash`] does each, with the slots of the next few asked for ahead so
+    /// that their misses overlap, and the count changed once. While no two keys held share a
+    /// hash (nearly always), the overflow map's lock is not taken for each: only the writer
+    /// adds entries, and it is the caller, so no collision appears meanwhile.
+    pub fn remove_hashes(&self, entries: &[(u128, TxId)]) {
+        if !self
+            .overflow
+            .read()
+            .expect("key index overflow lock")
+            .is_empty()
+        {
+            for &(h, tx) in entries {
+                self.remove_hash(h, tx);
+            }
+            return;
+        }
+        const AHEAD: usize = 8;
+        for &(h, _) in entries.iter().take(AHEAD) {
+            self.prefetch(h);
+        }
+        let mut removed = 0;
+        for (i, &(h, tx)) in entries.iter().enumerate() {
+            if let Some(&(next, _)) = entries.get(i + AHEAD) {
+                self.prefetch(next);
+            }
+            let mut shard = self.shards[shard_of(h)]
+                .table
+                .write()
+                .expect("key index lock");
+            if shard.get(in_shard(h)) == Some(tx) {
+                shard.remove(in_shard(h));
+                removed += 1;
+            }
+        }
+        self.count.fetch_sub(removed, Ordering::AcqRel);
+    }
+
     /// The transaction the key's hash maps to first, if any (confirm it before use; on a
     /// mismatch, [`KeyIndex::colliding`] holds the others of that hash).
     pub fn get(&self, key: &IdemKey) -> Option<TxId> {
@@ -734,6 +772,50 @@ mod tests {
         assert!(index
             .colliding(&IdemKey::partner(PartnerId(3), "other"))
             .is_empty());
+    }
+
+    #[test]
+    fn keys_leave_memory_in_a_batch_as_one_by_one() {
+        // Two indexes given the same entries, one emptied key by key, the other in batches;
+        // then, with a shared hash, the batch takes the colliding path.
+        let (one, many) = (KeyIndex::default(), KeyIndex::default());
+        let entries: Vec<(u128, TxId)> = (0..5_000u64)
+            .map(|i| {
+                (
+                    hash_key(&IdemKey::partner(PartnerId(1), format!("k{i}"))),
+                    TxId(i),
+                )
+            })
+            .collect();
+        for &(h, tx) in &entries {
+            one.insert_hash(h, tx);
+            many.insert_hash(h, tx);
+        }
+        // Every other entry leaves, and one named with another transaction stays.
+        let mut leaving: Vec<(u128, TxId)> = entries.iter().copied().step_by(2).collect();
+        leaving.push((entries[1].0, TxId(999_999)));
+        for &(h, tx) in &leaving {
+            one.remove_hash(h, tx);
+        }
+        for part in leaving.chunks(700) {
+            many.remove_hashes(part);
+        }
+        assert_eq!((many.len(), many.counted()), (2_500, 2_500));
+        for &(h, _) in &entries {
+            assert_eq!(many.get_hash(h), one.get_hash(h));
+        }
+        assert_eq!(many.get_hash(entries[1].0), Some(TxId(1)));
+        assert_eq!(many.get_hash(entries[0].0), None);
+
+        let key = IdemKey::partner(PartnerId(3), "shared");
+        let h = hash_key(&key);
+        many.insert_hash(h, TxId(10));
+        many.insert_hash(h, TxId(11));
+        many.remove_hashes(&[(h, TxId(10)), (entries[3].0, TxId(3))]);
+        assert_eq!(many.get(&key), Some(TxId(11)));
+        assert!(many.colliding(&key).is_empty());
+        assert_eq!(many.get_hash(entries[3].0), None);
+        assert_eq!((many.len(), many.counted()), (2_500, 2_500));
     }
 
     #[test]

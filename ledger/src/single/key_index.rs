@@ -480,14 +480,8 @@ impl KeyIndex {
 
     /// Drops entry (`h`, `tx`) from memory (its record is on disk).
     pub fn remove_hash(&self, h: u128, tx: TxId) {
-        let mut shard = self.shards[shard_of(h)]
-            .table
-            .write()
-            .expect("key index lock");
-        if shard.get(in_shard(h)) == Some(tx) {
-            shard.remove(in_shard(h));
+        if self.take_slot(h, tx) {
             self.count.fetch_sub(1, Ordering::AcqRel);
-            drop(shard);
             // A colliding entry, if any, takes the shard's slot.
             let mut overflow = self.overflow.write().expect("key index overflow lock");
             if let Some(others) = overflow.get_mut(&h) {
@@ -502,7 +496,6 @@ impl KeyIndex {
             }
             return;
         }
-        drop(shard);
         let mut overflow = self.overflow.write().expect("key index overflow lock");
         if let Some(others) = overflow.get_mut(&h) {
             if let Some(i) = others.iter().position(|t| *t == tx) {
@@ -541,16 +534,22 @@ impl KeyIndex {
             if let Some(&(next, _)) = entries.get(i + AHEAD) {
                 self.prefetch(next);
             }
-            let mut shard = self.shards[shard_of(h)]
-                .table
-                .write()
-                .expect("key index lock");
-            if shard.get(in_shard(h)) == Some(tx) {
-                shard.remove(in_shard(h));
-                removed += 1;
-            }
+            removed += usize::from(self.take_slot(h, tx));
         }
         self.count.fetch_sub(removed, Ordering::AcqRel);
+    }
+
+    /// Empties hash `h`'s slot in its shard if it holds `tx`; whether it did.
+    fn take_slot(&self, h: u128, tx: TxId) -> bool {
+        let mut shard = self.shards[shard_of(h)]
+            .table
+            .write()
+            .expect("key index lock");
+        let held = shard.get(in_shard(h)) == Some(tx);
+        if held {
+            shard.remove(in_shard(h));
+        }
+        held
     }
 
     /// The transaction the key's hash maps to first, if any (confirm it before use; on a

@@ -525,7 +525,8 @@ impl KeyIndex {
             }
             return;
         }
-        const AHEAD: usize = 8;
+        // Twice the writer's distance for a command's slot: a removal does less work between.
+        const AHEAD: usize = 2 * crate::shared::prefetch::AHEAD;
         for &(h, _) in entries.iter().take(AHEAD) {
             self.prefetch(h);
         }

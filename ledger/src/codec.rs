@@ -948,7 +948,7 @@ mod tests {
         // Encoded member by member, as the writer does, a page is the same bytes: empty, two
         // members, and 300 (a length of two bytes), states of every shape, ids past one byte.
         let mut c = a.clone();
-        c.lots.push_front(Lot {
+        c.lots.insert(Lot {
             id: LotId {
                 tx: TxId::new(2, 7),
                 n: 1,

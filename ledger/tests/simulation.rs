@@ -678,9 +678,15 @@ fn map_tx(t: &Transaction, f: &mut dyn FnMut(TxId) -> TxId) -> Transaction {
 /// `m` with its lots' and latest transaction's ids passed through `f`.
 fn map_member(m: &MemberState, f: &mut dyn FnMut(TxId) -> TxId) -> MemberState {
     let mut m = m.clone();
-    for l in &mut m.lots {
-        l.id.tx = f(l.id.tx);
-    }
+    m.lots = m
+        .lots
+        .iter()
+        .map(|l| {
+            let mut l = *l;
+            l.id.tx = f(l.id.tx);
+            l
+        })
+        .collect();
     m.last = m.last.get().map(&mut *f).into();
     m
 }

@@ -3,12 +3,13 @@
 //! not changed). Lots are consumed soonest-expiry first; burn reversals restore the lots the
 //! burn drew on.
 
+use crate::core::lots::Lots;
 use crate::core::model::{
     Amount, Digest, IdemKey, LotChange, LotChanges, LotId, MemberAfter, MemberLines, Posting,
     Transaction, TxKind,
 };
 use crate::core::rejection::Rejection;
-use crate::core::state::{held_changes, search_lots, Lot, State};
+use crate::core::state::{held_changes, Lot, State};
 use crate::core::types::{AccountId, MemberId, Money, Points, Timestamp, TxId};
 use rust_decimal::Decimal;
 
@@ -26,17 +27,30 @@ pub(crate) struct Builder<'a> {
 /// state and changed only by `State::apply`, so it is not copied. Nor are the lots: a member
 /// may hold thousands, and a command changes one or a few, so the working copy is the
 /// member's lots as they are plus this transaction's changes to them ([`Working::lots`]).
-#[derive(Default)]
 pub(crate) struct Working<'a> {
     pub posted: Points,
     pub held: Points,
-    /// The member's lots before this transaction, in consumption order (the two halves of
-    /// the member's ring of lots).
-    base: (&'a [Lot], &'a [Lot]),
+    /// The member's lots before this transaction.
+    base: &'a Lots,
     /// This transaction's changes to them so far, in order (nearly always one or two).
     changes: LotChanges,
     /// The member's latest transaction before this one.
     last: Option<TxId>,
+}
+
+/// A member's lots before its first transaction.
+static NO_LOTS: Lots = Lots::new();
+
+impl Default for Working<'_> {
+    fn default() -> Self {
+        Working {
+            posted: Points(0),
+            held: Points(0),
+            base: &NO_LOTS,
+            changes: LotChanges::new(),
+            last: None,
+        }
+    }
 }
 
 impl Working<'_> {
@@ -49,14 +63,7 @@ impl Working<'_> {
             expires_at,
             remaining: Points(0),
         };
-        let (front, back) = self.base;
-        let before = search_lots(self.base, lot.order()).ok().map(|i| {
-            front
-                .get(i)
-                .unwrap_or_else(|| &back[i - front.len()])
-                .remaining
-                .0
-        });
+        let before = self.base.find(lot.order()).map(|l| l.remaining.0);
         let changed = self.changes.iter().filter(|c| c.lot == id);
         lot.remaining.0 = before.unwrap_or(0) + changed.map(|c| c.delta.0).sum::<i64>();
         (lot.remaining.0 > 0).then_some(lot)
@@ -84,7 +91,7 @@ impl Working<'_> {
             }
             same
         });
-        let mut base = self.base.0.iter().chain(self.base.1).copied().peekable();
+        let mut base = self.base.iter().copied().peekable();
         let mut net = net.into_iter().peekable();
         std::iter::from_fn(move || loop {
             let lot = match (base.peek(), net.peek()) {
@@ -147,7 +154,7 @@ impl<'a> Builder<'a> {
                     Some(s) => Working {
                         posted: s.posted,
                         held: s.held,
-                        base: s.lots.as_slices(),
+                        base: &s.lots,
                         changes: LotChanges::new(),
                         last: s.last.get(),
                     },

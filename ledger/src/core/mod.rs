@@ -11,6 +11,7 @@
 pub(crate) mod builder;
 pub mod due;
 pub mod expiry;
+pub mod lots;
 pub mod model;
 pub mod programme;
 pub mod rejection;

@@ -6,6 +6,7 @@
 //! and the audit call only `apply`, so there is one way state changes.
 
 use crate::core::expiry::{utc_month, InForce};
+use crate::core::lots::Lots;
 use crate::core::model::{Amount, Command, LotChange, LotId, Policy, Transaction, TxKind};
 use crate::core::programme::{
     partner_bit, CampaignId, CampaignUses, Counter, CounterKey, GuardKey, GuardTotals, MemberUse,
@@ -18,7 +19,7 @@ use crate::core::types::{
 };
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 /// An expiry lot: points earned together that expire together.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,10 +50,10 @@ pub struct MemberState {
     pub posted: Points,
     /// Sum of the member's open holds.
     pub held: Points,
-    /// Open lots in consumption order; they sum to `max(posted, 0)`. A ring: burns drain
-    /// the front and earns add at the back, each in constant time however many lots a busy
-    /// card holds.
-    pub lots: VecDeque<Lot>,
+    /// Open lots in consumption order; they sum to `max(posted, 0)`. Runs of rings: burns
+    /// drain a front and earns add at a back, each in constant time however many lots a busy
+    /// card holds, whatever the lifetimes of the points it earns ([`Lots`]).
+    pub lots: Lots,
     /// The member's latest transaction: the head of its chain through the journal.
     pub last: MaybeTx,
     /// When the member enrolled.
@@ -113,8 +114,10 @@ impl Standing {
 // programme's fields (enrolment time, partners earned at, campaign use, last activity, tier)
 // took it from 56 to 96 bytes; a member's lots and campaign uses are on the heap. The lots
 // became a ring (8 bytes more than a `Vec`), paid for by the latest transaction's id in 8 bytes
-// instead of an `Option<TxId>`'s 16.
-const _: () = assert!(std::mem::size_of::<MemberState>() <= 96);
+// instead of an `Option<TxId>`'s 16. Lots in runs (`Lots`, so that earns of points with
+// different lifetimes each go at a run's end) took it to 104: the pointer to the runs after the
+// first, which nearly every member leaves empty.
+const _: () = assert!(std::mem::size_of::<MemberState>() <= 104);
 // A member with a tier, transfers, a household pool or a standing other than active pays this
 // too, once, on the heap (the pool link took it from 80 to 96 bytes, the standing to 104; a
 // pool's member list is on the heap).
@@ -939,224 +942,5 @@ pub(crate) fn held_changes(kind: &TxKind) -> [Option<(MemberId, i64)>; 2] {
 }
 
 pub(crate) fn apply_lot(m: &mut MemberState, c: &LotChange) {
-    apply_lot_to(&mut m.lots, c);
-}
-
-/// Where the lot change `c` names sits in consumption order ([`Lot::order`]).
-fn order_of(c: &LotChange) -> (bool, Timestamp, LotId) {
-    (
-        c.expires_at.is_none(),
-        c.expires_at.unwrap_or_default(),
-        c.lot,
-    )
-}
-
-/// Where the lot ordered at `key` ([`Lot::order`]) sits among a member's lots, given as the two
-/// halves of its ring in consumption order: `Ok(i)` where a lot has that place, `Err(i)` where
-/// one would go. The search gallops from the back, then halves what is left: a lot a command
-/// names in the middle (a refund's earn) is nearly always among the latest, a few probes from
-/// the back, where a plain halving of a member's hundreds of lots would miss the cache at
-/// every step.
-pub(crate) fn search_lots(
-    (front, back): (&[Lot], &[Lot]),
-    key: (bool, Timestamp, LotId),
-) -> Result<usize, usize> {
-    let (half, offset) = match back.first() {
-        Some(l) if l.order() <= key => (back, front.len()),
-        _ => (front, 0),
-    };
-    // Every lot from `hi` on is after `key`.
-    let mut hi = half.len();
-    let mut step = 1;
-    let lo = loop {
-        match hi.checked_sub(step) {
-            Some(p) if half[p].order() > key => {
-                hi = p;
-                step *= 2;
-            }
-            Some(p) => break p,
-            None => break 0,
-        }
-    };
-    match half[lo..hi].binary_search_by(|l| l.order().cmp(&key)) {
-        Ok(i) => Ok(offset + lo + i),
-        Err(i) => Err(offset + lo + i),
-    }
-}
-
-/// Applies lot change `c` to a member's lots (kept in consumption order).
-pub(crate) fn apply_lot_to(lots: &mut VecDeque<Lot>, c: &LotChange) {
-    // Lots are kept in consumption order, and a change names its lot's expiry: a search finds
-    // the lot (or where a new one goes) without walking a long list.
-    let key = order_of(c);
-    // Nearly every change is at an end: a burn draws on the front lot, an earn's lot expires
-    // last. Those are found without the search.
-    let found = if lots.back().is_none_or(|l| l.order() < key) {
-        Err(lots.len())
-    } else if lots.front().is_some_and(|l| l.order() == key) {
-        Ok(0)
-    } else {
-        search_lots(lots.as_slices(), key)
-    };
-    match found {
-        Ok(i) => {
-            lots[i].remaining.0 += c.delta.0;
-            assert!(
-                lots[i].remaining.0 >= 0,
-                "lot {:?} of member {} went negative",
-                c.lot,
-                c.member.0
-            );
-            if lots[i].remaining.0 == 0 {
-                lots.remove(i);
-            }
-        }
-        Err(at) => {
-            assert!(
-                c.delta.0 > 0,
-                "journal consumes lot {:?} that member {} does not have",
-                c.lot,
-                c.member.0
-            );
-            lots.insert(
-                at,
-                Lot {
-                    id: c.lot,
-                    expires_at: c.expires_at,
-                    remaining: c.delta,
-                },
-            );
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rand::{Rng, SeedableRng};
-
-    /// The search from the back answers as a plain halving of the whole list does, for lots
-    /// present and absent, wherever the ring's two halves split and however long they are.
-    #[test]
-    fn searching_lots_from_the_back_finds_what_halving_finds() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
-        for round in 0..2_000u64 {
-            let n = rng.random_range(0..300usize);
-            // Distinct expiries, even ones only: an odd one is never present.
-            let mut lots: Vec<Lot> = (0..n)
-                .map(|i| Lot {
-                    id: LotId {
-                        tx: TxId(round * 1_000 + i as u64),
-                        n: 0,
-                    },
-                    expires_at: (i + 1 < n || rng.random_range(0..2) == 0)
-                        .then_some(Timestamp(2 * i as i64)),
-                    remaining: Points(1),
-                })
-                .collect();
-            lots.sort_by_key(Lot::order);
-            let split = rng.random_range(0..=n);
-            let halves = (&lots[..split], &lots[split..]);
-            for _ in 0..20 {
-                let key = if n > 0 && rng.random_range(0..2) == 0 {
-                    lots[rng.random_range(0..n)].order()
-                } else {
-                    let t = rng.random_range(-1..2 * n as i64 + 1);
-                    let id = LotId {
-                        tx: TxId(rng.random_range(0..round * 1_000 + 1_000)),
-                        n: 0,
-                    };
-                    (rng.random_range(0..8) == 0, Timestamp(t), id)
-                };
-                assert_eq!(
-                    search_lots(halves, key),
-                    lots.binary_search_by(|l| l.order().cmp(&key)),
-                    "round {round}, {n} lots split at {split}"
-                );
-            }
-        }
-    }
-
-    /// Lot changes at the ends and in the middle, applied to a member's ring of lots, leave it
-    /// as a plain sorted list kept by search, insert and remove does.
-    #[test]
-    fn lot_changes_keep_the_ring_in_consumption_order() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut ring: VecDeque<Lot> = VecDeque::new();
-        let mut model: Vec<Lot> = Vec::new();
-        let (mut front_hits, mut back_adds, mut middle) = (0, 0, 0);
-        for step in 0..20_000u64 {
-            let change = if model.is_empty() || rng.random_range(0..10) < 6 {
-                // A new lot: most expire after every lot held (at the back), some earlier, some
-                // never.
-                let expires_at = match rng.random_range(0..10) {
-                    0 => None,
-                    1 | 2 => Some(Timestamp(rng.random_range(0..1_000_000))),
-                    _ => Some(Timestamp(1_000_000 + step as i64)),
-                };
-                LotChange {
-                    member: MemberId(1),
-                    lot: LotId {
-                        tx: TxId::new(step + 1, 0),
-                        n: 0,
-                    },
-                    expires_at,
-                    delta: Points(rng.random_range(1..100)),
-                }
-            } else {
-                // A draw on a held lot: mostly the first, sometimes another; sometimes all of it.
-                let i = if rng.random_range(0..4) == 0 {
-                    rng.random_range(0..model.len())
-                } else {
-                    0
-                };
-                let l = model[i];
-                let take = if rng.random_range(0..2) == 0 {
-                    l.remaining.0
-                } else {
-                    rng.random_range(1..=l.remaining.0)
-                };
-                LotChange {
-                    member: MemberId(1),
-                    lot: l.id,
-                    expires_at: l.expires_at,
-                    delta: Points(-take),
-                }
-            };
-            let key = order_of(&change);
-            match model.binary_search_by(|l| l.order().cmp(&key)) {
-                Ok(i) => {
-                    if i == 0 {
-                        front_hits += 1;
-                    } else {
-                        middle += 1;
-                    }
-                    model[i].remaining.0 += change.delta.0;
-                    if model[i].remaining.0 == 0 {
-                        model.remove(i);
-                    }
-                }
-                Err(at) => {
-                    if at == model.len() {
-                        back_adds += 1;
-                    } else {
-                        middle += 1;
-                    }
-                    model.insert(
-                        at,
-                        Lot {
-                            id: change.lot,
-                            expires_at: change.expires_at,
-                            remaining: change.delta,
-                        },
-                    );
-                }
-            }
-            apply_lot_to(&mut ring, &change);
-            assert!(ring.iter().eq(model.iter()), "step {step}");
-        }
-        // Every path was taken many times.
-        assert!(front_hits > 1_000 && back_adds > 1_000 && middle > 1_000);
-        assert!(!model.is_empty());
-    }
+    m.lots.apply(c);
 }

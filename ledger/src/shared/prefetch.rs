@@ -165,10 +165,11 @@ pub(crate) fn member(at: usize) {
 #[inline]
 pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
     if let Some(s) = m.and_then(|m| state.member(m)) {
-        if let Some(l) = s.lots.front() {
+        let (front, back) = s.lots.first_run_ends();
+        if let Some(l) = front {
             line(l as *const _ as usize);
         }
-        if let Some(l) = s.lots.back() {
+        if let Some(l) = back {
             line(l as *const _ as usize);
         }
         if let Some(x) = &s.extras {
@@ -200,9 +201,9 @@ pub(crate) fn page_member(members: &[(MemberId, &crate::core::state::MemberState
         bytes(*s as *const _ as usize, std::mem::size_of_val(*s), 2);
     }
     if let Some((_, s)) = members.get(i + 2 * AHEAD) {
-        let (front, back) = s.lots.as_slices();
-        slice(front);
-        slice(back);
+        for run in s.lots.slices() {
+            slice(run);
+        }
         slice(s.campaigns.as_slice());
         if let Some(x) = &s.extras {
             bytes(&**x as *const _ as usize, std::mem::size_of_val(&**x), 2);

@@ -492,7 +492,7 @@ fn check_transaction(
     }
     for c in tx.lots.iter().filter(|c| c.delta.0 < 0) {
         let member = state.members.get(&c.member);
-        let lot = member.and_then(|m| m.lots.iter().find(|l| l.id == c.lot));
+        let lot = member.and_then(|m| m.lots.unordered().find(|l| l.id == c.lot));
         let has = lot.map(|l| l.remaining.0).unwrap_or(0);
         if has < -c.delta.0 {
             return Err(AuditFailure::Lots {
@@ -540,7 +540,7 @@ fn check_transaction(
                 tx: tx.id,
             });
         }
-        let lots: i64 = s.lots.iter().map(|l| l.remaining.0).sum();
+        let lots: i64 = s.lots.total();
         if lots != s.posted.0.max(0) {
             return Err(AuditFailure::Lots {
                 member: m,

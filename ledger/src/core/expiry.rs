@@ -284,7 +284,7 @@ pub fn expiring(
     let inactivity_deadline = policy
         .filter(|_| !exempt && !s.lots.is_empty())
         .and_then(|p| p.inactivity_deadline(s.last_activity.max(s.enrolled)));
-    let total: i64 = s.lots.iter().map(|l| l.remaining.0).sum();
+    let total: i64 = s.lots.total();
     let by = |t: Timestamp| -> i64 {
         if exempt {
             return 0;

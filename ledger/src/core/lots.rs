@@ -163,6 +163,17 @@ impl Lots {
         }
     }
 
+    /// Every lot, run by run: for what needs no order (a sum, a lookup by id), without the
+    /// merge [`Lots::iter`] does.
+    pub fn unordered(&self) -> impl Iterator<Item = &Lot> {
+        self.runs().flat_map(|r| r.iter())
+    }
+
+    /// The points the lots hold.
+    pub fn total(&self) -> i64 {
+        self.unordered().map(|l| l.remaining.0).sum()
+    }
+
     /// The lot at `key` in consumption order ([`Lot::order`]), if held.
     pub(crate) fn find(&self, key: Order) -> Option<&Lot> {
         self.runs()
@@ -559,6 +570,11 @@ mod tests {
             assert!(ring.iter().eq(model.iter()), "step {step}");
             assert_eq!(ring.len(), model.len());
             assert_eq!(ring.iter().len(), model.len());
+            assert_eq!(ring.unordered().count(), model.len());
+            assert_eq!(
+                ring.total(),
+                model.iter().map(|l| l.remaining.0).sum::<i64>()
+            );
             assert_eq!(ring.front(), model.first());
             assert_eq!(ring.back(), model.last());
             assert!(ring.run_count() <= RUNS);

@@ -793,7 +793,7 @@ impl State {
             return Points::ZERO;
         }
         if self.inactive(s, at) {
-            return Points(s.lots.iter().map(|l| l.remaining.0).sum());
+            return Points(s.lots.total());
         }
         Points(
             s.lots

@@ -185,20 +185,6 @@ impl Lots {
     pub fn insert(&mut self, lot: Lot) -> Placed {
         debug_assert!(self.find(lot.order()).is_none(), "lot {:?} is held", lot.id);
         let key = lot.order();
-        if self.more.is_none() {
-            // One run: an earn's lot nearly always expires after every lot held.
-            match place_in(&self.first, key) {
-                Err(0) => {
-                    self.first.push_front(lot);
-                    return Placed::End;
-                }
-                Err(at) if at == self.first.len() => {
-                    self.first.push_back(lot);
-                    return Placed::End;
-                }
-                _ => {}
-            }
-        }
         // The run whose last lot is the latest before `key` takes it at its back; failing
         // that, the run it precedes whose first lot is soonest takes it at its front.
         let mut back: Option<(Order, usize)> = None;
@@ -319,15 +305,10 @@ impl Lots {
         let Some(more) = self.more.as_mut() else {
             return;
         };
-        let next = match i {
-            0 => more.swap_remove(0),
-            _ => {
-                more.swap_remove(i - 1);
-                VecDeque::new()
-            }
-        };
         if i == 0 {
-            self.first = next;
+            self.first = more.swap_remove(0);
+        } else {
+            more.swap_remove(i - 1);
         }
         if more.is_empty() {
             self.more = None;

@@ -100,6 +100,9 @@ impl Memtables {
 /// before the oldest of them conflicts (FoundationDB's `transaction_too_old`, in spirit).
 const RECENT_COMMITS: usize = 4_096;
 
+/// The longest [`EmbeddedStore::settle`] waits for compactions.
+pub const SETTLE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(30);
+
 impl From<fjall::Error> for StoreError {
     fn from(e: fjall::Error) -> Self {
         StoreError::Engine(e.to_string())
@@ -219,6 +222,33 @@ impl EmbeddedStore {
     /// Bytes the store occupies on disk.
     pub fn disk_bytes(&self) -> u64 {
         self.inner.db.disk_space().unwrap_or(0)
+    }
+
+    /// Writes what the active memtable holds to tables now, then waits for the compactions that
+    /// follow to finish: for the end of a bulk load (the demo's seed, an import), so that the
+    /// background work of what it wrote happens before traffic rather than in its first
+    /// seconds. A memtable is flushed when full in any case; this only chooses when. Returns at
+    /// once for an empty memtable, and stops waiting after [`SETTLE_WAIT_MAX`].
+    pub fn settle(&self) -> Result<(), StoreError> {
+        let kv = &self.inner.kv;
+        if kv.tree.active_memtable().is_empty() {
+            return Ok(());
+        }
+        kv.rotate_memtable_and_wait()?;
+        // A flush hands compaction requests to the workers as it ends: quiet means no flush
+        // queued and no compaction running for several polls in a row.
+        let db = &self.inner.db;
+        let deadline = std::time::Instant::now() + SETTLE_WAIT_MAX;
+        let mut quiet = 0;
+        while quiet < 5 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            if db.outstanding_flushes() == 0 && db.active_compactions() == 0 {
+                quiet += 1;
+            } else {
+                quiet = 0;
+            }
+        }
+        Ok(())
     }
 
     /// What the engine holds in memory, by its own accounting.
@@ -671,6 +701,37 @@ mod tests {
             ]
         );
         assert!(dropped.try_recv().is_err(), "nothing else freed yet");
+    }
+
+    /// Settling leaves the active memtable empty, nothing sealed and no compaction running,
+    /// puts what was written in a table, and keeps it readable; on an empty memtable it makes
+    /// no table.
+    #[test]
+    fn settle_writes_the_active_memtable_to_a_table() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = EmbeddedStore::open(dir.path()).expect("open");
+        let mut w = WriteSet::default();
+        for i in 0..1_000u32 {
+            w.set(&i.to_be_bytes(), b"value");
+        }
+        store.commit(w, Durability::Sync).expect("commit");
+        let kv = &store.inner.kv;
+        assert_eq!(kv.table_count(), 0);
+        assert!(!kv.tree.active_memtable().is_empty());
+        store.settle().expect("settle");
+        assert!(kv.tree.active_memtable().is_empty());
+        assert_eq!(kv.sealed_memtable_count(), 0);
+        assert_eq!(store.inner.db.outstanding_flushes(), 0);
+        assert_eq!(store.inner.db.active_compactions(), 0);
+        let tables = kv.table_count();
+        assert!(tables > 0, "the memtable's entries are in a table");
+        let snap = store.snapshot().expect("snapshot");
+        assert_eq!(
+            snap.get(&7u32.to_be_bytes()).expect("read").as_deref(),
+            Some(&b"value"[..])
+        );
+        store.settle().expect("settle with an empty memtable");
+        assert_eq!(kv.table_count(), tables, "nothing to write, no table made");
     }
 
     fn held_ids(store: &EmbeddedStore) -> Vec<u64> {

@@ -92,6 +92,18 @@ impl Engine {
         super::fdb::stop_network();
     }
 
+    /// Ends a bulk load: the embedded engine writes its active memtable to tables now and
+    /// waits for the compactions that follow ([`EmbeddedStore::settle`]); FoundationDB keeps
+    /// no memtable or compaction of ours.
+    pub fn settle(&self) -> Result<(), StoreError> {
+        match self {
+            Engine::Embedded(s) => s.settle(),
+            #[cfg(feature = "fdb")]
+            Engine::Fdb(_) => Ok(()),
+            Engine::Faulty(s) => s.inner().settle(),
+        }
+    }
+
     /// True for an engine many processes may write at once (they must use the cluster path).
     pub fn is_shared(&self) -> bool {
         !matches!(self, Engine::Embedded(_))

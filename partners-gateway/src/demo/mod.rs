@@ -153,6 +153,12 @@ pub fn seed(app: &Ops, data: &Path, members: u64, history_days: u32) -> anyhow::
         history::history(app, &callers, range, history_days)?;
     }
     set_clock_offset_days(0);
+    // The seed fills most of a memtable: written to tables now, its flush and the compaction
+    // after it run before the first requests instead of during their first seconds.
+    app.ledger
+        .store()
+        .settle()
+        .context("writing the demo's seed to tables")?;
     crate::ops::registry::write_private(&path, &env, false)
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(path)

@@ -186,6 +186,7 @@ pub fn run(opts: Options) -> anyhow::Result<Outcome> {
     } else {
         None
     };
+    runtime.block_on(wait_ready(&client))?;
     runtime.block_on(warm_up(&client, &opts));
     let started = Instant::now();
     let shared = Arc::new(Shared {
@@ -227,6 +228,29 @@ pub fn run(opts: Options) -> anyhow::Result<Outcome> {
 
 /// Opens the connections the run will use before the clock starts, so connection set-up is not
 /// measured as request latency.
+/// Waits until the gateway's `/readyz` answers 200, as a load balancer would before sending it
+/// traffic (a gateway warms its member links after it starts listening), for at most
+/// [`READY_WAIT_MAX`].
+async fn wait_ready(client: &Client) -> anyhow::Result<()> {
+    let deadline = Instant::now() + READY_WAIT_MAX;
+    loop {
+        let last = match client.send(1, "GET", "/readyz", Default::default()).await {
+            Reply::Http { status: 200, .. } => return Ok(()),
+            Reply::Http { status, body } => {
+                format!("{status} {}", String::from_utf8_lossy(&body))
+            }
+            Reply::Transport(e) => e,
+        };
+        if Instant::now() >= deadline {
+            anyhow::bail!("the gateway was not ready within {READY_WAIT_MAX:?}: {last}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The longest the harness waits for the gateway to become ready.
+const READY_WAIT_MAX: Duration = Duration::from_secs(120);
+
 async fn warm_up(client: &Client, opts: &Options) {
     let n = match opts.mode {
         Mode::Closed { connections } => connections,

@@ -443,9 +443,17 @@ pub struct Running {
     pub demo_credentials: Option<PathBuf>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    /// The handlers' state, held weakly: the shutdown waits for the last strong reference.
+    app: std::sync::Weak<App>,
 }
 
 impl Running {
+    /// The handlers' state while the gateway runs (`None` once it has stopped): for an
+    /// embedding process, and for tests that set what a request cannot, such as the warm-up.
+    pub fn state(&self) -> Option<AppState> {
+        self.app.upgrade()
+    }
+
     /// Stops accepting connections, lets in-flight requests finish, then drains the committer.
     pub async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(());
@@ -499,6 +507,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         );
     }
     let (router, _) = server::router(app.clone());
+    let weak_app = Arc::downgrade(&app);
     let connections = config.connections;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -537,6 +546,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         demo_credentials,
         stop,
         task,
+        app: weak_app,
     })
 }
 
@@ -558,9 +568,20 @@ fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
 
 /// Reads the partners' member links into memory beside the first requests, so a gateway that
 /// restarts under load answers from memory soon instead of reading the store for every member
-/// it has not seen yet. Stops early when shutdown begins.
+/// it has not seen yet. `/readyz` says "warming up" until it is done. Stops early when
+/// shutdown begins.
 fn warm_links(app: AppState) {
+    /// Ends the warm-up however the task ends, a panic included.
+    struct Warming(AppState);
+    impl Drop for Warming {
+        fn drop(&mut self) {
+            self.0.set_warming(false);
+        }
+    }
+    app.set_warming(true);
+    let warming = Warming(app);
     tokio::task::spawn_blocking(move || {
+        let app = &warming.0;
         let started = std::time::Instant::now();
         match app.ops.registry.warm_links(&|| !app.draining()) {
             Ok(n) => tracing::info!(

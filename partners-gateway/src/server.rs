@@ -443,7 +443,9 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Readiness: the ledger accepts work and the gateway is not draining.
+/// Readiness: the ledger accepts work, the gateway is not draining, and its start-up warm-up
+/// (the member links read into memory) is done. While it warms up, the gateway already answers
+/// requests, more slowly: readiness tells a load balancer when to send it traffic.
 #[utoipa::path(get, path = "/readyz", tag = "service", responses(
     (status = 200, description = "Ready", body = String),
     (status = 503, description = "Not ready", body = Problem, content_type = "application/problem+json")))]
@@ -453,6 +455,13 @@ async fn readyz(State(app): State<AppState>) -> Result<&'static str, OpError> {
     }
     if let Some(why) = app.ops.ledger.failure() {
         return Err(OpError::new(Kind::Unavailable, why));
+    }
+    if app.warming() {
+        return Err(OpError::new(
+            Kind::Unavailable,
+            "warming up: reading member links into memory",
+        )
+        .retry_after(1));
     }
     Ok("ready")
 }

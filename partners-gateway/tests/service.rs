@@ -258,7 +258,7 @@ async fn health_readiness_and_request_ids() {
     let gw = Gw::start().await;
     let a = gw.raw("GET", "/healthz", vec![], vec![]).await;
     assert_eq!((a.status.as_u16(), a.body.clone()), (200, json!("ok")));
-    let a = gw.raw("GET", "/readyz", vec![], vec![]).await;
+    let a = gw.ready().await;
     assert_eq!((a.status.as_u16(), a.body.clone()), (200, json!("ready")));
     let generated = a.headers["x-request-id"].to_str().unwrap().to_string();
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
@@ -287,6 +287,30 @@ async fn health_readiness_and_request_ids() {
         ),
         (401, "trace-me-456")
     );
+}
+
+/// While the member links are read into memory after start, `/readyz` answers 503 with
+/// `Retry-After`, and the gateway answers requests all the same; ready once it is done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_warm_up() {
+    let gw = Gw::start().await;
+    gw.ready().await;
+    gw.app().set_warming(true);
+    let a = gw.raw("GET", "/readyz", vec![], vec![]).await;
+    assert_eq!(a.status.as_u16(), 503);
+    assert_eq!(a.problem(), "unavailable");
+    assert_eq!(a.headers["retry-after"], "1");
+    assert_eq!(
+        a.body["detail"],
+        json!("warming up: reading member links into memory")
+    );
+    let a = gw.raw("GET", "/healthz", vec![], vec![]).await;
+    assert_eq!(a.status.as_u16(), 200);
+    let a = gw.partner(1, "GET", "/v1/rates", None).await;
+    assert_eq!(a.status.as_u16(), 200, "{}", a.body);
+    gw.app().set_warming(false);
+    let a = gw.raw("GET", "/readyz", vec![], vec![]).await;
+    assert_eq!((a.status.as_u16(), a.body.clone()), (200, json!("ready")));
 }
 
 #[test]

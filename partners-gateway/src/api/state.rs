@@ -37,6 +37,9 @@ pub struct App {
     pub metrics: PrometheusHandle,
     limiters: Mutex<HashMap<u32, PartnerLimiter>>,
     draining: AtomicBool,
+    /// Start-up work that makes requests fast is still running (the member links read into
+    /// memory): `/readyz` says so, and the gateway answers meanwhile, only slower.
+    warming: AtomicBool,
     /// One permit per request being handled.
     pub in_flight: Arc<tokio::sync::Semaphore>,
     /// Failed authentications per address: over [`AUTH_FAILURES_PER_SECOND`] (burst
@@ -84,6 +87,7 @@ impl App {
             blocked_count: std::sync::atomic::AtomicUsize::new(0),
             limiters: Mutex::new(HashMap::new()),
             draining: AtomicBool::new(false),
+            warming: AtomicBool::new(false),
             demo: false,
         }
     }
@@ -186,6 +190,17 @@ impl App {
     /// True once shutdown began.
     pub fn draining(&self) -> bool {
         self.draining.load(Ordering::Acquire)
+    }
+
+    /// Marks start-up work as running (`true`) or done (`false`): `/readyz` answers 503 while
+    /// it runs, so a load balancer sends traffic once requests are fast.
+    pub fn set_warming(&self, on: bool) {
+        self.warming.store(on, Ordering::Release);
+    }
+
+    /// True while start-up work runs.
+    pub fn warming(&self) -> bool {
+        self.warming.load(Ordering::Acquire)
     }
 
     /// The partner record of an authenticated caller.

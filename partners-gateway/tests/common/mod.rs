@@ -68,6 +68,36 @@ impl Gw {
         }
     }
 
+    /// The running gateway's handler state.
+    pub fn app(&self) -> partners_gateway::api::state::AppState {
+        self.running
+            .as_ref()
+            .and_then(Running::state)
+            .expect("the gateway runs")
+    }
+
+    /// Polls `/readyz` until it answers 200 (at most 30 s): every answer before must be the
+    /// warm-up's 503. Returns the 200 answer.
+    pub async fn ready(&self) -> Answer {
+        for _ in 0..600 {
+            let a = self.raw("GET", "/readyz", vec![], vec![]).await;
+            if a.status == StatusCode::OK {
+                return a;
+            }
+            assert_eq!(a.status, StatusCode::SERVICE_UNAVAILABLE, "{}", a.body);
+            assert!(
+                a.body["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("warming up"),
+                "{}",
+                a.body
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("the gateway never became ready");
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }

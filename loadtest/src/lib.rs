@@ -226,8 +226,6 @@ pub fn run(opts: Options) -> anyhow::Result<Outcome> {
     })
 }
 
-/// Opens the connections the run will use before the clock starts, so connection set-up is not
-/// measured as request latency.
 /// Waits until the gateway's `/readyz` answers 200, as a load balancer would before sending it
 /// traffic (a gateway warms its member links after it starts listening), for at most
 /// [`READY_WAIT_MAX`].
@@ -251,6 +249,8 @@ async fn wait_ready(client: &Client) -> anyhow::Result<()> {
 /// The longest the harness waits for the gateway to become ready.
 const READY_WAIT_MAX: Duration = Duration::from_secs(120);
 
+/// Opens the connections the run will use before the clock starts, so connection set-up is not
+/// measured as request latency.
 async fn warm_up(client: &Client, opts: &Options) {
     let n = match opts.mode {
         Mode::Closed { connections } => connections,

@@ -225,7 +225,7 @@ impl EmbeddedStore {
     }
 
     /// Writes what the active memtable holds to tables now, then waits for the compactions that
-    /// follow to finish: for the end of a bulk load (the demo's seed, an import), so that the
+    /// follow to finish: for the end of a bulk load (the demo's seed), so that the
     /// background work of what it wrote happens before traffic rather than in its first
     /// seconds. A memtable is flushed when full in any case; this only chooses when. Returns at
     /// once for an empty memtable, and stops waiting after [`SETTLE_WAIT_MAX`].

@@ -194,7 +194,7 @@ impl ExpiryPolicy {
             policy: self,
             since,
             tz,
-            cal: std::sync::Arc::new(crate::core::tiers::Calendar::new(tz)),
+            cal: crate::core::tiers::Calendar::of(tz),
         })
     }
 }

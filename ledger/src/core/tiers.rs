@@ -336,7 +336,30 @@ const CALENDAR_MONTHS: u32 = 230 * 12;
 const MONTH_MS_AVERAGE: i64 = 2_629_746_000;
 
 impl Calendar {
-    /// The calendar of `tz`.
+    /// The calendar of `tz`, shared: computed on the first call for a zone and kept for the
+    /// process (about 22 KB a zone, and there are some 600 zones), so that opening a ledger,
+    /// replaying its policies or auditing them does not compute 2,761 month starts again for
+    /// every policy record.
+    pub fn of(tz: Tz) -> std::sync::Arc<Calendar> {
+        static CALENDARS: std::sync::OnceLock<
+            std::sync::Mutex<std::collections::HashMap<Tz, std::sync::Arc<Calendar>>>,
+        > = std::sync::OnceLock::new();
+        let calendars = CALENDARS.get_or_init(Default::default);
+        if let Some(cal) = calendars.lock().unwrap_or_else(|e| e.into_inner()).get(&tz) {
+            return cal.clone();
+        }
+        // Computed outside the lock: two first calls for one zone compute it twice and keep
+        // one, equal to the other.
+        let cal = std::sync::Arc::new(Calendar::new(tz));
+        calendars
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(tz)
+            .or_insert(cal)
+            .clone()
+    }
+
+    /// The calendar of `tz`, computed.
     pub fn new(tz: Tz) -> Calendar {
         let starts = (0..=CALENDAR_MONTHS)
             .map(|m| {
@@ -395,7 +418,7 @@ impl Tiers {
         let tz: Tz = policy.time_zone.parse().unwrap_or(Tz::UTC);
         Tiers {
             policy,
-            cal: std::sync::Arc::new(Calendar::new(tz)),
+            cal: Calendar::of(tz),
         }
     }
 
@@ -516,6 +539,22 @@ mod tests {
         assert_eq!(cal.start(october_2017), Timestamp(1_506_830_400_000));
         assert_eq!(cal.month(Timestamp(1_506_830_400_000)), october_2017);
         assert_eq!(cal.month(Timestamp(1_506_830_399_999)), october_2017 - 1);
+    }
+
+    #[test]
+    fn a_zones_calendar_is_computed_once_and_shared() {
+        let tehran = Calendar::of(chrono_tz::Asia::Tehran);
+        let again = Calendar::of(chrono_tz::Asia::Tehran);
+        assert!(std::sync::Arc::ptr_eq(&tehran, &again));
+        assert_eq!(*tehran, Calendar::new(chrono_tz::Asia::Tehran));
+        let auckland = Calendar::of(chrono_tz::Pacific::Auckland);
+        assert!(!std::sync::Arc::ptr_eq(&tehran, &auckland));
+        assert_eq!(*auckland, Calendar::new(chrono_tz::Pacific::Auckland));
+        assert_ne!(*tehran, *auckland);
+        // Policies of one zone share its table.
+        let a = Tiers::new(policy(Window::CalendarYear, 1));
+        let b = Tiers::new(policy(Window::Rolling12Months, 1));
+        assert!(std::sync::Arc::ptr_eq(&a.cal, &b.cal));
     }
 
     proptest::proptest! {

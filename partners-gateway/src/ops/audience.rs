@@ -593,7 +593,7 @@ pub fn spawn(ops: std::sync::Weak<Ops>) {
             let Some(o) = ops.upgrade() else { return };
             let r = tokio::task::spawn_blocking(move || o.audience.catch_up(&o)).await;
             match r {
-                Ok(Err(e)) => tracing::warn!(error = %e.detail, "audience catch-up failed"),
+                Ok(Err(e)) => e.log_round("audience catch-up"),
                 Err(e) => tracing::warn!(error = %e, "audience task failed"),
                 Ok(Ok(_)) => {}
             }

@@ -152,6 +152,18 @@ impl OpError {
         self.retry_after_s = Some(seconds);
         self
     }
+
+    /// Logs the failure of a background round (`round`: "notification round", "webhook
+    /// round"...). The ledger's queue being full is back-pressure, as during a bulk load: the
+    /// next round starts again where this one stopped, so it is noted at debug level. Anything
+    /// else is a warning.
+    pub fn log_round(&self, round: &'static str) {
+        if self.kind == Kind::Overloaded {
+            tracing::debug!(round, error = %self.detail, "background round deferred: the ledger is busy");
+        } else {
+            tracing::warn!(round, error = %self.detail, "background round failed");
+        }
+    }
 }
 
 impl From<Rejection> for OpError {
@@ -307,5 +319,52 @@ impl From<crate::programme::rates::PriceError> for OpError {
             P::LessThanOnePoint { .. } => Kind::NoPoints,
         };
         OpError::new(kind, e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// What a subscriber wrote, lines without colour.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn logged(e: &OpError) -> String {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, || e.log_round("notification round"));
+        let text = out.0.lock().unwrap().clone();
+        String::from_utf8(text).unwrap()
+    }
+
+    #[test]
+    fn a_busy_ledger_defers_a_round_without_a_warning() {
+        let busy = logged(&LedgerError::Overloaded.into());
+        assert!(busy.contains("DEBUG"), "{busy}");
+        assert!(!busy.contains("WARN"), "{busy}");
+        assert!(busy.contains("deferred: the ledger is busy"), "{busy}");
+        assert!(busy.contains("round=\"notification round\""), "{busy}");
+
+        let failed = logged(&OpError::new(Kind::Internal, "the store is gone"));
+        assert!(failed.contains("WARN"), "{failed}");
+        assert!(failed.contains("background round failed"), "{failed}");
+        assert!(failed.contains("the store is gone"), "{failed}");
     }
 }

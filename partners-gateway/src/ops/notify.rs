@@ -870,10 +870,10 @@ pub fn spawn(ops: Weak<Ops>) {
             })
             .await;
             if let Err(e) = r {
-                tracing::warn!(error = %e.detail, "notification round failed");
+                e.log_round("notification round");
             }
             if let Err(e) = send_due(&o, &client).await {
-                tracing::warn!(error = %e.detail, "sending notifications failed");
+                e.log_round("sending notifications");
             }
         }
     });

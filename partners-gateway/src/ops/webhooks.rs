@@ -334,7 +334,7 @@ pub fn spawn(ops: Weak<Ops>) {
             tokio::time::sleep(EVERY).await;
             let Some(ops) = ops.upgrade() else { return };
             if let Err(e) = d.round(&ops).await {
-                tracing::warn!(error = %e.detail, "webhook round failed");
+                e.log_round("webhook round");
             }
         }
     });

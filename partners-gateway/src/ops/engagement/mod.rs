@@ -98,7 +98,7 @@ pub fn spawn(ops: Weak<Ops>) {
             tokio::time::sleep(Duration::from_secs(30)).await;
             let Some(o) = ops.upgrade() else { return };
             match tokio::task::spawn_blocking(move || run_due(&o)).await {
-                Ok(Err(e)) => tracing::warn!(error = %e.detail, "engagement sweep failed"),
+                Ok(Err(e)) => e.log_round("engagement sweep"),
                 Err(e) => tracing::warn!(error = %e, "engagement sweep task failed"),
                 Ok(Ok(_)) => {}
             }

@@ -575,4 +575,25 @@ fn the_due_index_answers_as_an_exact_one_would() {
         "{moved_earlier} deadlines moved earlier"
     );
     assert!(found > 300, "{found} of {asked} asks found a member due");
+    // Rebuilt as at open, with a hint shown each member ahead: the same answers, every
+    // member shown once.
+    let shown = std::cell::RefCell::new(Vec::new());
+    e.state
+        .rebuild_expiry_due_ahead(|s| shown.borrow_mut().push(std::ptr::from_ref(s) as usize));
+    let mut shown = shown.into_inner();
+    let mut all: Vec<usize> = e
+        .state
+        .members
+        .values()
+        .map(|s| std::ptr::from_ref(s) as usize)
+        .collect();
+    shown.sort();
+    all.sort();
+    assert_eq!((shown.len(), &shown), (MEMBERS as usize, &all));
+    let later = Timestamp(now.0 + 800 * DAY);
+    assert_eq!(
+        e.state.due_expiries(later, 100),
+        exact(&e.state, later, 100)
+    );
+    assert!(!exact(&e.state, later, 100).is_empty());
 }

@@ -165,16 +165,23 @@ pub(crate) fn member(at: usize) {
 #[inline]
 pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
     if let Some(s) = m.and_then(|m| state.member(m)) {
-        let (front, back) = s.lots.first_run_ends();
-        if let Some(l) = front {
-            line(l as *const _ as usize);
-        }
-        if let Some(l) = back {
-            line(l as *const _ as usize);
-        }
-        if let Some(x) = &s.extras {
-            line(&**x as *const _ as usize);
-        }
+        parts_of(s);
+    }
+}
+
+/// [`member_parts`] of a state in hand (a walk over every member: the rebuild of the due
+/// index at open).
+#[inline]
+pub(crate) fn parts_of(s: &crate::core::state::MemberState) {
+    let (front, back) = s.lots.first_run_ends();
+    if let Some(l) = front {
+        line(l as *const _ as usize);
+    }
+    if let Some(l) = back {
+        line(l as *const _ as usize);
+    }
+    if let Some(x) = &s.extras {
+        line(&**x as *const _ as usize);
     }
 }
 

@@ -273,6 +273,19 @@ pub(crate) fn by_hash<S: Snapshot + ?Sized>(
     }
 }
 
+/// Entries of an index chunk a load fetches the slot of before it inserts one.
+const LOAD_AHEAD: usize = 16;
+
+/// Adds `tx` to the entries of hash `h` beyond the one its shard holds; false if held already.
+fn add_other(overflow: &mut HashMap<u128, Vec<TxId>>, h: u128, tx: TxId) -> bool {
+    let others = overflow.entry(h).or_default();
+    if others.contains(&tx) {
+        return false;
+    }
+    others.push(tx);
+    true
+}
+
 /// The shard a hash lives in: its top bits.
 fn shard_of(hash: u128) -> usize {
     (hash >> (128 - SHARDS.trailing_zeros())) as usize
@@ -289,7 +302,7 @@ impl KeyIndex {
         snapshot: &S,
         window: usize,
     ) -> Result<KeyIndex, LedgerError> {
-        let index = KeyIndex::default();
+        let mut index = KeyIndex::default();
         let begin = [keys::IDEM_CHUNK];
         let end = prefix_end(&begin);
         let mut failure = None;
@@ -298,8 +311,14 @@ impl KeyIndex {
             &end,
             &mut |_, v| match codec::key_chunk_entries(v) {
                 Ok(entries) => {
-                    for e in entries {
-                        index.insert_hash(e.hash, e.tx);
+                    // A chunk's keys land in random slots of a table of millions: each slot
+                    // is fetched `LOAD_AHEAD` entries before its insert, so that the misses
+                    // overlap instead of stalling one entry each.
+                    for (i, e) in entries.iter().enumerate() {
+                        if let Some(next) = entries.get(i + LOAD_AHEAD) {
+                            index.prefetch(next.hash);
+                        }
+                        index.insert_loading(e.hash, e.tx);
                     }
                     true
                 }
@@ -327,7 +346,6 @@ impl KeyIndex {
                 })?) as usize,
                 None => 0,
             };
-        let mut index = index;
         // Room for four windows of keys to come (at most 256 million); small while nothing is on
         // disk. Past its capacity only more new keys read the disk, until the next open.
         let room = if any {
@@ -615,19 +633,40 @@ impl KeyIndex {
         let held = table.claim(in_shard(h), tx);
         shard.publish(&table);
         drop(table);
-        match held {
-            None => {
-                self.count.fetch_add(1, Ordering::AcqRel);
-            }
-            Some(t) if t == tx => {}
-            Some(_) => {
-                let mut overflow = self.overflow.write().expect("key index overflow lock");
-                let others = overflow.entry(h).or_default();
-                if !others.contains(&tx) {
-                    others.push(tx);
-                    self.count.fetch_add(1, Ordering::AcqRel);
-                }
-            }
+        let added = match held {
+            None => true,
+            Some(t) if t == tx => false,
+            Some(_) => add_other(
+                &mut self.overflow.write().expect("key index overflow lock"),
+                h,
+                tx,
+            ),
+        };
+        if added {
+            self.count.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
+    /// [`KeyIndex::insert_hash`] while the index is being loaded, before anything shares it:
+    /// no lock is taken, so no atomic instruction waits for the slots fetched ahead.
+    fn insert_loading(&mut self, h: u128, tx: TxId) {
+        let shard = &mut self.shards[shard_of(h)];
+        let table = shard.table.get_mut().expect("key index lock");
+        let held = table.claim(in_shard(h), tx);
+        let (base, size) = table.placement();
+        *shard.base.get_mut() = base;
+        *shard.size.get_mut() = size;
+        let added = match held {
+            None => true,
+            Some(t) if t == tx => false,
+            Some(_) => add_other(
+                self.overflow.get_mut().expect("key index overflow lock"),
+                h,
+                tx,
+            ),
+        };
+        if added {
+            *self.count.get_mut() += 1;
         }
     }
 
@@ -747,6 +786,61 @@ mod tests {
             assert_eq!(got, TxId(i));
         }
         assert!(index.get(&IdemKey::partner(PartnerId(2), "r1")).is_none());
+    }
+
+    #[test]
+    fn a_load_of_the_index_chunks_holds_what_inserts_one_by_one_hold() {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = EmbeddedStore::open(dir.path()).expect("store");
+        let key = |i: u64| IdemKey::partner(PartnerId(1), format!("k{i}"));
+        let one = KeyIndex::default();
+        let mut w = WriteSet::default();
+        // Five chunks of 1,000 keys (many more than a load fetches ahead); each also gives the
+        // first key's hash another transaction, and the last repeats an entry of the first.
+        for seq in 1..=5u64 {
+            let mut chunk: Vec<(u128, TxId)> = (0..1_000)
+                .map(|j| (hash_key(&key(seq * 1_000 + j)), TxId(seq * 1_000 + j)))
+                .collect();
+            chunk.push((hash_key(&key(0)), TxId(seq)));
+            if seq == 5 {
+                chunk.push((hash_key(&key(1_000)), TxId(1_000)));
+            }
+            for &(h, tx) in &chunk {
+                one.insert_hash(h, tx);
+            }
+            w.set(
+                &keys::idempotency_chunk(seq),
+                &codec::encode_key_chunk(&chunk),
+            );
+        }
+        store.commit(w, Durability::Sync).expect("commit");
+        let loaded = KeyIndex::load(&store.snapshot().expect("snapshot"), 1 << 20).expect("load");
+        assert_eq!(loaded.len(), 5_005);
+        assert_eq!((one.len(), loaded.counted()), (5_005, 5_005));
+        for i in (1_000..6_000).step_by(7) {
+            assert_eq!(loaded.get(&key(i)), Some(TxId(i)), "key {i}");
+            assert_eq!(loaded.get(&key(i)), one.get(&key(i)));
+        }
+        assert_eq!(loaded.get(&key(0)), Some(TxId(1)));
+        assert_eq!(
+            loaded.colliding(&key(0)),
+            vec![TxId(2), TxId(3), TxId(4), TxId(5)]
+        );
+        assert!(loaded.get(&key(6_000)).is_none());
+        // Each shard's hint for prefetching names its table as the load left it.
+        for s in &loaded.shards {
+            let table = s.table.read().expect("lock");
+            if table.is_empty() {
+                continue;
+            }
+            assert_eq!(
+                (
+                    s.base.load(Ordering::Relaxed),
+                    s.size.load(Ordering::Relaxed)
+                ),
+                table.placement()
+            );
+        }
     }
 
     #[test]

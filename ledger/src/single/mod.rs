@@ -183,7 +183,7 @@ fn bring_forward<Snap: crate::store::Snapshot>(
     let rest = rest.unwrap_or_else(|| state.without_members());
     // Only the writer posts expiries and reviews, so only its state keeps the due index.
     state.index_due = true;
-    state.rebuild_expiry_due();
+    state.rebuild_expiry_due_ahead(crate::shared::prefetch::parts_of);
     Ok(Recovered {
         state,
         rest,

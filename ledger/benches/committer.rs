@@ -12,7 +12,9 @@
 //! and `BENCH_REVERSAL_TOTALS` (the writer's windows of keys and of reversal totals: small ones
 //! put the run past them), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
 //! so holds N lots, as a mature programme's members do; with `BENCH_SEED_SPEND=1` each then
-//! burns them all: the same history without the lots).
+//! burns them all: the same history without the lots), `BENCH_OPEN_ONLY=1` (instead: open the
+//! store an earlier run left in `BENCH_DIR`, print how long the open took and the resident
+//! memory after it, and stop; a restart's measure).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
@@ -585,6 +587,26 @@ fn main() {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| tmp.path().to_path_buf());
     std::fs::create_dir_all(&dir).expect("bench dir");
+    if env_or("BENCH_OPEN_ONLY", 0u8) == 1 {
+        let opened = Instant::now();
+        let ledger = open(
+            &dir,
+            1000,
+            Arc::new(Mutex::new(Histogram::new(3).expect("hist"))),
+        );
+        let took = opened.elapsed().as_secs_f64();
+        let rss = std::fs::read_to_string("/proc/self/status")
+            .expect("status")
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
+            .unwrap_or_default();
+        println!(
+            "opened in {took:.2} s, {} keys in memory, RSS {rss}",
+            ledger.keys_in_memory().unwrap_or(0)
+        );
+        ledger.shutdown();
+        return;
+    }
     let lots: u64 = env_or("BENCH_EXPIRY_LOTS", 0);
     if lots > 0 {
         seed(&dir, lots);

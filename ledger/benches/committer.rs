@@ -595,14 +595,10 @@ fn main() {
             Arc::new(Mutex::new(Histogram::new(3).expect("hist"))),
         );
         let took = opened.elapsed().as_secs_f64();
-        let rss = std::fs::read_to_string("/proc/self/status")
-            .expect("status")
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().to_string()))
-            .unwrap_or_default();
         println!(
-            "opened in {took:.2} s, {} keys in memory, RSS {rss}",
-            ledger.keys_in_memory().unwrap_or(0)
+            "opened in {took:.2} s, {} keys in memory, RSS {} MB",
+            ledger.keys_in_memory().unwrap_or(0),
+            ledger::allocator::resident_bytes().unwrap_or(0) >> 20
         );
         ledger.shutdown();
         return;

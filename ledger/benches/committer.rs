@@ -13,8 +13,8 @@
 //! put the run past them), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
 //! so holds N lots, as a mature programme's members do; with `BENCH_SEED_SPEND=1` each then
 //! burns them all: the same history without the lots), `BENCH_OPEN_ONLY=1` (instead: open the
-//! store an earlier run left in `BENCH_DIR`, print how long the open took and the resident
-//! memory after it, and stop; a restart's measure).
+//! store an earlier run left in `BENCH_DIR`, print how long the open took, the resident
+//! memory after it and how long the shutdown took, and stop; a restart's measure).
 //!
 //! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
 //! have committed, so that the measured part includes the writes of member pages (the first
@@ -600,7 +600,9 @@ fn main() {
             ledger.keys_in_memory().unwrap_or(0),
             ledger::allocator::resident_bytes().unwrap_or(0) >> 20
         );
+        let stopping = Instant::now();
         ledger.shutdown();
+        println!("shut down in {:.3} s", stopping.elapsed().as_secs_f64());
         return;
     }
     let lots: u64 = env_or("BENCH_EXPIRY_LOTS", 0);

@@ -67,6 +67,27 @@ pub(crate) struct Writer<S: Store> {
 /// Decided batches that may wait for the syncer (the writer blocks beyond that).
 const SYNC_QUEUE: usize = 4;
 
+/// A state of at least this many members is freed on a thread of its own when the writer stops.
+const FREE_APART_MEMBERS_MIN: usize = 100_000;
+
+/// Frees `state`, which the writer has done with; `apart` (a state of
+/// [`FREE_APART_MEMBERS_MIN`] members or more) on a thread of its own (returned), which the
+/// shutdown does not wait for. Its pages are handed over and every batch is durable (or, after a
+/// failure, refused) by then, and freeing a million members' states one by one takes about a
+/// second: the half of a graceful restart that is not the open. A process that exits meanwhile
+/// leaves the rest to the system.
+fn release<T: Send + 'static>(state: T, apart: bool) -> Option<std::thread::JoinHandle<()>> {
+    if !apart {
+        drop(state);
+        return None;
+    }
+    // Should the thread not start, `spawn` drops the closure, and the state with it, here.
+    std::thread::Builder::new()
+        .name("ledger-free".into())
+        .spawn(move || drop(state))
+        .ok()
+}
+
 /// A decided batch on its way to the syncer, which writes its transactions to the journal
 /// (none: every command was rejected or replayed), and each caller's answer, to send once the
 /// writes are durable.
@@ -232,6 +253,9 @@ impl<S: Store + Clone> Writer<S> {
             drop(to_syncer);
         });
         self.hand_over_pages();
+        let state = std::mem::take(&mut self.state);
+        let apart = state.members.len() >= FREE_APART_MEMBERS_MIN;
+        release(state, apart);
         // The writer returns on its own only after a failure (otherwise the queue closed): a
         // caller that passed the failure check before the last drain may still send.
         if let Some(why) = self.shared.failure() {
@@ -863,5 +887,39 @@ impl<Snap: Snapshot> History for BatchHistory<'_, Snap> {
             return Ok(Some(Transaction::clone(&t)));
         }
         crate::journal::find_transaction(self.snapshot, id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release;
+
+    /// Notes the name of the thread it is dropped on.
+    struct Noted(std::sync::mpsc::Sender<Option<String>>);
+
+    impl Drop for Noted {
+        fn drop(&mut self) {
+            let _ = self
+                .0
+                .send(std::thread::current().name().map(str::to_string));
+        }
+    }
+
+    /// A small state is freed before `release` returns, on the writer's own thread; a large one
+    /// on a thread of its own, which `release` does not wait for.
+    #[test]
+    fn a_large_state_is_freed_apart_and_a_small_one_at_once() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        assert!(release(Noted(tx.clone()), false).is_none());
+        let here = std::thread::current().name().map(str::to_string);
+        assert_eq!(rx.try_recv().expect("freed before release returned"), here);
+
+        let freeing = release(Noted(tx), true).expect("a thread of its own");
+        assert_eq!(freeing.thread().name(), Some("ledger-free"));
+        freeing.join().expect("the thread freed it");
+        assert_eq!(
+            rx.try_recv().expect("freed on that thread"),
+            Some("ledger-free".to_string())
+        );
     }
 }

@@ -11,12 +11,17 @@
 //! the projector and readers rarely meet on one lock.
 
 use crate::core::model::MemberAfter;
-use crate::core::state::{Map, State};
+use crate::core::state::State;
 use crate::core::types::{MemberId, Points, TxId};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::RwLock;
 
-/// How many maps the heads are split into (a power of two).
+/// How many tables the heads are split into (a power of two).
 const SHARDS: usize = 256;
+
+/// How many heads ahead [`Heads::set_all`] asks for a slot before it writes one.
+const SET_AHEAD: usize = 16;
 
 /// A member as of its latest transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,28 +45,139 @@ impl Head {
     }
 }
 
+/// One slot of a [`HeadTable`]: 32 bytes, two to a cache line. `tx` is 0 for an empty slot, 1
+/// for a member without a transaction, and a transaction's id plus 2 otherwise.
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    member: u64,
+    tx: u64,
+    posted: i64,
+    held: i64,
+}
+
+impl Slot {
+    fn head(&self) -> Head {
+        Head {
+            tx: (self.tx > 1).then(|| TxId(self.tx - 2)),
+            posted: Points(self.posted),
+            held: Points(self.held),
+        }
+    }
+}
+
+/// One shard of the heads: member ids to heads in an open-addressing table probed linearly,
+/// so that the projector can ask for a batch's slots ahead of its writes (a map does not say
+/// where a key lies). Members are never removed. A slot's place is the member's hash, keyed per
+/// process, so ids cannot be picked to collide.
+#[derive(Default)]
+struct HeadTable {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl HeadTable {
+    /// The slot holding `hash`'s member `m`, or the empty one where it would go.
+    fn find(&self, m: u64, hash: u64) -> Option<usize> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let s = &self.slots[i];
+            if s.tx == 0 || s.member == m {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    fn get(&self, m: u64, hash: u64) -> Option<Head> {
+        let s = &self.slots[self.find(m, hash)?];
+        (s.tx != 0).then(|| s.head())
+    }
+
+    /// Sets member `m`'s head; `hashes` gives any member's hash, for a growth's moves.
+    fn set(&mut self, m: u64, hash: u64, head: Head, hashes: &impl Fn(u64) -> u64) {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            self.grow(hashes);
+        }
+        let i = self.find(m, hash).expect("a grown table has slots");
+        if self.slots[i].tx == 0 {
+            self.len += 1;
+        }
+        self.slots[i] = Slot {
+            member: m,
+            tx: head.tx.map_or(1, |t| {
+                t.0.checked_add(2)
+                    .expect("a transaction id below u64::MAX - 1")
+            }),
+            posted: head.posted.0,
+            held: head.held.0,
+        };
+    }
+
+    fn grow(&mut self, hashes: &impl Fn(u64) -> u64) {
+        let size = (self.slots.len() * 2).max(16);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        let mask = size - 1;
+        for s in old.into_iter().filter(|s| s.tx != 0) {
+            let mut i = hashes(s.member) as usize & mask;
+            while self.slots[i].tx != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
+    }
+}
+
+/// A shard: its table, and where the table's slots were last placed (a hint for prefetching
+/// without the lock). One cache line each.
+#[repr(align(64))]
+#[derive(Default)]
+struct Shard {
+    table: RwLock<HeadTable>,
+    base: AtomicUsize,
+    size: AtomicUsize,
+}
+
 /// The heads of every member.
 pub(crate) struct Heads {
-    shards: Vec<RwLock<Map<MemberId, Head>>>,
+    shards: Vec<Shard>,
+    hasher: foldhash::fast::RandomState,
 }
 
 impl Heads {
+    fn empty() -> Heads {
+        Heads {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            hasher: foldhash::fast::RandomState::default(),
+        }
+    }
+
     /// Heads of every member in `state`.
     pub fn from_state(state: &State) -> Heads {
-        let heads = Heads {
-            shards: (0..SHARDS).map(|_| RwLock::new(Map::default())).collect(),
-        };
-        for (m, s) in &state.members {
-            heads.set(
+        Heads::with(state.members.iter().map(|(m, s)| {
+            (
                 *m,
                 Head {
                     tx: s.last.get(),
                     posted: s.posted,
                     held: s.held,
                 },
-            );
-        }
-        heads
+            )
+        }))
+    }
+
+    /// Heads of `heads`, later entries of a member over earlier ones.
+    fn with(heads: impl Iterator<Item = (MemberId, Head)>) -> Heads {
+        let all = Heads::empty();
+        all.set_all(heads.collect());
+        all
+    }
+
+    fn hash(&self, m: u64) -> u64 {
+        self.hasher.hash_one(m)
     }
 
     fn shard_index(&self, m: MemberId) -> usize {
@@ -69,33 +185,137 @@ impl Heads {
         (m.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize
     }
 
-    fn shard(&self, m: MemberId) -> &RwLock<Map<MemberId, Head>> {
-        &self.shards[self.shard_index(m)]
-    }
-
     /// Member `m`'s head, if the member is enrolled.
     pub fn get(&self, m: MemberId) -> Option<Head> {
-        self.shard(m).read().expect("heads lock").get(&m).copied()
+        let shard = &self.shards[self.shard_index(m)];
+        shard
+            .table
+            .read()
+            .expect("heads lock")
+            .get(m.0, self.hash(m.0))
     }
 
-    /// Sets member `m`'s head.
-    pub fn set(&self, m: MemberId, head: Head) {
-        self.shard(m).write().expect("heads lock").insert(m, head);
+    /// Asks for the slot member `m` would be found in (a hint only: the table may have moved).
+    fn prefetch(&self, m: MemberId) {
+        let shard = &self.shards[self.shard_index(m)];
+        let size = shard.size.load(Ordering::Relaxed);
+        if size == 0 {
+            return;
+        }
+        let at = self.hash(m.0) as usize & (size - 1);
+        crate::shared::prefetch::line(
+            shard
+                .base
+                .load(Ordering::Relaxed)
+                .wrapping_add(at * std::mem::size_of::<Slot>()),
+        );
     }
 
     /// Sets many heads, later entries of a member over earlier ones: shard by shard, each
-    /// lock taken once for all of its members (a lock per member would wait on each insert's
-    /// memory in turn; inserts under one lock overlap).
+    /// lock taken once for all of its members, and each slot asked for [`SET_AHEAD`] heads
+    /// before it is written (the members lie scattered over tables far larger than the caches:
+    /// one write at a time would wait on each slot's memory in turn).
     pub fn set_all(&self, mut heads: Vec<(MemberId, Head)>) {
-        // Stable: a member's heads keep their order, so its last one is inserted last.
+        // Stable: a member's heads keep their order, so its last one is written last.
         heads.sort_by_key(|(m, _)| self.shard_index(*m));
+        let hashes = |m: u64| self.hash(m);
+        for (m, _) in heads.iter().take(SET_AHEAD) {
+            self.prefetch(*m);
+        }
+        let mut i = 0;
         for run in heads.chunk_by(|a, b| self.shard_index(a.0) == self.shard_index(b.0)) {
-            let mut shard = self.shards[self.shard_index(run[0].0)]
-                .write()
-                .expect("heads lock");
+            let shard = &self.shards[self.shard_index(run[0].0)];
+            let mut table = shard.table.write().expect("heads lock");
             for (m, head) in run {
-                shard.insert(*m, *head);
+                if let Some((next, _)) = heads.get(i + SET_AHEAD) {
+                    self.prefetch(*next);
+                }
+                table.set(m.0, self.hash(m.0), *head, &hashes);
+                i += 1;
+            }
+            shard
+                .base
+                .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
+            shard.size.store(table.slots.len(), Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    fn head(tx: Option<u64>, posted: i64) -> Head {
+        Head {
+            tx: tx.map(TxId),
+            posted: Points(posted),
+            held: Points(posted / 3),
+        }
+    }
+
+    /// Members enough for the tables of 256 shards to grow a few times.
+    const MEMBERS: u64 = 10_000;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        /// Heads set in batches, members repeated within and across them, answer as a map
+        /// given the same heads one by one answers; and each shard's hint names its table.
+        #[test]
+        fn the_heads_hold_what_a_map_holds(
+            batches in proptest::collection::vec(
+                proptest::collection::vec(
+                    (0u64..MEMBERS, proptest::option::of(0u64..1_000_000), -50i64..50),
+                    0..3_000,
+                ),
+                1..5,
+            ),
+            spread in prop_oneof![Just(1u64), Just(1u64 << 40), Just(u64::MAX / MEMBERS)],
+        ) {
+            let heads = Heads::empty();
+            let mut model: HashMap<MemberId, Head> = HashMap::new();
+            for batch in batches {
+                let batch: Vec<(MemberId, Head)> = batch
+                    .into_iter()
+                    .map(|(m, tx, p)| (MemberId(m.wrapping_mul(spread)), head(tx, p)))
+                    .collect();
+                for (m, h) in &batch {
+                    model.insert(*m, *h);
+                }
+                heads.set_all(batch);
+            }
+            for m in 0..MEMBERS {
+                let m = MemberId(m.wrapping_mul(spread));
+                prop_assert_eq!(heads.get(m), model.get(&m).copied());
+            }
+            let held: usize = heads.shards.iter().map(|s| s.table.read().unwrap().len).sum();
+            prop_assert_eq!(held, model.len());
+            for s in &heads.shards {
+                let t = s.table.read().unwrap();
+                prop_assert_eq!(s.size.load(Ordering::Relaxed), t.slots.len());
+                if !t.slots.is_empty() {
+                    prop_assert_eq!(s.base.load(Ordering::Relaxed), t.slots.as_ptr() as usize);
+                }
             }
         }
+    }
+
+    /// A member recovered without a transaction keeps `None`; the largest transaction id the
+    /// slot can hold comes back as it went in.
+    #[test]
+    fn a_head_without_a_transaction_and_the_largest_id_round_trip() {
+        let heads = Heads::with(
+            [
+                (MemberId(7), head(None, 12)),
+                (MemberId(8), head(Some(u64::MAX - 2), -4)),
+                (MemberId(u64::MAX), head(Some(0), 1)),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(heads.get(MemberId(7)), Some(head(None, 12)));
+        assert_eq!(heads.get(MemberId(8)), Some(head(Some(u64::MAX - 2), -4)));
+        assert_eq!(heads.get(MemberId(u64::MAX)), Some(head(Some(0), 1)));
+        assert_eq!(heads.get(MemberId(9)), None);
     }
 }

@@ -7,7 +7,7 @@
 //! link to the member's previous one ([`crate::core::model::MemberAfter::prev`]) through the journal;
 //! a store snapshot taken after the head was read holds every transaction of the chain.
 //!
-//! At open the heads are built from the recovered state. Split into [`SHARDS`] locked maps so
+//! At open the heads are built from the recovered state. Split into [`SHARDS`] locked tables so
 //! the projector and readers rarely meet on one lock.
 
 use crate::core::model::MemberAfter;

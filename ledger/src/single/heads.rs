@@ -10,12 +10,10 @@
 //! At open the heads are built from the recovered state. Split into [`SHARDS`] locked tables so
 //! the projector and readers rarely meet on one lock.
 
+use super::open_table::{Shard, Slot};
 use crate::core::model::MemberAfter;
 use crate::core::state::State;
 use crate::core::types::{MemberId, Points, TxId};
-use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::RwLock;
 
 /// How many tables the heads are split into (a power of two).
 const SHARDS: usize = 256;
@@ -45,17 +43,30 @@ impl Head {
     }
 }
 
-/// One slot of a [`HeadTable`]: 32 bytes, two to a cache line. `tx` is 0 for an empty slot, 1
-/// for a member without a transaction, and a transaction's id plus 2 otherwise.
+/// One slot of a shard's table: 32 bytes, two to a cache line. `tx` is 0 for an empty slot, 1
+/// for a member without a transaction, and a transaction's id plus 2 otherwise. A slot's place
+/// is the member's hash, keyed per process, so ids cannot be picked to collide.
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
+struct HeadSlot {
     member: u64,
     tx: u64,
     posted: i64,
     held: i64,
 }
 
-impl Slot {
+impl HeadSlot {
+    fn new(m: MemberId, head: Head) -> HeadSlot {
+        HeadSlot {
+            member: m.0,
+            tx: head.tx.map_or(1, |t| {
+                t.0.checked_add(2)
+                    .expect("a transaction id below u64::MAX - 1")
+            }),
+            posted: head.posted.0,
+            held: head.held.0,
+        }
+    }
+
     fn head(&self) -> Head {
         Head {
             tx: (self.tx > 1).then(|| TxId(self.tx - 2)),
@@ -65,85 +76,16 @@ impl Slot {
     }
 }
 
-/// One shard of the heads: member ids to heads in an open-addressing table probed linearly,
-/// so that the projector can ask for a batch's slots ahead of its writes (a map does not say
-/// where a key lies). Members are never removed. A slot's place is the member's hash, keyed per
-/// process, so ids cannot be picked to collide.
-#[derive(Default)]
-struct HeadTable {
-    slots: Vec<Slot>,
-    len: usize,
-}
-
-impl HeadTable {
-    /// The slot holding `hash`'s member `m`, or the empty one where it would go.
-    fn find(&self, m: u64, hash: u64) -> Option<usize> {
-        if self.slots.is_empty() {
-            return None;
-        }
-        let mask = self.slots.len() - 1;
-        let mut i = hash as usize & mask;
-        loop {
-            let s = &self.slots[i];
-            if s.tx == 0 || s.member == m {
-                return Some(i);
-            }
-            i = (i + 1) & mask;
-        }
+impl Slot for HeadSlot {
+    #[inline]
+    fn key(&self) -> Option<u64> {
+        (self.tx != 0).then_some(self.member)
     }
-
-    fn get(&self, m: u64, hash: u64) -> Option<Head> {
-        let s = &self.slots[self.find(m, hash)?];
-        (s.tx != 0).then(|| s.head())
-    }
-
-    /// Sets member `m`'s head; `hashes` gives any member's hash, for a growth's moves.
-    fn set(&mut self, m: u64, hash: u64, head: Head, hashes: &impl Fn(u64) -> u64) {
-        if (self.len + 1) * 4 > self.slots.len() * 3 {
-            self.grow(hashes);
-        }
-        let i = self.find(m, hash).expect("a grown table has slots");
-        if self.slots[i].tx == 0 {
-            self.len += 1;
-        }
-        self.slots[i] = Slot {
-            member: m,
-            tx: head.tx.map_or(1, |t| {
-                t.0.checked_add(2)
-                    .expect("a transaction id below u64::MAX - 1")
-            }),
-            posted: head.posted.0,
-            held: head.held.0,
-        };
-    }
-
-    fn grow(&mut self, hashes: &impl Fn(u64) -> u64) {
-        let size = (self.slots.len() * 2).max(16);
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
-        let mask = size - 1;
-        for s in old.into_iter().filter(|s| s.tx != 0) {
-            let mut i = hashes(s.member) as usize & mask;
-            while self.slots[i].tx != 0 {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = s;
-        }
-    }
-}
-
-/// A shard: its table, and where the table's slots were last placed (a hint for prefetching
-/// without the lock). One cache line each.
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard {
-    table: RwLock<HeadTable>,
-    base: AtomicUsize,
-    size: AtomicUsize,
 }
 
 /// The heads of every member.
 pub(crate) struct Heads {
-    shards: Vec<Shard>,
+    shards: Vec<Shard<HeadSlot>>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -176,10 +118,6 @@ impl Heads {
         all
     }
 
-    fn hash(&self, m: u64) -> u64 {
-        self.hasher.hash_one(m)
-    }
-
     fn shard_index(&self, m: MemberId) -> usize {
         // Fibonacci hashing spreads sequential member ids over the shards.
         (m.0.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - SHARDS.trailing_zeros())) as usize
@@ -187,28 +125,15 @@ impl Heads {
 
     /// Member `m`'s head, if the member is enrolled.
     pub fn get(&self, m: MemberId) -> Option<Head> {
-        let shard = &self.shards[self.shard_index(m)];
-        shard
-            .table
+        self.shards[self.shard_index(m)]
             .read()
-            .expect("heads lock")
-            .get(m.0, self.hash(m.0))
+            .get(m.0, &self.hasher)
+            .map(HeadSlot::head)
     }
 
     /// Asks for the slot member `m` would be found in (a hint only: the table may have moved).
     fn prefetch(&self, m: MemberId) {
-        let shard = &self.shards[self.shard_index(m)];
-        let size = shard.size.load(Ordering::Relaxed);
-        if size == 0 {
-            return;
-        }
-        let at = self.hash(m.0) as usize & (size - 1);
-        crate::shared::prefetch::line(
-            shard
-                .base
-                .load(Ordering::Relaxed)
-                .wrapping_add(at * std::mem::size_of::<Slot>()),
-        );
+        self.shards[self.shard_index(m)].prefetch(m.0, &self.hasher);
     }
 
     /// Sets many heads, later entries of a member over earlier ones: shard by shard, each
@@ -218,25 +143,24 @@ impl Heads {
     pub fn set_all(&self, mut heads: Vec<(MemberId, Head)>) {
         // Stable: a member's heads keep their order, so its last one is written last.
         heads.sort_by_key(|(m, _)| self.shard_index(*m));
-        let hashes = |m: u64| self.hash(m);
         for (m, _) in heads.iter().take(SET_AHEAD) {
             self.prefetch(*m);
         }
         let mut i = 0;
         for run in heads.chunk_by(|a, b| self.shard_index(a.0) == self.shard_index(b.0)) {
             let shard = &self.shards[self.shard_index(run[0].0)];
-            let mut table = shard.table.write().expect("heads lock");
+            let mut table = shard.write();
             for (m, head) in run {
                 if let Some((next, _)) = heads.get(i + SET_AHEAD) {
                     self.prefetch(*next);
                 }
-                table.set(m.0, self.hash(m.0), *head, &hashes);
+                let slot = HeadSlot::new(*m, *head);
+                if let Some(held) = table.claim(slot, &self.hasher) {
+                    *held = slot;
+                }
                 i += 1;
             }
-            shard
-                .base
-                .store(table.slots.as_ptr() as usize, Ordering::Relaxed);
-            shard.size.store(table.slots.len(), Ordering::Relaxed);
+            shard.publish(&table);
         }
     }
 }
@@ -289,14 +213,10 @@ mod tests {
                 let m = MemberId(m.wrapping_mul(spread));
                 prop_assert_eq!(heads.get(m), model.get(&m).copied());
             }
-            let held: usize = heads.shards.iter().map(|s| s.table.read().unwrap().len).sum();
+            let held: usize = heads.shards.iter().map(|s| s.read().len()).sum();
             prop_assert_eq!(held, model.len());
             for s in &heads.shards {
-                let t = s.table.read().unwrap();
-                prop_assert_eq!(s.size.load(Ordering::Relaxed), t.slots.len());
-                if !t.slots.is_empty() {
-                    prop_assert_eq!(s.base.load(Ordering::Relaxed), t.slots.as_ptr() as usize);
-                }
+                prop_assert_eq!(s.published(), s.read().placement());
             }
         }
     }

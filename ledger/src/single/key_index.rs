@@ -4,7 +4,7 @@
 //!
 //! Each entry is 74 bits of a 128-bit xxh3 hash of the key's store encoding (10 choose the shard,
 //! 64 are the table's key) and the id of the transaction the key committed: one 16-byte slot of
-//! an open-addressing table ([`super::key_table`]) that is between three eighths and three
+//! an open-addressing table ([`super::open_table`]) that is between three eighths and three
 //! quarters full. A hit is confirmed against the transaction it names
 //! (whose key and command digest the journal holds) before it is acted on. Two keys with one
 //! hash are both kept: the first in its shard, the others in a small overflow map; so a
@@ -46,7 +46,7 @@
 //! look up, and neither waits on more than one shard. The writer fetches a batch's slots a few
 //! commands ahead of claiming them ([`KeyIndex::prefetch`]), without the lock.
 
-use super::key_table::{self, KeyTable};
+use super::open_table::{Identity, Shard, Slot};
 use crate::codec::{self, IdemRecord};
 use crate::core::model::IdemKey;
 use crate::core::types::TxId;
@@ -60,28 +60,35 @@ use std::sync::{Arc, Mutex, RwLock};
 /// How many maps the index is split into (a power of two).
 const SHARDS: usize = 1024;
 
-/// A shard: its table, and where the table's slots were last placed (a hint for prefetching
-/// without the lock, see [`KeyIndex::prefetch`]). One cache line each.
-#[repr(align(64))]
-#[derive(Default)]
-struct Shard {
-    table: RwLock<KeyTable>,
-    base: AtomicUsize,
-    size: AtomicUsize,
+/// A slot of the index: the low 64 bits of a key's hash, and the transaction's id plus one (0
+/// marks an empty slot; an id never reaches `u64::MAX`, see [`crate::core::types::MaybeTx`]).
+#[derive(Clone, Copy, Default)]
+struct KeySlot([u64; 2]);
+
+impl KeySlot {
+    fn new(key: u64, tx: TxId) -> KeySlot {
+        KeySlot([
+            key,
+            tx.0.checked_add(1)
+                .expect("a transaction id below u64::MAX"),
+        ])
+    }
+
+    fn tx(&self) -> TxId {
+        TxId(self.0[1] - 1)
+    }
 }
 
-impl Shard {
-    /// Publishes where the table's slots are now (after a change that may have moved them).
-    fn publish(&self, table: &KeyTable) {
-        let (base, size) = table.placement();
-        self.base.store(base, Ordering::Relaxed);
-        self.size.store(size, Ordering::Relaxed);
+impl Slot for KeySlot {
+    #[inline]
+    fn key(&self) -> Option<u64> {
+        (self.0[1] != 0).then_some(self.0[0])
     }
 }
 
 /// The index.
 pub(crate) struct KeyIndex {
-    shards: Vec<Shard>,
+    shards: Vec<Shard<KeySlot>>,
     /// Entries whose hash another key's entry already holds in its shard.
     overflow: RwLock<HashMap<u128, Vec<TxId>>>,
     /// Entries held.
@@ -508,8 +515,8 @@ impl KeyIndex {
                     overflow.remove(&h);
                 }
                 let shard = &self.shards[shard_of(h)];
-                let mut table = shard.table.write().expect("key index lock");
-                table.claim(in_shard(h), next);
+                let mut table = shard.write();
+                table.claim(KeySlot::new(in_shard(h), next), &Identity);
                 shard.publish(&table);
             }
             return;
@@ -560,13 +567,10 @@ impl KeyIndex {
 
     /// Empties hash `h`'s slot in its shard if it holds `tx`; whether it did.
     fn take_slot(&self, h: u128, tx: TxId) -> bool {
-        let mut shard = self.shards[shard_of(h)]
-            .table
-            .write()
-            .expect("key index lock");
-        let held = shard.get(in_shard(h)) == Some(tx);
+        let mut table = self.shards[shard_of(h)].write();
+        let held = table.get(in_shard(h), &Identity).map(KeySlot::tx) == Some(tx);
         if held {
-            shard.remove(in_shard(h));
+            table.remove(in_shard(h), &Identity);
         }
         held
     }
@@ -580,10 +584,9 @@ impl KeyIndex {
     /// [`KeyIndex::get`] by the key's hash ([`hash_key`]).
     pub fn get_hash(&self, h: u128) -> Option<TxId> {
         self.shards[shard_of(h)]
-            .table
             .read()
-            .expect("key index lock")
-            .get(in_shard(h))
+            .get(in_shard(h), &Identity)
+            .map(KeySlot::tx)
     }
 
     /// Transactions beyond the first whose keys share `key`'s hash (nearly always none).
@@ -604,8 +607,10 @@ impl KeyIndex {
     /// returns instead: one probe, where a lookup and then an insert would make two.
     pub fn claim(&self, h: u128, tx: TxId) -> Option<TxId> {
         let shard = &self.shards[shard_of(h)];
-        let mut table = shard.table.write().expect("key index lock");
-        let held = table.claim(in_shard(h), tx);
+        let mut table = shard.write();
+        let held = table
+            .claim(KeySlot::new(in_shard(h), tx), &Identity)
+            .map(|s| s.tx());
         shard.publish(&table);
         drop(table);
         if held.is_none() {
@@ -618,19 +623,16 @@ impl KeyIndex {
     /// shard's lock: the writer does so for the commands ahead of the one it decides, so that
     /// their misses overlap (a lock's atomic makes each probe wait for the one before).
     pub fn prefetch(&self, h: u128) {
-        let shard = &self.shards[shard_of(h)];
-        key_table::prefetch(
-            shard.base.load(Ordering::Relaxed),
-            shard.size.load(Ordering::Relaxed),
-            in_shard(h),
-        );
+        self.shards[shard_of(h)].prefetch(in_shard(h), &Identity);
     }
 
     /// Records an entry by hash; an entry already held is not added twice.
     pub fn insert_hash(&self, h: u128, tx: TxId) {
         let shard = &self.shards[shard_of(h)];
-        let mut table = shard.table.write().expect("key index lock");
-        let held = table.claim(in_shard(h), tx);
+        let mut table = shard.write();
+        let held = table
+            .claim(KeySlot::new(in_shard(h), tx), &Identity)
+            .map(|s| s.tx());
         shard.publish(&table);
         drop(table);
         let added = match held {
@@ -650,12 +652,11 @@ impl KeyIndex {
     /// [`KeyIndex::insert_hash`] while the index is being loaded, before anything shares it:
     /// no lock is taken, so no atomic instruction waits for the slots fetched ahead.
     fn insert_loading(&mut self, h: u128, tx: TxId) {
-        let shard = &mut self.shards[shard_of(h)];
-        let table = shard.table.get_mut().expect("key index lock");
-        let held = table.claim(in_shard(h), tx);
-        let (base, size) = table.placement();
-        *shard.base.get_mut() = base;
-        *shard.size.get_mut() = size;
+        let held = self.shards[shard_of(h)].change_alone(|table| {
+            table
+                .claim(KeySlot::new(in_shard(h), tx), &Identity)
+                .map(|s| s.tx())
+        });
         let added = match held {
             None => true,
             Some(t) if t == tx => false,
@@ -680,11 +681,7 @@ impl KeyIndex {
             .values()
             .map(Vec::len)
             .sum();
-        let first: usize = self
-            .shards
-            .iter()
-            .map(|s| s.table.read().expect("lock").len())
-            .sum();
+        let first: usize = self.shards.iter().map(|s| s.read().len()).sum();
         first + overflow
     }
 }
@@ -770,11 +767,7 @@ mod tests {
         }
         assert_eq!(index.len(), n as usize);
         assert_eq!(index.counted(), n as usize);
-        let used = index
-            .shards
-            .iter()
-            .filter(|s| !s.table.read().expect("lock").is_empty())
-            .count();
+        let used = index.shards.iter().filter(|s| !s.read().is_empty()).count();
         assert!(
             used > SHARDS * 9 / 10,
             "only {used} of {SHARDS} shards used"
@@ -829,17 +822,11 @@ mod tests {
         assert!(loaded.get(&key(6_000)).is_none());
         // Each shard's hint for prefetching names its table as the load left it.
         for s in &loaded.shards {
-            let table = s.table.read().expect("lock");
+            let table = s.read();
             if table.is_empty() {
                 continue;
             }
-            assert_eq!(
-                (
-                    s.base.load(Ordering::Relaxed),
-                    s.size.load(Ordering::Relaxed)
-                ),
-                table.placement()
-            );
+            assert_eq!(s.published(), table.placement());
         }
     }
 

@@ -14,7 +14,7 @@
 pub(crate) mod committer;
 pub(crate) mod heads;
 pub(crate) mod key_index;
-pub(crate) mod key_table;
+pub(crate) mod open_table;
 pub(crate) mod pages;
 pub(crate) mod projector;
 mod reads;

@@ -10,14 +10,14 @@
 //! posted while commands keep coming; see `expiry_bench`), `BENCH_OUTSTANDING_BATCHES`
 //! (commands the generator keeps outstanding, in batches: default 3), `BENCH_KEYS_IN_MEMORY`
 //! and `BENCH_REVERSAL_TOTALS` (the writer's windows of keys and of reversal totals: small ones
-//! put the run past them), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
+//! put the run past them), `BENCH_MEMBER_WRITE_DELAY` (transactions a member page waits after
+//! a change before it is written: default the ledger's), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
 //! so holds N lots, as a mature programme's members do; with `BENCH_SEED_SPEND=1` each then
 //! burns them all: the same history without the lots), `BENCH_OPEN_ONLY=1` (instead: open the
 //! store an earlier run left in `BENCH_DIR`, print how long the open took, the resident
 //! memory after it and how long the shutdown took, and stop; a restart's measure).
 //!
-//! Each run warms up for 2 s and until `member_write_delay` transactions (the ledger's default)
-//! have committed, so that the measured part includes the writes of member pages (the first
+//! Each run warms up for 2 s and until `member_write_delay` transactions have committed, so that the measured part includes the writes of member pages (the first
 //! come due then). The generator keeps `3 x batch` commands outstanding (by default): enough to
 //! fill a batch while two are in flight.
 //!
@@ -46,6 +46,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Transactions a member page waits after a change: `BENCH_MEMBER_WRITE_DELAY`, or the
+/// ledger's default.
+fn member_write_delay() -> u64 {
+    env_or(
+        "BENCH_MEMBER_WRITE_DELAY",
+        LedgerConfig::default().member_write_delay,
+    )
 }
 
 struct Run {
@@ -122,6 +131,8 @@ fn open(
             "BENCH_REVERSAL_TOTALS",
             LedgerConfig::default().reversal_totals_in_memory,
         ),
+        // BENCH_MEMBER_WRITE_DELAY: how long member pages wait after a change.
+        member_write_delay: member_write_delay(),
         ..LedgerConfig::default()
     };
     Ledger::open(EmbeddedStore::open(dir).expect("store"), config).expect("ledger")
@@ -421,7 +432,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     // plus a per-page offset, after a change) are being written: before it, the run would skip
     // that work.
     let warmup = Duration::from_secs(2);
-    let warmup_txs = LedgerConfig::default().member_write_delay;
+    let warmup_txs = member_write_delay();
     let start = Instant::now();
     let mut measured_from: Option<(Instant, u64, u64, Duration)> = None;
     let mut threads_from = std::collections::BTreeMap::new();

@@ -15,6 +15,9 @@
 //!                             # older ones are answered from the on-disk index
 //! reversal_totals_in_memory = 250000  # reversal totals of the latest originals kept in
 //!                             # memory; a reversal of an older one reads its total from disk
+//! member_write_delay = 1000000  # single writer: transactions a member page waits after a
+//!                             # change before it is written; a restart after a crash replays
+//!                             # up to about twice this many
 //! store_cache_mb = 256        # embedded only: the store's block cache, in MiB
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
@@ -112,6 +115,7 @@ struct FileConfig {
     queue_capacity: Option<usize>,
     keys_in_memory: Option<usize>,
     reversal_totals_in_memory: Option<usize>,
+    member_write_delay: Option<u64>,
     store_cache_mb: Option<u64>,
     log_format: Option<LogFormat>,
     body_bytes_max: Option<usize>,
@@ -173,6 +177,12 @@ pub struct ServeArgs {
     /// store [default: 250000].
     #[arg(long)]
     pub reversal_totals_in_memory: Option<usize>,
+    /// Single writer: transactions a member page waits after a change before it is written
+    /// (many changes to a page's members, one write). A page write encodes all of its 1,024
+    /// members, so the writer's cost a transaction grows with members over this; a restart
+    /// after a crash replays up to about twice this many transactions [default: 1000000].
+    #[arg(long)]
+    pub member_write_delay: Option<u64>,
     /// The embedded store's block cache in MiB: blocks and values read back from disk. The
     /// process holds this much once enough has been read [default: 256].
     #[arg(long)]
@@ -235,6 +245,8 @@ pub struct Config {
     pub keys_in_memory: usize,
     /// Reversal totals kept in memory.
     pub reversal_totals_in_memory: usize,
+    /// Transactions a member page waits after a change (single writer).
+    pub member_write_delay: u64,
     /// The embedded store's block cache, in MiB.
     pub store_cache_mb: u64,
     /// Log format.
@@ -275,6 +287,7 @@ impl Config {
             queue_capacity: 65_536,
             keys_in_memory: 10_000_000,
             reversal_totals_in_memory: 250_000,
+            member_write_delay: 1_000_000,
             store_cache_mb: STORE_CACHE_MB_DEFAULT,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
@@ -372,6 +385,11 @@ impl Config {
                 .reversal_totals_in_memory
                 .or(file.reversal_totals_in_memory)
                 .unwrap_or(250_000)
+                .max(1),
+            member_write_delay: args
+                .member_write_delay
+                .or(file.member_write_delay)
+                .unwrap_or(1_000_000)
                 .max(1),
             store_cache_mb,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),

@@ -696,6 +696,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         on_commit: Some(on_commit),
         keys_in_memory: config.keys_in_memory,
         reversal_totals_in_memory: config.reversal_totals_in_memory,
+        member_write_delay: config.member_write_delay,
         ..LedgerConfig::default()
     };
     let ledger = if config.writer == config::WriterPath::Cluster {

@@ -436,7 +436,31 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
     assert_eq!(config.log_format, partners_gateway::config::LogFormat::Json);
     assert_eq!(config.batch_commands_max, 1000);
     assert_eq!(config.reversal_totals_in_memory, 250_000);
+    assert_eq!(config.member_write_delay, 1_000_000);
     assert_eq!(config.store_cache_mb, 256);
+}
+
+#[test]
+fn the_member_write_delay_comes_from_the_file_and_a_flag_overrides_it() {
+    use partners_gateway::config::{Config, ServeArgs};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.toml");
+    std::fs::write(&path, "member_write_delay = 3000000\n").unwrap();
+    let from_file = Config::resolve(ServeArgs {
+        config: Some(path.clone()),
+        ..Default::default()
+    })
+    .expect("valid config");
+    assert_eq!(from_file.member_write_delay, 3_000_000);
+    let flagged = Config::resolve(ServeArgs {
+        config: Some(path),
+        member_write_delay: Some(5_000_000),
+        ..Default::default()
+    })
+    .expect("valid config");
+    assert_eq!(flagged.member_write_delay, 5_000_000);
+    let default = Config::resolve(ServeArgs::default()).expect("defaults");
+    assert_eq!(default.member_write_delay, 1_000_000);
 }
 
 #[test]

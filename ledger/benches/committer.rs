@@ -11,15 +11,17 @@
 //! (commands the generator keeps outstanding, in batches: default 3), `BENCH_KEYS_IN_MEMORY`
 //! and `BENCH_REVERSAL_TOTALS` (the writer's windows of keys and of reversal totals: small ones
 //! put the run past them), `BENCH_MEMBER_WRITE_DELAY` (transactions a member page waits after
-//! a change before it is written: default the ledger's), `BENCH_SEED_EARNS=N` (every member earns N times before the runs,
-//! so holds N lots, as a mature programme's members do; with `BENCH_SEED_SPEND=1` each then
-//! burns them all: the same history without the lots), `BENCH_OPEN_ONLY=1` (instead: open the
-//! store an earlier run left in `BENCH_DIR`, print how long the open took, the resident
-//! memory after it and how long the shutdown took, and stop; a restart's measure).
+//! a change before it is written: default the ledger's), `BENCH_SEED_EARNS=N` (every member
+//! earns N times before the runs, so holds N lots, as a mature programme's members do; with
+//! `BENCH_SEED_SPEND=1` each then burns them all: the same history without the lots),
+//! `BENCH_OPEN_ONLY=1` (instead: open the store an earlier run left in `BENCH_DIR`, print how
+//! long the open took, the resident memory after it and how long the shutdown took, and stop;
+//! a restart's measure).
 //!
-//! Each run warms up for 2 s and until `member_write_delay` transactions have committed, so that the measured part includes the writes of member pages (the first
-//! come due then). The generator keeps `3 x batch` commands outstanding (by default): enough to
-//! fill a batch while two are in flight.
+//! Each run warms up for 2 s and until `member_write_delay` transactions have committed, so
+//! that the measured part includes the writes of member pages (the first come due then). The
+//! generator keeps `3 x batch` commands outstanding (by default): enough to fill a batch while
+//! two are in flight.
 //!
 //! Figures: transactions (commands) per second and posting legs per second, committed and
 //! acknowledged; commit latency per batch (first command taken off the queue to fsync done),

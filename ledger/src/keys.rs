@@ -169,6 +169,9 @@ pub mod gateway {
     pub const MERGE: u8 = b'M';
     /// Segment definitions: `G S ++ id (u32)` (ids from `G X S`).
     pub const SEGMENT: u8 = b'S';
+    /// The audience's saved state, a cache of what the journal and the profiles give: the
+    /// head at `G A h`, its chunks at `G A c ++ generation (u64) ++ chunk (u32)`.
+    pub const AUDIENCE: u8 = b'A';
     /// Notification settings: `G Q`.
     pub const NOTIFY_SETTINGS: u8 = b'Q';
     /// Message templates: `G t ++ event ++ 0 ++ channel (u8) ++ language`.

@@ -527,6 +527,14 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
         if let Ok(Err(e)) = flush.await {
             tracing::warn!(error = %e, "the last nonce journal flush failed");
         }
+        // The audience's state, so that the next start folds the journal from here.
+        let save = {
+            let ops = app.ops.clone();
+            tokio::task::spawn_blocking(move || ops.audience.save(&ops))
+        };
+        if let Ok(Err(e)) = save.await {
+            e.log_round("the audience's save at shutdown");
+        }
         // Connection tasks and blocking reads may still hold the state for a moment after the
         // listener closes; the committer is drained once they let go.
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);

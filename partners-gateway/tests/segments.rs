@@ -238,3 +238,118 @@ async fn segments_select_members_and_campaigns_reward_them() {
         Vec::<u64>::new()
     );
 }
+
+/// The rules the restart test compares before and after.
+fn restart_rules() -> Vec<Value> {
+    vec![
+        json!({"cities": ["TEHRAN"]}),
+        json!({"genders": ["female"]}),
+        json!({"age_min": 18, "age_max": 40}),
+        json!({"visits_min": 2}),
+        json!({"spend_min": "30.00"}),
+        json!({"balance_min": 1}),
+    ]
+}
+
+async fn previews(gw: &Gw) -> Vec<Vec<u64>> {
+    let mut out = Vec::new();
+    for r in restart_rules() {
+        out.push(preview(gw, r).await);
+    }
+    out
+}
+
+/// A restart takes the audience's state saved at shutdown and folds only the journal after
+/// it: the same members are in the same segments, a member erased before the stop stays
+/// without profile facts, transactions after the restart are folded on top, and the facts
+/// equal a fold of the whole journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
+    let gw = Gw::start().await;
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": "UTC", "currency": "GBP", "reason": "segments by spend"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for (m, profile) in [
+        (
+            31,
+            json!({"birth_date": "1995-05-01", "gender": "female", "city": "Tehran"}),
+        ),
+        (
+            32,
+            json!({"birth_date": "1960-03-10", "gender": "male", "city": "tehran"}),
+        ),
+        (
+            33,
+            json!({"birth_date": "2000-01-07", "gender": "female", "city": "Shiraz"}),
+        ),
+    ] {
+        let p = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/profile"),
+                Some(profile),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{:?}", p.body);
+    }
+    for (i, gbp) in ["20.00", "15.00", "20.50"].iter().enumerate() {
+        telecom_earn(&gw, 31, &format!("R-31-{i}"), gbp).await;
+    }
+    telecom_earn(&gw, 32, "R-32", "100.00").await;
+    assert_eq!(gw.earn_miles(33, "R-33", "700").await.status, 200);
+    let e = gw
+        .op(
+            "POST",
+            "/admin/v1/members/33/erasure",
+            Some(json!({"reference": "e-r33", "reason": "request 18"})),
+        )
+        .await;
+    assert_eq!(e.status, 200, "{:?}", e.body);
+    let before = previews(&gw).await;
+    assert_eq!(before[1], vec![31], "33 is erased: no gender");
+    assert_eq!(before[3], vec![31], "two visits or more");
+    let ops = gw.app().ops.clone();
+    assert_eq!(
+        ops.audience.restored(),
+        None,
+        "a fresh store has nothing saved"
+    );
+    assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+    let folded = ops.audience.transactions();
+    assert!(folded > 0);
+    drop(ops);
+
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    assert_eq!(
+        previews(&gw).await,
+        before,
+        "the same segments after the restart"
+    );
+    let ops = gw.app().ops.clone();
+    let restored = ops.audience.restored().expect("the saved state was taken");
+    assert!(
+        restored >= folded,
+        "saved at shutdown: {restored} of {folded} transactions"
+    );
+    assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+
+    // Transactions after the restart are folded on top of the saved state.
+    telecom_earn(&gw, 32, "R-32-b", "1.00").await;
+    telecom_earn(&gw, 32, "R-32-c", "1.00").await;
+    let after = previews(&gw).await;
+    assert_eq!(
+        after[3],
+        vec![31, 32],
+        "32's visits added to the saved ones"
+    );
+    assert_eq!(after[4], vec![31, 32], "spend is saved and added to");
+    assert!(ops.audience.transactions() >= restored + 2);
+    assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+}

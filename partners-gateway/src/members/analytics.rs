@@ -8,6 +8,7 @@
 
 use super::segments::Row;
 use chrono::{Datelike, NaiveDate};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 /// Months since January 1970 (`year * 12 + month - 1`).
@@ -25,7 +26,7 @@ pub fn year_month(m: Month) -> (i32, u32) {
 }
 
 /// One month's movement, programme-wide or at one partner.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Movement {
     /// Points credited to members (earns, bonuses, grants, adjustments up).
     pub issued: i64,
@@ -104,7 +105,7 @@ fn spend_bucket(minor: i64) -> u16 {
 }
 
 /// The member histograms.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Histograms {
     /// Enrolled active members.
     pub members: u64,
@@ -202,7 +203,7 @@ impl<K: std::hash::Hash + Eq + Copy> Cells<K> for HashMap<K, u64> {
 }
 
 /// Everything the dashboards read.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Analytics {
     /// Programme-wide, by month.
     pub months: BTreeMap<Month, Movement>,

@@ -194,7 +194,7 @@ pub const REACH_PUSH: u8 = 4;
 const NONE_DAY: i32 = i32::MIN;
 
 /// What a segment is evaluated on, for one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Row {
     /// Birth date, days since 1970-01-01 (`i32::MIN`: unknown).
     pub birth: i32,
@@ -231,6 +231,20 @@ pub struct Row {
 // One row per member id is the audience's memory: its size is a budget.
 const _: () = assert!(std::mem::size_of::<Row>() <= 56);
 
+impl Row {
+    /// The row less what the member's profile gives (birth date, gender, city, reach): what
+    /// the journal alone gives.
+    pub fn without_profile(&self) -> Row {
+        Row {
+            birth: NONE_DAY,
+            gender: 0,
+            city: 0,
+            reach: 0,
+            ..*self
+        }
+    }
+}
+
 impl Default for Row {
     fn default() -> Self {
         Row {
@@ -258,7 +272,7 @@ pub fn day_number(d: NaiveDate) -> i32 {
 }
 
 /// Texts interned to small ids, matched without case or surrounding spaces.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct Interner {
     ids: HashMap<String, u32>,
 }

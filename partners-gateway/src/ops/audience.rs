@@ -4,8 +4,12 @@
 //!
 //! It follows the journal in commit order from a cursor, on either write path, every tenth of
 //! a second (and before answering a segment query), so segments are as of the last transaction
-//! folded: the answers say which. It is rebuilt at start from the journal and the profiles;
-//! nothing of it is stored.
+//! folded: the answers say which. At start it takes the state it last saved (`G A`, at
+//! shutdown and every [`SAVE_EVERY`] that folded [`SAVE_AFTER`] transactions or more) and folds
+//! the journal from that state's cursor, so a restart does not fold the whole history again;
+//! without a saved state that checks, it folds the journal from its start. The saved state
+//! holds the facts the journal gives and none that a profile gives: the profiles are read
+//! again at every start, so a member erased since is not brought back.
 
 use super::error::{Kind, OpError};
 use super::registry::SegmentRecord;
@@ -28,6 +32,12 @@ use std::time::Duration;
 const EVERY: Duration = Duration::from_millis(100);
 /// Batches folded under one hold of the write lock.
 const BATCHES_PER_HOLD: usize = 512;
+/// How often, at most, the running audience saves its state.
+const SAVE_EVERY: Duration = Duration::from_secs(600);
+/// Transactions folded since the last save below which the running audience does not save.
+const SAVE_AFTER: u64 = 100_000;
+/// The saved state's format: a state saved in another is not read.
+const SAVED_FORMAT: u32 = 1;
 
 #[derive(Default)]
 struct Cursor {
@@ -36,6 +46,74 @@ struct Cursor {
     profiles: bool,
     /// The last profile change read (`G F`): changes made on other gateways are read again.
     profile_change: Vec<u8>,
+    /// When the state was last saved (or first caught up), and the transactions folded then.
+    saved: Option<(std::time::Instant, u64)>,
+    /// Transactions the saved state read at start held, if one was read.
+    restored: Option<u64>,
+}
+
+/// The saved state as written: the facts less the profiles', borrowed.
+#[derive(serde::Serialize)]
+struct SavedRef<'a> {
+    format: u32,
+    tz: &'a str,
+    currency: &'a Option<String>,
+    after: &'a Option<Vec<u8>>,
+    transactions: u64,
+    #[serde(serialize_with = "rows_without_profiles")]
+    rows: &'a [Row],
+    genders: &'a crate::members::segments::Interner,
+    cities: &'a crate::members::segments::Interner,
+    expiring: &'a HashMap<u64, std::collections::VecDeque<(i64, i64)>>,
+    analytics: &'a Analytics,
+}
+
+/// The saved state as read.
+#[derive(serde::Deserialize)]
+struct Saved {
+    format: u32,
+    tz: String,
+    currency: Option<String>,
+    after: Option<Vec<u8>>,
+    transactions: u64,
+    rows: Vec<Row>,
+    genders: crate::members::segments::Interner,
+    cities: crate::members::segments::Interner,
+    expiring: HashMap<u64, std::collections::VecDeque<(i64, i64)>>,
+    analytics: Analytics,
+}
+
+fn rows_without_profiles<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(rows.iter().map(Row::without_profile))
+}
+
+/// The saved state of `facts` and `analytics`, folded through `cursor` under `t`: the facts
+/// the journal gives, without any a profile gives.
+fn encode_saved(t: &Terms, cursor: &Cursor, facts: &Facts, analytics: &Analytics) -> Vec<u8> {
+    let bare = analytics_without_profiles(&facts.rows, analytics, facts.minor_per_unit);
+    let saved = SavedRef {
+        format: SAVED_FORMAT,
+        tz: t.tz.name(),
+        currency: &t.currency,
+        after: &cursor.after,
+        transactions: cursor.transactions,
+        rows: &facts.rows,
+        genders: &facts.genders,
+        cities: &facts.cities,
+        expiring: &facts.expiring,
+        analytics: &bare,
+    };
+    postcard::to_allocvec(&saved).expect("the audience's state always encodes")
+}
+
+/// `analytics` as it would be had no row of `rows` any profile facts.
+fn analytics_without_profiles(rows: &[Row], analytics: &Analytics, minor: i64) -> Analytics {
+    let mut a = analytics.clone();
+    for r in rows {
+        let bare = r.without_profile();
+        a.row_changed(r, &bare, minor);
+    }
+    a
 }
 
 /// A segment compiled for a version and a day.
@@ -326,6 +404,7 @@ impl Audience {
         let mut cursor = self.cursor.lock().expect("audience cursor");
         let t = terms(ops);
         if !cursor.profiles {
+            self.restore(ops, &t, &mut cursor);
             // The changes from here on are read again after the scan: none is missed.
             cursor.profile_change = ops
                 .registry
@@ -342,6 +421,7 @@ impl Audience {
                 })
                 .map_err(super::partner::registry_error)?;
             cursor.profiles = true;
+            cursor.saved = Some((std::time::Instant::now(), cursor.transactions));
         }
         loop {
             let changes = ops
@@ -391,6 +471,143 @@ impl Audience {
                 return Ok(cursor.transactions);
             }
         }
+    }
+
+    /// Takes the saved state, if one is stored whole, in this format, and counted in the
+    /// programme's time zone and currency as they are now; otherwise leaves the facts empty, to
+    /// be folded from the journal's start.
+    fn restore(&self, ops: &Ops, t: &Terms, cursor: &mut Cursor) {
+        let bytes = match ops.registry.load_audience() {
+            Ok(Some(b)) => b,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "the audience's saved state was not read; folding the journal from its start");
+                return;
+            }
+        };
+        let saved: Saved = match postcard::from_bytes(&bytes) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "the audience's saved state did not decode; folding the journal from its start");
+                return;
+            }
+        };
+        if saved.format != SAVED_FORMAT || saved.tz != t.tz.name() || saved.currency != t.currency {
+            tracing::info!("the audience's saved state was counted under other terms; folding the journal from its start");
+            return;
+        }
+        let mut facts = self.facts.write().expect("audience facts");
+        *facts = Facts {
+            rows: saved.rows,
+            genders: saved.genders,
+            cities: saved.cities,
+            minor_per_unit: facts.minor_per_unit,
+            expiring: saved.expiring,
+        };
+        *self.analytics.write().expect("audience analytics") = saved.analytics;
+        cursor.after = saved.after;
+        cursor.transactions = saved.transactions;
+        cursor.restored = Some(saved.transactions);
+        tracing::info!(
+            transactions = saved.transactions,
+            "the audience took its saved state; folding the journal after it"
+        );
+    }
+
+    /// The state as it would be saved now, if the audience has caught up once.
+    fn encode(&self, ops: &Ops, cursor: &Cursor) -> Option<Vec<u8>> {
+        if !cursor.profiles {
+            return None;
+        }
+        let facts = self.facts.read().expect("audience facts");
+        let analytics = self.analytics.read().expect("audience analytics");
+        Some(encode_saved(&terms(ops), cursor, &facts, &analytics))
+    }
+
+    /// Saves the state (`G A`), so the next start folds the journal from here. Blocking.
+    /// Returns the transactions the saved state holds (`None`: the audience had not caught up
+    /// once, and nothing was saved).
+    pub fn save(&self, ops: &Ops) -> Result<Option<u64>, OpError> {
+        let mut cursor = self.cursor.lock().expect("audience cursor");
+        let Some(bytes) = self.encode(ops, &cursor) else {
+            return Ok(None);
+        };
+        let n = cursor.transactions;
+        cursor.saved = Some((std::time::Instant::now(), n));
+        // Later catch-ups need not wait for the store's writes.
+        drop(cursor);
+        ops.registry
+            .save_audience(&bytes)
+            .map_err(super::partner::registry_error)?;
+        Ok(Some(n))
+    }
+
+    /// Saves the state if [`SAVE_EVERY`] has passed since the last save and [`SAVE_AFTER`]
+    /// transactions or more were folded since. Blocking.
+    fn save_if_due(&self, ops: &Ops) -> Result<(), OpError> {
+        let due = {
+            let cursor = self.cursor.lock().expect("audience cursor");
+            cursor.saved.is_some_and(|(at, n)| {
+                at.elapsed() >= SAVE_EVERY && cursor.transactions.saturating_sub(n) >= SAVE_AFTER
+            })
+        };
+        if due {
+            self.save(ops)?;
+        }
+        Ok(())
+    }
+
+    /// Transactions the saved state read at start held (`None`: none was read, and the journal
+    /// was folded from its start).
+    pub fn restored(&self) -> Option<u64> {
+        self.cursor.lock().expect("audience cursor").restored
+    }
+
+    /// Whether the facts the journal gives, and the dashboards' aggregates less the profiles'
+    /// part, equal a fold of the journal from its start through the audience's cursor: what
+    /// differs, if anything. Blocking; holds off catch-ups while it folds.
+    pub fn check_against_journal(&self, ops: &Ops) -> Result<Option<String>, OpError> {
+        let cursor = self.cursor.lock().expect("audience cursor");
+        let t = terms(ops);
+        let mut facts = Facts {
+            minor_per_unit: t.currency.as_deref().map_or(100, minor_units),
+            ..Facts::default()
+        };
+        let mut analytics = Analytics::default();
+        if let Some(end) = &cursor.after {
+            let snap = ops.ledger.read_snapshot()?;
+            ops.ledger
+                .for_each_batch_after(&snap, None, &mut |pos, _, txs| {
+                    for tx in txs {
+                        fold_all(&mut facts, &mut analytics, &t, tx);
+                    }
+                    Ok(pos != end.as_slice())
+                })?;
+        }
+        let live = self.facts.read().expect("audience facts");
+        let live_analytics = self.analytics.read().expect("audience analytics");
+        let n = live.rows.len().max(facts.rows.len());
+        let row = |rows: &[Row], i: usize| rows.get(i).copied().unwrap_or_default();
+        if let Some(i) =
+            (0..n).find(|&i| row(&live.rows, i).without_profile() != row(&facts.rows, i))
+        {
+            return Ok(Some(format!(
+                "member {i}: {:?} held, {:?} folded",
+                row(&live.rows, i).without_profile(),
+                row(&facts.rows, i)
+            )));
+        }
+        if live.expiring != facts.expiring {
+            return Ok(Some("the lots by expiry differ".into()));
+        }
+        let live_bare =
+            analytics_without_profiles(&live.rows, &live_analytics, live.minor_per_unit);
+        if live_bare != analytics {
+            return Ok(Some(format!(
+                "the aggregates differ: {live_bare:?} held, {analytics:?} folded"
+            )));
+        }
+        Ok(None)
     }
 
     /// Reads the segment definitions again.
@@ -591,7 +808,11 @@ pub fn spawn(ops: std::sync::Weak<Ops>) {
     tokio::spawn(async move {
         loop {
             let Some(o) = ops.upgrade() else { return };
-            let r = tokio::task::spawn_blocking(move || o.audience.catch_up(&o)).await;
+            let r = tokio::task::spawn_blocking(move || {
+                o.audience.catch_up(&o)?;
+                o.audience.save_if_due(&o)
+            })
+            .await;
             match r {
                 Ok(Err(e)) => e.log_round("audience catch-up"),
                 Err(e) => tracing::warn!(error = %e, "audience task failed"),
@@ -742,4 +963,105 @@ pub fn segments_of(ops: &Ops, m: MemberId) -> Result<Vec<SegmentRecord>, OpError
         .into_iter()
         .filter(|s| ops.audience.contains(s, m, today))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The saved state keeps what the journal gave every member and nothing a profile gave:
+    /// not in the rows, not in the aggregates. Read back, it is the state less the profiles.
+    #[test]
+    fn the_saved_state_holds_the_journals_facts_and_no_profiles() {
+        let mut facts = Facts {
+            minor_per_unit: 100,
+            ..Facts::default()
+        };
+        let mut analytics = Analytics::default();
+        let profile = Profile {
+            birth_date: Some("1990-04-02".into()),
+            gender: Some("female".into()),
+            city: Some("Tabriz".into()),
+            ..Profile::default()
+        };
+        for m in [3u64, 9] {
+            let old = facts.row(m).copied().unwrap_or_default();
+            let r = facts.row_mut(m);
+            r.enrolled = true;
+            r.active = true;
+            r.balance = 100 * m as i64;
+            r.visits = 2;
+            r.first_visit = 20_000;
+            r.last_visit = 20_010;
+            r.spend_minor = 5_000;
+            let new = *r;
+            analytics.row_changed(&old, &new, 100);
+            put_profile(&mut facts, &mut analytics, MemberId(m), Some(&profile));
+        }
+        facts.add_expiring(9, 1_800_000_000_000, 40);
+        assert_ne!(facts.rows[3].gender, 0, "the profile is in the row");
+        let cursor = Cursor {
+            after: Some(vec![1, 2, 3]),
+            transactions: 77,
+            profiles: true,
+            ..Cursor::default()
+        };
+        let t = Terms {
+            tz: chrono_tz::Tz::Asia__Tehran,
+            currency: Some("GBP".into()),
+        };
+        let bytes = encode_saved(&t, &cursor, &facts, &analytics);
+        let saved: Saved = postcard::from_bytes(&bytes).expect("decodes");
+        assert_eq!(
+            (saved.format, saved.tz.as_str(), saved.currency.as_deref()),
+            (SAVED_FORMAT, "Asia/Tehran", Some("GBP"))
+        );
+        assert_eq!((saved.after, saved.transactions), (Some(vec![1, 2, 3]), 77));
+        assert_eq!(saved.rows.len(), facts.rows.len());
+        for (saved, held) in saved.rows.iter().zip(&facts.rows) {
+            assert_eq!(*saved, held.without_profile());
+            assert_eq!(
+                (saved.birth, saved.gender, saved.city, saved.reach),
+                (i32::MIN, 0, 0, 0)
+            );
+        }
+        assert_eq!(saved.rows[9].balance, 900, "the journal's facts are kept");
+        assert_eq!(saved.expiring, facts.expiring);
+        assert_eq!(saved.analytics.members.members, 2);
+        assert_eq!(
+            saved.analytics.members.gender.keys().collect::<Vec<_>>(),
+            vec![&0],
+            "no gender counted"
+        );
+        assert_eq!(
+            saved
+                .analytics
+                .members
+                .birth_year
+                .keys()
+                .collect::<Vec<_>>(),
+            vec![&i32::MIN],
+            "no birth year counted"
+        );
+        assert_eq!(
+            analytics.members.birth_year.get(&1990),
+            Some(&2),
+            "held, not saved"
+        );
+
+        // The profiles put back on the saved state give the state that was held.
+        let mut back = Facts {
+            rows: saved.rows,
+            genders: saved.genders,
+            cities: saved.cities,
+            minor_per_unit: 100,
+            expiring: saved.expiring,
+        };
+        let mut back_analytics = saved.analytics;
+        for m in [3u64, 9] {
+            put_profile(&mut back, &mut back_analytics, MemberId(m), Some(&profile));
+        }
+        assert_eq!(back.rows, facts.rows);
+        assert_eq!(back_analytics, analytics);
+    }
 }

@@ -33,6 +33,7 @@ use ledger::keys::gateway::{
 };
 use ledger::keys::GATEWAY as PREFIX;
 
+mod audience;
 mod engagement;
 mod keys;
 mod master_key;

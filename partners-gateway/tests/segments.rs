@@ -44,6 +44,48 @@ async fn preview(gw: &Gw, rules: Value) -> Vec<u64> {
     members
 }
 
+/// Sets the programme's clock to UTC and its currency to GBP, then the members' profiles.
+async fn gbp_programme_with_profiles(gw: &Gw, profiles: Vec<(u64, Value)>) {
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": "UTC", "currency": "GBP", "reason": "segments by spend"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    for (m, profile) in profiles {
+        let p = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/profile"),
+                Some(profile),
+            )
+            .await;
+        assert_eq!(p.status, 200, "{:?}", p.body);
+    }
+}
+
+/// Three members: 32 born this month, 33 next month.
+fn this_month_profiles() -> Vec<(u64, Value)> {
+    let this_month = chrono::Utc::now().month();
+    let other_month = this_month % 12 + 1;
+    vec![
+        (
+            31,
+            json!({"birth_date": "1995-05-01", "gender": "female", "city": "Tehran"}),
+        ),
+        (
+            32,
+            json!({"birth_date": format!("1960-{this_month:02}-10"), "gender": "male", "city": "tehran "}),
+        ),
+        (
+            33,
+            json!({"birth_date": format!("2000-{other_month:02}-07"), "gender": "female", "city": "Shiraz"}),
+        ),
+    ]
+}
+
 fn bonus_points(earn: &Value) -> Vec<i64> {
     earn["bonuses"]
         .as_array()
@@ -58,39 +100,7 @@ fn bonus_points(earn: &Value) -> Vec<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn segments_select_members_and_campaigns_reward_them() {
     let gw = Gw::start().await;
-    let r = gw
-        .op(
-            "PUT",
-            "/admin/v1/programme",
-            Some(json!({"time_zone": "UTC", "currency": "GBP", "reason": "segments by spend"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    let this_month = chrono::Utc::now().month();
-    let other_month = this_month % 12 + 1;
-    for (m, profile) in [
-        (
-            31,
-            json!({"birth_date": "1995-05-01", "gender": "female", "city": "Tehran"}),
-        ),
-        (
-            32,
-            json!({"birth_date": format!("1960-{this_month:02}-10"), "gender": "male", "city": "tehran "}),
-        ),
-        (
-            33,
-            json!({"birth_date": format!("2000-{other_month:02}-07"), "gender": "female", "city": "Shiraz"}),
-        ),
-    ] {
-        let p = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/profile"),
-                Some(profile),
-            )
-            .await;
-        assert_eq!(p.status, 200, "{:?}", p.body);
-    }
+    gbp_programme_with_profiles(&gw, this_month_profiles()).await;
     for (i, gbp) in ["20.00", "20.00", "20.50"].iter().enumerate() {
         telecom_earn(&gw, 31, &format!("S-31-{i}"), gbp).await;
     }
@@ -266,37 +276,24 @@ async fn previews(gw: &Gw) -> Vec<Vec<u64>> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     let gw = Gw::start().await;
-    let r = gw
-        .op(
-            "PUT",
-            "/admin/v1/programme",
-            Some(json!({"time_zone": "UTC", "currency": "GBP", "reason": "segments by spend"})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
-    for (m, profile) in [
-        (
-            31,
-            json!({"birth_date": "1995-05-01", "gender": "female", "city": "Tehran"}),
-        ),
-        (
-            32,
-            json!({"birth_date": "1960-03-10", "gender": "male", "city": "tehran"}),
-        ),
-        (
-            33,
-            json!({"birth_date": "2000-01-07", "gender": "female", "city": "Shiraz"}),
-        ),
-    ] {
-        let p = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/profile"),
-                Some(profile),
-            )
-            .await;
-        assert_eq!(p.status, 200, "{:?}", p.body);
-    }
+    gbp_programme_with_profiles(
+        &gw,
+        vec![
+            (
+                31,
+                json!({"birth_date": "1995-05-01", "gender": "female", "city": "Tehran"}),
+            ),
+            (
+                32,
+                json!({"birth_date": "1960-03-10", "gender": "male", "city": "tehran"}),
+            ),
+            (
+                33,
+                json!({"birth_date": "2000-01-07", "gender": "female", "city": "Shiraz"}),
+            ),
+        ],
+    )
+    .await;
     for (i, gbp) in ["20.00", "15.00", "20.50"].iter().enumerate() {
         telecom_earn(&gw, 31, &format!("R-31-{i}"), gbp).await;
     }

@@ -100,24 +100,39 @@ impl Registry {
     }
 
     /// The audience's saved state, if one is stored whole.
+    ///
+    /// The chunks are read [`CHUNKS_PER_TXN`] to a snapshot, so no read outlasts FoundationDB's
+    /// five seconds however large the state: a generation's chunks never change, and if a newer
+    /// save clears them meanwhile, the gap shows and nothing is read.
     pub fn load_audience(&self) -> Result<Option<Vec<u8>>, RegistryError> {
-        let snap = self.store.snapshot()?;
-        let Some(head) = snap.get(&head_key())?.as_deref().and_then(Head::decode) else {
+        let Some(head) = self
+            .store
+            .snapshot()?
+            .get(&head_key())?
+            .as_deref()
+            .and_then(Head::decode)
+        else {
             return Ok(None);
         };
-        let begin = chunk_key(Some(head.generation), None);
         let mut bytes = Vec::with_capacity(usize::try_from(head.len).unwrap_or(0));
         let mut next = 0u32;
         let mut gap = false;
-        snap.scan(&begin, &prefix_end(&begin), &mut |k, v| {
-            if k[begin.len()..] != next.to_be_bytes() {
-                gap = true;
-                return false;
-            }
-            bytes.extend_from_slice(v);
-            next += 1;
-            true
-        })?;
+        while next < head.chunks && !gap {
+            let begin = chunk_key(Some(head.generation), Some(next));
+            let last = next.saturating_add(CHUNKS_PER_TXN as u32).min(head.chunks);
+            let end = chunk_key(Some(head.generation), Some(last));
+            let before = next;
+            self.store.snapshot()?.scan(&begin, &end, &mut |k, v| {
+                if k[k.len() - 4..] != next.to_be_bytes() {
+                    gap = true;
+                    return false;
+                }
+                bytes.extend_from_slice(v);
+                next += 1;
+                true
+            })?;
+            gap |= next != last || next == before;
+        }
         let whole = !gap
             && next == head.chunks
             && bytes.len() as u64 == head.len

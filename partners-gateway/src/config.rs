@@ -274,6 +274,7 @@ pub struct Config {
 impl Config {
     /// Defaults for data directory `data`, listening on an ephemeral loopback port.
     pub fn for_tests(data: &Path) -> Config {
+        let ledger_default = ledger::LedgerConfig::default();
         Config {
             listen: "127.0.0.1:0".parse().expect("valid address"),
             store: EngineSpec::Embedded,
@@ -285,9 +286,9 @@ impl Config {
             batch_size_max: 8192,
             linger_us: 0,
             queue_capacity: 65_536,
-            keys_in_memory: 10_000_000,
-            reversal_totals_in_memory: 250_000,
-            member_write_delay: 1_000_000,
+            keys_in_memory: ledger_default.keys_in_memory,
+            reversal_totals_in_memory: ledger_default.reversal_totals_in_memory,
+            member_write_delay: ledger_default.member_write_delay,
             store_cache_mb: STORE_CACHE_MB_DEFAULT,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
@@ -304,6 +305,7 @@ impl Config {
 
     /// File, then flags, over defaults.
     pub fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
+        let ledger_default = ledger::LedgerConfig::default();
         let file: FileConfig = match &args.config {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
@@ -379,17 +381,17 @@ impl Config {
             keys_in_memory: args
                 .keys_in_memory
                 .or(file.keys_in_memory)
-                .unwrap_or(10_000_000)
+                .unwrap_or(ledger_default.keys_in_memory)
                 .max(1),
             reversal_totals_in_memory: args
                 .reversal_totals_in_memory
                 .or(file.reversal_totals_in_memory)
-                .unwrap_or(250_000)
+                .unwrap_or(ledger_default.reversal_totals_in_memory)
                 .max(1),
             member_write_delay: args
                 .member_write_delay
                 .or(file.member_write_delay)
-                .unwrap_or(1_000_000)
+                .unwrap_or(ledger_default.member_write_delay)
                 .max(1),
             store_cache_mb,
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),

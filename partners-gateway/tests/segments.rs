@@ -272,7 +272,8 @@ async fn previews(gw: &Gw) -> Vec<Vec<u64>> {
 /// A restart takes the audience's state saved at shutdown and folds only the journal after
 /// it: the same members are in the same segments, a member erased before the stop stays
 /// without profile facts, transactions after the restart are folded on top, and the facts
-/// equal a fold of the whole journal.
+/// equal a fold of the whole journal. Facts counted partly under another time zone or currency
+/// are never saved: the next start folds the journal again.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     let gw = Gw::start().await;
@@ -317,6 +318,19 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
         "a fresh store has nothing saved"
     );
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+    // The audience began counting before the currency was set: what it holds is not saved.
+    assert_eq!(ops.audience.save(&ops).unwrap(), None);
+    drop(ops);
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    assert_eq!(previews(&gw).await, before);
+    let ops = gw.app().ops.clone();
+    assert_eq!(
+        ops.audience.restored(),
+        None,
+        "folded from the journal's start"
+    );
     let folded = ops.audience.transactions();
     assert!(folded > 0);
     drop(ops);
@@ -349,4 +363,29 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     assert_eq!(after[4], vec![31, 32], "spend is saved and added to");
     assert!(ops.audience.transactions() >= restored + 2);
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+
+    // Days counted in another time zone: the facts folded so far are not saved as if counted
+    // in it, and the next start folds the journal again.
+    let r = gw
+        .op(
+            "PUT",
+            "/admin/v1/programme",
+            Some(json!({"time_zone": "Asia/Tehran", "currency": "GBP", "reason": "moved"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(ops.audience.save(&ops).unwrap(), None, "not saved");
+    drop(ops);
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    let gw = Gw::start_in(dir, config).await;
+    assert_eq!(previews(&gw).await, after);
+    let ops = gw.app().ops.clone();
+    assert_eq!(
+        ops.audience.restored(),
+        None,
+        "folded from the journal's start"
+    );
+    assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+    assert!(ops.audience.save(&ops).unwrap().is_some(), "saved again");
 }

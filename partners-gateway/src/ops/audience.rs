@@ -50,6 +50,9 @@ struct Cursor {
     saved: Option<(std::time::Instant, u64)>,
     /// Transactions the saved state read at start held, if one was read.
     restored: Option<u64>,
+    /// The time zone and currency the facts were first counted under (at start, or by the
+    /// saved state taken): a state folded partly under other terms is not saved.
+    counted: Option<(String, Option<String>)>,
 }
 
 /// The saved state as written: the facts less the profiles', borrowed.
@@ -405,6 +408,7 @@ impl Audience {
         let t = terms(ops);
         if !cursor.profiles {
             self.restore(ops, &t, &mut cursor);
+            cursor.counted = Some((t.tz.name().to_string(), t.currency.clone()));
             // The changes from here on are read again after the scan: none is missed.
             cursor.profile_change = ops
                 .registry
@@ -514,20 +518,28 @@ impl Audience {
         );
     }
 
-    /// The state as it would be saved now, if the audience has caught up once.
+    /// The state as it would be saved now, if the audience has caught up once and every
+    /// transaction it holds was counted under the programme's present time zone and currency.
     fn encode(&self, ops: &Ops, cursor: &Cursor) -> Option<Vec<u8>> {
         if !cursor.profiles {
             return None;
         }
+        let t = terms(ops);
+        if cursor.counted != Some((t.tz.name().to_string(), t.currency.clone())) {
+            tracing::info!("the programme's time zone or currency changed since the audience began counting: its state is not saved, and the next start folds the journal from its start");
+            return None;
+        }
         let facts = self.facts.read().expect("audience facts");
         let analytics = self.analytics.read().expect("audience analytics");
-        Some(encode_saved(&terms(ops), cursor, &facts, &analytics))
+        Some(encode_saved(&t, cursor, &facts, &analytics))
     }
 
     /// Saves the state (`G A`), so the next start folds the journal from here. Blocking.
-    /// Returns the transactions the saved state holds (`None`: the audience had not caught up
-    /// once, and nothing was saved).
+    /// Returns the transactions the saved state holds (`None`: nothing was saved, because the
+    /// audience had not caught up once, or the programme's time zone or currency changed since
+    /// it began counting).
     pub fn save(&self, ops: &Ops) -> Result<Option<u64>, OpError> {
+        let began = std::time::Instant::now();
         let mut cursor = self.cursor.lock().expect("audience cursor");
         let Some(bytes) = self.encode(ops, &cursor) else {
             return Ok(None);
@@ -536,9 +548,17 @@ impl Audience {
         cursor.saved = Some((std::time::Instant::now(), n));
         // Later catch-ups need not wait for the store's writes.
         drop(cursor);
+        let encoded = began.elapsed();
         ops.registry
             .save_audience(&bytes)
             .map_err(super::partner::registry_error)?;
+        tracing::info!(
+            transactions = n,
+            bytes = bytes.len(),
+            encode_ms = encoded.as_millis() as u64,
+            total_ms = began.elapsed().as_millis() as u64,
+            "the audience saved its state"
+        );
         Ok(Some(n))
     }
 

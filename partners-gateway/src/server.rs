@@ -505,6 +505,9 @@ async fn metrics_text(
     if let Some(rss) = ledger::allocator::resident_bytes() {
         metrics::gauge!("process_resident_memory_bytes").set(rss as f64);
     }
+    let (folded, saved) = app.ops.audience.progress();
+    metrics::gauge!("audience_transactions_folded").set(folded as f64);
+    metrics::gauge!("audience_saved_transactions").set(saved as f64);
     let (held, capacity) = app.nonces.fill();
     metrics::gauge!("nonce_cache_entries").set(held as f64);
     metrics::gauge!("nonce_cache_capacity").set(capacity as f64);

@@ -249,6 +249,25 @@ async fn segments_select_members_and_campaigns_reward_them() {
     );
 }
 
+/// The value of gauge `name` on `/metrics`.
+async fn gauge(gw: &Gw, name: &str) -> u64 {
+    let r = gw
+        .http
+        .get(format!("{}/metrics", gw.base))
+        .bearer_auth(gw.cred("OPERATOR_TOKEN"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let text = r.text().await.unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("{name} in /metrics"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 /// The rules the restart test compares before and after.
 fn restart_rules() -> Vec<Value> {
     vec![
@@ -350,6 +369,14 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
         "saved at shutdown: {restored} of {folded} transactions"
     );
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
+    assert_eq!(
+        (
+            gauge(&gw, "audience_transactions_folded").await,
+            gauge(&gw, "audience_saved_transactions").await
+        ),
+        (ops.audience.transactions(), restored),
+        "/metrics"
+    );
 
     // Transactions after the restart are folded on top of the saved state.
     telecom_earn(&gw, 32, "R-32-b", "1.00").await;

@@ -22,6 +22,7 @@ use ledger::core::state::Standing;
 use ledger::{MemberId, Timestamp, Transaction, TxKind};
 use rust_decimal::Decimal;
 use std::collections::HashMap;
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -134,6 +135,10 @@ pub struct Audience {
     names: RwLock<HashMap<u64, Vec<u64>>>,
     cursor: Mutex<Cursor>,
     compiled: Mutex<HashMap<u32, CompiledSegment>>,
+    /// Transactions folded, and those the last state saved or taken held, for `/metrics`
+    /// (read without waiting for a catch-up or a save).
+    folded: std::sync::atomic::AtomicU64,
+    saved: std::sync::atomic::AtomicU64,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
     records: RwLock<HashMap<u32, SegmentRecord>>,
 }
@@ -468,6 +473,7 @@ impl Audience {
             drop(analytics);
             drop(facts);
             cursor.transactions += n;
+            self.folded.store(cursor.transactions, Relaxed);
             if let Some(p) = last {
                 cursor.after = Some(p);
             }
@@ -512,6 +518,7 @@ impl Audience {
         cursor.after = saved.after;
         cursor.transactions = saved.transactions;
         cursor.restored = Some(saved.transactions);
+        self.saved.store(saved.transactions, Relaxed);
         tracing::info!(
             transactions = saved.transactions,
             "the audience took its saved state; folding the journal after it"
@@ -559,6 +566,7 @@ impl Audience {
             total_ms = began.elapsed().as_millis() as u64,
             "the audience saved its state"
         );
+        self.saved.store(n, Relaxed);
         Ok(Some(n))
     }
 
@@ -647,6 +655,12 @@ impl Audience {
         // definition each time would be work on the request path for nothing.
         let records = self.records.read().expect("segment records");
         records.get(&id).is_some_and(|r| self.contains(r, m, today))
+    }
+
+    /// Transactions folded, and those the last state saved or taken at start held (0: none),
+    /// read without waiting for a catch-up or a save.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.folded.load(Relaxed), self.saved.load(Relaxed))
     }
 
     /// Transactions folded so far.

@@ -277,6 +277,11 @@ impl CampaignUses {
         &self.0
     }
 
+    /// The vector itself, for a prefetch that must not read its header.
+    pub(crate) fn thin(&self) -> &thin_vec::ThinVec<(CampaignId, MemberUse)> {
+        &self.0
+    }
+
     /// The use of campaign `c`.
     pub fn get(&self, c: CampaignId) -> MemberUse {
         self.0

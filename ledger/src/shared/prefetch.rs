@@ -47,12 +47,13 @@ fn slice<T>(items: &[T]) {
 }
 
 /// Asks for a `ThinVec`'s header (its length) and its first elements. `as_ptr` is the
-/// header's address plus the header's size, computed without reading the header (for element
-/// types no more aligned than the header), so asking costs no wait for the header itself.
+/// header's address plus the header's size, computed without reading the header for element
+/// types no more aligned than the header's words (`thin_vec`'s `data_raw`), so asking costs no
+/// wait for the header itself.
 #[inline]
 fn thin<T>(v: &thin_vec::ThinVec<T>) {
     const HEADER: usize = 2 * std::mem::size_of::<usize>();
-    const { assert!(std::mem::align_of::<T>() <= HEADER) };
+    const { assert!(std::mem::align_of::<T>() <= std::mem::align_of::<usize>()) };
     bytes((v.as_ptr() as usize).wrapping_sub(HEADER), 2 * LINE, 2);
 }
 
@@ -169,7 +170,8 @@ pub(crate) fn member(at: usize) {
 }
 
 /// Asks for what member `m`'s state points to: the two ends of its ring of lots (a burn draws
-/// on the front, an earn adds at the back) and its rarer parts (its standing and tier). The
+/// on the front, an earn adds at the back), its campaigns' uses (an earn checks their caps) and
+/// its rarer parts (its standing and tier). The
 /// writer calls it `AHEAD` commands before deciding the command, once [`member`] has brought
 /// the state itself in.
 #[inline]
@@ -193,6 +195,7 @@ pub(crate) fn parts_of(s: &crate::core::state::MemberState) {
     if let Some(x) = &s.extras {
         line(&**x as *const _ as usize);
     }
+    thin(s.campaigns.thin());
 }
 
 /// Asks for member `m`'s tier months (an earn sums its qualification window over them). The
@@ -221,7 +224,7 @@ pub(crate) fn page_member(members: &[(MemberId, &crate::core::state::MemberState
         for run in s.lots.slices() {
             slice(run);
         }
-        slice(s.campaigns.as_slice());
+        thin(s.campaigns.thin());
         if let Some(x) = &s.extras {
             bytes(&**x as *const _ as usize, std::mem::size_of_val(&**x), 2);
         }

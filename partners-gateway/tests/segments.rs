@@ -268,6 +268,13 @@ async fn gauge(gw: &Gw, name: &str) -> u64 {
         .unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
+/// Stops `gw` cleanly and starts a gateway on its data.
+async fn restart(gw: Gw) -> Gw {
+    let dir = gw.stop().await;
+    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
+    Gw::start_in(dir, config).await
+}
+
 /// The rules the restart test compares before and after.
 fn restart_rules() -> Vec<Value> {
     vec![
@@ -340,9 +347,7 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     // The audience began counting before the currency was set: what it holds is not saved.
     assert_eq!(ops.audience.save(&ops).unwrap(), None);
     drop(ops);
-    let dir = gw.stop().await;
-    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
-    let gw = Gw::start_in(dir, config).await;
+    let gw = restart(gw).await;
     assert_eq!(previews(&gw).await, before);
     let ops = gw.app().ops.clone();
     assert_eq!(
@@ -354,9 +359,7 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     assert!(folded > 0);
     drop(ops);
 
-    let dir = gw.stop().await;
-    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
-    let gw = Gw::start_in(dir, config).await;
+    let gw = restart(gw).await;
     assert_eq!(
         previews(&gw).await,
         before,
@@ -403,9 +406,7 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     assert_eq!(r.status, 200, "{:?}", r.body);
     assert_eq!(ops.audience.save(&ops).unwrap(), None, "not saved");
     drop(ops);
-    let dir = gw.stop().await;
-    let config = partners_gateway::config::Config::for_tests(&dir.path().join("data"));
-    let gw = Gw::start_in(dir, config).await;
+    let gw = restart(gw).await;
     assert_eq!(previews(&gw).await, after);
     let ops = gw.app().ops.clone();
     assert_eq!(

@@ -272,12 +272,8 @@ pub enum Counter {
 pub struct CampaignUses(thin_vec::ThinVec<(CampaignId, MemberUse)>);
 
 impl CampaignUses {
-    /// Every campaign's use, in the order of their first awards.
-    pub(crate) fn as_slice(&self) -> &[(CampaignId, MemberUse)] {
-        &self.0
-    }
-
-    /// The vector itself, for a prefetch that must not read its header.
+    /// Every campaign's use, in the order of their first awards, as the vector itself: for a
+    /// prefetch that must not read its header.
     pub(crate) fn thin(&self) -> &thin_vec::ThinVec<(CampaignId, MemberUse)> {
         &self.0
     }

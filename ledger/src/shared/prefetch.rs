@@ -171,9 +171,8 @@ pub(crate) fn member(at: usize) {
 
 /// Asks for what member `m`'s state points to: the two ends of its ring of lots (a burn draws
 /// on the front, an earn adds at the back), its campaigns' uses (an earn checks their caps) and
-/// its rarer parts (its standing and tier). The
-/// writer calls it `AHEAD` commands before deciding the command, once [`member`] has brought
-/// the state itself in.
+/// its rarer parts (its standing and tier). The writer calls it `AHEAD` commands before
+/// deciding the command, once [`member`] has brought the state itself in.
 #[inline]
 pub(crate) fn member_parts(state: &State, m: Option<MemberId>) {
     if let Some(s) = m.and_then(|m| state.member(m)) {

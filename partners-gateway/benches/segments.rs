@@ -44,6 +44,7 @@ fn main() {
             let started = Instant::now();
             let n = partners_gateway::ops::audience::fold_journal(
                 &snap,
+                None,
                 &mut facts,
                 &mut partners_gateway::members::analytics::Analytics::default(),
                 chrono_tz::Tz::UTC,

@@ -138,7 +138,7 @@ pub struct Audience {
     /// Transactions folded, and those the last state saved or taken held, for `/metrics`
     /// (read without waiting for a catch-up or a save).
     folded: std::sync::atomic::AtomicU64,
-    saved: std::sync::atomic::AtomicU64,
+    last_saved: std::sync::atomic::AtomicU64,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
     records: RwLock<HashMap<u32, SegmentRecord>>,
 }
@@ -518,7 +518,7 @@ impl Audience {
         cursor.after = saved.after;
         cursor.transactions = saved.transactions;
         cursor.restored = Some(saved.transactions);
-        self.saved.store(saved.transactions, Relaxed);
+        self.last_saved.store(saved.transactions, Relaxed);
         tracing::info!(
             transactions = saved.transactions,
             "the audience took its saved state; folding the journal after it"
@@ -566,7 +566,7 @@ impl Audience {
             total_ms = began.elapsed().as_millis() as u64,
             "the audience saved its state"
         );
-        self.saved.store(n, Relaxed);
+        self.last_saved.store(n, Relaxed);
         Ok(Some(n))
     }
 
@@ -597,20 +597,19 @@ impl Audience {
     pub fn check_against_journal(&self, ops: &Ops) -> Result<Option<String>, OpError> {
         let cursor = self.cursor.lock().expect("audience cursor");
         let t = terms(ops);
-        let mut facts = Facts {
-            minor_per_unit: t.currency.as_deref().map_or(100, minor_units),
-            ..Facts::default()
-        };
+        let mut facts = Facts::default();
         let mut analytics = Analytics::default();
+        facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
         if let Some(end) = &cursor.after {
             let snap = ops.ledger.read_snapshot()?;
-            ops.ledger
-                .for_each_batch_after(&snap, None, &mut |pos, _, txs| {
-                    for tx in txs {
-                        fold_all(&mut facts, &mut analytics, &t, tx);
-                    }
-                    Ok(pos != end.as_slice())
-                })?;
+            fold_journal(
+                &snap,
+                Some(end),
+                &mut facts,
+                &mut analytics,
+                t.tz,
+                t.currency,
+            )?;
         }
         let live = self.facts.read().expect("audience facts");
         let live_analytics = self.analytics.read().expect("audience analytics");
@@ -660,7 +659,7 @@ impl Audience {
     /// Transactions folded, and those the last state saved or taken at start held (0: none),
     /// read without waiting for a catch-up or a save.
     pub fn progress(&self) -> (u64, u64) {
-        (self.folded.load(Relaxed), self.saved.load(Relaxed))
+        (self.folded.load(Relaxed), self.last_saved.load(Relaxed))
     }
 
     /// Transactions folded so far.
@@ -814,11 +813,14 @@ impl Audience {
     }
 }
 
-/// Folds every batch of the journal in `snap` into `facts` and `analytics`, counting days in `tz` and spend in
-/// `currency` (what the audience does at start; benchmarks call it directly). Returns the
+/// Folds the journal's batches in `snap`, from its start through the batch at `through` (all
+/// of them: `None`), into `facts` and `analytics`, counting days in `tz` and spend in
+/// `currency`, in one pass: the fold the audience's catch-up makes in holds, and what
+/// [`Audience::check_against_journal`] compares with. Benchmarks call it directly. Returns the
 /// transactions folded.
 pub fn fold_journal<S: ledger::store::Snapshot + ?Sized>(
     snap: &S,
+    through: Option<&[u8]>,
     facts: &mut Facts,
     analytics: &mut Analytics,
     tz: chrono_tz::Tz,
@@ -827,12 +829,12 @@ pub fn fold_journal<S: ledger::store::Snapshot + ?Sized>(
     facts.minor_per_unit = currency.as_deref().map_or(100, minor_units);
     let t = Terms { tz, currency };
     let mut n = 0u64;
-    ledger::journal::for_each_batch_after(snap, None, &mut |_, _, txs| {
+    ledger::journal::for_each_batch_after(snap, None, &mut |pos, _, txs| {
         for tx in &txs {
             fold_all(facts, analytics, &t, tx);
         }
         n += txs.len() as u64;
-        Ok(true)
+        Ok(through != Some(pos))
     })?;
     Ok(n)
 }

@@ -298,8 +298,8 @@ async fn previews(gw: &Gw) -> Vec<Vec<u64>> {
 /// A restart takes the audience's state saved at shutdown and folds only the journal after
 /// it: the same members are in the same segments, a member erased before the stop stays
 /// without profile facts, transactions after the restart are folded on top, and the facts
-/// equal a fold of the whole journal. Facts counted partly under another time zone or currency
-/// are never saved: the next start folds the journal again.
+/// equal a fold of the whole journal. When the programme's currency changes, the running
+/// audience counts everything again under it, and that state is saved and taken.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     let gw = Gw::start().await;
@@ -344,21 +344,12 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
         "a fresh store has nothing saved"
     );
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
-    // The audience began counting before the currency was set: what it holds is not saved.
-    assert_eq!(ops.audience.save(&ops).unwrap(), None);
-    drop(ops);
-    let gw = restart(gw).await;
-    assert_eq!(previews(&gw).await, before);
-    let ops = gw.app().ops.clone();
-    assert_eq!(
-        ops.audience.restored(),
-        None,
-        "folded from the journal's start"
-    );
+    // The audience began counting before the currency was set, and counted again when it was:
+    // everything it holds is counted in pounds, so it is saved.
     let folded = ops.audience.transactions();
     assert!(folded > 0);
+    assert_eq!(ops.audience.save(&ops).unwrap(), Some(folded));
     drop(ops);
-
     let gw = restart(gw).await;
     assert_eq!(
         previews(&gw).await,
@@ -394,26 +385,44 @@ async fn a_restart_takes_the_saved_audience_and_folds_only_what_came_after() {
     assert!(ops.audience.transactions() >= restored + 2);
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
 
-    // Days counted in another time zone: the facts folded so far are not saved as if counted
-    // in it, and the next start folds the journal again.
+    // Another currency: the running audience counts everything again, without a restart,
+    // and no spend in pounds is counted in euros.
     let r = gw
         .op(
             "PUT",
             "/admin/v1/programme",
-            Some(json!({"time_zone": "Asia/Tehran", "currency": "GBP", "reason": "moved"})),
+            Some(json!({"time_zone": "Asia/Tehran", "currency": "EUR", "reason": "moved"})),
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(ops.audience.save(&ops).unwrap(), None, "not saved");
-    drop(ops);
-    let gw = restart(gw).await;
-    assert_eq!(previews(&gw).await, after);
-    let ops = gw.app().ops.clone();
+    let in_euros = previews(&gw).await;
+    assert_eq!(in_euros[4], Vec::<u64>::new(), "no spend in euros");
+    assert_eq!(in_euros[3], after[3], "the visits counted again");
+    assert_eq!(in_euros[1], vec![31], "33, erased, has no gender still");
+    assert_eq!(
+        (
+            in_euros[0].clone(),
+            in_euros[2].clone(),
+            in_euros[5].clone()
+        ),
+        (after[0].clone(), after[2].clone(), after[5].clone())
+    );
     assert_eq!(
         ops.audience.restored(),
         None,
-        "folded from the journal's start"
+        "the pounds' state is not taken"
     );
     assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
-    assert!(ops.audience.save(&ops).unwrap().is_some(), "saved again");
+    let counted = ops.audience.transactions();
+    assert_eq!(ops.audience.save(&ops).unwrap(), Some(counted));
+    drop(ops);
+    let gw = restart(gw).await;
+    assert_eq!(previews(&gw).await, in_euros);
+    let ops = gw.app().ops.clone();
+    assert_eq!(
+        ops.audience.restored(),
+        Some(counted),
+        "the euros' state taken"
+    );
+    assert_eq!(ops.audience.check_against_journal(&ops).unwrap(), None);
 }

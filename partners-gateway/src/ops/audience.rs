@@ -9,7 +9,9 @@
 //! the journal from that state's cursor, so a restart does not fold the whole history again;
 //! without a saved state that checks, it folds the journal from its start. The saved state
 //! holds the facts the journal gives and none that a profile gives: the profiles are read
-//! again at every start, so a member erased since is not brought back.
+//! again at every start, so a member erased since is not brought back. When the programme's
+//! time zone or currency changes, the audience begins counting again the same way, so no
+//! day or spend is counted partly under each.
 
 use super::error::{Kind, OpError};
 use super::registry::SegmentRecord;
@@ -49,10 +51,12 @@ struct Cursor {
     profile_change: Vec<u8>,
     /// When the state was last saved (or first caught up), and the transactions folded then.
     saved: Option<(std::time::Instant, u64)>,
-    /// Transactions the saved state read at start held, if one was read.
+    /// Transactions the saved state read when the audience began counting held, if one was
+    /// read.
     restored: Option<u64>,
-    /// The time zone and currency the facts were first counted under (at start, or by the
-    /// saved state taken): a state folded partly under other terms is not saved.
+    /// The time zone and currency the facts are counted under (since the start, or by the
+    /// saved state taken): when the programme's change, the audience counts again, and until
+    /// it has, its state is not saved.
     counted: Option<(String, Option<String>)>,
 }
 
@@ -139,6 +143,8 @@ pub struct Audience {
     /// (read without waiting for a catch-up or a save).
     folded: std::sync::atomic::AtomicU64,
     last_saved: std::sync::atomic::AtomicU64,
+    /// Whether the audience has read the profiles once (before, no member is reachable).
+    began: std::sync::atomic::AtomicBool,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
     records: RwLock<HashMap<u32, SegmentRecord>>,
 }
@@ -147,6 +153,13 @@ pub struct Audience {
 struct Terms {
     tz: chrono_tz::Tz,
     currency: Option<String>,
+}
+
+impl Terms {
+    /// The time zone's name and the currency, as the cursor records what it counted under.
+    fn named(&self) -> (String, Option<String>) {
+        (self.tz.name().to_string(), self.currency.clone())
+    }
 }
 
 fn terms(ops: &Ops) -> Terms {
@@ -220,6 +233,41 @@ fn put_profile(facts: &mut Facts, analytics: &mut Analytics, m: MemberId, p: Opt
     analytics.row_changed(&old, &new, facts.minor_per_unit);
 }
 
+/// The channels `p` may be messaged on ([`crate::members::segments::REACH_SMS`] and the
+/// rest): consent given, and an address for it.
+fn reach(p: &Profile) -> u8 {
+    use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
+    use crate::members::Channel;
+    let agreed = |c: Channel| p.consent.get(&c).is_some_and(|c| c.granted);
+    let mut bits = 0;
+    if agreed(Channel::Sms) && p.phone.is_some() {
+        bits |= REACH_SMS;
+    }
+    if agreed(Channel::Email) && p.email.is_some() {
+        bits |= REACH_EMAIL;
+    }
+    if agreed(Channel::Push) {
+        bits |= REACH_PUSH;
+    }
+    bits
+}
+
+/// The bit of `channel` in a row's reach.
+fn reach_bit(channel: crate::members::Channel) -> u8 {
+    use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
+    match channel {
+        crate::members::Channel::Sms => REACH_SMS,
+        crate::members::Channel::Email => REACH_EMAIL,
+        crate::members::Channel::Push => REACH_PUSH,
+    }
+}
+
+/// Whether `p` may be messaged on `channel` (consent given and an address for it), read from
+/// the profile itself rather than the audience's facts.
+pub fn profile_reaches(p: &Profile, channel: crate::members::Channel) -> bool {
+    reach(p) & reach_bit(channel) != 0
+}
+
 /// Sets a row's profile facts.
 fn set_profile_facts(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
     let birth = p
@@ -232,22 +280,7 @@ fn set_profile_facts(facts: &mut Facts, m: MemberId, p: Option<&Profile>) {
     let city = p
         .and_then(|p| p.city.as_deref())
         .map_or(0, |c| facts.cities.intern(c));
-    let reach = p.map_or(0, |p| {
-        use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
-        use crate::members::Channel;
-        let agreed = |c: Channel| p.consent.get(&c).is_some_and(|c| c.granted);
-        let mut bits = 0;
-        if agreed(Channel::Sms) && p.phone.is_some() {
-            bits |= REACH_SMS;
-        }
-        if agreed(Channel::Email) && p.email.is_some() {
-            bits |= REACH_EMAIL;
-        }
-        if agreed(Channel::Push) {
-            bits |= REACH_PUSH;
-        }
-        bits
-    });
+    let reach = p.map_or(0, reach);
     let r = facts.row_mut(m.0);
     r.birth = birth;
     r.gender = gender;
@@ -412,25 +445,12 @@ impl Audience {
         let mut cursor = self.cursor.lock().expect("audience cursor");
         let t = terms(ops);
         if !cursor.profiles {
-            self.restore(ops, &t, &mut cursor);
-            cursor.counted = Some((t.tz.name().to_string(), t.currency.clone()));
-            // The changes from here on are read again after the scan: none is missed.
-            cursor.profile_change = ops
-                .registry
-                .last_profile_change()
-                .map_err(super::partner::registry_error)?
-                .unwrap_or_default();
-            let mut facts = self.facts.write().expect("audience facts");
-            let mut analytics = self.analytics.write().expect("audience analytics");
-            facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
-            ops.registry
-                .for_each_profile(&mut |m, p| {
-                    self.index_contacts(m, Some(&p));
-                    put_profile(&mut facts, &mut analytics, m, Some(&p))
-                })
-                .map_err(super::partner::registry_error)?;
-            cursor.profiles = true;
-            cursor.saved = Some((std::time::Instant::now(), cursor.transactions));
+            self.begin(ops, &t, &mut cursor)?;
+        } else if cursor.counted.as_ref() != Some(&t.named()) {
+            // Days and spend counted under the old terms would stay mixed with the new: count
+            // everything again, as at a start.
+            tracing::info!("the programme's time zone or currency changed: the audience counts the journal again under the new terms");
+            self.begin(ops, &t, &mut cursor)?;
         }
         loop {
             let changes = ops
@@ -483,38 +503,79 @@ impl Audience {
         }
     }
 
-    /// Takes the saved state, if one is stored whole, in this format, and counted in the
-    /// programme's time zone and currency as they are now; otherwise leaves the facts empty, to
-    /// be folded from the journal's start.
-    fn restore(&self, ops: &Ops, t: &Terms, cursor: &mut Cursor) {
+    /// Begins counting under `t`: the saved state if one checks (else nothing), and every
+    /// profile, built aside and put in place of the held facts whole, so no reader sees a member
+    /// without the profile facts it had (the reach a message asks for). The journal after the
+    /// cursor is folded from there. Blocking.
+    fn begin(&self, ops: &Ops, t: &Terms, cursor: &mut Cursor) -> Result<(), OpError> {
+        *cursor = Cursor::default();
+        let (mut facts, mut analytics) = self.restore(ops, t, cursor).unwrap_or_default();
+        facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
+        // The changes from here on are read again after the scan: none is missed.
+        let profile_change = ops
+            .registry
+            .last_profile_change()
+            .map_err(super::partner::registry_error)?
+            .unwrap_or_default();
+        ops.registry
+            .for_each_profile(&mut |m, p| {
+                self.index_contacts(m, Some(&p));
+                put_profile(&mut facts, &mut analytics, m, Some(&p))
+            })
+            .map_err(super::partner::registry_error)?;
+        // A profile changed during the scan was written by its writer into the facts being
+        // replaced: read the changes since the scan began again where no writer can come
+        // between them and the swap.
+        let mut profile_change = profile_change;
+        self.replace(facts, analytics, |facts, analytics| loop {
+            let changes = ops
+                .registry
+                .profile_changes_after(&profile_change, 1_000)
+                .map_err(super::partner::registry_error)?;
+            for (k, m) in &changes {
+                let p = ops
+                    .registry
+                    .profile(*m)
+                    .map_err(super::partner::registry_error)?;
+                put_profile(facts, analytics, *m, p.as_ref());
+                profile_change = k.clone();
+            }
+            if changes.len() < 1_000 {
+                return Ok::<_, OpError>(());
+            }
+        })?;
+        cursor.profile_change = profile_change;
+        cursor.counted = Some(t.named());
+        cursor.profiles = true;
+        cursor.saved = Some((std::time::Instant::now(), cursor.transactions));
+        self.folded.store(cursor.transactions, Relaxed);
+        self.began.store(true, Relaxed);
+        Ok(())
+    }
+
+    /// The saved state (its facts and aggregates, its cursor into `cursor`), if one is stored
+    /// whole, in this format, and counted in the programme's time zone and currency as they are
+    /// now; otherwise `None`, and the journal is folded from its start.
+    fn restore(&self, ops: &Ops, t: &Terms, cursor: &mut Cursor) -> Option<(Facts, Analytics)> {
         let bytes = match ops.registry.load_audience() {
             Ok(Some(b)) => b,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::warn!(error = %e, "the audience's saved state was not read; folding the journal from its start");
-                return;
+                return None;
             }
         };
         let saved: Saved = match postcard::from_bytes(&bytes) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "the audience's saved state did not decode; folding the journal from its start");
-                return;
+                return None;
             }
         };
         if saved.format != SAVED_FORMAT || saved.tz != t.tz.name() || saved.currency != t.currency {
             tracing::info!("the audience's saved state was counted under other terms; folding the journal from its start");
-            return;
+            return None;
         }
-        let mut facts = self.facts.write().expect("audience facts");
-        *facts = Facts {
-            rows: saved.rows,
-            genders: saved.genders,
-            cities: saved.cities,
-            minor_per_unit: facts.minor_per_unit,
-            expiring: saved.expiring,
-        };
-        *self.analytics.write().expect("audience analytics") = saved.analytics;
         cursor.after = saved.after;
         cursor.transactions = saved.transactions;
         cursor.restored = Some(saved.transactions);
@@ -523,6 +584,41 @@ impl Audience {
             transactions = saved.transactions,
             "the audience took its saved state; folding the journal after it"
         );
+        let facts = Facts {
+            rows: saved.rows,
+            genders: saved.genders,
+            cities: saved.cities,
+            minor_per_unit: 0,
+            expiring: saved.expiring,
+        };
+        Some((facts, saved.analytics))
+    }
+
+    /// Whether the audience has read every profile once since the start: until then no member
+    /// is [`Audience::reachable`], and a message decided on that would be lost.
+    pub fn began(&self) -> bool {
+        self.began.load(Relaxed)
+    }
+
+    /// Runs `last` on `facts` and `analytics`, then puts them in place of those held, with no
+    /// reader or writer of the held ones between the two (`last` takes no lock of the
+    /// audience's). The compiled segments are dropped with them: they name genders and cities
+    /// by the old facts' interned numbers. If `last` fails, nothing is replaced.
+    fn replace<E>(
+        &self,
+        mut facts: Facts,
+        mut analytics: Analytics,
+        last: impl FnOnce(&mut Facts, &mut Analytics) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // The cache's lock first, as `compiled` takes it before the facts'.
+        let mut compiled = self.compiled.lock().expect("segment cache");
+        let mut held = self.facts.write().expect("audience facts");
+        let mut held_analytics = self.analytics.write().expect("audience analytics");
+        last(&mut facts, &mut analytics)?;
+        *held = facts;
+        *held_analytics = analytics;
+        compiled.clear();
+        Ok(())
     }
 
     /// The state as it would be saved now, if the audience has caught up once and every
@@ -532,8 +628,8 @@ impl Audience {
             return None;
         }
         let t = terms(ops);
-        if cursor.counted != Some((t.tz.name().to_string(), t.currency.clone())) {
-            tracing::info!("the programme's time zone or currency changed since the audience began counting: its state is not saved, and the next start folds the journal from its start");
+        if cursor.counted.as_ref() != Some(&t.named()) {
+            tracing::info!("the programme's time zone or currency changed since the audience began counting: its state is not saved until it has counted again");
             return None;
         }
         let facts = self.facts.read().expect("audience facts");
@@ -585,8 +681,8 @@ impl Audience {
         Ok(())
     }
 
-    /// Transactions the saved state read at start held (`None`: none was read, and the journal
-    /// was folded from its start).
+    /// Transactions the saved state read when the audience began counting held (`None`: none
+    /// was read, and the journal was folded from its start).
     pub fn restored(&self) -> Option<u64> {
         self.cursor.lock().expect("audience cursor").restored
     }
@@ -798,13 +894,8 @@ impl Audience {
     /// Whether member `m` may be messaged on `channel` as far as the facts know (consent and an
     /// address; checked again when the message goes).
     pub fn reachable(&self, m: MemberId, channel: crate::members::Channel) -> bool {
-        use crate::members::segments::{REACH_EMAIL, REACH_PUSH, REACH_SMS};
-        let bit = match channel {
-            crate::members::Channel::Sms => REACH_SMS,
-            crate::members::Channel::Email => REACH_EMAIL,
-            crate::members::Channel::Push => REACH_PUSH,
-        };
-        self.row(m).is_some_and(|r| r.reach & bit != 0)
+        self.row(m)
+            .is_some_and(|r| r.reach & reach_bit(channel) != 0)
     }
 
     /// Member `m`'s facts row, if any.
@@ -1004,6 +1095,44 @@ pub fn segments_of(ops: &Ops, m: MemberId) -> Result<Vec<SegmentRecord>, OpError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A segment compiled before the facts are replaced (an earn's campaign condition asked
+    /// while a start took its saved state, or after the terms changed) is compiled again for
+    /// the new facts: their genders and cities are numbered differently.
+    #[test]
+    fn facts_replaced_drop_the_segments_compiled_on_the_old() {
+        let audience = Audience::default();
+        let rec = SegmentRecord {
+            id: 4,
+            name: "women".into(),
+            rules: SegmentRules {
+                genders: Some(vec!["female".into()]),
+                ..SegmentRules::default()
+            },
+            version: 1,
+            author: "ops".into(),
+            reason: "test".into(),
+            updated_at_ms: 0,
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).expect("a date");
+        // Compiled on the empty facts: "female" is the first gender there.
+        assert!(!audience.contains(&rec, MemberId(5), today));
+        let mut facts = Facts::default();
+        let male = facts.genders.intern("male");
+        let female = facts.genders.intern("female");
+        assert_ne!(female, 1, "numbered unlike the empty facts'");
+        for (m, g) in [(5u64, female), (6, male)] {
+            let r = facts.row_mut(m);
+            r.enrolled = true;
+            r.active = true;
+            r.gender = g;
+        }
+        audience
+            .replace(facts, Analytics::default(), |_, _| Ok::<_, ()>(()))
+            .expect("replaced");
+        assert!(audience.contains(&rec, MemberId(5), today));
+        assert!(!audience.contains(&rec, MemberId(6), today));
+    }
 
     /// The saved state keeps what the journal gave every member and nothing a profile gave:
     /// not in the rows, not in the aggregates. Read back, it is the state less the profiles.

@@ -289,6 +289,11 @@ pub fn cancel_broadcast(ops: &Ops, id: u32) -> Result<BroadcastRecord, OpError> 
 /// Queues the messages of events committed since the cursor. Blocking. Returns messages
 /// queued.
 pub fn queue_from_journal(ops: &Ops) -> Result<usize, OpError> {
+    if !ops.audience.began() {
+        // The audience knows no member's reach before it has read the profiles: the events
+        // wait for a later round rather than being queued to no one.
+        return Ok(0);
+    }
     let Some(cursor) = ops.registry.notify_cursor().map_err(registry)? else {
         return Ok(0);
     };
@@ -347,6 +352,9 @@ pub fn notify_member(ops: &Ops, event: Event) -> Result<usize, OpError> {
     let Some(m) = event.member_id else {
         return Ok(0);
     };
+    // One member: read from the profile itself, which no start or catch-up of the audience's
+    // can be behind.
+    let profile = ops.registry.profile(MemberId(m)).map_err(registry)?;
     let mut chs: Vec<Channel> = Vec::new();
     for t in ops.registry.templates().map_err(registry)? {
         if t.event == event.kind && !chs.contains(&t.channel) {
@@ -356,7 +364,11 @@ pub fn notify_member(ops: &Ops, event: Event) -> Result<usize, OpError> {
     let now = Timestamp::now().0;
     let jobs: Vec<Job> = chs
         .into_iter()
-        .filter(|c| ops.audience.reachable(MemberId(m), *c))
+        .filter(|c| {
+            profile
+                .as_ref()
+                .is_some_and(|p| super::audience::profile_reaches(p, *c))
+        })
         .map(|c| Job {
             id: format!("{}:{}", event.id, channel_name(c)),
             member: m,
@@ -909,4 +921,88 @@ pub fn member_log(ops: &Ops, m: MemberId, limit: usize) -> Result<Vec<SendRecord
         return Err(OpError::new(Kind::UnknownMember, "no such member"));
     }
     ops.registry.sent_to(m, 0, limit).map_err(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::members::Profile;
+    use crate::ops::registry::{KeyVault, Registry};
+    use ledger::store::{EmbeddedStore, Engine};
+    use ledger::{Ledger, LedgerConfig};
+
+    /// The gateway's operations on the store in `dir`, with nothing running beside them (the
+    /// audience is not caught up until asked).
+    fn ops_on(dir: &std::path::Path) -> Ops {
+        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
+        Ops {
+            registry: Registry::open(store.clone(), [7; 32], KeyVault::Store).expect("registry"),
+            ledger: Ledger::open(store, LedgerConfig::default()).expect("ledger"),
+            batch_commands_max: 100,
+            audit_running: Default::default(),
+            audience: Default::default(),
+        }
+    }
+
+    fn sms(event: &str) -> TemplateRecord {
+        TemplateRecord {
+            event: event.into(),
+            channel: Channel::Sms,
+            language: "en".into(),
+            subject: None,
+            body: "Hello".into(),
+            author: String::new(),
+            updated_at_ms: 0,
+        }
+    }
+
+    /// Until the audience has read the profiles after a start it knows no member's reach, and a
+    /// message decided then would go to no one. The journal's events wait for a later round,
+    /// and a member's own message reads the profile; none is lost.
+    #[test]
+    fn no_message_is_decided_before_the_audience_has_read_the_profiles() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let m = {
+            let ops = ops_on(dir.path());
+            put_template(&ops, sms("member.enrolled"), "ops").expect("template");
+            put_template(&ops, sms("claim.updated"), "ops").expect("template");
+            let m = super::super::operator::enrol_member(&ops).expect("enrol");
+            let p = Profile {
+                phone: Some("+989121234567".into()),
+                ..Profile::default()
+            };
+            super::super::profiles::put(&ops, m, p, "ops").expect("profile");
+            super::super::profiles::set_consent(&ops, m, Channel::Sms, true, "portal", "ops")
+                .expect("consent");
+            m
+        };
+        // A start: the audience has read nothing yet.
+        let ops = ops_on(dir.path());
+        assert!(!ops.audience.began());
+        let cursor = ops.registry.notify_cursor().expect("cursor");
+        assert_eq!(queue_from_journal(&ops).expect("round"), 0);
+        assert_eq!(
+            ops.registry.notify_cursor().expect("cursor"),
+            cursor,
+            "the events wait"
+        );
+        let claim = Event {
+            id: "claim-1-1".into(),
+            kind: "claim.updated".into(),
+            occurred_at_ms: 0,
+            transaction_id: String::new(),
+            member_id: Some(m.0),
+            member: None,
+            partner_id: None,
+            points: None,
+            member_balance_after: None,
+            detail: None,
+            expires_at_ms: None,
+        };
+        assert_eq!(notify_member(&ops, claim).expect("claim message"), 1);
+        assert!(!ops.audience.began(), "read from the profile");
+        ops.audience.catch_up(&ops).expect("catch-up");
+        assert_eq!(queue_from_journal(&ops).expect("round"), 1, "the welcome");
+        assert_eq!(ops.registry.queued_jobs().expect("jobs"), 2);
+    }
 }

@@ -438,6 +438,32 @@ fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
     }
 }
 
+/// Calls `f` with every member whose profile changed after `after` (`G F`), and its profile
+/// now (`None`: erased), moving `after` past each.
+fn profile_changes(
+    ops: &Ops,
+    after: &mut Vec<u8>,
+    f: &mut dyn FnMut(MemberId, Option<&Profile>),
+) -> Result<(), OpError> {
+    loop {
+        let changes = ops
+            .registry
+            .profile_changes_after(after, 1_000)
+            .map_err(super::partner::registry_error)?;
+        for (k, m) in &changes {
+            let p = ops
+                .registry
+                .profile(*m)
+                .map_err(super::partner::registry_error)?;
+            f(*m, p.as_ref());
+            after.clone_from(k);
+        }
+        if changes.len() < 1_000 {
+            return Ok(());
+        }
+    }
+}
+
 impl Audience {
     /// Brings the facts up to the journal's end: the profiles once, then every batch after the
     /// cursor. Blocking. Returns the transactions folded in all.
@@ -452,23 +478,9 @@ impl Audience {
             tracing::info!("the programme's time zone or currency changed: the audience counts the journal again under the new terms");
             self.begin(ops, &t, &mut cursor)?;
         }
-        loop {
-            let changes = ops
-                .registry
-                .profile_changes_after(&cursor.profile_change, 1_000)
-                .map_err(super::partner::registry_error)?;
-            for (k, m) in &changes {
-                let p = ops
-                    .registry
-                    .profile(*m)
-                    .map_err(super::partner::registry_error)?;
-                self.set_profile(*m, p.as_ref());
-                cursor.profile_change = k.clone();
-            }
-            if changes.len() < 1_000 {
-                break;
-            }
-        }
+        profile_changes(ops, &mut cursor.profile_change, &mut |m, p| {
+            self.set_profile(m, p)
+        })?;
         self.reload_segments(ops)?;
         let snap = ops.ledger.read_snapshot()?;
         loop {
@@ -527,22 +539,10 @@ impl Audience {
         // replaced: read the changes since the scan began again where no writer can come
         // between them and the swap.
         let mut profile_change = profile_change;
-        self.replace(facts, analytics, |facts, analytics| loop {
-            let changes = ops
-                .registry
-                .profile_changes_after(&profile_change, 1_000)
-                .map_err(super::partner::registry_error)?;
-            for (k, m) in &changes {
-                let p = ops
-                    .registry
-                    .profile(*m)
-                    .map_err(super::partner::registry_error)?;
-                put_profile(facts, analytics, *m, p.as_ref());
-                profile_change = k.clone();
-            }
-            if changes.len() < 1_000 {
-                return Ok::<_, OpError>(());
-            }
+        self.replace(facts, analytics, |facts, analytics| {
+            profile_changes(ops, &mut profile_change, &mut |m, p| {
+                put_profile(facts, analytics, m, p)
+            })
         })?;
         cursor.profile_change = profile_change;
         cursor.counted = Some(t.named());

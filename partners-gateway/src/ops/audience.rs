@@ -49,7 +49,8 @@ struct Cursor {
     profiles: bool,
     /// The last profile change read (`G F`): changes made on other gateways are read again.
     profile_change: Vec<u8>,
-    /// When the state was last saved (or first caught up), and the transactions folded then.
+    /// When the state was last saved or taken, and the transactions it held (`None`: none
+    /// under the present terms since the audience began counting).
     saved: Option<(std::time::Instant, u64)>,
     /// Transactions the saved state read when the audience began counting held, if one was
     /// read.
@@ -438,6 +439,16 @@ fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
     }
 }
 
+/// Whether a save is due: see [`Audience::save_if_due`].
+fn save_due(cursor: &Cursor) -> bool {
+    let since = cursor.saved.map_or(0, |(_, n)| n);
+    cursor.profiles
+        && cursor.transactions.saturating_sub(since) >= SAVE_AFTER
+        && cursor
+            .saved
+            .is_none_or(|(at, _)| at.elapsed() >= SAVE_EVERY)
+}
+
 /// Calls `f` with every member whose profile changed after `after` (`G F`), and its profile
 /// now (`None`: erased), moving `after` past each.
 fn profile_changes(
@@ -547,7 +558,9 @@ impl Audience {
         cursor.profile_change = profile_change;
         cursor.counted = Some(t.named());
         cursor.profiles = true;
-        cursor.saved = Some((std::time::Instant::now(), cursor.transactions));
+        // Without a saved state under these terms, the first catch-up's fold is saved once it
+        // ends, so that a crash does not make the next start fold the whole journal again.
+        cursor.saved = cursor.restored.map(|n| (std::time::Instant::now(), n));
         self.folded.store(cursor.transactions, Relaxed);
         self.began.store(true, Relaxed);
         Ok(())
@@ -666,15 +679,11 @@ impl Audience {
         Ok(Some(n))
     }
 
-    /// Saves the state if [`SAVE_EVERY`] has passed since the last save and [`SAVE_AFTER`]
-    /// transactions or more were folded since. Blocking.
+    /// Saves the state if [`SAVE_AFTER`] transactions or more were folded since the last save
+    /// and [`SAVE_EVERY`] has passed since, or if nothing was saved or taken under the present
+    /// terms and the audience holds [`SAVE_AFTER`] transactions or more. Blocking.
     fn save_if_due(&self, ops: &Ops) -> Result<(), OpError> {
-        let due = {
-            let cursor = self.cursor.lock().expect("audience cursor");
-            cursor.saved.is_some_and(|(at, n)| {
-                at.elapsed() >= SAVE_EVERY && cursor.transactions.saturating_sub(n) >= SAVE_AFTER
-            })
-        };
+        let due = save_due(&self.cursor.lock().expect("audience cursor"));
         if due {
             self.save(ops)?;
         }
@@ -1095,6 +1104,35 @@ pub fn segments_of(ops: &Ops, m: MemberId) -> Result<Vec<SegmentRecord>, OpError
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A state folded without a saved one to start from is saved as soon as it holds
+    /// [`SAVE_AFTER`] transactions; after a save or a state taken, only once [`SAVE_EVERY`]
+    /// has passed and [`SAVE_AFTER`] more were folded.
+    #[test]
+    fn a_save_is_due_after_a_fold_from_the_start_and_then_every_so_often() {
+        let now = std::time::Instant::now();
+        let long_ago = now
+            .checked_sub(SAVE_EVERY + Duration::from_secs(1))
+            .expect("the clock runs longer than that");
+        let cursor = |saved, transactions| Cursor {
+            profiles: true,
+            saved,
+            transactions,
+            ..Cursor::default()
+        };
+        assert!(save_due(&cursor(None, SAVE_AFTER)));
+        assert!(!save_due(&cursor(None, SAVE_AFTER - 1)));
+        assert!(
+            !save_due(&Cursor {
+                profiles: false,
+                ..cursor(None, SAVE_AFTER)
+            }),
+            "not before the profiles are read"
+        );
+        assert!(!save_due(&cursor(Some((now, 5)), 5 + 3 * SAVE_AFTER)));
+        assert!(save_due(&cursor(Some((long_ago, 5)), 5 + SAVE_AFTER)));
+        assert!(!save_due(&cursor(Some((long_ago, 5)), 4 + SAVE_AFTER)));
+    }
 
     /// A segment compiled before the facts are replaced (an earn's campaign condition asked
     /// while a start took its saved state, or after the terms changed) is compiled again for

@@ -352,7 +352,11 @@ async fn edge(State(app): State<AppState>, mut req: Request, next: Next) -> Resp
     };
     let elapsed = started.elapsed();
     let status = res.status();
-    if status.is_server_error() {
+    // An answer that asks the client to come back (`Retry-After`: shed, draining, warming up,
+    // a full queue) is the service working as designed; at twice capacity it is most answers,
+    // and an error line for each would cost the cores the acknowledged requests need. They
+    // are counted in `/metrics` (`gateway_requests_total` by status, `requests_shed_total`).
+    if status.is_server_error() && !res.headers().contains_key(axum::http::header::RETRY_AFTER) {
         span.in_scope(
             || tracing::error!(status = status.as_u16(), latency = ?elapsed, "response failed"),
         );

@@ -126,7 +126,10 @@ fn analytics_without_profiles(rows: &[Row], analytics: &Analytics, minor: i64) -
 }
 
 /// A segment compiled for a version and a day.
-type CompiledSegment = (u32, NaiveDate, Arc<Compiled>);
+type CompiledSegment = (u32, NaiveDate, CompiledOn);
+
+/// A segment compiled on the facts of one generation ([`Audience::replace`] begins the next).
+type CompiledOn = (u64, Arc<Compiled>);
 
 /// Members' facts and compiled segments.
 #[derive(Default)]
@@ -146,6 +149,10 @@ pub struct Audience {
     last_saved: std::sync::atomic::AtomicU64,
     /// Whether the audience has read the profiles once (before, no member is reachable).
     began: std::sync::atomic::AtomicBool,
+    /// Facts put in place so far ([`Audience::replace`]): a segment is compiled on one
+    /// generation's interned genders and cities, and evaluated only on the same. Changed and
+    /// read under the facts' lock.
+    generation: std::sync::atomic::AtomicU64,
     /// The segment definitions, as last read (campaign conditions look them up per earn).
     records: RwLock<HashMap<u32, SegmentRecord>>,
 }
@@ -630,6 +637,7 @@ impl Audience {
         last(&mut facts, &mut analytics)?;
         *held = facts;
         *held_analytics = analytics;
+        self.generation.fetch_add(1, Relaxed);
         compiled.clear();
         Ok(())
     }
@@ -851,21 +859,23 @@ impl Audience {
     }
 
     /// Segment `rec` compiled for `today` (cached per version and day).
-    fn compiled(&self, rec: &SegmentRecord, today: NaiveDate) -> Arc<Compiled> {
+    fn compiled(&self, rec: &SegmentRecord, today: NaiveDate) -> CompiledOn {
         let mut cache = self.compiled.lock().expect("segment cache");
         if let Some((v, d, c)) = cache.get(&rec.id) {
             if *v == rec.version && *d == today {
                 return c.clone();
             }
         }
-        let c = Arc::new(self.compile(&rec.rules, today));
+        let (generation, c) = self.compile(&rec.rules, today);
+        let c = (generation, Arc::new(c));
         cache.insert(rec.id, (rec.version, today, c.clone()));
         c
     }
 
     /// `rules` compiled on `today`. The texts they name are interned first, so a city no
     /// member has yet matches the members who later give it.
-    fn compile(&self, rules: &SegmentRules, today: NaiveDate) -> Compiled {
+    /// Returns the facts' generation with it.
+    fn compile(&self, rules: &SegmentRules, today: NaiveDate) -> (u64, Compiled) {
         let mut facts = self.facts.write().expect("audience facts");
         for g in rules.genders.iter().flatten() {
             facts.genders.intern(g);
@@ -873,7 +883,10 @@ impl Audience {
         for c in rules.cities.iter().flatten() {
             facts.cities.intern(c);
         }
-        Compiled::new(rules, &facts, today)
+        (
+            self.generation.load(Relaxed),
+            Compiled::new(rules, &facts, today),
+        )
     }
 
     /// The members `rules` selects on `today`: at most `limit` ids, in id order, and how many
@@ -884,15 +897,27 @@ impl Audience {
         today: NaiveDate,
         limit: usize,
     ) -> (Vec<u64>, usize) {
-        let c = self.compile(rules, today);
-        c.members(&self.facts.read().expect("audience facts"), limit)
+        loop {
+            let (generation, c) = self.compile(rules, today);
+            let facts = self.facts.read().expect("audience facts");
+            // Facts replaced between the two locks number genders and cities anew.
+            if self.generation.load(Relaxed) == generation {
+                return c.members(&facts, limit);
+            }
+        }
     }
 
     /// Whether member `m` is in segment `rec` on `today`.
     pub fn contains(&self, rec: &SegmentRecord, m: MemberId, today: NaiveDate) -> bool {
-        let c = self.compiled(rec, today);
-        let facts = self.facts.read().expect("audience facts");
-        facts.row(m.0).is_some_and(|r| c.contains(r))
+        loop {
+            let (generation, c) = self.compiled(rec, today);
+            let facts = self.facts.read().expect("audience facts");
+            // Facts replaced between the two locks number genders and cities anew (and the
+            // cache was cleared with them).
+            if self.generation.load(Relaxed) == generation {
+                return facts.row(m.0).is_some_and(|r| c.contains(r));
+            }
+        }
     }
 
     /// Runs `f` on the facts as they stand (the daily schedule reads every member's).
@@ -1170,6 +1195,8 @@ mod tests {
             .expect("replaced");
         assert!(audience.contains(&rec, MemberId(5), today));
         assert!(!audience.contains(&rec, MemberId(6), today));
+        assert_eq!(audience.evaluate(&rec.rules, today, 10), (vec![5], 1));
+        assert_eq!(audience.generation.load(Relaxed), 1, "one replacement");
     }
 
     /// The saved state keeps what the journal gave every member and nothing a profile gave:

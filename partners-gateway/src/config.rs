@@ -19,6 +19,8 @@
 //!                             # change before it is written; a restart after a crash replays
 //!                             # up to about twice this many
 //! store_cache_mb = 256        # embedded only: the store's block cache, in MiB
+//! links_in_memory = 1000000   # partners' member references kept in memory (about 80 bytes
+//!                             # each); a request naming another reads it from the store
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
 //! batch_commands_max = 1000
@@ -117,6 +119,7 @@ struct FileConfig {
     reversal_totals_in_memory: Option<usize>,
     member_write_delay: Option<u64>,
     store_cache_mb: Option<u64>,
+    links_in_memory: Option<usize>,
     log_format: Option<LogFormat>,
     body_bytes_max: Option<usize>,
     batch_commands_max: Option<usize>,
@@ -187,6 +190,13 @@ pub struct ServeArgs {
     /// process holds this much once enough has been read [default: 256].
     #[arg(long)]
     pub store_cache_mb: Option<u64>,
+    /// Partners' member references (a partner's id for a member, to the member) kept in
+    /// memory, about 80 bytes each, read at start before the gateway reports ready: a request
+    /// naming a reference not among them reads it from the store. A coalition whose active
+    /// members hold more references than this, at every partner together, is faster with more
+    /// [default: 1000000].
+    #[arg(long)]
+    pub links_in_memory: Option<usize>,
     /// Log format [default: text].
     #[arg(long, value_enum)]
     pub log_format: Option<LogFormat>,
@@ -249,6 +259,8 @@ pub struct Config {
     pub member_write_delay: u64,
     /// The embedded store's block cache, in MiB.
     pub store_cache_mb: u64,
+    /// Partners' member references kept in memory.
+    pub links_in_memory: usize,
     /// Log format.
     pub log_format: LogFormat,
     /// Body limit.
@@ -290,6 +302,7 @@ impl Config {
             reversal_totals_in_memory: ledger_default.reversal_totals_in_memory,
             member_write_delay: ledger_default.member_write_delay,
             store_cache_mb: STORE_CACHE_MB_DEFAULT,
+            links_in_memory: crate::ops::registry::LINKS_IN_MEMORY_DEFAULT,
             log_format: LogFormat::Text,
             body_bytes_max: 1 << 20,
             batch_commands_max: 1000,
@@ -394,6 +407,11 @@ impl Config {
                 .unwrap_or(ledger_default.member_write_delay)
                 .max(1),
             store_cache_mb,
+            links_in_memory: args
+                .links_in_memory
+                .or(file.links_in_memory)
+                .unwrap_or(crate::ops::registry::LINKS_IN_MEMORY_DEFAULT)
+                .max(1),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             body_bytes_max: args
                 .body_bytes_max

@@ -678,10 +678,11 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         ops::registry::create_master_key(&config.master_key_file)?;
     }
     let master = ops::registry::load_master_key(&config.master_key_file)?;
-    let registry = Registry::open(
+    let registry = Registry::open_keeping(
         store.clone(),
         master,
         key_vault(&config.store, &config.data)?,
+        config.links_in_memory,
     )?;
     let on_commit: ledger::CommitObserver = Arc::new(|txs, took| {
         metrics::histogram!("ledger_batch_size").record(txs as f64);

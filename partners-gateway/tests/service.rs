@@ -438,29 +438,38 @@ fn the_deployed_config_file_parses_and_selects_the_embedded_store() {
     assert_eq!(config.reversal_totals_in_memory, 250_000);
     assert_eq!(config.member_write_delay, 1_000_000);
     assert_eq!(config.store_cache_mb, 256);
+    assert_eq!(config.links_in_memory, 1_000_000);
 }
 
 #[test]
-fn the_member_write_delay_comes_from_the_file_and_a_flag_overrides_it() {
+fn the_member_write_delay_and_the_links_kept_come_from_the_file_and_a_flag_overrides_them() {
     use partners_gateway::config::{Config, ServeArgs};
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("gateway.toml");
-    std::fs::write(&path, "member_write_delay = 3000000\n").unwrap();
+    std::fs::write(
+        &path,
+        "member_write_delay = 3000000\nlinks_in_memory = 4000000\n",
+    )
+    .unwrap();
     let from_file = Config::resolve(ServeArgs {
         config: Some(path.clone()),
         ..Default::default()
     })
     .expect("valid config");
     assert_eq!(from_file.member_write_delay, 3_000_000);
+    assert_eq!(from_file.links_in_memory, 4_000_000);
     let flagged = Config::resolve(ServeArgs {
         config: Some(path),
         member_write_delay: Some(5_000_000),
+        links_in_memory: Some(6_000_000),
         ..Default::default()
     })
     .expect("valid config");
     assert_eq!(flagged.member_write_delay, 5_000_000);
+    assert_eq!(flagged.links_in_memory, 6_000_000);
     let default = Config::resolve(ServeArgs::default()).expect("defaults");
     assert_eq!(default.member_write_delay, 1_000_000);
+    assert_eq!(default.links_in_memory, 1_000_000);
 }
 
 #[test]

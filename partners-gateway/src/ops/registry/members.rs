@@ -369,7 +369,7 @@ impl Registry {
         let end = prefix_end(&begin);
         let mut read = 0;
         while go_on() {
-            let room = LINKS_CACHED.saturating_sub(self.links.len());
+            let room = self.links_max.saturating_sub(self.links.len());
             if room == 0 {
                 break;
             }

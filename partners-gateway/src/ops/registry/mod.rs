@@ -111,6 +111,8 @@ pub struct Registry {
     /// Partner references to members, as read or made here. A link never changes once made,
     /// so an entry never goes stale; the cache is bounded, and a miss reads the store.
     links: quick_cache::sync::Cache<(u32, String), u64>,
+    /// The most links `links` keeps.
+    links_max: usize,
     /// Each member's reference at a partner (its back link), as made or read here: capture,
     /// void and reversal answer with it without a store read. Trusted only while `links`
     /// still names the member by it (a merge or unlink elsewhere ends that).
@@ -127,18 +129,30 @@ pub struct Registry {
 /// unique, not dense.
 const MEMBER_ID_BLOCK: u64 = 100;
 
-/// Links the cache keeps (about 100 bytes each).
-const LINKS_CACHED: usize = 1_000_000;
+/// Links the cache keeps unless configured (`links_in_memory`; about 80 bytes each).
+pub const LINKS_IN_MEMORY_DEFAULT: usize = 1_000_000;
 
 /// Back links the cache keeps: the members lately linked or answered for.
 const BACKS_CACHED: usize = 200_000;
 
 impl Registry {
-    /// Loads every cached registry record from `store`.
+    /// Loads every cached registry record from `store`, keeping up to
+    /// [`LINKS_IN_MEMORY_DEFAULT`] member links in memory.
     pub fn open(
         store: Engine,
         master: [u8; 32],
         vault: KeyVault,
+    ) -> Result<Registry, RegistryError> {
+        Registry::open_keeping(store, master, vault, LINKS_IN_MEMORY_DEFAULT)
+    }
+
+    /// [`Registry::open`], keeping up to `links` member links in memory: a partner's reference
+    /// not among them is read from the store on each request that names it.
+    pub fn open_keeping(
+        store: Engine,
+        master: [u8; 32],
+        vault: KeyVault,
+        links: usize,
     ) -> Result<Registry, RegistryError> {
         let inner = load_all(&store)?;
         Ok(Registry {
@@ -147,7 +161,8 @@ impl Registry {
             vault,
             inner: RwLock::new(inner),
             write: Mutex::new(()),
-            links: quick_cache::sync::Cache::new(LINKS_CACHED),
+            links: quick_cache::sync::Cache::new(links.max(1)),
+            links_max: links.max(1),
             backs: quick_cache::sync::Cache::new(BACKS_CACHED),
             ids: Mutex::new(0..0),
             macs: RwLock::new(HashMap::new()),
@@ -540,6 +555,30 @@ mod tests {
         }
         assert_eq!(b.member_cached(PartnerId(3), "ONE"), Some(single));
         assert_eq!(b.member_cached(PartnerId(3), "CARD-1"), None);
+
+        // A gateway keeping fewer links holds no more than it keeps, and still answers every
+        // reference: those it does not hold, from the store.
+        let store = a.store.clone();
+        drop((a, b));
+        let kept = 30_000;
+        let c = Registry::open_keeping(store, [7u8; 32], KeyVault::Store, kept).expect("c");
+        assert!(c.warm_links(&|| true).expect("warm") >= kept);
+        assert!(c.links.len() <= kept, "{} links held", c.links.len());
+        let held = (0..n)
+            .flat_map(|i| [1u32, 2].map(|p| (p, format!("CARD-{i}"))))
+            .filter(|(p, r)| c.member_cached(PartnerId(*p), r).is_some())
+            .count();
+        assert!(held <= kept, "{held} links answered from memory");
+        for i in (0..n).step_by(499).chain([n - 1]) {
+            for partner in [1u32, 2] {
+                assert_eq!(
+                    c.member_of(PartnerId(partner), &format!("CARD-{i}"))
+                        .expect("read"),
+                    Some(MemberId(i * 10 + u64::from(partner))),
+                    "partner {partner}, CARD-{i}"
+                );
+            }
+        }
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!                             # change before it is written; a restart after a crash replays
 //!                             # up to about twice this many
 //! store_cache_mb = 256        # embedded only: the store's block cache, in MiB
-//! links_in_memory = 1000000   # partners' member references kept in memory (about 80 bytes
+//! links_in_memory = 1000000   # partners' member references kept in memory (about 100 bytes
 //!                             # each); a request naming another reads it from the store
 //! log_format = "text"         # or "json"
 //! body_bytes_max = 1048576
@@ -191,7 +191,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub store_cache_mb: Option<u64>,
     /// Partners' member references (a partner's id for a member, to the member) kept in
-    /// memory, about 80 bytes each, read at start before the gateway reports ready: a request
+    /// memory, about 100 bytes each, read at start before the gateway reports ready: a request
     /// naming a reference not among them reads it from the store. A coalition whose active
     /// members hold more references than this, at every partner together, is faster with more
     /// [default: 1000000].

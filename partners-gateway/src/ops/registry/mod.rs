@@ -129,7 +129,7 @@ pub struct Registry {
 /// unique, not dense.
 const MEMBER_ID_BLOCK: u64 = 100;
 
-/// Links the cache keeps unless configured (`links_in_memory`; about 80 bytes each).
+/// Links the cache keeps unless configured (`links_in_memory`; about 100 bytes each).
 pub const LINKS_IN_MEMORY_DEFAULT: usize = 1_000_000;
 
 /// Back links the cache keeps: the members lately linked or answered for.

@@ -866,8 +866,7 @@ impl Audience {
                 return c.clone();
             }
         }
-        let (generation, c) = self.compile(&rec.rules, today);
-        let c = (generation, Arc::new(c));
+        let c = self.compile(&rec.rules, today);
         cache.insert(rec.id, (rec.version, today, c.clone()));
         c
     }
@@ -875,7 +874,7 @@ impl Audience {
     /// `rules` compiled on `today`. The texts they name are interned first, so a city no
     /// member has yet matches the members who later give it.
     /// Returns the facts' generation with it.
-    fn compile(&self, rules: &SegmentRules, today: NaiveDate) -> (u64, Compiled) {
+    fn compile(&self, rules: &SegmentRules, today: NaiveDate) -> CompiledOn {
         let mut facts = self.facts.write().expect("audience facts");
         for g in rules.genders.iter().flatten() {
             facts.genders.intern(g);
@@ -885,8 +884,25 @@ impl Audience {
         }
         (
             self.generation.load(Relaxed),
-            Compiled::new(rules, &facts, today),
+            Arc::new(Compiled::new(rules, &facts, today)),
         )
+    }
+
+    /// `f` on a segment `compile` gives and the facts of the generation it was compiled on.
+    /// Facts replaced between compiling (under the facts' write lock) and reading number
+    /// genders and cities anew, and clear the cache: the segment is compiled again.
+    fn on_facts<R>(
+        &self,
+        compile: impl Fn() -> CompiledOn,
+        f: impl FnOnce(&Compiled, &Facts) -> R,
+    ) -> R {
+        loop {
+            let (generation, c) = compile();
+            let facts = self.facts.read().expect("audience facts");
+            if self.generation.load(Relaxed) == generation {
+                return f(&c, &facts);
+            }
+        }
     }
 
     /// The members `rules` selects on `today`: at most `limit` ids, in id order, and how many
@@ -897,27 +913,18 @@ impl Audience {
         today: NaiveDate,
         limit: usize,
     ) -> (Vec<u64>, usize) {
-        loop {
-            let (generation, c) = self.compile(rules, today);
-            let facts = self.facts.read().expect("audience facts");
-            // Facts replaced between the two locks number genders and cities anew.
-            if self.generation.load(Relaxed) == generation {
-                return c.members(&facts, limit);
-            }
-        }
+        self.on_facts(
+            || self.compile(rules, today),
+            |c, facts| c.members(facts, limit),
+        )
     }
 
     /// Whether member `m` is in segment `rec` on `today`.
     pub fn contains(&self, rec: &SegmentRecord, m: MemberId, today: NaiveDate) -> bool {
-        loop {
-            let (generation, c) = self.compiled(rec, today);
-            let facts = self.facts.read().expect("audience facts");
-            // Facts replaced between the two locks number genders and cities anew (and the
-            // cache was cleared with them).
-            if self.generation.load(Relaxed) == generation {
-                return facts.row(m.0).is_some_and(|r| c.contains(r));
-            }
-        }
+        self.on_facts(
+            || self.compiled(rec, today),
+            |c, facts| facts.row(m.0).is_some_and(|r| c.contains(r)),
+        )
     }
 
     /// Runs `f` on the facts as they stand (the daily schedule reads every member's).

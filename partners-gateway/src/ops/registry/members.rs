@@ -369,7 +369,9 @@ impl Registry {
         let end = prefix_end(&begin);
         let mut read = 0;
         while go_on() {
-            let room = self.links_max.saturating_sub(self.links.len());
+            let room = usize::try_from(self.links.capacity())
+                .unwrap_or(usize::MAX)
+                .saturating_sub(self.links.len());
             if room == 0 {
                 break;
             }

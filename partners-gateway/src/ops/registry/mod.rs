@@ -111,8 +111,6 @@ pub struct Registry {
     /// Partner references to members, as read or made here. A link never changes once made,
     /// so an entry never goes stale; the cache is bounded, and a miss reads the store.
     links: quick_cache::sync::Cache<(u32, String), u64>,
-    /// The most links `links` keeps.
-    links_max: usize,
     /// Each member's reference at a partner (its back link), as made or read here: capture,
     /// void and reversal answer with it without a store read. Trusted only while `links`
     /// still names the member by it (a merge or unlink elsewhere ends that).
@@ -162,7 +160,6 @@ impl Registry {
             inner: RwLock::new(inner),
             write: Mutex::new(()),
             links: quick_cache::sync::Cache::new(links.max(1)),
-            links_max: links.max(1),
             backs: quick_cache::sync::Cache::new(BACKS_CACHED),
             ids: Mutex::new(0..0),
             macs: RwLock::new(HashMap::new()),

@@ -1206,6 +1206,59 @@ mod tests {
         assert_eq!(audience.generation.load(Relaxed), 1, "one replacement");
     }
 
+    /// Facts replaced in the moment between compiling a segment and reading the facts (another
+    /// thread's catch-up or count again, made to happen here by the compile step itself): the
+    /// segment is compiled again on the new facts, never evaluated on facts that number genders
+    /// otherwise.
+    #[test]
+    fn facts_replaced_between_compiling_and_reading_compile_the_segment_again() {
+        let audience = Audience::default();
+        let rules = SegmentRules {
+            genders: Some(vec!["female".into()]),
+            ..SegmentRules::default()
+        };
+        let today = NaiveDate::from_ymd_opt(2026, 12, 7).expect("a date");
+        let mut facts = Facts::default();
+        let male = facts.genders.intern("male");
+        let female = facts.genders.intern("female");
+        for (m, g) in [(5u64, female), (6, male)] {
+            let r = facts.row_mut(m);
+            r.enrolled = true;
+            r.active = true;
+            r.gender = g;
+        }
+        let replacement = std::sync::Mutex::new(Some(facts));
+        let compiles = std::sync::atomic::AtomicU32::new(0);
+        let (members, generation) = audience.on_facts(
+            || {
+                compiles.fetch_add(1, Relaxed);
+                // Compiled on the facts held now, which number "female" 1.
+                let c = audience.compile(&rules, today);
+                if let Some(f) = replacement.lock().expect("replacement").take() {
+                    audience
+                        .replace(f, Analytics::default(), |_, _| Ok::<_, ()>(()))
+                        .expect("replaced");
+                }
+                c
+            },
+            |c, facts| {
+                let members = [5u64, 6]
+                    .into_iter()
+                    .filter(|m| facts.row(*m).is_some_and(|r| c.contains(r)))
+                    .collect::<Vec<_>>();
+                (members, facts.genders.get("female"))
+            },
+        );
+        assert_eq!(members, vec![5], "the woman, by the new facts' numbering");
+        assert_eq!(
+            compiles.load(Relaxed),
+            2,
+            "compiled once more after the swap"
+        );
+        assert_eq!(generation, Some(female));
+        assert_eq!(audience.generation.load(Relaxed), 1, "one replacement");
+    }
+
     /// The saved state keeps what the journal gave every member and nothing a profile gave:
     /// not in the rows, not in the aggregates. Read back, it is the state less the profiles.
     #[test]

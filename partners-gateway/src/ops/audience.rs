@@ -489,12 +489,12 @@ impl Audience {
         let mut cursor = self.cursor.lock().expect("audience cursor");
         let t = terms(ops);
         if !cursor.profiles {
-            self.begin(ops, &t, &mut cursor)?;
+            self.begin(ops, &t, &mut cursor, false)?;
         } else if cursor.counted.as_ref() != Some(&t.named()) {
             // Days and spend counted under the old terms would stay mixed with the new: count
-            // everything again, as at a start.
+            // everything again, as at a start, but aside: the facts held answer until then.
             tracing::info!("the programme's time zone or currency changed: the audience counts the journal again under the new terms");
-            self.begin(ops, &t, &mut cursor)?;
+            self.begin(ops, &t, &mut cursor, true)?;
         }
         profile_changes(ops, &mut cursor.profile_change, &mut |m, p| {
             self.set_profile(m, p)
@@ -537,7 +537,20 @@ impl Audience {
     /// profile, built aside and put in place of the held facts whole, so no reader sees a member
     /// without the profile facts it had (the reach a message asks for). The journal after the
     /// cursor is folded from there. Blocking.
-    fn begin(&self, ops: &Ops, t: &Terms, cursor: &mut Cursor) -> Result<(), OpError> {
+    ///
+    /// With `journal_aside` (counting again after the terms changed), the journal as it stands
+    /// is folded aside too, before the swap: until then the facts held, whole though counted
+    /// under the old terms, answer an earn's segment condition, where a fold in place would
+    /// show it members without the visits and spend not yet folded again. Both states are held
+    /// meanwhile. At a start nothing whole is held, and the fold is made in place, so that the
+    /// members folded so far are seen.
+    fn begin(
+        &self,
+        ops: &Ops,
+        t: &Terms,
+        cursor: &mut Cursor,
+        journal_aside: bool,
+    ) -> Result<(), OpError> {
         *cursor = Cursor::default();
         let (mut facts, mut analytics) = self.restore(ops, t, cursor).unwrap_or_default();
         facts.minor_per_unit = t.currency.as_deref().map_or(100, minor_units);
@@ -553,9 +566,29 @@ impl Audience {
                 put_profile(&mut facts, &mut analytics, m, Some(&p))
             })
             .map_err(super::partner::registry_error)?;
-        // A profile changed during the scan was written by its writer into the facts being
-        // replaced: read the changes since the scan began again where no writer can come
-        // between them and the swap.
+        if journal_aside {
+            let snap = ops.ledger.read_snapshot()?;
+            let (mut n, mut last) = (0u64, None);
+            ops.ledger.for_each_batch_after(
+                &snap,
+                cursor.after.as_deref(),
+                &mut |pos, _, txs| {
+                    for tx in txs {
+                        fold_all(&mut facts, &mut analytics, t, tx);
+                    }
+                    n += txs.len() as u64;
+                    last = Some(pos.to_vec());
+                    Ok(true)
+                },
+            )?;
+            cursor.transactions += n;
+            if last.is_some() {
+                cursor.after = last;
+            }
+        }
+        // A profile changed during the scan (or the fold aside) was written by its writer into
+        // the facts being replaced: read the changes since the scan began again where no writer
+        // can come between them and the swap.
         let mut profile_change = profile_change;
         self.replace(facts, analytics, |facts, analytics| {
             profile_changes(ops, &mut profile_change, &mut |m, p| {
@@ -1204,6 +1237,48 @@ mod tests {
         assert!(!audience.contains(&rec, MemberId(6), today));
         assert_eq!(audience.evaluate(&rec.rules, today, 10), (vec![5], 1));
         assert_eq!(audience.generation.load(Relaxed), 1, "one replacement");
+    }
+
+    /// Counting again after the terms changed folds the journal aside and puts the whole in
+    /// place at once: the facts a reader can see are never the profiles alone, without the
+    /// journal's facts (enrolment, visits, spend) not yet folded again.
+    #[test]
+    fn counting_again_puts_the_journals_facts_in_place_with_the_profiles() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ops = crate::ops::ops_on(dir.path());
+        let began = Timestamp::now();
+        let m = crate::ops::operator::enrol_member(&ops).expect("enrol");
+        let n = crate::ops::operator::enrol_member(&ops).expect("enrol");
+        ops.audience.catch_up(&ops).expect("catch-up");
+        let held = |m: MemberId| ops.audience.row(m).unwrap_or_default();
+        assert!(held(m).enrolled && held(n).enrolled, "counted under UTC");
+        let generation = ops.audience.generation.load(Relaxed);
+        let tehran = Terms {
+            tz: chrono_tz::Asia::Tehran,
+            currency: Some("EUR".into()),
+        };
+        let mut cursor = ops.audience.cursor.lock().expect("audience cursor");
+        ops.audience
+            .begin(&ops, &tehran, &mut cursor, true)
+            .expect("counted again");
+        assert_eq!(
+            ops.audience.generation.load(Relaxed),
+            generation + 1,
+            "one swap"
+        );
+        let days = day(tehran.tz, began)..=day(tehran.tz, Timestamp::now());
+        for member in [m, n] {
+            let r = held(member);
+            assert!(
+                r.enrolled,
+                "member {} enrolled in the facts swapped in",
+                member.0
+            );
+            assert!(days.contains(&r.enrolled_day), "the day in Tehran");
+        }
+        assert_eq!(cursor.transactions, 2, "both enrolments folded aside");
+        assert!(cursor.after.is_some(), "the cursor past them");
+        assert_eq!(cursor.counted, Some(tehran.named()));
     }
 
     /// Facts replaced in the moment between compiling a segment and reading the facts (another

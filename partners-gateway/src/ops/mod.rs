@@ -41,6 +41,21 @@ pub struct Ops {
     pub audience: audience::Audience,
 }
 
+/// Operations on an embedded store in `dir` (made there if new), for the unit tests: a
+/// gateway's state without its HTTP or its background tasks.
+#[cfg(test)]
+pub(crate) fn ops_on(dir: &std::path::Path) -> Ops {
+    let store = Engine::Embedded(ledger::store::EmbeddedStore::open(dir).expect("store"));
+    Ops {
+        registry: Registry::open(store.clone(), [7; 32], registry::KeyVault::Store)
+            .expect("registry"),
+        ledger: Ledger::open(store, ledger::LedgerConfig::default()).expect("ledger"),
+        batch_commands_max: 100,
+        audit_running: Default::default(),
+        audience: Default::default(),
+    }
+}
+
 /// An authenticated partner: who it is and the key it used (with its scopes).
 #[derive(Debug, Clone)]
 pub struct PartnerCaller {

@@ -927,23 +927,10 @@ pub fn member_log(ops: &Ops, m: MemberId, limit: usize) -> Result<Vec<SendRecord
 mod tests {
     use super::*;
     use crate::members::Profile;
-    use crate::ops::registry::{KeyVault, Registry};
-    use ledger::store::{EmbeddedStore, Engine};
-    use ledger::{Ledger, LedgerConfig};
+    use crate::ops::ops_on;
 
     /// The gateway's operations on the store in `dir`, with nothing running beside them (the
     /// audience is not caught up until asked).
-    fn ops_on(dir: &std::path::Path) -> Ops {
-        let store = Engine::Embedded(EmbeddedStore::open(dir).expect("store"));
-        Ops {
-            registry: Registry::open(store.clone(), [7; 32], KeyVault::Store).expect("registry"),
-            ledger: Ledger::open(store, LedgerConfig::default()).expect("ledger"),
-            batch_commands_max: 100,
-            audit_running: Default::default(),
-            audience: Default::default(),
-        }
-    }
-
     fn sms(event: &str) -> TemplateRecord {
         TemplateRecord {
             event: event.into(),

@@ -446,6 +446,35 @@ fn fold(facts: &mut Facts, t: &Terms, tx: &Transaction) {
     }
 }
 
+/// Folds up to `most` of the journal's batches in `snap` after `cursor`'s position into `facts`
+/// and `analytics` under `t`, moving the cursor past them. Returns the batches folded.
+fn fold_after(
+    ops: &Ops,
+    snap: &<ledger::store::Engine as ledger::store::Store>::Snapshot,
+    cursor: &mut Cursor,
+    facts: &mut Facts,
+    analytics: &mut Analytics,
+    t: &Terms,
+    most: usize,
+) -> Result<usize, OpError> {
+    let (mut batches, mut n, mut last) = (0, 0u64, None);
+    ops.ledger
+        .for_each_batch_after(snap, cursor.after.as_deref(), &mut |pos, _, txs| {
+            for tx in txs {
+                fold_all(facts, analytics, t, tx);
+            }
+            n += txs.len() as u64;
+            last = Some(pos.to_vec());
+            batches += 1;
+            Ok(batches < most)
+        })?;
+    cursor.transactions += n;
+    if last.is_some() {
+        cursor.after = last;
+    }
+    Ok(batches)
+}
+
 /// Whether a save is due: see [`Audience::save_if_due`].
 fn save_due(cursor: &Cursor) -> bool {
     let since = cursor.saved.map_or(0, |(_, n)| n);
@@ -504,29 +533,18 @@ impl Audience {
         loop {
             let mut facts = self.facts.write().expect("audience facts");
             let mut analytics = self.analytics.write().expect("audience analytics");
-            let mut batches = 0;
-            let mut last = None;
-            let mut n = 0u64;
-            ops.ledger.for_each_batch_after(
+            let batches = fold_after(
+                ops,
                 &snap,
-                cursor.after.as_deref(),
-                &mut |pos, _, txs| {
-                    for tx in txs {
-                        fold_all(&mut facts, &mut analytics, &t, tx);
-                    }
-                    n += txs.len() as u64;
-                    last = Some(pos.to_vec());
-                    batches += 1;
-                    Ok(batches < BATCHES_PER_HOLD)
-                },
+                &mut cursor,
+                &mut facts,
+                &mut analytics,
+                &t,
+                BATCHES_PER_HOLD,
             )?;
             drop(analytics);
             drop(facts);
-            cursor.transactions += n;
             self.folded.store(cursor.transactions, Relaxed);
-            if let Some(p) = last {
-                cursor.after = Some(p);
-            }
             if batches < BATCHES_PER_HOLD {
                 return Ok(cursor.transactions);
             }
@@ -568,23 +586,15 @@ impl Audience {
             .map_err(super::partner::registry_error)?;
         if journal_aside {
             let snap = ops.ledger.read_snapshot()?;
-            let (mut n, mut last) = (0u64, None);
-            ops.ledger.for_each_batch_after(
+            fold_after(
+                ops,
                 &snap,
-                cursor.after.as_deref(),
-                &mut |pos, _, txs| {
-                    for tx in txs {
-                        fold_all(&mut facts, &mut analytics, t, tx);
-                    }
-                    n += txs.len() as u64;
-                    last = Some(pos.to_vec());
-                    Ok(true)
-                },
+                cursor,
+                &mut facts,
+                &mut analytics,
+                t,
+                usize::MAX,
             )?;
-            cursor.transactions += n;
-            if last.is_some() {
-                cursor.after = last;
-            }
         }
         // A profile changed during the scan (or the fold aside) was written by its writer into
         // the facts being replaced: read the changes since the scan began again where no writer

@@ -410,8 +410,7 @@ impl Config {
             links_in_memory: args
                 .links_in_memory
                 .or(file.links_in_memory)
-                .unwrap_or(crate::ops::registry::LINKS_IN_MEMORY_DEFAULT)
-                .max(1),
+                .unwrap_or(crate::ops::registry::LINKS_IN_MEMORY_DEFAULT),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             body_bytes_max: args
                 .body_bytes_max

@@ -27,6 +27,9 @@ pub const MEMBER_PART: u8 = b'N';
 /// Member working state in pages of [`MEMBERS_PER_PAGE`] ids (single committer):
 /// `m ++ page`, page = member id / [`MEMBERS_PER_PAGE`].
 pub const MEMBER_PAGE: u8 = b'm';
+/// The members of a member page changed since the page was last written whole, as of a later
+/// batch (single committer): `d ++ page`. A page's state is its whole copy with these over it.
+pub const MEMBER_PAGE_CHANGES: u8 = b'd';
 
 /// Member ids per member page.
 pub const MEMBERS_PER_PAGE: u64 = 1024;
@@ -318,14 +321,32 @@ pub fn page_of(m: MemberId) -> u64 {
 
 /// A member page's key.
 pub fn member_page(page: u64) -> Vec<u8> {
-    let mut k = vec![MEMBER_PAGE];
-    k.extend_from_slice(&page.to_be_bytes());
-    k
+    page_key(MEMBER_PAGE, page)
 }
 
 /// The page number in a member page key.
 pub fn parse_member_page(key: &[u8]) -> Option<u64> {
-    (key.len() == 9 && key[0] == MEMBER_PAGE)
+    parse_page_key(MEMBER_PAGE, key)
+}
+
+/// The key of a member page's changes since its last whole write.
+pub fn member_page_changes(page: u64) -> Vec<u8> {
+    page_key(MEMBER_PAGE_CHANGES, page)
+}
+
+/// The page number in a member page changes key.
+pub fn parse_member_page_changes(key: &[u8]) -> Option<u64> {
+    parse_page_key(MEMBER_PAGE_CHANGES, key)
+}
+
+fn page_key(tag: u8, page: u64) -> Vec<u8> {
+    let mut k = vec![tag];
+    k.extend_from_slice(&page.to_be_bytes());
+    k
+}
+
+fn parse_page_key(tag: u8, key: &[u8]) -> Option<u64> {
+    (key.len() == 9 && key[0] == tag)
         .then(|| u64::from_be_bytes(key[1..9].try_into().expect("8 bytes")))
 }
 

@@ -21,8 +21,10 @@ pub(crate) struct Loaded {
     pub through: u64,
     /// Every member page covers at least the batches through this one.
     pub members_through: u64,
-    /// The batch each member's page covers.
+    /// The batch each member's page covers (its record of changes, for the members in it).
     pub member_stamps: Map<MemberId, u64>,
+    /// The pages with a record of changes stored beside them, and its members.
+    pub page_changes: Vec<(u64, Vec<MemberId>)>,
 }
 
 pub(crate) fn read_seq<Snap: Snapshot>(
@@ -49,6 +51,8 @@ pub(crate) fn load_state<Snap: Snapshot>(
     let through = read_seq(snap, &keys::projected_through(), "watermark")?;
     let members_through = read_seq(snap, &keys::members_through(), "member watermark")?;
     let mut member_stamps = Map::default();
+    let mut page_throughs = Map::default();
+    let mut page_changes = Vec::new();
     let mut failure: Option<LedgerError> = None;
     let mut each = |tag: u8, f: &mut RecordFn<'_>| -> Result<(), LedgerError> {
         snap.scan(&[tag], &[tag + 1], &mut |k, v| match f(k, v) {
@@ -63,20 +67,27 @@ pub(crate) fn load_state<Snap: Snapshot>(
             None => Ok(()),
         }
     };
+    // The whole copies first, then the records of changes over them.
     each(keys::MEMBER_PAGE, &mut |k, v| {
         let page = keys::parse_member_page(k)
             .ok_or_else(|| LedgerError::Corrupt("member page key".into()))?;
         let p: MemberPage = codec::decode("member page", v)?;
-        for (m, s) in p.members {
-            if keys::page_of(m) != page {
-                return Err(LedgerError::Corrupt(format!(
-                    "member page {page} holds member {}",
-                    m.0
-                )));
-            }
-            member_stamps.insert(m, p.through);
-            state.members.insert(m, s);
+        page_throughs.insert(page, p.through);
+        load_page(&mut state, &mut member_stamps, page, p)?;
+        Ok(())
+    })?;
+    each(keys::MEMBER_PAGE_CHANGES, &mut |k, v| {
+        let page = keys::parse_member_page_changes(k)
+            .ok_or_else(|| LedgerError::Corrupt("member page changes key".into()))?;
+        let p: MemberPage = codec::decode("member page changes", v)?;
+        if let Some(whole) = page_throughs.get(&page).filter(|w| **w >= p.through) {
+            return Err(LedgerError::Corrupt(format!(
+                "member page {page}'s changes are as of batch {}, its whole copy as of {whole}",
+                p.through
+            )));
         }
+        page_changes.push((page, p.members.iter().map(|(m, _)| *m).collect()));
+        load_page(&mut state, &mut member_stamps, page, p)?;
         Ok(())
     })?;
     each(keys::BALANCE, &mut |k, v| {
@@ -128,5 +139,48 @@ pub(crate) fn load_state<Snap: Snapshot>(
         through,
         members_through,
         member_stamps,
+        page_changes,
     })
+}
+
+/// Member `m`'s stored state and the batch it is as of: from its page's record of changes if
+/// that holds it, else from the page's whole copy.
+pub(crate) fn stored_member<Snap: Snapshot>(
+    snap: &Snap,
+    m: MemberId,
+) -> Result<Option<(u64, crate::core::state::MemberState)>, LedgerError> {
+    let page = keys::page_of(m);
+    for (key, what) in [
+        (keys::member_page_changes(page), "member page changes"),
+        (keys::member_page(page), "member page"),
+    ] {
+        if let Some(v) = snap.get(&key)? {
+            let p: MemberPage = codec::decode(what, &v)?;
+            if let Some((_, s)) = p.members.into_iter().find(|(id, _)| *id == m) {
+                return Ok(Some((p.through, s)));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Puts a stored page's members (a whole copy, or a record of changes over it) into `state`,
+/// each stamped with the page's batch.
+fn load_page(
+    state: &mut State,
+    member_stamps: &mut Map<MemberId, u64>,
+    page: u64,
+    p: MemberPage,
+) -> Result<(), LedgerError> {
+    for (m, s) in p.members {
+        if keys::page_of(m) != page {
+            return Err(LedgerError::Corrupt(format!(
+                "member page {page} holds member {}",
+                m.0
+            )));
+        }
+        member_stamps.insert(m, p.through);
+        state.members.insert(m, s);
+    }
+    Ok(())
 }

@@ -239,6 +239,11 @@ async fn metrics_parse_as_prometheus_text_and_count_what_happened() {
     // totals (none reversed here; other tests may have).
     assert!(find("ledger_idempotency_keys_in_memory", &[]).is_some_and(|s| value(s) >= 1.0));
     assert!(find("ledger_reversal_totals_in_memory", &[]).is_some_and(|s| value(s) >= 0.0));
+    // The writer's member page copies, by form, and the members they encoded.
+    for form in ["whole", "changes"] {
+        assert!(find("ledger_member_pages_written_total", &[("form", form)]).is_some());
+    }
+    assert!(find("ledger_member_page_members_encoded_total", &[]).is_some());
     // Memory: the store's cache at its configured capacity, its memtables holding this
     // test's writes, and the process's resident set.
     assert_eq!(

@@ -282,6 +282,13 @@ impl Replay {
                 r.records_due.entry(rec.through).or_default().push(*m);
             }
         }
+        // Every member page (with its record of changes) covers the batches through this one:
+        // a member changed by one of them after its stored state's batch is stale.
+        let members_through = if cluster {
+            0
+        } else {
+            read_watermark(snap, &keys::members_through())?
+        };
         let mut previous = TxId(0);
         // On the cluster path ids come from per-process blocks: unique, not in commit order.
         let mut ids_seen: HashSet<TxId> = HashSet::new();
@@ -304,6 +311,21 @@ impl Replay {
                 if let TxKind::Enrolled { member } = tx.kind {
                     if !cluster && !stored.records.contains_key(&member) {
                         r.unrecorded.push((member, version));
+                    }
+                }
+                if version <= members_through {
+                    if let Some((m, rec)) = tx
+                        .members()
+                        .find_map(|m| Some((m, stored.records.get(&m)?)).filter(|(_, rec)| rec.through < version))
+                    {
+                        return stop(AuditFailure::Stored {
+                            account: format!("member/{}", m.0),
+                            what: stored.what,
+                            stored: format!("as of batch {}", rec.through),
+                            recomputed: format!(
+                                "changed in batch {version}, which every page covers (through {members_through})"
+                            ),
+                        });
                     }
                 }
                 if let Some(v) = PolicyVersion::of(tx) {

@@ -62,21 +62,40 @@ pub(super) fn scan_family<
     }
 }
 
-/// Every member in the single committer's member pages, with the batch its page covers; and
-/// the batch each page covers.
+/// Every member in the single committer's member pages, with the batch its page covers (its
+/// page's record of changes, for the members in it); and the batch each page covers.
 #[allow(clippy::type_complexity)]
 pub(super) fn member_pages<Snap: Snapshot>(
     snap: &Snap,
 ) -> Result<(HashMap<MemberId, MemberRecord>, HashMap<u64, u64>), AuditFailure> {
-    let pages: HashMap<u64, MemberPage> = scan_family(
+    let wholes: HashMap<u64, MemberPage> = scan_family(
         snap,
         keys::MEMBER_PAGE,
         "member page",
         keys::parse_member_page,
     )?;
+    let changes: HashMap<u64, MemberPage> = scan_family(
+        snap,
+        keys::MEMBER_PAGE_CHANGES,
+        "member page changes",
+        keys::parse_member_page_changes,
+    )?;
+    let mut through: HashMap<u64, u64> =
+        wholes.iter().map(|(page, p)| (*page, p.through)).collect();
+    for (page, p) in &changes {
+        if let Some(whole) = through.get(page).filter(|w| **w >= p.through) {
+            return Err(AuditFailure::Stored {
+                account: format!("member page {page}"),
+                what: "member page changes",
+                stored: format!("as of batch {}", p.through),
+                recomputed: format!("after its whole copy's batch {whole}"),
+            });
+        }
+        through.insert(*page, p.through);
+    }
     let mut out = HashMap::new();
-    let through = pages.iter().map(|(page, p)| (*page, p.through)).collect();
-    for (page, p) in pages {
+    // The whole copies first, then the records of changes over them.
+    for (page, p) in wholes.into_iter().chain(changes) {
         for (m, state) in p.members {
             if keys::page_of(m) != page {
                 return Err(AuditFailure::Stored {

@@ -70,9 +70,24 @@ pub(crate) struct Batch {
 /// A member page as of the batch that carries it, encoded from the writer's state (a
 /// [`MemberPage`](crate::codec::MemberPage) whose `through` is that batch): one buffer, where
 /// a copy of each member's state would take several allocations for the projector to free.
+/// Whole, or only the members changed since its last whole copy (`form`).
 pub(crate) struct PageCopy {
     pub page: u64,
     pub encoded: Vec<u8>,
+    pub form: PageForm,
+    /// Members encoded.
+    pub members: u64,
+}
+
+/// How a member page is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PageForm {
+    /// Every member, as the page's whole copy; `clear_changes` when a record of changes is
+    /// stored beside the old copy, which the new one makes stale.
+    Whole { clear_changes: bool },
+    /// The members changed since the page's last whole copy (every one of them again: the
+    /// record replaces the one before it).
+    Changes,
 }
 
 /// Transactions one batch may commit: a [`TxId`](crate::TxId) keeps the slot in 16 bits.

@@ -23,6 +23,12 @@ pub struct LedgerStats {
     /// Batches journal followers were handed from memory rather than read from the journal
     /// ([`crate::Ledger::for_each_batch_after`]).
     pub followed_from_memory: AtomicU64,
+    /// Member pages the single writer copied whole for the projector to write.
+    pub pages_written_whole: AtomicU64,
+    /// Member pages it copied as their members changed since the whole copy.
+    pub pages_written_as_changes: AtomicU64,
+    /// Members encoded into those copies, both forms.
+    pub page_members_encoded: AtomicU64,
 }
 
 /// State shared by the handle, the writer threads and the projector.

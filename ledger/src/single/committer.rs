@@ -21,11 +21,12 @@ use crate::core::types::{MemberId, Timestamp, TxId};
 use crate::error::{LedgerError, Rejection};
 use crate::keys;
 use crate::shared::prefetch;
-use crate::shared::queue::{Batch, CommitterConfig, Job, PageCopy, Reply};
+use crate::shared::queue::{Batch, CommitterConfig, Job, PageCopy, PageForm, Reply};
 use crate::single::key_index::KeyIndex;
 use crate::store::{Durability, Snapshot, Store, WriteSet};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -746,12 +747,32 @@ impl<S: Store + Clone> Writer<S> {
     /// Copies the member pages due (with `all`, every changed page) as of batch `seq`, and says
     /// through which batch every page is current once they are written.
     fn take_pages(&mut self, all: bool, seq: u64) -> (Vec<PageCopy>, u64) {
-        let copies = self
+        let copies: Vec<PageCopy> = self
             .dirty
             .take_due(all)
             .into_iter()
-            .map(|p| self.pages.copy(p, &self.state, seq))
+            .map(|p| {
+                let form = self.dirty.form(p, self.pages.members(p).len());
+                self.pages.copy(p, &self.state, seq, form)
+            })
             .collect();
+        if !copies.is_empty() {
+            let stats = &self.shared.stats;
+            let whole = copies
+                .iter()
+                .filter(|c| matches!(c.form, PageForm::Whole { .. }))
+                .count() as u64;
+            let members: u64 = copies.iter().map(|c| c.members).sum();
+            stats
+                .pages_written_whole
+                .fetch_add(whole, Ordering::Relaxed);
+            stats
+                .pages_written_as_changes
+                .fetch_add(copies.len() as u64 - whole, Ordering::Relaxed);
+            stats
+                .page_members_encoded
+                .fetch_add(members, Ordering::Relaxed);
+        }
         (copies, self.dirty.through(seq))
     }
 

@@ -57,6 +57,7 @@ pub(crate) fn open<S: Store + Clone>(
         through,
         members_through,
         member_stamps,
+        page_changes,
     } = load_state(&snapshot, config.policy)?;
     let keys = Arc::new(KeyIndex::load(&snapshot, config.keys_in_memory)?);
     let shared = Shared::new(through, through, config.on_commit.clone());
@@ -68,6 +69,7 @@ pub(crate) fn open<S: Store + Clone>(
             members_through,
         },
         &member_stamps,
+        page_changes,
         config,
     )?;
     drop(snapshot);
@@ -122,12 +124,14 @@ struct Watermarks {
 
 /// Brings member pages forward to the watermark, each from the batch it covers (they are
 /// written later than the rest; see `projector`), then replays what the projector had not
-/// covered at all.
+/// covered at all. `page_changes` are the pages stored with a record of changes, and its
+/// members: the next record of each holds them again.
 fn bring_forward<Snap: crate::store::Snapshot>(
     snapshot: &Snap,
     mut state: State,
     marks: Watermarks,
     member_stamps: &crate::core::state::Map<MemberId, u64>,
+    page_changes: Vec<(u64, Vec<MemberId>)>,
     config: &LedgerConfig,
 ) -> Result<Recovered, LedgerError> {
     let Watermarks {
@@ -135,6 +139,9 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         members_through,
     } = marks;
     let mut dirty = DirtyPages::new(config.member_write_delay);
+    for (page, members) in page_changes {
+        dirty.stored_changes(page, members);
+    }
     let mut rest: Option<State> = None;
     // Stored reversal totals are those of originals through the watermark; none is in memory
     // yet. Those the journal's tail reverses are read before they are applied.

@@ -34,7 +34,7 @@ use crate::codec::{self, HistoryEntry};
 use crate::core::state::State;
 use crate::core::types::{Timestamp, TxId};
 use crate::keys;
-use crate::shared::queue::Batch;
+use crate::shared::queue::{Batch, PageForm};
 use crate::shared::records::{write_records, Touched};
 use crate::single::heads::{Head, Heads};
 use crate::single::key_index::{by_hash, KeyIndex};
@@ -144,7 +144,17 @@ impl<S: Store + Clone> Projector<S> {
                 .changed(batch.txs.iter().map(|t| &**t), batch.seq);
             for copy in &batch.pages {
                 // Encoded by the writer as of this batch.
-                w.set(&keys::member_page(copy.page), &copy.encoded);
+                match copy.form {
+                    PageForm::Whole { clear_changes } => {
+                        w.set(&keys::member_page(copy.page), &copy.encoded);
+                        if clear_changes {
+                            w.clear(&keys::member_page_changes(copy.page));
+                        }
+                    }
+                    PageForm::Changes => {
+                        w.set(&keys::member_page_changes(copy.page), &copy.encoded);
+                    }
+                }
             }
         }
         self.heads.set_all(heads);

@@ -5,19 +5,17 @@
 
 use super::heads::Heads;
 use super::key_index::KeyIndex;
-use crate::codec::{self, MemberPage};
 use crate::core::model::{IdemKey, Transaction};
 use crate::core::state::{MemberState, State};
 use crate::core::types::{MemberId, Points, Timestamp, TxId};
 use crate::error::LedgerError;
 use crate::journal::find_transaction;
-use crate::keys;
 use crate::reads::{
     member_points_as_of, statement_page, walk_chain, MemberBalance, PathReads, RecentBatches,
     StatementPage,
 };
 use crate::shared::status::Shared;
-use crate::store::{Snapshot, Store};
+use crate::store::Store;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -192,16 +190,8 @@ impl<S: Store> PathReads<S> for SingleReads {
             return Ok(None);
         };
         let snap = store.snapshot()?;
-        let (through, base) = match snap.get(&keys::member_page(keys::page_of(m)))? {
-            Some(v) => {
-                let page: MemberPage = codec::decode("member page", &v)?;
-                let s = page
-                    .members
-                    .into_iter()
-                    .find(|(id, _)| *id == m)
-                    .map(|(_, s)| s);
-                (page.through, s)
-            }
+        let (through, base) = match crate::recovery::stored_member(&snap, m)? {
+            Some((through, s)) => (through, Some(s)),
             None => (0, None),
         };
         let mut newer = Vec::new();

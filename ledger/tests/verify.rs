@@ -359,6 +359,20 @@ fn session(dir: &Path, delay: u64, commands: Vec<Command>) -> u64 {
     last
 }
 
+/// Partner 1's contract, then members 1 to 10 enrolled, each (when `earning`) earning 100 x its
+/// id.
+fn ten_members(earning: bool) -> Vec<Command> {
+    let cent = rust_decimal::Decimal::new(1, 2);
+    let mut commands = vec![support::contract(1, cent, cent, None)];
+    for m in 1..=10u64 {
+        commands.push(support::enrol(m));
+        if earning {
+            commands.push(support::earn(1, m, 100 * m as i64, &format!("e{m}")));
+        }
+    }
+    commands
+}
+
 /// A page written while fewer than half its members changed since its whole copy holds only
 /// them, beside the copy; each record holds every member changed since the copy, across
 /// restarts; once half have changed the page is written whole again and the record cleared.
@@ -366,14 +380,8 @@ fn session(dir: &Path, delay: u64, commands: Vec<Command>) -> u64 {
 #[test]
 fn a_page_with_few_members_changed_is_written_as_those_members() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cent = rust_decimal::Decimal::new(1, 2);
-    let mut first = vec![support::contract(1, cent, cent, None)];
-    for m in 1..=10u64 {
-        first.push(support::enrol(m));
-        first.push(support::earn(1, m, 100 * m as i64, &format!("e{m}")));
-    }
     // Written at the shutdown, every member changed: whole.
-    let enrolled = session(dir.path(), 1_000_000, first);
+    let enrolled = session(dir.path(), 1_000_000, ten_members(true));
     let hundreds: Vec<(u64, i64)> = (1..=10).map(|m| (m, 100 * m as i64)).collect();
     assert_eq!(
         page_of_ten(dir.path()),
@@ -434,12 +442,7 @@ fn a_page_with_few_members_changed_is_written_as_those_members() {
 #[test]
 fn verify_names_a_member_whose_pages_record_of_changes_is_gone() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cent = rust_decimal::Decimal::new(1, 2);
-    let mut first = vec![support::contract(1, cent, cent, None)];
-    for m in 1..=10u64 {
-        first.push(support::enrol(m));
-    }
-    session(dir.path(), 1_000_000, first);
+    session(dir.path(), 1_000_000, ten_members(false));
     session(dir.path(), 0, vec![support::earn(1, 3, 7, "x3")]);
     let (ok, text) = verify(dir.path());
     assert!(ok, "{text}");

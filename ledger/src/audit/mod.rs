@@ -313,20 +313,24 @@ impl Replay {
                         r.unrecorded.push((member, version));
                     }
                 }
-                if version <= members_through {
-                    if let Some((m, rec)) = tx
-                        .members()
-                        .find_map(|m| Some((m, stored.records.get(&m)?)).filter(|(_, rec)| rec.through < version))
-                    {
-                        return stop(AuditFailure::Stored {
-                            account: format!("member/{}", m.0),
-                            what: stored.what,
-                            stored: format!("as of batch {}", rec.through),
-                            recomputed: format!(
-                                "changed in batch {version}, which every page covers (through {members_through})"
-                            ),
-                        });
-                    }
+                let stale = (version <= members_through)
+                    .then(|| {
+                        tx.members().find_map(|m| {
+                            let rec = stored.records.get(&m)?;
+                            (rec.through < version).then_some((m, rec))
+                        })
+                    })
+                    .flatten();
+                if let Some((m, rec)) = stale {
+                    return stop(AuditFailure::Stored {
+                        account: format!("member/{}", m.0),
+                        what: stored.what,
+                        stored: format!("as of batch {}", rec.through),
+                        recomputed: format!(
+                            "changed in batch {version}, which every page covers \
+                             (through {members_through})"
+                        ),
+                    });
                 }
                 if let Some(v) = PolicyVersion::of(tx) {
                     r.policy_versions.insert((v.policy.tag(), v.tx), v);

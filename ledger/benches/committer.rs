@@ -438,7 +438,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
     let start = Instant::now();
     let mut measured_from: Option<(Instant, u64, u64, Duration)> = None;
     let mut threads_from = std::collections::BTreeMap::new();
-    let mut pages_from = PageWrites::default();
+    let mut pages_from = ledger::PageWrites::default();
     // Unique per invocation: a store reused across invocations must never see a key again,
     // or the commands would be answered as replays.
     let started = std::time::SystemTime::now()
@@ -455,7 +455,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
             );
             measured_from = Some((Instant::now(), txs, legs, process_cpu()));
             threads_from = thread_cpu();
-            pages_from = PageWrites::of(&ledger);
+            pages_from = ledger.stats().page_writes();
             hist.lock().expect("hist").reset();
         }
         if measured_from.is_some_and(|(t0, ..)| t0.elapsed() >= Duration::from_secs(seconds)) {
@@ -558,7 +558,7 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
         "run {run_no} at batch {batch}: CPU by thread (% of one core): {}",
         shares.join(", ")
     );
-    let pages = PageWrites::of(&ledger).since(&pages_from);
+    let pages = ledger.stats().page_writes().since(&pages_from);
     eprintln!(
         "run {run_no} at batch {batch}: member pages written: {} whole, {} as their changed members; {} members encoded ({:.2} a transaction)",
         pages.whole,
@@ -585,34 +585,6 @@ fn run(dir: &std::path::Path, members: u64, batch: usize, seconds: u64, run_no: 
         commit_max_us: h.max(),
         mean_batch,
         rejected,
-    }
-}
-
-/// The writer's member page copies so far.
-#[derive(Default)]
-struct PageWrites {
-    whole: u64,
-    changes: u64,
-    members: u64,
-}
-
-impl PageWrites {
-    fn of<S: ledger::store::Store>(l: &Ledger<S>) -> PageWrites {
-        let s = l.stats();
-        let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        PageWrites {
-            whole: read(&s.pages_written_whole),
-            changes: read(&s.pages_written_as_changes),
-            members: read(&s.page_members_encoded),
-        }
-    }
-
-    fn since(&self, before: &PageWrites) -> PageWrites {
-        PageWrites {
-            whole: self.whole - before.whole,
-            changes: self.changes - before.changes,
-            members: self.members - before.members,
-        }
     }
 }
 

@@ -63,4 +63,4 @@ pub use shared::queue::{
     CommitterConfig, Pending, BATCH_SIZE_MAX, BATCH_TXS_MAX, HOLD_EXPIRIES_PER_BATCH_MAX,
     QUEUE_CAPACITY_MAX,
 };
-pub use shared::status::{CommitObserver, LedgerStats};
+pub use shared::status::{CommitObserver, LedgerStats, PageWrites};

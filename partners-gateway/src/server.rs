@@ -489,14 +489,11 @@ async fn metrics_text(
         .operator(token)
         .ok_or_else(|| OpError::new(Kind::UnknownKey, "unknown operator token"))?;
     metrics::gauge!("ledger_queue_depth").set(app.ops.ledger.queue_depth() as f64);
-    let stats = app.ops.ledger.stats();
-    let read = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-    metrics::counter!("ledger_member_pages_written_total", "form" => "whole")
-        .absolute(read(&stats.pages_written_whole));
+    let pages = app.ops.ledger.stats().page_writes();
+    metrics::counter!("ledger_member_pages_written_total", "form" => "whole").absolute(pages.whole);
     metrics::counter!("ledger_member_pages_written_total", "form" => "changes")
-        .absolute(read(&stats.pages_written_as_changes));
-    metrics::counter!("ledger_member_page_members_encoded_total")
-        .absolute(read(&stats.page_members_encoded));
+        .absolute(pages.changes);
+    metrics::counter!("ledger_member_page_members_encoded_total").absolute(pages.members);
     if let Some(keys) = app.ops.ledger.keys_in_memory() {
         metrics::gauge!("ledger_idempotency_keys_in_memory").set(keys as f64);
     }

@@ -31,6 +31,39 @@ pub struct LedgerStats {
     pub page_members_encoded: AtomicU64,
 }
 
+impl LedgerStats {
+    /// The single writer's member page copies so far.
+    pub fn page_writes(&self) -> PageWrites {
+        PageWrites {
+            whole: self.pages_written_whole.load(Ordering::Relaxed),
+            changes: self.pages_written_as_changes.load(Ordering::Relaxed),
+            members: self.page_members_encoded.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Member page copies counted ([`LedgerStats::page_writes`]).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PageWrites {
+    /// Pages copied whole.
+    pub whole: u64,
+    /// Pages copied as their members changed since the whole copy.
+    pub changes: u64,
+    /// Members encoded into either.
+    pub members: u64,
+}
+
+impl PageWrites {
+    /// The copies counted since `before`.
+    pub fn since(&self, before: &PageWrites) -> PageWrites {
+        PageWrites {
+            whole: self.whole - before.whole,
+            changes: self.changes - before.changes,
+            members: self.members - before.members,
+        }
+    }
+}
+
 /// State shared by the handle, the writer threads and the projector.
 pub(crate) struct Shared {
     projected: Mutex<u64>,

@@ -134,6 +134,25 @@ pub struct Histograms {
 }
 
 impl Histograms {
+    /// Every member counted moved to the unknown cell of each histogram a profile feeds (birth
+    /// year, gender, city), as if no row had profile facts: a cost of the cells, not of the
+    /// members.
+    fn without_profiles(&mut self) {
+        fn unknown<M>(cells: &mut M, none: M::Key)
+        where
+            M: CellMap,
+        {
+            let n = cells.total();
+            cells.clear_cells();
+            if n != 0 {
+                cells.put(none, n);
+            }
+        }
+        unknown(&mut self.birth_year, i32::MIN);
+        unknown(&mut self.gender, 0);
+        unknown(&mut self.city, 0);
+    }
+
     fn count(&mut self, r: &Row, minor_per_unit: i64, sign: i64) {
         if !r.enrolled || !r.active {
             return;
@@ -202,6 +221,41 @@ impl<K: std::hash::Hash + Eq + Copy> Cells<K> for HashMap<K, u64> {
     }
 }
 
+/// A histogram's cells, as [`Histograms::without_profiles`] moves them.
+trait CellMap {
+    type Key;
+    /// The counts of every cell, added as [`Cells::tally`] adds them.
+    fn total(&self) -> u64;
+    fn clear_cells(&mut self);
+    fn put(&mut self, k: Self::Key, n: u64);
+}
+
+impl<K: Ord> CellMap for BTreeMap<K, u64> {
+    type Key = K;
+    fn total(&self) -> u64 {
+        self.values().fold(0, |s, n| s.wrapping_add(*n))
+    }
+    fn clear_cells(&mut self) {
+        self.clear();
+    }
+    fn put(&mut self, k: K, n: u64) {
+        self.insert(k, n);
+    }
+}
+
+impl<K: std::hash::Hash + Eq> CellMap for HashMap<K, u64> {
+    type Key = K;
+    fn total(&self) -> u64 {
+        self.values().fold(0, |s, n| s.wrapping_add(*n))
+    }
+    fn clear_cells(&mut self) {
+        self.clear();
+    }
+    fn put(&mut self, k: K, n: u64) {
+        self.insert(k, n);
+    }
+}
+
 /// Everything the dashboards read.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Analytics {
@@ -237,6 +291,15 @@ impl Analytics {
         {
             self.month_mut(month_of_day(new.last_visit)).active += 1;
         }
+    }
+
+    /// The aggregates as they would be had no member any profile facts: what the journal alone
+    /// gives (the audience's saved state). Computed from the cells, without the rows: every
+    /// member the histograms count moves to the unknown birth year, gender and city.
+    pub fn without_profiles(&self) -> Analytics {
+        let mut a = self.clone();
+        a.members.without_profiles();
+        a
     }
 
     fn month_mut(&mut self, m: Month) -> &mut Movement {
@@ -401,6 +464,62 @@ mod tests {
         assert_eq!(a.members.members, 0);
         assert!(a.members.rfm.is_empty() && a.members.spend_buckets.is_empty());
         assert_eq!(a.members.spend.iter().sum::<u64>(), 0);
+    }
+
+    #[test]
+    fn aggregates_without_profiles_equal_each_row_stripped_of_its_profile() {
+        // Members of every kind: enrolled or not, active or not, with a birth date, gender
+        // and city or without, visits and spend spread over the bands.
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let rows: Vec<Row> = (0..2_000)
+            .map(|_| {
+                let visits = next(6) as u32;
+                Row {
+                    enrolled: next(10) != 0,
+                    active: next(8) != 0,
+                    birth: if next(4) == 0 {
+                        i32::MIN
+                    } else {
+                        -9_000 + next(14_000) as i32
+                    },
+                    gender: next(4) as u32,
+                    city: next(30) as u32,
+                    reach: next(8) as u8,
+                    ..member(
+                        visits,
+                        next(3_000) as i64,
+                        19_000,
+                        19_000 + next(200) as i32,
+                    )
+                }
+            })
+            .collect();
+        let mut a = Analytics::default();
+        for r in &rows {
+            a.row_changed(&Row::default(), r, 100);
+        }
+        assert!(a.members.gender.len() > 1 && a.members.city.len() > 10);
+        // What the saved state held before: each row changed to its bare form, one by one.
+        let mut by_rows = a.clone();
+        for r in &rows {
+            by_rows.row_changed(r, &r.without_profile(), 100);
+        }
+        let bare = a.without_profiles();
+        assert_eq!(bare, by_rows);
+        assert_eq!(bare.members.gender.keys().collect::<Vec<_>>(), [&0]);
+        assert_eq!(bare.members.birth_year[&i32::MIN], a.members.members);
+        // The rest is the journal's, untouched.
+        assert_eq!(bare.members.spend, a.members.spend);
+        assert_eq!(bare.months, a.months);
+        // Nobody counted: no cell at all.
+        let none = Analytics::default().without_profiles();
+        assert!(none.members.birth_year.is_empty() && none.members.city.is_empty());
     }
 
     #[test]

@@ -61,22 +61,6 @@ struct Cursor {
     counted: Option<(String, Option<String>)>,
 }
 
-/// The saved state as written: the facts less the profiles', borrowed.
-#[derive(serde::Serialize)]
-struct SavedRef<'a> {
-    format: u32,
-    tz: &'a str,
-    currency: &'a Option<String>,
-    after: &'a Option<Vec<u8>>,
-    transactions: u64,
-    #[serde(serialize_with = "rows_without_profiles")]
-    rows: &'a [Row],
-    genders: &'a crate::members::segments::Interner,
-    cities: &'a crate::members::segments::Interner,
-    expiring: &'a HashMap<u64, std::collections::VecDeque<(i64, i64)>>,
-    analytics: &'a Analytics,
-}
-
 /// The saved state as read.
 #[derive(serde::Deserialize)]
 struct Saved {
@@ -92,37 +76,99 @@ struct Saved {
     analytics: Analytics,
 }
 
-fn rows_without_profiles<S: serde::Serializer>(rows: &&[Row], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(rows.iter().map(Row::without_profile))
-}
+/// Rows encoded under one hold of the facts' read lock when the state is saved: a profile's
+/// change (`set_profile`, which takes the write lock), and the readers queued behind it, wait
+/// for one part of the encoding, not all of it.
+const ROWS_PER_HOLD: usize = 65_536;
 
-/// The saved state of `facts` and `analytics`, folded through `cursor` under `t`: the facts
-/// the journal gives, without any a profile gives.
-fn encode_saved(t: &Terms, cursor: &Cursor, facts: &Facts, analytics: &Analytics) -> Vec<u8> {
-    let bare = analytics_without_profiles(&facts.rows, analytics, facts.minor_per_unit);
-    let saved = SavedRef {
-        format: SAVED_FORMAT,
-        tz: t.tz.name(),
-        currency: &t.currency,
-        after: &cursor.after,
-        transactions: cursor.transactions,
-        rows: &facts.rows,
-        genders: &facts.genders,
-        cities: &facts.cities,
-        expiring: &facts.expiring,
-        analytics: &bare,
-    };
-    postcard::to_allocvec(&saved).expect("the audience's state always encodes")
-}
+/// The bytes of members' lots encoded under one hold of the facts' read lock when the state
+/// is saved (the rows, of a bounded size, go by [`ROWS_PER_HOLD`]).
+const PART_BYTES: usize = 1 << 20;
 
-/// `analytics` as it would be had no row of `rows` any profile facts.
-fn analytics_without_profiles(rows: &[Row], analytics: &Analytics, minor: i64) -> Analytics {
-    let mut a = analytics.clone();
-    for r in rows {
-        let bare = r.without_profile();
-        a.row_changed(r, &bare, minor);
+/// The most a row takes encoded: fourteen fields, each a varint of at most 10 bytes or a byte.
+const MAX_ROW_BYTES: usize = 10 * 14;
+
+/// The saved state of the facts and aggregates, folded through `cursor` under `t`: the facts
+/// the journal gives, without any a profile gives, in the field order [`Saved`] reads.
+///
+/// Encoded a part at a time: the rows [`ROWS_PER_HOLD`] under each hold of the facts' read
+/// lock, then the members' lots by expiry as many at a time, then the aggregates (the held
+/// ones less their profile cells, not a pass over the rows). Between parts a profile may
+/// change, which the saved rows and aggregates leave out;
+/// the journal's facts cannot, since the caller holds the cursor, under which alone the
+/// journal is folded and the facts replaced. Rows a profile adds meanwhile, past those counted
+/// at the start, hold no journal facts. Returns the bytes and the longest hold (from the lock
+/// taken to its release).
+fn encode_saved(
+    t: &Terms,
+    cursor: &Cursor,
+    facts: &RwLock<Facts>,
+    analytics: &RwLock<Analytics>,
+    rows_per_hold: usize,
+) -> (Vec<u8>, Duration) {
+    let encodes = "the audience's state always encodes";
+    let read = || facts.read().expect("audience facts");
+    let head = (
+        SAVED_FORMAT,
+        t.tz.name(),
+        &t.currency,
+        &cursor.after,
+        cursor.transactions,
+    );
+    let mut out = postcard::to_extend(&head, Vec::new()).expect(encodes);
+    let mut longest = Duration::ZERO;
+    let n = read().rows.len();
+    // A sequence is its length, then its elements.
+    out = postcard::to_extend(&n, out).expect(encodes);
+    for part in (0..n).step_by(rows_per_hold.max(1)) {
+        let end = n.min(part + rows_per_hold.max(1));
+        // Grown here, not under the lock: a doubling copies all encoded so far.
+        out.reserve((end - part) * MAX_ROW_BYTES);
+        let f = read();
+        let held = std::time::Instant::now();
+        for i in part..end {
+            let row = f.rows.get(i).copied().unwrap_or_default();
+            out = postcard::to_extend(&row.without_profile(), out).expect(encodes);
+        }
+        drop(f);
+        longest = longest.max(held.elapsed());
     }
-    a
+    // The interners, then the members' lots by expiry: their ids taken under one hold (a map
+    // is its length, then its entries, in any order), the entries encoded in parts.
+    let f = read();
+    let held = std::time::Instant::now();
+    // Into a buffer of its own, so the rows' large one is not grown under the lock.
+    let interners = postcard::to_allocvec(&(&f.genders, &f.cities)).expect(encodes);
+    let ids: Vec<u64> = f.expiring.keys().copied().collect();
+    drop(f);
+    longest = longest.max(held.elapsed());
+    out.extend_from_slice(&interners);
+    out = postcard::to_extend(&ids.len(), out).expect(encodes);
+    // A member may hold many lots: a part ends at its count of members or of bytes.
+    let mut next = 0;
+    while next < ids.len() {
+        let end = ids.len().min(next + rows_per_hold.max(1));
+        let mut entries = Vec::with_capacity(PART_BYTES);
+        let none = std::collections::VecDeque::new();
+        let f = read();
+        let held = std::time::Instant::now();
+        while next < end && entries.len() < PART_BYTES {
+            let m = ids[next];
+            let lots = f.expiring.get(&m).unwrap_or(&none);
+            entries = postcard::to_extend(&(m, lots), entries).expect(encodes);
+            next += 1;
+        }
+        drop(f);
+        longest = longest.max(held.elapsed());
+        out.extend_from_slice(&entries);
+    }
+    let a = analytics.read().expect("audience analytics");
+    let held = std::time::Instant::now();
+    let bare = a.without_profiles();
+    drop(a);
+    longest = longest.max(held.elapsed());
+    out = postcard::to_extend(&bare, out).expect(encodes);
+    (out, longest)
 }
 
 /// A segment compiled for a version and a day.
@@ -687,7 +733,7 @@ impl Audience {
 
     /// The state as it would be saved now, if the audience has caught up once and every
     /// transaction it holds was counted under the programme's present time zone and currency.
-    fn encode(&self, ops: &Ops, cursor: &Cursor) -> Option<Vec<u8>> {
+    fn encode(&self, ops: &Ops, cursor: &Cursor) -> Option<(Vec<u8>, Duration)> {
         if !cursor.profiles {
             return None;
         }
@@ -696,9 +742,13 @@ impl Audience {
             tracing::info!("the programme's time zone or currency changed since the audience began counting: its state is not saved until it has counted again");
             return None;
         }
-        let facts = self.facts.read().expect("audience facts");
-        let analytics = self.analytics.read().expect("audience analytics");
-        Some(encode_saved(&t, cursor, &facts, &analytics))
+        Some(encode_saved(
+            &t,
+            cursor,
+            &self.facts,
+            &self.analytics,
+            ROWS_PER_HOLD,
+        ))
     }
 
     /// Saves the state (`G A`), so the next start folds the journal from here. Blocking.
@@ -708,7 +758,7 @@ impl Audience {
     pub fn save(&self, ops: &Ops) -> Result<Option<u64>, OpError> {
         let began = std::time::Instant::now();
         let mut cursor = self.cursor.lock().expect("audience cursor");
-        let Some(bytes) = self.encode(ops, &cursor) else {
+        let Some((bytes, longest_hold)) = self.encode(ops, &cursor) else {
             return Ok(None);
         };
         let n = cursor.transactions;
@@ -723,6 +773,7 @@ impl Audience {
             transactions = n,
             bytes = bytes.len(),
             encode_ms = encoded.as_millis() as u64,
+            longest_hold_ms = longest_hold.as_millis() as u64,
             total_ms = began.elapsed().as_millis() as u64,
             "the audience saved its state"
         );
@@ -783,8 +834,7 @@ impl Audience {
         if live.expiring != facts.expiring {
             return Ok(Some("the lots by expiry differ".into()));
         }
-        let live_bare =
-            analytics_without_profiles(&live.rows, &live_analytics, live.minor_per_unit);
+        let live_bare = live_analytics.without_profiles();
         if live_bare != analytics {
             return Ok(Some(format!(
                 "the aggregates differ: {live_bare:?} held, {analytics:?} folded"
@@ -1370,6 +1420,9 @@ mod tests {
             put_profile(&mut facts, &mut analytics, MemberId(m), Some(&profile));
         }
         facts.add_expiring(9, 1_800_000_000_000, 40);
+        for m in 0..6 {
+            facts.add_expiring(m, 1_700_000_000_000 + m as i64, 5 + m as i64);
+        }
         assert_ne!(facts.rows[3].gender, 0, "the profile is in the row");
         let cursor = Cursor {
             after: Some(vec![1, 2, 3]),
@@ -1381,7 +1434,12 @@ mod tests {
             tz: chrono_tz::Tz::Asia__Tehran,
             currency: Some("GBP".into()),
         };
-        let bytes = encode_saved(&t, &cursor, &facts, &analytics);
+        let (facts, analytics) = (RwLock::new(facts), RwLock::new(analytics));
+        // Ten rows, encoded four under each hold of the lock, or all under one: the same bytes.
+        let (bytes, _) = encode_saved(&t, &cursor, &facts, &analytics, 4);
+        let (whole, _) = encode_saved(&t, &cursor, &facts, &analytics, usize::MAX);
+        assert_eq!(bytes, whole);
+        let (facts, analytics) = (facts.into_inner().unwrap(), analytics.into_inner().unwrap());
         let saved: Saved = postcard::from_bytes(&bytes).expect("decodes");
         assert_eq!(
             (saved.format, saved.tz.as_str(), saved.currency.as_deref()),

@@ -138,14 +138,16 @@ impl Histograms {
     /// year, gender, city), as if no row had profile facts: a cost of the cells, not of the
     /// members.
     fn without_profiles(&mut self) {
-        fn unknown<M>(cells: &mut M, none: M::Key)
+        fn unknown<K, M>(cells: &mut M, none: K)
         where
-            M: CellMap,
+            M: Default + IntoIterator<Item = (K, u64)> + Extend<(K, u64)>,
         {
-            let n = cells.total();
-            cells.clear_cells();
+            // Added as `Cells::tally` adds.
+            let n = std::mem::take(cells)
+                .into_iter()
+                .fold(0u64, |s, (_, n)| s.wrapping_add(n));
             if n != 0 {
-                cells.put(none, n);
+                cells.extend([(none, n)]);
             }
         }
         unknown(&mut self.birth_year, i32::MIN);
@@ -218,41 +220,6 @@ impl<K: std::hash::Hash + Eq + Copy> Cells<K> for HashMap<K, u64> {
         if *n == 0 {
             self.remove(&k);
         }
-    }
-}
-
-/// A histogram's cells, as [`Histograms::without_profiles`] moves them.
-trait CellMap {
-    type Key;
-    /// The counts of every cell, added as [`Cells::tally`] adds them.
-    fn total(&self) -> u64;
-    fn clear_cells(&mut self);
-    fn put(&mut self, k: Self::Key, n: u64);
-}
-
-impl<K: Ord> CellMap for BTreeMap<K, u64> {
-    type Key = K;
-    fn total(&self) -> u64 {
-        self.values().fold(0, |s, n| s.wrapping_add(*n))
-    }
-    fn clear_cells(&mut self) {
-        self.clear();
-    }
-    fn put(&mut self, k: K, n: u64) {
-        self.insert(k, n);
-    }
-}
-
-impl<K: std::hash::Hash + Eq> CellMap for HashMap<K, u64> {
-    type Key = K;
-    fn total(&self) -> u64 {
-        self.values().fold(0, |s, n| s.wrapping_add(*n))
-    }
-    fn clear_cells(&mut self) {
-        self.clear();
-    }
-    fn put(&mut self, k: K, n: u64) {
-        self.insert(k, n);
     }
 }
 

@@ -117,11 +117,12 @@ fn encode_saved(
     );
     let mut out = postcard::to_extend(&head, Vec::new()).expect(encodes);
     let mut longest = Duration::ZERO;
+    let per = rows_per_hold.max(1);
     let n = read().rows.len();
     // A sequence is its length, then its elements.
     out = postcard::to_extend(&n, out).expect(encodes);
-    for part in (0..n).step_by(rows_per_hold.max(1)) {
-        let end = n.min(part + rows_per_hold.max(1));
+    for part in (0..n).step_by(per) {
+        let end = n.min(part.saturating_add(per));
         // Grown here, not under the lock: a doubling copies all encoded so far.
         out.reserve((end - part) * MAX_ROW_BYTES);
         let f = read();
@@ -147,7 +148,7 @@ fn encode_saved(
     // A member may hold many lots: a part ends at its count of members or of bytes.
     let mut next = 0;
     while next < ids.len() {
-        let end = ids.len().min(next + rows_per_hold.max(1));
+        let end = ids.len().min(next.saturating_add(per));
         let mut entries = Vec::with_capacity(PART_BYTES);
         let none = std::collections::VecDeque::new();
         let f = read();

@@ -37,6 +37,15 @@ pub fn tune() {
     }
 }
 
+/// Returns what the calling thread's heap freed to the kernel now, not after
+/// [`PURGE_DELAY_MS`]: for a thread about to end that grew large tables (each doubling frees
+/// the smaller one), whose freed pages no other thread would reuse soon. Harmless where
+/// mimalloc is linked but not the global allocator.
+pub fn release_freed() {
+    // SAFETY: takes no pointers; collects the calling thread's own heap.
+    unsafe { libmimalloc_sys::mi_collect(true) };
+}
+
 /// Bytes mimalloc holds committed from the kernel: its live allocations, the free space in
 /// its pages, and freed pages it has not yet returned. Beside the resident set it tells how
 /// much of a process's memory is the allocator's. Near zero where mimalloc is linked but not

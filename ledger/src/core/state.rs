@@ -5,6 +5,7 @@
 //! changes the state by a transaction's recorded effects. The writer calls both; restart replay
 //! and the audit call only `apply`, so there is one way state changes.
 
+use crate::core::due::DueIndex;
 use crate::core::expiry::{utc_month, InForce};
 use crate::core::lots::Lots;
 use crate::core::model::{Amount, Command, LotChange, LotId, Policy, Transaction, TxKind};
@@ -235,7 +236,7 @@ pub struct State {
     /// inactivity deadline. Derived from the members (rebuilt at open), so never stored; kept
     /// only where `index_due` is set (the single writer's state: the projector and the audit
     /// need no index).
-    pub expiry_due: crate::core::due::DueIndex,
+    pub expiry_due: DueIndex,
     /// Whether `apply` keeps `expiry_due`.
     pub index_due: bool,
     /// Programme settings.
@@ -760,13 +761,22 @@ impl State {
     /// its deadline is read: the caller's hint to fetch what the state points to (its lots,
     /// its tier), where each of a million members would otherwise stall on those reads in turn.
     pub fn rebuild_expiry_due_ahead(&mut self, ahead: impl Fn(&MemberState)) {
+        if let Some(due) = self.expiry_due_ahead(ahead) {
+            self.expiry_due = due;
+        }
+    }
+
+    /// The due index [`State::rebuild_expiry_due_ahead`] builds, from a shared borrow (so that
+    /// other passes over the members may run beside it); `None` if this state keeps no due
+    /// index.
+    pub fn expiry_due_ahead(&self, ahead: impl Fn(&MemberState)) -> Option<DueIndex> {
         if !self.index_due {
-            return;
+            return None;
         }
         // A map not changed in between is walked in the same order each time.
         let mut lead = self.members.values();
         lead.by_ref().take(16).for_each(&ahead);
-        let due: crate::core::due::DueIndex = self
+        let due: DueIndex = self
             .members
             .iter()
             .filter_map(|(m, s)| {
@@ -776,7 +786,7 @@ impl State {
                 self.deadline(s).map(|t| (t, *m))
             })
             .collect();
-        self.expiry_due = due;
+        Some(due)
     }
 
     /// Members with points due to expire at or before `now`, soonest first, at most `limit`,

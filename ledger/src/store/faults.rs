@@ -214,6 +214,10 @@ impl<S: Store> Store for FaultyStore<S> {
     fn next_version(&self) -> Version {
         self.inner.next_version()
     }
+
+    fn reads_from_threads(&self) -> bool {
+        self.inner.reads_from_threads()
+    }
 }
 
 /// The body's own error, or the wrapper's decision not to commit.

@@ -300,6 +300,13 @@ pub trait Store: Send + Sync + 'static {
     /// embedded engine, on the single-writer path). On FoundationDB only an estimate: the read
     /// version plus one.
     fn next_version(&self) -> Version;
+
+    /// Whether snapshots may be read from several threads at once, as the open does (the key
+    /// index beside the members' state). False for the simulated store, whose faults are drawn
+    /// for its operations in the order they come: a seed repeats only if one thread reads.
+    fn reads_from_threads(&self) -> bool {
+        true
+    }
 }
 
 /// Reads inside a read-write transaction ([`TxnStore::transact`]).

@@ -613,6 +613,10 @@ impl Store for SimStore {
     fn next_version(&self) -> Version {
         self.lock().version + 1
     }
+
+    fn reads_from_threads(&self) -> bool {
+        false
+    }
 }
 
 /// Read-write transactions, as the cluster path runs them. The simulation drives one writer

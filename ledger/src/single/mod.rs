@@ -123,22 +123,12 @@ fn load<S: Store>(
         });
     };
     std::thread::scope(|s| {
-        let keys = std::thread::Builder::new()
-            .name("ledger-key-load".into())
-            .spawn_scoped(s, move || {
-                let keys = KeyIndex::load(&keys_snapshot, config.keys_in_memory);
-                crate::allocator::release_freed();
-                keys
-            })
-            .map_err(|e| LedgerError::Spawn {
-                thread: "key load",
-                why: e.to_string(),
-            })?;
+        let keys = beside(s, "ledger-key-load", move || {
+            KeyIndex::load(&keys_snapshot, config.keys_in_memory)
+        })?;
         let recovered =
             load_state(snapshot, config.policy).and_then(|l| recover(snapshot, l, config));
-        let keys = keys
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let keys = joined(keys);
         let (through, recovered) = recovered?;
         Ok(Load {
             keys: keys?,
@@ -147,6 +137,34 @@ fn load<S: Store>(
             threads: 2,
         })
     })
+}
+
+/// Runs `work` on a thread named `name` within the open's scope `s`. The thread returns what
+/// it freed to the kernel before it ends ([`crate::allocator::release_freed`]): the tables it
+/// grew left their smaller copies freed in its heap, which no other thread would reuse soon.
+fn beside<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    name: &'static str,
+    work: impl FnOnce() -> T + Send + 'scope,
+) -> Result<std::thread::ScopedJoinHandle<'scope, T>, LedgerError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(s, move || {
+            let out = work();
+            crate::allocator::release_freed();
+            out
+        })
+        .map_err(|e| LedgerError::Spawn {
+            thread: name,
+            why: e.to_string(),
+        })
+}
+
+/// What the thread `beside` started returned; its panic, if it panicked.
+fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 /// The state `loaded` brought forward with the journal: its watermark, and what recovery hands
@@ -341,22 +359,10 @@ fn start<S: Store + Clone>(
     // of their own, beside the writer's due index and its pages' member lists. (No store
     // operation: the simulation's order of those stays as it is.)
     let (heads, due, pages) = std::thread::scope(|s| {
-        let heads = std::thread::Builder::new()
-            .name("ledger-heads".into())
-            .spawn_scoped(s, || {
-                let heads = Heads::from_state(&state);
-                crate::allocator::release_freed();
-                heads
-            })
-            .map_err(|e| LedgerError::Spawn {
-                thread: "heads",
-                why: e.to_string(),
-            })?;
+        let heads = beside(s, "ledger-heads", || Heads::from_state(&state))?;
         let due = state.expiry_due_ahead(crate::shared::prefetch::parts_of);
         let pages = PageMembers::of(&state);
-        let heads = heads
-            .join()
-            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        let heads = joined(heads);
         Ok::<_, LedgerError>((Arc::new(heads), due, pages))
     })?;
     if let Some(due) = due {

@@ -506,6 +506,13 @@ pub fn members_through() -> Vec<u8> {
     vec![META, b'k']
 }
 
+/// How many members the single writer held as of the latest member pages written, a u64:
+/// sizes the members' maps at open, which would otherwise grow by doubling, holding the table
+/// before each doubling beside the one after it. A hint only: a store without it opens as before.
+pub fn members_held() -> Vec<u8> {
+    vec![META, b'n']
+}
+
 /// How many idempotency entries the single writer moved to disk (`l` and `L` records), a u64: sizes
 /// the in-memory filter over them at open.
 pub fn keys_on_disk() -> Vec<u8> {

@@ -2,6 +2,7 @@
 //! path (its queue, its threads, its reads).
 
 use crate::core::model::Policy;
+use crate::error::LedgerError;
 use crate::reads::PathReads;
 use crate::shared::queue::{CommitterConfig, Job};
 use crate::shared::status::{CommitObserver, Shared};
@@ -70,4 +71,32 @@ pub(crate) struct Started<S: Store> {
     /// Joined in this order at shutdown (the writer before what it feeds).
     pub threads: Vec<JoinHandle<()>>,
     pub reads: Box<dyn PathReads<S>>,
+}
+
+/// Runs `work` on a thread named `name` within an open's scope `s`. The thread returns what
+/// it freed to the kernel before it ends ([`crate::allocator::release_freed`]): the tables it
+/// grew left their smaller copies freed in its heap, which no other thread would reuse soon.
+pub(crate) fn beside<'scope, T: Send + 'scope>(
+    s: &'scope std::thread::Scope<'scope, '_>,
+    name: &'static str,
+    work: impl FnOnce() -> T + Send + 'scope,
+) -> Result<std::thread::ScopedJoinHandle<'scope, T>, LedgerError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn_scoped(s, move || {
+            let out = work();
+            crate::allocator::release_freed();
+            out
+        })
+        .map_err(|e| LedgerError::Spawn {
+            thread: name,
+            why: e.to_string(),
+        })
+}
+
+/// What the thread `beside` started returned; its panic, if it panicked.
+pub(crate) fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    thread
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }

@@ -65,6 +65,8 @@ pub(crate) struct Batch {
     /// The batch through which every member page is current once this batch's pages are
     /// written.
     pub members_through: u64,
+    /// Members the writer held as of this batch (0 in a batch refused whole).
+    pub members_held: u64,
 }
 
 /// A member page as of the batch that carries it, encoded from the writer's state (a

@@ -284,6 +284,7 @@ impl<S: Store + Clone> Writer<S> {
             txs: Vec::new(),
             pages,
             members_through,
+            members_held: self.state.members.len() as u64,
         };
         if self.to_projector.send(Arc::new(last)).is_err() {
             tracing::error!("member pages not written at shutdown: the projector stopped; the next start replays the journal for them");
@@ -547,6 +548,7 @@ impl<S: Store + Clone> Writer<S> {
             txs,
             pages,
             members_through,
+            members_held: self.state.members.len() as u64,
         });
         if !txs.txs.is_empty() {
             self.recent.keep(txs.clone());
@@ -723,6 +725,7 @@ impl<S: Store + Clone> Writer<S> {
                 txs: Vec::new(),
                 pages: Vec::new(),
                 members_through: 0,
+                members_held: 0,
             }),
             answers,
         }

@@ -26,7 +26,7 @@ use crate::core::types::{MemberId, TxId};
 use crate::error::{LedgerError, WritePath};
 use crate::journal::{for_each_batch, is_cluster_store};
 use crate::recovery::{load_state, Loaded};
-use crate::shared::open::{LedgerConfig, Started};
+use crate::shared::open::{beside, joined, LedgerConfig, Started};
 use crate::shared::queue::{Batch, Job, PROJECTOR_QUEUE_BATCHES};
 use crate::shared::status::Shared;
 use crate::store::Store;
@@ -139,34 +139,6 @@ fn load<S: Store>(
     })
 }
 
-/// Runs `work` on a thread named `name` within the open's scope `s`. The thread returns what
-/// it freed to the kernel before it ends ([`crate::allocator::release_freed`]): the tables it
-/// grew left their smaller copies freed in its heap, which no other thread would reuse soon.
-fn beside<'scope, T: Send + 'scope>(
-    s: &'scope std::thread::Scope<'scope, '_>,
-    name: &'static str,
-    work: impl FnOnce() -> T + Send + 'scope,
-) -> Result<std::thread::ScopedJoinHandle<'scope, T>, LedgerError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn_scoped(s, move || {
-            let out = work();
-            crate::allocator::release_freed();
-            out
-        })
-        .map_err(|e| LedgerError::Spawn {
-            thread: name,
-            why: e.to_string(),
-        })
-}
-
-/// What the thread `beside` started returned; its panic, if it panicked.
-fn joined<T>(thread: std::thread::ScopedJoinHandle<'_, T>) -> T {
-    thread
-        .join()
-        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
 /// The state `loaded` brought forward with the journal: its watermark, and what recovery hands
 /// the writer and projector.
 fn recover<Snap: crate::store::Snapshot>(
@@ -178,8 +150,7 @@ fn recover<Snap: crate::store::Snapshot>(
         state,
         through,
         members_through,
-        member_stamps,
-        page_changes,
+        stamps,
     } = loaded;
     let recovered = bring_forward(
         snapshot,
@@ -188,8 +159,7 @@ fn recover<Snap: crate::store::Snapshot>(
             through,
             members_through,
         },
-        &member_stamps,
-        page_changes,
+        &stamps,
         config,
     )?;
     Ok((through, recovered))
@@ -243,14 +213,13 @@ struct Watermarks {
 
 /// Brings member pages forward to the watermark, each from the batch it covers (they are
 /// written later than the rest; see `projector`), then replays what the projector had not
-/// covered at all. `page_changes` are the pages stored with a record of changes, and its
-/// members: the next record of each holds them again.
+/// covered at all. The pages stored with a record of changes (`stamps`) hold its members
+/// again in the next record of each.
 fn bring_forward<Snap: crate::store::Snapshot>(
     snapshot: &Snap,
     mut state: State,
     marks: Watermarks,
-    member_stamps: &crate::core::state::Map<MemberId, u64>,
-    page_changes: Vec<(u64, Vec<MemberId>)>,
+    stamps: &crate::recovery::Stamps,
     config: &LedgerConfig,
 ) -> Result<Recovered, LedgerError> {
     let Watermarks {
@@ -258,8 +227,8 @@ fn bring_forward<Snap: crate::store::Snapshot>(
         members_through,
     } = marks;
     let mut dirty = DirtyPages::new(config.member_write_delay);
-    for (page, members) in page_changes {
-        dirty.stored_changes(page, members);
+    for (page, members) in stamps.changed_pages() {
+        dirty.stored_changes(page, members.iter().copied());
     }
     let mut rest: Option<State> = None;
     // Stored reversal totals are those of originals through the watermark; none is in memory
@@ -274,7 +243,7 @@ fn bring_forward<Snap: crate::store::Snapshot>(
     let mut tail: Vec<Arc<Batch>> = Vec::new();
     for_each_batch(snapshot, members_through.min(through), &mut |seq, txs| {
         if seq <= through {
-            let behind = |m: MemberId| member_stamps.get(&m).is_none_or(|s| *s < seq);
+            let behind = |m: MemberId| stamps.of(m).is_none_or(|s| s < seq);
             for tx in &txs {
                 state.apply_to_members(tx, behind);
                 for m in tx.members().filter(|m| behind(*m)) {
@@ -303,6 +272,7 @@ fn bring_forward<Snap: crate::store::Snapshot>(
             txs: txs.into_iter().map(Arc::new).collect(),
             pages: Vec::new(),
             members_through: dirty.through(seq),
+            members_held: state.members.len() as u64,
         }));
         Ok(())
     })?;
@@ -505,6 +475,15 @@ mod tests {
 
     const AIR: PartnerId = PartnerId(1);
 
+    /// Keys past a window of 50, and member pages written 7 transactions late.
+    fn windows_small() -> LedgerConfig {
+        LedgerConfig {
+            keys_in_memory: 50,
+            member_write_delay: 7,
+            ..LedgerConfig::default()
+        }
+    }
+
     /// A store of 40 members, about 1,500 earns and 300 burns, with keys past a window of 50 and
     /// member pages written 7 transactions late, stopped as a crash stops it: the open has
     /// member pages, records of changes, keys on disk and a journal tail to bring forward.
@@ -564,11 +543,7 @@ mod tests {
     #[test]
     fn a_load_on_two_threads_holds_what_a_load_on_one_holds() {
         let dir = tempfile::tempdir().expect("dir");
-        let config = LedgerConfig {
-            keys_in_memory: 50,
-            member_write_delay: 7,
-            ..LedgerConfig::default()
-        };
+        let config = windows_small();
         let receipts = crashed_store(dir.path(), &config);
         let store = EmbeddedStore::open(dir.path()).expect("store");
         let two = load(&store, &store.snapshot().expect("snapshot"), &config).expect("load");
@@ -615,5 +590,57 @@ mod tests {
             two.keys.len(),
             "every key in memory is a committed one"
         );
+    }
+
+    #[test]
+    fn the_members_held_record_sizes_the_members_map_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = windows_small();
+        crashed_store(dir.path(), &config);
+        let store = EmbeddedStore::open(dir.path()).expect("store");
+        let held = |store: &EmbeddedStore| {
+            crate::recovery::read_seq(
+                &store.snapshot().expect("snapshot"),
+                &crate::keys::members_held(),
+                "members held",
+            )
+            .expect("read")
+        };
+        // Written with the member pages: every member had enrolled before the first was due.
+        assert_eq!(held(&store), 40);
+        let loaded = |store: &EmbeddedStore| {
+            load(store, &store.snapshot().expect("snapshot"), &config)
+                .expect("load")
+                .recovered
+        };
+        let as_written = loaded(&store);
+        assert_eq!(as_written.state.members.len(), 40);
+        let set = |value: Option<u64>| {
+            let mut w = WriteSet::default();
+            match value {
+                Some(v) => w.set(&crate::keys::members_held(), &v.to_be_bytes()),
+                None => w.clear(&crate::keys::members_held()),
+            }
+            store.commit(w, Durability::Sync).expect("commit");
+        };
+        // A larger count is taken as the map's size; the state is the same.
+        set(Some(100_000));
+        let sized = loaded(&store);
+        assert!(
+            sized.state.members.capacity() >= 100_000,
+            "capacity {}",
+            sized.state.members.capacity()
+        );
+        assert_eq!(sized.state, as_written.state);
+        assert_eq!(sized.rest, as_written.rest);
+        // A count no map could have, none, or one too small: the same state, the map grown as
+        // it fills.
+        for value in [Some(u64::MAX), None, Some(1)] {
+            set(value);
+            let other = loaded(&store);
+            assert!(other.state.members.capacity() < 100_000, "{value:?}");
+            assert_eq!(other.state, as_written.state, "{value:?}");
+            assert_eq!(other.rest, as_written.rest, "{value:?}");
+        }
     }
 }

@@ -175,6 +175,9 @@ impl<S: Store + Clone> Projector<S> {
                 &last.members_through.to_be_bytes(),
             );
         }
+        if let Some(paged) = group.iter().rev().find(|b| !b.pages.is_empty()) {
+            w.set(&keys::members_held(), &paged.members_held.to_be_bytes());
+        }
         let Spill {
             moved: spill,
             by_disk,

@@ -132,6 +132,7 @@ mod tests {
             txs,
             pages: vec![],
             members_through: 0,
+            members_held: 0,
         })
     }
 

@@ -97,24 +97,43 @@ impl Heads {
         }
     }
 
-    /// Heads of every member in `state`.
+    /// Heads of every member in `state`: each shard's heads gathered, then put into its table
+    /// made its final size at once. The state holds each member once, so nothing is sorted, and
+    /// no table doubles as it fills.
     pub fn from_state(state: &State) -> Heads {
-        Heads::with(state.members.iter().map(|(m, s)| {
-            (
+        let mut all = Heads::empty();
+        let each = state.members.len() / SHARDS;
+        let mut by_shard: Vec<Vec<(MemberId, Head)>> = (0..SHARDS)
+            .map(|_| Vec::with_capacity(each + each / 8 + 16))
+            .collect();
+        for (m, s) in &state.members {
+            by_shard[all.shard_index(*m)].push((
                 *m,
                 Head {
                     tx: s.last.get(),
                     posted: s.posted,
                     held: s.held,
                 },
-            )
-        }))
-    }
-
-    /// Heads of `heads`, later entries of a member over earlier ones.
-    fn with(heads: impl Iterator<Item = (MemberId, Head)>) -> Heads {
-        let all = Heads::empty();
-        all.set_all(heads.collect());
+            ));
+        }
+        let hasher = &all.hasher;
+        for (shard, heads) in all.shards.iter_mut().zip(by_shard) {
+            shard.change_alone(|table| {
+                table.reserve(heads.len(), hasher);
+                for (m, _) in heads.iter().take(SET_AHEAD) {
+                    table.prefetch(m.0, hasher);
+                }
+                for (i, (m, head)) in heads.iter().enumerate() {
+                    if let Some((next, _)) = heads.get(i + SET_AHEAD) {
+                        table.prefetch(next.0, hasher);
+                    }
+                    let slot = HeadSlot::new(*m, *head);
+                    if let Some(held) = table.claim(slot, hasher) {
+                        *held = slot;
+                    }
+                }
+            });
+        }
         all
     }
 
@@ -225,17 +244,75 @@ mod tests {
     /// slot can hold comes back as it went in.
     #[test]
     fn a_head_without_a_transaction_and_the_largest_id_round_trip() {
-        let heads = Heads::with(
+        let heads = Heads::empty();
+        heads.set_all(
             [
                 (MemberId(7), head(None, 12)),
                 (MemberId(8), head(Some(u64::MAX - 2), -4)),
                 (MemberId(u64::MAX), head(Some(0), 1)),
             ]
-            .into_iter(),
+            .to_vec(),
         );
         assert_eq!(heads.get(MemberId(7)), Some(head(None, 12)));
         assert_eq!(heads.get(MemberId(8)), Some(head(Some(u64::MAX - 2), -4)));
         assert_eq!(heads.get(MemberId(u64::MAX)), Some(head(Some(0), 1)));
         assert_eq!(heads.get(MemberId(9)), None);
+    }
+
+    /// The heads built from a state answer each member's latest transaction and points, hold
+    /// no one else, and each shard's table is the size the same heads set one by one grow it to.
+    #[test]
+    fn the_heads_of_a_state_are_its_members_and_their_tables_are_sized_once() {
+        for members in [0u64, 1, 200, 5_000, 40_000] {
+            let mut state = State::new(crate::core::model::Policy::default());
+            for m in 0..members {
+                let id = MemberId(m * 3 + 1);
+                state.members.insert(
+                    id,
+                    crate::core::state::MemberState {
+                        posted: Points(m as i64 - 7),
+                        held: Points((m % 5) as i64),
+                        last: match m % 4 {
+                            0 => crate::core::types::MaybeTx::default(),
+                            _ => crate::core::types::MaybeTx::some(TxId(m * 11)),
+                        },
+                        ..Default::default()
+                    },
+                );
+            }
+            let built = Heads::from_state(&state);
+            let one_by_one = Heads::empty();
+            for (m, s) in &state.members {
+                one_by_one.set_all(vec![(
+                    *m,
+                    Head {
+                        tx: s.last.get(),
+                        posted: s.posted,
+                        held: s.held,
+                    },
+                )]);
+            }
+            for (m, s) in &state.members {
+                let expected = Head {
+                    tx: s.last.get(),
+                    posted: s.posted,
+                    held: s.held,
+                };
+                assert_eq!(built.get(*m), Some(expected), "{m:?} of {members}");
+            }
+            for m in [MemberId(0), MemberId(2), MemberId(members * 3 + 1)] {
+                assert_eq!(built.get(m), None, "{m:?} of {members}");
+            }
+            for (shard, alone) in built.shards.iter().zip(&one_by_one.shards) {
+                let (table, other) = (shard.read(), alone.read());
+                assert_eq!(table.len(), other.len());
+                assert_eq!(
+                    table.placement().1,
+                    other.placement().1,
+                    "{members} members"
+                );
+                assert_eq!(shard.published(), table.placement());
+            }
+        }
     }
 }

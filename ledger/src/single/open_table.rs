@@ -145,9 +145,38 @@ impl<S: Slot> Table<S> {
         Some(removed)
     }
 
+    /// Makes room for `more` entries at once: the slots grown to the size that many claims
+    /// would have grown them to, with one placing of the entries held rather than one per
+    /// doubling.
+    pub fn reserve(&mut self, more: usize, hasher: &impl Hash64) {
+        if more == 0 {
+            return;
+        }
+        let need = self.len + more;
+        let mut size = self.slots.len().max(SLOTS_MIN);
+        while need * 4 > size * 3 {
+            size *= 2;
+        }
+        if size > self.slots.len() {
+            self.grow_to(size, hasher);
+        }
+    }
+
+    /// Asks the processor for the slot where `key`'s probe starts.
+    #[inline]
+    pub fn prefetch(&self, key: u64, hasher: &impl Hash64) {
+        if let Some(first) = self.slots.get(hasher.hash(key) as usize & self.mask()) {
+            crate::shared::prefetch::line(first as *const S as usize);
+        }
+    }
+
     /// Doubles the slots and places every entry again.
     fn grow(&mut self, hasher: &impl Hash64) {
-        let size = (self.slots.len() * 2).max(SLOTS_MIN);
+        self.grow_to((self.slots.len() * 2).max(SLOTS_MIN), hasher);
+    }
+
+    /// Places every entry again in `size` slots (a power of two, larger than now).
+    fn grow_to(&mut self, size: usize, hasher: &impl Hash64) {
         // Written, not allocated zeroed: fresh zeroed memory is mapped to the kernel's zero
         // page on the first read, and the probe reads each slot before writing it. Every page
         // would then take a second fault on that write, and the copy it makes flushes the
@@ -340,5 +369,46 @@ mod tests {
         assert_eq!(table.remove(0, &Identity), Some(Pair([0, 1])));
         assert_eq!(table.remove(0, &Identity), None);
         assert!(table.is_empty());
+    }
+
+    /// Room made at once for the entries to come: their claims move nothing, each entry is
+    /// found after, and the size is the one claims alone would have grown to.
+    #[test]
+    fn a_reserve_makes_room_once_for_what_claims_would_grow_to() {
+        for (before, more) in [
+            (0u64, 0usize),
+            (0, 1),
+            (0, 12),
+            (0, 13),
+            (5, 100),
+            (40, 3_000),
+        ] {
+            let mut table = Table::<Pair>::default();
+            let mut grown = Table::<Pair>::default();
+            for k in 0..before {
+                table.claim(Pair([k, k + 1]), &Identity);
+                grown.claim(Pair([k, k + 1]), &Identity);
+            }
+            table.reserve(more, &Identity);
+            let placed = table.placement();
+            for k in before..before + more as u64 {
+                table.claim(Pair([k, k + 2]), &Identity);
+                grown.claim(Pair([k, k + 2]), &Identity);
+            }
+            assert_eq!(
+                table.placement(),
+                placed,
+                "{before} then {more}: nothing moved"
+            );
+            assert_eq!(
+                table.placement().1,
+                grown.placement().1,
+                "{before} then {more}"
+            );
+            assert_eq!(table.len(), before as usize + more);
+            for k in 0..before + more as u64 {
+                assert!(table.get(k, &Identity).is_some(), "{k}");
+            }
+        }
     }
 }

@@ -87,7 +87,8 @@ struct Load {
     through: u64,
     /// The state brought forward with the journal, and what recovery hands on.
     recovered: Recovered,
-    /// The threads it was loaded on: 2, or 1 where the store is read from one only.
+    /// The threads that read the store: 2, or 1 where the store is read from one only. (The
+    /// members' map is filled on a thread of its own either way: `recovery::load_state`.)
     threads: usize,
 }
 

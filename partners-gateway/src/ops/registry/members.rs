@@ -326,7 +326,9 @@ impl Registry {
     }
 
     /// Links many new references at `partner` in one transaction (bulk onboarding).
-    /// References already linked are refused as a whole.
+    /// References already linked are refused as a whole. The transaction holds every link's two
+    /// records: callers keep it to tens of thousands of links (FoundationDB refuses a
+    /// transaction over 10 MB).
     pub fn link_many(
         &self,
         partner: PartnerId,

@@ -491,6 +491,23 @@ impl Compiled {
         }
         (out, count)
     }
+
+    /// The members of the segment whose ids are above `after`, in id order, at most `limit`:
+    /// the rows are scanned from `after + 1` and no further than the `limit`th member, so a
+    /// caller paging through a large segment (a broadcast, a chunk a round) reads each row once
+    /// in all rather than every row on every page.
+    pub fn members_after(&self, facts: &Facts, after: u64, limit: usize) -> Vec<u64> {
+        let start = usize::try_from(after.saturating_add(1))
+            .unwrap_or(usize::MAX)
+            .min(facts.rows.len());
+        facts.rows[start..]
+            .iter()
+            .zip(start as u64..)
+            .filter(|(r, _)| self.contains(r))
+            .map(|(_, id)| id)
+            .take(limit)
+            .collect()
+    }
 }
 
 /// A member's age in whole years on `today`.
@@ -623,6 +640,55 @@ mod tests {
         }
         facts.rows = vec![Row::default(), base, out[1], base];
         assert_eq!(c.members(&facts, 1), (vec![1], 2));
+    }
+
+    #[test]
+    fn members_after_an_id_are_the_segment_s_next_in_id_order() {
+        let rules = SegmentRules {
+            balance_min: Some(100),
+            ..Default::default()
+        };
+        let facts = Facts {
+            // Members 1..=60; every third one (3, 6, ...) holds too few points.
+            rows: (0..=60u64)
+                .map(|i| Row {
+                    enrolled: i > 0,
+                    balance: if i % 3 == 0 { 99 } else { 100 + i as i64 },
+                    ..Row::default()
+                })
+                .collect(),
+            ..Default::default()
+        };
+        let c = Compiled::new(&rules, &facts, d("2026-11-30"));
+        let (all, count) = c.members(&facts, usize::MAX);
+        assert_eq!(count, 40);
+        assert!(!all.contains(&0) && !all.contains(&3) && all.contains(&59));
+        for after in [0, 1, 2, 3, 17, 58, 59, 60, 61, u64::MAX] {
+            for limit in [0, 1, 7, 40, usize::MAX] {
+                let expected: Vec<u64> = all
+                    .iter()
+                    .copied()
+                    .filter(|m| *m > after)
+                    .take(limit)
+                    .collect();
+                assert_eq!(
+                    c.members_after(&facts, after, limit),
+                    expected,
+                    "after {after}, at most {limit}"
+                );
+            }
+        }
+        // Paged seven at a time from the start, the pages are the whole segment, once each.
+        let (mut paged, mut after) = (Vec::new(), 0);
+        loop {
+            let page = c.members_after(&facts, after, 7);
+            paged.extend_from_slice(&page);
+            match page.last() {
+                Some(m) if page.len() == 7 => after = *m,
+                _ => break,
+            }
+        }
+        assert_eq!(paged, all);
     }
 
     #[test]

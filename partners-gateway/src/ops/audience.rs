@@ -1013,6 +1013,21 @@ impl Audience {
         )
     }
 
+    /// The members `rules` selects on `today` whose ids are above `after`: at most `limit`, in
+    /// id order, with no row below `after` read (see [`Compiled::members_after`]).
+    pub fn evaluate_after(
+        &self,
+        rules: &SegmentRules,
+        today: NaiveDate,
+        after: u64,
+        limit: usize,
+    ) -> Vec<u64> {
+        self.on_facts(
+            || self.compile(rules, today),
+            |c, facts| c.members_after(facts, after, limit),
+        )
+    }
+
     /// Whether member `m` is in segment `rec` on `today`.
     pub fn contains(&self, rec: &SegmentRecord, m: MemberId, today: NaiveDate) -> bool {
         self.on_facts(
@@ -1209,6 +1224,18 @@ pub fn members(ops: &Ops, rules: &SegmentRules, limit: usize) -> Result<Membersh
         as_of_transactions: as_of,
         today,
     })
+}
+
+/// The members `rules` selects whose ids are above `after`, at most `limit`, in id order, as of
+/// the journal now: the next page of a segment read a page at a time. Blocking.
+pub fn members_after(
+    ops: &Ops,
+    rules: &SegmentRules,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<u64>, OpError> {
+    ops.audience.catch_up(ops)?;
+    Ok(ops.audience.evaluate_after(rules, today(ops), after, limit))
 }
 
 /// The segments member `m` is in. Blocking.

@@ -399,12 +399,8 @@ pub fn queue_broadcasts(ops: &Ops) -> Result<usize, OpError> {
             continue;
         }
         let s = super::audience::segment(ops, b.segment)?;
-        let members = super::audience::members(ops, &s.rules, usize::MAX)?.members;
-        let rest: Vec<u64> = members
-            .into_iter()
-            .filter(|m| *m > b.queued_through)
-            .take(BROADCAST_CHUNK)
-            .collect();
+        let rest =
+            super::audience::members_after(ops, &s.rules, b.queued_through, BROADCAST_CHUNK)?;
         let jobs: Vec<Job> = rest
             .iter()
             .map(|m| Job {

@@ -14,21 +14,35 @@ use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// What the fake provider saw, and how many requests it still refuses.
+/// What the fake provider saw, how many requests it still refuses, how long it takes to answer
+/// each, and the most it held at once.
 #[derive(Default)]
 struct Fake {
     got: Vec<(HeaderMap, Value)>,
     refuse: u32,
+    delay_ms: u64,
+    in_flight: u32,
+    in_flight_max: u32,
 }
 
 type Shared = Arc<Mutex<Fake>>;
 
 async fn sms(State(s): State<Shared>, headers: HeaderMap, body: String) -> StatusCode {
-    let mut f = s.lock().unwrap();
-    if f.refuse > 0 {
-        f.refuse -= 1;
-        return StatusCode::SERVICE_UNAVAILABLE;
+    let delay = {
+        let mut f = s.lock().unwrap();
+        if f.refuse > 0 {
+            f.refuse -= 1;
+            return StatusCode::SERVICE_UNAVAILABLE;
+        }
+        f.in_flight += 1;
+        f.in_flight_max = f.in_flight_max.max(f.in_flight);
+        f.delay_ms
+    };
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
     }
+    let mut f = s.lock().unwrap();
+    f.in_flight -= 1;
     f.got
         .push((headers, serde_json::from_str(&body).expect("JSON body")));
     StatusCode::ACCEPTED
@@ -529,5 +543,82 @@ async fn a_member_is_told_each_time_its_claim_moves() {
             format!("Your claim: claim {id} open."),
             format!("Your claim: claim {id} rejected."),
         ]
+    );
+}
+
+/// A slow provider is sent several members' messages at once: a broadcast to twenty members,
+/// each answered after 300 ms, reaches every member once, and more than one request is in
+/// flight at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_provider_is_sent_several_members_messages_at_once() {
+    let (url, fake) = fake_provider().await;
+    fake.lock().unwrap().delay_ms = 300;
+    let gw = Gw::start().await;
+    settings(&gw, json!({"max_per_day": 100, "max_per_week": 100})).await;
+    let p = gw
+        .op(
+            "PUT",
+            "/admin/v1/notifications/providers/sms",
+            Some(json!({"url": url, "headers": [],
+                "body_template": "{\"to\": {{ to }}, \"text\": {{ text }}, \"id\": {{ message_id }}}"})),
+        )
+        .await;
+    assert_eq!(p.status, 200, "{:?}", p.body);
+    let members: Vec<u64> = (31..=50).collect();
+    for m in &members {
+        let r = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/profile"),
+                Some(json!({"name": format!("M{m}"), "language": "en",
+                    "phone": format!("+4477009000{m}"), "city": "Slowtown"})),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let c = gw
+            .op(
+                "PUT",
+                &format!("/admin/v1/members/{m}/consent/sms"),
+                Some(json!({"granted": true, "source": "app settings"})),
+            )
+            .await;
+        assert_eq!(c.status, 200, "{:?}", c.body);
+    }
+    let seg = gw
+        .op(
+            "POST",
+            "/admin/v1/segments",
+            Some(json!({"name": "Slowtown", "reason": "test", "rules": {"cities": ["Slowtown"]}})),
+        )
+        .await;
+    assert_eq!(seg.status, 201, "{:?}", seg.body);
+    let b = gw
+        .op(
+            "POST",
+            "/admin/v1/notifications/broadcasts",
+            Some(
+                json!({"name": "Slow", "segment": seg.body["id"], "channel": "sms",
+                "reason": "test", "texts": [{"language": "en", "body": "Hello {{ name }}"}]}),
+            ),
+        )
+        .await;
+    assert_eq!(b.status, 201, "{:?}", b.body);
+    until(&fake, "twenty messages", |g| g.len() >= members.len()).await;
+    // Nothing more arrives: each member was sent one.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let f = fake.lock().unwrap();
+    let mut to: Vec<String> = f
+        .got
+        .iter()
+        .map(|(_, b)| b["to"].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    let mut expected: Vec<String> = members.iter().map(|m| format!("+4477009000{m}")).collect();
+    expected.sort();
+    assert_eq!(to, expected);
+    assert!(
+        f.in_flight_max > 1,
+        "one request at a time: {}",
+        f.in_flight_max
     );
 }

@@ -733,6 +733,7 @@ fn open_app(config: &Config) -> anyhow::Result<AppState> {
         batch_commands_max: config.batch_commands_max,
         audit_running: Default::default(),
         audience: Default::default(),
+        referral_sweep: Default::default(),
     };
     let mut app = App::new(
         ops,

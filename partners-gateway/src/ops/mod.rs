@@ -39,6 +39,8 @@ pub struct Ops {
     pub audit_running: std::sync::atomic::AtomicBool,
     /// Members' segment facts, followed from the journal and the profiles.
     pub audience: audience::Audience,
+    /// Where the referral sweep left off ([`engagement::referrals::sweep`]).
+    pub referral_sweep: engagement::Cursor,
 }
 
 /// Operations on an embedded store in `dir` (made there if new), for the unit tests: a
@@ -53,6 +55,7 @@ pub(crate) fn ops_on(dir: &std::path::Path) -> Ops {
         batch_commands_max: 100,
         audit_running: Default::default(),
         audience: Default::default(),
+        referral_sweep: Default::default(),
     }
 }
 

@@ -23,7 +23,7 @@ use super::Ops;
 use crate::engagement::model::Funding;
 use crate::engagement::Invalid;
 use ledger::{Command, GrantKind, GrantOrigin, IdemKey, MemberId, Points, Receipt, Timestamp};
-use std::sync::Weak;
+use std::sync::{Mutex, Weak};
 use std::time::Duration;
 
 fn reg(e: RegistryError) -> OpError {
@@ -83,6 +83,29 @@ fn check_reference(r: &str) -> Result<(), OpError> {
     super::programme::check_change_reference(r)
 }
 
+/// Where a sweep over a family of waiting records left off. Each sweep reads the next page after
+/// it, and the first page again once a page comes back short, so every record is seen in turn
+/// however many wait before it in key order (records a sweep leaves waiting, a referral whose
+/// window is still open, would otherwise hold back every record after the first page).
+#[derive(Default)]
+pub struct Cursor(Mutex<Option<Vec<u8>>>);
+
+impl Cursor {
+    /// The bodies of the next page, at most `limit`, of `family`'s records.
+    fn page(&self, ops: &Ops, family: u8, limit: usize) -> Result<Vec<Vec<u8>>, OpError> {
+        let mut after = self.0.lock().expect("sweep cursor");
+        let page = ops
+            .registry
+            .eng_scan::<serde::de::IgnoredAny>(family, &[], after.as_deref(), limit)
+            .map_err(reg)?;
+        *after = match page.last() {
+            Some((body, _)) if page.len() >= limit => Some(body.clone()),
+            _ => None,
+        };
+        Ok(page.into_iter().map(|(body, _)| body).collect())
+    }
+}
+
 /// Does the work that falls due: vouchers past their expiry, referrals whose referee
 /// qualified (or whose window passed), draws past their closing time. Blocking. Returns how
 /// many records it moved.
@@ -109,4 +132,60 @@ pub fn spawn(ops: Weak<Ops>) {
 /// A transaction id as the API shows it.
 fn tx_id(r: &Receipt) -> String {
     r.tx.id.0.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ledger::keys::gateway::engagement::REFERRAL_PENDING;
+
+    #[test]
+    fn a_cursor_pages_through_every_record_in_turn_and_starts_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ops = crate::ops::ops_on(dir.path());
+        let body = |i: u64| i.to_be_bytes().to_vec();
+        ops.registry
+            .engage(&mut |t| {
+                for i in 1..=5 {
+                    t.put(REFERRAL_PENDING, &body(i), &());
+                }
+                Ok(Ok::<_, OpError>(()))
+            })
+            .expect("store")
+            .expect("puts");
+        let c = Cursor::default();
+        let pages: Vec<Vec<Vec<u8>>> = (0..4)
+            .map(|_| c.page(&ops, REFERRAL_PENDING, 2).expect("page"))
+            .collect();
+        assert_eq!(
+            pages,
+            vec![
+                vec![body(1), body(2)],
+                vec![body(3), body(4)],
+                vec![body(5)],
+                vec![body(1), body(2)],
+            ]
+        );
+        // A record removed behind the cursor, and one added ahead of it: the pages follow.
+        ops.registry
+            .engage(&mut |t| {
+                t.clear(REFERRAL_PENDING, &body(3));
+                t.put(REFERRAL_PENDING, &body(6), &());
+                Ok(Ok::<_, OpError>(()))
+            })
+            .expect("store")
+            .expect("changes");
+        assert_eq!(
+            c.page(&ops, REFERRAL_PENDING, 2).expect("page"),
+            vec![body(4), body(5)]
+        );
+        assert_eq!(
+            c.page(&ops, REFERRAL_PENDING, 2).expect("page"),
+            vec![body(6)]
+        );
+        assert_eq!(
+            c.page(&ops, REFERRAL_PENDING, 10).expect("page"),
+            vec![body(1), body(2), body(4), body(5), body(6)]
+        );
+    }
 }

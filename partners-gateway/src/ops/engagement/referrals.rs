@@ -302,16 +302,17 @@ fn earns_in_window(ops: &Ops, r: &ReferralRecord) -> Result<Vec<(ledger::TxId, i
     Ok(out)
 }
 
+/// Pending referrals one sweep looks at: the next after where the last left off.
+const SWEEP_MAX: usize = 1_000;
+
 /// Moves pending referrals on: bonuses for those whose referee qualified, lapsed for those
-/// whose window passed. Blocking. Returns how many it moved.
+/// whose window passed, [`SWEEP_MAX`] at a time, each sweep after the last. Blocking. Returns
+/// how many it moved.
 pub fn sweep(ops: &Ops, now: i64) -> Result<usize, OpError> {
     let p = policy(ops)?.policy;
-    let pending = ops
-        .registry
-        .eng_scan::<()>(REFERRAL_PENDING, &[], None, 1_000)
-        .map_err(reg)?;
+    let pending = ops.referral_sweep.page(ops, REFERRAL_PENDING, SWEEP_MAX)?;
     let mut moved = 0;
-    for (body, ()) in pending {
+    for body in pending {
         let Some(mut r) = ops
             .registry
             .eng_get::<ReferralRecord>(REFERRAL, &body)

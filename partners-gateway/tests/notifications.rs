@@ -94,6 +94,26 @@ fn texts_to(got: &[(HeaderMap, Value)], phone: &str) -> Vec<String> {
         .collect()
 }
 
+/// Member `m`'s profile, and its consent to SMS granted or not.
+async fn profile_with_consent(gw: &Gw, m: u64, profile: Value, consent: bool) {
+    let r = gw
+        .op(
+            "PUT",
+            &format!("/admin/v1/members/{m}/profile"),
+            Some(profile),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let c = gw
+        .op(
+            "PUT",
+            &format!("/admin/v1/members/{m}/consent/sms"),
+            Some(json!({"granted": consent, "source": "app settings"})),
+        )
+        .await;
+    assert_eq!(c.status, 200, "{:?}", c.body);
+}
+
 /// A segment of the members living in `city`, and a broadcast to it by SMS in `texts`.
 async fn broadcast_to_city(gw: &Gw, city: &str, texts: Value) {
     let seg = gw
@@ -213,22 +233,7 @@ async fn members_are_told_in_their_language_when_they_agreed_to_be() {
             false,
         ),
     ] {
-        let r = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/profile"),
-                Some(profile),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let c = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/consent/sms"),
-                Some(json!({"granted": consent, "source": "app settings"})),
-            )
-            .await;
-        assert_eq!(c.status, 200, "{:?}", c.body);
+        profile_with_consent(&gw, m, profile, consent).await;
     }
     for m in [21, 22, 23] {
         assert_eq!(gw.earn_miles(m, &format!("N-{m}"), "120").await.status, 200);
@@ -585,23 +590,9 @@ async fn a_slow_provider_is_sent_several_members_messages_at_once() {
     assert_eq!(p.status, 200, "{:?}", p.body);
     let members: Vec<u64> = (31..=50).collect();
     for m in &members {
-        let r = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/profile"),
-                Some(json!({"name": format!("M{m}"), "language": "en",
-                    "phone": format!("+4477009000{m}"), "city": "Slowtown"})),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
-        let c = gw
-            .op(
-                "PUT",
-                &format!("/admin/v1/members/{m}/consent/sms"),
-                Some(json!({"granted": true, "source": "app settings"})),
-            )
-            .await;
-        assert_eq!(c.status, 200, "{:?}", c.body);
+        let profile = json!({"name": format!("M{m}"), "language": "en",
+            "phone": format!("+4477009000{m}"), "city": "Slowtown"});
+        profile_with_consent(&gw, *m, profile, true).await;
     }
     broadcast_to_city(
         &gw,

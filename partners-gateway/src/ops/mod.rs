@@ -43,6 +43,25 @@ pub struct Ops {
     pub referral_sweep: engagement::Cursor,
 }
 
+/// `items` grouped by `key`, each group in the order its items came and the groups in the order
+/// their first item came: the background rounds that go several members at once, each member's
+/// in order (webhook deliveries, notifications), split their work so.
+pub(crate) fn grouped<T, K: std::hash::Hash + Eq>(
+    items: impl IntoIterator<Item = T>,
+    key: impl Fn(&T) -> K,
+) -> Vec<Vec<T>> {
+    let mut at: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    let mut groups: Vec<Vec<T>> = Vec::new();
+    for item in items {
+        let i = *at.entry(key(&item)).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[i].push(item);
+    }
+    groups
+}
+
 /// Operations on an embedded store in `dir` (made there if new), for the unit tests: a
 /// gateway's state without its HTTP or its background tasks.
 #[cfg(test)]
@@ -133,4 +152,21 @@ pub(crate) fn check_consent(consent: &str) -> Result<(), error::OpError> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_keep_their_items_order_and_come_in_the_order_first_seen() {
+        let items = [(7, 'a'), (3, 'b'), (7, 'c'), (5, 'd'), (3, 'e'), (7, 'f')];
+        assert_eq!(
+            super::grouped(items, |i| i.0),
+            vec![
+                vec![(7, 'a'), (7, 'c'), (7, 'f')],
+                vec![(3, 'b'), (3, 'e')],
+                vec![(5, 'd')],
+            ]
+        );
+        assert!(super::grouped(Vec::<u8>::new(), |i| *i).is_empty());
+    }
 }

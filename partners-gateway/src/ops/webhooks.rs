@@ -498,19 +498,18 @@ impl Dispatcher {
         w: &WebhookRecord,
         events: &[Pending],
     ) -> Vec<Option<(u32, crate::events::delivery::Outcome)>> {
-        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, p) in events.iter().enumerate() {
-            let who = match (&p.event.member_id, &p.event.member) {
+        let groups = super::grouped(0..events.len(), |i| {
+            let e = &events[*i].event;
+            match (&e.member_id, &e.member) {
                 (Some(id), _) => id.to_string(),
                 (None, Some(r)) => r.clone(),
                 (None, None) => String::new(),
-            };
-            groups.entry(who).or_default().push(i);
-        }
+            }
+        });
         let secret = Arc::new(ops.registry.webhook_secret(w.id));
         let gate = Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT));
         let mut set = tokio::task::JoinSet::new();
-        for idx in groups.into_values() {
+        for idx in groups {
             let jobs: Vec<(usize, u32, Event)> = idx
                 .into_iter()
                 .map(|i| {
